@@ -1,0 +1,129 @@
+package eni
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// ENI types as the ECS API names them.
+const (
+	TypePrimary   = "Primary"
+	TypeSecondary = "Secondary"
+	TypeTrunk     = "Trunk"
+)
+
+// ENI states as the ECS API names them. An ENI moves
+// Available → Attaching → InUse on attach and InUse → Detaching → Available
+// on detach.
+const (
+	StatusAvailable = "Available"
+	StatusAttaching = "Attaching"
+	StatusInUse     = "InUse"
+	StatusDetaching = "Detaching"
+	StatusDeleting  = "Deleting"
+)
+
+// Client is what a node needs from the cloud. Implementations must be safe
+// for concurrent use. Every method may return an error wrapping one of the
+// sentinels in errors.go.
+type Client interface {
+	// InstanceLimits returns the ENI and address quotas of an instance type
+	// (DescribeInstanceTypes).
+	InstanceLimits(ctx context.Context, instanceType string) (InstanceLimits, error)
+
+	// VSwitches describes the given vSwitches, including their free address
+	// count (DescribeVSwitches).
+	VSwitches(ctx context.Context, ids ...string) ([]VSwitch, error)
+
+	// CreateENI creates a secondary ENI (CreateNetworkInterface). With the
+	// same non-empty ClientToken a retried call returns the ENI created by
+	// the first one instead of a second ENI.
+	CreateENI(ctx context.Context, opts CreateENIOptions) (ENI, error)
+
+	// AttachENI starts attaching an ENI to an instance
+	// (AttachNetworkInterface). Attachment is asynchronous: poll ENIs until
+	// the status is InUse.
+	AttachENI(ctx context.Context, eniID, instanceID string) error
+
+	// DetachENI starts detaching an ENI (DetachNetworkInterface).
+	DetachENI(ctx context.Context, eniID, instanceID string) error
+
+	// DeleteENI deletes an Available ENI (DeleteNetworkInterface).
+	DeleteENI(ctx context.Context, eniID string) error
+
+	// ENIs lists the ENIs matching the filter, following every page
+	// (DescribeNetworkInterfaces).
+	ENIs(ctx context.Context, filter ENIFilter) ([]ENI, error)
+
+	// AssignPrivateIPs assigns count new secondary IPv4 addresses to an ENI
+	// (AssignPrivateIpAddresses; the API takes at most 10 per call) and
+	// returns them.
+	AssignPrivateIPs(ctx context.Context, eniID string, count int) ([]netip.Addr, error)
+
+	// UnassignPrivateIPs removes secondary IPv4 addresses from an ENI
+	// (UnassignPrivateIpAddresses).
+	UnassignPrivateIPs(ctx context.Context, eniID string, ips []netip.Addr) error
+}
+
+// MaxIPsPerAssign is the most addresses AssignPrivateIpAddresses accepts in
+// one call.
+const MaxIPsPerAssign = 10
+
+// InstanceLimits are the network quotas of one ECS instance type.
+type InstanceLimits struct {
+	InstanceType   string
+	ENIs           int  // EniQuantity: ENIs per instance, primary included
+	IPv4PerENI     int  // EniPrivateIpAddressQuantity, primary address included
+	IPv6PerENI     int  // EniIpv6AddressQuantity
+	TrunkSupported bool // EniTrunkSupported
+	MemberENIs     int  // EniTotalQuantity - EniQuantity when trunking is supported
+}
+
+// VSwitch is a VPC subnet in one zone.
+type VSwitch struct {
+	ID           string
+	VPCID        string
+	ZoneID       string
+	CIDR         netip.Prefix
+	AvailableIPs int // AvailableIpAddressCount
+}
+
+// ENI is an elastic network interface as the cloud describes it.
+type ENI struct {
+	ID               string
+	Type             string // TypePrimary, TypeSecondary or TypeTrunk
+	Status           string // one of the Status* constants
+	MAC              net.HardwareAddr
+	InstanceID       string // empty unless attached or attaching
+	VPCID            string
+	VSwitchID        string
+	ZoneID           string
+	SecurityGroupIDs []string
+	PrimaryIP        netip.Addr
+	PrivateIPs       []netip.Addr // every private IPv4, primary first
+	Tags             map[string]string
+	Description      string
+	CreationTime     time.Time
+}
+
+// CreateENIOptions describe a new secondary ENI.
+type CreateENIOptions struct {
+	VSwitchID        string
+	SecurityGroupIDs []string // at least one
+	Tags             map[string]string
+	Description      string
+	ResourceGroupID  string
+	SecondaryIPs     int    // extra private IPv4s assigned at creation
+	ClientToken      string // idempotency key; empty disables idempotency
+}
+
+// ENIFilter selects ENIs. Empty fields do not filter; Tags must all match.
+type ENIFilter struct {
+	InstanceID string
+	IDs        []string
+	VSwitchID  string
+	Status     string
+	Tags       map[string]string
+}

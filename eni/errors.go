@@ -1,0 +1,57 @@
+package eni
+
+import (
+	"errors"
+	"fmt"
+)
+
+// These errors classify what the cloud answered. Callers branch on them with
+// errors.Is; an *APIError keeps the original code and request id.
+var (
+	// ErrVSwitchExhausted means the vSwitch has no free address
+	// (InvalidVSwitchId.IpNotEnough). Retrying soon will not help: pick
+	// another vSwitch or back off.
+	ErrVSwitchExhausted = errors.New("vswitch has no free ip address")
+
+	// ErrQuotaExceeded means an ENI or address quota of the instance or
+	// account is reached (EniPerInstanceLimitExceeded,
+	// QuotaExceeded.PrivateIpAddress, ...).
+	ErrQuotaExceeded = errors.New("quota exceeded")
+
+	// ErrNotFound means the named ENI, instance or vSwitch does not exist.
+	ErrNotFound = errors.New("not found")
+
+	// ErrInvalidParameter means the request itself is wrong and will fail
+	// again unchanged.
+	ErrInvalidParameter = errors.New("invalid parameter")
+
+	// ErrThrottled means the API rate limit was hit and retries ran out.
+	ErrThrottled = errors.New("throttled")
+
+	// ErrInvalidState means the resource is in a state that does not allow
+	// the operation (attaching an InUse ENI, deleting an attached one).
+	ErrInvalidState = errors.New("resource in wrong state")
+
+	// ErrAuth means the credentials were rejected.
+	ErrAuth = errors.New("authentication failed")
+)
+
+// APIError is an error answer from the OpenAPI. It matches the sentinel its
+// code maps to (see Kind).
+type APIError struct {
+	Action     string
+	HTTPStatus int
+	Code       string
+	Message    string
+	RequestID  string
+	Kind       error // one of the sentinels above, or nil when unclassified
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %s: %s (request id %s)", e.Action, e.Code, e.Message, e.RequestID)
+}
+
+// Is reports whether target is the sentinel this error's code maps to.
+func (e *APIError) Is(target error) bool {
+	return e.Kind != nil && target == e.Kind
+}

@@ -1,0 +1,90 @@
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// RequireRoot skips the test unless it runs with CAP_NET_ADMIN (as root).
+func RequireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root (CAP_NET_ADMIN): run with go test -exec sudo or as root")
+	}
+}
+
+// SkipOnOldKernel skips the test when the running kernel is older than
+// minVersion ("6.6"), naming the feature that needs it.
+func SkipOnOldKernel(tb testing.TB, minVersion, feature string) {
+	tb.Helper()
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		tb.Fatalf("uname: %v", err)
+	}
+	have := parseKernel(unix.ByteSliceToString(uts.Release[:]))
+	want := parseKernel(minVersion)
+	if have[0] < want[0] || (have[0] == want[0] && have[1] < want[1]) {
+		tb.Skipf("%s needs kernel >= %s", feature, minVersion)
+	}
+}
+
+func parseKernel(s string) [2]int {
+	var v [2]int
+	for i, part := range strings.SplitN(s, ".", 3)[:min(2, len(strings.SplitN(s, ".", 3)))] {
+		n := 0
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		v[i] = n
+	}
+	return v
+}
+
+// NewNetNS creates a named network namespace (visible to "ip netns") that is
+// deleted when the test ends, even when it fails. Skips without root.
+func NewNetNS(tb testing.TB) (name string, handle netns.NsHandle) {
+	tb.Helper()
+	RequireRoot(tb)
+	name = "vtest-" + strconv.FormatInt(int64(os.Getpid()), 36) + "-" + randSuffix()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		tb.Fatalf("get current netns: %v", err)
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if err != nil {
+		tb.Fatalf("create netns %s: %v", name, err)
+	}
+	if err := netns.Set(orig); err != nil {
+		panic(fmt.Sprintf("cannot restore netns after creating %s: %v", name, err))
+	}
+	tb.Cleanup(func() {
+		h.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			tb.Errorf("delete netns %s: %v", name, err)
+		}
+	})
+	return name, h
+}
+
+func randSuffix() string {
+	var b [4]byte
+	f, err := os.Open("/dev/urandom")
+	if err == nil {
+		_, _ = f.Read(b[:])
+		f.Close()
+	}
+	return fmt.Sprintf("%x", b)
+}
