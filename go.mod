@@ -32,3 +32,5 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/ini.v1 v1.67.0 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go
