@@ -1,0 +1,40 @@
+// Package netplumb is veni's node datapath: the links, addresses, routes,
+// policy rules, neighbour entries and sysctls that carry pod traffic in
+// shared-ENI mode (one veth pair per pod, policy routing per ENI).
+//
+// The CNI plugin calls it in this order:
+//
+//	ADD:   EnsureENI → SetupPod
+//	DEL:   TeardownPod (idempotent: "already gone" is success)
+//	CHECK: CheckPod
+//
+// and the daemon calls TeardownENI when it deletes an ENI.
+//
+// # What it owns
+//
+// In the host (node) namespace: the ENI links' MTU, up state, rp_filter,
+// proxy_arp and their policy-routing tables (table 1000+ifindex by default,
+// see ENIConfig.Table); the host ends of pod veths ("veni" + hash of the
+// container id and interface name), the /32 route to each pod and the two
+// rules per pod IP at priorities 512 and 2048. In pod namespaces: the pod
+// interface, its /32 address, the routes via the link-local gateway
+// 169.254.1.1 and the permanent neighbour entry for it.
+//
+// It must not touch the store or the cloud: it is handed addresses and ENIs
+// that were already allocated, and it reports kernel state only.
+//
+// # Namespaces and threads
+//
+// Plain netlink work uses a *netlink.Handle bound to the target namespace
+// (netlink.NewHandleAt), which needs no thread switching. NetNS.Do (the
+// containernetworking/plugins ns design: a fresh goroutine locked to its OS
+// thread, unlocked only when switching back worked) is kept for what has no
+// handle: sysctls under /proc/sys/net, /proc and sockets. Inside Do never
+// start goroutines (they do not inherit the namespace), resolve names or call
+// the cloud: keep the closure to a few file writes.
+//
+// Every netlink dump goes through the wrappers in netlink_linux.go, which
+// retry on netlink.ErrDumpInterrupted; call those, not the Handle methods.
+//
+// IPv4 only: pods get no IPv6 address and the ENI table has no IPv6 routes.
+package netplumb

@@ -1,0 +1,210 @@
+package netplumb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// macPollInterval is how often FindLinkByMAC looks again. A fresh ENI shows
+// up within a second or two of the cloud reporting it InUse; 100ms keeps
+// the wait short without busy-looping.
+const macPollInterval = 100 * time.Millisecond
+
+// FindLinkByMAC returns the link with the given MAC in h's namespace,
+// waiting for it to appear until ctx is done (a freshly attached ENI shows
+// up some time after the cloud says it is attached). Without a deadline on
+// ctx it waits until ctx is cancelled. May return an error wrapping
+// ErrLinkNotFound.
+//
+// Links that always inherit their parent's MAC (vlan, ipvlan, ipvtap) are
+// skipped so a sub-interface is never mistaken for the ENI.
+func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr) (netlink.Link, error) {
+	t := time.NewTicker(macPollInterval)
+	defer t.Stop()
+	for {
+		links, err := linkList(h)
+		if err != nil {
+			return nil, fmt.Errorf("find link with mac %s: %w", mac, err)
+		}
+		for _, l := range links {
+			switch l.Type() {
+			case "vlan", "ipvlan", "ipvtap":
+				continue
+			}
+			if bytes.Equal(l.Attrs().HardwareAddr, mac) {
+				return l, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("find link with mac %s: %w (%w; is the ENI attached to this node?)", mac, ErrLinkNotFound, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// EnsureENI prepares the ENI with cfg.MAC to carry pod traffic and returns
+// it. It is idempotent; every step replaces what it finds. In order:
+//
+//	ip link set $eni mtu $MTU up
+//	sysctl net.ipv4.conf.$eni.rp_filter=0 .proxy_arp=1, neigh.$eni.proxy_delay=0
+//	ip route replace $VSwitchCIDR dev $eni scope link table $T
+//	ip route replace default via $Gateway dev $eni table $T
+//
+// The ENI gets no address: it only carries pod addresses (Terway's veth
+// mode), and the main table keeps no route through it. Because the VPC
+// resolves a pod address on the ENI by ARP, proxy_arp lets the node answer
+// for every pod IP it routes elsewhere (the /32 to the pod's veth);
+// proxy_delay=0 answers at once instead of after a random delay of up to
+// 0.8s that proxy replies get by default.
+//
+// rp_filter is off on the ENI because replies for pods arrive on it while
+// the main table reaches the VPC through eth0. The reverse-path lookup does
+// see the pod's "from" rule, but strict mode would still drop anything the
+// rules do not cover exactly (a reply racing SetupPod, an address the VPC
+// routes here before its rule exists), and the VPC already refuses spoofed
+// sources. The kernel applies max(conf/all, conf/$eni), which EnsureENI
+// leaves to the node's owner.
+//
+// May return an error wrapping ErrLinkNotFound (the ENI did not appear
+// before ctx's deadline), ErrNetNSNotFound or ErrInvalidConfig.
+func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
+	if err := cfg.validate(); err != nil {
+		return ENILink{}, err
+	}
+	h, err := openHandle(cfg.NetNS)
+	if err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni %s: %w", cfg.MAC, err)
+	}
+	defer h.Close()
+
+	link, err := FindLinkByMAC(ctx, h, cfg.MAC)
+	if err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni: %w", err)
+	}
+	name := link.Attrs().Name
+	if cfg.MTU > 0 && link.Attrs().MTU != cfg.MTU {
+		if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
+			return ENILink{}, fmt.Errorf("ensure eni %s: set mtu %d: %w", name, cfg.MTU, err)
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni %s: set up: %w", name, err)
+	}
+	if err := inNetNS(cfg.NetNS, func() error {
+		return setSysctls(
+			[2]string{"net/ipv4/conf/" + name + "/rp_filter", "0"},
+			[2]string{"net/ipv4/conf/" + name + "/proxy_arp", "1"},
+			[2]string{"net/ipv4/neigh/" + name + "/proxy_delay", "0"},
+		)
+	}); err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+	}
+
+	table := cfg.Table
+	if table == 0 {
+		table = TableBase + link.Attrs().Index
+	}
+	if err := replaceENIRoutes(h, link.Attrs().Index, table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, table, err)
+	}
+
+	// Re-read: the MTU and flags are what the kernel accepted.
+	link, err = h.LinkByIndex(link.Attrs().Index)
+	if err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+	}
+	slog.Debug("eni ready", "name", name, "index", link.Attrs().Index, "table", table, "mac", cfg.MAC.String())
+	return ENILink{
+		Name:  name,
+		Index: link.Attrs().Index,
+		Table: table,
+		MAC:   link.Attrs().HardwareAddr,
+		MTU:   link.Attrs().MTU,
+		NetNS: cfg.NetNS,
+	}, nil
+}
+
+// replaceENIRoutes installs the subnet route first: the kernel resolves the
+// default route's gateway in the same table, and refuses it (ENETUNREACH)
+// while the gateway has no route there.
+func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw netip.Addr) error {
+	cidr = cidr.Masked()
+	subnet := &netlink.Route{
+		LinkIndex: index,
+		Dst:       prefixToIPNet(cidr),
+		Scope:     netlink.SCOPE_LINK,
+		Table:     table,
+		Protocol:  unix.RTPROT_STATIC,
+	}
+	if err := h.RouteReplace(subnet); err != nil {
+		return fmt.Errorf("route %s: %w", cidr, err)
+	}
+	def := &netlink.Route{
+		LinkIndex: index,
+		Dst:       prefixToIPNet(netip.PrefixFrom(netip.IPv4Unspecified(), 0)),
+		Gw:        gw.AsSlice(),
+		Table:     table,
+		Protocol:  unix.RTPROT_STATIC,
+	}
+	if err := h.RouteReplace(def); err != nil {
+		return fmt.Errorf("default via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// TeardownENI removes every route of the ENI's table, for the daemon when
+// it deletes the ENI ("ip route flush table $T"). Pod rules pointing at the
+// table are the pods' to remove (TeardownPod). Routes already gone, or a
+// namespace that no longer exists, are not an error.
+func TeardownENI(ctx context.Context, eni ENILink) error {
+	if eni.Table <= 0 {
+		return fmt.Errorf("teardown eni %s: no table: %w", eni.Name, ErrInvalidConfig)
+	}
+	h, err := openHandle(eni.NetNS)
+	if errors.Is(err, ErrNetNSNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("teardown eni %s: %w", eni.Name, err)
+	}
+	defer h.Close()
+	routes, err := routeList(h, &netlink.Route{Table: eni.Table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("teardown eni %s table %d: %w", eni.Name, eni.Table, err)
+	}
+	for i := range routes {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("teardown eni %s: %w", eni.Name, err)
+		}
+		if err := ignoreNotExist(h.RouteDel(&routes[i])); err != nil {
+			return fmt.Errorf("teardown eni %s table %d: delete %s: %w", eni.Name, eni.Table, routeString(routes[i]), err)
+		}
+	}
+	return nil
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func routeString(r netlink.Route) string {
+	dst := "default"
+	if r.Dst != nil {
+		dst = r.Dst.String()
+	}
+	if r.Gw != nil {
+		dst += " via " + r.Gw.String()
+	}
+	return dst + " table " + strconv.Itoa(r.Table)
+}

@@ -1,0 +1,330 @@
+package netplumb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// SetupPod wires one pod interface to its ENI. In the pod namespace:
+//
+//	ip link add $IfName type veth peer $host (created from the node side)
+//	ip addr add $IP/32 dev $IfName; ip link set $IfName up
+//	ip route add 169.254.1.1 dev $IfName scope link
+//	ip route add default via 169.254.1.1 dev $IfName
+//	ip neigh add 169.254.1.1 lladdr $hostMAC dev $IfName nud permanent
+//
+// In the node namespace (cfg.ENI.NetNS):
+//
+//	sysctl net.ipv4.ip_forward=1
+//	ip link set $host up
+//	ip route replace $IP/32 dev $host scope link
+//	ip rule add to $IP/32 lookup main prio 512
+//	ip rule add from $IP/32 lookup $ENI.Table prio 2048
+//
+// The pod side must be new: when the pod namespace already has IfName it
+// returns an error wrapping ErrPodInterfaceExists (the CNI spec forbids
+// adopting it). The node side is idempotent: a leftover host veth of the
+// same name is replaced, routes are replaced and rules added only when
+// missing. On failure everything this call created is removed again.
+//
+// May also return errors wrapping ErrNetNSNotFound or ErrInvalidConfig.
+func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
+	if err := cfg.validateSetup(); err != nil {
+		return PodResult{}, err
+	}
+	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
+	wrap := func(err error) error {
+		return fmt.Errorf("setup pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.IP, err)
+	}
+
+	hostH, err := openHandle(cfg.ENI.NetNS)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
+	defer hostH.Close()
+	podNS, err := openNSHandle(cfg.ContainerNetNS)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
+	defer podNS.Close()
+	podH, err := netlink.NewHandleAt(podNS)
+	if err != nil {
+		return PodResult{}, wrap(fmt.Errorf("netlink handle in %s: %w", cfg.ContainerNetNS, err))
+	}
+	defer podH.Close()
+
+	if _, err := linkByName(podH, cfg.IfName); err == nil {
+		return PodResult{}, wrap(fmt.Errorf("%s in %s: %w", cfg.IfName, cfg.ContainerNetNS, ErrPodInterfaceExists))
+	} else if !errors.Is(err, ErrLinkNotFound) {
+		return PodResult{}, wrap(err)
+	}
+	if err := removeStaleHostVeth(hostH, hostName); err != nil {
+		return PodResult{}, wrap(err)
+	}
+	if err := inNetNS(cfg.ENI.NetNS, func() error {
+		return setSysctls([2]string{"net/ipv4/ip_forward", "1"})
+	}); err != nil {
+		return PodResult{}, wrap(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return PodResult{}, wrap(err)
+	}
+
+	// Create the pair from the node side with the peer born inside the pod
+	// namespace: the pod end never appears in the node namespace, so a
+	// crash cannot leave an "eth0" there.
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: hostName, MTU: cfg.mtu()},
+		PeerName:      cfg.IfName,
+		PeerNamespace: netlink.NsFd(int(podNS)),
+	}
+	if err := hostH.LinkAdd(veth); err != nil {
+		return PodResult{}, wrap(fmt.Errorf("add veth %s/%s: %w", hostName, cfg.IfName, err))
+	}
+	// Deleting the host end deletes the pod end with its address, routes
+	// and neighbour, and the host /32 route with it.
+	defer func() {
+		if err != nil {
+			if derr := ignoreNotExist(hostH.LinkDel(veth)); derr != nil {
+				slog.Warn("undo veth after failed setup", "veth", hostName, "err", derr)
+			}
+		}
+	}()
+
+	host, err := linkByName(hostH, hostName)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
+	pod, err := linkByName(podH, cfg.IfName)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
+	if err := configurePodSide(podH, pod, cfg.IP, host.Attrs().HardwareAddr); err != nil {
+		return PodResult{}, wrap(err)
+	}
+	if err := configureHostSide(hostH, host, cfg.IP); err != nil {
+		return PodResult{}, wrap(err)
+	}
+	for _, r := range podRules(cfg.IP, cfg.ENI.Table) {
+		if err := ensureRule(hostH, r); err != nil {
+			return PodResult{}, wrap(err)
+		}
+		defer func() {
+			if err != nil {
+				if derr := deleteRules(hostH, []*netlink.Rule{r}); derr != nil {
+					slog.Warn("undo rule after failed setup", "rule", ruleString(r), "err", derr)
+				}
+			}
+		}()
+	}
+	if err := ctx.Err(); err != nil {
+		return PodResult{}, wrap(err)
+	}
+
+	slog.Debug("pod plumbed", "container", cfg.ContainerID, "ifname", cfg.IfName, "ip", cfg.IP, "host", hostName, "eni", cfg.ENI.Name)
+	return PodResult{
+		Host: Interface{Name: hostName, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
+		Pod:  Interface{Name: cfg.IfName, Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+	}, nil
+}
+
+// removeStaleHostVeth deletes a host veth left by an earlier attempt for the
+// same container and ifname. Its pod end is not IfName in the pod
+// namespace (SetupPod checked), so it belongs to nothing alive.
+func removeStaleHostVeth(h *netlink.Handle, name string) error {
+	old, err := linkByName(h, name)
+	if errors.Is(err, ErrLinkNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	slog.Info("replacing leftover host veth", "veth", name)
+	if err := ignoreNotExist(h.LinkDel(old)); err != nil {
+		return fmt.Errorf("delete leftover veth %s: %w", name, err)
+	}
+	return nil
+}
+
+func configurePodSide(h *netlink.Handle, pod netlink.Link, ip netip.Addr, hostMAC []byte) error {
+	name := pod.Attrs().Name
+	addr := &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(ip, 32))}
+	if err := h.AddrAdd(pod, addr); err != nil {
+		return fmt.Errorf("add address %s to %s: %w", addr.IPNet, name, err)
+	}
+	if err := h.LinkSetUp(pod); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	gw := prefixToIPNet(netip.PrefixFrom(PodGateway, 32))
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: pod.Attrs().Index, Dst: gw, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("add route %s dev %s: %w", gw, name, err)
+	}
+	def := &netlink.Route{LinkIndex: pod.Attrs().Index, Gw: PodGateway.AsSlice()}
+	if err := h.RouteAdd(def); err != nil {
+		return fmt.Errorf("add default via %s dev %s: %w (does the pod already have a default route?)", PodGateway, name, err)
+	}
+	neigh := &netlink.Neigh{
+		LinkIndex:    pod.Attrs().Index,
+		Family:       netlink.FAMILY_V4,
+		State:        netlink.NUD_PERMANENT,
+		IP:           PodGateway.AsSlice(),
+		HardwareAddr: hostMAC,
+	}
+	if err := h.NeighSet(neigh); err != nil {
+		return fmt.Errorf("add neighbour %s dev %s: %w", PodGateway, name, err)
+	}
+	return nil
+}
+
+func configureHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr) error {
+	name := host.Attrs().Name
+	if err := h.LinkSetUp(host); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	if err := h.RouteReplace(hostRoute(host.Attrs().Index, ip)); err != nil {
+		return fmt.Errorf("route %s/32 dev %s: %w", ip, name, err)
+	}
+	return nil
+}
+
+func hostRoute(index int, ip netip.Addr) *netlink.Route {
+	return &netlink.Route{
+		LinkIndex: index,
+		Dst:       prefixToIPNet(netip.PrefixFrom(ip, 32)),
+		Scope:     netlink.SCOPE_LINK,
+		Table:     unix.RT_TABLE_MAIN,
+		Protocol:  unix.RTPROT_STATIC,
+	}
+}
+
+// TeardownPod removes what SetupPod installed for cfg: the veth pair (via
+// its host end, which takes the pod end along), the /32 route and both
+// rules of the pod address. It succeeds when any of it is already gone,
+// including the pod namespace itself or an empty cfg.ContainerNetNS:
+// runtimes repeat DEL, and containerd sends a last one after the sandbox
+// is destroyed (CNI spec, "DEL ... should not return an error if resources
+// are missing"; kubernetes/kubernetes#43014).
+//
+// When cfg.IP is the zero Addr the address is read from the host veth's
+// routes. The rules are left alone when another link now routes the same
+// address: the IP was already given to a new pod and a late DEL of the old
+// one must not cut it off.
+func TeardownPod(ctx context.Context, cfg PodConfig) error {
+	if err := cfg.validateIdentity(); err != nil {
+		return err
+	}
+	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
+	wrap := func(err error) error {
+		return fmt.Errorf("teardown pod %s/%s: %w", cfg.ContainerID, cfg.IfName, err)
+	}
+	hostH, err := openHandle(cfg.ENI.NetNS)
+	if errors.Is(err, ErrNetNSNotFound) {
+		return nil // the node namespace is gone, and everything in it
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	defer hostH.Close()
+
+	ips := []netip.Addr{}
+	if cfg.IP.IsValid() {
+		ips = append(ips, cfg.IP)
+	}
+	host, err := linkByName(hostH, hostName)
+	switch {
+	case errors.Is(err, ErrLinkNotFound):
+		if err := deletePodSide(cfg); err != nil {
+			return wrap(err)
+		}
+	case err != nil:
+		return wrap(err)
+	default:
+		if !cfg.IP.IsValid() {
+			found, err := hostRouteIPs(hostH, host.Attrs().Index)
+			if err != nil {
+				return wrap(err)
+			}
+			ips = found
+		}
+		if err := ignoreNotExist(hostH.LinkDel(host)); err != nil {
+			return wrap(fmt.Errorf("delete veth %s: %w", hostName, err))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap(err)
+	}
+
+	for _, ip := range ips {
+		routes, err := routeList(hostH, &netlink.Route{Dst: prefixToIPNet(netip.PrefixFrom(ip, 32))}, netlink.RT_FILTER_DST)
+		if err != nil {
+			return wrap(err)
+		}
+		if len(routes) > 0 {
+			// Deleting the veth removed our /32; one left belongs to a
+			// newer owner of this address, and so do the rules.
+			slog.Info("pod address routed by another link, keeping its rules", "ip", ip, "container", cfg.ContainerID)
+			continue
+		}
+		if err := deleteRules(hostH, podRules(ip, 0)); err != nil {
+			return wrap(err)
+		}
+	}
+	return nil
+}
+
+// deletePodSide removes the pod end when the host end is already gone,
+// which only happens when a veth was half torn down by something else.
+func deletePodSide(cfg PodConfig) error {
+	if cfg.ContainerNetNS == "" {
+		return nil
+	}
+	podH, err := openHandle(cfg.ContainerNetNS)
+	if errors.Is(err, ErrNetNSNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer podH.Close()
+	pod, err := linkByName(podH, cfg.IfName)
+	if errors.Is(err, ErrLinkNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if pod.Type() != "veth" {
+		return nil // not ours: SetupPod only creates veths
+	}
+	if err := ignoreNotExist(podH.LinkDel(pod)); err != nil {
+		return fmt.Errorf("delete %s in %s: %w", cfg.IfName, cfg.ContainerNetNS, err)
+	}
+	return nil
+}
+
+// hostRouteIPs returns the /32 destinations routed through the link.
+func hostRouteIPs(h *netlink.Handle, index int) ([]netip.Addr, error) {
+	routes, err := routeList(h, &netlink.Route{LinkIndex: index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return nil, err
+	}
+	var ips []netip.Addr
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		if ones, bits := r.Dst.Mask.Size(); ones != 32 || bits != 32 {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok {
+			ips = append(ips, ip)
+		}
+	}
+	return ips, nil
+}

@@ -1,0 +1,156 @@
+package netplumb
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Rule priorities, the same as Terway's veth datapath so the two read alike
+// in "ip rule": the "to pod" rule must sort before every "from pod" rule,
+// or traffic between two pods of the node would leave through an ENI.
+const (
+	// PrioToPod is the priority of "to <podIP> lookup main": traffic for a
+	// pod reaches its veth whatever link it arrived on.
+	PrioToPod = 512
+	// PrioFromPod is the priority of "from <podIP> lookup <ENI table>":
+	// pod egress leaves through the ENI that owns the pod's address.
+	PrioFromPod = 2048
+
+	// TableBase is added to the ENI's ifindex to derive its table.
+	TableBase = 1000
+
+	// HostVethPrefix starts every host-side veth name.
+	HostVethPrefix = "veni"
+)
+
+// PodGateway is the link-local next hop every pod routes through. It is
+// never configured anywhere: the pod has a permanent neighbour entry that
+// maps it to the host veth's MAC, so no ARP is needed and the same address
+// works for every pod.
+var PodGateway = netip.MustParseAddr("169.254.1.1")
+
+// ENIConfig describes a secondary ENI the node should carry pod traffic on.
+type ENIConfig struct {
+	// MAC of the ENI, as the cloud reports it; the link is found by it.
+	MAC net.HardwareAddr
+	// VSwitchCIDR is the ENI's subnet; it gets a scope-link route in the
+	// ENI's table.
+	VSwitchCIDR netip.Prefix
+	// Gateway is the vSwitch gateway, the default route of the ENI's table.
+	Gateway netip.Addr
+	// MTU to set on the ENI; 0 leaves the link's MTU as it is.
+	MTU int
+	// Table is the policy-routing table for the ENI; 0 derives
+	// TableBase+ifindex (Terway's scheme). Ifindexes are unique in a
+	// namespace and never reused while the link exists, so derived tables
+	// cannot collide, and the same link gets the same table after a daemon
+	// restart. A re-attached ENI gets a new ifindex and so a fresh table.
+	Table int
+	// NetNS is the path of the node namespace holding the ENI; "" means the
+	// caller's own namespace (the host).
+	NetNS string
+}
+
+// ENILink is a configured ENI, as EnsureENI left it. SetupPod takes it to
+// know where the pod's host side lives and which table its egress uses.
+type ENILink struct {
+	Name  string
+	Index int
+	Table int
+	MAC   net.HardwareAddr
+	MTU   int    // the link's MTU after EnsureENI
+	NetNS string // node namespace path; "" is the caller's namespace
+}
+
+// PodConfig describes one pod interface on a shared ENI.
+type PodConfig struct {
+	// ContainerID and IfName identify the attachment (CNI_CONTAINERID,
+	// CNI_IFNAME); the host veth name is derived from them (HostVethName),
+	// so DEL finds the link with no state.
+	ContainerID string
+	IfName      string
+	// ContainerNetNS is the pod's netns path (CNI_NETNS). TeardownPod
+	// accepts "" or a path that no longer exists.
+	ContainerNetNS string
+	// IP is the pod's address, assigned to ENI in the cloud. TeardownPod
+	// accepts the zero Addr and then finds the address from the host route.
+	IP netip.Addr
+	// ENI the address belongs to.
+	ENI ENILink
+	// MTU of both veth ends; 0 uses ENI.MTU.
+	MTU int
+}
+
+// Interface is one end of a pod's veth pair.
+type Interface struct {
+	Name  string
+	Index int // ifindex inside that end's namespace
+	MAC   net.HardwareAddr
+}
+
+// PodResult is what SetupPod created; the CNI result needs both ends.
+type PodResult struct {
+	Host Interface // in the node namespace
+	Pod  Interface // in the pod namespace
+}
+
+// HostVethName derives the host-side veth name of a pod interface:
+// "veni" + 11 hex digits of sha256(containerID/ifName), 15 characters, the
+// kernel's limit (IFNAMSIZ-1). It depends only on the attachment, so DEL and
+// CHECK compute the same name ADD used.
+func HostVethName(containerID, ifName string) string {
+	sum := sha256.Sum256([]byte(containerID + "/" + ifName))
+	return HostVethPrefix + hex.EncodeToString(sum[:])[:15-len(HostVethPrefix)]
+}
+
+func (c ENIConfig) validate() error {
+	if len(c.MAC) == 0 {
+		return fmt.Errorf("eni: mac is empty: %w", ErrInvalidConfig)
+	}
+	if !c.VSwitchCIDR.IsValid() || !c.VSwitchCIDR.Addr().Is4() {
+		return fmt.Errorf("eni %s: vswitch cidr %q is not an ipv4 prefix: %w", c.MAC, c.VSwitchCIDR, ErrInvalidConfig)
+	}
+	if !c.Gateway.Is4() || !c.VSwitchCIDR.Contains(c.Gateway) {
+		return fmt.Errorf("eni %s: gateway %s is not inside %s: %w", c.MAC, c.Gateway, c.VSwitchCIDR, ErrInvalidConfig)
+	}
+	if c.MTU < 0 || c.Table < 0 {
+		return fmt.Errorf("eni %s: negative mtu or table: %w", c.MAC, ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c PodConfig) validateIdentity() error {
+	if c.ContainerID == "" || c.IfName == "" {
+		return fmt.Errorf("pod: container id and ifname are required: %w", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c PodConfig) validateSetup() error {
+	if err := c.validateIdentity(); err != nil {
+		return err
+	}
+	if c.ContainerNetNS == "" {
+		return fmt.Errorf("pod %s: netns path is empty: %w", c.ContainerID, ErrInvalidConfig)
+	}
+	if !c.IP.Is4() {
+		return fmt.Errorf("pod %s: ip %q is not ipv4: %w", c.ContainerID, c.IP, ErrInvalidConfig)
+	}
+	if c.ENI.Index <= 0 || c.ENI.Table <= 0 {
+		return fmt.Errorf("pod %s: eni has no ifindex or table (call EnsureENI first): %w", c.ContainerID, ErrInvalidConfig)
+	}
+	if len(c.IfName) > 15 {
+		return fmt.Errorf("pod %s: ifname %q longer than 15 characters: %w", c.ContainerID, c.IfName, ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c PodConfig) mtu() int {
+	if c.MTU > 0 {
+		return c.MTU
+	}
+	return c.ENI.MTU
+}
