@@ -1,0 +1,240 @@
+package eni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// AlibabaOptions configure NewAlibabaClient.
+type AlibabaOptions struct {
+	// RegionID is the region the node runs in ("cn-hangzhou"). Required.
+	RegionID string
+	// Endpoint is host[:port] of the OpenAPI for both ECS and VPC. Empty
+	// means the SDK's regional endpoints (ecs-cn-hangzhou.aliyuncs.com,
+	// vpc.cn-hangzhou.aliyuncs.com, ...).
+	Endpoint string
+	// Scheme is "https" (default) or "http".
+	Scheme string
+	// Credentials sign every request. Required.
+	Credentials Credentials
+	// RateLimits override DefaultRateLimits per action (Action* constants).
+	RateLimits map[string]RateLimit
+	// Retry is the back-off after retryable errors; zero means
+	// DefaultRetryPolicy.
+	Retry RetryPolicy
+	// CallTimeout bounds one HTTP attempt; zero means 10 s.
+	CallTimeout time.Duration
+	// PageSize is the number of ENIs asked per DescribeNetworkInterfaces
+	// page; zero means 100, the API's maximum.
+	PageSize int
+	// Metrics, when set, receives veni_cloud_api_duration_seconds.
+	Metrics prometheus.Registerer
+	// Logger receives a debug line per retry; nil means slog.Default().
+	Logger *slog.Logger
+	// Transport carries the requests; nil means a transport cloned from
+	// http.DefaultTransport (proxy from the environment, keep-alive).
+	Transport http.RoundTripper
+}
+
+// AlibabaClient implements Client on the Alibaba Cloud ECS and VPC
+// OpenAPI through alibaba-cloud-sdk-go. It is safe for concurrent use.
+type AlibabaClient struct {
+	opts       AlibabaOptions
+	credential auth.Credential
+	transport  http.RoundTripper
+	limiters   *limiters
+	metrics    *prometheus.HistogramVec
+	log        *slog.Logger
+
+	sleep func(context.Context, time.Duration) error // replaced by tests
+	rnd   func() float64
+
+	endpointsOnce sync.Once
+	endpoints     map[string]map[string]string // product → region → host
+
+	limitsMu sync.Mutex
+	limits   map[string]InstanceLimits // by instance type; they never change
+}
+
+var _ Client = (*AlibabaClient)(nil)
+
+var regionPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// NewAlibabaClient checks opts and returns a client. It does no network I/O
+// and builds no SDK client: the CNI plugin constructs one on every ADD and
+// must not pay for what it may never use.
+func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
+	if !regionPattern.MatchString(opts.RegionID) {
+		return nil, fmt.Errorf("alibaba client: region %q: %w", opts.RegionID, ErrInvalidParameter)
+	}
+	if err := opts.Credentials.validate(); err != nil {
+		return nil, fmt.Errorf("alibaba client: credentials: %w", err)
+	}
+	switch strings.ToLower(opts.Scheme) {
+	case "":
+		opts.Scheme = "https"
+	case "http", "https":
+		opts.Scheme = strings.ToLower(opts.Scheme)
+	default:
+		return nil, fmt.Errorf("alibaba client: scheme %q: %w (want http or https)", opts.Scheme, ErrInvalidParameter)
+	}
+	if strings.Contains(opts.Endpoint, "/") {
+		return nil, fmt.Errorf("alibaba client: endpoint %q: %w (want host[:port], no scheme or path)", opts.Endpoint, ErrInvalidParameter)
+	}
+	if opts.Retry == (RetryPolicy{}) {
+		opts.Retry = DefaultRetryPolicy()
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 10 * time.Second
+	}
+	c := &AlibabaClient{
+		opts:      opts,
+		transport: opts.Transport,
+		limiters:  newLimiters(opts.RateLimits),
+		log:       opts.Logger,
+		sleep:     sleepCtx,
+		rnd:       jitter,
+		limits:    make(map[string]InstanceLimits),
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.transport == nil {
+		c.transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	cr := opts.Credentials
+	if cr.SecurityToken != "" {
+		c.credential = credentials.NewStsTokenCredential(cr.AccessKeyID, cr.AccessKeySecret, cr.SecurityToken)
+	} else {
+		c.credential = credentials.NewAccessKeyCredential(cr.AccessKeyID, cr.AccessKeySecret)
+	}
+	if opts.Metrics != nil {
+		m, err := registerMetrics(opts.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		c.metrics = m
+	}
+	return c, nil
+}
+
+func registerMetrics(reg prometheus.Registerer) (*prometheus.HistogramVec, error) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "veni_cloud_api_duration_seconds",
+		Help:    "Duration of each cloud OpenAPI attempt, by action and result code (OK on success).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"action", "code"})
+	if err := reg.Register(h); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, fmt.Errorf("alibaba client: register metrics: %w", err)
+	}
+	return h, nil
+}
+
+// call runs one logical API call: it waits for the action's token, makes an
+// attempt bounded by CallTimeout, classifies the answer and retries with
+// back-off while the error is retryable and attempts remain.
+func (c *AlibabaClient) call(ctx context.Context, action string, attempt func(context.Context) error) error {
+	bucket := c.limiters.get(action)
+	for n := 1; ; n++ {
+		if err := bucket.Wait(ctx); err != nil {
+			return fmt.Errorf("%s: wait for rate limit: %w", action, err)
+		}
+		actx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+		start := time.Now()
+		err := classify(action, attempt(actx))
+		cancel()
+		if c.metrics != nil {
+			c.metrics.WithLabelValues(action, metricCode(err)).Observe(time.Since(start).Seconds())
+		}
+		if err == nil {
+			return nil
+		}
+		if n >= c.opts.Retry.attempts() || !retryable(err) || ctx.Err() != nil {
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				err = fmt.Errorf("%s: %w", action, err)
+			}
+			return err
+		}
+		delay := c.opts.Retry.Backoff(n, c.rnd)
+		c.log.Debug("cloud api retry", "action", action, "attempt", n, "delay", delay, "err", err)
+		if serr := c.sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%s: retry cut short: %w", action, errors.Join(serr, err))
+		}
+	}
+}
+
+// do sends one SDK request through call. The SDK client is built per
+// attempt: sdk.Client writes its http.Client timeout and transport fields on
+// every request, so sharing one across goroutines is a data race, and it
+// has no context parameter, which the per-attempt transport supplies.
+func (c *AlibabaClient) do(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse) error {
+	return c.call(ctx, req.GetActionName(), func(actx context.Context) error {
+		cfg := sdk.NewConfig()
+		cfg.AutoRetry = false // call retries, with back-off and classification
+		cfg.MaxRetryTime = 0
+		cfg.Scheme = strings.ToUpper(c.opts.Scheme)
+		cfg.UserAgent = "veni"
+		cfg.Transport = ctxTransport{ctx: actx, base: c.transport}
+		cfg.Timeout = c.opts.CallTimeout
+		cl := &sdk.Client{}
+		if err := cl.InitWithOptions(c.opts.RegionID, cfg, c.credential); err != nil {
+			return fmt.Errorf("init sdk client: %w", err)
+		}
+		if c.opts.Endpoint != "" {
+			req.SetDomain(c.opts.Endpoint)
+		} else {
+			cl.EndpointMap = c.endpointMap(req.GetProduct())
+			cl.EndpointType = "regional"
+		}
+		req.SetScheme(cfg.Scheme)
+		req.SetReadTimeout(c.opts.CallTimeout)
+		req.SetConnectTimeout(min(c.opts.CallTimeout, 5*time.Second))
+		return cl.DoAction(req, resp)
+	})
+}
+
+// endpointMap returns the SDK's region → host table of a product. The SDK
+// fills those tables lazily without a lock, so veni reads them once.
+func (c *AlibabaClient) endpointMap(product string) map[string]string {
+	c.endpointsOnce.Do(func() {
+		c.endpoints = map[string]map[string]string{
+			"ecs": ecs.GetEndpointMap(),
+			"vpc": vpc.GetEndpointMap(),
+		}
+	})
+	return c.endpoints[strings.ToLower(product)]
+}
+
+// ctxTransport binds one attempt's context to the requests the SDK builds
+// without one, so cancelling the caller's context aborts the HTTP exchange.
+type ctxTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
+}
+
+func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.base.RoundTrip(r.WithContext(t.ctx))
+}
