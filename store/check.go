@@ -1,0 +1,131 @@
+package store
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// ViolationKind names one store invariant.
+type ViolationKind string
+
+// The store invariants. Check reports each breach as a Violation.
+const (
+	// ViolationCorrupt: a value that cannot be decoded.
+	ViolationCorrupt ViolationKind = "corrupt"
+	// ViolationBadRecord: a record that would fail its Put validation
+	// (free IP with an owner, allocation in state free, ...).
+	ViolationBadRecord ViolationKind = "bad-record"
+	// ViolationIPWithoutENI: an IP whose ENI does not exist.
+	ViolationIPWithoutENI ViolationKind = "ip-without-eni"
+	// ViolationIPOnTwoENIs: an address recorded for two ENIs (as one ENI's
+	// secondary IP and another's primary IP, or as two ENIs' primary IP).
+	ViolationIPOnTwoENIs ViolationKind = "ip-on-two-enis"
+	// ViolationAllocationWithoutIP: an allocation whose IP is not in the
+	// store.
+	ViolationAllocationWithoutIP ViolationKind = "allocation-without-ip"
+	// ViolationAllocationIPMismatch: an allocation whose IP is not
+	// reserved/bound by it, in its state, on its ENI.
+	ViolationAllocationIPMismatch ViolationKind = "allocation-ip-mismatch"
+	// ViolationIPTwoOwners: two allocations on the same IP.
+	ViolationIPTwoOwners ViolationKind = "ip-two-owners"
+	// ViolationOwnerWithoutAllocation: an IP reserved or bound by an owner
+	// that has no allocation, so nothing would ever release it.
+	ViolationOwnerWithoutAllocation ViolationKind = "owner-without-allocation"
+)
+
+// Violation is one breach of a store invariant.
+type Violation struct {
+	Kind   ViolationKind
+	Object string // "ip/10.0.0.5", "allocation/<key>", "eni/<id>"
+	Detail string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s: %s: %s", v.Kind, v.Object, v.Detail)
+}
+
+// Check verifies every store invariant and returns the breaches, none when
+// the store is consistent. It reads the whole store: it is for tests,
+// "veni ipam verify" and the daemon's start-up, not for every CNI call.
+func (t *ReadTx) Check() []Violation {
+	var out []Violation
+	add := func(kind ViolationKind, obj, format string, args ...any) {
+		out = append(out, Violation{Kind: kind, Object: obj, Detail: fmt.Sprintf(format, args...)})
+	}
+
+	enis := make(map[string]ENI)
+	primaries := make(map[netip.Addr]string)
+	_ = t.tx.Bucket(bucketENIs).ForEach(func(k, v []byte) error {
+		e, err := decode[ENI](k, v)
+		if err != nil {
+			add(ViolationCorrupt, "eni/"+string(k), "%v", err)
+			return nil
+		}
+		if err := e.validate(); err != nil {
+			add(ViolationBadRecord, "eni/"+e.ID, "%v", err)
+		}
+		if other, ok := primaries[e.PrimaryIP]; ok && e.PrimaryIP.IsValid() {
+			add(ViolationIPOnTwoENIs, "ip/"+e.PrimaryIP.String(), "primary ip of %s and %s", other, e.ID)
+		}
+		primaries[e.PrimaryIP] = e.ID
+		enis[e.ID] = e
+		return nil
+	})
+
+	ips := make(map[netip.Addr]IP)
+	_ = t.tx.Bucket(bucketIPs).ForEach(func(k, v []byte) error {
+		ip, err := decode[IP](k, v)
+		if err != nil {
+			add(ViolationCorrupt, "ip/"+string(k), "%v", err)
+			return nil
+		}
+		obj := "ip/" + ip.Addr.String()
+		if err := ip.validate(); err != nil {
+			add(ViolationBadRecord, obj, "%v", err)
+		}
+		if _, ok := enis[ip.ENIID]; !ok {
+			add(ViolationIPWithoutENI, obj, "eni %s does not exist", ip.ENIID)
+		}
+		if other, ok := primaries[ip.Addr]; ok && other != ip.ENIID {
+			add(ViolationIPOnTwoENIs, obj, "secondary ip of %s and primary ip of %s", ip.ENIID, other)
+		}
+		ips[ip.Addr] = ip
+		return nil
+	})
+
+	byIP := make(map[netip.Addr]OwnerKey)
+	owners := make(map[OwnerKey]bool)
+	_ = t.tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
+		a, err := decode[Allocation](k, v)
+		if err != nil {
+			add(ViolationCorrupt, "allocation/"+string(k), "%v", err)
+			return nil
+		}
+		obj := "allocation/" + string(k)
+		owners[OwnerKey(k)] = true
+		if err := a.validate(); err != nil {
+			add(ViolationBadRecord, obj, "%v", err)
+		} else if string(a.Key) != string(k) {
+			add(ViolationBadRecord, obj, "record has key %q", a.Key)
+		}
+		if other, ok := byIP[a.IP]; ok {
+			add(ViolationIPTwoOwners, "ip/"+a.IP.String(), "held by %s and %s", other, a.Key)
+		}
+		byIP[a.IP] = a.Key
+		ip, ok := ips[a.IP]
+		switch {
+		case !ok:
+			add(ViolationAllocationWithoutIP, obj, "ip %s does not exist", a.IP)
+		case ip.Owner != a.Key || ip.State != a.State || ip.ENIID != a.ENIID:
+			add(ViolationAllocationIPMismatch, obj, "%s on %s, but ip %s is %s by %q on %s", a.State, a.ENIID, a.IP, ip.State, ip.Owner, ip.ENIID)
+		}
+		return nil
+	})
+
+	for addr, ip := range ips {
+		if ip.Owner != "" && !owners[ip.Owner] {
+			add(ViolationOwnerWithoutAllocation, "ip/"+addr.String(), "%s by %s, which has no allocation", ip.State, ip.Owner)
+		}
+	}
+	return out
+}

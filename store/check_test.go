@@ -1,0 +1,76 @@
+package store
+
+import (
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// Ensure Check reports each kind of broken store, and only that kind.
+func TestReadTx_Check(t *testing.T) {
+	a10, a11 := netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.11")
+	alloc := func(cid string, ip netip.Addr, st IPState) Allocation {
+		return Allocation{Key: NewOwnerKey(cid, "eth0"), ContainerID: cid, IfName: "eth0", IP: ip, ENIID: "eni-a", State: st}
+	}
+	cases := []struct {
+		name    string
+		breakIt func(tb testing.TB, db *DB)
+		want    []ViolationKind
+	}{
+		{"consistent", func(testing.TB, *DB) {}, nil},
+		{"ip without eni", func(tb testing.TB, db *DB) {
+			rawPut(tb, db, bucketIPs, "10.0.1.5", IP{Addr: netip.MustParseAddr("10.0.1.5"), ENIID: "eni-gone", State: IPFree})
+		}, []ViolationKind{ViolationIPWithoutENI}},
+		{"ip on two enis", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutENI(testENI("eni-b", "10.0.0.11")) })
+		}, []ViolationKind{ViolationIPOnTwoENIs}},
+		{"two enis one primary", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutENI(testENI("eni-b", "10.0.0.2")) })
+		}, []ViolationKind{ViolationIPOnTwoENIs}},
+		{"allocation without ip", func(tb testing.TB, db *DB) {
+			rawPut(tb, db, bucketAllocs, "c9/eth0", alloc("c9", netip.MustParseAddr("10.0.0.99"), IPBound))
+		}, []ViolationKind{ViolationAllocationWithoutIP}},
+		{"allocation on free ip", func(tb testing.TB, db *DB) {
+			rawPut(tb, db, bucketAllocs, "c9/eth0", alloc("c9", a11, IPBound))
+		}, []ViolationKind{ViolationAllocationIPMismatch}},
+		{"ip bound to two owners", func(tb testing.TB, db *DB) {
+			rawPut(tb, db, bucketAllocs, "c2/eth0", alloc("c2", a10, IPReserved))
+		}, []ViolationKind{ViolationIPTwoOwners, ViolationAllocationIPMismatch}},
+		{"owner without allocation", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.DeleteAllocation("c1/eth0") })
+		}, []ViolationKind{ViolationOwnerWithoutAllocation}},
+		{"bad record", func(tb testing.TB, db *DB) {
+			rawPut(tb, db, bucketIPs, a11.String(), IP{Addr: a11, ENIID: "eni-a", State: IPFree, Owner: "x/eth0"})
+		}, []ViolationKind{ViolationBadRecord, ViolationOwnerWithoutAllocation}},
+		{"corrupt", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.tx.Bucket(bucketENIs).Put([]byte("eni-z"), []byte("{")) })
+		}, []ViolationKind{ViolationCorrupt}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Not mustOpen: this store is broken on purpose.
+			db, err := Open(filepath.Join(t.TempDir(), "veni.db"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			mustSeed(t, db, "10.0.0.10", "10.0.0.11")
+			mustUpdate(t, db, func(tx *WriteTx) error { return reserve(tx, a10, "c1/eth0") })
+			tc.breakIt(t, db)
+			var got []ViolationKind
+			_ = db.View(func(tx *ReadTx) error {
+				for _, v := range tx.Check() {
+					got = append(got, v.Kind)
+				}
+				return nil
+			})
+			slices.Sort(got)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("Check() = %v, want %v", got, want)
+			}
+		})
+	}
+}

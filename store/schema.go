@@ -1,0 +1,105 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names. They are part of the file format: never rename one, add a
+// migration instead.
+var (
+	bucketMeta   = []byte("meta")
+	bucketENIs   = []byte("enis")
+	bucketIPs    = []byte("ips")
+	bucketAllocs = []byte("allocations")
+	bucketLeases = []byte("leases")
+	bucketPool   = []byte("pool")
+	bucketEvents = []byte("events")
+)
+
+// Keys in bucketMeta and bucketPool.
+var (
+	keySchema    = []byte("schema")
+	keyPoolState = []byte("state")
+)
+
+// migrations[i] moves a file from schema i to schema i+1; schema 0 is a new,
+// empty file. Migrations only go forward: append, never edit or remove one
+// that has shipped. Each runs in the same transaction as the schema bump, so
+// a crash leaves the file at the old or the new schema, never between.
+var migrations = []func(tx *bolt.Tx) error{
+	// 0 → 1: the initial layout.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketENIs, bucketIPs, bucketAllocs, bucketLeases, bucketPool, bucketEvents} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+}
+
+// SchemaVersion is the schema this binary writes.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate brings the file to SchemaVersion, refusing files from the future.
+func migrate(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return fmt.Errorf("create meta bucket: %w", err)
+	}
+	have := 0
+	if v := meta.Get(keySchema); v != nil {
+		if have, err = strconv.Atoi(string(v)); err != nil {
+			return fmt.Errorf("schema version %q: %w", v, ErrCorrupt)
+		}
+	}
+	want := SchemaVersion()
+	if have > want {
+		return fmt.Errorf("file has schema %d, this binary knows up to %d: %w (upgrade veni on this node)", have, want, ErrSchemaTooNew)
+	}
+	for v := have; v < want; v++ {
+		if err := migrations[v](tx); err != nil {
+			return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+		}
+	}
+	if have == want {
+		return nil
+	}
+	return meta.Put(keySchema, []byte(strconv.Itoa(want)))
+}
+
+// recordVersion is the version stamped on every value this binary writes.
+// Bump it (with a migration rewriting old values when needed) when a record
+// changes meaning; adding an optional field does not need a bump.
+const recordVersion = 1
+
+// envelope is how every value is stored: the record and its version.
+type envelope[T any] struct {
+	V    int `json:"v"`
+	Data T   `json:"d"`
+}
+
+func encode[T any](rec T) ([]byte, error) {
+	b, err := json.Marshal(envelope[T]{V: recordVersion, Data: rec})
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", rec, err)
+	}
+	return b, nil
+}
+
+// decode returns a fresh copy of the record in b: nothing it returns aliases
+// bbolt's memory, which is only valid inside the transaction.
+func decode[T any](key, b []byte) (T, error) {
+	var env envelope[T]
+	if err := json.Unmarshal(b, &env); err != nil {
+		return env.Data, fmt.Errorf("decode %q: %w: %w", key, ErrCorrupt, err)
+	}
+	if env.V > recordVersion {
+		return env.Data, fmt.Errorf("decode %q: record version %d, this binary knows %d: %w", key, env.V, recordVersion, ErrCorrupt)
+	}
+	return env.Data, nil
+}
