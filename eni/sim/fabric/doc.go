@@ -1,0 +1,46 @@
+// Package fabric is the packet side of the simulated VPC: real network
+// namespaces and veth pairs that carry packets the way the cloud's VPC
+// would, driven by the control-plane model in package sim through the
+// sim.Fabric interface.
+//
+// Topology. One namespace, "<name>-vpc", is the VPC router: it forwards
+// (ip_forward=1) and holds on its lo, as /32 addresses, the OpenAPI
+// address (100.100.0.10), the metadata address (100.100.100.200) and every
+// vSwitch gateway (the CIDR's last address minus 2). Each node is a
+// namespace "<name>-node-<n>". Each ENI is a veth pair: the node end has
+// exactly the ENI's MAC and is named like a new NIC (eth0 for the primary
+// ENI, ethN by device index); the VPC end lives in the VPC namespace under
+// a short name derived from the ENI id (LinkName) and carries the alias
+// "<name>/<eni id>" so a crashed sim can be cleaned up by name. The
+// primary eth0 is configured here, as cloud-init would; secondary ENIs
+// appear DOWN with no address, as a freshly hot-plugged NIC does, and the
+// node's own software configures them.
+//
+// Forwarding and anti-spoofing use the kernel's routing, not a firewall:
+// every address assigned to an ENI is a /32 route via that ENI's VPC-side
+// link, and nothing else in the VPC namespace routes to the vSwitch CIDRs.
+// Strict reverse-path filtering (rp_filter=1) on the VPC side then drops
+// any packet whose source is not routed back through the link it arrived
+// on, which is exactly "source not assigned to this ENI" — also for ARP,
+// whose requests are validated the same way. This keeps the rule set and
+// the forwarding table one and the same thing, so they cannot disagree;
+// nftables would need a second copy of the address sets. Proxy ARP (with
+// proxy_delay 0) on the VPC-side links answers a node's ARP for the
+// gateway and for same-subnet peers, so nodes need no special routes.
+//
+// Isolation: the VPC has no uplink. While a Fabric exists the root
+// namespace holds blackhole routes for the VPC CIDR and 100.100.0.0/16 so
+// that no sim packet can leave the machine through the host's default
+// route. The routes carry a per-name metric and the protocol RouteProtocol,
+// so two sims with the same CIDRs (a user's and a test's) coexist and each
+// removes only its own.
+//
+// Threads: netlink work goes through handles bound to a namespace
+// (netlinksafe.NewHandleAt); code only runs inside a namespace for sysctls
+// and for creating listening sockets (Listen), through ns.Do, which never
+// leaks a switched thread. Fabric methods serialise on one mutex.
+//
+// This package must not touch the root namespace beyond its blackhole
+// routes, and must not import the cloud model beyond sim.ENILink; package
+// sim never imports fabric.
+package fabric

@@ -1,0 +1,252 @@
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/veni-cni/veni/eni/sim"
+)
+
+var _ sim.Fabric = (*Fabric)(nil)
+
+// AttachENI wires an ENI into the node of its instance: a veth pair whose
+// node end has the ENI's MAC and NIC name, and /32 routes in the VPC for
+// the ENI's addresses. The primary ENI's eth0 is configured (address,
+// default route via the gateway) as cloud-init would; a secondary ENI's
+// NIC is left down and unaddressed. Attaching an attached ENI re-applies
+// its configuration. May return an error wrapping ErrUnknownInstance.
+//
+// Equivalent to:
+//
+//	ip -n <sim>-vpc link add ve-XXXX type veth peer name ethN address MAC netns <node>
+//	ip -n <sim>-vpc link set ve-XXXX alias <sim>/<eni> up
+//	ip -n <sim>-vpc route replace IP/32 dev ve-XXXX proto 86   (each IP)
+func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	n, ok := f.nodes[l.InstanceID]
+	if !ok {
+		return fmt.Errorf("attach eni %s: instance %s: %w", l.ENIID, l.InstanceID, ErrUnknownInstance)
+	}
+	if l.Gateway.IsValid() {
+		if err := f.ensureVPCAddr(l.Gateway); err != nil {
+			return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+		}
+	}
+	link, err := f.eniLink(l.ENIID)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		link, err = f.addENILink(n, l)
+		if err != nil {
+			return fmt.Errorf("attach eni %s to %s: %w", l.ENIID, n.Name, err)
+		}
+		defer func() {
+			if err != nil {
+				_ = f.vpc.LinkDel(link)
+			}
+		}()
+	} else if err != nil {
+		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+	}
+	if err := f.vpc.LinkSetUp(link); err != nil {
+		return fmt.Errorf("attach eni %s: set %s up: %w", l.ENIID, link.Attrs().Name, err)
+	}
+	if l.Primary {
+		if err := configurePrimary(n, l); err != nil {
+			return fmt.Errorf("attach eni %s: configure eth0 of %s: %w", l.ENIID, n.Name, err)
+		}
+	}
+	if err := f.setRoutes(link, l.IPs); err != nil {
+		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+	}
+	return nil
+}
+
+// DetachENI removes the ENI's veth pair; with it go its VPC routes. An ENI
+// without a link is already detached and not an error.
+//
+// Equivalent to: ip -n <sim>-vpc link del ve-XXXX
+func (f *Fabric) DetachENI(instanceID, eniID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	link, err := f.eniLink(eniID)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
+	}
+	if err := f.vpc.LinkDel(link); err != nil {
+		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
+	}
+	return nil
+}
+
+// SetENIAddresses makes the VPC route exactly ips to the ENI (and, through
+// rp_filter, accept exactly them as sources from it). An ENI that is not
+// attached has nothing to route: its addresses arrive with AttachENI.
+func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	link, err := f.eniLink(eniID)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("set addresses of eni %s: %w", eniID, err)
+	}
+	if err := f.setRoutes(link, ips); err != nil {
+		return fmt.Errorf("set addresses of eni %s on %s: %w", eniID, instanceID, err)
+	}
+	return nil
+}
+
+// eniLink finds an ENI's VPC-side link, checking by alias that the hashed
+// name really is this ENI's.
+func (f *Fabric) eniLink(eniID string) (netlink.Link, error) {
+	link, err := f.vpc.LinkByName(LinkName(eniID))
+	if err != nil {
+		return nil, err
+	}
+	if want := linkAlias(f.name, eniID); link.Attrs().Alias != want {
+		return nil, fmt.Errorf("link %s belongs to %q, not %q (hash collision)", link.Attrs().Name, link.Attrs().Alias, want)
+	}
+	return link, nil
+}
+
+func (f *Fabric) addENILink(n *node, l sim.ENILink) (_ netlink.Link, err error) {
+	name := LinkName(l.ENIID)
+	ifName := NodeIfName(l.Primary, l.DeviceIndex)
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: name},
+		PeerName:         ifName,
+		PeerHardwareAddr: l.MAC,
+		PeerNamespace:    netlink.NsFd(int(n.ns)),
+	}
+	if err := f.vpc.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create %s in %s: %w (a link of that name exists in the node)", ifName, n.NetNS, err)
+		}
+		return nil, fmt.Errorf("create veth %s/%s: %w", name, ifName, err)
+	}
+	link, err := f.vpc.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("find new veth %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.vpc.LinkDel(link)
+		}
+	}()
+	// The kernel ignores IFLA_IFALIAS on creation, hence a second call.
+	if err := f.vpc.LinkSetAlias(link, linkAlias(f.name, l.ENIID)); err != nil {
+		return nil, fmt.Errorf("set alias of %s: %w", name, err)
+	}
+	// rp_filter is the anti-spoofing check; proxy ARP answers the node's
+	// ARP for the gateway and same-subnet peers, otherwise delayed up to
+	// 0.8s per request by proxy_delay.
+	err = writeSysctls(NetNSPath(f.VPCNetNS()), []sysctl{
+		{"net/ipv4/conf/" + name + "/rp_filter", "1"},
+		{"net/ipv4/conf/" + name + "/proxy_arp", "1"},
+		{"net/ipv4/neigh/" + name + "/proxy_delay", "0"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure %s: %w", name, err)
+	}
+	return f.vpc.LinkByName(name)
+}
+
+// configurePrimary does cloud-init's part for the primary ENI: the primary
+// IP with the vSwitch's prefix length on eth0, and the default route via
+// the vSwitch gateway.
+//
+// Equivalent to:
+//
+//	ip -n <node> addr replace IP/bits dev eth0; ip -n <node> link set eth0 up
+//	ip -n <node> route replace default via GW dev eth0
+func configurePrimary(n *node, l sim.ENILink) error {
+	if len(l.IPs) == 0 {
+		return errors.New("primary eni has no address")
+	}
+	eth0, err := n.nl.LinkByName("eth0")
+	if err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: l.IPs[0].AsSlice(), Mask: net.CIDRMask(l.VSwitchCIDR.Bits(), 32)}}
+	if err := n.nl.AddrReplace(eth0, addr); err != nil {
+		return fmt.Errorf("add %s: %w", addr.IPNet, err)
+	}
+	if err := n.nl.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	route := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: l.Gateway.AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := n.nl.RouteReplace(route); err != nil {
+		return fmt.Errorf("default route via %s: %w", l.Gateway, err)
+	}
+	return nil
+}
+
+// setRoutes makes the VPC's sim routes on link exactly ips as /32s.
+func (f *Fabric) setRoutes(link netlink.Link, ips []netip.Addr) error {
+	want := map[netip.Addr]bool{}
+	for _, ip := range ips {
+		want[ip.Unmap()] = true
+	}
+	have, err := listRoutes(f.vpc, &netlink.Route{LinkIndex: link.Attrs().Index, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("list routes of %s: %w", link.Attrs().Name, err)
+	}
+	for _, r := range have {
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if ok && want[a.Unmap()] {
+			delete(want, a.Unmap())
+			continue
+		}
+		if err := f.vpc.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("delete route %s: %w", r.Dst, err)
+		}
+	}
+	for ip := range want {
+		r := &netlink.Route{
+			LinkIndex: link.Attrs().Index,
+			Dst:       &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
+			Scope:     netlink.SCOPE_LINK,
+			Protocol:  RouteProtocol,
+		}
+		if err := f.vpc.RouteReplace(r); err != nil {
+			return fmt.Errorf("route %s via %s: %w", ip, link.Attrs().Name, err)
+		}
+	}
+	return nil
+}
+
+// deleteSimLinks deletes every link of sim name (by alias) that h sees.
+func deleteSimLinks(h *netlink.Handle, name string) error {
+	links, err := listLinks(h)
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Alias, name+"/") {
+			if err := h.LinkDel(l); err != nil && !errors.As(err, &netlink.LinkNotFoundError{}) {
+				errs = append(errs, fmt.Errorf("delete %s: %w", l.Attrs().Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

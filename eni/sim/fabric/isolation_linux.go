@@ -1,0 +1,117 @@
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// blackholeRoute is sim name's root-namespace blackhole for p.
+func blackholeRoute(name string, p netip.Prefix) *netlink.Route {
+	return &netlink.Route{
+		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+		Type:     unix.RTN_BLACKHOLE,
+		Protocol: RouteProtocol,
+		Priority: blackholeMetric(name),
+		Table:    unix.RT_TABLE_MAIN,
+	}
+}
+
+// addBlackholes makes the root namespace drop everything for the VPC CIDR
+// and the 100.100.0.0/16 service range, so a sim address can never leave
+// the machine through the host's own default route.
+//
+// Equivalent to: ip route replace blackhole P proto 86 metric M (each P)
+func (f *Fabric) addBlackholes() error {
+	prefixes := []netip.Prefix{ServiceCIDR}
+	if f.vpcCIDR.IsValid() {
+		prefixes = append(prefixes, f.vpcCIDR)
+	}
+	for _, p := range prefixes {
+		if err := netlink.RouteReplace(blackholeRoute(f.name, p)); err != nil {
+			return fmt.Errorf("root blackhole route %s: %w", p, err)
+		}
+		f.holes = append(f.holes, p)
+	}
+	return nil
+}
+
+func (f *Fabric) removeBlackholes() error {
+	var errs []error
+	for _, p := range f.holes {
+		if err := netlink.RouteDel(blackholeRoute(f.name, p)); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete root blackhole %s: %w", p, err))
+		}
+	}
+	f.holes = nil
+	return errors.Join(errs...)
+}
+
+// Cleanup removes everything a sim named name may have left behind after a
+// crash: its VPC and node namespaces (VPC-side links first, so veth pairs
+// die even if a process still holds a node namespace), its root blackhole
+// routes and any root-namespace link carrying its alias. Other sims' state
+// is untouched. Nothing to clean is not an error.
+func Cleanup(name string) error {
+	var errs []error
+	names, err := listNamedNS()
+	if err != nil {
+		return err
+	}
+	vpcName := VPCNetNSName(name)
+	if slices.Contains(names, vpcName) {
+		errs = append(errs, deleteLinksIn(vpcName, name))
+	}
+	for _, n := range names {
+		if n == vpcName || strings.HasPrefix(n, name+"-node-") {
+			errs = append(errs, deleteNamedNS(n))
+		}
+	}
+	root, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer root.Close()
+	errs = append(errs, deleteSimLinks(root, name))
+	routes, err := listRoutes(root,
+		&netlink.Route{Table: unix.RT_TABLE_MAIN, Type: unix.RTN_BLACKHOLE, Protocol: RouteProtocol},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_TYPE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return fmt.Errorf("list root routes: %w", err)
+	}
+	metric := blackholeMetric(name)
+	for _, r := range routes {
+		if r.Priority != metric {
+			continue
+		}
+		if err := root.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete root blackhole %s: %w", r.Dst, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up sim %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteLinksIn deletes sim name's links inside the namespace nsName.
+func deleteLinksIn(nsName, name string) error {
+	nsh, err := netns.GetFromPath(NetNSPath(nsName))
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsName, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink handle in %s: %w", nsName, err)
+	}
+	defer h.Close()
+	return deleteSimLinks(h, name)
+}
