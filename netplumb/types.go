@@ -99,8 +99,10 @@ type PodResult struct {
 
 // HostVethName derives the host-side veth name of a pod interface:
 // "veni" + 11 hex digits of sha256(containerID/ifName), 15 characters, the
-// kernel's limit (IFNAMSIZ-1). It depends only on the attachment, so DEL and
-// CHECK compute the same name ADD used.
+// kernel's limit (IFNAMSIZ-1). The "/" separator cannot occur in either
+// part (CNI container ids are [A-Za-z0-9_.-], link names exclude "/"), so
+// distinct attachments hash distinct strings. It depends only on the
+// attachment, so DEL and CHECK compute the same name ADD used.
 func HostVethName(containerID, ifName string) string {
 	sum := sha256.Sum256([]byte(containerID + "/" + ifName))
 	return HostVethPrefix + hex.EncodeToString(sum[:])[:15-len(HostVethPrefix)]

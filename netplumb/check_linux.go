@@ -1,0 +1,159 @@
+package netplumb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// CheckPod verifies that what SetupPod installs for cfg is still in place,
+// for CNI CHECK. It returns nil, or the first missing piece as an error
+// wrapping one of ErrPodInterfaceMissing, ErrPodAddressMissing,
+// ErrPodRouteMissing, ErrPodNeighborMissing, ErrHostVethMissing,
+// ErrHostRouteMissing, ErrRuleMissing (or ErrNetNSNotFound). It changes
+// nothing.
+func CheckPod(ctx context.Context, cfg PodConfig) error {
+	if err := cfg.validateSetup(); err != nil {
+		return err
+	}
+	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
+	wrap := func(err error) error {
+		return fmt.Errorf("check pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.IP, err)
+	}
+	hostH, err := openHandle(cfg.ENI.NetNS)
+	if err != nil {
+		return wrap(err)
+	}
+	defer hostH.Close()
+	podH, err := openHandle(cfg.ContainerNetNS)
+	if err != nil {
+		return wrap(err)
+	}
+	defer podH.Close()
+
+	host, err := linkByName(hostH, hostName)
+	if errors.Is(err, ErrLinkNotFound) {
+		return wrap(fmt.Errorf("%s: %w", hostName, ErrHostVethMissing))
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	if err := checkPodSide(podH, cfg.IfName, cfg.IP, host.Attrs().HardwareAddr); err != nil {
+		return wrap(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap(err)
+	}
+	if err := checkHostSide(hostH, host, cfg.IP, cfg.ENI.Table); err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byte) error {
+	pod, err := linkByName(h, ifName)
+	if errors.Is(err, ErrLinkNotFound) {
+		return fmt.Errorf("%s: %w", ifName, ErrPodInterfaceMissing)
+	}
+	if err != nil {
+		return err
+	}
+	if pod.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("%s is down: %w", ifName, ErrPodInterfaceMissing)
+	}
+	addrs, err := addrList(h, pod)
+	if err != nil {
+		return err
+	}
+	want := prefixToIPNet(netip.PrefixFrom(ip, 32)).String()
+	if !containsAddr(addrs, want) {
+		return fmt.Errorf("%s on %s: %w", want, ifName, ErrPodAddressMissing)
+	}
+
+	routes, err := routeList(h, &netlink.Route{LinkIndex: pod.Attrs().Index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return err
+	}
+	gw := prefixToIPNet(netip.PrefixFrom(PodGateway, 32)).String()
+	var haveGwRoute, haveDefault bool
+	for _, r := range routes {
+		switch {
+		case r.Dst != nil && r.Dst.String() == gw && r.Scope == netlink.SCOPE_LINK:
+			haveGwRoute = true
+		case isDefault(r) && r.Gw != nil && r.Gw.Equal(PodGateway.AsSlice()):
+			haveDefault = true
+		}
+	}
+	if !haveGwRoute {
+		return fmt.Errorf("%s dev %s scope link: %w", gw, ifName, ErrPodRouteMissing)
+	}
+	if !haveDefault {
+		return fmt.Errorf("default via %s dev %s: %w", PodGateway, ifName, ErrPodRouteMissing)
+	}
+
+	neighs, err := neighList(h, pod.Attrs().Index)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(PodGateway.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+}
+
+func checkHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr, table int) error {
+	if host.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("%s is down: %w", host.Attrs().Name, ErrHostVethMissing)
+	}
+	routes, err := routeList(h, &netlink.Route{LinkIndex: host.Attrs().Index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return err
+	}
+	want := prefixToIPNet(netip.PrefixFrom(ip, 32)).String()
+	found := false
+	for _, r := range routes {
+		if r.Dst != nil && r.Dst.String() == want && r.Scope == netlink.SCOPE_LINK {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return fmt.Errorf("%s dev %s: %w", want, host.Attrs().Name, ErrHostRouteMissing)
+	}
+	for _, r := range podRules(ip, table) {
+		ok, err := findRule(h, r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s: %w", ruleString(r), ErrRuleMissing)
+		}
+	}
+	return nil
+}
+
+func containsAddr(addrs []netlink.Addr, want string) bool {
+	for _, a := range addrs {
+		if a.IPNet != nil && a.IPNet.String() == want {
+			return true
+		}
+	}
+	return false
+}
+
+// isDefault reports whether r is a default route; the netlink library
+// reports one as a nil Dst or as 0.0.0.0/0 depending on its version.
+func isDefault(r netlink.Route) bool {
+	if r.Dst == nil {
+		return true
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return ones == 0
+}
