@@ -159,10 +159,17 @@ func runHooks(hooks []func()) {
 	}
 }
 
-// View opens the store at path with default options, runs fn in one
-// read-only transaction and closes the store.
-func View(path string, fn func(*ReadTx) error) error {
-	db, err := Open(path, Options{})
+// File names a store that is opened for every transaction and closed right
+// after it, the way veni's roles share it. Its View and Update have the
+// same shape as DB's, so code that needs a store can take either.
+type File struct {
+	Path    string
+	Options Options
+}
+
+// View opens the store, runs fn in one read-only transaction and closes it.
+func (f File) View(fn func(*ReadTx) error) error {
+	db, err := Open(f.Path, f.Options)
 	if err != nil {
 		return err
 	}
@@ -173,11 +180,11 @@ func View(path string, fn func(*ReadTx) error) error {
 	return err
 }
 
-// Update opens the store at path with default options, runs fn in one
-// read-write transaction and closes the store. OnCommit functions run after
-// the file is closed and unlocked, so they may take their time.
-func Update(path string, fn func(*WriteTx) error) error {
-	db, err := Open(path, Options{})
+// Update opens the store, runs fn in one read-write transaction and closes
+// it. OnCommit functions run after the file is closed and unlocked, so they
+// may take their time.
+func (f File) Update(fn func(*WriteTx) error) error {
+	db, err := Open(f.Path, f.Options)
 	if err != nil {
 		return err
 	}
@@ -189,4 +196,17 @@ func Update(path string, fn func(*WriteTx) error) error {
 	// The commit happened even if closing failed: its side effects are due.
 	runHooks(hooks)
 	return cerr
+}
+
+// View opens the store at path with default options, runs fn in one
+// read-only transaction and closes the store.
+func View(path string, fn func(*ReadTx) error) error {
+	return File{Path: path}.View(fn)
+}
+
+// Update opens the store at path with default options, runs fn in one
+// read-write transaction and closes the store. OnCommit functions run after
+// the file is closed and unlocked.
+func Update(path string, fn func(*WriteTx) error) error {
+	return File{Path: path}.Update(fn)
 }

@@ -176,6 +176,7 @@ type PoolState struct {
 	MinIdle   int                `json:"minIdle"` // the daemon keeps at least this many free IPs
 	MaxIdle   int                `json:"maxIdle"` // and reclaims free IPs above this
 	Backoffs  map[string]Backoff `json:"backoffs,omitempty"`
+	WarmedUp  bool               `json:"warmedUp,omitempty"` // the start-up warm-up (ip_warm_up_size) is done
 	UpdatedAt time.Time          `json:"updatedAt,omitzero"`
 }
 
