@@ -1,0 +1,32 @@
+// Package sim is the control plane of veni's simulated Alibaba Cloud VPC: an
+// in-memory model of one region's VPC (vSwitches, ECS instances, ENIs and
+// their private IPs) served over the real RPC-style OpenAPI (ECS 2014-05-26
+// and VPC 2016-04-28) and the instance metadata service, so that the
+// unchanged alibaba-cloud-sdk-go talks to it exactly as it talks to the
+// cloud.
+//
+// What it models, as the cloud does it:
+//   - signed requests (HMAC-SHA1, signature version 1.0) checked against
+//     Config.Credentials, with nonce replay and timestamp checks;
+//   - vSwitch CIDRs that really run out (the first address and the last three
+//     are reserved; the gateway is the last address minus 2);
+//   - per-instance-type ENI and per-ENI address quotas;
+//   - asynchronous attach (Available → Attaching → InUse) and detach
+//     (InUse → Detaching → Available) driven by timers;
+//   - ClientToken idempotency, tags and paging;
+//   - eventual consistency: with Config.DescribeLag, Describe* answer from
+//     the state as it was that long ago;
+//   - injectable faults per action: latency, throttling (Throttling.User)
+//     and server errors.
+//
+// Cloud is safe for concurrent use. One mutex guards the model; nobody holds
+// it while sleeping (latency faults) or while calling the Fabric. Fabric
+// calls are made in the order the changes happened, through one queue, and
+// an API call returns only after the fabric calls it caused have run.
+//
+// This package owns only the model and its HTTP faces. It must not touch the
+// kernel: packets are the business of the Fabric implementation (package
+// eni/sim/fabric), which the Cloud drives through the interface in
+// fabric.go. The instance metadata answers reflect the live model (there is
+// no separate metadata lag).
+package sim

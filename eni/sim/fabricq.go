@@ -1,0 +1,90 @@
+package sim
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// fabricOp is one Fabric call, queued under c.mu in the order the model
+// changed and run later without it.
+type fabricOp struct {
+	desc string
+	fn   func(Fabric) error
+	done chan error // buffered; receives the call's result
+}
+
+// enqueueLocked queues fn; it returns nil when there is no Fabric.
+func (c *Cloud) enqueueLocked(desc string, fn func(Fabric) error) *fabricOp {
+	if c.cfg.Fabric == nil {
+		return nil
+	}
+	op := &fabricOp{desc: desc, fn: fn, done: make(chan error, 1)}
+	c.pending = append(c.pending, op)
+	return op
+}
+
+// flush runs every queued Fabric call in order and returns the first error
+// among ops (nil ops are skipped). Whoever holds fabricMu runs the whole
+// queue, so when flush returns, ops have run: either here or by an earlier
+// caller that took them off the queue before we got fabricMu.
+func (c *Cloud) flush(ops ...*fabricOp) error {
+	if c.cfg.Fabric == nil {
+		return nil
+	}
+	c.fabricMu.Lock()
+	c.mu.Lock()
+	batch := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, op := range batch {
+		err := op.fn(c.cfg.Fabric)
+		if err != nil {
+			c.log.Error("fabric call failed", "call", op.desc, "err", err)
+			c.mu.Lock()
+			c.fabricErrors++
+			c.lastFabric = fmt.Sprintf("%s: %v", op.desc, err)
+			c.mu.Unlock()
+		}
+		op.done <- err
+	}
+	c.fabricMu.Unlock()
+
+	var first error
+	for _, op := range ops {
+		if op == nil {
+			continue
+		}
+		if err := <-op.done; err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", op.desc, err)
+		}
+	}
+	return first
+}
+
+// attachCall captures what Fabric.AttachENI needs now, while c.mu is held,
+// so the call later does not read the model.
+func (c *Cloud) attachCall(e *eni, inst *instance) func(Fabric) error {
+	vsw := c.vsws[e.vswID]
+	link := ENILink{
+		InstanceID:  inst.ID,
+		ENIID:       e.id,
+		MAC:         append(net.HardwareAddr(nil), e.mac...),
+		Primary:     e.typ == eniTypePrimary,
+		DeviceIndex: e.deviceIndex,
+		VSwitchCIDR: vsw.CIDR,
+		Gateway:     vsw.gateway,
+		IPs:         slices.Clone(e.ips),
+	}
+	return func(f Fabric) error { return f.AttachENI(link) }
+}
+
+func detachCall(instanceID, eniID string) func(Fabric) error {
+	return func(f Fabric) error { return f.DetachENI(instanceID, eniID) }
+}
+
+func addressesCall(instanceID, eniID string, ips []netip.Addr) func(Fabric) error {
+	ips = slices.Clone(ips)
+	return func(f Fabric) error { return f.SetENIAddresses(instanceID, eniID, ips) }
+}

@@ -1,0 +1,345 @@
+package sim
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// The model operations behind the ENI actions. Each takes c.mu for the
+// model change, queues the Fabric calls the change implies, releases c.mu
+// and only then runs them.
+
+// createRequest is CreateNetworkInterface's input.
+type createRequest struct {
+	vswID           string
+	sgs             []string
+	typ             string
+	name            string
+	description     string
+	resourceGroupID string
+	tags            []tag
+	clientToken     string
+	secondary       int        // SecondaryPrivateIpAddressCount
+	primaryIP       netip.Addr // PrimaryIpAddress, optional
+	sourceDestCheck bool
+}
+
+func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.clientToken != "" {
+		if prev, ok := c.createTokens[r.clientToken]; ok {
+			// The cloud answers a retried create with the first answer.
+			return prev.clone(), nil
+		}
+	}
+	vsw, ok := c.vsws[r.vswID]
+	if !ok {
+		return nil, errVSwitchNotFound(r.vswID)
+	}
+	for _, sg := range r.sgs {
+		if !c.sgs[sg] {
+			return nil, newAPIError(http.StatusNotFound, CodeSecurityGroupNotFound,
+				"The specified security group %s does not exist.", sg)
+		}
+	}
+	if vsw.free() < 1+r.secondary {
+		return nil, errIPNotEnough(vsw.ID)
+	}
+	var ips []netip.Addr
+	if r.primaryIP.IsValid() {
+		if aerr := takeAddr(vsw, r.primaryIP); aerr != nil {
+			return nil, aerr
+		}
+		ips = append(ips, r.primaryIP)
+	}
+	more, ok := vsw.allocate(1 + r.secondary - len(ips))
+	if !ok {
+		vsw.release(ips...)
+		return nil, errIPNotEnough(vsw.ID)
+	}
+	ips = append(ips, more...)
+
+	now := time.Now()
+	e := c.newENILocked(r.typ, vsw, r.sgs, ips, now)
+	e.name, e.description, e.resourceGroupID = r.name, r.description, r.resourceGroupID
+	e.tags = r.tags
+	e.sourceDestCheck = r.sourceDestCheck
+	c.hist.recordENI(now, e.id, e)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
+	if r.clientToken != "" {
+		c.createTokens[r.clientToken] = e.clone()
+	}
+	return e.clone(), nil
+}
+
+// takeAddr reserves one named address of the vSwitch.
+func takeAddr(vsw *vswitch, ip netip.Addr) *apiError {
+	if !vsw.usable(ip) {
+		return newAPIError(http.StatusForbidden, CodeVSwitchIPInvalid,
+			"The specified private IP %s is not a usable address of VSwitch %s (%s).", ip, vsw.ID, vsw.CIDR)
+	}
+	if vsw.used[ip] {
+		return newAPIError(http.StatusForbidden, CodeIPAssigned, "The specified IP %s is already assigned.", ip)
+	}
+	vsw.used[ip] = true
+	return nil
+}
+
+func (c *Cloud) attachENI(eniID, instanceID string) *apiError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		return errENINotFound(eniID)
+	}
+	inst, ok := c.instances[instanceID]
+	if !ok {
+		return errInstanceNotFound(instanceID)
+	}
+	if e.status != statusAvailable {
+		return errENIState(e.id, e.status, "AttachNetworkInterface")
+	}
+	if e.zoneID != inst.ZoneID {
+		return newAPIError(http.StatusForbidden, CodeZoneMismatch,
+			"ENI %s is in zone %s but instance %s is in zone %s.", e.id, e.zoneID, inst.ID, inst.ZoneID)
+	}
+	if e.typ == eniTypeTrunk && !inst.typ.TrunkSupported {
+		return newAPIError(http.StatusForbidden, CodeInvalidENIType,
+			"Instance type %s does not support trunk ENIs.", inst.typ.ID)
+	}
+	if n := c.countENIsLocked(inst.ID); n >= inst.typ.ENIs {
+		return newAPIError(http.StatusForbidden, CodeENIPerInstanceExceeded,
+			"The number of ENI exceeds the limit for the type of instance (%s allows %d).", inst.typ.ID, inst.typ.ENIs)
+	}
+	if len(e.ips) > inst.typ.IPv4PerENI {
+		return newAPIError(http.StatusForbidden, CodePrivateIPQuotaExceeded,
+			"ENI %s has %d private IPs but instance type %s allows %d per ENI.", e.id, len(e.ips), inst.typ.ID, inst.typ.IPv4PerENI)
+	}
+	e.status = statusAttaching
+	e.instanceID = inst.ID
+	c.hist.recordENI(time.Now(), e.id, e)
+	if !c.closed {
+		id := e.id
+		e.timer = time.AfterFunc(c.cfg.AttachDelay, func() { c.completeAttach(id) })
+	}
+	return nil
+}
+
+// countENIsLocked counts the ENIs that occupy a slot of the instance.
+func (c *Cloud) countENIsLocked(instanceID string) int {
+	n := 0
+	for _, e := range c.enis {
+		if e.instanceID == instanceID {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Cloud) completeAttach(eniID string) {
+	c.mu.Lock()
+	e, ok := c.enis[eniID]
+	if c.closed || !ok || e.status != statusAttaching {
+		c.mu.Unlock()
+		return
+	}
+	inst := c.instances[e.instanceID]
+	used := map[int]bool{}
+	for _, o := range c.enis {
+		if o.instanceID == inst.ID && (o.status == statusInUse || o.status == statusDetaching) {
+			used[o.deviceIndex] = true
+		}
+	}
+	e.deviceIndex = 0
+	for used[e.deviceIndex] {
+		e.deviceIndex++
+	}
+	e.status = statusInUse
+	e.timer = nil
+	c.hist.recordENI(time.Now(), e.id, e)
+	op := c.enqueueLocked("attach eni "+e.id, c.attachCall(e, inst))
+	c.mu.Unlock()
+	_ = c.flush(op) // logged and counted by flush; the cloud's state stands
+}
+
+func (c *Cloud) detachENI(eniID, instanceID string) *apiError {
+	c.mu.Lock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		c.mu.Unlock()
+		return errENINotFound(eniID)
+	}
+	if _, ok := c.instances[instanceID]; !ok {
+		c.mu.Unlock()
+		return errInstanceNotFound(instanceID)
+	}
+	if e.typ == eniTypePrimary {
+		c.mu.Unlock()
+		return newAPIError(http.StatusBadRequest, CodeDetachPrimaryENI, "ENI %s is a primary ENI and cannot be detached.", e.id)
+	}
+	if e.status != statusInUse || e.instanceID != instanceID {
+		c.mu.Unlock()
+		return errENIState(e.id, e.status+" on "+orNone(e.instanceID), "DetachNetworkInterface from "+instanceID)
+	}
+	e.status = statusDetaching
+	c.hist.recordENI(time.Now(), e.id, e)
+	// The link leaves the node when the detach starts, so by the time the
+	// API says Available nothing in the node uses it.
+	op := c.enqueueLocked("detach eni "+e.id, detachCall(e.instanceID, e.id))
+	if !c.closed {
+		id := e.id
+		e.timer = time.AfterFunc(c.cfg.DetachDelay, func() { c.completeDetach(id) })
+	}
+	c.mu.Unlock()
+	_ = c.flush(op)
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no instance"
+	}
+	return s
+}
+
+func (c *Cloud) completeDetach(eniID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.enis[eniID]
+	if c.closed || !ok || e.status != statusDetaching {
+		return
+	}
+	e.status = statusAvailable
+	e.instanceID = ""
+	e.deviceIndex = 0
+	e.timer = nil
+	c.hist.recordENI(time.Now(), e.id, e)
+}
+
+func (c *Cloud) deleteENI(eniID string) *apiError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		return errENINotFound(eniID)
+	}
+	if e.status != statusAvailable {
+		return errENIState(e.id, e.status, "DeleteNetworkInterface")
+	}
+	vsw := c.vsws[e.vswID]
+	vsw.release(e.ips...)
+	delete(c.enis, e.id)
+	delete(c.macs, e.mac.String())
+	now := time.Now()
+	c.hist.recordENI(now, e.id, nil)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
+	return nil
+}
+
+// ipLimitLocked is how many private IPv4s the ENI may hold: its instance
+// type's quota once it belongs to an instance, the cloud-wide ceiling before.
+func (c *Cloud) ipLimitLocked(e *eni) int {
+	if inst, ok := c.instances[e.instanceID]; ok {
+		return inst.typ.IPv4PerENI
+	}
+	return maxIPsPerENI
+}
+
+// assignIPs adds count new addresses, or the named ones, to the ENI.
+func (c *Cloud) assignIPs(eniID string, count int, named []netip.Addr, clientToken string) ([]netip.Addr, *apiError) {
+	c.mu.Lock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		c.mu.Unlock()
+		return nil, errENINotFound(eniID)
+	}
+	tokenKey := eniID + "/" + clientToken
+	if clientToken != "" {
+		if prev, ok := c.assignTokens[tokenKey]; ok {
+			c.mu.Unlock()
+			return slices.Clone(prev), nil
+		}
+	}
+	if e.status != statusAvailable && e.status != statusInUse {
+		c.mu.Unlock()
+		return nil, errENIState(e.id, e.status, "AssignPrivateIpAddresses")
+	}
+	n := count + len(named)
+	if limit := c.ipLimitLocked(e); len(e.ips)+n > limit {
+		c.mu.Unlock()
+		return nil, newAPIError(http.StatusForbidden, CodePrivateIPQuotaExceeded,
+			"ENI %s holds %d private IPs; %d more exceed its quota of %d.", e.id, len(e.ips), n, limit)
+	}
+	vsw := c.vsws[e.vswID]
+	if vsw.free() < n {
+		c.mu.Unlock()
+		return nil, errIPNotEnough(vsw.ID)
+	}
+	var got []netip.Addr
+	for _, ip := range named {
+		if aerr := takeAddr(vsw, ip); aerr != nil {
+			vsw.release(got...)
+			c.mu.Unlock()
+			return nil, aerr
+		}
+		got = append(got, ip)
+	}
+	more, _ := vsw.allocate(count) // free() was checked above
+	got = append(got, more...)
+	e.ips = append(e.ips, got...)
+	now := time.Now()
+	c.hist.recordENI(now, e.id, e)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
+	if clientToken != "" {
+		c.assignTokens[tokenKey] = slices.Clone(got)
+	}
+	var op *fabricOp
+	if e.status == statusInUse {
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.ips))
+	}
+	c.mu.Unlock()
+	_ = c.flush(op)
+	return got, nil
+}
+
+func (c *Cloud) unassignIPs(eniID string, ips []netip.Addr) *apiError {
+	c.mu.Lock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		c.mu.Unlock()
+		return errENINotFound(eniID)
+	}
+	if e.status != statusAvailable && e.status != statusInUse {
+		c.mu.Unlock()
+		return errENIState(e.id, e.status, "UnassignPrivateIpAddresses")
+	}
+	for _, ip := range ips {
+		i := slices.Index(e.ips, ip)
+		switch {
+		case i == 0:
+			c.mu.Unlock()
+			return newAPIError(http.StatusBadRequest, CodeInvalidParameter,
+				"%s is the primary private IP of ENI %s and cannot be unassigned.", ip, e.id)
+		case i < 0:
+			c.mu.Unlock()
+			return newAPIError(http.StatusForbidden, CodeIPUnassigned,
+				"The specified IP %s is not assigned to ENI %s.", ip, e.id)
+		}
+	}
+	vsw := c.vsws[e.vswID]
+	vsw.release(ips...)
+	e.ips = slices.DeleteFunc(e.ips, func(ip netip.Addr) bool { return slices.Contains(ips, ip) })
+	now := time.Now()
+	c.hist.recordENI(now, e.id, e)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
+	var op *fabricOp
+	if e.status == statusInUse {
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.ips))
+	}
+	c.mu.Unlock()
+	_ = c.flush(op)
+	return nil
+}

@@ -1,0 +1,71 @@
+package sim
+
+import (
+	"net"
+	"net/netip"
+)
+
+// vswitch is a subnet with its address book. Addresses are handed out
+// lowest first, which keeps tests and demos readable.
+type vswitch struct {
+	VSwitchSpec
+	first, last netip.Addr          // usable range, inclusive
+	gateway     netip.Addr          // CIDR's last address minus 2
+	used        map[netip.Addr]bool // allocated usable addresses
+	total       int
+}
+
+func newVSwitch(spec VSwitchSpec) *vswitch {
+	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}}
+	// Alibaba reserves the network address and the last three addresses of
+	// every vSwitch; the gateway sits at the last address minus 2.
+	broadcast := lastAddr(spec.CIDR)
+	v.first = spec.CIDR.Addr().Next()
+	v.last = broadcast.Prev().Prev().Prev()
+	v.gateway = broadcast.Prev().Prev()
+	v.total = 1<<(32-spec.CIDR.Bits()) - 4
+	return v
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := 32 - p.Bits()
+	for i := 3; i >= 0 && host > 0; i-- {
+		n := min(host, 8)
+		b[i] |= byte(1<<n - 1)
+		host -= n
+	}
+	return netip.AddrFrom4(b)
+}
+
+func (v *vswitch) free() int { return v.total - len(v.used) }
+
+// usable reports whether ip is an address the vSwitch may hand out.
+func (v *vswitch) usable(ip netip.Addr) bool {
+	return v.CIDR.Contains(ip) && ip.Compare(v.first) >= 0 && ip.Compare(v.last) <= 0
+}
+
+// allocate takes n free addresses, or none when fewer than n are free.
+func (v *vswitch) allocate(n int) ([]netip.Addr, bool) {
+	if v.free() < n {
+		return nil, false
+	}
+	out := make([]netip.Addr, 0, n)
+	for ip := v.first; len(out) < n && ip.Compare(v.last) <= 0; ip = ip.Next() {
+		if !v.used[ip] {
+			v.used[ip] = true
+			out = append(out, ip)
+		}
+	}
+	return out, true
+}
+
+func (v *vswitch) release(ips ...netip.Addr) {
+	for _, ip := range ips {
+		delete(v.used, ip)
+	}
+}
+
+func (v *vswitch) netmask() string {
+	return net.IP(net.CIDRMask(v.CIDR.Bits(), 32)).String()
+}
