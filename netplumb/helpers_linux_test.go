@@ -2,14 +2,20 @@ package netplumb
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/veni-cni/veni/internal/testutil"
 )
@@ -71,6 +77,44 @@ func mustNetNS(tb testing.TB) string {
 	if err := h.LinkSetUp(lo); err != nil {
 		tb.Fatalf("lo up: %v", err)
 	}
+	return path
+}
+
+// mustDisposableNetNS is a pod namespace the test itself may unmount or
+// delete, the way a runtime destroys a sandbox; cleanup removes whatever is
+// left. (testutil.NewNetNS fails its cleanup on a namespace already gone.)
+func mustDisposableNetNS(tb testing.TB) string {
+	tb.Helper()
+	testutil.RequireRoot(tb)
+	name := fmt.Sprintf("vtest-pod-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	err := func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer orig.Close()
+		h, err := netns.NewNamed(name)
+		if err != nil {
+			return err
+		}
+		h.Close()
+		if err := netns.Set(orig); err != nil {
+			panic(fmt.Sprintf("cannot restore netns after creating %s: %v", name, err))
+		}
+		return nil
+	}()
+	if err != nil {
+		tb.Fatalf("create netns %s: %v", name, err)
+	}
+	path := nsPath(name)
+	tb.Cleanup(func() {
+		_ = unix.Unmount(path, unix.MNT_DETACH)
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			tb.Errorf("remove %s: %v", path, err)
+		}
+	})
 	return path
 }
 

@@ -18,12 +18,12 @@ import (
 type NetNS = ns.NetNS
 
 // OpenNetNS opens the namespace at path (a bind mount under /var/run/netns
-// or /proc/<pid>/ns/net). May return an error wrapping ErrNetNSNotFound.
+// or /proc/<pid>/ns/net). May return an error wrapping ErrNetNSNotFound
+// (also when the path exists but is no longer a namespace mount).
 func OpenNetNS(path string) (NetNS, error) {
 	n, err := ns.GetNS(path)
 	if err != nil {
-		var missing ns.NSPathNotExistErr
-		if errors.As(err, &missing) {
+		if errors.As(err, new(ns.NSPathNotExistErr)) || errors.As(err, new(ns.NSPathNotNSErr)) {
 			return nil, fmt.Errorf("open netns %s: %w", path, ErrNetNSNotFound)
 		}
 		return nil, fmt.Errorf("open netns %s: %w", path, err)
@@ -71,7 +71,21 @@ func openHandle(path string) (*netlink.Handle, error) {
 
 // openNSHandle opens path as a netns file descriptor (for NewHandleAt and
 // for moving a veth end into it).
+//
+// A path that exists but is no namespace mount is reported as
+// ErrNetNSNotFound too: that is what a runtime leaves for a moment between
+// unmounting a sandbox's namespace and removing the file.
 func openNSHandle(path string) (netns.NsHandle, error) {
+	if err := ns.IsNSorErr(path); err != nil {
+		var notNS ns.NSPathNotNSErr
+		switch {
+		case errors.As(err, new(ns.NSPathNotExistErr)):
+			return netns.None(), fmt.Errorf("open netns %s: %w", path, ErrNetNSNotFound)
+		case errors.As(err, &notNS):
+			return netns.None(), fmt.Errorf("open netns %s: %w (not a namespace mount: already unmounted?)", path, ErrNetNSNotFound)
+		}
+		return netns.None(), fmt.Errorf("open netns %s: %w", path, err)
+	}
 	nsh, err := netns.GetFromPath(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

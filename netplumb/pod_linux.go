@@ -112,8 +112,12 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		return PodResult{}, wrap(err)
 	}
 	for _, r := range podRules(cfg.IP, cfg.ENI.Table) {
-		if err := ensureRule(hostH, r); err != nil {
-			return PodResult{}, wrap(err)
+		added, rerr := ensureRule(hostH, r)
+		if rerr != nil {
+			return PodResult{}, wrap(rerr)
+		}
+		if !added {
+			continue // not ours to undo: it was there before this call
 		}
 		defer func() {
 			if err != nil {

@@ -40,13 +40,14 @@ func ipNetEqual(a, b *net.IPNet) bool {
 }
 
 // ensureRule adds want unless a rule with the same selector and table
-// exists. A rule with the same selector but another table is stale (the
-// address moved to another ENI) and is replaced: the kernel has no rule
-// replace, and two such rules would make the older one win.
-func ensureRule(h *netlink.Handle, want *netlink.Rule) error {
+// exists, and reports whether it added one. A rule with the same selector
+// but another table is stale (the address moved to another ENI) and is
+// replaced: the kernel has no rule replace, and two such rules would make
+// the older one win.
+func ensureRule(h *netlink.Handle, want *netlink.Rule) (added bool, err error) {
 	rules, err := ruleList(h)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for i := range rules {
 		r := &rules[i]
@@ -54,16 +55,16 @@ func ensureRule(h *netlink.Handle, want *netlink.Rule) error {
 			continue
 		}
 		if r.Table == want.Table {
-			return nil
+			return false, nil
 		}
 		if err := ignoreNotExist(h.RuleDel(selectorRule(r, r.Table))); err != nil {
-			return fmt.Errorf("delete stale rule %s: %w", ruleString(r), err)
+			return false, fmt.Errorf("delete stale rule %s: %w", ruleString(r), err)
 		}
 	}
 	if err := h.RuleAdd(want); err != nil {
-		return fmt.Errorf("add rule %s: %w", ruleString(want), err)
+		return false, fmt.Errorf("add rule %s: %w", ruleString(want), err)
 	}
-	return nil
+	return true, nil
 }
 
 // deleteRules removes every rule with the selectors of want, whichever
