@@ -74,7 +74,8 @@ func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr)
 // rules do not cover exactly (a reply racing SetupPod, an address the VPC
 // routes here before its rule exists), and the VPC already refuses spoofed
 // sources. The kernel applies max(conf/all, conf/$eni), which EnsureENI
-// leaves to the node's owner.
+// leaves to the node's owner; pod traffic passes even with conf/all=1
+// (TestSetupPod_Datapath pins that).
 //
 // May return an error wrapping ErrLinkNotFound (the ENI did not appear
 // before ctx's deadline), ErrNetNSNotFound or ErrInvalidConfig.
