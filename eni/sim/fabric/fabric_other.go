@@ -18,6 +18,8 @@ func New(Options) (*Fabric, error) { return nil, ErrNotSupported }
 // Cleanup returns ErrNotSupported off Linux.
 func Cleanup(string) error { return ErrNotSupported }
 
+func (*Fabric) Name() string                                       { return "" }
+func (*Fabric) VPCNetNS() string                                   { return "" }
 func (*Fabric) AddNode(string, string) (Node, error)               { return Node{}, ErrNotSupported }
 func (*Fabric) Nodes() []Node                                      { return nil }
 func (*Fabric) AttachENI(sim.ENILink) error                        { return ErrNotSupported }

@@ -1,0 +1,60 @@
+package commands
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// execInNetNS replaces the process with argv running in the network
+// namespace at nsPath. Namespaces belong to threads, and execve keeps the
+// calling thread's, so the thread is locked, switched and never unlocked:
+// on success it becomes the new program, on failure the process exits.
+func execInNetNS(nsPath string, argv []string) error {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", argv[0], err)
+	}
+	runtime.LockOSThread()
+	fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter netns %s: %w", nsPath, err)
+	}
+	_ = unix.Close(fd)
+	if err := remountSys(); err != nil {
+		// Netlink tools (ip, veni) do not need it; only /sys/class/net
+		// readers would see the host's interfaces.
+		slog.Debug("sim exec: /sys still shows the host", "err", err)
+	}
+	if err := unix.Exec(path, argv, os.Environ()); err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	return nil
+}
+
+// remountSys does what "ip netns exec" does so that /sys/class/net lists
+// the node's links: a private mount namespace for this thread (slave, so
+// nothing propagates back to the host) with a sysfs mounted from inside the
+// network namespace.
+func remountSys() error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / slave: %w", err)
+	}
+	if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount /sys: %w", err)
+	}
+	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
+		return fmt.Errorf("mount sysfs: %w", err)
+	}
+	return nil
+}
