@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Regenerates the bpf2go output under ebpf/ and fails when the committed
+# files differ: CI runs this so objects never drift from their C source.
+# Needs clang-14 and llvm-strip-14 (Debian 12: apt install clang llvm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go generate ./ebpf/...
+if ! git diff --exit-code -- ebpf/; then
+	echo "ebpf/: generated files are stale; run 'make generate' and commit the result" >&2
+	exit 1
+fi
+if untracked=$(git ls-files --others --exclude-standard -- ebpf/) && [ -n "$untracked" ]; then
+	echo "ebpf/: generate produced files that are not committed:" >&2
+	echo "$untracked" >&2
+	exit 1
+fi

@@ -1,0 +1,92 @@
+package fastpath
+
+import (
+	"fmt"
+)
+
+// field returns the field of hc that counter c feeds, or nil for a counter
+// Go does not know (a test keeps the two lists in step).
+func (hc *HookCounters) field(c fastpathCounter) *uint64 {
+	switch c {
+	case fastpathCounterCNT_PACKETS:
+		return &hc.Packets
+	case fastpathCounterCNT_REDIRECT_PEER:
+		return &hc.RedirectPeer
+	case fastpathCounterCNT_REDIRECT_NEIGH:
+		return &hc.RedirectNeigh
+	case fastpathCounterCNT_PASS_NOT_IPV4:
+		return &hc.PassNotIPv4
+	case fastpathCounterCNT_PASS_MALFORMED:
+		return &hc.PassMalformed
+	case fastpathCounterCNT_PASS_FRAGMENT:
+		return &hc.PassFragment
+	case fastpathCounterCNT_PASS_PROTO:
+		return &hc.PassProto
+	case fastpathCounterCNT_PASS_SPECIAL:
+		return &hc.PassSpecial
+	case fastpathCounterCNT_PASS_SERVICE:
+		return &hc.PassService
+	case fastpathCounterCNT_PASS_HOST_CIDR:
+		return &hc.PassHostCIDR
+	case fastpathCounterCNT_PASS_NODE_ADDR:
+		return &hc.PassNodeAddr
+	case fastpathCounterCNT_PASS_HOST_FLOW:
+		return &hc.PassHostFlow
+	case fastpathCounterCNT_PASS_UNKNOWN_SRC:
+		return &hc.PassUnknownSrc
+	case fastpathCounterCNT_PASS_NOT_LOCAL:
+		return &hc.PassNotLocal
+	case fastpathCounterCNT_PASS_TTL:
+		return &hc.PassTTL
+	case fastpathCounterCNT_FIB_NOT_FWDED:
+		return &hc.FIBNotForwarded
+	case fastpathCounterCNT_FIB_DROP:
+		return &hc.FIBDrop
+	case fastpathCounterCNT_FIB_FRAG_NEEDED:
+		return &hc.FIBFragNeeded
+	case fastpathCounterCNT_FIB_FWD_DISABLED:
+		return &hc.FIBForwardingDisabled
+	case fastpathCounterCNT_FIB_OTHER_DEV:
+		return &hc.FIBOtherDevice
+	case fastpathCounterCNT_FIB_ERROR:
+		return &hc.FIBError
+	case fastpathCounterCNT_FLOW_TRACKED:
+		return &hc.FlowsTracked
+	}
+	return nil
+}
+
+func (c *Counters) hook(h fastpathHook) *HookCounters {
+	switch h {
+	case fastpathHookHOOK_FROM_POD:
+		return &c.FromPod
+	case fastpathHookHOOK_TO_POD:
+		return &c.ToPod
+	case fastpathHookHOOK_FROM_ENI:
+		return &c.FromENI
+	}
+	return nil
+}
+
+// Counters reads the per-CPU counters and sums them.
+func (d *Datapath) Counters() (Counters, error) {
+	var out Counters
+	var perCPU []uint64
+	for h := fastpathHook(0); h < fastpathHookHOOK_MAX; h++ {
+		hc := out.hook(h)
+		for c := fastpathCounter(0); c < fastpathCounterCNT_MAX; c++ {
+			key := uint32(h)*uint32(fastpathCounterCNT_MAX) + uint32(c)
+			if err := d.objs.VeniCounters.Lookup(key, &perCPU); err != nil {
+				return Counters{}, fmt.Errorf("read counter %d: %w", key, err)
+			}
+			var sum uint64
+			for _, v := range perCPU {
+				sum += v
+			}
+			if f := hc.field(c); f != nil {
+				*f = sum
+			}
+		}
+	}
+	return out, nil
+}

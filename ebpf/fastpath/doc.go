@@ -1,0 +1,41 @@
+// Package fastpath is veni's eBPF shortcut for pod traffic on a node.
+//
+// Three tc programs (fastpath.c, compiled by bpf2go; the objects are
+// committed) attach with TCX:
+//
+//   - on ingress of each pod's host veth (traffic leaving the pod): a
+//     destination that is a pod of this node is sent straight into it with
+//     bpf_redirect_peer; any other destination is looked up in the pod's ENI
+//     route table (bpf_fib_lookup with BPF_FIB_LOOKUP_TBID) and sent out of
+//     the ENI with bpf_redirect_neigh;
+//   - on ingress of each ENI: traffic for a pod of this node goes straight
+//     into it with bpf_redirect_peer;
+//   - on egress of each pod's host veth: nothing is changed; flows the host
+//     stack delivered are remembered so that their replies also go through
+//     the host stack (its conntrack must undo Service DNAT).
+//
+// Everything else goes to the host stack untouched (the programs return
+// TCX_NEXT): non-IPv4, ARP, fragments, protocols other than TCP, UDP and
+// ICMP echo, Service CIDRs, configured host-stack CIDRs (node-local DNS), the
+// node's own addresses, link-local and multicast, and whatever the ENI table
+// cannot route. The plain datapath built by netplumb must therefore work on
+// its own; this package only shortens it.
+//
+// Lifetimes: maps and links are pinned under a per-node directory on bpffs
+// (Options.PinDir, e.g. /sys/fs/bpf/veni/<node>), so programs outlive the
+// short-lived CNI process that attached them. A Datapath holds file
+// descriptors only; Close releases them and leaves the pins. DetachPod,
+// DetachENI and Teardown remove pins, which detaches the programs.
+//
+// Namespaces: ifindexes given to AttachPod and AttachENI are resolved in the
+// network namespace of the calling thread, so a caller that serves a
+// simulated node must run them on a thread inside that node's namespace
+// (netplumb.NetNS.Do). Pin directories are global to the kernel: nodes that
+// share a kernel must use different ones. Do not run the caller under
+// "ip netns exec": it mounts a private /sys, where /sys/fs/bpf is not the
+// shared bpffs.
+//
+// This package must not touch routes, rules, addresses or links (netplumb
+// owns them) nor the store; it only loads programs, attaches them and writes
+// its own maps.
+package fastpath

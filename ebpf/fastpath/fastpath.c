@@ -1,0 +1,413 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * veni fast path: moves pod traffic between a pod's veth and its ENI (or
+ * another local pod) without a trip through the host stack.
+ *
+ *   from_pod  tcx ingress of a pod's host veth (packets leaving the pod)
+ *   to_pod    tcx egress of a pod's host veth (packets the host stack
+ *             delivers to the pod; only observed, never changed)
+ *   from_eni  tcx ingress of an ENI (packets arriving from the VPC)
+ *
+ * Anything the programs do not positively recognise returns TCX_NEXT, which
+ * hands the packet to the next tcx program or, if none, to the host stack.
+ * The host stack is always a correct answer; the fast path is only a shortcut.
+ */
+#include "veni_uapi.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+enum hook {
+	HOOK_FROM_POD,
+	HOOK_TO_POD,
+	HOOK_FROM_ENI,
+	HOOK_MAX,
+};
+
+/* Keep in step with HookCounters in counters_linux.go. */
+enum counter {
+	CNT_PACKETS,          /* every packet the program saw */
+	CNT_REDIRECT_PEER,    /* sent straight into a local pod */
+	CNT_REDIRECT_NEIGH,   /* sent straight out of the pod's ENI */
+	CNT_PASS_NOT_IPV4,    /* ARP, IPv6, ... */
+	CNT_PASS_MALFORMED,   /* truncated or odd headers */
+	CNT_PASS_FRAGMENT,    /* IP fragments: no ports to track */
+	CNT_PASS_PROTO,       /* not TCP, UDP or ICMP echo */
+	CNT_PASS_SPECIAL,     /* link-local, loopback, multicast, broadcast */
+	CNT_PASS_SERVICE,     /* Service CIDR: kube-proxy's NAT lives in the host */
+	CNT_PASS_HOST_CIDR,   /* configured host-stack CIDR */
+	CNT_PASS_NODE_ADDR,   /* an address of the node itself */
+	CNT_PASS_HOST_FLOW,   /* reply of a flow the host stack carried (NAT) */
+	CNT_PASS_UNKNOWN_SRC, /* source is not the endpoint of this veth */
+	CNT_PASS_NOT_LOCAL,   /* destination is not a pod of this node */
+	CNT_PASS_TTL,         /* TTL would expire: the host sends the ICMP */
+	CNT_FIB_NOT_FWDED,    /* no route in the ENI table, or a local address */
+	CNT_FIB_DROP,         /* blackhole, unreachable or prohibit route */
+	CNT_FIB_FRAG_NEEDED,  /* larger than the route's MTU */
+	CNT_FIB_FWD_DISABLED, /* forwarding off on the host veth */
+	CNT_FIB_OTHER_DEV,    /* the ENI table routes out of another device */
+	CNT_FIB_ERROR,        /* any other lookup failure */
+	CNT_FLOW_TRACKED,     /* new host-stack flow remembered */
+	CNT_MAX,
+};
+
+/* Why a destination must stay on the host stack. */
+enum host_reason {
+	HOST_SERVICE = 1,
+	HOST_CIDR = 2,
+	HOST_NODE_ADDR = 3,
+};
+
+struct endpoint {
+	__u32 host_ifindex; /* the pod's host-side veth */
+	__u32 eni_ifindex;  /* the ENI the pod's address belongs to */
+	__u32 eni_table;    /* the ENI's route table */
+	__u8 host_mac[ETH_ALEN];
+	__u8 pod_mac[ETH_ALEN];
+};
+
+struct lpm_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+/* One side of a flow the host stack carried: a pod address with the pod's
+ * port (TCP/UDP) or echo id (ICMP). */
+struct flow_key {
+	__u8 addr[4];
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* Pod IPv4 address (network order) to endpoint; written by AttachPod. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, struct endpoint);
+	__uint(max_entries, 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_endpoints SEC(".maps");
+
+/* Destinations the host stack must see, with the reason as value. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct lpm_key);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_hoststack SEC(".maps");
+
+/*
+ * Pod sides of flows whose packets went through the host stack. Their
+ * replies must go back the same way: the host may have NATed them
+ * (Service DNAT, masquerade) and only its conntrack can undo that. The map
+ * over-approximates (one pod port may carry other flows too), which only
+ * costs those flows the shortcut. LRU: lookups keep live flows young.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flow_key);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_flows SEC(".maps");
+
+/* Index hook * CNT_MAX + counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, HOOK_MAX * CNT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_counters SEC(".maps");
+
+/* Unused globals so bpf2go can emit these types for Go. */
+const enum hook *unused_hook __attribute__((unused));
+const enum counter *unused_counter __attribute__((unused));
+const enum host_reason *unused_host_reason __attribute__((unused));
+
+static __always_inline int count(enum hook hook, enum counter cnt)
+{
+	__u32 key = hook * CNT_MAX + cnt;
+	__u64 *v = bpf_map_lookup_elem(&veni_counters, &key);
+
+	if (v)
+		*v += 1;
+	return TCX_NEXT;
+}
+
+/* A parsed IPv4 packet. Pointers are only valid until the packet changes. */
+struct pkt {
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__be16 sport; /* or echo id */
+	__be16 dport; /* or echo id */
+};
+
+/* parse fills p and returns CNT_MAX when the packet is one the fast path
+ * handles, or the counter saying why not. */
+static __always_inline enum counter parse(struct __sk_buff *skb, struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	__u8 *l4;
+	__u32 ihl;
+
+	if ((void *)(eth + 1) > data_end)
+		return CNT_PASS_MALFORMED;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return CNT_PASS_NOT_IPV4;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return CNT_PASS_MALFORMED;
+	if ((ip->ver_ihl >> 4) != 4)
+		return CNT_PASS_MALFORMED;
+	ihl = (ip->ver_ihl & 0x0f) * 4;
+	if (ihl < sizeof(*ip))
+		return CNT_PASS_MALFORMED;
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return CNT_PASS_FRAGMENT;
+
+	l4 = (__u8 *)ip + ihl;
+	if ((void *)(l4 + 8) > data_end)
+		return CNT_PASS_MALFORMED;
+	switch (ip->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		p->sport = *(__be16 *)l4;
+		p->dport = *(__be16 *)(l4 + 2);
+		break;
+	case IPPROTO_ICMP:
+		if (l4[0] != ICMP_ECHO && l4[0] != ICMP_ECHOREPLY)
+			return CNT_PASS_PROTO;
+		p->sport = *(__be16 *)(l4 + 4);
+		p->dport = p->sport;
+		break;
+	default:
+		return CNT_PASS_PROTO;
+	}
+	p->eth = eth;
+	p->ip = ip;
+	return CNT_MAX;
+}
+
+/* Addresses that are never a pod or a VPC destination. */
+static __always_inline int special_dst(__be32 daddr)
+{
+	__u8 *d = (__u8 *)&daddr;
+
+	return d[0] == 0 || d[0] == 127 || d[0] >= 224 ||
+	       (d[0] == 169 && d[1] == 254);
+}
+
+static __always_inline void flow_key_of(struct flow_key *k, __be32 addr,
+					__be16 port, __u8 proto)
+{
+	__builtin_memcpy(k->addr, &addr, 4);
+	k->port = port;
+	k->proto = proto;
+	k->pad = 0;
+}
+
+static __always_inline int host_flow(__be32 addr, __be16 port, __u8 proto)
+{
+	struct flow_key k;
+
+	flow_key_of(&k, addr, port, proto);
+	return bpf_map_lookup_elem(&veni_flows, &k) != 0;
+}
+
+static __always_inline void track_flow(enum hook hook, __be32 addr,
+				       __be16 port, __u8 proto)
+{
+	struct flow_key k;
+	__u32 one = 1;
+
+	flow_key_of(&k, addr, port, proto);
+	if (bpf_map_lookup_elem(&veni_flows, &k))
+		return;
+	if (bpf_map_update_elem(&veni_flows, &k, &one, BPF_NOEXIST) == 0)
+		count(hook, CNT_FLOW_TRACKED);
+}
+
+/* ip_decrease_ttl from include/net/ip.h: TTL is the high byte of its
+ * 16-bit word, so the checksum grows by 0x0100. */
+static __always_inline void dec_ttl(struct iphdr *ip)
+{
+	__u32 check = ip->check;
+
+	check += bpf_htons(0x0100);
+	ip->check = (__sum16)(check + (check >= 0xFFFF));
+	ip->ttl--;
+}
+
+/* Deliver into the pod behind ep, as its gateway would. */
+static __always_inline int to_peer(enum hook hook, struct pkt *p,
+				   const struct endpoint *ep)
+{
+	if (p->ip->ttl <= 1)
+		return count(hook, CNT_PASS_TTL);
+	dec_ttl(p->ip);
+	__builtin_memcpy(p->eth->h_dest, ep->pod_mac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, ep->host_mac, ETH_ALEN);
+	count(hook, CNT_REDIRECT_PEER);
+	return bpf_redirect_peer(ep->host_ifindex, 0);
+}
+
+static __always_inline enum counter fib_counter(long ret)
+{
+	switch (ret) {
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return CNT_FIB_NOT_FWDED;
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		return CNT_FIB_DROP;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return CNT_FIB_FRAG_NEEDED;
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return CNT_FIB_FWD_DISABLED;
+	default:
+		return CNT_FIB_ERROR;
+	}
+}
+
+SEC("tc")
+int from_pod(struct __sk_buff *skb)
+{
+	const enum hook hook = HOOK_FROM_POD;
+	const struct endpoint *src, *dst;
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	struct lpm_key lk = { .prefixlen = 32 };
+	enum counter why;
+	struct pkt p;
+	__u32 *reason;
+	__be32 saddr, daddr;
+	long ret;
+
+	count(hook, CNT_PACKETS);
+	why = parse(skb, &p);
+	if (why != CNT_MAX)
+		return count(hook, why);
+	saddr = p.ip->saddr;
+	daddr = p.ip->daddr;
+
+	/* Spoofed or foreign sources get the host's rp_filter and policy. */
+	src = bpf_map_lookup_elem(&veni_endpoints, &saddr);
+	if (!src || src->host_ifindex != skb->ifindex)
+		return count(hook, CNT_PASS_UNKNOWN_SRC);
+
+	if (special_dst(daddr)) {
+		why = CNT_PASS_SPECIAL;
+		goto host;
+	}
+	__builtin_memcpy(lk.addr, &daddr, 4);
+	reason = bpf_map_lookup_elem(&veni_hoststack, &lk);
+	if (reason) {
+		switch (*reason) {
+		case HOST_SERVICE:
+			why = CNT_PASS_SERVICE;
+			break;
+		case HOST_NODE_ADDR:
+			why = CNT_PASS_NODE_ADDR;
+			break;
+		default:
+			why = CNT_PASS_HOST_CIDR;
+		}
+		goto host;
+	}
+	/* A backend answering a client the host stack NATed to it. */
+	if (host_flow(saddr, p.sport, p.ip->protocol))
+		return count(hook, CNT_PASS_HOST_FLOW);
+
+	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
+	if (dst) {
+		/* A client the host stack NATed (e.g. a Service) gets its
+		 * replies from the host stack, which undoes the NAT. */
+		if (host_flow(daddr, p.dport, p.ip->protocol))
+			return count(hook, CNT_PASS_HOST_FLOW);
+		return to_peer(hook, &p, dst);
+	}
+
+	fib.family = AF_INET;
+	fib.l4_protocol = p.ip->protocol;
+	fib.sport = p.sport;
+	fib.dport = p.dport;
+	fib.tot_len = bpf_ntohs(p.ip->tot_len);
+	fib.ifindex = skb->ifindex;
+	fib.tos = p.ip->tos;
+	fib.ipv4_src = saddr;
+	fib.ipv4_dst = daddr;
+	fib.tbid = src->eni_table;
+	ret = bpf_fib_lookup(skb, &fib, sizeof(fib),
+			     BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_TBID |
+				     BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH) {
+		why = fib_counter(ret);
+		goto host;
+	}
+	if (fib.ifindex != src->eni_ifindex) {
+		why = CNT_FIB_OTHER_DEV;
+		goto host;
+	}
+
+	/* bpf_fib_lookup does not change the packet: p stays valid. */
+	if (p.ip->ttl <= 1)
+		return count(hook, CNT_PASS_TTL);
+	dec_ttl(p.ip);
+	nh.nh_family = AF_INET;
+	nh.ipv4_nh = fib.ipv4_dst; /* the gateway, or daddr when on-link */
+	count(hook, CNT_REDIRECT_NEIGH);
+	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+
+host:
+	/* Whatever the host does to this flow, its replies must come back
+	 * through the host too. */
+	track_flow(hook, saddr, p.sport, p.ip->protocol);
+	return count(hook, why);
+}
+
+SEC("tc")
+int to_pod(struct __sk_buff *skb)
+{
+	const enum hook hook = HOOK_TO_POD;
+	struct pkt p;
+
+	count(hook, CNT_PACKETS);
+	if (parse(skb, &p) != CNT_MAX)
+		return TCX_NEXT;
+	/* The host stack carried this packet to the pod, so it may be NATed:
+	 * the pod's answers from this port must return the same way. */
+	track_flow(hook, p.ip->daddr, p.dport, p.ip->protocol);
+	return TCX_NEXT;
+}
+
+SEC("tc")
+int from_eni(struct __sk_buff *skb)
+{
+	const enum hook hook = HOOK_FROM_ENI;
+	const struct endpoint *dst;
+	enum counter why;
+	struct pkt p;
+	__be32 daddr;
+
+	count(hook, CNT_PACKETS);
+	why = parse(skb, &p);
+	if (why != CNT_MAX)
+		return count(hook, why);
+	daddr = p.ip->daddr;
+	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
+	if (!dst)
+		return count(hook, CNT_PASS_NOT_LOCAL);
+	if (host_flow(daddr, p.dport, p.ip->protocol))
+		return count(hook, CNT_PASS_HOST_FLOW);
+	return to_peer(hook, &p, dst);
+}

@@ -1,0 +1,118 @@
+package fastpath
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+)
+
+// DefaultPinRoot is where veni pins its BPF objects. Each node gets its own
+// directory below it (NodePinDir).
+const DefaultPinRoot = "/sys/fs/bpf/veni"
+
+// NodePinDir returns the pin directory of node under root: nodes that share
+// one kernel (the simulated VPC) must not share maps.
+func NodePinDir(root, node string) string {
+	return filepath.Join(root, node)
+}
+
+// Options configure Open.
+type Options struct {
+	// PinDir holds this node's maps and links. Required. It is created, and
+	// when it lies under /sys/fs/bpf and bpffs is not mounted there, bpffs
+	// is mounted.
+	PinDir string
+	// HostStack, when not nil, replaces the pinned host-stack destinations
+	// (see SetHostStack). Nil keeps what an earlier Open wrote, so that
+	// CNI invocations need not know the node's addresses.
+	HostStack *HostStack
+}
+
+// HostStack lists destinations that pods reach through the host stack
+// rather than the fast path. Until it is set, traffic to the Service CIDR
+// leaves through the ENI untranslated, so the daemon (or the first ADD) must
+// set it before pods start.
+//
+// IPv6 entries are ignored: the programs pass all IPv6 to the host anyway.
+type HostStack struct {
+	// ServiceCIDRs are Kubernetes Service ranges; kube-proxy NATs them in
+	// the host.
+	ServiceCIDRs []netip.Prefix
+	// CIDRs are other destinations served by the host, such as node-local
+	// DNS (169.254.20.10/32, which link-local handling covers already).
+	CIDRs []netip.Prefix
+	// NodeAddrs are the node's own addresses (ENI primary IPs).
+	NodeAddrs []netip.Addr
+}
+
+// Endpoint is what the programs need to know about one pod.
+type Endpoint struct {
+	IP          netip.Addr       // the pod's IPv4 address
+	HostIfindex int              // the pod's host-side veth
+	HostMAC     net.HardwareAddr // MAC of the host-side veth (the pod's gateway)
+	PodMAC      net.HardwareAddr // MAC of the pod's eth0
+	ENIIfindex  int              // the ENI the pod's address belongs to
+	ENITable    int              // route table of that ENI
+}
+
+func (ep Endpoint) validate() error {
+	switch {
+	case !ep.IP.Is4():
+		return fmt.Errorf("%w: ip %v is not ipv4", ErrInvalidEndpoint, ep.IP)
+	case ep.HostIfindex <= 0:
+		return fmt.Errorf("%w: no host veth ifindex", ErrInvalidEndpoint)
+	case ep.ENIIfindex <= 0:
+		return fmt.Errorf("%w: no eni ifindex", ErrInvalidEndpoint)
+	case ep.ENITable <= 0:
+		return fmt.Errorf("%w: no eni route table", ErrInvalidEndpoint)
+	case len(ep.HostMAC) != 6:
+		return fmt.Errorf("%w: host mac %q is not ethernet", ErrInvalidEndpoint, ep.HostMAC)
+	case len(ep.PodMAC) != 6:
+		return fmt.Errorf("%w: pod mac %q is not ethernet", ErrInvalidEndpoint, ep.PodMAC)
+	}
+	return nil
+}
+
+// Reasons a destination is on the host stack; values of the LPM map, in
+// step with enum host_reason in fastpath.c.
+const (
+	reasonService  uint32 = 1
+	reasonCIDR     uint32 = 2
+	reasonNodeAddr uint32 = 3
+)
+
+func reasonName(r uint32) string {
+	switch r {
+	case reasonService:
+		return "service"
+	case reasonCIDR:
+		return "cidr"
+	case reasonNodeAddr:
+		return "node"
+	}
+	return "unknown"
+}
+
+// prefixes returns the IPv4 prefixes of hs, masked, with their reason. A
+// prefix listed twice keeps the most specific reason: node address, then
+// host CIDR, then Service.
+func (hs HostStack) prefixes() map[netip.Prefix]uint32 {
+	out := make(map[netip.Prefix]uint32)
+	add := func(p netip.Prefix, reason uint32) {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return
+		}
+		out[p.Masked()] = reason
+	}
+	for _, p := range hs.ServiceCIDRs {
+		add(p, reasonService)
+	}
+	for _, p := range hs.CIDRs {
+		add(p, reasonCIDR)
+	}
+	for _, a := range hs.NodeAddrs {
+		add(netip.PrefixFrom(a.Unmap(), 32), reasonNodeAddr)
+	}
+	return out
+}
