@@ -230,4 +230,3 @@ func mustAttach(tb testing.TB, client *ecs.Client, eniID, instanceID string) {
 	}
 	waitStatus(tb, client, eniID, "InUse")
 }
-

@@ -11,9 +11,10 @@ import (
 // cloud's read path trails its write path. It is only fed when the lag is
 // positive, and it forgets versions nobody can ask for any more.
 type history struct {
-	lag  time.Duration
-	enis map[string][]eniVersion
-	free map[string][]freeVersion
+	lag       time.Duration
+	enis      map[string][]eniVersion
+	free      map[string][]freeVersion
+	lastPrune time.Time
 }
 
 type eniVersion struct {
@@ -35,25 +36,41 @@ func (h *history) recordENI(now time.Time, id string, e *eni) {
 	if h.lag <= 0 {
 		return
 	}
-	var v eniVersion
-	v.at = now
+	v := eniVersion{at: now}
 	if e != nil {
 		v.e = e.clone()
 	}
-	vs := pruneVersions(append(h.enis[id], v), now.Add(-h.lag), func(v eniVersion) time.Time { return v.at })
-	if len(vs) == 1 && vs[0].e == nil && !vs[0].at.After(now.Add(-h.lag)) {
-		delete(h.enis, id)
-		return
-	}
-	h.enis[id] = vs
+	h.enis[id] = append(h.enis[id], v)
+	h.prune(now)
 }
 
 func (h *history) recordFree(now time.Time, vswID string, free int) {
 	if h.lag <= 0 {
 		return
 	}
-	h.free[vswID] = pruneVersions(append(h.free[vswID], freeVersion{at: now, free: free}),
-		now.Add(-h.lag), func(v freeVersion) time.Time { return v.at })
+	h.free[vswID] = append(h.free[vswID], freeVersion{at: now, free: free})
+	h.prune(now)
+}
+
+// prune forgets what no question can reach any more, at most once per lag
+// so that recording stays cheap.
+func (h *history) prune(now time.Time) {
+	if now.Sub(h.lastPrune) < h.lag {
+		return
+	}
+	h.lastPrune = now
+	cutoff := now.Add(-h.lag)
+	for id, vs := range h.enis {
+		vs = pruneVersions(vs, cutoff, func(v eniVersion) time.Time { return v.at })
+		if len(vs) == 1 && vs[0].e == nil && !vs[0].at.After(cutoff) {
+			delete(h.enis, id) // deleted longer ago than anyone can look back
+			continue
+		}
+		h.enis[id] = vs
+	}
+	for id, vs := range h.free {
+		h.free[id] = pruneVersions(vs, cutoff, func(v freeVersion) time.Time { return v.at })
+	}
 }
 
 // pruneVersions drops every version older than the newest one at or before
