@@ -27,7 +27,14 @@ func NewRootCommand() *cobra.Command {
 
 // Execute runs the command named by argv. A program name of the form
 // "veni-X" (a symlink such as veni-daemon) is treated as "veni X".
+//
+// With CNI_COMMAND set and no arguments, veni is a CNI plugin: the runtime
+// execs /opt/cni/bin/veni that way, and the CNI protocol (not cobra) then
+// owns stdin, stdout and the exit code.
 func Execute(argv []string) error {
+	if os.Getenv("CNI_COMMAND") != "" && len(argv) <= 1 {
+		return runCNI()
+	}
 	root := NewRootCommand()
 	root.SetArgs(dispatchArgs(argv))
 	err := root.Execute()

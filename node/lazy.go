@@ -1,0 +1,85 @@
+package node
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/veni-cni/veni/eni"
+)
+
+// lazyClient defers building the cloud client to the first call, so that a
+// warm CNI ADD, which never calls the cloud, never pays for it nor fails
+// because credentials are unreadable.
+type lazyClient struct{ env *Env }
+
+func (l lazyClient) InstanceLimits(ctx context.Context, instanceType string) (eni.InstanceLimits, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return eni.InstanceLimits{}, err
+	}
+	return c.InstanceLimits(ctx, instanceType)
+}
+
+func (l lazyClient) VSwitches(ctx context.Context, ids ...string) ([]eni.VSwitch, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.VSwitches(ctx, ids...)
+}
+
+func (l lazyClient) CreateENI(ctx context.Context, opts eni.CreateENIOptions) (eni.ENI, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return eni.ENI{}, err
+	}
+	return c.CreateENI(ctx, opts)
+}
+
+func (l lazyClient) AttachENI(ctx context.Context, eniID, instanceID string) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.AttachENI(ctx, eniID, instanceID)
+}
+
+func (l lazyClient) DetachENI(ctx context.Context, eniID, instanceID string) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.DetachENI(ctx, eniID, instanceID)
+}
+
+func (l lazyClient) DeleteENI(ctx context.Context, eniID string) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.DeleteENI(ctx, eniID)
+}
+
+func (l lazyClient) ENIs(ctx context.Context, filter eni.ENIFilter) ([]eni.ENI, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.ENIs(ctx, filter)
+}
+
+func (l lazyClient) AssignPrivateIPs(ctx context.Context, eniID string, count int) ([]netip.Addr, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.AssignPrivateIPs(ctx, eniID, count)
+}
+
+func (l lazyClient) UnassignPrivateIPs(ctx context.Context, eniID string, ips []netip.Addr) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.UnassignPrivateIPs(ctx, eniID, ips)
+}
