@@ -22,7 +22,9 @@
 // Cloud is safe for concurrent use. One mutex guards the model; nobody holds
 // it while sleeping (latency faults) or while calling the Fabric. Fabric
 // calls are made in the order the changes happened, through one queue, and
-// an API call returns only after the fabric calls it caused have run.
+// an API call returns only after the fabric calls it caused have run. A
+// Fabric may read the Cloud (Snapshot) but must not call its API or
+// AddInstance from inside a Fabric method: that would wait on itself.
 //
 // This package owns only the model and its HTTP faces. It must not touch the
 // kernel: packets are the business of the Fabric implementation (package
