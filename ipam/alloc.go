@@ -1,0 +1,274 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/store"
+)
+
+// Store is the node's store as ipam uses it: store.File, which opens the
+// file for each transaction (what veni's roles use), or an open *store.DB.
+// Every ipam function runs short transactions and never keeps one open
+// across a cloud call or a wait.
+type Store interface {
+	View(fn func(*store.ReadTx) error) error
+	Update(fn func(*store.WriteTx) error) error
+}
+
+// Node is what ipam needs to know about the node it runs on.
+type Node struct {
+	InstanceID       string
+	Limits           eni.InstanceLimits // of the instance type
+	ZoneID           string
+	PrimaryENIID     string   // the instance's eth0: never used for pods, never deleted
+	VSwitchID        string   // the primary ENI's vSwitch: used when eni_conf lists none for ZoneID
+	SecurityGroupIDs []string // the primary ENI's: used when eni_conf names none
+
+	// PID is the process acting, recorded in leases and reservations.
+	// Zero means os.Getpid().
+	PID int
+
+	// WaitLink, when set, blocks until the node sees a link with this MAC
+	// (a newly attached ENI). An ENI only becomes ready, and its IPs
+	// usable, after it returns nil.
+	WaitLink func(ctx context.Context, mac net.HardwareAddr) error
+}
+
+func (n Node) pid() int {
+	if n.PID != 0 {
+		return n.PID
+	}
+	return os.Getpid()
+}
+
+// Owner is who asks for an IP: the CNI attachment and, for humans and GC,
+// the pod.
+type Owner struct {
+	ContainerID  string
+	IfName       string
+	PodNamespace string
+	PodName      string
+	PodUID       string
+	NetNS        string // netns path; GC releases bound IPs whose netns is gone
+	PID          int    // the reserving process; zero means os.Getpid()
+}
+
+// Key is the owner's store key.
+func (o Owner) Key() store.OwnerKey { return store.NewOwnerKey(o.ContainerID, o.IfName) }
+
+// Reservation is an IP held for an owner, with what the datapath needs to
+// plumb it.
+type Reservation struct {
+	Key   store.OwnerKey
+	IP    netip.Addr
+	State store.IPState // store.IPReserved until Commit, then store.IPBound
+	ENI   store.ENI     // MAC, vSwitch CIDR and gateway for routing
+}
+
+// Reserve is transaction 1 of a CNI ADD: it holds a free IP on a ready ENI
+// for owner, preferring the IP that has been free the longest so that an
+// address is not handed to a new pod right after its previous pod left. It
+// makes no cloud call. Reserving again for the same ContainerID and IfName
+// returns the existing reservation.
+//
+// May return an error wrapping ErrPoolEmpty, whose message also names any
+// active back-off that keeps the pool from growing.
+func Reserve(db Store, owner Owner) (Reservation, error) {
+	key := owner.Key()
+	if owner.ContainerID == "" || owner.IfName == "" {
+		return Reservation{}, fmt.Errorf("reserve ip: empty container id or ifname")
+	}
+	var res Reservation
+	err := db.Update(func(tx *store.WriteTx) error {
+		if a, err := tx.Allocation(key); err == nil {
+			e, err := tx.ENI(a.ENIID)
+			res = Reservation{Key: key, IP: a.IP, State: a.State, ENI: e}
+			return err
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ip, e, err := pickFree(&tx.ReadTx)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		ip.State, ip.Owner = store.IPReserved, key
+		if err := tx.PutIP(ip); err != nil {
+			return err
+		}
+		pid := owner.PID
+		if pid == 0 {
+			pid = os.Getpid()
+		}
+		a := store.Allocation{
+			Key: key, ContainerID: owner.ContainerID, IfName: owner.IfName,
+			PodNamespace: owner.PodNamespace, PodName: owner.PodName, PodUID: owner.PodUID, NetNS: owner.NetNS,
+			IP: ip.Addr, ENIID: ip.ENIID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
+		}
+		if err := tx.PutAllocation(a); err != nil {
+			return err
+		}
+		res = Reservation{Key: key, IP: ip.Addr, State: store.IPReserved, ENI: e}
+		return nil
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve ip for %s: %w", key, err)
+	}
+	return res, nil
+}
+
+// pickFree returns the free IP on a ready ENI that has been free the
+// longest, or an error wrapping ErrPoolEmpty.
+func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
+	enis, err := readyENIs(tx)
+	if err != nil {
+		return store.IP{}, store.ENI{}, err
+	}
+	ips, err := tx.IPs()
+	if err != nil {
+		return store.IP{}, store.ENI{}, err
+	}
+	var best *store.IP
+	for i, ip := range ips {
+		if _, ok := enis[ip.ENIID]; !ok || ip.State != store.IPFree {
+			continue
+		}
+		if best == nil || ip.FreeSince.Before(best.FreeSince) {
+			best = &ips[i]
+		}
+	}
+	if best == nil {
+		return store.IP{}, store.ENI{}, emptyError(tx, time.Now())
+	}
+	return *best, enis[best.ENIID], nil
+}
+
+func readyENIs(tx *store.ReadTx) (map[string]store.ENI, error) {
+	enis, err := tx.ENIs()
+	out := make(map[string]store.ENI, len(enis))
+	for _, e := range enis {
+		if e.State == store.ENIReady {
+			out[e.ID] = e
+		}
+	}
+	return out, err
+}
+
+// emptyError is ErrPoolEmpty, saying which back-offs keep the pool from
+// growing, so "no IP" comes with its reason.
+func emptyError(tx *store.ReadTx, now time.Time) error {
+	ps, err := tx.PoolState()
+	if err != nil {
+		return err
+	}
+	var why []string
+	for _, scope := range slices.Sorted(maps.Keys(ps.Backoffs)) {
+		if b, ok := ps.ActiveBackoff(scope, now); ok {
+			why = append(why, (&BackoffError{Scope: scope, Backoff: b}).Error())
+		}
+	}
+	if len(why) == 0 {
+		return ErrPoolEmpty
+	}
+	return fmt.Errorf("%w (%s)", ErrPoolEmpty, strings.Join(why, "; "))
+}
+
+// Commit is transaction 2 of a CNI ADD: the pod is plumbed, its IP is
+// bound. Committing a bound allocation again does nothing.
+//
+// May return an error wrapping store.ErrNotFound when the reservation is
+// gone (released by GC).
+func Commit(db Store, key store.OwnerKey) error {
+	err := db.Update(func(tx *store.WriteTx) error {
+		a, err := tx.Allocation(key)
+		if err != nil {
+			return err
+		}
+		if a.State == store.IPBound {
+			return nil
+		}
+		ip, err := tx.IP(a.IP)
+		if err != nil {
+			return err
+		}
+		ip.State, a.State, a.BoundAt = store.IPBound, store.IPBound, time.Now()
+		if err := tx.PutIP(ip); err != nil {
+			return err
+		}
+		return tx.PutAllocation(a)
+	})
+	if err != nil {
+		return fmt.Errorf("commit ip for %s: %w", key, err)
+	}
+	return nil
+}
+
+// Release frees the IP held by key and drops its allocation. Releasing an
+// unknown key does nothing: CNI DEL must be idempotent.
+func Release(db Store, key store.OwnerKey) error {
+	err := db.Update(func(tx *store.WriteTx) error {
+		_, err := release(tx, key, time.Now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release ip of %s: %w", key, err)
+	}
+	return nil
+}
+
+// release frees key's IP in tx and returns the dropped allocation; found is
+// false when key held nothing.
+func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, err error) {
+	a, err := tx.Allocation(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := tx.DeleteAllocation(key); err != nil {
+		return false, err
+	}
+	ip, err := tx.IP(a.IP)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ip.Owner != key) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ip.State, ip.Owner, ip.FreeSince = store.IPFree, "", now
+	return true, tx.PutIP(ip)
+}
+
+// Allocate is the CNI ADD's way to get an IP: Reserve, and when the pool is
+// empty, Refill (calling the cloud under the allocator lease, or waiting for
+// the process that holds it) and Reserve again, until cfg.AllocWait passes.
+//
+// May return an error wrapping ErrTryAgainLater, ErrBackoff or
+// ErrPoolExhausted.
+func Allocate(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, owner Owner) (Reservation, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AllocWait))
+	defer cancel()
+	for {
+		res, err := Reserve(db, owner)
+		if !errors.Is(err, ErrPoolEmpty) {
+			return res, err
+		}
+		if err := Refill(ctx, db, cloud, node, cfg, 1); err != nil {
+			return Reservation{}, fmt.Errorf("reserve ip for %s: %w", owner.Key(), err)
+		}
+		if ctx.Err() != nil {
+			return Reservation{}, fmt.Errorf("reserve ip for %s: %w", owner.Key(), ErrTryAgainLater)
+		}
+	}
+}

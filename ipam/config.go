@@ -1,0 +1,284 @@
+package ipam
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration that reads from JSON as a Go duration string
+// ("10m", "90s") or as a number of seconds, the two forms eni_conf files use.
+type Duration time.Duration
+
+// UnmarshalJSON accepts "10m" or 600.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if s, err := strconv.Unquote(string(b)); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration %s: want a string like \"10m\" or seconds", b)
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// Selection policies.
+const (
+	VSwitchRandom  = "random"  // vswitch_selection_policy: shuffle candidates
+	VSwitchOrdered = "ordered" // vswitch_selection_policy: most free IPs first
+	ENIMostIPs     = "most_ips"
+	ENILeastIPs    = "least_ips"
+)
+
+// Config is the node's IPAM and cloud configuration. Fields that exist in
+// Terway's eni_conf keep its JSON names and meaning, so an existing
+// eni-config ConfigMap works unchanged; the rest are veni's own.
+type Config struct {
+	// Terway eni_conf fields veni implements or passes to the cloud client.
+	Version          string              `json:"version,omitempty"`
+	AccessKey        string              `json:"access_key,omitempty"`
+	AccessSecret     string              `json:"access_secret,omitempty"`
+	CredentialPath   string              `json:"credential_path,omitempty"`
+	RegionID         string              `json:"region_id,omitempty"`
+	ServiceCIDR      string              `json:"service_cidr,omitempty"`
+	VSwitches        map[string][]string `json:"vswitches,omitempty"` // zone → vSwitch ids
+	SecurityGroup    string              `json:"security_group,omitempty"`
+	SecurityGroups   []string            `json:"security_groups,omitempty"`
+	ResourceGroupID  string              `json:"resource_group_id,omitempty"`
+	ENITags          map[string]string   `json:"eni_tags,omitempty"`       // added to every ENI veni creates
+	ENITagFilter     map[string]string   `json:"eni_tag_filter,omitempty"` // adopt only attached ENIs with these tags
+	MaxPoolSize      int                 `json:"max_pool_size"`
+	MinPoolSize      int                 `json:"min_pool_size"`
+	IPWarmUpSize     int                 `json:"ip_warm_up_size,omitempty"`
+	IdleReclaimAfter Duration            `json:"idle_ip_reclaim_after,omitempty"`
+	IdleReclaimEvery Duration            `json:"idle_ip_reclaim_interval,omitempty"`
+	IdleReclaimBatch int                 `json:"idle_ip_reclaim_batch_size,omitempty"`
+	MinENI           int                 `json:"min_eni,omitempty"`
+	MaxENI           int                 `json:"max_eni,omitempty"` // cap on secondary ENIs; 0: the instance type's limit
+	VSwitchPolicy    string              `json:"vswitch_selection_policy,omitempty"`
+	ENIPolicy        string              `json:"eni_selection_policy,omitempty"`
+	IPStack          string              `json:"ip_stack,omitempty"`
+	RateLimit        map[string]int      `json:"rate_limit,omitempty"` // OpenAPI action → calls per minute, for the cloud client
+
+	// veni's own fields.
+	Endpoint       string   `json:"endpoint,omitempty"`     // OpenAPI endpoint override (the simulator)
+	Scheme         string   `json:"scheme,omitempty"`       // "https" (default) or "http"
+	MetadataURL    string   `json:"metadata_url,omitempty"` // default http://100.100.100.200
+	StorePath      string   `json:"store_path,omitempty"`   // default store.DefaultPath
+	Datapath       string   `json:"datapath,omitempty"`     // "veth" (default)
+	AllocWait      Duration `json:"alloc_wait,omitempty"`   // how long a CNI ADD waits for the pool to grow
+	AttachTimeout  Duration `json:"attach_timeout,omitempty"`
+	LeaseTTL       Duration `json:"lease_ttl,omitempty"` // the allocator lease; must outlast one pool growth
+	PollInterval   Duration `json:"poll_interval,omitempty"`
+	VSwitchBackoff Duration `json:"vswitch_backoff,omitempty"`   // after "vSwitch out of addresses"
+	QuotaBackoff   Duration `json:"eni_quota_backoff,omitempty"` // after "quota exceeded"
+	GCGrace        Duration `json:"gc_grace,omitempty"`          // a reservation younger than this is never collected
+}
+
+// Terway eni_conf fields veni reads without error but does not act on.
+var ignoredTerwayFields = map[string]string{
+	"eni_tag_block_list":             "",
+	"idle_ip_reclaim_jitter_factor":  "",
+	"ip_pool_sync_period":            "veni syncs on every reconcile",
+	"eni_cap_ratio":                  "",
+	"eni_cap_shift":                  "",
+	"enable_eni_trunking":            "trunk ENIs are not implemented",
+	"enable_erdma":                   "",
+	"ipam_type":                      "veni's IPAM is per node",
+	"custom_stateful_workload_kinds": "",
+	"backoff_override":               "use vswitch_backoff and eni_quota_backoff",
+	"extra_routes":                   "",
+	"disable_device_plugin":          "",
+	"kube_client_qps":                "",
+	"kube_client_burst":              "",
+	"enable_patch_pod_ips":           "",
+	"enable_ip_prefix":               "prefix delegation is not implemented",
+	"ipv4_prefix_count":              "",
+	"ipv6_prefix_count":              "",
+	"prefix":                         "",
+}
+
+// Defaults, as Terway's where the field is Terway's.
+const (
+	DefaultMaxPoolSize      = 5
+	DefaultMinPoolSize      = 0
+	DefaultIdleReclaimBatch = 5
+	DefaultIdleReclaimEvery = 10 * time.Minute
+	DefaultAllocWait        = 20 * time.Second
+	DefaultAttachTimeout    = 60 * time.Second
+	DefaultLeaseTTL         = 2 * time.Minute
+	DefaultPollInterval     = 250 * time.Millisecond
+	DefaultVSwitchBackoff   = 10 * time.Minute
+	DefaultQuotaBackoff     = time.Minute
+	DefaultGCGrace          = time.Minute
+)
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		MaxPoolSize:      DefaultMaxPoolSize,
+		MinPoolSize:      DefaultMinPoolSize,
+		IdleReclaimBatch: DefaultIdleReclaimBatch,
+		IdleReclaimEvery: Duration(DefaultIdleReclaimEvery),
+		VSwitchPolicy:    VSwitchRandom,
+		ENIPolicy:        ENIMostIPs,
+		IPStack:          "ipv4",
+		Scheme:           "https",
+		Datapath:         "veth",
+		AllocWait:        Duration(DefaultAllocWait),
+		AttachTimeout:    Duration(DefaultAttachTimeout),
+		LeaseTTL:         Duration(DefaultLeaseTTL),
+		PollInterval:     Duration(DefaultPollInterval),
+		VSwitchBackoff:   Duration(DefaultVSwitchBackoff),
+		QuotaBackoff:     Duration(DefaultQuotaBackoff),
+		GCGrace:          Duration(DefaultGCGrace),
+	}
+}
+
+// ParseConfig reads an eni_conf JSON document over DefaultConfig. It returns
+// the config and notes for the caller to log: fields it does not know
+// ("unknown field \"x\"") and Terway fields it accepts but does not act on.
+// Unknown fields are reported, never silently dropped, and are not errors,
+// so a newer Terway config still loads.
+//
+// May return an error wrapping ErrInvalidConfig that names the field.
+func ParseConfig(b []byte) (Config, []string, error) {
+	cfg := DefaultConfig()
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return cfg, nil, fmt.Errorf("parse eni_conf: %w: %w", ErrInvalidConfig, err)
+	}
+	known := jsonFieldNames(reflect.TypeFor[Config]())
+	var notes []string
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if known[k] {
+			continue
+		}
+		if why, ok := ignoredTerwayFields[k]; ok {
+			note := fmt.Sprintf("field %q accepted but ignored", k)
+			if why != "" {
+				note += " (" + why + ")"
+			}
+			notes = append(notes, note)
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("unknown field %q", k))
+	}
+	for k, v := range raw {
+		if !known[k] {
+			continue
+		}
+		// One field at a time, so the error names the field.
+		one, _ := json.Marshal(map[string]json.RawMessage{k: v})
+		if err := json.Unmarshal(one, &cfg); err != nil {
+			return cfg, notes, fmt.Errorf("eni_conf field %s: %w: %w", k, ErrInvalidConfig, err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, notes, err
+	}
+	if cfg.IPStack != "ipv4" {
+		notes = append(notes, fmt.Sprintf("field \"ip_stack\" %q accepted but only IPv4 is allocated", cfg.IPStack))
+	}
+	return cfg, notes, nil
+}
+
+// Validate checks values and their relations.
+//
+// May return an error wrapping ErrInvalidConfig that names the field.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("eni_conf field %s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalidConfig)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max_pool_size", c.MaxPoolSize}, {"min_pool_size", c.MinPoolSize}, {"ip_warm_up_size", c.IPWarmUpSize},
+		{"idle_ip_reclaim_batch_size", c.IdleReclaimBatch}, {"min_eni", c.MinENI}, {"max_eni", c.MaxENI},
+	} {
+		if f.v < 0 {
+			return bad(f.name, "%d is negative", f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{
+		{"idle_ip_reclaim_after", c.IdleReclaimAfter}, {"idle_ip_reclaim_interval", c.IdleReclaimEvery},
+		{"alloc_wait", c.AllocWait}, {"attach_timeout", c.AttachTimeout}, {"lease_ttl", c.LeaseTTL},
+		{"poll_interval", c.PollInterval}, {"vswitch_backoff", c.VSwitchBackoff}, {"eni_quota_backoff", c.QuotaBackoff},
+		{"gc_grace", c.GCGrace},
+	} {
+		if f.v < 0 {
+			return bad(f.name, "%s is negative", time.Duration(f.v))
+		}
+	}
+	switch {
+	case c.MinPoolSize > c.MaxPoolSize:
+		return bad("min_pool_size", "%d is above max_pool_size %d", c.MinPoolSize, c.MaxPoolSize)
+	case c.MaxENI > 0 && c.MinENI > c.MaxENI:
+		return bad("min_eni", "%d is above max_eni %d", c.MinENI, c.MaxENI)
+	case c.VSwitchPolicy != VSwitchRandom && c.VSwitchPolicy != VSwitchOrdered:
+		return bad("vswitch_selection_policy", "%q is not random or ordered", c.VSwitchPolicy)
+	case c.ENIPolicy != ENIMostIPs && c.ENIPolicy != ENILeastIPs:
+		return bad("eni_selection_policy", "%q is not most_ips or least_ips", c.ENIPolicy)
+	case c.IPStack != "ipv4" && c.IPStack != "dual" && c.IPStack != "ipv6":
+		return bad("ip_stack", "%q is not ipv4, dual or ipv6", c.IPStack)
+	case len(c.SecurityGroups) > 10:
+		return bad("security_groups", "%d groups, at most 10", len(c.SecurityGroups))
+	case c.Scheme != "http" && c.Scheme != "https":
+		return bad("scheme", "%q is not http or https", c.Scheme)
+	case c.Datapath != "veth":
+		return bad("datapath", "%q: only veth is implemented", c.Datapath)
+	case c.LeaseTTL > 0 && time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
+		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
+	}
+	if c.ServiceCIDR != "" {
+		// Dual-stack clusters list both families: "10.96.0.0/12,fd00::/108".
+		for _, p := range strings.Split(c.ServiceCIDR, ",") {
+			if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+				return bad("service_cidr", "%q is not a CIDR", p)
+			}
+		}
+	}
+	return nil
+}
+
+// SecurityGroupIDs returns security_groups plus security_group, without
+// duplicates.
+func (c Config) SecurityGroupIDs() []string {
+	out := slices.Clone(c.SecurityGroups)
+	if c.SecurityGroup != "" && !slices.Contains(out, c.SecurityGroup) {
+		out = append([]string{c.SecurityGroup}, out...)
+	}
+	return out
+}
+
+func jsonFieldNames(t reflect.Type) map[string]bool {
+	out := make(map[string]bool)
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out[name] = true
+		}
+	}
+	return out
+}

@@ -1,0 +1,254 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/store"
+)
+
+// Tags veni puts on every ENI it creates, so it can find its own ENIs again
+// (after a crash, or to clean up leaks) and never touch anyone else's.
+const (
+	TagCreator      = "creator"
+	TagCreatorValue = "veni"
+	TagInstance     = "veni.io/instance" // the instance the ENI was created for
+)
+
+// maxSecondaryENIs is how many secondary ENIs the node may have: the
+// instance type's ENIs minus the primary, capped by max_eni.
+func maxSecondaryENIs(node Node, cfg Config) int {
+	n := max(node.Limits.ENIs-1, 0)
+	if cfg.MaxENI > 0 {
+		n = min(n, cfg.MaxENI)
+	}
+	return n
+}
+
+// createENI creates, attaches and records one ENI with up to want IPs and
+// returns how many IPs it added.
+//
+// May return an error wrapping ErrBackoff or ErrPoolExhausted.
+func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p *pool, want int) (int, error) {
+	now := time.Now()
+	have := 0
+	for _, e := range p.enis {
+		if e.ID != node.PrimaryENIID {
+			have++
+		}
+	}
+	if limit := maxSecondaryENIs(node, cfg); have >= limit {
+		return 0, fmt.Errorf("create eni: node has %d of %d secondary enis (instance type %s, max_eni %d): %w",
+			have, limit, node.Limits.InstanceType, cfg.MaxENI, ErrPoolExhausted)
+	}
+	if b, ok := p.state.ActiveBackoff(store.ScopeENIQuota, now); ok {
+		return 0, &BackoffError{Scope: store.ScopeENIQuota, Backoff: b}
+	}
+	vsw, err := pickVSwitch(ctx, db, cloud, node, cfg, p)
+	if err != nil {
+		return 0, err
+	}
+	sgs := cfg.SecurityGroupIDs()
+	if len(sgs) == 0 {
+		sgs = node.SecurityGroupIDs
+	}
+	if len(sgs) == 0 {
+		return 0, fmt.Errorf("create eni: no security group (set security_group or security_groups in eni_conf): %w", ErrInvalidConfig)
+	}
+	tags := maps.Clone(cfg.ENITags)
+	if tags == nil {
+		tags = make(map[string]string)
+	}
+	tags[TagCreator], tags[TagInstance] = TagCreatorValue, node.InstanceID
+	opts := eni.CreateENIOptions{
+		VSwitchID:        vsw.ID,
+		SecurityGroupIDs: sgs,
+		Tags:             tags,
+		Description:      "veni pod addresses for " + node.InstanceID,
+		ResourceGroupID:  cfg.ResourceGroupID,
+		SecondaryIPs:     min(want, perENI(node), eni.MaxIPsPerAssign),
+		// Unique per attempt: the client retries one call with the same
+		// token, so a lost answer does not create a second ENI.
+		ClientToken: "veni-" + node.InstanceID + "-" + strconv.FormatInt(now.UnixNano(), 36),
+	}
+	created, err := cloud.CreateENI(ctx, opts)
+	if err != nil {
+		if berr := backoffFor(db, cfg, p, err, "", vsw.ID); berr != nil {
+			return 0, berr
+		}
+		return 0, fmt.Errorf("create eni on %s: %w", vsw.ID, err)
+	}
+	rec := store.ENI{
+		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: vsw.ZoneID,
+		VSwitchID: vsw.ID, VSwitchCIDR: vsw.CIDR, Gateway: gatewayOf(vsw.CIDR), PrimaryIP: created.PrimaryIP,
+		SecurityGroupIDs: sgs, Owned: true, State: store.ENIAttaching, CreatedAt: now,
+	}
+	// Recorded before attaching, so a crash from here on leaves a trace
+	// Reconcile finishes or cleans up.
+	if err := db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) }); err != nil {
+		return 0, err
+	}
+	p.enis = append(p.enis, rec)
+	if err := cloud.AttachENI(ctx, created.ID, node.InstanceID); err != nil {
+		return 0, fmt.Errorf("attach eni %s to %s: %w", created.ID, node.InstanceID, err)
+	}
+	attached, err := waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
+	if err != nil {
+		return 0, err
+	}
+	n, err := makeReady(ctx, db, node, rec, attached)
+	if err != nil {
+		return 0, err
+	}
+	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips", rec.ID, vsw.ID, n))
+	return n, nil
+}
+
+// gatewayOf returns the vSwitch gateway, which Alibaba Cloud puts at the
+// CIDR's last address minus 2 (253 in a /24).
+func gatewayOf(cidr netip.Prefix) netip.Addr {
+	if !cidr.IsValid() || !cidr.Addr().Is4() {
+		return netip.Addr{}
+	}
+	b := cidr.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= (1 << (32 - cidr.Bits())) - 1
+	v -= 2
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// makeReady waits for the node to see the ENI's link, then marks it ready
+// and records its secondary IPs as free, in that order: an IP is never
+// handed out before the node can route it.
+func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.ENI) (int, error) {
+	if node.WaitLink != nil {
+		if err := node.WaitLink(ctx, c.MAC); err != nil {
+			return 0, fmt.Errorf("wait for link of eni %s (%s): %w", rec.ID, c.MAC, err)
+		}
+	}
+	now := time.Now()
+	rec.State, rec.ReadyAt = store.ENIReady, now
+	if c.PrimaryIP.IsValid() {
+		rec.PrimaryIP = c.PrimaryIP
+	}
+	if len(c.MAC) > 0 {
+		rec.MAC = c.MAC.String()
+	}
+	n := 0
+	err := db.Update(func(tx *store.WriteTx) error {
+		if err := tx.PutENI(rec); err != nil {
+			return err
+		}
+		for _, a := range c.PrivateIPs {
+			if a == rec.PrimaryIP {
+				continue
+			}
+			if _, err := tx.IP(a); err == nil {
+				continue
+			}
+			if err := tx.PutIP(store.IP{Addr: a, ENIID: rec.ID, State: store.IPFree, AddedAt: now}); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// waitENIStatus polls the cloud until the ENI reaches status, for at most
+// cfg.AttachTimeout.
+func waitENIStatus(ctx context.Context, cloud eni.Client, cfg Config, id, status string) (eni.ENI, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AttachTimeout))
+	defer cancel()
+	tick := time.NewTicker(time.Duration(cfg.PollInterval))
+	defer tick.Stop()
+	last := "unknown"
+	for {
+		got, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{id}})
+		if err != nil && ctx.Err() == nil {
+			return eni.ENI{}, fmt.Errorf("describe eni %s: %w", id, err)
+		}
+		if len(got) == 1 {
+			if got[0].Status == status {
+				return got[0], nil
+			}
+			last = got[0].Status
+		}
+		select {
+		case <-ctx.Done():
+			return eni.ENI{}, fmt.Errorf("wait for eni %s to be %s (still %s): %w", id, status, last, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// pickVSwitch chooses where a new ENI goes: among the zone's candidate
+// vSwitches not backed off, the one with the most free IPs (ordered) or a
+// random one with free IPs (random).
+//
+// May return an error wrapping ErrBackoff.
+func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p *pool) (eni.VSwitch, error) {
+	now := time.Now()
+	ids := cfg.VSwitches[node.ZoneID]
+	if len(ids) == 0 && node.VSwitchID != "" {
+		ids = []string{node.VSwitchID}
+	}
+	if len(ids) == 0 {
+		return eni.VSwitch{}, fmt.Errorf("pick vswitch: none for zone %q (set vswitches in eni_conf): %w", node.ZoneID, ErrInvalidConfig)
+	}
+	var open []string
+	var blocked error
+	for _, id := range ids {
+		if b, ok := p.state.ActiveBackoff(store.VSwitchScope(id), now); ok {
+			blocked = &BackoffError{Scope: store.VSwitchScope(id), Backoff: b}
+			continue
+		}
+		open = append(open, id)
+	}
+	if len(open) == 0 {
+		return eni.VSwitch{}, blocked
+	}
+	vs, err := cloud.VSwitches(ctx, open...)
+	if err != nil {
+		return eni.VSwitch{}, fmt.Errorf("describe vswitches %v: %w", open, err)
+	}
+	if cfg.VSwitchPolicy == VSwitchOrdered {
+		slices.SortStableFunc(vs, func(a, b eni.VSwitch) int { return b.AvailableIPs - a.AvailableIPs })
+	} else {
+		rand.Shuffle(len(vs), func(i, j int) { vs[i], vs[j] = vs[j], vs[i] })
+	}
+	for _, v := range vs {
+		if v.AvailableIPs > 0 {
+			return v, nil
+		}
+		// Like Terway: a vSwitch reported empty is not asked again soon.
+		blocked = recordBackoff(db, p, store.VSwitchScope(v.ID), "VSwitchExhausted",
+			fmt.Sprintf("vswitch %s has no free address", v.ID), time.Duration(cfg.VSwitchBackoff))
+	}
+	if blocked == nil {
+		blocked = fmt.Errorf("pick vswitch: cloud described none of %v: %w", open, eni.ErrNotFound)
+	}
+	return eni.VSwitch{}, blocked
+}
+
+// appendEvent logs an event in the store; failing to is only logged, since
+// the event log is for humans.
+func appendEvent(db Store, level slog.Level, reason, object, msg string) {
+	err := db.Update(func(tx *store.WriteTx) error {
+		_, err := tx.AppendEvent(store.Event{Level: level, Reason: reason, Object: object, Message: msg})
+		return err
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		slog.Warn("append event", "reason", reason, "err", err)
+	}
+}

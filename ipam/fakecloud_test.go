@@ -1,0 +1,291 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/veni-cni/veni/eni"
+)
+
+// fakeCloud is an in-memory eni.Client: vSwitches whose addresses run out,
+// ENIs that attach asynchronously, per-method call counts and injectable
+// errors.
+type fakeCloud struct {
+	mu       sync.Mutex
+	vsw      map[string]*fakeVSwitch
+	enis     map[string]*eni.ENI
+	calls    map[string]int
+	errs     map[string]error // method → error returned by every call
+	nextENI  int
+	attachIn int           // describes before an Attaching ENI is InUse
+	delay    time.Duration // every call sleeps this long first
+	pending  map[string]int
+}
+
+type fakeVSwitch struct {
+	eni.VSwitch
+	next netip.Addr
+}
+
+func newFakeCloud() *fakeCloud {
+	return &fakeCloud{
+		vsw:     make(map[string]*fakeVSwitch),
+		enis:    make(map[string]*eni.ENI),
+		calls:   make(map[string]int),
+		errs:    make(map[string]error),
+		pending: make(map[string]int),
+	}
+}
+
+// addVSwitch adds a vSwitch with free addresses from cidr, starting at .10.
+func (f *fakeCloud) addVSwitch(id, cidr string, free int) {
+	p := netip.MustParsePrefix(cidr)
+	start := p.Addr()
+	for range 10 {
+		start = start.Next()
+	}
+	f.vsw[id] = &fakeVSwitch{VSwitch: eni.VSwitch{ID: id, VPCID: "vpc-1", ZoneID: "zone-a", CIDR: p, AvailableIPs: free}, next: start}
+}
+
+// addENI puts an attached ENI on the instance, as if made by someone.
+func (f *fakeCloud) addENI(e eni.ENI) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.enis[e.ID] = &e
+}
+
+func (f *fakeCloud) setErr(method string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errs[method] = err
+}
+
+func (f *fakeCloud) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+func (f *fakeCloud) total() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += c
+	}
+	return n
+}
+
+// enter records a call and returns its injected error.
+func (f *fakeCloud) enter(method string) error {
+	f.mu.Lock()
+	f.calls[method]++
+	d, err := f.delay, f.errs[method]
+	f.mu.Unlock()
+	time.Sleep(d)
+	return err
+}
+
+func (f *fakeCloud) takeIP(vswID string) (netip.Addr, error) {
+	v := f.vsw[vswID]
+	if v == nil {
+		return netip.Addr{}, fmt.Errorf("vswitch %s: %w", vswID, eni.ErrNotFound)
+	}
+	if v.AvailableIPs == 0 {
+		return netip.Addr{}, &eni.APIError{Action: "Assign", Code: "InvalidVSwitchId.IpNotEnough", Kind: eni.ErrVSwitchExhausted}
+	}
+	v.AvailableIPs--
+	a := v.next
+	v.next = v.next.Next()
+	return a, nil
+}
+
+func (f *fakeCloud) InstanceLimits(context.Context, string) (eni.InstanceLimits, error) {
+	return eni.InstanceLimits{}, f.enter("InstanceLimits")
+}
+
+func (f *fakeCloud) VSwitches(_ context.Context, ids ...string) ([]eni.VSwitch, error) {
+	if err := f.enter("VSwitches"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []eni.VSwitch
+	for _, id := range ids {
+		if v, ok := f.vsw[id]; ok {
+			out = append(out, v.VSwitch)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeCloud) CreateENI(_ context.Context, opts eni.CreateENIOptions) (eni.ENI, error) {
+	if err := f.enter("CreateENI"); err != nil {
+		return eni.ENI{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	primary, err := f.takeIP(opts.VSwitchID)
+	if err != nil {
+		return eni.ENI{}, err
+	}
+	f.nextENI++
+	e := &eni.ENI{
+		ID: fmt.Sprintf("eni-new%d", f.nextENI), Type: eni.TypeSecondary, Status: eni.StatusAvailable,
+		MAC:       net.HardwareAddr{0x02, 0, 0, 0, 1, byte(f.nextENI)},
+		VSwitchID: opts.VSwitchID, ZoneID: "zone-a", SecurityGroupIDs: opts.SecurityGroupIDs,
+		PrimaryIP: primary, PrivateIPs: []netip.Addr{primary}, Tags: opts.Tags, Description: opts.Description,
+	}
+	for range opts.SecondaryIPs {
+		a, err := f.takeIP(opts.VSwitchID)
+		if err != nil {
+			break
+		}
+		e.PrivateIPs = append(e.PrivateIPs, a)
+	}
+	f.enis[e.ID] = e
+	return *e, nil
+}
+
+func (f *fakeCloud) AttachENI(_ context.Context, id, instance string) error {
+	if err := f.enter("AttachENI"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	e.Status, e.InstanceID = eni.StatusAttaching, instance
+	f.pending[id] = f.attachIn
+	return nil
+}
+
+func (f *fakeCloud) DetachENI(_ context.Context, id, _ string) error {
+	if err := f.enter("DetachENI"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	e.Status, e.InstanceID = eni.StatusAvailable, ""
+	return nil
+}
+
+func (f *fakeCloud) DeleteENI(_ context.Context, id string) error {
+	if err := f.enter("DeleteENI"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	if e.Status != eni.StatusAvailable {
+		return eni.ErrInvalidState
+	}
+	if v := f.vsw[e.VSwitchID]; v != nil {
+		v.AvailableIPs += len(e.PrivateIPs)
+	}
+	delete(f.enis, id)
+	return nil
+}
+
+func (f *fakeCloud) ENIs(_ context.Context, filter eni.ENIFilter) ([]eni.ENI, error) {
+	if err := f.enter("ENIs"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []eni.ENI
+	for _, id := range slices.Sorted(func(yield func(string) bool) {
+		for id := range f.enis {
+			if !yield(id) {
+				return
+			}
+		}
+	}) {
+		e := f.enis[id]
+		if e.Status == eni.StatusAttaching {
+			if f.pending[id] <= 0 {
+				e.Status = eni.StatusInUse
+			}
+			f.pending[id]--
+		}
+		if (filter.InstanceID != "" && e.InstanceID != filter.InstanceID) || (len(filter.IDs) > 0 && !slices.Contains(filter.IDs, id)) {
+			continue
+		}
+		c := *e
+		c.PrivateIPs = slices.Clone(e.PrivateIPs)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (f *fakeCloud) AssignPrivateIPs(_ context.Context, id string, n int) ([]netip.Addr, error) {
+	if err := f.enter("AssignPrivateIPs"); err != nil {
+		return nil, err
+	}
+	if n > eni.MaxIPsPerAssign {
+		return nil, fmt.Errorf("assign %d: %w", n, eni.ErrInvalidParameter)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return nil, eni.ErrNotFound
+	}
+	var out []netip.Addr
+	for range n {
+		a, err := f.takeIP(e.VSwitchID)
+		if err != nil {
+			if len(out) == 0 {
+				return nil, err
+			}
+			break
+		}
+		out = append(out, a)
+	}
+	e.PrivateIPs = append(e.PrivateIPs, out...)
+	return out, nil
+}
+
+func (f *fakeCloud) UnassignPrivateIPs(_ context.Context, id string, ips []netip.Addr) error {
+	if err := f.enter("UnassignPrivateIPs"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	e.PrivateIPs = slices.DeleteFunc(e.PrivateIPs, func(a netip.Addr) bool { return slices.Contains(ips, a) })
+	if v := f.vsw[e.VSwitchID]; v != nil {
+		v.AvailableIPs += len(ips)
+	}
+	return nil
+}
+
+// ipsOf returns the secondary IPs the cloud has on an ENI.
+func (f *fakeCloud) ipsOf(id string) []netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return nil
+	}
+	return slices.Clone(e.PrivateIPs[1:])
+}
+
+var _ eni.Client = (*fakeCloud)(nil)

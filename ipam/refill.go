@@ -1,0 +1,309 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/store"
+)
+
+// Refill grows the pool by need free IPs for the cold path. One process per
+// node at a time calls the cloud, the one holding the store's allocator
+// lease: it assigns up to eni.MaxIPsPerAssign IPs per call to owned ENIs
+// with room, then creates, attaches and records new ENIs, and releases the
+// lease. The store is never held open across a cloud call.
+//
+// A process that finds the lease held waits on the store until need free
+// IPs appear or the lease is released (then it returns nil: reserve again),
+// or until ctx ends or cfg.AllocWait passes (ErrTryAgainLater).
+//
+// May return an error wrapping ErrTryAgainLater, ErrBackoff (a vSwitch out of
+// addresses or a quota reached, recorded in the store's pool state and
+// event log), or ErrPoolExhausted.
+func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, need int) error {
+	release, err := acquireAllocator(db, node, cfg)
+	var held *store.LeaseHeldError
+	if errors.As(err, &held) {
+		return waitForPool(ctx, db, cfg, need, held.Lease)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = grow(ctx, db, cloud, node, cfg, need)
+	return err
+}
+
+// acquireAllocator takes the allocator lease and returns its release.
+func acquireAllocator(db Store, node Node, cfg Config) (func(), error) {
+	pid := node.pid()
+	err := db.Update(func(tx *store.WriteTx) error {
+		_, err := tx.AcquireLease(store.LeaseAllocator, pid, time.Duration(cfg.LeaseTTL), time.Now())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("acquire allocator lease: %w", err)
+	}
+	return func() {
+		err := db.Update(func(tx *store.WriteTx) error { return tx.ReleaseLease(store.LeaseAllocator, pid) })
+		if err != nil {
+			// It expires on its own; others wait at most LeaseTTL.
+			slog.Warn("release allocator lease", "err", err)
+		}
+	}, nil
+}
+
+// waitForPool polls the store until need free IPs are on ready ENIs or the
+// lease holder is done.
+func waitForPool(ctx context.Context, db Store, cfg Config, need int, holder store.Lease) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AllocWait))
+	defer cancel()
+	tick := time.NewTicker(time.Duration(cfg.PollInterval))
+	defer tick.Stop()
+	for {
+		var free int
+		var leaseDone bool
+		err := db.View(func(tx *store.ReadTx) error {
+			var err error
+			if free, err = countFree(tx); err != nil {
+				return err
+			}
+			l, err := tx.Lease(store.LeaseAllocator)
+			leaseDone = errors.Is(err, store.ErrNotFound) || (err == nil && (l.HolderPID != holder.HolderPID || !time.Now().Before(l.Expires)))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if free >= max(need, 1) || leaseDone {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s (pid %d) to refill the pool: %w", holder.Holder, holder.HolderPID, ErrTryAgainLater)
+		case <-tick.C:
+		}
+	}
+}
+
+func countFree(tx *store.ReadTx) (int, error) {
+	enis, err := readyENIs(tx)
+	if err != nil {
+		return 0, err
+	}
+	ips, err := tx.IPs()
+	n := 0
+	for _, ip := range ips {
+		if _, ok := enis[ip.ENIID]; ok && ip.State == store.IPFree {
+			n++
+		}
+	}
+	return n, err
+}
+
+// pool is a snapshot of the store for planning cloud calls.
+type pool struct {
+	enis  []store.ENI
+	ips   []store.IP
+	state store.PoolState
+}
+
+func (p pool) ipsOn(eniID string) (free, held int) {
+	for _, ip := range p.ips {
+		if ip.ENIID != eniID {
+			continue
+		}
+		if ip.State == store.IPFree {
+			free++
+		} else {
+			held++
+		}
+	}
+	return free, held
+}
+
+func snapshot(db Store) (pool, error) {
+	var p pool
+	err := db.View(func(tx *store.ReadTx) (err error) {
+		if p.enis, err = tx.ENIs(); err != nil {
+			return err
+		}
+		if p.ips, err = tx.IPs(); err != nil {
+			return err
+		}
+		p.state, err = tx.PoolState()
+		return err
+	})
+	return p, err
+}
+
+// grow adds up to need free IPs and returns how many it added. It returns
+// an error only when it added none.
+func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, need int) (int, error) {
+	if need <= 0 {
+		return 0, nil
+	}
+	p, err := snapshot(db)
+	if err != nil {
+		return 0, err
+	}
+	added, blocked, err := assignOnENIs(ctx, db, cloud, node, cfg, &p, need)
+	if err != nil {
+		return added, err
+	}
+	for added < need {
+		n, err := createENI(ctx, db, cloud, node, cfg, &p, need-added)
+		if errors.Is(err, ErrBackoff) || errors.Is(err, ErrPoolExhausted) {
+			blocked = err
+			break
+		}
+		if err != nil {
+			if added > 0 {
+				slog.Warn("grow pool", "added", added, "err", err)
+				return added, nil
+			}
+			return 0, err
+		}
+		added += n
+	}
+	if added == 0 && blocked != nil {
+		return 0, blocked
+	}
+	return added, nil
+}
+
+// perENI is how many secondary IPs one ENI may carry.
+func perENI(node Node) int { return max(node.Limits.IPv4PerENI-1, 0) }
+
+// assignOnENIs assigns IPs to owned ready ENIs with room, in
+// eni_selection_policy order.
+func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p *pool, need int) (added int, blocked, err error) {
+	now := time.Now()
+	type cand struct {
+		e    store.ENI
+		have int
+	}
+	var cands []cand
+	for _, e := range p.enis {
+		if !e.Owned || e.State != store.ENIReady || e.ID == node.PrimaryENIID {
+			continue
+		}
+		free, held := p.ipsOn(e.ID)
+		if free+held >= perENI(node) {
+			continue
+		}
+		if b, ok := p.state.ActiveBackoff(store.ENIScope(e.ID), now); ok {
+			blocked = &BackoffError{Scope: store.ENIScope(e.ID), Backoff: b}
+			continue
+		}
+		if b, ok := p.state.ActiveBackoff(store.VSwitchScope(e.VSwitchID), now); ok {
+			blocked = &BackoffError{Scope: store.VSwitchScope(e.VSwitchID), Backoff: b}
+			continue
+		}
+		cands = append(cands, cand{e, free + held})
+	}
+	sortByPolicy(cands, cfg.ENIPolicy, func(c cand) int { return c.have })
+	for _, c := range cands {
+		for added < need && c.have < perENI(node) {
+			n := min(need-added, perENI(node)-c.have, eni.MaxIPsPerAssign)
+			got, err := cloud.AssignPrivateIPs(ctx, c.e.ID, n)
+			if err != nil {
+				if berr := backoffFor(db, cfg, p, err, c.e.ID, c.e.VSwitchID); berr != nil {
+					blocked = berr
+					break
+				}
+				return added, blocked, fmt.Errorf("assign %d ips to eni %s: %w", n, c.e.ID, err)
+			}
+			if err := addFreeIPs(db, c.e.ID, got, time.Now()); err != nil {
+				return added, blocked, err
+			}
+			added += len(got)
+			c.have += len(got)
+		}
+		if added >= need {
+			break
+		}
+	}
+	return added, blocked, nil
+}
+
+// sortByPolicy orders ENIs: most_ips packs the fullest ENI first, least_ips
+// spreads over the emptiest.
+func sortByPolicy[T any](s []T, policy string, ips func(T) int) {
+	less := func(a, b T) int { return ips(b) - ips(a) }
+	if policy == ENILeastIPs {
+		less = func(a, b T) int { return ips(a) - ips(b) }
+	}
+	slices.SortStableFunc(s, less)
+}
+
+func addFreeIPs(db Store, eniID string, addrs []netip.Addr, now time.Time) error {
+	return db.Update(func(tx *store.WriteTx) error {
+		for _, a := range addrs {
+			if _, err := tx.IP(a); err == nil {
+				continue
+			}
+			if err := tx.PutIP(store.IP{Addr: a, ENIID: eniID, State: store.IPFree, AddedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// backoffFor turns a cloud answer that retrying soon will not fix into a
+// recorded back-off and returns it as a *BackoffError; nil for any other
+// error.
+func backoffFor(db Store, cfg Config, p *pool, err error, eniID, vswitchID string) error {
+	var scope, reason string
+	var d time.Duration
+	switch {
+	case errors.Is(err, eni.ErrVSwitchExhausted):
+		scope, reason, d = store.VSwitchScope(vswitchID), "VSwitchExhausted", time.Duration(cfg.VSwitchBackoff)
+	case errors.Is(err, eni.ErrQuotaExceeded) && eniID != "":
+		scope, reason, d = store.ENIScope(eniID), "IPQuotaExceeded", time.Duration(cfg.QuotaBackoff)
+	case errors.Is(err, eni.ErrQuotaExceeded):
+		scope, reason, d = store.ScopeENIQuota, "ENIQuotaExceeded", time.Duration(cfg.QuotaBackoff)
+	default:
+		return nil
+	}
+	return recordBackoff(db, p, scope, reason, err.Error(), d)
+}
+
+// recordBackoff writes a back-off and a warning event, and returns it as a
+// *BackoffError.
+func recordBackoff(db Store, p *pool, scope, reason, msg string, d time.Duration) error {
+	now := time.Now()
+	b := store.Backoff{Since: now, Until: now.Add(d), Reason: msg}
+	p.state.SetBackoff(scope, b)
+	err := db.Update(func(tx *store.WriteTx) error {
+		ps, err := tx.PoolState()
+		if err != nil {
+			return err
+		}
+		ps.SetBackoff(scope, b)
+		ps.UpdatedAt = now
+		if err := tx.PutPoolState(ps); err != nil {
+			return err
+		}
+		_, err = tx.AppendEvent(store.Event{
+			Time: now, Level: slog.LevelWarn, Reason: reason, Object: scope,
+			Message: fmt.Sprintf("%s; not asking again before %s", msg, b.Until.Format(time.RFC3339)),
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record back-off of %s: %w", scope, err)
+	}
+	slog.Warn("pool growth backed off", "scope", scope, "reason", msg, "until", b.Until)
+	return &BackoffError{Scope: scope, Backoff: b}
+}
