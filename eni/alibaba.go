@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -74,13 +73,25 @@ type AlibabaClient struct {
 
 var _ Client = (*AlibabaClient)(nil)
 
-var regionPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+// validRegion accepts what region ids look like ("cn-hangzhou"). A plain
+// loop, not a regexp: package init is paid by every CNI invocation.
+func validRegion(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // NewAlibabaClient checks opts and returns a client. It does no network I/O
 // and builds no SDK client: the CNI plugin constructs one on every ADD and
 // must not pay for what it may never use.
 func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
-	if !regionPattern.MatchString(opts.RegionID) {
+	if !validRegion(opts.RegionID) {
 		return nil, fmt.Errorf("alibaba client: region %q: %w", opts.RegionID, ErrInvalidParameter)
 	}
 	if err := opts.Credentials.validate(); err != nil {

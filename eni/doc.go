@@ -5,10 +5,23 @@
 // Client is the interface the rest of veni programs against. The Alibaba
 // implementation (NewAlibabaClient) is built on the official
 // alibaba-cloud-sdk-go; every call passes through a per-action token bucket
-// and is retried with jittered exponential back-off on throttling, 5xx and
-// timeouts. Errors callers must branch on (vSwitch out of addresses, quota
-// reached, not found, invalid parameter, throttled) are sentinels in
-// errors.go, matched with errors.Is.
+// (DefaultRateLimits) and is retried with jittered exponential back-off
+// (RetryPolicy) on throttling, 5xx, InternalError and timeouts, never on an
+// error that says the request cannot succeed. Errors callers must branch on
+// (vSwitch out of addresses, quota reached, not found, invalid parameter,
+// wrong state, throttled, bad credentials) are sentinels in errors.go,
+// matched with errors.Is; an *APIError keeps the code and request id.
+//
+// Metadata reads 100.100.100.200 (token flow when offered, short timeouts,
+// a few retries). LoadCredentials reads an AccessKey pair from a JSON file
+// or the environment.
+//
+// Lifetimes and cost: NewAlibabaClient and NewMetadata do no I/O and build
+// no SDK client, and the package does nothing at init, because the CNI
+// plugin constructs them on every invocation. An SDK client is built per
+// HTTP attempt (sdk.Client is not safe for concurrent use); instance-type
+// limits are cached for the AlibabaClient's lifetime. Both clients are safe
+// for concurrent use.
 //
 // This package must not touch the node: no netlink, no store. The package
 // eni/sim serves the same protocol for tests, the demo and laptops.
