@@ -192,3 +192,44 @@ func TestAlibabaClient_Metrics_SharedRegistry(t *testing.T) {
 		t.Fatalf("want one histogram with 2 samples from both clients, got %v", mfs)
 	}
 }
+
+// recordHost answers every request itself, so nothing leaves the machine,
+// and remembers where the SDK meant to send it.
+type recordHost struct{ hosts []string }
+
+func (r *recordHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.hosts = append(r.hosts, req.URL.Scheme+"://"+req.URL.Host)
+	rec := httptest.NewRecorder()
+	rec.WriteString(`{"RequestId":"r","VSwitches":{"VSwitch":[{"VSwitchId":"vsw-1","CidrBlock":"10.0.0.0/24"}]},"InstanceTypes":{"InstanceType":[{"InstanceTypeId":"t"}]}}`)
+	return rec.Result(), nil
+}
+
+func TestAlibabaClient_RegionalEndpoints(t *testing.T) {
+	cases := []struct {
+		region, ecs, vpc string
+	}{
+		{"cn-hangzhou", "https://ecs-cn-hangzhou.aliyuncs.com", "https://vpc.aliyuncs.com"},
+		{"ap-southeast-1", "https://ecs.ap-southeast-1.aliyuncs.com", "https://vpc.ap-southeast-1.aliyuncs.com"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.region, func(t *testing.T) {
+			rec := &recordHost{}
+			c, err := NewAlibabaClient(AlibabaOptions{
+				RegionID: tc.region, Transport: rec,
+				Credentials: Credentials{AccessKeyID: "a", AccessKeySecret: "b"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.InstanceLimits(context.Background(), "t"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.VSwitches(context.Background(), "vsw-1"); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.hosts) != 2 || rec.hosts[0] != tc.ecs || rec.hosts[1] != tc.vpc {
+				t.Fatalf("requests went to %v, want [%s %s]", rec.hosts, tc.ecs, tc.vpc)
+			}
+		})
+	}
+}
