@@ -7,7 +7,7 @@ BIN      := bin/veni
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-unit demo bench lint generate clean
+.PHONY: all build test test-unit demo bench lint generate check-generated clean
 
 all: build
 
@@ -35,6 +35,9 @@ lint:
 
 generate:
 	$(GO) generate ./ebpf/...
+
+check-generated:
+	./ebpf/check-generated.sh
 
 clean:
 	rm -rf bin

@@ -21,6 +21,7 @@ func NewRootCommand() *cobra.Command {
 		newVersionCommand(),
 		newENICommand(),
 		newSimCommand(),
+		newDaemonCommand(),
 	)
 	return root
 }

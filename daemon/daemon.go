@@ -1,0 +1,329 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/vishvananda/netlink"
+
+	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/store"
+)
+
+// Options tune the daemon's loops. Zero fields take the defaults.
+type Options struct {
+	// SyncInterval is how often the pool is reconciled with the cloud even
+	// when nothing happened on the node (Terway's ip_pool_sync_period).
+	SyncInterval time.Duration
+	// MinWakeGap is the least time between two passes woken by store
+	// writes, so a burst of ADDs costs one pass, not one each.
+	MinWakeGap time.Duration
+	// Logger receives the daemon's log; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for Options.
+const (
+	DefaultSyncInterval = time.Minute
+	DefaultMinWakeGap   = time.Second
+)
+
+// Daemon is one node's daemon.
+type Daemon struct {
+	env  *node.Env
+	opts Options
+	log  *slog.Logger
+
+	node        ipam.Node
+	lastBlocked error // why the pool could not grow on the last pass
+}
+
+// New prepares a daemon for the node described by env.
+func New(env *node.Env, opts Options) *Daemon {
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.MinWakeGap <= 0 {
+		opts.MinWakeGap = DefaultMinWakeGap
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Daemon{env: env, opts: opts, log: opts.Logger}
+}
+
+// Run starts the daemon and returns when ctx is cancelled (SIGTERM) or
+// start-up fails for good. Pods keep their addresses when it stops.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.env.LogNotes(d.log)
+	facts, err := d.waitFacts(ctx)
+	if err != nil {
+		return err
+	}
+	d.node = node.IPAMNode(facts)
+	d.node.WaitLink = waitLink
+	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
+		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
+
+	// Restart: make the links match the store before anything else, so a
+	// node whose routing tables were lost carries its pods' traffic again.
+	d.restoreENIs(ctx)
+	d.fullPass(ctx)
+
+	writes, closeWatch, err := watchFile(d.env.Store.Path)
+	if err != nil {
+		d.log.Warn("store watch unavailable; relying on the timer", "err", err)
+	} else {
+		defer closeWatch()
+	}
+	ticker := time.NewTicker(d.opts.SyncInterval)
+	defer ticker.Stop()
+	var lastWake time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping")
+			return nil
+		case <-ticker.C:
+			d.fullPass(ctx)
+		case <-writes:
+			// Coalesce the burst of events one transaction makes.
+			if gap := time.Since(lastWake); gap < d.opts.MinWakeGap {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d.opts.MinWakeGap - gap):
+				}
+			}
+			drain(writes)
+			lastWake = time.Now()
+			d.localPass(ctx)
+		}
+	}
+}
+
+// waitFacts learns the node's facts, retrying while metadata or the cloud
+// is unreachable (a node boots before its network is fully up).
+func (d *Daemon) waitFacts(ctx context.Context) (store.NodeInfo, error) {
+	delay := time.Second
+	for {
+		facts, err := d.env.Facts(ctx)
+		if err == nil {
+			return facts, nil
+		}
+		d.log.Warn("node facts unavailable, retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return store.NodeInfo{}, fmt.Errorf("node facts: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// fullPass garbage-collects, then reconciles the pool with the cloud.
+func (d *Daemon) fullPass(ctx context.Context) {
+	d.gc(ctx)
+	rep, err := ipam.Reconcile(ctx, d.env.Store, d.env.Cloud(), d.node, d.env.Config, time.Now())
+	if err != nil {
+		d.log.Error("reconcile", "err", err)
+		return
+	}
+	d.lastBlocked = rep.Blocked
+	d.logReport(rep)
+	d.restoreNewENIs(ctx, rep)
+}
+
+// localPass runs after store writes. It is cheap unless the pool is below
+// its minimum, the only thing a write can make urgent; idle reclaim and
+// cloud sync wait for the timer.
+func (d *Daemon) localPass(ctx context.Context) {
+	d.gc(ctx)
+	idle, err := idleCount(d.env.Store)
+	if err != nil {
+		d.log.Error("read pool", "err", err)
+		return
+	}
+	if idle >= d.env.Config.MinPoolSize {
+		return
+	}
+	if d.lastBlocked != nil {
+		// Growing failed for a reason a write does not change (back-off,
+		// quota): wait for the timer rather than loop on our own writes.
+		return
+	}
+	d.fullPass(ctx)
+}
+
+func (d *Daemon) gc(ctx context.Context) {
+	released, err := ipam.GC(d.env.Store, ipam.OwnerAlive, time.Duration(d.env.Config.GCGrace), time.Now())
+	if err != nil {
+		d.log.Error("gc", "err", err)
+		return
+	}
+	for _, a := range released {
+		d.log.Info("gc released", "ip", a.IP, "owner", a.Key, "pod", a.PodNamespace+"/"+a.PodName)
+		// The pod is gone; its host veth may still be there.
+		err := netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP})
+		if err != nil {
+			d.log.Warn("gc teardown", "owner", a.Key, "err", err)
+		}
+	}
+}
+
+func (d *Daemon) logReport(rep ipam.Report) {
+	attrs := []any{"idle", rep.Idle, "used", rep.Used, "took", rep.Took.Round(time.Millisecond)}
+	if rep.LeaseHeld {
+		attrs = append(attrs, "leaseHeld", true)
+	}
+	if rep.AddedIPs > 0 {
+		attrs = append(attrs, "added", rep.AddedIPs)
+	}
+	if n := len(rep.ReleasedIPs); n > 0 {
+		attrs = append(attrs, "released", n)
+	}
+	if n := len(rep.DeletedENIs); n > 0 {
+		attrs = append(attrs, "deletedENIs", rep.DeletedENIs)
+	}
+	if n := len(rep.LostIPs); n > 0 {
+		attrs = append(attrs, "lostIPs", rep.LostIPs)
+	}
+	if rep.Blocked != nil {
+		attrs = append(attrs, "blocked", rep.Blocked.Error())
+	}
+	if len(rep.Errors) > 0 {
+		attrs = append(attrs, "errors", errors.Join(rep.Errors...).Error())
+	}
+	d.log.Info("pool", attrs...)
+}
+
+// restoreENIs makes sure every ready ENI in the store is up with its routing
+// table on this node.
+func (d *Daemon) restoreENIs(ctx context.Context) {
+	var enis []store.ENI
+	err := d.env.Store.View(func(tx *store.ReadTx) error {
+		var err error
+		enis, err = tx.ENIs()
+		return err
+	})
+	if err != nil {
+		d.log.Error("read enis", "err", err)
+		return
+	}
+	for _, e := range enis {
+		if e.State != store.ENIReady {
+			continue
+		}
+		d.ensureENI(ctx, e)
+	}
+}
+
+func (d *Daemon) restoreNewENIs(ctx context.Context, rep ipam.Report) {
+	if len(rep.AdoptedENIs) > 0 {
+		d.restoreENIs(ctx)
+	}
+}
+
+func (d *Daemon) ensureENI(ctx context.Context, e store.ENI) {
+	mac, err := net.ParseMAC(e.MAC)
+	if err != nil {
+		d.log.Error("eni with bad mac in store", "eni", e.ID, "mac", e.MAC)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway})
+	if err != nil {
+		d.log.Warn("eni link", "eni", e.ID, "mac", e.MAC, "err", err)
+		return
+	}
+	d.log.Debug("eni ready", "eni", e.ID, "link", link.Name, "table", link.Table)
+}
+
+func idleCount(db store.File) (int, error) {
+	idle := 0
+	err := db.View(func(tx *store.ReadTx) error {
+		enis, err := tx.ENIs()
+		if err != nil {
+			return err
+		}
+		ready := make(map[string]bool, len(enis))
+		for _, e := range enis {
+			ready[e.ID] = e.State == store.ENIReady
+		}
+		ips, err := tx.IPs()
+		if err != nil {
+			return err
+		}
+		for _, ip := range ips {
+			if ip.State == store.IPFree && ready[ip.ENIID] {
+				idle++
+			}
+		}
+		return nil
+	})
+	return idle, err
+}
+
+func waitLink(ctx context.Context, mac net.HardwareAddr) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink handle: %w", err)
+	}
+	defer h.Close()
+	_, err = netplumb.FindLinkByMAC(ctx, h, mac)
+	return err
+}
+
+// watchFile signals writes to the store file. It watches the directory so
+// that a store created after the daemon started is seen too.
+func watchFile(path string) (<-chan struct{}, func(), error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("watch %s: %w", filepath.Dir(path), err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Name == path && ev.Has(fsnotify.Write) {
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return out, func() { w.Close() }, nil
+}
+
+func drain(c <-chan struct{}) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}
