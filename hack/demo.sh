@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# veni's main job end to end on the simulated VPC: a node creates an ENI
+# through the Alibaba SDK, attaches it, gets addresses for it, and the new
+# NIC shows up in the node with the ENI's MAC; a packet from an assigned
+# address crosses the VPC to another node, one from an unassigned address
+# is dropped by the VPC's anti-spoofing. Run as root from the repo root
+# after "make build" ("make demo" does both). Tears the sim down on exit,
+# failure included. Needs iproute2 and ping or iperf3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENI=${VENI:-bin/veni}
+if [[ $EUID -ne 0 ]]; then
+	echo "demo.sh: run as root (the sim creates network namespaces)" >&2
+	exit 1
+fi
+if [[ ! -x $VENI ]]; then
+	echo "demo.sh: $VENI not found: run make build (or make demo)" >&2
+	exit 1
+fi
+VENI=$(realpath "$VENI")
+SIM_DIR=${VENI_SIM_DIR:-/run/veni/sim}
+IPERF_PID=$(mktemp -u /tmp/veni-demo-iperf.XXXXXX)
+
+bold=$'\e[1m' off=$'\e[0m'
+[[ -t 1 ]] || bold='' off=''
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
+# show prints a command (as the user would type it), then runs it.
+show() {
+	if [[ $1 == on ]]; then
+		printf '$ veni sim exec %s -- %s\n' "$2" "${*:3}"
+	else
+		printf '$ %s\n' "${*/#$VENI/veni}"
+	fi
+	"$@"
+}
+# on runs a command inside a node's network namespace.
+on() {
+	local node=$1
+	shift
+	"$VENI" sim exec "$node" -- "$@"
+}
+
+cleanup() {
+	local rc=$?
+	if [[ -s $IPERF_PID ]]; then
+		kill "$(cat "$IPERF_PID")" 2>/dev/null || true
+	fi
+	rm -f "$IPERF_PID"
+	if [[ $rc -ne 0 ]]; then
+		echo "demo failed (exit $rc); tearing the sim down" >&2
+		[[ -f $SIM_DIR/sim.log ]] && tail -n 20 "$SIM_DIR/sim.log" >&2
+	fi
+	"$VENI" sim down >/dev/null 2>&1 || true
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "clean slate"
+show "$VENI" sim down
+
+step "start a simulated VPC with two nodes"
+show "$VENI" sim up --nodes 2
+
+CREDS=$SIM_DIR/credentials.json
+EP=(--endpoint 100.100.0.10 --scheme http --region cn-hangzhou --credentials "$CREDS")
+
+step "node-1 creates an ENI through the Alibaba SDK (from inside the node, like the daemon)"
+printf '$ veni sim exec node-1 -- veni eni create --vswitch vsw-sim-a --security-group sg-sim-default %s\n' "${EP[*]}"
+ENI=$(on node-1 "$VENI" eni create --vswitch vsw-sim-a --security-group sg-sim-default --tag veni.io/demo=true "${EP[@]}")
+echo "$ENI"
+
+step "attach it to node-1 and wait until it is InUse"
+printf '$ veni sim exec node-1 -- veni eni attach %s ...\n' "$ENI"
+MAC=$(on node-1 "$VENI" eni attach "$ENI" "${EP[@]}")
+echo "MAC $MAC"
+
+step "assign two secondary IPs"
+printf '$ veni sim exec node-1 -- veni eni assign %s --count 2 ...\n' "$ENI"
+mapfile -t IPS < <(on node-1 "$VENI" eni assign "$ENI" --count 2 "${EP[@]}")
+printf '%s\n' "${IPS[@]}"
+if [[ ${#IPS[@]} -ne 2 ]]; then
+	echo "expected 2 addresses, got ${#IPS[@]}" >&2
+	exit 1
+fi
+
+step "inside node-1: the hot-plugged NIC with the ENI's MAC (down and unaddressed, like a real one)"
+show on node-1 ip -br link
+show on node-1 ip -br addr
+IF=$(on node-1 ip -o link | awk -v mac="$MAC" 'index($0, "link/ether " mac) { sub(/:$/, "", $2); sub(/@.*/, "", $2); print $2 }')
+if [[ -z $IF ]]; then
+	echo "no link with MAC $MAC in node-1" >&2
+	exit 1
+fi
+echo "the ENI is $IF in node-1"
+
+step "configure $IF as the node's software would: the addresses, and source routing through the ENI"
+GW=$(on node-1 ip -4 route show default | awk '{ print $3; exit }')
+SPOOF=172.30.1.240 # on the NIC but not assigned to the ENI in the cloud
+for ip in "${IPS[@]}" "$SPOOF"; do
+	show on node-1 ip addr add "$ip/32" dev "$IF"
+	show on node-1 ip rule add from "$ip" table 101
+done
+show on node-1 ip link set "$IF" up
+show on node-1 ip route add default via "$GW" dev "$IF" onlink table 101
+show on node-1 ip -br addr show dev "$IF"
+
+NODE2=$(on node-2 ip -4 -o addr show dev eth0 | awk '{ split($4, a, "/"); print a[1]; exit }')
+
+# reach tries src -> node-2; exit status 0 when the packets got through.
+reach() {
+	local src=$1
+	if command -v ping >/dev/null; then
+		show on node-1 ping -c 2 -W 1 -I "$src" "$NODE2"
+	else
+		show on node-1 iperf3 -c "$NODE2" -B "$src" -t 1 --connect-timeout 2000
+	fi
+}
+if ! command -v ping >/dev/null; then
+	on node-2 iperf3 -s -D -B "$NODE2" -I "$IPERF_PID"
+	sleep 0.5
+fi
+
+step "from the assigned ${IPS[0]} across the VPC to node-2 ($NODE2)"
+reach "${IPS[0]}"
+
+step "from $SPOOF, which the cloud never assigned: the VPC drops it (anti-spoofing)"
+if reach "$SPOOF"; then
+	echo "unassigned source got through: anti-spoofing is broken" >&2
+	exit 1
+fi
+echo "dropped, as on the real VPC"
+
+step "the cloud's view"
+show "$VENI" sim status
+
+step "detach and delete the ENI: the NIC leaves node-1"
+printf '$ veni sim exec node-1 -- veni eni detach %s ...\n' "$ENI"
+on node-1 "$VENI" eni detach "$ENI" "${EP[@]}"
+printf '$ veni sim exec node-1 -- veni eni delete %s ...\n' "$ENI"
+on node-1 "$VENI" eni delete "$ENI" "${EP[@]}"
+show on node-1 ip -br link
+
+step "tear down"
+show "$VENI" sim down
