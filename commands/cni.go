@@ -348,7 +348,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eniLink, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway})
+	eniLink, err := netplumb.LookupENI(ctx, "", mac, 0)
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}

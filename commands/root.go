@@ -22,6 +22,7 @@ func NewRootCommand() *cobra.Command {
 		newENICommand(),
 		newSimCommand(),
 		newDaemonCommand(),
+		newIPAMCommand(),
 	)
 	return root
 }

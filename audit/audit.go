@@ -1,0 +1,201 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+
+	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/store"
+)
+
+// Problem kinds.
+const (
+	KindStore      = "store"       // the store's own invariants (store.Check)
+	KindOwnerGone  = "owner-gone"  // an allocation whose pod or ADD is gone (GC will release it)
+	KindPlumbing   = "plumbing"    // a bound pod's links, routes or rules are missing
+	KindENILink    = "eni-link"    // a ready ENI has no link on the node
+	KindCloudIP    = "cloud-ip"    // a held IP is not assigned to its ENI in the cloud
+	KindCloudENI   = "cloud-eni"   // an ENI in the store is missing or not attached in the cloud
+	KindLeakedENI  = "leaked-eni"  // an ENI veni created for this node is unknown to the store
+	KindCloudError = "cloud-error" // the cloud could not be asked
+)
+
+// Problem is one broken invariant.
+type Problem struct {
+	Kind   string `json:"kind"`
+	Object string `json:"object"` // "ip/172.30.1.5", "eni/eni-x", "allocation/<key>"
+	Detail string `json:"detail"`
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%-11s %-40s %s", p.Kind, p.Object, p.Detail) }
+
+// Options choose what to check besides the store.
+type Options struct {
+	Links bool       // check links, routes and rules in the caller's namespace
+	Cloud eni.Client // nil skips the cloud checks
+	Node  store.NodeInfo
+	// OwnerAlive decides whether an allocation's owner lives; nil means
+	// ipam.OwnerAlive.
+	OwnerAlive func(store.Allocation) bool
+}
+
+// Report is what Run found, with the counts an operator wants to see.
+type Report struct {
+	ENIs        int       `json:"enis"`
+	IPs         int       `json:"ips"`
+	Allocations int       `json:"allocations"`
+	Problems    []Problem `json:"problems"`
+}
+
+// OK reports whether no invariant is broken.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// Run checks db and, as opts ask, the links and the cloud.
+func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
+	if opts.OwnerAlive == nil {
+		opts.OwnerAlive = ipam.OwnerAlive
+	}
+	var (
+		rep    Report
+		enis   []store.ENI
+		ips    []store.IP
+		allocs []store.Allocation
+	)
+	err := db.View(func(tx *store.ReadTx) error {
+		for _, v := range tx.Check() {
+			rep.Problems = append(rep.Problems, Problem{Kind: KindStore, Object: v.Object, Detail: v.String()})
+		}
+		var err error
+		if enis, err = tx.ENIs(); err != nil {
+			return err
+		}
+		if ips, err = tx.IPs(); err != nil {
+			return err
+		}
+		allocs, err = tx.Allocations()
+		return err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("read store: %w", err)
+	}
+	rep.ENIs, rep.IPs, rep.Allocations = len(enis), len(ips), len(allocs)
+
+	for _, a := range allocs {
+		if !opts.OwnerAlive(a) {
+			rep.add(KindOwnerGone, "allocation/"+string(a.Key), fmt.Sprintf("%s %s: owner gone (netns %q, reserved by pid %d); gc releases it", a.State, a.IP, a.NetNS, a.ReservedBy))
+		}
+	}
+	if opts.Links {
+		rep.checkLinks(ctx, enis, allocs, opts.OwnerAlive)
+	}
+	if opts.Cloud != nil {
+		rep.checkCloud(ctx, opts.Cloud, opts.Node, enis, ips)
+	}
+	return rep, nil
+}
+
+func (r *Report) add(kind, object, detail string) {
+	r.Problems = append(r.Problems, Problem{Kind: kind, Object: object, Detail: detail})
+}
+
+func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) bool) {
+	links := make(map[string]netplumb.ENILink)
+	for _, e := range enis {
+		if e.State != store.ENIReady {
+			continue
+		}
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			r.add(KindENILink, "eni/"+e.ID, fmt.Sprintf("bad mac %q in store", e.MAC))
+			continue
+		}
+		l, err := netplumb.LookupENI(ctx, "", mac, 0)
+		if err != nil {
+			r.add(KindENILink, "eni/"+e.ID, err.Error())
+			continue
+		}
+		links[e.ID] = l
+	}
+	for _, a := range allocs {
+		if a.State != store.IPBound || !alive(a) || a.NetNS == "" {
+			continue
+		}
+		l, ok := links[a.ENIID]
+		if !ok {
+			continue // reported as an ENI problem
+		}
+		err := netplumb.CheckPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP, ENI: l})
+		if err != nil {
+			r.add(KindPlumbing, "allocation/"+string(a.Key), err.Error())
+		}
+	}
+}
+
+func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.NodeInfo, enis []store.ENI, ips []store.IP) {
+	inCloud, err := cloud.ENIs(ctx, eni.ENIFilter{InstanceID: node.InstanceID})
+	if err != nil {
+		r.add(KindCloudError, "instance/"+node.InstanceID, err.Error())
+		return
+	}
+	// ENIs veni created for this node but never attached (or detached and
+	// not deleted) are not listed by instance: ask by tag as well.
+	tagged, err := cloud.ENIs(ctx, eni.ENIFilter{Tags: map[string]string{ipam.TagCreator: ipam.TagCreatorValue, ipam.TagInstance: node.InstanceID}})
+	if err != nil {
+		r.add(KindCloudError, "instance/"+node.InstanceID, err.Error())
+		return
+	}
+	cloudENIs := make(map[string]eni.ENI)
+	for _, e := range append(inCloud, tagged...) {
+		cloudENIs[e.ID] = e
+	}
+	known := make(map[string]bool)
+	for _, e := range enis {
+		known[e.ID] = true
+		c, ok := cloudENIs[e.ID]
+		switch {
+		case !ok:
+			r.add(KindCloudENI, "eni/"+e.ID, "in the store but not in the cloud")
+		case e.State == store.ENIReady && (c.Status != eni.StatusInUse || c.InstanceID != node.InstanceID):
+			r.add(KindCloudENI, "eni/"+e.ID, fmt.Sprintf("ready in the store but %s on instance %q in the cloud", c.Status, c.InstanceID))
+		}
+	}
+	for _, ip := range ips {
+		if ip.State == store.IPFree {
+			continue
+		}
+		c, ok := cloudENIs[ip.ENIID]
+		if !ok || !slices.Contains(c.PrivateIPs, ip.Addr) {
+			r.add(KindCloudIP, "ip/"+ip.Addr.String(), fmt.Sprintf("%s by %s but not assigned to %s in the cloud", ip.State, ip.Owner, ip.ENIID))
+		}
+	}
+	for id, c := range cloudENIs {
+		if known[id] || id == node.PrimaryENIID || c.Tags[ipam.TagCreator] != ipam.TagCreatorValue {
+			continue
+		}
+		r.add(KindLeakedENI, "eni/"+id, fmt.Sprintf("created by veni for %s (%s, %d addresses) but not in the store", node.InstanceID, c.Status, len(c.PrivateIPs)))
+	}
+	slices.SortFunc(r.Problems, func(a, b Problem) int {
+		if a.Kind != b.Kind {
+			if a.Kind < b.Kind {
+				return -1
+			}
+			return 1
+		}
+		switch {
+		case a.Object < b.Object:
+			return -1
+		case a.Object > b.Object:
+			return 1
+		}
+		return 0
+	})
+}
+
+// ErrProblems is returned by callers that turn a report into an exit code.
+var ErrProblems = errors.New("invariants broken")
+
