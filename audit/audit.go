@@ -198,4 +198,3 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 
 // ErrProblems is returned by callers that turn a report into an exit code.
 var ErrProblems = errors.New("invariants broken")
-
