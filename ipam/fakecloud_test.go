@@ -25,6 +25,8 @@ type fakeCloud struct {
 	attachIn int           // describes before an Attaching ENI is InUse
 	delay    time.Duration // every call sleeps this long first
 	pending  map[string]int
+
+	inFlight, maxInFlight int // calls overlapping in time
 }
 
 type fakeVSwitch struct {
@@ -85,9 +87,14 @@ func (f *fakeCloud) total() int {
 func (f *fakeCloud) enter(method string) error {
 	f.mu.Lock()
 	f.calls[method]++
+	f.inFlight++
+	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	d, err := f.delay, f.errs[method]
 	f.mu.Unlock()
 	time.Sleep(d)
+	f.mu.Lock()
+	f.inFlight--
+	f.mu.Unlock()
 	return err
 }
 

@@ -39,7 +39,8 @@ type Report struct {
 // the pool up to min_pool_size (and to ip_warm_up_size once), returns IPs
 // idle above max_pool_size for idle_ip_reclaim_after to the cloud (at most
 // idle_ip_reclaim_batch_size per run) and deletes owned ENIs that hold no
-// reserved or bound IP and are not needed to keep min_pool_size and min_eni.
+// reserved or bound IP once all their IPs are above max_pool_size (keeping
+// min_eni ENIs).
 // It never touches the primary ENI or ENIs veni did not create.
 //
 // Failures of single steps are collected in Report.Errors; the returned
@@ -92,7 +93,7 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg C
 	if p, err = snapshot(db); err != nil {
 		return rep, err
 	}
-	rep.Errors = appendErr(rep.Errors, reclaimIdle(ctx, db, cloud, cfg, p, now, &rep))
+	rep.Errors = appendErr(rep.Errors, reclaimIdle(ctx, db, cloud, node, cfg, p, now, &rep))
 	if p, err = snapshot(db); err != nil {
 		return rep, err
 	}

@@ -18,7 +18,7 @@ import (
 // idle_ip_reclaim_after to the cloud, at most idle_ip_reclaim_batch_size per
 // run. It prefers IPs on ENIs with the fewest held IPs, so that ENIs empty
 // out and can be deleted.
-func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, cfg Config, p pool, now time.Time, rep *Report) error {
+func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p pool, now time.Time, rep *Report) error {
 	idle, _ := countPool(p)
 	excess := idle - cfg.MaxPoolSize
 	if cfg.IdleReclaimBatch > 0 {
@@ -30,7 +30,7 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, cfg Config, p 
 	held := make(map[string]int)
 	owned := make(map[string]bool)
 	for _, e := range p.enis {
-		owned[e.ID] = e.Owned && e.State == store.ENIReady
+		owned[e.ID] = e.Owned && e.State == store.ENIReady && e.ID != node.PrimaryENIID
 		_, held[e.ID] = p.ipsOn(e.ID)
 	}
 	var cands []store.IP
@@ -89,9 +89,9 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, cfg Config, p 
 }
 
 // deleteEmptyENIs deletes owned ENIs that hold no reserved or bound IP when
-// the pool does not need them: their free IPs, if any, have been free for
-// idle_ip_reclaim_after, and without them the node keeps min_pool_size free
-// IPs and min_eni ENIs. It also finishes ENIs left draining. The primary ENI
+// the pool does not need them: their free IPs, if any, are all above
+// max_pool_size and have been free for idle_ip_reclaim_after, and without
+// them the node keeps min_eni ENIs. It also finishes ENIs left draining. The primary ENI
 // and ENIs veni did not create are never deleted.
 func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p pool, now time.Time, rep *Report) error {
 	idle, _ := countPool(p)
@@ -111,7 +111,11 @@ func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node,
 			continue
 		}
 		if e.State == store.ENIReady {
-			if idle-free < cfg.MinPoolSize || enis-1 < cfg.MinENI || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) {
+			// Like Terway, an ENI goes only when all its free IPs are
+			// excess above max_pool_size (usually: reclaimIdle took them
+			// all), never to shrink a pool that is within its bounds.
+			excess := free == 0 || idle-free >= cfg.MaxPoolSize
+			if !excess || enis-1 < cfg.MinENI || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) {
 				continue
 			}
 			if err := markDraining(db, e.ID, now, nil); err != nil {

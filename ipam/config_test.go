@@ -1,0 +1,123 @@
+package ipam
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A Terway eni_conf as ACK writes it into the eni-config ConfigMap.
+const terwayENIConf = `{
+  "version": "1",
+  "max_pool_size": 5,
+  "min_pool_size": 0,
+  "credential_path": "/var/addon/token-config",
+  "vswitches": {"cn-hangzhou-i": ["vsw-bp1s7hq2kxc5qfnkxhxxx"], "cn-hangzhou-j": ["vsw-bp1a", "vsw-bp1b"]},
+  "eni_tags": {"ack.aliyun.com": "c2bd84bba0ac34f8aa2bd0xxxxxx"},
+  "service_cidr": "192.168.0.0/16",
+  "security_group": "sg-bp19k3sj8dk3dcd7xxxx",
+  "ip_stack": "ipv4",
+  "resource_group_id": "rg-acfm3mkrure4xxx",
+  "vswitch_selection_policy": "ordered",
+  "idle_ip_reclaim_after": "10m",
+  "idle_ip_reclaim_interval": "5m",
+  "idle_ip_reclaim_batch_size": 3,
+  "ip_pool_sync_period": "120s",
+  "enable_eni_trunking": false,
+  "kube_client_qps": 20,
+  "kube_client_burst": 30,
+  "enable_patch_pod_ips": true
+}`
+
+func TestParseConfig_Terway(t *testing.T) {
+	cfg, notes, err := ParseConfig([]byte(terwayENIConf))
+	wantErr(t, err, nil)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"pool", cfg.MaxPoolSize == 5 && cfg.MinPoolSize == 0},
+		{"vswitches", slices.Equal(cfg.VSwitches["cn-hangzhou-j"], []string{"vsw-bp1a", "vsw-bp1b"})},
+		{"security groups", slices.Equal(cfg.SecurityGroupIDs(), []string{"sg-bp19k3sj8dk3dcd7xxxx"})},
+		{"tags", cfg.ENITags["ack.aliyun.com"] == "c2bd84bba0ac34f8aa2bd0xxxxxx"},
+		{"reclaim", time.Duration(cfg.IdleReclaimAfter) == 10*time.Minute && time.Duration(cfg.IdleReclaimEvery) == 5*time.Minute && cfg.IdleReclaimBatch == 3},
+		{"policy", cfg.VSwitchPolicy == VSwitchOrdered && cfg.ENIPolicy == ENIMostIPs},
+		{"defaults kept", time.Duration(cfg.AllocWait) == DefaultAllocWait && cfg.Datapath == "veth"},
+		{"credentials", cfg.CredentialPath == "/var/addon/token-config" && cfg.ResourceGroupID == "rg-acfm3mkrure4xxx"},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.ok {
+				t.Errorf("parsed %+v", cfg)
+			}
+		})
+	}
+	for _, field := range []string{"ip_pool_sync_period", "enable_eni_trunking", "kube_client_qps", "kube_client_burst", "enable_patch_pod_ips"} {
+		if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, `"`+field+`" accepted but ignored`) }) {
+			t.Errorf("no note for %s in %q", field, notes)
+		}
+	}
+	if len(notes) != 5 {
+		t.Errorf("notes = %q", notes)
+	}
+}
+
+func TestParseConfig_Unknown(t *testing.T) {
+	_, notes, err := ParseConfig([]byte(`{"max_pool_size": 5, "max_pool_sise": 7, "zzz": {}}`))
+	wantErr(t, err, nil)
+	if want := []string{`unknown field "max_pool_sise"`, `unknown field "zzz"`}; !slices.Equal(notes, want) {
+		t.Errorf("notes = %q, want %q", notes, want)
+	}
+}
+
+func TestParseConfig_Invalid(t *testing.T) {
+	cases := []struct {
+		name, json, field string
+	}{
+		{"not json", `{"max_pool_size": `, "eni_conf"},
+		{"negative", `{"max_pool_size": -1}`, "max_pool_size"},
+		{"wrong type", `{"max_pool_size": "five"}`, "max_pool_size"},
+		{"min above max", `{"max_pool_size": 2, "min_pool_size": 3}`, "min_pool_size"},
+		{"policy", `{"vswitch_selection_policy": "best"}`, "vswitch_selection_policy"},
+		{"eni policy", `{"eni_selection_policy": "any"}`, "eni_selection_policy"},
+		{"duration", `{"idle_ip_reclaim_after": "ten minutes"}`, "idle_ip_reclaim_after"},
+		{"service cidr", `{"service_cidr": "192.168.0.0"}`, "service_cidr"},
+		{"ip stack", `{"ip_stack": "ipv5"}`, "ip_stack"},
+		{"min_eni", `{"min_eni": 3, "max_eni": 2}`, "min_eni"},
+		{"datapath", `{"datapath": "ipvlan"}`, "datapath"},
+		{"too many sgs", `{"security_groups": ["1","2","3","4","5","6","7","8","9","10","11"]}`, "security_groups"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ParseConfig([]byte(tc.json))
+			wantErr(t, err, ErrInvalidConfig)
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("error %q does not name %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestDuration_UnmarshalJSON(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{`"10m"`, 10 * time.Minute, true},
+		{`"1h30m"`, 90 * time.Minute, true},
+		{`600`, 10 * time.Minute, true},
+		{`"ten"`, 0, false},
+		{`true`, 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			var d Duration
+			err := d.UnmarshalJSON([]byte(tc.in))
+			if (err == nil) != tc.ok || (tc.ok && time.Duration(d) != tc.want) {
+				t.Errorf("got %s, %v", time.Duration(d), err)
+			}
+		})
+	}
+}
