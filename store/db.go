@@ -72,6 +72,7 @@ func defaultHolder() string {
 // keep it open only for a few short transactions.
 type DB struct {
 	bolt *bolt.DB
+	lock *fileLock
 	path string
 	opts Options
 }
@@ -86,34 +87,50 @@ func Open(path string, opts Options) (_ *DB, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	timeout := opts.Timeout
-	if timeout < 0 {
-		// bbolt waits forever on zero; one flock retry period is the
-		// closest it has to "do not wait".
-		timeout = time.Nanosecond
-	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: %w (another veni process kept it locked for %s; see fuser %s)", path, ErrLocked, opts.Timeout, path)
+	lock, err := lockFile(path+".lock", opts.Timeout)
+	if errors.Is(err, errLockTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (another veni process kept it locked for %s; see fuser %s.lock)", path, ErrLocked, opts.Timeout, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, path: path, opts: opts}
+	defer func() {
+		if err != nil {
+			lock.unlock()
+		}
+	}()
+	// Under the outer lock bbolt's own flock is free; the timeout only
+	// guards against a process that opened the file without it.
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (a process holds it without %s.lock; see fuser %s)", path, ErrLocked, path, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: b, lock: lock, path: path, opts: opts}
 	defer func() {
 		if err != nil {
 			b.Close()
 		}
 	}()
-	if err := b.Update(migrate); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	// Most opens find the schema current: check it read-only, so an open
+	// costs no write (and no fsync) unless a migration is due.
+	if current, err := schemaCurrent(b); err != nil || !current {
+		if err := b.Update(migrate); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
 	}
 	return db, nil
 }
 
 // Close releases the file and its flock.
 func (db *DB) Close() error {
-	if err := db.bolt.Close(); err != nil {
+	err := db.bolt.Close()
+	if uerr := db.lock.unlock(); err == nil {
+		err = uerr
+	}
+	if err != nil {
 		return fmt.Errorf("close store %s: %w", db.path, err)
 	}
 	return nil

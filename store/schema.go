@@ -45,6 +45,22 @@ var migrations = []func(tx *bolt.Tx) error{
 // SchemaVersion is the schema this binary writes.
 func SchemaVersion() int { return len(migrations) }
 
+// schemaCurrent reports whether the file already has SchemaVersion, without
+// writing. A file that needs a migration (or is newer) reports false, and
+// migrate then decides.
+func schemaCurrent(b *bolt.DB) (bool, error) {
+	current := false
+	err := b.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		current = string(meta.Get(keySchema)) == strconv.Itoa(SchemaVersion())
+		return nil
+	})
+	return current, err
+}
+
 // migrate brings the file to SchemaVersion, refusing files from the future.
 func migrate(tx *bolt.Tx) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
