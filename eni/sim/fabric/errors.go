@@ -13,9 +13,6 @@ var (
 	// node (AddNode was not called for it).
 	ErrUnknownInstance = errors.New("unknown instance")
 
-	// ErrUnknownNode means no node of that name exists.
-	ErrUnknownNode = errors.New("unknown node")
-
 	// ErrClosed means the fabric was torn down.
 	ErrClosed = errors.New("fabric closed")
 

@@ -255,10 +255,12 @@ func mustServeTCP(tb testing.TB, nsName, addr string) {
 }
 
 // dialFrom connects from src inside nsName to dst and reads the greeting.
-func dialFrom(nsName, src, dst string) error {
+// A dropped SYN shows as a timeout, so the timeout bounds the negative
+// cases' run time; positive ones pass in milliseconds.
+func dialFrom(nsName, src, dst string, timeout time.Duration) error {
 	return ns.WithNetNSPath(NetNSPath(nsName), func(ns.NetNS) error {
-		d := net.Dialer{Timeout: 1500 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		c, err := d.DialContext(ctx, "tcp", dst)
 		if err != nil {
@@ -301,7 +303,11 @@ func TestFabric_SetENIAddresses_AntiSpoofing(t *testing.T) {
 			if err := f.SetENIAddresses("i-1", "eni-s1", ips); err != nil {
 				t.Fatal(err)
 			}
-			err := dialFrom(n1.NetNS, st.src, st.dst)
+			timeout := 5 * time.Second // generous on a loaded machine
+			if !st.wantOK {
+				timeout = 1500 * time.Millisecond
+			}
+			err := dialFrom(n1.NetNS, st.src, st.dst, timeout)
 			if st.wantOK && err != nil {
 				t.Fatalf("%s -> %s: %v, want connected", st.src, st.dst, err)
 			}
@@ -319,7 +325,7 @@ func TestFabric_SameSubnet_ProxyARP(t *testing.T) {
 	mustAttach(t, f, primaryLink(t, "i-1", "eni-p1", "00:16:3e:00:01:01", testVswA, "172.30.1.10"))
 	mustAttach(t, f, primaryLink(t, "i-3", "eni-p3", "00:16:3e:00:03:01", testVswA, "172.30.1.12"))
 	mustServeTCP(t, n3.NetNS, "172.30.1.12:7000")
-	if err := dialFrom(n1.NetNS, "172.30.1.10", "172.30.1.12:7000"); err != nil {
+	if err := dialFrom(n1.NetNS, "172.30.1.10", "172.30.1.12:7000", 5*time.Second); err != nil {
 		t.Fatalf("same-subnet peer over proxy ARP: %v", err)
 	}
 }
@@ -412,6 +418,12 @@ func TestFabric_Close_LeavesNothing(t *testing.T) {
 			}
 			if err := f.Close(); err != nil {
 				t.Fatalf("second Close: %v", err)
+			}
+			if _, err := f.AddNode("node-2", "i-2"); !errors.Is(err, ErrClosed) {
+				t.Fatalf("AddNode after Close: %v, want ErrClosed", err)
+			}
+			if err := f.AttachENI(primaryLink(t, "i-1", "eni-p9", "00:16:3e:00:09:01", testVswA, "172.30.1.19")); !errors.Is(err, ErrClosed) {
+				t.Fatalf("AttachENI after Close: %v, want ErrClosed", err)
 			}
 		})
 	}
