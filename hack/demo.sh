@@ -41,12 +41,18 @@ on() {
 	"$VENI" sim exec "$node" -- "$@"
 }
 
-cleanup() {
-	local rc=$?
+# stop_iperf ends the iperf3 server in node-2, which would otherwise keep
+# that node's namespace alive after the sim is gone.
+stop_iperf() {
 	if [[ -s $IPERF_PID ]]; then
 		kill "$(cat "$IPERF_PID")" 2>/dev/null || true
 	fi
 	rm -f "$IPERF_PID"
+}
+
+cleanup() {
+	local rc=$?
+	stop_iperf
 	if [[ $rc -ne 0 ]]; then
 		echo "demo failed (exit $rc); tearing the sim down" >&2
 		[[ -f $SIM_DIR/sim.log ]] && tail -n 20 "$SIM_DIR/sim.log" >&2
@@ -143,4 +149,5 @@ on node-1 "$VENI" eni delete "$ENI" "${EP[@]}"
 show on node-1 ip -br link
 
 step "tear down"
+stop_iperf
 show "$VENI" sim down

@@ -22,6 +22,9 @@ func createNamedNS(nsName string) (netns.NsHandle, error) {
 	if _, err := os.Stat(NetNSPath(nsName)); err == nil {
 		return netns.None(), fmt.Errorf("netns %s: %w", nsName, ErrExists)
 	}
+	if err := prepareNetnsDir(); err != nil {
+		return netns.None(), err
+	}
 	type result struct {
 		h   netns.NsHandle
 		err error
@@ -55,6 +58,28 @@ func createNamedNS(nsName string) (netns.NsHandle, error) {
 	return r.h, r.err
 }
 
+// prepareNetnsDir makes /run/netns a shared mount point of its own, as
+// "ip netns add" does. Otherwise the first "ip netns add" after us turns
+// the directory into a mount point by bind-mounting it over itself, which
+// hides the namespace mounts made before: they can then be neither
+// unmounted nor removed (EBUSY) until that bind mount goes.
+func prepareNetnsDir() error {
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", netnsDir, err)
+	}
+	err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) { // not a mount point yet
+		if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mount %s: %w", netnsDir, err)
+		}
+		err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("make %s shared: %w", netnsDir, err)
+	}
+	return nil
+}
+
 // deleteNamedNS unmounts and removes a named namespace, like "ip netns
 // del". A namespace that is already gone is not an error.
 func deleteNamedNS(nsName string) error {
@@ -62,7 +87,9 @@ func deleteNamedNS(nsName string) error {
 	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount netns %s: %w", nsName, err)
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(p); errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("remove netns %s: %w (its mount is hidden under a later bind mount of %s; umount %s once nothing is mounted on it)", nsName, err, netnsDir, netnsDir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove netns %s: %w", nsName, err)
 	}
 	return nil
