@@ -171,6 +171,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		MAC:         mac,
 		VSwitchCIDR: res.ENI.VSwitchCIDR,
 		Gateway:     res.ENI.Gateway,
+		PrimaryIP:   res.ENI.PrimaryIP,
 	})
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("eni %s is not usable on this node", res.ENI.ID), err.Error())

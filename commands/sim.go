@@ -75,6 +75,9 @@ blackholes the sim's addresses while it runs. Needs root.`,
 		newSimExecCommand(&g),
 		newSimFaultCommand(&g),
 		newSimDownCommand(&g),
+		newSimPodCommand(&g),
+		newSimEnvCommand(&g),
+		newSimConnectivityCommand(&g),
 	)
 	return cmd
 }

@@ -67,6 +67,13 @@ func runSimDown(ctx context.Context, w io.Writer, o *simDownOptions) error {
 			return fmt.Errorf("clean sim dir: %w", err)
 		}
 	}
+	// The nodes' stores, configs and pod records belong to this sim's
+	// instances; a new sim has new instances and must not inherit them.
+	for _, d := range []string{simNodesDir, simCNIBinDir} {
+		if err := os.RemoveAll(filepath.Join(o.dir, d)); err != nil {
+			return fmt.Errorf("clean sim dir: %w", err)
+		}
+	}
 	// Only an emptied directory goes: --dir may point somewhere shared.
 	if err := os.Remove(o.dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 		return fmt.Errorf("remove sim dir: %w", err)

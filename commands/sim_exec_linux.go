@@ -43,6 +43,10 @@ func execInNetNS(nsPath string, argv []string) error {
 // the node's links: a private mount namespace for this thread (slave, so
 // nothing propagates back to the host) with a sysfs mounted from inside the
 // network namespace.
+//
+// Unlike "ip netns exec" it keeps the host's bpffs at /sys/fs/bpf: every
+// simulated node shares the one kernel and pins its eBPF objects there, and
+// a veni run inside "sim exec" must see the same pins as its daemon.
 func remountSys() error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
@@ -50,11 +54,27 @@ func remountSys() error {
 	if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make / slave: %w", err)
 	}
+	// A detached copy of the bpffs mount survives the sysfs swap below.
+	bpffs := -1
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, "/sys/fs/bpf", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("clone bpffs mount: %w", err)
+		}
+		bpffs = fd
+		defer unix.Close(bpffs)
+	}
 	if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmount /sys: %w", err)
 	}
 	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
 		return fmt.Errorf("mount sysfs: %w", err)
+	}
+	if bpffs >= 0 {
+		if err := unix.MoveMount(bpffs, "", unix.AT_FDCWD, "/sys/fs/bpf", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("keep bpffs at /sys/fs/bpf: %w", err)
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,7 @@ type simServer struct {
 	cloud   *sim.Cloud
 	servers []simHTTP
 	state   simState
+	daemons []*exec.Cmd
 }
 
 // simHTTP is one HTTP face with the socket it serves on, which may live in
@@ -168,9 +170,37 @@ func (s *simServer) start(ctx context.Context, o *simServeOptions, cfg sim.Confi
 	s.serve(ctl, s.controlHandler())
 	s.state.ControlEndpoint = "http://" + ctl.Addr().String()
 
+	if err := s.prepareNodes(o.topo.pool); err != nil {
+		return err
+	}
 	st, _ := json.MarshalIndent(s.state, "", "  ")
 	if err := writeFileAtomic(filepath.Join(o.dir, simStateFile), append(st, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// prepareNodes gives every node what "veni install" gives a real one and,
+// unless disabled, starts its daemon. The daemons start once the API and
+// metadata listen, so their first pass finds the cloud.
+func (s *simServer) prepareNodes(pool simPoolOptions) error {
+	if _, err := linkSimCNIBin(s.dir); err != nil {
+		return err
+	}
+	for _, n := range s.state.Nodes {
+		p, err := writeSimNodeFiles(s.state, n, pool)
+		if err != nil {
+			return err
+		}
+		if !pool.daemons {
+			continue
+		}
+		cmd, err := startSimDaemon(n, p)
+		if err != nil {
+			return err
+		}
+		s.daemons = append(s.daemons, cmd)
+		s.log.Info("daemon started", "node", n.Name, "pid", cmd.Process.Pid, "log", p.Log)
 	}
 	return nil
 }
@@ -232,6 +262,10 @@ func (s *simServer) controlHandler() http.Handler {
 // namespace alive, so the servers close before the fabric.
 func (s *simServer) teardown() error {
 	var errs []error
+	errs = append(errs, stopSimDaemons(s.daemons))
+	for _, n := range s.state.Nodes {
+		errs = append(errs, deleteSimPods(s.state, n))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	for _, h := range s.servers {

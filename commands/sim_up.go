@@ -29,6 +29,7 @@ type simTopologyOptions struct {
 	instanceType string
 	vswitches    string
 	attachDelay  time.Duration
+	pool         simPoolOptions
 }
 
 func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
@@ -36,10 +37,19 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.instanceType, "instance-type", "ecs.g7.xlarge", "instance type of every node (sets its ENI and IP quotas)")
 	fs.StringVar(&o.vswitches, "vswitches", "", "vSwitches as id=cidr[@zone],... inside 172.30.0.0/16 (default vsw-sim-a=172.30.1.0/24,vsw-sim-b=172.30.2.0/24); nodes go round-robin over them")
 	fs.DurationVar(&o.attachDelay, "attach-delay", sim.DefaultConfig().AttachDelay, "how long an ENI stays Attaching")
+	fs.IntVar(&o.pool.minPool, "min-pool-size", 2, "min_pool_size of every node's veni config: idle addresses the daemon keeps")
+	fs.IntVar(&o.pool.maxPool, "max-pool-size", 5, "max_pool_size of every node's veni config: idle addresses above it are reclaimed")
+	fs.BoolVar(&o.pool.daemons, "daemons", true, "run a veni daemon in every node (false: the CNI plugin alone, cold path included)")
+	fs.StringVar(&o.pool.datapath, "datapath", "", "datapath of every node's veni config (default: veni's default)")
 }
 
 func (o *simTopologyOptions) args() []string {
-	a := []string{"--nodes", strconv.Itoa(o.nodes), "--instance-type", o.instanceType, "--attach-delay", o.attachDelay.String()}
+	a := []string{"--nodes", strconv.Itoa(o.nodes), "--instance-type", o.instanceType, "--attach-delay", o.attachDelay.String(),
+		"--min-pool-size", strconv.Itoa(o.pool.minPool), "--max-pool-size", strconv.Itoa(o.pool.maxPool),
+		"--daemons=" + strconv.FormatBool(o.pool.daemons)}
+	if o.pool.datapath != "" {
+		a = append(a, "--datapath", o.pool.datapath)
+	}
 	if o.vswitches != "" {
 		a = append(a, "--vswitches", o.vswitches)
 	}
@@ -51,6 +61,9 @@ func (o *simTopologyOptions) config() (sim.Config, error) {
 	cfg := sim.DefaultConfig()
 	if o.nodes < 1 {
 		return cfg, fmt.Errorf("--nodes %d: need at least 1", o.nodes)
+	}
+	if o.pool.minPool < 0 || o.pool.maxPool < o.pool.minPool {
+		return cfg, fmt.Errorf("--min-pool-size %d --max-pool-size %d: need 0 <= min <= max", o.pool.minPool, o.pool.maxPool)
 	}
 	cfg.AttachDelay = o.attachDelay
 	if o.vswitches != "" {

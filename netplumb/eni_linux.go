@@ -58,11 +58,13 @@ func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr)
 //
 //	ip link set $eni mtu $MTU up
 //	sysctl net.ipv4.conf.$eni.rp_filter=0 .proxy_arp=1, neigh.$eni.proxy_delay=0
+//	ip addr replace $PrimaryIP/32 dev $eni           (when PrimaryIP is set)
 //	ip route replace $VSwitchCIDR dev $eni scope link table $T
 //	ip route replace default via $Gateway dev $eni table $T
 //
-// The ENI gets no address: it only carries pod addresses (Terway's veth
-// mode), and the main table keeps no route through it. Because the VPC
+// The ENI gets at most its own primary address as a /32: it carries pod
+// addresses (Terway's veth mode), and the main table keeps no route through
+// it. Because the VPC
 // resolves a pod address on the ENI by ARP, proxy_arp lets the node answer
 // for every pod IP it routes elsewhere (the /32 to the pod's veth);
 // proxy_delay=0 answers at once instead of after a random delay of up to
@@ -110,6 +112,15 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		)
 	}); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+	}
+
+	if cfg.PrimaryIP.IsValid() {
+		// A /32 adds no prefix route to the main table: the ENI carries
+		// only what the policy rules send to its table.
+		addr := &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(cfg.PrimaryIP, 32)), Scope: unix.RT_SCOPE_UNIVERSE}
+		if err := h.AddrReplace(link, addr); err != nil {
+			return ENILink{}, fmt.Errorf("ensure eni %s: address %s: %w", name, cfg.PrimaryIP, err)
+		}
 	}
 
 	table := cfg.Table

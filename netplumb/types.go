@@ -41,6 +41,12 @@ type ENIConfig struct {
 	VSwitchCIDR netip.Prefix
 	// Gateway is the vSwitch gateway, the default route of the ENI's table.
 	Gateway netip.Addr
+	// PrimaryIP is the ENI's own address, configured on the link as a /32
+	// (as AWS VPC CNI does on secondary ENIs). The node's ARP requests on the
+	// ENI then carry an address the VPC assigned to that ENI; without it the
+	// kernel borrows eth0's address, which a VPC that checks sources per ENI
+	// refuses. The zero Addr leaves the link without an address.
+	PrimaryIP netip.Addr
 	// MTU to set on the ENI; 0 leaves the link's MTU as it is.
 	MTU int
 	// Table is the policy-routing table for the ENI; 0 derives
@@ -120,6 +126,9 @@ func (c ENIConfig) validate() error {
 	}
 	if c.MTU < 0 || c.Table < 0 {
 		return fmt.Errorf("eni %s: negative mtu or table: %w", c.MAC, ErrInvalidConfig)
+	}
+	if c.PrimaryIP.IsValid() && !c.VSwitchCIDR.Contains(c.PrimaryIP) {
+		return fmt.Errorf("eni %s: primary ip %s is not inside %s: %w", c.MAC, c.PrimaryIP, c.VSwitchCIDR, ErrInvalidConfig)
 	}
 	return nil
 }
