@@ -250,6 +250,14 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 	return true, tx.PutIP(ip)
 }
 
+// coldBatch is how many addresses one cold-path refill asks for: a burst of
+// pods arriving on an empty pool then costs one cloud call per batch, not one
+// per pod (Terway batches 10), and staying within max_pool_size leaves the
+// daemon nothing to reclaim.
+func coldBatch(cfg Config) int {
+	return min(max(cfg.MaxPoolSize, 1), eni.MaxIPsPerAssign)
+}
+
 // Allocate is the CNI ADD's way to get an IP: Reserve, and when the pool is
 // empty, Refill (calling the cloud under the allocator lease, or waiting for
 // the process that holds it) and Reserve again, until cfg.AllocWait passes.
@@ -264,7 +272,7 @@ func Allocate(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Co
 		if !errors.Is(err, ErrPoolEmpty) {
 			return res, err
 		}
-		if err := Refill(ctx, db, cloud, node, cfg, 1); err != nil {
+		if err := Refill(ctx, db, cloud, node, cfg, coldBatch(cfg)); err != nil {
 			return Reservation{}, fmt.Errorf("reserve ip for %s: %w", owner.Key(), err)
 		}
 		if ctx.Err() != nil {

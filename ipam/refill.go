@@ -30,7 +30,8 @@ func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Conf
 	release, err := acquireAllocator(db, node, cfg)
 	var held *store.LeaseHeldError
 	if errors.As(err, &held) {
-		return waitForPool(ctx, db, cfg, need, held.Lease)
+		// A waiter needs one address, whatever the holder asked for.
+		return waitForPool(ctx, db, cfg, 1, held.Lease)
 	}
 	if err != nil {
 		return err
