@@ -2,11 +2,14 @@ package commands
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,6 +59,26 @@ type simPoolOptions struct {
 	minPool, maxPool int
 	daemons          bool
 	datapath         string
+	extra            []string // key=value fields added to every node's config
+	syncInterval     time.Duration
+}
+
+// extraFields parses --node-config key=value pairs; a value that is valid
+// JSON (a number, true, a list) is taken as such, anything else as a string.
+func (o simPoolOptions) extraFields() (map[string]any, error) {
+	out := make(map[string]any, len(o.extra))
+	for _, kv := range o.extra {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--node-config %q: want key=value", kv)
+		}
+		var parsed any
+		if err := json.Unmarshal([]byte(v), &parsed); err != nil {
+			parsed = v
+		}
+		out[k] = parsed
+	}
+	return out, nil
 }
 
 // writeSimNodeFiles writes the node's veni configuration and conflist. The
@@ -82,6 +105,11 @@ func writeSimNodeFiles(st simState, node simNode, pool simPoolOptions) (simNodeP
 	if pool.datapath != "" {
 		cfg["datapath"] = pool.datapath
 	}
+	extra, err := pool.extraFields()
+	if err != nil {
+		return p, err
+	}
+	maps.Copy(cfg, extra)
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := writeFileAtomic(p.Config, append(b, '\n'), 0o644); err != nil {
 		return p, fmt.Errorf("node %s config: %w", node.Name, err)
@@ -129,7 +157,7 @@ func linkSimCNIBin(simDir string) (string, error) {
 
 // startSimDaemon starts "veni daemon" for the node inside the node's
 // network namespace: the child is forked from a thread switched into it.
-func startSimDaemon(node simNode, p simNodePaths) (*exec.Cmd, error) {
+func startSimDaemon(node simNode, p simNodePaths, syncInterval time.Duration) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -139,7 +167,7 @@ func startSimDaemon(node simNode, p simNodePaths) (*exec.Cmd, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "daemon", "--config", p.Config, "--sync-interval", "10s")
+	cmd := exec.Command(self, "daemon", "--config", p.Config, "--sync-interval", syncInterval.String())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	err = ns.WithNetNSPath(node.NetNSPath, func(ns.NetNS) error { return cmd.Start() })
@@ -149,24 +177,87 @@ func startSimDaemon(node simNode, p simNodePaths) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// stopSimDaemons sends SIGTERM and waits, then kills what is left.
-func stopSimDaemons(cmds []*exec.Cmd) error {
-	var errs []error
-	for _, c := range cmds {
-		_ = c.Process.Signal(syscall.SIGTERM)
+// simDaemon supervises one node's daemon the way systemd's Restart=always
+// does on a real node: a daemon that dies (a crash, a kill -9 in a test) is
+// started again after a second.
+type simDaemon struct {
+	node     simNode
+	paths    simNodePaths
+	interval time.Duration
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	stopping bool
+	done     chan struct{}
+}
+
+// superviseSimDaemon starts the node's daemon and keeps it running until
+// stop. Only the first start's failure is returned.
+func superviseSimDaemon(node simNode, p simNodePaths, interval time.Duration, log *slog.Logger) (*simDaemon, error) {
+	d := &simDaemon{node: node, paths: p, interval: interval, log: log, done: make(chan struct{})}
+	cmd, err := startSimDaemon(node, p, interval)
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range cmds {
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = c.Process.Kill()
-			errs = append(errs, fmt.Errorf("daemon pid %d did not stop on SIGTERM", c.Process.Pid))
-			<-done
+	d.cmd = cmd
+	go d.loop()
+	return d, nil
+}
+
+func (d *simDaemon) loop() {
+	defer close(d.done)
+	for {
+		d.mu.Lock()
+		cmd := d.cmd
+		d.mu.Unlock()
+		err := cmd.Wait()
+		d.mu.Lock()
+		if d.stopping {
+			d.mu.Unlock()
+			return
 		}
+		d.log.Warn("daemon exited; restarting", "node", d.node.Name, "pid", cmd.Process.Pid, "err", err)
+		d.mu.Unlock()
+		time.Sleep(time.Second)
+		d.mu.Lock()
+		if d.stopping {
+			d.mu.Unlock()
+			return
+		}
+		next, err := startSimDaemon(d.node, d.paths, d.interval)
+		if err != nil {
+			d.log.Error("restart daemon", "node", d.node.Name, "err", err)
+			d.mu.Unlock()
+			return
+		}
+		d.cmd = next
+		d.mu.Unlock()
 	}
-	return errors.Join(errs...)
+}
+
+// pid is the running daemon's pid.
+func (d *simDaemon) pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd.Process.Pid
+}
+
+// stop sends SIGTERM and waits, then kills the daemon if it lingers.
+func (d *simDaemon) stop() error {
+	d.mu.Lock()
+	d.stopping = true
+	cmd := d.cmd
+	d.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		return nil
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-d.done
+		return fmt.Errorf("daemon of %s (pid %d) did not stop on SIGTERM", d.node.Name, cmd.Process.Pid)
+	}
 }
 
 // simRuntime returns a libcni runtime for the node, as the sim sets it up.

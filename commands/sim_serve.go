@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -63,7 +62,7 @@ type simServer struct {
 	cloud   *sim.Cloud
 	servers []simHTTP
 	state   simState
-	daemons []*exec.Cmd
+	daemons []*simDaemon
 }
 
 // simHTTP is one HTTP face with the socket it serves on, which may live in
@@ -195,12 +194,12 @@ func (s *simServer) prepareNodes(pool simPoolOptions) error {
 		if !pool.daemons {
 			continue
 		}
-		cmd, err := startSimDaemon(n, p)
+		d, err := superviseSimDaemon(n, p, pool.syncInterval, s.log)
 		if err != nil {
 			return err
 		}
-		s.daemons = append(s.daemons, cmd)
-		s.log.Info("daemon started", "node", n.Name, "pid", cmd.Process.Pid, "log", p.Log)
+		s.daemons = append(s.daemons, d)
+		s.log.Info("daemon started", "node", n.Name, "pid", d.pid(), "log", p.Log)
 	}
 	return nil
 }
@@ -262,7 +261,9 @@ func (s *simServer) controlHandler() http.Handler {
 // namespace alive, so the servers close before the fabric.
 func (s *simServer) teardown() error {
 	var errs []error
-	errs = append(errs, stopSimDaemons(s.daemons))
+	for _, d := range s.daemons {
+		errs = append(errs, d.stop())
+	}
 	for _, n := range s.state.Nodes {
 		errs = append(errs, deleteSimPods(s.state, n))
 	}

@@ -41,6 +41,8 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.pool.maxPool, "max-pool-size", 5, "max_pool_size of every node's veni config: idle addresses above it are reclaimed")
 	fs.BoolVar(&o.pool.daemons, "daemons", true, "run a veni daemon in every node (false: the CNI plugin alone, cold path included)")
 	fs.StringVar(&o.pool.datapath, "datapath", "", "datapath of every node's veni config (default: veni's default)")
+	fs.StringArrayVar(&o.pool.extra, "node-config", nil, "extra field of every node's veni config as key=value (value parsed as JSON when it is JSON), e.g. idle_ip_reclaim_after=30s; repeatable")
+	fs.DurationVar(&o.pool.syncInterval, "daemon-sync-interval", 10*time.Second, "the node daemons' --sync-interval")
 }
 
 func (o *simTopologyOptions) args() []string {
@@ -50,6 +52,10 @@ func (o *simTopologyOptions) args() []string {
 	if o.pool.datapath != "" {
 		a = append(a, "--datapath", o.pool.datapath)
 	}
+	for _, kv := range o.pool.extra {
+		a = append(a, "--node-config", kv)
+	}
+	a = append(a, "--daemon-sync-interval", o.pool.syncInterval.String())
 	if o.vswitches != "" {
 		a = append(a, "--vswitches", o.vswitches)
 	}
@@ -61,6 +67,9 @@ func (o *simTopologyOptions) config() (sim.Config, error) {
 	cfg := sim.DefaultConfig()
 	if o.nodes < 1 {
 		return cfg, fmt.Errorf("--nodes %d: need at least 1", o.nodes)
+	}
+	if _, err := o.pool.extraFields(); err != nil {
+		return cfg, err
 	}
 	if o.pool.minPool < 0 || o.pool.maxPool < o.pool.minPool {
 		return cfg, fmt.Errorf("--min-pool-size %d --max-pool-size %d: need 0 <= min <= max", o.pool.minPool, o.pool.maxPool)

@@ -111,13 +111,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // waitFacts learns the node's facts, retrying while metadata or the cloud
-// is unreachable (a node boots before its network is fully up).
+// is unreachable (a node boots before its network is fully up). Unlike the
+// CNI plugin, which trusts the cached facts, the daemon asks afresh at start
+// and refreshes the cache: quotas change with an instance type, and a store
+// carried over from another instance must not steer this one.
 func (d *Daemon) waitFacts(ctx context.Context) (store.NodeInfo, error) {
 	delay := time.Second
 	for {
-		facts, err := d.env.Facts(ctx)
+		facts, err := d.env.Discover(ctx)
 		if err == nil {
-			return facts, nil
+			return facts, d.cacheFacts(facts)
 		}
 		d.log.Warn("node facts unavailable, retrying", "err", err, "in", delay)
 		select {
@@ -127,6 +130,17 @@ func (d *Daemon) waitFacts(ctx context.Context) (store.NodeInfo, error) {
 		}
 		delay = min(2*delay, 30*time.Second)
 	}
+}
+
+func (d *Daemon) cacheFacts(facts store.NodeInfo) error {
+	return d.env.Store.Update(func(tx *store.WriteTx) error {
+		old, err := tx.Node()
+		if err == nil && old.InstanceID != facts.InstanceID {
+			d.log.Error("store was written for another instance; its ENIs will be reconciled away",
+				"store", d.env.Store.Path, "storeInstance", old.InstanceID, "instance", facts.InstanceID)
+		}
+		return tx.PutNode(facts)
+	})
 }
 
 // fullPass garbage-collects, then reconciles the pool with the cloud.
