@@ -78,12 +78,13 @@ type Config struct {
 	RateLimit        map[string]int      `json:"rate_limit,omitempty"` // OpenAPI action → calls per minute, for the cloud client
 
 	// veni's own fields.
-	Endpoint       string   `json:"endpoint,omitempty"`     // OpenAPI endpoint override (the simulator)
-	Scheme         string   `json:"scheme,omitempty"`       // "https" (default) or "http"
-	MetadataURL    string   `json:"metadata_url,omitempty"` // default http://100.100.100.200
-	StorePath      string   `json:"store_path,omitempty"`   // default store.DefaultPath
-	Datapath       string   `json:"datapath,omitempty"`     // "veth" (default)
-	AllocWait      Duration `json:"alloc_wait,omitempty"`   // how long a CNI ADD waits for the pool to grow
+	Endpoint       string   `json:"endpoint,omitempty"`         // OpenAPI endpoint override (the simulator)
+	Scheme         string   `json:"scheme,omitempty"`           // "https" (default) or "http"
+	MetadataURL    string   `json:"metadata_url,omitempty"`     // default http://100.100.100.200
+	StorePath      string   `json:"store_path,omitempty"`       // default store.DefaultPath
+	Datapath       string   `json:"datapath,omitempty"`         // "auto" (default), "ebpf" or "plain"; "veth" means plain
+	HostStackCIDRs []string `json:"host_stack_cidrs,omitempty"` // Terway's CNI key: destinations pods reach through the host stack (node-local DNS)
+	AllocWait      Duration `json:"alloc_wait,omitempty"`       // how long a CNI ADD waits for the pool to grow
 	AttachTimeout  Duration `json:"attach_timeout,omitempty"`
 	LeaseTTL       Duration `json:"lease_ttl,omitempty"` // the allocator lease; must outlast one pool growth
 	PollInterval   Duration `json:"poll_interval,omitempty"`
@@ -141,7 +142,7 @@ func DefaultConfig() Config {
 		ENIPolicy:        ENIMostIPs,
 		IPStack:          "ipv4",
 		Scheme:           "https",
-		Datapath:         "veth",
+		Datapath:         DatapathAuto,
 		AllocWait:        Duration(DefaultAllocWait),
 		AttachTimeout:    Duration(DefaultAttachTimeout),
 		LeaseTTL:         Duration(DefaultLeaseTTL),
@@ -246,8 +247,8 @@ func (c Config) Validate() error {
 		return bad("security_groups", "%d groups, at most 10", len(c.SecurityGroups))
 	case c.Scheme != "http" && c.Scheme != "https":
 		return bad("scheme", "%q is not http or https", c.Scheme)
-	case c.Datapath != "veth":
-		return bad("datapath", "%q: only veth is implemented", c.Datapath)
+	case !slices.Contains([]string{DatapathAuto, DatapathEBPF, DatapathPlain, datapathVeth, ""}, c.Datapath):
+		return bad("datapath", "%q is not auto, ebpf or plain", c.Datapath)
 	case c.LeaseTTL > 0 && time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
 		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
 	}
@@ -257,6 +258,11 @@ func (c Config) Validate() error {
 			if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
 				return bad("service_cidr", "%q is not a CIDR", p)
 			}
+		}
+	}
+	for _, p := range c.HostStackCIDRs {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+			return bad("host_stack_cidrs", "%q is not a CIDR", p)
 		}
 	}
 	return nil

@@ -43,7 +43,7 @@ func TestParseConfig_Terway(t *testing.T) {
 		{"tags", cfg.ENITags["ack.aliyun.com"] == "c2bd84bba0ac34f8aa2bd0xxxxxx"},
 		{"reclaim", time.Duration(cfg.IdleReclaimAfter) == 10*time.Minute && time.Duration(cfg.IdleReclaimEvery) == 5*time.Minute && cfg.IdleReclaimBatch == 3},
 		{"policy", cfg.VSwitchPolicy == VSwitchOrdered && cfg.ENIPolicy == ENIMostIPs},
-		{"defaults kept", time.Duration(cfg.AllocWait) == DefaultAllocWait && cfg.Datapath == "veth"},
+		{"defaults kept", time.Duration(cfg.AllocWait) == DefaultAllocWait && cfg.DatapathMode() == DatapathAuto},
 		{"credentials", cfg.CredentialPath == "/var/addon/token-config" && cfg.ResourceGroupID == "rg-acfm3mkrure4xxx"},
 	}
 	for _, c := range checks {
