@@ -218,13 +218,26 @@ func (d *Datapath) forgetFlows(ip netip.Addr) error {
 }
 
 // AttachENI attaches the ENI program to ingress of the ENI link ifindex
-// (resolved in the calling thread's network namespace), replacing an
-// earlier attachment.
+// (resolved in the calling thread's network namespace). It is idempotent:
+// an attachment of the same program to that link is kept, so every CNI ADD
+// may call it; a stale one (another veni version, a link that went away)
+// is replaced.
 func (d *Datapath) AttachENI(ifindex int) error {
 	if ifindex <= 0 {
 		return fmt.Errorf("%w: eni ifindex %d", ErrInvalidOptions, ifindex)
 	}
-	return d.attach(d.objs.FromEni, ifindex, ebpf.AttachTCXIngress, eniLinkName(ifindex))
+	// Parallel ADDs on one ENI would otherwise race between unpinning the
+	// old link and pinning theirs, and one of them would fail with EEXIST.
+	unlock, err := lockPath(d.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	name := eniLinkName(ifindex)
+	if ok, err := d.attachedAs(d.objs.FromEni, ifindex, name); err != nil || ok {
+		return err
+	}
+	return d.attach(d.objs.FromEni, ifindex, ebpf.AttachTCXIngress, name)
 }
 
 // DetachENI detaches the ENI program from ifindex. Not attached is not an

@@ -22,6 +22,8 @@ func (*Datapath) Counters() (Counters, error)  { return Counters{}, ErrNotSuppor
 func (*Datapath) HostStackPrefixes() (map[netip.Prefix]string, error) {
 	return nil, ErrNotSupported
 }
+func (*Datapath) Endpoints() ([]Endpoint, error) { return nil, ErrNotSupported }
+func (*Datapath) ENIs() ([]int, error)           { return nil, ErrNotSupported }
 func (*Datapath) Endpoint(netip.Addr) (Endpoint, bool, error) {
 	return Endpoint{}, false, ErrNotSupported
 }
