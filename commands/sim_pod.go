@@ -18,6 +18,7 @@ import (
 
 	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
+	"github.com/veni-cni/veni/store"
 )
 
 // simPod is a pod the sim's runtime added, as recorded in the node's pods
@@ -27,6 +28,8 @@ type simPod struct {
 	Pod     pods.Pod      `json:"pod"`
 	IP      netip.Addr    `json:"ip"`
 	AddTook time.Duration `json:"addTook"`
+	ENI     string        `json:"eni,omitempty"`     // from the node's store, when listed
+	VSwitch string        `json:"vswitch,omitempty"` // from the node's store, when listed
 }
 
 func simPodsDir(simDir, node string) string {
@@ -195,16 +198,41 @@ func listSimPods(st simState) ([]simPod, error) {
 			}
 			all = append(all, p)
 		}
+		if err := annotateFromStore(simNodeFiles(st.Dir, n.Name).Store, all); err != nil {
+			return nil, err
+		}
 	}
 	slices.SortFunc(all, func(a, b simPod) int { return strings.Compare(a.Node+"/"+a.Pod.Name, b.Node+"/"+b.Pod.Name) })
 	return all, nil
 }
 
+// annotateFromStore fills in each pod's ENI and vSwitch from its node's
+// store, where the CNI plugin recorded them.
+func annotateFromStore(path string, all []simPod) error {
+	if _, err := os.Stat(path); err != nil {
+		return nil // no ADD ran on that node yet
+	}
+	return store.View(path, func(tx *store.ReadTx) error {
+		for i := range all {
+			a, err := tx.AllocationByIP(all[i].IP)
+			if err != nil {
+				continue
+			}
+			e, err := tx.ENI(a.ENIID)
+			if err != nil {
+				continue
+			}
+			all[i].ENI, all[i].VSwitch = e.ID, e.VSwitchID
+		}
+		return nil
+	})
+}
+
 func printSimPods(w io.Writer, all []simPod) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tNODE\tIP\tNETNS\tADD")
+	fmt.Fprintln(tw, "POD\tNODE\tIP\tENI\tVSWITCH\tADD")
 	for _, p := range all {
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\n", p.Pod.Namespace, p.Pod.Name, p.Node, p.IP, filepath.Base(p.Pod.NetNS), p.AddTook.Round(time.Millisecond))
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod.Namespace, p.Pod.Name, p.Node, p.IP, p.ENI, p.VSwitch, p.AddTook.Round(time.Millisecond))
 	}
 	return tw.Flush()
 }
