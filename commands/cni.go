@@ -120,7 +120,8 @@ func ownerOf(args *skel.CmdArgs) (ipam.Owner, error) {
 }
 
 // cmdAdd is the one path of an ADD: reserve an IP in the store (tx1), plumb
-// the pod, mark the IP bound (tx2). Any failure undoes what came before.
+// the pod, attach the eBPF fast path, mark the IP bound (tx2). Any failure
+// undoes what came before.
 func cmdAdd(args *skel.CmdArgs) (err error) {
 	conf, err := loadNetConf(args.StdinData)
 	if err != nil {
@@ -196,6 +197,21 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			err = errors.Join(err, netplumb.TeardownPod(context.Background(), podCfg))
 		}
 	}()
+
+	// The fast path only shortens the datapath SetupPod built, so it comes
+	// after it; a node without eBPF keeps the plain datapath, and a failed
+	// attach undoes itself.
+	fast, err := attachFastPath(env, facts.InstanceID, res.IP, pod, eniLink)
+	if err != nil {
+		return fmt.Errorf("attach ebpf fast path: %w", err)
+	}
+	if fast {
+		defer func() {
+			if err != nil {
+				err = errors.Join(err, detachFastPath(facts.InstanceID, res.IP))
+			}
+		}()
+	}
 
 	if err = ipam.Commit(env.Store, res.Key); err != nil {
 		return fmt.Errorf("record allocation: %w", err)
@@ -279,8 +295,15 @@ func cmdDel(args *skel.CmdArgs) error {
 		return err
 	}
 	key := store.NewOwnerKey(args.ContainerID, args.IfName)
-	var ip netip.Addr
+	var (
+		ip         netip.Addr
+		instanceID string
+	)
 	err = env.Store.View(func(tx *store.ReadTx) error {
+		// No facts means no ADD got as far as the fast path.
+		if info, err := tx.Node(); err == nil {
+			instanceID = info.InstanceID
+		}
 		a, err := tx.Allocation(key)
 		if err == nil {
 			ip = a.IP
@@ -296,7 +319,11 @@ func cmdDel(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 	// The pod's links go first: an address must never be free in the store
-	// while a pod still uses it.
+	// while a pod still uses it. The fast path's endpoint goes before the
+	// veth it points at.
+	if err := detachFastPath(instanceID, ip); err != nil {
+		return fmt.Errorf("detach ebpf fast path: %w", err)
+	}
 	if err := netplumb.TeardownPod(ctx, netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
 		IfName:         args.IfName,
@@ -353,14 +380,17 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}
-	return netplumb.CheckPod(ctx, netplumb.PodConfig{
+	if err := netplumb.CheckPod(ctx, netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
 		IfName:         args.IfName,
 		ContainerNetNS: args.Netns,
 		IP:             alloc.IP,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
-	})
+	}); err != nil {
+		return err
+	}
+	return checkFastPath(env, alloc.IP, eniLink)
 }
 
 // cmdStatus answers whether the plugin can take an ADD now. It is
@@ -443,7 +473,12 @@ func cmdGC(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 	var errs []error
+	instanceID := ""
+	if len(released) > 0 {
+		instanceID = cachedInstanceID(env.Store)
+	}
 	for _, a := range released {
+		errs = append(errs, detachFastPath(instanceID, a.IP))
 		errs = append(errs, netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP}))
 	}
 	return errors.Join(errs...)

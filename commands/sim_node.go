@@ -15,6 +15,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
 )
 
@@ -101,6 +102,7 @@ func writeSimNodeFiles(st simState, node simNode, pool simPoolOptions) (simNodeP
 		"store_path":      p.Store,
 		"min_pool_size":   pool.minPool,
 		"max_pool_size":   pool.maxPool,
+		"service_cidr":    fabric.ServiceCIDR.String(), // pods reach the sim's services through the node's host stack, as kube-proxy's Services
 	}
 	if pool.datapath != "" {
 		cfg["datapath"] = pool.datapath
