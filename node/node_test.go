@@ -1,0 +1,107 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/veni-cni/veni/eni/sim"
+	"github.com/veni-cni/veni/store"
+)
+
+// mustSimNode runs the simulated cloud's API and metadata on loopback for
+// one instance and writes a node config pointing at them.
+func mustSimNode(tb testing.TB) (configPath string, metadata *httptest.Server, inst sim.Instance) {
+	tb.Helper()
+	cfg := sim.DefaultConfig()
+	cfg.Credentials = map[string]string{"LTAItest": "secret"}
+	var id string
+	cfg.IdentifyCaller = func(*http.Request) (string, bool) { return id, true }
+	cloud, err := sim.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cloud.Close() })
+	inst, err = cloud.AddInstance(sim.InstanceSpec{Hostname: "n1", Type: "ecs.g7.large"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	id = inst.ID
+	api := httptest.NewServer(cloud.APIHandler())
+	tb.Cleanup(api.Close)
+	metadata = httptest.NewServer(cloud.MetadataHandler())
+	tb.Cleanup(metadata.Close)
+	dir := tb.TempDir()
+	configPath = filepath.Join(dir, "veni.json")
+	conf := fmt.Sprintf(`{"endpoint":%q,"scheme":"http","metadata_url":%q,"access_key":"LTAItest","access_secret":"secret",
+		"store_path":%q,"max_pool_size":5,"some_future_field":1}`,
+		strings.TrimPrefix(api.URL, "http://"), metadata.URL, filepath.Join(dir, "veni.db"))
+	if err := os.WriteFile(configPath, []byte(conf), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return configPath, metadata, inst
+}
+
+func TestLoad_ReportsUnknownFields(t *testing.T) {
+	path, _, _ := mustSimNode(t)
+	env, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env.Notes) == 0 || !strings.Contains(strings.Join(env.Notes, " "), "some_future_field") {
+		t.Fatalf("unknown field not reported: %q", env.Notes)
+	}
+}
+
+func TestLoad_Errors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"max_pool_size": "many"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "missing.json"), bad} {
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Load(%s) = %v, want an error naming the file", path, err)
+		}
+	}
+}
+
+// Ensure Facts discovers the node once through metadata and the OpenAPI and
+// then answers from the store, with no metadata service at all.
+func TestEnv_Facts_CachedInStore(t *testing.T) {
+	path, metadata, inst := mustSimNode(t)
+	env, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	facts, err := env.Facts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.NodeInfo{InstanceID: inst.ID, InstanceType: "ecs.g7.large", ZoneID: inst.ZoneID, PrimaryENIID: inst.PrimaryENIID, VSwitchID: inst.VSwitchID, ENIs: 3, IPv4PerENI: 6}
+	if facts.InstanceID != want.InstanceID || facts.InstanceType != want.InstanceType || facts.ZoneID != want.ZoneID ||
+		facts.PrimaryENIID != want.PrimaryENIID || facts.VSwitchID != want.VSwitchID || facts.ENIs != want.ENIs || facts.IPv4PerENI != want.IPv4PerENI {
+		t.Fatalf("facts %+v, want %+v", facts, want)
+	}
+	if len(facts.SecurityGroupIDs) == 0 {
+		t.Fatalf("security groups of the primary ENI not learned: %+v", facts)
+	}
+	metadata.Close()
+	again, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := again.Facts(ctx)
+	if err != nil {
+		t.Fatalf("facts with metadata down: %v", err)
+	}
+	if cached.InstanceID != facts.InstanceID {
+		t.Fatalf("cached facts %+v", cached)
+	}
+}
