@@ -212,7 +212,8 @@ func TestSim_UpExecDown(t *testing.T) {
 	s := mustSim(t)
 	before := simBlackholes(t)
 
-	out := s.mustRun("sim", "up", "--nodes", "2")
+	// Without daemons, so the cloud holds exactly the primary ENIs.
+	out := s.mustRun("sim", "up", "--nodes", "2", "--daemons=false")
 	for _, want := range []string{"node-1", "node-2", "http://100.100.0.10", "http://100.100.100.200", "credentials.json"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("sim up output lacks %q:\n%s", want, out)
