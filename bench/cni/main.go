@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// options are the benchmark's flags.
+type options struct {
+	veniBin   string        // the veni binary (its "sim up" builds veni's node)
+	cniPath   string        // where the reference plugins live
+	name      string        // prefix of every namespace this run creates
+	workDir   string        // sim directory and reference configs
+	n1, n8    int           // measured ADD/DEL pairs per system at parallelism 1 and 8
+	batch     int           // pods per batch: created, added, deleted, removed
+	warmup    int           // discarded batches per system and parallelism
+	execRuns  int           // runs per binary for the process start cost
+	poolWait  time.Duration // how long to wait for veni's pool to warm up
+	skipStart bool          // skip the process start section
+}
+
+func (o *options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.veniBin, "veni", "bin/veni", "the veni binary")
+	fs.StringVar(&o.cniPath, "cni-path", "/usr/lib/cni", "directory of the reference plugins (ptp, bridge, host-local)")
+	fs.StringVar(&o.name, "name", fmt.Sprintf("vbn%d", os.Getpid()), "prefix of the sim and namespaces this run creates")
+	fs.StringVar(&o.workDir, "dir", "", "work directory (default: a new directory under /tmp)")
+	fs.IntVar(&o.n1, "n1", 200, "measured pods per system at parallelism 1")
+	fs.IntVar(&o.n8, "n8", 400, "measured pods per system at parallelism 8")
+	fs.IntVar(&o.batch, "batch", 16, "pods per batch (veni's pool is warmed to at least this)")
+	fs.IntVar(&o.warmup, "warmup", 1, "discarded batches per system before measuring each parallelism")
+	fs.IntVar(&o.execRuns, "exec-runs", 20, "runs per binary when measuring process start")
+	fs.DurationVar(&o.poolWait, "pool-wait", 90*time.Second, "how long to wait for veni's pool to fill")
+	fs.BoolVar(&o.skipStart, "skip-start", false, "skip the process start (inittrace) section")
+}
+
+func (o *options) validate() error {
+	if o.n1 < 1 || o.n8 < 1 || o.batch < 8 || o.warmup < 0 || o.execRuns < 1 {
+		return fmt.Errorf("need -n1, -n8, -exec-runs >= 1, -batch >= 8 (one batch must keep 8 workers busy), -warmup >= 0")
+	}
+	abs, err := filepath.Abs(o.veniBin)
+	if err != nil {
+		return fmt.Errorf("veni binary: %w", err)
+	}
+	o.veniBin = abs
+	if _, err := os.Stat(o.veniBin); err != nil {
+		return fmt.Errorf("veni binary: %w (run make build)", err)
+	}
+	for _, p := range []string{"ptp", "bridge", "host-local"} {
+		if _, err := os.Stat(filepath.Join(o.cniPath, p)); err != nil {
+			return fmt.Errorf("reference plugin: %w (apt-get install containernetworking-plugins)", err)
+		}
+	}
+	return nil
+}
+
+func main() {
+	var o options
+	o.addFlags(flag.CommandLine)
+	flag.Parse()
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-cni: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-cni: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// percentile returns the nearest-rank q-th percentile (0 < q <= 100) of ds,
+// or 0 for no samples.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := int(float64(len(s))*q/100 + 0.9999999)
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+// podsPerSecond is completed ADDs per wall second of the ADD phases.
+func podsPerSecond(s *samples) float64 {
+	if s.addWall <= 0 {
+		return 0
+	}
+	return float64(len(s.add)) / s.addWall.Seconds()
+}
+
+// row is one system's line of the latency table.
+type row struct {
+	system                         string
+	addP50, addP99, delP50, delP99 time.Duration
+	podsPerSec                     float64
+}
+
+func rowOf(system string, s *samples) row {
+	return row{
+		system: system,
+		addP50: percentile(s.add, 50), addP99: percentile(s.add, 99),
+		delP50: percentile(s.del, 50), delP99: percentile(s.del, 99),
+		podsPerSec: podsPerSecond(s),
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// writeLatencyReport prints the ADD/DEL table with ratios to the baseline
+// and says which targets veni meets.
+func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
+	fmt.Fprintf(w, "\nCNI ADD/DEL through libcni (one AddNetworkList/DelNetworkList timed per pod), %s: %d pods at parallelism 1, %d at 8, batches of %d, systems interleaved\n",
+		time.Now().Format(time.RFC3339), o.n1, o.n8, o.batch)
+	fmt.Fprintln(w, "ratios: latency and pods/s divided by "+refBaseline+" at the same parallelism")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PAR\tSYSTEM\tADD p50 ms\tADD p99 ms\tDEL p50 ms\tDEL p99 ms\tPODS/S\tADD p50\tDEL p50\tPODS/S\t")
+	rows := map[int]map[string]row{}
+	for _, ph := range phases {
+		rows[ph.par] = map[string]row{}
+		for _, name := range ph.systems {
+			rows[ph.par][name] = rowOf(name, ph.res[name])
+		}
+		base, ok := rows[ph.par][refBaseline]
+		for _, name := range ph.systems {
+			r := rows[ph.par][name]
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t", ph.par, name, ms(r.addP50), ms(r.addP99), ms(r.delP50), ms(r.delP99), r.podsPerSec)
+			if ok {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t", ratio(float64(r.addP50), float64(base.addP50)), ratio(float64(r.delP50), float64(base.delP50)), ratio(r.podsPerSec, base.podsPerSec))
+			} else {
+				fmt.Fprint(tw, "-\t-\t-\t")
+			}
+			fmt.Fprintln(tw)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\ntargets for veni against "+refBaseline+":")
+	for _, t := range targets(rows) {
+		fmt.Fprintln(w, "  "+t)
+	}
+}
+
+// targets checks veni's goals: ADD and DEL p50 at most the baseline's (at
+// every parallelism), and at least 1.5x its pods/s at parallelism 8.
+func targets(rows map[int]map[string]row) []string {
+	var out []string
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	for _, par := range []int{1, 8} {
+		v, okV := rows[par]["veni"]
+		b, okB := rows[par][refBaseline]
+		if !okV || !okB || b.addP50 == 0 || b.delP50 == 0 || b.podsPerSec == 0 {
+			continue
+		}
+		add := float64(v.addP50) / float64(b.addP50)
+		del := float64(v.delP50) / float64(b.delP50)
+		out = append(out,
+			fmt.Sprintf("par %d  ADD p50 %.2fx (<= 1.00x): %s", par, add, verdict(add <= 1.0)),
+			fmt.Sprintf("par %d  DEL p50 %.2fx (<= 1.00x): %s", par, del, verdict(del <= 1.0)))
+		if par == 8 {
+			pps := v.podsPerSec / b.podsPerSec
+			out = append(out, fmt.Sprintf("par 8  pods/s  %.2fx (>= 1.50x): %s", pps, verdict(pps >= 1.5)))
+		}
+	}
+	return out
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/veni-cni/veni/eni/sim/fabric"
+	"github.com/veni-cni/veni/eni/sim/pods"
+	"github.com/veni-cni/veni/store"
+)
+
+// refBaseline is the system every ratio is taken against.
+const refBaseline = "ptp+host-local"
+
+// system is one CNI under test: a node namespace with a conflist, and the
+// libcni runtime that adds pods to it.
+type system struct {
+	name    string
+	rt      *pods.Runtime
+	podNS   func(seq int) string // name of the seq'th pod's namespace
+	close   func() error         // removes the node and all it holds
+	nextSeq int
+}
+
+// simNodeName is the one node veni's sim gets.
+const simNodeName = "node-1"
+
+// startVeni brings up a one-node sim whose pool holds at least batch free
+// addresses (a batch at parallelism 8 never takes the cold path), and
+// returns it as a system once the pool is warm.
+func startVeni(ctx context.Context, o options) (_ *system, err error) {
+	dir := filepath.Join(o.workDir, "sim")
+	s := &system{name: "veni"}
+	s.close = func() error {
+		out, err := exec.Command(o.veniBin, "sim", "down", "--dir", dir, "--name", o.name).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("veni sim down: %w: %s", err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.close())
+		}
+	}()
+	// max_pool_size at twice the batch: after the first batch the pool holds
+	// the batch and its refill, and neither the daemon nor the cloud has
+	// work to do while the benchmark runs.
+	up := exec.CommandContext(ctx, o.veniBin, "sim", "up", "--dir", dir, "--name", o.name, "--nodes", "1",
+		"--min-pool-size", strconv.Itoa(o.batch), "--max-pool-size", strconv.Itoa(2*o.batch))
+	if out, err := up.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("veni sim up: %w: %s", err, bytes.TrimSpace(out))
+	}
+	env, err := simEnv(ctx, o, dir)
+	if err != nil {
+		return nil, err
+	}
+	nodeNS := fabric.NodeNetNSName(o.name, simNodeName)
+	s.rt, err = pods.NewRuntime(pods.Node{
+		Name:     "veni",
+		NetNS:    fabric.NetNSPath(nodeNS),
+		ConfDir:  env["NETCONFPATH"],
+		CNIPath:  filepath.SplitList(env["CNI_PATH"]),
+		CacheDir: filepath.Join(o.workDir, "cni-cache-veni"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Named after the node, so "sim down" removes pods a crash left.
+	s.podNS = func(seq int) string { return fmt.Sprintf("%s-pod-bench-%d", nodeNS, seq) }
+	var cfg struct {
+		StorePath string `json:"store_path"`
+	}
+	b, err := os.ReadFile(env["VENI_CONFIG"])
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("veni node config: %w", err)
+	}
+	if err := waitPool(ctx, cfg.StorePath, o.batch, o.poolWait); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// simEnv reads the node's CNI_PATH, NETCONFPATH and VENI_CONFIG from
+// "veni sim env", the sim's public way to name them.
+func simEnv(ctx context.Context, o options, dir string) (map[string]string, error) {
+	out, err := exec.CommandContext(ctx, o.veniBin, "sim", "env", "--dir", dir, "--name", o.name, simNodeName).Output()
+	if err != nil {
+		return nil, fmt.Errorf("veni sim env: %w", err)
+	}
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "=")
+		if ok {
+			env[k] = strings.Trim(v, `'"`)
+		}
+	}
+	for _, k := range []string{"CNI_PATH", "NETCONFPATH", "VENI_CONFIG"} {
+		if env[k] == "" {
+			return nil, fmt.Errorf("veni sim env: no %s in %q", k, out)
+		}
+	}
+	return env, nil
+}
+
+// waitPool waits until the store holds at least want free addresses on
+// ready ENIs: the daemon fills the pool after "sim up" returns.
+func waitPool(ctx context.Context, storePath string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		free, err := freeIPs(storePath)
+		if err == nil && free >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("veni pool has %d free addresses after %s, want %d: %v (see the daemon log in the sim dir)", free, timeout, want, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func freeIPs(storePath string) (free int, err error) {
+	err = store.View(storePath, func(tx *store.ReadTx) error {
+		enis, err := tx.ENIs()
+		if err != nil {
+			return err
+		}
+		ready := map[string]bool{}
+		for _, e := range enis {
+			ready[e.ID] = e.State == store.ENIReady
+		}
+		ips, err := tx.IPs()
+		for _, ip := range ips {
+			if ip.State == store.IPFree && ready[ip.ENIID] {
+				free++
+			}
+		}
+		return err
+	})
+	return free, err
+}
+
+// refPlugin is a reference main plugin with host-local IPAM.
+type refPlugin struct {
+	short  string // namespace and file name part
+	name   string // table name
+	subnet string // host-local range, private and only inside the node namespace
+	plugin func(ipam map[string]any) map[string]any
+}
+
+var refPlugins = []refPlugin{
+	{
+		short: "ptp", name: refBaseline, subnet: "10.244.0.0/16",
+		plugin: func(ipam map[string]any) map[string]any {
+			return map[string]any{"type": "ptp", "ipMasq": false, "ipam": ipam}
+		},
+	},
+	{
+		short: "bridge", name: "bridge+host-local", subnet: "10.245.0.0/16",
+		plugin: func(ipam map[string]any) map[string]any {
+			return map[string]any{"type": "bridge", "bridge": "bench0", "isGateway": true, "ipMasq": false, "ipam": ipam}
+		},
+	},
+}
+
+// startRef creates a plain node namespace and a conflist for a reference
+// plugin, its host-local data kept in the work directory.
+func startRef(o options, p refPlugin) (_ *system, err error) {
+	prefix := o.name + "r-" + p.short
+	dir := filepath.Join(o.workDir, p.short)
+	confDir := filepath.Join(dir, "net.d")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		return nil, err
+	}
+	ipam := map[string]any{
+		"type":    "host-local",
+		"ranges":  [][]map[string]string{{{"subnet": p.subnet}}},
+		"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+		"dataDir": filepath.Join(dir, "host-local"),
+	}
+	// Debian 12's plugins speak up to CNI 1.0.0.
+	conflist := map[string]any{"cniVersion": "1.0.0", "name": "bench-" + p.short, "plugins": []any{p.plugin(ipam)}}
+	b, _ := json.MarshalIndent(conflist, "", "  ")
+	if err := os.WriteFile(filepath.Join(confDir, "10-"+p.short+".conflist"), b, 0o644); err != nil {
+		return nil, err
+	}
+	nodeNS := prefix + "-node"
+	nodePath, err := pods.CreateNetNS(nodeNS)
+	if err != nil {
+		return nil, err
+	}
+	s := &system{
+		name:  p.name,
+		podNS: func(seq int) string { return fmt.Sprintf("%s-pod-%d", prefix, seq) },
+		close: func() error { return pods.DeleteNetNS(nodeNS) },
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.close())
+		}
+	}()
+	s.rt, err = pods.NewRuntime(pods.Node{
+		Name:     p.name,
+		NetNS:    nodePath,
+		ConfDir:  confDir,
+		CNIPath:  []string{o.cniPath},
+		CacheDir: filepath.Join(o.workDir, "cni-cache-"+p.short),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

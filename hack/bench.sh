@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmarks behind "make bench". Each section is one function; pick them by
+# name, default all:
+#
+#   hack/bench.sh [all|cni|SECTION ...] [-- extra flags for a single section]
+#
+#   cni   veni vs Debian's ptp/bridge + host-local: CNI ADD/DEL latency and
+#         pods/s through libcni, and plugin process start (bench/cni)
+#
+# Needs root and bin/veni (make build). Everything runs inside network
+# namespaces the sections create; each section removes them on any exit,
+# kill -9 of its driver included.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+GO=${GO:-go}
+VENI=${VENI:-$ROOT/bin/veni}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# bench_cni runs the CNI driver. The trap removes what a killed driver may
+# have left: its sim (by name) and its reference namespaces (by prefix).
+bench_cni() {
+	[ -x "$VENI" ] || die "$VENI missing (make build)"
+	local name="vbn$$" dir
+	dir=$(mktemp -d /tmp/veni-bench-cni.XXXXXX)
+	# shellcheck disable=SC2064 # expand now: the names are fixed for this run
+	trap "cleanup_cni '$name' '$dir'" EXIT
+	CGO_ENABLED=0 "$GO" build -o "$ROOT/bin/bench-cni" ./bench/cni
+	"$ROOT/bin/bench-cni" -veni "$VENI" -name "$name" -dir "$dir" "$@"
+	cleanup_cni "$name" "$dir"
+	trap - EXIT
+}
+
+cleanup_cni() {
+	local name=$1 dir=$2 ns
+	if [ -e "$dir/sim" ] || ip netns list | grep -q "^$name-"; then
+		"$VENI" sim down --dir "$dir/sim" --name "$name" >/dev/null 2>&1 || true
+	fi
+	for ns in $(ip netns list | awk -v p="${name}r-" 'index($1, p) == 1 {print $1}'); do
+		ip netns delete "$ns" || true
+	done
+	rm -rf "$dir"
+}
+
+run_section() {
+	case "$1" in
+	cni) shift; bench_cni "$@" ;;
+	*) die "unknown section $1 (known: cni)" ;;
+	esac
+}
+
+main() {
+	[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
+	if [ $# -eq 0 ] || [ "$1" = all ]; then
+		run_section cni
+		return
+	fi
+	# One section may take the driver's own flags after "--".
+	if [ $# -ge 2 ] && [ "$2" = -- ]; then
+		run_section "$1" "${@:3}"
+		return
+	fi
+	for s in "$@"; do run_section "$s"; done
+}
+
+main "$@"
