@@ -43,7 +43,8 @@ type Daemon struct {
 	log  *slog.Logger
 
 	node        ipam.Node
-	lastBlocked error // why the pool could not grow on the last pass
+	lastBlocked error    // why the pool could not grow on the last pass
+	fast        fastPath // the eBPF fast path (fastpath.go)
 }
 
 // New prepares a daemon for the node described by env.
@@ -72,6 +73,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.node.WaitLink = waitLink
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
+	d.startFastPath(facts.InstanceID)
+	defer d.stopFastPath()
 
 	// Restart: make the links match the store before anything else, so a
 	// node whose routing tables were lost carries its pods' traffic again.
@@ -146,6 +149,7 @@ func (d *Daemon) cacheFacts(facts store.NodeInfo) error {
 // fullPass garbage-collects, then reconciles the pool with the cloud.
 func (d *Daemon) fullPass(ctx context.Context) {
 	d.gc(ctx)
+	d.syncFastPath(ctx)
 	rep, err := ipam.Reconcile(ctx, d.env.Store, d.env.Cloud(), d.node, d.env.Config, time.Now())
 	if err != nil {
 		d.log.Error("reconcile", "err", err)
@@ -185,12 +189,14 @@ func (d *Daemon) gc(ctx context.Context) {
 	}
 	for _, a := range released {
 		d.log.Info("gc released", "ip", a.IP, "owner", a.Key, "pod", a.PodNamespace+"/"+a.PodName)
-		// The pod is gone; its host veth may still be there.
+		// The pod is gone; its host veth may still be there. Its fast path
+		// endpoint goes with pruneEndpoints below.
 		err := netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP})
 		if err != nil {
 			d.log.Warn("gc teardown", "owner", a.Key, "err", err)
 		}
 	}
+	d.pruneEndpoints()
 }
 
 func (d *Daemon) logReport(rep ipam.Report) {
@@ -260,6 +266,7 @@ func (d *Daemon) ensureENI(ctx context.Context, e store.ENI) {
 		return
 	}
 	d.log.Debug("eni ready", "eni", e.ID, "link", link.Name, "table", link.Table)
+	d.attachENIProgram(e.ID, link.Index)
 }
 
 func idleCount(db store.File) (int, error) {

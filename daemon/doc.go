@@ -6,6 +6,11 @@
 // stopped. It talks to the other roles only through the store, and wakes on
 // a timer and when the store file is written (inotify), never on an RPC.
 //
+// On nodes that run the eBPF fast path (ebpf/datapath decides) it keeps the
+// fast path in step with the store: the host-stack destinations, the ENI
+// programs, and no endpoint for a pod whose allocation is gone. It stops
+// without detaching live pods: their pins keep their traffic flowing.
+//
 // It must not hold the store open across a netlink or a cloud call: every
 // store access is one short transaction (ipam's functions are built so).
 package daemon

@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/veni-cni/veni/ebpf/datapath"
+	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/store"
+)
+
+// fastPath is the daemon's hold on the node's eBPF fast path. dp is nil
+// while the node runs the plain datapath, or while opening failed (retried
+// on every full pass). The daemon runs in the node's network namespace,
+// where fastpath resolves ENI ifindexes.
+type fastPath struct {
+	decision  datapath.Decision
+	pinDir    string
+	dp        *fastpath.Datapath
+	hostStack fastpath.HostStack // as last written; nil slices until then
+	written   bool
+}
+
+// startFastPath decides the node's datapath and says which and why. On
+// plain it removes pins an earlier ebpf run left, so every pod takes the
+// one datapath the configuration names.
+func (d *Daemon) startFastPath(instanceID string) {
+	f := &d.fast
+	f.decision = datapath.Decide(d.env.Config.DatapathMode(), fastpath.Supported)
+	pinDir, err := datapath.PinDir(instanceID)
+	if err != nil {
+		d.log.Error("datapath: no pin dir; the fast path stays off", "err", err)
+		f.decision.Active = ipam.DatapathPlain
+		f.decision.Reason = err.Error()
+		return
+	}
+	f.pinDir = pinDir
+	d.log.Info("datapath", "active", f.decision.Active, "configured", f.decision.Configured, "why", f.decision.Reason, "pinDir", pinDir)
+	if !f.decision.EBPF() {
+		if _, err := os.Stat(pinDir); err == nil {
+			d.log.Info("datapath: removing fast path pins of an earlier run; pods continue on the plain datapath", "pinDir", pinDir)
+			if err := fastpath.Teardown(pinDir); err != nil {
+				d.log.Error("datapath teardown", "err", err)
+			}
+		}
+		return
+	}
+	d.openFastPath()
+}
+
+func (d *Daemon) openFastPath() {
+	f := &d.fast
+	dp, err := fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+	if err != nil {
+		d.log.Error("datapath: open fast path; pods use the plain datapath until it opens", "err", err)
+		return
+	}
+	f.dp = dp
+}
+
+// stopFastPath runs on SIGTERM: pods still in the store keep their pins
+// (their traffic keeps flowing without the daemon); entries of pods that
+// are gone are removed, and the daemon's file descriptors closed.
+func (d *Daemon) stopFastPath() {
+	if d.fast.dp == nil {
+		return
+	}
+	d.pruneEndpoints()
+	if err := d.fast.dp.Close(); err != nil {
+		d.log.Warn("datapath close", "err", err)
+	}
+	d.fast.dp = nil
+}
+
+// syncFastPath runs on every full pass: it rewrites the host-stack
+// destinations when the config or the node's addresses changed, and makes
+// the ENI programs match the ENIs in the store.
+func (d *Daemon) syncFastPath(ctx context.Context) {
+	f := &d.fast
+	if !f.decision.EBPF() {
+		return
+	}
+	if f.dp == nil {
+		if d.openFastPath(); f.dp == nil {
+			return
+		}
+	}
+	hs, err := datapath.LoadHostStack(d.env.Store, d.env.Config)
+	if err != nil {
+		d.log.Error("datapath host stack", "err", err)
+	} else if !f.written || !datapath.SameHostStack(hs, f.hostStack) {
+		if err := f.dp.SetHostStack(hs); err != nil {
+			d.log.Error("datapath host stack", "err", err)
+		} else {
+			f.hostStack, f.written = hs, true
+			d.log.Info("datapath host stack", "services", hs.ServiceCIDRs, "cidrs", hs.CIDRs, "nodeAddrs", hs.NodeAddrs)
+		}
+	}
+	d.syncENIPrograms(ctx)
+}
+
+// attachENIProgram attaches the ENI program to a link EnsureENI just
+// configured. AttachENI keeps an attachment that is already right.
+func (d *Daemon) attachENIProgram(eniID string, ifindex int) {
+	if d.fast.dp == nil {
+		return
+	}
+	if err := d.fast.dp.AttachENI(ifindex); err != nil {
+		d.log.Warn("datapath attach eni", "eni", eniID, "ifindex", ifindex, "err", err)
+	}
+}
+
+// syncENIPrograms attaches the ENI program to every ENI of the store that
+// has its link, and detaches pinned attachments of links that are gone (an
+// ENI the pool deleted). When a link lookup fails nothing is detached: a
+// transient error must not take the fast path away from live ENIs.
+func (d *Daemon) syncENIPrograms(ctx context.Context) {
+	var enis []store.ENI
+	err := d.env.Store.View(func(tx *store.ReadTx) error {
+		var err error
+		enis, err = tx.ENIs()
+		return err
+	})
+	if err != nil {
+		d.log.Error("datapath: read enis", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	live := make(map[int]bool, len(enis))
+	complete := true
+	for _, e := range enis {
+		if e.State == store.ENIAttaching {
+			continue // no link yet: the pass that marks it ready attaches it
+		}
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			complete = false
+			continue
+		}
+		l, err := netplumb.LookupENI(ctx, "", mac, 0)
+		if err != nil {
+			if !netplumb.IsLinkNotFound(err) {
+				complete = false
+				d.log.Warn("datapath: look up eni link", "eni", e.ID, "err", err)
+			}
+			continue
+		}
+		live[l.Index] = true
+		d.attachENIProgram(e.ID, l.Index)
+	}
+	if !complete {
+		return
+	}
+	pinned, err := d.fast.dp.ENIs()
+	if err != nil {
+		d.log.Warn("datapath: list eni programs", "err", err)
+		return
+	}
+	for _, ifindex := range pinned {
+		if live[ifindex] {
+			continue
+		}
+		if err := d.fast.dp.DetachENI(ifindex); err != nil {
+			d.log.Warn("datapath detach eni", "ifindex", ifindex, "err", err)
+			continue
+		}
+		d.log.Info("datapath: detached the program of a gone eni link", "ifindex", ifindex)
+	}
+}
+
+// pruneEndpoints removes the endpoints (and pinned links) of pods whose
+// address no longer has an allocation: their DEL never came, or came while
+// the pins were unreachable. It runs after GC and at shutdown.
+//
+// An ADD may reuse a freed address between the store read and the
+// removal; the endpoint is re-read and left alone when it no longer points
+// at the veth seen first (the new pod's ADD writes its own).
+func (d *Daemon) pruneEndpoints() {
+	dp := d.fast.dp
+	if dp == nil {
+		return
+	}
+	eps, err := dp.Endpoints()
+	if err != nil {
+		d.log.Warn("datapath: list endpoints", "err", err)
+		return
+	}
+	if len(eps) == 0 {
+		return
+	}
+	held := make(map[netip.Addr]bool, len(eps))
+	err = d.env.Store.View(func(tx *store.ReadTx) error {
+		for _, ep := range eps {
+			_, err := tx.AllocationByIP(ep.IP)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			held[ep.IP] = true
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Warn("datapath: read allocations", "err", err)
+		return
+	}
+	for _, ep := range eps {
+		if held[ep.IP] {
+			continue
+		}
+		cur, ok, err := dp.Endpoint(ep.IP)
+		if err != nil || !ok || cur.HostIfindex != ep.HostIfindex {
+			continue
+		}
+		if err := dp.DetachPod(ep.IP); err != nil {
+			d.log.Warn("datapath: remove endpoint of a gone pod", "ip", ep.IP, "err", err)
+			continue
+		}
+		d.log.Info("datapath: removed endpoint of a gone pod", "ip", ep.IP, "hostIfindex", ep.HostIfindex)
+	}
+}
