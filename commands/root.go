@@ -23,6 +23,7 @@ func NewRootCommand() *cobra.Command {
 		newSimCommand(),
 		newDaemonCommand(),
 		newIPAMCommand(),
+		newInstallCommand(),
 	)
 	return root
 }
