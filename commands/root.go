@@ -24,6 +24,7 @@ func NewRootCommand() *cobra.Command {
 		newDaemonCommand(),
 		newIPAMCommand(),
 		newInstallCommand(),
+		newStatusCommand(),
 	)
 	return root
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/veni-cni/veni/ebpf/datapath"
+	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/eni/sim/fabric"
+	"github.com/veni-cni/veni/store"
 )
 
 type simDownOptions struct {
@@ -67,6 +70,11 @@ func runSimDown(ctx context.Context, w io.Writer, o *simDownOptions) error {
 			return fmt.Errorf("clean sim dir: %w", err)
 		}
 	}
+	// Pins outlive every process; they go before the stores that name
+	// their instances.
+	if err := teardownSimPins(o.dir, st.Nodes); err != nil {
+		return err
+	}
 	// The nodes' stores, configs and pod records belong to this sim's
 	// instances; a new sim has new instances and must not inherit them.
 	for _, d := range []string{simNodesDir, simCNIBinDir} {
@@ -113,4 +121,37 @@ func stopSimServer(ctx context.Context, pid int, grace time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("sim server %d survived SIGKILL", pid)
+}
+
+// teardownSimPins removes the eBPF pin directory of every node of the sim:
+// the nodes in its state and, for a server that died before writing that
+// state, the instances its node stores name.
+func teardownSimPins(simDir string, nodes []simNode) error {
+	ids := make(map[string]bool)
+	for _, n := range nodes {
+		ids[n.InstanceID] = true
+	}
+	stores, _ := filepath.Glob(filepath.Join(simDir, simNodesDir, "*", simNodeStore))
+	for _, path := range stores {
+		_ = store.File{Path: path}.View(func(tx *store.ReadTx) error {
+			info, err := tx.Node()
+			if err == nil {
+				ids[info.InstanceID] = true
+			}
+			return err
+		})
+	}
+	var errs []error
+	for id := range ids {
+		if id == "" {
+			continue
+		}
+		dir, err := datapath.PinDir(id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, fastpath.Teardown(dir))
+	}
+	return errors.Join(errs...)
 }

@@ -267,6 +267,7 @@ func (s *simServer) teardown() error {
 	for _, n := range s.state.Nodes {
 		errs = append(errs, deleteSimPods(s.state, n))
 	}
+	errs = append(errs, teardownSimPins(s.dir, s.state.Nodes))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	for _, h := range s.servers {
