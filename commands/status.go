@@ -276,19 +276,20 @@ func gatherDatapath(env *node.Env, instanceID string, allocs []store.Allocation,
 // gatherDaemon finds the daemons serving configPath in /proc and judges
 // the last pool update: the daemon writes it on every full pass.
 func gatherDaemon(configPath string, updated, now time.Time) statusDaemon {
-	d := statusDaemon{LastPoolUpdate: updated, PIDs: daemonPIDs(configPath)}
-	stale := 3 * daemon.DefaultSyncInterval
+	pids := daemonPIDs(configPath)
+	return statusDaemon{LastPoolUpdate: updated, PIDs: pids, Verdict: daemonVerdict(len(pids) > 0, updated, now)}
+}
+
+func daemonVerdict(running bool, updated, now time.Time) string {
 	switch {
-	case len(d.PIDs) == 0:
-		d.Verdict = "not running"
+	case !running:
+		return "not running"
 	case updated.IsZero():
-		d.Verdict = "running, no pool pass recorded yet"
-	case now.Sub(updated) > stale:
-		d.Verdict = fmt.Sprintf("running, but the last pool pass was %s ago (stuck, or a long --sync-interval?)", age(now, updated))
-	default:
-		d.Verdict = fmt.Sprintf("running, last pool pass %s ago", age(now, updated))
+		return "running, no pool pass recorded yet"
+	case now.Sub(updated) > 3*daemon.DefaultSyncInterval:
+		return fmt.Sprintf("running, but the last pool pass was %s ago (stuck, or a long --sync-interval?)", age(now, updated))
 	}
-	return d
+	return fmt.Sprintf("running, last pool pass %s ago", age(now, updated))
 }
 
 // daemonPIDs lists "veni daemon" (or veni-daemon) processes whose --config
