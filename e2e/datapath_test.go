@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,7 +76,8 @@ func mustDatapathSim(tb testing.TB, mode string) *dpSim {
 		}
 	})
 	s := &dpSim{testSim: mustSim(tb), instances: make(map[string]string)}
-	s.mustRun("sim", "up", "--nodes", "2", "--datapath", mode)
+	// A short sync interval lets the daemon's GC pass run within a test.
+	s.mustRun("sim", "up", "--nodes", "2", "--datapath", mode, "--daemon-sync-interval", "1s")
 	var st statusJSON
 	if err := json.Unmarshal([]byte(s.mustRun("sim", "status", "-o", "json")), &st); err != nil {
 		tb.Fatalf("sim status -o json: %v", err)
@@ -279,6 +281,33 @@ func TestDatapath_TwoNodes(t *testing.T) {
 					if _, err := os.Stat(pin); !errors.Is(err, fs.ErrNotExist) {
 						t.Errorf("link pin %s after DEL: %v", pin, err)
 					}
+				}
+			})
+
+			t.Run("gc removes the endpoint of a pod whose del never came", func(t *testing.T) {
+				if !ebpf {
+					t.Skip("no endpoints on the plain datapath")
+				}
+				lost := s.pods[3] // b-node-2
+				if err := pods.DeleteNetNS(filepath.Base(lost.netns)); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					var left []netip.Addr
+					for _, ep := range s.status(t, lost.node).Datapath.Endpoints {
+						left = append(left, ep.IP)
+					}
+					if !slices.Contains(left, lost.ip) {
+						if len(left) != 1 {
+							t.Errorf("endpoints after gc = %v, want only the live pod's", left)
+						}
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("endpoint %s still there 20s after its namespace went: %v", lost.ip, left)
+					}
+					time.Sleep(500 * time.Millisecond)
 				}
 			})
 
