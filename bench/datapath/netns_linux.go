@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// startIn starts cmd inside the network namespace at nsPath: the child is
+// forked from a thread switched into it, so it needs no nsenter and sees
+// the namespace from its first instruction. The child leads its own
+// process group, which killGroup ends with everything it spawned.
+func startIn(nsPath string, cmd *exec.Cmd) error {
+	// Pdeathsig: a benchmark killed midway must not leave servers
+	// holding the namespaces (and so the sim's links) alive.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error { return cmd.Start() })
+	if err != nil {
+		return fmt.Errorf("start %s in %s: %w", cmd.Path, nsPath, err)
+	}
+	return nil
+}
+
+// killGroup kills the process group that pid leads (startIn makes every
+// child a group leader).
+func killGroup(pid int) error {
+	return syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// readIn reads a file of /proc/thread-self from inside the network
+// namespace at nsPath. /proc/self would show the namespace of the main
+// thread, not of the one ns.Do switched.
+func readIn(nsPath, name string) ([]byte, error) {
+	var b []byte
+	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/" + name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s in %s: %w", name, nsPath, err)
+	}
+	return b, nil
+}
+
+// forwarded returns the packets the IP stack of the namespace at nsPath
+// has forwarded since it was created.
+func forwarded(nsPath string) (uint64, error) {
+	b, err := readIn(nsPath, "net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	n, err := parseSnmpForwarded(b)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", nsPath, err)
+	}
+	return n, nil
+}
+
+// waitListening waits until a TCP socket listens on port in the namespace
+// at nsPath, or the process started to serve it exits. Polling the socket
+// table works for every server alike; their own "ready" lines are
+// buffered when stdout is a pipe.
+func waitListening(ctx context.Context, nsPath string, port int, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		b, err := readIn(nsPath, "net/tcp")
+		if err != nil {
+			return err
+		}
+		if listensOn(b, port) {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%w: exited before listening on port %d", errNotReady, port)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: nothing listens on port %d in %s", errNotReady, port, nsPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// listensOn reports whether a /proc/net/tcp table has a socket in LISTEN
+// (state 0A) on port.
+func listensOn(table []byte, port int) bool {
+	want := fmt.Sprintf(":%04X", port)
+	sc := bufio.NewScanner(bytes.NewReader(table))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || f[3] != "0A" {
+			continue
+		}
+		// IPv4 only: "0100007F:1F90", address then port, in hex.
+		if len(f[1]) == 13 && strings.HasSuffix(f[1], want) {
+			return true
+		}
+	}
+	return false
+}

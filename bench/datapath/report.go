@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+)
+
+// floorRow is the row every other row is a ratio to.
+const floorRow = "bare"
+
+// figure is one column of the table.
+type figure struct {
+	Name   string
+	Unit   string
+	Higher bool // higher is better (throughput, rate); latency is lower-better
+	Get    func(sample) float64
+}
+
+var figures = []figure{
+	{"TCP x1", "Gbit/s", true, func(s sample) float64 { return s.TCP1 }},
+	{"TCP x4", "Gbit/s", true, func(s sample) float64 { return s.TCP4 }},
+	{"RR p50", "µs", false, func(s sample) float64 { return s.P50 }},
+	{"RR p99", "µs", false, func(s sample) float64 { return s.P99 }},
+	{"CONN/s", "", true, func(s sample) float64 { return s.ConnPerSec }},
+}
+
+// stat is a figure over a row's repetitions.
+type stat struct {
+	Median float64
+	Spread float64 // (max-min)/median: how noisy the repetitions were
+	N      int
+}
+
+func newStat(v []float64) stat {
+	if len(v) == 0 {
+		return stat{}
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	st := stat{Median: m, N: len(v)}
+	if m != 0 {
+		st.Spread = (v[len(v)-1] - v[0]) / m
+	}
+	return st
+}
+
+// rowStats are one row's figures in one scenario.
+type rowStats struct {
+	Row, Label string
+	Figures    []stat // in the order of figures
+	Forwarded  stat   // packets forwarded by the node's IP stack per run
+	ConnErrors int64
+}
+
+// scenarioStats are a scenario's rows in the order they were first run.
+type scenarioStats struct {
+	Scenario string
+	Rows     []rowStats
+}
+
+func (sc scenarioStats) row(key string) (rowStats, bool) {
+	for _, r := range sc.Rows {
+		if r.Row == key {
+			return r, true
+		}
+	}
+	return rowStats{}, false
+}
+
+// readSamples reads a results file written by "measure".
+func readSamples(r io.Reader) ([]sample, error) {
+	var out []sample
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var s sample
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return nil, fmt.Errorf("results line %d: %w", n, err)
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
+
+// aggregate groups samples by scenario and row, keeping first-seen order.
+func aggregate(samples []sample) []scenarioStats {
+	type key struct{ scenario, row string }
+	var scenarios []string
+	rows := map[string][]string{}
+	labels := map[key]string{}
+	byKey := map[key][]sample{}
+	for _, s := range samples {
+		k := key{s.Scenario, s.Row}
+		if _, ok := rows[s.Scenario]; !ok {
+			scenarios = append(scenarios, s.Scenario)
+		}
+		if _, ok := byKey[k]; !ok {
+			rows[s.Scenario] = append(rows[s.Scenario], s.Row)
+			labels[k] = s.Label
+		}
+		byKey[k] = append(byKey[k], s)
+	}
+	var out []scenarioStats
+	for _, sc := range scenarios {
+		st := scenarioStats{Scenario: sc}
+		for _, row := range rows[sc] {
+			k := key{sc, row}
+			rs := rowStats{Row: row, Label: labels[k]}
+			var fwd []float64
+			for _, f := range figures {
+				var v []float64
+				for _, s := range byKey[k] {
+					v = append(v, f.Get(s))
+				}
+				rs.Figures = append(rs.Figures, newStat(v))
+			}
+			for _, s := range byKey[k] {
+				fwd = append(fwd, float64(s.Forwarded))
+				rs.ConnErrors += s.ConnErrors
+			}
+			rs.Forwarded = newStat(fwd)
+			st.Rows = append(st.Rows, rs)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// scenarioTitles explain the scenario letters of the issue.
+var scenarioTitles = map[string]string{
+	"a": "(a) clean node",
+	"b": "(b) node with a large cluster's host firewall: conntrack, 10,000 nat PREROUTING + 1,000 filter FORWARD rules",
+}
+
+func scenarioTitle(s string) string {
+	if t, ok := scenarioTitles[s]; ok {
+		return t
+	}
+	return "(" + s + ")"
+}
+
+// printTables writes one table per scenario: each figure's median, its
+// spread over the repetitions and its ratio to the bare pair.
+func printTables(w io.Writer, stats []scenarioStats) error {
+	for _, sc := range stats {
+		floor, haveFloor := sc.row(floorRow)
+		n := 0
+		if len(sc.Rows) > 0 && len(sc.Rows[0].Figures) > 0 {
+			n = sc.Rows[0].Figures[0].N
+		}
+		fmt.Fprintf(w, "\nScenario %s\nmedian of %d runs, ±spread (max-min)/median, [ratio to row 1]\n", scenarioTitle(sc.Scenario), n)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "ROW\t")
+		for _, f := range figures {
+			fmt.Fprintf(tw, "%s\t", f.Name+" "+f.Unit)
+		}
+		fmt.Fprint(tw, "NODE FWD pkts\t\n")
+		for _, r := range sc.Rows {
+			fmt.Fprintf(tw, "%s\t", r.Label)
+			for i, st := range r.Figures {
+				ratio := "[ - ]"
+				if haveFloor && floor.Figures[i].Median != 0 {
+					ratio = fmt.Sprintf("[%.2f]", st.Median/floor.Figures[i].Median)
+				}
+				fmt.Fprintf(tw, "%s ±%2.0f%% %s\t", formatValue(st.Median), 100*st.Spread, ratio)
+			}
+			fmt.Fprintf(tw, "%s\t\n", formatCount(r.Forwarded.Median))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, r := range sc.Rows {
+			if r.ConnErrors > 0 {
+				fmt.Fprintf(w, "note: %s: %d failed connections in the connection-rate runs\n", r.Label, r.ConnErrors)
+			}
+		}
+	}
+	return nil
+}
+
+// printScenarioRatios writes each row's figures in (b) as a ratio to the
+// same row in (a): what the host firewall costs each datapath.
+func printScenarioRatios(w io.Writer, stats []scenarioStats) error {
+	var a, b *scenarioStats
+	for i := range stats {
+		switch stats[i].Scenario {
+		case "a":
+			a = &stats[i]
+		case "b":
+			b = &stats[i]
+		}
+	}
+	if a == nil || b == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\nCost of the host firewall: (b) / (a), per row\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "ROW\t")
+	for _, f := range figures {
+		fmt.Fprintf(tw, "%s\t", f.Name)
+	}
+	fmt.Fprint(tw, "\n")
+	for _, rb := range b.Rows {
+		ra, ok := a.row(rb.Row)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t", rb.Label)
+		for i := range figures {
+			fmt.Fprintf(tw, "%s\t", formatRatio(rb.Figures[i].Median, ra.Figures[i].Median))
+		}
+		fmt.Fprint(tw, "\n")
+	}
+	return tw.Flush()
+}
+
+func formatRatio(x, y float64) string {
+	if y == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", x/y)
+}
+
+func formatValue(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 100:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func formatCount(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
