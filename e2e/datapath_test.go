@@ -139,6 +139,53 @@ func (s *dpSim) mustExec(tb testing.TB, node string, argv ...string) string {
 	return s.mustRun(append([]string{"sim", "exec", node, "--"}, argv...)...)
 }
 
+func (s *dpSim) pinDir(tb testing.TB, node string) string {
+	tb.Helper()
+	dir, err := datapath.PinDir(s.instances[node])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// runtime returns a libcni runtime for p's node, set up as the sim's, and
+// the pod as the sim recorded it (its container id is the attachment's).
+func (s *dpSim) runtime(tb testing.TB, p dpPod) (*pods.Runtime, pods.Pod) {
+	tb.Helper()
+	nodeDir := filepath.Join(s.dir, "nodes", p.node)
+	b, err := os.ReadFile(filepath.Join(nodeDir, "pods", "default_"+p.name+".json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var rec struct {
+		Pod pods.Pod `json:"pod"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		tb.Fatal(err)
+	}
+	var st statusJSON
+	if err := json.Unmarshal([]byte(s.mustRun("sim", "status", "-o", "json")), &st); err != nil {
+		tb.Fatal(err)
+	}
+	var netnsPath string
+	for _, n := range st.State.Nodes {
+		if n.Name == p.node {
+			netnsPath = n.NetNSPath
+		}
+	}
+	rt, err := pods.NewRuntime(pods.Node{
+		Name:     p.node,
+		NetNS:    netnsPath,
+		ConfDir:  filepath.Join(nodeDir, "net.d"),
+		CNIPath:  []string{filepath.Join(s.dir, "cni-bin")},
+		CacheDir: filepath.Join(nodeDir, "cni-cache"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rt, rec.Pod
+}
+
 // dialVia connects from the pod namespace fromNetNS to addr:ProbePort and
 // returns what the echo server answered; through a DNAT the answer names
 // the backend pod, not addr.
@@ -281,6 +328,30 @@ func TestDatapath_TwoNodes(t *testing.T) {
 					if _, err := os.Stat(pin); !errors.Is(err, fs.ErrNotExist) {
 						t.Errorf("link pin %s after DEL: %v", pin, err)
 					}
+				}
+			})
+
+			t.Run("check wants the endpoint", func(t *testing.T) {
+				p := s.pods[0] // a-node-1; node-2 keeps its endpoints for the gc test
+				rt, pod := s.runtime(t, p)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := rt.Check(ctx, pod); err != nil {
+					t.Fatalf("CHECK of a healthy pod: %v", err)
+				}
+				if !ebpf {
+					return
+				}
+				fp, err := fastpath.Open(fastpath.Options{PinDir: s.pinDir(t, p.node)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer fp.Close()
+				if err := fp.DetachPod(p.ip); err != nil {
+					t.Fatal(err)
+				}
+				if err := rt.Check(ctx, pod); err == nil || !strings.Contains(err.Error(), "no endpoint") {
+					t.Errorf("CHECK without the fast path endpoint = %v, want an error naming it", err)
 				}
 			})
 
