@@ -46,7 +46,12 @@ func TestConnrate_Run(t *testing.T) {
 			if want := float64(r.Connections) / r.Elapsed.Seconds(); r.PerSecond != want {
 				t.Errorf("perSecond %f, want %f", r.PerSecond, want)
 			}
-			// Every exchange the client counted, the server answered.
+			// Every exchange the client counted, the server answered (it
+			// counts after its close, which the client may see first).
+			deadline := time.Now().Add(5 * time.Second)
+			for s.served.Load()-before < r.Connections && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
 			if served := s.served.Load() - before; served < r.Connections {
 				t.Errorf("server answered %d, client completed %d", served, r.Connections)
 			}

@@ -111,6 +111,7 @@ func (f *measureFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.ServerNetNS, "server-netns", "", "path of the server's network namespace")
 	fs.StringVar(&f.serverIP, "server-ip", "", "the server's IPv4 address")
 	fs.StringSliceVar(&f.o.NodeNetNS, "node-netns", nil, "namespaces whose forwarded packets are counted (the nodes on the path)")
+	fs.StringSliceVar(&f.o.FastPathPin, "fastpath-pin", nil, "pin dirs of the nodes' eBPF fast path (/sys/fs/bpf/veni/<instance>), whose counters are recorded")
 	fs.DurationVar(&f.o.Duration, "duration", 5*time.Second, "length of each iperf3, sockperf and connrate run")
 	fs.StringVar(&f.o.Out, "out", "", "results file to append the sample to (default: print it)")
 	fs.IntVar(&f.o.Ports.Iperf3, "iperf3-port", 5201, "iperf3 server port")
@@ -134,8 +135,12 @@ func newMeasureCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("measure %s/%s: %w", f.o.Scenario, f.o.Row, err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s/%s #%d: tcp x1 %.2f x4 %.2f Gbit/s, rr p50 %.1f p99 %.1f µs, %.0f conn/s, node fwd %d pkts\n",
-				s.Scenario, s.Row, s.Rep, s.TCP1, s.TCP4, s.P50, s.P99, s.ConnPerSec, s.Forwarded)
+			fast := ""
+			if share, ok := fastShare(s.FastPath); ok {
+				fast = fmt.Sprintf(", fast path %.1f%%", 100*share)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s/%s #%d: tcp x1 %.2f x4 %.2f Gbit/s, rr p50 %.1f p99 %.1f µs, %.0f conn/s, node fwd %d pkts%s\n",
+				s.Scenario, s.Row, s.Rep, s.TCP1, s.TCP4, s.P50, s.P99, s.ConnPerSec, s.Forwarded, fast)
 			if f.o.Out == "" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(s)
 			}

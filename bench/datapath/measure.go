@@ -25,6 +25,7 @@ type measureOptions struct {
 	ServerNetNS string     // path of the server's network namespace
 	ServerIP    netip.Addr // the server's address, as the client reaches it
 	NodeNetNS   []string   // namespaces whose forwarded packets are counted
+	FastPathPin []string   // pin dirs of the nodes' eBPF fast path, whose counters are read
 	Duration    time.Duration
 	Out         string // results file, one JSON sample per line, appended
 	Ports       ports
@@ -65,6 +66,9 @@ type sample struct {
 	ConnPerSec float64   `json:"connPerSec"` // connrate, one connection at a time
 	ConnErrors int64     `json:"connErrors"` //
 	Forwarded  uint64    `json:"forwarded"`  // packets the node namespaces' IP stacks forwarded meanwhile
+
+	// FastPath are the changes of the fast path's counters ("FromPod.RedirectNeigh"), when measured.
+	FastPath map[string]uint64 `json:"fastpath,omitempty"`
 }
 
 // measure runs every figure once, in a fixed order, and returns the
@@ -81,6 +85,12 @@ func measure(ctx context.Context, o measureOptions) (sample, error) {
 	fwd0, err := sumForwarded(o.NodeNetNS)
 	if err != nil {
 		return s, err
+	}
+	var fp0 map[string]uint64
+	if len(o.FastPathPin) > 0 {
+		if fp0, err = fastpathCounters(o.FastPathPin); err != nil {
+			return s, err
+		}
 	}
 	if s.TCP1, s.TCP4, err = measureIperf3(ctx, o); err != nil {
 		return s, err
@@ -100,6 +110,13 @@ func measure(ctx context.Context, o measureOptions) (sample, error) {
 		return s, err
 	}
 	s.Forwarded = fwd1 - fwd0
+	if len(o.FastPathPin) > 0 {
+		fp1, err := fastpathCounters(o.FastPathPin)
+		if err != nil {
+			return s, err
+		}
+		s.FastPath = counterDelta(fp0, fp1)
+	}
 	return s, nil
 }
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -58,6 +60,8 @@ type rowStats struct {
 	Figures    []stat // in the order of figures
 	Forwarded  stat   // packets forwarded by the node's IP stack per run
 	ConnErrors int64
+	FastShare  stat              // share of packets the fast path redirected, over runs that read its counters
+	FastPath   map[string]uint64 // fast path counters, mean per run
 }
 
 // scenarioStats are a scenario's rows in the order they were first run.
@@ -124,10 +128,21 @@ func aggregate(samples []sample) []scenarioStats {
 				}
 				rs.Figures = append(rs.Figures, newStat(v))
 			}
+			var share []float64
 			for _, s := range byKey[k] {
 				fwd = append(fwd, float64(s.Forwarded))
 				rs.ConnErrors += s.ConnErrors
+				if f, ok := fastShare(s.FastPath); ok {
+					share = append(share, f)
+				}
+				for c, v := range s.FastPath {
+					if rs.FastPath == nil {
+						rs.FastPath = map[string]uint64{}
+					}
+					rs.FastPath[c] += v / uint64(len(byKey[k]))
+				}
 			}
+			rs.FastShare = newStat(share)
 			rs.Forwarded = newStat(fwd)
 			st.Rows = append(st.Rows, rs)
 		}
@@ -139,7 +154,7 @@ func aggregate(samples []sample) []scenarioStats {
 // scenarioTitles explain the scenario letters of the issue.
 var scenarioTitles = map[string]string{
 	"a": "(a) clean node",
-	"b": "(b) node with a large cluster's host firewall: conntrack, 10,000 nat PREROUTING + 1,000 filter FORWARD rules",
+	"b": "(b) node carrying a large cluster's host firewall (conntrack on, nat PREROUTING and filter FORWARD rules)",
 }
 
 func scenarioTitle(s string) string {
@@ -164,7 +179,7 @@ func printTables(w io.Writer, stats []scenarioStats) error {
 		for _, f := range figures {
 			fmt.Fprintf(tw, "%s\t", f.Name+" "+f.Unit)
 		}
-		fmt.Fprint(tw, "NODE FWD pkts\t\n")
+		fmt.Fprint(tw, "NODE FWD pkts\tFAST PATH\t\n")
 		for _, r := range sc.Rows {
 			fmt.Fprintf(tw, "%s\t", r.Label)
 			for i, st := range r.Figures {
@@ -174,7 +189,11 @@ func printTables(w io.Writer, stats []scenarioStats) error {
 				}
 				fmt.Fprintf(tw, "%s ±%2.0f%% %s\t", formatValue(st.Median), 100*st.Spread, ratio)
 			}
-			fmt.Fprintf(tw, "%s\t\n", formatCount(r.Forwarded.Median))
+			fast := "-"
+			if r.FastShare.N > 0 {
+				fast = fmt.Sprintf("%.1f%%", 100*r.FastShare.Median)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\n", formatCount(r.Forwarded.Median), fast)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -182,6 +201,9 @@ func printTables(w io.Writer, stats []scenarioStats) error {
 		for _, r := range sc.Rows {
 			if r.ConnErrors > 0 {
 				fmt.Fprintf(w, "note: %s: %d failed connections in the connection-rate runs\n", r.Label, r.ConnErrors)
+			}
+			if passed := hostStackCounters(r.FastPath); passed != "" {
+				fmt.Fprintf(w, "note: %s: fast path left to the host stack, per run: %s\n", r.Label, passed)
 			}
 		}
 	}
@@ -251,4 +273,31 @@ func formatCount(v float64) string {
 	default:
 		return fmt.Sprintf("%.0f", v)
 	}
+}
+
+// hostStackCounters lists, largest first, the fast path counters that
+// count packets left to the host stack (Pass*, FIB*).
+func hostStackCounters(m map[string]uint64) string {
+	type kv struct {
+		k string
+		v uint64
+	}
+	var l []kv
+	for k, v := range m {
+		_, name, _ := strings.Cut(k, ".")
+		if v > 0 && (strings.HasPrefix(name, "Pass") || strings.HasPrefix(name, "FIB")) {
+			l = append(l, kv{k, v})
+		}
+	}
+	slices.SortFunc(l, func(a, b kv) int {
+		if a.v != b.v {
+			return cmp.Compare(b.v, a.v)
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	var parts []string
+	for _, e := range l {
+		parts = append(parts, e.k+" "+formatCount(float64(e.v)))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -131,8 +131,13 @@ func TestCheckTargets(t *testing.T) {
 }
 
 func TestRunTable(t *testing.T) {
-	samples := append(fakeRun("a", 2, map[string]float64{"bare": 1, "plain-same": 0.5}),
+	samples := append(fakeRun("a", 2, map[string]float64{"bare": 1, "plain-same": 0.5, "ebpf-same": 1}),
 		fakeRun("b", 2, map[string]float64{"bare": 1, "plain-same": 0.25})...)
+	for i := range samples {
+		if samples[i].Row == "ebpf-same" {
+			samples[i].FastPath = map[string]uint64{"FromPod.Packets": 100, "FromPod.RedirectNeigh": 90, "FromPod.PassNotLocal": 8, "FromENI.FIBDrop": 2}
+		}
+	}
 	var out bytes.Buffer
 	if err := runTable(&out, mustResults(t, samples)); err != nil {
 		t.Fatal(err)
@@ -140,13 +145,15 @@ func TestRunTable(t *testing.T) {
 	text := out.String()
 	for _, want := range []string{
 		"Scenario (a) clean node",
-		"Scenario (b) node with a large cluster's host firewall",
+		"Scenario (b) node carrying a large cluster's host firewall",
 		"label plain-same",
 		"5.00 ± 0% [0.50]",  // plain tcp x1 in (a), as a ratio to bare
 		"2.50 ± 0% [0.25]",  // and in (b)
 		"40.00 ± 0% [2.00]", // latency doubles
-		"NOT MEASURED  (a) ebpf-same",
+		"NOT MEASURED  (b) ebpf-same",
 		"Cost of the host firewall",
+		"90.0%", // the fast path's share
+		"note: label ebpf-same: fast path left to the host stack, per run: FromPod.PassNotLocal 8, FromENI.FIBDrop 2",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("table lacks %q:\n%s", want, text)
