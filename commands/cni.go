@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
-	"github.com/vishvananda/netlink"
 
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
@@ -95,6 +93,20 @@ func loadNetConf(stdin []byte) (*NetConf, error) {
 	return conf, nil
 }
 
+// loadVerb parses the NetConf and loads the node configuration it names:
+// the first thing every verb but STATUS does.
+func loadVerb(stdin []byte) (*NetConf, *node.Env, error) {
+	conf, err := loadNetConf(stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := loadEnv(conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conf, env, nil
+}
+
 // loadEnv reads the node configuration the NetConf names.
 func loadEnv(conf *NetConf) (*node.Env, error) {
 	env, err := node.Load(conf.Config)
@@ -152,7 +164,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		return types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
 	}
 	nodeSpec := node.IPAMNode(facts)
-	nodeSpec.WaitLink = waitLink
+	nodeSpec.WaitLink = netplumb.WaitLink
 
 	res, err := ipam.Allocate(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner)
 	if err != nil {
@@ -252,16 +264,6 @@ func allocationError(err error) error {
 	return fmt.Errorf("allocate address: %w", err)
 }
 
-func waitLink(ctx context.Context, mac net.HardwareAddr) error {
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("netlink handle: %w", err)
-	}
-	defer h.Close()
-	_, err = netplumb.FindLinkByMAC(ctx, h, mac)
-	return err
-}
-
 // addResult describes the attachment: the host veth, the pod interface and
 // the pod's address behind the link-local gateway.
 func addResult(pod netplumb.PodResult, ip netip.Addr, netns string) *types100.Result {
@@ -286,11 +288,7 @@ func addResult(pod netplumb.PodResult, ip netip.Addr, netns string) *types100.Re
 // DEL twice (the second time with no netns), and a DEL can follow an ADD
 // that failed half way. The spec requires DEL to succeed in all of these.
 func cmdDel(args *skel.CmdArgs) error {
-	conf, err := loadNetConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	env, err := loadEnv(conf)
+	conf, env, err := loadVerb(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -340,11 +338,7 @@ func cmdDel(args *skel.CmdArgs) error {
 
 // cmdCheck verifies that what ADD built is still there.
 func cmdCheck(args *skel.CmdArgs) error {
-	conf, err := loadNetConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	env, err := loadEnv(conf)
+	conf, env, err := loadVerb(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -405,60 +399,20 @@ func cmdStatus(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "veni node configuration is unusable", err.Error())
 	}
-	free, blocked, err := poolStatus(env.Store, time.Now())
+	health, err := ipam.PoolHealth(env.Store, time.Now())
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "cannot read the veni store", err.Error())
 	}
-	if free == 0 && len(blocked) > 0 {
-		return types.NewError(types.ErrPluginNotAvailable, "no free pod address and the pool cannot grow", strings.Join(blocked, "; "))
+	if health.Free == 0 && len(health.Blocked) > 0 {
+		return types.NewError(types.ErrPluginNotAvailable, "no free pod address and the pool cannot grow", strings.Join(health.Blocked, "; "))
 	}
 	return nil
-}
-
-// poolStatus counts free addresses on ready ENIs and lists the back-offs
-// that currently stop the pool from growing.
-func poolStatus(db store.File, now time.Time) (free int, blocked []string, err error) {
-	err = db.View(func(tx *store.ReadTx) error {
-		enis, err := tx.ENIs()
-		if err != nil {
-			return err
-		}
-		ready := make(map[string]bool, len(enis))
-		for _, e := range enis {
-			ready[e.ID] = e.State == store.ENIReady
-		}
-		ips, err := tx.IPs()
-		if err != nil {
-			return err
-		}
-		for _, ip := range ips {
-			if ip.State == store.IPFree && ready[ip.ENIID] {
-				free++
-			}
-		}
-		pool, err := tx.PoolState()
-		if err != nil {
-			return err
-		}
-		for scope := range pool.Backoffs {
-			if b, ok := pool.ActiveBackoff(scope, now); ok {
-				blocked = append(blocked, fmt.Sprintf("%s: %s until %s", scope, b.Reason, b.Until.Format(time.RFC3339)))
-			}
-		}
-		return nil
-	})
-	slices.Sort(blocked)
-	return free, blocked, err
 }
 
 // cmdGC releases every address whose attachment the runtime no longer
 // lists (cni.dev/valid-attachments), and removes those pods' host links.
 func cmdGC(args *skel.CmdArgs) error {
-	conf, err := loadNetConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	env, err := loadEnv(conf)
+	conf, env, err := loadVerb(args.StdinData)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/vishvananda/netlink"
 
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
@@ -70,7 +69,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.node = node.IPAMNode(facts)
-	d.node.WaitLink = waitLink
+	d.node.WaitLink = netplumb.WaitLink
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
 	d.startFastPath(facts.InstanceID)
@@ -165,12 +164,12 @@ func (d *Daemon) fullPass(ctx context.Context) {
 // cloud sync wait for the timer.
 func (d *Daemon) localPass(ctx context.Context) {
 	d.gc(ctx)
-	idle, err := idleCount(d.env.Store)
+	health, err := ipam.PoolHealth(d.env.Store, time.Now())
 	if err != nil {
 		d.log.Error("read pool", "err", err)
 		return
 	}
-	if idle >= d.env.Config.MinPoolSize {
+	if health.Free >= d.env.Config.MinPoolSize {
 		return
 	}
 	if d.lastBlocked != nil {
@@ -267,41 +266,6 @@ func (d *Daemon) ensureENI(ctx context.Context, e store.ENI) {
 	}
 	d.log.Debug("eni ready", "eni", e.ID, "link", link.Name, "table", link.Table)
 	d.attachENIProgram(e.ID, link.Index)
-}
-
-func idleCount(db store.File) (int, error) {
-	idle := 0
-	err := db.View(func(tx *store.ReadTx) error {
-		enis, err := tx.ENIs()
-		if err != nil {
-			return err
-		}
-		ready := make(map[string]bool, len(enis))
-		for _, e := range enis {
-			ready[e.ID] = e.State == store.ENIReady
-		}
-		ips, err := tx.IPs()
-		if err != nil {
-			return err
-		}
-		for _, ip := range ips {
-			if ip.State == store.IPFree && ready[ip.ENIID] {
-				idle++
-			}
-		}
-		return nil
-	})
-	return idle, err
-}
-
-func waitLink(ctx context.Context, mac net.HardwareAddr) error {
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("netlink handle: %w", err)
-	}
-	defer h.Close()
-	_, err = netplumb.FindLinkByMAC(ctx, h, mac)
-	return err
 }
 
 // watchFile signals writes to the store file. It watches the directory so

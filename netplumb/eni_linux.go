@@ -220,3 +220,16 @@ func routeString(r netlink.Route) string {
 	}
 	return dst + " table " + strconv.Itoa(r.Table)
 }
+
+// WaitLink waits (until ctx ends) for a link with mac to appear in the
+// caller's namespace: a freshly attached ENI shows up some time after the
+// cloud says InUse. It is the ipam.Node.WaitLink of the CNI and the daemon.
+func WaitLink(ctx context.Context, mac net.HardwareAddr) error {
+	h, err := openHandle("")
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	_, err = FindLinkByMAC(ctx, h, mac)
+	return err
+}
