@@ -40,6 +40,14 @@ func (o *ipamOptions) validate() error {
 	return nil
 }
 
+// env validates the shared flags and loads the node's configuration.
+func (o *ipamOptions) env() (*node.Env, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return node.Load(o.config)
+}
+
 func newIPAMCommand() *cobra.Command {
 	o := &ipamOptions{}
 	cmd := &cobra.Command{
@@ -108,10 +116,7 @@ func newIPAMListCommand(o *ipamOptions) *cobra.Command {
 		Short: "List ENIs, pod addresses and the pool",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			env, err := node.Load(o.config)
+			env, err := o.env()
 			if err != nil {
 				return err
 			}
@@ -200,10 +205,7 @@ func newIPAMShowCommand(o *ipamOptions) *cobra.Command {
 		Short: "Show one address or pod: its allocation, ENI and recent events",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			env, err := node.Load(o.config)
+			env, err := o.env()
 			if err != nil {
 				return err
 			}
@@ -308,10 +310,7 @@ and rules are in place, that no owner is gone, and that no ENI veni created
 for this node is unknown to the store. It changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			env, err := node.Load(o.config)
+			env, err := o.env()
 			if err != nil {
 				return err
 			}
@@ -369,7 +368,7 @@ func newIPAMReleaseCommand(o *ipamOptions) *cobra.Command {
 		Short: "Tear down a pod's host side and free its address (for attachments the runtime forgot)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := node.Load(o.config)
+			env, err := o.env()
 			if err != nil {
 				return err
 			}
@@ -416,7 +415,7 @@ func newIPAMGCCommand(o *ipamOptions) *cobra.Command {
 		Short: "Release addresses whose pod or ADD is gone, now (the daemon does this on its own)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := node.Load(o.config)
+			env, err := o.env()
 			if err != nil {
 				return err
 			}
@@ -449,10 +448,7 @@ func newIPAMEventsCommand(o *ipamOptions) *cobra.Command {
 		Short: "Print the node's event log (pool growth, back-offs, GC)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			env, err := node.Load(o.config)
+			env, err := o.env()
 			if err != nil {
 				return err
 			}
