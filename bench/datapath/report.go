@@ -181,7 +181,11 @@ func printTables(w io.Writer, stats []scenarioStats) error {
 		}
 		fmt.Fprint(tw, "NODE FWD pkts\tFAST PATH\t\n")
 		for _, r := range sc.Rows {
-			fmt.Fprintf(tw, "%s\t", r.Label)
+			label := r.Label
+			if r.Figures[0].N != n {
+				label += fmt.Sprintf(" (%d runs)", r.Figures[0].N)
+			}
+			fmt.Fprintf(tw, "%s\t", label)
 			for i, st := range r.Figures {
 				ratio := "[ - ]"
 				if haveFloor && floor.Figures[i].Median != 0 {

@@ -138,6 +138,13 @@ func TestRunTable(t *testing.T) {
 			samples[i].FastPath = map[string]uint64{"FromPod.Packets": 100, "FromPod.RedirectNeigh": 90, "FromPod.PassNotLocal": 8, "FromENI.FIBDrop": 2}
 		}
 	}
+	// One run of plain-same in (b) failed and left no sample.
+	for i := len(samples) - 1; i >= 0; i-- {
+		if samples[i].Scenario == "b" && samples[i].Row == "plain-same" {
+			samples = append(samples[:i], samples[i+1:]...)
+			break
+		}
+	}
 	var out bytes.Buffer
 	if err := runTable(&out, mustResults(t, samples)); err != nil {
 		t.Fatal(err)
@@ -147,6 +154,7 @@ func TestRunTable(t *testing.T) {
 		"Scenario (a) clean node",
 		"Scenario (b) node carrying a large cluster's host firewall",
 		"label plain-same",
+		"label plain-same (1 runs)",
 		"5.00 ± 0% [0.50]",  // plain tcp x1 in (a), as a ratio to bare
 		"2.50 ± 0% [0.25]",  // and in (b)
 		"40.00 ± 0% [2.00]", // latency doubles
