@@ -25,13 +25,20 @@ import (
 // kernel or host without eBPF is not an error, the plain datapath carries
 // the pod (the decision says why in "veni status").
 func attachFastPath(env *node.Env, instanceID string, ip netip.Addr, pod netplumb.PodResult, eni netplumb.ENILink) (bool, error) {
-	decision := datapath.Decide(env.Config.DatapathMode(), fastpath.Supported)
-	if !decision.EBPF() {
-		return false, nil
-	}
 	pinDir, err := datapath.PinDir(instanceID)
 	if err != nil {
 		return false, err
+	}
+	// Probing the kernel costs about a millisecond; programs this build
+	// already loaded and pinned on this node prove the answer.
+	probe := func() error {
+		if fastpath.Loaded(pinDir) {
+			return nil
+		}
+		return fastpath.Supported()
+	}
+	if !datapath.Decide(env.Config.DatapathMode(), probe).EBPF() {
+		return false, nil
 	}
 	hs, err := datapath.LoadHostStack(env.Store, env.Config)
 	if err != nil {

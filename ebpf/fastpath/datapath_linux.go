@@ -50,6 +50,13 @@ func Open(opts Options) (_ *Datapath, err error) {
 	defer unlock()
 
 	d := &Datapath{pinDir: pinDir}
+	pinned, err := d.openPinned()
+	if err != nil {
+		return nil, err
+	}
+	if pinned {
+		return d.finishOpen(opts)
+	}
 	spec, err := loadFastpath()
 	if err != nil {
 		return nil, err
@@ -63,6 +70,15 @@ func Open(opts Options) (_ *Datapath, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load fast path: %w", err)
 	}
+	if err := d.pinPrograms(); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	return d.finishOpen(opts)
+}
+
+// finishOpen applies the options to an opened Datapath, closing it on error.
+func (d *Datapath) finishOpen(opts Options) (_ *Datapath, err error) {
 	defer func() {
 		if err != nil {
 			d.objs.Close()

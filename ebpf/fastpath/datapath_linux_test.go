@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -157,5 +158,40 @@ func TestDatapath_AttachPod_Invalid(t *testing.T) {
 	}
 	if err := d.DetachENI(12345); err != nil {
 		t.Errorf("DetachENI of an unattached ENI = %v, want nil", err)
+	}
+}
+
+// Ensure a second Open takes the programs from their pins instead of
+// loading (and verifying) them again, and that Teardown removes those pins.
+func TestOpen_ReusesPinnedPrograms(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := mustPinDir(t)
+	first := mustOpen(t, Options{PinDir: dir})
+	second := mustOpen(t, Options{PinDir: dir})
+	for name, p := range first.pinnedPrograms() {
+		a, err := (*p).Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := (*second.pinnedPrograms()[name]).Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		idA, _ := a.ID()
+		idB, _ := b.ID()
+		if idA != idB {
+			t.Errorf("program %s: second Open has id %d, first %d (loaded again instead of reusing the pin)", name, idB, idA)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, progsDirName)); err != nil {
+		t.Fatalf("program pins: %v", err)
+	}
+	first.Close()
+	second.Close()
+	if err := Teardown(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("pin dir after Teardown: %v", err)
 	}
 }

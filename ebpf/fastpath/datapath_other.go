@@ -27,3 +27,6 @@ func (*Datapath) ENIs() ([]int, error)           { return nil, ErrNotSupported }
 func (*Datapath) Endpoint(netip.Addr) (Endpoint, bool, error) {
 	return Endpoint{}, false, ErrNotSupported
 }
+
+// Loaded reports false: there is no fast path off Linux.
+func Loaded(string) bool { return false }
