@@ -33,11 +33,18 @@ bench_cni() {
 	trap - EXIT
 }
 
+# The driver names veni's sim $name in $dir/sim, and one more per extra
+# datapath X: $name-X in $dir/sim-X. --name is always given: without it
+# "sim down" would pick the default sim, someone else's.
 cleanup_cni() {
-	local name=$1 dir=$2 ns
-	if [ -e "$dir/sim" ] || ip netns list | grep -q "^$name-"; then
+	local name=$1 dir=$2 ns d
+	if [ -e "$dir/sim" ] || ip netns list | grep -q "^$name-node-"; then
 		"$VENI" sim down --dir "$dir/sim" --name "$name" >/dev/null 2>&1 || true
 	fi
+	for d in "$dir"/sim-*; do
+		[ -d "$d" ] || continue
+		"$VENI" sim down --dir "$d" --name "$name-${d##*/sim-}" >/dev/null 2>&1 || true
+	done
 	for ns in $(ip netns list | awk -v p="${name}r-" 'index($1, p) == 1 {print $1}'); do
 		ip netns delete "$ns" || true
 	done

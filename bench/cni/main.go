@@ -23,6 +23,10 @@ type options struct {
 	execRuns  int           // runs per binary for the process start cost
 	poolWait  time.Duration // how long to wait for veni's pool to warm up
 	skipStart bool          // skip the process start section
+	datapath  string        // veni's datapath config; "" keeps veni's default
+	// extraDatapaths are more veni rows, one sim each, with these datapaths
+	// (comma-separated), to show what a datapath costs an ADD.
+	extraDatapaths string
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -36,6 +40,8 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.warmup, "warmup", 1, "discarded batches per system before measuring each parallelism")
 	fs.IntVar(&o.execRuns, "exec-runs", 20, "runs per binary when measuring process start")
 	fs.DurationVar(&o.poolWait, "pool-wait", 90*time.Second, "how long to wait for veni's pool to fill")
+	fs.StringVar(&o.datapath, "veni-datapath", "", "datapath of veni's node (auto, ebpf, plain; default: veni's default)")
+	fs.StringVar(&o.extraDatapaths, "extra-datapaths", "plain", "comma-separated datapaths measured as extra veni rows (veni/<datapath>), \"\" for none")
 	fs.BoolVar(&o.skipStart, "skip-start", false, "skip the process start (inittrace) section")
 }
 

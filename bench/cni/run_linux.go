@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/veni-cni/veni/eni/sim/pods"
@@ -31,12 +32,15 @@ func run(ctx context.Context, o options, out, progress io.Writer) (err error) {
 			err = errors.Join(err, s.close())
 		}
 	}()
-	fmt.Fprintf(progress, "setting up veni (sim %s, pool >= %d) and the reference plugins from %s\n", o.name, o.batch, o.cniPath)
-	v, err := startVeni(ctx, o)
-	if err != nil {
-		return err
+	for _, vs := range veniSims(o) {
+		fmt.Fprintf(progress, "setting up %s (sim %s, pool >= %d)\n", vs.system, vs.simName, o.batch)
+		v, err := startVeni(ctx, o, vs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", vs.system, err)
+		}
+		systems = append(systems, v)
 	}
-	systems = append(systems, v)
+	fmt.Fprintf(progress, "setting up the reference plugins from %s\n", o.cniPath)
 	for _, p := range refPlugins {
 		s, err := startRef(o, p)
 		if err != nil {
@@ -78,6 +82,7 @@ type phaseResult struct {
 type samples struct {
 	add, del         []time.Duration
 	addWall, delWall time.Duration // sum over batches of the ADD (DEL) phase's wall time
+	addCPU, delCPU   time.Duration // user+sys CPU of the plugin processes (and their children) in those phases
 }
 
 // runPhase measures n pods per system at parallelism par. Systems take
@@ -107,6 +112,8 @@ func runPhase(ctx context.Context, systems []*system, par, n int, o options) (ph
 			acc.del = append(acc.del, b.del...)
 			acc.addWall += b.addWall
 			acc.delWall += b.delWall
+			acc.addCPU += b.addCPU
+			acc.delCPU += b.delCPU
 		}
 		done += size
 	}
@@ -138,17 +145,34 @@ func (s *system) runBatch(ctx context.Context, par, size int) (b samples, err er
 			NetNS:       path,
 		})
 	}
+	cpu0 := childrenCPU()
 	b.add, b.addWall, err = parallel(ctx, par, size, func(i int) (time.Duration, error) {
 		_, took, err := s.rt.Add(ctx, batch[i])
 		return took, err
 	})
+	b.addCPU = childrenCPU() - cpu0
 	if err != nil {
 		// Release what did get added; DEL is idempotent for the rest.
 		_, _, derr := parallel(context.Background(), par, size, func(i int) (time.Duration, error) { return s.rt.Del(context.Background(), batch[i]) })
 		return b, errors.Join(err, derr)
 	}
+	cpu0 = childrenCPU()
 	b.del, b.delWall, err = parallel(ctx, par, size, func(i int) (time.Duration, error) { return s.rt.Del(ctx, batch[i]) })
+	b.delCPU = childrenCPU() - cpu0
 	return b, err
+}
+
+// childrenCPU is the user+sys CPU time of every child process this program
+// has waited for, their own waited-for children included: libcni waits for
+// each plugin, and ptp waits for the host-local it runs. Only one system
+// runs at a time, so the difference over a phase is that system's cost. A
+// veni daemon is not a child and is not counted.
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // parallel runs fn for 0..n-1 on par workers and returns each call's own

@@ -32,6 +32,7 @@ func podsPerSecond(s *samples) float64 {
 type row struct {
 	system                         string
 	addP50, addP99, delP50, delP99 time.Duration
+	addCPU, delCPU                 time.Duration // mean plugin CPU per ADD (DEL)
 	podsPerSec                     float64
 }
 
@@ -40,8 +41,16 @@ func rowOf(system string, s *samples) row {
 		system: system,
 		addP50: percentile(s.add, 50), addP99: percentile(s.add, 99),
 		delP50: percentile(s.del, 50), delP99: percentile(s.del, 99),
+		addCPU: perCall(s.addCPU, len(s.add)), delCPU: perCall(s.delCPU, len(s.del)),
 		podsPerSec: podsPerSecond(s),
 	}
+}
+
+func perCall(total time.Duration, n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return total / time.Duration(n)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
@@ -58,9 +67,14 @@ func ratio(a, b float64) string {
 func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 	fmt.Fprintf(w, "\nCNI ADD/DEL through libcni (one AddNetworkList/DelNetworkList timed per pod), %s: %d pods at parallelism 1, %d at 8, batches of %d, systems interleaved\n",
 		time.Now().Format(time.RFC3339), o.n1, o.n8, o.batch)
-	fmt.Fprintln(w, "ratios: latency and pods/s divided by "+refBaseline+" at the same parallelism")
+	dp := o.datapath
+	if dp == "" {
+		dp = "veni's default"
+	}
+	fmt.Fprintf(w, "veni: one sim node per row, daemon running, pool >= %d free; row veni has datapath %s, veni/X datapath X\n", o.batch, dp)
+	fmt.Fprintf(w, "ratios: divided by %s at the same parallelism\n", refBaseline)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PAR\tSYSTEM\tADD p50 ms\tADD p99 ms\tDEL p50 ms\tDEL p99 ms\tPODS/S\tADD p50\tDEL p50\tPODS/S\t")
+	fmt.Fprintln(tw, "PAR\tSYSTEM\tADD p50 ms\tADD p99 ms\tDEL p50 ms\tDEL p99 ms\tPODS/S\tADD cpu ms\tDEL cpu ms\t| ADD p50\tDEL p50\tPODS/S\tADD cpu\t")
 	rows := map[int]map[string]row{}
 	for _, ph := range phases {
 		rows[ph.par] = map[string]row{}
@@ -70,16 +84,18 @@ func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 		base, ok := rows[ph.par][refBaseline]
 		for _, name := range ph.systems {
 			r := rows[ph.par][name]
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t", ph.par, name, ms(r.addP50), ms(r.addP99), ms(r.delP50), ms(r.delP99), r.podsPerSec)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t", ph.par, name, ms(r.addP50), ms(r.addP99), ms(r.delP50), ms(r.delP99), r.podsPerSec, ms(r.addCPU), ms(r.delCPU))
 			if ok {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t", ratio(float64(r.addP50), float64(base.addP50)), ratio(float64(r.delP50), float64(base.delP50)), ratio(r.podsPerSec, base.podsPerSec))
+				fmt.Fprintf(tw, "| %s\t%s\t%s\t%s\t", ratio(float64(r.addP50), float64(base.addP50)), ratio(float64(r.delP50), float64(base.delP50)),
+					ratio(r.podsPerSec, base.podsPerSec), ratio(float64(r.addCPU), float64(base.addCPU)))
 			} else {
-				fmt.Fprint(tw, "-\t-\t-\t")
+				fmt.Fprint(tw, "| -\t-\t-\t-\t")
 			}
 			fmt.Fprintln(tw)
 		}
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w, "cpu: user+sys of the plugin processes per call (veni's daemon not included); it does not depend on what else the machine runs, wall times do")
 	fmt.Fprintln(w, "\ntargets for veni against "+refBaseline+":")
 	for _, t := range targets(rows) {
 		fmt.Fprintln(w, "  "+t)

@@ -35,14 +35,38 @@ type system struct {
 // simNodeName is the one node veni's sim gets.
 const simNodeName = "node-1"
 
+// veniSim names one veni system: its row in the table, its sim and the
+// datapath its node is configured with.
+type veniSim struct {
+	system   string // "veni", or "veni/<datapath>" for an extra row
+	simName  string // prefix of the sim's namespaces
+	dir      string // the sim's directory
+	datapath string // "" keeps veni's default
+}
+
+// veniSims are the veni systems of a run: veni as configured, then one
+// extra row per other datapath asked for. An extra sim is named
+// "<name>-<datapath>" in "<dir>/sim-<datapath>", which hack/bench.sh knows.
+func veniSims(o options) []veniSim {
+	out := []veniSim{{system: "veni", simName: o.name, dir: filepath.Join(o.workDir, "sim"), datapath: o.datapath}}
+	for _, dp := range strings.Split(o.extraDatapaths, ",") {
+		dp = strings.TrimSpace(dp)
+		if dp == "" || dp == o.datapath {
+			continue
+		}
+		out = append(out, veniSim{system: "veni/" + dp, simName: o.name + "-" + dp, dir: filepath.Join(o.workDir, "sim-"+dp), datapath: dp})
+	}
+	return out
+}
+
 // startVeni brings up a one-node sim whose pool holds at least batch free
 // addresses (a batch at parallelism 8 never takes the cold path), and
 // returns it as a system once the pool is warm.
-func startVeni(ctx context.Context, o options) (_ *system, err error) {
-	dir := filepath.Join(o.workDir, "sim")
-	s := &system{name: "veni"}
+func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error) {
+	dir := v.dir
+	s := &system{name: v.system}
 	s.close = func() error {
-		out, err := exec.Command(o.veniBin, "sim", "down", "--dir", dir, "--name", o.name).CombinedOutput()
+		out, err := exec.Command(o.veniBin, "sim", "down", "--dir", dir, "--name", v.simName).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("veni sim down: %w: %s", err, bytes.TrimSpace(out))
 		}
@@ -56,22 +80,26 @@ func startVeni(ctx context.Context, o options) (_ *system, err error) {
 	// max_pool_size at twice the batch: after the first batch the pool holds
 	// the batch and its refill, and neither the daemon nor the cloud has
 	// work to do while the benchmark runs.
-	up := exec.CommandContext(ctx, o.veniBin, "sim", "up", "--dir", dir, "--name", o.name, "--nodes", "1",
-		"--min-pool-size", strconv.Itoa(o.batch), "--max-pool-size", strconv.Itoa(2*o.batch))
+	args := []string{"sim", "up", "--dir", dir, "--name", v.simName, "--nodes", "1",
+		"--min-pool-size", strconv.Itoa(o.batch), "--max-pool-size", strconv.Itoa(2 * o.batch)}
+	if v.datapath != "" {
+		args = append(args, "--datapath", v.datapath)
+	}
+	up := exec.CommandContext(ctx, o.veniBin, args...)
 	if out, err := up.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("veni sim up: %w: %s", err, bytes.TrimSpace(out))
 	}
-	env, err := simEnv(ctx, o, dir)
+	env, err := simEnv(ctx, o, v)
 	if err != nil {
 		return nil, err
 	}
-	nodeNS := fabric.NodeNetNSName(o.name, simNodeName)
+	nodeNS := fabric.NodeNetNSName(v.simName, simNodeName)
 	s.rt, err = pods.NewRuntime(pods.Node{
-		Name:     "veni",
+		Name:     v.system,
 		NetNS:    fabric.NetNSPath(nodeNS),
 		ConfDir:  env["NETCONFPATH"],
 		CNIPath:  filepath.SplitList(env["CNI_PATH"]),
-		CacheDir: filepath.Join(o.workDir, "cni-cache-veni"),
+		CacheDir: filepath.Join(dir, "cni-cache-bench"),
 	})
 	if err != nil {
 		return nil, err
@@ -96,8 +124,8 @@ func startVeni(ctx context.Context, o options) (_ *system, err error) {
 
 // simEnv reads the node's CNI_PATH, NETCONFPATH and VENI_CONFIG from
 // "veni sim env", the sim's public way to name them.
-func simEnv(ctx context.Context, o options, dir string) (map[string]string, error) {
-	out, err := exec.CommandContext(ctx, o.veniBin, "sim", "env", "--dir", dir, "--name", o.name, simNodeName).Output()
+func simEnv(ctx context.Context, o options, v veniSim) (map[string]string, error) {
+	out, err := exec.CommandContext(ctx, o.veniBin, "sim", "env", "--dir", v.dir, "--name", v.simName, simNodeName).Output()
 	if err != nil {
 		return nil, fmt.Errorf("veni sim env: %w", err)
 	}
