@@ -114,9 +114,9 @@ func measureStart(ctx context.Context, name, path string, runs int) (startResult
 				acc = &initEntry{pkg: e.pkg}
 				perPackage[e.pkg] = acc
 			}
-			acc.clock += e.clock / float64(runs)
-			acc.bytes += e.bytes / int64(runs)
-			acc.allocs += e.allocs / int64(runs)
+			acc.clock += e.clock
+			acc.bytes += e.bytes
+			acc.allocs += e.allocs
 		}
 		sumsMS, sumsBytes, lasts = append(sumsMS, ms), append(sumsBytes, by), append(lasts, last)
 		r.packages = len(entries)
@@ -125,7 +125,11 @@ func measureStart(ctx context.Context, name, path string, runs int) (startResult
 	r.initMS = median(sumsMS)
 	r.initBytes = median(sumsBytes)
 	r.lastInit = median(lasts)
+	// Means over all runs: a package with no init work in a run counts as 0.
 	for _, e := range perPackage {
+		e.clock /= float64(runs)
+		e.bytes /= int64(runs)
+		e.allocs /= int64(runs)
 		r.heaviest = append(r.heaviest, *e)
 	}
 	slices.SortFunc(r.heaviest, func(a, b initEntry) int {
