@@ -4,8 +4,10 @@
 #
 #   hack/bench.sh [all|cni|SECTION ...] [-- extra flags for a single section]
 #
-#   cni   veni vs Debian's ptp/bridge + host-local: CNI ADD/DEL latency and
-#         pods/s through libcni, and plugin process start (bench/cni)
+#   cni       veni vs Debian's ptp/bridge + host-local: CNI ADD/DEL latency
+#             and pods/s through libcni, and plugin process start (bench/cni)
+#   datapath  pod-to-pod throughput, latency and connection rate
+#             (hack/bench-datapath.sh, tuned by its BENCH_* variables)
 #
 # Needs root and bin/veni (make build). Everything runs inside network
 # namespaces the sections create; each section removes them on any exit,
@@ -51,10 +53,17 @@ cleanup_cni() {
 	rm -rf "$dir"
 }
 
+# bench_datapath runs the datapath section's own script, which cleans up
+# after itself.
+bench_datapath() {
+	VENI=$VENI "$ROOT/hack/bench-datapath.sh" "$@"
+}
+
 run_section() {
 	case "$1" in
 	cni) shift; bench_cni "$@" ;;
-	*) die "unknown section $1 (known: cni)" ;;
+	datapath) shift; bench_datapath "$@" ;;
+	*) die "unknown section $1 (known: cni, datapath)" ;;
 	esac
 }
 
@@ -62,6 +71,7 @@ main() {
 	[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
 	if [ $# -eq 0 ] || [ "$1" = all ]; then
 		run_section cni
+		run_section datapath
 		return
 	fi
 	# One section may take the driver's own flags after "--".
