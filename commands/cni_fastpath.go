@@ -46,7 +46,7 @@ func attachFastPath(env *node.Env, instanceID string, ip netip.Addr, pod netplum
 	}
 	// Every ADD writes the host-stack destinations: without a daemon the
 	// first pod would otherwise reach the Service CIDR untranslated.
-	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir, HostStack: &hs})
+	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir, HostStack: &hs, PodHook: env.Config.EBPFPodHook})
 	if datapath.Missing(err) {
 		fmt.Fprintf(os.Stderr, "veni: pod %s stays on the plain datapath: %v\n", ip, err)
 		return false, nil

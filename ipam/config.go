@@ -83,6 +83,7 @@ type Config struct {
 	MetadataURL    string   `json:"metadata_url,omitempty"`     // default http://100.100.100.200
 	StorePath      string   `json:"store_path,omitempty"`       // default store.DefaultPath
 	Datapath       string   `json:"datapath,omitempty"`         // "auto" (default), "ebpf" or "plain"; "veth" means plain
+	EBPFPodHook    string   `json:"ebpf_pod_hook,omitempty"`    // "tc" (default) or "tcx": how the fast path hooks each pod's veth
 	HostStackCIDRs []string `json:"host_stack_cidrs,omitempty"` // Terway's CNI key: destinations pods reach through the host stack (node-local DNS)
 	AllocWait      Duration `json:"alloc_wait,omitempty"`       // how long a CNI ADD waits for the pool to grow
 	AttachTimeout  Duration `json:"attach_timeout,omitempty"`
@@ -259,6 +260,11 @@ func (c Config) Validate() error {
 				return bad("service_cidr", "%q is not a CIDR", p)
 			}
 		}
+	}
+	switch c.EBPFPodHook {
+	case "", "tc", "tcx":
+	default:
+		return bad("ebpf_pod_hook", "%q: want tc or tcx", c.EBPFPodHook)
 	}
 	for _, p := range c.HostStackCIDRs {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {

@@ -18,8 +18,9 @@ import (
 // maps opened. It holds file descriptors only; Close releases them and
 // leaves everything pinned. Methods are safe for one goroutine at a time.
 type Datapath struct {
-	pinDir string
-	objs   fastpathObjects
+	pinDir  string
+	podHook string
+	objs    fastpathObjects
 }
 
 // Open loads the programs and opens this node's maps under opts.PinDir,
@@ -49,7 +50,14 @@ func Open(opts Options) (_ *Datapath, err error) {
 	}
 	defer unlock()
 
-	d := &Datapath{pinDir: pinDir}
+	switch opts.PodHook {
+	case "":
+		opts.PodHook = PodHookTC
+	case PodHookTC, PodHookTCX:
+	default:
+		return nil, fmt.Errorf("%w: pod hook %q (want %q or %q)", ErrInvalidOptions, opts.PodHook, PodHookTC, PodHookTCX)
+	}
+	d := &Datapath{pinDir: pinDir, podHook: opts.PodHook}
 	pinned, err := d.openPinned()
 	if err != nil {
 		return nil, err
@@ -162,11 +170,18 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 			_ = d.DetachPod(ep.IP)
 		}
 	}()
-	from, to := podLinkNames(ep.IP)
-	if err := d.attach(d.objs.FromPod, ep.HostIfindex, ebpf.AttachTCXIngress, from); err != nil {
-		return err
+	if d.podHook == PodHookTC {
+		return attachPodTC(ep.HostIfindex, d.objs.FromPod, d.objs.ToPod)
 	}
-	return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
+	from, to := podLinkNames(ep.IP)
+	// Each TCX attach waits for an RCU grace period (the kernel swaps the
+	// device's program array, then synchronizes). Two attaches issued at
+	// once may share the wait.
+	egress := inCallerNetNS(func() error {
+		return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
+	})
+	ingressErr := d.attach(d.objs.FromPod, ep.HostIfindex, ebpf.AttachTCXIngress, from)
+	return errors.Join(ingressErr, <-egress)
 }
 
 // DetachPod removes the pod's endpoint, its pinned links (detaching the
@@ -177,6 +192,9 @@ func (d *Datapath) DetachPod(ip netip.Addr) error {
 		return nil
 	}
 	var errs []error
+	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
+		errs = append(errs, detachPodTC(ep.HostIfindex))
+	}
 	if err := d.objs.VeniEndpoints.Delete(ip.As4()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -167,6 +168,23 @@ func Teardown(pinDir string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("teardown %s: %w", pinDir, err)
+	}
+	// Pods hooked through tc hold the programs with filters, not pins:
+	// remove veni's filters from every recorded pod's veth (in the caller's
+	// namespace; a veth that is gone took its filters along).
+	if m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "veni_endpoints"), nil); err == nil {
+		var (
+			key [4]byte
+			val fastpathEndpoint
+		)
+		iter := m.Iterate()
+		for iter.Next(&key, &val) {
+			errs = append(errs, detachPodTC(int(val.HostIfindex)))
+		}
+		m.Close()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("teardown %s: %w", pinDir, err)
+		}
 	}
 	// Maps die with the last program using them.
 	if err := os.RemoveAll(pinDir); err != nil {
