@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ type k8sArgs struct {
 
 // runCNI is the CNI plugin role: invoked with CNI_COMMAND set.
 func runCNI() error {
+	// A plugin run is one short, mostly sequential task: more Ps only buy
+	// idle threads and scheduler work.
+	runtime.GOMAXPROCS(1)
 	about := fmt.Sprintf("veni CNI plugin %s", version)
 	if err := skel.PluginMainFuncsWithError(skel.CNIFuncs{
 		Add:    cmdAdd,
@@ -156,12 +160,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 
-	if err := refuseBoundAttachment(env.Store, owner.Key()); err != nil {
-		return err
-	}
-	facts, err := env.Facts(ctx)
+	facts, err := addPreflight(ctx, env, owner.Key())
 	if err != nil {
-		return types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
+		return err
 	}
 	nodeSpec := node.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
@@ -231,23 +232,40 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	return types.PrintResult(addResult(pod, res.IP, args.Netns), conf.CNIVersion)
 }
 
-// refuseBoundAttachment fails an ADD for an attachment that already has a
-// bound address: the CNI spec requires ADD to fail when the interface
-// exists, and releasing that address on the way out would strand a pod.
-func refuseBoundAttachment(db store.File, key store.OwnerKey) error {
-	return db.View(func(tx *store.ReadTx) error {
+// addPreflight reads, in the ADD's first store transaction, whether the
+// attachment already has a bound address and the node's cached facts.
+//
+// A bound address fails the ADD: the CNI spec requires ADD to fail when the
+// interface exists, and releasing that address on the way out would strand
+// a pod. Facts the store lacks (a node's first ADD, no daemon yet) are
+// discovered through metadata and the OpenAPI.
+func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store.NodeInfo, error) {
+	var (
+		facts store.NodeInfo
+		known bool
+	)
+	err := env.Store.View(func(tx *store.ReadTx) error {
 		a, err := tx.Allocation(key)
+		switch {
+		case err == nil && a.State == store.IPBound:
+			return types.NewError(types.ErrInternal, fmt.Sprintf("attachment %s already has address %s", key, a.IP), "the runtime sent ADD twice for one attachment; DEL it first")
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		facts, err = tx.Node()
+		known = err == nil
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		if a.State == store.IPBound {
-			return types.NewError(types.ErrInternal, fmt.Sprintf("attachment %s already has address %s", key, a.IP), "the runtime sent ADD twice for one attachment; DEL it first")
-		}
-		return nil
+		return err
 	})
+	if err != nil || known {
+		return facts, err
+	}
+	if facts, err = env.Facts(ctx); err != nil {
+		return facts, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
+	}
+	return facts, nil
 }
 
 // allocationError turns ipam's answers into CNI errors that say what to do.

@@ -153,3 +153,26 @@ func TestCNI_Del_WithoutNetNSOnly(t *testing.T) {
 	}
 	c.mustVerify(t, "node-1")
 }
+
+// Ensure a second ADD for an attachment that exists fails (the CNI spec
+// requires it) and leaves the running pod and its address alone.
+func TestCNI_Add_Twice(t *testing.T) {
+	c := mustCluster(t, "--nodes", "1", "--min-pool-size", "1", "--max-pool-size", "3")
+	ctx := context.Background()
+	p := c.newPod(t, "node-1", "dup")
+	first, _, err := c.add(ctx, "node-1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.nodes["node-1"].rt.Add(ctx, p); err == nil {
+		t.Fatal("second ADD of the same attachment succeeded")
+	}
+	l := c.ipamList(t, "node-1")
+	if len(l.Allocations) != 1 || l.Allocations[0].IP != first.ip.String() || l.Allocations[0].State != "bound" {
+		t.Fatalf("after the refused ADD: %+v, want %s still bound", l.Allocations, first.ip)
+	}
+	if err := c.nodes["node-1"].rt.Check(ctx, p); err != nil {
+		t.Fatalf("pod broken by the refused ADD: %v", err)
+	}
+	c.mustVerify(t, "node-1")
+}

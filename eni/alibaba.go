@@ -17,7 +17,6 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/vpc"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // AlibabaOptions configure NewAlibabaClient.
@@ -42,8 +41,12 @@ type AlibabaOptions struct {
 	// PageSize is the number of ENIs asked per DescribeNetworkInterfaces
 	// page; zero means 100, the API's maximum.
 	PageSize int
-	// Metrics, when set, receives veni_cloud_api_duration_seconds.
-	Metrics prometheus.Registerer
+	// Observe, when set, is called after every attempt with the action, the
+	// result code ("OK", the API's error code, or a transport class) and
+	// how long the attempt took. It is how a metrics exporter sees the cloud
+	// (Terway's aliyun_openapi_latency); the client itself pulls in no
+	// metrics library, so the CNI process pays no initialisation for one.
+	Observe func(action, code string, took time.Duration)
 	// Logger receives a debug line per retry; nil means slog.Default().
 	Logger *slog.Logger
 	// Transport carries the requests; nil means a transport cloned from
@@ -58,7 +61,6 @@ type AlibabaClient struct {
 	credential auth.Credential
 	transport  http.RoundTripper
 	limiters   *limiters
-	metrics    *prometheus.HistogramVec
 	log        *slog.Logger
 
 	sleep func(context.Context, time.Duration) error // replaced by tests
@@ -135,32 +137,7 @@ func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
 	} else {
 		c.credential = credentials.NewAccessKeyCredential(cr.AccessKeyID, cr.AccessKeySecret)
 	}
-	if opts.Metrics != nil {
-		m, err := registerMetrics(opts.Metrics)
-		if err != nil {
-			return nil, err
-		}
-		c.metrics = m
-	}
 	return c, nil
-}
-
-func registerMetrics(reg prometheus.Registerer) (*prometheus.HistogramVec, error) {
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "veni_cloud_api_duration_seconds",
-		Help:    "Duration of each cloud OpenAPI attempt, by action and result code (OK on success).",
-		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"action", "code"})
-	if err := reg.Register(h); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, fmt.Errorf("alibaba client: register metrics: %w", err)
-	}
-	return h, nil
 }
 
 // call runs one logical API call: it waits for the action's token, makes an
@@ -176,8 +153,8 @@ func (c *AlibabaClient) call(ctx context.Context, action string, attempt func(co
 		start := time.Now()
 		err := classify(action, attempt(actx))
 		cancel()
-		if c.metrics != nil {
-			c.metrics.WithLabelValues(action, metricCode(err)).Observe(time.Since(start).Seconds())
+		if c.opts.Observe != nil {
+			c.opts.Observe(action, metricCode(err), time.Since(start))
 		}
 		if err == nil {
 			return nil

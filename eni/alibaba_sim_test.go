@@ -9,12 +9,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/eni/sim"
@@ -383,31 +381,25 @@ func (t *clearAfter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func histogramCount(tb testing.TB, reg *prometheus.Registry, action, code string) uint64 {
-	tb.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "veni_cloud_api_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labels(m)["action"] == action && labels(m)["code"] == code {
-				return m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	return 0
+// attempts counts Observe calls per action and code.
+type attempts struct {
+	mu sync.Mutex
+	n  map[string]uint64
 }
 
-func labels(m *dto.Metric) map[string]string {
-	out := map[string]string{}
-	for _, l := range m.GetLabel() {
-		out[l.GetName()] = l.GetValue()
+func (a *attempts) observe(action, code string, _ time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == nil {
+		a.n = make(map[string]uint64)
 	}
-	return out
+	a.n[action+"/"+code]++
+}
+
+func (a *attempts) count(action, code string) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n[action+"/"+code]
 }
 
 func TestAlibabaClient_Sim_Retry(t *testing.T) {
@@ -427,9 +419,9 @@ func TestAlibabaClient_Sim_Retry(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			env := mustSim(t, nil)
-			reg := prometheus.NewRegistry()
+			var seen attempts
 			opts := env.fastOptions()
-			opts.Metrics = reg
+			opts.Observe = seen.observe
 			if tc.clearAt > 0 {
 				opts.Transport = &clearAfter{cloud: env.cloud, action: eni.ActionDescribeInstanceTypes, n: tc.clearAt}
 			}
@@ -446,11 +438,11 @@ func TestAlibabaClient_Sim_Retry(t *testing.T) {
 			faulted := uint64(tc.wantCalls)
 			if tc.wantErr == nil {
 				faulted--
-				if got := histogramCount(t, reg, eni.ActionDescribeInstanceTypes, "OK"); got != 1 {
+				if got := seen.count(eni.ActionDescribeInstanceTypes, "OK"); got != 1 {
 					t.Fatalf("metrics: %d OK attempts, want 1", got)
 				}
 			}
-			if got := histogramCount(t, reg, eni.ActionDescribeInstanceTypes, tc.code); got != faulted {
+			if got := seen.count(eni.ActionDescribeInstanceTypes, tc.code); got != faulted {
 				t.Fatalf("metrics: %d %s attempts, want %d", got, tc.code, faulted)
 			}
 		})

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakeAPI answers every OpenAPI call with code (HTTP status) for the first
@@ -174,22 +174,28 @@ func TestAlibabaClient_Call_RateLimited(t *testing.T) {
 	}
 }
 
-func TestAlibabaClient_Metrics_SharedRegistry(t *testing.T) {
-	reg := prometheus.NewRegistry()
+func TestAlibabaClient_Observe(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	observe := func(action, code string, took time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if took < 0 {
+			t.Errorf("negative duration %v", took)
+		}
+		got = append(got, action+"/"+code)
+	}
 	f := &fakeAPI{}
-	a := mustFakeClient(t, f, func(o *AlibabaOptions) { o.Metrics = reg })
-	b := mustFakeClient(t, f, func(o *AlibabaOptions) { o.Metrics = reg })
+	a := mustFakeClient(t, f, func(o *AlibabaOptions) { o.Observe = observe })
+	b := mustFakeClient(t, f, func(o *AlibabaOptions) { o.Observe = observe })
 	for _, c := range []*AlibabaClient{a, b} {
 		if _, err := c.VSwitches(context.Background(), "vsw-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mfs) != 1 || mfs[0].GetMetric()[0].GetHistogram().GetSampleCount() != 2 {
-		t.Fatalf("want one histogram with 2 samples from both clients, got %v", mfs)
+	want := []string{ActionDescribeVSwitches + "/OK", ActionDescribeVSwitches + "/OK"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("observed %v, want %v", got, want)
 	}
 }
 

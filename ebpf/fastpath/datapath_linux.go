@@ -11,7 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 )
 
 // Datapath is the fast path of one node: its programs loaded and its pinned
@@ -34,10 +33,10 @@ func Open(opts Options) (_ *Datapath, err error) {
 		return nil, fmt.Errorf("%w: no pin dir", ErrInvalidOptions)
 	}
 	pinDir := filepath.Clean(opts.PinDir)
-	// A no-op on kernels with memcg accounting (5.11+); older ones need it.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("remove memlock limit: %w", err)
-	}
+	// No RLIMIT_MEMLOCK dance: the fast path needs TCX (Linux 6.6), and
+	// since 5.11 the kernel charges BPF memory to the cgroup instead.
+	// (cilium/ebpf's rlimit package would also create a probe map in the
+	// init of every veni process, CNI invocations included.)
 	if err := ensureBPFFS(pinDir); err != nil {
 		return nil, err
 	}
