@@ -1,7 +1,10 @@
 // Package fastpath is veni's eBPF shortcut for pod traffic on a node.
 //
 // Three tc programs (fastpath.c, compiled by bpf2go; the objects are
-// committed) attach with TCX:
+// committed). ENI programs attach with TCX links. Pod programs attach, by
+// default, as direct-action cls_bpf filters on a clsact qdisc (PodHookTC):
+// a TCX attach waits for an RCU grace period, which put ~20 ms on every pod
+// start on the development kernel; PodHookTCX keeps TCX for pods too.
 //
 //   - on ingress of each pod's host veth (traffic leaving the pod): a
 //     destination that is a pod of this node is sent straight into it with
@@ -21,11 +24,13 @@
 // cannot route. The plain datapath built by netplumb must therefore work on
 // its own; this package only shortens it.
 //
-// Lifetimes: maps and links are pinned under a per-node directory on bpffs
-// (Options.PinDir, e.g. /sys/fs/bpf/veni/<node>), so programs outlive the
-// short-lived CNI process that attached them. A Datapath holds file
-// descriptors only; Close releases them and leaves the pins. DetachPod,
-// DetachENI and Teardown remove pins, which detaches the programs.
+// Lifetimes: maps, programs and TCX links are pinned under a per-node
+// directory on bpffs (Options.PinDir, e.g. /sys/fs/bpf/veni/<node>), so they
+// outlive the short-lived CNI process that attached them, and the next one
+// opens the pinned programs instead of loading them again. Pod filters live
+// as long as their veth. A Datapath holds file descriptors only; Close
+// releases them and leaves the pins. DetachPod, DetachENI and Teardown
+// remove pins and veni's filters, which detaches the programs.
 //
 // Namespaces: ifindexes given to AttachPod and AttachENI are resolved in the
 // network namespace of the calling thread, so a caller that serves a
