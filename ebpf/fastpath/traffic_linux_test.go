@@ -41,21 +41,27 @@ func (n *testNode) tcxPrograms(tb testing.TB, ifindex int, at ebpf.AttachType) i
 }
 
 // TestDatapath_Traffic sends real packets between pods, the node and a VPC
-// namespace, and proves with the counters which path each took. Subtests
-// run in order on one topology.
+// namespace, and proves with the counters which path each took, with pods
+// hooked both ways. Subtests run in order on one topology.
 func TestDatapath_Traffic(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.SkipOnOldKernel(t, "6.8", "tcx and bpf_fib_lookup with a table id")
 	if err := Supported(); err != nil {
 		t.Fatalf("kernel >= 6.8 but: %v", err)
 	}
+	for _, hook := range []string{PodHookTC, PodHookTCX} {
+		t.Run(hook, func(t *testing.T) { testDatapathTraffic(t, hook) })
+	}
+}
+
+func testDatapathTraffic(t *testing.T, hook string) {
 
 	n := mustTestNode(t)
 	podA := n.mustPod(t, "vetha", netip.MustParseAddr("10.99.0.21"))
 	podB := n.mustPod(t, "vethb", netip.MustParseAddr("10.99.0.22"))
 
 	dir := mustPinDir(t)
-	d := mustOpen(t, Options{PinDir: dir, HostStack: &HostStack{
+	d := mustOpen(t, Options{PinDir: dir, PodHook: hook, HostStack: &HostStack{
 		ServiceCIDRs: []netip.Prefix{serviceCIDR},
 		NodeAddrs:    []netip.Addr{nodeIP},
 	}})
