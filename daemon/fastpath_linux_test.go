@@ -92,11 +92,28 @@ func mustBind(tb testing.TB, db store.File, ip netip.Addr) {
 	}
 }
 
-// pinExists reports whether the pod's ingress link is pinned (fastpath
-// names it pod-<ip with dots as underscores>-from).
-func pinExists(dir string, ip netip.Addr) bool {
-	_, err := os.Stat(filepath.Join(dir, "links", "pod-"+strings.ReplaceAll(ip.String(), ".", "_")+"-from"))
-	return err == nil
+// hooked reports whether the pod's veth still carries the fast path's
+// ingress program: a veni filter (the default tc hook) or a pinned TCX link
+// (fastpath names it pod-<ip with dots as underscores>-from).
+func hooked(tb testing.TB, h *netlink.Handle, dir string, ep fastpath.Endpoint) bool {
+	tb.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "links", "pod-"+strings.ReplaceAll(ep.IP.String(), ".", "_")+"-from")); err == nil {
+		return true
+	}
+	l, err := h.LinkByIndex(ep.HostIfindex)
+	if err != nil {
+		return false
+	}
+	filters, err := h.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+	if err != nil {
+		return false
+	}
+	for _, f := range filters {
+		if bf, ok := f.(*netlink.BpfFilter); ok && strings.HasPrefix(bf.Name, "veni-") {
+			return true
+		}
+	}
+	return false
 }
 
 // A pod whose DEL never came loses its endpoint in the GC pass and at
@@ -115,8 +132,10 @@ func TestDaemon_PruneEndpoints_KeepsLivePods(t *testing.T) {
 	defer h.Close()
 	live, gone := netip.MustParseAddr("10.77.0.5"), netip.MustParseAddr("10.77.0.6")
 	mustBind(t, d.env.Store, live)
+	eps := make(map[netip.Addr]fastpath.Endpoint)
 	for i, ip := range []netip.Addr{live, gone} {
 		ep := mustVeth(t, h, "vh"+string(rune('a'+i)), ip)
+		eps[ip] = ep
 		err := ns.WithNetNSPath(filepath.Join("/run/netns", nsName), func(ns.NetNS) error { return d.fast.dp.AttachPod(ep) })
 		if err != nil {
 			t.Fatalf("attach %s: %v", ip, err)
@@ -124,24 +143,30 @@ func TestDaemon_PruneEndpoints_KeepsLivePods(t *testing.T) {
 	}
 	pinDir := d.fast.pinDir
 
-	d.pruneEndpoints()
-	eps, err := d.fast.dp.Endpoints()
+	// The daemon lives in its node's namespace, where the veths are.
+	inNode := func(fn func()) {
+		if err := ns.WithNetNSPath(filepath.Join("/run/netns", nsName), func(ns.NetNS) error { fn(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inNode(d.pruneEndpoints)
+	left, err := d.fast.dp.Endpoints()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(eps) != 1 || eps[0].IP != live {
-		t.Fatalf("endpoints after prune = %+v, want only %s", eps, live)
+	if len(left) != 1 || left[0].IP != live {
+		t.Fatalf("endpoints after prune = %+v, want only %s", left, live)
 	}
-	if !pinExists(pinDir, live) || pinExists(pinDir, gone) {
-		t.Errorf("pins after prune: live %v (want true), gone %v (want false)", pinExists(pinDir, live), pinExists(pinDir, gone))
+	if !hooked(t, h, pinDir, eps[live]) || hooked(t, h, pinDir, eps[gone]) {
+		t.Errorf("hooks after prune: live %v (want true), gone %v (want false)", hooked(t, h, pinDir, eps[live]), hooked(t, h, pinDir, eps[gone]))
 	}
 
-	d.stopFastPath()
+	inNode(d.stopFastPath)
 	if d.fast.dp != nil {
 		t.Error("stopFastPath kept the datapath open")
 	}
-	if !pinExists(pinDir, live) {
-		t.Error("stopFastPath removed the pins of a live pod")
+	if !hooked(t, h, pinDir, eps[live]) {
+		t.Error("stopFastPath unhooked a live pod")
 	}
 }
 
