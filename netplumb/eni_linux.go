@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -91,7 +92,7 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	}
 	defer h.Close()
 
-	link, err := FindLinkByMAC(ctx, h, cfg.MAC)
+	link, err := findENILink(ctx, h, cfg.MAC)
 	if err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni: %w", err)
 	}
@@ -232,4 +233,31 @@ func WaitLink(ctx context.Context, mac net.HardwareAddr) error {
 	defer h.Close()
 	_, err = FindLinkByMAC(ctx, h, mac)
 	return err
+}
+
+// eniAltName is the alternative name EnsureENI gives an ENI's link. The
+// next EnsureENI (every CNI ADD makes one) then finds the link with one
+// RTM_GETLINK instead of dumping every link of the node, which grows with
+// the node's pods (one host veth each). Alternative names are longer than
+// interface names (up to 127 bytes) and are looked up like them.
+func eniAltName(mac net.HardwareAddr) string {
+	return "veni-eni-" + strings.ReplaceAll(mac.String(), ":", "")
+}
+
+// findENILink finds the ENI's link by its alternative name, then by MAC
+// (waiting as FindLinkByMAC does) and names it for next time.
+func findENILink(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr) (netlink.Link, error) {
+	alt := eniAltName(mac)
+	if l, err := h.LinkByName(alt); err == nil && bytes.Equal(l.Attrs().HardwareAddr, mac) {
+		return l, nil
+	}
+	l, err := FindLinkByMAC(ctx, h, mac)
+	if err != nil {
+		return nil, err
+	}
+	// Best effort: without the name the next call simply dumps again.
+	if err := h.LinkAddAltName(l, alt); err != nil && !errors.Is(err, unix.EEXIST) {
+		slog.Debug("eni alt name", "link", l.Attrs().Name, "name", alt, "err", err)
+	}
+	return l, nil
 }

@@ -96,6 +96,9 @@ func TestEnsureENI_TableAndRoutes(t *testing.T) {
 			if eni.Name != want.Name || eni.Index != want.Index || eni.Table != want.Table || eni.MAC.String() != want.MAC.String() || eni.MTU != want.MTU || eni.NetNS != want.NetNS {
 				t.Fatalf("EnsureENI = %+v, want %+v", eni, want)
 			}
+			if byAlt, err := topo.nodeH.LinkByName(eniAltName(eniMAC)); err != nil || byAlt.Attrs().Index != l.Attrs().Index {
+				t.Fatalf("link by alternative name %s: %v %v (the next EnsureENI would dump every link)", eniAltName(eniMAC), byAlt, err)
+			}
 			if l.Attrs().Flags&net.FlagUp == 0 || l.Attrs().MTU != 1400 {
 				t.Fatalf("eth1 flags %v mtu %d, want up and 1400", l.Attrs().Flags, l.Attrs().MTU)
 			}
