@@ -103,11 +103,13 @@ struct {
 } veni_hoststack SEC(".maps");
 
 /*
- * Pod sides of flows whose packets went through the host stack. Their
- * replies must go back the same way: the host may have NATed them
- * (Service DNAT, masquerade) and only its conntrack can undo that. The map
- * over-approximates (one pod port may carry other flows too), which only
- * costs those flows the shortcut. LRU: lookups keep live flows young.
+ * Client ends (address, port) of flows whose packets went through the host
+ * stack. Their replies must go back the same way: the host may have NATed
+ * them (Service DNAT, masquerade) and only its conntrack can undo that.
+ * Keying on the client end, whose port is ephemeral, makes one entry one
+ * flow; a server's listening port is never recorded, so one NATed
+ * connection does not send every later flow of that port through the host.
+ * LRU: lookups keep live flows young.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -324,18 +326,16 @@ int from_pod(struct __sk_buff *skb)
 		}
 		goto host;
 	}
-	/* A backend answering a client the host stack NATed to it. */
-	if (host_flow(saddr, p.sport, p.ip->protocol))
+	/* A packet to the client end of a flow the host stack carried (a
+	 * backend answering a client the host NATed to it, or a pod of this
+	 * node answering a local client that went through the host) goes back
+	 * through the host, whose conntrack undoes the NAT. */
+	if (host_flow(daddr, p.dport, p.ip->protocol))
 		return count(hook, CNT_PASS_HOST_FLOW);
 
 	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
-	if (dst) {
-		/* A client the host stack NATed (e.g. a Service) gets its
-		 * replies from the host stack, which undoes the NAT. */
-		if (host_flow(daddr, p.dport, p.ip->protocol))
-			return count(hook, CNT_PASS_HOST_FLOW);
+	if (dst)
 		return to_peer(hook, &p, dst);
-	}
 
 	fib.family = AF_INET;
 	fib.l4_protocol = p.ip->protocol;
@@ -384,9 +384,14 @@ int to_pod(struct __sk_buff *skb)
 	count(hook, CNT_PACKETS);
 	if (parse(skb, &p) != CNT_MAX)
 		return TCX_NEXT;
-	/* The host stack carried this packet to the pod, so it may be NATed:
-	 * the pod's answers from this port must return the same way. */
-	track_flow(hook, p.ip->daddr, p.dport, p.ip->protocol);
+	/* A reply to a flow this pod opened through the host: its client end
+	 * (the pod's own) is recorded already. */
+	if (host_flow(p.ip->daddr, p.dport, p.ip->protocol))
+		return TCX_NEXT;
+	/* The host stack carried a client's packet to the pod, so it may be
+	 * NATed: the pod's answers to that client end must return the same
+	 * way. */
+	track_flow(hook, p.ip->saddr, p.sport, p.ip->protocol);
 	return TCX_NEXT;
 }
 

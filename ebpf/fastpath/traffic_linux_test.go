@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -145,6 +146,23 @@ func testDatapathTraffic(t *testing.T, hook string) {
 		if hits, _ := strconv.Atoi(m[1]); hits < 1 {
 			t.Errorf("dnat rule hit %d times, want >= 1", hits)
 		}
+	})
+
+	t.Run("a nated flow does not take the backend port off the fast path", func(t *testing.T) {
+		// B's port 8080 just served a Service connection through the
+		// host; a direct connection to it must still be redirected.
+		before := mustCounters(t, d)
+		mustExchange(t, podA.ns, "tcp4", netip.AddrPortFrom(podB.ip, 8080))
+		after := mustCounters(t, d)
+		if got := after.FromPod.PassHostFlow - before.FromPod.PassHostFlow; got != 0 {
+			t.Errorf("FromPod.PassHostFlow grew by %d on a direct connection, want 0 (%+v)", got, after.FromPod)
+		}
+		if got := after.FromPod.RedirectPeer - before.FromPod.RedirectPeer; got < 4 {
+			t.Errorf("FromPod.RedirectPeer grew by %d, want the whole exchange (>= 4) (%+v)", got, after.FromPod)
+		}
+		// Let the connection's last FIN and ACKs pass, so they do not
+		// count in the next subtest's counters.
+		time.Sleep(300 * time.Millisecond)
 	})
 
 	t.Run("detach pod falls back to the host stack", func(t *testing.T) {
