@@ -224,15 +224,21 @@ func (d *Daemon) logReport(rep ipam.Report) {
 	d.log.Info("pool", attrs...)
 }
 
-// restoreENIs makes sure every ready ENI in the store is up with its routing
-// table on this node.
-func (d *Daemon) restoreENIs(ctx context.Context) {
+// storeENIs reads the ENIs the store records.
+func (d *Daemon) storeENIs() ([]store.ENI, error) {
 	var enis []store.ENI
 	err := d.env.Store.View(func(tx *store.ReadTx) error {
 		var err error
 		enis, err = tx.ENIs()
 		return err
 	})
+	return enis, err
+}
+
+// restoreENIs makes sure every ready ENI in the store is up with its routing
+// table on this node.
+func (d *Daemon) restoreENIs(ctx context.Context) {
+	enis, err := d.storeENIs()
 	if err != nil {
 		d.log.Error("read enis", "err", err)
 		return

@@ -121,12 +121,7 @@ func (d *Daemon) attachENIProgram(eniID string, ifindex int) {
 // ENI the pool deleted). When a link lookup fails nothing is detached: a
 // transient error must not take the fast path away from live ENIs.
 func (d *Daemon) syncENIPrograms(ctx context.Context) {
-	var enis []store.ENI
-	err := d.env.Store.View(func(tx *store.ReadTx) error {
-		var err error
-		enis, err = tx.ENIs()
-		return err
-	})
+	enis, err := d.storeENIs()
 	if err != nil {
 		d.log.Error("datapath: read enis", "err", err)
 		return
