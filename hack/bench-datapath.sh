@@ -24,6 +24,7 @@
 # Usage: hack/bench-datapath.sh   (root; make build first, or VENI=path)
 # Env:   BENCH_DURATION (4s per figure), BENCH_REPS (3),
 #        BENCH_SCENARIOS ("a b"), BENCH_ROWS ("bare hop plain ebpf bridge"),
+#        BENCH_RR_CPU (last CPU; -1 = unbound),
 #        BENCH_OUT (directory kept with results.jsonl and table.txt)
 #
 # All traffic stays inside namespaces this script creates; it removes them,
@@ -41,6 +42,10 @@ SCENARIOS=${BENCH_SCENARIOS:-a b} # (b) after (a): its firewall stays loaded
 ROWS=${BENCH_ROWS:-bare hop plain ebpf bridge}
 NAT_RULES=${BENCH_NAT_RULES:-10000}
 FORWARD_RULES=${BENCH_FORWARD_RULES:-1000}
+# sockperf and connrate, both ends, on one CPU: unbound, their latency is
+# bimodal on a VM (waking the other vCPU costs ~70 µs, more than any
+# datapath). -1 leaves them to the scheduler.
+RR_CPU=${BENCH_RR_CPU:-$(($(nproc) - 1))}
 PFX=vbd$$ # namespaces and sims of this run
 OUT=${BENCH_OUT:-}
 CNI_BIN=/usr/lib/cni
@@ -266,7 +271,7 @@ for scenario in $SCENARIOS; do
 			# many runs each row has, and the exit status says one failed.
 			if ! "$BENCH" measure --scenario "$scenario" --row "$key" --label "${LABEL[$key]}" --rep "$rep" \
 				--client-netns "$client" --server-netns "$server" --server-ip "$ip" \
-				"${node_flag[@]}" --duration "$DURATION" --out "$RESULTS"; then
+				"${node_flag[@]}" --duration "$DURATION" --rr-cpu "$RR_CPU" --out "$RESULTS"; then
 				log "FAILED: $scenario/$key run $rep"
 				FAILED=$((FAILED + 1))
 			fi
@@ -276,7 +281,7 @@ done
 
 {
 	echo "veni datapath benchmark, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "each figure ran $DURATION; scenario (b): $NAT_RULES nat PREROUTING + $FORWARD_RULES filter FORWARD rules, conntrack on, in: $(printf '%s\n' "${FWD[@]}" | tr ' ' '\n' | sed "s/^$PFX-//" | sort -u | xargs)"
+	echo "each figure ran $DURATION; sockperf and connrate bound to CPU $RR_CPU (-1: unbound); scenario (b): $NAT_RULES nat PREROUTING + $FORWARD_RULES filter FORWARD rules, conntrack on, in: $(printf '%s\n' "${FWD[@]}" | tr ' ' '\n' | sed "s/^$PFX-//" | sort -u | xargs)"
 	"$BENCH" table "$RESULTS"
 } | tee "$OUT/table.txt"
 if ((FAILED > 0)); then

@@ -11,9 +11,16 @@
 // pair, and checks the targets. "firewall" prints the host
 // firewall of scenario (b) in iptables-restore format.
 //
+// Besides the figures, each sample records the packets the node
+// namespaces' IP stacks forwarded meanwhile (Ip ForwDatagrams) and, for
+// eBPF rows, the change of the fast path's counters: they show whether a
+// row's traffic really skipped the node stack, and why not where it did
+// not.
+//
 // Every process it starts runs inside a network namespace the caller names
 // by path, so benchmark traffic never leaves namespaces the script created.
 // It does not create, change or delete namespaces, links, routes or
-// firewall rules itself: the script owns the topology. Processes it starts
-// are killed, by their process group, before "measure" returns.
+// firewall rules itself: the script owns the topology. It only reads the
+// fast path's pinned maps. Processes it starts are killed, by their process
+// group, before "measure" returns.
 package main

@@ -114,6 +114,7 @@ func (f *measureFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.o.FastPathPin, "fastpath-pin", nil, "pin dirs of the nodes' eBPF fast path (/sys/fs/bpf/veni/<instance>), whose counters are recorded")
 	fs.DurationVar(&f.o.Duration, "duration", 5*time.Second, "length of each iperf3, sockperf and connrate run")
 	fs.StringVar(&f.o.Out, "out", "", "results file to append the sample to (default: print it)")
+	fs.IntVar(&f.o.RRCPU, "rr-cpu", -1, "bind sockperf and connrate (both ends) to this CPU; -1: leave them to the scheduler")
 	fs.IntVar(&f.o.Ports.Iperf3, "iperf3-port", 5201, "iperf3 server port")
 	fs.IntVar(&f.o.Ports.Sockperf, "sockperf-port", 11111, "sockperf server port")
 	fs.IntVar(&f.o.Ports.Connrate, "connrate-port", 7000, "connrate server port")

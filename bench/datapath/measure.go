@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -29,6 +30,11 @@ type measureOptions struct {
 	Duration    time.Duration
 	Out         string // results file, one JSON sample per line, appended
 	Ports       ports
+	// RRCPU, when >= 0, binds the request/response tools (sockperf and
+	// connrate, client and server) to that CPU. Unbound, their latency
+	// depends on whether the scheduler put both ends on one CPU: waking
+	// the other CPU of a VM costs tens of µs, more than the datapath.
+	RRCPU int
 }
 
 // ports the servers listen on inside the server namespace.
@@ -46,6 +52,8 @@ func (o measureOptions) validate() error {
 		return fmt.Errorf("%w: --client-netns and --server-netns are required", errUsage)
 	case !o.ServerIP.Is4():
 		return fmt.Errorf("%w: --server-ip %v is not an ipv4 address", errUsage, o.ServerIP)
+	case o.RRCPU >= runtime.NumCPU():
+		return fmt.Errorf("%w: --rr-cpu %d: this machine has %d CPUs", errUsage, o.RRCPU, runtime.NumCPU())
 	case o.Duration < time.Second:
 		return fmt.Errorf("%w: --duration %s: at least 1s", errUsage, o.Duration)
 	}
@@ -61,10 +69,10 @@ type sample struct {
 	Time       time.Time `json:"time"`
 	TCP1       float64   `json:"tcp1Gbps"`   // iperf3, one stream, receiver side
 	TCP4       float64   `json:"tcp4Gbps"`   // iperf3, four streams
-	P50        float64   `json:"rrP50us"`    // sockperf TCP ping-pong round trip
-	P99        float64   `json:"rrP99us"`    //
+	P50        float64   `json:"rrP50us"`    // sockperf TCP ping-pong round trip, median
+	P99        float64   `json:"rrP99us"`    // and 99th percentile
 	ConnPerSec float64   `json:"connPerSec"` // connrate, one connection at a time
-	ConnErrors int64     `json:"connErrors"` //
+	ConnErrors int64     `json:"connErrors"` // connections that failed (counted, not fatal)
 	Forwarded  uint64    `json:"forwarded"`  // packets the node namespaces' IP stacks forwarded meanwhile
 
 	// FastPath are the changes of the fast path's counters ("FromPod.RedirectNeigh"), when measured.
@@ -139,11 +147,12 @@ type server struct {
 	exited chan struct{} // closed once cmd is reaped
 }
 
-// startServer starts argv in nsPath and waits until it listens on port.
-func startServer(ctx context.Context, nsPath string, port int, argv ...string) (*server, error) {
+// startServer starts argv in nsPath, bound to cpu when >= 0, and waits
+// until it listens on port.
+func startServer(ctx context.Context, nsPath string, cpu, port int, argv ...string) (*server, error) {
 	s := &server{cmd: exec.Command(argv[0], argv[1:]...), exited: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	if err := startIn(nsPath, s.cmd); err != nil {
+	if err := startIn(nsPath, cpu, s.cmd); err != nil {
 		return nil, err
 	}
 	go func() {
@@ -165,15 +174,16 @@ func (s *server) stop() []byte {
 	return s.out.Bytes()
 }
 
-// runClient runs argv in nsPath to completion and returns its stdout.
-func runClient(ctx context.Context, nsPath string, timeout time.Duration, argv ...string) ([]byte, error) {
+// runClient runs argv in nsPath, bound to cpu when >= 0, to completion
+// and returns its stdout.
+func runClient(ctx context.Context, nsPath string, cpu int, timeout time.Duration, argv ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	if err := startIn(nsPath, cmd); err != nil {
+	if err := startIn(nsPath, cpu, cmd); err != nil {
 		return nil, err
 	}
 	if err := cmd.Wait(); err != nil {
@@ -184,7 +194,7 @@ func runClient(ctx context.Context, nsPath string, timeout time.Duration, argv .
 
 func measureIperf3(ctx context.Context, o measureOptions) (one, four float64, err error) {
 	port := strconv.Itoa(o.Ports.Iperf3)
-	srv, err := startServer(ctx, o.ServerNetNS, o.Ports.Iperf3, "iperf3", "-s", "-B", o.ServerIP.String(), "-p", port)
+	srv, err := startServer(ctx, o.ServerNetNS, -1, o.Ports.Iperf3, "iperf3", "-s", "-B", o.ServerIP.String(), "-p", port)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -192,7 +202,7 @@ func measureIperf3(ctx context.Context, o measureOptions) (one, four float64, er
 	secs := strconv.Itoa(wholeSeconds(o.Duration))
 	var gbps [2]float64
 	for i, streams := range []string{"1", "4"} {
-		out, err := runClient(ctx, o.ClientNetNS, o.Duration+30*time.Second,
+		out, err := runClient(ctx, o.ClientNetNS, -1, o.Duration+30*time.Second,
 			"iperf3", "-c", o.ServerIP.String(), "-p", port, "-t", secs, "-P", streams, "-J", "--connect-timeout", "3000")
 		if err != nil {
 			// iperf3 -J puts its error in the JSON, not on stderr.
@@ -212,13 +222,13 @@ func measureIperf3(ctx context.Context, o measureOptions) (one, four float64, er
 
 func measureSockperf(ctx context.Context, o measureOptions) (latency, error) {
 	port := strconv.Itoa(o.Ports.Sockperf)
-	srv, err := startServer(ctx, o.ServerNetNS, o.Ports.Sockperf, "sockperf", "server", "--tcp", "-i", o.ServerIP.String(), "-p", port)
+	srv, err := startServer(ctx, o.ServerNetNS, o.RRCPU, o.Ports.Sockperf, "sockperf", "server", "--tcp", "-i", o.ServerIP.String(), "-p", port)
 	if err != nil {
 		return latency{}, err
 	}
 	defer srv.stop()
 	// --full-rtt: sockperf otherwise reports half the round trip.
-	out, err := runClient(ctx, o.ClientNetNS, o.Duration+30*time.Second,
+	out, err := runClient(ctx, o.ClientNetNS, o.RRCPU, o.Duration+30*time.Second,
 		"sockperf", "ping-pong", "--tcp", "-i", o.ServerIP.String(), "-p", port,
 		"-t", strconv.Itoa(wholeSeconds(o.Duration)), "-m", strconv.Itoa(connrateMessage), "--full-rtt")
 	if err != nil {
@@ -233,12 +243,12 @@ func measureConnrate(ctx context.Context, o measureOptions) (connrateResult, err
 		return connrateResult{}, fmt.Errorf("find own binary: %w", err)
 	}
 	addr := netip.AddrPortFrom(o.ServerIP, uint16(o.Ports.Connrate)).String()
-	srv, err := startServer(ctx, o.ServerNetNS, o.Ports.Connrate, self, "connrate", "serve", "--listen", addr)
+	srv, err := startServer(ctx, o.ServerNetNS, o.RRCPU, o.Ports.Connrate, self, "connrate", "serve", "--listen", addr)
 	if err != nil {
 		return connrateResult{}, err
 	}
 	defer srv.stop()
-	out, err := runClient(ctx, o.ClientNetNS, o.Duration+30*time.Second,
+	out, err := runClient(ctx, o.ClientNetNS, o.RRCPU, o.Duration+30*time.Second,
 		self, "connrate", "run", "--to", addr, "--duration", o.Duration.String())
 	if err != nil {
 		return connrateResult{}, err

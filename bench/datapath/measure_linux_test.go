@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +110,7 @@ func TestMeasure_RoutedHop(t *testing.T) {
 	defer cancel()
 	s, err := measure(ctx, measureOptions{
 		Scenario: "a", Row: "hop", ClientNetNS: h.client, ServerNetNS: h.server, ServerIP: h.serverIP,
-		NodeNetNS: []string{h.router}, Duration: time.Second,
+		NodeNetNS: []string{h.router}, Duration: time.Second, RRCPU: 0,
 		Ports: ports{Iperf3: 5201, Sockperf: 11111, Connrate: 7000},
 	})
 	if err != nil {
@@ -139,7 +143,7 @@ func TestMeasure_ServerNotListening(t *testing.T) {
 	// namespace lacks) must fail the measurement at once, not after the
 	// readiness timeout.
 	start := time.Now()
-	_, err := startServer(context.Background(), h.server, 11111, "sh", "-c", "exit 3")
+	_, err := startServer(context.Background(), h.server, -1, 11111, "sh", "-c", "exit 3")
 	if !errors.Is(err, errNotReady) {
 		t.Fatalf("err = %v, want errNotReady", err)
 	}
@@ -165,5 +169,45 @@ func TestListensOn(t *testing.T) {
 		if got := listensOn(table, tt.port); got != tt.want {
 			t.Errorf("listensOn(%d) = %v, want %v", tt.port, got, tt.want)
 		}
+	}
+}
+
+func TestStartIn_CPU(t *testing.T) {
+	testutil.RequireRoot(t)
+	name, _ := testutil.NewNetNS(t)
+	tests := []struct {
+		name string
+		cpu  int
+		want string // Cpus_allowed_list of the child
+	}{
+		{"bound", 0, "0"},
+		{"free", -1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sleep", "30")
+			if err := startIn(filepath.Join("/run/netns", name), tt.cpu, cmd); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = killGroup(cmd.Process.Pid); _ = cmd.Wait() })
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+					got = strings.TrimSpace(v)
+				}
+			}
+			if tt.want != "" && got != tt.want {
+				t.Errorf("child allowed on cpus %q, want %q", got, tt.want)
+			}
+			// The forking thread went back to every CPU: the next child
+			// is free again.
+			if tt.want == "" && got != fmt.Sprintf("0-%d", runtime.NumCPU()-1) && runtime.NumCPU() > 1 {
+				t.Errorf("unbound child allowed on cpus %q, want all", got)
+			}
+		})
 	}
 }

@@ -12,17 +12,35 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
 )
 
 // startIn starts cmd inside the network namespace at nsPath: the child is
 // forked from a thread switched into it, so it needs no nsenter and sees
-// the namespace from its first instruction. The child leads its own
-// process group, which killGroup ends with everything it spawned.
-func startIn(nsPath string, cmd *exec.Cmd) error {
+// the namespace from its first instruction. With cpu >= 0 the child is
+// bound to that CPU the same way, by inheriting the forking thread's
+// affinity. The child leads its own process group, which killGroup ends
+// with everything it spawned.
+func startIn(nsPath string, cpu int, cmd *exec.Cmd) error {
 	// Pdeathsig: a benchmark killed midway must not leave servers
 	// holding the namespaces (and so the sim's links) alive.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error { return cmd.Start() })
+	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
+		if cpu < 0 {
+			return cmd.Start()
+		}
+		var old, one unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &old); err != nil {
+			return fmt.Errorf("cpu affinity: %w", err)
+		}
+		one.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			return fmt.Errorf("bind to cpu %d: %w", cpu, err)
+		}
+		// ns.Do keeps this thread locked; give it back as it was.
+		defer func() { _ = unix.SchedSetaffinity(0, &old) }()
+		return cmd.Start()
+	})
 	if err != nil {
 		return fmt.Errorf("start %s in %s: %w", cmd.Path, nsPath, err)
 	}
