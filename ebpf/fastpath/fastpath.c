@@ -144,11 +144,16 @@ static __always_inline int count(enum hook hook, enum counter cnt)
 }
 
 /* A parsed IPv4 packet. Pointers are only valid until the packet changes. */
+/* TCP flag bits, in the header's 14th byte. */
+#define TCPF_SYN 0x02
+#define TCPF_ACK 0x10
+
 struct pkt {
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	__be16 sport; /* or echo id */
 	__be16 dport; /* or echo id */
+	__u8 syn;     /* a TCP SYN without ACK: a connection's first packet */
 };
 
 /* parse fills p and returns CNT_MAX when the packet is one the fast path
@@ -180,8 +185,13 @@ static __always_inline enum counter parse(struct __sk_buff *skb, struct pkt *p)
 	l4 = (__u8 *)ip + ihl;
 	if ((void *)(l4 + 8) > data_end)
 		return CNT_PASS_MALFORMED;
+	p->syn = 0;
 	switch (ip->protocol) {
 	case IPPROTO_TCP:
+		if ((void *)(l4 + 14) > data_end)
+			return CNT_PASS_MALFORMED;
+		p->syn = (l4[13] & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
+		/* fall through */
 	case IPPROTO_UDP:
 		p->sport = *(__be16 *)l4;
 		p->dport = *(__be16 *)(l4 + 2);
@@ -224,6 +234,18 @@ static __always_inline int host_flow(__be32 addr, __be16 port, __u8 proto)
 
 	flow_key_of(&k, addr, port, proto);
 	return bpf_map_lookup_elem(&veni_flows, &k) != 0;
+}
+
+/* forget_flow drops what the map remembers for a client end that starts a
+ * new connection: that entry belonged to an earlier flow that used the same
+ * port, and keeping it would send the new flow's replies through the host,
+ * whose conntrack never saw the flow's start. */
+static __always_inline void forget_flow(__be32 addr, __be16 port, __u8 proto)
+{
+	struct flow_key k;
+
+	flow_key_of(&k, addr, port, proto);
+	bpf_map_delete_elem(&veni_flows, &k);
 }
 
 static __always_inline void track_flow(enum hook hook, __be32 addr,
@@ -306,6 +328,8 @@ int from_pod(struct __sk_buff *skb)
 	src = bpf_map_lookup_elem(&veni_endpoints, &saddr);
 	if (!src || src->host_ifindex != skb->ifindex)
 		return count(hook, CNT_PASS_UNKNOWN_SRC);
+	if (p.syn)
+		forget_flow(saddr, p.sport, p.ip->protocol);
 
 	if (special_dst(daddr)) {
 		why = CNT_PASS_SPECIAL;
@@ -341,7 +365,9 @@ int from_pod(struct __sk_buff *skb)
 	fib.l4_protocol = p.ip->protocol;
 	fib.sport = p.sport;
 	fib.dport = p.dport;
-	fib.tot_len = bpf_ntohs(p.ip->tot_len);
+	/* tot_len stays 0: the kernel then checks the skb against the MTU
+	 * itself, GSO-aware. The IP header's length of a GSO packet is far
+	 * above the MTU and would fail the lookup with FRAG_NEEDED. */
 	fib.ifindex = skb->ifindex;
 	fib.tos = p.ip->tos;
 	fib.ipv4_src = saddr;
@@ -412,6 +438,8 @@ int from_eni(struct __sk_buff *skb)
 	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
 	if (!dst)
 		return count(hook, CNT_PASS_NOT_LOCAL);
+	if (p.syn)
+		forget_flow(p.ip->saddr, p.sport, p.ip->protocol);
 	if (host_flow(daddr, p.dport, p.ip->protocol))
 		return count(hook, CNT_PASS_HOST_FLOW);
 	return to_peer(hook, &p, dst);

@@ -222,3 +222,51 @@ func pinsUnder(tb testing.TB, dir string) []string {
 	}
 	return out
 }
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// mustServeTCPSink accepts connections in ns at addr and reads them to the
+// end, until the test ends.
+func mustServeTCPSink(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
+	tb.Helper()
+	var ln net.Listener
+	mustInNetNS(tb, ns, func() (err error) {
+		ln, err = net.Listen("tcp4", addr.String())
+		return err
+	})
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+}
+
+// mustSend connects from ns to dst (from localPort when not 0), writes n
+// bytes and closes.
+func mustSend(tb testing.TB, ns netns.NsHandle, dst netip.AddrPort, localPort, n int) {
+	tb.Helper()
+	var c net.Conn
+	mustInNetNS(tb, ns, func() (err error) {
+		d := net.Dialer{Timeout: 2 * time.Second}
+		if localPort != 0 {
+			d.LocalAddr = &net.TCPAddr{Port: localPort}
+		}
+		c, err = d.Dial("tcp4", dst.String())
+		return err
+	})
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, n)); err != nil {
+		tb.Fatalf("send %d bytes to %s: %v", n, dst, err)
+	}
+}

@@ -111,6 +111,39 @@ func testDatapathTraffic(t *testing.T, hook string) {
 		})
 	}
 
+	t.Run("bulk tcp to the vpc stays on the fast path", func(t *testing.T) {
+		// veth hands TCP large GSO segments; their IP length is far above
+		// the MTU, which must not fail the FIB lookup.
+		sink := netip.AddrPortFrom(remoteIP, 9000)
+		mustServeTCPSink(t, n.vpc, sink)
+		before := mustCounters(t, d)
+		mustSend(t, podA.ns, sink, 0, 4<<20)
+		after := mustCounters(t, d)
+		if got := after.FromPod.FIBFragNeeded - before.FromPod.FIBFragNeeded; got != 0 {
+			t.Errorf("FromPod.FIBFragNeeded grew by %d during a bulk transfer, want 0 (%+v)", got, after.FromPod)
+		}
+		if got := after.FromPod.RedirectNeigh - before.FromPod.RedirectNeigh; got < 10 {
+			t.Errorf("FromPod.RedirectNeigh grew by %d, want the transfer's segments (%+v)", got, after.FromPod)
+		}
+	})
+
+	t.Run("a new connection from a remembered port takes the fast path", func(t *testing.T) {
+		// A flow that went through the host left its client end in the
+		// map; a later connection from the same port is a new flow.
+		const port = 40123
+		key := fastpathFlowKey{Addr: podA.ip.As4(), Port: htons(port), Proto: 6}
+		if err := d.objs.VeniFlows.Put(key, uint32(1)); err != nil {
+			t.Fatal(err)
+		}
+		before := mustCounters(t, d)
+		mustSend(t, podA.ns, netip.AddrPortFrom(podB.ip, 8080), port, 1<<10)
+		after := mustCounters(t, d)
+		if got := after.FromPod.PassHostFlow - before.FromPod.PassHostFlow; got != 0 {
+			t.Errorf("FromPod.PassHostFlow grew by %d: the stale entry sent the new flow through the host (%+v)", got, after.FromPod)
+		}
+		time.Sleep(300 * time.Millisecond) // let the connection's teardown pass
+	})
+
 	t.Run("node address goes through the host stack", func(t *testing.T) {
 		before := mustCounters(t, d)
 		mustExchange(t, podA.ns, "udp4", netip.AddrPortFrom(nodeIP, 7))
