@@ -160,7 +160,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 
-	facts, err := addPreflight(ctx, env, owner.Key())
+	facts, enis, err := addPreflight(ctx, env, owner.Key())
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	fast, err := attachFastPath(env, facts.InstanceID, res.IP, pod, eniLink)
+	fast, err := attachFastPath(env, facts, append(enis, res.ENI), res.IP, pod, eniLink)
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}
@@ -233,15 +233,17 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 }
 
 // addPreflight reads, in the ADD's first store transaction, whether the
-// attachment already has a bound address and the node's cached facts.
+// attachment already has a bound address, the node's cached facts and its
+// ENIs (whose addresses the fast path keeps on the host stack).
 //
 // A bound address fails the ADD: the CNI spec requires ADD to fail when the
 // interface exists, and releasing that address on the way out would strand
 // a pod. Facts the store lacks (a node's first ADD, no daemon yet) are
 // discovered through metadata and the OpenAPI.
-func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store.NodeInfo, error) {
+func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store.NodeInfo, []store.ENI, error) {
 	var (
 		facts store.NodeInfo
+		enis  []store.ENI
 		known bool
 	)
 	err := env.Store.View(func(tx *store.ReadTx) error {
@@ -252,6 +254,9 @@ func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
 		}
+		if enis, err = tx.ENIs(); err != nil {
+			return err
+		}
 		facts, err = tx.Node()
 		known = err == nil
 		if errors.Is(err, store.ErrNotFound) {
@@ -260,12 +265,12 @@ func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store
 		return err
 	})
 	if err != nil || known {
-		return facts, err
+		return facts, enis, err
 	}
 	if facts, err = env.Facts(ctx); err != nil {
-		return facts, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
+		return facts, enis, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
 	}
-	return facts, nil
+	return facts, enis, nil
 }
 
 // allocationError turns ipam's answers into CNI errors that say what to do.

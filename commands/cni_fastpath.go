@@ -18,13 +18,15 @@ import (
 // fastpath resolves the ifindexes it is given, so no namespace switch is
 // needed here.
 
-// attachFastPath gives the pod the fast path on top of what SetupPod built:
+// attachFastPath gives the pod the fast path on top of what SetupPod built
+// (enis are the node's ENIs as ADD read them, the pod's own included):
 // the node's programs loaded (pinned maps reused), the host-stack
 // destinations refreshed, the ENI program attached (idempotent) and the
 // pod's endpoint recorded. It returns whether the pod got the fast path: a
 // kernel or host without eBPF is not an error, the plain datapath carries
 // the pod (the decision says why in "veni status").
-func attachFastPath(env *node.Env, instanceID string, ip netip.Addr, pod netplumb.PodResult, eni netplumb.ENILink) (bool, error) {
+func attachFastPath(env *node.Env, facts store.NodeInfo, enis []store.ENI, ip netip.Addr, pod netplumb.PodResult, eni netplumb.ENILink) (bool, error) {
+	instanceID := facts.InstanceID
 	pinDir, err := datapath.PinDir(instanceID)
 	if err != nil {
 		return false, err
@@ -40,10 +42,7 @@ func attachFastPath(env *node.Env, instanceID string, ip netip.Addr, pod netplum
 	if !datapath.Decide(env.Config.DatapathMode(), probe).EBPF() {
 		return false, nil
 	}
-	hs, err := datapath.LoadHostStack(env.Store, env.Config)
-	if err != nil {
-		return false, err
-	}
+	hs := datapath.HostStack(env.Config, facts, enis)
 	// Every ADD writes the host-stack destinations: without a daemon the
 	// first pod would otherwise reach the Service CIDR untranslated.
 	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir, HostStack: &hs, PodHook: env.Config.EBPFPodHook})
