@@ -340,11 +340,8 @@ func cmdDel(args *skel.CmdArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 	// The pod's links go first: an address must never be free in the store
-	// while a pod still uses it. The fast path's endpoint goes before the
-	// veth it points at.
-	if err := detachFastPath(instanceID, ip); err != nil {
-		return fmt.Errorf("detach ebpf fast path: %w", err)
-	}
+	// while a pod still uses it. Deleting the veth takes its tc filters
+	// along, so the fast path is left with only its map entry to drop.
 	if err := netplumb.TeardownPod(ctx, netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
 		IfName:         args.IfName,
@@ -352,6 +349,9 @@ func cmdDel(args *skel.CmdArgs) error {
 		IP:             ip,
 	}); err != nil {
 		return fmt.Errorf("tear down pod network: %w", err)
+	}
+	if err := detachFastPath(instanceID, ip); err != nil {
+		return fmt.Errorf("detach ebpf fast path: %w", err)
 	}
 	if err := ipam.Release(env.Store, key); err != nil {
 		return types.NewError(types.ErrIOFailure, "cannot release the pod's address", err.Error())

@@ -157,10 +157,11 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 	copy(val.HostMac[:], ep.HostMAC)
 	copy(val.PodMac[:], ep.PodMAC)
 
-	// A reused address must not inherit the old pod's host-stack flows.
-	if err := d.forgetFlows(ep.IP); err != nil {
-		return err
-	}
+	// The flows map is not swept for a reused address: walking an LRU of
+	// up to 65536 entries costs two system calls each, on every ADD and
+	// DEL. A client end the old pod left behind cannot hurt the new one:
+	// its next connection from that port starts with a SYN, which drops
+	// the entry; until then only its replies take the host stack.
 	if err := d.objs.VeniEndpoints.Put(key, val); err != nil {
 		return fmt.Errorf("write endpoint %s: %w", ep.IP, err)
 	}
@@ -183,8 +184,8 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 	return errors.Join(ingressErr, <-egress)
 }
 
-// DetachPod removes the pod's endpoint, its pinned links (detaching the
-// programs from its veth) and its remembered flows. A pod that is already
+// DetachPod removes the pod's endpoint and its hook (veni's filters on its
+// veth, or its pinned TCX links). A pod that is already
 // gone is not an error, so a repeated CNI DEL succeeds.
 func (d *Datapath) DetachPod(ip netip.Addr) error {
 	if !ip.Is4() {
@@ -198,7 +199,7 @@ func (d *Datapath) DetachPod(ip netip.Addr) error {
 		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
 	}
 	from, to := podLinkNames(ip)
-	errs = append(errs, unpinLink(d.linkPath(from)), unpinLink(d.linkPath(to)), d.forgetFlows(ip))
+	errs = append(errs, unpinLink(d.linkPath(from)), unpinLink(d.linkPath(to)))
 	return errors.Join(errs...)
 }
 
@@ -223,31 +224,6 @@ func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
 		ENIIfindex:  int(val.EniIfindex),
 		ENITable:    int(val.EniTable),
 	}, true, nil
-}
-
-// forgetFlows deletes the host-stack flows remembered for ip.
-func (d *Datapath) forgetFlows(ip netip.Addr) error {
-	want := ip.As4()
-	var (
-		key   fastpathFlowKey
-		val   uint32
-		stale []fastpathFlowKey
-	)
-	iter := d.objs.VeniFlows.Iterate()
-	for iter.Next(&key, &val) {
-		if key.Addr == want {
-			stale = append(stale, key)
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("list flows of %s: %w", ip, err)
-	}
-	for _, k := range stale {
-		if err := d.objs.VeniFlows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("forget flow of %s: %w", ip, err)
-		}
-	}
-	return nil
 }
 
 // AttachENI attaches the ENI program to ingress of the ENI link ifindex
