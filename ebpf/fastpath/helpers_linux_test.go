@@ -134,6 +134,23 @@ func mustServeUDPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 // mustServeTCPEcho echoes TCP connections on addr inside ns until cleanup.
 func mustServeTCPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 	tb.Helper()
+	mustServeTCP(tb, ns, addr, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(c, c)
+	})
+}
+
+// mustServeTCPSink reads TCP connections on addr inside ns to their end.
+func mustServeTCPSink(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
+	tb.Helper()
+	mustServeTCP(tb, ns, addr, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+}
+
+// mustServeTCP listens on addr inside ns (the socket belongs to ns, so the
+// accept loop may run anywhere) and hands each connection to serve, until
+// the test ends.
+func mustServeTCP(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort, serve func(net.Conn)) {
+	tb.Helper()
 	var ln net.Listener
 	mustInNetNS(tb, ns, func() (err error) {
 		ln, err = net.Listen("tcp4", addr.String())
@@ -148,8 +165,7 @@ func mustServeTCPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 			}
 			go func() {
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				_, _ = io.Copy(c, c)
+				serve(c)
 			}()
 		}
 	}()
@@ -224,30 +240,6 @@ func pinsUnder(tb testing.TB, dir string) []string {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// mustServeTCPSink accepts connections in ns at addr and reads them to the
-// end, until the test ends.
-func mustServeTCPSink(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
-	tb.Helper()
-	var ln net.Listener
-	mustInNetNS(tb, ns, func() (err error) {
-		ln, err = net.Listen("tcp4", addr.String())
-		return err
-	})
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-}
 
 // mustSend connects from ns to dst (from localPort when not 0), writes n
 // bytes and closes.
