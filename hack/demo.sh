@@ -83,7 +83,7 @@ show "$VENI" sim pod list
 step "TCP between every pair of pods, same node and across the VPC"
 show "$VENI" sim connectivity
 
-step "ADD latency (libcni AddNetworkList, as the runtime waits for it)"
+step "ADD latency (libcni AddNetworkList, as the runtime waits for it; a pod that finds its node's pool still empty waits for an ENI to be created and attached: the cold path)"
 "$VENI" sim pod list | awk 'NR > 1 { print $NF }' | sed 's/ms$//' | sort -n | awk '
 	{ v[NR] = $1 } END { printf "%d ADDs: min %sms, median %sms, max %sms\n", NR, v[1], v[int((NR + 1) / 2)], v[NR] }'
 
