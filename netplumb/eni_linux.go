@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ const macPollInterval = 100 * time.Millisecond
 // Links that always inherit their parent's MAC (vlan, ipvlan, ipvtap) are
 // skipped so a sub-interface is never mistaken for the ENI.
 func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr) (netlink.Link, error) {
+	// An ENI that EnsureENI configured carries eniAltName: one RTM_GETLINK
+	// instead of a dump of every link, which grows with the node's pods.
+	if l, err := h.LinkByName(eniAltName(mac)); err == nil && bytes.Equal(l.Attrs().HardwareAddr, mac) {
+		return l, nil
+	}
 	t := time.NewTicker(macPollInterval)
 	defer t.Stop()
 	for {
@@ -92,10 +98,11 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	}
 	defer h.Close()
 
-	link, err := findENILink(ctx, h, cfg.MAC)
+	link, err := FindLinkByMAC(ctx, h, cfg.MAC)
 	if err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni: %w", err)
 	}
+	nameENILink(h, link, cfg.MAC)
 	name := link.Attrs().Name
 	if cfg.MTU > 0 && link.Attrs().MTU != cfg.MTU {
 		if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
@@ -235,29 +242,22 @@ func WaitLink(ctx context.Context, mac net.HardwareAddr) error {
 	return err
 }
 
-// eniAltName is the alternative name EnsureENI gives an ENI's link. The
-// next EnsureENI (every CNI ADD makes one) then finds the link with one
-// RTM_GETLINK instead of dumping every link of the node, which grows with
-// the node's pods (one host veth each). Alternative names are longer than
-// interface names (up to 127 bytes) and are looked up like them.
+// eniAltName is the alternative name EnsureENI gives an ENI's link, so
+// that FindLinkByMAC finds it with one RTM_GETLINK instead of dumping every
+// link of the node (one host veth per pod). Alternative names may be longer
+// than interface names (up to 127 bytes) and are looked up like them.
 func eniAltName(mac net.HardwareAddr) string {
 	return "veni-eni-" + strings.ReplaceAll(mac.String(), ":", "")
 }
 
-// findENILink finds the ENI's link by its alternative name, then by MAC
-// (waiting as FindLinkByMAC does) and names it for next time.
-func findENILink(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr) (netlink.Link, error) {
+// nameENILink gives the link its alternative name unless it has it. Best
+// effort: without the name FindLinkByMAC simply dumps the links.
+func nameENILink(h *netlink.Handle, l netlink.Link, mac net.HardwareAddr) {
 	alt := eniAltName(mac)
-	if l, err := h.LinkByName(alt); err == nil && bytes.Equal(l.Attrs().HardwareAddr, mac) {
-		return l, nil
+	if slices.Contains(l.Attrs().AltNames, alt) {
+		return
 	}
-	l, err := FindLinkByMAC(ctx, h, mac)
-	if err != nil {
-		return nil, err
-	}
-	// Best effort: without the name the next call simply dumps again.
 	if err := h.LinkAddAltName(l, alt); err != nil && !errors.Is(err, unix.EEXIST) {
 		slog.Debug("eni alt name", "link", l.Attrs().Name, "name", alt, "err", err)
 	}
-	return l, nil
 }
