@@ -174,14 +174,10 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 		return attachPodTC(ep.HostIfindex, d.objs.FromPod, d.objs.ToPod)
 	}
 	from, to := podLinkNames(ep.IP)
-	// Each TCX attach waits for an RCU grace period (the kernel swaps the
-	// device's program array, then synchronizes). Two attaches issued at
-	// once may share the wait.
-	egress := inCallerNetNS(func() error {
-		return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
-	})
-	ingressErr := d.attach(d.objs.FromPod, ep.HostIfindex, ebpf.AttachTCXIngress, from)
-	return errors.Join(ingressErr, <-egress)
+	if err := d.attach(d.objs.FromPod, ep.HostIfindex, ebpf.AttachTCXIngress, from); err != nil {
+		return err
+	}
+	return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
 }
 
 // DetachPod removes the pod's endpoint and its hook (veni's filters on its
