@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,8 +94,12 @@ func writeSimNodeFiles(st simState, node simNode, pool simPoolOptions) (simNodeP
 	if err := os.MkdirAll(p.ConfDir, 0o755); err != nil {
 		return p, err
 	}
+	api, err := url.Parse(st.APIEndpoint)
+	if err != nil {
+		return p, fmt.Errorf("sim api endpoint %q: %w", st.APIEndpoint, err)
+	}
 	cfg := map[string]any{
-		"endpoint":        hostOf(st.APIEndpoint),
+		"endpoint":        api.Host,
 		"scheme":          "http",
 		"metadata_url":    st.MetadataEndpoint,
 		"credential_path": st.Credentials,
@@ -127,15 +132,6 @@ func writeSimNodeFiles(st simState, node simNode, pool simPoolOptions) (simNodeP
 		return p, fmt.Errorf("node %s conflist: %w", node.Name, err)
 	}
 	return p, nil
-}
-
-func hostOf(url string) string {
-	for _, prefix := range []string{"http://", "https://"} {
-		if len(url) > len(prefix) && url[:len(prefix)] == prefix {
-			return url[len(prefix):]
-		}
-	}
-	return url
 }
 
 // linkSimCNIBin makes the sim's plugin directory: "veni" pointing at this

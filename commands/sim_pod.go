@@ -183,27 +183,38 @@ func delSimPod(ctx context.Context, st simState, nodeName, namespace, name strin
 func listSimPods(st simState) ([]simPod, error) {
 	var all []simPod
 	for _, n := range st.Nodes {
-		files, err := filepath.Glob(filepath.Join(simPodsDir(st.Dir, n.Name), "*.json"))
+		onNode, err := readNodePods(st, n)
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, err
-			}
-			var p simPod
-			if err := json.Unmarshal(b, &p); err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
-			}
-			all = append(all, p)
-		}
-		if err := annotateFromStore(simNodeFiles(st.Dir, n.Name).Store, all); err != nil {
+		if err := annotateFromStore(simNodeFiles(st.Dir, n.Name).Store, onNode); err != nil {
 			return nil, err
 		}
+		all = append(all, onNode...)
 	}
 	slices.SortFunc(all, func(a, b simPod) int { return strings.Compare(a.Node+"/"+a.Pod.Name, b.Node+"/"+b.Pod.Name) })
 	return all, nil
+}
+
+// readNodePods reads the pod records of one node.
+func readNodePods(st simState, node simNode) ([]simPod, error) {
+	files, err := filepath.Glob(filepath.Join(simPodsDir(st.Dir, node.Name), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]simPod, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var p simPod
+		if err := json.Unmarshal(b, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // annotateFromStore fills in each pod's ENI and vSwitch from its node's
@@ -240,17 +251,12 @@ func printSimPods(w io.Writer, all []simPod) error {
 // deleteSimPods removes the node's pod namespaces and records without
 // running DEL: the sim is going away with everything it routed.
 func deleteSimPods(st simState, node simNode) error {
-	var errs []error
-	files, _ := filepath.Glob(filepath.Join(simPodsDir(st.Dir, node.Name), "*.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			var p simPod
-			if json.Unmarshal(b, &p) == nil && p.Pod.NetNS != "" {
-				errs = append(errs, pods.DeleteNetNS(filepath.Base(p.Pod.NetNS)))
-			}
+	onNode, err := readNodePods(st, node)
+	errs := []error{err}
+	for _, p := range onNode {
+		if p.Pod.NetNS != "" {
+			errs = append(errs, pods.DeleteNetNS(filepath.Base(p.Pod.NetNS)))
 		}
-		errs = append(errs, os.Remove(f))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, os.RemoveAll(simPodsDir(st.Dir, node.Name)))...)
 }

@@ -3,7 +3,6 @@ package pods
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -92,6 +91,3 @@ func Dial(ctx context.Context, fromNetNS string, to netip.Addr, timeout time.Dur
 	}
 	return nil
 }
-
-// ErrNoRoute is returned by probes when a pod has no address yet.
-var ErrNoRoute = errors.New("pod has no address")
