@@ -247,6 +247,13 @@ func summarize(lines []string, max int) string {
 	return strings.Join(lines, "\n")
 }
 
-func splitLines(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == '\n' })
+// hostVeths counts the pod host veths (named veni…) in "ip -br link" output.
+func hostVeths(ipBrLink string) int {
+	n := 0
+	for _, l := range strings.Split(ipBrLink, "\n") {
+		if strings.HasPrefix(l, "veni") {
+			n++
+		}
+	}
+	return n
 }

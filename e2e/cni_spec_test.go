@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -145,7 +144,7 @@ func TestCNI_BadInput(t *testing.T) {
 		t.Fatalf("bad input changed the store: before %+v after %+v", before, after)
 	}
 	links := c.mustRun("sim", "exec", "node-1", "--", "ip", "-br", "link")
-	if slices.ContainsFunc(splitLines(links), func(l string) bool { return strings.HasPrefix(l, "veni") }) {
+	if hostVeths(links) != 0 {
 		t.Fatalf("bad input left a host veth:\n%s", links)
 	}
 	c.mustVerify(t, "node-1")
@@ -199,7 +198,7 @@ func TestCNI_CheckStatusGC(t *testing.T) {
 		t.Fatalf("after GC keeping only %s: allocations %+v", kept.ip, l.Allocations)
 	}
 	links := c.mustRun("sim", "exec", "node-1", "--", "ip", "-br", "link")
-	if n := strings.Count(links, "\nveni") + boolInt(strings.HasPrefix(links, "veni")); n != 1 {
+	if n := hostVeths(links); n != 1 {
 		t.Fatalf("after GC want 1 host veth, got %d:\n%s", n, links)
 	}
 
@@ -223,11 +222,4 @@ func TestCNI_CheckStatusGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.mustVerify(t, "node-1")
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

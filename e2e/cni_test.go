@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -148,7 +147,7 @@ func TestCNI_Del_WithoutNetNSOnly(t *testing.T) {
 		t.Fatalf("allocations left: %+v", l.Allocations)
 	}
 	out := c.mustRun("sim", "exec", "node-1", "--", "ip", "-br", "link")
-	if slices.ContainsFunc(splitLines(out), func(l string) bool { return len(l) > 4 && l[:4] == "veni" }) {
+	if hostVeths(out) != 0 {
 		t.Fatalf("host veth left behind:\n%s", out)
 	}
 	c.mustVerify(t, "node-1")

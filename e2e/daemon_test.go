@@ -35,7 +35,7 @@ func TestDaemon_RestartRestoresNode(t *testing.T) {
 	// Lose node-1's ENI table, then kill its daemon.
 	rules := c.mustRun("sim", "exec", "node-1", "--", "ip", "rule")
 	table := ""
-	for _, l := range splitLines(rules) {
+	for _, l := range strings.Split(rules, "\n") {
 		if f := strings.Fields(l); len(f) >= 5 && f[1] == "from" && f[2] != "all" {
 			table = f[len(f)-1]
 		}

@@ -1,12 +1,12 @@
 package testutil
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -36,18 +36,10 @@ func SkipOnOldKernel(tb testing.TB, minVersion, feature string) {
 	}
 }
 
+// parseKernel reads major and minor from a release such as "6.18.44-fc".
 func parseKernel(s string) [2]int {
 	var v [2]int
-	for i, part := range strings.SplitN(s, ".", 3)[:min(2, len(strings.SplitN(s, ".", 3)))] {
-		n := 0
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				break
-			}
-			n = n*10 + int(c-'0')
-		}
-		v[i] = n
-	}
+	_, _ = fmt.Sscanf(s, "%d.%d", &v[0], &v[1])
 	return v
 }
 
@@ -84,10 +76,6 @@ func NewNetNS(tb testing.TB) (name string, handle netns.NsHandle) {
 
 func randSuffix() string {
 	var b [4]byte
-	f, err := os.Open("/dev/urandom")
-	if err == nil {
-		_, _ = f.Read(b[:])
-		f.Close()
-	}
+	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%x", b)
 }
