@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,9 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 	if opts.Cloud != nil {
 		rep.checkCloud(ctx, opts.Cloud, opts.Node, enis, ips)
 	}
+	slices.SortStableFunc(rep.Problems, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Object, b.Object))
+	})
 	return rep, nil
 }
 
@@ -179,21 +183,6 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 		}
 		r.add(KindLeakedENI, "eni/"+id, fmt.Sprintf("created by veni for %s (%s, %d addresses) but not in the store", node.InstanceID, c.Status, len(c.PrivateIPs)))
 	}
-	slices.SortFunc(r.Problems, func(a, b Problem) int {
-		if a.Kind != b.Kind {
-			if a.Kind < b.Kind {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Object < b.Object:
-			return -1
-		case a.Object > b.Object:
-			return 1
-		}
-		return 0
-	})
 }
 
 // ErrProblems is returned by callers that turn a report into an exit code.
