@@ -189,7 +189,7 @@ func (d *Datapath) DetachPod(ip netip.Addr) error {
 	}
 	var errs []error
 	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
-		errs = append(errs, detachPodTC(ep.HostIfindex))
+		errs = append(errs, detachPodTC(ep.HostIfindex, ep.HostMAC))
 	}
 	if err := d.objs.VeniEndpoints.Delete(ip.As4()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
@@ -212,6 +212,11 @@ func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
 	if err != nil {
 		return Endpoint{}, false, fmt.Errorf("read endpoint %s: %w", ip, err)
 	}
+	return endpointFrom(ip, val), true, nil
+}
+
+// endpointFrom converts a map record; the MACs are copied out of it.
+func endpointFrom(ip netip.Addr, val fastpathEndpoint) Endpoint {
 	return Endpoint{
 		IP:          ip,
 		HostIfindex: int(val.HostIfindex),
@@ -219,7 +224,7 @@ func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
 		PodMAC:      append([]byte(nil), val.PodMac[:]...),
 		ENIIfindex:  int(val.EniIfindex),
 		ENITable:    int(val.EniTable),
-	}, true, nil
+	}
 }
 
 // AttachENI attaches the ENI program to ingress of the ENI link ifindex
@@ -261,9 +266,11 @@ func (d *Datapath) SetHostStack(hs HostStack) error {
 		val   uint32
 		stale []fastpathLpmKey
 	)
+	have := make(map[netip.Prefix]uint32)
 	iter := m.Iterate()
 	for iter.Next(&key, &val) {
 		p := netip.PrefixFrom(netip.AddrFrom4(key.Addr), int(key.Prefixlen))
+		have[p] = val
 		if _, ok := want[p]; !ok {
 			stale = append(stale, key)
 		}
@@ -271,7 +278,11 @@ func (d *Datapath) SetHostStack(hs HostStack) error {
 	if err := iter.Err(); err != nil {
 		return fmt.Errorf("list host-stack cidrs: %w", err)
 	}
+	// Every CNI ADD passes the node's host stack: write only what differs.
 	for p, reason := range want {
+		if v, ok := have[p]; ok && v == reason {
+			continue
+		}
 		k := fastpathLpmKey{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As4()}
 		if err := m.Put(k, reason); err != nil {
 			return fmt.Errorf("write host-stack cidr %s: %w", p, err)

@@ -24,14 +24,7 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	)
 	iter := d.objs.VeniEndpoints.Iterate()
 	for iter.Next(&key, &val) {
-		out = append(out, Endpoint{
-			IP:          netip.AddrFrom4(key),
-			HostIfindex: int(val.HostIfindex),
-			HostMAC:     append([]byte(nil), val.HostMac[:]...),
-			PodMAC:      append([]byte(nil), val.PodMac[:]...),
-			ENIIfindex:  int(val.EniIfindex),
-			ENITable:    int(val.EniTable),
-		})
+		out = append(out, endpointFrom(netip.AddrFrom4(key), val))
 	}
 	if err := iter.Err(); err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)

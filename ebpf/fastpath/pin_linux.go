@@ -179,7 +179,7 @@ func Teardown(pinDir string) error {
 		)
 		iter := m.Iterate()
 		for iter.Next(&key, &val) {
-			errs = append(errs, detachPodTC(int(val.HostIfindex)))
+			errs = append(errs, detachPodTC(int(val.HostIfindex), val.HostMac[:]))
 		}
 		m.Close()
 		if err := errors.Join(errs...); err != nil {

@@ -1,8 +1,10 @@
 package fastpath
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -64,9 +66,11 @@ func attachPodTC(ifindex int, fromPod, toPod *ebpf.Program) error {
 	return nil
 }
 
-// detachPodTC removes veni's filters from the device, if it still exists;
-// a gone device took them along. Filters of others are left alone.
-func detachPodTC(ifindex int) error {
+// detachPodTC removes veni's filters from the pod's host veth, if it still
+// exists; a gone device took them along. The device must still carry the
+// recorded MAC: an ifindex alone may by now name another pod's veth.
+// Filters of others are left alone.
+func detachPodTC(ifindex int, hostMAC net.HardwareAddr) error {
 	if ifindex <= 0 {
 		return nil
 	}
@@ -76,7 +80,7 @@ func detachPodTC(ifindex int) error {
 	}
 	defer h.Close()
 	l, err := h.LinkByIndex(ifindex)
-	if err != nil {
+	if err != nil || !bytes.Equal(l.Attrs().HardwareAddr, hostMAC) {
 		return nil // gone: so are its filters
 	}
 	var errs []error
