@@ -369,14 +369,18 @@ func cmdCheck(args *skel.CmdArgs) error {
 	var (
 		alloc  store.Allocation
 		eniRec store.ENI
+		facts  store.NodeInfo // zero when none were cached: no ADD got that far
 	)
 	err = env.Store.View(func(tx *store.ReadTx) error {
 		var err error
 		if alloc, err = tx.Allocation(key); err != nil {
 			return err
 		}
-		eniRec, err = tx.ENI(alloc.ENIID)
-		return err
+		if eniRec, err = tx.ENI(alloc.ENIID); err != nil {
+			return err
+		}
+		facts, _ = tx.Node()
+		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("no address recorded for %s", key), "the attachment was never added or was deleted")
@@ -407,7 +411,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}); err != nil {
 		return err
 	}
-	return checkFastPath(env, alloc.IP, eniLink)
+	return checkFastPath(env, facts.InstanceID, alloc.IP, eniLink)
 }
 
 // cmdStatus answers whether the plugin can take an ADD now. It is

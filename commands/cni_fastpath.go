@@ -31,15 +31,7 @@ func attachFastPath(env *node.Env, facts store.NodeInfo, enis []store.ENI, ip ne
 	if err != nil {
 		return false, err
 	}
-	// Probing the kernel costs about a millisecond; programs this build
-	// already loaded and pinned on this node prove the answer.
-	probe := func() error {
-		if fastpath.Loaded(pinDir) {
-			return nil
-		}
-		return fastpath.Supported()
-	}
-	if !datapath.Decide(env.Config.DatapathMode(), probe).EBPF() {
+	if !decideFastPath(env, pinDir).EBPF() {
 		return false, nil
 	}
 	hs := datapath.HostStack(env.Config, facts, enis)
@@ -102,16 +94,28 @@ func cachedInstanceID(db store.File) string {
 	return id
 }
 
+// decideFastPath decides the datapath for a CNI call. Probing the kernel
+// costs about a millisecond; programs this build already loaded and pinned
+// on this node prove the answer.
+func decideFastPath(env *node.Env, pinDir string) datapath.Decision {
+	return datapath.Decide(env.Config.DatapathMode(), func() error {
+		if fastpath.Loaded(pinDir) {
+			return nil
+		}
+		return fastpath.Supported()
+	})
+}
+
 // checkFastPath verifies that a pod on a node that runs the fast path has
 // its endpoint, pointing at the ENI its address belongs to.
-func checkFastPath(env *node.Env, ip netip.Addr, eni netplumb.ENILink) error {
-	decision := datapath.Decide(env.Config.DatapathMode(), fastpath.Supported)
+func checkFastPath(env *node.Env, instanceID string, ip netip.Addr, eni netplumb.ENILink) error {
+	pinDir, pinErr := datapath.PinDir(instanceID) // "" when there is none
+	decision := decideFastPath(env, pinDir)
 	if !decision.EBPF() {
 		return nil
 	}
-	pinDir, err := datapath.PinDir(cachedInstanceID(env.Store))
-	if err != nil {
-		return err
+	if pinErr != nil {
+		return pinErr
 	}
 	if _, err := os.Stat(pinDir); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("fast path of pod %s: no pins in %s (datapath is %s: %s)", ip, pinDir, decision.Active, decision.Reason)
