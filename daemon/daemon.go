@@ -148,6 +148,12 @@ func (d *Daemon) cacheFacts(facts store.NodeInfo) error {
 // fullPass garbage-collects, then reconciles the pool with the cloud.
 func (d *Daemon) fullPass(ctx context.Context) {
 	d.gc(ctx)
+	d.reconcile(ctx)
+}
+
+// reconcile brings the fast path and the pool in line with the store and
+// the cloud.
+func (d *Daemon) reconcile(ctx context.Context) {
 	d.syncFastPath(ctx)
 	rep, err := ipam.Reconcile(ctx, d.env.Store, d.env.Cloud(), d.node, d.env.Config, time.Now())
 	if err != nil {
@@ -177,7 +183,7 @@ func (d *Daemon) localPass(ctx context.Context) {
 		// quota): wait for the timer rather than loop on our own writes.
 		return
 	}
-	d.fullPass(ctx)
+	d.reconcile(ctx) // GC ran above
 }
 
 func (d *Daemon) gc(ctx context.Context) {

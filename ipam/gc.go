@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,9 +60,25 @@ func GCValid(db Store, valid []Attachment, now time.Time) ([]store.Allocation, e
 // collect releases, in one transaction, every allocation dead says is dead.
 // The liveness test runs inside the transaction, so it must be quick (a
 // stat, not an API call).
+//
+// Nothing dead, nothing written: a bbolt commit writes the file even when
+// empty, and the daemon, which runs GC whenever the store file is written,
+// would wake itself up forever.
 func collect(db Store, now time.Time, reason string, dead func(store.Allocation) bool) ([]store.Allocation, error) {
+	var someDead bool
+	err := db.View(func(tx *store.ReadTx) error {
+		all, err := tx.Allocations()
+		someDead = slices.ContainsFunc(all, dead)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc allocations: %w", err)
+	}
+	if !someDead {
+		return nil, nil
+	}
 	var out []store.Allocation
-	err := db.Update(func(tx *store.WriteTx) error {
+	err = db.Update(func(tx *store.WriteTx) error {
 		all, err := tx.Allocations()
 		if err != nil {
 			return err
