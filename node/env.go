@@ -100,7 +100,8 @@ func (e *Env) newAlibabaClient(ctx context.Context) (eni.Client, error) {
 			return nil, fmt.Errorf("region: not in %s (region_id) and metadata failed: %w", e.ConfigPath, err)
 		}
 	}
-	limits := eni.DefaultRateLimits()
+	// Only the overrides: the client starts from eni.DefaultRateLimits.
+	limits := make(map[string]eni.RateLimit, len(cfg.RateLimit))
 	for action, perMinute := range cfg.RateLimit {
 		limits[action] = eni.PerMinute(perMinute)
 	}

@@ -55,11 +55,8 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 		}
 		ips = append(ips, r.primaryIP)
 	}
-	more, ok := vsw.allocate(1 + r.secondary - len(ips))
-	if !ok {
-		vsw.release(ips...)
-		return nil, errIPNotEnough(vsw.ID)
-	}
+	// free() covered 1+secondary above, and takeAddr took at most one.
+	more, _ := vsw.allocate(1 + r.secondary - len(ips))
 	ips = append(ips, more...)
 
 	now := time.Now()

@@ -167,7 +167,7 @@ func (f *Fabric) addENILink(n *node, l sim.ENILink) (_ netlink.Link, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("configure %s: %w", name, err)
 	}
-	return f.vpc.LinkByName(name)
+	return link, nil
 }
 
 // configurePrimary does cloud-init's part for the primary ENI: the primary

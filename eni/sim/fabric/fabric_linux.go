@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -129,29 +128,6 @@ func (f *Fabric) AddNode(name, instanceID string) (_ Node, err error) {
 	}
 	f.nodes[instanceID] = n
 	return n.Node, nil
-}
-
-// Nodes returns the nodes, sorted by name.
-func (f *Fabric) Nodes() []Node {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]Node, 0, len(f.nodes))
-	for _, n := range f.nodes {
-		out = append(out, n.Node)
-	}
-	slices.SortFunc(out, func(a, b Node) int {
-		if len(a.Name) != len(b.Name) { // node-2 before node-10
-			return len(a.Name) - len(b.Name)
-		}
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
-	return out
 }
 
 // Listen opens a listening socket inside the VPC namespace, for the

@@ -21,7 +21,6 @@ func Cleanup(string) error { return ErrNotSupported }
 func (*Fabric) Name() string                                       { return "" }
 func (*Fabric) VPCNetNS() string                                   { return "" }
 func (*Fabric) AddNode(string, string) (Node, error)               { return Node{}, ErrNotSupported }
-func (*Fabric) Nodes() []Node                                      { return nil }
 func (*Fabric) AttachENI(sim.ENILink) error                        { return ErrNotSupported }
 func (*Fabric) DetachENI(string, string) error                     { return ErrNotSupported }
 func (*Fabric) SetENIAddresses(string, string, []netip.Addr) error { return ErrNotSupported }
