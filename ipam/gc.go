@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/veni-cni/veni/store"
@@ -24,8 +23,7 @@ type Attachment struct {
 // recorded without one is assumed alive).
 func OwnerAlive(a store.Allocation) bool {
 	if a.State == store.IPReserved {
-		_, err := os.Stat("/proc/" + strconv.Itoa(a.ReservedBy))
-		return a.ReservedBy > 0 && err == nil
+		return store.PIDAlive(a.ReservedBy)
 	}
 	if a.NetNS == "" {
 		return true

@@ -52,7 +52,7 @@ func (o Options) withDefaults() Options {
 		o.Holder = defaultHolder()
 	}
 	if o.PIDAlive == nil {
-		o.PIDAlive = procPIDAlive
+		o.PIDAlive = PIDAlive
 	}
 	return o
 }

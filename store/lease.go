@@ -15,9 +15,9 @@ const (
 	LeaseAllocator = "allocator"
 )
 
-// procPIDAlive reports whether a process with this pid exists. A reused pid
+// PIDAlive reports whether a process with this pid exists. A reused pid
 // looks alive; the lease's expiry bounds how long that can block others.
-func procPIDAlive(pid int) bool {
+func PIDAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}

@@ -78,13 +78,13 @@ func TestWriteTx_ReleaseLease(t *testing.T) {
 	}
 }
 
-func TestProcPIDAlive(t *testing.T) {
+func TestPIDAlive(t *testing.T) {
 	for _, tc := range []struct {
 		pid  int
 		want bool
 	}{{1, true}, {0, false}, {-1, false}, {1 << 30, false}} {
-		if got := procPIDAlive(tc.pid); got != tc.want {
-			t.Errorf("procPIDAlive(%d) = %v", tc.pid, got)
+		if got := PIDAlive(tc.pid); got != tc.want {
+			t.Errorf("PIDAlive(%d) = %v", tc.pid, got)
 		}
 	}
 }
