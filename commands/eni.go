@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -172,7 +171,7 @@ func runENIList(ctx context.Context, w io.Writer, s *eniSession, o *eniListOptio
 		return err
 	}
 	if o.output == "json" {
-		return writeENIJSON(w, eniViews(enis))
+		return writeJSON(w, eniViews(enis))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTYPE\tSTATUS\tINSTANCE\tMAC\tVSWITCH\tIPS\tTAGS")
@@ -283,7 +282,7 @@ func runENICreate(ctx context.Context, w io.Writer, s *eniSession, opts eni.Crea
 		return err
 	}
 	if output == "json" {
-		return writeENIJSON(w, eniViews([]eni.ENI{e})[0])
+		return writeJSON(w, eniViews([]eni.ENI{e})[0])
 	}
 	_, err = fmt.Fprintln(w, e.ID)
 	return err
@@ -535,7 +534,7 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 		return err
 	}
 	if output == "json" {
-		return writeENIJSON(w, l)
+		return writeJSON(w, l)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "instance type\t%s\n", l.InstanceType)
@@ -569,12 +568,6 @@ func checkENIOutput(o string) error {
 		return fmt.Errorf("output %q: want table or json", o)
 	}
 	return nil
-}
-
-func writeENIJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func formatENITags(tags map[string]string) string {

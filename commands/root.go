@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,4 +61,11 @@ func dispatchArgs(argv []string) []string {
 		return append([]string{role}, argv[1:]...)
 	}
 	return argv[1:]
+}
+
+// writeJSON prints v as indented JSON, the -o json of every command.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -54,9 +53,7 @@ func runSimStatus(ctx context.Context, w io.Writer, o *simStatusOptions) error {
 		return err
 	}
 	if o.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(simStatus{State: st, Live: live})
+		return writeJSON(w, simStatus{State: st, Live: live})
 	}
 	printSimStatus(w, st, live)
 	return nil
