@@ -111,8 +111,14 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err := configureHostSide(hostH, host, cfg.IP); err != nil {
 		return PodResult{}, wrap(err)
 	}
+	// The two rules differ in priority: replacing a stale match of one
+	// cannot touch the other, so one dump serves both.
+	rules, err := ruleList(hostH)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
 	for _, r := range podRules(cfg.IP, cfg.ENI.Table) {
-		added, rerr := ensureRule(hostH, r)
+		added, rerr := ensureRule(hostH, rules, r)
 		if rerr != nil {
 			return PodResult{}, wrap(rerr)
 		}

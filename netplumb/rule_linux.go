@@ -39,16 +39,13 @@ func ipNetEqual(a, b *net.IPNet) bool {
 	return a.String() == b.String()
 }
 
-// ensureRule adds want unless a rule with the same selector and table
-// exists, and reports whether it added one. A rule with the same selector
-// but another table is stale (the address moved to another ENI) and is
-// replaced: the kernel has no rule replace, and two such rules would make
-// the older one win.
-func ensureRule(h *netlink.Handle, want *netlink.Rule) (added bool, err error) {
-	rules, err := ruleList(h)
-	if err != nil {
-		return false, err
-	}
+// ensureRule adds want unless a rule with the same selector and table is
+// among rules (the caller's dump: one per ADD, however many rules it
+// ensures, since the dump grows with the node's pods), and reports whether
+// it added one. A rule with the same selector but another table is stale
+// (the address moved to another ENI) and is replaced: the kernel has no rule
+// replace, and two such rules would make the older one win.
+func ensureRule(h *netlink.Handle, rules []netlink.Rule, want *netlink.Rule) (added bool, err error) {
 	for i := range rules {
 		r := &rules[i]
 		if !sameSelector(r, want) {
