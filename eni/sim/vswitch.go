@@ -22,9 +22,16 @@ func newVSwitch(spec VSwitchSpec) *vswitch {
 	broadcast := lastAddr(spec.CIDR)
 	v.first = spec.CIDR.Addr().Next()
 	v.last = broadcast.Prev().Prev().Prev()
-	v.gateway = broadcast.Prev().Prev()
+	v.gateway = GatewayOf(spec.CIDR)
 	v.total = 1<<(32-spec.CIDR.Bits()) - 4
 	return v
+}
+
+// GatewayOf returns a vSwitch's gateway: its last address minus 2 (the last
+// is broadcast, the one before is reserved), as Alibaba Cloud assigns it.
+// The fabric puts the same address on the VPC's side.
+func GatewayOf(cidr netip.Prefix) netip.Addr {
+	return lastAddr(cidr).Prev().Prev()
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

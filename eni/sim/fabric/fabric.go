@@ -82,17 +82,6 @@ func NodeIfName(primary bool, deviceIndex int) string {
 	return fmt.Sprintf("eth%d", deviceIndex)
 }
 
-// GatewayOf returns a vSwitch's gateway: its last address minus 2 (the last
-// is broadcast, the one before is reserved), as Alibaba Cloud assigns it.
-func GatewayOf(cidr netip.Prefix) netip.Addr {
-	cidr = cidr.Masked()
-	b := cidr.Addr().As4()
-	host := uint32(1)<<(32-cidr.Bits()) - 1
-	v := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) | host
-	v -= 2
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
 // blackholeMetric is the priority of name's root blackhole routes. The
 // kernel keys a route on (table, prefix, tos, metric), so a per-name metric
 // lets sims with the same CIDRs each own their blackhole.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/veni-cni/veni/eni/sim"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -76,7 +77,7 @@ func New(opts Options) (_ *Fabric, err error) {
 	}
 	addrs := []netip.Addr{APIAddr, MetadataAddr}
 	for _, cidr := range opts.VSwitches {
-		addrs = append(addrs, GatewayOf(cidr))
+		addrs = append(addrs, sim.GatewayOf(cidr))
 	}
 	for _, a := range addrs {
 		if err := f.ensureVPCAddr(a); err != nil {

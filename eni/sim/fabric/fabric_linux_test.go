@@ -95,7 +95,7 @@ func mac(tb testing.TB, s string) net.HardwareAddr {
 func primaryLink(tb testing.TB, instance, eniID, macStr string, vsw netip.Prefix, ip string) sim.ENILink {
 	return sim.ENILink{
 		InstanceID: instance, ENIID: eniID, MAC: mac(tb, macStr), Primary: true,
-		VSwitchCIDR: vsw, Gateway: GatewayOf(vsw), IPs: []netip.Addr{netip.MustParseAddr(ip)},
+		VSwitchCIDR: vsw, Gateway: sim.GatewayOf(vsw), IPs: []netip.Addr{netip.MustParseAddr(ip)},
 	}
 }
 
@@ -118,7 +118,7 @@ func TestFabric_AttachENI_LinkInNode(t *testing.T) {
 	n := mustAddNode(t, f, "node-1", "i-1")
 	mustAttach(t, f, primaryLink(t, "i-1", "eni-primary-1", "00:16:3e:00:00:01", testVswA, "172.30.1.10"))
 	secondary := sim.ENILink{InstanceID: "i-1", ENIID: "eni-second-1", MAC: mac(t, "00:16:3e:00:00:02"), DeviceIndex: 1,
-		VSwitchCIDR: testVswA, Gateway: GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr("172.30.1.11")}}
+		VSwitchCIDR: testVswA, Gateway: sim.GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr("172.30.1.11")}}
 	mustAttach(t, f, secondary)
 	// Attaching twice re-applies instead of failing, as the cloud may retry.
 	mustAttach(t, f, secondary)
@@ -205,7 +205,7 @@ func twoNodes(t *testing.T) (f *Fabric, n1, n2 Node) {
 	mustAttach(t, f, primaryLink(t, "i-1", "eni-p1", "00:16:3e:00:01:01", testVswA, "172.30.1.10"))
 	mustAttach(t, f, primaryLink(t, "i-2", "eni-p2", "00:16:3e:00:02:01", testVswB, "172.30.2.10"))
 	mustAttach(t, f, sim.ENILink{InstanceID: "i-1", ENIID: "eni-s1", MAC: mac(t, "00:16:3e:00:01:02"), DeviceIndex: 1,
-		VSwitchCIDR: testVswA, Gateway: GatewayOf(testVswA)})
+		VSwitchCIDR: testVswA, Gateway: sim.GatewayOf(testVswA)})
 
 	h := mustHandle(t, n1.NetNS)
 	eth1, err := h.LinkByName("eth1")
@@ -227,7 +227,7 @@ func twoNodes(t *testing.T) (f *Fabric, n1, n2 Node) {
 	if err := h.LinkSetUp(eth1); err != nil {
 		t.Fatal(err)
 	}
-	gw := GatewayOf(testVswA)
+	gw := sim.GatewayOf(testVswA)
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth1.Attrs().Index, Gw: gw.AsSlice(), Table: 100, Flags: int(netlink.FLAG_ONLINK)}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func TestFabric_DetachENI_RemovesLink(t *testing.T) {
 	n := mustAddNode(t, f, "node-1", "i-1")
 	mustAttach(t, f, primaryLink(t, "i-1", "eni-p1", "00:16:3e:00:01:01", testVswA, "172.30.1.10"))
 	mustAttach(t, f, sim.ENILink{InstanceID: "i-1", ENIID: "eni-s1", MAC: mac(t, "00:16:3e:00:01:02"), DeviceIndex: 1,
-		VSwitchCIDR: testVswA, Gateway: GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr("172.30.1.20")}})
+		VSwitchCIDR: testVswA, Gateway: sim.GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr("172.30.1.20")}})
 	for i := range 2 { // the second detach finds nothing and must succeed
 		if err := f.DetachENI("i-1", "eni-s1"); err != nil {
 			t.Fatalf("DetachENI #%d: %v", i+1, err)
