@@ -36,7 +36,7 @@
 // removes only its own.
 //
 // Threads: netlink work goes through handles bound to a namespace
-// (netlinksafe.NewHandleAt); code only runs inside a namespace for sysctls
+// (netlink.NewHandleAt; dumps retried by netplumb.RetryDump); code only runs inside a namespace for sysctls
 // and for creating listening sockets (Listen), through ns.Do, which never
 // leaks a switched thread. Fabric methods serialise on one mutex.
 //

@@ -1,30 +1,20 @@
 package fabric
 
 import (
-	"errors"
-
 	"github.com/vishvananda/netlink"
+
+	"github.com/veni-cni/veni/netplumb"
 )
 
-// dumpAttempts bounds retries of a netlink dump the kernel interrupted
-// because the table changed under it (NLM_F_DUMP_INTR); the cloud's
-// goroutines may be adding links while another lists them.
-const dumpAttempts = 5
+// The cloud's goroutines may add links while another lists them; dumps go
+// through netplumb.RetryDump, which retries interrupted ones.
 
-func listLinks(h *netlink.Handle) (links []netlink.Link, err error) {
-	for range dumpAttempts {
-		if links, err = h.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return links, err
-		}
-	}
-	return links, err
+func listLinks(h *netlink.Handle) ([]netlink.Link, error) {
+	return netplumb.RetryDump("list links", h.LinkList)
 }
 
-func listRoutes(h *netlink.Handle, filter *netlink.Route, mask uint64) (routes []netlink.Route, err error) {
-	for range dumpAttempts {
-		if routes, err = h.RouteListFiltered(netlink.FAMILY_V4, filter, mask); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return routes, err
-		}
-	}
-	return routes, err
+func listRoutes(h *netlink.Handle, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	return netplumb.RetryDump("list routes", func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_V4, filter, mask)
+	})
 }
