@@ -48,7 +48,7 @@ func New(opts Options) (_ *Fabric, err error) {
 	// The namespace first: it fails on a name in use before anything of the
 	// running sim's (its blackholes) could be touched by the undo.
 	vpcName := VPCNetNSName(f.name)
-	if f.vpcNS, err = createNamedNS(vpcName); err != nil {
+	if f.vpcNS, err = CreateNetNS(vpcName); err != nil {
 		return nil, err
 	}
 	f.ownsVPC = true
@@ -112,13 +112,13 @@ func (f *Fabric) AddNode(name, instanceID string) (_ Node, err error) {
 	}
 	nsName := NodeNetNSName(f.name, name)
 	n := &node{Node: Node{Name: name, InstanceID: instanceID, NetNS: nsName, NetNSPath: NetNSPath(nsName)}}
-	if n.ns, err = createNamedNS(nsName); err != nil {
+	if n.ns, err = CreateNetNS(nsName); err != nil {
 		return Node{}, fmt.Errorf("add node %s: %w", name, err)
 	}
 	defer func() {
 		if err != nil {
 			n.close()
-			_ = deleteNamedNS(nsName)
+			_ = DeleteNetNS(nsName)
 		}
 	}()
 	if n.nl, err = netlink.NewHandleAt(n.ns, unix.NETLINK_ROUTE); err != nil {
@@ -159,14 +159,14 @@ func (f *Fabric) Close() error {
 	}
 	for id, n := range f.nodes {
 		n.close()
-		errs = append(errs, deleteNamedNS(n.NetNS))
+		errs = append(errs, DeleteNetNS(n.NetNS))
 		delete(f.nodes, id)
 	}
 	if f.vpcNS.IsOpen() {
 		f.vpcNS.Close()
 	}
 	if f.ownsVPC {
-		errs = append(errs, deleteNamedNS(f.VPCNetNS()))
+		errs = append(errs, DeleteNetNS(f.VPCNetNS()))
 		f.ownsVPC = false
 	}
 	errs = append(errs, f.removeBlackholes())

@@ -71,7 +71,7 @@ func Cleanup(name string) error {
 	}
 	for _, n := range names {
 		if n == vpcName || strings.HasPrefix(n, name+"-node-") {
-			errs = append(errs, deleteNamedNS(n))
+			errs = append(errs, DeleteNetNS(n))
 		}
 	}
 	root, err := netlink.NewHandle(unix.NETLINK_ROUTE)

@@ -13,12 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createNamedNS creates the namespace nsName, mounted under /run/netns like
-// "ip netns add". netns.NewNamed switches the calling thread into the new
+// CreateNetNS creates the namespace nsName, mounted under /run/netns like
+// "ip netns add"; it is also how the sim's pods get theirs. May return an
+// error wrapping ErrExists. netns.NewNamed switches the calling thread into the new
 // namespace, so it runs on a locked thread of its own that is only
 // returned to the scheduler once it is back in its original namespace;
 // otherwise the thread dies with its goroutine.
-func createNamedNS(nsName string) (netns.NsHandle, error) {
+func CreateNetNS(nsName string) (netns.NsHandle, error) {
 	if _, err := os.Stat(NetNSPath(nsName)); err == nil {
 		return netns.None(), fmt.Errorf("netns %s: %w", nsName, ErrExists)
 	}
@@ -80,9 +81,9 @@ func prepareNetnsDir() error {
 	return nil
 }
 
-// deleteNamedNS unmounts and removes a named namespace, like "ip netns
+// DeleteNetNS unmounts and removes a named namespace, like "ip netns
 // del". A namespace that is already gone is not an error.
-func deleteNamedNS(nsName string) error {
+func DeleteNetNS(nsName string) error {
 	p := NetNSPath(nsName)
 	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unmount netns %s: %w", nsName, err)
