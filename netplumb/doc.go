@@ -8,7 +8,8 @@
 //	DEL:   TeardownPod (idempotent: "already gone" is success)
 //	CHECK: CheckPod
 //
-// and the daemon calls TeardownENI when it deletes an ENI.
+// and TeardownENI flushes an ENI's table for a caller that keeps the link
+// (a deleted link takes its routes along).
 //
 // # What it owns
 //

@@ -108,6 +108,7 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
 			return ENILink{}, fmt.Errorf("ensure eni %s: set mtu %d: %w", name, cfg.MTU, err)
 		}
+		link.Attrs().MTU = cfg.MTU // what the kernel accepted, or it said no
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s: set up: %w", name, err)
@@ -131,28 +132,27 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		}
 	}
 
-	table := cfg.Table
-	if table == 0 {
-		table = TableBase + link.Attrs().Index
+	eni := eniLinkOf(link, cfg.Table, cfg.NetNS)
+	if err := replaceENIRoutes(h, eni.Index, eni.Table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
+		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, eni.Table, err)
 	}
-	if err := replaceENIRoutes(h, link.Attrs().Index, table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
-		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, table, err)
-	}
+	slog.Debug("eni ready", "name", name, "index", eni.Index, "table", eni.Table, "mac", cfg.MAC.String())
+	return eni, nil
+}
 
-	// Re-read: the MTU and flags are what the kernel accepted.
-	link, err = h.LinkByIndex(link.Attrs().Index)
-	if err != nil {
-		return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+// eniLinkOf describes an ENI's link; table 0 derives TableBase+ifindex.
+func eniLinkOf(l netlink.Link, table int, netns string) ENILink {
+	if table == 0 {
+		table = TableBase + l.Attrs().Index
 	}
-	slog.Debug("eni ready", "name", name, "index", link.Attrs().Index, "table", table, "mac", cfg.MAC.String())
 	return ENILink{
-		Name:  name,
-		Index: link.Attrs().Index,
+		Name:  l.Attrs().Name,
+		Index: l.Attrs().Index,
 		Table: table,
-		MAC:   link.Attrs().HardwareAddr,
-		MTU:   link.Attrs().MTU,
-		NetNS: cfg.NetNS,
-	}, nil
+		MAC:   l.Attrs().HardwareAddr,
+		MTU:   l.Attrs().MTU,
+		NetNS: netns,
+	}
 }
 
 // replaceENIRoutes installs the subnet route first: the kernel resolves the

@@ -24,15 +24,5 @@ func LookupENI(ctx context.Context, netns string, mac net.HardwareAddr, table in
 	if err != nil {
 		return ENILink{}, fmt.Errorf("lookup eni: %w", err)
 	}
-	if table == 0 {
-		table = TableBase + link.Attrs().Index
-	}
-	return ENILink{
-		Name:  link.Attrs().Name,
-		Index: link.Attrs().Index,
-		Table: table,
-		MAC:   link.Attrs().HardwareAddr,
-		MTU:   link.Attrs().MTU,
-		NetNS: netns,
-	}, nil
+	return eniLinkOf(link, table, netns), nil
 }
