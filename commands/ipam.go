@@ -159,10 +159,8 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 		}
 	}
 	fmt.Fprintf(tw, "pool: %d free, %d held, targets min %d max %d\n", free, len(l.IPs)-free, l.Pool.MinIdle, l.Pool.MaxIdle)
-	for scope, b := range l.Pool.Backoffs {
-		if now.Before(b.Until) {
-			fmt.Fprintf(tw, "backoff: %s until %s: %s\n", scope, b.Until.Format(time.RFC3339), b.Reason)
-		}
+	for _, b := range l.Pool.ActiveBackoffs(now) {
+		fmt.Fprintf(tw, "backoff: %s until %s: %s\n", b.Scope, b.Until.Format(time.RFC3339), b.Reason)
 	}
 	if l.Lease != nil && now.Before(l.Lease.Expires) {
 		fmt.Fprintf(tw, "allocator lease: held by pid %d (%s) until %s\n", l.Lease.HolderPID, l.Lease.Holder, l.Lease.Expires.Format(time.RFC3339))

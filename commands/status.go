@@ -188,12 +188,9 @@ func summarizePool(l ipamListing, now time.Time) statusPool {
 		p.Free, p.Reserved, p.Bound = p.Free+se.Free, p.Reserved+se.Reserved, p.Bound+se.Bound
 		p.ENIs = append(p.ENIs, se)
 	}
-	for scope := range l.Pool.Backoffs {
-		if b, ok := l.Pool.ActiveBackoff(scope, now); ok {
-			p.Backoffs = append(p.Backoffs, statusBackoff{Scope: scope, Reason: b.Reason, Until: b.Until})
-		}
+	for _, b := range l.Pool.ActiveBackoffs(now) {
+		p.Backoffs = append(p.Backoffs, statusBackoff{Scope: b.Scope, Reason: b.Reason, Until: b.Until})
 	}
-	slices.SortFunc(p.Backoffs, func(a, b statusBackoff) int { return strings.Compare(a.Scope, b.Scope) })
 	return p
 }
 

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -172,10 +170,8 @@ func emptyError(tx *store.ReadTx, now time.Time) error {
 		return err
 	}
 	var why []string
-	for _, scope := range slices.Sorted(maps.Keys(ps.Backoffs)) {
-		if b, ok := ps.ActiveBackoff(scope, now); ok {
-			why = append(why, (&BackoffError{Scope: scope, Backoff: b}).Error())
-		}
+	for _, b := range ps.ActiveBackoffs(now) {
+		why = append(why, (&BackoffError{Scope: b.Scope, Backoff: b.Backoff}).Error())
 	}
 	if len(why) == 0 {
 		return ErrPoolEmpty

@@ -26,10 +26,8 @@ func PoolHealth(db Store, now time.Time) (Health, error) {
 		if err != nil {
 			return err
 		}
-		for scope := range pool.Backoffs {
-			if b, ok := pool.ActiveBackoff(scope, now); ok {
-				h.Blocked = append(h.Blocked, fmt.Sprintf("%s: %s until %s", scope, b.Reason, b.Until.Format(time.RFC3339)))
-			}
+		for _, b := range pool.ActiveBackoffs(now) {
+			h.Blocked = append(h.Blocked, fmt.Sprintf("%s: %s until %s", b.Scope, b.Reason, b.Until.Format(time.RFC3339)))
 		}
 		return nil
 	})

@@ -3,7 +3,9 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -187,6 +189,24 @@ func (p PoolState) ActiveBackoff(scope string, now time.Time) (Backoff, bool) {
 		return Backoff{}, false
 	}
 	return b, true
+}
+
+// ScopedBackoff is a back-off with its PoolState.Backoffs key.
+type ScopedBackoff struct {
+	Scope string
+	Backoff
+}
+
+// ActiveBackoffs returns the back-offs still running at now, sorted by
+// scope.
+func (p PoolState) ActiveBackoffs(now time.Time) []ScopedBackoff {
+	var out []ScopedBackoff
+	for _, scope := range slices.Sorted(maps.Keys(p.Backoffs)) {
+		if b, ok := p.ActiveBackoff(scope, now); ok {
+			out = append(out, ScopedBackoff{Scope: scope, Backoff: b})
+		}
+	}
+	return out
 }
 
 // SetBackoff records a back-off of scope, replacing an older one.
