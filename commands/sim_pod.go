@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/veni-cni/veni/eni/sim"
 	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
 	"github.com/veni-cni/veni/store"
@@ -128,8 +129,8 @@ func addSimPod(ctx context.Context, st simState, nodeName, namespace, name strin
 	pod := pods.Pod{
 		Namespace:   namespace,
 		Name:        name,
-		UID:         randomID(8) + "-" + randomID(4),
-		ContainerID: randomID(32),
+		UID:         sim.RandomID(8) + "-" + sim.RandomID(4),
+		ContainerID: sim.RandomID(32),
 		NetNS:       nsPath,
 	}
 	res, took, err := rt.Add(ctx, pod)

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -109,7 +107,7 @@ func runSimServe(ctx context.Context, o *simServeOptions, cfg sim.Config) (err e
 }
 
 func (s *simServer) start(ctx context.Context, o *simServeOptions, cfg sim.Config) error {
-	akID, secret := "LTAI"+randomID(20), randomID(30)
+	akID, secret := "LTAI"+sim.RandomID(20), sim.RandomID(30)
 	credPath := filepath.Join(o.dir, simCredentialsFile)
 	cred, _ := json.MarshalIndent(map[string]string{"AccessKeyId": akID, "AccessKeySecret": secret}, "", "  ")
 	if err := writeFileAtomic(credPath, append(cred, '\n'), 0o600); err != nil {
@@ -207,7 +205,7 @@ func (s *simServer) prepareNodes(pool simPoolOptions) error {
 // addNode creates the node's namespace first: the cloud wires the primary
 // ENI into it while AddInstance runs.
 func (s *simServer) addNode(name, instanceType, vswID string) (simNode, error) {
-	id := "i-" + randomID(20)
+	id := "i-" + sim.RandomID(20)
 	fn, err := s.fab.AddNode(name, id)
 	if err != nil {
 		return simNode{}, err
@@ -291,17 +289,4 @@ func (s *simServer) teardown() error {
 	}
 	s.log.Info("sim stopped")
 	return nil
-}
-
-const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-// randomID returns n random characters of the alphabet ECS ids use.
-func randomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	var sb strings.Builder
-	for _, x := range b {
-		sb.WriteByte(idAlphabet[int(x)%len(idAlphabet)])
-	}
-	return sb.String()
 }

@@ -244,18 +244,23 @@ func (c *Cloud) newENILocked(typ string, vsw *vswitch, sgs []string, ips []netip
 // idAlphabet is what follows the dash in Alibaba resource IDs.
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 
+// RandomID returns n random characters of the alphabet Alibaba resource
+// IDs use after their dash.
+func RandomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	var sb strings.Builder
+	for _, x := range b {
+		sb.WriteByte(idAlphabet[int(x)%len(idAlphabet)])
+	}
+	return sb.String()
+}
+
 // newIDLocked returns prefix plus 20 random characters, unique among the
 // ENIs and instances, e.g. "eni-bp1b2c3d4e5f6g7h8i9j".
 func (c *Cloud) newIDLocked(prefix string) string {
 	for {
-		b := make([]byte, 20)
-		_, _ = rand.Read(b)
-		var sb strings.Builder
-		sb.WriteString(prefix)
-		for _, x := range b {
-			sb.WriteByte(idAlphabet[int(x)%len(idAlphabet)])
-		}
-		id := sb.String()
+		id := prefix + RandomID(20)
 		_, eniTaken := c.enis[id]
 		_, instTaken := c.instances[id]
 		if !eniTaken && !instTaken {
