@@ -188,14 +188,8 @@ func (c *Cloud) removeInstance(id string) {
 	if !ok {
 		return
 	}
-	now := time.Now()
 	if e, ok := c.enis[inst.PrimaryENIID]; ok {
-		vsw := c.vsws[e.vswID]
-		vsw.release(e.ips...)
-		delete(c.enis, e.id)
-		delete(c.macs, e.mac.String())
-		c.hist.recordENI(now, e.id, nil)
-		c.hist.recordFree(now, vsw.ID, vsw.free())
+		c.forgetENILocked(e, time.Now())
 	}
 	delete(c.instances, id)
 	for i, v := range c.instOrder {

@@ -226,14 +226,19 @@ func (c *Cloud) deleteENI(eniID string) *apiError {
 	if e.status != statusAvailable {
 		return errENIState(e.id, e.status, "DeleteNetworkInterface")
 	}
+	c.forgetENILocked(e, time.Now())
+	return nil
+}
+
+// forgetENILocked removes an ENI from the model: its addresses go back to
+// its vSwitch, and Describe's history records both.
+func (c *Cloud) forgetENILocked(e *eni, now time.Time) {
 	vsw := c.vsws[e.vswID]
 	vsw.release(e.ips...)
 	delete(c.enis, e.id)
 	delete(c.macs, e.mac.String())
-	now := time.Now()
 	c.hist.recordENI(now, e.id, nil)
 	c.hist.recordFree(now, vsw.ID, vsw.free())
-	return nil
 }
 
 // ipLimitLocked is how many private IPv4s the ENI may hold: its instance
