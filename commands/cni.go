@@ -17,6 +17,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
@@ -281,7 +282,7 @@ func allocationError(err error) error {
 		return types.NewError(types.ErrTryAgainLater, "no free VPC address for the pod yet", err.Error())
 	case errors.Is(err, ipam.ErrPoolExhausted):
 		return types.NewError(types.ErrTryAgainLater, "this node has no room for another pod address", err.Error()+" (raise max_eni, or schedule fewer pods on this node)")
-	case errors.Is(err, ipam.ErrInvalidConfig):
+	case errors.Is(err, config.ErrInvalid):
 		return types.NewError(types.ErrInvalidNetworkConfig, "invalid veni configuration", err.Error())
 	}
 	return fmt.Errorf("allocate address: %w", err)

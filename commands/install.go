@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/node"
 )
@@ -58,7 +59,7 @@ func runInstall(w io.Writer, o *installOptions) error {
 		if err != nil {
 			return fmt.Errorf("eni_conf: %w", err)
 		}
-		_, notes, err := ipam.ParseConfig(raw)
+		_, notes, err := config.Parse(raw)
 		if err != nil {
 			return fmt.Errorf("eni_conf %s: %w", o.eniConf, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/node"
@@ -115,8 +116,8 @@ func TestNonZeroCounters(t *testing.T) {
 // A node with a store but no pins, on plain: status still answers, in text
 // and JSON, and names what is wrong.
 func TestGatherStatus_PlainNode(t *testing.T) {
-	cfg := ipam.DefaultConfig()
-	cfg.Datapath = ipam.DatapathPlain
+	cfg := config.DefaultConfig()
+	cfg.Datapath = config.DatapathPlain
 	env := &node.Env{ConfigPath: "/nonexistent/veni.json", Config: cfg, Store: store.File{Path: filepath.Join(t.TempDir(), "veni.db")}}
 	info := store.NodeInfo{InstanceID: "i-statustest", InstanceType: "ecs.g7.xlarge", PrimaryIP: netip.MustParseAddr("172.30.1.9"), ENIs: 4, IPv4PerENI: 15}
 	if err := env.Store.Update(func(tx *store.WriteTx) error { return tx.PutNode(info) }); err != nil {
@@ -126,7 +127,7 @@ func TestGatherStatus_PlainNode(t *testing.T) {
 	if rep.Node == nil || rep.Node.InstanceID != info.InstanceID {
 		t.Fatalf("node = %+v", rep.Node)
 	}
-	if rep.Datapath.Active != ipam.DatapathPlain || rep.Datapath.Reason != "configured plain" || rep.Datapath.Pinned {
+	if rep.Datapath.Active != config.DatapathPlain || rep.Datapath.Reason != "configured plain" || rep.Datapath.Pinned {
 		t.Errorf("datapath = %+v", rep.Datapath)
 	}
 	var text bytes.Buffer

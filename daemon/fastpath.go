@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ipam"
@@ -36,7 +37,7 @@ func (d *Daemon) startFastPath(instanceID string) {
 	pinDir, err := datapath.PinDir(instanceID)
 	if err != nil {
 		d.log.Error("datapath: no pin dir; the fast path stays off", "err", err)
-		f.decision.Active = ipam.DatapathPlain
+		f.decision.Active = config.DatapathPlain
 		f.decision.Reason = err.Error()
 		return
 	}

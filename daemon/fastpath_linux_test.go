@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/internal/testutil"
@@ -45,7 +46,7 @@ func mustFastDaemon(tb testing.TB, mode string) (*Daemon, string) {
 			tb.Errorf("teardown %s: %v", pinDir, err)
 		}
 	})
-	cfg := ipam.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Datapath = mode
 	env := &node.Env{Config: cfg, Store: store.File{Path: filepath.Join(tb.TempDir(), "veni.db")}}
 	d := New(env, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -119,7 +120,7 @@ func hooked(tb testing.TB, h *netlink.Handle, dir string, ep fastpath.Endpoint) 
 // A pod whose DEL never came loses its endpoint in the GC pass and at
 // shutdown; a live pod keeps its endpoint and pins when the daemon stops.
 func TestDaemon_PruneEndpoints_KeepsLivePods(t *testing.T) {
-	d, id := mustFastDaemon(t, ipam.DatapathEBPF)
+	d, id := mustFastDaemon(t, config.DatapathEBPF)
 	d.startFastPath(id)
 	if d.fast.dp == nil || !d.fast.decision.EBPF() {
 		t.Fatalf("startFastPath: decision %+v, datapath open %v", d.fast.decision, d.fast.dp != nil)
@@ -177,9 +178,9 @@ func TestDaemon_StartFastPath(t *testing.T) {
 		wantOpen bool
 		wantPins bool
 	}{
-		{"ebpf opens and keeps the pins", ipam.DatapathEBPF, true, true},
-		{"auto on a capable kernel is ebpf", ipam.DatapathAuto, true, true},
-		{"plain removes an earlier run's pins", ipam.DatapathPlain, false, false},
+		{"ebpf opens and keeps the pins", config.DatapathEBPF, true, true},
+		{"auto on a capable kernel is ebpf", config.DatapathAuto, true, true},
+		{"plain removes an earlier run's pins", config.DatapathPlain, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -250,7 +251,7 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 // pods arriving on an empty pool then costs one cloud call per batch, not one
 // per pod (Terway batches 10), and staying within max_pool_size leaves the
 // daemon nothing to reclaim.
-func coldBatch(cfg Config) int {
+func coldBatch(cfg config.Config) int {
 	return min(max(cfg.MaxPoolSize, 1), eni.MaxIPsPerAssign)
 }
 
@@ -260,7 +261,7 @@ func coldBatch(cfg Config) int {
 //
 // May return an error wrapping ErrTryAgainLater, ErrBackoff or
 // ErrPoolExhausted.
-func Allocate(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, owner Owner) (Reservation, error) {
+func Allocate(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, owner Owner) (Reservation, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AllocWait))
 	defer cancel()
 	for {

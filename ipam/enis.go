@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -26,7 +27,7 @@ const (
 
 // maxSecondaryENIs is how many secondary ENIs the node may have: the
 // instance type's ENIs minus the primary, capped by max_eni.
-func maxSecondaryENIs(node Node, cfg Config) int {
+func maxSecondaryENIs(node Node, cfg config.Config) int {
 	n := max(node.Limits.ENIs-1, 0)
 	if cfg.MaxENI > 0 {
 		n = min(n, cfg.MaxENI)
@@ -38,7 +39,7 @@ func maxSecondaryENIs(node Node, cfg Config) int {
 // returns how many IPs it added.
 //
 // May return an error wrapping ErrBackoff or ErrPoolExhausted.
-func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p *pool, want int) (int, error) {
+func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, want int) (int, error) {
 	now := time.Now()
 	have := 0
 	for _, e := range p.enis {
@@ -62,7 +63,7 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg C
 		sgs = node.SecurityGroupIDs
 	}
 	if len(sgs) == 0 {
-		return 0, fmt.Errorf("create eni: no security group (set security_group or security_groups in eni_conf): %w", ErrInvalidConfig)
+		return 0, fmt.Errorf("create eni: no security group (set security_group or security_groups in eni_conf): %w", config.ErrInvalid)
 	}
 	tags := maps.Clone(cfg.ENITags)
 	if tags == nil {
@@ -167,7 +168,7 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 
 // waitENIStatus polls the cloud until the ENI reaches status, for at most
 // cfg.AttachTimeout.
-func waitENIStatus(ctx context.Context, cloud eni.Client, cfg Config, id, status string) (eni.ENI, error) {
+func waitENIStatus(ctx context.Context, cloud eni.Client, cfg config.Config, id, status string) (eni.ENI, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AttachTimeout))
 	defer cancel()
 	tick := time.NewTicker(time.Duration(cfg.PollInterval))
@@ -197,14 +198,14 @@ func waitENIStatus(ctx context.Context, cloud eni.Client, cfg Config, id, status
 // random one with free IPs (random).
 //
 // May return an error wrapping ErrBackoff.
-func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p *pool) (eni.VSwitch, error) {
+func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool) (eni.VSwitch, error) {
 	now := time.Now()
 	ids := cfg.VSwitches[node.ZoneID]
 	if len(ids) == 0 && node.VSwitchID != "" {
 		ids = []string{node.VSwitchID}
 	}
 	if len(ids) == 0 {
-		return eni.VSwitch{}, fmt.Errorf("pick vswitch: none for zone %q (set vswitches in eni_conf): %w", node.ZoneID, ErrInvalidConfig)
+		return eni.VSwitch{}, fmt.Errorf("pick vswitch: none for zone %q (set vswitches in eni_conf): %w", node.ZoneID, config.ErrInvalid)
 	}
 	var open []string
 	var blocked error
@@ -222,7 +223,7 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	if err != nil {
 		return eni.VSwitch{}, fmt.Errorf("describe vswitches %v: %w", open, err)
 	}
-	if cfg.VSwitchPolicy == VSwitchOrdered {
+	if cfg.VSwitchPolicy == config.VSwitchOrdered {
 		slices.SortStableFunc(vs, func(a, b eni.VSwitch) int { return b.AvailableIPs - a.AvailableIPs })
 	} else {
 		rand.Shuffle(len(vs), func(i, j int) { vs[i], vs[j] = vs[j], vs[i] })

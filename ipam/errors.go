@@ -28,10 +28,6 @@ var (
 	ErrPoolExhausted = errors.New("node ip capacity exhausted")
 )
 
-// ErrInvalidConfig means the eni_conf has a bad value. The message names
-// the field.
-var ErrInvalidConfig = errors.New("invalid config")
-
 // BackoffError says why and until when growing the pool is backed off. It
 // matches ErrBackoff.
 type BackoffError struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -44,15 +45,15 @@ func testNode() Node {
 	}
 }
 
-func testConfig() Config {
-	c := DefaultConfig()
+func testConfig() config.Config {
+	c := config.DefaultConfig()
 	c.SecurityGroups = []string{"sg-1"}
 	c.VSwitches = map[string][]string{"zone-a": {"vsw-a"}}
-	c.VSwitchPolicy = VSwitchOrdered
-	c.PollInterval = Duration(5 * time.Millisecond)
-	c.AllocWait = Duration(3 * time.Second)
-	c.AttachTimeout = Duration(2 * time.Second)
-	c.LeaseTTL = Duration(10 * time.Second)
+	c.VSwitchPolicy = config.VSwitchOrdered
+	c.PollInterval = config.Duration(5 * time.Millisecond)
+	c.AllocWait = config.Duration(3 * time.Second)
+	c.AttachTimeout = config.Duration(2 * time.Second)
+	c.LeaseTTL = config.Duration(10 * time.Second)
 	return c
 }
 

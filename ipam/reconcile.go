@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -45,7 +46,7 @@ type Report struct {
 //
 // Failures of single steps are collected in Report.Errors; the returned
 // error is for failures that stop the whole run.
-func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, now time.Time) (Report, error) {
+func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time) (Report, error) {
 	start := time.Now()
 	var rep Report
 	release, err := acquireAllocator(db, node, cfg)
@@ -146,7 +147,7 @@ func countPool(p pool) (idle, used int) {
 
 // syncCloud makes the store agree with the cloud about this instance's
 // ENIs and their IPs.
-func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, now time.Time, rep *Report) error {
+func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time, rep *Report) error {
 	attached, err := cloud.ENIs(ctx, eni.ENIFilter{InstanceID: node.InstanceID})
 	if err != nil {
 		return fmt.Errorf("sync: list enis of %s: %w", node.InstanceID, err)

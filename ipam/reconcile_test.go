@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -66,7 +67,7 @@ func TestReconcile_ReclaimIdle(t *testing.T) {
 			node, cfg := testNode(), testConfig()
 			node.Limits.IPv4PerENI = 30
 			cfg.MaxPoolSize, cfg.IdleReclaimBatch = 5, tc.batch
-			cfg.IdleReclaimAfter = Duration(10 * time.Minute)
+			cfg.IdleReclaimAfter = config.Duration(10 * time.Minute)
 			mustENI(t, db, cloud, "eni-1", true, tc.free, freed)
 			mustReserve(t, db, "c1", true) // keeps the ENI itself
 			rep, err := Reconcile(bg, db, cloud, node, cfg, freed.Add(tc.at))

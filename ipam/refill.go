@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -26,7 +27,7 @@ import (
 // May return an error wrapping ErrTryAgainLater, ErrBackoff (a vSwitch out of
 // addresses or a quota reached, recorded in the store's pool state and
 // event log), or ErrPoolExhausted.
-func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, need int) error {
+func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, need int) error {
 	release, err := acquireAllocator(db, node, cfg)
 	var held *store.LeaseHeldError
 	if errors.As(err, &held) {
@@ -42,7 +43,7 @@ func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Conf
 }
 
 // acquireAllocator takes the allocator lease and returns its release.
-func acquireAllocator(db Store, node Node, cfg Config) (func(), error) {
+func acquireAllocator(db Store, node Node, cfg config.Config) (func(), error) {
 	pid := node.pid()
 	err := db.Update(func(tx *store.WriteTx) error {
 		_, err := tx.AcquireLease(store.LeaseAllocator, pid, time.Duration(cfg.LeaseTTL), time.Now())
@@ -62,7 +63,7 @@ func acquireAllocator(db Store, node Node, cfg Config) (func(), error) {
 
 // waitForPool polls the store until need free IPs are on ready ENIs or the
 // lease holder is done.
-func waitForPool(ctx context.Context, db Store, cfg Config, need int, holder store.Lease) error {
+func waitForPool(ctx context.Context, db Store, cfg config.Config, need int, holder store.Lease) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AllocWait))
 	defer cancel()
 	tick := time.NewTicker(time.Duration(cfg.PollInterval))
@@ -149,7 +150,7 @@ func snapshot(db Store) (pool, error) {
 
 // grow adds up to need free IPs and returns how many it added. It returns
 // an error only when it added none.
-func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, need int) (int, error) {
+func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, need int) (int, error) {
 	if need <= 0 {
 		return 0, nil
 	}
@@ -187,7 +188,7 @@ func perENI(node Node) int { return max(node.Limits.IPv4PerENI-1, 0) }
 
 // assignOnENIs assigns IPs to owned ready ENIs with room, in
 // eni_selection_policy order.
-func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p *pool, need int) (added int, blocked, err error) {
+func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
 	now := time.Now()
 	type cand struct {
 		e    store.ENI
@@ -241,7 +242,7 @@ func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 // spreads over the emptiest.
 func sortByPolicy[T any](s []T, policy string, ips func(T) int) {
 	less := func(a, b T) int { return ips(b) - ips(a) }
-	if policy == ENILeastIPs {
+	if policy == config.ENILeastIPs {
 		less = func(a, b T) int { return ips(a) - ips(b) }
 	}
 	slices.SortStableFunc(s, less)
@@ -264,7 +265,7 @@ func addFreeIPs(db Store, eniID string, addrs []netip.Addr, now time.Time) error
 // backoffFor turns a cloud answer that retrying soon will not fix into a
 // recorded back-off and returns it as a *BackoffError; nil for any other
 // error.
-func backoffFor(db Store, cfg Config, p *pool, err error, eniID, vswitchID string) error {
+func backoffFor(db Store, cfg config.Config, p *pool, err error, eniID, vswitchID string) error {
 	var scope, reason string
 	var d time.Duration
 	switch {

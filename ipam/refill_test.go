@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -229,7 +230,7 @@ func TestRefill_Lease(t *testing.T) {
 				return err
 			})
 			cfg := testConfig()
-			cfg.AllocWait = Duration(300 * time.Millisecond)
+			cfg.AllocWait = config.Duration(300 * time.Millisecond)
 			start := time.Now()
 			_, err := Allocate(bg, db, cloud, testNode(), cfg, owner("c1"))
 			wantErr(t, err, tc.want)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
@@ -18,7 +19,7 @@ import (
 // idle_ip_reclaim_after to the cloud, at most idle_ip_reclaim_batch_size per
 // run. It prefers IPs on ENIs with the fewest held IPs, so that ENIs empty
 // out and can be deleted.
-func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p pool, now time.Time, rep *Report) error {
+func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p pool, now time.Time, rep *Report) error {
 	idle, _ := countPool(p)
 	excess := idle - cfg.MaxPoolSize
 	if cfg.IdleReclaimBatch > 0 {
@@ -93,7 +94,7 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 // max_pool_size and have been free for idle_ip_reclaim_after, and without
 // them the node keeps min_eni ENIs. It also finishes ENIs left draining. The primary ENI
 // and ENIs veni did not create are never deleted.
-func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, p pool, now time.Time, rep *Report) error {
+func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p pool, now time.Time, rep *Report) error {
 	idle, _ := countPool(p)
 	enis := 0
 	for _, e := range p.enis {
@@ -149,7 +150,7 @@ func idleFor(p pool, eniID string, now time.Time, d time.Duration) bool {
 
 // removeENI detaches a draining ENI, waits until it is Available, deletes
 // it, then forgets it. An ENI already gone from the cloud is just forgotten.
-func removeENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg Config, id string) error {
+func removeENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, id string) error {
 	got, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{id}})
 	if err != nil {
 		return fmt.Errorf("delete eni %s: %w", id, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/store"
@@ -23,7 +24,7 @@ var ErrConfig = errors.New("invalid veni configuration")
 // concurrent use.
 type Env struct {
 	ConfigPath string
-	Config     ipam.Config
+	Config     config.Config
 	Notes      []string // unknown or ignored config fields, for the log
 	Store      store.File
 
@@ -42,7 +43,7 @@ func Load(path string) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w: %w", path, ErrConfig, err)
 	}
-	cfg, notes, err := ipam.ParseConfig(raw)
+	cfg, notes, err := config.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", path, ErrConfig, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/store"
@@ -19,22 +20,22 @@ var ErrNoInstance = errors.New("node facts have no instance id")
 
 // Decision is the datapath a node runs and why.
 type Decision struct {
-	Configured string `json:"configured"` // ipam.DatapathAuto, DatapathEBPF or DatapathPlain
-	Active     string `json:"active"`     // ipam.DatapathEBPF or ipam.DatapathPlain
+	Configured string `json:"configured"` // config.DatapathAuto, DatapathEBPF or DatapathPlain
+	Active     string `json:"active"`     // config.DatapathEBPF or config.DatapathPlain
 	Reason     string `json:"reason"`     // one line for logs and status
 }
 
 // EBPF reports whether pods get the fast path.
-func (d Decision) EBPF() bool { return d.Active == ipam.DatapathEBPF }
+func (d Decision) EBPF() bool { return d.Active == config.DatapathEBPF }
 
-// Decide picks the datapath for the configured mode (ipam.Config's
+// Decide picks the datapath for the configured mode (config.Config's
 // DatapathMode) given probe, which is fastpath.Supported outside tests. The
 // probe is not run when the mode is plain. A kernel without what the fast
 // path needs gives plain, even when ebpf was asked for: a pod must never
 // fail to start for want of eBPF.
 func Decide(mode string, probe func() error) Decision {
-	d := Decision{Configured: mode, Active: ipam.DatapathPlain}
-	if mode == ipam.DatapathPlain {
+	d := Decision{Configured: mode, Active: config.DatapathPlain}
+	if mode == config.DatapathPlain {
 		d.Reason = "configured plain"
 		return d
 	}
@@ -42,7 +43,7 @@ func Decide(mode string, probe func() error) Decision {
 		d.Reason = fmt.Sprintf("configured %s, but %v", mode, err)
 		return d
 	}
-	d.Active = ipam.DatapathEBPF
+	d.Active = config.DatapathEBPF
 	d.Reason = fmt.Sprintf("configured %s and the kernel supports the fast path", mode)
 	return d
 }
@@ -76,7 +77,7 @@ func PinDirUnder(root, instanceID string) (string, error) {
 // HostStack lists what pods must reach through the host stack: the
 // Service CIDRs (kube-proxy's NAT lives there), host_stack_cidrs, and the
 // node's own addresses, its primary IP and every ENI's primary IP.
-func HostStack(cfg ipam.Config, node store.NodeInfo, enis []store.ENI) fastpath.HostStack {
+func HostStack(cfg config.Config, node store.NodeInfo, enis []store.ENI) fastpath.HostStack {
 	hs := fastpath.HostStack{
 		ServiceCIDRs: cfg.ServicePrefixes(),
 		CIDRs:        cfg.HostStackPrefixes(),
@@ -96,7 +97,7 @@ func HostStack(cfg ipam.Config, node store.NodeInfo, enis []store.ENI) fastpath.
 
 // LoadHostStack is HostStack over the node facts and ENIs in db, read in
 // one transaction.
-func LoadHostStack(db store.File, cfg ipam.Config) (fastpath.HostStack, error) {
+func LoadHostStack(db store.File, cfg config.Config) (fastpath.HostStack, error) {
 	var (
 		node store.NodeInfo
 		enis []store.ENI

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/store"
@@ -24,16 +25,16 @@ func TestDecide(t *testing.T) {
 		wantActive string
 		wantReason string
 	}{
-		{"auto on a capable kernel", ipam.DatapathAuto, ok, ipam.DatapathEBPF, "supports"},
-		{"auto on an old kernel", ipam.DatapathAuto, missing, ipam.DatapathPlain, "tcx links"},
-		{"ebpf on a capable kernel", ipam.DatapathEBPF, ok, ipam.DatapathEBPF, "configured ebpf"},
-		{"ebpf on an old kernel falls back", ipam.DatapathEBPF, missing, ipam.DatapathPlain, "tcx links"},
-		{"plain never probes", ipam.DatapathPlain, func() error { t.Error("probe called for plain"); return nil }, ipam.DatapathPlain, "configured plain"},
+		{"auto on a capable kernel", config.DatapathAuto, ok, config.DatapathEBPF, "supports"},
+		{"auto on an old kernel", config.DatapathAuto, missing, config.DatapathPlain, "tcx links"},
+		{"ebpf on a capable kernel", config.DatapathEBPF, ok, config.DatapathEBPF, "configured ebpf"},
+		{"ebpf on an old kernel falls back", config.DatapathEBPF, missing, config.DatapathPlain, "tcx links"},
+		{"plain never probes", config.DatapathPlain, func() error { t.Error("probe called for plain"); return nil }, config.DatapathPlain, "configured plain"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Decide(tc.mode, tc.probe)
-			if d.Active != tc.wantActive || d.EBPF() != (tc.wantActive == ipam.DatapathEBPF) {
+			if d.Active != tc.wantActive || d.EBPF() != (tc.wantActive == config.DatapathEBPF) {
 				t.Errorf("Decide(%s) = %+v, want active %s", tc.mode, d, tc.wantActive)
 			}
 			if d.Configured != tc.mode || !strings.Contains(d.Reason, tc.wantReason) {
@@ -87,7 +88,7 @@ func TestPinDirUnder(t *testing.T) {
 
 func TestHostStack(t *testing.T) {
 	a, p := netip.MustParseAddr, netip.MustParsePrefix
-	cfg, _, err := ipam.ParseConfig([]byte(`{"service_cidr": "192.168.0.0/16,fd00::/108", "host_stack_cidrs": ["169.254.20.10/32"]}`))
+	cfg, _, err := config.Parse([]byte(`{"service_cidr": "192.168.0.0/16,fd00::/108", "host_stack_cidrs": ["169.254.20.10/32"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestLoadHostStack(t *testing.T) {
 	if err := db.Update(func(tx *store.WriteTx) error { return tx.PutNode(node) }); err != nil {
 		t.Fatal(err)
 	}
-	hs, err := LoadHostStack(db, ipam.DefaultConfig())
+	hs, err := LoadHostStack(db, config.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ipam
+package config
 
 import (
 	"net/netip"

@@ -1,4 +1,4 @@
-package ipam
+package config
 
 import (
 	"net/netip"
@@ -19,7 +19,7 @@ func TestConfig_DatapathMode(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, _, err := ParseConfig([]byte(tc.json))
+			cfg, _, err := Parse([]byte(tc.json))
 			wantErr(t, err, nil)
 			if got := cfg.DatapathMode(); got != tc.want {
 				t.Errorf("DatapathMode() = %q, want %q", got, tc.want)
@@ -28,7 +28,7 @@ func TestConfig_DatapathMode(t *testing.T) {
 	}
 }
 
-func TestParseConfig_DatapathInvalid(t *testing.T) {
+func TestParse_DatapathInvalid(t *testing.T) {
 	cases := []struct {
 		name, json, field string
 	}{
@@ -39,8 +39,8 @@ func TestParseConfig_DatapathInvalid(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := ParseConfig([]byte(tc.json))
-			wantErr(t, err, ErrInvalidConfig)
+			_, _, err := Parse([]byte(tc.json))
+			wantErr(t, err, ErrInvalid)
 			if !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("error %q does not name %s", err, tc.field)
 			}
@@ -65,7 +65,7 @@ func TestConfig_HostStackPrefixes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, _, err := ParseConfig([]byte(tc.json))
+			cfg, _, err := Parse([]byte(tc.json))
 			wantErr(t, err, nil)
 			if got := cfg.ServicePrefixes(); !slices.Equal(got, tc.wantServices) {
 				t.Errorf("ServicePrefixes() = %v, want %v", got, tc.wantServices)

@@ -1,4 +1,4 @@
-package ipam
+package config
 
 import (
 	"encoding/json"
@@ -154,18 +154,18 @@ func DefaultConfig() Config {
 	}
 }
 
-// ParseConfig reads an eni_conf JSON document over DefaultConfig. It returns
+// Parse reads an eni_conf JSON document over DefaultConfig. It returns
 // the config and notes for the caller to log: fields it does not know
 // ("unknown field \"x\"") and Terway fields it accepts but does not act on.
 // Unknown fields are reported, never silently dropped, and are not errors,
 // so a newer Terway config still loads.
 //
-// May return an error wrapping ErrInvalidConfig that names the field.
-func ParseConfig(b []byte) (Config, []string, error) {
+// May return an error wrapping ErrInvalid that names the field.
+func Parse(b []byte) (Config, []string, error) {
 	cfg := DefaultConfig()
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return cfg, nil, fmt.Errorf("parse eni_conf: %w: %w", ErrInvalidConfig, err)
+		return cfg, nil, fmt.Errorf("parse eni_conf: %w: %w", ErrInvalid, err)
 	}
 	known := jsonFieldNames(reflect.TypeFor[Config]())
 	var notes []string
@@ -190,7 +190,7 @@ func ParseConfig(b []byte) (Config, []string, error) {
 		// One field at a time, so the error names the field.
 		one, _ := json.Marshal(map[string]json.RawMessage{k: v})
 		if err := json.Unmarshal(one, &cfg); err != nil {
-			return cfg, notes, fmt.Errorf("eni_conf field %s: %w: %w", k, ErrInvalidConfig, err)
+			return cfg, notes, fmt.Errorf("eni_conf field %s: %w: %w", k, ErrInvalid, err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -204,10 +204,10 @@ func ParseConfig(b []byte) (Config, []string, error) {
 
 // Validate checks values and their relations.
 //
-// May return an error wrapping ErrInvalidConfig that names the field.
+// May return an error wrapping ErrInvalid that names the field.
 func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("eni_conf field %s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalidConfig)
+		return fmt.Errorf("eni_conf field %s: %s: %w", field, fmt.Sprintf(format, args...), ErrInvalid)
 	}
 	for _, f := range []struct {
 		name string

@@ -1,4 +1,4 @@
-package ipam
+package config
 
 import (
 	"slices"
@@ -30,8 +30,8 @@ const terwayENIConf = `{
   "enable_patch_pod_ips": true
 }`
 
-func TestParseConfig_Terway(t *testing.T) {
-	cfg, notes, err := ParseConfig([]byte(terwayENIConf))
+func TestParse_Terway(t *testing.T) {
+	cfg, notes, err := Parse([]byte(terwayENIConf))
 	wantErr(t, err, nil)
 	checks := []struct {
 		name string
@@ -63,15 +63,15 @@ func TestParseConfig_Terway(t *testing.T) {
 	}
 }
 
-func TestParseConfig_Unknown(t *testing.T) {
-	_, notes, err := ParseConfig([]byte(`{"max_pool_size": 5, "max_pool_sise": 7, "zzz": {}}`))
+func TestParse_Unknown(t *testing.T) {
+	_, notes, err := Parse([]byte(`{"max_pool_size": 5, "max_pool_sise": 7, "zzz": {}}`))
 	wantErr(t, err, nil)
 	if want := []string{`unknown field "max_pool_sise"`, `unknown field "zzz"`}; !slices.Equal(notes, want) {
 		t.Errorf("notes = %q, want %q", notes, want)
 	}
 }
 
-func TestParseConfig_Invalid(t *testing.T) {
+func TestParse_Invalid(t *testing.T) {
 	cases := []struct {
 		name, json, field string
 	}{
@@ -90,8 +90,8 @@ func TestParseConfig_Invalid(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := ParseConfig([]byte(tc.json))
-			wantErr(t, err, ErrInvalidConfig)
+			_, _, err := Parse([]byte(tc.json))
+			wantErr(t, err, ErrInvalid)
 			if !strings.Contains(err.Error(), tc.field) {
 				t.Errorf("error %q does not name %s", err, tc.field)
 			}
