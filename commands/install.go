@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/veni-cni/veni/config"
-	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/node"
 )
 

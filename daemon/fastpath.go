@@ -11,7 +11,6 @@ import (
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
-	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/store"
 )

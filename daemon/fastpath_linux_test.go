@@ -20,7 +20,6 @@ import (
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/internal/testutil"
-	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/store"
 )

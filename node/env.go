@@ -10,7 +10,6 @@ import (
 
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
-	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/store"
 )
 

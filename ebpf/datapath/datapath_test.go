@@ -9,7 +9,6 @@ import (
 
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/fastpath"
-	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/store"
 )
 
