@@ -31,6 +31,9 @@ const (
 	// ViolationOwnerWithoutAllocation: an IP reserved or bound by an owner
 	// that has no allocation, so nothing would ever release it.
 	ViolationOwnerWithoutAllocation ViolationKind = "owner-without-allocation"
+	// ViolationTableShared: two ENIs with the same routing table (or one
+	// with none), so one ENI's pods would leave through the other.
+	ViolationTableShared ViolationKind = "table-shared"
 )
 
 // Violation is one breach of a store invariant.
@@ -55,6 +58,7 @@ func (t *ReadTx) Check() []Violation {
 
 	enis := make(map[string]ENI)
 	primaries := make(map[netip.Addr]string)
+	tables := make(map[int]string)
 	_ = t.tx.Bucket(bucketENIs).ForEach(func(k, v []byte) error {
 		e, err := decode[ENI](k, v)
 		if err != nil {
@@ -68,6 +72,13 @@ func (t *ReadTx) Check() []Violation {
 			add(ViolationIPOnTwoENIs, "ip/"+e.PrimaryIP.String(), "primary ip of %s and %s", other, e.ID)
 		}
 		primaries[e.PrimaryIP] = e.ID
+		switch other, ok := tables[e.Table]; {
+		case e.Table == 0:
+			add(ViolationTableShared, "eni/"+e.ID, "no routing table assigned")
+		case ok:
+			add(ViolationTableShared, "eni/"+e.ID, "table %d is also %s's", e.Table, other)
+		}
+		tables[e.Table] = e.ID
 		enis[e.ID] = e
 		return nil
 	})

@@ -35,10 +35,6 @@ type Options struct {
 	// Holder describes this process in leases it takes ("veni daemon").
 	// Empty means the program name and its first argument.
 	Holder string
-
-	// PIDAlive reports whether a process exists, to take over leases whose
-	// holder died. Nil means checking for /proc/<pid>.
-	PIDAlive func(pid int) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -50,9 +46,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Holder == "" {
 		o.Holder = defaultHolder()
-	}
-	if o.PIDAlive == nil {
-		o.PIDAlive = PIDAlive
 	}
 	return o
 }

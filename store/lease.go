@@ -3,9 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"time"
 )
 
 // Lease names.
@@ -15,53 +12,34 @@ const (
 	LeaseAllocator = "allocator"
 )
 
-// PIDAlive reports whether a process with this pid exists. A reused pid
-// looks alive; the lease's expiry bounds how long that can block others.
-func PIDAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-	return err == nil
-}
+// A lease record says, for humans and for waiters' error messages, who holds
+// a claim and since when. It is not what decides liveness: the claim (a
+// flock, see claim.go) is. The holder writes the record after taking the
+// claim and deletes it before releasing the claim; a record left by a
+// holder that died is overwritten by the next one.
 
-// Lease returns the lease called name, or an error wrapping ErrNotFound if
-// nobody ever took it or it was released.
+// Lease returns the lease record called name, or an error wrapping
+// ErrNotFound if nobody wrote one or it was released.
 func (t *ReadTx) Lease(name string) (Lease, error) {
 	return get[Lease](t, bucketLeases, []byte(name), "lease")
 }
 
-// AcquireLease takes the lease called name for pid until now+ttl. It
-// succeeds when the lease is free, expired, held by a process that no longer
-// exists (Options.PIDAlive), or already held by pid (which renews it).
+// PutLease records who holds the lease l.Name. Only the holder of the
+// matching claim may call it.
 //
-// May return a *LeaseHeldError, which wraps ErrLeaseHeld.
-func (t *WriteTx) AcquireLease(name string, pid int, ttl time.Duration, now time.Time) (Lease, error) {
-	if name == "" || pid <= 0 || ttl <= 0 {
-		return Lease{}, fmt.Errorf("acquire lease %q for pid %d ttl %s: %w", name, pid, ttl, ErrInvalid)
+// May return an error wrapping ErrInvalid.
+func (t *WriteTx) PutLease(l Lease) error {
+	if l.Name == "" || l.Holder == "" {
+		return fmt.Errorf("put lease %q by %q: %w", l.Name, l.Holder, ErrInvalid)
 	}
-	cur, err := t.Lease(name)
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return Lease{}, err
-	case cur.HolderPID != pid && now.Before(cur.Expires) && t.db.opts.PIDAlive(cur.HolderPID):
-		return Lease{}, &LeaseHeldError{Lease: cur}
-	}
-	l := Lease{Name: name, HolderPID: pid, Holder: t.db.opts.Holder, Acquired: now, Expires: now.Add(ttl)}
-	if err == nil && cur.HolderPID == pid {
-		l.Acquired = cur.Acquired
-	}
-	if err := put(t, bucketLeases, []byte(name), l); err != nil {
-		return Lease{}, err
-	}
-	return l, nil
+	return put(t, bucketLeases, []byte(l.Name), l)
 }
 
-// ReleaseLease gives up the lease called name if pid holds it. Releasing a
-// lease held by someone else, or by nobody, does nothing: a holder whose
-// lease expired and was taken over must not free the new holder's lease.
-func (t *WriteTx) ReleaseLease(name string, pid int) error {
+// DeleteLease removes the record of lease name if it is the one with the
+// given Token. A holder whose record was overwritten by a successor (it
+// died, or was taken for dead and came back) must not remove the
+// successor's.
+func (t *WriteTx) DeleteLease(name, token string) error {
 	cur, err := t.Lease(name)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -69,7 +47,7 @@ func (t *WriteTx) ReleaseLease(name string, pid int) error {
 	if err != nil {
 		return err
 	}
-	if cur.HolderPID != pid {
+	if cur.Token != token {
 		return nil
 	}
 	return t.tx.Bucket(bucketLeases).Delete([]byte(name))

@@ -49,13 +49,28 @@ type ENI struct {
 	VSwitchCIDR      netip.Prefix `json:"vswitchCIDR"`
 	Gateway          netip.Addr   `json:"gateway"`
 	PrimaryIP        netip.Addr   `json:"primaryIP"`      // the ENI's own address; never given to a pod
-	DeviceIndex      int          `json:"deviceIndex"`    // attach order on the instance; 0 when unknown
 	SecurityGroupIDs []string     `json:"securityGroups"` // as created
 	Owned            bool         `json:"owned"`          // veni created it; only owned ENIs may be deleted
 	State            ENIState     `json:"state"`
 	CreatedAt        time.Time    `json:"createdAt"`
 	ReadyAt          time.Time    `json:"readyAt,omitzero"`
+
+	// Table is the node's policy-routing table for this ENI, assigned by
+	// PutENI when zero and unique among the node's ENIs. It is the ENI's
+	// for life: an ifindex is not (a detached and re-attached ENI gets a
+	// new one, and pod rules would point at an empty table).
+	Table int `json:"table"`
+
+	// MissingSince is when the cloud first failed to list the ENI as
+	// attached to this instance, and MissingSyncs how many syncs in a row
+	// it has; zero while it is listed. Describe is eventually consistent:
+	// veni acts on a missing ENI only once it has been missing for a while.
+	MissingSince time.Time `json:"missingSince,omitzero"`
+	MissingSyncs int       `json:"missingSyncs,omitempty"`
 }
+
+// Missing reports whether the cloud stopped listing the ENI as attached.
+func (e ENI) Missing() bool { return !e.MissingSince.IsZero() }
 
 func (e ENI) validate() error {
 	switch {
@@ -63,6 +78,8 @@ func (e ENI) validate() error {
 		return fmt.Errorf("eni: empty id: %w", ErrInvalid)
 	case !e.State.valid():
 		return fmt.Errorf("eni %s: state %q: %w", e.ID, e.State, ErrInvalid)
+	case e.Table < 0:
+		return fmt.Errorf("eni %s: table %d: %w", e.ID, e.Table, ErrInvalid)
 	}
 	return nil
 }
@@ -114,16 +131,43 @@ type Allocation struct {
 	Key          OwnerKey   `json:"key"` // NewOwnerKey(ContainerID, IfName)
 	ContainerID  string     `json:"containerID"`
 	IfName       string     `json:"ifName"`
+	Network      string     `json:"network,omitempty"` // the CNI network name: GC of one network leaves another's alone
 	PodNamespace string     `json:"podNamespace,omitempty"`
 	PodName      string     `json:"podName,omitempty"`
 	PodUID       string     `json:"podUID,omitempty"`
-	NetNS        string     `json:"netns,omitempty"` // path as the runtime gave it
 	IP           netip.Addr `json:"ip"`
 	ENIID        string     `json:"eniID"`
 	State        IPState    `json:"state"`      // IPReserved or IPBound
-	ReservedBy   int        `json:"reservedBy"` // pid of the process that reserved it
+	ReservedBy   int        `json:"reservedBy"` // pid of the reserving process in its own PID namespace; for humans only
 	ReservedAt   time.Time  `json:"reservedAt"`
 	BoundAt      time.Time  `json:"boundAt,omitzero"`
+
+	// NetNS is the pod's network namespace as the runtime gave its path,
+	// and NetNSID the namespace that path named at ADD. A bound
+	// allocation is alive while the path still names that namespace.
+	NetNS   string  `json:"netns,omitempty"`
+	NetNSID NetNSID `json:"netnsID,omitzero"`
+
+	// HostVeth and HostIfindex name the host end of the pod's veth once
+	// the pod is plumbed, so a release detaches exactly this pod's
+	// datapath state and nothing a later owner of the address installed.
+	HostVeth    string `json:"hostVeth,omitempty"`
+	HostIfindex int    `json:"hostIfindex,omitempty"`
+
+	// Recovered is set on allocations rebuilt from the host's links after
+	// the store was lost: who the pod is may be partly unknown.
+	Recovered bool `json:"recovered,omitempty"`
+}
+
+// NetNSID identifies a network namespace: the nsfs device and inode its
+// path resolved to, and the PID namespace of the process that resolved it
+// (a /proc/<pid>/ns/net path means something only in that PID namespace).
+// The zero value means unknown (allocations written before veni recorded
+// it).
+type NetNSID struct {
+	Dev   uint64 `json:"dev,omitempty"`
+	Inode uint64 `json:"inode,omitempty"`
+	PIDNS uint64 `json:"pidns,omitempty"` // inode of the resolver's PID namespace
 }
 
 func (a Allocation) validate() error {
@@ -142,14 +186,17 @@ func (a Allocation) validate() error {
 	return nil
 }
 
-// Lease gives one process at a time the right to do something for the whole
-// node, such as calling the cloud to grow the pool ("allocator").
+// Lease records who holds a node-wide claim, such as the right to call the
+// cloud to grow the pool ("allocator"). Liveness is the claim's (a flock,
+// see claim.go); the record is for humans and waiters' messages.
 type Lease struct {
 	Name      string    `json:"name"`
-	HolderPID int       `json:"holderPID"`
-	Holder    string    `json:"holder"` // which program holds it, for humans
+	Token     string    `json:"token"`     // random per acquisition: only its writer deletes the record
+	HolderPID int       `json:"holderPID"` // in the holder's own PID namespace; for humans
+	Holder    string    `json:"holder"`    // which program holds it, for humans
 	Acquired  time.Time `json:"acquired"`
-	Expires   time.Time `json:"expires"`
+	Renewed   time.Time `json:"renewed,omitzero"` // the holder's last sign of progress
+	Expires   time.Time `json:"expires"`          // the holder's cloud work is cancelled by then
 }
 
 // Backoff records that the pool must not ask the cloud for something until

@@ -40,6 +40,32 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// 1 → 2: every ENI gets a stable routing table. Earlier binaries
+	// derived it from the link's ifindex, which changes when an ENI is
+	// re-attached; number the known ENIs in id order.
+	func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketENIs)
+		var enis []ENI
+		err := b.ForEach(func(k, v []byte) error {
+			e, err := decode[ENI](k, v)
+			enis = append(enis, e)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i, e := range enis {
+			e.Table = FirstENITable + i
+			enc, err := encode(e)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(e.ID), enc); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // SchemaVersion is the schema this binary writes.

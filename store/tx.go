@@ -109,16 +109,45 @@ func (t *ReadTx) AllocationByIP(addr netip.Addr) (Allocation, error) {
 	return t.Allocation(ip.Owner)
 }
 
-// PutENI creates or replaces an ENI record.
+// PutENI creates or replaces an ENI record. A zero Table keeps the table
+// the ENI already has, or assigns the lowest one no other ENI uses (from
+// FirstENITable up); a Table another ENI uses is refused.
 //
-// May return an error wrapping ErrInvalid.
+// May return an error wrapping ErrInvalid or ErrInvariant.
 func (t *WriteTx) PutENI(e ENI) error {
 	if err := e.validate(); err != nil {
 		return err
 	}
 	e.MAC = strings.ToLower(e.MAC)
+	enis, err := t.ENIs()
+	if err != nil {
+		return err
+	}
+	used := make(map[int]string, len(enis))
+	for _, o := range enis {
+		if o.ID == e.ID {
+			if e.Table == 0 {
+				e.Table = o.Table
+			}
+			continue
+		}
+		used[o.Table] = o.ID
+	}
+	if other, ok := used[e.Table]; ok && e.Table != 0 {
+		return fmt.Errorf("put eni %s: table %d belongs to %s: %w", e.ID, e.Table, other, ErrInvariant)
+	}
+	for t := FirstENITable; e.Table == 0; t++ {
+		if _, ok := used[t]; !ok {
+			e.Table = t
+		}
+	}
 	return put(t, bucketENIs, []byte(e.ID), e)
 }
+
+// FirstENITable is the lowest routing table PutENI assigns to an ENI. Like
+// Terway's tables (1000 + ifindex) it sits far above the kernel's own
+// (local 255, main 254, default 253).
+const FirstENITable = 1001
 
 // DeleteENI removes an ENI and its free IPs. Deleting an unknown ENI does
 // nothing.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -197,4 +198,45 @@ func TestPoolState_Backoff(t *testing.T) {
 	if _, ok := p.Backoffs[ScopeENIQuota]; ok || len(p.Backoffs) != 1 {
 		t.Errorf("PruneBackoffs left %+v", p.Backoffs)
 	}
+}
+
+// Ensure every ENI gets its own routing table for life: assigned once,
+// kept on rewrite, reused only after the ENI is gone, and never shared.
+func TestWriteTx_PutENI_Table(t *testing.T) {
+	db := mustCreateDB(t)
+	table := func(id string) int {
+		var e ENI
+		_ = db.View(func(tx *ReadTx) (err error) { e, err = tx.ENI(id); return err })
+		return e.Table
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error {
+		for i, id := range []string{"eni-a", "eni-b", "eni-c"} {
+			if err := tx.PutENI(testENI(id, fmt.Sprintf("10.0.0.%d", 2+i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if a, b, c := table("eni-a"), table("eni-b"), table("eni-c"); a != FirstENITable || b != a+1 || c != a+2 {
+		t.Fatalf("tables %d %d %d", a, b, c)
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error {
+		e := testENI("eni-b", "10.0.0.3")
+		e.State = ENIDraining // a rewrite without a table keeps it
+		return tx.PutENI(e)
+	})
+	if got := table("eni-b"); got != FirstENITable+1 {
+		t.Fatalf("rewrite moved eni-b to table %d", got)
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeleteENI("eni-a") })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutENI(testENI("eni-d", "10.0.0.5")) })
+	if got := table("eni-d"); got != FirstENITable {
+		t.Fatalf("eni-d got table %d, want the freed %d", got, FirstENITable)
+	}
+	err := db.Update(func(tx *WriteTx) error {
+		e := testENI("eni-e", "10.0.0.6")
+		e.Table = FirstENITable + 2
+		return tx.PutENI(e)
+	})
+	wantErr(t, err, ErrInvariant)
 }
