@@ -11,6 +11,7 @@ import (
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -40,9 +41,9 @@ type Options struct {
 	Links bool       // check links, routes and rules in the caller's namespace
 	Cloud eni.Client // nil skips the cloud checks
 	Node  store.NodeInfo
-	// OwnerAlive decides whether an allocation's owner lives; nil means
-	// ipam.OwnerAlive.
-	OwnerAlive func(store.Allocation) bool
+	// OwnerAlive decides whether an allocation's owner lives and says
+	// why; nil means podnet.Verdict with the store's claims.
+	OwnerAlive func(store.Allocation) (bool, string)
 }
 
 // Report is what Run found, with the counts an operator wants to see.
@@ -59,7 +60,8 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // Run checks db and, as opts ask, the links and the cloud.
 func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 	if opts.OwnerAlive == nil {
-		opts.OwnerAlive = ipam.OwnerAlive
+		claims := db.ClaimsDir()
+		opts.OwnerAlive = func(a store.Allocation) (bool, string) { return podnet.Verdict(claims, a) }
 	}
 	var (
 		rep    Report
@@ -87,8 +89,8 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 	rep.ENIs, rep.IPs, rep.Allocations = len(enis), len(ips), len(allocs)
 
 	for _, a := range allocs {
-		if !opts.OwnerAlive(a) {
-			rep.add(KindOwnerGone, "allocation/"+string(a.Key), fmt.Sprintf("%s %s: owner gone (netns %q, reserved by pid %d); gc releases it", a.State, a.IP, a.NetNS, a.ReservedBy))
+		if alive, why := opts.OwnerAlive(a); !alive {
+			rep.add(KindOwnerGone, "allocation/"+string(a.Key), fmt.Sprintf("%s %s: owner gone (%s); gc releases it", a.State, a.IP, why))
 		}
 	}
 	if opts.Links {
@@ -107,7 +109,7 @@ func (r *Report) add(kind, object, detail string) {
 	r.Problems = append(r.Problems, Problem{Kind: kind, Object: object, Detail: detail})
 }
 
-func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) bool) {
+func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) (bool, string)) {
 	links := make(map[string]netplumb.ENILink)
 	for _, e := range enis {
 		if e.State != store.ENIReady {
@@ -118,7 +120,7 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 			r.add(KindENILink, "eni/"+e.ID, fmt.Sprintf("bad mac %q in store", e.MAC))
 			continue
 		}
-		l, err := netplumb.LookupENI(ctx, "", mac, 0)
+		l, err := netplumb.LookupENI(ctx, "", mac, e.Table)
 		if err != nil {
 			r.add(KindENILink, "eni/"+e.ID, err.Error())
 			continue
@@ -126,7 +128,7 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 		links[e.ID] = l
 	}
 	for _, a := range allocs {
-		if a.State != store.IPBound || !alive(a) || a.NetNS == "" {
+		if alive, _ := alive(a); a.State != store.IPBound || !alive || a.NetNS == "" {
 			continue
 		}
 		l, ok := links[a.ENIID]

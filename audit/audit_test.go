@@ -137,7 +137,7 @@ func TestRun_Cloud(t *testing.T) {
 
 func TestRun_OwnerGone(t *testing.T) {
 	db, _ := mustNode(t)
-	rep, err := Run(context.Background(), db, Options{OwnerAlive: func(store.Allocation) bool { return false }})
+	rep, err := Run(context.Background(), db, Options{OwnerAlive: func(store.Allocation) (bool, string) { return false, "test" }})
 	if err != nil {
 		t.Fatal(err)
 	}

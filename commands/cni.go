@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -121,7 +121,7 @@ func loadEnv(conf *NetConf) (*node.Env, error) {
 	return env, nil
 }
 
-func ownerOf(args *skel.CmdArgs) (ipam.Owner, error) {
+func ownerOf(args *skel.CmdArgs, network string) (ipam.Owner, error) {
 	var k8s k8sArgs
 	if err := types.LoadArgs(args.Args, &k8s); err != nil {
 		return ipam.Owner{}, types.NewError(types.ErrInvalidEnvironmentVariables, "cannot parse CNI_ARGS", err.Error())
@@ -129,6 +129,7 @@ func ownerOf(args *skel.CmdArgs) (ipam.Owner, error) {
 	return ipam.Owner{
 		ContainerID:  args.ContainerID,
 		IfName:       args.IfName,
+		Network:      network,
 		PodNamespace: string(k8s.K8S_POD_NAMESPACE),
 		PodName:      string(k8s.K8S_POD_NAME),
 		PodUID:       string(k8s.K8S_POD_UID),
@@ -136,23 +137,23 @@ func ownerOf(args *skel.CmdArgs) (ipam.Owner, error) {
 	}, nil
 }
 
-// cmdAdd is the one path of an ADD: reserve an IP in the store (tx1), plumb
-// the pod, attach the eBPF fast path, mark the IP bound (tx2). Any failure
-// undoes what came before.
+// cmdAdd is the one path of an ADD: claim the attachment, reserve an IP in
+// the store (tx1), plumb the pod, attach the eBPF fast path, mark the IP
+// bound (tx2). Any failure undoes what came before.
 func cmdAdd(args *skel.CmdArgs) (err error) {
 	conf, err := loadNetConf(args.StdinData)
 	if err != nil {
 		return err
 	}
-	owner, err := ownerOf(args)
+	owner, err := ownerOf(args, conf.Name)
 	if err != nil {
 		return err
 	}
 	if args.Netns == "" {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_NETNS is empty", "ADD needs the pod's network namespace path")
 	}
-	if _, err := os.Stat(args.Netns); err != nil {
-		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("network namespace %s is not usable", args.Netns), err.Error())
+	if owner.NetNSID, err = podnet.IdentifyNetNS(args.Netns); err != nil {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_NETNS %s is not a usable network namespace", args.Netns), err.Error())
 	}
 	env, err := loadEnv(conf)
 	if err != nil {
@@ -160,6 +161,14 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
+
+	// Held until the ADD is committed or undone: GC sees the reservation's
+	// ADD alive, and a DEL of this attachment waits for it.
+	claim, err := podnet.ClaimForAdd(ctx, env.Store, owner.Key(), conf.addTimeout)
+	if err != nil {
+		return busyError(err)
+	}
+	defer claim.Release()
 
 	facts, enis, err := addPreflight(ctx, env, owner.Key())
 	if err != nil {
@@ -187,6 +196,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		VSwitchCIDR: res.ENI.VSwitchCIDR,
 		Gateway:     res.ENI.Gateway,
 		PrimaryIP:   res.ENI.PrimaryIP,
+		Table:       res.ENI.Table,
 	})
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("eni %s is not usable on this node", res.ENI.ID), err.Error())
@@ -227,10 +237,10 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		}()
 	}
 
-	if err = ipam.Commit(env.Store, res.Key); err != nil {
-		return fmt.Errorf("record allocation: %w", err)
+	if err = ipam.Commit(env.Store, res.Key, ipam.HostSide{Veth: pod.Host.Name, Ifindex: pod.Host.Index}); err != nil {
+		return storeError(err, "record the pod's address")
 	}
-	return types.PrintResult(addResult(pod, res.IP, args.Netns), conf.CNIVersion)
+	return types.PrintResult(addResult(pod, res.IP, args.Netns, conf.DNS), conf.CNIVersion)
 }
 
 // addPreflight reads, in the ADD's first store transaction, whether the
@@ -265,8 +275,11 @@ func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store
 		}
 		return err
 	})
-	if err != nil || known {
-		return facts, enis, err
+	if err != nil {
+		return facts, enis, storeError(err, "read the node's store")
+	}
+	if known {
+		return facts, enis, nil
 	}
 	if facts, err = env.Facts(ctx); err != nil {
 		return facts, enis, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
@@ -285,12 +298,38 @@ func allocationError(err error) error {
 	case errors.Is(err, config.ErrInvalid):
 		return types.NewError(types.ErrInvalidNetworkConfig, "invalid veni configuration", err.Error())
 	}
-	return fmt.Errorf("allocate address: %w", err)
+	return storeError(err, "allocate an address")
+}
+
+// storeError says "try again later" (11) when the store was busy: another
+// veni process kept it locked past the timeout, which passes. Anything
+// else the store says is an I/O failure (5).
+func storeError(err error, what string) error {
+	var cniErr *types.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cniErr):
+		return err
+	case errors.Is(err, store.ErrLocked):
+		return types.NewError(types.ErrTryAgainLater, "cannot "+what+": the veni store is busy", err.Error())
+	}
+	return types.NewError(types.ErrIOFailure, "cannot "+what, err.Error())
+}
+
+// busyError is the answer when another process works on the same
+// attachment (an ADD still running when its DEL comes, or GC releasing it).
+func busyError(err error) error {
+	if errors.Is(err, podnet.ErrBusy) {
+		return types.NewError(types.ErrTryAgainLater, "another operation on this attachment is still running", err.Error())
+	}
+	return storeError(err, "claim the attachment")
 }
 
 // addResult describes the attachment: the host veth, the pod interface and
-// the pod's address behind the link-local gateway.
-func addResult(pod netplumb.PodResult, ip netip.Addr, netns string) *types100.Result {
+// the pod's address behind the link-local gateway, and the DNS settings the
+// network configuration carries.
+func addResult(pod netplumb.PodResult, ip netip.Addr, netns string, dns types.DNS) *types100.Result {
 	podIndex := 1
 	gw := net.IP(netplumb.PodGateway.AsSlice())
 	return &types100.Result{
@@ -305,57 +344,29 @@ func addResult(pod netplumb.PodResult, ip netip.Addr, netns string) *types100.Re
 			Gateway:   gw,
 		}},
 		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw}},
+		DNS:    dns,
 	}
 }
 
-// cmdDel undoes an ADD. It never fails on "already gone": containerd sends
-// DEL twice (the second time with no netns), and a DEL can follow an ADD
-// that failed half way. The spec requires DEL to succeed in all of these.
+// cmdDel undoes an ADD through the one release path (podnet.Release). It
+// never fails on "already gone": containerd sends DEL twice (the second
+// time with no netns), and a DEL can follow an ADD that failed half way.
+// The spec requires DEL to succeed in all of these. A DEL that arrives
+// while the same attachment's ADD still runs waits for it.
 func cmdDel(args *skel.CmdArgs) error {
 	conf, env, err := loadVerb(args.StdinData)
 	if err != nil {
 		return err
 	}
-	key := store.NewOwnerKey(args.ContainerID, args.IfName)
-	var (
-		ip         netip.Addr
-		instanceID string
-	)
-	err = env.Store.View(func(tx *store.ReadTx) error {
-		// No facts means no ADD got as far as the fast path.
-		if info, err := tx.Node(); err == nil {
-			instanceID = info.InstanceID
-		}
-		a, err := tx.Allocation(key)
-		if err == nil {
-			ip = a.IP
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "cannot read the veni store", err.Error())
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
-	// The pod's links go first: an address must never be free in the store
-	// while a pod still uses it. Deleting the veth takes its tc filters
-	// along, so the fast path is left with only its map entry to drop.
-	if err := netplumb.TeardownPod(ctx, netplumb.PodConfig{
-		ContainerID:    args.ContainerID,
-		IfName:         args.IfName,
-		ContainerNetNS: args.Netns,
-		IP:             ip,
-	}); err != nil {
-		return fmt.Errorf("tear down pod network: %w", err)
-	}
-	if err := detachFastPath(instanceID, ip); err != nil {
-		return fmt.Errorf("detach ebpf fast path: %w", err)
-	}
-	if err := ipam.Release(env.Store, key); err != nil {
-		return types.NewError(types.ErrIOFailure, "cannot release the pod's address", err.Error())
+	att := podnet.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, NetNS: args.Netns}
+	_, err = podnet.Release(ctx, podnet.Node{Store: env.Store}, att, podnet.ReleaseOptions{Wait: conf.addTimeout})
+	if err != nil {
+		if errors.Is(err, podnet.ErrBusy) {
+			return busyError(err)
+		}
+		return storeError(err, "release the pod")
 	}
 	return nil
 }
@@ -387,10 +398,13 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("no address recorded for %s", key), "the attachment was never added or was deleted")
 	}
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "cannot read the veni store", err.Error())
+		return storeError(err, "read the veni store")
 	}
 	if alloc.State != store.IPBound {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("address %s of %s is %s, not bound", alloc.IP, key, alloc.State), "an ADD is still in progress")
+	}
+	if err := checkPrevResult(conf, args, alloc); err != nil {
+		return err
 	}
 	mac, err := net.ParseMAC(eniRec.MAC)
 	if err != nil {
@@ -398,7 +412,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eniLink, err := netplumb.LookupENI(ctx, "", mac, 0)
+	eniLink, err := netplumb.LookupENI(ctx, "", mac, eniRec.Table)
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}
@@ -413,6 +427,57 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return err
 	}
 	return checkFastPath(env, facts.InstanceID, alloc.IP, eniLink)
+}
+
+// checkPrevResult compares what the runtime says ADD returned with what
+// veni recorded: the pod's address, the sandbox interface and the host
+// veth. A CHECK without a prevResult (an older runtime) checks the node
+// alone.
+func checkPrevResult(conf *NetConf, args *skel.CmdArgs, alloc store.Allocation) error {
+	if conf.RawPrevResult == nil {
+		return nil
+	}
+	if err := cniversion.ParsePrevResult(&conf.NetConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "cannot parse prevResult", err.Error())
+	}
+	prev, err := types100.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "cannot convert prevResult", err.Error())
+	}
+	mismatch := func(format string, a ...any) error {
+		return types.NewError(types.ErrInternal, "prevResult does not match the attachment", fmt.Sprintf(format, a...)+" (DEL and ADD the pod again)")
+	}
+	ips := make([]string, 0, len(prev.IPs))
+	found := false
+	for _, ip := range prev.IPs {
+		ips = append(ips, ip.Address.String())
+		a, ok := netip.AddrFromSlice(ip.Address.IP)
+		found = found || (ok && a.Unmap() == alloc.IP)
+	}
+	if !found {
+		return mismatch("prevResult has addresses %v, veni bound %s to %s", ips, alloc.IP, alloc.Key)
+	}
+	var sandbox, host bool
+	for _, i := range prev.Interfaces {
+		switch {
+		case i.Sandbox != "" && i.Name == args.IfName:
+			sandbox = true
+		case i.Sandbox == "" && (alloc.HostVeth == "" || i.Name == alloc.HostVeth):
+			host = true
+		}
+	}
+	if !sandbox || !host {
+		return mismatch("prevResult lists interfaces %v, want %s in the sandbox and host veth %s", interfaceNames(prev.Interfaces), args.IfName, alloc.HostVeth)
+	}
+	return nil
+}
+
+func interfaceNames(ifs []*types100.Interface) []string {
+	out := make([]string, 0, len(ifs))
+	for _, i := range ifs {
+		out = append(out, i.Name)
+	}
+	return out
 }
 
 // cmdStatus answers whether the plugin can take an ADD now. It is
@@ -437,31 +502,24 @@ func cmdStatus(args *skel.CmdArgs) error {
 	return nil
 }
 
-// cmdGC releases every address whose attachment the runtime no longer
-// lists (cni.dev/valid-attachments), and removes those pods' host links.
+// cmdGC releases, through the one release path, every attachment of this
+// network the runtime no longer lists (cni.dev/valid-attachments).
+// Attachments of other networks on the same pods, reservations younger
+// than gc_grace and attachments whose ADD still runs are left alone.
 func cmdGC(args *skel.CmdArgs) error {
 	conf, env, err := loadVerb(args.StdinData)
 	if err != nil {
 		return err
 	}
-	valid := make([]ipam.Attachment, 0, len(conf.ValidAttachments))
+	valid := make([]podnet.Attachment, 0, len(conf.ValidAttachments))
 	for _, a := range conf.ValidAttachments {
-		valid = append(valid, ipam.Attachment{ContainerID: a.ContainerID, IfName: a.IfName})
-	}
-	released, err := ipam.GCValid(env.Store, valid, time.Now())
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "garbage collection failed", err.Error())
+		valid = append(valid, podnet.Attachment{ContainerID: a.ContainerID, IfName: a.IfName})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
-	var errs []error
-	instanceID := ""
-	if len(released) > 0 {
-		instanceID = cachedInstanceID(env.Store)
+	dead := podnet.NotInValid(env.Store.ClaimsDir(), conf.Name, valid, time.Duration(env.Config.GCGrace), time.Now())
+	if _, err := podnet.GC(ctx, podnet.Node{Store: env.Store}, dead, "NotInValidAttachments"); err != nil {
+		return storeError(err, "garbage-collect attachments")
 	}
-	for _, a := range released {
-		errs = append(errs, detachFastPath(instanceID, a.IP))
-		errs = append(errs, netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP}))
-	}
-	return errors.Join(errs...)
+	return nil
 }

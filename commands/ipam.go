@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/veni-cni/veni/audit"
-	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -390,11 +390,13 @@ func runIPAMRelease(ctx context.Context, w io.Writer, db store.File, what string
 		return fmt.Errorf("%s matches %d allocations: name CONTAINER_ID/IFNAME", what, len(match))
 	}
 	a := match[0]
-	if err := netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP}); err != nil {
-		return fmt.Errorf("tear down %s: %w", a.Key, err)
-	}
-	if err := ipam.Release(db, a.Key); err != nil {
+	att := podnet.Attachment{ContainerID: a.ContainerID, IfName: a.IfName, NetNS: a.NetNS}
+	got, err := podnet.Release(ctx, podnet.Node{Store: db}, att, podnet.ReleaseOptions{Wait: 10 * time.Second, Reason: "ReleasedByOperator"})
+	if err != nil {
 		return err
+	}
+	if got == nil {
+		return fmt.Errorf("%s: released meanwhile by another veni process", a.Key)
 	}
 	fmt.Fprintf(w, "released %s (%s)\n", a.IP, a.Key)
 	return nil
@@ -419,17 +421,13 @@ func runIPAMGC(ctx context.Context, w io.Writer, env *node.Env) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	released, err := ipam.GC(env.Store, ipam.OwnerAlive, time.Duration(env.Config.GCGrace), time.Now())
-	if err != nil {
-		return err
-	}
-	var errs []error
+	dead := podnet.OwnerGone(env.Store.ClaimsDir(), time.Duration(env.Config.GCGrace), time.Now())
+	released, err := podnet.GC(ctx, podnet.Node{Store: env.Store}, dead, "OwnerGone")
 	for _, a := range released {
-		errs = append(errs, netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP}))
 		fmt.Fprintf(w, "released %s (%s, %s)\n", a.IP, a.Key, podName(a))
 	}
 	fmt.Fprintf(w, "%d released\n", len(released))
-	return errors.Join(errs...)
+	return err
 }
 
 func newIPAMEventsCommand(o *ipamOptions) *cobra.Command {

@@ -14,6 +14,7 @@ import (
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -70,6 +71,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.node = node.IPAMNode(facts)
 	d.node.WaitLink = netplumb.WaitLink
+	d.node.HostPods = hostPods
+	d.node.Holder = "veni daemon"
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
 	d.startFastPath(facts.InstanceID)
@@ -186,22 +189,33 @@ func (d *Daemon) localPass(ctx context.Context) {
 	d.reconcile(ctx) // GC ran above
 }
 
+// gc releases, through the one release path, allocations whose owner is
+// gone: reservations of ADDs that died, bound addresses of pods whose
+// network namespace is gone.
 func (d *Daemon) gc(ctx context.Context) {
-	released, err := ipam.GC(d.env.Store, ipam.OwnerAlive, time.Duration(d.env.Config.GCGrace), time.Now())
+	dead := podnet.OwnerGone(d.env.Store.ClaimsDir(), time.Duration(d.env.Config.GCGrace), time.Now())
+	released, err := podnet.GC(ctx, podnet.Node{Store: d.env.Store, InstanceID: d.node.InstanceID}, dead, "OwnerGone")
+	for _, a := range released {
+		d.log.Info("gc released", "ip", a.IP, "owner", a.Key, "pod", a.PodNamespace+"/"+a.PodName, "netns", a.NetNS)
+	}
 	if err != nil {
 		d.log.Error("gc", "err", err)
-		return
-	}
-	for _, a := range released {
-		d.log.Info("gc released", "ip", a.IP, "owner", a.Key, "pod", a.PodNamespace+"/"+a.PodName)
-		// The pod is gone; its host veth may still be there. Its fast path
-		// endpoint goes with pruneEndpoints below.
-		err := netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP})
-		if err != nil {
-			d.log.Warn("gc teardown", "owner", a.Key, "err", err)
-		}
 	}
 	d.pruneEndpoints()
+}
+
+// hostPods is ipam.Node.HostPods: the pods veni plumbed in this
+// namespace, from their host veths.
+func hostPods(ctx context.Context) ([]ipam.HostPod, error) {
+	pods, err := netplumb.HostPods(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ipam.HostPod, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, ipam.HostPod{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, HostVeth: p.HostName, HostIfindex: p.HostIfindex, IPs: p.IPs})
+	}
+	return out, nil
 }
 
 func (d *Daemon) logReport(rep ipam.Report) {
@@ -271,7 +285,7 @@ func (d *Daemon) ensureENI(ctx context.Context, e store.ENI) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP})
+	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP, Table: e.Table})
 	if err != nil {
 		d.log.Warn("eni link", "eni", e.ID, "mac", e.MAC, "err", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 type Store interface {
 	View(fn func(*store.ReadTx) error) error
 	Update(fn func(*store.WriteTx) error) error
+	// ClaimsDir is where the store's claims live (store.ClaimsDir).
+	ClaimsDir() string
 }
 
 // Node is what ipam needs to know about the node it runs on.
@@ -33,14 +36,22 @@ type Node struct {
 	VSwitchID        string   // the primary ENI's vSwitch: used when eni_conf lists none for ZoneID
 	SecurityGroupIDs []string // the primary ENI's: used when eni_conf names none
 
-	// PID is the process acting, recorded in leases and reservations.
-	// Zero means os.Getpid().
-	PID int
+	// PID and Holder describe the process acting, in lease records and
+	// reservations, for humans ("veni daemon", pid 4711). Zero and empty
+	// mean os.Getpid() and the program's name.
+	PID    int
+	Holder string
 
 	// WaitLink, when set, blocks until the node sees a link with this MAC
 	// (a newly attached ENI). An ENI only becomes ready, and its IPs
 	// usable, after it returns nil.
 	WaitLink func(ctx context.Context, mac net.HardwareAddr) error
+
+	// HostPods lists the pods veni plumbed on the node (from its links).
+	// Reconcile asks it before recording as free any address the cloud
+	// lists and the store does not know; without it such addresses are
+	// not recorded at all.
+	HostPods func(ctx context.Context) ([]HostPod, error)
 }
 
 func (n Node) pid() int {
@@ -50,16 +61,32 @@ func (n Node) pid() int {
 	return os.Getpid()
 }
 
+func (n Node) holder() string {
+	if n.Holder != "" {
+		return n.Holder
+	}
+	if len(os.Args) == 0 {
+		return "unknown"
+	}
+	h := filepath.Base(os.Args[0])
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		h += " " + os.Args[1]
+	}
+	return h
+}
+
 // Owner is who asks for an IP: the CNI attachment and, for humans and GC,
 // the pod.
 type Owner struct {
 	ContainerID  string
 	IfName       string
+	Network      string // the CNI network name (the conflist's "name")
 	PodNamespace string
 	PodName      string
 	PodUID       string
-	NetNS        string // netns path; GC releases bound IPs whose netns is gone
-	PID          int    // the reserving process; zero means os.Getpid()
+	NetNS        string        // netns path; GC releases bound IPs whose netns is gone
+	NetNSID      store.NetNSID // what the path named at ADD
+	PID          int           // the reserving process; zero means os.Getpid()
 }
 
 // Key is the owner's store key.
@@ -79,6 +106,10 @@ type Reservation struct {
 // address is not handed to a new pod right after its previous pod left. It
 // makes no cloud call. Reserving again for the same ContainerID and IfName
 // returns the existing reservation.
+//
+// The caller holds the attachment's claim (store.OwnerClaim) from before
+// Reserve until after Commit or Release: that is what tells GC the
+// reservation's ADD is alive.
 //
 // May return an error wrapping ErrPoolEmpty, whose message also names any
 // active back-off that keeps the pool from growing.
@@ -110,8 +141,9 @@ func Reserve(db Store, owner Owner) (Reservation, error) {
 			pid = os.Getpid()
 		}
 		a := store.Allocation{
-			Key: key, ContainerID: owner.ContainerID, IfName: owner.IfName,
-			PodNamespace: owner.PodNamespace, PodName: owner.PodName, PodUID: owner.PodUID, NetNS: owner.NetNS,
+			Key: key, ContainerID: owner.ContainerID, IfName: owner.IfName, Network: owner.Network,
+			PodNamespace: owner.PodNamespace, PodName: owner.PodName, PodUID: owner.PodUID,
+			NetNS: owner.NetNS, NetNSID: owner.NetNSID,
 			IP: ip.Addr, ENIID: ip.ENIID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
 		}
 		if err := tx.PutAllocation(a); err != nil {
@@ -152,11 +184,13 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 	return *best, enis[best.ENIID], nil
 }
 
+// readyENIs returns the ENIs whose free IPs may be handed out: ready, and
+// not gone from the cloud (see noteMissing).
 func readyENIs(tx *store.ReadTx) (map[string]store.ENI, error) {
 	enis, err := tx.ENIs()
 	out := make(map[string]store.ENI, len(enis))
 	for _, e := range enis {
-		if e.State == store.ENIReady {
+		if e.State == store.ENIReady && !e.Gone() {
 			out[e.ID] = e
 		}
 	}
@@ -180,12 +214,19 @@ func emptyError(tx *store.ReadTx, now time.Time) error {
 	return fmt.Errorf("%w (%s)", ErrPoolEmpty, strings.Join(why, "; "))
 }
 
-// Commit is transaction 2 of a CNI ADD: the pod is plumbed, its IP is
-// bound. Committing a bound allocation again does nothing.
+// HostSide is the host end of a plumbed pod, recorded at Commit so that a
+// release detaches exactly this pod's datapath state.
+type HostSide struct {
+	Veth    string
+	Ifindex int
+}
+
+// Commit is transaction 2 of a CNI ADD: the pod is plumbed (its host end is
+// host), its IP is bound. Committing a bound allocation again does nothing.
 //
 // May return an error wrapping store.ErrNotFound when the reservation is
 // gone (released by GC).
-func Commit(db Store, key store.OwnerKey) error {
+func Commit(db Store, key store.OwnerKey, host HostSide) error {
 	err := db.Update(func(tx *store.WriteTx) error {
 		a, err := tx.Allocation(key)
 		if err != nil {
@@ -198,6 +239,7 @@ func Commit(db Store, key store.OwnerKey) error {
 		if err != nil {
 			return err
 		}
+		a.HostVeth, a.HostIfindex = host.Veth, host.Ifindex
 		ip.State, a.State, a.BoundAt = store.IPBound, store.IPBound, time.Now()
 		if err := tx.PutIP(ip); err != nil {
 			return err
@@ -210,8 +252,11 @@ func Commit(db Store, key store.OwnerKey) error {
 	return nil
 }
 
-// Release frees the IP held by key and drops its allocation. Releasing an
-// unknown key does nothing: CNI DEL must be idempotent.
+// Release frees the IP held by key and drops its allocation, whatever it
+// is. It is the undo of a failed ADD, which holds the attachment's claim and
+// has already torn down what it built; a pod that was added is released by
+// podnet.Release, which tears down first and then calls ReleaseAllocation.
+// Releasing an unknown key does nothing.
 func Release(db Store, key store.OwnerKey) error {
 	err := db.Update(func(tx *store.WriteTx) error {
 		_, err := release(tx, key, time.Now())

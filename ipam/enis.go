@@ -106,12 +106,12 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err != nil {
 		return 0, err
 	}
-	n, err := makeReady(ctx, db, node, rec, attached)
+	n, err := makeReady(ctx, db, node, rec, attached, nil)
 	if err != nil {
 		return 0, err
 	}
-	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips", rec.ID, vsw.ID, n))
-	return n, nil
+	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips", rec.ID, vsw.ID, n.free))
+	return n.free, nil
 }
 
 // gatewayOf returns the vSwitch gateway, which Alibaba Cloud puts at the
@@ -127,43 +127,36 @@ func gatewayOf(cidr netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// makeReady waits for the node to see the ENI's link, then marks it ready
-// and records its secondary IPs as free, in that order: an IP is never
-// handed out before the node can route it.
-func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.ENI) (int, error) {
+// makeReady waits for the node to see the ENI's link, then records its
+// secondary IPs (recordCloudIPs: free, or bound when a pod on the host uses
+// them) and marks it ready, in that order: an IP is never handed out
+// before the node can route it. host is nil for an ENI veni just created,
+// whose addresses no pod can be using.
+func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.ENI, host *hostView) (recorded, error) {
 	if node.WaitLink != nil {
 		if err := node.WaitLink(ctx, c.MAC); err != nil {
-			return 0, fmt.Errorf("wait for link of eni %s (%s): %w", rec.ID, c.MAC, err)
+			return recorded{}, fmt.Errorf("wait for link of eni %s (%s): %w", rec.ID, c.MAC, err)
 		}
 	}
-	now := time.Now()
-	rec.State, rec.ReadyAt = store.ENIReady, now
 	if c.PrimaryIP.IsValid() {
 		rec.PrimaryIP = c.PrimaryIP
 	}
 	if len(c.MAC) > 0 {
 		rec.MAC = c.MAC.String()
 	}
-	n := 0
-	err := db.Update(func(tx *store.WriteTx) error {
-		if err := tx.PutENI(rec); err != nil {
-			return err
+	var addrs []netip.Addr
+	for _, a := range c.PrivateIPs {
+		if a != rec.PrimaryIP {
+			addrs = append(addrs, a)
 		}
-		for _, a := range c.PrivateIPs {
-			if a == rec.PrimaryIP {
-				continue
-			}
-			if _, err := tx.IP(a); err == nil {
-				continue
-			}
-			if err := tx.PutIP(store.IP{Addr: a, ENIID: rec.ID, State: store.IPFree, AddedAt: now}); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	return n, err
+	}
+	now := time.Now()
+	n, err := recordCloudIPs(ctx, db, rec.ID, addrs, now, host)
+	if err != nil {
+		return n, err
+	}
+	rec.State, rec.ReadyAt = store.ENIReady, now
+	return n, db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) })
 }
 
 // waitENIStatus polls the cloud until the ENI reaches status, for at most

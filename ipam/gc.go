@@ -1,110 +1,77 @@
 package ipam
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"slices"
 	"time"
 
 	"github.com/veni-cni/veni/store"
 )
 
-// Attachment names one CNI attachment, as the CNI GC verb lists them in
-// cni.dev/valid-attachments.
-type Attachment struct {
-	ContainerID string `json:"containerID"`
-	IfName      string `json:"ifname"`
-}
+// Garbage collection is split in two so that an address is never free in
+// the store while a pod may still use it: Candidates reads which
+// allocations look dead, the caller (package podnet) takes each one's claim,
+// checks again, tears the pod down, and only then ReleaseAllocation frees
+// the address, if the allocation is still the one it tore down.
 
-// OwnerAlive is the usual liveness test for GC: a reservation is alive while
-// the process that made it runs (the CNI ADD between its two transactions);
-// a bound allocation is alive while its netns path exists (an allocation
-// recorded without one is assumed alive).
-func OwnerAlive(a store.Allocation) bool {
-	if a.State == store.IPReserved {
-		return store.PIDAlive(a.ReservedBy)
-	}
-	if a.NetNS == "" {
-		return true
-	}
-	_, err := os.Stat(a.NetNS)
-	return err == nil
-}
-
-// GC releases allocations whose owner is gone: reservations older than
-// grace whose owner isAlive says is dead (a CNI ADD that crashed between its
-// two transactions), and bound allocations isAlive says are dead. It returns
-// the released allocations and logs each as an event.
-func GC(db Store, isAlive func(store.Allocation) bool, grace time.Duration, now time.Time) ([]store.Allocation, error) {
-	return collect(db, now, "OwnerGone", func(a store.Allocation) bool {
-		if a.State == store.IPReserved && now.Sub(a.ReservedAt) < grace {
-			return false
-		}
-		return !isAlive(a)
-	})
-}
-
-// GCValid implements the CNI GC verb: it releases every allocation not in
-// valid, the complete list of attachments the runtime still has.
-func GCValid(db Store, valid []Attachment, now time.Time) ([]store.Allocation, error) {
-	keep := make(map[store.OwnerKey]bool, len(valid))
-	for _, v := range valid {
-		keep[store.NewOwnerKey(v.ContainerID, v.IfName)] = true
-	}
-	return collect(db, now, "NotInValidAttachments", func(a store.Allocation) bool { return !keep[a.Key] })
-}
-
-// collect releases, in one transaction, every allocation dead says is dead.
-// The liveness test runs inside the transaction, so it must be quick (a
-// stat, not an API call).
-//
-// Nothing dead, nothing written: a bbolt commit writes the file even when
-// empty, and the daemon, which runs GC whenever the store file is written,
-// would wake itself up forever.
-func collect(db Store, now time.Time, reason string, dead func(store.Allocation) bool) ([]store.Allocation, error) {
-	var someDead bool
+// Candidates returns the allocations dead says are dead, in one read-only
+// transaction. dead runs inside the transaction: it must be quick (a stat,
+// a non-blocking flock), never a netlink or cloud call.
+func Candidates(db Store, dead func(store.Allocation) bool) ([]store.Allocation, error) {
+	var out []store.Allocation
 	err := db.View(func(tx *store.ReadTx) error {
 		all, err := tx.Allocations()
-		someDead = slices.ContainsFunc(all, dead)
+		for _, a := range all {
+			if dead(a) {
+				out = append(out, a)
+			}
+		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gc allocations: %w", err)
+		return nil, fmt.Errorf("gc: read allocations: %w", err)
 	}
-	if !someDead {
-		return nil, nil
-	}
-	var out []store.Allocation
-	err = db.Update(func(tx *store.WriteTx) error {
-		all, err := tx.Allocations()
+	return out, nil
+}
+
+// ReleaseAllocation frees a's address and drops it, if the store still
+// holds exactly a (same key, address and reservation); otherwise it
+// changes nothing and returns false: someone else released it, or the key
+// was reserved again, and what the caller tore down was not the current
+// holder's. A non-empty reason is logged as an event.
+func ReleaseAllocation(db Store, a store.Allocation, reason string, now time.Time) (bool, error) {
+	released := false
+	err := db.Update(func(tx *store.WriteTx) error {
+		cur, err := tx.Allocation(a.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		for _, a := range all {
-			if !dead(a) {
-				continue
-			}
-			if _, err := release(tx, a.Key, now); err != nil {
-				return err
-			}
-			out = append(out, a)
-			obj := "allocation/" + string(a.Key)
-			if a.PodName != "" {
-				obj = "pod/" + a.PodNamespace + "/" + a.PodName
-			}
-			_, err := tx.AppendEvent(store.Event{
-				Time: now, Level: slog.LevelInfo, Reason: reason, Object: obj,
-				Message: fmt.Sprintf("released %s of %s (%s since %s)", a.IP, a.Key, a.State, a.ReservedAt.Format(time.RFC3339)),
-			})
-			if err != nil {
-				return err
-			}
+		if cur.IP != a.IP || !cur.ReservedAt.Equal(a.ReservedAt) || cur.ENIID != a.ENIID {
+			return nil
 		}
-		return nil
+		if released, err = release(tx, a.Key, now); err != nil || !released || reason == "" {
+			return err
+		}
+		_, err = tx.AppendEvent(store.Event{
+			Time: now, Level: slog.LevelInfo, Reason: reason, Object: allocationObject(cur),
+			Message: fmt.Sprintf("released %s of %s (%s since %s)", cur.IP, cur.Key, cur.State, cur.ReservedAt.Format(time.RFC3339)),
+		})
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gc allocations: %w", err)
+		return false, fmt.Errorf("release %s of %s: %w", a.IP, a.Key, err)
 	}
-	return out, nil
+	return released, nil
+}
+
+// allocationObject names an allocation in events: its pod when known.
+func allocationObject(a store.Allocation) string {
+	if a.PodName != "" {
+		return "pod/" + a.PodNamespace + "/" + a.PodName
+	}
+	return "allocation/" + string(a.Key)
 }

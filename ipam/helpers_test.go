@@ -42,6 +42,7 @@ func testNode() Node {
 		ZoneID:       "zone-a",
 		PrimaryENIID: "eni-primary",
 		VSwitchID:    "vsw-a",
+		HostPods:     func(context.Context) ([]HostPod, error) { return nil, nil },
 	}
 }
 
@@ -120,7 +121,7 @@ func mustReserve(tb testing.TB, db Store, cid string, bind bool) Reservation {
 		tb.Fatalf("reserve %s: %v", cid, err)
 	}
 	if bind {
-		if err := Commit(db, r.Key); err != nil {
+		if err := Commit(db, r.Key, HostSide{}); err != nil {
 			tb.Fatalf("commit %s: %v", cid, err)
 		}
 	}
@@ -148,3 +149,14 @@ func poolCounts(tb testing.TB, db Store) (idle, used int) {
 }
 
 var bg = context.Background()
+
+// mustHoldAllocator holds the node's allocator claim, as another live
+// process would, until the test ends.
+func mustHoldAllocator(tb testing.TB, db Store) {
+	tb.Helper()
+	c, err := store.TryClaim(store.AllocatorClaim(db.ClaimsDir()), false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Release() })
+}

@@ -19,29 +19,40 @@ import (
 // Interfaces is eventually consistent and may lag an assignment.
 const syncGrace = time.Minute
 
+// An ENI the cloud stops listing as attached is acted on only once it has
+// been missing for missingSyncs syncs in a row and for at least missingFor:
+// one Describe that omits it (eventual consistency) must not take it away.
+const (
+	missingSyncs = 3
+	missingFor   = 2 * time.Minute
+)
+
 // Report says what one Reconcile did.
 type Report struct {
-	LeaseHeld   bool          // another process holds the allocator lease; nothing was done
-	Idle, Used  int           // free and held IPs on ready ENIs afterwards
-	AddedIPs    int           // assigned by the cloud to top the pool up
-	SyncedIPs   []netip.Addr  // on our ENIs in the cloud, missing from the store: added as free
-	DroppedIPs  []netip.Addr  // free in the store, gone from the cloud: dropped
-	LostIPs     []netip.Addr  // held by a pod but gone from the cloud: the VPC no longer routes them
-	ReleasedIPs []netip.Addr  // idle above max_pool_size: returned to the cloud
-	AdoptedENIs []string      // attached, tagged by veni, unknown to the store
-	DeletedENIs []string      // owned, empty and above need
-	Blocked     error         // why the pool could not grow (ErrBackoff, ErrPoolExhausted), if it could not
-	Errors      []error       // steps that failed; the next Reconcile retries them
-	Took        time.Duration // wall time
+	LeaseHeld      bool          // another process holds the allocator lease; nothing was done
+	Idle, Used     int           // free and held IPs on ready ENIs afterwards
+	AddedIPs       int           // assigned by the cloud to top the pool up
+	SyncedIPs      []netip.Addr  // on our ENIs in the cloud, missing from the store: added as free
+	RecoveredIPs   []netip.Addr  // on our ENIs in the cloud, missing from the store, in use by a pod on the host: recorded as bound
+	DroppedIPs     []netip.Addr  // free in the store, gone from the cloud: dropped
+	LostIPs        []netip.Addr  // held by a pod but gone from the cloud: the VPC no longer routes them
+	ReleasedIPs    []netip.Addr  // idle above max_pool_size: returned to the cloud
+	AdoptedENIs    []string      // attached, tagged by veni, unknown to the store
+	MissingENIs    []string      // in the store, not listed as attached by the cloud (see missingSyncs)
+	DeletedENIs    []string      // owned, empty and above need
+	Blocked        error         // why the pool could not grow (ErrBackoff, ErrPoolExhausted), if it could not
+	Errors         []error       // steps that failed; the next Reconcile retries them
+	Took           time.Duration // wall time
+	ReclaimSkipped bool          // idle reclaim waited for idle_ip_reclaim_interval
 }
 
 // Reconcile is the daemon's pool maintenance, run on a timer and on store
 // writes. Under the allocator lease it syncs the store with the cloud, tops
 // the pool up to min_pool_size (and to ip_warm_up_size once), returns IPs
 // idle above max_pool_size for idle_ip_reclaim_after to the cloud (at most
-// idle_ip_reclaim_batch_size per run) and deletes owned ENIs that hold no
-// reserved or bound IP once all their IPs are above max_pool_size (keeping
-// min_eni ENIs).
+// idle_ip_reclaim_batch_size per idle_ip_reclaim_interval) and deletes owned
+// ENIs that hold no reserved or bound IP once all their IPs are above
+// max_pool_size (keeping min_eni ENIs). It renews the lease between steps.
 // It never touches the primary ENI or ENIs veni did not create.
 //
 // Failures of single steps are collected in Report.Errors; the returned
@@ -49,7 +60,7 @@ type Report struct {
 func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time) (Report, error) {
 	start := time.Now()
 	var rep Report
-	release, err := acquireAllocator(db, node, cfg)
+	lease, err := acquireAllocator(ctx, db, node, cfg)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		rep.LeaseHeld = true
 		return rep, nil
@@ -57,11 +68,13 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err != nil {
 		return rep, err
 	}
-	defer release()
+	defer lease.release()
 
-	if err := syncCloud(ctx, db, cloud, node, cfg, now, &rep); err != nil {
+	host := &hostView{node: node}
+	if err := syncCloud(lease.ctx, db, cloud, node, cfg, now, host, &rep); err != nil {
 		return rep, err
 	}
+	lease.renew()
 	p, err := snapshot(db)
 	if err != nil {
 		return rep, err
@@ -73,13 +86,14 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		need = max(need, cfg.IPWarmUpSize-idle-used)
 	}
 	if need > 0 {
-		rep.AddedIPs, err = grow(ctx, db, cloud, node, cfg, need)
+		rep.AddedIPs, err = grow(lease.ctx, db, cloud, node, cfg, need)
 		switch {
 		case errors.Is(err, ErrBackoff) || errors.Is(err, ErrPoolExhausted):
 			rep.Blocked = err
 		case err != nil:
 			rep.Errors = append(rep.Errors, err)
 		}
+		lease.renew()
 	}
 	if warmUp && rep.AddedIPs >= need {
 		rep.Errors = appendErr(rep.Errors, db.Update(func(tx *store.WriteTx) error {
@@ -94,11 +108,18 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if p, err = snapshot(db); err != nil {
 		return rep, err
 	}
-	rep.Errors = appendErr(rep.Errors, reclaimIdle(ctx, db, cloud, node, cfg, p, now, &rep))
-	if p, err = snapshot(db); err != nil {
-		return rep, err
+	reclaimed := false
+	if now.Sub(p.state.LastReclaim) >= time.Duration(cfg.IdleReclaimEvery) {
+		rep.Errors = appendErr(rep.Errors, reclaimIdle(lease.ctx, db, cloud, node, cfg, p, now, &rep))
+		reclaimed = true
+		lease.renew()
+		if p, err = snapshot(db); err != nil {
+			return rep, err
+		}
+	} else {
+		rep.ReclaimSkipped = true
 	}
-	rep.Errors = appendErr(rep.Errors, deleteEmptyENIs(ctx, db, cloud, node, cfg, p, now, &rep))
+	rep.Errors = appendErr(rep.Errors, deleteEmptyENIs(lease.ctx, db, cloud, node, cfg, p, now, &rep))
 
 	err = db.Update(func(tx *store.WriteTx) error {
 		ps, err := tx.PoolState()
@@ -106,6 +127,9 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 			return err
 		}
 		ps.MinIdle, ps.MaxIdle, ps.UpdatedAt = cfg.MinPoolSize, cfg.MaxPoolSize, now
+		if reclaimed {
+			ps.LastReclaim = now
+		}
 		ps.PruneBackoffs(now)
 		return tx.PutPoolState(ps)
 	})
@@ -146,8 +170,10 @@ func countPool(p pool) (idle, used int) {
 }
 
 // syncCloud makes the store agree with the cloud about this instance's
-// ENIs and their IPs.
-func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time, rep *Report) error {
+// ENIs and their IPs. An address the cloud lists that the store lacks is
+// recorded as free only once the host says no pod uses it (host): after the
+// store was lost or damaged, the pods still running must keep theirs.
+func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time, host *hostView, rep *Report) error {
 	attached, err := cloud.ENIs(ctx, eni.ENIFilter{InstanceID: node.InstanceID})
 	if err != nil {
 		return fmt.Errorf("sync: list enis of %s: %w", node.InstanceID, err)
@@ -167,17 +193,26 @@ func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		switch {
 		case e.State == store.ENIDraining:
 			// deleteEmptyENIs finishes it.
+		case !ok && e.State == store.ENIAttaching && now.Sub(e.CreatedAt) >= missingFor:
+			// A create or attach cut short by a crash long ago (this
+			// process holds the allocator lease: nobody is attaching it
+			// now). It never handed out an address: clean it up.
+			rep.Errors = appendErr(rep.Errors, markDraining(db, e.ID))
 		case !ok:
-			// Detached behind our back, or a create/attach cut short by a
-			// crash: nothing new goes to it, free IPs are dropped, and
-			// once no pod holds an IP it is deleted.
-			rep.Errors = appendErr(rep.Errors, markDraining(db, e.ID, now, rep))
+			rep.Errors = appendErr(rep.Errors, noteMissing(db, e, now, rep))
+		case e.Missing():
+			rep.Errors = appendErr(rep.Errors, noteFound(db, e.ID))
+			fallthrough
 		case e.State == store.ENIAttaching && c.Status == eni.StatusInUse:
-			if _, err := makeReady(ctx, db, node, e, c); err != nil {
-				rep.Errors = append(rep.Errors, err)
+			if e.State == store.ENIAttaching {
+				if _, err := makeReady(ctx, db, node, e, c, host); err != nil {
+					rep.Errors = append(rep.Errors, err)
+				}
+				continue
 			}
+			fallthrough
 		case e.State == store.ENIReady:
-			rep.Errors = appendErr(rep.Errors, syncIPs(db, e, c, now, rep))
+			rep.Errors = appendErr(rep.Errors, syncIPs(ctx, db, e, c, now, host, rep))
 		}
 	}
 	for _, c := range attached {
@@ -202,14 +237,89 @@ func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		if err := db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) }); err != nil {
 			return err
 		}
-		if _, err := makeReady(ctx, db, node, rec, c); err != nil {
+		n, err := makeReady(ctx, db, node, rec, c, host)
+		if err != nil {
 			rep.Errors = append(rep.Errors, err)
 			continue
 		}
 		rep.AdoptedENIs = append(rep.AdoptedENIs, c.ID)
-		appendEvent(db, slog.LevelInfo, "ENIAdopted", "eni/"+c.ID, fmt.Sprintf("eni %s attached to %s was not in the store; adopted", c.ID, node.InstanceID))
+		rep.RecoveredIPs = append(rep.RecoveredIPs, n.recovered...)
+		appendEvent(db, slog.LevelInfo, "ENIAdopted", "eni/"+c.ID,
+			fmt.Sprintf("eni %s attached to %s was not in the store; adopted with %d free and %d in-use addresses", c.ID, node.InstanceID, n.free, len(n.recovered)))
 	}
 	return nil
+}
+
+// noteMissing counts one more sync in which the cloud did not list e as
+// attached. Once that is confirmed (missingSyncs syncs, missingFor), no new
+// pod gets an address on it (readyENIs), and it is drained if no pod holds
+// one; if pods do, they have lost their network: that is reported, and the
+// ENI is kept until they are gone.
+func noteMissing(db Store, e store.ENI, now time.Time, rep *Report) error {
+	rep.MissingENIs = append(rep.MissingENIs, e.ID)
+	var cur store.ENI
+	var firstConfirmed bool
+	var held []netip.Addr
+	err := db.Update(func(tx *store.WriteTx) (err error) {
+		if cur, err = tx.ENI(e.ID); err != nil {
+			return err
+		}
+		if cur.MissingSince.IsZero() {
+			cur.MissingSince = now
+		}
+		cur.MissingSyncs++
+		if !cur.Gone() && cur.MissingSyncs >= missingSyncs && now.Sub(cur.MissingSince) >= missingFor {
+			cur.MissingConfirmed, firstConfirmed = now, true
+		}
+		if held, err = heldOn(tx, e.ID); err != nil {
+			return err
+		}
+		return tx.PutENI(cur)
+	})
+	if err != nil || !cur.Gone() {
+		return err
+	}
+	if len(held) == 0 {
+		err := markDraining(db, e.ID)
+		if errors.Is(err, store.ErrInUse) {
+			return nil // an ADD reserved on it meanwhile; next sync decides again
+		}
+		if err == nil {
+			appendEvent(db, slog.LevelWarn, "ENIMissing", "eni/"+e.ID,
+				fmt.Sprintf("eni %s is not attached to this instance in the cloud since %s; it holds no pod address and is removed", e.ID, cur.MissingSince.Format(time.RFC3339)))
+		}
+		return err
+	}
+	rep.LostIPs = append(rep.LostIPs, held...)
+	if firstConfirmed {
+		appendEvent(db, slog.LevelError, "ENIMissing", "eni/"+e.ID,
+			fmt.Sprintf("eni %s is not attached to this instance in the cloud since %s, but pods hold %v on it: they have no network; no new pod gets an address there", e.ID, cur.MissingSince.Format(time.RFC3339), held))
+	}
+	return nil
+}
+
+// noteFound clears the missing mark of an ENI the cloud lists again.
+func noteFound(db Store, id string) error {
+	return db.Update(func(tx *store.WriteTx) error {
+		e, err := tx.ENI(id)
+		if err != nil {
+			return err
+		}
+		e.MissingSince, e.MissingSyncs, e.MissingConfirmed = time.Time{}, 0, time.Time{}
+		return tx.PutENI(e)
+	})
+}
+
+// heldOn returns the reserved or bound addresses on an ENI.
+func heldOn(tx *store.WriteTx, eniID string) ([]netip.Addr, error) {
+	ips, err := tx.IPs()
+	var held []netip.Addr
+	for _, ip := range ips {
+		if ip.ENIID == eniID && ip.State != store.IPFree {
+			held = append(held, ip.Addr)
+		}
+	}
+	return held, err
 }
 
 // matchTags reports whether tags carry every pair of filter; an empty
@@ -226,35 +336,54 @@ func matchTags(tags, filter map[string]string) bool {
 	return true
 }
 
-// syncIPs adds IPs the cloud lists on e that the store lacks, and drops
-// free IPs the cloud no longer has; held ones are reported as lost.
-func syncIPs(db Store, e store.ENI, c eni.ENI, now time.Time, rep *Report) error {
-	return db.Update(func(tx *store.WriteTx) error {
+// syncIPs adds IPs the cloud lists on e that the store lacks (as free, or
+// as bound when a pod on the host uses them), and drops free IPs the cloud
+// no longer has; held ones are reported as lost.
+func syncIPs(ctx context.Context, db Store, e store.ENI, c eni.ENI, now time.Time, host *hostView, rep *Report) error {
+	var inStore map[netip.Addr]store.IP
+	err := db.View(func(tx *store.ReadTx) error {
 		ips, err := tx.IPs()
-		if err != nil {
-			return err
-		}
-		inStore := make(map[netip.Addr]store.IP)
+		inStore = make(map[netip.Addr]store.IP)
 		for _, ip := range ips {
 			if ip.ENIID == e.ID {
 				inStore[ip.Addr] = ip
 			}
 		}
-		for _, a := range c.PrivateIPs {
-			if a == c.PrimaryIP {
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var unknown []netip.Addr
+	for _, a := range c.PrivateIPs {
+		if _, ok := inStore[a]; !ok && a != c.PrimaryIP {
+			unknown = append(unknown, a)
+		}
+	}
+	if len(unknown) > 0 {
+		n, err := recordCloudIPs(ctx, db, e.ID, unknown, now, host)
+		if err != nil {
+			return err
+		}
+		rep.SyncedIPs = append(rep.SyncedIPs, n.freeAddrs...)
+		rep.RecoveredIPs = append(rep.RecoveredIPs, n.recovered...)
+	}
+	inCloud := make(map[netip.Addr]bool, len(c.PrivateIPs))
+	for _, a := range c.PrivateIPs {
+		inCloud[a] = true
+	}
+	return db.Update(func(tx *store.WriteTx) error {
+		for _, a := range slices.SortedFunc(maps.Keys(inStore), netip.Addr.Compare) {
+			if inCloud[a] {
 				continue
 			}
-			if _, ok := inStore[a]; ok {
-				delete(inStore, a)
+			ip, err := tx.IP(a)
+			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
-			if err := tx.PutIP(store.IP{Addr: a, ENIID: e.ID, State: store.IPFree, AddedAt: now}); err != nil {
+			if err != nil {
 				return err
 			}
-			rep.SyncedIPs = append(rep.SyncedIPs, a)
-		}
-		for _, a := range slices.SortedFunc(maps.Keys(inStore), netip.Addr.Compare) {
-			ip := inStore[a]
 			switch {
 			case ip.State != store.IPFree:
 				rep.LostIPs = append(rep.LostIPs, a)
@@ -271,12 +400,23 @@ func syncIPs(db Store, e store.ENI, c eni.ENI, now time.Time, rep *Report) error
 
 // markDraining stops handing out IPs of an ENI and drops its free IPs from
 // the store (they are still assigned in the cloud until the ENI is deleted
-// or, if kept, unassigned by the caller).
-func markDraining(db Store, id string, now time.Time, rep *Report) error {
+// or, if kept, unassigned by the caller). It refuses, in the same
+// transaction as the check, when any address of the ENI is reserved or
+// bound: an ADD that reserved after the caller looked must keep its ENI.
+//
+// May return an error wrapping store.ErrInUse.
+func markDraining(db Store, id string) error {
 	return db.Update(func(tx *store.WriteTx) error {
 		e, err := tx.ENI(id)
 		if err != nil {
 			return err
+		}
+		held, err := heldOn(tx, id)
+		if err != nil {
+			return err
+		}
+		if len(held) > 0 {
+			return fmt.Errorf("drain eni %s: pods hold %v: %w", id, held, store.ErrInUse)
 		}
 		ips, err := tx.IPs()
 		if err != nil {
@@ -284,12 +424,6 @@ func markDraining(db Store, id string, now time.Time, rep *Report) error {
 		}
 		for _, ip := range ips {
 			if ip.ENIID != id {
-				continue
-			}
-			if ip.State != store.IPFree {
-				if rep != nil && e.State == store.ENIReady {
-					rep.LostIPs = append(rep.LostIPs, ip.Addr)
-				}
 				continue
 			}
 			if err := tx.DeleteIP(ip.Addr); err != nil {

@@ -198,7 +198,7 @@ func TestReconcile_CrashedAttach(t *testing.T) {
 	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
 	cloud.addENI(eni.ENI{ID: "eni-half", Type: eni.TypeSecondary, Status: eni.StatusAvailable, VSwitchID: "vsw-a"})
 	mustUpdate(t, db, func(tx *store.WriteTx) error {
-		return tx.PutENI(store.ENI{ID: "eni-half", InstanceID: testInstance, VSwitchID: "vsw-a", Owned: true, State: store.ENIAttaching, CreatedAt: time.Now()})
+		return tx.PutENI(store.ENI{ID: "eni-half", InstanceID: testInstance, VSwitchID: "vsw-a", Owned: true, State: store.ENIAttaching, CreatedAt: time.Now().Add(-missingFor)})
 	})
 	cfg := testConfig()
 	cfg.MinPoolSize = 0
@@ -216,10 +216,7 @@ func TestReconcile_CrashedAttach(t *testing.T) {
 func TestReconcile_LeaseHeld(t *testing.T) {
 	db, cloud := mustStore(t), newFakeCloud()
 	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
-	mustUpdate(t, db, func(tx *store.WriteTx) error {
-		_, err := tx.AcquireLease(store.LeaseAllocator, 1, time.Hour, time.Now())
-		return err
-	})
+	mustHoldAllocator(t, db)
 	cfg := testConfig()
 	cfg.MinPoolSize = 3
 	rep, err := Reconcile(bg, db, cloud, testNode(), cfg, time.Now())

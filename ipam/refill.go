@@ -2,6 +2,8 @@ package ipam
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,20 +17,21 @@ import (
 )
 
 // Refill grows the pool by need free IPs for the cold path. One process per
-// node at a time calls the cloud, the one holding the store's allocator
-// lease: it assigns up to eni.MaxIPsPerAssign IPs per call to owned ENIs
-// with room, then creates, attaches and records new ENIs, and releases the
-// lease. The store is never held open across a cloud call.
+// node at a time calls the cloud, the one holding the allocator lease (its
+// claim, see store.AllocatorClaim): it assigns up to eni.MaxIPsPerAssign IPs
+// per call to owned ENIs with room, then creates, attaches and records new
+// ENIs, and releases the lease. The store is never held open across a cloud
+// call.
 //
 // A process that finds the lease held waits on the store until need free
-// IPs appear or the lease is released (then it returns nil: reserve again),
-// or until ctx ends or cfg.AllocWait passes (ErrTryAgainLater).
+// IPs appear or the holder lets go (then it returns nil: reserve again), or
+// until ctx ends or cfg.AllocWait passes (ErrTryAgainLater).
 //
 // May return an error wrapping ErrTryAgainLater, ErrBackoff (a vSwitch out of
 // addresses or a quota reached, recorded in the store's pool state and
 // event log), or ErrPoolExhausted.
 func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, need int) error {
-	release, err := acquireAllocator(db, node, cfg)
+	l, err := acquireAllocator(ctx, db, node, cfg)
 	var held *store.LeaseHeldError
 	if errors.As(err, &held) {
 		// A waiter needs one address, whatever the holder asked for.
@@ -37,57 +40,116 @@ func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg conf
 	if err != nil {
 		return err
 	}
-	defer release()
-	_, err = grow(ctx, db, cloud, node, cfg, need)
+	defer l.release()
+	_, err = grow(l.ctx, db, cloud, node, cfg, need)
 	return err
 }
 
-// acquireAllocator takes the allocator lease and returns its release.
-func acquireAllocator(db Store, node Node, cfg config.Config) (func(), error) {
-	pid := node.pid()
-	err := db.Update(func(tx *store.WriteTx) error {
-		_, err := tx.AcquireLease(store.LeaseAllocator, pid, time.Duration(cfg.LeaseTTL), time.Now())
-		return err
-	})
+// allocator is a held allocator lease: the claim, and the record that says
+// who holds it. Its ctx ends at the lease's deadline (lease_ttl after the
+// last renewal), so a holder stuck in a cloud call cannot keep the node's
+// pool frozen; renew moves the deadline for work that legitimately takes
+// long (a reconcile of many steps).
+type allocator struct {
+	claim  *store.Claim
+	db     Store
+	ttl    time.Duration
+	lease  store.Lease
+	ctx    context.Context
+	cancel context.CancelFunc
+	parent context.Context
+}
+
+// acquireAllocator takes the allocator lease without waiting.
+//
+// May return a *store.LeaseHeldError (wrapping store.ErrLeaseHeld) naming
+// the holder.
+func acquireAllocator(ctx context.Context, db Store, node Node, cfg config.Config) (*allocator, error) {
+	claim, err := store.TryClaim(store.AllocatorClaim(db.ClaimsDir()), false)
+	if errors.Is(err, store.ErrClaimed) {
+		held := &store.LeaseHeldError{Lease: store.Lease{Name: store.LeaseAllocator, Holder: "another veni process"}}
+		_ = db.View(func(tx *store.ReadTx) error {
+			if l, err := tx.Lease(store.LeaseAllocator); err == nil {
+				held.Lease = l
+			}
+			return nil
+		})
+		return nil, held
+	}
 	if err != nil {
 		return nil, fmt.Errorf("acquire allocator lease: %w", err)
 	}
-	return func() {
-		err := db.Update(func(tx *store.WriteTx) error { return tx.ReleaseLease(store.LeaseAllocator, pid) })
-		if err != nil {
-			// It expires on its own; others wait at most LeaseTTL.
-			slog.Warn("release allocator lease", "err", err)
-		}
-	}, nil
+	now := time.Now()
+	a := &allocator{
+		claim: claim, db: db, ttl: time.Duration(cfg.LeaseTTL), parent: ctx,
+		lease: store.Lease{
+			Name: store.LeaseAllocator, Token: randomToken(), HolderPID: node.pid(), Holder: node.holder(),
+			Acquired: now, Renewed: now, Expires: now.Add(time.Duration(cfg.LeaseTTL)),
+		},
+	}
+	if err := db.Update(func(tx *store.WriteTx) error { return tx.PutLease(a.lease) }); err != nil {
+		claim.Release()
+		return nil, fmt.Errorf("acquire allocator lease: %w", err)
+	}
+	a.ctx, a.cancel = context.WithDeadline(ctx, a.lease.Expires)
+	return a, nil
+}
+
+// renew moves the lease's deadline to lease_ttl from now, in the record and
+// in a.ctx.
+func (a *allocator) renew() {
+	now := time.Now()
+	a.lease.Renewed, a.lease.Expires = now, now.Add(a.ttl)
+	err := a.db.Update(func(tx *store.WriteTx) error { return tx.PutLease(a.lease) })
+	if err != nil {
+		slog.Warn("renew allocator lease", "err", err)
+	}
+	a.cancel()
+	a.ctx, a.cancel = context.WithDeadline(a.parent, a.lease.Expires)
+}
+
+// release deletes the record, then lets the claim go.
+func (a *allocator) release() {
+	a.cancel()
+	err := a.db.Update(func(tx *store.WriteTx) error { return tx.DeleteLease(store.LeaseAllocator, a.lease.Token) })
+	if err != nil {
+		// Only a stale record is left; the claim is what others look at.
+		slog.Warn("release allocator lease", "err", err)
+	}
+	if err := a.claim.Release(); err != nil {
+		slog.Warn("release allocator claim", "err", err)
+	}
+}
+
+func randomToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // waitForPool polls the store until need free IPs are on ready ENIs or the
-// lease holder is done.
+// lease holder lets go of the allocator claim (or dies: the kernel lets go
+// for it).
 func waitForPool(ctx context.Context, db Store, cfg config.Config, need int, holder store.Lease) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AllocWait))
 	defer cancel()
 	tick := time.NewTicker(time.Duration(cfg.PollInterval))
 	defer tick.Stop()
+	claim := store.AllocatorClaim(db.ClaimsDir())
 	for {
 		var free int
-		var leaseDone bool
-		err := db.View(func(tx *store.ReadTx) error {
-			var err error
-			if free, err = countFree(tx); err != nil {
-				return err
-			}
-			l, err := tx.Lease(store.LeaseAllocator)
-			leaseDone = errors.Is(err, store.ErrNotFound) || (err == nil && (l.HolderPID != holder.HolderPID || !time.Now().Before(l.Expires)))
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
+		err := db.View(func(tx *store.ReadTx) (err error) {
+			free, err = countFree(tx)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if free >= max(need, 1) || leaseDone {
+		if free >= max(need, 1) {
 			return nil
+		}
+		if held, err := store.Claimed(claim); err != nil || !held {
+			return err
 		}
 		select {
 		case <-ctx.Done():

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -199,36 +198,35 @@ func TestRefill_OneCaller(t *testing.T) {
 	}
 }
 
-func deadPID(tb testing.TB) int {
-	tb.Helper()
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		tb.Fatal(err)
-	}
-	return cmd.Process.Pid
-}
-
-// Ensure the lease of a process that died is taken over, and a live holder
-// makes others give up with ErrTryAgainLater after the deadline.
+// Ensure the allocator lease is decided by its claim, not by the record's
+// PID: a record whose PID looks alive (the holder may be in another PID
+// namespace, or the PID reused) does not block when nobody holds the claim,
+// and a held claim makes others give up with ErrTryAgainLater after the
+// deadline without calling the cloud.
 func TestRefill_Lease(t *testing.T) {
 	cases := []struct {
 		name   string
-		holder func(testing.TB) int
+		hold   bool
+		record bool // a stale record naming pid 1, which is alive
 		want   error
 	}{
-		{"holder dead", deadPID, nil},
-		{"holder alive", func(testing.TB) int { return 1 }, ErrTryAgainLater},
+		{"free", false, false, nil},
+		{"stale record of a live-looking pid", false, true, nil},
+		{"claim held", true, false, ErrTryAgainLater},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			db, cloud := mustStore(t), newFakeCloud()
 			cloud.addVSwitch("vsw-a", "10.0.0.0/24", 100)
 			mustENI(t, db, cloud, "eni-1", true, 0, time.Now())
-			pid := tc.holder(t)
-			mustUpdate(t, db, func(tx *store.WriteTx) error {
-				_, err := tx.AcquireLease(store.LeaseAllocator, pid, time.Hour, time.Now())
-				return err
-			})
+			if tc.record {
+				mustUpdate(t, db, func(tx *store.WriteTx) error {
+					return tx.PutLease(store.Lease{Name: store.LeaseAllocator, Token: "old", HolderPID: 1, Holder: "veni daemon", Expires: time.Now().Add(time.Hour)})
+				})
+			}
+			if tc.hold {
+				mustHoldAllocator(t, db)
+			}
 			cfg := testConfig()
 			cfg.AllocWait = config.Duration(300 * time.Millisecond)
 			start := time.Now()
@@ -241,7 +239,14 @@ func TestRefill_Lease(t *testing.T) {
 				if cloud.total() != 0 {
 					t.Errorf("called the cloud without the lease: %v", cloud.calls)
 				}
+				return
 			}
+			_ = db.View(func(tx *store.ReadTx) error {
+				if l, err := tx.Lease(store.LeaseAllocator); err == nil {
+					t.Errorf("lease record left after refill: %+v", l)
+				}
+				return nil
+			})
 		})
 	}
 }

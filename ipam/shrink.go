@@ -119,7 +119,9 @@ func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node,
 			if !excess || enis-1 < cfg.MinENI || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) {
 				continue
 			}
-			if err := markDraining(db, e.ID, now, nil); err != nil {
+			if err := markDraining(db, e.ID); errors.Is(err, store.ErrInUse) {
+				continue // an ADD reserved on it after the snapshot: it stays
+			} else if err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -151,6 +153,28 @@ func idleFor(p pool, eniID string, now time.Time, d time.Duration) bool {
 // removeENI detaches a draining ENI, waits until it is Available, deletes
 // it, then forgets it. An ENI already gone from the cloud is just forgotten.
 func removeENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, id string) error {
+	// markDraining refused ENIs with held addresses and a draining ENI
+	// hands none out, so this holds; it is checked again because detaching
+	// an ENI under a pod is the one thing this must never do.
+	err := db.View(func(tx *store.ReadTx) error {
+		e, err := tx.ENI(id)
+		if err != nil {
+			return err
+		}
+		if e.State != store.ENIDraining {
+			return fmt.Errorf("delete eni %s: it is %s, not draining: %w", id, e.State, store.ErrInUse)
+		}
+		ips, err := tx.IPs()
+		for _, ip := range ips {
+			if ip.ENIID == id && ip.State != store.IPFree {
+				return fmt.Errorf("delete eni %s: %s is %s by %s: %w", id, ip.Addr, ip.State, ip.Owner, store.ErrInUse)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	got, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{id}})
 	if err != nil {
 		return fmt.Errorf("delete eni %s: %w", id, err)

@@ -43,17 +43,17 @@ const claimPoll = 5 * time.Millisecond
 // ClaimsDir is the directory holding the claims of the store at storePath.
 func ClaimsDir(storePath string) string { return storePath + ".claims" }
 
-// AllocatorClaim is the path of the node's allocator claim.
-func AllocatorClaim(storePath string) string {
-	return filepath.Join(ClaimsDir(storePath), "allocator")
+// AllocatorClaim is the path of the node's allocator claim in claimsDir.
+func AllocatorClaim(claimsDir string) string {
+	return filepath.Join(claimsDir, "allocator")
 }
 
-// OwnerClaim is the path of the claim on one attachment. The name is a hash
-// of the key: container ids are long and ifnames may hold any character but
-// "/".
-func OwnerClaim(storePath string, key OwnerKey) string {
+// OwnerClaim is the path of the claim on one attachment in claimsDir. The
+// name is a hash of the key: container ids are long and ifnames may hold
+// any character but "/".
+func OwnerClaim(claimsDir string, key OwnerKey) string {
 	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(ClaimsDir(storePath), "owner-"+hex.EncodeToString(sum[:16]))
+	return filepath.Join(claimsDir, "owner-"+hex.EncodeToString(sum[:16]))
 }
 
 // Claim is a held claim. Release it when done; if the process dies first,
@@ -175,3 +175,9 @@ func sameFile(f *os.File, path string) bool {
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino
 }
+
+// ClaimsDir is where the claims of this store live.
+func (f File) ClaimsDir() string { return ClaimsDir(f.Path) }
+
+// ClaimsDir is where the claims of this store live.
+func (db *DB) ClaimsDir() string { return ClaimsDir(db.path) }

@@ -15,7 +15,7 @@ import (
 // Ensure a claim excludes a second taker until it is released, and that
 // Claimed sees it from outside.
 func TestTryClaim_Exclusive(t *testing.T) {
-	path := AllocatorClaim(filepath.Join(t.TempDir(), "veni.db"))
+	path := AllocatorClaim(ClaimsDir(filepath.Join(t.TempDir(), "veni.db")))
 	a, err := TryClaim(path, false)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestTryClaim_Exclusive(t *testing.T) {
 // that locked the removed inode does not believe it holds the claim while
 // a newer holder has the file the path now names.
 func TestWaitClaim_RemovedFile(t *testing.T) {
-	path := OwnerClaim(filepath.Join(t.TempDir(), "veni.db"), NewOwnerKey("c1", "eth0"))
+	path := OwnerClaim(ClaimsDir(filepath.Join(t.TempDir(), "veni.db")), NewOwnerKey("c1", "eth0"))
 	first, err := TryClaim(path, true)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestClaim_HolderKilled(t *testing.T) {
 		time.Sleep(time.Hour)
 		return
 	}
-	path := OwnerClaim(filepath.Join(t.TempDir(), "veni.db"), NewOwnerKey("c1", "eth0"))
+	path := OwnerClaim(ClaimsDir(filepath.Join(t.TempDir(), "veni.db")), NewOwnerKey("c1", "eth0"))
 	cmd := exec.Command(os.Args[0], "-test.run=^TestClaim_HolderKilled$")
 	cmd.Env = append(os.Environ(), "VENI_CLAIM_HOLDER="+path)
 	out, err := cmd.StdoutPipe()

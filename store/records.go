@@ -64,13 +64,20 @@ type ENI struct {
 	// MissingSince is when the cloud first failed to list the ENI as
 	// attached to this instance, and MissingSyncs how many syncs in a row
 	// it has; zero while it is listed. Describe is eventually consistent:
-	// veni acts on a missing ENI only once it has been missing for a while.
-	MissingSince time.Time `json:"missingSince,omitzero"`
-	MissingSyncs int       `json:"missingSyncs,omitempty"`
+	// veni acts on a missing ENI only once it has been missing for a
+	// while, and MissingConfirmed says since when it has decided so.
+	MissingSince     time.Time `json:"missingSince,omitzero"`
+	MissingSyncs     int       `json:"missingSyncs,omitempty"`
+	MissingConfirmed time.Time `json:"missingConfirmed,omitzero"`
 }
 
-// Missing reports whether the cloud stopped listing the ENI as attached.
+// Missing reports whether the cloud stopped listing the ENI as attached,
+// even once.
 func (e ENI) Missing() bool { return !e.MissingSince.IsZero() }
+
+// Gone reports whether veni decided the ENI is no longer attached: no pod
+// gets an address on it.
+func (e ENI) Gone() bool { return !e.MissingConfirmed.IsZero() }
 
 func (e ENI) validate() error {
 	switch {
@@ -227,6 +234,10 @@ type PoolState struct {
 	Backoffs  map[string]Backoff `json:"backoffs,omitempty"`
 	WarmedUp  bool               `json:"warmedUp,omitempty"` // the start-up warm-up (ip_warm_up_size) is done
 	UpdatedAt time.Time          `json:"updatedAt,omitzero"`
+
+	// LastReclaim is when idle addresses were last returned to the cloud;
+	// the next reclaim waits idle_ip_reclaim_interval after it.
+	LastReclaim time.Time `json:"lastReclaim,omitzero"`
 }
 
 // ActiveBackoff returns the back-off of scope if it is still running at now.

@@ -1,0 +1,141 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/veni-cni/veni/store"
+)
+
+// HostPod is a pod the node's links say veni plumbed: the host end of its
+// veth, who it belongs to (from the link's owner record) and the addresses
+// routed to it. It is how the pool learns which addresses running pods use
+// when the store does not know (it was lost, damaged or replaced).
+type HostPod struct {
+	ContainerID string // empty when the link carries no readable owner record
+	IfName      string
+	NetNS       string
+	HostVeth    string
+	HostIfindex int
+	IPs         []netip.Addr
+}
+
+// hostView asks Node.HostPods at most once per Reconcile, and only when an
+// address the store does not know is about to be recorded.
+type hostView struct {
+	node   Node
+	loaded bool
+	byIP   map[netip.Addr]HostPod
+	err    error
+}
+
+// owner returns the pod on the host using addr, if any. An error means the
+// host could not be read: then no unknown address may be taken as free.
+func (h *hostView) owner(ctx context.Context, addr netip.Addr) (HostPod, bool, error) {
+	if h == nil {
+		return HostPod{}, false, nil
+	}
+	if !h.loaded {
+		h.loaded = true
+		if h.node.HostPods == nil {
+			h.err = fmt.Errorf("no way to list the host's pods (Node.HostPods unset)")
+		} else {
+			pods, err := h.node.HostPods(ctx)
+			h.err = err
+			h.byIP = make(map[netip.Addr]HostPod)
+			for _, p := range pods {
+				for _, a := range p.IPs {
+					h.byIP[a] = p
+				}
+			}
+		}
+	}
+	if h.err != nil {
+		return HostPod{}, false, fmt.Errorf("list the host's pods: %w", h.err)
+	}
+	p, ok := h.byIP[addr]
+	return p, ok, nil
+}
+
+// recorded is what recordCloudIPs wrote.
+type recorded struct {
+	free      int
+	freeAddrs []netip.Addr
+	recovered []netip.Addr
+}
+
+// recordCloudIPs records addresses the cloud assigns to an ENI and the
+// store lacks: bound to the pod when one on the host uses it (an
+// allocation marked Recovered), free otherwise. When host is nil (a new
+// ENI) every address is free. When the host cannot be read nothing is
+// recorded: a running pod's address must never be handed out again.
+func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.Addr, now time.Time, host *hostView) (recorded, error) {
+	var out recorded
+	pods := make(map[netip.Addr]HostPod)
+	for _, a := range addrs {
+		p, ok, err := host.owner(ctx, a)
+		if err != nil {
+			return out, fmt.Errorf("record addresses of eni %s: %w", eniID, err)
+		}
+		if ok {
+			pods[a] = p
+		}
+	}
+	err := db.Update(func(tx *store.WriteTx) error {
+		out = recorded{}
+		for _, a := range addrs {
+			if _, err := tx.IP(a); err == nil {
+				continue
+			}
+			p, used := pods[a]
+			if !used {
+				if err := tx.PutIP(store.IP{Addr: a, ENIID: eniID, State: store.IPFree, AddedAt: now}); err != nil {
+					return err
+				}
+				out.free++
+				out.freeAddrs = append(out.freeAddrs, a)
+				continue
+			}
+			a := recoveredAllocation(p, a, eniID, now)
+			if _, err := tx.Allocation(a.Key); err == nil {
+				// The pod's attachment already holds another address
+				// (a pod with several): keep this one under its own key.
+				a.ContainerID = "recovered-" + a.IP.String()
+				a.Key = store.NewOwnerKey(a.ContainerID, a.IfName)
+			}
+			if err := tx.PutIP(store.IP{Addr: a.IP, ENIID: eniID, State: store.IPBound, Owner: a.Key, AddedAt: now}); err != nil {
+				return err
+			}
+			if err := tx.PutAllocation(a); err != nil {
+				return err
+			}
+			out.recovered = append(out.recovered, a.IP)
+			if _, err := tx.AppendEvent(store.Event{
+				Time: now, Level: slog.LevelWarn, Reason: "AllocationRecovered", Object: "allocation/" + string(a.Key),
+				Message: fmt.Sprintf("%s on eni %s is used by host link %s (netns %q) but was not in the store; recorded as bound", a.IP, eniID, p.HostVeth, p.NetNS),
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// recoveredAllocation is the bound allocation of an address a host pod
+// uses. A link without a readable owner record gets a key named after the
+// link, so the operator can see and release it.
+func recoveredAllocation(p HostPod, ip netip.Addr, eniID string, now time.Time) store.Allocation {
+	cid, ifname := p.ContainerID, p.IfName
+	if cid == "" || ifname == "" {
+		cid, ifname = "recovered-"+p.HostVeth, "eth0"
+	}
+	return store.Allocation{
+		Key: store.NewOwnerKey(cid, ifname), ContainerID: cid, IfName: ifname, NetNS: p.NetNS,
+		IP: ip, ENIID: eniID, State: store.IPBound, ReservedAt: now, BoundAt: now,
+		HostVeth: p.HostVeth, HostIfindex: p.HostIfindex, Recovered: true,
+	}
+}
