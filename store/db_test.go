@@ -152,8 +152,8 @@ func TestOpen_Migrate(t *testing.T) {
 	}
 }
 
-// Ensure a failing function rolls back everything it wrote and skips its
-// OnCommit hooks, and that a panic does the same.
+// Ensure a failing function rolls back everything it wrote, and that a panic
+// does the same.
 func TestDB_Update_Rollback(t *testing.T) {
 	errBoom := errors.New("boom")
 	cases := []struct {
@@ -168,7 +168,6 @@ func TestDB_Update_Rollback(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			db := mustCreateDB(t)
-			hooked := false
 			var err error
 			func() {
 				defer func() {
@@ -177,7 +176,6 @@ func TestDB_Update_Rollback(t *testing.T) {
 					}
 				}()
 				err = db.Update(func(tx *WriteTx) error {
-					tx.OnCommit(func() { hooked = true })
 					if err := tx.PutENI(testENI("eni-a", "10.0.0.2")); err != nil {
 						return err
 					}
@@ -187,35 +185,8 @@ func TestDB_Update_Rollback(t *testing.T) {
 			if !tc.panic {
 				wantErr(t, err, tc.want)
 			}
-			if hooked {
-				t.Error("OnCommit ran for a rolled-back transaction")
-			}
 			err = db.View(func(tx *ReadTx) error { _, err := tx.ENI("eni-a"); return err })
 			wantErr(t, err, ErrNotFound)
 		})
-	}
-}
-
-// Ensure the package-level Update runs OnCommit hooks after the file is
-// unlocked, so a hook may open the store again.
-func TestUpdate_OnCommitAfterClose(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "veni.db")
-	var hookErr error
-	ran := false
-	err := Update(path, func(tx *WriteTx) error {
-		tx.OnCommit(func() {
-			ran = true
-			hookErr = View(path, func(tx *ReadTx) error {
-				_, err := tx.ENI("eni-a")
-				return err
-			})
-		})
-		return tx.PutENI(testENI("eni-a", "10.0.0.2"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ran || hookErr != nil {
-		t.Fatalf("hook ran=%v err=%v", ran, hookErr)
 	}
 }

@@ -9,16 +9,44 @@
 //
 // Every process opens the file for one short transaction and closes it
 // again: use the package-level View and Update, or Open a DB, run a few
-// transactions and Close it. The file is guarded by an exclusive flock, so
-// nobody may hold a DB open across a netlink call, a cloud call or any other
-// wait; collect what you need, close, do the slow work, then open again.
+// transactions and Close it. Nobody may hold a DB open across a netlink
+// call, a cloud call or any other wait; collect what you need, close, do
+// the slow work, then open again.
+//
+// Readers share the file, a writer has it alone. Update (and Open for
+// writing) takes an exclusive flock on "<file>.lock"; View (and Open with
+// Options.ReadOnly) takes a shared one and opens bbolt read-only, so a CNI
+// DEL's lookup waits only for a writer's transaction, never for other
+// readers. The outer flock is also what makes bbolt's read-only mapping
+// safe across processes: bbolt reuses freed pages in place and only tracks
+// the readers of its own process, but no writer can have the file open
+// while any reader does, and a reader maps only pages below the high-water
+// mark of the transaction it reads, all within the file. A waiting writer
+// passes a gate that new readers queue behind, so a stream of readers
+// cannot starve it (see fileLock). Nested opens in one goroutine can
+// deadlock against a waiting writer: finish one transaction before the
+// next.
+//
+// A reader never creates, migrates or moves the file: a store that does
+// not exist reads as an empty one, a store of an older schema as an
+// in-memory copy migrated the way a writer would, and one from a newer
+// binary is refused with ErrSchemaTooNew.
+//
+// Before bbolt maps a file, Open checks it: empty, shorter than two pages,
+// no valid meta page, or shorter than the high-water mark of its newest
+// valid transaction. bbolt would silently re-create the first and crash on
+// the others (SIGBUS on the mapping). A writer renames such a file to
+// "<file>.damaged-<UTC time>", never deletes it, and starts a new store
+// that says what happened: (*ReadTx).Recovery and a StoreDamaged event. A
+// reader leaves it in place and returns an error wrapping ErrDamaged. A
+// file that cannot be read (permissions, I/O errors, a lock timeout) is
+// never taken for damaged.
 //
 // Only managed transactions exist: (*DB).View runs a read-only function
 // over a *ReadTx, (*DB).Update a read-write function over a *WriteTx that is
 // committed when the function returns nil and rolled back when it returns an
-// error or panics. Side effects that must only happen after a commit go in
-// (*WriteTx).OnCommit; they run after the commit and, for the package-level
-// Update, after the file is closed and unlocked.
+// error or panics. Side effects that must follow a commit go after Update
+// returns nil.
 //
 // Values are JSON-encoded, versioned records. Every accessor returns a copy
 // decoded from the file: it stays valid after the transaction ends, and

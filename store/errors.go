@@ -16,6 +16,17 @@ var (
 	// schema this binary does not know. Migrations only go forward, so the
 	// older binary must not touch it.
 	ErrSchemaTooNew = errors.New("store schema newer than this binary")
+
+	// ErrDamaged means the store file failed the check Open runs before
+	// bbolt maps it: empty, shorter than two pages, no valid meta page, or
+	// shorter than its last transaction needs. A writer keeps such a file
+	// aside and starts a new store (see Recovery); a reader returns an
+	// error wrapping ErrDamaged, a *DamagedError, and leaves the file alone.
+	ErrDamaged = errors.New("store file damaged")
+
+	// ErrReadOnly means Update was called on a DB opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("store opened read-only")
 )
 
 // These errors can occur in transactions.
@@ -44,6 +55,17 @@ var (
 	// not expired. The returned error is a *LeaseHeldError.
 	ErrLeaseHeld = errors.New("lease held")
 )
+
+// DamagedError reports why Open found the store file damaged. It matches
+// ErrDamaged.
+type DamagedError struct {
+	Reason string // what the check found, one lowercase phrase
+}
+
+func (e *DamagedError) Error() string { return "store file damaged: " + e.Reason }
+
+// Is reports whether target is ErrDamaged.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
 
 // LeaseHeldError reports who holds a lease that AcquireLease could not take.
 // It matches ErrLeaseHeld.

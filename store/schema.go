@@ -23,6 +23,7 @@ var (
 // Keys in bucketMeta and bucketPool.
 var (
 	keySchema    = []byte("schema")
+	keyRecovery  = []byte("recovery")
 	keyPoolState = []byte("state")
 )
 
@@ -71,45 +72,62 @@ var migrations = []func(tx *bolt.Tx) error{
 // SchemaVersion is the schema this binary writes.
 func SchemaVersion() int { return len(migrations) }
 
-// schemaCurrent reports whether the file already has SchemaVersion, without
-// writing. A file that needs a migration (or is newer) reports false, and
-// migrate then decides.
-func schemaCurrent(b *bolt.DB) (bool, error) {
-	current := false
-	err := b.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return nil
-		}
-		current = string(meta.Get(keySchema)) == strconv.Itoa(SchemaVersion())
-		return nil
+// schemaOf returns the schema of the file open in tx: 0 for a file without
+// one (new, or from before schemas existed).
+//
+// May return an error wrapping ErrCorrupt.
+func schemaOf(tx *bolt.Tx) (int, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, nil
+	}
+	v := meta.Get(keySchema)
+	if v == nil {
+		return 0, nil
+	}
+	have, err := strconv.Atoi(string(v))
+	if err != nil {
+		return 0, fmt.Errorf("schema version %q: %w", v, ErrCorrupt)
+	}
+	return have, nil
+}
+
+// readSchema returns the schema of b's file, without writing.
+func readSchema(b *bolt.DB) (int, error) {
+	var have int
+	err := b.View(func(tx *bolt.Tx) (err error) {
+		have, err = schemaOf(tx)
+		return err
 	})
-	return current, err
+	return have, err
+}
+
+// errSchemaTooNew is what a file from a newer binary gets, writer or reader.
+func errSchemaTooNew(have int) error {
+	return fmt.Errorf("file has schema %d, this binary knows up to %d: %w (upgrade veni on this node)", have, SchemaVersion(), ErrSchemaTooNew)
 }
 
 // migrate brings the file to SchemaVersion, refusing files from the future.
 func migrate(tx *bolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	have, err := schemaOf(tx)
 	if err != nil {
-		return fmt.Errorf("create meta bucket: %w", err)
-	}
-	have := 0
-	if v := meta.Get(keySchema); v != nil {
-		if have, err = strconv.Atoi(string(v)); err != nil {
-			return fmt.Errorf("schema version %q: %w", v, ErrCorrupt)
-		}
+		return err
 	}
 	want := SchemaVersion()
 	if have > want {
-		return fmt.Errorf("file has schema %d, this binary knows up to %d: %w (upgrade veni on this node)", have, want, ErrSchemaTooNew)
+		return errSchemaTooNew(have)
+	}
+	if have == want {
+		return nil
+	}
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return fmt.Errorf("create meta bucket: %w", err)
 	}
 	for v := have; v < want; v++ {
 		if err := migrations[v](tx); err != nil {
 			return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 		}
-	}
-	if have == want {
-		return nil
 	}
 	return meta.Put(keySchema, []byte(strconv.Itoa(want)))
 }

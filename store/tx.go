@@ -21,14 +21,6 @@ type ReadTx struct {
 // to Update. Its reads see its own writes.
 type WriteTx struct {
 	ReadTx
-	hooks []func()
-}
-
-// OnCommit registers fn to run once the transaction has committed. It does
-// not run if the transaction rolls back. Use it for side effects that must
-// not happen for a write that did not stick (waking a waiter, logging).
-func (t *WriteTx) OnCommit(fn func()) {
-	t.hooks = append(t.hooks, fn)
 }
 
 func ipKey(a netip.Addr) []byte { return []byte(a.String()) }
