@@ -220,17 +220,26 @@ func (c Config) Validate() error {
 			return bad(f.name, "%d is negative", f.v)
 		}
 	}
+	// Each duration has a range outside which the node breaks: a zero
+	// poll_interval panics a ticker, a zero lease_ttl cancels every refill
+	// at once, a zero alloc_wait or attach_timeout fails every cold ADD.
 	for _, f := range []struct {
-		name string
-		v    Duration
+		name     string
+		v        Duration
+		min, max time.Duration
 	}{
-		{"idle_ip_reclaim_after", c.IdleReclaimAfter}, {"idle_ip_reclaim_interval", c.IdleReclaimEvery},
-		{"alloc_wait", c.AllocWait}, {"attach_timeout", c.AttachTimeout}, {"lease_ttl", c.LeaseTTL},
-		{"poll_interval", c.PollInterval}, {"vswitch_backoff", c.VSwitchBackoff}, {"eni_quota_backoff", c.QuotaBackoff},
-		{"gc_grace", c.GCGrace},
+		{"idle_ip_reclaim_after", c.IdleReclaimAfter, 0, 24 * time.Hour},
+		{"idle_ip_reclaim_interval", c.IdleReclaimEvery, time.Second, 24 * time.Hour},
+		{"alloc_wait", c.AllocWait, time.Second, 10 * time.Minute},
+		{"attach_timeout", c.AttachTimeout, time.Second, 10 * time.Minute},
+		{"lease_ttl", c.LeaseTTL, 10 * time.Second, time.Hour},
+		{"poll_interval", c.PollInterval, 10 * time.Millisecond, time.Minute},
+		{"vswitch_backoff", c.VSwitchBackoff, time.Second, 24 * time.Hour},
+		{"eni_quota_backoff", c.QuotaBackoff, time.Second, 24 * time.Hour},
+		{"gc_grace", c.GCGrace, 0, time.Hour},
 	} {
-		if f.v < 0 {
-			return bad(f.name, "%s is negative", time.Duration(f.v))
+		if d := time.Duration(f.v); d < f.min || d > f.max {
+			return bad(f.name, "%s is outside [%s, %s]", d, f.min, f.max)
 		}
 	}
 	switch {
@@ -250,7 +259,7 @@ func (c Config) Validate() error {
 		return bad("scheme", "%q is not http or https", c.Scheme)
 	case !slices.Contains([]string{DatapathAuto, DatapathEBPF, DatapathPlain, datapathVeth, ""}, c.Datapath):
 		return bad("datapath", "%q is not auto, ebpf or plain", c.Datapath)
-	case c.LeaseTTL > 0 && time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
+	case time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
 		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
 	}
 	if c.ServiceCIDR != "" {

@@ -87,6 +87,14 @@ func TestParse_Invalid(t *testing.T) {
 		{"min_eni", `{"min_eni": 3, "max_eni": 2}`, "min_eni"},
 		{"datapath", `{"datapath": "ipvlan"}`, "datapath"},
 		{"too many sgs", `{"security_groups": ["1","2","3","4","5","6","7","8","9","10","11"]}`, "security_groups"},
+		{"zero poll interval", `{"poll_interval": 0}`, "poll_interval"},
+		{"zero lease ttl", `{"lease_ttl": "0s"}`, "lease_ttl"},
+		{"lease ttl under attach timeout", `{"lease_ttl": "30s", "attach_timeout": "60s"}`, "lease_ttl"},
+		{"zero attach timeout", `{"attach_timeout": 0}`, "attach_timeout"},
+		{"zero alloc wait", `{"alloc_wait": "0s"}`, "alloc_wait"},
+		{"huge alloc wait", `{"alloc_wait": "1h"}`, "alloc_wait"},
+		{"zero reclaim interval", `{"idle_ip_reclaim_interval": 0}`, "idle_ip_reclaim_interval"},
+		{"negative gc grace", `{"gc_grace": "-1s"}`, "gc_grace"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

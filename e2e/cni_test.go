@@ -17,7 +17,7 @@ func TestCNI_TwoNodesThirtyPods(t *testing.T) {
 	c := mustCluster(t, "--nodes", "2",
 		"--min-pool-size", fmt.Sprint(minPool), "--max-pool-size", fmt.Sprint(maxPool),
 		"--daemon-sync-interval", "1s",
-		"--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_batch_size=50")
+		"--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_interval=1s", "--node-config", "idle_ip_reclaim_batch_size=50")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

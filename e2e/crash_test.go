@@ -25,7 +25,7 @@ func TestCNI_CrashSafety(t *testing.T) {
 	const pods, minKills = 100, 50
 	c := mustCluster(t, "--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5",
 		"--daemon-sync-interval", "1s",
-		"--node-config", "gc_grace=1s", "--node-config", "idle_ip_reclaim_after=1s")
+		"--node-config", "gc_grace=1s", "--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_interval=1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

@@ -22,8 +22,11 @@ var ErrNotNetNS = errors.New("not a network namespace")
 // May return an error wrapping ErrNotNetNS.
 func IdentifyNetNS(path string) (store.NetNSID, error) {
 	f, err := os.Open(path)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return store.NetNSID{}, fmt.Errorf("netns %s: %w: %w", path, ErrNotNetNS, err)
+	}
+	if err != nil {
+		return store.NetNSID{}, fmt.Errorf("netns %s: %w", path, err)
 	}
 	defer f.Close()
 	var fs unix.Statfs_t

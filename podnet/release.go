@@ -35,6 +35,10 @@ type Node struct {
 	InstanceID string
 }
 
+// testHookTornDown, set by tests, runs between the teardown and the store
+// release: the window in which the address must still be held.
+var testHookTornDown func(store.Allocation)
+
 // ErrBusy means another process is adding, deleting or collecting the
 // same attachment right now.
 var ErrBusy = errors.New("attachment busy")
@@ -123,6 +127,9 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	}
 	if err := detachFastPath(n.InstanceID, a.IP, a.HostIfindex); err != nil {
 		return nil, fmt.Errorf("release %s: detach fast path: %w", key, err)
+	}
+	if testHookTornDown != nil {
+		testHookTornDown(a)
 	}
 	released, err := ipam.ReleaseAllocation(n.Store, a, opts.Reason, opts.Now)
 	if err != nil || !released {
