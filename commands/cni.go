@@ -297,8 +297,24 @@ func allocationError(err error) error {
 		return types.NewError(types.ErrTryAgainLater, "this node has no room for another pod address", err.Error()+" (raise max_eni, or schedule fewer pods on this node)")
 	case errors.Is(err, config.ErrInvalid):
 		return types.NewError(types.ErrInvalidNetworkConfig, "invalid veni configuration", err.Error())
+	case isStoreError(err):
+		return storeError(err, "allocate an address")
 	}
-	return storeError(err, "allocate an address")
+	// The cold path's cloud calls failed (throttled, unreachable, no
+	// credentials on this host, ...): the daemon or a later ADD may
+	// succeed, and the details say what failed.
+	return types.NewError(types.ErrTryAgainLater, "cannot grow the node's address pool now", err.Error())
+}
+
+// isStoreError reports whether err came from the store itself rather than
+// from what a transaction's caller decided.
+func isStoreError(err error) bool {
+	for _, target := range []error{store.ErrLocked, store.ErrDamaged, store.ErrCorrupt, store.ErrSchemaTooNew, store.ErrInvariant, store.ErrInvalid, store.ErrReadOnly} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // storeError says "try again later" (11) when the store was busy: another

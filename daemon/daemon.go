@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/veni-cni/veni/ipam"
-	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
@@ -28,6 +26,9 @@ type Options struct {
 	MinWakeGap time.Duration
 	// Logger receives the daemon's log; nil means slog.Default().
 	Logger *slog.Logger
+	// Host is the node's kernel as the pool sees it; nil means the
+	// namespace the daemon runs in, through netplumb.
+	Host Host
 }
 
 // Defaults for Options.
@@ -58,6 +59,9 @@ func New(env *node.Env, opts Options) *Daemon {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Host == nil {
+		opts.Host = nodeHost{}
+	}
 	return &Daemon{env: env, opts: opts, log: opts.Logger}
 }
 
@@ -70,25 +74,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.node = node.IPAMNode(facts)
-	d.node.WaitLink = netplumb.WaitLink
-	d.node.HostPods = hostPods
+	d.node.WaitLink = d.opts.Host.WaitLink
+	d.node.HostPods = d.opts.Host.HostPods
 	d.node.Holder = "veni daemon"
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
 	d.startFastPath(facts.InstanceID)
 	defer d.stopFastPath()
 
-	// Restart: make the links match the store before anything else, so a
-	// node whose routing tables were lost carries its pods' traffic again.
-	d.restoreENIs(ctx)
-	d.fullPass(ctx)
-
+	// Watch before the first pass: a write made while it runs (an ADD
+	// taking the address the pass just added) must wake the next one.
 	writes, closeWatch, err := watchFile(d.env.Store.Path)
 	if err != nil {
 		d.log.Warn("store watch unavailable; relying on the timer", "err", err)
 	} else {
 		defer closeWatch()
 	}
+
+	// Restart: make the links match the store before anything else, so a
+	// node whose routing tables were lost carries its pods' traffic again.
+	d.restoreENIs(ctx)
+	d.fullPass(ctx)
 	ticker := time.NewTicker(d.opts.SyncInterval)
 	defer ticker.Stop()
 	var lastWake time.Time
@@ -204,19 +210,6 @@ func (d *Daemon) gc(ctx context.Context) {
 	d.pruneEndpoints()
 }
 
-// hostPods is ipam.Node.HostPods: the pods veni plumbed in this
-// namespace, from their host veths.
-func hostPods(ctx context.Context) ([]ipam.HostPod, error) {
-	pods, err := netplumb.HostPods(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ipam.HostPod, 0, len(pods))
-	for _, p := range pods {
-		out = append(out, ipam.HostPod{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, HostVeth: p.HostName, HostIfindex: p.HostIfindex, IPs: p.IPs})
-	}
-	return out, nil
-}
 
 func (d *Daemon) logReport(rep ipam.Report) {
 	attrs := []any{"idle", rep.Idle, "used", rep.Used, "took", rep.Took.Round(time.Millisecond)}
@@ -278,24 +271,19 @@ func (d *Daemon) restoreNewENIs(ctx context.Context, rep ipam.Report) {
 }
 
 func (d *Daemon) ensureENI(ctx context.Context, e store.ENI) {
-	mac, err := net.ParseMAC(e.MAC)
-	if err != nil {
-		d.log.Error("eni with bad mac in store", "eni", e.ID, "mac", e.MAC)
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP, Table: e.Table})
+	ifindex, err := d.opts.Host.EnsureENI(ctx, e)
 	if err != nil {
 		d.log.Warn("eni link", "eni", e.ID, "mac", e.MAC, "err", err)
 		return
 	}
-	d.log.Debug("eni ready", "eni", e.ID, "link", link.Name, "table", link.Table)
-	d.attachENIProgram(e.ID, link.Index)
+	d.log.Debug("eni ready", "eni", e.ID, "ifindex", ifindex, "table", e.Table)
+	d.attachENIProgram(e.ID, ifindex)
 }
 
 // watchFile signals writes to the store file. It watches the directory so
-// that a store created after the daemon started is seen too.
+// that a store created or replaced after the daemon started is seen too.
 func watchFile(path string) (<-chan struct{}, func(), error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -313,7 +301,9 @@ func watchFile(path string) (<-chan struct{}, func(), error) {
 				if !ok {
 					return
 				}
-				if ev.Name == path && ev.Has(fsnotify.Write) {
+				// A store replaced in place (a damaged file moved aside,
+				// a restore) arrives as Create of the name.
+				if ev.Name == path && (ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create)) {
 					select {
 					case out <- struct{}{}:
 					default:
