@@ -210,7 +210,6 @@ func (d *Daemon) gc(ctx context.Context) {
 	d.pruneEndpoints()
 }
 
-
 func (d *Daemon) logReport(rep ipam.Report) {
 	attrs := []any{"idle", rep.Idle, "used", rep.Used, "took", rep.Took.Round(time.Millisecond)}
 	if rep.LeaseHeld {
