@@ -184,13 +184,16 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 	return *best, enis[best.ENIID], nil
 }
 
-// readyENIs returns the ENIs whose free IPs may be handed out: ready, and
-// not gone from the cloud (see noteMissing).
+// usable reports whether an ENI's free IPs may be handed out: it is ready,
+// and not gone from the cloud (see noteMissing).
+func usable(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() }
+
+// readyENIs returns the usable ENIs by id.
 func readyENIs(tx *store.ReadTx) (map[string]store.ENI, error) {
 	enis, err := tx.ENIs()
 	out := make(map[string]store.ENI, len(enis))
 	for _, e := range enis {
-		if e.State == store.ENIReady && !e.Gone() {
+		if usable(e) {
 			out[e.ID] = e
 		}
 	}

@@ -151,15 +151,16 @@ func appendErr(errs []error, err error) []error {
 	return errs
 }
 
-// countPool counts free and held IPs on ready ENIs.
+// countPool counts free and held IPs on the ENIs that hand addresses out
+// (usable).
 func countPool(p pool) (idle, used int) {
-	ready := make(map[string]bool)
+	ok := make(map[string]bool, len(p.enis))
 	for _, e := range p.enis {
-		ready[e.ID] = e.State == store.ENIReady
+		ok[e.ID] = usable(e)
 	}
 	for _, ip := range p.ips {
 		switch {
-		case !ready[ip.ENIID]:
+		case !ok[ip.ENIID]:
 		case ip.State == store.IPFree:
 			idle++
 		default:

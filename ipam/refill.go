@@ -159,19 +159,15 @@ func waitForPool(ctx context.Context, db Store, cfg config.Config, need int, hol
 	}
 }
 
+// countFree counts the free IPs a warm ADD could take now.
 func countFree(tx *store.ReadTx) (int, error) {
-	enis, err := readyENIs(tx)
+	enis, err := tx.ENIs()
 	if err != nil {
 		return 0, err
 	}
 	ips, err := tx.IPs()
-	n := 0
-	for _, ip := range ips {
-		if _, ok := enis[ip.ENIID]; ok && ip.State == store.IPFree {
-			n++
-		}
-	}
-	return n, err
+	free, _ := countPool(pool{enis: enis, ips: ips})
+	return free, err
 }
 
 // pool is a snapshot of the store for planning cloud calls.
