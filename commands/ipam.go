@@ -72,6 +72,7 @@ type ipamListing struct {
 	Allocations []store.Allocation `json:"allocations"`
 	Pool        store.PoolState    `json:"pool"`
 	Lease       *store.Lease       `json:"allocatorLease,omitempty"`
+	LeaseHeld   bool               `json:"allocatorLeaseHeld"` // a live process holds the allocator claim
 }
 
 func readListing(db store.File) (ipamListing, error) {
@@ -90,7 +91,7 @@ func readListing(db store.File) (ipamListing, error) {
 		if l.Pool, err = tx.PoolState(); err != nil {
 			return err
 		}
-		lease, err := tx.Lease("allocator")
+		lease, err := tx.Lease(store.LeaseAllocator)
 		if err == nil {
 			l.Lease = &lease
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -100,6 +101,9 @@ func readListing(db store.File) (ipamListing, error) {
 	})
 	slices.SortFunc(l.IPs, func(a, b store.IP) int { return a.Addr.Compare(b.Addr) })
 	slices.SortFunc(l.Allocations, func(a, b store.Allocation) int { return a.IP.Compare(b.IP) })
+	if err == nil {
+		l.LeaseHeld, err = store.Claimed(store.AllocatorClaim(db.ClaimsDir()))
+	}
 	return l, err
 }
 

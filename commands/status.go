@@ -69,6 +69,8 @@ type statusReport struct {
 	Pool     statusPool      `json:"pool"`
 	Daemon   statusDaemon    `json:"daemon"`
 	Problems []string        `json:"problems,omitempty"` // what an operator should look at first
+
+	StoreRecovery *store.Recovery `json:"storeRecovery,omitempty"` // the store replaced a damaged file
 }
 
 type statusDatapath struct {
@@ -101,7 +103,7 @@ type statusPool struct {
 	MaxIdle   int             `json:"maxIdle"`
 	Backoffs  []statusBackoff `json:"backoffs,omitempty"` // active ones only
 	Lease     *store.Lease    `json:"allocatorLease,omitempty"`
-	LeaseLive bool            `json:"allocatorLeaseLive"`
+	LeaseLive bool            `json:"allocatorLeaseLive"` // a live process holds the allocator claim
 	UpdatedAt time.Time       `json:"updatedAt,omitzero"`
 }
 
@@ -114,6 +116,10 @@ type statusENI struct {
 	Reserved  int        `json:"reserved"`
 	Bound     int        `json:"bound"`
 	Owned     bool       `json:"owned"`
+	Table     int        `json:"table"`
+
+	MissingSince time.Time `json:"missingSince,omitzero"` // the cloud stopped listing it as attached
+	Gone         bool      `json:"gone,omitempty"`        // veni decided it is detached: no new pod gets an address there
 }
 
 type statusBackoff struct {
@@ -137,6 +143,9 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 
 	var info store.NodeInfo
 	err := env.Store.View(func(tx *store.ReadTx) error {
+		if r, err := tx.Recovery(); err == nil {
+			rep.StoreRecovery = &r
+		}
 		var err error
 		info, err = tx.Node()
 		return err
@@ -146,8 +155,14 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		rep.Node = &info
 	case errors.Is(err, store.ErrNotFound):
 		problem("no node facts in the store yet: neither the daemon nor an ADD has run")
+	case errors.Is(err, store.ErrDamaged):
+		problem("the store is damaged: %v (the next veni process that writes keeps it aside and starts a new one; the daemon then rebuilds the pods' allocations from the host)", err)
 	default:
 		problem("read node facts: %v", err)
+	}
+	if r := rep.StoreRecovery; r != nil {
+		problem("the store was replaced at %s because the old file was damaged (%s); it is kept at %s. Allocations were rebuilt from the host's pods: check them with veni ipam list",
+			r.Time.Format(time.RFC3339), r.Reason, r.KeptAs)
 	}
 
 	listing, err := readListing(env.Store)
@@ -168,10 +183,13 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 }
 
 func summarizePool(l ipamListing, now time.Time) statusPool {
-	p := statusPool{MinIdle: l.Pool.MinIdle, MaxIdle: l.Pool.MaxIdle, UpdatedAt: l.Pool.UpdatedAt, Lease: l.Lease}
-	p.LeaseLive = l.Lease != nil && now.Before(l.Lease.Expires)
+	p := statusPool{MinIdle: l.Pool.MinIdle, MaxIdle: l.Pool.MaxIdle, UpdatedAt: l.Pool.UpdatedAt, Lease: l.Lease, LeaseLive: l.LeaseHeld}
 	for _, e := range l.ENIs {
-		se := statusENI{ID: e.ID, MAC: e.MAC, State: string(e.State), PrimaryIP: e.PrimaryIP, Owned: e.Owned}
+		se := statusENI{ID: e.ID, MAC: e.MAC, State: string(e.State), PrimaryIP: e.PrimaryIP, Owned: e.Owned, Table: e.Table}
+		if e.Missing() {
+			se.MissingSince = e.MissingSince
+			se.Gone = e.Gone()
+		}
 		for _, ip := range l.IPs {
 			if ip.ENIID != e.ID {
 				continue
@@ -380,8 +398,8 @@ func printStatus(w io.Writer, rep statusReport) error {
 	for _, b := range pool.Backoffs {
 		p.printf("  backoff %s until %s: %s\n", b.Scope, b.Until.Format(time.RFC3339), b.Reason)
 	}
-	if pool.LeaseLive {
-		p.printf("  lease   allocator held by pid %d (%s) until %s\n", pool.Lease.HolderPID, pool.Lease.Holder, pool.Lease.Expires.Format(time.RFC3339))
+	if pool.LeaseLive && pool.Lease != nil {
+		p.printf("  lease   allocator held by %s (pid %d in its PID namespace) since %s, its cloud work bounded by %s\n", pool.Lease.Holder, pool.Lease.HolderPID, pool.Lease.Acquired.Format(time.RFC3339), pool.Lease.Expires.Format(time.RFC3339))
 	}
 	p.printf("daemon    %s", rep.Daemon.Verdict)
 	if len(rep.Daemon.PIDs) > 0 {

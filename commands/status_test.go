@@ -27,7 +27,8 @@ func TestSummarizePool(t *testing.T) {
 			"vswitch/vsw-x": {Until: now.Add(time.Minute), Reason: "InvalidVSwitchId.IpNotEnough"},
 			"eni-quota":     {Until: now.Add(-time.Minute), Reason: "over"},
 		}},
-		Lease: &store.Lease{Name: store.LeaseAllocator, HolderPID: 42, Expires: now.Add(time.Second)},
+		Lease:     &store.Lease{Name: store.LeaseAllocator, HolderPID: 42, Expires: now.Add(time.Second)},
+		LeaseHeld: true,
 	}
 	p := summarizePool(l, now)
 	checks := []struct {
