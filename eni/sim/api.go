@@ -86,6 +86,9 @@ func (c *Cloud) handleAPI(r *http.Request) (response, *apiError) {
 		return nil, errMissing("Action")
 	}
 	if aerr := c.authenticate(r.Method, params); aerr != nil {
+		c.mu.Lock()
+		c.authFailures[aerr.code]++
+		c.mu.Unlock()
 		return nil, aerr
 	}
 	version := q.get("Version")

@@ -39,6 +39,7 @@ type Cloud struct {
 	sts          map[string]*stsCredential // by AccessKeyId, until long expired
 	stsCurrent   map[string]*stsCredential // by instance: what metadata hands out now
 	stsIssued    int
+	authFailures map[string]int // by error code
 	mdTokens     map[string]mdToken
 	faults       map[string]Fault
 	attachFault  AttachFault
@@ -92,6 +93,7 @@ func New(cfg Config) (*Cloud, error) {
 		now:          time.Now,
 		sts:          map[string]*stsCredential{},
 		stsCurrent:   map[string]*stsCredential{},
+		authFailures: map[string]int{},
 		vsws:         map[string]*vswitch{},
 		instances:    map[string]*instance{},
 		enis:         map[string]*eni{},

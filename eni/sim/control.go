@@ -206,7 +206,8 @@ type Snapshot struct {
 	VSwitches    []VSwitchSnapshot      `json:"vswitches"`
 	Calls        map[string]ActionStats `json:"calls"`
 	Faults       FaultState             `json:"faults"`
-	STSIssued    int                    `json:"stsIssued"` // RAM role credentials handed out by metadata
+	STSIssued    int                    `json:"stsIssued"`              // RAM role credentials handed out by metadata
+	AuthFailures map[string]int         `json:"authFailures,omitempty"` // requests refused by authentication, by code
 	FabricErrors int                    `json:"fabricErrors"`
 	LastFabric   string                 `json:"lastFabricError,omitempty"`
 }
@@ -254,6 +255,7 @@ func (c *Cloud) Snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Snapshot{Calls: map[string]ActionStats{}, Faults: c.faultStateLocked(), STSIssued: c.stsIssued,
+		AuthFailures: maps.Clone(c.authFailures),
 		FabricErrors: c.fabricErrors, LastFabric: c.lastFabric}
 	for _, id := range c.instOrder {
 		i := c.instances[id]
