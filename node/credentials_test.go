@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -352,5 +353,72 @@ func TestEnv_Cloud_InsecureConfigKeys(t *testing.T) {
 	}
 	if _, err := env.Cloud().VSwitches(context.Background(), "vsw-sim-a"); err != nil {
 		t.Fatalf("after chmod 600: %v", err)
+	}
+}
+
+func TestInstallCredentials(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "etc", "veni", "credentials")
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	src := mustCredentialsFile(t, 0o400, "STS.first", "secret-1", "token-1", exp)
+	cases := []struct {
+		name        string
+		prepare     func()
+		wantChanged bool
+		wantErr     error
+		wantID      string
+	}{
+		{"first install", nil, true, nil, "STS.first"},
+		{"unchanged", nil, false, nil, "STS.first"},
+		{"rotated", func() { writeCredentials(t, src, 0o400, "STS.second", "secret-2", "token-2", exp.Add(time.Hour)) }, true, nil, "STS.second"},
+		{"dst loosened is rewritten", func() { _ = os.Chmod(dst, 0o644) }, true, nil, "STS.second"},
+		{"readable source refused", func() { _ = os.Chmod(src, 0o644) }, false, eni.ErrInsecureCredentials, "STS.second"},
+		{"expired source refused", func() {
+			writeCredentials(t, src, 0o600, "STS.old", "s", "t", time.Now().Add(-time.Minute))
+		}, false, eni.ErrNoCredentials, "STS.second"},
+		{"missing source", func() { _ = os.Remove(src) }, false, os.ErrNotExist, "STS.second"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.prepare != nil {
+				tc.prepare()
+			}
+			changed, err := InstallCredentials(src, dst)
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) || tc.wantErr == nil && err != nil {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if changed != tc.wantChanged {
+				t.Fatalf("changed = %v, want %v", changed, tc.wantChanged)
+			}
+			got, err := eni.ReadCredentialsFile(dst) // refuses anything but 0600-like modes
+			if err != nil || got.AccessKeyID != tc.wantID {
+				t.Fatalf("installed %v, %v; want %s", got, err, tc.wantID)
+			}
+		})
+	}
+}
+
+func TestSyncCredentials(t *testing.T) {
+	exp := time.Now().Add(time.Hour)
+	src := mustCredentialsFile(t, 0o600, "STS.first", "s", "t", exp)
+	dst := filepath.Join(t.TempDir(), "credentials")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- SyncCredentials(ctx, src, dst, 20*time.Millisecond, slog.New(slog.DiscardHandler)) }()
+	waitID := func(id string) {
+		t.Helper()
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if c, err := eni.ReadCredentialsFile(dst); err == nil && c.AccessKeyID == id {
+				return
+			}
+		}
+		t.Fatalf("%s never reached %s", id, dst)
+	}
+	waitID("STS.first")
+	writeCredentials(t, src, 0o600, "STS.second", "s", "t", exp)
+	waitID("STS.second")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
