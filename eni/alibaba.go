@@ -215,7 +215,7 @@ func (c *AlibabaClient) do(ctx context.Context, req requests.AcsRequest, resp re
 	return c.call(ctx, req.GetActionName(), func(actx context.Context) error {
 		creds, err := c.creds.Credentials(actx)
 		if err != nil {
-			return &safeError{msg: "credentials: " + ScrubText(err.Error()), cause: credentialCause(err)}
+			return &safeError{msg: "credentials: " + scrubText(err.Error()), cause: credentialCause(err)}
 		}
 		cfg := sdk.NewConfig()
 		cfg.AutoRetry = false // call retries, with back-off and classification

@@ -26,8 +26,8 @@ func TestAlibabaClient_Sim_RAMRoleRefresh(t *testing.T) {
 		}
 	}
 	snap := env.cloud.Snapshot()
-	if snap.STSIssued < 3 || prov.Fetches() < 3 {
-		t.Fatalf("%d credentials issued, %d fetches over 5s of 2s tokens", snap.STSIssued, prov.Fetches())
+	if snap.STSIssued < 3 {
+		t.Fatalf("%d credentials issued over 5s of 2s tokens", snap.STSIssued)
 	}
 	if len(snap.AuthFailures) != 0 {
 		t.Fatalf("requests refused: %v", snap.AuthFailures)

@@ -28,9 +28,9 @@ type Credentials struct {
 
 const redacted = "<redacted>"
 
-// RedactKeyID shortens an AccessKeyId to a prefix that tells the kind of
+// redactKeyID shortens an AccessKeyId to a prefix that tells the kind of
 // key ("LTAI", "STS.") without identifying it.
-func RedactKeyID(id string) string {
+func redactKeyID(id string) string {
 	if id == "" {
 		return ""
 	}
@@ -43,7 +43,7 @@ func RedactKeyID(id string) string {
 // String redacts the secret and the token.
 func (c Credentials) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "AccessKeyId=%s AccessKeySecret=%s", RedactKeyID(c.AccessKeyID), redactNonEmpty(c.AccessKeySecret))
+	fmt.Fprintf(&b, "AccessKeyId=%s AccessKeySecret=%s", redactKeyID(c.AccessKeyID), redactNonEmpty(c.AccessKeySecret))
 	if c.SecurityToken != "" {
 		fmt.Fprintf(&b, " SecurityToken=%s", redacted)
 	}
@@ -63,7 +63,7 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 		AccessKeySecret string     `json:"AccessKeySecret"`
 		SecurityToken   string     `json:"SecurityToken,omitempty"`
 		Expiration      *time.Time `json:"Expiration,omitempty"`
-	}{AccessKeyID: RedactKeyID(c.AccessKeyID), AccessKeySecret: redactNonEmpty(c.AccessKeySecret)}
+	}{AccessKeyID: redactKeyID(c.AccessKeyID), AccessKeySecret: redactNonEmpty(c.AccessKeySecret)}
 	if c.SecurityToken != "" {
 		v.SecurityToken = redacted
 	}
@@ -75,7 +75,7 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 
 // LogValue is how slog prints credentials: redacted.
 func (c Credentials) LogValue() slog.Value {
-	attrs := []slog.Attr{slog.String("AccessKeyId", RedactKeyID(c.AccessKeyID)), slog.Bool("sts", c.SecurityToken != "")}
+	attrs := []slog.Attr{slog.String("AccessKeyId", redactKeyID(c.AccessKeyID)), slog.Bool("sts", c.SecurityToken != "")}
 	if !c.Expiration.IsZero() {
 		attrs = append(attrs, slog.Time("Expiration", c.Expiration))
 	}
@@ -89,8 +89,8 @@ func redactNonEmpty(s string) string {
 	return redacted
 }
 
-// Expired reports whether the credentials carry an expiry that has passed.
-func (c Credentials) Expired(now time.Time) bool {
+// expired reports whether the credentials carry an expiry that has passed.
+func (c Credentials) expired(now time.Time) bool {
 	return !c.Expiration.IsZero() && !now.Before(c.Expiration)
 }
 
@@ -189,7 +189,7 @@ func ReadCredentialsFile(path string) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, fmt.Errorf("credentials file %s: %w", path, err)
 	}
-	if c.Expired(time.Now()) {
+	if c.expired(time.Now()) {
 		return Credentials{}, fmt.Errorf("credentials file %s: token expired at %s: %w (whoever rotates this file has stopped)", path, c.Expiration.UTC().Format(time.RFC3339), ErrNoCredentials)
 	}
 	return c, nil

@@ -57,16 +57,15 @@ type RefreshingCredentials struct {
 	valid     bool
 	refreshAt time.Time // zero: never
 	failedAt  time.Time
-	fetches   int
 }
 
 // minRefreshMargin is the "at least five minutes ahead" of the rule above.
 const minRefreshMargin = 5 * time.Minute
 
-// NewRefreshingCredentials returns a provider named name (used in errors and
+// newRefreshingCredentials returns a provider named name (used in errors and
 // logs) that gets credentials from fetch. fetch is called with the lock
 // held, so at most one fetch runs at a time.
-func NewRefreshingCredentials(name string, fetch func(context.Context) (Credentials, error)) *RefreshingCredentials {
+func newRefreshingCredentials(name string, fetch func(context.Context) (Credentials, error)) *RefreshingCredentials {
 	return &RefreshingCredentials{name: name, fetch: fetch, log: slog.Default(), now: time.Now}
 }
 
@@ -74,7 +73,7 @@ func NewRefreshingCredentials(name string, fetch func(context.Context) (Credenti
 // ReadCredentialsFile) and reads it again before the token it holds
 // expires: whoever provides the file rotates it on disk.
 func NewFileCredentials(path string) *RefreshingCredentials {
-	return NewRefreshingCredentials("credentials file "+path, func(context.Context) (Credentials, error) {
+	return newRefreshingCredentials("credentials file "+path, func(context.Context) (Credentials, error) {
 		return ReadCredentialsFile(path)
 	})
 }
@@ -87,7 +86,7 @@ func (p *RefreshingCredentials) Credentials(ctx context.Context) (Credentials, e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	usable := p.valid && !p.cur.Expired(now)
+	usable := p.valid && !p.cur.expired(now)
 	if usable && (p.refreshAt.IsZero() || now.Before(p.refreshAt)) {
 		return p.cur, nil
 	}
@@ -95,7 +94,6 @@ func (p *RefreshingCredentials) Credentials(ctx context.Context) (Credentials, e
 		return p.cur, nil
 	}
 	c, err := p.fetch(ctx)
-	p.fetches++
 	if err != nil {
 		p.failedAt = now
 		if usable {
@@ -105,7 +103,7 @@ func (p *RefreshingCredentials) Credentials(ctx context.Context) (Credentials, e
 		}
 		return Credentials{}, fmt.Errorf("%s: %w", p.name, err)
 	}
-	if c.Expired(now) {
+	if c.expired(now) {
 		p.failedAt = now
 		return Credentials{}, fmt.Errorf("%s: token expired at %s: %w", p.name, c.Expiration.UTC().Format(time.RFC3339), ErrNoCredentials)
 	}
@@ -120,13 +118,6 @@ func (p *RefreshingCredentials) Invalidate() bool {
 	defer p.mu.Unlock()
 	p.valid = false
 	return true
-}
-
-// Fetches is how many times the source was asked, for tests and status.
-func (p *RefreshingCredentials) Fetches() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fetches
 }
 
 // retryGap is how long to keep the current credentials after a failed

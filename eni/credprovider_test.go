@@ -56,7 +56,7 @@ func (f *fakeSource) fetch(context.Context) (Credentials, error) {
 func TestRefreshingCredentials_Credentials(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	src := &fakeSource{now: &now, life: time.Hour}
-	p := NewRefreshingCredentials("test", src.fetch)
+	p := newRefreshingCredentials("test", src.fetch)
 	p.now = func() time.Time { return now }
 	ctx := context.Background()
 	get := func(want string) {
@@ -100,7 +100,7 @@ func TestRefreshingCredentials_Credentials(t *testing.T) {
 
 func TestRefreshingCredentials_SourceHandsOutExpired(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := NewRefreshingCredentials("stale", func(context.Context) (Credentials, error) {
+	p := newRefreshingCredentials("stale", func(context.Context) (Credentials, error) {
 		return Credentials{AccessKeyID: "STS.old", AccessKeySecret: "s", Expiration: now.Add(-time.Minute)}, nil
 	})
 	p.now = func() time.Time { return now }

@@ -78,7 +78,7 @@ func (m *Metadata) RAMRoleCredentials(ctx context.Context, role string) (Credent
 // instance has no RAM role.
 func NewRAMRoleCredentials(md *Metadata, role string) *RefreshingCredentials {
 	name := role // only fetch touches it, and fetches never run at once
-	return NewRefreshingCredentials("instance ram role", func(ctx context.Context) (Credentials, error) {
+	return newRefreshingCredentials("instance ram role", func(ctx context.Context) (Credentials, error) {
 		if name == "" {
 			r, err := md.RAMRole(ctx)
 			if errors.Is(err, ErrNotFound) {

@@ -120,7 +120,7 @@ func isUnreachable(err error) bool {
 func scrub(s string, creds Credentials) string {
 	s = replaceEncoded(s, creds.AccessKeySecret, redacted)
 	s = replaceEncoded(s, creds.SecurityToken, redacted)
-	s = replaceEncoded(s, creds.AccessKeyID, RedactKeyID(creds.AccessKeyID))
+	s = replaceEncoded(s, creds.AccessKeyID, redactKeyID(creds.AccessKeyID))
 	s = cutStringToSign(s)
 	s = stripQueries(s)
 	for _, name := range secretFields {
@@ -129,10 +129,10 @@ func scrub(s string, creds Credentials) string {
 	return s
 }
 
-// ScrubText applies the same scrubbing to text from elsewhere (a log line,
+// scrubText applies the same scrubbing to text from elsewhere (a log line,
 // a body) when the credentials are not known: queries, the string to sign
 // and credential-looking fields are removed.
-func ScrubText(s string) string { return scrub(s, Credentials{}) }
+func scrubText(s string) string { return scrub(s, Credentials{}) }
 
 // minKnownLen keeps scrub from replacing short test values ("id") inside
 // ordinary words; such values are still caught by field name.
