@@ -2,6 +2,7 @@ package eni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -72,9 +73,16 @@ func newRefreshingCredentials(name string, fetch func(context.Context) (Credenti
 // NewFileCredentials returns a provider that reads a credentials file (see
 // ReadCredentialsFile) and reads it again before the token it holds
 // expires: whoever provides the file rotates it on disk.
+//
+// Its Credentials may return an error wrapping ErrNoCredentials (always,
+// when the file gives none) and ErrInsecureCredentials.
 func NewFileCredentials(path string) *RefreshingCredentials {
 	return newRefreshingCredentials("credentials file "+path, func(context.Context) (Credentials, error) {
-		return ReadCredentialsFile(path)
+		c, err := ReadCredentialsFile(path)
+		if err != nil && !errors.Is(err, ErrNoCredentials) {
+			err = fmt.Errorf("%w: %w", ErrNoCredentials, err)
+		}
+		return c, err
 	})
 }
 

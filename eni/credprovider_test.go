@@ -141,8 +141,8 @@ func TestNewFileCredentials_Rotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	prov.Invalidate()
-	if _, err := prov.Credentials(ctx); !errors.Is(err, ErrInsecureCredentials) {
-		t.Fatalf("after chmod 644: err = %v, want ErrInsecureCredentials", err)
+	if _, err := prov.Credentials(ctx); !errors.Is(err, ErrInsecureCredentials) || !errors.Is(err, ErrNoCredentials) {
+		t.Fatalf("after chmod 644: err = %v, want ErrInsecureCredentials and ErrNoCredentials", err)
 	}
 }
 

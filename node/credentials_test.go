@@ -422,3 +422,28 @@ func TestSyncCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Ensure the cold path of a plugin whose credentials file others can read
+// fails with the sentinel the CNI maps and with the fix.
+func TestEnv_Cloud_InsecureCredentialFile(t *testing.T) {
+	clearCredentialEnv(t)
+	s := mustSimCloud(t, sim.InstanceSpec{}, nil)
+	file := mustCredentialsFile(t, 0o644, "LTAIunused", "unused-secret", "", time.Time{})
+	env, err := Load(mustConfig(t, s, 0o644, map[string]any{"credential_path": file}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.Cloud().VSwitches(context.Background(), "vsw-sim-a")
+	if !errors.Is(err, eni.ErrNoCredentials) || !errors.Is(err, eni.ErrInsecureCredentials) || !strings.Contains(err.Error(), "chmod 600 "+file) {
+		t.Fatalf("err = %v, want ErrNoCredentials and ErrInsecureCredentials naming the fix", err)
+	}
+	if w := env.CredentialWarnings(); len(w) != 1 || !strings.Contains(w[0], "chmod 600 "+file) {
+		t.Fatalf("warnings %q", w)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Cloud().VSwitches(context.Background(), "vsw-sim-a"); err != nil {
+		t.Fatalf("after chmod 600, without a restart: %v", err)
+	}
+}
