@@ -149,7 +149,7 @@ func applySimFault(ctx context.Context, w io.Writer, st simState, req sim.FaultR
 		// An older control endpoint echoes the request and ignores what it
 		// does not know.
 		if newFaultsOnly(req) {
-			return errors.New("the running sim does not know attach, describe-lag or vswitch faults: restart it with this veni")
+			return errors.New("the running sim's control endpoint does not handle attach, describe-lag or vswitch faults (it predates sim.Cloud.ControlHandler, and may have read the request as a change of the every-action fault)")
 		}
 		_, err := fmt.Fprintln(w, "fault sent (the running sim cannot show its faults)")
 		return err

@@ -133,7 +133,7 @@ func TestApplySimFault_OldSim(t *testing.T) {
 	var out bytes.Buffer
 	o := parseFaultFlags(t, "--attach-never")
 	req, _ := o.request("")
-	if err := applySimFault(context.Background(), &out, st, req, false); err == nil || !strings.Contains(err.Error(), "restart it") {
+	if err := applySimFault(context.Background(), &out, st, req, false); err == nil || !strings.Contains(err.Error(), "does not handle attach") {
 		t.Fatalf("err = %v, want the sim to be called too old", err)
 	}
 	o = parseFaultFlags(t, "--throttle", "0.5")
