@@ -28,14 +28,17 @@ type Config struct {
 
 	// Credentials maps AccessKeyId to AccessKeySecret. When empty, requests
 	// are not authenticated at all (any key, any signature): the open mode
-	// for a laptop demo. With credentials, every request must be signed.
+	// for a laptop demo. With credentials, every request must be signed,
+	// by one of these keys or by the STS credentials of an instance RAM
+	// role (with their SecurityToken, until they expire).
 	Credentials map[string]string
 
-	AttachDelay time.Duration // Attaching → InUse, asynchronously
+	AttachDelay time.Duration // Attaching → InUse, asynchronously; SetAttachFault overrides it at run time
 	DetachDelay time.Duration // Detaching → Available, asynchronously
 
 	// DescribeLag makes Describe* answer from the state as it was this long
 	// ago (the cloud's eventual consistency). 0 answers from the live state.
+	// SetDescribeLag changes it at run time; ClearFaults restores this.
 	DescribeLag time.Duration
 
 	// DefaultRAMRole is the instance RAM role of every instance whose
