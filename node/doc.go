@@ -2,11 +2,13 @@
 // daemon, ipam and status commands) needs before it can act: the node's
 // configuration file (eni_conf fields plus veni's own), the store it names,
 // the node's facts (instance, zone, quotas, primary ENI) cached in that
-// store, and a cloud client built only when a caller really calls the cloud.
+// store, a cloud client built only when a caller really calls the cloud,
+// and the credentials that client signs with.
 //
-// The warm CNI path must stay cheap: Load reads one file, Facts reads the
-// store, and nothing here contacts the metadata service or the OpenAPI
-// unless the cached facts are missing or a cloud method is called.
+// The warm CNI path must stay cheap: Load reads one file (and stats
+// credential_path for CredentialWarnings), Facts reads the store, and
+// nothing here contacts the metadata service or the OpenAPI unless the
+// cached facts are missing or a cloud method is called.
 //
 // Cloud credentials come from the first source of this chain that is
 // configured (Env.CredentialSource names the one in use):
