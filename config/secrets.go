@@ -13,9 +13,9 @@ import (
 
 const redactedSecret = "<redacted>"
 
-// Redacted returns a copy of c without its secret and with the AccessKeyId
+// redacted returns a copy of c without its secret and with the AccessKeyId
 // cut to its first four characters.
-func (c Config) Redacted() Config {
+func (c Config) redacted() Config {
 	if c.AccessSecret != "" {
 		c.AccessSecret = redactedSecret
 	}
@@ -32,13 +32,13 @@ func (c Config) Redacted() Config {
 type plain Config
 
 // String is the redacted config.
-func (c Config) String() string { return fmt.Sprintf("%+v", plain(c.Redacted())) }
+func (c Config) String() string { return fmt.Sprintf("%+v", plain(c.redacted())) }
 
 // GoString is what %#v prints: the redacted config.
-func (c Config) GoString() string { return fmt.Sprintf("config.Config%+v", plain(c.Redacted())) }
+func (c Config) GoString() string { return fmt.Sprintf("config.Config%+v", plain(c.redacted())) }
 
 // MarshalJSON writes the redacted config.
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(plain(c.Redacted())) }
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(plain(c.redacted())) }
 
 // LogValue is how slog prints a Config: the redacted JSON.
 func (c Config) LogValue() slog.Value {
