@@ -2,70 +2,214 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/veni-cni/veni/eni/sim"
 )
 
 type simFaultOptions struct {
 	*simGlobalOptions
-	req simFaultRequest
+	latency      time.Duration
+	throttle     float64
+	errorRate    float64
+	errorCode    string
+	clear        bool
+	attachDelay  time.Duration
+	attachNever  bool
+	describeLag  time.Duration
+	vswitch      string
+	vswitchFree  int
+	show         bool
+	changedFlags func(name string) bool
 }
 
 func (o *simFaultOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.Float64Var(&o.req.ThrottleRate, "throttle", 0, "share of calls answered Throttling.User (0..1)")
-	fs.Float64Var(&o.req.ErrorRate, "error-rate", 0, "share of calls answered a server error (0..1)")
-	fs.StringVar(&o.req.ErrorCode, "error-code", "", "error code of those server errors (default InternalError)")
-	fs.DurationVar(&o.req.Latency, "latency", 0, "latency added to every call")
-	fs.BoolVar(&o.req.Clear, "clear", false, "remove the fault of ACTION, or every fault without ACTION")
+	fs.Float64Var(&o.throttle, "throttle", 0, "share of calls answered Throttling.User (0..1)")
+	fs.Float64Var(&o.errorRate, "error-rate", 0, "share of calls answered a server error (0..1)")
+	fs.StringVar(&o.errorCode, "error-code", "", "code of those server errors: InternalError (500, default) or ServiceUnavailable (503)")
+	fs.DurationVar(&o.latency, "latency", 0, "latency added to every call")
+	fs.BoolVar(&o.clear, "clear", false, "remove the fault of ACTION or of --vswitch, or every fault with neither")
+	fs.DurationVar(&o.attachDelay, "attach-delay", 0, "attaches stay Attaching this long (0 removes the attach fault)")
+	fs.BoolVar(&o.attachNever, "attach-never", false, "attaches stay Attaching until the attach fault is removed")
+	fs.DurationVar(&o.describeLag, "describe-lag", 0, "Describe* answer from the state this long ago (0: live)")
+	fs.StringVar(&o.vswitch, "vswitch", "", "vSwitch id for --vswitch-free or --clear")
+	fs.IntVar(&o.vswitchFree, "vswitch-free", 0, "the vSwitch hands out at most this many more addresses, then IpNotEnough")
+	fs.BoolVar(&o.show, "show", false, "print the faults in force and how many were injected, change nothing")
 }
 
 func newSimFaultCommand(g *simGlobalOptions) *cobra.Command {
 	o := &simFaultOptions{simGlobalOptions: g}
 	cmd := &cobra.Command{
 		Use:   "fault [ACTION]",
-		Short: "Inject latency, throttling or errors into an OpenAPI action (all actions without ACTION)",
-		Example: `  veni sim fault AssignPrivateIpAddresses --throttle 0.5 --latency 200ms
-  veni sim fault --error-rate 0.1
+		Short: "Inject faults into the sim: per-action latency, throttling and 5xx; slow or stuck attaches; describe lag; exhausted vSwitches",
+		Example: `  veni sim fault AssignPrivateIpAddresses --throttle 0.3 --latency 200ms
+  veni sim fault --error-rate 0.05 --error-code ServiceUnavailable
+  veni sim fault --attach-delay 10s          # or --attach-never; --attach-delay 0 removes it
+  veni sim fault --describe-lag 2s
+  veni sim fault --vswitch vsw-sim-a --vswitch-free 0
+  veni sim fault --vswitch vsw-sim-a --clear
+  veni sim fault --show
   veni sim fault --clear`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.changedFlags = cmd.Flags().Changed
+			var action string
 			if len(args) == 1 {
-				o.req.Action = args[0]
+				action = args[0]
 			}
-			r := o.req
-			if r.ThrottleRate < 0 || r.ThrottleRate > 1 || r.ErrorRate < 0 || r.ErrorRate > 1 {
-				return fmt.Errorf("--throttle and --error-rate must be within 0..1")
+			req, err := o.request(action)
+			if err != nil {
+				return err
 			}
-			if !r.Clear && r.ThrottleRate == 0 && r.ErrorRate == 0 && r.Latency == 0 {
-				return fmt.Errorf("nothing to inject: give --throttle, --error-rate or --latency (or --clear)")
-			}
-			return runSimFault(cmd.Context(), cmd.OutOrStdout(), o)
+			return runSimFault(cmd.Context(), cmd.OutOrStdout(), o, req)
 		},
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runSimFault(ctx context.Context, w io.Writer, o *simFaultOptions) error {
+// request turns the flags into one change of the sim's faults.
+func (o *simFaultOptions) request(action string) (sim.FaultRequest, error) {
+	req := sim.FaultRequest{Action: action, Latency: o.latency, ThrottleRate: o.throttle, ErrorRate: o.errorRate, ErrorCode: o.errorCode, Clear: o.clear}
+	changed := o.changedFlags
+	switch {
+	case o.throttle < 0 || o.throttle > 1 || o.errorRate < 0 || o.errorRate > 1:
+		return req, errors.New("--throttle and --error-rate must be within 0..1")
+	case o.latency < 0 || o.attachDelay < 0 || o.describeLag < 0:
+		return req, errors.New("--latency, --attach-delay and --describe-lag must not be negative")
+	case o.errorCode != "" && o.errorCode != sim.CodeInternalError && o.errorCode != sim.CodeServiceUnavailable:
+		return req, fmt.Errorf("--error-code %q: want %s or %s", o.errorCode, sim.CodeInternalError, sim.CodeServiceUnavailable)
+	case changed("vswitch-free") && o.vswitchFree < 0:
+		return req, errors.New("--vswitch-free must not be negative (use --clear to remove the cap)")
+	case changed("vswitch-free") && o.vswitch == "":
+		return req, errors.New("--vswitch-free needs --vswitch")
+	case o.vswitch != "" && !changed("vswitch-free") && !o.clear:
+		return req, errors.New("--vswitch needs --vswitch-free N or --clear")
+	case o.attachNever && changed("attach-delay"):
+		return req, errors.New("give --attach-delay or --attach-never, not both")
+	}
+	if changed("attach-delay") || o.attachNever {
+		req.Attach = &sim.AttachFault{Delay: o.attachDelay, Never: o.attachNever}
+	}
+	if changed("describe-lag") {
+		req.DescribeLag = &o.describeLag
+	}
+	req.VSwitchID = o.vswitch
+	if changed("vswitch-free") {
+		req.VSwitchMaxMore = &o.vswitchFree
+	}
+	if o.show {
+		return req, nil
+	}
+	if !o.clear && req.Attach == nil && req.DescribeLag == nil && req.VSwitchMaxMore == nil &&
+		o.throttle == 0 && o.errorRate == 0 && o.latency == 0 {
+		return req, errors.New("nothing to inject: give --throttle, --error-rate, --latency, --attach-delay, --attach-never, --describe-lag or --vswitch-free (or --clear, --show)")
+	}
+	return req, nil
+}
+
+// newFaultsOnly reports whether req uses what sims older than the run-time
+// faults (attach, describe lag, vSwitch caps) do not know.
+func newFaultsOnly(req sim.FaultRequest) bool {
+	return req.Attach != nil || req.DescribeLag != nil || req.VSwitchID != ""
+}
+
+func runSimFault(ctx context.Context, w io.Writer, o *simFaultOptions, req sim.FaultRequest) error {
 	st, err := runningSim(o.dir)
 	if err != nil {
 		return err
 	}
-	if err := simControl(ctx, st, "POST", "/v1/faults", o.req, nil); err != nil {
+	return applySimFault(ctx, w, st, req, o.show)
+}
+
+// applySimFault sends req (or, with show, only asks) to the sim's control
+// endpoint and prints the faults in force.
+func applySimFault(ctx context.Context, w io.Writer, st simState, req sim.FaultRequest, show bool) error {
+	var got sim.FaultState
+	if show {
+		if err := simControl(ctx, st, "GET", "/v1/faults", nil, &got); err != nil {
+			return fmt.Errorf("%w (a sim started by an older veni cannot show its faults)", err)
+		}
+		printFaultState(w, got)
+		return nil
+	}
+	if err := simControl(ctx, st, "POST", "/v1/faults", req, &got); err != nil {
 		return err
 	}
-	target := o.req.Action
-	if target == "" {
-		target = "every action"
-	}
-	if o.req.Clear {
-		_, err = fmt.Fprintf(w, "faults cleared on %s\n", target)
+	if got.Injected == nil {
+		// An older control endpoint echoes the request and ignores what it
+		// does not know.
+		if newFaultsOnly(req) {
+			return errors.New("the running sim's control endpoint does not handle attach, describe-lag or vswitch faults (it predates sim.Cloud.ControlHandler, and may have read the request as a change of the every-action fault)")
+		}
+		_, err := fmt.Fprintln(w, "fault sent (the running sim cannot show its faults)")
 		return err
 	}
-	_, err = fmt.Fprintf(w, "fault on %s: latency %s, throttle %.2f, errors %.2f\n", target, o.req.Latency.Round(time.Millisecond), o.req.ThrottleRate, o.req.ErrorRate)
-	return err
+	printFaultState(w, got)
+	return nil
+}
+
+func printFaultState(w io.Writer, s sim.FaultState) {
+	fmt.Fprintln(w, "faults in force:")
+	n := 0
+	for _, action := range slices.Sorted(maps.Keys(s.Actions)) {
+		f := s.Actions[action]
+		name := action
+		if name == "" {
+			name = "every action"
+		}
+		var parts []string
+		if f.Latency > 0 {
+			parts = append(parts, "latency "+f.Latency.String())
+		}
+		if f.ThrottleRate > 0 {
+			parts = append(parts, fmt.Sprintf("throttle %.2f", f.ThrottleRate))
+		}
+		if f.ErrorRate > 0 {
+			code := f.ErrorCode
+			if code == "" {
+				code = sim.CodeInternalError
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f", code, f.ErrorRate))
+		}
+		fmt.Fprintf(w, "  %s: %s\n", name, strings.Join(parts, ", "))
+		n++
+	}
+	switch {
+	case s.Attach.Never:
+		fmt.Fprintln(w, "  attach: held in Attaching until cleared")
+		n++
+	case s.Attach.Delay > 0:
+		fmt.Fprintf(w, "  attach: takes %s\n", s.Attach.Delay)
+		n++
+	}
+	if s.DescribeLag > 0 {
+		fmt.Fprintf(w, "  describe: lags %s behind writes\n", s.DescribeLag)
+		n++
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.VSwitches)) {
+		v := s.VSwitches[id]
+		fmt.Fprintf(w, "  vswitch %s: at most %d more addresses (%d left)\n", id, v.MaxMore, v.Left)
+		n++
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	fmt.Fprint(w, "injected:")
+	if len(s.Injected) == 0 {
+		fmt.Fprint(w, " none")
+	}
+	for _, kind := range slices.Sorted(maps.Keys(s.Injected)) {
+		fmt.Fprintf(w, " %s %d", kind, s.Injected[kind])
+	}
+	fmt.Fprintln(w)
 }

@@ -78,6 +78,7 @@ type Config struct {
 	RateLimit        map[string]int      `json:"rate_limit,omitempty"` // OpenAPI action → calls per minute, for the cloud client
 
 	// veni's own fields.
+	RAMRole        string   `json:"ram_role,omitempty"`         // instance RAM role for cloud credentials: "" auto (when nothing else is configured), a role name, or "disabled"
 	Endpoint       string   `json:"endpoint,omitempty"`         // OpenAPI endpoint override (the simulator)
 	Scheme         string   `json:"scheme,omitempty"`           // "https" (default) or "http"
 	MetadataURL    string   `json:"metadata_url,omitempty"`     // default http://100.100.100.200

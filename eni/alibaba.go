@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
@@ -29,8 +29,12 @@ type AlibabaOptions struct {
 	Endpoint string
 	// Scheme is "https" (default) or "http".
 	Scheme string
-	// Credentials sign every request. Required.
+	// Credentials sign every request unless CredentialProvider is set.
 	Credentials Credentials
+	// CredentialProvider, when set, is asked before every attempt for the
+	// credentials to sign it with, so rotated STS tokens take effect on the
+	// next request. It takes precedence over Credentials.
+	CredentialProvider CredentialProvider
 	// RateLimits override DefaultRateLimits per action (Action* constants).
 	RateLimits map[string]RateLimit
 	// Retry is the back-off after retryable errors; zero means
@@ -57,11 +61,11 @@ type AlibabaOptions struct {
 // AlibabaClient implements Client on the Alibaba Cloud ECS and VPC
 // OpenAPI through alibaba-cloud-sdk-go. It is safe for concurrent use.
 type AlibabaClient struct {
-	opts       AlibabaOptions
-	credential auth.Credential
-	transport  http.RoundTripper
-	limiters   *limiters
-	log        *slog.Logger
+	opts      AlibabaOptions
+	creds     CredentialProvider
+	transport http.RoundTripper
+	limiters  *limiters
+	log       *slog.Logger
 
 	sleep func(context.Context, time.Duration) error // replaced by tests
 	rnd   func() float64
@@ -96,8 +100,12 @@ func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
 	if !validRegion(opts.RegionID) {
 		return nil, fmt.Errorf("alibaba client: region %q: %w", opts.RegionID, ErrInvalidParameter)
 	}
-	if err := opts.Credentials.validate(); err != nil {
-		return nil, fmt.Errorf("alibaba client: credentials: %w", err)
+	creds := opts.CredentialProvider
+	if creds == nil {
+		if err := opts.Credentials.validate(); err != nil {
+			return nil, fmt.Errorf("alibaba client: credentials: %w", err)
+		}
+		creds = StaticCredentials(opts.Credentials)
 	}
 	switch strings.ToLower(opts.Scheme) {
 	case "":
@@ -118,6 +126,7 @@ func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
 	}
 	c := &AlibabaClient{
 		opts:      opts,
+		creds:     creds,
 		transport: opts.Transport,
 		limiters:  newLimiters(opts.RateLimits),
 		log:       opts.Logger,
@@ -131,13 +140,17 @@ func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
 	if c.transport == nil {
 		c.transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	cr := opts.Credentials
-	if cr.SecurityToken != "" {
-		c.credential = credentials.NewStsTokenCredential(cr.AccessKeyID, cr.AccessKeySecret, cr.SecurityToken)
-	} else {
-		c.credential = credentials.NewAccessKeyCredential(cr.AccessKeyID, cr.AccessKeySecret)
-	}
 	return c, nil
+}
+
+// String describes the client without its credentials.
+func (c *AlibabaClient) String() string {
+	return fmt.Sprintf("alibaba client region=%s endpoint=%s scheme=%s", c.opts.RegionID, c.opts.Endpoint, c.opts.Scheme)
+}
+
+// LogValue is how slog prints the client: without its credentials.
+func (c *AlibabaClient) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("region", c.opts.RegionID), slog.String("endpoint", c.opts.Endpoint))
 }
 
 // call runs one logical API call: it waits for the action's token, makes an
@@ -145,6 +158,7 @@ func NewAlibabaClient(opts AlibabaOptions) (*AlibabaClient, error) {
 // back-off while the error is retryable and attempts remain.
 func (c *AlibabaClient) call(ctx context.Context, action string, attempt func(context.Context) error) error {
 	bucket := c.limiters.get(action)
+	renewed := false
 	for n := 1; ; n++ {
 		if err := bucket.Wait(ctx); err != nil {
 			return fmt.Errorf("%s: wait for rate limit: %w", action, err)
@@ -158,6 +172,14 @@ func (c *AlibabaClient) call(ctx context.Context, action string, attempt func(co
 		}
 		if err == nil {
 			return nil
+		}
+		// A token the API no longer accepts is fetched anew once and the
+		// call repeated at once: the provider's clock may trail the cloud's.
+		if !renewed && tokenRefused(err) && c.creds.Invalidate() {
+			renewed = true
+			c.log.Info("cloud api refused the credentials; fetching new ones", "action", action, "err", err)
+			n--
+			continue
 		}
 		if n >= c.opts.Retry.attempts() || !retryable(err) || ctx.Err() != nil {
 			var ae *APIError
@@ -174,12 +196,27 @@ func (c *AlibabaClient) call(ctx context.Context, action string, attempt func(co
 	}
 }
 
+// tokenRefused reports whether the API refused an STS token as expired,
+// malformed, missing or not matching its key.
+func tokenRefused(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return strings.HasPrefix(ae.Code, "InvalidSecurityToken.") || ae.Code == "MissingSecurityToken" ||
+		ae.Code == "InvalidAccessKeyId.NotFound"
+}
+
 // do sends one SDK request through call. The SDK client is built per
 // attempt: sdk.Client writes its http.Client timeout and transport fields on
 // every request, so sharing one across goroutines is a data race, and it
 // has no context parameter, which the per-attempt transport supplies.
 func (c *AlibabaClient) do(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse) error {
 	return c.call(ctx, req.GetActionName(), func(actx context.Context) error {
+		creds, err := c.creds.Credentials(actx)
+		if err != nil {
+			return &safeError{msg: "credentials: " + scrubText(err.Error()), cause: credentialCause(err)}
+		}
 		cfg := sdk.NewConfig()
 		cfg.AutoRetry = false // call retries, with back-off and classification
 		cfg.MaxRetryTime = 0
@@ -188,7 +225,7 @@ func (c *AlibabaClient) do(ctx context.Context, req requests.AcsRequest, resp re
 		cfg.Transport = ctxTransport{ctx: actx, base: c.transport}
 		cfg.Timeout = c.opts.CallTimeout
 		cl := &sdk.Client{}
-		if err := cl.InitWithOptions(c.opts.RegionID, cfg, c.credential); err != nil {
+		if err := cl.InitWithOptions(c.opts.RegionID, cfg, sdkCredentials{creds}); err != nil {
 			return fmt.Errorf("init sdk client: %w", err)
 		}
 		if c.opts.Endpoint != "" {
@@ -200,9 +237,43 @@ func (c *AlibabaClient) do(ctx context.Context, req requests.AcsRequest, resp re
 		req.SetScheme(cfg.Scheme)
 		req.SetReadTimeout(c.opts.CallTimeout)
 		req.SetConnectTimeout(min(c.opts.CallTimeout, 5*time.Second))
-		return cl.DoAction(req, resp)
+		// The one place errors leave the SDK: nothing past here may carry
+		// the signed URL or the credentials.
+		return sdkError(req.GetActionName(), cl.DoAction(req, resp), creds)
 	})
 }
+
+// credentialCause keeps what a caller branches on from a credential
+// provider's error (ErrNoCredentials, ErrInsecureCredentials, network
+// errors of the metadata service, which are retried), and nothing else.
+func credentialCause(err error) error {
+	var keep []error
+	for _, s := range []error{ErrNoCredentials, ErrInsecureCredentials, context.DeadlineExceeded, context.Canceled} {
+		if errors.Is(err, s) {
+			keep = append(keep, s)
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		keep = append(keep, ne)
+	}
+	return errors.Join(keep...)
+}
+
+// sdkCredentials hands one attempt's credentials to the SDK, which asks a
+// credentials.CredentialsProvider for them when it signs the request.
+type sdkCredentials struct{ c Credentials }
+
+func (s sdkCredentials) GetCredentials() (*credentials.Credentials, error) {
+	return &credentials.Credentials{
+		AccessKeyId:     s.c.AccessKeyID,
+		AccessKeySecret: s.c.AccessKeySecret,
+		SecurityToken:   s.c.SecurityToken,
+		ProviderName:    "veni",
+	}, nil
+}
+
+func (sdkCredentials) GetProviderName() string { return "veni" }
 
 // endpointMap returns the SDK's region → host table of a product. The SDK
 // fills those tables lazily without a lock, so veni reads them once.

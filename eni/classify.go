@@ -87,7 +87,8 @@ func isAuthCode(code string) bool {
 // server dropped. Classified permanent errors are never retried: asking a
 // full vSwitch again in a hot loop is what the pool must not do.
 func retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, context.Canceled) ||
+		errors.Is(err, ErrNoCredentials) || errors.Is(err, ErrInsecureCredentials) {
 		return false
 	}
 	var ae *APIError
@@ -113,6 +114,14 @@ func retryable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// Temporary reports whether a later try of the call that returned err may
+// succeed without anyone changing anything: the cloud API was unreachable,
+// throttled, or answered a server error. It is what a caller maps to "try
+// again later" (CNI error 11).
+func Temporary(err error) bool {
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrThrottled) || retryable(err)
+}
+
 // metricCode is the "code" label of one API attempt.
 func metricCode(err error) string {
 	if err == nil {
@@ -131,6 +140,9 @@ func metricCode(err error) string {
 	}
 	if errors.Is(err, context.Canceled) {
 		return "Canceled"
+	}
+	if errors.Is(err, ErrNoCredentials) || errors.Is(err, ErrInsecureCredentials) {
+		return "NoCredentials"
 	}
 	return "NetworkError"
 }

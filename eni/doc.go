@@ -13,8 +13,22 @@
 // matched with errors.Is; an *APIError keeps the code and request id.
 //
 // Metadata reads 100.100.100.200 (token flow when offered, short timeouts,
-// a few retries). LoadCredentials reads an AccessKey pair from a JSON file
-// or the environment.
+// a few retries), including the instance RAM role's STS credentials.
+//
+// Credentials: a CredentialProvider is asked before every attempt, so a
+// rotated STS token signs the next request. StaticCredentials holds a fixed
+// pair; NewFileCredentials re-reads a credentials file and
+// NewRAMRoleCredentials asks the metadata service again before the token
+// expires (RefreshingCredentials has the rule). A credentials file that
+// group or others may read or write is refused (CheckPrivate). Which source
+// a node uses is decided by package node, not here.
+//
+// Secrets never leave this package: Credentials print, log and marshal
+// redacted, and every error from the SDK passes through sdkError, which
+// drops URL queries (the SDK's network errors are the whole signed request
+// URL), the string to sign the API echoes, credential-looking fields and
+// the known secret values. Network failures match ErrUnreachable; Temporary
+// tells what a later try may fix.
 //
 // Lifetimes and cost: NewAlibabaClient and NewMetadata do no I/O and build
 // no SDK client, and the package does nothing at init, because the CNI

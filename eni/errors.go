@@ -34,6 +34,24 @@ var (
 
 	// ErrAuth means the credentials were rejected.
 	ErrAuth = errors.New("authentication failed")
+
+	// ErrUnreachable means the request never got an answer from the cloud
+	// API: connection refused or reset, DNS failure, TLS failure or a
+	// timeout. A later try may succeed.
+	ErrUnreachable = errors.New("cloud API unreachable")
+)
+
+// These errors are about credentials, before any request is signed.
+var (
+	// ErrNoCredentials means this process has no credentials it may use:
+	// none configured, none readable, or the instance RAM role is not
+	// available. The message says what was tried.
+	ErrNoCredentials = errors.New("no cloud credentials")
+
+	// ErrInsecureCredentials means a file holding credentials can be read
+	// or written by group or others; it is refused until it is made
+	// private (chmod 600).
+	ErrInsecureCredentials = errors.New("credentials readable by others")
 )
 
 // APIError is an error answer from the OpenAPI. It matches the sentinel its
@@ -47,6 +65,8 @@ type APIError struct {
 	Kind       error // one of the sentinels above, or nil when unclassified
 }
 
+// Error is the action, code, message and request id. The message has been
+// scrubbed of anything credential-like before the APIError was made.
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: %s: %s (request id %s)", e.Action, e.Code, e.Message, e.RequestID)
 }

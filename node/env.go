@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/veni-cni/veni/config"
@@ -20,16 +23,19 @@ const DefaultConfigPath = "/etc/veni/veni.json"
 var ErrConfig = errors.New("invalid veni configuration")
 
 // Env is one role's view of its node. It is cheap to build and safe for
-// concurrent use.
+// concurrent use. Printed, logged or marshalled it shows no secret (the
+// Config redacts itself).
 type Env struct {
 	ConfigPath string
 	Config     config.Config
 	Notes      []string // unknown or ignored config fields, for the log
 	Store      store.File
 
-	cloudOnce sync.Once
-	cloud     eni.Client
-	cloudErr  error
+	configMode   fs.FileMode // of ConfigPath when it was read
+	credWarnings []string
+
+	cloudMu sync.Mutex
+	cloud   eni.Client // nil until built; a failed build is tried again
 }
 
 // Load reads the node configuration at path (DefaultConfigPath when empty).
@@ -38,7 +44,7 @@ func Load(path string) (*Env, error) {
 	if path == "" {
 		path = DefaultConfigPath
 	}
-	raw, err := os.ReadFile(path)
+	raw, mode, err := readConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w: %w", path, ErrConfig, err)
 	}
@@ -55,7 +61,49 @@ func Load(path string) (*Env, error) {
 		Config:     cfg,
 		Notes:      notes,
 		Store:      store.File{Path: storePath},
+		configMode: mode,
+		credWarnings: credentialWarnings(path, mode, configView{
+			AccessKey: cfg.AccessKey, AccessSecret: cfg.AccessSecret,
+			CredentialPath: cfg.CredentialPath, RAMRole: cfg.RAMRole,
+		}),
 	}, nil
+}
+
+// maxConfigFile bounds what is read from the configuration file.
+const maxConfigFile = 1 << 20
+
+// readConfigFile reads path and the mode of the file it opened.
+func readConfigFile(path string) ([]byte, fs.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, maxConfigFile))
+	return raw, fi.Mode(), err
+}
+
+// CredentialWarnings says what an operator should fix in how this node
+// holds cloud credentials: an AccessKey in a configuration file others can
+// read (refused), a credential_path that is missing or others can read, an
+// access_key that ram_role overrides. Computed at Load without reading any
+// secret or touching the network; "veni status" shows them.
+func (e *Env) CredentialWarnings() []string { return slices.Clone(e.credWarnings) }
+
+// CredentialSource names the source of the chain (doc.go) this process
+// signs with, without network I/O: "access_key in /etc/veni/veni.json",
+// "credential_path /etc/veni/credentials", "environment", "instance ram
+// role (auto)", ... An instance RAM role is only known to work once the
+// first call was signed.
+//
+// May return an error wrapping eni.ErrNoCredentials.
+func (e *Env) CredentialSource() (string, error) {
+	_, src, err := e.credentials()
+	return src, err
 }
 
 // LogNotes logs the configuration notes once, so unknown fields are visible.
@@ -77,25 +125,31 @@ func (e *Env) Cloud() eni.Client {
 	return lazyClient{e}
 }
 
+// buildCloud builds the client once it can: a failure (no credentials yet,
+// metadata down) is returned and tried again on the next call, so a
+// long-running daemon recovers when the operator fixes it.
 func (e *Env) buildCloud(ctx context.Context) (eni.Client, error) {
-	e.cloudOnce.Do(func() {
-		e.cloud, e.cloudErr = e.newAlibabaClient(ctx)
-	})
-	return e.cloud, e.cloudErr
+	e.cloudMu.Lock()
+	defer e.cloudMu.Unlock()
+	if e.cloud != nil {
+		return e.cloud, nil
+	}
+	c, err := e.newAlibabaClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.cloud = c
+	return c, nil
 }
 
 func (e *Env) newAlibabaClient(ctx context.Context) (eni.Client, error) {
 	cfg := e.Config
-	creds := eni.Credentials{AccessKeyID: cfg.AccessKey, AccessKeySecret: cfg.AccessSecret}
-	if creds.AccessKeyID == "" {
-		var err error
-		if creds, err = eni.LoadCredentials(cfg.CredentialPath); err != nil {
-			return nil, err
-		}
+	creds, _, err := e.credentials()
+	if err != nil {
+		return nil, err
 	}
 	region := cfg.RegionID
 	if region == "" {
-		var err error
 		if region, err = e.Metadata().RegionID(ctx); err != nil {
 			return nil, fmt.Errorf("region: not in %s (region_id) and metadata failed: %w", e.ConfigPath, err)
 		}
@@ -106,10 +160,10 @@ func (e *Env) newAlibabaClient(ctx context.Context) (eni.Client, error) {
 		limits[action] = eni.PerMinute(perMinute)
 	}
 	return eni.NewAlibabaClient(eni.AlibabaOptions{
-		RegionID:    region,
-		Endpoint:    cfg.Endpoint,
-		Scheme:      cfg.Scheme,
-		Credentials: creds,
-		RateLimits:  limits,
+		RegionID:           region,
+		Endpoint:           cfg.Endpoint,
+		Scheme:             cfg.Scheme,
+		CredentialProvider: creds,
+		RateLimits:         limits,
 	})
 }

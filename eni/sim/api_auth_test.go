@@ -58,10 +58,18 @@ func TestCloud_API_Authentication(t *testing.T) {
 	})
 }
 
-// rawCall sends a hand-signed RPC request and decodes the answer.
+// rawCall sends a request hand-signed with the test key and decodes the
+// answer.
 func rawCall(t *testing.T, host, method string, params url.Values) (int, map[string]any) {
 	t.Helper()
-	params.Set("Signature", Sign(StringToSign(method, params), testSecret))
+	return rawCallSigned(t, host, method, params, testSecret)
+}
+
+// rawCallSigned sends a request signed with secret and decodes the answer.
+func rawCallSigned(t *testing.T, host, method string, params url.Values, secret string) (int, map[string]any) {
+	t.Helper()
+	params.Del("Signature")
+	params.Set("Signature", Sign(StringToSign(method, params), secret))
 	var resp *http.Response
 	var err error
 	if method == http.MethodGet {
@@ -169,7 +177,7 @@ func TestCloud_SetFault(t *testing.T) {
 	}
 
 	c.SetFault("", Fault{ErrorRate: 1, ErrorCode: "ServiceUnavailable"})
-	wantCode(t, describe(), "ServiceUnavailable", 500)
+	wantCode(t, describe(), CodeServiceUnavailable, 503)
 	wantCode(t, create(), CodeThrottling, 400) // its own fault wins
 
 	c.SetFault("", Fault{ErrorRate: 1})

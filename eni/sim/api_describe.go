@@ -8,14 +8,16 @@ import (
 	"time"
 )
 
-// Describe* answer from the view Config.DescribeLag in the past.
+// Describe* answer from the view the describe lag (Config.DescribeLag, or
+// SetDescribeLag) in the past.
 
 // viewENIs returns copies of the ENIs as Describe sees them now.
 func (c *Cloud) viewENIs() []*eni {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cfg.DescribeLag > 0 {
-		return c.hist.enisAt(time.Now().Add(-c.cfg.DescribeLag))
+	if c.describeLag > 0 {
+		c.injected[FaultDescribeLagged]++
+		return c.hist.enisAt(time.Now().Add(-c.describeLag))
 	}
 	var out []*eni
 	for _, e := range c.liveENIsLocked() {
@@ -205,14 +207,17 @@ func (c *Cloud) apiDescribeVSwitches(q *request) (response, *apiError) {
 	}
 	var matched []vswitchJSON
 	c.mu.Lock()
-	at := time.Now().Add(-c.cfg.DescribeLag)
+	at := time.Now().Add(-c.describeLag)
+	if c.describeLag > 0 {
+		c.injected[FaultDescribeLagged]++
+	}
 	for _, spec := range c.cfg.VSwitches {
 		v := c.vsws[spec.ID]
 		if (q.get("VSwitchId") != "" && v.ID != q.get("VSwitchId")) || (q.get("ZoneId") != "" && v.ZoneID != q.get("ZoneId")) {
 			continue
 		}
 		free, ok := c.hist.freeAt(v.ID, at)
-		if c.cfg.DescribeLag == 0 || !ok {
+		if c.describeLag == 0 || !ok {
 			free = v.free()
 		}
 		matched = append(matched, vswitchJSON{

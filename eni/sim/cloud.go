@@ -19,6 +19,7 @@ type Cloud struct {
 	types map[string]InstanceType
 	sgs   map[string]bool
 	log   *slog.Logger
+	now   func() time.Time // the clock of request checks; tests move it
 
 	mu        sync.Mutex // guards everything below
 	closed    bool
@@ -35,8 +36,15 @@ type Cloud struct {
 	// ClientToken.
 	assignTokens map[string][]netip.Addr
 	nonces       nonceBook
+	sts          map[string]*stsCredential // by AccessKeyId, until long expired
+	stsCurrent   map[string]*stsCredential // by instance: what metadata hands out now
+	stsIssued    int
+	authFailures map[string]int // by error code
 	mdTokens     map[string]mdToken
 	faults       map[string]Fault
+	attachFault  AttachFault
+	describeLag  time.Duration
+	injected     map[string]int // by fault kind
 	stats        map[string]*ActionStats
 	fabricErrors int
 	lastFabric   string
@@ -58,13 +66,16 @@ type Instance struct {
 	PrimaryIP       netip.Addr
 	VSwitchCIDR     netip.Prefix
 	Gateway         netip.Addr
+	RAMRole         string // "" when the instance has none
 }
 
 // InstanceSpec asks for a new instance. Empty fields get defaults: a
 // generated "i-…" ID, the ID as hostname, the first instance type, vSwitch
-// and security group of the Config.
+// and security group of the Config, and Config.DefaultRAMRole (NoRAMRole:
+// none).
 type InstanceSpec struct {
 	ID, Hostname, Type, VSwitchID, SecurityGroupID string
+	RAMRole                                        string
 }
 
 // New validates cfg and builds an empty region. May return an error
@@ -79,6 +90,10 @@ func New(cfg Config) (*Cloud, error) {
 		types:        map[string]InstanceType{},
 		sgs:          map[string]bool{},
 		log:          slog.Default().With("component", "sim-cloud"),
+		now:          time.Now,
+		sts:          map[string]*stsCredential{},
+		stsCurrent:   map[string]*stsCredential{},
+		authFailures: map[string]int{},
 		vsws:         map[string]*vswitch{},
 		instances:    map[string]*instance{},
 		enis:         map[string]*eni{},
@@ -88,6 +103,8 @@ func New(cfg Config) (*Cloud, error) {
 		assignTokens: map[string][]netip.Addr{},
 		mdTokens:     map[string]mdToken{},
 		faults:       map[string]Fault{},
+		describeLag:  cfg.DescribeLag,
+		injected:     map[string]int{},
 		stats:        map[string]*ActionStats{},
 	}
 	for _, t := range cfg.InstanceTypes {
@@ -120,6 +137,15 @@ func (c *Cloud) AddInstance(spec InstanceSpec) (Instance, error) {
 	}
 	if spec.SecurityGroupID == "" {
 		spec.SecurityGroupID = c.cfg.SecurityGroups[0]
+	}
+	switch spec.RAMRole {
+	case "":
+		spec.RAMRole = c.cfg.DefaultRAMRole
+	case NoRAMRole:
+		spec.RAMRole = ""
+	}
+	if !validRoleName(spec.RAMRole) {
+		return Instance{}, fmt.Errorf("add instance: ram role %q: %w", spec.RAMRole, ErrInvalidConfig)
 	}
 	typ, ok := c.types[spec.Type]
 	if !ok {
@@ -163,6 +189,7 @@ func (c *Cloud) AddInstance(spec InstanceSpec) (Instance, error) {
 		ID: spec.ID, Hostname: spec.Hostname, Type: typ.ID, ZoneID: vsw.ZoneID,
 		VSwitchID: vsw.ID, SecurityGroupID: spec.SecurityGroupID, PrimaryENIID: e.id,
 		PrimaryMAC: e.mac, PrimaryIP: ips[0], VSwitchCIDR: vsw.CIDR, Gateway: vsw.gateway,
+		RAMRole: spec.RAMRole,
 	}}
 	c.instances[inst.ID] = inst
 	c.instOrder = append(c.instOrder, inst.ID)

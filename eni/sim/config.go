@@ -28,15 +28,28 @@ type Config struct {
 
 	// Credentials maps AccessKeyId to AccessKeySecret. When empty, requests
 	// are not authenticated at all (any key, any signature): the open mode
-	// for a laptop demo. With credentials, every request must be signed.
+	// for a laptop demo. With credentials, every request must be signed,
+	// by one of these keys or by the STS credentials of an instance RAM
+	// role (with their SecurityToken, until they expire).
 	Credentials map[string]string
 
-	AttachDelay time.Duration // Attaching → InUse, asynchronously
+	AttachDelay time.Duration // Attaching → InUse, asynchronously; SetAttachFault overrides it at run time
 	DetachDelay time.Duration // Detaching → Available, asynchronously
 
 	// DescribeLag makes Describe* answer from the state as it was this long
 	// ago (the cloud's eventual consistency). 0 answers from the live state.
+	// SetDescribeLag changes it at run time; ClearFaults restores this.
 	DescribeLag time.Duration
+
+	// DefaultRAMRole is the instance RAM role of every instance whose
+	// InstanceSpec names none: its metadata serves STS credentials for it.
+	// Empty: instances have no role unless their spec names one.
+	DefaultRAMRole string
+
+	// STSLifetime is how long the STS credentials of a RAM role live; 0
+	// means DefaultSTSLifetime. The metadata service rotates them when half
+	// of it has passed.
+	STSLifetime time.Duration
 
 	// Fabric is told about attach, detach and address changes. nil: API
 	// only, no packets.
@@ -94,8 +107,9 @@ func DefaultInstanceTypes() []InstanceType {
 
 // DefaultConfig returns a small region: cn-hangzhou, VPC 172.30.0.0/16 with
 // vSwitches vsw-sim-a (172.30.1.0/24) and vsw-sim-b (172.30.2.0/24) in
-// cn-hangzhou-h, attach in 500ms, detach in 200ms, no describe lag and no
-// credentials (open mode).
+// cn-hangzhou-h, attach in 500ms, detach in 200ms, no describe lag, no
+// credentials (open mode) and the RAM role "VeniSimNodeRole" on every
+// instance.
 func DefaultConfig() Config {
 	return Config{
 		RegionID: "cn-hangzhou",
@@ -105,10 +119,14 @@ func DefaultConfig() Config {
 			{ID: "vsw-sim-a", ZoneID: "cn-hangzhou-h", CIDR: netip.MustParsePrefix("172.30.1.0/24")},
 			{ID: "vsw-sim-b", ZoneID: "cn-hangzhou-h", CIDR: netip.MustParsePrefix("172.30.2.0/24")},
 		},
-		AttachDelay: 500 * time.Millisecond,
-		DetachDelay: 200 * time.Millisecond,
+		AttachDelay:    500 * time.Millisecond,
+		DetachDelay:    200 * time.Millisecond,
+		DefaultRAMRole: DefaultRAMRoleName,
 	}
 }
+
+// DefaultRAMRoleName is the RAM role DefaultConfig gives every instance.
+const DefaultRAMRoleName = "VeniSimNodeRole"
 
 // withDefaults fills the fields whose zero value means "default".
 func (cfg Config) withDefaults() Config {
@@ -180,7 +198,10 @@ func (cfg Config) validate() error {
 			return bad("security group id %q must start with sg-", sg)
 		}
 	}
-	if cfg.AttachDelay < 0 || cfg.DetachDelay < 0 || cfg.DescribeLag < 0 {
+	if !validRoleName(cfg.DefaultRAMRole) {
+		return bad("ram role %q: want letters, digits, '.', '-' or '_'", cfg.DefaultRAMRole)
+	}
+	if cfg.AttachDelay < 0 || cfg.DetachDelay < 0 || cfg.DescribeLag < 0 || cfg.STSLifetime < 0 {
 		return bad("delays must not be negative")
 	}
 	for k, v := range cfg.Credentials {
@@ -189,4 +210,14 @@ func (cfg Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// validRoleName accepts what RAM role names look like, and the empty name.
+func validRoleName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return len(s) <= 64
 }

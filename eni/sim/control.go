@@ -2,39 +2,193 @@ package sim
 
 import (
 	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
+	"mime"
+	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"time"
 )
 
-// Fault is injected into the OpenAPI for one action (or every action).
-// Faults apply after authentication, so a throttled or failed call was a
-// well-formed one.
-type Fault struct {
-	Latency      time.Duration // added before the call is handled
-	ThrottleRate float64       // probability of HTTP 400 Throttling.User
-	ErrorRate    float64       // probability of HTTP 500 with ErrorCode
-	ErrorCode    string        // default "InternalError"
+// The control API is how "veni sim" commands and tests drive a running sim:
+// its state and its faults. It changes the cloud behind the OpenAPI, so it
+// only answers local, non-browser clients (see ControlHandler).
+
+// FaultRequest is one change of the sim's faults, the body of
+// POST /v1/faults. Each part that is set is applied; the first six fields
+// are the per-action fault as older sims took them.
+type FaultRequest struct {
+	Action       string        `json:"action"` // "" means every action without its own fault
+	Latency      time.Duration `json:"latency"`
+	ThrottleRate float64       `json:"throttleRate"`
+	ErrorRate    float64       `json:"errorRate"`
+	ErrorCode    string        `json:"errorCode,omitempty"`
+	// Clear removes the fault of Action, or of VSwitchID; with neither and
+	// nothing else set it removes every fault (ClearFaults).
+	Clear bool `json:"clear"`
+
+	Attach         *AttachFault   `json:"attach,omitempty"`         // replaces the attach fault; {} removes it
+	DescribeLag    *time.Duration `json:"describeLag,omitempty"`    // sets the describe lag; 0 removes it
+	VSwitchID      string         `json:"vswitchId,omitempty"`      // the vSwitch VSwitchMaxMore or Clear is about
+	VSwitchMaxMore *int           `json:"vswitchMaxMore,omitempty"` // caps VSwitchID (VSwitchFault)
 }
 
-// SetFault sets the fault for action ("" applies to every action that has
-// no fault of its own). A zero Fault removes it.
-func (c *Cloud) SetFault(action string, f Fault) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f == (Fault{}) {
-		delete(c.faults, action)
-		return
+// actionFault is the per-action part of r.
+func (r FaultRequest) actionFault() Fault {
+	return Fault{Latency: r.Latency, ThrottleRate: r.ThrottleRate, ErrorRate: r.ErrorRate, ErrorCode: r.ErrorCode}
+}
+
+// ApplyFault applies r. May return an error wrapping ErrInvalidConfig or
+// ErrUnknownVSwitch, and then changes nothing.
+func (c *Cloud) ApplyFault(r FaultRequest) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("fault: %s: %w", fmt.Sprintf(format, args...), ErrInvalidConfig)
 	}
-	c.faults[action] = f
+	f := r.actionFault()
+	switch {
+	case f.ThrottleRate < 0 || f.ThrottleRate > 1 || f.ErrorRate < 0 || f.ErrorRate > 1:
+		return bad("rates must be within 0..1")
+	case f.Latency < 0:
+		return bad("latency %s is negative", f.Latency)
+	case f.ErrorCode != "" && f.ErrorCode != CodeInternalError && f.ErrorCode != CodeServiceUnavailable:
+		return bad("error code %q: want %s or %s", f.ErrorCode, CodeInternalError, CodeServiceUnavailable)
+	case r.Attach != nil && r.Attach.Delay < 0:
+		return bad("attach delay %s is negative", r.Attach.Delay)
+	case r.DescribeLag != nil && *r.DescribeLag < 0:
+		return bad("describe lag %s is negative", *r.DescribeLag)
+	case r.VSwitchMaxMore != nil && *r.VSwitchMaxMore < 0:
+		return bad("vswitch max more %d is negative", *r.VSwitchMaxMore)
+	case r.VSwitchMaxMore != nil && r.VSwitchID == "":
+		return bad("vswitch max more needs a vswitch id")
+	}
+	if r.VSwitchID != "" {
+		c.mu.Lock()
+		_, ok := c.vsws[r.VSwitchID]
+		c.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("fault: %w: %s", ErrUnknownVSwitch, r.VSwitchID)
+		}
+	}
+	if r.Clear {
+		switch {
+		case r.VSwitchID != "":
+			return c.ClearVSwitchFault(r.VSwitchID)
+		case r.Action != "" || f != (Fault{}):
+			c.SetFault(r.Action, Fault{})
+		case r.Attach == nil && r.DescribeLag == nil:
+			c.ClearFaults()
+		}
+	} else if f != (Fault{}) {
+		c.SetFault(r.Action, f)
+	}
+	if r.Attach != nil {
+		c.SetAttachFault(*r.Attach)
+	}
+	if r.DescribeLag != nil {
+		if err := c.SetDescribeLag(*r.DescribeLag); err != nil {
+			return err
+		}
+	}
+	if r.VSwitchMaxMore != nil {
+		return c.SetVSwitchFault(r.VSwitchID, VSwitchFault{MaxMore: *r.VSwitchMaxMore})
+	}
+	return nil
 }
 
-// ClearFaults removes every fault.
-func (c *Cloud) ClearFaults() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.faults)
+// ControlHandler serves the control API:
+//
+//	GET  /v1/faults  the FaultState
+//	POST /v1/faults  apply a FaultRequest (JSON); answers the new FaultState
+//	GET  /v1/cloud   the Snapshot
+//
+// It answers only clients on a loopback address that name a loopback host
+// (no DNS rebinding), send no Origin header (browsers do) and, for POST,
+// send Content-Type application/json: a web page cannot send that across
+// origins without a CORS preflight, which this handler never allows. So a
+// page the operator happens to open cannot set faults.
+func (c *Cloud) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, _ *http.Request) {
+		writeControlJSON(w, c.Faults())
+	})
+	mux.HandleFunc("POST /v1/faults", func(w http.ResponseWriter, r *http.Request) {
+		var req FaultRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			http.Error(w, "decode fault request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := c.ApplyFault(req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.log.Info("fault", "request", req)
+		writeControlJSON(w, c.Faults())
+	})
+	mux.HandleFunc("GET /v1/cloud", func(w http.ResponseWriter, _ *http.Request) {
+		writeControlJSON(w, c.Snapshot())
+	})
+	return localJSONOnly(mux)
+}
+
+// errNotLocal is why a control request was refused.
+var errNotLocal = errors.New("the sim control API answers local command-line clients only")
+
+// localJSONOnly refuses what ControlHandler's comment says it refuses.
+func localJSONOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := refuseControl(r); why != "" {
+			http.Error(w, errNotLocal.Error()+": "+why, http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func refuseControl(r *http.Request) string {
+	if !loopbackHostPort(r.RemoteAddr) {
+		return "client is not on loopback"
+	}
+	if !loopbackHostPort(r.Host) && !isLoopbackName(r.Host) {
+		return "host " + r.Host + " is not a loopback address"
+	}
+	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
+		return "request comes from a browser"
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			return "body is not application/json"
+		}
+	}
+	return ""
+}
+
+func loopbackHostPort(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		host = hp
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+func isLoopbackName(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		host = hp
+	}
+	return host == "localhost"
+}
+
+func writeControlJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // ActionStats counts the authenticated calls of one action.
@@ -51,6 +205,9 @@ type Snapshot struct {
 	ENIs         []ENISnapshot          `json:"enis"`
 	VSwitches    []VSwitchSnapshot      `json:"vswitches"`
 	Calls        map[string]ActionStats `json:"calls"`
+	Faults       FaultState             `json:"faults"`
+	STSIssued    int                    `json:"stsIssued"`              // RAM role credentials handed out by metadata
+	AuthFailures map[string]int         `json:"authFailures,omitempty"` // requests refused by authentication, by code
 	FabricErrors int                    `json:"fabricErrors"`
 	LastFabric   string                 `json:"lastFabricError,omitempty"`
 }
@@ -65,6 +222,7 @@ type InstanceSnapshot struct {
 	SecurityGroupID string     `json:"securityGroupId"`
 	PrimaryENIID    string     `json:"primaryEniId"`
 	PrimaryIP       netip.Addr `json:"primaryIp"`
+	RAMRole         string     `json:"ramRole,omitempty"`
 }
 
 // ENISnapshot is one ENI in a Snapshot.
@@ -96,12 +254,15 @@ type VSwitchSnapshot struct {
 func (c *Cloud) Snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Snapshot{Calls: map[string]ActionStats{}, FabricErrors: c.fabricErrors, LastFabric: c.lastFabric}
+	s := Snapshot{Calls: map[string]ActionStats{}, Faults: c.faultStateLocked(), STSIssued: c.stsIssued,
+		AuthFailures: maps.Clone(c.authFailures),
+		FabricErrors: c.fabricErrors, LastFabric: c.lastFabric}
 	for _, id := range c.instOrder {
 		i := c.instances[id]
 		s.Instances = append(s.Instances, InstanceSnapshot{
 			ID: i.ID, Hostname: i.Hostname, Type: i.Type, ZoneID: i.ZoneID, VSwitchID: i.VSwitchID,
 			SecurityGroupID: i.SecurityGroupID, PrimaryENIID: i.PrimaryENIID, PrimaryIP: i.PrimaryIP,
+			RAMRole: i.RAMRole,
 		})
 	}
 	for _, e := range c.liveENIsLocked() {

@@ -7,17 +7,29 @@
 //
 // What it models, as the cloud does it:
 //   - signed requests (HMAC-SHA1, signature version 1.0) checked against
-//     Config.Credentials, with nonce replay and timestamp checks;
+//     Config.Credentials, with timestamp checks (15 minutes either way) and
+//     each nonce remembered until its request's timestamp leaves that
+//     window, so no request can be replayed;
+//   - instance RAM roles: metadata serves each instance's STS credentials
+//     (ram/security-credentials/<role>), rotated at half their
+//     Config.STSLifetime, and the API accepts them with their SecurityToken
+//     until they expire (InvalidSecurityToken.Expired after);
 //   - vSwitch CIDRs that really run out (the first address and the last three
 //     are reserved; the gateway is the last address minus 2);
 //   - per-instance-type ENI and per-ENI address quotas;
 //   - asynchronous attach (Available → Attaching → InUse) and detach
 //     (InUse → Detaching → Available) driven by timers;
 //   - ClientToken idempotency, tags and paging;
-//   - eventual consistency: with Config.DescribeLag, Describe* answer from
-//     the state as it was that long ago;
-//   - injectable faults per action: latency, throttling (Throttling.User)
-//     and server errors.
+//   - eventual consistency: with Config.DescribeLag (or SetDescribeLag at
+//     run time), Describe* answer from the state as it was that long ago;
+//   - faults, all settable at run time and counted by kind (faults.go):
+//     per action latency, throttling (Throttling.User) and 5xx
+//     (InternalError, ServiceUnavailable); attaches that take long or stay
+//     Attaching until cleared; vSwitches that run out of addresses
+//     (InvalidVSwitchId.IpNotEnough) and recover.
+//
+// ControlHandler is the control API "veni sim" commands use (state and
+// faults); it answers local, non-browser JSON clients only.
 //
 // Cloud is safe for concurrent use. One mutex guards the model; nobody holds
 // it while sleeping (latency faults) or while calling the Fabric. Fabric

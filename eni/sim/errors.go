@@ -37,12 +37,22 @@ var (
 
 // Error codes the OpenAPI answers with. They are the codes Alibaba Cloud
 // uses, so a client's error mapping can be tested against the sim.
+//
+// The codes are those of Alibaba's public error list (the common errors of
+// every RPC API, as also listed by the Terraform provider and the SDKs).
+// Not verified against a live endpoint: the HTTP status of the STS token
+// errors (400 here) and of MissingSecurityToken (400), and the exact
+// message texts; ServiceUnavailable is sent with 503.
 const (
 	CodeInvalidAccessKeyID     = "InvalidAccessKeyId.NotFound"
 	CodeSignatureDoesNotMatch  = "SignatureDoesNotMatch"
 	CodeSignatureNonceUsed     = "SignatureNonceUsed"
 	CodeTimestampExpired       = "InvalidTimeStamp.Expired"
 	CodeTimestampFormat        = "InvalidTimeStamp.Format"
+	CodeMissingSecurityToken   = "MissingSecurityToken"
+	CodeSecurityTokenMismatch  = "InvalidSecurityToken.MismatchWithAccessKey"
+	CodeSecurityTokenExpired   = "InvalidSecurityToken.Expired"
+	CodeServiceUnavailable     = "ServiceUnavailable"
 	CodeInvalidAction          = "InvalidAction.NotFound"
 	CodeInvalidVersion         = "InvalidVersion"
 	CodeMissingParameter       = "MissingParameter"

@@ -44,6 +44,17 @@ func (h *history) recordENI(now time.Time, id string, e *eni) {
 	h.prune(now)
 }
 
+// seedENI records e as it is now, valid for any earlier time: the lagged
+// view of a lag turned on while the sim runs starts from the present.
+func (h *history) seedENI(e *eni) {
+	h.enis[e.id] = append(h.enis[e.id], eniVersion{e: e.clone()})
+}
+
+// seedFree is seedENI for a vSwitch's free count.
+func (h *history) seedFree(vswID string, free int) {
+	h.free[vswID] = append(h.free[vswID], freeVersion{free: free})
+}
+
 func (h *history) recordFree(now time.Time, vswID string, free int) {
 	if h.lag <= 0 {
 		return

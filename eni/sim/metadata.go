@@ -162,10 +162,18 @@ func (c *Cloud) metadata(instID, key string) (string, bool) {
 	if v, ok := simple[key]; ok {
 		return v, true
 	}
+	if key == "ram" || strings.HasPrefix(key, "ram/") {
+		return c.ramRoleMetadata(inst, key)
+	}
 	switch key {
 	case "":
-		return listing("hostname", "instance/", "instance-id", "mac", "network/", "private-ipv4",
-			"region-id", "vpc-cidr-block", "vpc-id", "vswitch-cidr-block", "vswitch-id", "zone-id"), true
+		keys := []string{"hostname", "instance/", "instance-id", "mac", "network/", "private-ipv4",
+			"region-id", "vpc-cidr-block", "vpc-id", "vswitch-cidr-block", "vswitch-id", "zone-id"}
+		if inst.RAMRole != "" {
+			keys = append(keys, "ram/")
+			slices.Sort(keys)
+		}
+		return listing(keys...), true
 	case "instance":
 		return listing("instance-type"), true
 	case "network":

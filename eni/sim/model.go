@@ -36,7 +36,8 @@ type eni struct {
 	sourceDestCheck bool
 	deviceIndex     int // valid while InUse or Detaching
 	created         time.Time
-	seq             uint64 // creation order, for stable listing and NextToken
+	seq             uint64    // creation order, for stable listing and NextToken
+	attachStarted   time.Time // when the current attach began
 
 	timer *time.Timer // pending attach or detach completion
 }

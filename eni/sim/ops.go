@@ -46,7 +46,7 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 		}
 	}
 	if vsw.free() < 1+r.secondary {
-		return nil, errIPNotEnough(vsw.ID)
+		return nil, c.ipNotEnoughLocked(vsw, 1+r.secondary)
 	}
 	var ips []netip.Addr
 	if r.primaryIP.IsValid() {
@@ -117,11 +117,9 @@ func (c *Cloud) attachENI(eniID, instanceID string) *apiError {
 	}
 	e.status = statusAttaching
 	e.instanceID = inst.ID
-	c.hist.recordENI(time.Now(), e.id, e)
-	if !c.closed {
-		id := e.id
-		e.timer = time.AfterFunc(c.cfg.AttachDelay, func() { c.completeAttach(id) })
-	}
+	now := time.Now()
+	c.hist.recordENI(now, e.id, e)
+	c.startAttachLocked(e, now)
 	return nil
 }
 
@@ -277,8 +275,9 @@ func (c *Cloud) assignIPs(eniID string, count int, named []netip.Addr, clientTok
 	}
 	vsw := c.vsws[e.vswID]
 	if vsw.free() < n {
+		aerr := c.ipNotEnoughLocked(vsw, n)
 		c.mu.Unlock()
-		return nil, errIPNotEnough(vsw.ID)
+		return nil, aerr
 	}
 	var got []netip.Addr
 	for _, ip := range named {

@@ -13,10 +13,12 @@ type vswitch struct {
 	gateway     netip.Addr          // CIDR's last address minus 2
 	used        map[netip.Addr]bool // allocated usable addresses
 	total       int
+	limit       int // with a VSwitchFault: len(used) may not exceed it; -1 without
+	maxMore     int // the VSwitchFault as set, for FaultState
 }
 
 func newVSwitch(spec VSwitchSpec) *vswitch {
-	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}}
+	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}, limit: -1}
 	// Alibaba reserves the network address and the last three addresses of
 	// every vSwitch; the gateway sits at the last address minus 2.
 	broadcast := lastAddr(spec.CIDR)
@@ -45,7 +47,18 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-func (v *vswitch) free() int { return v.total - len(v.used) }
+// free is how many more addresses the vSwitch hands out: the real count,
+// capped by a VSwitchFault.
+func (v *vswitch) free() int {
+	f := v.realFree()
+	if v.limit >= 0 {
+		f = min(f, max(0, v.limit-len(v.used)))
+	}
+	return f
+}
+
+// realFree is the free count without a VSwitchFault.
+func (v *vswitch) realFree() int { return v.total - len(v.used) }
 
 // usable reports whether ip is an address the vSwitch may hand out.
 func (v *vswitch) usable(ip netip.Addr) bool {
