@@ -71,6 +71,7 @@ type statusReport struct {
 	Problems []string        `json:"problems,omitempty"` // what an operator should look at first
 
 	StoreRecovery *store.Recovery `json:"storeRecovery,omitempty"` // the store replaced a damaged file
+	Credentials   string          `json:"credentials"`             // where cloud credentials come from (never the secret)
 }
 
 type statusDatapath struct {
@@ -172,6 +173,16 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 	rep.Pool = summarizePool(listing, now)
 	for _, b := range rep.Pool.Backoffs {
 		problem("pool growth backed off for %s until %s: %s", b.Scope, b.Until.Format(time.RFC3339), b.Reason)
+	}
+
+	if src, err := env.CredentialSource(); err != nil {
+		rep.Credentials = "none"
+		problem("cloud credentials: %v (the cold path of an ADD cannot grow the pool on this host)", err)
+	} else {
+		rep.Credentials = src
+	}
+	for _, w := range env.CredentialWarnings() {
+		problem("cloud credentials: %s", w)
 	}
 
 	rep.Datapath = gatherDatapath(env, info.InstanceID, listing.Allocations, problem)
@@ -358,7 +369,7 @@ func printStatus(w io.Writer, rep statusReport) error {
 	} else {
 		p.printf("node      unknown\n")
 	}
-	p.printf("config    %s\nstore     %s\n", rep.Config, rep.Store)
+	p.printf("config    %s\nstore     %s\ncloud     credentials from %s\n", rep.Config, rep.Store, rep.Credentials)
 
 	dp := rep.Datapath
 	p.printf("datapath  %s (%s)\n", dp.Active, dp.Reason)

@@ -120,9 +120,9 @@ func TestCNI_FaultCampaign(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for killer.total() < minKills && ctx.Err() == nil {
+	for extra := 0; killer.total() < minKills && ctx.Err() == nil; extra++ {
 		// The pods went faster than the killer: keep plugins running.
-		p := c.newPod(t, "node-1", fmt.Sprintf("extra%d", killer.total()))
+		p := c.newPod(t, "node-1", fmt.Sprintf("extra%d", extra))
 		_, _, _ = c.nodes["node-1"].rt.Add(ctx, p)
 		for range 50 {
 			if _, err := c.nodes["node-1"].rt.Del(ctx, p); err == nil {

@@ -99,8 +99,10 @@ func TestCNI_CrashSafety(t *testing.T) {
 	}
 	// Keep killing until both the count is reached and the work is done.
 	wg.Wait()
-	for kills.Load() < minKills && ctx.Err() == nil {
-		p := c.newPod(t, "node-1", fmt.Sprintf("extra%d", kills.Load()))
+	for extra := 0; kills.Load() < minKills && ctx.Err() == nil; extra++ {
+		// Named by its own counter: the kill count may not move between
+		// two rounds, and a pod name is a namespace that must be new.
+		p := c.newPod(t, "node-1", fmt.Sprintf("extra%d", extra))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
