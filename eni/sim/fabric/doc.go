@@ -36,9 +36,12 @@
 // removes only its own.
 //
 // Threads: netlink work goes through handles bound to a namespace
-// (netlink.NewHandleAt; dumps retried by netplumb.RetryDump); code only runs inside a namespace for sysctls
-// and for creating listening sockets (Listen), through ns.Do, which never
-// leaks a switched thread. Fabric methods serialise on one mutex.
+// (netlink.NewHandleAt; interrupted dumps are retried by retryDump, the
+// fabric's own copy: the simulator imports no veni package outside eni/sim,
+// so it cannot share a bug with the code it tests). Code only runs inside a
+// namespace for sysctls and for creating listening sockets (Listen),
+// through ns.Do, which never leaks a switched thread. Fabric methods
+// serialise on one mutex.
 //
 // This package must not touch the root namespace beyond its blackhole
 // routes, and must not import the cloud model beyond sim.ENILink; package
