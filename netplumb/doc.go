@@ -8,8 +8,8 @@
 //	DEL:   TeardownPod (idempotent: "already gone" is success)
 //	CHECK: CheckPod
 //
-// and TeardownENI flushes an ENI's table for a caller that keeps the link
-// (a deleted link takes its routes along).
+// There is no ENI teardown: a detached or deleted ENI's link takes its
+// routes along, and the pods' rules go with TeardownPod.
 //
 // # What it owns
 //

@@ -183,37 +183,6 @@ func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw
 	return nil
 }
 
-// TeardownENI removes every route of the ENI's table, for the daemon when
-// it deletes the ENI ("ip route flush table $T"). Pod rules pointing at the
-// table are the pods' to remove (TeardownPod). Routes already gone, or a
-// namespace that no longer exists, are not an error.
-func TeardownENI(ctx context.Context, eni ENILink) error {
-	if eni.Table <= 0 {
-		return fmt.Errorf("teardown eni %s: no table: %w", eni.Name, ErrInvalidConfig)
-	}
-	h, err := openHandle(eni.NetNS)
-	if errors.Is(err, ErrNetNSNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("teardown eni %s: %w", eni.Name, err)
-	}
-	defer h.Close()
-	routes, err := routeList(h, &netlink.Route{Table: eni.Table}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return fmt.Errorf("teardown eni %s table %d: %w", eni.Name, eni.Table, err)
-	}
-	for i := range routes {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("teardown eni %s: %w", eni.Name, err)
-		}
-		if err := ignoreNotExist(h.RouteDel(&routes[i])); err != nil {
-			return fmt.Errorf("teardown eni %s table %d: delete %s: %w", eni.Name, eni.Table, routeString(routes[i]), err)
-		}
-	}
-	return nil
-}
-
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

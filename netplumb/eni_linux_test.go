@@ -144,25 +144,6 @@ func TestEnsureENI_TableAndRoutes(t *testing.T) {
 	}
 }
 
-func TestTeardownENI_FlushesTable(t *testing.T) {
-	topo := mustTopology(t)
-	topo.mustENI(t)
-	eni := topo.mustEnsureENI(t)
-	for i := range 2 { // idempotent
-		if err := TeardownENI(t.Context(), eni); err != nil {
-			t.Fatalf("TeardownENI run %d: %v", i, err)
-		}
-	}
-	if got := tableRoutes(t, topo.nodeH, eni.Table); len(got) != 0 {
-		t.Fatalf("table %d still has %q", eni.Table, got)
-	}
-	// EnsureENI brings it back: the daemon may re-adopt an ENI.
-	topo.mustEnsureENI(t)
-	if got := tableRoutes(t, topo.nodeH, eni.Table); len(got) != 2 {
-		t.Fatalf("table %d after re-ensure = %q, want 2 routes", eni.Table, got)
-	}
-}
-
 // tableRoutes lists a table's routes as "dst [via gw] dev ifindex scope N",
 // sorted.
 func tableRoutes(tb testing.TB, h *netlink.Handle, table int) []string {
