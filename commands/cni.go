@@ -187,6 +187,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		VSwitchCIDR: res.ENI.VSwitchCIDR,
 		Gateway:     res.ENI.Gateway,
 		PrimaryIP:   res.ENI.PrimaryIP,
+		Table:       netplumb.InterimTable(mac), // until store.ENI.Table
 	})
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("eni %s is not usable on this node", res.ENI.ID), err.Error())
@@ -398,7 +399,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eniLink, err := netplumb.LookupENI(ctx, "", mac, 0)
+	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: netplumb.InterimTable(mac)})
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}

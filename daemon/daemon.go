@@ -271,7 +271,7 @@ func (d *Daemon) ensureENI(ctx context.Context, e store.ENI) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP})
+	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP, Table: netplumb.InterimTable(mac)})
 	if err != nil {
 		d.log.Warn("eni link", "eni", e.ID, "mac", e.MAC, "err", err)
 		return

@@ -139,7 +139,7 @@ func (d *Daemon) syncENIPrograms(ctx context.Context) {
 			complete = false
 			continue
 		}
-		l, err := netplumb.LookupENI(ctx, "", mac, 0)
+		l, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, Table: netplumb.InterimTable(mac)})
 		if err != nil {
 			if !netplumb.IsLinkNotFound(err) {
 				complete = false

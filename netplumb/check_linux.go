@@ -15,8 +15,13 @@ import (
 // for CNI CHECK. It returns nil, or the first missing piece as an error
 // wrapping one of ErrPodInterfaceMissing, ErrPodAddressMissing,
 // ErrPodRouteMissing, ErrPodNeighborMissing, ErrHostVethMissing,
-// ErrHostRouteMissing, ErrRuleMissing (or ErrNetNSNotFound). It changes
-// nothing.
+// ErrHostRouteMissing, ErrRuleMissing, ErrENIRouteMissing or ErrMTU (or
+// ErrNetNSNotFound). It changes nothing.
+//
+// Beyond the pod's own links, routes and rules it checks the ENI side the
+// pod depends on: cfg.ENI's table must route the vSwitch CIDR on the ENI
+// and default via the vSwitch gateway, and the pod's "from" rule must point
+// at that table. cfg.ENI must come from EnsureENI or LookupENI.
 func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err := cfg.validateSetup(); err != nil {
 		return err
@@ -51,6 +56,43 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	}
 	if err := checkHostSide(hostH, host, cfg.IP, cfg.ENI.Table); err != nil {
 		return wrap(err)
+	}
+	if err := checkENITable(hostH, cfg.ENI); err != nil {
+		return wrap(err)
+	}
+	if mtu := cfg.mtu(); cfg.ENI.MTU > 0 && mtu > cfg.ENI.MTU {
+		return wrap(mtuError(mtu, cfg.ENI))
+	}
+	return nil
+}
+
+// checkENITable verifies what EnsureENI puts in the ENI's table:
+//
+//	ip route show table $T  →  $VSwitchCIDR dev $eni scope link
+//	                           default via $Gateway dev $eni
+func checkENITable(h *netlink.Handle, eni ENILink) error {
+	routes, err := routeList(h, &netlink.Route{Table: eni.Table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return err
+	}
+	var haveSubnet, haveDefault bool
+	for _, r := range routes {
+		if r.LinkIndex != eni.Index {
+			continue
+		}
+		switch {
+		case r.Dst != nil && r.Dst.String() == prefixToIPNet(eni.VSwitchCIDR).String() && r.Scope == netlink.SCOPE_LINK:
+			haveSubnet = true
+		case isDefault(r) && r.Gw != nil && r.Gw.Equal(eni.Gateway.AsSlice()):
+			haveDefault = true
+		}
+	}
+	hint := "(the ENI's routes are gone, e.g. it was re-attached: the next ADD or the daemon's pass re-runs EnsureENI)"
+	if !haveSubnet {
+		return fmt.Errorf("table %d has no %s dev %s scope link: %w %s", eni.Table, eni.VSwitchCIDR, eni.Name, ErrENIRouteMissing, hint)
+	}
+	if !haveDefault {
+		return fmt.Errorf("table %d has no default via %s dev %s: %w %s", eni.Table, eni.Gateway, eni.Name, ErrENIRouteMissing, hint)
 	}
 	return nil
 }
@@ -133,7 +175,7 @@ func checkHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr, table in
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%s: %w", ruleString(r), ErrRuleMissing)
+			return fmt.Errorf("%s: %w (DEL and ADD the pod again to restore it)", ruleString(r), ErrRuleMissing)
 		}
 	}
 	return nil

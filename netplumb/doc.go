@@ -14,8 +14,9 @@
 // # What it owns
 //
 // In the host (node) namespace: the ENI links' MTU, up state, rp_filter,
-// proxy_arp and their policy-routing tables (table 1000+ifindex by default,
-// see ENIConfig.Table); the host ends of pod veths ("veni" + hash of the
+// proxy_arp and their policy-routing tables (ENIConfig.Table, which the
+// caller assigns: never derived from the ifindex, which changes when an ENI
+// is re-attached); the host ends of pod veths ("veni" + hash of the
 // container id and interface name), the /32 route to each pod and the two
 // rules per pod IP at priorities 512 and 2048. In pod namespaces: the pod
 // interface, its /32 address, the routes via the link-local gateway

@@ -132,7 +132,7 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		}
 	}
 
-	eni := eniLinkOf(link, cfg.Table, cfg.NetNS)
+	eni := eniLinkOf(link, cfg)
 	if err := replaceENIRoutes(h, eni.Index, eni.Table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, eni.Table, err)
 	}
@@ -140,18 +140,17 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	return eni, nil
 }
 
-// eniLinkOf describes an ENI's link; table 0 derives TableBase+ifindex.
-func eniLinkOf(l netlink.Link, table int, netns string) ENILink {
-	if table == 0 {
-		table = TableBase + l.Attrs().Index
-	}
+// eniLinkOf describes an ENI's link as configured by cfg.
+func eniLinkOf(l netlink.Link, cfg ENIConfig) ENILink {
 	return ENILink{
-		Name:  l.Attrs().Name,
-		Index: l.Attrs().Index,
-		Table: table,
-		MAC:   l.Attrs().HardwareAddr,
-		MTU:   l.Attrs().MTU,
-		NetNS: netns,
+		Name:        l.Attrs().Name,
+		Index:       l.Attrs().Index,
+		Table:       cfg.Table,
+		MAC:         l.Attrs().HardwareAddr,
+		MTU:         l.Attrs().MTU,
+		NetNS:       cfg.NetNS,
+		VSwitchCIDR: cfg.VSwitchCIDR.Masked(),
+		Gateway:     cfg.Gateway,
 	}
 }
 

@@ -35,6 +35,7 @@ var (
 	echoPort    = 7007
 	vpcENIName  = "vpc-eth1"
 	vpcPrimName = "vpc-eth0"
+	eniTable    = 1077
 )
 
 // topology is a node and a VPC namespace wired like the simulated VPC: each
@@ -221,7 +222,7 @@ func (t *topology) mustAssign(tb testing.TB, ip netip.Addr) {
 }
 
 func (t *topology) eniConfig() ENIConfig {
-	return ENIConfig{MAC: eniMAC, VSwitchCIDR: eniCIDR, Gateway: eniGW, MTU: 1400, NetNS: t.node}
+	return ENIConfig{MAC: eniMAC, VSwitchCIDR: eniCIDR, Gateway: eniGW, MTU: 1400, Table: eniTable, NetNS: t.node}
 }
 
 func (t *topology) mustEnsureENI(tb testing.TB) ENILink {

@@ -33,10 +33,16 @@ import (
 // same name is replaced, routes are replaced and rules added only when
 // missing. On failure everything this call created is removed again.
 //
+// The pod's MTU (cfg.MTU, or the ENI's when 0) may not exceed the ENI's:
+// a larger one returns an error wrapping ErrMTU before anything is made.
+//
 // May also return errors wrapping ErrNetNSNotFound or ErrInvalidConfig.
 func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err := cfg.validateSetup(); err != nil {
 		return PodResult{}, err
+	}
+	if mtu := cfg.mtu(); cfg.ENI.MTU > 0 && mtu > cfg.ENI.MTU {
+		return PodResult{}, fmt.Errorf("setup pod %s/%s: %w", cfg.ContainerID, cfg.IfName, mtuError(mtu, cfg.ENI))
 	}
 	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
 	wrap := func(err error) error {
@@ -142,6 +148,13 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		Host: Interface{Name: hostName, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
 		Pod:  Interface{Name: cfg.IfName, Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
 	}, nil
+}
+
+// mtuError says a pod's MTU does not fit its ENI, with both values and
+// the two ways out.
+func mtuError(podMTU int, eni ENILink) error {
+	return fmt.Errorf("pod mtu %d is above the mtu %d of eni %s: %w (set the network's mtu to at most %d, or raise the ENI's mtu in the node configuration)",
+		podMTU, eni.MTU, eni.Name, ErrMTU, eni.MTU)
 }
 
 // removeStaleHostVeth deletes a host veth left by an earlier attempt for the
