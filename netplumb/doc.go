@@ -13,8 +13,9 @@
 //
 // # What it owns
 //
-// In the host (node) namespace: the ENI links' MTU, up state, rp_filter,
-// proxy_arp and their policy-routing tables (ENIConfig.Table, which the
+// In the host (node) namespace: the ENI links' MTU, up state, rp_filter and
+// ARP sysctls (arp_ignore, arp_announce; no proxy ARP: the VPC delivers to
+// the ENI's MAC without asking) and their policy-routing tables (ENIConfig.Table, which the
 // caller assigns: never derived from the ifindex, which changes when an ENI
 // is re-attached); the host ends of pod veths ("veni" + hash of the
 // container id and interface name), the /32 route to each pod and the two

@@ -131,8 +131,10 @@ func TestEnsureENI_TableAndRoutes(t *testing.T) {
 			}
 
 			for key, want := range map[string]string{
-				"net/ipv4/conf/eth1/rp_filter": "0",
-				"net/ipv4/conf/eth1/proxy_arp": "1",
+				"net/ipv4/conf/eth1/rp_filter":    "0",
+				"net/ipv4/conf/eth1/arp_ignore":   "1",
+				"net/ipv4/conf/eth1/arp_announce": "2",
+				"net/ipv4/conf/eth1/proxy_arp":    "0",
 			} {
 				var got string
 				err := inNetNS(topo.node, func() error {
