@@ -48,7 +48,7 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err != nil {
 		return wrap(err)
 	}
-	if err := checkPodSide(podH, cfg.IfName, cfg.IP, host.Attrs().HardwareAddr); err != nil {
+	if err := checkPodSide(podH, cfg, host.Attrs().HardwareAddr); err != nil {
 		return wrap(err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -97,7 +97,8 @@ func checkENITable(h *netlink.Handle, eni ENILink) error {
 	return nil
 }
 
-func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byte) error {
+func checkPodSide(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
+	ifName, ip := cfg.IfName, cfg.IP
 	pod, err := linkByName(h, ifName)
 	if errors.Is(err, ErrLinkNotFound) {
 		return fmt.Errorf("%s: %w", ifName, ErrPodInterfaceMissing)
@@ -116,7 +117,31 @@ func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byt
 	if !containsAddr(addrs, want) {
 		return fmt.Errorf("%s on %s: %w", want, ifName, ErrPodAddressMissing)
 	}
+	if isPrimary(ifName) {
+		err = checkPrimaryRoutes(h, pod)
+	} else {
+		err = checkSecondaryRoutes(h, pod, cfg)
+	}
+	if err != nil {
+		return err
+	}
 
+	neighs, err := neighList(h, pod.Attrs().Index)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(PodGateway.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+}
+
+// checkPrimaryRoutes wants eth0's "169.254.1.1 dev eth0 scope link" and
+// "default via 169.254.1.1 dev eth0".
+func checkPrimaryRoutes(h *netlink.Handle, pod netlink.Link) error {
+	ifName := pod.Attrs().Name
 	routes, err := routeList(h, &netlink.Route{LinkIndex: pod.Attrs().Index}, netlink.RT_FILTER_OIF)
 	if err != nil {
 		return err
@@ -137,17 +162,42 @@ func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byt
 	if !haveDefault {
 		return fmt.Errorf("default via %s dev %s: %w", PodGateway, ifName, ErrPodRouteMissing)
 	}
+	return nil
+}
 
-	neighs, err := neighList(h, pod.Attrs().Index)
+// checkSecondaryRoutes wants a non-primary interface's podRoutes and its
+// source rule.
+func checkSecondaryRoutes(h *netlink.Handle, pod netlink.Link, cfg PodConfig) error {
+	index := pod.Attrs().Index
+	for _, want := range podRoutes(index, cfg.ENI.VSwitchCIDR) {
+		mask := netlink.RT_FILTER_OIF // the main table
+		if want.Table != 0 {
+			mask |= netlink.RT_FILTER_TABLE
+		}
+		routes, err := routeList(h, &netlink.Route{LinkIndex: index, Table: want.Table}, mask)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, r := range routes {
+			if ipNetString(r.Dst) == ipNetString(want.Dst) || (isDefault(r) && want.Dst.IP.IsUnspecified()) {
+				found = r.Gw != nil && r.Gw.Equal(PodGateway.AsSlice())
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s in the pod: %w", routeString(*want), ErrPodRouteMissing)
+		}
+	}
+	rule := podSourceRule(cfg.IP, podTable(index))
+	ok, err := findRule(h, rule)
 	if err != nil {
 		return err
 	}
-	for _, n := range neighs {
-		if n.IP.Equal(PodGateway.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
-			return nil
-		}
+	if !ok {
+		return fmt.Errorf("%s in the pod: %w", ruleString(rule), ErrPodRouteMissing)
 	}
-	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+	return nil
 }
 
 func checkHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr, table int) error {

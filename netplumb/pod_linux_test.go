@@ -43,8 +43,9 @@ func TestSetupPod_Datapath(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := PodResult{
-			Host: Interface{Name: host.Attrs().Name, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
-			Pod:  Interface{Name: "eth0", Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+			Host:   Interface{Name: host.Attrs().Name, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
+			Pod:    Interface{Name: "eth0", Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+			Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")},
 		}
 		if fmt.Sprint(resA) != fmt.Sprint(want) {
 			t.Fatalf("SetupPod = %+v, want %+v", resA, want)

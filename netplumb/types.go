@@ -105,6 +105,10 @@ type Interface struct {
 type PodResult struct {
 	Host Interface // in the node namespace
 	Pod  Interface // in the pod namespace
+	// Routes are the destinations the pod's main table sends through
+	// PodGateway on this interface: 0.0.0.0/0 for the primary interface,
+	// the ENI's vSwitch CIDR for any other. The CNI result lists them.
+	Routes []netip.Prefix
 }
 
 // HostVethName derives the host-side veth name of a pod interface:
