@@ -18,6 +18,7 @@ import (
 	cniversion "github.com/containernetworking/cni/pkg/version"
 
 	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
@@ -216,14 +217,17 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	fast, err := attachFastPath(env, facts, append(enis, res.ENI), res.IP, pod, eniLink)
+	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}
-	if fast {
+	if fast.Fallback {
+		fmt.Fprintf(os.Stderr, "veni: pod %s stays on the plain datapath: %s\n", res.IP, fast.Reason)
+	}
+	if fast.Fast || fast.Fallback {
 		defer func() {
 			if err != nil {
-				err = errors.Join(err, detachFastPath(facts.InstanceID, res.IP))
+				err = errors.Join(err, datapath.DetachPod(facts.InstanceID, res.IP, pod.Host.Index))
 			}
 		}()
 	}
@@ -352,7 +356,9 @@ func cmdDel(args *skel.CmdArgs) error {
 	}); err != nil {
 		return fmt.Errorf("tear down pod network: %w", err)
 	}
-	if err := detachFastPath(instanceID, ip); err != nil {
+	// The veth is gone: DetachPod removes the endpoint only if it was on
+	// a veth that no longer exists, never a new owner's of the address.
+	if err := datapath.DetachPod(instanceID, ip, 0); err != nil {
 		return fmt.Errorf("detach ebpf fast path: %w", err)
 	}
 	if err := ipam.Release(env.Store, key); err != nil {
@@ -413,7 +419,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}); err != nil {
 		return err
 	}
-	return checkFastPath(env, facts.InstanceID, alloc.IP, eniLink)
+	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
 }
 
 // cmdStatus answers whether the plugin can take an ADD now. It is
@@ -458,11 +464,13 @@ func cmdGC(args *skel.CmdArgs) error {
 	var errs []error
 	instanceID := ""
 	if len(released) > 0 {
-		instanceID = cachedInstanceID(env.Store)
+		instanceID = datapath.StoredInstanceID(env.Store)
 	}
 	for _, a := range released {
-		errs = append(errs, detachFastPath(instanceID, a.IP))
+		// Links first: with the veth gone, DetachPod knows the endpoint
+		// was this pod's.
 		errs = append(errs, netplumb.TeardownPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP}))
+		errs = append(errs, datapath.DetachPod(instanceID, a.IP, 0))
 	}
 	return errors.Join(errs...)
 }

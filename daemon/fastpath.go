@@ -170,13 +170,14 @@ func (d *Daemon) syncENIPrograms(ctx context.Context) {
 	}
 }
 
-// pruneEndpoints removes the endpoints (and pinned links) of pods whose
-// address no longer has an allocation: their DEL never came, or came while
-// the pins were unreachable. It runs after GC and at shutdown.
+// pruneEndpoints removes the fast-path records (endpoints with their flow
+// maps and hooks, and plain-pod records) of pods whose address no longer
+// has an allocation: their DEL never came, or came while the pins were
+// unreachable. It runs after GC and at shutdown.
 //
 // An ADD may reuse a freed address between the store read and the
-// removal; the endpoint is re-read and left alone when it no longer points
-// at the veth seen first (the new pod's ADD writes its own).
+// removal; DetachPodOn then finds the record on another (live) host veth
+// than the one listed, and leaves it to the new pod.
 func (d *Daemon) pruneEndpoints() {
 	dp := d.fast.dp
 	if dp == nil {
@@ -186,6 +187,14 @@ func (d *Daemon) pruneEndpoints() {
 	if err != nil {
 		d.log.Warn("datapath: list endpoints", "err", err)
 		return
+	}
+	plain, err := dp.PlainPods()
+	if err != nil {
+		d.log.Warn("datapath: list plain pods", "err", err)
+		return
+	}
+	for _, p := range plain {
+		eps = append(eps, fastpath.Endpoint{IP: p.IP, HostIfindex: p.HostIfindex})
 	}
 	if len(eps) == 0 {
 		return
@@ -212,14 +221,13 @@ func (d *Daemon) pruneEndpoints() {
 		if held[ep.IP] {
 			continue
 		}
-		cur, ok, err := dp.Endpoint(ep.IP)
-		if err != nil || !ok || cur.HostIfindex != ep.HostIfindex {
-			continue
-		}
-		if err := dp.DetachPod(ep.IP); err != nil {
+		removed, err := dp.DetachPodOn(ep.IP, ep.HostIfindex, ep.HostMAC)
+		if err != nil {
 			d.log.Warn("datapath: remove endpoint of a gone pod", "ip", ep.IP, "err", err)
 			continue
 		}
-		d.log.Info("datapath: removed endpoint of a gone pod", "ip", ep.IP, "hostIfindex", ep.HostIfindex)
+		if removed {
+			d.log.Info("datapath: removed endpoint of a gone pod", "ip", ep.IP, "hostIfindex", ep.HostIfindex)
+		}
 	}
 }
