@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
@@ -54,9 +56,22 @@ func (d *Daemon) startFastPath(instanceID string) {
 	d.openFastPath()
 }
 
+// openFastPath opens the node's fast path. Maps pinned by another veni
+// version (an upgrade that changed a map's layout) cannot be reused: every
+// ADD would stay on the plain datapath. The daemon then tears them down and
+// starts afresh; the pods hooked to the old programs lose their hooks with
+// them and carry on, on the plain datapath, until their next ADD.
 func (d *Daemon) openFastPath() {
 	f := &d.fast
 	dp, err := fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		d.log.Warn("datapath: pins of another veni version; tearing them down (their pods continue on the plain datapath)", "pinDir", f.pinDir, "err", err)
+		if terr := fastpath.Teardown(f.pinDir); terr != nil {
+			d.log.Error("datapath teardown", "err", terr)
+			return
+		}
+		dp, err = fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+	}
 	if err != nil {
 		d.log.Error("datapath: open fast path; pods use the plain datapath until it opens", "err", err)
 		return
