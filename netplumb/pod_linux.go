@@ -234,8 +234,10 @@ func hostRoute(index int, ip netip.Addr) *netlink.Route {
 }
 
 // TeardownPod removes what SetupPod installed for cfg: the veth pair (via
-// its host end, which takes the pod end along), the /32 route and both
-// rules of the pod address. It succeeds when any of it is already gone,
+// its host end, which takes the pod end along, with the pod-side routes),
+// the /32 route and both rules of the pod address, and for a non-primary
+// interface its source rule in the pod (when the pod namespace is still
+// there). It succeeds when any of it is already gone,
 // including the pod namespace itself or an empty cfg.ContainerNetNS:
 // runtimes repeat DEL, and containerd sends a last one after the sandbox
 // is destroyed (CNI spec, "DEL ... should not return an error if resources
