@@ -17,9 +17,11 @@
 //     stack delivered are remembered so that their replies also go through
 //     the host stack (its conntrack must undo Service DNAT).
 //
-// Remembered flows live in one LRU map per pod (4096 flows, about 300 KiB
-// of kernel memory), created by AttachPod and dropped with the pod: a pod
-// that opens flow after flow evicts only its own oldest ones. A packet a
+// Remembered flows live in one LRU map per pod, created by AttachPod and
+// dropped with the pod: a pod that opens flow after flow evicts only its
+// own oldest ones. Each holds 4096 flows and costs 320 KiB of kernel memory
+// and 0.25 ms of AttachPod on the development machine (the kernel
+// preallocates an LRU map's elements). A packet a
 // pod sends with another local pod's address is dropped by the program;
 // other foreign sources go to the host stack, where the host veth's strict
 // rp_filter (netplumb) drops them.
