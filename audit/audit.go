@@ -120,7 +120,7 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 			r.add(KindENILink, "eni/"+e.ID, fmt.Sprintf("bad mac %q in store", e.MAC))
 			continue
 		}
-		l, err := netplumb.LookupENI(ctx, "", mac, e.Table)
+		l, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, Table: e.Table})
 		if err != nil {
 			r.add(KindENILink, "eni/"+e.ID, err.Error())
 			continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	cniversion "github.com/containernetworking/cni/pkg/version"
 
 	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
@@ -198,6 +200,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		PrimaryIP:   res.ENI.PrimaryIP,
 		Table:       res.ENI.Table,
 	})
+	if errors.Is(err, netplumb.ErrInvalidConfig) || errors.Is(err, netplumb.ErrMTU) {
+		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("eni %s cannot be configured as asked", res.ENI.ID), err.Error())
+	}
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("eni %s is not usable on this node", res.ENI.ID), err.Error())
 	}
@@ -211,8 +216,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	pod, err := netplumb.SetupPod(ctx, podCfg)
 	if err != nil {
-		if errors.Is(err, netplumb.ErrPodInterfaceExists) {
+		switch {
+		case errors.Is(err, netplumb.ErrPodInterfaceExists):
 			return types.NewError(types.ErrInternal, fmt.Sprintf("interface %s already exists in %s", args.IfName, args.Netns), "the runtime sent ADD twice for one attachment; DEL it first")
+		case errors.Is(err, netplumb.ErrMTU), errors.Is(err, netplumb.ErrInvalidConfig):
+			return types.NewError(types.ErrInvalidNetworkConfig, "the pod interface cannot be set up as configured", err.Error())
 		}
 		return fmt.Errorf("set up pod network: %w", err)
 	}
@@ -225,14 +233,17 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	fast, err := attachFastPath(env, facts, append(enis, res.ENI), res.IP, pod, eniLink)
+	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}
-	if fast {
+	if fast.Fallback {
+		fmt.Fprintf(os.Stderr, "veni: pod %s stays on the plain datapath: %s\n", res.IP, fast.Reason)
+	}
+	if fast.Fast || fast.Fallback {
 		defer func() {
 			if err != nil {
-				err = errors.Join(err, detachFastPath(facts.InstanceID, res.IP))
+				err = errors.Join(err, datapath.DetachPod(facts.InstanceID, res.IP, pod.Host.Index))
 			}
 		}()
 	}
@@ -348,6 +359,12 @@ func busyError(err error) error {
 func addResult(pod netplumb.PodResult, ip netip.Addr, netns string, dns types.DNS) *types100.Result {
 	podIndex := 1
 	gw := net.IP(netplumb.PodGateway.AsSlice())
+	// The default route only on the pod's first interface; a second one
+	// (another network on the same pod) routes its vSwitch.
+	routes := make([]*types.Route, 0, len(pod.Routes))
+	for _, r := range pod.Routes {
+		routes = append(routes, &types.Route{Dst: net.IPNet{IP: r.Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())}, GW: gw})
+	}
 	return &types100.Result{
 		CNIVersion: types100.ImplementedSpecVersion,
 		Interfaces: []*types100.Interface{
@@ -359,7 +376,7 @@ func addResult(pod netplumb.PodResult, ip netip.Addr, netns string, dns types.DN
 			Address:   net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
 			Gateway:   gw,
 		}},
-		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw}},
+		Routes: routes,
 		DNS:    dns,
 	}
 }
@@ -428,7 +445,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eniLink, err := netplumb.LookupENI(ctx, "", mac, eniRec.Table)
+	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table})
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}
@@ -442,7 +459,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}); err != nil {
 		return err
 	}
-	return checkFastPath(env, facts.InstanceID, alloc.IP, eniLink)
+	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
 }
 
 // checkPrevResult compares what the runtime says ADD returned with what

@@ -441,7 +441,8 @@ func nonZeroCounters(hc fastpath.HookCounters) string {
 		{"pass_unknown_src", hc.PassUnknownSrc}, {"pass_not_local", hc.PassNotLocal}, {"pass_ttl", hc.PassTTL},
 		{"fib_not_forwarded", hc.FIBNotForwarded}, {"fib_drop", hc.FIBDrop}, {"fib_frag_needed", hc.FIBFragNeeded},
 		{"fib_forwarding_disabled", hc.FIBForwardingDisabled}, {"fib_other_device", hc.FIBOtherDevice},
-		{"fib_error", hc.FIBError}, {"flows_tracked", hc.FlowsTracked},
+		{"fib_error", hc.FIBError}, {"flows_tracked", hc.FlowsTracked}, {"flow_no_map", hc.FlowNoMap},
+		{"drop_spoofed", hc.DropSpoofed}, {"pass_plain_pod", hc.PassPlainPod},
 	} {
 		if c.v > 0 {
 			out = append(out, c.name+" "+strconv.FormatUint(c.v, 10))

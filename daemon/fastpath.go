@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
@@ -54,9 +56,22 @@ func (d *Daemon) startFastPath(instanceID string) {
 	d.openFastPath()
 }
 
+// openFastPath opens the node's fast path. Maps pinned by another veni
+// version (an upgrade that changed a map's layout) cannot be reused: every
+// ADD would stay on the plain datapath. The daemon then tears them down and
+// starts afresh; the pods hooked to the old programs lose their hooks with
+// them and carry on, on the plain datapath, until their next ADD.
 func (d *Daemon) openFastPath() {
 	f := &d.fast
 	dp, err := fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		d.log.Warn("datapath: pins of another veni version; tearing them down (their pods continue on the plain datapath)", "pinDir", f.pinDir, "err", err)
+		if terr := fastpath.Teardown(f.pinDir); terr != nil {
+			d.log.Error("datapath teardown", "err", terr)
+			return
+		}
+		dp, err = fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+	}
 	if err != nil {
 		d.log.Error("datapath: open fast path; pods use the plain datapath until it opens", "err", err)
 		return
@@ -139,7 +154,7 @@ func (d *Daemon) syncENIPrograms(ctx context.Context) {
 			complete = false
 			continue
 		}
-		l, err := netplumb.LookupENI(ctx, "", mac, e.Table)
+		l, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, Table: e.Table})
 		if err != nil {
 			if !netplumb.IsLinkNotFound(err) {
 				complete = false
@@ -170,13 +185,14 @@ func (d *Daemon) syncENIPrograms(ctx context.Context) {
 	}
 }
 
-// pruneEndpoints removes the endpoints (and pinned links) of pods whose
-// address no longer has an allocation: their DEL never came, or came while
-// the pins were unreachable. It runs after GC and at shutdown.
+// pruneEndpoints removes the fast-path records (endpoints with their flow
+// maps and hooks, and plain-pod records) of pods whose address no longer
+// has an allocation: their DEL never came, or came while the pins were
+// unreachable. It runs after GC and at shutdown.
 //
 // An ADD may reuse a freed address between the store read and the
-// removal; the endpoint is re-read and left alone when it no longer points
-// at the veth seen first (the new pod's ADD writes its own).
+// removal; DetachPodOn then finds the record on another (live) host veth
+// than the one listed, and leaves it to the new pod.
 func (d *Daemon) pruneEndpoints() {
 	dp := d.fast.dp
 	if dp == nil {
@@ -186,6 +202,14 @@ func (d *Daemon) pruneEndpoints() {
 	if err != nil {
 		d.log.Warn("datapath: list endpoints", "err", err)
 		return
+	}
+	plain, err := dp.PlainPods()
+	if err != nil {
+		d.log.Warn("datapath: list plain pods", "err", err)
+		return
+	}
+	for _, p := range plain {
+		eps = append(eps, fastpath.Endpoint{IP: p.IP, HostIfindex: p.HostIfindex})
 	}
 	if len(eps) == 0 {
 		return
@@ -212,14 +236,13 @@ func (d *Daemon) pruneEndpoints() {
 		if held[ep.IP] {
 			continue
 		}
-		cur, ok, err := dp.Endpoint(ep.IP)
-		if err != nil || !ok || cur.HostIfindex != ep.HostIfindex {
-			continue
-		}
-		if err := dp.DetachPod(ep.IP); err != nil {
+		removed, err := dp.DetachPodOn(ep.IP, ep.HostIfindex, ep.HostMAC)
+		if err != nil {
 			d.log.Warn("datapath: remove endpoint of a gone pod", "ip", ep.IP, "err", err)
 			continue
 		}
-		d.log.Info("datapath: removed endpoint of a gone pod", "ip", ep.IP, "hostIfindex", ep.HostIfindex)
+		if removed {
+			d.log.Info("datapath: removed endpoint of a gone pod", "ip", ep.IP, "hostIfindex", ep.HostIfindex)
+		}
 	}
 }

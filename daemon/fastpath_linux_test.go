@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -200,5 +201,32 @@ func TestDaemon_StartFastPath(t *testing.T) {
 				t.Errorf("pin dir exists = %v, want %v", exists, tc.wantPins)
 			}
 		})
+	}
+}
+
+// Maps an older veni pinned with another layout are torn down and made
+// afresh at start, instead of keeping every pod of the node on the plain
+// datapath.
+func TestDaemon_StartFastPath_ReplacesIncompatiblePins(t *testing.T) {
+	d, id := mustFastDaemon(t, config.DatapathEBPF)
+	pinDir, _ := datapath.PinDir(id)
+	if err := os.MkdirAll(pinDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// veni_hoststack as it was: a u32 reason per prefix.
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 4, MaxEntries: 256, Flags: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Pin(filepath.Join(pinDir, "veni_hoststack")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fastpath.Open(fastpath.Options{PinDir: pinDir}); !errors.Is(err, ebpf.ErrMapIncompatible) {
+		t.Fatalf("Open over the old pin = %v, want ErrMapIncompatible", err)
+	}
+	d.startFastPath(id)
+	if d.fast.dp == nil {
+		t.Fatal("startFastPath left the fast path closed over incompatible pins")
 	}
 }

@@ -47,7 +47,12 @@ func (nodeHost) HostPods(ctx context.Context) ([]ipam.HostPod, error) {
 	}
 	out := make([]ipam.HostPod, 0, len(pods))
 	for _, p := range pods {
-		out = append(out, ipam.HostPod{ContainerID: p.ContainerID, IfName: p.IfName, NetNS: p.NetNS, HostVeth: p.HostName, HostIfindex: p.HostIfindex, IPs: p.IPs})
+		hp := ipam.HostPod{HostVeth: p.Host.Name, HostIfindex: p.Host.Index, IPs: p.IPs}
+		if p.Owned {
+			// Only a readable owner record says whose pod this is.
+			hp.ContainerID, hp.IfName, hp.NetNS = p.ContainerID, p.IfName, p.NetNS
+		}
+		out = append(out, hp)
 	}
 	return out, nil
 }

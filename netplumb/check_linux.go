@@ -15,8 +15,13 @@ import (
 // for CNI CHECK. It returns nil, or the first missing piece as an error
 // wrapping one of ErrPodInterfaceMissing, ErrPodAddressMissing,
 // ErrPodRouteMissing, ErrPodNeighborMissing, ErrHostVethMissing,
-// ErrHostRouteMissing, ErrRuleMissing (or ErrNetNSNotFound). It changes
-// nothing.
+// ErrHostRouteMissing, ErrRuleMissing, ErrENIRouteMissing or ErrMTU (or
+// ErrNetNSNotFound). It changes nothing.
+//
+// Beyond the pod's own links, routes and rules it checks the ENI side the
+// pod depends on: cfg.ENI's table must route the vSwitch CIDR on the ENI
+// and default via the vSwitch gateway, and the pod's "from" rule must point
+// at that table. cfg.ENI must come from EnsureENI or LookupENI.
 func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err := cfg.validateSetup(); err != nil {
 		return err
@@ -43,7 +48,7 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err != nil {
 		return wrap(err)
 	}
-	if err := checkPodSide(podH, cfg.IfName, cfg.IP, host.Attrs().HardwareAddr); err != nil {
+	if err := checkPodSide(podH, cfg, host.Attrs().HardwareAddr); err != nil {
 		return wrap(err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -52,10 +57,48 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err := checkHostSide(hostH, host, cfg.IP, cfg.ENI.Table); err != nil {
 		return wrap(err)
 	}
+	if err := checkENITable(hostH, cfg.ENI); err != nil {
+		return wrap(err)
+	}
+	if mtu := cfg.mtu(); cfg.ENI.MTU > 0 && mtu > cfg.ENI.MTU {
+		return wrap(mtuError(mtu, cfg.ENI))
+	}
 	return nil
 }
 
-func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byte) error {
+// checkENITable verifies what EnsureENI puts in the ENI's table:
+//
+//	ip route show table $T  →  $VSwitchCIDR dev $eni scope link
+//	                           default via $Gateway dev $eni
+func checkENITable(h *netlink.Handle, eni ENILink) error {
+	routes, err := routeList(h, &netlink.Route{Table: eni.Table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return err
+	}
+	var haveSubnet, haveDefault bool
+	for _, r := range routes {
+		if r.LinkIndex != eni.Index {
+			continue
+		}
+		switch {
+		case r.Dst != nil && r.Dst.String() == prefixToIPNet(eni.VSwitchCIDR).String() && r.Scope == netlink.SCOPE_LINK:
+			haveSubnet = true
+		case isDefault(r) && r.Gw != nil && r.Gw.Equal(eni.Gateway.AsSlice()):
+			haveDefault = true
+		}
+	}
+	hint := "(the ENI's routes are gone, e.g. it was re-attached: the next ADD or the daemon's pass re-runs EnsureENI)"
+	if !haveSubnet {
+		return fmt.Errorf("table %d has no %s dev %s scope link: %w %s", eni.Table, eni.VSwitchCIDR, eni.Name, ErrENIRouteMissing, hint)
+	}
+	if !haveDefault {
+		return fmt.Errorf("table %d has no default via %s dev %s: %w %s", eni.Table, eni.Gateway, eni.Name, ErrENIRouteMissing, hint)
+	}
+	return nil
+}
+
+func checkPodSide(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
+	ifName, ip := cfg.IfName, cfg.IP
 	pod, err := linkByName(h, ifName)
 	if errors.Is(err, ErrLinkNotFound) {
 		return fmt.Errorf("%s: %w", ifName, ErrPodInterfaceMissing)
@@ -74,7 +117,31 @@ func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byt
 	if !containsAddr(addrs, want) {
 		return fmt.Errorf("%s on %s: %w", want, ifName, ErrPodAddressMissing)
 	}
+	if isPrimary(ifName) {
+		err = checkPrimaryRoutes(h, pod)
+	} else {
+		err = checkSecondaryRoutes(h, pod, cfg)
+	}
+	if err != nil {
+		return err
+	}
 
+	neighs, err := neighList(h, pod.Attrs().Index)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(PodGateway.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+}
+
+// checkPrimaryRoutes wants eth0's "169.254.1.1 dev eth0 scope link" and
+// "default via 169.254.1.1 dev eth0".
+func checkPrimaryRoutes(h *netlink.Handle, pod netlink.Link) error {
+	ifName := pod.Attrs().Name
 	routes, err := routeList(h, &netlink.Route{LinkIndex: pod.Attrs().Index}, netlink.RT_FILTER_OIF)
 	if err != nil {
 		return err
@@ -95,17 +162,42 @@ func checkPodSide(h *netlink.Handle, ifName string, ip netip.Addr, hostMAC []byt
 	if !haveDefault {
 		return fmt.Errorf("default via %s dev %s: %w", PodGateway, ifName, ErrPodRouteMissing)
 	}
+	return nil
+}
 
-	neighs, err := neighList(h, pod.Attrs().Index)
+// checkSecondaryRoutes wants a non-primary interface's podRoutes and its
+// source rule.
+func checkSecondaryRoutes(h *netlink.Handle, pod netlink.Link, cfg PodConfig) error {
+	index := pod.Attrs().Index
+	for _, want := range podRoutes(index, cfg.ENI.VSwitchCIDR) {
+		mask := netlink.RT_FILTER_OIF // the main table
+		if want.Table != 0 {
+			mask |= netlink.RT_FILTER_TABLE
+		}
+		routes, err := routeList(h, &netlink.Route{LinkIndex: index, Table: want.Table}, mask)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, r := range routes {
+			if ipNetString(r.Dst) == ipNetString(want.Dst) || (isDefault(r) && want.Dst.IP.IsUnspecified()) {
+				found = r.Gw != nil && r.Gw.Equal(PodGateway.AsSlice())
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s in the pod: %w", routeString(*want), ErrPodRouteMissing)
+		}
+	}
+	rule := podSourceRule(cfg.IP, podTable(index))
+	ok, err := findRule(h, rule)
 	if err != nil {
 		return err
 	}
-	for _, n := range neighs {
-		if n.IP.Equal(PodGateway.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
-			return nil
-		}
+	if !ok {
+		return fmt.Errorf("%s in the pod: %w", ruleString(rule), ErrPodRouteMissing)
 	}
-	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+	return nil
 }
 
 func checkHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr, table int) error {
@@ -133,7 +225,7 @@ func checkHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr, table in
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%s: %w", ruleString(r), ErrRuleMissing)
+			return fmt.Errorf("%s: %w (DEL and ADD the pod again to restore it)", ruleString(r), ErrRuleMissing)
 		}
 	}
 	return nil

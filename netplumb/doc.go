@@ -6,20 +6,27 @@
 //
 //	ADD:   EnsureENI → SetupPod
 //	DEL:   TeardownPod (idempotent: "already gone" is success)
-//	CHECK: CheckPod
+//	CHECK: LookupENI → CheckPod
 //
-// and TeardownENI flushes an ENI's table for a caller that keeps the link
-// (a deleted link takes its routes along).
+// HostPods lists the pods plumbed on a node from the kernel alone, for
+// rebuilding the store after it was lost. There is no ENI teardown: a
+// detached or deleted ENI's link takes its routes along, and the pods'
+// rules go with TeardownPod.
 //
 // # What it owns
 //
-// In the host (node) namespace: the ENI links' MTU, up state, rp_filter,
-// proxy_arp and their policy-routing tables (table 1000+ifindex by default,
-// see ENIConfig.Table); the host ends of pod veths ("veni" + hash of the
-// container id and interface name), the /32 route to each pod and the two
-// rules per pod IP at priorities 512 and 2048. In pod namespaces: the pod
-// interface, its /32 address, the routes via the link-local gateway
-// 169.254.1.1 and the permanent neighbour entry for it.
+// In the host (node) namespace: the ENI links' MTU, up state, rp_filter and
+// ARP sysctls (arp_ignore=1, arp_announce=2; no proxy ARP: the VPC delivers
+// to the ENI's MAC without asking) and their policy-routing tables
+// (ENIConfig.Table, which the caller assigns: never derived from the
+// ifindex, which changes when an ENI is re-attached); the host ends of pod
+// veths ("veni" + hash of the container id and interface name, strict
+// rp_filter, an owner record in the alias), the /32 route to each pod and
+// the two rules per pod IP at priorities 512 and 2048. In pod namespaces:
+// the pod interface, its /32 address, the permanent neighbour entry for the
+// link-local gateway 169.254.1.1 and the routes through it: the default
+// route on eth0 (PrimaryIfName), the ENI's vSwitch CIDR plus a source rule
+// and table on any other interface.
 //
 // It must not touch the store or the cloud: it is handed addresses and ENIs
 // that were already allocated, and it reports kernel state only.

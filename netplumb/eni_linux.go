@@ -64,18 +64,27 @@ func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr)
 // it. It is idempotent; every step replaces what it finds. In order:
 //
 //	ip link set $eni mtu $MTU up
-//	sysctl net.ipv4.conf.$eni.rp_filter=0 .proxy_arp=1, neigh.$eni.proxy_delay=0
+//	sysctl net.ipv4.conf.$eni.rp_filter=0 .arp_ignore=1 .arp_announce=2 .proxy_arp=0
 //	ip addr replace $PrimaryIP/32 dev $eni           (when PrimaryIP is set)
-//	ip route replace $VSwitchCIDR dev $eni scope link table $T
-//	ip route replace default via $Gateway dev $eni table $T
+//	ip route replace $VSwitchCIDR dev $eni scope link table $Table
+//	ip route replace default via $Gateway dev $eni table $Table
 //
 // The ENI gets at most its own primary address as a /32: it carries pod
 // addresses (Terway's veth mode), and the main table keeps no route through
-// it. Because the VPC
-// resolves a pod address on the ENI by ARP, proxy_arp lets the node answer
-// for every pod IP it routes elsewhere (the /32 to the pod's veth);
-// proxy_delay=0 answers at once instead of after a random delay of up to
-// 0.8s that proxy replies get by default.
+// it.
+//
+// ARP: the VPC never asks a node who holds an address. Its SDN delivers a
+// packet for an address assigned to an ENI straight to that ENI's MAC (the
+// simulated VPC does the same with permanent neighbour entries), so the
+// node needs no proxy ARP for its pods, and Terway's veth mode sets none;
+// proxy_arp is written 0 to undo what earlier veni versions set. What the
+// node must not do is speak for addresses that are not the ENI's:
+// arp_ignore=1 answers only requests for an address configured on the ENI
+// itself (not for the node's eth0 address or another ENI's, which Linux
+// would otherwise answer on any link), and arp_announce=2 makes the node's
+// own requests on the ENI carry the ENI's address as sender, never another
+// link's, which a VPC that checks sources per ENI would refuse or learn
+// wrongly.
 //
 // rp_filter is off on the ENI because replies for pods arrive on it while
 // the main table reaches the VPC through eth0. The reverse-path lookup does
@@ -87,7 +96,8 @@ func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr)
 // (TestSetupPod_Datapath pins that).
 //
 // May return an error wrapping ErrLinkNotFound (the ENI did not appear
-// before ctx's deadline), ErrNetNSNotFound or ErrInvalidConfig.
+// before ctx's deadline), ErrNetNSNotFound or ErrInvalidConfig (a missing
+// Table among them).
 func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	if err := cfg.validate(); err != nil {
 		return ENILink{}, err
@@ -116,8 +126,9 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	if err := inNetNS(cfg.NetNS, func() error {
 		return setSysctls(
 			[2]string{"net/ipv4/conf/" + name + "/rp_filter", "0"},
-			[2]string{"net/ipv4/conf/" + name + "/proxy_arp", "1"},
-			[2]string{"net/ipv4/neigh/" + name + "/proxy_delay", "0"},
+			[2]string{"net/ipv4/conf/" + name + "/arp_ignore", "1"},
+			[2]string{"net/ipv4/conf/" + name + "/arp_announce", "2"},
+			[2]string{"net/ipv4/conf/" + name + "/proxy_arp", "0"},
 		)
 	}); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
@@ -132,7 +143,7 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		}
 	}
 
-	eni := eniLinkOf(link, cfg.Table, cfg.NetNS)
+	eni := eniLinkOf(link, cfg)
 	if err := replaceENIRoutes(h, eni.Index, eni.Table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, eni.Table, err)
 	}
@@ -140,18 +151,17 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	return eni, nil
 }
 
-// eniLinkOf describes an ENI's link; table 0 derives TableBase+ifindex.
-func eniLinkOf(l netlink.Link, table int, netns string) ENILink {
-	if table == 0 {
-		table = TableBase + l.Attrs().Index
-	}
+// eniLinkOf describes an ENI's link as configured by cfg.
+func eniLinkOf(l netlink.Link, cfg ENIConfig) ENILink {
 	return ENILink{
-		Name:  l.Attrs().Name,
-		Index: l.Attrs().Index,
-		Table: table,
-		MAC:   l.Attrs().HardwareAddr,
-		MTU:   l.Attrs().MTU,
-		NetNS: netns,
+		Name:        l.Attrs().Name,
+		Index:       l.Attrs().Index,
+		Table:       cfg.Table,
+		MAC:         l.Attrs().HardwareAddr,
+		MTU:         l.Attrs().MTU,
+		NetNS:       cfg.NetNS,
+		VSwitchCIDR: cfg.VSwitchCIDR.Masked(),
+		Gateway:     cfg.Gateway,
 	}
 }
 
@@ -179,37 +189,6 @@ func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw
 	}
 	if err := h.RouteReplace(def); err != nil {
 		return fmt.Errorf("default via %s: %w", gw, err)
-	}
-	return nil
-}
-
-// TeardownENI removes every route of the ENI's table, for the daemon when
-// it deletes the ENI ("ip route flush table $T"). Pod rules pointing at the
-// table are the pods' to remove (TeardownPod). Routes already gone, or a
-// namespace that no longer exists, are not an error.
-func TeardownENI(ctx context.Context, eni ENILink) error {
-	if eni.Table <= 0 {
-		return fmt.Errorf("teardown eni %s: no table: %w", eni.Name, ErrInvalidConfig)
-	}
-	h, err := openHandle(eni.NetNS)
-	if errors.Is(err, ErrNetNSNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("teardown eni %s: %w", eni.Name, err)
-	}
-	defer h.Close()
-	routes, err := routeList(h, &netlink.Route{Table: eni.Table}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return fmt.Errorf("teardown eni %s table %d: %w", eni.Name, eni.Table, err)
-	}
-	for i := range routes {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("teardown eni %s: %w", eni.Name, err)
-		}
-		if err := ignoreNotExist(h.RouteDel(&routes[i])); err != nil {
-			return fmt.Errorf("teardown eni %s table %d: delete %s: %w", eni.Name, eni.Table, routeString(routes[i]), err)
-		}
 	}
 	return nil
 }

@@ -3,9 +3,11 @@ package netplumb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,12 +68,11 @@ func TestFindLinkByMAC_Appears(t *testing.T) {
 
 func TestEnsureENI_TableAndRoutes(t *testing.T) {
 	tests := []struct {
-		name      string
-		table     int
-		wantTable func(ifindex int) int
+		name  string
+		table int
 	}{
-		{name: "derived table", table: 0, wantTable: func(i int) int { return TableBase + i }},
-		{name: "explicit table", table: 77, wantTable: func(int) int { return 77 }},
+		{name: "store table", table: 1001},
+		{name: "high table", table: 1 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,9 +93,13 @@ func TestEnsureENI_TableAndRoutes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := ENILink{Name: "eth1", Index: l.Attrs().Index, Table: tt.wantTable(l.Attrs().Index), MAC: eniMAC, MTU: 1400, NetNS: topo.node}
-			if eni.Name != want.Name || eni.Index != want.Index || eni.Table != want.Table || eni.MAC.String() != want.MAC.String() || eni.MTU != want.MTU || eni.NetNS != want.NetNS {
+			want := ENILink{Name: "eth1", Index: l.Attrs().Index, Table: tt.table, MAC: eniMAC, MTU: 1400, NetNS: topo.node, VSwitchCIDR: eniCIDR, Gateway: eniGW}
+			if fmt.Sprint(eni) != fmt.Sprint(want) {
 				t.Fatalf("EnsureENI = %+v, want %+v", eni, want)
+			}
+			looked, err := LookupENI(t.Context(), cfg)
+			if err != nil || fmt.Sprint(looked) != fmt.Sprint(want) {
+				t.Fatalf("LookupENI = %+v, %v; want %+v", looked, err, want)
 			}
 			if byAlt, err := topo.nodeH.LinkByName(eniAltName(eniMAC)); err != nil || byAlt.Attrs().Index != l.Attrs().Index {
 				t.Fatalf("link by alternative name %s: %v %v (the next EnsureENI would dump every link)", eniAltName(eniMAC), byAlt, err)
@@ -127,8 +132,9 @@ func TestEnsureENI_TableAndRoutes(t *testing.T) {
 
 			for key, want := range map[string]string{
 				"net/ipv4/conf/eth1/rp_filter":    "0",
-				"net/ipv4/conf/eth1/proxy_arp":    "1",
-				"net/ipv4/neigh/eth1/proxy_delay": "0",
+				"net/ipv4/conf/eth1/arp_ignore":   "1",
+				"net/ipv4/conf/eth1/arp_announce": "2",
+				"net/ipv4/conf/eth1/proxy_arp":    "0",
 			} {
 				var got string
 				err := inNetNS(topo.node, func() error {
@@ -144,22 +150,65 @@ func TestEnsureENI_TableAndRoutes(t *testing.T) {
 	}
 }
 
-func TestTeardownENI_FlushesTable(t *testing.T) {
+// A re-attached ENI comes back with a new ifindex. Its table is the
+// caller's (the store's), so the rules of pods plumbed before still point
+// at the table EnsureENI fills again, and their traffic flows without a new
+// ADD. (With tables derived from the ifindex, the rules pointed at an empty
+// table and the pod lost its egress.)
+func TestEnsureENI_ReattachedKeepsTable(t *testing.T) {
 	topo := mustTopology(t)
 	topo.mustENI(t)
-	eni := topo.mustEnsureENI(t)
-	for i := range 2 { // idempotent
-		if err := TeardownENI(t.Context(), eni); err != nil {
-			t.Fatalf("TeardownENI run %d: %v", i, err)
-		}
+	first := topo.mustEnsureENI(t)
+	cfg, _ := topo.mustPod(t, first, "aaaa", podA)
+	mustEchoServer(t, topo.vpc, behindVPC)
+	mustRoundTrip(t, cfg.ContainerNetNS, podA, behindVPC)
+
+	// Detach and attach again: the VPC side goes, and with it the link.
+	old, err := linkByName(topo.vpcH, vpcENIName)
+	mustNoErr(t, err)
+	mustNoErr(t, topo.vpcH.LinkDel(old))
+	topo.mustENI(t)
+	topo.mustAssign(t, podA)
+	again := topo.mustEnsureENI(t)
+	if again.Index == first.Index {
+		t.Fatalf("re-attached eni kept ifindex %d; the test needs a new one", first.Index)
 	}
-	if got := tableRoutes(t, topo.nodeH, eni.Table); len(got) != 0 {
-		t.Fatalf("table %d still has %q", eni.Table, got)
+	if again.Table != first.Table {
+		t.Fatalf("table %d after re-attach, want %d", again.Table, first.Table)
 	}
-	// EnsureENI brings it back: the daemon may re-adopt an ENI.
-	topo.mustEnsureENI(t)
-	if got := tableRoutes(t, topo.nodeH, eni.Table); len(got) != 2 {
-		t.Fatalf("table %d after re-ensure = %q, want 2 routes", eni.Table, got)
+	// The pod's ENI link is stale (old ifindex); CHECK with the fresh one
+	// passes because the rules and the table agree.
+	cfg.ENI = again
+	if err := CheckPod(t.Context(), cfg); err != nil {
+		t.Fatalf("CheckPod after re-attach: %v", err)
+	}
+	mustRoundTrip(t, cfg.ContainerNetNS, podA, behindVPC)
+}
+
+func TestEnsureENI_InvalidConfig(t *testing.T) {
+	topo := mustTopology(t)
+	topo.mustENI(t)
+	tests := []struct {
+		name      string
+		mutate    func(*ENIConfig)
+		wantField string
+	}{
+		{name: "no table", mutate: func(c *ENIConfig) { c.Table = 0 }, wantField: "table"},
+		{name: "main table", mutate: func(c *ENIConfig) { c.Table = 254 }, wantField: "table"},
+		{name: "mtu too small", mutate: func(c *ENIConfig) { c.MTU = 100 }, wantField: "mtu"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := topo.eniConfig()
+			tt.mutate(&cfg)
+			_, err := EnsureENI(t.Context(), cfg)
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.wantField) {
+				t.Fatalf("EnsureENI = %v, want ErrInvalidConfig naming %q", err, tt.wantField)
+			}
+			if _, err := LookupENI(t.Context(), cfg); !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("LookupENI = %v, want ErrInvalidConfig", err)
+			}
+		})
 	}
 }
 

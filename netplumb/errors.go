@@ -20,6 +20,11 @@ var (
 	// ErrInvalidConfig means a required field of ENIConfig or PodConfig is
 	// missing or malformed; the same call will fail again unchanged.
 	ErrInvalidConfig = errors.New("invalid config")
+
+	// ErrMTU means the pod's MTU is larger than its ENI's: packets the pod
+	// sends at full size could not leave the node. The error says both
+	// values; the same call fails again until one of them changes.
+	ErrMTU = errors.New("pod mtu above the eni's")
 )
 
 // These errors come from CheckPod: each names the one piece of the pod's
@@ -32,4 +37,5 @@ var (
 	ErrHostVethMissing     = errors.New("host veth missing")
 	ErrHostRouteMissing    = errors.New("host route to pod missing")
 	ErrRuleMissing         = errors.New("policy rule missing")
+	ErrENIRouteMissing     = errors.New("eni table route missing")
 )

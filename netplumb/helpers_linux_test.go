@@ -35,6 +35,7 @@ var (
 	echoPort    = 7007
 	vpcENIName  = "vpc-eth1"
 	vpcPrimName = "vpc-eth0"
+	eniTable    = 1077
 )
 
 // topology is a node and a VPC namespace wired like the simulated VPC: each
@@ -188,7 +189,8 @@ func (t *topology) addENILink(vpcName, nodeName string, mac net.HardwareAddr) er
 }
 
 // mustENI adds the secondary ENI and its VPC side: the gateway address and
-// proxy_arp, like the simulated VPC.
+// proxy_arp (the VPC answers the node's ARP for its gateway), like the
+// simulated VPC.
 func (t *topology) mustENI(tb testing.TB) {
 	tb.Helper()
 	if err := t.addENILink(vpcENIName, "eth1", eniMAC); err != nil {
@@ -207,7 +209,9 @@ func (t *topology) mustVPCSide(tb testing.TB) {
 	mustSysctls(tb, t.vpc, [2]string{"net/ipv4/conf/" + vpcENIName + "/proxy_arp", "1"})
 }
 
-// mustAssign makes the VPC route ip to the ENI, as SetENIAddresses does.
+// mustAssign makes the VPC deliver ip to the ENI, as the simulated VPC's
+// SetENIAddresses does: a /32 route and a permanent neighbour entry with
+// the ENI's MAC, so the VPC never ARPs toward the node.
 func (t *topology) mustAssign(tb testing.TB, ip netip.Addr) {
 	tb.Helper()
 	l, err := linkByName(t.vpcH, vpcENIName)
@@ -218,10 +222,14 @@ func (t *topology) mustAssign(tb testing.TB, ip netip.Addr) {
 	if err := t.vpcH.RouteReplace(r); err != nil {
 		tb.Fatalf("vpc route %s: %v", ip, err)
 	}
+	n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: eniMAC}
+	if err := t.vpcH.NeighSet(n); err != nil {
+		tb.Fatalf("vpc neighbour %s: %v", ip, err)
+	}
 }
 
 func (t *topology) eniConfig() ENIConfig {
-	return ENIConfig{MAC: eniMAC, VSwitchCIDR: eniCIDR, Gateway: eniGW, MTU: 1400, NetNS: t.node}
+	return ENIConfig{MAC: eniMAC, VSwitchCIDR: eniCIDR, Gateway: eniGW, MTU: 1400, Table: eniTable, NetNS: t.node}
 }
 
 func (t *topology) mustEnsureENI(tb testing.TB) ENILink {

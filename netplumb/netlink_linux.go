@@ -13,12 +13,11 @@ import (
 // is what containernetworking/plugins pkg/netlinksafe uses.
 const maxDumpAttempts = 5
 
-// RetryDump runs a netlink dump until it is not interrupted; it is the one
-// wrapper of that sharp edge for every package that dumps kernel tables. Since netlink
-// v1.2 an interrupted dump returns partial results together with
+// retryDump runs a netlink dump until it is not interrupted; every dump of
+// this package goes through it. Since netlink v1.2 an interrupted dump returns partial results together with
 // ErrDumpInterrupted; acting on a partial list could delete or miss a rule,
 // so after the last attempt the error is returned rather than the list.
-func RetryDump[T any](what string, dump func() ([]T, error)) ([]T, error) {
+func retryDump[T any](what string, dump func() ([]T, error)) ([]T, error) {
 	var (
 		out []T
 		err error
@@ -40,7 +39,7 @@ func RetryDump[T any](what string, dump func() ([]T, error)) ([]T, error) {
 
 // linkList is "ip link show".
 func linkList(h *netlink.Handle) ([]netlink.Link, error) {
-	return RetryDump("list links", h.LinkList)
+	return retryDump("list links", h.LinkList)
 }
 
 // linkByName is "ip link show dev $name". A missing link wraps
@@ -68,7 +67,7 @@ func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
 
 // addrList is "ip -4 addr show dev $link".
 func addrList(h *netlink.Handle, link netlink.Link) ([]netlink.Addr, error) {
-	return RetryDump("list addresses of "+link.Attrs().Name, func() ([]netlink.Addr, error) {
+	return retryDump("list addresses of "+link.Attrs().Name, func() ([]netlink.Addr, error) {
 		return h.AddrList(link, netlink.FAMILY_V4)
 	})
 }
@@ -77,21 +76,21 @@ func addrList(h *netlink.Handle, link netlink.Link) ([]netlink.Addr, error) {
 // (netlink.RT_FILTER_*). Without RT_FILTER_TABLE only the main table is
 // listed.
 func routeList(h *netlink.Handle, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
-	return RetryDump("list routes", func() ([]netlink.Route, error) {
+	return retryDump("list routes", func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_V4, filter, mask)
 	})
 }
 
 // ruleList is "ip -4 rule show".
 func ruleList(h *netlink.Handle) ([]netlink.Rule, error) {
-	return RetryDump("list rules", func() ([]netlink.Rule, error) {
+	return retryDump("list rules", func() ([]netlink.Rule, error) {
 		return h.RuleList(netlink.FAMILY_V4)
 	})
 }
 
 // neighList is "ip -4 neigh show dev $index".
 func neighList(h *netlink.Handle, linkIndex int) ([]netlink.Neigh, error) {
-	return RetryDump("list neighbours", func() ([]netlink.Neigh, error) {
+	return retryDump("list neighbours", func() ([]netlink.Neigh, error) {
 		return h.NeighList(linkIndex, netlink.FAMILY_V4)
 	})
 }

@@ -15,17 +15,34 @@ import (
 //
 //	ip link add $IfName type veth peer $host (created from the node side)
 //	ip addr add $IP/32 dev $IfName; ip link set $IfName up
+//	ip neigh add 169.254.1.1 lladdr $hostMAC dev $IfName nud permanent
+//
+// then, for the primary interface (IfName eth0):
+//
 //	ip route add 169.254.1.1 dev $IfName scope link
 //	ip route add default via 169.254.1.1 dev $IfName
-//	ip neigh add 169.254.1.1 lladdr $hostMAC dev $IfName nud permanent
+//
+// and for any other (a second network, as Multus adds), see podRoutes:
+//
+//	ip route add $VSwitchCIDR via 169.254.1.1 dev $IfName onlink
+//	ip route add default via 169.254.1.1 dev $IfName onlink table $podTable
+//	ip rule add from $IP/32 lookup $podTable prio 1000
 //
 // In the node namespace (cfg.ENI.NetNS):
 //
-//	sysctl net.ipv4.ip_forward=1
-//	ip link set $host up
+//	sysctl net.ipv4.ip_forward=1 net.ipv4.conf.$host.rp_filter=1
+//	ip link set $host alias "veni1 $ContainerID $IfName $ContainerNetNS" up
 //	ip route replace $IP/32 dev $host scope link
 //	ip rule add to $IP/32 lookup main prio 512
 //	ip rule add from $IP/32 lookup $ENI.Table prio 2048
+//
+// Strict rp_filter on the host veth drops what the pod sends from any
+// address but its own (a neighbour's, say): the /32 route back to the pod
+// is the only route through that veth, so the reverse-path check is exact.
+// The kernel applies max(conf/all, conf/$host): a node whose conf/all is 2
+// (loose) weakens it, which is why the eBPF fast path also drops a
+// neighbour's address itself. The alias records who owns the veth, for
+// HostPods (rebuilding the store from the host).
 //
 // The pod side must be new: when the pod namespace already has IfName it
 // returns an error wrapping ErrPodInterfaceExists (the CNI spec forbids
@@ -33,10 +50,16 @@ import (
 // same name is replaced, routes are replaced and rules added only when
 // missing. On failure everything this call created is removed again.
 //
+// The pod's MTU (cfg.MTU, or the ENI's when 0) may not exceed the ENI's:
+// a larger one returns an error wrapping ErrMTU before anything is made.
+//
 // May also return errors wrapping ErrNetNSNotFound or ErrInvalidConfig.
 func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err := cfg.validateSetup(); err != nil {
 		return PodResult{}, err
+	}
+	if mtu := cfg.mtu(); cfg.ENI.MTU > 0 && mtu > cfg.ENI.MTU {
+		return PodResult{}, fmt.Errorf("setup pod %s/%s: %w", cfg.ContainerID, cfg.IfName, mtuError(mtu, cfg.ENI))
 	}
 	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
 	wrap := func(err error) error {
@@ -65,11 +88,6 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		return PodResult{}, wrap(err)
 	}
 	if err := removeStaleHostVeth(hostH, hostName); err != nil {
-		return PodResult{}, wrap(err)
-	}
-	if err := inNetNS(cfg.ENI.NetNS, func() error {
-		return setSysctls([2]string{"net/ipv4/ip_forward", "1"})
-	}); err != nil {
 		return PodResult{}, wrap(err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -105,8 +123,32 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err != nil {
 		return PodResult{}, wrap(err)
 	}
-	if err := configurePodSide(podH, pod, cfg.IP, host.Attrs().HardwareAddr); err != nil {
+	// The alias goes first: a veth that exists carries its owner, even
+	// after a crash half way through this call.
+	if err := hostH.LinkSetAlias(host, ownerAlias(cfg)); err != nil {
+		return PodResult{}, wrap(fmt.Errorf("set alias of %s: %w", hostName, err))
+	}
+	if err := inNetNS(cfg.ENI.NetNS, func() error {
+		return setSysctls(
+			[2]string{"net/ipv4/ip_forward", "1"},
+			[2]string{"net/ipv4/conf/" + hostName + "/rp_filter", "1"},
+		)
+	}); err != nil {
 		return PodResult{}, wrap(err)
+	}
+	routes, err := configurePodSide(podH, pod, cfg, host.Attrs().HardwareAddr)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
+	if !isPrimary(cfg.IfName) {
+		// Deleting the veth takes the pod's routes along, not its rule.
+		defer func() {
+			if err != nil {
+				if derr := deletePodSourceRule(podH, cfg.IP); derr != nil {
+					slog.Warn("undo pod rule after failed setup", "ip", cfg.IP, "err", derr)
+				}
+			}
+		}()
 	}
 	if err := configureHostSide(hostH, host, cfg.IP); err != nil {
 		return PodResult{}, wrap(err)
@@ -139,9 +181,17 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 
 	slog.Debug("pod plumbed", "container", cfg.ContainerID, "ifname", cfg.IfName, "ip", cfg.IP, "host", hostName, "eni", cfg.ENI.Name)
 	return PodResult{
-		Host: Interface{Name: hostName, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
-		Pod:  Interface{Name: cfg.IfName, Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+		Host:   Interface{Name: hostName, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
+		Pod:    Interface{Name: cfg.IfName, Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+		Routes: routes,
 	}, nil
+}
+
+// mtuError says a pod's MTU does not fit its ENI, with both values and
+// the two ways out.
+func mtuError(podMTU int, eni ENILink) error {
+	return fmt.Errorf("pod mtu %d is above the mtu %d of eni %s: %w (set the network's mtu to at most %d, or raise the ENI's mtu in the node configuration)",
+		podMTU, eni.MTU, eni.Name, ErrMTU, eni.MTU)
 }
 
 // removeStaleHostVeth deletes a host veth left by an earlier attempt for the
@@ -158,36 +208,6 @@ func removeStaleHostVeth(h *netlink.Handle, name string) error {
 	slog.Info("replacing leftover host veth", "veth", name)
 	if err := ignoreNotExist(h.LinkDel(old)); err != nil {
 		return fmt.Errorf("delete leftover veth %s: %w", name, err)
-	}
-	return nil
-}
-
-func configurePodSide(h *netlink.Handle, pod netlink.Link, ip netip.Addr, hostMAC []byte) error {
-	name := pod.Attrs().Name
-	addr := &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(ip, 32))}
-	if err := h.AddrAdd(pod, addr); err != nil {
-		return fmt.Errorf("add address %s to %s: %w", addr.IPNet, name, err)
-	}
-	if err := h.LinkSetUp(pod); err != nil {
-		return fmt.Errorf("set %s up: %w", name, err)
-	}
-	gw := prefixToIPNet(netip.PrefixFrom(PodGateway, 32))
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: pod.Attrs().Index, Dst: gw, Scope: netlink.SCOPE_LINK}); err != nil {
-		return fmt.Errorf("add route %s dev %s: %w", gw, name, err)
-	}
-	def := &netlink.Route{LinkIndex: pod.Attrs().Index, Gw: PodGateway.AsSlice()}
-	if err := h.RouteAdd(def); err != nil {
-		return fmt.Errorf("add default via %s dev %s: %w (does the pod already have a default route?)", PodGateway, name, err)
-	}
-	neigh := &netlink.Neigh{
-		LinkIndex:    pod.Attrs().Index,
-		Family:       netlink.FAMILY_V4,
-		State:        netlink.NUD_PERMANENT,
-		IP:           PodGateway.AsSlice(),
-		HardwareAddr: hostMAC,
-	}
-	if err := h.NeighSet(neigh); err != nil {
-		return fmt.Errorf("add neighbour %s dev %s: %w", PodGateway, name, err)
 	}
 	return nil
 }
@@ -214,8 +234,10 @@ func hostRoute(index int, ip netip.Addr) *netlink.Route {
 }
 
 // TeardownPod removes what SetupPod installed for cfg: the veth pair (via
-// its host end, which takes the pod end along), the /32 route and both
-// rules of the pod address. It succeeds when any of it is already gone,
+// its host end, which takes the pod end along, with the pod-side routes),
+// the /32 route and both rules of the pod address, and for a non-primary
+// interface its source rule in the pod (when the pod namespace is still
+// there). It succeeds when any of it is already gone,
 // including the pod namespace itself or an empty cfg.ContainerNetNS:
 // runtimes repeat DEL, and containerd sends a last one after the sandbox
 // is destroyed (CNI spec, "DEL ... should not return an error if resources
@@ -270,6 +292,11 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 		return wrap(err)
 	}
 
+	if !isPrimary(cfg.IfName) {
+		if err := deletePodSourceRules(cfg, ips); err != nil {
+			return wrap(err)
+		}
+	}
 	for _, ip := range ips {
 		routes, err := routeList(hostH, &netlink.Route{Dst: prefixToIPNet(netip.PrefixFrom(ip, 32))}, netlink.RT_FILTER_DST)
 		if err != nil {
@@ -283,6 +310,29 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 		}
 		if err := deleteRules(hostH, podRules(ip, 0)); err != nil {
 			return wrap(err)
+		}
+	}
+	return nil
+}
+
+// deletePodSourceRules removes a non-primary interface's rules inside the
+// pod (the veth took its routes along). A pod namespace that is gone took
+// them along too.
+func deletePodSourceRules(cfg PodConfig, ips []netip.Addr) error {
+	if cfg.ContainerNetNS == "" || len(ips) == 0 {
+		return nil
+	}
+	podH, err := openHandle(cfg.ContainerNetNS)
+	if errors.Is(err, ErrNetNSNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer podH.Close()
+	for _, ip := range ips {
+		if err := deletePodSourceRule(podH, ip); err != nil {
+			return fmt.Errorf("pod rule of %s: %w", ip, err)
 		}
 	}
 	return nil

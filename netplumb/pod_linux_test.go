@@ -1,11 +1,13 @@
 package netplumb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -41,8 +43,9 @@ func TestSetupPod_Datapath(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := PodResult{
-			Host: Interface{Name: host.Attrs().Name, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
-			Pod:  Interface{Name: "eth0", Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+			Host:   Interface{Name: host.Attrs().Name, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
+			Pod:    Interface{Name: "eth0", Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
+			Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")},
 		}
 		if fmt.Sprint(resA) != fmt.Sprint(want) {
 			t.Fatalf("SetupPod = %+v, want %+v", resA, want)
@@ -112,20 +115,17 @@ func TestSetupPod_Datapath(t *testing.T) {
 		if eniDelta < n || primDelta >= n {
 			t.Fatalf("vpc received %d packets from the ENI and %d from eth0, want >= %d and < %d", eniDelta, primDelta, n, n)
 		}
-		// The VPC found the pod behind the ENI by ARP, answered by the
-		// node's proxy_arp: the neighbour is the ENI's MAC.
+		// The replies reached the pod through the VPC's permanent
+		// neighbour entry: the node answers no ARP for pod addresses
+		// (no proxy_arp, arp_ignore=1), and the VPC asked for none.
 		vpcENI, err := linkByName(topo.vpcH, vpcENIName)
 		mustNoErr(t, err)
 		neighs, err := neighList(topo.vpcH, vpcENI.Attrs().Index)
 		mustNoErr(t, err)
-		found := false
 		for _, nb := range neighs {
-			if nb.IP.Equal(podA.AsSlice()) && nb.HardwareAddr.String() == eniMAC.String() {
-				found = true
+			if nb.IP.Equal(podA.AsSlice()) && nb.State != netlink.NUD_PERMANENT {
+				t.Fatalf("vpc neighbour of %s is %+v, want only the permanent entry", podA, nb)
 			}
-		}
-		if !found {
-			t.Fatalf("vpc neighbours on %s = %+v, want %s at %s", vpcENIName, neighs, podA, eniMAC)
 		}
 	})
 
@@ -411,4 +411,90 @@ func TestSetupPod_UndoOnFailure(t *testing.T) {
 		t.Fatal("SetupPod succeeded over an existing default route")
 	}
 	assertPodGone(t, topo, cfg)
+}
+
+// CHECK also verifies the ENI side a pod depends on: its table and the
+// pod's "from" rule into it.
+func TestCheckPod_ENISide(t *testing.T) {
+	tests := []struct {
+		name    string
+		break_  func(t *testing.T, topo *topology, cfg PodConfig)
+		wantErr error
+		wantMsg string
+	}{
+		{name: "subnet route", wantErr: ErrENIRouteMissing, wantMsg: "10.0.1.0/24", break_: func(t *testing.T, topo *topology, cfg PodConfig) {
+			mustNoErr(t, topo.nodeH.RouteDel(&netlink.Route{LinkIndex: cfg.ENI.Index, Dst: prefixToIPNet(eniCIDR), Scope: netlink.SCOPE_LINK, Table: cfg.ENI.Table}))
+		}},
+		{name: "default route", wantErr: ErrENIRouteMissing, wantMsg: "default via 10.0.1.253", break_: func(t *testing.T, topo *topology, cfg PodConfig) {
+			mustNoErr(t, topo.nodeH.RouteDel(&netlink.Route{LinkIndex: cfg.ENI.Index, Dst: prefixToIPNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: eniGW.AsSlice(), Table: cfg.ENI.Table}))
+		}},
+		{name: "from rule into another table", wantErr: ErrRuleMissing, wantMsg: fmt.Sprintf("lookup %d", eniTable), break_: func(t *testing.T, topo *topology, cfg PodConfig) {
+			rules, err := ruleList(topo.nodeH)
+			mustNoErr(t, err)
+			_, err = ensureRule(topo.nodeH, rules, podRules(cfg.IP, 4242)[1])
+			mustNoErr(t, err)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topo := mustTopology(t)
+			topo.mustENI(t)
+			eni := topo.mustEnsureENI(t)
+			cfg, _ := topo.mustPod(t, eni, "aaaa", podA)
+			if err := CheckPod(t.Context(), cfg); err != nil {
+				t.Fatalf("CheckPod before breaking: %v", err)
+			}
+			tt.break_(t, topo, cfg)
+			err := CheckPod(t.Context(), cfg)
+			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("CheckPod = %v, want %v naming %q", err, tt.wantErr, tt.wantMsg)
+			}
+			// EnsureENI (the next ADD, the daemon's pass) repairs the table.
+			if tt.wantErr == ErrENIRouteMissing {
+				topo.mustEnsureENI(t)
+				if err := CheckPod(t.Context(), cfg); err != nil {
+					t.Fatalf("CheckPod after EnsureENI: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestSetupPod_MTU(t *testing.T) {
+	topo := mustTopology(t)
+	topo.mustENI(t)
+	eni := topo.mustEnsureENI(t) // mtu 1400
+	tests := []struct {
+		name    string
+		mtu     int
+		wantMTU int
+		wantErr error
+	}{
+		{name: "the eni's", mtu: 0, wantMTU: 1400},
+		{name: "smaller", mtu: 1300, wantMTU: 1300},
+		{name: "larger is refused", mtu: 9000, wantErr: ErrMTU},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ip := netip.AddrFrom4([4]byte{10, 0, 1, byte(50 + i)})
+			cfg := PodConfig{ContainerID: fmt.Sprintf("mtu%d", i), IfName: "eth0", ContainerNetNS: mustNetNS(t), IP: ip, ENI: eni, MTU: tt.mtu}
+			res, err := SetupPod(t.Context(), cfg)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), "9000") || !strings.Contains(err.Error(), "1400") {
+					t.Fatalf("SetupPod = %v, want %v naming 9000 and 1400", err, tt.wantErr)
+				}
+				assertPodGone(t, topo, cfg)
+				return
+			}
+			mustNoErr(t, err)
+			t.Cleanup(func() { _ = TeardownPod(context.Background(), cfg) })
+			host, err := topo.nodeH.LinkByIndex(res.Host.Index)
+			mustNoErr(t, err)
+			pod, err := mustHandle(t, cfg.ContainerNetNS).LinkByIndex(res.Pod.Index)
+			mustNoErr(t, err)
+			if host.Attrs().MTU != tt.wantMTU || pod.Attrs().MTU != tt.wantMTU {
+				t.Fatalf("mtu host %d pod %d, want %d", host.Attrs().MTU, pod.Attrs().MTU, tt.wantMTU)
+			}
+		})
+	}
 }

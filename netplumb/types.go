@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 )
@@ -18,9 +19,6 @@ const (
 	// PrioFromPod is the priority of "from <podIP> lookup <ENI table>":
 	// pod egress leaves through the ENI that owns the pod's address.
 	PrioFromPod = 2048
-
-	// TableBase is added to the ENI's ifindex to derive its table.
-	TableBase = 1000
 
 	// HostVethPrefix starts every host-side veth name.
 	HostVethPrefix = "veni"
@@ -47,28 +45,34 @@ type ENIConfig struct {
 	// kernel borrows eth0's address, which a VPC that checks sources per ENI
 	// refuses. The zero Addr leaves the link without an address.
 	PrimaryIP netip.Addr
-	// MTU to set on the ENI; 0 leaves the link's MTU as it is.
+	// MTU to set on the ENI; 0 leaves the link's MTU as it is. Pods on the
+	// ENI may not use a larger one (SetupPod returns ErrMTU).
 	MTU int
-	// Table is the policy-routing table for the ENI; 0 derives
-	// TableBase+ifindex (Terway's scheme). Ifindexes are unique in a
-	// namespace and never reused while the link exists, so derived tables
-	// cannot collide, and the same link gets the same table after a daemon
-	// restart. A re-attached ENI gets a new ifindex and so a fresh table.
+	// Table is the ENI's policy-routing table. Required: the caller owns
+	// the numbering (the store gives every ENI a table for life). It must
+	// not be derived from the link: a detached and re-attached ENI gets a
+	// new ifindex, and pod rules naming a table derived from the old one
+	// would point at an empty table. The kernel's own tables (253 default,
+	// 254 main, 255 local) are refused.
 	Table int
 	// NetNS is the path of the node namespace holding the ENI; "" means the
 	// caller's own namespace (the host).
 	NetNS string
 }
 
-// ENILink is a configured ENI, as EnsureENI left it. SetupPod takes it to
-// know where the pod's host side lives and which table its egress uses.
+// ENILink is a configured ENI, as EnsureENI left it (or LookupENI found
+// it). SetupPod takes it to know where the pod's host side lives, which
+// table its egress uses and which subnet the ENI serves; CheckPod to know
+// what the ENI's table must hold.
 type ENILink struct {
-	Name  string
-	Index int
-	Table int
-	MAC   net.HardwareAddr
-	MTU   int    // the link's MTU after EnsureENI
-	NetNS string // node namespace path; "" is the caller's namespace
+	Name        string
+	Index       int
+	Table       int
+	MAC         net.HardwareAddr
+	MTU         int          // the link's MTU after EnsureENI
+	NetNS       string       // node namespace path; "" is the caller's namespace
+	VSwitchCIDR netip.Prefix // ENIConfig.VSwitchCIDR, masked
+	Gateway     netip.Addr   // ENIConfig.Gateway
 }
 
 // PodConfig describes one pod interface on a shared ENI.
@@ -101,6 +105,10 @@ type Interface struct {
 type PodResult struct {
 	Host Interface // in the node namespace
 	Pod  Interface // in the pod namespace
+	// Routes are the destinations the pod's main table sends through
+	// PodGateway on this interface: 0.0.0.0/0 for the primary interface,
+	// the ENI's vSwitch CIDR for any other. The CNI result lists them.
+	Routes []netip.Prefix
 }
 
 // HostVethName derives the host-side veth name of a pod interface:
@@ -124,11 +132,30 @@ func (c ENIConfig) validate() error {
 	if !c.Gateway.Is4() || !c.VSwitchCIDR.Contains(c.Gateway) {
 		return fmt.Errorf("eni %s: gateway %s is not inside %s: %w", c.MAC, c.Gateway, c.VSwitchCIDR, ErrInvalidConfig)
 	}
-	if c.MTU < 0 || c.Table < 0 {
-		return fmt.Errorf("eni %s: negative mtu or table: %w", c.MAC, ErrInvalidConfig)
+	if c.MTU < 0 || (c.MTU > 0 && c.MTU < minMTU) {
+		return fmt.Errorf("eni %s: mtu %d: %w (use 0 to keep the link's, or at least %d)", c.MAC, c.MTU, ErrInvalidConfig, minMTU)
+	}
+	if err := validTable(c.Table); err != nil {
+		return fmt.Errorf("eni %s: %w", c.MAC, err)
 	}
 	if c.PrimaryIP.IsValid() && !c.VSwitchCIDR.Contains(c.PrimaryIP) {
 		return fmt.Errorf("eni %s: primary ip %s is not inside %s: %w", c.MAC, c.PrimaryIP, c.VSwitchCIDR, ErrInvalidConfig)
+	}
+	return nil
+}
+
+// minMTU is the smallest MTU an IPv4 host must accept (RFC 791).
+const minMTU = 576
+
+// validTable refuses table numbers veni must not use for an ENI.
+func validTable(t int) error {
+	switch {
+	case t == 0:
+		return fmt.Errorf("table is 0: %w (ENIConfig.Table is required: pass the ENI's table from the store)", ErrInvalidConfig)
+	case t < 0 || t > math.MaxUint32:
+		return fmt.Errorf("table %d is out of range: %w", t, ErrInvalidConfig)
+	case t >= 253 && t <= 255: // RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL
+		return fmt.Errorf("table %d is one of the kernel's own (default, main, local): %w", t, ErrInvalidConfig)
 	}
 	return nil
 }
@@ -150,8 +177,11 @@ func (c PodConfig) validateSetup() error {
 	if !c.IP.Is4() {
 		return fmt.Errorf("pod %s: ip %q is not ipv4: %w", c.ContainerID, c.IP, ErrInvalidConfig)
 	}
-	if c.ENI.Index <= 0 || c.ENI.Table <= 0 {
-		return fmt.Errorf("pod %s: eni has no ifindex or table (call EnsureENI first): %w", c.ContainerID, ErrInvalidConfig)
+	if c.ENI.Index <= 0 || c.ENI.Table <= 0 || !c.ENI.VSwitchCIDR.IsValid() || !c.ENI.Gateway.IsValid() {
+		return fmt.Errorf("pod %s: eni has no ifindex, table, vswitch cidr or gateway (pass what EnsureENI or LookupENI returned): %w", c.ContainerID, ErrInvalidConfig)
+	}
+	if c.MTU < 0 || (c.MTU > 0 && c.MTU < minMTU) {
+		return fmt.Errorf("pod %s: mtu %d: %w (use 0 for the ENI's, or at least %d)", c.ContainerID, c.MTU, ErrInvalidConfig, minMTU)
 	}
 	if len(c.IfName) > 15 {
 		return fmt.Errorf("pod %s: ifname %q longer than 15 characters: %w", c.ContainerID, c.IfName, ErrInvalidConfig)

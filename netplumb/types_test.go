@@ -40,12 +40,16 @@ func TestENIConfig_Validate(t *testing.T) {
 		MAC:         net.HardwareAddr{2, 0, 0, 0, 1, 1},
 		VSwitchCIDR: netip.MustParsePrefix("10.0.1.0/24"),
 		Gateway:     netip.MustParseAddr("10.0.1.253"),
+		Table:       1001,
 	}
 	tests := []struct {
 		name   string
 		mutate func(*ENIConfig)
 		ok     bool
 	}{
+		{name: "no table", mutate: func(c *ENIConfig) { c.Table = 0 }},
+		{name: "kernel table", mutate: func(c *ENIConfig) { c.Table = 255 }},
+		{name: "small table", mutate: func(c *ENIConfig) { c.Table = 7 }, ok: true},
 		{name: "good", mutate: func(*ENIConfig) {}, ok: true},
 		{name: "no mac", mutate: func(c *ENIConfig) { c.MAC = nil }},
 		{name: "no cidr", mutate: func(c *ENIConfig) { c.VSwitchCIDR = netip.Prefix{} }},
@@ -72,7 +76,7 @@ func TestPodConfig_ValidateSetup(t *testing.T) {
 	good := PodConfig{
 		ContainerID: "abc", IfName: "eth0", ContainerNetNS: "/run/netns/x",
 		IP:  netip.MustParseAddr("10.0.1.10"),
-		ENI: ENILink{Name: "eth1", Index: 3, Table: 1003},
+		ENI: ENILink{Name: "eth1", Index: 3, Table: 1003, VSwitchCIDR: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.253")},
 	}
 	tests := []struct {
 		name   string
@@ -85,6 +89,8 @@ func TestPodConfig_ValidateSetup(t *testing.T) {
 		{name: "no ip", mutate: func(c *PodConfig) { c.IP = netip.Addr{} }},
 		{name: "eni not ensured", mutate: func(c *PodConfig) { c.ENI = ENILink{Name: "eth1"} }},
 		{name: "long ifname", mutate: func(c *PodConfig) { c.IfName = "eth0123456789012" }},
+		{name: "eni without subnet", mutate: func(c *PodConfig) { c.ENI.VSwitchCIDR = netip.Prefix{} }},
+		{name: "tiny mtu", mutate: func(c *PodConfig) { c.MTU = 68 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

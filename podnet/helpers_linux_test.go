@@ -94,7 +94,8 @@ func mustAdd(tb testing.TB, db store.File, nodeNS, cid string) pod {
 	err = inNS(nodeNS, func() (err error) {
 		out, err = netplumb.SetupPod(context.Background(), netplumb.PodConfig{
 			ContainerID: cid, IfName: "eth0", ContainerNetNS: podNS, IP: res.IP,
-			ENI: netplumb.ENILink{Name: "eni", Index: 1, Table: testTable, MAC: net.HardwareAddr{2, 0, 0, 0, 1, 1}, MTU: 1500},
+			ENI: netplumb.ENILink{Name: "eni", Index: 1, Table: testTable, MAC: net.HardwareAddr{2, 0, 0, 0, 1, 1}, MTU: 1500,
+				VSwitchCIDR: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.253")},
 		})
 		return err
 	})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/store"
@@ -125,7 +126,9 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	if !found {
 		return nil, nil
 	}
-	if err := detachFastPath(n.InstanceID, a.IP, a.HostIfindex); err != nil {
+	// The veth is gone: DetachPod removes the endpoint only if it is on
+	// that veth (or on one that no longer exists).
+	if err := datapath.DetachPod(n.InstanceID, a.IP, a.HostIfindex); err != nil {
 		return nil, fmt.Errorf("release %s: detach fast path: %w", key, err)
 	}
 	if testHookTornDown != nil {

@@ -36,4 +36,8 @@ type HookCounters struct {
 	FIBError              uint64 `json:"fib_error"`               // any other lookup failure
 
 	FlowsTracked uint64 `json:"flows_tracked"` // host-stack flows remembered
+	FlowNoMap    uint64 `json:"flow_no_map"`   // a flow to remember, but the pod has no flow map
+
+	DropSpoofed  uint64 `json:"drop_spoofed"`   // dropped: the source is another local pod's address
+	PassPlainPod uint64 `json:"pass_plain_pod"` // the destination is a local pod on the plain datapath
 }

@@ -52,6 +52,12 @@ func (hc *HookCounters) field(c fastpathCounter) *uint64 {
 		return &hc.FIBError
 	case fastpathCounterCNT_FLOW_TRACKED:
 		return &hc.FlowsTracked
+	case fastpathCounterCNT_FLOW_NO_MAP:
+		return &hc.FlowNoMap
+	case fastpathCounterCNT_DROP_SPOOFED:
+		return &hc.DropSpoofed
+	case fastpathCounterCNT_PASS_PLAIN_POD:
+		return &hc.PassPlainPod
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ func TestHostReason_MatchesC(t *testing.T) {
 		{"service", reasonService, fastpathHostReasonHOST_SERVICE},
 		{"cidr", reasonCIDR, fastpathHostReasonHOST_CIDR},
 		{"node", reasonNodeAddr, fastpathHostReasonHOST_NODE_ADDR},
+		{"plain pod", reasonPlainPod, fastpathHostReasonHOST_PLAIN_POD},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

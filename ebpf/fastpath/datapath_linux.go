@@ -68,6 +68,13 @@ func Open(opts Options) (_ *Datapath, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The maps' size is fixed when they are made: pinned ones keep theirs.
+	maxPods := opts.MaxPods
+	if maxPods <= 0 {
+		maxPods = DefaultMaxPods
+	}
+	spec.Maps["veni_endpoints"].MaxEntries = uint32(maxPods)
+	spec.Maps["veni_pod_flows"].MaxEntries = uint32(maxPods)
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: pinDir},
 	})
@@ -139,94 +146,6 @@ func (d *Datapath) attach(prog *ebpf.Program, ifindex int, at ebpf.AttachType, n
 	return pinLink(l, d.linkPath(name))
 }
 
-// AttachPod records ep and attaches the programs to its host veth. Calling
-// it again for the same IP (a retried ADD, a new veth) replaces both.
-// ep.HostIfindex is resolved in the calling thread's network namespace.
-//
-// May return an error wrapping ErrInvalidEndpoint.
-func (d *Datapath) AttachPod(ep Endpoint) (err error) {
-	if err := ep.validate(); err != nil {
-		return err
-	}
-	key := ep.IP.As4()
-	val := fastpathEndpoint{
-		HostIfindex: uint32(ep.HostIfindex),
-		EniIfindex:  uint32(ep.ENIIfindex),
-		EniTable:    uint32(ep.ENITable),
-	}
-	copy(val.HostMac[:], ep.HostMAC)
-	copy(val.PodMac[:], ep.PodMAC)
-
-	// The flows map is not swept for a reused address: walking an LRU of
-	// up to 65536 entries costs two system calls each, on every ADD and
-	// DEL. A client end the old pod left behind cannot hurt the new one:
-	// its next connection from that port starts with a SYN, which drops
-	// the entry; until then only its replies take the host stack.
-	if err := d.objs.VeniEndpoints.Put(key, val); err != nil {
-		return fmt.Errorf("write endpoint %s: %w", ep.IP, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = d.DetachPod(ep.IP)
-		}
-	}()
-	if d.podHook == PodHookTC {
-		return attachPodTC(ep.HostIfindex, d.objs.FromPod, d.objs.ToPod)
-	}
-	from, to := podLinkNames(ep.IP)
-	if err := d.attach(d.objs.FromPod, ep.HostIfindex, ebpf.AttachTCXIngress, from); err != nil {
-		return err
-	}
-	return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
-}
-
-// DetachPod removes the pod's endpoint and its hook (veni's filters on its
-// veth, or its pinned TCX links). A pod that is already
-// gone is not an error, so a repeated CNI DEL succeeds.
-func (d *Datapath) DetachPod(ip netip.Addr) error {
-	if !ip.Is4() {
-		return nil
-	}
-	var errs []error
-	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
-		errs = append(errs, detachPodTC(ep.HostIfindex, ep.HostMAC))
-	}
-	if err := d.objs.VeniEndpoints.Delete(ip.As4()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
-	}
-	from, to := podLinkNames(ip)
-	errs = append(errs, unpinLink(d.linkPath(from)), unpinLink(d.linkPath(to)))
-	return errors.Join(errs...)
-}
-
-// Endpoint returns the recorded endpoint of ip, and whether there is one.
-func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
-	if !ip.Is4() {
-		return Endpoint{}, false, nil
-	}
-	var val fastpathEndpoint
-	err := d.objs.VeniEndpoints.Lookup(ip.As4(), &val)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return Endpoint{}, false, nil
-	}
-	if err != nil {
-		return Endpoint{}, false, fmt.Errorf("read endpoint %s: %w", ip, err)
-	}
-	return endpointFrom(ip, val), true, nil
-}
-
-// endpointFrom converts a map record; the MACs are copied out of it.
-func endpointFrom(ip netip.Addr, val fastpathEndpoint) Endpoint {
-	return Endpoint{
-		IP:          ip,
-		HostIfindex: int(val.HostIfindex),
-		HostMAC:     append([]byte(nil), val.HostMac[:]...),
-		PodMAC:      append([]byte(nil), val.PodMac[:]...),
-		ENIIfindex:  int(val.EniIfindex),
-		ENITable:    int(val.EniTable),
-	}
-}
-
 // AttachENI attaches the ENI program to ingress of the ENI link ifindex
 // (resolved in the calling thread's network namespace). It is idempotent:
 // an attachment of the same program to that link is kept, so every CNI ADD
@@ -254,63 +173,4 @@ func (d *Datapath) AttachENI(ifindex int) error {
 // error.
 func (d *Datapath) DetachENI(ifindex int) error {
 	return unpinLink(d.linkPath(eniLinkName(ifindex)))
-}
-
-// SetHostStack replaces the destinations pods reach through the host
-// stack. Entries are updated in place, so no packet sees an empty map.
-func (d *Datapath) SetHostStack(hs HostStack) error {
-	want := hs.prefixes()
-	m := d.objs.VeniHoststack
-	var (
-		key   fastpathLpmKey
-		val   uint32
-		stale []fastpathLpmKey
-	)
-	have := make(map[netip.Prefix]uint32)
-	iter := m.Iterate()
-	for iter.Next(&key, &val) {
-		p := netip.PrefixFrom(netip.AddrFrom4(key.Addr), int(key.Prefixlen))
-		have[p] = val
-		if _, ok := want[p]; !ok {
-			stale = append(stale, key)
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("list host-stack cidrs: %w", err)
-	}
-	// Every CNI ADD passes the node's host stack: write only what differs.
-	for p, reason := range want {
-		if v, ok := have[p]; ok && v == reason {
-			continue
-		}
-		k := fastpathLpmKey{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As4()}
-		if err := m.Put(k, reason); err != nil {
-			return fmt.Errorf("write host-stack cidr %s: %w", p, err)
-		}
-	}
-	for _, k := range stale {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete host-stack cidr %v/%d: %w", k.Addr, k.Prefixlen, err)
-		}
-	}
-	return nil
-}
-
-// HostStackPrefixes returns the destinations currently on the host stack,
-// with their reason ("service", "cidr", "node").
-func (d *Datapath) HostStackPrefixes() (map[netip.Prefix]string, error) {
-	out := make(map[netip.Prefix]string)
-	var (
-		key fastpathLpmKey
-		val uint32
-	)
-	iter := d.objs.VeniHoststack.Iterate()
-	for iter.Next(&key, &val) {
-		p := netip.PrefixFrom(netip.AddrFrom4(key.Addr), int(key.Prefixlen))
-		out[p] = reasonName(val)
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("list host-stack cidrs: %w", err)
-	}
-	return out, nil
 }

@@ -17,6 +17,20 @@
 //     stack delivered are remembered so that their replies also go through
 //     the host stack (its conntrack must undo Service DNAT).
 //
+// Remembered flows live in one LRU map per pod, created by AttachPod and
+// dropped with the pod: a pod that opens flow after flow evicts only its
+// own oldest ones. Each holds 4096 flows and costs 320 KiB of kernel memory
+// and 0.25 ms of AttachPod on the development machine (the kernel
+// preallocates an LRU map's elements). A packet a
+// pod sends with another local pod's address is dropped by the program;
+// other foreign sources go to the host stack, where the host veth's strict
+// rp_filter (netplumb) drops them.
+//
+// When the maps have no room for another pod (ErrMapFull), the pod runs on
+// the plain datapath: PlainPod records its address so that the programs
+// send other pods' packets for it through the host stack rather than out
+// of the ENI, and HostStackPrefixes lists it as "plain-pod".
+//
 // Everything else goes to the host stack untouched (the programs return
 // TCX_NEXT): non-IPv4, ARP, fragments, protocols other than TCP, UDP and
 // ICMP echo, Service CIDRs, configured host-stack CIDRs (node-local DNS), the
@@ -29,8 +43,10 @@
 // outlive the short-lived CNI process that attached them, and the next one
 // opens the pinned programs instead of loading them again. Pod filters live
 // as long as their veth. A Datapath holds file descriptors only; Close
-// releases them and leaves the pins. DetachPod, DetachENI and Teardown
-// remove pins and veni's filters, which detaches the programs.
+// releases them and leaves the pins. DetachPodOn (a pod's release, matched
+// by its host veth), DetachPod (by address only, for operators), DetachENI
+// and Teardown remove pins and veni's filters, which detaches the programs.
+// Writers of a pod's records serialise on the pin directory's flock.
 //
 // Namespaces: ifindexes given to AttachPod and AttachENI are resolved in the
 // network namespace of the calling thread, so a caller that serves a

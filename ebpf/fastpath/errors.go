@@ -18,4 +18,9 @@ var (
 
 	// ErrInvalidOptions means Options are incomplete (no PinDir).
 	ErrInvalidOptions = errors.New("invalid options")
+
+	// ErrMapFull means a map had no room for a pod (its endpoint, its flow
+	// map or, for PlainPod, its host-stack entry), or the kernel could not
+	// allocate its flow map. The pod can still run on the plain datapath.
+	ErrMapFull = errors.New("fast path map full")
 )

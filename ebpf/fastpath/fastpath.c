@@ -51,6 +51,9 @@ enum counter {
 	CNT_FIB_OTHER_DEV,    /* the ENI table routes out of another device */
 	CNT_FIB_ERROR,        /* any other lookup failure */
 	CNT_FLOW_TRACKED,     /* new host-stack flow remembered */
+	CNT_DROP_SPOOFED,     /* source is another local pod's address: dropped */
+	CNT_PASS_PLAIN_POD,   /* destination is a local pod on the plain datapath */
+	CNT_FLOW_NO_MAP,      /* the endpoint has no flow map: nothing remembered */
 	CNT_MAX,
 };
 
@@ -59,6 +62,13 @@ enum host_reason {
 	HOST_SERVICE = 1,
 	HOST_CIDR = 2,
 	HOST_NODE_ADDR = 3,
+	HOST_PLAIN_POD = 4, /* a pod of this node that has no endpoint */
+};
+
+/* Value of veni_hoststack. */
+struct host_entry {
+	__u32 reason;       /* enum host_reason */
+	__u32 host_ifindex; /* HOST_PLAIN_POD: the pod's host veth; else 0 */
 };
 
 struct endpoint {
@@ -92,12 +102,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veni_endpoints SEC(".maps");
 
-/* Destinations the host stack must see, with the reason as value. */
+/* Destinations the host stack must see, with the reason as value: the
+ * configured ones (SetHostStack) and the pods of this node that run on the
+ * plain datapath (the endpoint map had no room for them): sent to the ENI,
+ * their packets would leave the node instead of reaching them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct lpm_key);
-	__type(value, __u32);
-	__uint(max_entries, 256);
+	__type(value, struct host_entry);
+	__uint(max_entries, 2048);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veni_hoststack SEC(".maps");
@@ -110,14 +123,25 @@ struct {
  * flow; a server's listening port is never recorded, so one NATed
  * connection does not send every later flow of that port through the host.
  * LRU: lookups keep live flows young.
+ *
+ * Each pod has its own map (veni_pod_flows, by pod address; AttachPod
+ * creates it): one pod opening flow after flow only ever evicts its own
+ * oldest entries, never another pod's. Every entry belongs to the local pod
+ * that took part in the flow: from_pod and to_pod use the map of the pod on
+ * their veth, from_eni the map of the pod a packet is for.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct flow_key);
-	__type(value, __u32);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __be32);
+	__uint(max_entries, 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} veni_flows SEC(".maps");
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);
+		__type(key, struct flow_key);
+		__type(value, __u32);
+		__uint(max_entries, 4096); /* flowsPerPod in Go */
+	});
+} veni_pod_flows SEC(".maps");
 
 /* Index hook * CNT_MAX + counter. */
 struct {
@@ -132,6 +156,10 @@ struct {
 const enum hook *unused_hook __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 const enum host_reason *unused_host_reason __attribute__((unused));
+const struct host_entry *unused_host_entry __attribute__((unused));
+/* Only reached through the inner map's pointers, which clang would emit as
+ * a forward declaration: keep the full type in BTF. */
+const struct flow_key *unused_flow_key __attribute__((unused));
 
 static __always_inline int count(enum hook hook, enum counter cnt)
 {
@@ -228,36 +256,52 @@ static __always_inline void flow_key_of(struct flow_key *k, __be32 addr,
 	k->pad = 0;
 }
 
-static __always_inline int host_flow(__be32 addr, __be16 port, __u8 proto)
+/* The flow map of the pod with address pod, or NULL. */
+static __always_inline void *pod_flows(__be32 pod)
+{
+	return bpf_map_lookup_elem(&veni_pod_flows, &pod);
+}
+
+static __always_inline int host_flow(void *flows, __be32 addr, __be16 port,
+				     __u8 proto)
 {
 	struct flow_key k;
 
+	if (!flows)
+		return 0;
 	flow_key_of(&k, addr, port, proto);
-	return bpf_map_lookup_elem(&veni_flows, &k) != 0;
+	return bpf_map_lookup_elem(flows, &k) != 0;
 }
 
 /* forget_flow drops what the map remembers for a client end that starts a
  * new connection: that entry belonged to an earlier flow that used the same
  * port, and keeping it would send the new flow's replies through the host,
  * whose conntrack never saw the flow's start. */
-static __always_inline void forget_flow(__be32 addr, __be16 port, __u8 proto)
+static __always_inline void forget_flow(void *flows, __be32 addr,
+					__be16 port, __u8 proto)
 {
 	struct flow_key k;
 
+	if (!flows)
+		return;
 	flow_key_of(&k, addr, port, proto);
-	bpf_map_delete_elem(&veni_flows, &k);
+	bpf_map_delete_elem(flows, &k);
 }
 
-static __always_inline void track_flow(enum hook hook, __be32 addr,
-				       __be16 port, __u8 proto)
+static __always_inline void track_flow(enum hook hook, void *flows,
+				       __be32 addr, __be16 port, __u8 proto)
 {
 	struct flow_key k;
 	__u32 one = 1;
 
-	flow_key_of(&k, addr, port, proto);
-	if (bpf_map_lookup_elem(&veni_flows, &k))
+	if (!flows) {
+		count(hook, CNT_FLOW_NO_MAP);
 		return;
-	if (bpf_map_update_elem(&veni_flows, &k, &one, BPF_NOEXIST) == 0)
+	}
+	flow_key_of(&k, addr, port, proto);
+	if (bpf_map_lookup_elem(flows, &k))
+		return;
+	if (bpf_map_update_elem(flows, &k, &one, BPF_NOEXIST) == 0)
 		count(hook, CNT_FLOW_TRACKED);
 }
 
@@ -311,9 +355,10 @@ int from_pod(struct __sk_buff *skb)
 	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
 	struct lpm_key lk = { .prefixlen = 32 };
+	const struct host_entry *he;
 	enum counter why;
 	struct pkt p;
-	__u32 *reason;
+	void *flows;
 	__be32 saddr, daddr;
 	long ret;
 
@@ -324,26 +369,37 @@ int from_pod(struct __sk_buff *skb)
 	saddr = p.ip->saddr;
 	daddr = p.ip->daddr;
 
-	/* Spoofed or foreign sources get the host's rp_filter and policy. */
+	/* A pod sending with another local pod's address is spoofing: drop
+	 * it here, whatever the host's rp_filter says (conf/all=2 would make
+	 * the veth's strict setting loose). Other foreign sources go to the
+	 * host, whose strict rp_filter on the veth drops them. */
 	src = bpf_map_lookup_elem(&veni_endpoints, &saddr);
-	if (!src || src->host_ifindex != skb->ifindex)
+	if (!src)
 		return count(hook, CNT_PASS_UNKNOWN_SRC);
+	if (src->host_ifindex != skb->ifindex) {
+		count(hook, CNT_DROP_SPOOFED);
+		return TC_ACT_SHOT;
+	}
+	flows = pod_flows(saddr);
 	if (p.syn)
-		forget_flow(saddr, p.sport, p.ip->protocol);
+		forget_flow(flows, saddr, p.sport, p.ip->protocol);
 
 	if (special_dst(daddr)) {
 		why = CNT_PASS_SPECIAL;
 		goto host;
 	}
 	__builtin_memcpy(lk.addr, &daddr, 4);
-	reason = bpf_map_lookup_elem(&veni_hoststack, &lk);
-	if (reason) {
-		switch (*reason) {
+	he = bpf_map_lookup_elem(&veni_hoststack, &lk);
+	if (he) {
+		switch (he->reason) {
 		case HOST_SERVICE:
 			why = CNT_PASS_SERVICE;
 			break;
 		case HOST_NODE_ADDR:
 			why = CNT_PASS_NODE_ADDR;
+			break;
+		case HOST_PLAIN_POD:
+			why = CNT_PASS_PLAIN_POD;
 			break;
 		default:
 			why = CNT_PASS_HOST_CIDR;
@@ -354,7 +410,7 @@ int from_pod(struct __sk_buff *skb)
 	 * backend answering a client the host NATed to it, or a pod of this
 	 * node answering a local client that went through the host) goes back
 	 * through the host, whose conntrack undoes the NAT. */
-	if (host_flow(daddr, p.dport, p.ip->protocol))
+	if (host_flow(flows, daddr, p.dport, p.ip->protocol))
 		return count(hook, CNT_PASS_HOST_FLOW);
 
 	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
@@ -397,7 +453,7 @@ int from_pod(struct __sk_buff *skb)
 host:
 	/* Whatever the host does to this flow, its replies must come back
 	 * through the host too. */
-	track_flow(hook, saddr, p.sport, p.ip->protocol);
+	track_flow(hook, flows, saddr, p.sport, p.ip->protocol);
 	return count(hook, why);
 }
 
@@ -405,19 +461,28 @@ SEC("tc")
 int to_pod(struct __sk_buff *skb)
 {
 	const enum hook hook = HOOK_TO_POD;
+	const struct endpoint *ep;
 	struct pkt p;
+	__be32 daddr;
+	void *flows;
 
 	count(hook, CNT_PACKETS);
 	if (parse(skb, &p) != CNT_MAX)
 		return TCX_NEXT;
+	/* The flows belong to the pod on this veth. */
+	daddr = p.ip->daddr;
+	ep = bpf_map_lookup_elem(&veni_endpoints, &daddr);
+	if (!ep || ep->host_ifindex != skb->ifindex)
+		return TCX_NEXT;
+	flows = pod_flows(daddr);
 	/* A reply to a flow this pod opened through the host: its client end
 	 * (the pod's own) is recorded already. */
-	if (host_flow(p.ip->daddr, p.dport, p.ip->protocol))
+	if (host_flow(flows, daddr, p.dport, p.ip->protocol))
 		return TCX_NEXT;
 	/* The host stack carried a client's packet to the pod, so it may be
 	 * NATed: the pod's answers to that client end must return the same
 	 * way. */
-	track_flow(hook, p.ip->saddr, p.sport, p.ip->protocol);
+	track_flow(hook, flows, p.ip->saddr, p.sport, p.ip->protocol);
 	return TCX_NEXT;
 }
 
@@ -429,6 +494,7 @@ int from_eni(struct __sk_buff *skb)
 	enum counter why;
 	struct pkt p;
 	__be32 daddr;
+	void *flows;
 
 	count(hook, CNT_PACKETS);
 	why = parse(skb, &p);
@@ -438,9 +504,10 @@ int from_eni(struct __sk_buff *skb)
 	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
 	if (!dst)
 		return count(hook, CNT_PASS_NOT_LOCAL);
+	flows = pod_flows(daddr);
 	if (p.syn)
-		forget_flow(p.ip->saddr, p.sport, p.ip->protocol);
-	if (host_flow(daddr, p.dport, p.ip->protocol))
+		forget_flow(flows, p.ip->saddr, p.sport, p.ip->protocol);
+	if (host_flow(flows, daddr, p.dport, p.ip->protocol))
 		return count(hook, CNT_PASS_HOST_FLOW);
 	return to_peer(hook, &p, dst);
 }

@@ -30,7 +30,21 @@ type Options struct {
 	// PodHook is how AttachPod hooks the programs to a pod's host veth:
 	// PodHookTC (the default when empty) or PodHookTCX.
 	PodHook string
+	// MaxPods bounds the pods that can have an endpoint (the endpoint and
+	// flow maps' size); 0 means DefaultMaxPods. It applies when the maps
+	// are created: pinned maps keep the size they were made with.
+	MaxPods int
 }
+
+// DefaultMaxPods is the endpoint map's size unless Options.MaxPods says
+// otherwise: well above what a node's ENIs can give out.
+const DefaultMaxPods = 1024
+
+// flowsPerPod is the size of each pod's flow map, as fastpath.c's inner
+// map template declares it (the kernel refuses inner maps that differ).
+// One pod remembers at most this many host-stack flows at once; beyond, it
+// forgets its own least recently used ones, never another pod's.
+const flowsPerPod = 4096
 
 // Pod hooks. ENIs always use TCX links: they are attached once per ENI.
 // Pods come and go, and the hook's cost lands on every pod start: on the
@@ -89,12 +103,21 @@ func (ep Endpoint) validate() error {
 	return nil
 }
 
+// PlainPod is a pod of this node that runs on the plain datapath although
+// the node runs the fast path (PlainPod recorded it): the programs send
+// what other pods send it through the host stack.
+type PlainPod struct {
+	IP          netip.Addr
+	HostIfindex int // its host veth
+}
+
 // Reasons a destination is on the host stack; values of the LPM map, in
 // step with enum host_reason in fastpath.c.
 const (
 	reasonService  uint32 = 1
 	reasonCIDR     uint32 = 2
 	reasonNodeAddr uint32 = 3
+	reasonPlainPod uint32 = 4
 )
 
 func reasonName(r uint32) string {
@@ -105,6 +128,8 @@ func reasonName(r uint32) string {
 		return "cidr"
 	case reasonNodeAddr:
 		return "node"
+	case reasonPlainPod:
+		return "plain-pod"
 	}
 	return "unknown"
 }

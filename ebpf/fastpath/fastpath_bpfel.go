@@ -38,7 +38,10 @@ const (
 	fastpathCounterCNT_FIB_OTHER_DEV    fastpathCounter = 19
 	fastpathCounterCNT_FIB_ERROR        fastpathCounter = 20
 	fastpathCounterCNT_FLOW_TRACKED     fastpathCounter = 21
-	fastpathCounterCNT_MAX              fastpathCounter = 22
+	fastpathCounterCNT_DROP_SPOOFED     fastpathCounter = 22
+	fastpathCounterCNT_PASS_PLAIN_POD   fastpathCounter = 23
+	fastpathCounterCNT_FLOW_NO_MAP      fastpathCounter = 24
+	fastpathCounterCNT_MAX              fastpathCounter = 25
 )
 
 type fastpathEndpoint struct {
@@ -67,12 +70,19 @@ const (
 	fastpathHookHOOK_MAX      fastpathHook = 3
 )
 
+type fastpathHostEntry struct {
+	_           structs.HostLayout
+	Reason      uint32
+	HostIfindex uint32
+}
+
 type fastpathHostReason uint32
 
 const (
 	fastpathHostReasonHOST_SERVICE   fastpathHostReason = 1
 	fastpathHostReasonHOST_CIDR      fastpathHostReason = 2
 	fastpathHostReasonHOST_NODE_ADDR fastpathHostReason = 3
+	fastpathHostReasonHOST_PLAIN_POD fastpathHostReason = 4
 )
 
 type fastpathLpmKey struct {
@@ -87,13 +97,15 @@ type fastpathLpmKey struct {
 const (
 	fastpathMapVeniCounters     = "veni_counters"
 	fastpathMapVeniEndpoints    = "veni_endpoints"
-	fastpathMapVeniFlows        = "veni_flows"
 	fastpathMapVeniHoststack    = "veni_hoststack"
+	fastpathMapVeniPodFlows     = "veni_pod_flows"
 	fastpathProgFromEni         = "from_eni"
 	fastpathProgFromPod         = "from_pod"
 	fastpathProgToPod           = "to_pod"
 	fastpathVarUnusedCounter    = "unused_counter"
+	fastpathVarUnusedFlowKey    = "unused_flow_key"
 	fastpathVarUnusedHook       = "unused_hook"
+	fastpathVarUnusedHostEntry  = "unused_host_entry"
 	fastpathVarUnusedHostReason = "unused_host_reason"
 )
 
@@ -150,8 +162,8 @@ type fastpathProgramSpecs struct {
 type fastpathMapSpecs struct {
 	VeniCounters  *ebpf.MapSpec `ebpf:"veni_counters"`
 	VeniEndpoints *ebpf.MapSpec `ebpf:"veni_endpoints"`
-	VeniFlows     *ebpf.MapSpec `ebpf:"veni_flows"`
 	VeniHoststack *ebpf.MapSpec `ebpf:"veni_hoststack"`
+	VeniPodFlows  *ebpf.MapSpec `ebpf:"veni_pod_flows"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -159,7 +171,9 @@ type fastpathMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathVariableSpecs struct {
 	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedFlowKey    *ebpf.VariableSpec `ebpf:"unused_flow_key"`
 	UnusedHook       *ebpf.VariableSpec `ebpf:"unused_hook"`
+	UnusedHostEntry  *ebpf.VariableSpec `ebpf:"unused_host_entry"`
 	UnusedHostReason *ebpf.VariableSpec `ebpf:"unused_host_reason"`
 }
 
@@ -185,16 +199,16 @@ func (o *fastpathObjects) Close() error {
 type fastpathMaps struct {
 	VeniCounters  *ebpf.Map `ebpf:"veni_counters"`
 	VeniEndpoints *ebpf.Map `ebpf:"veni_endpoints"`
-	VeniFlows     *ebpf.Map `ebpf:"veni_flows"`
 	VeniHoststack *ebpf.Map `ebpf:"veni_hoststack"`
+	VeniPodFlows  *ebpf.Map `ebpf:"veni_pod_flows"`
 }
 
 func (m *fastpathMaps) Close() error {
 	return _FastpathClose(
 		m.VeniCounters,
 		m.VeniEndpoints,
-		m.VeniFlows,
 		m.VeniHoststack,
+		m.VeniPodFlows,
 	)
 }
 
@@ -203,7 +217,9 @@ func (m *fastpathMaps) Close() error {
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathVariables struct {
 	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedFlowKey    *ebpf.Variable `ebpf:"unused_flow_key"`
 	UnusedHook       *ebpf.Variable `ebpf:"unused_hook"`
+	UnusedHostEntry  *ebpf.Variable `ebpf:"unused_host_entry"`
 	UnusedHostReason *ebpf.Variable `ebpf:"unused_host_reason"`
 }
 

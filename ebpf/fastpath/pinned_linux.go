@@ -42,7 +42,7 @@ func (d *Datapath) pinnedMaps() map[string]**ebpf.Map {
 	return map[string]**ebpf.Map{
 		"veni_counters":  &d.objs.VeniCounters,
 		"veni_endpoints": &d.objs.VeniEndpoints,
-		"veni_flows":     &d.objs.VeniFlows,
+		"veni_pod_flows": &d.objs.VeniPodFlows,
 		"veni_hoststack": &d.objs.VeniHoststack,
 	}
 }

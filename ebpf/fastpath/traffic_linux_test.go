@@ -132,7 +132,7 @@ func testDatapathTraffic(t *testing.T, hook string) {
 		// map; a later connection from the same port is a new flow.
 		const port = 40123
 		key := fastpathFlowKey{Addr: podA.ip.As4(), Port: htons(port), Proto: 6}
-		if err := d.objs.VeniFlows.Put(key, uint32(1)); err != nil {
+		if err := mustPodFlows(t, d, podA.ip).Put(key, uint32(1)); err != nil {
 			t.Fatal(err)
 		}
 		before := mustCounters(t, d)

@@ -26,7 +26,12 @@
 // the forwarding table one and the same thing, so they cannot disagree;
 // nftables would need a second copy of the address sets. Proxy ARP (with
 // proxy_delay 0) on the VPC-side links answers a node's ARP for the
-// gateway and for same-subnet peers, so nodes need no special routes.
+// gateway and for same-subnet peers, so nodes need no special routes. The
+// VPC itself never ARPs toward a node: like the cloud's SDN, which delivers
+// to the MAC of the ENI holding an address, it has a permanent neighbour
+// entry (address → ENI MAC, on the ENI's VPC-side link) for every assigned
+// address, added and removed with its /32 route. Nodes therefore need no
+// proxy ARP for their pods, as on the real VPC.
 //
 // Isolation: the VPC has no uplink. While a Fabric exists the root
 // namespace holds blackhole routes for the VPC CIDR and 100.100.0.0/16 so
@@ -36,9 +41,12 @@
 // removes only its own.
 //
 // Threads: netlink work goes through handles bound to a namespace
-// (netlink.NewHandleAt; dumps retried by netplumb.RetryDump); code only runs inside a namespace for sysctls
-// and for creating listening sockets (Listen), through ns.Do, which never
-// leaks a switched thread. Fabric methods serialise on one mutex.
+// (netlink.NewHandleAt; interrupted dumps are retried by retryDump, the
+// fabric's own copy: the simulator imports no veni package outside eni/sim,
+// so it cannot share a bug with the code it tests). Code only runs inside a
+// namespace for sysctls and for creating listening sockets (Listen),
+// through ns.Do, which never leaks a switched thread. Fabric methods
+// serialise on one mutex.
 //
 // This package must not touch the root namespace beyond its blackhole
 // routes, and must not import the cloud model beyond sim.ENILink; package

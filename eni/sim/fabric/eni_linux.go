@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -16,8 +17,8 @@ import (
 var _ sim.Fabric = (*Fabric)(nil)
 
 // AttachENI wires an ENI into the node of its instance: a veth pair whose
-// node end has the ENI's MAC and NIC name, and /32 routes in the VPC for
-// the ENI's addresses. The primary ENI's eth0 is configured (address,
+// node end has the ENI's MAC and NIC name, and for each of the ENI's
+// addresses a /32 route and a permanent neighbour entry in the VPC. The primary ENI's eth0 is configured (address,
 // default route via the gateway) as cloud-init would; a secondary ENI's
 // NIC is left down and unaddressed. Attaching an attached ENI re-applies
 // its configuration. May return an error wrapping ErrUnknownInstance.
@@ -27,6 +28,7 @@ var _ sim.Fabric = (*Fabric)(nil)
 //	ip -n <sim>-vpc link add ve-XXXX type veth peer name ethN address MAC netns <node>
 //	ip -n <sim>-vpc link set ve-XXXX alias <sim>/<eni> up
 //	ip -n <sim>-vpc route replace IP/32 dev ve-XXXX proto 86   (each IP)
+//	ip -n <sim>-vpc neigh replace IP lladdr MAC dev ve-XXXX nud permanent
 func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -64,7 +66,8 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 			return fmt.Errorf("attach eni %s: configure eth0 of %s: %w", l.ENIID, n.Name, err)
 		}
 	}
-	if err := f.setRoutes(link, l.IPs); err != nil {
+	f.macs[l.ENIID] = l.MAC
+	if err := f.setAddresses(link, l.MAC, l.IPs); err != nil {
 		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
 	}
 	return nil
@@ -82,20 +85,23 @@ func (f *Fabric) DetachENI(instanceID, eniID string) error {
 	}
 	link, err := f.eniLink(eniID)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		delete(f.macs, eniID)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
 	}
+	delete(f.macs, eniID)
 	if err := f.vpc.LinkDel(link); err != nil {
 		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
 	}
 	return nil
 }
 
-// SetENIAddresses makes the VPC route exactly ips to the ENI (and, through
-// rp_filter, accept exactly them as sources from it). An ENI that is not
-// attached has nothing to route: its addresses arrive with AttachENI.
+// SetENIAddresses makes the VPC deliver exactly ips to the ENI (a /32
+// route and a permanent neighbour entry with the ENI's MAC for each) and,
+// through rp_filter, accept exactly them as sources from it. An ENI that is
+// not attached has nothing to route: its addresses arrive with AttachENI.
 func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -109,7 +115,11 @@ func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) err
 	if err != nil {
 		return fmt.Errorf("set addresses of eni %s: %w", eniID, err)
 	}
-	if err := f.setRoutes(link, ips); err != nil {
+	mac, ok := f.macs[eniID]
+	if !ok {
+		return fmt.Errorf("set addresses of eni %s on %s: its vpc link %s was not made by this fabric", eniID, instanceID, link.Attrs().Name)
+	}
+	if err := f.setAddresses(link, mac, ips); err != nil {
 		return fmt.Errorf("set addresses of eni %s on %s: %w", eniID, instanceID, err)
 	}
 	return nil
@@ -196,6 +206,60 @@ func configurePrimary(n *node, l sim.ENILink) error {
 	route := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: l.Gateway.AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
 	if err := n.nl.RouteReplace(route); err != nil {
 		return fmt.Errorf("default route via %s: %w", l.Gateway, err)
+	}
+	return nil
+}
+
+// setAddresses makes the VPC deliver exactly ips to the ENI behind link:
+// its /32 routes and its permanent neighbour entries. The cloud's SDN knows
+// which ENI holds an address and sends to that ENI's MAC without asking;
+// the neighbour entries do the same here, so the VPC never ARPs toward a
+// node and nodes need no proxy ARP for their pods. Neighbours come first
+// and go last, so a routed address always has its MAC.
+func (f *Fabric) setAddresses(link netlink.Link, mac net.HardwareAddr, ips []netip.Addr) error {
+	if err := f.addNeighbours(link, mac, ips); err != nil {
+		return err
+	}
+	if err := f.setRoutes(link, ips); err != nil {
+		return err
+	}
+	return f.pruneNeighbours(link, ips)
+}
+
+// addNeighbours maps every ip to mac on link.
+//
+// Equivalent to: ip -n <sim>-vpc neigh replace IP lladdr MAC dev ve-XXXX nud permanent
+func (f *Fabric) addNeighbours(link netlink.Link, mac net.HardwareAddr, ips []netip.Addr) error {
+	for _, ip := range ips {
+		n := &netlink.Neigh{
+			LinkIndex:    link.Attrs().Index,
+			Family:       netlink.FAMILY_V4,
+			State:        netlink.NUD_PERMANENT,
+			IP:           ip.Unmap().AsSlice(),
+			HardwareAddr: mac,
+		}
+		if err := f.vpc.NeighSet(n); err != nil {
+			return fmt.Errorf("neighbour %s lladdr %s dev %s: %w", ip, mac, link.Attrs().Name, err)
+		}
+	}
+	return nil
+}
+
+// pruneNeighbours deletes the permanent entries on link for addresses not
+// in ips (unassigned from the ENI).
+func (f *Fabric) pruneNeighbours(link netlink.Link, ips []netip.Addr) error {
+	have, err := listNeighs(f.vpc, link.Attrs().Index)
+	if err != nil {
+		return fmt.Errorf("list neighbours of %s: %w", link.Attrs().Name, err)
+	}
+	for _, n := range have {
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok || n.State&netlink.NUD_PERMANENT == 0 || slices.ContainsFunc(ips, func(ip netip.Addr) bool { return ip.Unmap() == a.Unmap() }) {
+			continue
+		}
+		if err := f.vpc.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete neighbour %s dev %s: %w", a, link.Attrs().Name, err)
+		}
 	}
 	return nil
 }

@@ -26,8 +26,9 @@ type Fabric struct {
 	ownsVPC bool // New created the VPC namespace, so Close removes it
 	vpcNS   netns.NsHandle
 	vpc     *netlink.Handle
-	nodes   map[string]*node // by instance id
-	holes   []netip.Prefix   // root blackholes installed
+	nodes   map[string]*node            // by instance id
+	macs    map[string]net.HardwareAddr // attached ENIs' MACs, by ENI id
+	holes   []netip.Prefix              // root blackholes installed
 }
 
 type node struct {
@@ -39,7 +40,7 @@ type node struct {
 // New builds the VPC namespace and installs the root blackholes. It fails
 // with ErrExists when a namespace of that name is already there.
 func New(opts Options) (_ *Fabric, err error) {
-	f := &Fabric{name: opts.name(), vpcCIDR: opts.VPCCIDR.Masked(), nodes: map[string]*node{}}
+	f := &Fabric{name: opts.name(), vpcCIDR: opts.VPCCIDR.Masked(), nodes: map[string]*node{}, macs: map[string]net.HardwareAddr{}}
 	defer func() {
 		if err != nil {
 			_ = f.Close()

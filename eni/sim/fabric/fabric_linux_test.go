@@ -439,3 +439,62 @@ func TestNew_ExistingName(t *testing.T) {
 		t.Fatalf("failed New tore down the running fabric: %q", got)
 	}
 }
+
+// Every address assigned to an ENI has a permanent neighbour entry with the
+// ENI's MAC in the VPC, added and removed with the address: the VPC never
+// ARPs toward a node, as the cloud's SDN never does.
+func TestFabric_SetENIAddresses_Neighbours(t *testing.T) {
+	f := mustFabric(t)
+	mustAddNode(t, f, "node-1", "i-1")
+	mustAttach(t, f, primaryLink(t, "i-1", "eni-p1", "00:16:3e:00:01:01", testVswA, "172.30.1.10"))
+	eniMAC := "00:16:3e:00:01:02"
+	mustAttach(t, f, sim.ENILink{InstanceID: "i-1", ENIID: "eni-s1", MAC: mac(t, eniMAC), DeviceIndex: 1,
+		VSwitchCIDR: testVswA, Gateway: sim.GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr("172.30.1.20")}})
+	vpc := mustHandle(t, f.VPCNetNS())
+	link, err := vpc.LinkByName(LinkName("eni-s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	permanent := func() []string {
+		t.Helper()
+		neighs, err := vpc.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, n := range neighs {
+			if n.State&netlink.NUD_PERMANENT != 0 {
+				out = append(out, n.IP.String()+" "+n.HardwareAddr.String())
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	steps := []struct {
+		name string
+		ips  []string
+	}{
+		{"attached", []string{"172.30.1.20"}},
+		{"assigned two more", []string{"172.30.1.20", "172.30.1.21", "172.30.1.22"}},
+		{"unassigned one", []string{"172.30.1.20", "172.30.1.22"}},
+		{"none left", nil},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			var ips []netip.Addr
+			var want []string
+			for _, s := range st.ips {
+				ips = append(ips, netip.MustParseAddr(s))
+				want = append(want, s+" "+eniMAC)
+			}
+			if st.name != "attached" {
+				if err := f.SetENIAddresses("i-1", "eni-s1", ips); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := permanent(); !slices.Equal(got, want) {
+				t.Fatalf("vpc permanent neighbours on %s = %q, want %q", link.Attrs().Name, got, want)
+			}
+		})
+	}
+}

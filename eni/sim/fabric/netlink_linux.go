@@ -1,20 +1,51 @@
 package fabric
 
 import (
-	"github.com/vishvananda/netlink"
+	"errors"
+	"fmt"
 
-	"github.com/veni-cni/veni/netplumb"
+	"github.com/vishvananda/netlink"
 )
 
-// The cloud's goroutines may add links while another lists them; dumps go
-// through netplumb.RetryDump, which retries interrupted ones.
+// maxDumpAttempts bounds retries of a dump the kernel reported as
+// interrupted (NLM_F_DUMP_INTR: the table changed while it was read), as
+// containernetworking/plugins' netlinksafe does.
+const maxDumpAttempts = 5
+
+// retryDump runs a netlink dump until it is not interrupted. The cloud's
+// goroutines may add links while another lists them. Since netlink v1.2 an
+// interrupted dump returns partial results with ErrDumpInterrupted; acting
+// on a partial list could miss a link or route, so the error wins after the
+// last attempt. The fabric keeps its own copy rather than borrow veni's
+// (package netplumb): the simulator must not depend on the code it tests.
+func retryDump[T any](what string, dump func() ([]T, error)) ([]T, error) {
+	var (
+		out []T
+		err error
+	)
+	for range maxDumpAttempts {
+		if out, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
 
 func listLinks(h *netlink.Handle) ([]netlink.Link, error) {
-	return netplumb.RetryDump("list links", h.LinkList)
+	return retryDump("list links", h.LinkList)
 }
 
 func listRoutes(h *netlink.Handle, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
-	return netplumb.RetryDump("list routes", func() ([]netlink.Route, error) {
+	return retryDump("list routes", func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_V4, filter, mask)
+	})
+}
+
+func listNeighs(h *netlink.Handle, linkIndex int) ([]netlink.Neigh, error) {
+	return retryDump("list neighbours", func() ([]netlink.Neigh, error) {
+		return h.NeighList(linkIndex, netlink.FAMILY_V4)
 	})
 }

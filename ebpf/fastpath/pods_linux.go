@@ -1,0 +1,280 @@
+package fastpath
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// podFlowsSpec is the inner map template of veni_pod_flows in fastpath.c
+// (TestPodFlowsSpec_MatchesC keeps them in step). Building it here spares
+// every CNI ADD parsing the embedded object.
+var podFlowsSpec = ebpf.MapSpec{
+	Name:       "veni_pod_flow",
+	Type:       ebpf.LRUHash,
+	KeySize:    8, // struct flow_key
+	ValueSize:  4,
+	MaxEntries: flowsPerPod,
+}
+
+// isMapFull reports whether a map write failed for want of room: a full
+// hash (E2BIG), or memory the kernel would not give (ENOMEM, ENOSPC).
+func isMapFull(err error) bool {
+	return errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.ENOSPC)
+}
+
+func mapFull(what string, ip netip.Addr, err error) error {
+	if isMapFull(err) {
+		return fmt.Errorf("%s %s: %w: %w (the pod can run on the plain datapath)", what, ip, ErrMapFull, err)
+	}
+	return fmt.Errorf("%s %s: %w", what, ip, err)
+}
+
+// AttachPod records ep, gives the pod its own flow map and attaches the
+// programs to its host veth. Calling it again for the same IP (a retried
+// ADD, a new pod with a reused address) replaces all three, so flows the
+// address's earlier owner left are forgotten. A PlainPod record of the
+// address is removed. ep.HostIfindex is resolved in the calling thread's
+// network namespace.
+//
+// May return an error wrapping ErrInvalidEndpoint, or ErrMapFull when the
+// maps have no room for another pod (nothing of the pod is left behind;
+// the caller may keep it on the plain datapath with PlainPod).
+func (d *Datapath) AttachPod(ep Endpoint) (err error) {
+	if err := ep.validate(); err != nil {
+		return err
+	}
+	// The pin dir's lock orders this against a DetachPodOn of the same
+	// address, which reads the endpoint before it deletes it.
+	unlock, err := lockPath(d.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	key := ep.IP.As4()
+	val := fastpathEndpoint{
+		HostIfindex: uint32(ep.HostIfindex),
+		EniIfindex:  uint32(ep.ENIIfindex),
+		EniTable:    uint32(ep.ENITable),
+	}
+	copy(val.HostMac[:], ep.HostMAC)
+	copy(val.PodMac[:], ep.PodMAC)
+
+	defer func() {
+		if err != nil {
+			_ = d.detachLocked(ep.IP)
+		}
+	}()
+	// The flow map first: an endpoint without one could not remember the
+	// NATed flows whose replies must go through the host.
+	flows, err := ebpf.NewMap(&podFlowsSpec)
+	if err != nil {
+		return mapFull("create flow map of", ep.IP, err)
+	}
+	defer flows.Close() // the outer map holds it from here
+	if err := d.objs.VeniPodFlows.Put(key, flows); err != nil {
+		return mapFull("write flow map of", ep.IP, err)
+	}
+	if err := d.objs.VeniEndpoints.Put(key, val); err != nil {
+		return mapFull("write endpoint", ep.IP, err)
+	}
+	if err := d.deletePlain(ep.IP); err != nil {
+		return err
+	}
+	if d.podHook == PodHookTC {
+		return attachPodTC(ep.HostIfindex, d.objs.FromPod, d.objs.ToPod)
+	}
+	from, to := podLinkNames(ep.IP)
+	if err := d.attach(d.objs.FromPod, ep.HostIfindex, ebpf.AttachTCXIngress, from); err != nil {
+		return err
+	}
+	return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
+}
+
+// DetachPod removes whatever the fast path holds for ip: its endpoint,
+// flow map, hook (veni's filters on its veth, or its pinned TCX links) and
+// PlainPod record, whoever they belong to now. A pod that is already gone
+// is not an error.
+//
+// It is for an operator who knows the address is nobody's. Releasing a pod
+// must use DetachPodOn: by then the address may already belong to a new pod,
+// whose endpoint an IP-only detach would strip.
+func (d *Datapath) DetachPod(ip netip.Addr) error {
+	if !ip.Is4() {
+		return nil
+	}
+	unlock, err := lockPath(d.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return d.detachLocked(ip)
+}
+
+// DetachPodOn removes what the fast path holds for ip when it belongs to
+// the pod whose host veth is hostIfindex (and hostMAC, when given): the
+// endpoint, flow map and hook, or the PlainPod record. It reports whether
+// it removed anything. What belongs to another host veth is left alone:
+// the address was given to a new pod, whose ADD recorded its own veth, and
+// a late release of the old pod must not cut the new one off.
+//
+// Records whose host veth no longer exists (no link with that ifindex, or
+// one with another MAC) belong to nobody and are removed too, so a caller
+// that does not know the veth (hostIfindex 0: it was never recorded) still
+// cleans up a gone pod and still leaves a live one alone. Links are looked
+// up in the calling thread's network namespace: call it in the node's.
+func (d *Datapath) DetachPodOn(ip netip.Addr, hostIfindex int, hostMAC net.HardwareAddr) (bool, error) {
+	if !ip.Is4() {
+		return false, nil
+	}
+	unlock, err := lockPath(d.pinDir)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	ep, ok, err := d.Endpoint(ip)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		pp, ok, err := d.plain(ip)
+		if err != nil || !ok {
+			return false, err
+		}
+		ep = Endpoint{IP: ip, HostIfindex: pp.HostIfindex}
+	}
+	mine := hostIfindex > 0 && ep.HostIfindex == hostIfindex &&
+		(len(hostMAC) == 0 || len(ep.HostMAC) == 0 || bytes.Equal(hostMAC, ep.HostMAC))
+	if !mine && vethAlive(ep.HostIfindex, ep.HostMAC) {
+		return false, nil
+	}
+	return true, d.detachLocked(ip)
+}
+
+// vethAlive reports whether a link with ifindex (and mac, when known)
+// exists in the calling thread's namespace. A lookup that fails for another
+// reason than "no such link" counts as alive: when in doubt, keep.
+func vethAlive(ifindex int, mac net.HardwareAddr) bool {
+	if ifindex <= 0 {
+		return false
+	}
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		return !errors.As(err, &nf) && !errors.Is(err, unix.ENODEV)
+	}
+	return len(mac) == 0 || bytes.Equal(l.Attrs().HardwareAddr, mac)
+}
+
+// detachLocked is DetachPod with the pin dir's lock held.
+func (d *Datapath) detachLocked(ip netip.Addr) error {
+	var errs []error
+	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
+		errs = append(errs, detachPodTC(ep.HostIfindex, ep.HostMAC))
+	}
+	key := ip.As4()
+	if err := d.objs.VeniEndpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
+	}
+	if err := d.objs.VeniPodFlows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		errs = append(errs, fmt.Errorf("delete flow map of %s: %w", ip, err))
+	}
+	errs = append(errs, d.deletePlain(ip))
+	from, to := podLinkNames(ip)
+	errs = append(errs, unpinLink(d.linkPath(from)), unpinLink(d.linkPath(to)))
+	return errors.Join(errs...)
+}
+
+// Endpoint returns the recorded endpoint of ip, and whether there is one.
+func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
+	if !ip.Is4() {
+		return Endpoint{}, false, nil
+	}
+	var val fastpathEndpoint
+	err := d.objs.VeniEndpoints.Lookup(ip.As4(), &val)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return Endpoint{}, false, nil
+	}
+	if err != nil {
+		return Endpoint{}, false, fmt.Errorf("read endpoint %s: %w", ip, err)
+	}
+	return endpointFrom(ip, val), true, nil
+}
+
+// endpointFrom converts a map record; the MACs are copied out of it.
+func endpointFrom(ip netip.Addr, val fastpathEndpoint) Endpoint {
+	return Endpoint{
+		IP:          ip,
+		HostIfindex: int(val.HostIfindex),
+		HostMAC:     append([]byte(nil), val.HostMac[:]...),
+		PodMAC:      append([]byte(nil), val.PodMac[:]...),
+		ENIIfindex:  int(val.EniIfindex),
+		ENITable:    int(val.EniTable),
+	}
+}
+
+// PlainPod records that the pod at ip, behind host veth hostIfindex, runs
+// on the plain datapath (AttachPod found no room for it): the programs then
+// send other pods' packets for it through the host stack, which routes them
+// to its veth. Without the record they would look it up in the ENI's table
+// and send it out of the node. Any endpoint of ip is removed.
+//
+// May return an error wrapping ErrMapFull (the host-stack map is full too:
+// other pods' packets for this one then leave through the ENI and come back
+// only where the VPC hairpins them).
+func (d *Datapath) PlainPod(ip netip.Addr, hostIfindex int) error {
+	if !ip.Is4() || hostIfindex <= 0 {
+		return fmt.Errorf("%w: plain pod %v on ifindex %d", ErrInvalidEndpoint, ip, hostIfindex)
+	}
+	unlock, err := lockPath(d.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := d.detachLocked(ip); err != nil {
+		return err
+	}
+	k := fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()}
+	v := fastpathHostEntry{Reason: reasonPlainPod, HostIfindex: uint32(hostIfindex)}
+	if err := d.objs.VeniHoststack.Put(k, v); err != nil {
+		return mapFull("record plain pod", ip, err)
+	}
+	return nil
+}
+
+// plain returns the PlainPod record of ip.
+func (d *Datapath) plain(ip netip.Addr) (PlainPod, bool, error) {
+	var v fastpathHostEntry
+	err := d.objs.VeniHoststack.Lookup(fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()}, &v)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return PlainPod{}, false, nil
+	}
+	if err != nil {
+		return PlainPod{}, false, fmt.Errorf("read host stack %s: %w", ip, err)
+	}
+	// An LPM lookup returns the longest match: a /32 key only finds a /32,
+	// but it may be a configured one.
+	if v.Reason != reasonPlainPod {
+		return PlainPod{}, false, nil
+	}
+	return PlainPod{IP: ip, HostIfindex: int(v.HostIfindex)}, true, nil
+}
+
+// deletePlain removes the PlainPod record of ip, if there is one.
+func (d *Datapath) deletePlain(ip netip.Addr) error {
+	if _, ok, err := d.plain(ip); err != nil || !ok {
+		return err
+	}
+	err := d.objs.VeniHoststack.Delete(fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()})
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete plain pod %s: %w", ip, err)
+	}
+	return nil
+}
