@@ -3,8 +3,6 @@ package netplumb
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"net"
 )
 
 // LookupENI finds the link of an ENI that EnsureENI configured with cfg,
@@ -31,16 +29,4 @@ func LookupENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		return ENILink{}, fmt.Errorf("lookup eni: %w", err)
 	}
 	return eniLinkOf(link, cfg), nil
-}
-
-// InterimTable derives a table number from an ENI's MAC: 1000 plus 24 bits
-// of its FNV-1a hash, stable across re-attachments, with a negligible
-// chance that two ENIs of one node collide.
-//
-// Deprecated: a stop-gap for callers until the store assigns every ENI its
-// table (store.ENI.Table); pass that instead and delete this.
-func InterimTable(mac net.HardwareAddr) int {
-	h := fnv.New32a()
-	_, _ = h.Write(mac)
-	return 1000 + int(h.Sum32()&0xffffff)
 }
