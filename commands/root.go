@@ -27,6 +27,7 @@ func NewRootCommand() *cobra.Command {
 		newIPAMCommand(),
 		newInstallCommand(),
 		newStatusCommand(),
+		newCleanupCommand(),
 	)
 	return root
 }
