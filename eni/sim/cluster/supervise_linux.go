@@ -23,7 +23,11 @@ type Process struct {
 
 // Backoff is how long a Supervisor waits before restarting a process that
 // exited: Initial, doubling up to Max while runs keep failing, and Initial
-// again after a run that lasted ResetAfter.
+// again after a run that lasted ResetAfter. A process killed by a signal
+// (kill -9 in a test, the OOM killer) did not fail by itself and is
+// restarted after Initial: back-off is for a program that keeps exiting on
+// its own (a bad config, a missing file), where trying again at once only
+// fills the log.
 type Backoff struct {
 	Initial    time.Duration
 	Max        time.Duration
@@ -31,7 +35,7 @@ type Backoff struct {
 }
 
 // DefaultBackoff restarts after a second, as systemd's RestartSec=1 does,
-// and backs off to half a minute for a process that keeps dying at once.
+// and backs off to 30s for a process that keeps exiting at once.
 var DefaultBackoff = Backoff{Initial: time.Second, Max: 30 * time.Second, ResetAfter: 10 * time.Second}
 
 // ProcessStatus is a supervised process as "veni sim status" shows it.
@@ -88,8 +92,9 @@ func (s *Supervisor) loop(cmd *exec.Cmd) {
 	for {
 		exit := "not started"
 		if cmd != nil {
-			exit = describeExit(cmd.Wait())
-			if time.Since(started) >= s.b.ResetAfter {
+			err := cmd.Wait()
+			exit = describeExit(err)
+			if time.Since(started) >= s.b.ResetAfter || killed(cmd) {
 				wait = s.b.Initial
 			}
 		}
@@ -198,6 +203,12 @@ func startProcess(p Process) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	return cmd, nil
+}
+
+// killed reports whether a waited-for command was ended by a signal.
+func killed(cmd *exec.Cmd) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 // describeExit says how a run ended, from cmd.Wait's error.

@@ -96,6 +96,25 @@ func TestSupervisor_Restart_BacksOff(t *testing.T) {
 	}
 }
 
+// Ensure a process killed by a signal is restarted after Initial each
+// time: only a process that exits by itself backs off.
+func TestSupervisor_Restart_KillDoesNotBackOff(t *testing.T) {
+	b := Backoff{Initial: 50 * time.Millisecond, Max: time.Hour, ResetAfter: time.Hour}
+	s := mustSupervise(t, Process{Name: "sleeper", Argv: []string{"sleep", "60"}}, b)
+	start := time.Now()
+	// Doubling, six restarts would wait 50ms+100ms+...+1.6s = 3.15s.
+	for i := 1; i <= 6; i++ {
+		waitFor(t, "a running process", func() bool { return s.Status().Alive })
+		if err := syscall.Kill(s.Status().PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a restart", func() bool { st := s.Status(); return st.Alive && st.Restarts == i })
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("six kills and restarts took %s: a kill escalated the back-off", took)
+	}
+}
+
 // Ensure a run that lasted ResetAfter resets the wait to Initial.
 func TestSupervisor_Restart_ResetsAfterStableRun(t *testing.T) {
 	b := Backoff{Initial: 10 * time.Millisecond, Max: 10 * time.Second, ResetAfter: 50 * time.Millisecond}
