@@ -96,7 +96,7 @@ func printStatus(w io.Writer, st State, live Live, now time.Time) {
 }
 
 // daemonWord is the DAEMON column: "pid 123", "pid 123, 2 restarts",
-// "down, restart in 4s (exit status 1)", or "-" without a daemon.
+// "down, restart in 3.9s (exit status 1)", or "-" without a daemon.
 func daemonWord(d *ProcessStatus, now time.Time) string {
 	if d == nil {
 		return "-"
@@ -107,13 +107,16 @@ func daemonWord(d *ProcessStatus, now time.Time) string {
 	} else {
 		s = "down"
 		if !d.NextStart.IsZero() {
-			s += ", restart in " + d.NextStart.Sub(now).Round(time.Second).String()
+			s += ", restart in " + max(d.NextStart.Sub(now), 0).Round(100*time.Millisecond).String()
 		}
 		if d.LastExit != "" {
 			s += " (" + d.LastExit + ")"
 		}
 	}
-	if d.Restarts > 0 {
+	switch {
+	case d.Restarts == 1:
+		s += ", 1 restart"
+	case d.Restarts > 1:
 		s += fmt.Sprintf(", %d restarts", d.Restarts)
 	}
 	return s
