@@ -69,7 +69,11 @@ func runCleanup(w io.Writer, o *cleanupOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := fastpath.Teardown(pinDir); err != nil && !errors.Is(err, fastpath.ErrNotSupported) {
+	if _, err := os.Stat(pinDir); errors.Is(err, os.ErrNotExist) {
+		_, err = fmt.Fprintf(w, "nothing to clean up: %s has no fast path pins (%s)\n", info.InstanceID, pinDir)
+		return err
+	}
+	if err := fastpath.Teardown(pinDir); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "removed the fast path pins of %s (%s)\n", info.InstanceID, pinDir)
