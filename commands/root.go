@@ -28,6 +28,7 @@ func NewRootCommand() *cobra.Command {
 		newInstallCommand(),
 		newStatusCommand(),
 		newCredentialsCommand(),
+		newCleanupCommand(),
 	)
 	return root
 }

@@ -2,17 +2,13 @@ package commands
 
 import (
 	"errors"
-	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/veni-cni/veni/eni/sim/cluster"
 )
 
-type simExecOptions struct {
-	*simGlobalOptions
-}
-
 func newSimExecCommand(g *simGlobalOptions) *cobra.Command {
-	o := &simExecOptions{simGlobalOptions: g}
 	return &cobra.Command{
 		Use:   "exec NODE -- CMD [ARG...]",
 		Short: "Run a command inside a node's network namespace (the node's view of the VPC)",
@@ -26,19 +22,7 @@ veni, so its exit code is the exit code.`,
 			if dash := cmd.ArgsLenAtDash(); dash != 1 {
 				return errors.New("usage: veni sim exec NODE -- CMD [ARG...]")
 			}
-			return runSimExec(cmd.ErrOrStderr(), o, args[0], args[1:])
+			return cluster.Exec(g.dir, args[0], args[1:])
 		},
 	}
-}
-
-func runSimExec(_ io.Writer, o *simExecOptions, node string, argv []string) error {
-	st, err := runningSim(o.dir)
-	if err != nil {
-		return err
-	}
-	n, err := findSimNode(st, node)
-	if err != nil {
-		return err
-	}
-	return execInNetNS(n.NetNSPath, argv)
 }

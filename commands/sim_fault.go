@@ -1,19 +1,15 @@
 package commands
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/veni-cni/veni/eni/sim"
+	"github.com/veni-cni/veni/eni/sim/cluster"
 )
 
 type simFaultOptions struct {
@@ -70,7 +66,7 @@ func newSimFaultCommand(g *simGlobalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runSimFault(cmd.Context(), cmd.OutOrStdout(), o, req)
+			return cluster.Fault(cmd.Context(), cmd.OutOrStdout(), o.dir, req, o.show)
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -115,101 +111,4 @@ func (o *simFaultOptions) request(action string) (sim.FaultRequest, error) {
 		return req, errors.New("nothing to inject: give --throttle, --error-rate, --latency, --attach-delay, --attach-never, --describe-lag or --vswitch-free (or --clear, --show)")
 	}
 	return req, nil
-}
-
-// newFaultsOnly reports whether req uses what sims older than the run-time
-// faults (attach, describe lag, vSwitch caps) do not know.
-func newFaultsOnly(req sim.FaultRequest) bool {
-	return req.Attach != nil || req.DescribeLag != nil || req.VSwitchID != ""
-}
-
-func runSimFault(ctx context.Context, w io.Writer, o *simFaultOptions, req sim.FaultRequest) error {
-	st, err := runningSim(o.dir)
-	if err != nil {
-		return err
-	}
-	return applySimFault(ctx, w, st, req, o.show)
-}
-
-// applySimFault sends req (or, with show, only asks) to the sim's control
-// endpoint and prints the faults in force.
-func applySimFault(ctx context.Context, w io.Writer, st simState, req sim.FaultRequest, show bool) error {
-	var got sim.FaultState
-	if show {
-		if err := simControl(ctx, st, "GET", "/v1/faults", nil, &got); err != nil {
-			return fmt.Errorf("%w (a sim started by an older veni cannot show its faults)", err)
-		}
-		printFaultState(w, got)
-		return nil
-	}
-	if err := simControl(ctx, st, "POST", "/v1/faults", req, &got); err != nil {
-		return err
-	}
-	if got.Injected == nil {
-		// An older control endpoint echoes the request and ignores what it
-		// does not know.
-		if newFaultsOnly(req) {
-			return errors.New("the running sim's control endpoint does not handle attach, describe-lag or vswitch faults (it predates sim.Cloud.ControlHandler, and may have read the request as a change of the every-action fault)")
-		}
-		_, err := fmt.Fprintln(w, "fault sent (the running sim cannot show its faults)")
-		return err
-	}
-	printFaultState(w, got)
-	return nil
-}
-
-func printFaultState(w io.Writer, s sim.FaultState) {
-	fmt.Fprintln(w, "faults in force:")
-	n := 0
-	for _, action := range slices.Sorted(maps.Keys(s.Actions)) {
-		f := s.Actions[action]
-		name := action
-		if name == "" {
-			name = "every action"
-		}
-		var parts []string
-		if f.Latency > 0 {
-			parts = append(parts, "latency "+f.Latency.String())
-		}
-		if f.ThrottleRate > 0 {
-			parts = append(parts, fmt.Sprintf("throttle %.2f", f.ThrottleRate))
-		}
-		if f.ErrorRate > 0 {
-			code := f.ErrorCode
-			if code == "" {
-				code = sim.CodeInternalError
-			}
-			parts = append(parts, fmt.Sprintf("%s %.2f", code, f.ErrorRate))
-		}
-		fmt.Fprintf(w, "  %s: %s\n", name, strings.Join(parts, ", "))
-		n++
-	}
-	switch {
-	case s.Attach.Never:
-		fmt.Fprintln(w, "  attach: held in Attaching until cleared")
-		n++
-	case s.Attach.Delay > 0:
-		fmt.Fprintf(w, "  attach: takes %s\n", s.Attach.Delay)
-		n++
-	}
-	if s.DescribeLag > 0 {
-		fmt.Fprintf(w, "  describe: lags %s behind writes\n", s.DescribeLag)
-		n++
-	}
-	for _, id := range slices.Sorted(maps.Keys(s.VSwitches)) {
-		v := s.VSwitches[id]
-		fmt.Fprintf(w, "  vswitch %s: at most %d more addresses (%d left)\n", id, v.MaxMore, v.Left)
-		n++
-	}
-	if n == 0 {
-		fmt.Fprintln(w, "  none")
-	}
-	fmt.Fprint(w, "injected:")
-	if len(s.Injected) == 0 {
-		fmt.Fprint(w, " none")
-	}
-	for _, kind := range slices.Sorted(maps.Keys(s.Injected)) {
-		fmt.Fprintf(w, " %s %d", kind, s.Injected[kind])
-	}
-	fmt.Fprintln(w)
 }

@@ -1,11 +1,7 @@
 package commands
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -70,75 +66,5 @@ func TestSimFaultOptions_Request(t *testing.T) {
 				t.Fatalf("request %s, %v; want %s", gj, err, wj)
 			}
 		})
-	}
-}
-
-func TestApplySimFault(t *testing.T) {
-	cloud, err := sim.New(sim.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cloud.Close() })
-	srv := httptest.NewServer(cloud.ControlHandler())
-	t.Cleanup(srv.Close)
-	st := simState{ControlEndpoint: srv.URL}
-	ctx := context.Background()
-	steps := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--attach-never"}, "attach: held in Attaching until cleared"},
-		{[]string{"--describe-lag", "2s"}, "describe: lags 2s behind writes"},
-		{[]string{"--vswitch", "vsw-sim-a", "--vswitch-free", "5"}, "vswitch vsw-sim-a: at most 5 more addresses (5 left)"},
-		{[]string{"--error-rate", "0.05", "--error-code", "ServiceUnavailable"}, "every action: ServiceUnavailable 0.05"},
-		{[]string{"--show"}, "injected: none"},
-		{[]string{"--clear"}, "faults in force:\n  none"},
-	}
-	for _, s := range steps {
-		o := parseFaultFlags(t, s.args...)
-		req, err := o.request("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		if err := applySimFault(ctx, &out, st, req, o.show); err != nil {
-			t.Fatalf("%v: %v", s.args, err)
-		}
-		if !strings.Contains(out.String(), s.want) {
-			t.Fatalf("%v printed %q, want %q", s.args, out.String(), s.want)
-		}
-	}
-	if f := cloud.Faults(); len(f.Actions) != 0 || f.Attach.Never || f.DescribeLag != 0 || len(f.VSwitches) != 0 {
-		t.Fatalf("faults left after --clear: %+v", f)
-	}
-}
-
-// Ensure a fault an older sim would silently ignore is reported, not lost.
-func TestApplySimFault_OldSim(t *testing.T) {
-	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// What sims before the run-time faults answered: the request's
-		// per-action fields, echoed.
-		var req struct {
-			Action       string        `json:"action"`
-			Latency      time.Duration `json:"latency"`
-			ThrottleRate float64       `json:"throttleRate"`
-			ErrorRate    float64       `json:"errorRate"`
-			Clear        bool          `json:"clear"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&req)
-		_ = json.NewEncoder(w).Encode(req)
-	}))
-	t.Cleanup(echo.Close)
-	st := simState{ControlEndpoint: echo.URL}
-	var out bytes.Buffer
-	o := parseFaultFlags(t, "--attach-never")
-	req, _ := o.request("")
-	if err := applySimFault(context.Background(), &out, st, req, false); err == nil || !strings.Contains(err.Error(), "does not handle attach") {
-		t.Fatalf("err = %v, want the sim to be called too old", err)
-	}
-	o = parseFaultFlags(t, "--throttle", "0.5")
-	req, _ = o.request("")
-	if err := applySimFault(context.Background(), &out, st, req, false); err != nil {
-		t.Fatalf("an old-style fault to an old sim: %v", err)
 	}
 }

@@ -3,28 +3,56 @@ package commands
 import (
 	"bytes"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/veni-cni/veni/eni/sim/cluster"
 )
 
-func TestParseVSwitches(t *testing.T) {
+// Ensure the topology flags become the spec the server builds, and bad
+// ones are refused before any sim is touched.
+func TestSimTopologyOptions_ToSpec(t *testing.T) {
 	cases := []struct {
 		name    string
-		in      string
-		want    []string // id zone cidr
+		args    []string
 		wantErr string
+		check   func(t *testing.T, s cluster.Spec)
 	}{
-		{"one", "vsw-x=172.30.8.0/24", []string{"vsw-x cn-hangzhou-h 172.30.8.0/24"}, ""},
-		{"zone and spaces", "vsw-a=172.30.1.0/24@cn-hangzhou-i, vsw-b=172.30.2.0/25", []string{"vsw-a cn-hangzhou-i 172.30.1.0/24", "vsw-b cn-hangzhou-h 172.30.2.0/25"}, ""},
-		{"no cidr", "vsw-a", nil, "want id=cidr"},
-		{"bad cidr", "vsw-a=172.30.1.0/33", nil, "vsw-a=172.30.1.0/33"},
-		{"empty", " , ", nil, "no vswitch"},
+		{"defaults", nil, "", func(t *testing.T, s cluster.Spec) {
+			d := cluster.DefaultSpec()
+			if s.Nodes != d.Nodes || s.InstanceType != d.InstanceType || !s.Daemons || s.VSwitches != nil || s.NodeConfig != nil {
+				t.Fatalf("spec = %+v, want the defaults", s)
+			}
+		}},
+		{"everything", []string{"--nodes", "3", "--attach-delay", "2s", "--vswitches", "vsw-z=172.30.9.0/24", "--node-config", "max_eni=2",
+			"--node-config", "idle_ip_reclaim_after=30s", "--daemons=false", "--datapath", "plain", "--start-concurrency", "4"}, "", func(t *testing.T, s cluster.Spec) {
+			if s.Nodes != 3 || s.AttachDelay != 2*time.Second || s.Daemons || s.Datapath != "plain" || s.StartConcurrency != 4 {
+				t.Fatalf("spec = %+v", s)
+			}
+			if len(s.VSwitches) != 1 || s.VSwitches[0].CIDR != netip.MustParsePrefix("172.30.9.0/24") {
+				t.Fatalf("vswitches = %+v", s.VSwitches)
+			}
+			if s.NodeConfig["max_eni"] != float64(2) || s.NodeConfig["idle_ip_reclaim_after"] != "30s" {
+				t.Fatalf("node config = %#v", s.NodeConfig)
+			}
+		}},
+		{"zero nodes", []string{"--nodes", "0"}, "at least 1", nil},
+		{"bad vswitches", []string{"--vswitches", "vsw-a"}, "want id=cidr", nil},
+		{"bad node config", []string{"--node-config", "novalue"}, "want key=value", nil},
+		{"min above max", []string{"--min-pool-size", "6"}, "min <= max", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseVSwitches(tc.in, "cn-hangzhou-h")
+			var o simTopologyOptions
+			fs := pflag.NewFlagSet("up", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := o.toSpec()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -34,93 +62,7 @@ func TestParseVSwitches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var flat []string
-			for _, v := range got {
-				flat = append(flat, v.ID+" "+v.ZoneID+" "+v.CIDR.String())
-			}
-			if strings.Join(flat, "|") != strings.Join(tc.want, "|") {
-				t.Fatalf("got %q, want %q", flat, tc.want)
-			}
-		})
-	}
-}
-
-func TestSimTopologyOptions_Config(t *testing.T) {
-	cases := []struct {
-		name    string
-		opts    simTopologyOptions
-		wantErr bool
-		check   func(t *testing.T, o simTopologyOptions)
-	}{
-		{"defaults", simTopologyOptions{nodes: 2, attachDelay: time.Second}, false, nil},
-		{"zero nodes", simTopologyOptions{nodes: 0}, true, nil},
-		{"vswitches override", simTopologyOptions{nodes: 1, vswitches: "vsw-z=172.30.9.0/24"}, false, func(t *testing.T, o simTopologyOptions) {
-			cfg, _ := o.config()
-			if len(cfg.VSwitches) != 1 || cfg.VSwitches[0].CIDR != netip.MustParsePrefix("172.30.9.0/24") {
-				t.Fatalf("vswitches = %+v", cfg.VSwitches)
-			}
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := tc.opts.config()
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
-			}
-			if err == nil && cfg.AttachDelay != tc.opts.attachDelay {
-				t.Fatalf("attach delay %v, want %v", cfg.AttachDelay, tc.opts.attachDelay)
-			}
-			if tc.check != nil {
-				tc.check(t, tc.opts)
-			}
-		})
-	}
-}
-
-func TestFindSimNode(t *testing.T) {
-	st := simState{Name: "veni-sim", Nodes: []simNode{
-		{Name: "node-1", InstanceID: "i-aaa", NetNS: "veni-sim-node-1"},
-		{Name: "node-2", InstanceID: "i-bbb", NetNS: "veni-sim-node-2"},
-	}}
-	cases := []struct {
-		key, want string
-	}{
-		{"node-2", "node-2"},
-		{"i-aaa", "node-1"},
-		{"veni-sim-node-2", "node-2"},
-		{"node-3", ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.key, func(t *testing.T) {
-			n, err := findSimNode(st, tc.key)
-			if tc.want == "" {
-				if err == nil || !strings.Contains(err.Error(), "node-1, node-2") {
-					t.Fatalf("err = %v, want a list of the nodes", err)
-				}
-				return
-			}
-			if err != nil || n.Name != tc.want {
-				t.Fatalf("findSimNode(%s) = %s, %v; want %s", tc.key, n.Name, err, tc.want)
-			}
-		})
-	}
-}
-
-func TestSimServerAlive(t *testing.T) {
-	cases := []struct {
-		name string
-		pid  int
-		want bool
-	}{
-		{"zero", 0, false},
-		{"this test is not a sim server", os.Getpid(), false},
-		{"no such process", 1 << 30, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := simServerAlive(tc.pid); got != tc.want {
-				t.Fatalf("simServerAlive(%d) = %v, want %v", tc.pid, got, tc.want)
-			}
+			tc.check(t, s)
 		})
 	}
 }
@@ -137,7 +79,10 @@ func TestSimCommand_ArgumentErrors(t *testing.T) {
 		{"fault rate above 1", []string{"sim", "fault", "--throttle", "2"}, "within 0..1"},
 		{"status bad output", []string{"sim", "status", "-o", "yaml"}, "want text or json"},
 		{"up zero nodes", []string{"sim", "up", "--nodes", "0"}, "at least 1"},
+		{"connectivity zero timeout", []string{"sim", "connectivity", "--timeout", "0s"}, "must be positive"},
 		{"status with no sim", []string{"sim", "status", "--dir", "/nonexistent/veni-sim-test"}, "no sim running"},
+		{"pod list with no sim", []string{"sim", "pod", "list", "--dir", "/nonexistent/veni-sim-test"}, "no sim running"},
+		{"env with no sim", []string{"sim", "env", "node-1", "--dir", "/nonexistent/veni-sim-test"}, "no sim running"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

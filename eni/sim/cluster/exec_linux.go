@@ -1,4 +1,4 @@
-package commands
+package cluster
 
 import (
 	"fmt"
@@ -9,6 +9,22 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// Exec replaces this process with argv running in the network namespace of
+// a node of the live sim in dir (by name, instance id or namespace), with
+// /sys showing the node's interfaces, like "ip netns exec". It returns only
+// on failure. May return an error wrapping ErrNotRunning or ErrNoNode.
+func Exec(dir, node string, argv []string) error {
+	st, err := Running(dir)
+	if err != nil {
+		return err
+	}
+	n, err := st.FindNode(node)
+	if err != nil {
+		return err
+	}
+	return execInNetNS(n.NetNSPath, argv)
+}
 
 // execInNetNS replaces the process with argv running in the network
 // namespace at nsPath. Namespaces belong to threads, and execve keeps the

@@ -1,0 +1,183 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/veni-cni/veni/eni/sim"
+)
+
+// The functions in this file are "veni sim" commands, one each, for the
+// thin cobra wrappers in package commands: they find the live sim in dir,
+// act, and print to w.
+
+// PodAdd is "veni sim pod add": a pod on node through libcni.
+func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string) error {
+	st, err := Running(dir)
+	if err != nil {
+		return err
+	}
+	p, err := AddPod(ctx, st, node, namespace, name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s/%s on %s: %s (netns %s, ADD %s)\n", namespace, name, p.Node, p.IP, p.Pod.NetNS, p.AddTook.Round(time.Millisecond))
+	return err
+}
+
+// PodDel is "veni sim pod del": CNI DEL, then the pod's namespace goes.
+func PodDel(ctx context.Context, dir, node, namespace, name string) error {
+	st, err := Running(dir)
+	if err != nil {
+		return err
+	}
+	return DelPod(ctx, st, node, namespace, name)
+}
+
+// PodList is "veni sim pod list": every pod with its node, address, ENI,
+// vSwitch and ADD latency.
+func PodList(ctx context.Context, w io.Writer, dir string) error {
+	st, err := Running(dir)
+	if err != nil {
+		return err
+	}
+	all, err := ListPods(ctx, st, true, "")
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tNODE\tIP\tENI\tVSWITCH\tADD")
+	for _, p := range all {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod.Namespace, p.Pod.Name, p.Node, p.IP, p.ENI, p.VSwitch, p.AddTook.Round(time.Millisecond))
+	}
+	return tw.Flush()
+}
+
+// Connectivity is "veni sim connectivity": TCP between every pair of pods.
+// May return an error wrapping ErrConnectivity.
+func Connectivity(ctx context.Context, w io.Writer, dir string, timeout time.Duration) error {
+	st, err := Running(dir)
+	if err != nil {
+		return err
+	}
+	all, err := ListPods(ctx, st, false, "")
+	if err != nil {
+		return err
+	}
+	m, err := Probe(ctx, all, timeout)
+	if err != nil {
+		return err
+	}
+	return m.Print(w)
+}
+
+// Env is "veni sim env": the exports a libcni client needs to add pods on
+// node.
+func Env(w io.Writer, dir, node string) error {
+	st, err := Running(dir)
+	if err != nil {
+		return err
+	}
+	n, err := st.FindNode(node)
+	if err != nil {
+		return err
+	}
+	p := st.Paths(n.Name)
+	_, err = fmt.Fprintf(w, "export CNI_PATH=%s\nexport NETCONFPATH=%s\nexport VENI_CONFIG=%s\n",
+		shellQuote(st.CNIBin()), shellQuote(p.ConfDir), shellQuote(p.Config))
+	return err
+}
+
+// Fault is "veni sim fault": apply f to the cloud's faults (or, with show,
+// change nothing) and print the faults in force and what was injected.
+func Fault(ctx context.Context, w io.Writer, dir string, f sim.FaultRequest, show bool) error {
+	c, err := Connect(dir)
+	if err != nil {
+		return err
+	}
+	var st sim.FaultState
+	if show {
+		st, err = c.Faults(ctx)
+	} else {
+		st, err = c.SetFault(ctx, f)
+	}
+	if err != nil {
+		return err
+	}
+	printFaults(w, st)
+	return nil
+}
+
+// printFaults writes the faults in force, one line each, and the count of
+// each kind injected so far.
+func printFaults(w io.Writer, s sim.FaultState) {
+	fmt.Fprintln(w, "faults in force:")
+	n := 0
+	for _, action := range slices.Sorted(maps.Keys(s.Actions)) {
+		f := s.Actions[action]
+		name := action
+		if name == "" {
+			name = "every action"
+		}
+		var parts []string
+		if f.Latency > 0 {
+			parts = append(parts, "latency "+f.Latency.String())
+		}
+		if f.ThrottleRate > 0 {
+			parts = append(parts, fmt.Sprintf("throttle %.2f", f.ThrottleRate))
+		}
+		if f.ErrorRate > 0 {
+			code := f.ErrorCode
+			if code == "" {
+				code = sim.CodeInternalError
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f", code, f.ErrorRate))
+		}
+		fmt.Fprintf(w, "  %s: %s\n", name, strings.Join(parts, ", "))
+		n++
+	}
+	switch {
+	case s.Attach.Never:
+		fmt.Fprintln(w, "  attach: held in Attaching until cleared")
+		n++
+	case s.Attach.Delay > 0:
+		fmt.Fprintf(w, "  attach: takes %s\n", s.Attach.Delay)
+		n++
+	}
+	if s.DescribeLag > 0 {
+		fmt.Fprintf(w, "  describe: lags %s behind writes\n", s.DescribeLag)
+		n++
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.VSwitches)) {
+		v := s.VSwitches[id]
+		fmt.Fprintf(w, "  vswitch %s: at most %d more addresses (%d left)\n", id, v.MaxMore, v.Left)
+		n++
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	fmt.Fprint(w, "injected:")
+	if len(s.Injected) == 0 {
+		fmt.Fprint(w, " none")
+	}
+	for _, kind := range slices.Sorted(maps.Keys(s.Injected)) {
+		fmt.Fprintf(w, " %s %d", kind, s.Injected[kind])
+	}
+	fmt.Fprintln(w)
+}
+
+// shellQuote quotes s for a POSIX shell unless it needs none.
+func shellQuote(s string) string {
+	for _, c := range s {
+		if !(c == '/' || c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
+}

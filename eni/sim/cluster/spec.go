@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/veni-cni/veni/eni/sim"
+)
+
+// DefaultStartConcurrency is how many nodes come up at once when a Spec
+// does not say.
+const DefaultStartConcurrency = 8
+
+// Spec is what a sim is built from: the cloud's topology and what every
+// node gets. Up writes it to spec.json (0600: NodeConfig may hold keys) and
+// the server reads it from there.
+type Spec struct {
+	Nodes        int               `json:"nodes"`               // node-1 … node-N
+	InstanceType string            `json:"instanceType"`        // of every node: sets its ENI and IP quotas
+	VSwitches    []sim.VSwitchSpec `json:"vswitches,omitempty"` // nil: sim.DefaultConfig's; nodes go round-robin
+	AttachDelay  time.Duration     `json:"attachDelay"`         // how long an ENI stays Attaching
+
+	MinPoolSize int            `json:"minPoolSize"`          // min_pool_size of every node's veni.json
+	MaxPoolSize int            `json:"maxPoolSize"`          // max_pool_size of every node's veni.json
+	Datapath    string         `json:"datapath,omitempty"`   // datapath of every node's veni.json; "" leaves veni's default
+	NodeConfig  map[string]any `json:"nodeConfig,omitempty"` // further veni.json fields, over the ones above
+
+	Daemons            bool          `json:"daemons"`            // run a supervised "veni daemon" in every node
+	DaemonSyncInterval time.Duration `json:"daemonSyncInterval"` // its --sync-interval
+
+	StartConcurrency int `json:"startConcurrency,omitempty"` // nodes set up at once; 0: DefaultStartConcurrency
+}
+
+// DefaultSpec is "veni sim up" without flags: two ecs.g7.xlarge nodes with
+// daemons, pools of 2 to 5 idle addresses, the default region.
+func DefaultSpec() Spec {
+	return Spec{
+		Nodes:              2,
+		InstanceType:       "ecs.g7.xlarge",
+		AttachDelay:        sim.DefaultConfig().AttachDelay,
+		MinPoolSize:        2,
+		MaxPoolSize:        5,
+		Daemons:            true,
+		DaemonSyncInterval: 10 * time.Second,
+	}
+}
+
+// Validate checks what the cloud's own validation does not.
+func (s Spec) Validate() error {
+	if s.Nodes < 1 {
+		return fmt.Errorf("--nodes %d: need at least 1", s.Nodes)
+	}
+	if s.MinPoolSize < 0 || s.MaxPoolSize < s.MinPoolSize {
+		return fmt.Errorf("--min-pool-size %d --max-pool-size %d: need 0 <= min <= max", s.MinPoolSize, s.MaxPoolSize)
+	}
+	if s.Daemons && s.DaemonSyncInterval <= 0 {
+		return fmt.Errorf("--daemon-sync-interval %s: must be positive", s.DaemonSyncInterval)
+	}
+	if s.StartConcurrency < 0 {
+		return fmt.Errorf("start concurrency %d: must not be negative", s.StartConcurrency)
+	}
+	return nil
+}
+
+// CloudConfig is the cloud's configuration for the spec (credentials and
+// fabric are the server's to add).
+func (s Spec) CloudConfig() sim.Config {
+	cfg := sim.DefaultConfig()
+	cfg.AttachDelay = s.AttachDelay
+	if len(s.VSwitches) > 0 {
+		cfg.VSwitches = s.VSwitches
+	}
+	return cfg
+}
+
+func (s Spec) concurrency() int {
+	if s.StartConcurrency > 0 {
+		return s.StartConcurrency
+	}
+	return DefaultStartConcurrency
+}
+
+// ReadSpec loads a spec.json that Up wrote.
+func ReadSpec(path string) (Spec, error) {
+	var s Spec
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, fmt.Errorf("read sim spec: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return s, s.Validate()
+}
+
+// ParseVSwitches parses "id=cidr[@zone],..."; a vSwitch without a zone is
+// in defaultZone.
+func ParseVSwitches(s, defaultZone string) ([]sim.VSwitchSpec, error) {
+	var out []sim.VSwitchSpec
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		id, rest, ok := strings.Cut(item, "=")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("--vswitches %q: want id=cidr[@zone]", item)
+		}
+		cidrStr, zone, _ := strings.Cut(rest, "@")
+		if zone == "" {
+			zone = defaultZone
+		}
+		cidr, err := netip.ParsePrefix(cidrStr)
+		if err != nil {
+			return nil, fmt.Errorf("--vswitches %q: %w", item, err)
+		}
+		out = append(out, sim.VSwitchSpec{ID: id, ZoneID: zone, CIDR: cidr})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--vswitches %q: no vswitch", s)
+	}
+	return out, nil
+}
+
+// ParseNodeConfig parses --node-config key=value pairs; a value that is
+// valid JSON (a number, true, a list) is taken as such, anything else as a
+// string.
+func ParseNodeConfig(kvs []string) (map[string]any, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--node-config %q: want key=value", kv)
+		}
+		var parsed any
+		if err := json.Unmarshal([]byte(v), &parsed); err != nil {
+			parsed = v
+		}
+		out[k] = parsed
+	}
+	return out, nil
+}
