@@ -16,6 +16,7 @@ import (
 
 	"github.com/veni-cni/veni/audit"
 	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
@@ -409,7 +410,7 @@ func runIPAMRelease(ctx context.Context, w io.Writer, db store.File, what string
 func newIPAMGCCommand(o *ipamOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "gc",
-		Short: "Release addresses whose pod or ADD is gone, now (the daemon does this on its own)",
+		Short: "Release addresses whose pod or ADD is gone, and delete ENIs veni created here but never recorded (the daemon does both on its own)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env, err := o.env()
@@ -431,6 +432,35 @@ func runIPAMGC(ctx context.Context, w io.Writer, env *node.Env) error {
 		fmt.Fprintf(w, "released %s (%s, %s)\n", a.IP, a.Key, podName(a))
 	}
 	fmt.Fprintf(w, "%d released\n", len(released))
+	if err != nil {
+		return err
+	}
+	return sweepLeakedENIs(ctx, w, env)
+}
+
+// sweepLeakedENIs deletes ENIs veni created for this node that never made
+// it into the store (see ipam.SweepLeakedENIs). It needs the node's facts
+// and the cloud; a node that has neither yet has nothing to sweep.
+func sweepLeakedENIs(ctx context.Context, w io.Writer, env *node.Env) error {
+	var facts store.NodeInfo
+	err := env.Store.View(func(tx *store.ReadTx) (err error) { facts, err = tx.Node(); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintln(w, "no node facts yet: no leaked ENI to look for")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n := node.IPAMNode(facts)
+	n.Holder = "veni ipam gc"
+	deleted, err := ipam.SweepLeakedENIs(ctx, env.Store, env.Cloud(), n, env.Config, time.Now())
+	if errors.Is(err, store.ErrLeaseHeld) {
+		fmt.Fprintf(w, "leaked ENIs not swept: %v (the holder sweeps on its own)\n", err)
+		return nil
+	}
+	for _, id := range deleted {
+		fmt.Fprintf(w, "deleted leaked eni %s\n", id)
+	}
 	return err
 }
 

@@ -232,6 +232,9 @@ func (f *fakeCloud) ENIs(_ context.Context, filter eni.ENIFilter) ([]eni.ENI, er
 		if (filter.InstanceID != "" && e.InstanceID != filter.InstanceID) || (len(filter.IDs) > 0 && !slices.Contains(filter.IDs, id)) {
 			continue
 		}
+		if !tagsMatch(e.Tags, filter.Tags) {
+			continue
+		}
 		c := *e
 		c.PrivateIPs = slices.Clone(e.PrivateIPs)
 		out = append(out, c)
@@ -296,3 +299,12 @@ func (f *fakeCloud) ipsOf(id string) []netip.Addr {
 }
 
 var _ eni.Client = (*fakeCloud)(nil)
+
+func tagsMatch(tags, want map[string]string) bool {
+	for k, v := range want {
+		if tags[k] != v {
+			return false
+		}
+	}
+	return true
+}

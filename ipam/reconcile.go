@@ -120,6 +120,13 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		rep.ReclaimSkipped = true
 	}
 	rep.Errors = appendErr(rep.Errors, deleteEmptyENIs(lease.ctx, db, cloud, node, cfg, p, now, &rep))
+	swept := false
+	if now.Sub(p.state.LastLeakSweep) >= leakSweepEvery {
+		leaked, err := sweepLeaked(lease.ctx, db, cloud, node, cfg, now)
+		rep.DeletedENIs = append(rep.DeletedENIs, leaked...)
+		rep.Errors = appendErr(rep.Errors, err)
+		swept = err == nil
+	}
 
 	err = db.Update(func(tx *store.WriteTx) error {
 		ps, err := tx.PoolState()
@@ -129,6 +136,9 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		ps.MinIdle, ps.MaxIdle, ps.UpdatedAt = cfg.MinPoolSize, cfg.MaxPoolSize, now
 		if reclaimed {
 			ps.LastReclaim = now
+		}
+		if swept {
+			ps.LastLeakSweep = now
 		}
 		ps.PruneBackoffs(now)
 		return tx.PutPoolState(ps)

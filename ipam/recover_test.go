@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -202,5 +203,41 @@ func TestReconcile_ReclaimInterval(t *testing.T) {
 		if len(rep.ReleasedIPs) != tc.want {
 			t.Errorf("at +%s released %v, want %d", tc.at, rep.ReleasedIPs, tc.want)
 		}
+	}
+}
+
+// Ensure ENIs veni created for this node that never reached the store (the
+// creator was killed right after CreateNetworkInterface) are deleted once
+// older than lease_ttl, and nothing else is: young ones (their creator may
+// be about to record them), attached ones, other nodes' and other owners'.
+func TestSweepLeakedENIs(t *testing.T) {
+	db, cloud := mustStore(t), newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	cfg := testConfig()
+	now := time.Now()
+	old, young := now.Add(-time.Duration(cfg.LeaseTTL)-time.Second), now.Add(-time.Second)
+	ours := map[string]string{TagCreator: TagCreatorValue, TagInstance: testInstance}
+	for _, e := range []eni.ENI{
+		{ID: "eni-leaked", Status: eni.StatusAvailable, CreationTime: old, Tags: ours},
+		{ID: "eni-young", Status: eni.StatusAvailable, CreationTime: young, Tags: ours},
+		{ID: "eni-attached", Status: eni.StatusInUse, InstanceID: testInstance, CreationTime: old, Tags: ours},
+		{ID: "eni-other-node", Status: eni.StatusAvailable, CreationTime: old, Tags: map[string]string{TagCreator: TagCreatorValue, TagInstance: "i-other"}},
+		{ID: "eni-not-ours", Status: eni.StatusAvailable, CreationTime: old},
+	} {
+		cloud.addENI(e)
+	}
+	got, err := SweepLeakedENIs(bg, db, cloud, testNode(), cfg, now)
+	wantErr(t, err, nil)
+	if !slices.Equal(got, []string{"eni-leaked"}) {
+		t.Fatalf("swept %v, want only eni-leaked", got)
+	}
+	for _, id := range []string{"eni-young", "eni-attached", "eni-other-node", "eni-not-ours"} {
+		if _, ok := cloud.enis[id]; !ok {
+			t.Errorf("%s deleted", id)
+		}
+	}
+	mustHoldAllocator(t, db)
+	if _, err := SweepLeakedENIs(bg, db, cloud, testNode(), cfg, now); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Errorf("sweep while another holds the allocator lease: %v", err)
 	}
 }

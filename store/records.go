@@ -238,6 +238,9 @@ type PoolState struct {
 	// LastReclaim is when idle addresses were last returned to the cloud;
 	// the next reclaim waits idle_ip_reclaim_interval after it.
 	LastReclaim time.Time `json:"lastReclaim,omitzero"`
+	// LastLeakSweep is when veni last looked for ENIs it created for this
+	// node that never made it into the store.
+	LastLeakSweep time.Time `json:"lastLeakSweep,omitzero"`
 }
 
 // ActiveBackoff returns the back-off of scope if it is still running at now.

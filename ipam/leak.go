@@ -1,0 +1,73 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/store"
+)
+
+// leakSweepEvery is how often Reconcile looks for leaked ENIs. It costs one
+// DescribeNetworkInterfaces; leaks only come from a process killed between
+// creating an ENI and recording it, which is rare.
+const leakSweepEvery = 10 * time.Minute
+
+// SweepLeakedENIs deletes the ENIs veni created for this node (tagged with
+// its instance) that the store does not know and the cloud holds
+// unattached: an ENI is recorded in the store right after CreateNetwork
+// Interface returns, so a process killed in between leaves one behind. Only
+// ENIs older than lease_ttl are taken: whoever created a younger one may
+// still hold the allocator lease and be about to record it. It takes the
+// allocator lease itself ("veni ipam gc"); Reconcile sweeps on its own
+// every leakSweepEvery.
+//
+// May return a *store.LeaseHeldError.
+func SweepLeakedENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time) ([]string, error) {
+	lease, err := acquireAllocator(ctx, db, node, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.release()
+	return sweepLeaked(lease.ctx, db, cloud, node, cfg, now)
+}
+
+// sweepLeaked is SweepLeakedENIs for a caller that holds the lease.
+func sweepLeaked(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time) ([]string, error) {
+	tagged, err := cloud.ENIs(ctx, eni.ENIFilter{Tags: map[string]string{TagCreator: TagCreatorValue, TagInstance: node.InstanceID}})
+	if err != nil {
+		return nil, fmt.Errorf("sweep leaked enis: %w", err)
+	}
+	known := make(map[string]bool)
+	err = db.View(func(tx *store.ReadTx) error {
+		enis, err := tx.ENIs()
+		for _, e := range enis {
+			known[e.ID] = true
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		deleted []string
+		errs    []error
+	)
+	for _, c := range tagged {
+		if known[c.ID] || c.Status != eni.StatusAvailable || now.Sub(c.CreationTime) < time.Duration(cfg.LeaseTTL) {
+			continue
+		}
+		if err := cloud.DeleteENI(ctx, c.ID); err != nil && !errors.Is(err, eni.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("delete leaked eni %s: %w", c.ID, err))
+			continue
+		}
+		deleted = append(deleted, c.ID)
+		appendEvent(db, slog.LevelWarn, "ENILeakDeleted", "eni/"+c.ID,
+			fmt.Sprintf("deleted eni %s: created by veni for %s at %s, never attached nor recorded (its creator died)", c.ID, node.InstanceID, c.CreationTime.Format(time.RFC3339)))
+	}
+	return deleted, errors.Join(errs...)
+}
