@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +45,7 @@ func TestCNI_FaultCampaign(t *testing.T) {
 		t.Skip("the fault campaign takes minutes")
 	}
 	const podCount, parallel, minKills = 300, 100, 50
+	const campaignFor = 60 * time.Second // the fault plan's length
 	c := mustCluster(t, "--nodes", "2", "--instance-type", "ecs.g7.2xlarge", "--min-pool-size", "2", "--max-pool-size", "5",
 		"--daemon-sync-interval", "1s",
 		"--node-config", "gc_grace=1s", "--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_interval=1s",
@@ -63,74 +66,78 @@ func TestCNI_FaultCampaign(t *testing.T) {
 		tooks                  []time.Duration
 		live                   = make(map[netip.Addr]string) // pods that have an address now
 	)
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i := range podCount {
-		node := nodes[i%2]
-		p := c.newPod(t, node, fmt.Sprintf("camp%d", i))
-		rt := c.nodes[node].rt
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			adds.Add(1)
-			res, took, err := rt.Add(ctx, p)
-			if err == nil {
-				ip, perr := pods.PodIP(res)
-				if perr != nil {
-					mu.Lock()
-					bad = append(bad, perr.Error())
-					mu.Unlock()
-				} else {
-					addr := netip.MustParseAddr(ip)
-					mu.Lock()
-					addOK.Add(1)
-					tooks = append(tooks, took)
-					if other, ok := live[addr]; ok {
-						checker.fail("ADD gave %s to %s while %s has it", addr, p.Name, other)
-					}
-					live[addr] = p.Name
-					mu.Unlock()
-					time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
-					mu.Lock()
-					delete(live, addr)
-					mu.Unlock()
-				}
-			} else if reason, ok := addFailure(err); !ok {
-				mu.Lock()
-				bad = append(bad, reason)
-				mu.Unlock()
-			} else if reason == "killed" {
-				addKilled.Add(1)
-			}
-			// Like kubelet, every sandbox ends with a DEL that succeeded.
-			var derr error
-			for range 100 {
-				if _, derr = rt.Del(ctx, p); derr == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if derr != nil {
-				mu.Lock()
-				delErrs = append(delErrs, derr.Error())
-				mu.Unlock()
-			}
-		}()
+	// 300 pods cycle through ADD and DEL, 100 at a time, for as long as the
+	// fault plan runs (each cycle is a new sandbox: a new container id).
+	type campPod struct {
+		pod  pods.Pod
+		node string
 	}
-	wg.Wait()
-	for extra := 0; killer.total() < minKills && ctx.Err() == nil; extra++ {
-		// The pods went faster than the killer: keep plugins running.
-		p := c.newPod(t, "node-1", fmt.Sprintf("extra%d", extra))
-		_, _, _ = c.nodes["node-1"].rt.Add(ctx, p)
-		for range 50 {
-			if _, err := c.nodes["node-1"].rt.Del(ctx, p); err == nil {
+	queue := make(chan campPod, podCount)
+	for i := range podCount {
+		queue <- campPod{c.newPod(t, nodes[i%2], fmt.Sprintf("camp%d", i)), nodes[i%2]}
+	}
+	until := time.Now().Add(campaignFor)
+	cycle := func(p pods.Pod, node string) {
+		rt := c.nodes[node].rt
+		adds.Add(1)
+		res, took, err := rt.Add(ctx, p)
+		if err == nil {
+			ip, perr := pods.PodIP(res)
+			if perr != nil {
+				mu.Lock()
+				bad = append(bad, perr.Error())
+				mu.Unlock()
+			} else {
+				addr := netip.MustParseAddr(ip)
+				mu.Lock()
+				addOK.Add(1)
+				tooks = append(tooks, took)
+				if other, ok := live[addr]; ok {
+					checker.fail("ADD gave %s to %s while %s has it", addr, p.Name, other)
+				}
+				live[addr] = p.Name
+				mu.Unlock()
+				time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+				mu.Lock()
+				delete(live, addr)
+				mu.Unlock()
+			}
+		} else if reason, ok := addFailure(err); !ok {
+			mu.Lock()
+			bad = append(bad, reason)
+			mu.Unlock()
+		} else if reason == "killed" {
+			addKilled.Add(1)
+		}
+		// Like kubelet, every sandbox ends with a DEL that succeeded.
+		var derr error
+		for range 100 {
+			if _, derr = rt.Del(ctx, p); derr == nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		if derr != nil {
+			mu.Lock()
+			delErrs = append(delErrs, derr.Error())
+			mu.Unlock()
+		}
 	}
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				cp := <-queue
+				cycle(cp.pod, cp.node)
+				cp.pod.ContainerID = newContainerID()
+				queue <- cp
+				if time.Now().After(until) && killer.total() >= minKills {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 	killer.stop()
 	injected := faults.stop()
 	faultsOff := time.Now()
@@ -209,15 +216,16 @@ func TestCNI_FaultCampaign(t *testing.T) {
 // addFailure classifies a failed ADD: a CNI error must be code 11 with a
 // reason; a plugin killed by the campaign fails with no CNI error at all.
 func addFailure(err error) (string, bool) {
+	if strings.Contains(err.Error(), "signal: killed") {
+		// libcni's words for a plugin that died without a result.
+		return "killed", true
+	}
 	var cniErr *types.Error
 	if errors.As(err, &cniErr) {
 		if cniErr.Code == types.ErrTryAgainLater && cniErr.Msg != "" && cniErr.Details != "" {
 			return "code 11", true
 		}
 		return fmt.Sprintf("code %d: %s (%s)", cniErr.Code, cniErr.Msg, cniErr.Details), false
-	}
-	if strings.Contains(err.Error(), "signal: killed") {
-		return "killed", true
 	}
 	return err.Error(), false
 }
@@ -315,8 +323,7 @@ type faultPlan struct {
 
 func startFaults(t *testing.T, c *cluster) *faultPlan {
 	t.Helper()
-	c.mustRun("sim", "fault", "--throttle", "0.3")
-	c.mustRun("sim", "fault", "--error-rate", "0.05", "--error-code", "ServiceUnavailable")
+	c.mustRun("sim", "fault", "--throttle", "0.3", "--error-rate", "0.05", "--error-code", "ServiceUnavailable")
 	c.mustRun("sim", "fault", "--describe-lag", "2s")
 	f := &faultPlan{c: c, done: make(chan struct{}), exited: make(chan struct{})}
 	steps := []struct {
@@ -324,10 +331,10 @@ func startFaults(t *testing.T, c *cluster) *faultPlan {
 		args []string
 	}{
 		{2 * time.Second, []string{"--attach-delay", "10s"}},
-		{8 * time.Second, []string{"--vswitch", "vsw-sim-a", "--vswitch-free", "0"}},
+		{10 * time.Second, []string{"--vswitch", "vsw-sim-a", "--vswitch-free", "0"}},
 		{20 * time.Second, []string{"--attach-never"}},
-		{30 * time.Second, []string{"--attach-delay", "0s"}},
-		{40 * time.Second, []string{"--vswitch", "vsw-sim-a", "--clear"}},
+		{35 * time.Second, []string{"--attach-delay", "0s"}},
+		{45 * time.Second, []string{"--vswitch", "vsw-sim-a", "--clear"}},
 	}
 	go func() {
 		defer close(f.exited)
@@ -359,7 +366,8 @@ func (f *faultPlan) stop() string {
 }
 
 // killer sends SIGKILL to a random veni plugin (CNI_COMMAND in its
-// environment) or, one time in eight, a node daemon, every 10-40 ms.
+// environment) or, one time in eight, a node daemon, every 150-450 ms: at
+// least 50 kills over the campaign, while most ADDs still get through.
 type killer struct {
 	kills, daemons atomic.Int64
 	done, exited   chan struct{}
@@ -375,7 +383,7 @@ func startKiller(c *cluster) *killer {
 			select {
 			case <-k.done:
 				return
-			case <-time.After(time.Duration(10+rand.IntN(30)) * time.Millisecond):
+			case <-time.After(time.Duration(150+rand.IntN(300)) * time.Millisecond):
 			}
 			daemon := rand.IntN(8) == 0
 			pids := findProcs(func(cmdline, environ []byte) bool {
@@ -404,4 +412,11 @@ func (k *killer) total() int64 { return k.kills.Load() }
 func (k *killer) stop() {
 	close(k.done)
 	<-k.exited
+}
+
+// newContainerID is a fresh sandbox id, as a runtime makes for each try.
+func newContainerID() string {
+	var b [32]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
