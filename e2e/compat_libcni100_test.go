@@ -105,8 +105,8 @@ func withLoopback(tb testing.TB, path string, fn func(*netlink.Handle, netlink.L
 // both of containerd's DELs release the address. The conflist veni used to
 // write (cniVersion 1.1.0) fails there as users saw it fail.
 func TestCompat_Libcni100_InstallAddCheckDel(t *testing.T) {
-	driver := mustLibcni100(t)
 	c := mustCluster(t, "--nodes", "1", "--min-pool-size", "2", "--max-pool-size", "4")
+	driver := mustLibcni100(t) // after the cluster, which skips without root
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	node := c.nodes["node-1"]
