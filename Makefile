@@ -43,7 +43,8 @@ endif
 	CGO_ENABLED=$(if $(RACE),1,0) $(GO) test $(RACE) $(GOTESTFLAGS) -count=1 -p 1 -timeout 30m $(RACE_PKGS)
 	VENI_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOTESTFLAGS) -count=1 -p 1 -timeout 30m $(PLAIN_PKGS)
 
-# Unprivileged, quick: no -race, no build of the binary.
+# Plain go test ./...: no -race, no tools installed. For a non-root run; as
+# root use make test, which keeps privileged packages from running at once.
 test-unit:
 	$(GO) test -count=1 ./...
 
