@@ -32,7 +32,7 @@ func mustFastDaemon(tb testing.TB, mode string) (*Daemon, string) {
 	tb.Helper()
 	testutil.RequireRoot(tb)
 	if err := fastpath.Supported(); err != nil {
-		tb.Skipf("no fast path on this kernel: %v", err)
+		testutil.Skipf(tb, "no fast path on this kernel: %v", err)
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])

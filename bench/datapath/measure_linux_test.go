@@ -96,7 +96,7 @@ func requireTools(tb testing.TB, tools ...string) {
 	tb.Helper()
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
-			tb.Skipf("%s not installed", t)
+			testutil.Skipf(tb, "%s not installed", t)
 		}
 	}
 }

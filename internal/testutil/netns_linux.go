@@ -13,16 +13,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RequireRoot skips the test unless it runs with CAP_NET_ADMIN (as root).
+// RequireRoot skips the test unless it runs with CAP_NET_ADMIN (as root);
+// under VENI_REQUIRE_PRIVILEGED=1 it fails it (see Skipf).
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root (CAP_NET_ADMIN): run with go test -exec sudo or as root")
+		Skipf(tb, "needs root (CAP_NET_ADMIN): run with go test -exec sudo or as root")
 	}
 }
 
 // SkipOnOldKernel skips the test when the running kernel is older than
-// minVersion ("6.6"), naming the feature that needs it.
+// minVersion ("6.6"), naming the feature that needs it; under
+// VENI_REQUIRE_PRIVILEGED=1 it fails it (see Skipf).
 func SkipOnOldKernel(tb testing.TB, minVersion, feature string) {
 	tb.Helper()
 	var uts unix.Utsname
@@ -32,7 +34,7 @@ func SkipOnOldKernel(tb testing.TB, minVersion, feature string) {
 	have := parseKernel(unix.ByteSliceToString(uts.Release[:]))
 	want := parseKernel(minVersion)
 	if have[0] < want[0] || (have[0] == want[0] && have[1] < want[1]) {
-		tb.Skipf("%s needs kernel >= %s", feature, minVersion)
+		Skipf(tb, "%s needs kernel >= %s", feature, minVersion)
 	}
 }
 
@@ -44,7 +46,8 @@ func parseKernel(s string) [2]int {
 }
 
 // NewNetNS creates a named network namespace (visible to "ip netns") that is
-// deleted when the test ends, even when it fails. Skips without root.
+// deleted when the test ends, even when it fails. Skips without root (fails
+// under VENI_REQUIRE_PRIVILEGED=1).
 func NewNetNS(tb testing.TB) (name string, handle netns.NsHandle) {
 	tb.Helper()
 	RequireRoot(tb)
