@@ -95,7 +95,7 @@ func mustEncodeNetConf(tb testing.TB, conf *NetConf) []byte {
 func FuzzOwnerOf(f *testing.F) {
 	f.Fuzz(func(t *testing.T, cniArgs string) {
 		args := &skel.CmdArgs{ContainerID: "c0ffee", IfName: "eth0", Netns: "/run/netns/pod", Args: cniArgs}
-		owner, err := ownerOf(args)
+		owner, err := ownerOf(args, "veni")
 		if err != nil {
 			var cniErr *types.Error
 			if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(cniErr.Msg, "CNI_ARGS") {
@@ -134,7 +134,7 @@ func FuzzOwnerOf(f *testing.F) {
 		}
 		back := *args
 		back.Args = fmt.Sprintf("K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_UID=%s", owner.PodNamespace, owner.PodName, owner.PodUID)
-		again, err := ownerOf(&back)
+		again, err := ownerOf(&back, "veni")
 		if err != nil || !reflect.DeepEqual(again, owner) {
 			t.Fatalf("owner %+v written as %q reads back as %+v, %v", owner, back.Args, again, err)
 		}

@@ -12,8 +12,6 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	cniversion "github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/veni-cni/veni/netplumb"
 )
@@ -60,27 +58,13 @@ func loadLoopbackConf(stdin []byte) (*types.NetConf, error) {
 	return conf, nil
 }
 
-// loopbackHandle opens a netlink handle in the sandbox at path and returns
-// its lo. A path that is not a network namespace is CNI code 4.
-func loopbackHandle(path string) (*netlink.Handle, netlink.Link, error) {
+// loopbackNetNS checks the sandbox path: one that is not a network
+// namespace is CNI code 4.
+func loopbackNetNS(path string) error {
 	if err := ns.IsNSorErr(path); err != nil {
-		return nil, nil, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("network namespace %s is not usable", path), err.Error())
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("network namespace %s is not usable", path), err.Error())
 	}
-	nsh, err := netns.GetFromPath(path)
-	if err != nil {
-		return nil, nil, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("network namespace %s is not usable", path), err.Error())
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		return nil, nil, fmt.Errorf("netlink handle in %s: %w", path, err)
-	}
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		h.Close()
-		return nil, nil, fmt.Errorf("lo in %s: %w", path, err)
-	}
-	return h, lo, nil
+	return nil
 }
 
 // loopbackAdd is "ip link set lo up" in the sandbox. Its result names lo
@@ -90,32 +74,22 @@ func loopbackAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	h, lo, err := loopbackHandle(args.Netns)
+	if err := loopbackNetNS(args.Netns); err != nil {
+		return err
+	}
+	addrs, err := netplumb.LoopbackUp(args.Netns)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("set lo up in %s: %w", args.Netns, err)
-	}
 	if conf.PrevResult != nil {
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
-	}
-	addrs, err := netplumb.RetryDump("list addresses of lo", func() ([]netlink.Addr, error) {
-		return h.AddrList(lo, netlink.FAMILY_ALL)
-	})
-	if err != nil {
-		return fmt.Errorf("lo in %s: %w", args.Netns, err)
 	}
 	res := &types100.Result{
 		CNIVersion: types100.ImplementedSpecVersion,
 		Interfaces: []*types100.Interface{{Name: "lo", Mac: "00:00:00:00:00:00", Sandbox: args.Netns}},
 	}
 	for _, a := range addrs {
-		if a.IPNet == nil || !a.IP.IsLoopback() {
-			continue
-		}
-		res.IPs = append(res.IPs, &types100.IPConfig{Interface: types100.Int(0), Address: net.IPNet{IP: a.IP, Mask: a.Mask}})
+		res.IPs = append(res.IPs, &types100.IPConfig{Interface: types100.Int(0), Address: net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}})
 	}
 	return types.PrintResult(res, conf.CNIVersion)
 }
@@ -125,12 +99,14 @@ func loopbackCheck(args *skel.CmdArgs) error {
 	if _, err := loadLoopbackConf(args.StdinData); err != nil {
 		return err
 	}
-	h, lo, err := loopbackHandle(args.Netns)
+	if err := loopbackNetNS(args.Netns); err != nil {
+		return err
+	}
+	up, err := netplumb.LoopbackIsUp(args.Netns)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	if lo.Attrs().Flags&net.FlagUp == 0 {
+	if !up {
 		return types.NewError(types.ErrInternal, fmt.Sprintf("lo is down in %s", args.Netns), "something took it down after ADD")
 	}
 	return nil
