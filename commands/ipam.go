@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/veni-cni/veni/audit"
-	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
