@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -143,6 +144,7 @@ func ownerOf(args *skel.CmdArgs, network string) (ipam.Owner, error) {
 // the store (tx1), plumb the pod, attach the eBPF fast path, mark the IP
 // bound (tx2). Any failure undoes what came before.
 func cmdAdd(args *skel.CmdArgs) (err error) {
+	start := time.Now()
 	conf, err := loadNetConf(args.StdinData)
 	if err != nil {
 		return err
@@ -161,6 +163,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			recordFailedAdd(env, owner, start, err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 
@@ -248,10 +255,63 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		}()
 	}
 
-	if err = ipam.Commit(env.Store, res.Key, ipam.HostSide{Veth: pod.Host.Name, Ifindex: pod.Host.Index}); err != nil {
+	took := time.Since(start)
+	note := &store.Event{
+		Level: slog.LevelInfo, Reason: "AllocIPSucceed", Object: podObject(owner),
+		Message: fmt.Sprintf("alloc ip %s for %s took %s", res.IP, owner.Key(), took.Round(time.Millisecond)),
+		CNI:     cniCall(store.CNIAdd, owner, res.IP, took, nil),
+	}
+	if err = ipam.Commit(env.Store, res.Key, ipam.HostSide{Veth: pod.Host.Name, Ifindex: pod.Host.Index}, note); err != nil {
 		return storeError(err, "record the pod's address")
 	}
 	return types.PrintResult(addResult(pod, res.IP, args.Netns, conf.DNS), conf.CNIVersion)
+}
+
+// podObject names the pod in an event: "pod/ns/name", or the attachment
+// when the runtime passed no pod name.
+func podObject(o ipam.Owner) string {
+	if o.PodName == "" {
+		return "allocation/" + string(o.Key())
+	}
+	return "pod/" + o.PodNamespace + "/" + o.PodName
+}
+
+// cniCall is the record of one CNI call for the event log: the daemon
+// exports these as metrics and Kubernetes events.
+func cniCall(verb string, o ipam.Owner, ip netip.Addr, took time.Duration, err error) *store.CNICall {
+	c := &store.CNICall{Verb: verb, Took: took, Key: o.Key(), PodNamespace: o.PodNamespace, PodName: o.PodName, PodUID: o.PodUID, IP: ip}
+	if err != nil {
+		c.Code = types.ErrInternal
+		var cniErr *types.Error
+		if errors.As(err, &cniErr) {
+			c.Code = cniErr.Code
+		}
+	}
+	return c
+}
+
+// recordFailedAdd leaves the failed ADD's record in the event log, for the
+// daemon's AllocIPFailed event and failure metrics. It is best effort and
+// quick: a store too busy to take it within a moment is not worth holding
+// the runtime's ADD for.
+func recordFailedAdd(env *node.Env, o ipam.Owner, start time.Time, err error) {
+	db := env.Store
+	db.Options.Timeout = 200 * time.Millisecond
+	msg := err.Error()
+	var cniErr *types.Error
+	if errors.As(err, &cniErr) {
+		msg = cniErr.Msg
+		if cniErr.Details != "" {
+			msg += ": " + cniErr.Details
+		}
+	}
+	_ = db.Update(func(tx *store.WriteTx) error {
+		_, err := tx.AppendEvent(store.Event{
+			Level: slog.LevelWarn, Reason: "AllocIPFailed", Object: podObject(o), Message: msg,
+			CNI: cniCall(store.CNIAdd, o, netip.Addr{}, time.Since(start), err),
+		})
+		return err
+	})
 }
 
 // addPreflight reads, in the ADD's first store transaction, whether the
@@ -391,10 +451,20 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
 	defer cancel()
 	att := podnet.Attachment{ContainerID: args.ContainerID, IfName: args.IfName, NetNS: args.Netns}
-	_, err = podnet.Release(ctx, podnet.Node{Store: env.Store}, att, podnet.ReleaseOptions{Wait: conf.addTimeout})
+	note := func(a store.Allocation) *store.Event {
+		o := ipam.Owner{ContainerID: a.ContainerID, IfName: a.IfName, PodNamespace: a.PodNamespace, PodName: a.PodName, PodUID: a.PodUID}
+		took := time.Since(start)
+		return &store.Event{
+			Level: slog.LevelInfo, Reason: "ReleaseIPSucceed", Object: podObject(o),
+			Message: fmt.Sprintf("released ip %s of %s in %s", a.IP, a.Key, took.Round(time.Millisecond)),
+			CNI:     cniCall(store.CNIDel, o, a.IP, took, nil),
+		}
+	}
+	_, err = podnet.Release(ctx, podnet.Node{Store: env.Store}, att, podnet.ReleaseOptions{Wait: conf.addTimeout, Note: note})
 	if err != nil {
 		if errors.Is(err, podnet.ErrBusy) {
 			return busyError(err)

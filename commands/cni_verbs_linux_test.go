@@ -337,3 +337,54 @@ func TestCNIVerbs_GC(t *testing.T) {
 		t.Fatalf("after GC: %v, want kept/eth0 and the other network's kept/net1", keys)
 	}
 }
+
+// Ensure every ADD and DEL leaves its record in the store's event log (what
+// the daemon exports as metrics and Kubernetes events), in the same
+// transaction as its commit or release: success with the address and the
+// time taken, failure with the CNI code.
+func TestCNIVerbs_CallRecords(t *testing.T) {
+	c := newCNINode(t, 3)
+	args := c.args("c1", podNetNS(t), "eth0")
+	if _, err := c.add(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.do(func() error { return testutils.CmdDelWithArgs(args, func() error { return cmdDel(args) }) }); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := store.TryClaim(store.OwnerClaim(c.db.ClaimsDir(), store.NewOwnerKey("c2", "eth0")), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.add(c.args("c2", podNetNS(t), "eth0"))
+	claim.Release()
+	wantCode(t, err, types.ErrTryAgainLater, "still running")
+
+	var calls []store.Event
+	_ = c.db.View(func(tx *store.ReadTx) error {
+		all, err := tx.Events(0, 0)
+		for _, e := range all {
+			if e.CNI != nil {
+				calls = append(calls, e)
+			}
+		}
+		return err
+	})
+	want := []struct {
+		reason, verb, pod string
+		code             uint
+		ip               bool
+	}{
+		{"AllocIPSucceed", store.CNIAdd, "c1", 0, true},
+		{"ReleaseIPSucceed", store.CNIDel, "c1", 0, true},
+		{"AllocIPFailed", store.CNIAdd, "c2", types.ErrTryAgainLater, false},
+	}
+	if len(calls) != len(want) {
+		t.Fatalf("call records %+v", calls)
+	}
+	for i, w := range want {
+		e := calls[i]
+		if e.Reason != w.reason || e.CNI.Verb != w.verb || e.CNI.PodName != w.pod || e.CNI.Code != w.code || e.CNI.IP.IsValid() != w.ip || e.CNI.Took <= 0 || e.Object != "pod/default/"+w.pod {
+			t.Errorf("record %d = %+v %+v, want %+v", i, e, *e.CNI, w)
+		}
+	}
+}

@@ -198,7 +198,7 @@ func TestDaemon_StoreReplaced_RecoversPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ipam.Commit(n.env.Store, r.Key, ipam.HostSide{Veth: "veniabc", Ifindex: 9}); err != nil {
+	if err := ipam.Commit(n.env.Store, r.Key, ipam.HostSide{Veth: "veniabc", Ifindex: 9}, nil); err != nil {
 		t.Fatal(err)
 	}
 	n.host.setPods(ipam.HostPod{ContainerID: "running", IfName: "eth0", NetNS: netns, HostVeth: "veniabc", HostIfindex: 9, IPs: []netip.Addr{r.IP}})

@@ -225,11 +225,13 @@ type HostSide struct {
 }
 
 // Commit is transaction 2 of a CNI ADD: the pod is plumbed (its host end is
-// host), its IP is bound. Committing a bound allocation again does nothing.
+// host), its IP is bound. When note is set it is appended to the event log
+// in the same transaction (the ADD's record: no extra write). Committing a
+// bound allocation again does nothing.
 //
 // May return an error wrapping store.ErrNotFound when the reservation is
 // gone (released by GC).
-func Commit(db Store, key store.OwnerKey, host HostSide) error {
+func Commit(db Store, key store.OwnerKey, host HostSide, note *store.Event) error {
 	err := db.Update(func(tx *store.WriteTx) error {
 		a, err := tx.Allocation(key)
 		if err != nil {
@@ -247,7 +249,14 @@ func Commit(db Store, key store.OwnerKey, host HostSide) error {
 		if err := tx.PutIP(ip); err != nil {
 			return err
 		}
-		return tx.PutAllocation(a)
+		if err := tx.PutAllocation(a); err != nil {
+			return err
+		}
+		if note == nil {
+			return nil
+		}
+		_, err = tx.AppendEvent(*note)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("commit ip for %s: %w", key, err)

@@ -20,8 +20,8 @@ func TestReserve_CommitRelease(t *testing.T) {
 	if r.State != store.IPReserved || r.ENI.ID != "eni-1" || r.ENI.Gateway != netip.MustParseAddr("10.0.0.253") {
 		t.Fatalf("reservation = %+v", r)
 	}
-	wantErr(t, Commit(db, r.Key, HostSide{}), nil)
-	wantErr(t, Commit(db, r.Key, HostSide{}), nil) // again: no-op
+	wantErr(t, Commit(db, r.Key, HostSide{}, nil), nil)
+	wantErr(t, Commit(db, r.Key, HostSide{}, nil), nil) // again: no-op
 	_ = db.View(func(tx *store.ReadTx) error {
 		ip, err := tx.IP(r.IP)
 		if err != nil || ip.State != store.IPBound || ip.Owner != r.Key {
@@ -32,7 +32,7 @@ func TestReserve_CommitRelease(t *testing.T) {
 	for range 2 { // DEL twice
 		wantErr(t, Release(db, r.Key), nil)
 	}
-	wantErr(t, Commit(db, r.Key, HostSide{}), store.ErrNotFound)
+	wantErr(t, Commit(db, r.Key, HostSide{}, nil), store.ErrNotFound)
 	if idle, used := poolCounts(t, db); idle != 2 || used != 0 {
 		t.Errorf("after release idle=%d used=%d", idle, used)
 	}
@@ -133,7 +133,7 @@ func TestReserve_Concurrent(t *testing.T) {
 					cid := fmt.Sprintf("c%d", i)
 					r, err := Reserve(db, owner(cid))
 					if err == nil {
-						err = Commit(db, r.Key, HostSide{})
+						err = Commit(db, r.Key, HostSide{}, nil)
 					}
 					mu.Lock()
 					defer mu.Unlock()

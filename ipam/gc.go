@@ -3,7 +3,6 @@ package ipam
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/veni-cni/veni/store"
@@ -39,8 +38,9 @@ func Candidates(db Store, dead func(store.Allocation) bool) ([]store.Allocation,
 // holds exactly a (same key, address and reservation); otherwise it
 // changes nothing and returns false: someone else released it, or the key
 // was reserved again, and what the caller tore down was not the current
-// holder's. A non-empty reason is logged as an event.
-func ReleaseAllocation(db Store, a store.Allocation, reason string, now time.Time) (bool, error) {
+// holder's. note, when set, is appended to the event log in the same
+// transaction (its Object and Message are filled in when empty).
+func ReleaseAllocation(db Store, a store.Allocation, note *store.Event, now time.Time) (bool, error) {
 	released := false
 	err := db.Update(func(tx *store.WriteTx) error {
 		cur, err := tx.Allocation(a.Key)
@@ -53,13 +53,20 @@ func ReleaseAllocation(db Store, a store.Allocation, reason string, now time.Tim
 		if cur.IP != a.IP || !cur.ReservedAt.Equal(a.ReservedAt) || cur.ENIID != a.ENIID {
 			return nil
 		}
-		if released, err = release(tx, a.Key, now); err != nil || !released || reason == "" {
+		if released, err = release(tx, a.Key, now); err != nil || !released || note == nil {
 			return err
 		}
-		_, err = tx.AppendEvent(store.Event{
-			Time: now, Level: slog.LevelInfo, Reason: reason, Object: allocationObject(cur),
-			Message: fmt.Sprintf("released %s of %s (%s since %s)", cur.IP, cur.Key, cur.State, cur.ReservedAt.Format(time.RFC3339)),
-		})
+		ev := *note
+		if ev.Time.IsZero() {
+			ev.Time = now
+		}
+		if ev.Object == "" {
+			ev.Object = allocationObject(cur)
+		}
+		if ev.Message == "" {
+			ev.Message = fmt.Sprintf("released %s of %s (%s since %s)", cur.IP, cur.Key, cur.State, cur.ReservedAt.Format(time.RFC3339))
+		}
+		_, err = tx.AppendEvent(ev)
 		return err
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func TestReleaseAllocation_OnlyTheSameOne(t *testing.T) {
 
 	wantErr(t, Release(db, old.Key), nil)
 	mustReserve(t, db, "a", false) // the runtime retried the ADD
-	ok, err := ReleaseAllocation(db, seen, "OwnerGone", time.Now())
+	ok, err := ReleaseAllocation(db, seen, &store.Event{Reason: "OwnerGone"}, time.Now())
 	wantErr(t, err, nil)
 	if ok {
 		t.Fatal("released the new reservation of the same key")
@@ -51,7 +51,7 @@ func TestReleaseAllocation_OnlyTheSameOne(t *testing.T) {
 
 	var cur store.Allocation
 	_ = db.View(func(tx *store.ReadTx) (err error) { cur, err = tx.Allocation(old.Key); return err })
-	ok, err = ReleaseAllocation(db, cur, "OwnerGone", time.Now())
+	ok, err = ReleaseAllocation(db, cur, &store.Event{Reason: "OwnerGone"}, time.Now())
 	wantErr(t, err, nil)
 	if !ok {
 		t.Fatal("did not release the current allocation")

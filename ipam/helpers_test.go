@@ -121,7 +121,7 @@ func mustReserve(tb testing.TB, db Store, cid string, bind bool) Reservation {
 		tb.Fatalf("reserve %s: %v", cid, err)
 	}
 	if bind {
-		if err := Commit(db, r.Key, HostSide{}); err != nil {
+		if err := Commit(db, r.Key, HostSide{}, nil); err != nil {
 			tb.Fatalf("commit %s: %v", cid, err)
 		}
 	}

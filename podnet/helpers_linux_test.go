@@ -102,7 +102,7 @@ func mustAdd(tb testing.TB, db store.File, nodeNS, cid string) pod {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := ipam.Commit(db, res.Key, ipam.HostSide{Veth: out.Host.Name, Ifindex: out.Host.Index}); err != nil {
+	if err := ipam.Commit(db, res.Key, ipam.HostSide{Veth: out.Host.Name, Ifindex: out.Host.Index}, nil); err != nil {
 		tb.Fatal(err)
 	}
 	return pod{att: att, res: res, host: out.Host}

@@ -85,7 +85,7 @@ func mustBind(tb testing.TB, db store.File, o ipam.Owner) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := ipam.Commit(db, r.Key, ipam.HostSide{}); err != nil {
+	if err := ipam.Commit(db, r.Key, ipam.HostSide{}, nil); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -55,8 +55,11 @@ type ReleaseOptions struct {
 	// the attachment holds (DEL, the operator's release).
 	Dead DeadFunc
 	// Reason, when set, is the reason of the store event logged for the
-	// release ("OwnerGone"). DEL, the normal path, logs none.
+	// release ("OwnerGone").
 	Reason string
+	// Note, when set, builds the event logged for the release instead,
+	// from the allocation about to be freed (CNI DEL's call record).
+	Note func(store.Allocation) *store.Event
 	// Now is the time of the decision; zero means time.Now().
 	Now time.Time
 }
@@ -134,7 +137,14 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	if testHookTornDown != nil {
 		testHookTornDown(a)
 	}
-	released, err := ipam.ReleaseAllocation(n.Store, a, opts.Reason, opts.Now)
+	var note *store.Event
+	switch {
+	case opts.Note != nil:
+		note = opts.Note(a)
+	case opts.Reason != "":
+		note = &store.Event{Level: slog.LevelInfo, Reason: opts.Reason}
+	}
+	released, err := ipam.ReleaseAllocation(n.Store, a, note, opts.Now)
 	if err != nil || !released {
 		return nil, err
 	}

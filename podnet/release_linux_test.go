@@ -193,7 +193,7 @@ func TestGC_ADDInWindow(t *testing.T) {
 	if got := gc(); len(got) != 0 {
 		t.Fatalf("GC released %v while its ADD runs", got)
 	}
-	if err := ipam.Commit(db, res.Key, ipam.HostSide{}); err != nil {
+	if err := ipam.Commit(db, res.Key, ipam.HostSide{}, nil); err != nil {
 		t.Fatalf("commit after GC: %v", err)
 	}
 	// The next ADD of another attachment crashes between its two
@@ -251,7 +251,7 @@ func mustTakeAllFree(tb testing.TB, db store.File) {
 			tb.Fatal(err)
 		}
 		// Fillers must look alive to GC: bound, in this process's namespace.
-		if err := ipam.Commit(db, store.NewOwnerKey("filler-"+string(rune('a'+i)), "eth0"), ipam.HostSide{}); err != nil {
+		if err := ipam.Commit(db, store.NewOwnerKey("filler-"+string(rune('a'+i)), "eth0"), ipam.HostSide{}, nil); err != nil {
 			tb.Fatal(err)
 		}
 	}

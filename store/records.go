@@ -297,4 +297,27 @@ type Event struct {
 	Reason  string     `json:"reason"`           // CamelCase, like Kubernetes event reasons: "VSwitchExhausted"
 	Message string     `json:"message"`          // one human sentence
 	Object  string     `json:"object,omitempty"` // "eni/eni-x", "vswitch/vsw-x", "pod/ns/name"
+
+	// CNI is set on the record a CNI plugin call leaves: how an ADD or a
+	// DEL went. The daemon turns these into metrics and Kubernetes events;
+	// the plugin never talks to either.
+	CNI *CNICall `json:"cni,omitempty"`
+}
+
+// CNI call verbs, as CNICall.Verb.
+const (
+	CNIAdd = "ADD"
+	CNIDel = "DEL"
+)
+
+// CNICall is a CNI plugin's one-line account of a call it served.
+type CNICall struct {
+	Verb         string        `json:"verb"` // CNIAdd, CNIDel
+	Code         uint          `json:"code"` // the CNI error code; 0 when the call succeeded
+	Took         time.Duration `json:"took"`
+	Key          OwnerKey      `json:"key,omitempty"`
+	PodNamespace string        `json:"podNamespace,omitempty"`
+	PodName      string        `json:"podName,omitempty"`
+	PodUID       string        `json:"podUID,omitempty"`
+	IP           netip.Addr    `json:"ip,omitzero"`
 }
