@@ -371,8 +371,8 @@ func TestCNIVerbs_CallRecords(t *testing.T) {
 	})
 	want := []struct {
 		reason, verb, pod string
-		code             uint
-		ip               bool
+		code              uint
+		ip                bool
 	}{
 		{"AllocIPSucceed", store.CNIAdd, "c1", 0, true},
 		{"ReleaseIPSucceed", store.CNIDel, "c1", 0, true},
