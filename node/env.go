@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -48,6 +49,16 @@ func Load(path string) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w: %w", path, ErrConfig, err)
 	}
+	layer := ClusterLayerPath(path)
+	switch cluster, _, err := readConfigFile(layer); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w: %w", layer, ErrConfig, err)
+	default:
+		if raw, err = config.MergePatch(raw, cluster); err != nil {
+			return nil, fmt.Errorf("%s over %s: %w: %w", layer, path, ErrConfig, err)
+		}
+	}
 	cfg, notes, err := config.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", path, ErrConfig, err)
@@ -67,6 +78,15 @@ func Load(path string) (*Env, error) {
 			CredentialPath: cfg.CredentialPath, RAMRole: cfg.RAMRole,
 		}),
 	}, nil
+}
+
+// ClusterLayerPath is where the daemon keeps the cluster's layers of the
+// node configuration at path (the eni-config ConfigMap's eni_conf, then the
+// node pool's, merged): "cluster.json" beside it. Every role merges it over
+// path as an RFC 7396 merge patch, so the plugin and the daemon read one
+// configuration.
+func ClusterLayerPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "cluster.json")
 }
 
 // maxConfigFile bounds what is read from the configuration file.

@@ -105,3 +105,31 @@ func TestEnv_Facts_CachedInStore(t *testing.T) {
 		t.Fatalf("cached facts %+v", cached)
 	}
 }
+
+// Ensure the cluster's layer (cluster.json beside the node's file, written
+// by the daemon from the ConfigMaps) is merged over the node's file, so the
+// plugin reads what the daemon applies, and a broken layer names its file.
+func TestLoad_ClusterLayer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "veni.json")
+	if err := os.WriteFile(path, []byte(`{"max_pool_size": 5, "min_pool_size": 1, "store_path": "/tmp/x.db", "vswitches": {"z": ["vsw-a"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ClusterLayerPath(path), []byte(`{"max_pool_size": 9, "min_pool_size": null, "vswitches": {"y": ["vsw-b"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := env.Config
+	if c.MaxPoolSize != 9 || c.MinPoolSize != 0 || len(c.VSwitches["z"]) != 1 || len(c.VSwitches["y"]) != 1 || env.Store.Path != "/tmp/x.db" {
+		t.Fatalf("merged config %+v", c)
+	}
+	if err := os.WriteFile(ClusterLayerPath(path), []byte(`[1]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "cluster.json") {
+		t.Fatalf("broken layer: %v", err)
+	}
+}

@@ -18,6 +18,9 @@ var (
 	bucketLeases = []byte("leases")
 	bucketPool   = []byte("pool")
 	bucketEvents = []byte("events")
+	bucketPods   = []byte("pods")       // mirrored from Kubernetes by the daemon
+	bucketNS     = []byte("namespaces") // mirrored from Kubernetes by the daemon
+	bucketPolicy = []byte("policies")   // mirrored from Kubernetes by the daemon
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -63,6 +66,17 @@ var migrations = []func(tx *bolt.Tx) error{
 			}
 			if err := b.Put([]byte(e.ID), enc); err != nil {
 				return err
+			}
+		}
+		return nil
+	},
+	// 2 → 3: the Kubernetes mirror (pods of this node, namespaces, network
+	// policies), written by the daemon so a CNI ADD never needs the API
+	// server.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketPods, bucketNS, bucketPolicy} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
 		return nil
