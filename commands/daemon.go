@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/veni-cni/veni/daemon"
+	"github.com/veni-cni/veni/kube"
 	"github.com/veni-cni/veni/node"
 )
 
@@ -20,12 +21,16 @@ type daemonOptions struct {
 	config       string
 	syncInterval time.Duration
 	logLevel     string
+	kubeconfig   string
+	nodeName     string
 }
 
 func (o *daemonOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.config, "config", envOr("VENI_CONFIG", node.DefaultConfigPath), "node configuration file (eni_conf fields plus veni's own) [$VENI_CONFIG]")
 	fs.DurationVar(&o.syncInterval, "sync-interval", daemon.DefaultSyncInterval, "how often the pool is reconciled with the cloud when nothing else wakes the daemon")
 	fs.StringVar(&o.logLevel, "log-level", envOr("VENI_LOG_LEVEL", "info"), "debug, info, warn or error [$VENI_LOG_LEVEL]")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster the node belongs to; empty: the in-cluster service account when running in a pod, else no Kubernetes side [$KUBECONFIG]")
+	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's Node object (default: the host name) [$NODE_NAME]")
 }
 
 func newDaemonCommand() *cobra.Command {
@@ -60,9 +65,53 @@ func runDaemon(ctx context.Context, o *daemonOptions, level slog.Level) error {
 	if err != nil {
 		return err
 	}
+	kopts, err := o.kube(log)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log}).Run(ctx)
+	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts}).Run(ctx)
+}
+
+// kube connects the daemon to its cluster: the kubeconfig it was given,
+// else the pod's service account when it runs in a cluster, else nothing
+// (a standalone node: pods still get addresses).
+func (o *daemonOptions) kube(log *slog.Logger) (daemon.KubeOptions, error) {
+	var (
+		cfg *kube.Config
+		err error
+	)
+	switch {
+	case o.kubeconfig != "":
+		cfg, err = kube.LoadKubeconfig(o.kubeconfig, "")
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		cfg, err = kube.InClusterConfig()
+	default:
+		log.Info("no kubeconfig and not in a cluster: the node runs standalone (no pod annotations, events, conditions or cluster config)")
+		return daemon.KubeOptions{}, nil
+	}
+	if err != nil {
+		return daemon.KubeOptions{}, fmt.Errorf("kubernetes: %w", err)
+	}
+	name := o.nodeName
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return daemon.KubeOptions{}, fmt.Errorf("node name: none given (--node-name, NODE_NAME) and no host name: %w", err)
+		}
+	}
+	client, err := kube.New(cfg)
+	if err != nil {
+		return daemon.KubeOptions{}, fmt.Errorf("kubernetes: %w", err)
+	}
+	// Events get their own client (and request budget): an event storm
+	// must not starve the informers.
+	events, err := kube.New(cfg)
+	if err != nil {
+		return daemon.KubeOptions{}, fmt.Errorf("kubernetes: %w", err)
+	}
+	log.Info("kubernetes", "server", client.Host(), "node", name)
+	return daemon.KubeOptions{Client: client, Events: events, NodeName: name}, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -29,6 +29,8 @@ type Options struct {
 	// Host is the node's kernel as the pool sees it; nil means the
 	// namespace the daemon runs in, through netplumb.
 	Host Host
+	// Kube connects the daemon to its cluster; zero runs it standalone.
+	Kube KubeOptions
 }
 
 // Defaults for Options.
@@ -46,6 +48,7 @@ type Daemon struct {
 	node        ipam.Node
 	lastBlocked error    // why the pool could not grow on the last pass
 	fast        fastPath // the eBPF fast path (fastpath.go)
+	kube        kubeSide // the Kubernetes side (kube.go)
 }
 
 // New prepares a daemon for the node described by env.
@@ -91,6 +94,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer closeWatch()
 	}
 
+	d.startKube(ctx, facts)
+
 	// Restart: make the links match the store before anything else, so a
 	// node whose routing tables were lost carries its pods' traffic again.
 	d.restoreENIs(ctx)
@@ -105,6 +110,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			d.fullPass(ctx)
+		case c := <-d.kube.configs:
+			d.applyConfig(c)
+			d.fullPass(ctx)
 		case <-writes:
 			// Coalesce the burst of events one transaction makes.
 			if gap := time.Since(lastWake); gap < d.opts.MinWakeGap {
@@ -117,6 +125,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			drain(writes)
 			lastWake = time.Now()
 			d.localPass(ctx)
+			d.notifyKube()
 		}
 	}
 }
@@ -158,6 +167,7 @@ func (d *Daemon) cacheFacts(facts store.NodeInfo) error {
 func (d *Daemon) fullPass(ctx context.Context) {
 	d.gc(ctx)
 	d.reconcile(ctx)
+	d.notifyKube()
 }
 
 // reconcile brings the fast path and the pool in line with the store and

@@ -52,3 +52,13 @@ func (t *ReadTx) Events(since uint64, limit int) ([]Event, error) {
 	}
 	return out, nil
 }
+
+// LastEventSeq returns the Seq of the newest event, 0 when the log is
+// empty: where a reader that wants only what comes next starts.
+func (t *ReadTx) LastEventSeq() (uint64, error) {
+	k, _ := t.tx.Bucket(bucketEvents).Cursor().Last()
+	if k == nil {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(k), nil
+}
