@@ -25,11 +25,11 @@ type mirror struct {
 	db  store.File
 	log *slog.Logger
 
-	mu       sync.Mutex
-	pods     map[string]*store.Pod // key → record, nil: delete
-	nss      map[string]*store.Namespace
-	pols     map[string]*store.Policy
-	wake     chan struct{}
+	mu   sync.Mutex
+	pods map[string]*store.Pod // key → record, nil: delete
+	nss  map[string]*store.Namespace
+	pols map[string]*store.Policy
+	wake chan struct{}
 }
 
 func newMirror(db store.File, log *slog.Logger) *mirror {
