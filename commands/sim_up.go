@@ -16,6 +16,7 @@ type simTopologyOptions struct {
 	spec       cluster.Spec
 	vswitches  string
 	nodeConfig []string
+	kubeconfig string
 }
 
 func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
@@ -31,6 +32,7 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.nodeConfig, "node-config", nil, "extra field of every node's veni config as key=value (value parsed as JSON when it is JSON), e.g. idle_ip_reclaim_after=30s; repeatable")
 	fs.DurationVar(&o.spec.DaemonSyncInterval, "daemon-sync-interval", d.DaemonSyncInterval, "the node daemons' --sync-interval")
 	fs.IntVar(&o.spec.StartConcurrency, "start-concurrency", cluster.DefaultStartConcurrency, "how many nodes are set up at once")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "a Kubernetes API server the nodes' daemons join (server, CA and bearer token of its current context), reached from inside the VPC through a relay; each node is the Node named after it")
 }
 
 // toSpec validates the flags and returns the spec they describe.
@@ -48,6 +50,13 @@ func (o *simTopologyOptions) toSpec() (cluster.Spec, error) {
 		return s, err
 	}
 	s.NodeConfig = extra
+	if o.kubeconfig != "" {
+		k, err := cluster.ParseKubeconfig(o.kubeconfig)
+		if err != nil {
+			return s, err
+		}
+		s.Kube = &k
+	}
 	return s, s.Validate()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -93,6 +94,7 @@ type server struct {
 	fab     *fabric.Fabric
 	cloud   *sim.Cloud
 	servers []httpFace
+	closers []io.Closer // other listeners (the kube api relay), closed at teardown
 	state   State
 	daemons []*Supervisor // by node index; nil without daemons
 }
@@ -157,6 +159,16 @@ func (s *server) start() error {
 		return err
 	}
 	s.serve(md, cloud.MetadataHandler())
+	if k := s.spec.Kube; k != nil {
+		l, err := fab.Listen("tcp", netip.AddrPortFrom(fabric.MetadataAddr, KubeAPIPort).String())
+		if err != nil {
+			return err
+		}
+		s.closers = append(s.closers, l)
+		if err := relayKubeAPI(l, k.Server, s.log); err != nil {
+			return err
+		}
+	}
 	ctl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("control listener: %w", err)
@@ -235,9 +247,21 @@ func (s *server) prepareNodes() error {
 			return err
 		}
 		if s.spec.Daemons {
+			argv := []string{string(s.bin), "daemon", "--config", p.Config, "--sync-interval", s.spec.DaemonSyncInterval.String()}
+			if s.spec.Kube != nil {
+				kc, err := nodeKubeconfig(*s.spec.Kube, n.Name)
+				if err != nil {
+					return err
+				}
+				path := filepath.Join(p.Dir, "kubeconfig")
+				if err := writeFileAtomic(path, kc, 0o600); err != nil {
+					return fmt.Errorf("node %s kubeconfig: %w", n.Name, err)
+				}
+				argv = append(argv, "--kubeconfig", path, "--node-name", n.Name)
+			}
 			d, err := Supervise(Process{
 				Name:  n.Name + "/daemon",
-				Argv:  []string{string(s.bin), "daemon", "--config", p.Config, "--sync-interval", s.spec.DaemonSyncInterval.String()},
+				Argv:  argv,
 				NetNS: n.NetNSPath,
 				Log:   p.Log,
 			}, DefaultBackoff, s.log)
@@ -298,6 +322,9 @@ func (s *server) teardown() error {
 			addErr(d.Stop(daemonStopGrace))
 		}
 	})
+	for _, c := range s.closers {
+		_ = c.Close()
+	}
 	forAll(len(s.state.Nodes), s.spec.concurrency(), func(i int) {
 		p := s.state.Paths(s.state.Nodes[i].Name)
 		addErr(deleteNodePods(p))

@@ -33,6 +33,11 @@ type Spec struct {
 	DaemonSyncInterval time.Duration `json:"daemonSyncInterval"` // its --sync-interval
 
 	StartConcurrency int `json:"startConcurrency,omitempty"` // nodes set up at once; 0: DefaultStartConcurrency
+
+	// Kube, when set, is the API server the nodes' daemons join (each as a
+	// Node named after its sim node; the sim does not create the Node
+	// objects).
+	Kube *KubeSpec `json:"kube,omitempty"`
 }
 
 // DefaultSpec is "veni sim up" without flags: two ecs.g7.xlarge nodes with

@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veni-cni/veni/eni/sim/pods"
+	"github.com/veni-cni/veni/internal/kubetest"
+	"github.com/veni-cni/veni/kube"
+	"github.com/veni-cni/veni/kubesync"
+)
+
+// A simulated VPC whose nodes' daemons join a real kube-apiserver (etcd and
+// kube-apiserver on loopback; the VPC reaches it through the sim's relay):
+// the cluster sees veni the way an operator would.
+type kubeCluster struct {
+	*cluster
+	kc     *kubetest.Cluster
+	client *kube.Client
+}
+
+// mustKubeCluster starts the API server, creates the Node objects (node-2
+// in node pool "pool-b" through the terway-config label) and the eni-config
+// ConfigMaps, then the sim with its daemons joined to the API server.
+func mustKubeCluster(t *testing.T, args ...string) *kubeCluster {
+	t.Helper()
+	kc := kubetest.Start(t, kubetest.Options{})
+	client := kc.Client(t)
+	ctx := context.Background()
+	for _, n := range []kube.Node{
+		{ObjectMeta: kube.ObjectMeta{Name: "node-1"}},
+		{ObjectMeta: kube.ObjectMeta{Name: "node-2", Labels: map[string]string{kubesync.LabelTerwayConfig: "pool-b"}}},
+	} {
+		if _, err := kube.Create(ctx, client, kube.Nodes, &n, kube.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, conf := range map[string]string{"eni-config": `{"max_pool_size": 5}`, "pool-b": `{"min_pool_size": 3}`} {
+		cm := &kube.ConfigMap{ObjectMeta: kube.ObjectMeta{Namespace: "kube-system", Name: name}, Data: map[string]string{"eni_conf": conf}}
+		if _, err := kube.Create(ctx, client, kube.ConfigMaps, cm, kube.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args = append([]string{"--kubeconfig", kc.WriteKubeconfig(t, false)}, args...)
+	return &kubeCluster{cluster: mustCluster(t, args...), kc: kc, client: client}
+}
+
+// createPod creates the Pod object bound to node, as the scheduler would.
+func (k *kubeCluster) createPod(t *testing.T, node, name string) *kube.Pod {
+	t.Helper()
+	p := &kube.Pod{
+		ObjectMeta: kube.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{"app": name}},
+		Spec: kube.PodSpec{NodeName: node, Containers: []kube.Container{{Name: "c", Image: "localhost/pause:1",
+			Ports: []kube.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+	}
+	got, err := kube.Create(context.Background(), k.client, kube.Pods, p, kube.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func (k *kubeCluster) node(t *testing.T, name string) *kube.Node {
+	t.Helper()
+	n, err := kube.Get(context.Background(), k.client, kube.Nodes, "", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func kubeEventually(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out (%s) waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (k *kubeCluster) hasEvent(reason, object, mentions string) bool {
+	l, err := kube.List(context.Background(), k.client, kube.Events, "", kube.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, e := range l.Items {
+		if e.Reason == reason && e.InvolvedObject.Name == object && strings.Contains(e.Message, mentions) {
+			return true
+		}
+	}
+	return false
+}
+
+func condition(n *kube.Node, typ string) *kube.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == typ {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// Ensure veni lives in a real cluster: pods added through the CNI get VPC
+// addresses and their k8s.aliyun.com/pod-ips annotation and AllocIPSucceed
+// event; nodes carry SufficientIP and the instance annotation; the node
+// pool's ConfigMap applies to its node only; an edit of the cluster's
+// eni-config is applied by the running daemons; SufficientIP turns False
+// when the vSwitch runs out and back True when it has room.
+func TestKube_NodeLifecycle(t *testing.T) {
+	k := mustKubeCluster(t, "--nodes", "2", "--min-pool-size", "1", "--max-pool-size", "5", "--daemon-sync-interval", "1s",
+		"--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_interval=1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	// Pods through the CNI, named like kubelet names them in CNI_ARGS.
+	var added []testPod
+	for i, node := range []string{"node-1", "node-2"} {
+		obj := k.createPod(t, node, fmt.Sprintf("web-%d", i))
+		p := k.newPod(t, node, obj.Name)
+		p.Namespace, p.UID = obj.Namespace, obj.UID
+		tp, _, err := k.add(ctx, node, p)
+		if err != nil {
+			t.Fatalf("ADD on %s: %v", node, err)
+		}
+		added = append(added, tp)
+	}
+	for _, tp := range added {
+		kubeEventually(t, "pod-ips on "+tp.pod.Name, 30*time.Second, func() bool {
+			p, err := kube.Get(ctx, k.client, kube.Pods, "default", tp.pod.Name)
+			return err == nil && p.Annotations[kubesync.AnnotationPodIPs] == tp.ip.String()
+		})
+		kubeEventually(t, "AllocIPSucceed on "+tp.pod.Name, 30*time.Second, func() bool {
+			return k.hasEvent("AllocIPSucceed", tp.pod.Name, "took")
+		})
+	}
+	for _, name := range []string{"node-1", "node-2"} {
+		kubeEventually(t, name+"'s SufficientIP and instance annotation", 30*time.Second, func() bool {
+			n := k.node(t, name)
+			c := condition(n, kubesync.ConditionSufficientIP)
+			return c != nil && c.Status == kube.ConditionTrue && strings.Contains(n.Annotations[kubesync.AnnotationInstance], "maxPods")
+		})
+	}
+
+	// node-2 is in pool-b: min_pool_size 3 there, 1 on node-1.
+	kubeEventually(t, "node-2's pool at pool-b's min_pool_size", 60*time.Second, func() bool {
+		return k.ipamList(t, "node-2").free() >= 3
+	})
+	if cfg := nodeClusterLayer(t, k.cluster, "node-1"); strings.Contains(cfg, "min_pool_size") {
+		t.Errorf("node-1 got pool-b's config: %s", cfg)
+	}
+
+	// An edit of the cluster's eni-config reaches the running daemons.
+	patch := []byte(`{"data":{"eni_conf":"{\"max_pool_size\": 7, \"min_pool_size\": 4}"}}`)
+	if _, err := kube.Patch(ctx, k.client, kube.ConfigMaps, "kube-system", "eni-config", kube.MergePatch, patch, kube.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeEventually(t, "node-1 to take min_pool_size 4 from the edited ConfigMap", 60*time.Second, func() bool {
+		return k.ipamList(t, "node-1").free() >= 4
+	})
+	kubeEventually(t, "a ConfigApplied event", 30*time.Second, func() bool { return k.hasEvent("ConfigApplied", "node-1", "min_pool_size") })
+
+	// The vSwitch runs out: once node-1's free addresses are taken, it
+	// cannot grow, and says so.
+	vsw := k.nodeVSwitch(t, "node-1")
+	k.mustRun("sim", "fault", "--vswitch", vsw, "--vswitch-free", "0")
+	var more []testPod
+	for i := 0; ; i++ {
+		p := k.newPod(t, "node-1", fmt.Sprintf("fill-%d", i))
+		res, _, err := k.nodes["node-1"].rt.Add(ctx, p)
+		if err != nil {
+			break
+		}
+		ip, err := pods.PodIP(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, testPod{node: "node-1", pod: p, ip: netip.MustParseAddr(ip)})
+		if i > 40 {
+			t.Fatal("node-1 never ran out of addresses")
+		}
+	}
+	kubeEventually(t, "SufficientIP False on node-1", 60*time.Second, func() bool {
+		c := condition(k.node(t, "node-1"), kubesync.ConditionSufficientIP)
+		return c != nil && c.Status == kube.ConditionFalse && strings.Contains(c.Message, vsw)
+	})
+	k.mustRun("sim", "fault", "--vswitch", vsw, "--clear")
+	for _, tp := range more {
+		if _, err := k.nodes["node-1"].rt.Del(ctx, tp.pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeEventually(t, "SufficientIP True again on node-1", 90*time.Second, func() bool {
+		c := condition(k.node(t, "node-1"), kubesync.ConditionSufficientIP)
+		return c != nil && c.Status == kube.ConditionTrue
+	})
+	for _, tp := range added {
+		if _, err := k.nodes[tp.node].rt.Del(ctx, tp.pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, node := range []string{"node-1", "node-2"} {
+		k.mustVerify(t, node)
+	}
+}
+
+// Ensure the packaging applies as written: the API server accepts every
+// manifest in a server-side dry run (RBAC, ConfigMap, DaemonSet).
+func TestKube_PackagingDryRun(t *testing.T) {
+	kc := kubetest.Start(t, kubetest.Options{})
+	path, err := filepath.Abs("../packaging/kubernetes/veni.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := kc.Kubectl(t, "apply", "--dry-run=server", "-f", path)
+	if err != nil {
+		t.Fatalf("kubectl apply --dry-run=server: %v\n%s", err, out)
+	}
+	for _, want := range []string{"serviceaccount/veni", "clusterrole.rbac.authorization.k8s.io/veni", "daemonset.apps/veni"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run did not create %s:\n%s", want, out)
+		}
+	}
+}
+
+// nodeClusterLayer is the cluster.json a node's daemon wrote.
+func nodeClusterLayer(t *testing.T, c *cluster, node string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(c.nodes[node].config), "cluster.json"))
+	if err != nil {
+		t.Fatalf("cluster.json of %s: %v", node, err)
+	}
+	return string(b)
+}
+
+// nodeVSwitch is the vSwitch of a node's primary ENI, from the sim's state.
+func (k *kubeCluster) nodeVSwitch(t *testing.T, node string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(k.dir, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Nodes []struct {
+			Name      string `json:"name"`
+			VSwitchID string `json:"vswitchID"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Name == node {
+			return n.VSwitchID
+		}
+	}
+	t.Fatalf("no node %s in the sim's state", node)
+	return ""
+}
