@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -23,6 +24,8 @@ type daemonOptions struct {
 	logLevel     string
 	kubeconfig   string
 	nodeName     string
+	cniConfDir   string
+	mtu          int
 }
 
 func (o *daemonOptions) AddFlags(fs *pflag.FlagSet) {
@@ -31,6 +34,8 @@ func (o *daemonOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.logLevel, "log-level", envOr("VENI_LOG_LEVEL", "info"), "debug, info, warn or error [$VENI_LOG_LEVEL]")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster the node belongs to; empty: the in-cluster service account when running in a pod, else no Kubernetes side [$KUBECONFIG]")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's Node object (default: the host name) [$NODE_NAME]")
+	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "", "write 10-veni.conflist here once the daemon is ready (its first pass done), so the runtime sends no pod to veni before (the DaemonSet's order)")
+	fs.IntVar(&o.mtu, "mtu", 0, "pod interface MTU written to that conflist (0: the ENI's)")
 }
 
 func newDaemonCommand() *cobra.Command {
@@ -71,7 +76,17 @@ func runDaemon(ctx context.Context, o *daemonOptions, level slog.Level) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts}).Run(ctx)
+	var ready func()
+	if o.cniConfDir != "" {
+		ready = func() {
+			if err := writeConflist(io.Discard, o.cniConfDir, env.ConfigPath, o.mtu); err != nil {
+				log.Error("write the CNI conflist: the runtime will not use veni until it exists", "dir", o.cniConfDir, "err", err)
+				return
+			}
+			log.Info("ready: CNI conflist written", "dir", o.cniConfDir)
+		}
+	}
+	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts, OnReady: ready}).Run(ctx)
 }
 
 // kube connects the daemon to its cluster: the kubeconfig it was given,

@@ -52,7 +52,7 @@ type installOptions struct {
 
 func (o *installOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "where the runtime looks for CNI plugins")
-	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "where the runtime reads CNI network configurations")
+	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "where the runtime reads CNI network configurations; empty: leave the conflist to veni daemon --cni-conf-dir, which writes it once ready")
 	fs.StringVar(&o.configDir, "config-dir", filepath.Dir(node.DefaultConfigPath), "where veni.json goes")
 	fs.StringVar(&o.eniConf, "eni-conf", "", "an eni_conf JSON file (Terway's format) to install as veni.json; empty keeps an existing veni.json")
 	fs.IntVar(&o.mtu, "mtu", 0, "pod interface MTU written to the conflist (0: the ENI's)")
@@ -119,9 +119,22 @@ func runInstall(w io.Writer, o *installOptions) error {
 	}
 
 	// The conflist goes last: it is what tells the runtime to use veni.
+	// Without a directory the daemon writes it once it is ready (the
+	// DaemonSet's order, as Terway's).
+	if o.cniConfDir == "" {
+		fmt.Fprintln(w, "no --cni-conf-dir: the conflist is left to veni daemon --cni-conf-dir")
+		return nil
+	}
+	return writeConflist(w, o.cniConfDir, configPath, o.mtu)
+}
+
+// writeConflist writes 10-veni.conflist into dir, naming the node
+// configuration at configPath (a path on the host: the runtime's plugin
+// reads it there).
+func writeConflist(w io.Writer, dir, configPath string, mtu int) error {
 	plug := map[string]any{"type": "veni", "config": configPath}
-	if o.mtu > 0 {
-		plug["mtu"] = o.mtu
+	if mtu > 0 {
+		plug["mtu"] = mtu
 	}
 	conflist, _ := json.MarshalIndent(map[string]any{
 		"cniVersion":  conflistVersion,
@@ -129,7 +142,7 @@ func runInstall(w io.Writer, o *installOptions) error {
 		"name":        "veni",
 		"plugins":     []any{plug},
 	}, "", "  ")
-	confPath := filepath.Join(o.cniConfDir, "10-veni.conflist")
+	confPath := filepath.Join(dir, "10-veni.conflist")
 	if err := installFile(confPath, append(conflist, '\n'), 0o644); err != nil {
 		return err
 	}

@@ -31,6 +31,10 @@ type Options struct {
 	Host Host
 	// Kube connects the daemon to its cluster; zero runs it standalone.
 	Kube KubeOptions
+	// OnReady, when set, runs once the first full pass is done: the pool
+	// is warm and the links match the store (the DaemonSet writes the CNI
+	// conflist then).
+	OnReady func()
 }
 
 // Defaults for Options.
@@ -100,6 +104,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// node whose routing tables were lost carries its pods' traffic again.
 	d.restoreENIs(ctx)
 	d.fullPass(ctx)
+	if d.opts.OnReady != nil {
+		d.opts.OnReady()
+	}
 	ticker := time.NewTicker(d.opts.SyncInterval)
 	defer ticker.Stop()
 	var lastWake time.Time

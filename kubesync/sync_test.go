@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -40,12 +39,41 @@ type harness struct {
 	mu      sync.Mutex
 	cfg     config.Config
 	applied []config.Config
+	logs    syncBuffer
+}
+
+// syncBuffer collects the Sync's log for assertions.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func startHarness(t *testing.T, base string, cloud eni.Client, tune func(*Sync)) *harness {
 	t.Helper()
-	kc := kubetest.Start(t, kubetest.Options{})
+	return startHarnessAs(t, kubetest.Start(t, kubetest.Options{}), nil, base, cloud, tune)
+}
+
+// startHarnessAs runs the Sync with its own identity's client (nil: the
+// admin's); the test itself always acts as admin.
+func startHarnessAs(t *testing.T, kc *kubetest.Cluster, as *kube.Client, base string, cloud eni.Client, tune func(*Sync)) *harness {
+	t.Helper()
 	h := &harness{t: t, kc: kc, client: kc.Client(t)}
+	syncClient := as
+	if syncClient == nil {
+		syncClient = h.client
+	}
 	dir := t.TempDir()
 	h.cfgPath = filepath.Join(dir, "veni.json")
 	h.db = store.File{Path: filepath.Join(dir, "veni.db")}
@@ -59,8 +87,8 @@ func startHarness(t *testing.T, base string, cloud eni.Client, tune func(*Sync))
 	h.cfg = cfg
 	h.mustCreate(&kube.Node{ObjectMeta: kube.ObjectMeta{Name: testNode, Labels: map[string]string{"kubernetes.io/hostname": testNode}}})
 	s, err := New(Options{
-		Client: h.client, NodeName: testNode, Store: h.db, ConfigPath: h.cfgPath, Cloud: cloud,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Client: syncClient, NodeName: testNode, Store: h.db, ConfigPath: h.cfgPath, Cloud: cloud,
+		Logger: slog.New(slog.NewTextHandler(&h.logs, nil)),
 		Config: func() config.Config { h.mu.Lock(); defer h.mu.Unlock(); return h.cfg },
 		Apply: func(c config.Config) {
 			h.mu.Lock()
@@ -443,4 +471,83 @@ func TestSync_MirrorLag(t *testing.T) {
 	if p99 > 5*time.Second {
 		t.Errorf("mirror lag p99 %s", p99)
 	}
+}
+
+// Ensure the DaemonSet's RBAC, applied from packaging/, is all the daemon
+// needs: as the veni service account it mirrors, annotates, sets
+// conditions, records events, reads the ConfigMaps and takes the sweeper's
+// Lease; and that a missing verb is logged naming the verb and resource.
+func TestSync_PackagedRBAC(t *testing.T) {
+	kc := kubetest.Start(t, kubetest.Options{})
+	path, err := filepath.Abs("../packaging/kubernetes/veni.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kc.Kubectl(t, "apply", "-f", path); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	token := kc.ServiceAccountToken(t, "kube-system", "veni", time.Hour)
+	as, err := kube.New(kc.ConfigFor(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud := &fakeCloud{}
+	h := startHarnessAs(t, kc, as, `{}`, cloud, nil)
+	h.mustCreate(testPod("default", "web", testNode))
+	ip := netip.MustParseAddr("172.30.1.20")
+	err = h.db.Update(func(tx *store.WriteTx) error {
+		if err := tx.PutENI(store.ENI{ID: "eni-1", State: store.ENIReady}); err != nil {
+			return err
+		}
+		key := store.NewOwnerKey("c1", "eth0")
+		if err := tx.PutIP(store.IP{Addr: ip, ENIID: "eni-1", State: store.IPBound, Owner: key}); err != nil {
+			return err
+		}
+		if err := tx.PutAllocation(store.Allocation{Key: key, ContainerID: "c1", IfName: "eth0", PodNamespace: "default", PodName: "web", IP: ip, ENIID: "eni-1", State: store.IPBound}); err != nil {
+			return err
+		}
+		_, err := tx.AppendEvent(store.Event{Level: slog.LevelInfo, Reason: "AllocIPSucceed", Object: "pod/default/web", Message: "alloc ip 172.30.1.20 took 9ms",
+			CNI: &store.CNICall{Verb: store.CNIAdd, PodNamespace: "default", PodName: "web", IP: ip}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the pod-ips annotation, as the service account", 20*time.Second, func() bool {
+		h.sync.Notify()
+		p, err := kube.Get(context.Background(), h.client, kube.Pods, "default", "web")
+		return err == nil && p.Annotations[AnnotationPodIPs] == ip.String()
+	})
+	h.wantEvent(t, "AllocIPSucceed", "took 9ms")
+	h.wantCondition(t, ConditionSufficientIP, kube.ConditionTrue) // no free address, but nothing stops the pool from growing
+	eventually(t, "the pod in the store, as the service account", 20*time.Second, func() bool {
+		var err error
+		_ = h.db.View(func(tx *store.ReadTx) error { _, err = tx.MirrorPod("default", "web"); return nil })
+		return err == nil
+	})
+	eventually(t, "the sweeper's Lease, as the service account", 30*time.Second, func() bool {
+		l, err := kube.Get(context.Background(), h.client, kube.Leases, "kube-system", sweepLease)
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == testNode
+	})
+	if strings.Contains(h.logs.String(), "forbidden") {
+		t.Errorf("the packaged RBAC lacks a verb the daemon uses:\n%s", h.logs.String())
+	}
+}
+
+// Ensure a missing RBAC verb is logged naming the verb and the resource.
+func TestSync_MissingVerbNamed(t *testing.T) {
+	kc := kubetest.Start(t, kubetest.Options{})
+	kc.Grant(t, kubetest.RestrictedUser,
+		kubetest.Rule{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "namespaces", "configmaps"}, Verbs: []string{"list", "watch"}},
+		kubetest.Rule{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}})
+	as, err := kube.New(kc.ConfigFor(kubetest.RestrictedToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHarnessAs(t, kc, as, `{}`, nil, nil)
+	eventually(t, "a log line naming the missing verb", 20*time.Second, func() bool {
+		h.sync.Notify()
+		l := h.logs.String()
+		return strings.Contains(l, `verb \"patch\" on resource \"nodes`) || strings.Contains(l, `verb "patch" on resource "nodes`)
+	})
 }
