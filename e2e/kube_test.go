@@ -265,3 +265,62 @@ func (k *kubeCluster) nodeVSwitch(t *testing.T, node string) string {
 	t.Fatalf("no node %s in the sim's state", node)
 	return ""
 }
+
+// Ensure the API server being down changes nothing a pod needs: ADDs keep
+// working and the pool keeps being topped up, and once it is back the
+// daemons catch up (the annotation of a pod added meanwhile appears). A pod
+// deleted from the API server while its ADD runs still gets its address and
+// the daemon shrugs off the missing object.
+func TestKube_APIServerDown(t *testing.T) {
+	k := mustKubeCluster(t, "--nodes", "1", "--min-pool-size", "2", "--max-pool-size", "5", "--daemon-sync-interval", "1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	kubeEventually(t, "node-1's SufficientIP", 30*time.Second, func() bool {
+		return condition(k.node(t, "node-1"), kubesync.ConditionSufficientIP) != nil
+	})
+
+	obj := k.createPod(t, "node-1", "during-outage")
+	k.kc.StopAPIServer(t)
+	p := k.newPod(t, "node-1", obj.Name)
+	p.Namespace, p.UID = obj.Namespace, obj.UID
+	var pods []testPod
+	for i := range 4 { // more than the warm pool: the daemon must top it up meanwhile
+		q := p
+		if i > 0 {
+			q = k.newPod(t, "node-1", fmt.Sprintf("outage-%d", i))
+		}
+		tp, _, err := k.add(ctx, "node-1", q)
+		if err != nil {
+			t.Fatalf("ADD with the API server down: %v", err)
+		}
+		pods = append(pods, tp)
+	}
+	kubeEventually(t, "the pool topped up with the API server down", 60*time.Second, func() bool {
+		return k.ipamList(t, "node-1").free() >= 2
+	})
+	k.kc.StartAPIServer(t)
+	kubeEventually(t, "the annotation of the pod added during the outage", 90*time.Second, func() bool {
+		got, err := kube.Get(ctx, k.client, kube.Pods, "default", obj.Name)
+		return err == nil && got.Annotations[kubesync.AnnotationPodIPs] == pods[0].ip.String()
+	})
+
+	// A pod whose object is deleted before its ADD.
+	gone := k.createPod(t, "node-1", "deleted-early")
+	zero := int64(0)
+	if err := kube.Delete(ctx, k.client, kube.Pods, "default", gone.Name, kube.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	q := k.newPod(t, "node-1", gone.Name)
+	q.Namespace, q.UID = gone.Namespace, gone.UID
+	tp, _, err := k.add(ctx, "node-1", q)
+	if err != nil {
+		t.Fatalf("ADD of a pod deleted from the API server: %v", err)
+	}
+	pods = append(pods, tp)
+	for _, tp := range pods {
+		if _, err := k.nodes["node-1"].rt.Del(ctx, tp.pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.mustVerify(t, "node-1")
+}
