@@ -1,0 +1,229 @@
+package crictest
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// staleAge is how old a directory without a live containerd must be
+// before a sweep takes it as left by a killed run (and not one being set
+// up right now by another test binary).
+const staleAge = time.Minute
+
+var staleSweep sync.Once
+
+// sweepStale sweeps, once per test binary, the directories of containerds
+// whose test binary was killed before its cleanup ran.
+func sweepStale(tb testing.TB) {
+	tb.Helper()
+	staleSweep.Do(func() {
+		dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), DirPrefix+"*"))
+		for _, dir := range dirs {
+			if pid := dirPID(dir); pid > 0 && isDirContainerd(pid, dir) {
+				continue // a live run's
+			}
+			if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < staleAge {
+				continue
+			}
+			swept, err := sweepDir(dir)
+			if err != nil {
+				tb.Logf("sweep stale %s: %v", dir, err)
+			}
+			tb.Logf("swept stale %s: %s", dir, strings.Join(swept, "; "))
+		}
+	})
+}
+
+// dirPID is the pid recorded for dir's containerd, or 0.
+func dirPID(dir string) int {
+	b, err := os.ReadFile(layout{dir: dir}.pidFile())
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// sweepDir removes everything a containerd of dir may leave when it or its
+// test died or failed: the containerd itself, its runc containers, its
+// shims, its sandboxes' cgroups, the mounts under dir (netns, shm, rootfs),
+// and dir. It returns what it found.
+func sweepDir(dir string) (swept []string, err error) {
+	l := layout{dir: dir}
+	if pid := dirPID(dir); pid > 0 && isDirContainerd(pid, dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		swept = append(swept, fmt.Sprintf("containerd pid %d", pid))
+	}
+	// runc's own view first: delete --force kills a container and removes
+	// its cgroups and state.
+	roots, _ := filepath.Glob(filepath.Join(l.runc(), "*"))
+	for _, root := range roots {
+		out, _ := exec.Command("runc", "--root", root, "list", "-q").Output()
+		for _, id := range strings.Fields(string(out)) {
+			_ = exec.Command("runc", "--root", root, "delete", "--force", id).Run()
+			swept = append(swept, "runc container "+id)
+		}
+	}
+	for _, pid := range shimsOf(l.grpc()) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		swept = append(swept, fmt.Sprintf("shim pid %d", pid))
+	}
+	cg, cgErr := removeCgroups(l.cgroupParent())
+	swept = append(swept, cg...)
+	mounts, mntErr := unmountUnder(dir)
+	swept = append(swept, mounts...)
+	rmErr := os.RemoveAll(dir)
+	for _, e := range []error{cgErr, mntErr, rmErr} {
+		if e != nil && err == nil {
+			err = e
+		}
+	}
+	return swept, err
+}
+
+// shimsOf returns the pids of the containerd shims serving the containerd
+// at address (a shim's command line names it after -address).
+func shimsOf(address string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
+		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			continue
+		}
+		if i := slices.Index(args, "-address"); i >= 0 && i+1 < len(args) && args[i+1] == address {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// cgroupRoots are where parent may exist: under every v1 hierarchy, and at
+// the root of a v2 (unified) one.
+func cgroupRoots(parent string) []string {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parent))
+	if fi, err := os.Stat(filepath.Join("/sys/fs/cgroup", parent)); err == nil && fi.IsDir() {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", "cgroup.controllers")); err == nil {
+			dirs = append(dirs, filepath.Join("/sys/fs/cgroup", parent))
+		}
+	}
+	return dirs
+}
+
+// removeCgroups kills what still runs in the cgroup parent and removes it,
+// children first.
+func removeCgroups(parent string) ([]string, error) {
+	var swept []string
+	var lastErr error
+	for _, root := range cgroupRoots(parent) {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for _, d := range dirs {
+			b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+					swept = append(swept, fmt.Sprintf("pid %d in %s", pid, d))
+				}
+			}
+		}
+		// Children first; a killed process leaves its cgroup a moment later.
+		slices.Reverse(dirs)
+		for _, d := range dirs {
+			var err error
+			for range 50 {
+				if err = unix.Rmdir(d); err == nil || err == unix.ENOENT {
+					err = nil
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err != nil {
+				lastErr = fmt.Errorf("remove cgroup %s: %w", d, err)
+			}
+		}
+	}
+	return swept, lastErr
+}
+
+// mountsUnder returns the mount points under dir, deepest first.
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		if p := unescapeMount(f[4]); strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(points)
+}
+
+// unmountUnder lazily unmounts every mount point under dir, deepest first.
+func unmountUnder(dir string) ([]string, error) {
+	points := mountsUnder(dir)
+	var swept []string
+	var lastErr error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			lastErr = fmt.Errorf("unmount %s: %w", p, err)
+			continue
+		}
+		swept = append(swept, "mount "+p)
+	}
+	return swept, lastErr
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
