@@ -12,15 +12,16 @@ type layout struct {
 	dir string
 }
 
-func (l layout) config() string  { return filepath.Join(l.dir, "config.toml") }
-func (l layout) root() string    { return filepath.Join(l.dir, "root") }
-func (l layout) state() string   { return filepath.Join(l.dir, "state") }
-func (l layout) opt() string     { return filepath.Join(l.dir, "opt") }
-func (l layout) runc() string    { return filepath.Join(l.dir, "runc") }
-func (l layout) grpc() string    { return filepath.Join(l.dir, "c.sock") }
-func (l layout) ttrpc() string   { return filepath.Join(l.dir, "c.sock.ttrpc") }
-func (l layout) log() string     { return filepath.Join(l.dir, "containerd.log") }
-func (l layout) pidFile() string { return filepath.Join(l.dir, "containerd.pid") }
+func (l layout) config() string    { return filepath.Join(l.dir, "config.toml") }
+func (l layout) root() string      { return filepath.Join(l.dir, "root") }
+func (l layout) state() string     { return filepath.Join(l.dir, "state") }
+func (l layout) opt() string       { return filepath.Join(l.dir, "opt") }
+func (l layout) runc() string      { return filepath.Join(l.dir, "runc") }
+func (l layout) grpc() string      { return filepath.Join(l.dir, "c.sock") }
+func (l layout) ttrpc() string     { return filepath.Join(l.dir, "c.sock.ttrpc") }
+func (l layout) log() string       { return filepath.Join(l.dir, "containerd.log") }
+func (l layout) pidFile() string   { return filepath.Join(l.dir, "containerd.pid") }
+func (l layout) ownerFile() string { return filepath.Join(l.dir, "owner") } // the test binary's pid and start time
 
 // cgroupParent is the cgroup (under every v1 hierarchy's root) that holds
 // this containerd's sandboxes, named after the directory so that a sweep
@@ -79,8 +80,8 @@ func configTOML(l layout, cniBinDir, cniConfDir string) string {
 	return strings.Join(lines, "\n")
 }
 
-// mustNotContainQuote guards paths that end up in TOML strings: Quote
-// escapes them, but a path with a newline is a mistake worth naming.
+// checkPath guards the paths containerd is given: absolute, and nothing a
+// TOML string or a mount table would mangle.
 func checkPath(name, p string) error {
 	if p == "" || !filepath.IsAbs(p) || strings.ContainsAny(p, "\n\x00") {
 		return fmt.Errorf("%s %q: need an absolute path", name, p)

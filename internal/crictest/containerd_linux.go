@@ -1,7 +1,6 @@
 package crictest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +88,9 @@ func StartContainerds(tb testing.TB, opts ...Options) []*Containerd {
 		c := &Containerd{Name: o.Name, Dir: dir, l: layout{dir: dir}, exited: make(chan struct{})}
 		c.Address = c.l.grpc()
 		tb.Cleanup(func() { c.stop(tb) })
+		if err := writeOwner(dir); err != nil {
+			tb.Fatal(err)
+		}
 		if c.CRI, err = Dial(c.Address); err != nil {
 			tb.Fatal(err)
 		}
@@ -267,16 +269,6 @@ func (c *Containerd) stop(tb testing.TB) {
 		tb.Logf("containerd %s: swept what it left: %s", c.Name, strings.Join(swept, "; "))
 	}
 	removeHostDirs()
-}
-
-// isDirContainerd reports whether pid is a live containerd run with the
-// config of dir.
-func isDirContainerd(pid int, dir string) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	return bytes.Contains(b, []byte(layout{dir: dir}.config()))
 }
 
 // Mounts returns the mount points under the containerd's directory: a

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,33 +17,80 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// staleAge is how old a directory without a live containerd must be
-// before a sweep takes it as left by a killed run (and not one being set
-// up right now by another test binary).
+// staleAge is how old a directory without an owner file must be before a
+// sweep takes it as left by a killed run (and not one being set up right
+// now by another test binary).
 const staleAge = time.Minute
 
-var staleSweep sync.Once
-
-// sweepStale sweeps, once per test binary, the directories of containerds
-// whose test binary was killed before its cleanup ran.
+// sweepStale sweeps the directories of containerds whose test binary died
+// before its cleanup ran (kill -9, a panic in another goroutine, a
+// timeout): their containerd and shims live on.
 func sweepStale(tb testing.TB) {
 	tb.Helper()
-	staleSweep.Do(func() {
-		dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), DirPrefix+"*"))
-		for _, dir := range dirs {
-			if pid := dirPID(dir); pid > 0 && isDirContainerd(pid, dir) {
-				continue // a live run's
-			}
-			if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < staleAge {
-				continue
-			}
-			swept, err := sweepDir(dir)
-			if err != nil {
-				tb.Logf("sweep stale %s: %v", dir, err)
-			}
-			tb.Logf("swept stale %s: %s", dir, strings.Join(swept, "; "))
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), DirPrefix+"*"))
+	for _, dir := range dirs {
+		alive, known := ownerAlive(dir)
+		if alive {
+			continue
 		}
-	})
+		if fi, err := os.Stat(dir); !known && (err != nil || time.Since(fi.ModTime()) < staleAge) {
+			continue
+		}
+		swept, err := sweepDir(dir)
+		if err != nil {
+			tb.Logf("sweep stale %s: %v", dir, err)
+		}
+		tb.Logf("swept %s, left by a test binary that died: %s", dir, strings.Join(swept, "; "))
+	}
+}
+
+// processID names a process across pid reuse: its pid and start time.
+func processID(pid int) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", err
+	}
+	// The command (field 2) may hold spaces; fields after it do not.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return "", fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return strconv.Itoa(pid) + " " + f[19], nil // starttime is field 22
+}
+
+// writeOwner records this test binary as the owner of dir.
+func writeOwner(dir string) error {
+	id, err := processID(os.Getpid())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(layout{dir: dir}.ownerFile(), []byte(id), 0o600)
+}
+
+// ownerAlive reports whether the test binary that owns dir still runs;
+// known is false when dir has no owner file.
+func ownerAlive(dir string) (alive, known bool) {
+	b, err := os.ReadFile(layout{dir: dir}.ownerFile())
+	if err != nil {
+		return false, false
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(b) + " 0")[0])
+	id, err := processID(pid)
+	return err == nil && id == strings.TrimSpace(string(b)), true
+}
+
+// isDirContainerd reports whether pid is a live containerd run with the
+// config of dir.
+func isDirContainerd(pid int, dir string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte(layout{dir: dir}.config()))
 }
 
 // dirPID is the pid recorded for dir's containerd, or 0.
@@ -226,4 +272,16 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// Sweep removes everything a containerd of this package left in dir (a
+// Containerd's Dir) when its test binary died: the containerd, its runc
+// containers, shims, cgroups and mounts, then dir. It returns what it found.
+// StartContainerd sweeps such directories by itself; a test that kills a
+// test binary on purpose sweeps with this in its cleanup.
+func Sweep(dir string) ([]string, error) {
+	if !strings.HasPrefix(filepath.Base(dir), DirPrefix) {
+		return nil, fmt.Errorf("sweep %s: not a directory of this package (%s*)", dir, DirPrefix)
+	}
+	return sweepDir(dir)
 }
