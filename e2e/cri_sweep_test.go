@@ -129,6 +129,9 @@ func TestCRI_StartContainerd_SweepsKilledRun(t *testing.T) {
 	if cg, _ := filepath.Glob("/sys/fs/cgroup/*/" + filepath.Base(dir)); len(cg) != 0 {
 		t.Errorf("cgroups left: %v", cg)
 	}
+	if cached, _ := filepath.Glob("/var/lib/cni/results/*-" + id + "-*"); len(cached) != 0 {
+		t.Errorf("libcni results of the orphan left: %v", cached)
+	}
 
 	// Its pod never got a DEL: veni's GC frees the address once the
 	// sandbox's namespace is gone.

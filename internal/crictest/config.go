@@ -12,16 +12,17 @@ type layout struct {
 	dir string
 }
 
-func (l layout) config() string    { return filepath.Join(l.dir, "config.toml") }
-func (l layout) root() string      { return filepath.Join(l.dir, "root") }
-func (l layout) state() string     { return filepath.Join(l.dir, "state") }
-func (l layout) opt() string       { return filepath.Join(l.dir, "opt") }
-func (l layout) runc() string      { return filepath.Join(l.dir, "runc") }
-func (l layout) grpc() string      { return filepath.Join(l.dir, "c.sock") }
-func (l layout) ttrpc() string     { return filepath.Join(l.dir, "c.sock.ttrpc") }
-func (l layout) log() string       { return filepath.Join(l.dir, "containerd.log") }
-func (l layout) pidFile() string   { return filepath.Join(l.dir, "containerd.pid") }
-func (l layout) ownerFile() string { return filepath.Join(l.dir, "owner") } // the test binary's pid and start time
+func (l layout) config() string       { return filepath.Join(l.dir, "config.toml") }
+func (l layout) root() string         { return filepath.Join(l.dir, "root") }
+func (l layout) state() string        { return filepath.Join(l.dir, "state") }
+func (l layout) opt() string          { return filepath.Join(l.dir, "opt") }
+func (l layout) runc() string         { return filepath.Join(l.dir, "runc") }
+func (l layout) grpc() string         { return filepath.Join(l.dir, "c.sock") }
+func (l layout) ttrpc() string        { return filepath.Join(l.dir, "c.sock.ttrpc") }
+func (l layout) log() string          { return filepath.Join(l.dir, "containerd.log") }
+func (l layout) pidFile() string      { return filepath.Join(l.dir, "containerd.pid") }
+func (l layout) hostDirsFile() string { return filepath.Join(l.dir, "hostdirs") } // see newHostDirs
+func (l layout) ownerFile() string    { return filepath.Join(l.dir, "owner") }    // the test binary's pid and start time
 
 // cgroupParent is the cgroup (under every v1 hierarchy's root) that holds
 // this containerd's sandboxes, named after the directory so that a sweep

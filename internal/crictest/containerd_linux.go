@@ -2,7 +2,6 @@ package crictest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"golang.org/x/sys/unix"
 )
 
 // DirPrefix names the directory of every containerd this package starts,
@@ -74,7 +72,7 @@ func StartContainerds(tb testing.TB, opts ...Options) []*Containerd {
 		}
 	}
 	sweepStale(tb)
-	noteHostDirs()
+	hostDirs := newHostDirs()
 	archive, err := pauseArchive()
 	if err != nil {
 		tb.Fatal(err)
@@ -89,6 +87,9 @@ func StartContainerds(tb testing.TB, opts ...Options) []*Containerd {
 		c.Address = c.l.grpc()
 		tb.Cleanup(func() { c.stop(tb) })
 		if err := writeOwner(dir); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(c.l.hostDirsFile(), []byte(strings.Join(hostDirs, "\n")), 0o600); err != nil {
 			tb.Fatal(err)
 		}
 		if c.CRI, err = Dial(c.Address); err != nil {
@@ -268,7 +269,6 @@ func (c *Containerd) stop(tb testing.TB) {
 	if len(swept) > 0 {
 		tb.Logf("containerd %s: swept what it left: %s", c.Name, strings.Join(swept, "; "))
 	}
-	removeHostDirs()
 }
 
 // Mounts returns the mount points under the containerd's directory: a
@@ -281,32 +281,4 @@ func (c *Containerd) Mounts() []string {
 // (netns_mounts_under_state_dir).
 func (c *Containerd) NetNSDir() string {
 	return filepath.Join(c.l.state(), "io.containerd.grpc.v1.cri", "netns")
-}
-
-// Host directories containerd 1.6 creates outside its own: shim sockets
-// and libcni's result cache. Those that did not exist before this package
-// first started a containerd are removed (when empty) at each cleanup.
-var hostDirs = []string{"/run/containerd/s", "/run/containerd", "/var/lib/cni/results", "/var/lib/cni"}
-
-var hostDirsNoted struct {
-	once    sync.Once
-	created []string
-}
-
-func noteHostDirs() {
-	hostDirsNoted.once.Do(func() {
-		for _, d := range hostDirs {
-			if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
-				hostDirsNoted.created = append(hostDirsNoted.created, d)
-			}
-		}
-	})
-}
-
-// removeHostDirs removes the empty host directories containerd created;
-// one still in use (another containerd's shim, a cached result) stays.
-func removeHostDirs() {
-	for _, d := range hostDirsNoted.created {
-		_ = unix.Rmdir(d)
-	}
 }

@@ -2,6 +2,9 @@ package crictest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -109,6 +112,7 @@ func dirPID(dir string) int {
 // and dir. It returns what it found.
 func sweepDir(dir string) (swept []string, err error) {
 	l := layout{dir: dir}
+	ids := sandboxIDs(l)
 	if pid := dirPID(dir); pid > 0 && isDirContainerd(pid, dir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		swept = append(swept, fmt.Sprintf("containerd pid %d", pid))
@@ -131,7 +135,14 @@ func sweepDir(dir string) (swept []string, err error) {
 	swept = append(swept, cg...)
 	mounts, mntErr := unmountUnder(dir)
 	swept = append(swept, mounts...)
+	swept = append(swept, removeHostFiles(l, ids)...)
+	created, _ := os.ReadFile(l.hostDirsFile())
 	rmErr := os.RemoveAll(dir)
+	// Only once dir is gone: another containerd of this package still
+	// running keeps the directories in use (and rmdir fails on them).
+	for _, d := range strings.Fields(string(created)) {
+		_ = unix.Rmdir(d)
+	}
 	for _, e := range []error{cgErr, mntErr, rmErr} {
 		if e != nil && err == nil {
 			err = e
@@ -284,4 +295,72 @@ func Sweep(dir string) ([]string, error) {
 		return nil, fmt.Errorf("sweep %s: not a directory of this package (%s*)", dir, DirPrefix)
 	}
 	return sweepDir(dir)
+}
+
+// Files containerd 1.6 writes outside its own directories, per sandbox:
+// the shim's socket, named by a hash of the containerd's address, the
+// namespace and the sandbox id (containerd's shim.SocketAddress), and
+// libcni's cached results ("<network>-<sandbox id>-<ifname>"). A shim that
+// exits removes the first, a DEL the second; a killed run leaves both.
+const (
+	shimSocketDir = "/run/containerd/s"
+	cniResultsDir = "/var/lib/cni/results"
+	criNamespace  = "k8s.io"
+)
+
+// hostDirCandidates are the directories the files above live in, children
+// first.
+var hostDirCandidates = []string{shimSocketDir, filepath.Dir(shimSocketDir), cniResultsDir, filepath.Dir(cniResultsDir)}
+
+// newHostDirs returns the candidates that do not exist yet: those the
+// containerds about to start will create, to be removed (when empty) once
+// the last of them is swept.
+func newHostDirs() []string {
+	var dirs []string
+	for _, d := range hostDirCandidates {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// sandboxIDs returns the ids of the sandboxes a containerd of l ever held:
+// the CRI's sandbox directories and the runtime's task directories.
+func sandboxIDs(l layout) []string {
+	var ids []string
+	for _, d := range []string{
+		filepath.Join(l.root(), "io.containerd.grpc.v1.cri", "sandboxes"),
+		filepath.Join(l.state(), "io.containerd.grpc.v1.cri", "sandboxes"),
+		filepath.Join(l.state(), "io.containerd.runtime.v2.task", criNamespace),
+	} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			ids = append(ids, e.Name())
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// removeHostFiles removes the shim sockets and cached CNI results of the
+// sandboxes ids of a containerd of l.
+func removeHostFiles(l layout, ids []string) []string {
+	var swept []string
+	results, _ := os.ReadDir(cniResultsDir)
+	for _, id := range ids {
+		sum := sha256.Sum256([]byte(filepath.Join(l.grpc(), criNamespace, id)))
+		sock := filepath.Join(shimSocketDir, hex.EncodeToString(sum[:]))
+		if err := os.Remove(sock); err == nil {
+			swept = append(swept, "shim socket "+sock)
+		}
+		for _, r := range results {
+			if strings.Contains(r.Name(), "-"+id+"-") {
+				if err := os.Remove(filepath.Join(cniResultsDir, r.Name())); err == nil {
+					swept = append(swept, "cni result "+r.Name())
+				}
+			}
+		}
+	}
+	return swept
 }
