@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/veni-cni/veni/internal/testutil"
 )
 
 // readTar returns a tar's regular files by name.
@@ -177,5 +180,36 @@ func TestVeniBinary_Deps_NoCRI(t *testing.T) {
 		if strings.HasPrefix(pkg, "k8s.io/cri-api") || strings.HasPrefix(pkg, "google.golang.org/grpc") || strings.HasPrefix(pkg, "github.com/veni-cni/veni/internal/") {
 			t.Errorf("the veni binary links %s", pkg)
 		}
+	}
+}
+
+// recorder is a testing.TB that records Skip and Fatal instead of ending
+// the test, so the skip rule itself can be tested.
+type recorder struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (r *recorder) Helper()                           {}
+func (r *recorder) Skip(args ...any)                  { r.skipped += fmt.Sprint(args...) }
+func (r *recorder) Fatalf(format string, args ...any) { r.failed += fmt.Sprintf(format, args...) }
+
+// Ensure a machine without containerd skips the CRI tests for a developer,
+// naming what is missing and how to get it, and fails them in CI.
+func TestRequireContainerd_Missing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // nothing on it
+	for _, env := range []string{"", "1"} {
+		t.Run("VENI_REQUIRE_PRIVILEGED="+env, func(t *testing.T) {
+			t.Setenv(testutil.RequirePrivilegedEnv, env)
+			r := &recorder{TB: t}
+			RequireContainerd(r)
+			got, other := r.skipped, r.failed
+			if env == "1" {
+				got, other = r.failed, r.skipped
+			}
+			if other != "" || !strings.Contains(got, "containerd") || !strings.Contains(got, "hack/deps.sh test") {
+				t.Fatalf("skipped %q, failed %q; want only a %s naming containerd and hack/deps.sh", r.skipped, r.failed, map[string]string{"": "skip", "1": "failure"}[env])
+			}
+		})
 	}
 }
