@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
 	"github.com/veni-cni/veni/eni/sim/pods"
 	"github.com/veni-cni/veni/internal/crictest"
+	"github.com/veni-cni/veni/internal/testutil"
 )
 
 // criNode is a simulated node whose container runtime is containerd,
@@ -254,19 +257,84 @@ func TestCRI_RunPodSandbox_TwoNodes(t *testing.T) {
 	}
 }
 
-// criLatencies logs the p50 and p99 of the CRI's pod calls.
-func criLatencies(tb testing.TB, what string, clients ...*crictest.Client) {
+// criMethods are the CRI calls whose latencies the tests report.
+var criMethods = []string{"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox"}
+
+// criLatencies logs the p50 and p99 of the CRI's pod calls and returns
+// the p50s.
+func criLatencies(tb testing.TB, what string, clients ...*crictest.Client) map[string]time.Duration {
 	tb.Helper()
 	var parts []string
-	for _, m := range []string{"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox"} {
+	p50 := map[string]time.Duration{}
+	for _, m := range criMethods {
 		var ds []time.Duration
 		for _, cl := range clients {
 			ds = append(ds, cl.Latencies(m)...)
 		}
+		p50[m] = crictest.Quantile(ds, 0.5)
 		parts = append(parts, fmt.Sprintf("%s p50 %v p99 %v (n=%d)", m,
-			crictest.Quantile(ds, 0.5).Round(time.Millisecond), crictest.Quantile(ds, 0.99).Round(time.Millisecond), len(ds)))
+			p50[m].Round(time.Millisecond), crictest.Quantile(ds, 0.99).Round(time.Millisecond), len(ds)))
 	}
 	tb.Logf("%s: %s", what, strings.Join(parts, "; "))
+	return p50
+}
+
+// criOneAtATime runs, stops, then removes n sandboxes, one CRI call at a
+// time, logs the latencies and returns their p50 by CRI method.
+func criOneAtATime(tb testing.TB, ctx context.Context, what string, k *crictest.Kubelet, n int) map[string]time.Duration {
+	tb.Helper()
+	k.CRI.ResetLatencies()
+	var sbs []crictest.Sandbox
+	for i := range n {
+		sb, err := k.RunPod(ctx, newCRIPod(fmt.Sprintf("seq-%d", i)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sbs = append(sbs, sb)
+	}
+	for _, sb := range sbs {
+		if err := k.StopPod(ctx, sb.ID); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, sb := range sbs {
+		if err := k.RemovePod(ctx, sb.ID); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return criLatencies(tb, fmt.Sprintf("%s, %d sandboxes one at a time", what, n), k.CRI)
+}
+
+// referenceCNIDir holds Debian's reference plugins (containernetworking-
+// plugins; hack/deps.sh bench installs them).
+const referenceCNIDir = "/usr/lib/cni"
+
+// mustReferenceContainerd starts a containerd in a plain network namespace
+// whose pods get ptp + host-local, the baseline "make bench" compares veni
+// with; nil when the reference plugins are not installed.
+func mustReferenceContainerd(tb testing.TB) *crictest.Containerd {
+	tb.Helper()
+	for _, p := range []string{"ptp", "host-local", "loopback"} {
+		if _, err := os.Stat(filepath.Join(referenceCNIDir, p)); err != nil {
+			tb.Logf("no reference figures: %v (hack/deps.sh bench installs containernetworking-plugins)", err)
+			return nil
+		}
+	}
+	name, _ := testutil.NewNetNS(tb)
+	dir := tb.TempDir()
+	confDir := filepath.Join(dir, "net.d")
+	ipam := map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": "10.244.0.0/16"}}},
+		"routes": []map[string]string{{"dst": "0.0.0.0/0"}}, "dataDir": filepath.Join(dir, "host-local")}
+	// Debian 12's plugins speak up to CNI 1.0.0.
+	conflist, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": "ref", "plugins": []any{
+		map[string]any{"type": "ptp", "ipMasq": false, "ipam": ipam}}})
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-ref.conflist"), conflist, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return crictest.StartContainerd(tb, crictest.Options{Name: "ref", NetNS: "/run/netns/" + name, CNIBinDir: referenceCNIDir, CNIConfDir: confDir})
 }
 
 // forEach runs fn(i) for i in [0, n) all at once and returns the errors.
@@ -305,48 +373,23 @@ func TestCRI_RunPodSandbox_Parallel20(t *testing.T) {
 		}
 	}
 
-	// One at a time on node-1.
+	// One at a time on node-1, then the same through the reference
+	// plugins, so the figures come with a yardstick from the same run.
 	n := nodes["node-1"]
-	n.kubelet.CRI.ResetLatencies()
-	var seq []crictest.Sandbox
-	for i := range perNode {
-		sb, err := n.kubelet.RunPod(ctx, newCRIPod(fmt.Sprintf("seq-%d", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq = append(seq, sb)
+	ref := mustReferenceContainerd(t)
+	seq := criOneAtATime(t, ctx, "veni", n.kubelet, perNode)
+	if ref != nil {
+		logRatios(t, "one at a time", seq, criOneAtATime(t, ctx, "ptp+host-local", ref.Kubelet(), perNode))
 	}
-	for _, sb := range seq {
-		if err := n.kubelet.StopPod(ctx, sb.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, sb := range seq {
-		if err := n.kubelet.RemovePod(ctx, sb.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	criLatencies(t, fmt.Sprintf("%d sandboxes one at a time", perNode), n.kubelet.CRI)
 	c.mustNothingLeft(t, n)
 
 	// perNode at once on each node.
+	kubelets := map[string]*crictest.Kubelet{}
 	for _, name := range names {
-		nodes[name].kubelet.CRI.ResetLatencies()
+		kubelets[name] = nodes[name].kubelet
+		kubelets[name].CRI.ResetLatencies()
 	}
-	type placed struct {
-		node string
-		sb   crictest.Sandbox
-	}
-	runs := make([]placed, 2*perNode)
-	errs := forEach(len(runs), func(i int) error {
-		name := names[i%2]
-		sb, err := nodes[name].kubelet.RunPod(ctx, newCRIPod(fmt.Sprintf("par-%d", i)))
-		runs[i] = placed{name, sb}
-		return err
-	})
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("RunPodSandbox, %d at once per node: %v", perNode, err)
-	}
+	runs := runAtOnce(t, ctx, kubelets, perNode)
 	seen := map[netip.Addr]string{}
 	var all []testPod
 	for _, name := range names {
@@ -395,16 +438,68 @@ func TestCRI_RunPodSandbox_Parallel20(t *testing.T) {
 		t.Fatalf("sandboxes cannot reach the other node:\n%s", summarize(fails, 10))
 	}
 
-	if err := errors.Join(forEach(len(runs), func(i int) error { return nodes[runs[i].node].kubelet.StopPod(ctx, runs[i].sb.ID) })...); err != nil {
-		t.Fatalf("StopPodSandbox, %d at once per node: %v", perNode, err)
-	}
-	if err := errors.Join(forEach(len(runs), func(i int) error { return nodes[runs[i].node].kubelet.RemovePod(ctx, runs[i].sb.ID) })...); err != nil {
-		t.Fatalf("RemovePodSandbox, %d at once per node: %v", perNode, err)
-	}
-	criLatencies(t, fmt.Sprintf("%d sandboxes at once on each of 2 nodes", perNode), nodes["node-1"].kubelet.CRI, nodes["node-2"].kubelet.CRI)
+	deleteAtOnce(t, ctx, kubelets, runs)
+	par := criLatencies(t, fmt.Sprintf("veni, %d sandboxes at once on each of 2 nodes", perNode), kubelets["node-1"].CRI, kubelets["node-2"].CRI)
 	for _, name := range names {
 		c.mustNothingLeft(t, nodes[name])
 	}
+	// The same load on the machine through the reference plugins: all the
+	// sandboxes at once in its one namespace.
+	if ref != nil {
+		k := ref.Kubelet()
+		k.CRI.ResetLatencies()
+		deleteAtOnce(t, ctx, map[string]*crictest.Kubelet{"ref": k}, runAtOnce(t, ctx, map[string]*crictest.Kubelet{"ref": k}, 2*perNode))
+		logRatios(t, "all at once", par, criLatencies(t, fmt.Sprintf("ptp+host-local, %d sandboxes at once", 2*perNode), k.CRI))
+	}
+}
+
+// placed is a sandbox and the node it runs on.
+type placed struct {
+	node string
+	sb   crictest.Sandbox
+}
+
+// runAtOnce runs perNode sandboxes on every node of kubelets, all at once.
+func runAtOnce(tb testing.TB, ctx context.Context, kubelets map[string]*crictest.Kubelet, perNode int) []placed {
+	tb.Helper()
+	var names []string
+	for name := range kubelets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	runs := make([]placed, perNode*len(names))
+	errs := forEach(len(runs), func(i int) error {
+		name := names[i%len(names)]
+		sb, err := kubelets[name].RunPod(ctx, newCRIPod(fmt.Sprintf("par-%d", i)))
+		runs[i] = placed{name, sb}
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatalf("RunPodSandbox, %d at once per node: %v", perNode, err)
+	}
+	return runs
+}
+
+// deleteAtOnce stops every sandbox of runs at once, then removes them all
+// at once.
+func deleteAtOnce(tb testing.TB, ctx context.Context, kubelets map[string]*crictest.Kubelet, runs []placed) {
+	tb.Helper()
+	if err := errors.Join(forEach(len(runs), func(i int) error { return kubelets[runs[i].node].StopPod(ctx, runs[i].sb.ID) })...); err != nil {
+		tb.Fatalf("StopPodSandbox, all at once: %v", err)
+	}
+	if err := errors.Join(forEach(len(runs), func(i int) error { return kubelets[runs[i].node].RemovePod(ctx, runs[i].sb.ID) })...); err != nil {
+		tb.Fatalf("RemovePodSandbox, all at once: %v", err)
+	}
+}
+
+// logRatios logs veni's p50s over the reference's.
+func logRatios(tb testing.TB, what string, veni, ref map[string]time.Duration) {
+	tb.Helper()
+	var ratios []string
+	for _, m := range criMethods {
+		ratios = append(ratios, fmt.Sprintf("%s %.2f", m, float64(veni[m])/float64(ref[m])))
+	}
+	tb.Logf("%s, p50 veni / ptp+host-local: %s", what, strings.Join(ratios, ", "))
 }
 
 // Ensure a sandbox whose ADD fails (the pool is empty and the vSwitch has
