@@ -103,12 +103,14 @@ func StartContainerds(tb testing.TB, opts ...Options) []*Containerd {
 		wg.Go(func() { errs[i] = c.launch(opts[i], archive) })
 	}
 	wg.Wait()
+	failed := false
 	for i, err := range errs {
 		if err != nil {
 			tb.Errorf("containerd %s: %v\n%s", cs[i].Name, err, cs[i].LogTail(40))
+			failed = true
 		}
 	}
-	if tb.Failed() {
+	if failed {
 		tb.FailNow()
 	}
 	return cs
@@ -159,14 +161,15 @@ func (c *Containerd) start(netns string) error {
 		return err
 	}
 	defer log.Close()
-	c.cmd = exec.Command("containerd", "--config", c.l.config())
-	c.cmd.Stdout, c.cmd.Stderr = log, log
+	cmd := exec.Command("containerd", "--config", c.l.config())
+	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group: a ^C to the test does not reach it before
 	// the cleanup has removed the sandboxes.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := ns.WithNetNSPath(netns, func(ns.NetNS) error { return c.cmd.Start() }); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := ns.WithNetNSPath(netns, func(ns.NetNS) error { return cmd.Start() }); err != nil {
 		return fmt.Errorf("start in %s: %w", netns, err)
 	}
+	c.cmd = cmd // set only once started: stop waits on it
 	go func() {
 		_ = c.cmd.Wait()
 		close(c.exited)
