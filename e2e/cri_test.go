@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
 	"github.com/veni-cni/veni/eni/sim/pods"
@@ -197,6 +200,14 @@ func TestCRI_RunPodSandbox_TwoNodes(t *testing.T) {
 		allocs := c.criAllocs(t, name)
 		for _, sb := range sandboxes[name] {
 			c.mustSandbox(t, n, sb, allocs)
+			// containerd runs its own loopback network beside the
+			// conflist: veni, invoked as "loopback", brings lo up.
+			withLoopback(t, sb.NetNS, func(_ *netlink.Handle, lo netlink.Link) error {
+				if lo.Attrs().Flags&net.FlagUp == 0 {
+					t.Errorf("%s: lo of %s is down", name, sb.Pod)
+				}
+				return nil
+			})
 		}
 		all = append(all, asTestPods(name, sandboxes[name]...)...)
 	}
