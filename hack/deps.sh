@@ -5,7 +5,8 @@
 #
 #   test      make test: iproute2, nftables (tests build NAT rules), iperf3 and
 #             sockperf (bench/datapath's measured hop), gcc and libc6-dev
-#             (go test -race needs cgo)
+#             (go test -race needs cgo), containerd and runc (e2e drives veni
+#             through containerd's CRI; Debian's containerd ships ctr)
 #   demo      make demo: iproute2, iperf3
 #   bench     make bench: iproute2, iperf3, sockperf, iptables, jq, and
 #             Debian's reference plugins (containernetworking-plugins)
@@ -33,6 +34,9 @@ group() {
 		want_cmd sockperf sockperf
 		want_cmd gcc gcc
 		want_file /usr/include/stdlib.h libc6-dev
+		want_cmd containerd containerd
+		want_cmd ctr containerd
+		want_cmd runc runc
 		;;
 	demo)
 		want_cmd ip iproute2
