@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/ipam"
@@ -44,6 +46,11 @@ type Options struct {
 	// OwnerAlive decides whether an allocation's owner lives and says
 	// why; nil means podnet.Verdict with the store's claims.
 	OwnerAlive func(store.Allocation) (bool, string)
+	// LeakGrace is how old an ENI veni created for this node, unknown to
+	// the store, must be to count as leaked: a younger one may be between
+	// its creation and its record. Zero means 2 minutes (lease_ttl's
+	// default).
+	LeakGrace time.Duration
 }
 
 // Report is what Run found, with the counts an operator wants to see.
@@ -96,9 +103,33 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 	if opts.Links {
 		rep.checkLinks(ctx, enis, allocs, opts.OwnerAlive)
 	}
+	var born map[string]time.Time
 	if opts.Cloud != nil {
-		rep.checkCloud(ctx, opts.Cloud, opts.Node, enis, ips)
+		born = rep.checkCloud(ctx, opts.Cloud, opts.Node, enis, ips)
 	}
+	// The links and the cloud were looked at after the store was read, and
+	// the daemon or a CNI call may have moved on meanwhile (an ENI drained
+	// and deleted, an address released): read the store again and keep only
+	// the problems of objects it still holds as they were.
+	var after []store.ENI
+	var afterIPs []store.IP
+	var afterAllocs []store.Allocation
+	err = db.View(func(tx *store.ReadTx) error {
+		var err error
+		if after, err = tx.ENIs(); err != nil {
+			return err
+		}
+		if afterIPs, err = tx.IPs(); err != nil {
+			return err
+		}
+		afterAllocs, err = tx.Allocations()
+		return err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("read store again: %w", err)
+	}
+	stable := stableSince(enis, ips, allocs, after, afterIPs, afterAllocs, born, opts.LeakGrace)
+	rep.Problems = slices.DeleteFunc(rep.Problems, func(p Problem) bool { return !stable(p) })
 	slices.SortStableFunc(rep.Problems, func(a, b Problem) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Object, b.Object))
 	})
@@ -142,18 +173,20 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 	}
 }
 
-func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.NodeInfo, enis []store.ENI, ips []store.IP) {
+// checkCloud compares the store with the cloud and returns the creation
+// time of every ENI it reports as leaked.
+func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.NodeInfo, enis []store.ENI, ips []store.IP) map[string]time.Time {
 	inCloud, err := cloud.ENIs(ctx, eni.ENIFilter{InstanceID: node.InstanceID})
 	if err != nil {
 		r.add(KindCloudError, "instance/"+node.InstanceID, err.Error())
-		return
+		return nil
 	}
 	// ENIs veni created for this node but never attached (or detached and
 	// not deleted) are not listed by instance: ask by tag as well.
 	tagged, err := cloud.ENIs(ctx, eni.ENIFilter{Tags: map[string]string{ipam.TagCreator: ipam.TagCreatorValue, ipam.TagInstance: node.InstanceID}})
 	if err != nil {
 		r.add(KindCloudError, "instance/"+node.InstanceID, err.Error())
-		return
+		return nil
 	}
 	cloudENIs := make(map[string]eni.ENI)
 	for _, e := range append(inCloud, tagged...) {
@@ -179,11 +212,72 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 			r.add(KindCloudIP, "ip/"+ip.Addr.String(), fmt.Sprintf("%s by %s but not assigned to %s in the cloud", ip.State, ip.Owner, ip.ENIID))
 		}
 	}
+	born := make(map[string]time.Time)
 	for id, c := range cloudENIs {
 		if known[id] || id == node.PrimaryENIID || c.Tags[ipam.TagCreator] != ipam.TagCreatorValue {
 			continue
 		}
+		born[id] = c.CreationTime
 		r.add(KindLeakedENI, "eni/"+id, fmt.Sprintf("created by veni for %s (%s, %d addresses) but not in the store", node.InstanceID, c.Status, len(c.PrivateIPs)))
+	}
+	return born
+}
+
+// stableSince returns the test a problem found between two reads of the
+// store must pass to be reported: the object it is about is as it was in
+// the first read (an ENI not draining, an address still held the same way,
+// an allocation still the same), or, for a leaked ENI, still unknown to the
+// store and older than leakGrace.
+func stableSince(enis []store.ENI, ips []store.IP, allocs []store.Allocation,
+	enis2 []store.ENI, ips2 []store.IP, allocs2 []store.Allocation, born map[string]time.Time, leakGrace time.Duration) func(Problem) bool {
+	if leakGrace <= 0 {
+		leakGrace = 2 * time.Minute
+	}
+	index := func(es []store.ENI) map[string]store.ENI {
+		m := make(map[string]store.ENI, len(es))
+		for _, e := range es {
+			m[e.ID] = e
+		}
+		return m
+	}
+	e1, e2 := index(enis), index(enis2)
+	ip1, ip2 := make(map[string]store.IP), make(map[string]store.IP)
+	for _, ip := range ips {
+		ip1[ip.Addr.String()] = ip
+	}
+	for _, ip := range ips2 {
+		ip2[ip.Addr.String()] = ip
+	}
+	a1, a2 := make(map[string]store.Allocation), make(map[string]store.Allocation)
+	for _, a := range allocs {
+		a1[string(a.Key)] = a
+	}
+	for _, a := range allocs2 {
+		a2[string(a.Key)] = a
+	}
+	return func(p Problem) bool {
+		if p.Kind == KindStore || p.Kind == KindCloudError {
+			return true // from one transaction, or about the cloud itself
+		}
+		kind, id, _ := strings.Cut(p.Object, "/")
+		switch {
+		case p.Kind == KindLeakedENI:
+			_, known := e2[id]
+			return !known && time.Since(born[id]) >= leakGrace
+		case kind == "eni":
+			a, ok1 := e1[id]
+			b, ok2 := e2[id]
+			return ok1 && ok2 && a.State == b.State && b.State != store.ENIDraining
+		case kind == "ip":
+			a, ok1 := ip1[id]
+			b, ok2 := ip2[id]
+			return ok1 == ok2 && a.State == b.State && a.Owner == b.Owner && a.ENIID == b.ENIID
+		case kind == "allocation":
+			a, ok1 := a1[id]
+			b, ok2 := a2[id]
+			return ok1 && ok2 && a.IP == b.IP && a.State == b.State && a.ReservedAt.Equal(b.ReservedAt)
+		}
+		return true
 	}
 }
 
