@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veni-cni/veni/eni/sim/pods"
+	"github.com/veni-cni/veni/internal/crictest"
 	"github.com/veni-cni/veni/internal/kubetest"
 	"github.com/veni-cni/veni/kube"
 	"github.com/veni-cni/veni/kubesync"
@@ -323,4 +324,60 @@ func TestKube_APIServerDown(t *testing.T) {
 		}
 	}
 	k.mustVerify(t, "node-1")
+}
+
+// Ensure the whole chain a cluster runs works on real parts: Pod objects in
+// a kube-apiserver, bound to a node whose daemon joined it, sandboxes run
+// for them through containerd's CRI (as kubelet does), veni giving them VPC
+// addresses that the API server then shows (pod-ips, AllocIPSucceed), and
+// Stop/Remove (containerd's two DELs) leaving nothing.
+func TestKube_CRI_PodsThroughContainerd(t *testing.T) {
+	k := mustKubeCluster(t, "--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5", "--daemon-sync-interval", "1s")
+	nodes := k.mustContainerds(t, "node-1", "node-2")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type running struct {
+		node string
+		pod  crictest.Pod
+		sb   crictest.Sandbox
+	}
+	var all []running
+	for _, node := range []string{"node-1", "node-2"} {
+		for i := range 3 {
+			obj := k.createPod(t, node, fmt.Sprintf("cri-%s-%d", node, i))
+			p := crictest.Pod{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
+			sb, err := nodes[node].kubelet.RunPod(ctx, p)
+			if err != nil {
+				t.Fatalf("RunPodSandbox of %s on %s: %v", obj.Name, node, err)
+			}
+			all = append(all, running{node, p, sb})
+		}
+	}
+	for _, r := range all {
+		kubeEventually(t, "pod-ips of "+r.pod.Name, 30*time.Second, func() bool {
+			got, err := kube.Get(ctx, k.client, kube.Pods, r.pod.Namespace, r.pod.Name)
+			return err == nil && got.Annotations[kubesync.AnnotationPodIPs] == r.sb.IP.String()
+		})
+		kubeEventually(t, "AllocIPSucceed of "+r.pod.Name, 30*time.Second, func() bool {
+			return k.hasEvent("AllocIPSucceed", r.pod.Name, r.sb.IP.String())
+		})
+	}
+	var probe []testPod
+	for _, r := range all {
+		probe = append(probe, asTestPods(r.node, r.sb)...)
+	}
+	if bad := probeAll(ctx, probe); len(bad) > 0 {
+		t.Fatalf("pods cannot reach each other:\n%s", summarize(bad, 10))
+	}
+	for _, r := range all {
+		if err := nodes[r.node].kubelet.DeletePod(ctx, r.sb.ID); err != nil {
+			t.Fatalf("stop and remove %s: %v", r.pod.Name, err)
+		}
+	}
+	for _, node := range []string{"node-1", "node-2"} {
+		if n := len(k.ipamList(t, node).Allocations); n != 0 {
+			t.Errorf("%s: %d allocations left after Stop and Remove", node, n)
+		}
+		k.mustVerify(t, node)
+	}
 }
