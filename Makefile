@@ -22,7 +22,7 @@ PLAIN_PKGS := ./e2e/... ./bench/...
 RACE_PKGS   = $(shell $(GO) list ./... | grep -Ev '/(e2e|bench)(/|$$)')
 RACE        = $(if $(shell command -v gcc 2>/dev/null),-race)
 
-.PHONY: all build test test-unit fuzz demo bench lint generate check-generated check-packaging clean \
+.PHONY: all build test test-unit fuzz demo bench lint generate check-generated check-packaging clean k8s-bins \
 	deps-test deps-demo deps-bench deps-generate deps-ci
 
 all: build
@@ -34,7 +34,7 @@ build:
 # without it (and fail instead under VENI_REQUIRE_PRIVILEGED=1, as in CI).
 # -p 1: privileged tests build simulated VPCs and must not share the kernel's
 # namespaces and routes with another package's run.
-test: build deps-test
+test: build deps-test k8s-bins
 ifneq ($(VENI_REQUIRE_PRIVILEGED),1)
 	@[ -n "$(RACE)" ] || echo "make test: no gcc, so no -race (hack/deps.sh test, as root, installs it)" >&2
 else
@@ -58,6 +58,11 @@ demo: build deps-demo
 
 bench: build deps-bench
 	./hack/bench.sh
+
+# kube-apiserver and kubectl for the tests, built once per version into
+# /var/cache/veni-k8s (about 6.5 minutes the first time, nothing after).
+k8s-bins:
+	@GO=$(GO) CGO_ENABLED=0 ./hack/k8s-bins.sh >/dev/null
 
 deps-test deps-demo deps-bench deps-generate deps-ci:
 	@./hack/deps.sh $(@:deps-%=%)

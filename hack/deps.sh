@@ -37,6 +37,9 @@ group() {
 		want_cmd containerd containerd
 		want_cmd ctr containerd
 		want_cmd runc runc
+		# The real Kubernetes control plane of the tests: Debian's etcd, and
+		# kube-apiserver built by hack/k8s-bins.sh (make k8s-bins).
+		want_cmd etcd etcd-server
 		;;
 	demo)
 		want_cmd ip iproute2
