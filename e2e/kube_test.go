@@ -30,7 +30,7 @@ type kubeCluster struct {
 // mustKubeCluster starts the API server, creates the Node objects (node-2
 // in node pool "pool-b" through the terway-config label) and the eni-config
 // ConfigMaps, then the sim with its daemons joined to the API server.
-func mustKubeCluster(t *testing.T, args ...string) *kubeCluster {
+func mustKubeCluster(t testing.TB, args ...string) *kubeCluster {
 	t.Helper()
 	kc := kubetest.Start(t, kubetest.Options{})
 	client := kc.Client(t)
@@ -54,7 +54,7 @@ func mustKubeCluster(t *testing.T, args ...string) *kubeCluster {
 }
 
 // createPod creates the Pod object bound to node, as the scheduler would.
-func (k *kubeCluster) createPod(t *testing.T, node, name string) *kube.Pod {
+func (k *kubeCluster) createPod(t testing.TB, node, name string) *kube.Pod {
 	t.Helper()
 	p := &kube.Pod{
 		ObjectMeta: kube.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{"app": name}},
