@@ -8,6 +8,11 @@
 #             and pods/s through libcni, and plugin process start (bench/cni)
 #   datapath  pod-to-pod throughput, latency and connection rate
 #             (hack/bench-datapath.sh, tuned by its BENCH_* variables)
+#   store     a CNI DEL's read of the store while 8 ADDs write: readers
+#             sharing the file vs the old exclusive lock (go test -bench)
+#   daemon    the node daemon's memory with 100 pods and 1,000
+#             NetworkPolicies in its caches vs an empty cluster (real
+#             kube-apiserver, go test -bench)
 #
 # Needs root and bin/veni (make build). Everything runs inside network
 # namespaces the sections create; each section removes them on any exit,
@@ -59,11 +64,26 @@ bench_datapath() {
 	VENI=$VENI "$ROOT/hack/bench-datapath.sh" "$@"
 }
 
+# bench_store runs the store's side-by-side read-under-writers benchmark.
+bench_store() {
+	"$GO" test -run '^$' -bench 'View_UnderWriters' -benchtime 2000x -count "${BENCH_STORE_COUNT:-3}" ./store/ "$@"
+}
+
+# bench_daemon measures the daemon's memory against a real kube-apiserver
+# (hack/k8s-bins.sh builds it once).
+bench_daemon() {
+	[ -x "$VENI" ] || die "$VENI missing (make build)"
+	GO=$GO "$ROOT/hack/k8s-bins.sh" >/dev/null
+	VENI_BIN=$VENI "$GO" test -run '^$' -bench 'Kube_DaemonRSS' -benchtime 1x ./e2e/ "$@"
+}
+
 run_section() {
 	case "$1" in
 	cni) shift; bench_cni "$@" ;;
 	datapath) shift; bench_datapath "$@" ;;
-	*) die "unknown section $1 (known: cni, datapath)" ;;
+	store) shift; bench_store "$@" ;;
+	daemon) shift; bench_daemon "$@" ;;
+	*) die "unknown section $1 (known: cni, datapath, store, daemon)" ;;
 	esac
 }
 
@@ -72,6 +92,8 @@ main() {
 	if [ $# -eq 0 ] || [ "$1" = all ]; then
 		run_section cni
 		run_section datapath
+		run_section store
+		run_section daemon
 		return
 	fi
 	# One section may take the driver's own flags after "--".
