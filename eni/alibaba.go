@@ -189,6 +189,18 @@ func (c *AlibabaClient) call(ctx context.Context, action string, attempt func(co
 			return err
 		}
 		delay := c.opts.Retry.Backoff(n, c.rnd)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			// Alibaba refuses a throttled API for the rest of its window:
+			// asking again before it ends only spends the account's calls.
+			// Wait it out, spread over a second so nodes throttled together
+			// do not all come back in the same instant; when the caller
+			// cannot wait that long, give up now.
+			delay = ae.RetryAfter + time.Duration(c.rnd()*float64(time.Second))
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
+				return err
+			}
+		}
 		c.log.Debug("cloud api retry", "action", action, "attempt", n, "delay", delay, "err", err)
 		if serr := c.sleep(ctx, delay); serr != nil {
 			return fmt.Errorf("%s: retry cut short: %w", action, errors.Join(serr, err))
@@ -239,7 +251,12 @@ func (c *AlibabaClient) do(ctx context.Context, req requests.AcsRequest, resp re
 		req.SetConnectTimeout(min(c.opts.CallTimeout, 5*time.Second))
 		// The one place errors leave the SDK: nothing past here may carry
 		// the signed URL or the credentials.
-		return sdkError(req.GetActionName(), cl.DoAction(req, resp), creds)
+		err = sdkError(req.GetActionName(), cl.DoAction(req, resp), creds)
+		var ae *APIError
+		if errors.As(err, &ae) && errors.Is(ae, ErrThrottled) {
+			ae.RetryAfter = throttleTimeLeft(resp.GetHttpHeaders())
+		}
+		return err
 	})
 }
 

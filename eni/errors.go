@@ -1,6 +1,7 @@
 package eni
 
 import (
+	"time"
 	"errors"
 	"fmt"
 )
@@ -63,6 +64,10 @@ type APIError struct {
 	Message    string
 	RequestID  string
 	Kind       error // one of the sentinels above, or nil when unclassified
+	// RetryAfter is how long the API said its throttled window stays
+	// closed (TimeLeft of the x-ratelimit-user-api or x-ratelimit-user
+	// header); zero when it did not say.
+	RetryAfter time.Duration
 }
 
 // Error is the action, code, message and request id. The message has been

@@ -32,25 +32,29 @@ func PerMinute(n int) RateLimit {
 	return RateLimit{PerSecond: rate.Limit(float64(n) / 60), Burst: max(1, n/10)}
 }
 
-// DefaultRateLimits are sized like Terway's per-API buckets
-// (pkg/aliyun/client/ratelimit.go): well under the account-wide OpenAPI
-// quotas, which every node of a cluster shares.
+// DefaultRateLimits are one node's budget per action. The cloud's quota is
+// per API, per region and per account, shared by every node of every
+// cluster in it (scale.md: Terway assumes 400–800 calls a minute per API);
+// a node's steady state makes no call (it reads instance metadata) and its
+// bursts are batched (10 addresses per Assign), so a node needs little,
+// and a thousand booting at once must not each be allowed the account's
+// whole minute. Override with rate_limit {action: calls per minute}.
 func DefaultRateLimits() map[string]RateLimit {
 	return map[string]RateLimit{
-		ActionCreateNetworkInterface:     PerMinute(500),
-		ActionAttachNetworkInterface:     PerMinute(500),
-		ActionDetachNetworkInterface:     PerMinute(500),
-		ActionDeleteNetworkInterface:     PerMinute(500),
-		ActionDescribeNetworkInterfaces:  PerMinute(800),
-		ActionAssignPrivateIPAddresses:   PerMinute(400),
-		ActionUnassignPrivateIPAddresses: PerMinute(400),
-		ActionDescribeInstanceTypes:      PerMinute(300),
-		ActionDescribeVSwitches:          PerMinute(300),
+		ActionCreateNetworkInterface:     {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
+		ActionAttachNetworkInterface:     {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
+		ActionDetachNetworkInterface:     {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
+		ActionDeleteNetworkInterface:     {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
+		ActionDescribeNetworkInterfaces:  {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
+		ActionAssignPrivateIPAddresses:   {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
+		ActionUnassignPrivateIPAddresses: {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
+		ActionDescribeInstanceTypes:      {PerSecond: rate.Limit(6.0 / 60), Burst: 2},
+		ActionDescribeVSwitches:          {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
 	}
 }
 
 // defaultActionLimit applies to actions missing from the configured map.
-var defaultActionLimit = PerMinute(300)
+var defaultActionLimit = RateLimit{PerSecond: rate.Limit(20.0 / 60), Burst: 4}
 
 // limiters hands out one token bucket per action, created on first use.
 type limiters struct {

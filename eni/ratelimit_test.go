@@ -37,8 +37,8 @@ func TestLimiters_Get(t *testing.T) {
 	if got := l.get(ActionAssignPrivateIPAddresses).Burst(); got != 2 {
 		t.Fatalf("override burst = %d, want 2", got)
 	}
-	if got := l.get(ActionCreateNetworkInterface).Limit(); got != PerMinute(500).PerSecond {
-		t.Fatalf("default create limit = %v, want 500/min", got)
+	if got := l.get(ActionCreateNetworkInterface).Limit(); got != DefaultRateLimits()[ActionCreateNetworkInterface].PerSecond {
+		t.Fatalf("default create limit = %v, want the node's default", got)
 	}
 	if got := l.get("SomeOtherAction").Limit(); got != defaultActionLimit.PerSecond {
 		t.Fatalf("unknown action limit = %v, want %v", got, defaultActionLimit.PerSecond)
