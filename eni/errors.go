@@ -1,9 +1,9 @@
 package eni
 
 import (
-	"time"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // These errors classify what the cloud answered. Callers branch on them with
