@@ -93,13 +93,18 @@ type Config struct {
 	VSwitchBackoff Duration `json:"vswitch_backoff,omitempty"`   // after "vSwitch out of addresses"
 	QuotaBackoff   Duration `json:"eni_quota_backoff,omitempty"` // after "quota exceeded"
 	GCGrace        Duration `json:"gc_grace,omitempty"`          // a reservation younger than this is never collected
+	// CloudSyncInterval is how often the daemon describes its ENIs through
+	// the OpenAPI even when instance metadata agrees with the store (a
+	// safety net; Terway's controller uses 12-24 h). Between, it reads
+	// metadata only and calls the API when the two disagree.
+	CloudSyncInterval Duration `json:"cloud_sync_interval,omitempty"`
 }
 
 // Terway eni_conf fields veni reads without error but does not act on.
 var ignoredTerwayFields = map[string]string{
 	"eni_tag_block_list":             "",
 	"idle_ip_reclaim_jitter_factor":  "",
-	"ip_pool_sync_period":            "veni syncs on every reconcile",
+	"ip_pool_sync_period":            "veni checks instance metadata on every pass and describes ENIs every cloud_sync_interval",
 	"eni_cap_ratio":                  "",
 	"eni_cap_shift":                  "",
 	"enable_eni_trunking":            "trunk ENIs are not implemented",
@@ -131,27 +136,29 @@ const (
 	DefaultVSwitchBackoff   = 10 * time.Minute
 	DefaultQuotaBackoff     = time.Minute
 	DefaultGCGrace          = time.Minute
+	DefaultCloudSyncEvery   = 6 * time.Hour
 )
 
 // DefaultConfig returns a Config with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		MaxPoolSize:      DefaultMaxPoolSize,
-		MinPoolSize:      DefaultMinPoolSize,
-		IdleReclaimBatch: DefaultIdleReclaimBatch,
-		IdleReclaimEvery: Duration(DefaultIdleReclaimEvery),
-		VSwitchPolicy:    VSwitchRandom,
-		ENIPolicy:        ENIMostIPs,
-		IPStack:          "ipv4",
-		Scheme:           "https",
-		Datapath:         DatapathAuto,
-		AllocWait:        Duration(DefaultAllocWait),
-		AttachTimeout:    Duration(DefaultAttachTimeout),
-		LeaseTTL:         Duration(DefaultLeaseTTL),
-		PollInterval:     Duration(DefaultPollInterval),
-		VSwitchBackoff:   Duration(DefaultVSwitchBackoff),
-		QuotaBackoff:     Duration(DefaultQuotaBackoff),
-		GCGrace:          Duration(DefaultGCGrace),
+		MaxPoolSize:       DefaultMaxPoolSize,
+		MinPoolSize:       DefaultMinPoolSize,
+		IdleReclaimBatch:  DefaultIdleReclaimBatch,
+		IdleReclaimEvery:  Duration(DefaultIdleReclaimEvery),
+		VSwitchPolicy:     VSwitchRandom,
+		ENIPolicy:         ENIMostIPs,
+		IPStack:           "ipv4",
+		Scheme:            "https",
+		Datapath:          DatapathAuto,
+		AllocWait:         Duration(DefaultAllocWait),
+		AttachTimeout:     Duration(DefaultAttachTimeout),
+		LeaseTTL:          Duration(DefaultLeaseTTL),
+		PollInterval:      Duration(DefaultPollInterval),
+		VSwitchBackoff:    Duration(DefaultVSwitchBackoff),
+		QuotaBackoff:      Duration(DefaultQuotaBackoff),
+		GCGrace:           Duration(DefaultGCGrace),
+		CloudSyncInterval: Duration(DefaultCloudSyncEvery),
 	}
 }
 
@@ -238,6 +245,7 @@ func (c Config) Validate() error {
 		{"vswitch_backoff", c.VSwitchBackoff, time.Second, 24 * time.Hour},
 		{"eni_quota_backoff", c.QuotaBackoff, time.Second, 24 * time.Hour},
 		{"gc_grace", c.GCGrace, 0, time.Hour},
+		{"cloud_sync_interval", c.CloudSyncInterval, time.Second, 7 * 24 * time.Hour},
 	} {
 		if d := time.Duration(f.v); d < f.min || d > f.max {
 			return bad(f.name, "%s is outside [%s, %s]", d, f.min, f.max)

@@ -186,6 +186,25 @@ func (m *Metadata) ENI(ctx context.Context, mac net.HardwareAddr) (MetadataENI, 
 	return e, nil
 }
 
+// Attached lists every ENI attached to the instance as the service sees
+// it. It costs no OpenAPI call, which is why the node daemon compares it
+// with the store before it describes ENIs through the OpenAPI.
+func (m *Metadata) Attached(ctx context.Context) ([]MetadataENI, error) {
+	macs, err := m.MACs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MetadataENI, 0, len(macs))
+	for _, mac := range macs {
+		e, err := m.ENI(ctx, mac)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // Get reads /latest/meta-data/<path> and returns it trimmed. A path the
 // service does not know is an error wrapping ErrNotFound.
 func (m *Metadata) Get(ctx context.Context, path string) (string, error) {

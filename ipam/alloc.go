@@ -47,6 +47,13 @@ type Node struct {
 	// usable, after it returns nil.
 	WaitLink func(ctx context.Context, mac net.HardwareAddr) error
 
+	// AttachedENIs, when set, lists the ENIs instance metadata says are
+	// attached to this instance, with their addresses. Reconcile compares
+	// it with the store and describes the ENIs through the OpenAPI only
+	// when the two disagree or cloud_sync_interval passed: a node's steady
+	// state makes no API call. Nil means always describing.
+	AttachedENIs func(ctx context.Context) ([]eni.MetadataENI, error)
+
 	// HostPods lists the pods veni plumbed on the node (from its links).
 	// Reconcile asks it before recording as free any address the cloud
 	// lists and the store does not know; without it such addresses are
@@ -304,13 +311,12 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 	return true, tx.PutIP(ip)
 }
 
-// coldBatch is how many addresses one cold-path refill asks for: a burst of
-// pods arriving on an empty pool then costs one cloud call per batch, not one
-// per pod (Terway batches 10), and staying within max_pool_size leaves the
-// daemon nothing to reclaim.
-func coldBatch(cfg config.Config) int {
-	return min(max(cfg.MaxPoolSize, 1), eni.MaxIPsPerAssign)
-}
+// coldBatch is how many addresses one cold-path refill asks for: as many as
+// one AssignPrivateIpAddresses may (10, Terway's batch too), so a burst of
+// pods on an empty pool costs one cloud call per ten pods, not one per pod
+// (calls per pod is what the account's throttling punishes). What is left
+// above max_pool_size goes back, batched, once idle_ip_reclaim_after passed.
+func coldBatch(config.Config) int { return eni.MaxIPsPerAssign }
 
 // Allocate is the CNI ADD's way to get an IP: Reserve, and when the pool is
 // empty, Refill (calling the cloud under the allocator lease, or waiting for

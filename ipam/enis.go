@@ -35,6 +35,12 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 	return n
 }
 
+// MaxPods is how many shared-ENI pods fit on the node: its secondary ENIs
+// (max_eni caps them) times the addresses each holds besides its primary.
+func MaxPods(node Node, cfg config.Config) int {
+	return maxSecondaryENIs(node, cfg) * perENI(node)
+}
+
 // createENI creates, attaches and records one ENI with up to want IPs and
 // returns how many IPs it added.
 //
@@ -81,6 +87,10 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		// token, so a lost answer does not create a second ENI.
 		ClientToken: "veni-" + node.InstanceID + "-" + strconv.FormatInt(now.UnixNano(), 36),
 	}
+	mark, err := markCreating(db, now)
+	if err != nil {
+		return 0, err
+	}
 	created, err := cloud.CreateENI(ctx, opts)
 	if err != nil {
 		if berr := backoffFor(db, cfg, p, err, "", vsw.ID); berr != nil {
@@ -95,7 +105,21 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	}
 	// Recorded before attaching, so a crash from here on leaves a trace
 	// Reconcile finishes or cleans up.
-	if err := db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) }); err != nil {
+	err = db.Update(func(tx *store.WriteTx) error {
+		if err := tx.PutENI(rec); err != nil {
+			return err
+		}
+		ps, err := tx.PoolState()
+		if err != nil {
+			return err
+		}
+		if mark.IsZero() || !ps.CreatingSince.Equal(mark) {
+			return nil // an earlier create was cut short: leave its mark for the sweep
+		}
+		ps.CreatingSince = time.Time{}
+		return tx.PutPoolState(ps)
+	})
+	if err != nil {
 		return 0, err
 	}
 	p.enis = append(p.enis, rec)
@@ -160,14 +184,24 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 }
 
 // waitENIStatus polls the cloud until the ENI reaches status, for at most
-// cfg.AttachTimeout.
+// cfg.AttachTimeout. It follows Alibaba's advice for asynchronous
+// operations: no poll right after the request (an attach takes a second or
+// more), then polls further and further apart (×1.5), so a 3 s attach costs
+// about three Describe calls, not a dozen. With the default poll_interval
+// (250 ms) the first poll comes after 1 s and the gaps stop growing at 5 s.
 func waitENIStatus(ctx context.Context, cloud eni.Client, cfg config.Config, id, status string) (eni.ENI, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AttachTimeout))
 	defer cancel()
-	tick := time.NewTicker(time.Duration(cfg.PollInterval))
-	defer tick.Stop()
+	delay, maxDelay := 4*time.Duration(cfg.PollInterval), 20*time.Duration(cfg.PollInterval)
 	last := "unknown"
 	for {
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return eni.ENI{}, fmt.Errorf("wait for eni %s to be %s (still %s): %w", id, status, last, ctx.Err())
+		case <-t.C:
+		}
 		got, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{id}})
 		if err != nil && ctx.Err() == nil {
 			return eni.ENI{}, fmt.Errorf("describe eni %s: %w", id, err)
@@ -178,11 +212,7 @@ func waitENIStatus(ctx context.Context, cloud eni.Client, cfg config.Config, id,
 			}
 			last = got[0].Status
 		}
-		select {
-		case <-ctx.Done():
-			return eni.ENI{}, fmt.Errorf("wait for eni %s to be %s (still %s): %w", id, status, last, ctx.Err())
-		case <-tick.C:
-		}
+		delay = min(delay*3/2, maxDelay)
 	}
 }
 
@@ -245,4 +275,23 @@ func appendEvent(db Store, level slog.Level, reason, object, msg string) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		slog.Warn("append event", "reason", reason, "err", err)
 	}
+}
+
+// markCreating records that a CreateNetworkInterface is about to be sent
+// (store.PoolState.CreatingSince) and returns the mark, for the caller to
+// clear when it records the ENI. An earlier mark is kept and the zero time
+// returned: that create was cut short, and its mark waits for the sweep.
+func markCreating(db Store, now time.Time) (mark time.Time, err error) {
+	err = db.Update(func(tx *store.WriteTx) error {
+		ps, err := tx.PoolState()
+		if err != nil {
+			return err
+		}
+		if !ps.CreatingSince.IsZero() {
+			return nil
+		}
+		ps.CreatingSince, mark = now, now
+		return tx.PutPoolState(ps)
+	})
+	return mark, err
 }

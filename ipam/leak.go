@@ -12,10 +12,20 @@ import (
 	"github.com/veni-cni/veni/store"
 )
 
-// leakSweepEvery is how often Reconcile looks for leaked ENIs. It costs one
-// DescribeNetworkInterfaces; leaks only come from a process killed between
-// creating an ENI and recording it, which is rare.
+// leakSweepEvery bounds how often Reconcile looks for leaked ENIs without
+// evidence of one: at most once per cloud sync (cloud_sync_interval, or
+// when metadata disagrees with the store), and not more than this often.
+// A sweep costs one DescribeNetworkInterfaces. With evidence (a create cut
+// short, store.PoolState.CreatingSince) it sweeps once lease_ttl has passed.
 const leakSweepEvery = 10 * time.Minute
+
+// leakSweepDue says whether Reconcile should sweep for leaked ENIs now.
+func leakSweepDue(ps store.PoolState, cfg config.Config, synced bool, now time.Time) bool {
+	if !ps.CreatingSince.IsZero() && now.Sub(ps.CreatingSince) >= time.Duration(cfg.LeaseTTL) {
+		return true
+	}
+	return synced && now.Sub(ps.LastLeakSweep) >= leakSweepEvery
+}
 
 // SweepLeakedENIs deletes the ENIs veni created for this node (tagged with
 // its instance) that the store does not know and the cloud holds
@@ -24,7 +34,7 @@ const leakSweepEvery = 10 * time.Minute
 // ENIs older than lease_ttl are taken: whoever created a younger one may
 // still hold the allocator lease and be about to record it. It takes the
 // allocator lease itself ("veni ipam gc"); Reconcile sweeps on its own
-// every leakSweepEvery.
+// when leakSweepDue.
 //
 // May return a *store.LeaseHeldError.
 func SweepLeakedENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time) ([]string, error) {

@@ -44,6 +44,7 @@ type Report struct {
 	Errors         []error       // steps that failed; the next Reconcile retries them
 	Took           time.Duration // wall time
 	ReclaimSkipped bool          // idle reclaim waited for idle_ip_reclaim_interval
+	CloudSync      string        // why the ENIs were described through the OpenAPI; "" when metadata agreed with the store
 }
 
 // Reconcile is the daemon's pool maintenance, run on a timer and on store
@@ -70,23 +71,37 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	}
 	defer lease.release()
 
-	host := &hostView{node: node}
-	if err := syncCloud(lease.ctx, db, cloud, node, cfg, now, host, &rep); err != nil {
-		return rep, err
-	}
-	lease.renew()
 	p, err := snapshot(db)
 	if err != nil {
 		return rep, err
 	}
+	synced := false
+	if why := cloudSyncDue(lease.ctx, node, cfg, p, now); why != "" {
+		host := &hostView{node: node}
+		if err := syncCloud(lease.ctx, db, cloud, node, cfg, now, host, &rep); err != nil {
+			return rep, err
+		}
+		rep.CloudSync, synced = why, true
+		lease.renew()
+		if p, err = snapshot(db); err != nil {
+			return rep, err
+		}
+	}
 	idle, used := countPool(p)
-	need := cfg.MinPoolSize - idle
+	// Below min_pool_size the pool is filled towards max_pool_size in one
+	// call (up to 10 addresses): topping up one address per ADD made one
+	// Assign call per pod.
+	need, want := 0, 0
+	if idle < cfg.MinPoolSize {
+		need = cfg.MinPoolSize - idle
+		want = max(need, min(cfg.MaxPoolSize-idle, eni.MaxIPsPerAssign))
+	}
 	warmUp := !p.state.WarmedUp && cfg.IPWarmUpSize > 0
 	if warmUp {
 		need = max(need, cfg.IPWarmUpSize-idle-used)
 	}
 	if need > 0 {
-		rep.AddedIPs, err = grow(lease.ctx, db, cloud, node, cfg, need)
+		rep.AddedIPs, err = grow(lease.ctx, db, cloud, node, cfg, want, need)
 		switch {
 		case errors.Is(err, ErrBackoff) || errors.Is(err, ErrPoolExhausted):
 			rep.Blocked = err
@@ -121,7 +136,7 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	}
 	rep.Errors = appendErr(rep.Errors, deleteEmptyENIs(lease.ctx, db, cloud, node, cfg, p, now, &rep))
 	swept := false
-	if now.Sub(p.state.LastLeakSweep) >= leakSweepEvery {
+	if leakSweepDue(p.state, cfg, synced, now) {
 		leaked, err := sweepLeaked(lease.ctx, db, cloud, node, cfg, now)
 		rep.DeletedENIs = append(rep.DeletedENIs, leaked...)
 		rep.Errors = appendErr(rep.Errors, err)
@@ -139,6 +154,14 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		}
 		if swept {
 			ps.LastLeakSweep = now
+			// Any create cut short before this pass is now swept (the
+			// sweep takes ENIs older than lease_ttl; the mark is older).
+			if c := p.state.CreatingSince; ps.CreatingSince.Equal(c) && now.Sub(c) >= time.Duration(cfg.LeaseTTL) {
+				ps.CreatingSince = time.Time{}
+			}
+		}
+		if synced {
+			ps.LastCloudSync = now
 		}
 		ps.PruneBackoffs(now)
 		return tx.PutPoolState(ps)
@@ -178,6 +201,83 @@ func countPool(p pool) (idle, used int) {
 		}
 	}
 	return idle, used
+}
+
+// cloudSyncDue says why Reconcile must describe the node's ENIs through
+// the OpenAPI, or "" when instance metadata agrees with the store and the
+// safety sync is not due: the steady state costs no API call (Terway's
+// node daemon and AWS's ipamd do the same; a Describe per node per minute
+// is most of an account's budget at a thousand nodes).
+func cloudSyncDue(ctx context.Context, node Node, cfg config.Config, p pool, now time.Time) string {
+	if node.AttachedENIs == nil {
+		return "no instance metadata"
+	}
+	if every := jittered(time.Duration(cfg.CloudSyncInterval), node.InstanceID); now.Sub(p.state.LastCloudSync) >= every {
+		return "cloud_sync_interval"
+	}
+	attached, err := node.AttachedENIs(ctx)
+	if err != nil {
+		return "instance metadata unreadable: " + err.Error()
+	}
+	return disagreement(node, p, attached)
+}
+
+// jittered spreads a period over [0.75, 1.25) of itself by the instance id,
+// so nodes started together do not sync together.
+func jittered(d time.Duration, id string) time.Duration {
+	var h uint32 = 2166136261
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return d*3/4 + time.Duration(float64(d/2)*float64(h%1000)/1000)
+}
+
+// disagreement says how metadata and the store differ, "" when they agree:
+// the same ENIs (veni's, by MAC, the primary aside) holding the same
+// addresses, every recorded ENI ready.
+func disagreement(node Node, p pool, attached []eni.MetadataENI) string {
+	byMAC := make(map[string]eni.MetadataENI, len(attached))
+	for _, m := range attached {
+		if m.ID != node.PrimaryENIID {
+			byMAC[m.MAC.String()] = m
+		}
+	}
+	for _, e := range p.enis {
+		if e.State == store.ENIDraining {
+			delete(byMAC, e.MAC)
+			continue
+		}
+		m, ok := byMAC[e.MAC]
+		switch {
+		case !ok:
+			return "eni " + e.ID + " is not attached in metadata"
+		case e.State != store.ENIReady || e.Missing():
+			return "eni " + e.ID + " is " + string(e.State)
+		}
+		delete(byMAC, e.MAC)
+		want := make(map[netip.Addr]bool)
+		for _, a := range m.PrivateIPs {
+			if a != m.PrimaryIP && a != e.PrimaryIP {
+				want[a] = true
+			}
+		}
+		for _, ip := range p.ips {
+			if ip.ENIID != e.ID {
+				continue
+			}
+			if !want[ip.Addr] {
+				return "address " + ip.Addr.String() + " of eni " + e.ID + " is not in metadata"
+			}
+			delete(want, ip.Addr)
+		}
+		if len(want) > 0 {
+			return "metadata lists addresses of eni " + e.ID + " the store lacks"
+		}
+	}
+	for mac := range byMAC {
+		return "an ENI the store lacks is attached (mac " + mac + ")"
+	}
+	return ""
 }
 
 // syncCloud makes the store agree with the cloud about this instance's

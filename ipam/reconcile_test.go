@@ -1,9 +1,12 @@
 package ipam
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +15,8 @@ import (
 	"github.com/veni-cni/veni/store"
 )
 
-// Ensure the pool is topped up to min_pool_size in batches the API accepts.
+// Ensure a pool below min_pool_size is filled towards max_pool_size in one
+// call where that reaches min_pool_size, in batches the API accepts.
 func TestReconcile_TopUp(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -21,9 +25,9 @@ func TestReconcile_TopUp(t *testing.T) {
 		wantIdle  int
 		wantCalls int // AssignPrivateIPs
 	}{
-		{"small", 3, 5, 20, 3, 1},
+		{"small", 3, 5, 20, 5, 1},
 		{"batched by ten", 15, 20, 20, 15, 2},
-		{"spills to a new eni", 8, 10, 6, 8, 1},
+		{"spills to a new eni", 8, 10, 6, 10, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -246,4 +250,79 @@ func TestReconcile_WarmUp(t *testing.T) {
 			}
 		}
 	}
+}
+
+// metadataOf is what instance metadata would list for the fake cloud's
+// ENIs on the test instance.
+func metadataOf(cloud *fakeCloud) func(context.Context) ([]eni.MetadataENI, error) {
+	return func(context.Context) ([]eni.MetadataENI, error) {
+		cloud.mu.Lock()
+		defer cloud.mu.Unlock()
+		var out []eni.MetadataENI
+		for _, e := range cloud.enis {
+			if e.InstanceID == testInstance && e.Status == eni.StatusInUse {
+				out = append(out, eni.MetadataENI{ID: e.ID, MAC: e.MAC, PrimaryIP: e.PrimaryIP, PrivateIPs: slices.Clone(e.PrivateIPs)})
+			}
+		}
+		return out, nil
+	}
+}
+
+// Ensure the steady state costs no OpenAPI call: Reconcile describes ENIs
+// only when metadata and the store disagree or cloud_sync_interval is due.
+func TestReconcile_CloudSyncOnlyWhenMetadataDisagrees(t *testing.T) {
+	db, cloud := mustStore(t), newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	mustENI(t, db, cloud, "eni-1", true, 4, time.Now())
+	node, cfg := testNode(), testConfig()
+	node.AttachedENIs = metadataOf(cloud)
+	cfg.MinPoolSize, cfg.MaxPoolSize = 2, 6
+	cfg.CloudSyncInterval = config.Duration(time.Hour)
+	t0 := time.Now()
+
+	step := func(at time.Duration, wantWhy string, wantDescribes int) {
+		t.Helper()
+		before := cloud.count("ENIs")
+		rep, err := Reconcile(bg, db, cloud, node, cfg, t0.Add(at))
+		wantErr(t, err, nil)
+		if !strings.Contains(rep.CloudSync, wantWhy) || (wantWhy == "") != (rep.CloudSync == "") {
+			t.Errorf("at %v: CloudSync %q, want %q", at, rep.CloudSync, wantWhy)
+		}
+		if n := cloud.count("ENIs") - before; n != wantDescribes {
+			t.Errorf("at %v: %d describes, want %d", at, n, wantDescribes)
+		}
+	}
+	// A new store never synced; the first sync also sweeps for leaked ENIs
+	// (a second describe, by tag), at most every leakSweepEvery.
+	step(0, "cloud_sync_interval", 2)
+	step(time.Minute, "", 0)
+	step(2*time.Minute, "", 0)
+
+	// Someone assigns an address behind veni's back: metadata shows it.
+	cloud.mu.Lock()
+	a, err := cloud.takeIP("vsw-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud.enis["eni-1"].PrivateIPs = append(cloud.enis["eni-1"].PrivateIPs, a)
+	cloud.mu.Unlock()
+	step(3*time.Minute, "the store lacks", 1)
+	step(4*time.Minute, "", 0)
+
+	// An ENI detached by hand disappears from metadata.
+	cloud.mu.Lock()
+	cloud.enis["eni-1"].Status = eni.StatusAvailable
+	cloud.mu.Unlock()
+	step(5*time.Minute, "not attached in metadata", 1)
+	cloud.mu.Lock()
+	cloud.enis["eni-1"].Status = eni.StatusInUse
+	cloud.mu.Unlock()
+
+	// Metadata down: sync through the OpenAPI rather than trust nothing.
+	node.AttachedENIs = func(context.Context) ([]eni.MetadataENI, error) { return nil, errors.New("connection refused") }
+	step(6*time.Minute, "metadata unreadable", 1)
+	node.AttachedENIs = metadataOf(cloud)
+
+	// The safety sync comes within [0.75, 1.25) of the interval.
+	step(6*time.Minute+80*time.Minute, "cloud_sync_interval", 2)
 }

@@ -241,3 +241,56 @@ func TestSweepLeakedENIs(t *testing.T) {
 		t.Errorf("sweep while another holds the allocator lease: %v", err)
 	}
 }
+
+// Ensure a create cut short is swept by the next Reconcile even when
+// metadata agrees with the store (no cloud sync is due), once lease_ttl has
+// passed, and that a create that finishes leaves no mark behind.
+func TestReconcile_CreateCutShortIsSwept(t *testing.T) {
+	db, cloud := mustStore(t), newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	node, cfg := testNode(), testConfig()
+	node.AttachedENIs = metadataOf(cloud)
+	cfg.MinPoolSize, cfg.MaxPoolSize = 2, 4
+	t0 := time.Now()
+	// The first pass syncs, creates an ENI (clearing its own mark) and sweeps.
+	_, err := Reconcile(bg, db, cloud, node, cfg, t0)
+	wantErr(t, err, nil)
+	if ps := poolState(t, db); !ps.CreatingSince.IsZero() {
+		t.Fatalf("a finished create left CreatingSince %v", ps.CreatingSince)
+	}
+
+	// A creator killed after CreateNetworkInterface returned.
+	ours := map[string]string{TagCreator: TagCreatorValue, TagInstance: testInstance}
+	cloud.addENI(eni.ENI{ID: "eni-orphan", Status: eni.StatusAvailable, CreationTime: t0.Add(time.Minute), Tags: ours})
+	if _, err := markCreating(db, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Reconcile(bg, db, cloud, node, cfg, t0.Add(time.Minute+time.Second))
+	wantErr(t, err, nil)
+	if rep.CloudSync != "" || len(rep.DeletedENIs) != 0 {
+		t.Fatalf("within lease_ttl of the create: %+v", rep)
+	}
+	later := t0.Add(time.Minute + time.Duration(cfg.LeaseTTL) + time.Second)
+	rep, err = Reconcile(bg, db, cloud, node, cfg, later)
+	wantErr(t, err, nil)
+	if !slices.Equal(rep.DeletedENIs, []string{"eni-orphan"}) || rep.CloudSync != "" {
+		t.Fatalf("after lease_ttl: %+v", rep)
+	}
+	if ps := poolState(t, db); !ps.CreatingSince.IsZero() {
+		t.Errorf("mark kept after the sweep: %v", ps.CreatingSince)
+	}
+}
+
+func poolState(tb testing.TB, db Store) store.PoolState {
+	tb.Helper()
+	var ps store.PoolState
+	err := db.View(func(tx *store.ReadTx) error {
+		var err error
+		ps, err = tx.PoolState()
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ps
+}

@@ -41,7 +41,8 @@ func Refill(ctx context.Context, db Store, cloud eni.Client, node Node, cfg conf
 		return err
 	}
 	defer l.release()
-	_, err = grow(l.ctx, db, cloud, node, cfg, need)
+	// need is a batch; one address is what the waiting ADD must have.
+	_, err = grow(l.ctx, db, cloud, node, cfg, need, 1)
 	return err
 }
 
@@ -206,22 +207,27 @@ func snapshot(db Store) (pool, error) {
 	return p, err
 }
 
-// grow adds up to need free IPs and returns how many it added. It returns
-// an error only when it added none.
-func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, need int) (int, error) {
-	if need <= 0 {
+// grow adds up to want free IPs, at least need of them if it can, and
+// returns how many it added: addresses on ENIs with room up to want, new
+// ENIs only while fewer than need were added. It returns an error only
+// when it added none.
+func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, want, need int) (int, error) {
+	want = max(want, need)
+	if want <= 0 {
 		return 0, nil
 	}
 	p, err := snapshot(db)
 	if err != nil {
 		return 0, err
 	}
-	added, blocked, err := assignOnENIs(ctx, db, cloud, node, cfg, &p, need)
+	added, blocked, err := assignOnENIs(ctx, db, cloud, node, cfg, &p, want)
 	if err != nil {
 		return added, err
 	}
+	// A new ENI costs three calls or more (create, attach, describe): make
+	// one only for addresses that are needed, not for the rest of a batch.
 	for added < need {
-		n, err := createENI(ctx, db, cloud, node, cfg, &p, need-added)
+		n, err := createENI(ctx, db, cloud, node, cfg, &p, want-added)
 		if errors.Is(err, ErrBackoff) || errors.Is(err, ErrPoolExhausted) {
 			blocked = err
 			break

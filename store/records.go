@@ -241,6 +241,15 @@ type PoolState struct {
 	// LastLeakSweep is when veni last looked for ENIs it created for this
 	// node that never made it into the store.
 	LastLeakSweep time.Time `json:"lastLeakSweep,omitzero"`
+	// LastCloudSync is when the daemon last described the node's ENIs
+	// through the OpenAPI (its steady state reads instance metadata).
+	LastCloudSync time.Time `json:"lastCloudSync,omitzero"`
+	// CreatingSince is set before veni asks the cloud for a new ENI and
+	// cleared in the transaction that records it. Still set when nobody
+	// holds the allocator lease, it means a create was cut short (a crash,
+	// a lost answer) and an ENI may exist that the store does not know:
+	// the next Reconcile looks for it.
+	CreatingSince time.Time `json:"creatingSince,omitzero"`
 }
 
 // ActiveBackoff returns the back-off of scope if it is still running at now.
