@@ -11,6 +11,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
@@ -83,9 +84,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.node = node.IPAMNode(facts)
 	d.node.WaitLink = d.opts.Host.WaitLink
 	d.node.HostPods = d.opts.Host.HostPods
+	d.node.AttachedENIs = d.env.Metadata().Attached
 	d.node.Holder = "veni daemon"
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
+	d.checkNeighbourLimits(ipam.MaxPods(d.node, d.env.Config), facts.ENIs)
 	d.startFastPath(facts.InstanceID)
 	defer d.stopFastPath()
 
@@ -139,13 +142,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // waitFacts learns the node's facts, retrying while metadata or the cloud
 // is unreachable (a node boots before its network is fully up). Unlike the
-// CNI plugin, which trusts the cached facts, the daemon asks afresh at start
-// and refreshes the cache: quotas change with an instance type, and a store
-// carried over from another instance must not steer this one.
+// CNI plugin, which trusts the cached facts, the daemon checks them against
+// metadata at start (node.Env.Restart) and discovers afresh when they are
+// stale or name another instance or type: quotas change with an instance
+// type, and a store carried over from another instance must not steer this
+// one.
 func (d *Daemon) waitFacts(ctx context.Context) (store.NodeInfo, error) {
 	delay := time.Second
 	for {
-		facts, err := d.env.Discover(ctx)
+		facts, cached, err := d.env.Restart(ctx, node.FactsMaxAge, time.Now())
+		if err == nil && cached {
+			d.log.Info("node facts from the store; metadata names the same instance", "age", time.Since(facts.UpdatedAt).Round(time.Second))
+			return facts, nil
+		}
 		if err == nil {
 			return facts, d.cacheFacts(facts)
 		}
@@ -168,6 +177,37 @@ func (d *Daemon) cacheFacts(facts store.NodeInfo) error {
 		}
 		return tx.PutNode(facts)
 	})
+}
+
+// checkNeighbourLimits warns, in the log and as an event (which becomes a
+// Kubernetes event on the node), when the kernel's neighbour table cannot
+// hold an entry per pod and per gateway: "veni install" raises the limits,
+// but a node installed otherwise may still have the kernel's defaults.
+func (d *Daemon) checkNeighbourLimits(maxPods, enis int) {
+	l, err := d.opts.Host.NeighbourLimits()
+	if errors.Is(err, netplumb.ErrNoNeighbourLimits) {
+		d.log.Debug("neighbour table limits not visible here", "err", err)
+		return
+	}
+	if err != nil {
+		d.log.Warn("read neighbour table limits", "err", err)
+		return
+	}
+	need := netplumb.NeighbourEntries(maxPods, enis)
+	msg := netplumb.NeighbourShortfall(l, need)
+	if msg == "" {
+		return
+	}
+	s := netplumb.SuggestedNeighbourLimits(need)
+	msg += fmt.Sprintf("; raise them (veni install does: gc_thresh1/2/3 = %d/%d/%d)", s.Thresh1, s.Thresh2, s.Thresh3)
+	d.log.Warn("neighbour table too small", "maxPods", maxPods, "need", need, "gc_thresh2", l.Thresh2, "gc_thresh3", l.Thresh3)
+	err = d.env.Store.Update(func(tx *store.WriteTx) error {
+		_, err := tx.AppendEvent(store.Event{Time: time.Now(), Level: slog.LevelWarn, Reason: "NeighbourTableTooSmall", Message: msg})
+		return err
+	})
+	if err != nil {
+		d.log.Warn("record event", "err", err)
+	}
 }
 
 // fullPass garbage-collects, then reconciles the pool with the cloud.

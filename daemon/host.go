@@ -22,6 +22,9 @@ type Host interface {
 	EnsureENI(ctx context.Context, e store.ENI) (ifindex int, err error)
 	// HostPods lists the pods veni plumbed (ipam.Node.HostPods).
 	HostPods(ctx context.Context) ([]ipam.HostPod, error)
+	// NeighbourLimits reads the kernel's IPv4 neighbour table limits
+	// (netplumb.ErrNoNeighbourLimits outside the initial namespace).
+	NeighbourLimits() (netplumb.NeighbourLimits, error)
 }
 
 // nodeHost is the Host of a real node: netplumb in the caller's namespace.
@@ -38,6 +41,10 @@ func (nodeHost) EnsureENI(ctx context.Context, e store.ENI) (int, error) {
 	}
 	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP, Table: e.Table})
 	return link.Index, err
+}
+
+func (nodeHost) NeighbourLimits() (netplumb.NeighbourLimits, error) {
+	return netplumb.ReadNeighbourLimits()
 }
 
 func (nodeHost) HostPods(ctx context.Context) ([]ipam.HostPod, error) {

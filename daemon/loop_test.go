@@ -18,6 +18,7 @@ import (
 
 	"github.com/veni-cni/veni/eni/sim"
 	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/store"
 )
@@ -28,8 +29,16 @@ import (
 
 // fakeHost is a node whose links appear as soon as they are asked for.
 type fakeHost struct {
-	mu   sync.Mutex
-	pods []ipam.HostPod
+	mu    sync.Mutex
+	pods  []ipam.HostPod
+	neigh *netplumb.NeighbourLimits // nil: not visible, as in a simulated node
+}
+
+func (h *fakeHost) NeighbourLimits() (netplumb.NeighbourLimits, error) {
+	if h.neigh == nil {
+		return netplumb.NeighbourLimits{}, netplumb.ErrNoNeighbourLimits
+	}
+	return *h.neigh, nil
 }
 
 func (h *fakeHost) WaitLink(context.Context, net.HardwareAddr) error { return nil }
@@ -58,6 +67,13 @@ type loopNode struct {
 // startLoopNode runs the sim's API and metadata on loopback, writes a node
 // config with extra fields, and starts a daemon on it.
 func startLoopNode(t *testing.T, extra string) *loopNode {
+	n := newLoopNode(t, extra)
+	n.start(t)
+	return n
+}
+
+// newLoopNode is startLoopNode without the daemon.
+func newLoopNode(t *testing.T, extra string) *loopNode {
 	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.Credentials = map[string]string{"LTAIdaemon": "secret"}
@@ -90,12 +106,19 @@ func startLoopNode(t *testing.T, extra string) *loopNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := &fakeHost{}
-	d := New(env, Options{SyncInterval: time.Hour, MinWakeGap: 10 * time.Millisecond, Host: host, Logger: slog.New(slog.NewTextHandler(testWriter(t), nil))})
+	return &loopNode{env: env, host: &fakeHost{}, cloud: cloud}
+}
+
+// start runs a daemon on the node until n.stop or the test's end; ready
+// is closed when its first full pass is done.
+func (n *loopNode) start(t *testing.T) (ready chan struct{}) {
+	t.Helper()
+	ready = make(chan struct{})
+	d := New(n.env, Options{SyncInterval: time.Hour, MinWakeGap: 10 * time.Millisecond, Host: n.host,
+		Logger: slog.New(slog.NewTextHandler(testWriter(t), nil)), OnReady: func() { close(ready) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	n := &loopNode{env: env, host: host, cloud: cloud}
 	n.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -107,7 +130,7 @@ func startLoopNode(t *testing.T, extra string) *loopNode {
 			n.stop()
 		}
 	})
-	return n
+	return ready
 }
 
 // pool counts the free addresses a warm ADD could take (on ready ENIs)
@@ -225,6 +248,93 @@ func TestDaemon_StoreReplaced_RecoversPods(t *testing.T) {
 		if res.IP == r.IP {
 			t.Fatalf("handed out %s, which the running pod holds", r.IP)
 		}
+	}
+}
+
+// Ensure a node at rest costs the OpenAPI nothing: a restarted daemon
+// trusts the facts it cached when metadata names the same instance, and
+// its passes read instance metadata instead of describing ENIs while the
+// two agree. A rollout restarting every node at once must not spend the
+// account's API budget (DescribeInstanceTypes, DescribeNetworkInterfaces).
+func TestDaemon_RestartAndIdle_NoCloudCalls(t *testing.T) {
+	n := newLoopNode(t, `, "min_pool_size": 2, "max_pool_size": 5`)
+	<-n.start(t)
+	eventually(t, "the pool to fill", func() bool { f, _ := n.pool(t); return f >= 2 })
+	n.stop()
+
+	before := n.cloud.Snapshot().Calls
+	<-n.start(t)
+	// Wake it: an ADD takes an address (a store write, a local pass).
+	if _, err := ipam.Reserve(n.env.Store, ipam.Owner{ContainerID: "a", IfName: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	after := n.cloud.Snapshot().Calls
+	for _, action := range []string{"DescribeInstanceTypes", "DescribeNetworkInterfaces"} {
+		if d := after[action].Calls - before[action].Calls; d != 0 {
+			t.Errorf("%s called %d times by a restarted, idle daemon", action, d)
+		}
+	}
+
+	// A store whose facts name another instance type is discovered afresh.
+	n.stop()
+	err := n.env.Store.Update(func(tx *store.WriteTx) error {
+		info, err := tx.Node()
+		if err != nil {
+			return err
+		}
+		info.InstanceType = "ecs.g7.xlarge"
+		return tx.PutNode(info)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-n.start(t)
+	var info store.NodeInfo
+	if err := n.env.Store.View(func(tx *store.ReadTx) (err error) { info, err = tx.Node(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if info.InstanceType != "ecs.g7.large" {
+		t.Errorf("facts not discovered afresh: type %s, from %v", info.InstanceType, info.UpdatedAt)
+	}
+}
+
+// Ensure a node whose kernel neighbour table cannot hold two entries per
+// pod is reported: a warning event (relayed to Kubernetes) that names the
+// sysctl and the values to set, and none when the limits suffice.
+func TestDaemon_WarnsOfSmallNeighbourTable(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits netplumb.NeighbourLimits
+		want   string
+	}{
+		{"kernel defaults too small", netplumb.NeighbourLimits{Thresh1: 32, Thresh2: 64, Thresh3: 128}, "gc_thresh3 is 128"},
+		{"enough", netplumb.NeighbourLimits{Thresh1: 4096, Thresh2: 8192, Thresh3: 16384}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newLoopNode(t, "")
+			n.host.neigh = &tc.limits
+			<-n.start(t)
+			var got []string
+			err := n.env.Store.View(func(tx *store.ReadTx) error {
+				evs, err := tx.Events(0, 0)
+				for _, e := range evs {
+					if e.Reason == "NeighbourTableTooSmall" {
+						got = append(got, e.Message)
+					}
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.want == "" && len(got) != 0:
+				t.Errorf("warned with enough room: %q", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want) || !strings.Contains(got[0], "gc_thresh1/2/3 = 4096/8192/16384")):
+				t.Errorf("events %q, want one naming %q and the values to set", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/kube"
+	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -236,7 +237,7 @@ func (s *Sync) syncInstanceAnnotation(ctx context.Context, n *kube.Node) {
 	}
 	info := instanceInfo{
 		InstanceID: facts.InstanceID, InstanceType: facts.InstanceType,
-		ENIs: enis, IPv4PerENI: max(facts.IPv4PerENI-1, 0), MaxPods: enis * max(facts.IPv4PerENI-1, 0),
+		ENIs: enis, IPv4PerENI: max(facts.IPv4PerENI-1, 0), MaxPods: ipam.MaxPods(node.IPAMNode(facts), cfg),
 	}
 	switch {
 	case n.Labels[LabelExclusiveENI] != "":

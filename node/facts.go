@@ -34,6 +34,53 @@ func (e *Env) Facts(ctx context.Context) (store.NodeInfo, error) {
 	return info, e.Store.Update(func(tx *store.WriteTx) error { return tx.PutNode(info) })
 }
 
+// FactsMaxAge bounds how long a restarting daemon trusts cached facts:
+// limits follow the instance type, which metadata shows, but security
+// groups of the primary ENI change only through the OpenAPI.
+const FactsMaxAge = 24 * time.Hour
+
+// Restart returns the facts a starting daemon should use. Cached facts
+// younger than maxAge are kept when metadata still names the same instance,
+// instance type, vSwitch and primary MAC: a daemon restarted on every node
+// of a large cluster at once (a rollout) then costs the OpenAPI nothing.
+// Otherwise it discovers afresh. The second result says which it did.
+func (e *Env) Restart(ctx context.Context, maxAge time.Duration, now time.Time) (store.NodeInfo, bool, error) {
+	var cached store.NodeInfo
+	err := e.Store.View(func(tx *store.ReadTx) error {
+		var err error
+		cached, err = tx.Node()
+		return err
+	})
+	if err == nil && now.Sub(cached.UpdatedAt) < maxAge && e.sameInstance(ctx, cached) {
+		return cached, true, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.NodeInfo{}, false, err
+	}
+	info, err := e.Discover(ctx)
+	return info, false, err
+}
+
+// sameInstance says whether metadata describes the instance the facts were
+// cached for; any metadata error means "ask afresh".
+func (e *Env) sameInstance(ctx context.Context, info store.NodeInfo) bool {
+	md := e.Metadata()
+	for _, f := range []struct {
+		get  func(context.Context) (string, error)
+		want string
+	}{
+		{md.InstanceID, info.InstanceID},
+		{md.InstanceType, info.InstanceType},
+		{md.VSwitchID, info.VSwitchID},
+	} {
+		if v, err := f.get(ctx); err != nil || v != f.want {
+			return false
+		}
+	}
+	mac, err := md.PrimaryMAC(ctx)
+	return err == nil && mac.String() == info.PrimaryMAC
+}
+
 // Discover asks instance metadata and the OpenAPI what this node is. It
 // does not write the store; Facts does.
 func (e *Env) Discover(ctx context.Context) (store.NodeInfo, error) {
