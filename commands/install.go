@@ -48,6 +48,12 @@ type installOptions struct {
 	// primaryLink is the node's primary interface; "" means the link of
 	// the IPv4 default route.
 	primaryLink string
+	// sysctlDir gets 90-veni.conf, the neighbour table limits a dense
+	// node needs, which install also applies at once; "" does neither.
+	sysctlDir string
+	// raiseNeighbour applies limits now (netplumb.RaiseNeighbourLimits;
+	// tests replace it to leave the machine's kernel alone).
+	raiseNeighbour func(netplumb.NeighbourLimits) (netplumb.NeighbourLimits, error)
 }
 
 func (o *installOptions) AddFlags(fs *pflag.FlagSet) {
@@ -60,6 +66,7 @@ func (o *installOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.networkdDir, "networkd-dir", "/etc/systemd/network", "systemd-networkd's and udev's directory, for 05-veni.network and 05-veni.link (written when /etc/systemd exists; empty: never)")
 	fs.BoolVar(&o.unmanageENIs, "unmanage-enis", true, "also keep NetworkManager and systemd-networkd off secondary ENIs (eth1 and up), if the primary interface is eth0")
 	fs.StringVar(&o.primaryLink, "primary-interface", "", "the node's primary interface (empty: the link of the IPv4 default route)")
+	fs.StringVar(&o.sysctlDir, "sysctl-dir", "/etc/sysctl.d", "where 90-veni.conf goes: IPv4 neighbour table limits for two entries per pod, also applied at once if higher than the kernel's (empty: neither)")
 }
 
 func newInstallCommand() *cobra.Command {
@@ -115,6 +122,9 @@ func runInstall(w io.Writer, o *installOptions) error {
 		return err
 	}
 	if err := installNetworkDropIns(w, o); err != nil {
+		return err
+	}
+	if err := installNeighbourLimits(w, o); err != nil {
 		return err
 	}
 
@@ -212,18 +222,21 @@ func installLoopback(w io.Writer, binDir string) error {
 // user's, and is left alone.
 const dropInMarker = "# Written by veni install."
 
-// networkDropIn is one file that keeps a network manager off veni's links.
-type networkDropIn struct {
+// dropIn is one file veni install writes into another tool's directory.
+type dropIn struct {
 	dir, name string
 	what      string // who reads it, for messages
 	applies   string // when it takes effect
 	data      []byte
+	// foreign says what is at stake when a file of that name is not
+	// veni's and is left alone; empty: "<what> may still manage veni's links".
+	foreign string
 }
 
 // installNetworkDropIns writes the NetworkManager and systemd-networkd
 // drop-ins (see the install command's help for what they match).
 func installNetworkDropIns(w io.Writer, o *installOptions) error {
-	var files []networkDropIn
+	var files []dropIn
 	want := func(dir string) bool {
 		if dir == "" {
 			return false
@@ -263,14 +276,14 @@ func installNetworkDropIns(w io.Writer, o *installOptions) error {
 				specs = append(specs, "interface-name:eth"+strconv.Itoa(d)+"*")
 			}
 		}
-		files = append(files, networkDropIn{o.nmConfDir, "veni.conf", "NetworkManager", "on its restart or nmcli general reload conf", fmt.Appendf(nil, `%s
+		files = append(files, dropIn{o.nmConfDir, "veni.conf", "NetworkManager", "on its restart or nmcli general reload conf", fmt.Appendf(nil, `%s
 # NetworkManager leaves veni's links alone: the pods' host veths and, when
 # the primary interface is eth0, the secondary ENIs veni configures (eth1
 # and up). "+=" adds to the unmanaged devices other files name. Delete the
 # first line to keep edits: veni install then leaves this file alone.
 [keyfile]
 unmanaged-devices+=%s
-`, dropInMarker, strings.Join(specs, ";"))})
+`, dropInMarker, strings.Join(specs, ";")), ""})
 	}
 	if networkd {
 		names := veths
@@ -278,7 +291,7 @@ unmanaged-devices+=%s
 			names += " eth[1-9]*"
 		}
 		files = append(files,
-			networkDropIn{o.networkdDir, "05-veni.network", "systemd-networkd", "on its restart or networkctl reload", fmt.Appendf(nil, `%s
+			dropIn{o.networkdDir, "05-veni.network", "systemd-networkd", "on its restart or networkctl reload", fmt.Appendf(nil, `%s
 # systemd-networkd leaves veni's links alone: the pods' host veths and, when
 # the primary interface is eth0, the secondary ENIs veni configures (eth1
 # and up). The first matching .network file wins, hence 05. Delete the
@@ -288,8 +301,8 @@ Name=%s
 
 [Link]
 Unmanaged=yes
-`, dropInMarker, names)},
-			networkDropIn{o.networkdDir, "05-veni.link", "udev", "to veths created from now on", fmt.Appendf(nil, `%s
+`, dropInMarker, names), ""},
+			dropIn{o.networkdDir, "05-veni.link", "udev", "to veths created from now on", fmt.Appendf(nil, `%s
 # udev leaves the MAC address of the pods' host veths as veni set it: with
 # systemd's default MACAddressPolicy=persistent it would replace it after
 # veni wrote the pod's neighbour entry for its gateway. Delete the first
@@ -299,7 +312,7 @@ OriginalName=%s
 
 [Link]
 MACAddressPolicy=none
-`, dropInMarker, veths)},
+`, dropInMarker, veths), ""},
 		)
 	}
 	for _, f := range files {
@@ -310,9 +323,40 @@ MACAddressPolicy=none
 	return nil
 }
 
+// installNeighbourLimits raises the kernel's IPv4 neighbour table limits
+// (one table for every namespace; the defaults, 128/512/1024, overflow at a
+// few hundred pods) and keeps them in a sysctl.d drop-in across reboots.
+// Limits an operator set higher are kept.
+func installNeighbourLimits(w io.Writer, o *installOptions) error {
+	if o.sysctlDir == "" {
+		return nil
+	}
+	want := netplumb.SuggestedNeighbourLimits(0)
+	raise := o.raiseNeighbour
+	if raise == nil {
+		raise = netplumb.RaiseNeighbourLimits
+	}
+	switch got, err := raise(want); {
+	case errors.Is(err, netplumb.ErrNoNeighbourLimits):
+		fmt.Fprintf(w, "note: %v: run veni install in the node's network namespace (hostNetwork) to apply them now\n", err)
+	case err != nil:
+		return err
+	default:
+		fmt.Fprintf(w, "neighbour table limits %d/%d/%d (gc_thresh1/2/3)\n", got.Thresh1, got.Thresh2, got.Thresh3)
+	}
+	if _, err := os.Stat(filepath.Dir(o.sysctlDir)); err != nil {
+		return nil // no /etc here: nothing reads a drop-in
+	}
+	if err := os.MkdirAll(o.sysctlDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", o.sysctlDir, err)
+	}
+	return installDropIn(w, dropIn{dir: o.sysctlDir, name: "90-veni.conf", what: "systemd-sysctl", applies: "at boot",
+		data: []byte(netplumb.NeighbourSysctlConf(want)), foreign: "it decides the neighbour table limits after a reboot"})
+}
+
 // installDropIn writes f atomically unless the same content is there
 // already, or a file of that name without veni's marker (the user's).
-func installDropIn(w io.Writer, f networkDropIn) error {
+func installDropIn(w io.Writer, f dropIn) error {
 	path := filepath.Join(f.dir, f.name)
 	old, err := os.ReadFile(path)
 	switch {
@@ -320,7 +364,11 @@ func installDropIn(w io.Writer, f networkDropIn) error {
 		fmt.Fprintf(w, "unchanged %s\n", path)
 		return nil
 	case err == nil && !bytes.HasPrefix(old, []byte(dropInMarker)):
-		fmt.Fprintf(w, "note: %s is not veni's: left alone, so %s may still manage veni's links\n", path, f.what)
+		stake := f.foreign
+		if stake == "" {
+			stake = f.what + " may still manage veni's links"
+		}
+		fmt.Fprintf(w, "note: %s is not veni's: left alone, so %s\n", path, stake)
 		return nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("read %s: %w", path, err)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/veni-cni/veni/netplumb"
 )
 
 // mustENIConf writes an eni_conf for install to read.
@@ -341,5 +343,67 @@ func TestParseDefaultRouteLink(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// Ensure install raises the neighbour table limits a dense node needs,
+// never lowers ones set higher, and keeps them in a sysctl.d drop-in that
+// a second install leaves unchanged and a user's file of that name wins.
+func TestInstall_NeighbourLimits(t *testing.T) {
+	dir := t.TempDir()
+	o := testInstallOptions(dir, mustENIConf(t, dir, `{}`))
+	o.sysctlDir = filepath.Join(dir, "sysctl.d")
+	kernel := netplumb.NeighbourLimits{Thresh1: 128, Thresh2: 512, Thresh3: 32768} // an operator raised gc_thresh3
+	o.raiseNeighbour = func(want netplumb.NeighbourLimits) (netplumb.NeighbourLimits, error) {
+		kernel = netplumb.NeighbourLimits{Thresh1: max(kernel.Thresh1, want.Thresh1), Thresh2: max(kernel.Thresh2, want.Thresh2), Thresh3: max(kernel.Thresh3, want.Thresh3)}
+		return kernel, nil
+	}
+	var out bytes.Buffer
+	if err := runInstall(&out, o); err != nil {
+		t.Fatal(err)
+	}
+	if kernel != (netplumb.NeighbourLimits{Thresh1: 4096, Thresh2: 8192, Thresh3: 32768}) {
+		t.Errorf("kernel limits now %+v", kernel)
+	}
+	conf := filepath.Join(o.sysctlDir, "90-veni.conf")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"net.ipv4.neigh.default.gc_thresh1 = 4096\n", "net.ipv4.neigh.default.gc_thresh3 = 16384\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("90-veni.conf lacks %q:\n%s", want, b)
+		}
+	}
+	out.Reset()
+	if err := runInstall(&out, o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "unchanged "+conf) {
+		t.Errorf("second install:\n%s", out.String())
+	}
+	if err := os.WriteFile(conf, []byte("net.ipv4.neigh.default.gc_thresh3 = 99999\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runInstall(&out, o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != "net.ipv4.neigh.default.gc_thresh3 = 99999\n" || !strings.Contains(out.String(), "is not veni's") {
+		t.Errorf("user's file replaced, or no note:\n%s", out.String())
+	}
+
+	// Outside the node's namespace the kernel's limits are not visible:
+	// the drop-in is still written, with a note.
+	o.raiseNeighbour = func(netplumb.NeighbourLimits) (netplumb.NeighbourLimits, error) {
+		return netplumb.NeighbourLimits{}, netplumb.ErrNoNeighbourLimits
+	}
+	o.sysctlDir = filepath.Join(dir, "sysctl2.d")
+	out.Reset()
+	if err := runInstall(&out, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(o.sysctlDir, "90-veni.conf")); err != nil || !strings.Contains(out.String(), "hostNetwork") {
+		t.Errorf("no drop-in (%v) or note:\n%s", err, out.String())
 	}
 }

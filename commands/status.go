@@ -18,6 +18,8 @@ import (
 	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/ipam"
+	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/store"
 )
@@ -185,12 +187,38 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		problem("cloud credentials: %s", w)
 	}
 
+	if rep.Node != nil {
+		if msg := neighbourProblem(ipam.MaxPods(node.IPAMNode(info), env.Config), info.ENIs); msg != "" {
+			problem("%s", msg)
+		}
+	}
 	rep.Datapath = gatherDatapath(env, info.InstanceID, listing.Allocations, problem)
 	rep.Daemon = gatherDaemon(env.ConfigPath, listing.Pool.UpdatedAt, now)
 	if len(rep.Daemon.PIDs) == 0 {
 		problem("no veni daemon runs for %s: the pool is not refilled nor garbage-collected", env.ConfigPath)
 	}
 	return rep
+}
+
+// neighbourProblem checks the kernel's neighbour table limits against the
+// node's pod capacity; "" when they suffice or this namespace cannot see
+// them (a simulated node: the simulator raises them for the machine).
+func neighbourProblem(maxPods, enis int) string {
+	l, err := netplumb.ReadNeighbourLimits()
+	if errors.Is(err, netplumb.ErrNoNeighbourLimits) {
+		return ""
+	}
+	if err != nil {
+		return "neighbour table limits: " + err.Error()
+	}
+	need := netplumb.NeighbourEntries(maxPods, enis)
+	msg := netplumb.NeighbourShortfall(l, need)
+	if msg == "" {
+		return ""
+	}
+	sl := netplumb.SuggestedNeighbourLimits(need)
+	return fmt.Sprintf("%s; raise them with veni install, or sysctl -w net.ipv4.neigh.default.gc_thresh1=%d net.ipv4.neigh.default.gc_thresh2=%d net.ipv4.neigh.default.gc_thresh3=%d",
+		msg, sl.Thresh1, sl.Thresh2, sl.Thresh3)
 }
 
 func summarizePool(l ipamListing, now time.Time) statusPool {

@@ -62,7 +62,7 @@ func mustInstall(tb testing.TB, veni, nodeConfig, dir string) (binDir, confDir s
 	binDir, confDir = filepath.Join(dir, "bin"), filepath.Join(dir, "net.d")
 	out, err := exec.Command(veni, "install", "--cni-bin-dir", binDir, "--cni-conf-dir", confDir,
 		"--config-dir", filepath.Join(dir, "etc"), "--eni-conf", nodeConfig,
-		"--networkmanager-dir", "", "--networkd-dir", "").CombinedOutput()
+		"--networkmanager-dir", "", "--networkd-dir", "", "--sysctl-dir", "").CombinedOutput()
 	if err != nil {
 		tb.Fatalf("veni install: %v\n%s", err, out)
 	}
