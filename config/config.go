@@ -93,6 +93,7 @@ type Config struct {
 	VSwitchBackoff Duration `json:"vswitch_backoff,omitempty"`   // after "vSwitch out of addresses"
 	QuotaBackoff   Duration `json:"eni_quota_backoff,omitempty"` // after "quota exceeded"
 	GCGrace        Duration `json:"gc_grace,omitempty"`          // a reservation younger than this is never collected
+	MetricsAddress string   `json:"metrics_address,omitempty"`   // telemetry: where the daemon serves metrics; see ValidMetricsAddress
 }
 
 // Terway eni_conf fields veni reads without error but does not act on.
@@ -275,6 +276,9 @@ func (c Config) Validate() error {
 	case "", "tc", "tcx":
 	default:
 		return bad("ebpf_pod_hook", "%q: want tc or tcx", c.EBPFPodHook)
+	}
+	if err := ValidMetricsAddress(c.MetricsAddress); err != nil { // telemetry
+		return bad("metrics_address", "%v", err)
 	}
 	for _, p := range c.HostStackCIDRs {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
