@@ -62,7 +62,7 @@ func runDaemon(ctx context.Context, o *daemonOptions, level slog.Level) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log}).Run(ctx)
+	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Version: version}).Run(ctx)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
+	"github.com/veni-cni/veni/telemetry"
 )
 
 // Options tune the daemon's loops. Zero fields take the defaults.
@@ -29,6 +30,8 @@ type Options struct {
 	// Host is the node's kernel as the pool sees it; nil means the
 	// namespace the daemon runs in, through netplumb.
 	Host Host
+	// Version is veni's version, for the metrics' veni_build_info.
+	Version string // telemetry
 }
 
 // Defaults for Options.
@@ -46,6 +49,8 @@ type Daemon struct {
 	node        ipam.Node
 	lastBlocked error    // why the pool could not grow on the last pass
 	fast        fastPath // the eBPF fast path (fastpath.go)
+
+	tel *telemetry.Exporter // telemetry: metrics (telemetry.go); nil when off
 }
 
 // New prepares a daemon for the node described by env.
@@ -69,6 +74,7 @@ func New(env *node.Env, opts Options) *Daemon {
 // start-up fails for good. Pods keep their addresses when it stops.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.env.LogNotes(d.log)
+	defer d.startTelemetry(ctx)() // telemetry
 	facts, err := d.waitFacts(ctx)
 	if err != nil {
 		return err
@@ -156,6 +162,7 @@ func (d *Daemon) cacheFacts(facts store.NodeInfo) error {
 
 // fullPass garbage-collects, then reconciles the pool with the cloud.
 func (d *Daemon) fullPass(ctx context.Context) {
+	defer d.passDone(telemetry.PassFull, time.Now()) // telemetry
 	d.gc(ctx)
 	d.reconcile(ctx)
 }
@@ -165,6 +172,7 @@ func (d *Daemon) fullPass(ctx context.Context) {
 func (d *Daemon) reconcile(ctx context.Context) {
 	d.syncFastPath(ctx)
 	rep, err := ipam.Reconcile(ctx, d.env.Store, d.env.Cloud(), d.node, d.env.Config, time.Now())
+	d.tel.Reconciled(rep, err) // telemetry
 	if err != nil {
 		d.log.Error("reconcile", "err", err)
 		return
@@ -178,6 +186,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 // its minimum, the only thing a write can make urgent; idle reclaim and
 // cloud sync wait for the timer.
 func (d *Daemon) localPass(ctx context.Context) {
+	defer d.passDone(telemetry.PassLocal, time.Now()) // telemetry
 	d.gc(ctx)
 	health, err := ipam.PoolHealth(d.env.Store, time.Now())
 	if err != nil {
