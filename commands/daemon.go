@@ -14,6 +14,7 @@ import (
 
 	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/telemetry"
 )
 
 type daemonOptions struct {
@@ -62,7 +63,7 @@ func runDaemon(ctx context.Context, o *daemonOptions, level slog.Level) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Version: version}).Run(ctx)
+	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Build: telemetry.Build{Version: version, Commit: commit}}).Run(ctx)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -30,8 +30,8 @@ type Options struct {
 	// Host is the node's kernel as the pool sees it; nil means the
 	// namespace the daemon runs in, through netplumb.
 	Host Host
-	// Version is veni's version, for the metrics' veni_build_info.
-	Version string // telemetry
+	// Build is which veni runs, for the metrics' veni_build_info.
+	Build telemetry.Build // telemetry
 }
 
 // Defaults for Options.

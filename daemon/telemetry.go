@@ -28,7 +28,7 @@ func (d *Daemon) startTelemetry(ctx context.Context) (stop func()) {
 		d.log.Error("metrics not served", "err", err)
 		return func() {}
 	}
-	d.tel = telemetry.New(telemetry.Options{Store: d.env.Store, Version: d.opts.Version, Logger: d.log})
+	d.tel = telemetry.New(telemetry.Options{Store: d.env.Store, Build: d.opts.Build, Logger: d.log})
 	d.env.ObserveCloud(d.tel.ObserveCloud)
 	d.log.Info("metrics", "network", network, "address", addr)
 	ctx, cancel := context.WithCancel(ctx)

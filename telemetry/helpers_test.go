@@ -74,7 +74,7 @@ func mustUpdate(tb testing.TB, db store.File, fn func(*store.WriteTx) error) {
 func newTestExporter(tb testing.TB, db store.File) (*Exporter, *clock) {
 	tb.Helper()
 	c := newClock(t0())
-	return New(Options{Store: db, Version: "v-test", Now: c.Now}), c
+	return New(Options{Store: db, Build: Build{Version: "v-test", Commit: "abc123"}, Now: c.Now}), c
 }
 
 // scrape GETs the exporter's handler and parses the answer with

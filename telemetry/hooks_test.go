@@ -239,7 +239,7 @@ func TestExporter_BuildInfo(t *testing.T) {
 	e, _ := newTestExporter(t, mustStore(t, 0))
 	fams := scrape(t, e)
 	m := fams["veni_build_info"].GetMetric()
-	if len(m) != 1 || labelsOf(m[0])["version"] != "v-test" || labelsOf(m[0])["go_version"] == "" || m[0].GetGauge().GetValue() != 1 {
+	if len(m) != 1 || labelsOf(m[0])["version"] != "v-test" || labelsOf(m[0])["commit"] != "abc123" || labelsOf(m[0])["go_version"] == "" || m[0].GetGauge().GetValue() != 1 {
 		t.Errorf("build info: %s", seriesOf(fams, "veni_build_info"))
 	}
 	if got := value(t, fams, "veni_daemon_start_time_seconds", ""); got != float64(t0().Unix()) {

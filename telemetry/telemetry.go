@@ -18,8 +18,8 @@ type Options struct {
 	// Store is the node's store. The exporter only reads it, one short
 	// transaction at a time, waiting at most StoreTimeout for its lock.
 	Store store.File
-	// Version is veni's version for veni_build_info ("dev" when empty).
-	Version string
+	// Build says which veni runs, for veni_build_info.
+	Build Build
 	// CacheFor is how long one store read serves scrapes; zero means one
 	// second, so a burst of scrapes costs one transaction.
 	CacheFor time.Duration
@@ -31,6 +31,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now replaces time.Now (tests).
 	Now func() time.Time
+}
+
+// Build identifies the running binary: what the Makefile stamps into
+// "veni version".
+type Build struct {
+	Version string // "dev" when empty
+	Commit  string // empty: the go command's VCS stamp, if any
 }
 
 // Exporter holds the daemon's metrics and serves them. It is safe for
@@ -84,8 +91,11 @@ func New(opts Options) *Exporter {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Version == "" {
-		opts.Version = "dev"
+	if opts.Build.Version == "" {
+		opts.Build.Version = "dev"
+	}
+	if opts.Build.Commit == "" {
+		opts.Build.Commit = vcsRevision()
 	}
 	e := &Exporter{
 		reg:         metrics.NewRegistry(),
@@ -109,7 +119,7 @@ func New(opts Options) *Exporter {
 	e.boUntil.vec = e.m.backoffUntil
 	e.fastDP.vec = e.m.datapathInfo
 
-	e.m.buildInfo.With(opts.Version, vcsRevision(), runtime.Version()).Set(1)
+	e.m.buildInfo.With(opts.Build.Version, opts.Build.Commit, runtime.Version()).Set(1)
 	e.m.startTime.SetToTime(e.start)
 	e.reg.OnCollect(e.collect)
 	return e
