@@ -12,6 +12,11 @@ import (
 // them is here; daemon.go calls in with one line per hook, each marked
 // "telemetry": Run starts the exporter, fullPass and localPass report their
 // end, reconcile its report.
+//
+// d.tel is set once, at the top of Run, before Run starts any goroutine;
+// it stays nil when metrics are off or could not be served, and every
+// hook is a no-op on nil. Informers started later in Run register with
+// d.tel.RegisterInformer(resource, informer.Stats).
 
 // startTelemetry builds the exporter, lets it observe the cloud client,
 // and serves it where metrics_address says (by default a 0600 unix socket
