@@ -16,6 +16,7 @@ import (
 	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/kube"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/telemetry"
 )
 
 type daemonOptions struct {
@@ -86,7 +87,8 @@ func runDaemon(ctx context.Context, o *daemonOptions, level slog.Level) error {
 			log.Info("ready: CNI conflist written", "dir", o.cniConfDir)
 		}
 	}
-	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts, OnReady: ready}).Run(ctx)
+	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts, OnReady: ready,
+		Build: telemetry.Build{Version: version, Commit: commit}}).Run(ctx)
 }
 
 // kube connects the daemon to its cluster: the kubeconfig it was given,

@@ -98,6 +98,7 @@ type Config struct {
 	// safety net; Terway's controller uses 12-24 h). Between, it reads
 	// metadata only and calls the API when the two disagree.
 	CloudSyncInterval Duration `json:"cloud_sync_interval,omitempty"`
+	MetricsAddress    string   `json:"metrics_address,omitempty"` // telemetry: where the daemon serves metrics; see ValidMetricsAddress
 }
 
 // Terway eni_conf fields veni reads without error but does not act on.
@@ -283,6 +284,9 @@ func (c Config) Validate() error {
 	case "", "tc", "tcx":
 	default:
 		return bad("ebpf_pod_hook", "%q: want tc or tcx", c.EBPFPodHook)
+	}
+	if err := ValidMetricsAddress(c.MetricsAddress); err != nil {
+		return bad("metrics_address", "%v", err)
 	}
 	for _, p := range c.HostStackCIDRs {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
+	"github.com/veni-cni/veni/telemetry"
 )
 
 // Options tune the daemon's loops. Zero fields take the defaults.
@@ -36,6 +37,8 @@ type Options struct {
 	// is warm and the links match the store (the DaemonSet writes the CNI
 	// conflist then).
 	OnReady func()
+	// Build is which veni runs, for the metrics' veni_build_info.
+	Build telemetry.Build
 }
 
 // Defaults for Options.
@@ -54,6 +57,8 @@ type Daemon struct {
 	lastBlocked error    // why the pool could not grow on the last pass
 	fast        fastPath // the eBPF fast path (fastpath.go)
 	kube        kubeSide // the Kubernetes side (kube.go)
+
+	tel *telemetry.Exporter // telemetry: metrics (telemetry.go); nil when off
 }
 
 // New prepares a daemon for the node described by env.
@@ -77,6 +82,7 @@ func New(env *node.Env, opts Options) *Daemon {
 // start-up fails for good. Pods keep their addresses when it stops.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.env.LogNotes(d.log)
+	defer d.startTelemetry(ctx)()
 	facts, err := d.waitFacts(ctx)
 	if err != nil {
 		return err
@@ -212,6 +218,7 @@ func (d *Daemon) checkNeighbourLimits(maxPods, enis int) {
 
 // fullPass garbage-collects, then reconciles the pool with the cloud.
 func (d *Daemon) fullPass(ctx context.Context) {
+	defer d.passDone(telemetry.PassFull, time.Now())
 	d.gc(ctx)
 	d.reconcile(ctx)
 	d.notifyKube()
@@ -222,6 +229,7 @@ func (d *Daemon) fullPass(ctx context.Context) {
 func (d *Daemon) reconcile(ctx context.Context) {
 	d.syncFastPath(ctx)
 	rep, err := ipam.Reconcile(ctx, d.env.Store, d.env.Cloud(), d.node, d.env.Config, time.Now())
+	d.tel.Reconciled(rep, err)
 	if err != nil {
 		d.log.Error("reconcile", "err", err)
 		return
@@ -235,6 +243,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 // its minimum, the only thing a write can make urgent; idle reclaim and
 // cloud sync wait for the timer.
 func (d *Daemon) localPass(ctx context.Context) {
+	defer d.passDone(telemetry.PassLocal, time.Now())
 	d.gc(ctx)
 	health, err := ipam.PoolHealth(d.env.Store, time.Now())
 	if err != nil {

@@ -61,6 +61,9 @@ func (d *Daemon) startKube(ctx context.Context, facts store.NodeInfo) {
 		return
 	}
 	k.sync = s
+	for resource, stats := range s.Informers() {
+		d.tel.RegisterInformer(resource, stats)
+	}
 	go func() { _ = s.Run(ctx) }()
 }
 

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
@@ -37,6 +39,9 @@ type Env struct {
 
 	cloudMu sync.Mutex
 	cloud   eni.Client // nil until built; a failed build is tried again
+
+	// telemetry: sees every cloud API attempt (ObserveCloud); nil when unset.
+	cloudObserver atomic.Pointer[func(action, code string, took time.Duration)]
 }
 
 // Load reads the node configuration at path (DefaultConfigPath when empty).
@@ -185,5 +190,25 @@ func (e *Env) newAlibabaClient(ctx context.Context) (eni.Client, error) {
 		Scheme:             cfg.Scheme,
 		CredentialProvider: creds,
 		RateLimits:         limits,
+		Observe:            e.observeCloud,
 	})
+}
+
+// ObserveCloud makes fn see every attempt of the cloud client this Env
+// builds (eni.AlibabaOptions.Observe: action, result code, duration), from
+// now on, whether or not the client is built yet. The daemon sets its
+// metrics exporter here; the CNI plugin sets nothing and pays one atomic
+// load per attempt.
+func (e *Env) ObserveCloud(fn func(action, code string, took time.Duration)) {
+	if fn == nil {
+		e.cloudObserver.Store(nil)
+		return
+	}
+	e.cloudObserver.Store(&fn)
+}
+
+func (e *Env) observeCloud(action, code string, took time.Duration) {
+	if fn := e.cloudObserver.Load(); fn != nil {
+		(*fn)(action, code, took)
+	}
 }
