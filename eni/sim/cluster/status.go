@@ -17,7 +17,8 @@ type StatusReport struct {
 }
 
 // Status prints the live sim in dir: its nodes with their daemons and
-// health, ENIs and vSwitches; as JSON (a StatusReport) with asJSON.
+// health, ENIs, vSwitches and the OpenAPI's calls and throttling by action
+// and by window; as JSON (a StatusReport) with asJSON.
 func Status(ctx context.Context, w io.Writer, dir string, asJSON bool) error {
 	c, err := Connect(dir)
 	if err != nil {
@@ -90,6 +91,8 @@ func printStatus(w io.Writer, st State, live Live, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", v.ID, v.ZoneID, v.CIDR, v.Gateway, v.Free, v.Total)
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	printAPI(w, live.Cloud, now)
 	if live.Cloud.FabricErrors > 0 {
 		fmt.Fprintf(w, "\nfabric errors: %d (last: %s)\n", live.Cloud.FabricErrors, live.Cloud.LastFabric)
 	}
