@@ -40,7 +40,17 @@ func Status(ctx context.Context, w io.Writer, dir string, asJSON bool) error {
 func printStatus(w io.Writer, st State, live Live, now time.Time) {
 	fmt.Fprintf(w, "sim %s: server pid %d since %s, region %s, vpc %s (%s)\n",
 		st.Name, st.PID, st.Started.Format("2006-01-02 15:04:05Z"), st.Region, st.VPCID, st.VPCCIDR)
-	fmt.Fprintf(w, "API %s  metadata %s  control %s\n\n", st.APIEndpoint, st.MetadataEndpoint, st.ControlEndpoint)
+	fmt.Fprintf(w, "API %s  metadata %s  control %s\n", st.APIEndpoint, st.MetadataEndpoint, st.ControlEndpoint)
+	var raised []string
+	for _, k := range st.Kernel {
+		if k.Now != k.Before {
+			raised = append(raised, fmt.Sprintf("%s %d→%d", k.Key, k.Before, k.Now))
+		}
+	}
+	if len(raised) > 0 {
+		fmt.Fprintf(w, "kernel limits raised until sim down: %s\n", strings.Join(raised, ", "))
+	}
+	fmt.Fprintln(w)
 
 	nodeOf := map[string]string{}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
