@@ -76,7 +76,7 @@ type KernelChange struct {
 // veni 0.x: a daemon holds one inotify instance with one watch and about
 // eight threads).
 const (
-	neighPerAddress    = 4  // non-permanent neighbour entries an address may cause
+	neighPerAddress    = 4 // non-permanent neighbour entries an address may cause
 	neighHeadroom      = 1024
 	inotifyPerNode     = 2 // instances: the daemon's, and one spare for a restart overlapping its predecessor
 	inotifyHeadroom    = 128
