@@ -33,6 +33,7 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.spec.Daemons, "daemons", d.Daemons, "run a veni daemon in every node (false: the CNI plugin alone, cold path included)")
 	fs.StringVar(&o.spec.Datapath, "datapath", "", "datapath of every node's veni config (default: veni's default)")
 	fs.StringArrayVar(&o.nodeConfig, "node-config", nil, "extra field of every node's veni config as key=value (value parsed as JSON when it is JSON), e.g. idle_ip_reclaim_after=30s; repeatable")
+	fs.BoolVar(&o.spec.DaemonConflist, "daemon-conflist", false, "each node's daemon writes its CNI conflist once its first pass is done (veni daemon --cni-conf-dir), as veni's DaemonSet does, instead of the sim writing it at start-up; a node is READY once it exists")
 	fs.DurationVar(&o.spec.DaemonSyncInterval, "daemon-sync-interval", d.DaemonSyncInterval, "the node daemons' --sync-interval")
 	fs.IntVar(&o.spec.StartConcurrency, "start-concurrency", cluster.DefaultStartConcurrency, "how many nodes are set up at once")
 	fs.BoolVar(&o.quotasOn, "api-quotas", true, "throttle the OpenAPI as Alibaba does: a budget per action per minute for the whole account, Throttling.User until the next minute once spent (false: never throttle)")

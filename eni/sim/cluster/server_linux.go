@@ -274,6 +274,9 @@ func (s *server) prepareNodes() error {
 		}
 		if s.spec.Daemons {
 			argv := []string{string(s.bin), "daemon", "--config", p.Config, "--sync-interval", s.spec.DaemonSyncInterval.String()}
+			if s.spec.DaemonConflist {
+				argv = append(argv, "--cni-conf-dir", p.ConfDir)
+			}
 			if s.spec.Kube != nil {
 				kc, err := nodeKubeconfig(*s.spec.Kube, n.Name)
 				if err != nil {
@@ -312,6 +315,7 @@ func (s *server) nodeStatus(ctx context.Context, health bool) []NodeStatus {
 	out := make([]NodeStatus, len(s.state.Nodes))
 	for i, n := range s.state.Nodes {
 		out[i].Node = n
+		out[i].Ready = nodeReady(s.state.Paths(n.Name))
 		if i < len(s.daemons) && s.daemons[i] != nil {
 			st := s.daemons[i].Status()
 			out[i].Daemon = &st

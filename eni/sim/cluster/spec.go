@@ -35,6 +35,11 @@ type Spec struct {
 
 	Daemons            bool          `json:"daemons"`            // run a supervised "veni daemon" in every node
 	DaemonSyncInterval time.Duration `json:"daemonSyncInterval"` // its --sync-interval
+	// DaemonConflist leaves the node's CNI conflist to its daemon ("veni
+	// daemon --cni-conf-dir"), which writes it once its first pass is done,
+	// as veni's DaemonSet does: a node is Ready (NodeStatus.Ready) when it
+	// is there. Otherwise the sim writes it with the node's files.
+	DaemonConflist bool `json:"daemonConflist,omitempty"`
 
 	StartConcurrency int `json:"startConcurrency,omitempty"` // nodes set up at once; 0: DefaultStartConcurrency
 
@@ -67,6 +72,9 @@ func (s Spec) Validate() error {
 	}
 	if s.MinPoolSize < 0 || s.MaxPoolSize < s.MinPoolSize {
 		return fmt.Errorf("--min-pool-size %d --max-pool-size %d: need 0 <= min <= max", s.MinPoolSize, s.MaxPoolSize)
+	}
+	if s.DaemonConflist && !s.Daemons {
+		return fmt.Errorf("--daemon-conflist needs --daemons")
 	}
 	if s.Daemons && s.DaemonSyncInterval <= 0 {
 		return fmt.Errorf("--daemon-sync-interval %s: must be positive", s.DaemonSyncInterval)

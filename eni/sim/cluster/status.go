@@ -54,7 +54,7 @@ func printStatus(w io.Writer, st State, live Live, now time.Time) {
 
 	nodeOf := map[string]string{}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tINSTANCE\tTYPE\tNETNS\tPRIMARY IP\tVSWITCH\tDAEMON\tHEALTH\tDATAPATH")
+	fmt.Fprintln(tw, "NODE\tINSTANCE\tTYPE\tNETNS\tPRIMARY IP\tVSWITCH\tREADY\tDAEMON\tHEALTH\tDATAPATH")
 	var problems []string
 	for _, n := range live.Nodes {
 		nodeOf[n.InstanceID] = n.Name
@@ -68,8 +68,12 @@ func printStatus(w io.Writer, st State, live Live, now time.Time) {
 				problems = append(problems, n.Name+": "+h.Error)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.InstanceID, n.InstanceType, n.NetNS, n.PrimaryIP, n.VSwitchID,
-			daemonWord(n.Daemon, now), health, datapath)
+		ready := "no"
+		if n.Ready {
+			ready = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.InstanceID, n.InstanceType, n.NetNS, n.PrimaryIP, n.VSwitchID,
+			ready, daemonWord(n.Daemon, now), health, datapath)
 	}
 	_ = tw.Flush()
 	for _, p := range problems {
