@@ -53,6 +53,8 @@ import (
 //	VENI_SCALE_MAX_POOL   max_pool_size (5)
 //	VENI_SCALE_ARGS       more "veni sim up" flags, space separated
 //	VENI_SCALE_REPORT     write the figures there as JSON too
+//	VENI_SCALE_SIM_NAME   the sim's name and directory, so that a driver
+//	VENI_SCALE_SIM_DIR    killed with the test can clean it up
 
 type scaleConfig struct {
 	nodes, podsPerNode, parallel, pairs int
@@ -99,6 +101,9 @@ func envInt(tb testing.TB, key string, def int) int {
 func TestScale_ColdStart(t *testing.T) {
 	cfg := scaleConfigFromEnv(t)
 	s := mustSim(t)
+	if name, dir := os.Getenv("VENI_SCALE_SIM_NAME"), os.Getenv("VENI_SCALE_SIM_DIR"); name != "" && dir != "" {
+		s.name, s.dir = name, dir // the cleanup mustSim registered downs this one
+	}
 	rep := &scaleReport{Nodes: cfg.nodes, PodsPerNode: cfg.podsPerNode, Parallel: cfg.parallel}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
