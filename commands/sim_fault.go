@@ -16,6 +16,7 @@ type simFaultOptions struct {
 	*simGlobalOptions
 	latency      time.Duration
 	throttle     float64
+	throttleCode string
 	errorRate    float64
 	errorCode    string
 	clear        bool
@@ -29,7 +30,8 @@ type simFaultOptions struct {
 }
 
 func (o *simFaultOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.Float64Var(&o.throttle, "throttle", 0, "share of calls answered Throttling.User (0..1)")
+	fs.Float64Var(&o.throttle, "throttle", 0, "share of calls answered throttled (0..1), apart from the account's API quotas")
+	fs.StringVar(&o.throttleCode, "throttle-code", "", "code of those throttled answers: Throttling.User (default), Throttling.Api or Throttling")
 	fs.Float64Var(&o.errorRate, "error-rate", 0, "share of calls answered a server error (0..1)")
 	fs.StringVar(&o.errorCode, "error-code", "", "code of those server errors: InternalError (500, default) or ServiceUnavailable (503)")
 	fs.DurationVar(&o.latency, "latency", 0, "latency added to every call")
@@ -75,7 +77,7 @@ func newSimFaultCommand(g *simGlobalOptions) *cobra.Command {
 
 // request turns the flags into one change of the sim's faults.
 func (o *simFaultOptions) request(action string) (sim.FaultRequest, error) {
-	req := sim.FaultRequest{Action: action, Latency: o.latency, ThrottleRate: o.throttle, ErrorRate: o.errorRate, ErrorCode: o.errorCode, Clear: o.clear}
+	req := sim.FaultRequest{Action: action, Latency: o.latency, ThrottleRate: o.throttle, ThrottleCode: o.throttleCode, ErrorRate: o.errorRate, ErrorCode: o.errorCode, Clear: o.clear}
 	changed := o.changedFlags
 	switch {
 	case o.throttle < 0 || o.throttle > 1 || o.errorRate < 0 || o.errorRate > 1:
@@ -84,6 +86,8 @@ func (o *simFaultOptions) request(action string) (sim.FaultRequest, error) {
 		return req, errors.New("--latency, --attach-delay and --describe-lag must not be negative")
 	case o.errorCode != "" && o.errorCode != sim.CodeInternalError && o.errorCode != sim.CodeServiceUnavailable:
 		return req, fmt.Errorf("--error-code %q: want %s or %s", o.errorCode, sim.CodeInternalError, sim.CodeServiceUnavailable)
+	case o.throttleCode != "" && o.throttleCode != sim.CodeThrottlingUser && o.throttleCode != sim.CodeThrottlingAPI && o.throttleCode != sim.CodeThrottlingPlain:
+		return req, fmt.Errorf("--throttle-code %q: want %s, %s or %s", o.throttleCode, sim.CodeThrottlingUser, sim.CodeThrottlingAPI, sim.CodeThrottlingPlain)
 	case changed("vswitch-free") && o.vswitchFree < 0:
 		return req, errors.New("--vswitch-free must not be negative (use --clear to remove the cap)")
 	case changed("vswitch-free") && o.vswitch == "":

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,8 @@ type simTopologyOptions struct {
 	vswitches  string
 	nodeConfig []string
 	kubeconfig string
+	quotasOn   bool
+	quotas     []string
 }
 
 func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
@@ -30,8 +33,13 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.spec.Daemons, "daemons", d.Daemons, "run a veni daemon in every node (false: the CNI plugin alone, cold path included)")
 	fs.StringVar(&o.spec.Datapath, "datapath", "", "datapath of every node's veni config (default: veni's default)")
 	fs.StringArrayVar(&o.nodeConfig, "node-config", nil, "extra field of every node's veni config as key=value (value parsed as JSON when it is JSON), e.g. idle_ip_reclaim_after=30s; repeatable")
+	fs.BoolVar(&o.spec.DaemonConflist, "daemon-conflist", false, "each node's daemon writes its CNI conflist once its first pass is done (veni daemon --cni-conf-dir), as veni's DaemonSet does, instead of the sim writing it at start-up; a node is READY once it exists")
 	fs.DurationVar(&o.spec.DaemonSyncInterval, "daemon-sync-interval", d.DaemonSyncInterval, "the node daemons' --sync-interval")
 	fs.IntVar(&o.spec.StartConcurrency, "start-concurrency", cluster.DefaultStartConcurrency, "how many nodes are set up at once")
+	fs.BoolVar(&o.quotasOn, "api-quotas", true, "throttle the OpenAPI as Alibaba does: a budget per action per minute for the whole account, Throttling.User until the next minute once spent (false: never throttle)")
+	fs.StringArrayVar(&o.quotas, "api-quota", nil, "budget of one action as ACTION=N calls per window, over the defaults (DescribeNetworkInterfaces 800, Create/Attach/DeleteNetworkInterface 500, DetachNetworkInterface and Assign/UnassignPrivateIpAddresses 400, DescribeVSwitches and DescribeInstanceTypes 300); N=0 lifts it; repeatable")
+	fs.IntVar(&o.spec.Quotas.Account, "api-quota-account", 0, "budget of every action together per window (0: none beyond the actions' own)")
+	fs.DurationVar(&o.spec.Quotas.Window, "api-quota-window", sim.DefaultQuotaWindow, "length of a throttling window (Alibaba's is a minute)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "a Kubernetes API server the nodes' daemons join (server, CA and bearer token of its current context), reached from inside the VPC through a relay; each node is the Node named after it")
 }
 
@@ -44,6 +52,20 @@ func (o *simTopologyOptions) toSpec() (cluster.Spec, error) {
 			return s, err
 		}
 		s.VSwitches = vsws
+	}
+	if o.quotasOn {
+		q := sim.DefaultQuotas()
+		q.Account, q.Window = s.Quotas.Account, s.Quotas.Window
+		q, err := cluster.ParseQuotas(q, o.quotas)
+		if err != nil {
+			return s, err
+		}
+		s.Quotas = q
+	} else {
+		if len(o.quotas) > 0 || s.Quotas.Account > 0 {
+			return s, errors.New("--api-quota and --api-quota-account need --api-quotas")
+		}
+		s.Quotas = sim.Quotas{}
 	}
 	extra, err := cluster.ParseNodeConfig(o.nodeConfig)
 	if err != nil {

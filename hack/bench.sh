@@ -13,6 +13,12 @@
 #   daemon    the node daemon's memory with 100 pods and 1,000
 #             NetworkPolicies in its caches vs an empty cluster (real
 #             kube-apiserver, go test -bench)
+#   scale     100 and 200 nodes booting at once with an empty pool, 10 pods
+#             each added in parallel under the sim's account API quotas:
+#             time to ready, cloud calls by action (boot, per 100 pods,
+#             idle), throttled share, daemon RSS, the sim server's CPU and
+#             memory (e2e TestScale_ColdStart; BENCH_SCALE_NODES="100 200",
+#             BENCH_SCALE_IDLE=120s)
 #
 # Needs root and bin/veni (make build). Everything runs inside network
 # namespaces the sections create; each section removes them on any exit,
@@ -77,13 +83,41 @@ bench_daemon() {
 	VENI_BIN=$VENI "$GO" test -run '^$' -bench 'Kube_DaemonRSS' -benchtime 1x ./e2e/ "$@"
 }
 
+# bench_scale runs the scale e2e at each size. The trap downs the run's sim
+# by its name and directory if the test is killed before its own cleanup.
+bench_scale() {
+	[ -x "$VENI" ] || die "$VENI missing (make build)"
+	local n name dir
+	for n in ${BENCH_SCALE_NODES:-100 200}; do
+		name="vbs$$-$n"
+		dir=$(mktemp -d /tmp/veni-bench-scale.XXXXXX)
+		# shellcheck disable=SC2064 # expand now: the names are fixed for this run
+		trap "cleanup_scale '$name' '$dir'" EXIT
+		echo "== scale: $n nodes x ${BENCH_SCALE_PODS:-10} pods"
+		VENI_BIN=$VENI VENI_SCALE_NODES=$n VENI_SCALE_PODS=${BENCH_SCALE_PODS:-10} \
+			VENI_SCALE_IDLE=${BENCH_SCALE_IDLE:-120s} VENI_SCALE_PARALLEL=${BENCH_SCALE_PARALLEL:-16} \
+			VENI_SCALE_REPORT="$dir/report.json" VENI_SCALE_SIM_NAME="$name" VENI_SCALE_SIM_DIR="$dir/sim" \
+			"$GO" test -count=1 -timeout 90m -run '^TestScale_ColdStart$' -v ./e2e/ "$@"
+		[ -f "$dir/report.json" ] && cp "$dir/report.json" "$ROOT/bin/bench-scale-$n.json"
+		cleanup_scale "$name" "$dir"
+		trap - EXIT
+	done
+}
+
+cleanup_scale() {
+	local name=$1 dir=$2
+	"$VENI" sim down --dir "$dir/sim" --name "$name" >/dev/null 2>&1 || true
+	rm -rf "$dir"
+}
+
 run_section() {
 	case "$1" in
 	cni) shift; bench_cni "$@" ;;
 	datapath) shift; bench_datapath "$@" ;;
 	store) shift; bench_store "$@" ;;
 	daemon) shift; bench_daemon "$@" ;;
-	*) die "unknown section $1 (known: cni, datapath, store, daemon)" ;;
+	scale) shift; bench_scale "$@" ;;
+	*) die "unknown section $1 (known: cni, datapath, store, daemon, scale)" ;;
 	esac
 }
 
@@ -94,6 +128,7 @@ main() {
 		run_section datapath
 		run_section store
 		run_section daemon
+		run_section scale
 		return
 	fi
 	# One section may take the driver's own flags after "--".

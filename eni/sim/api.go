@@ -53,7 +53,7 @@ func (c *Cloud) APIHandler() http.Handler { return http.HandlerFunc(c.serveAPI) 
 
 func (c *Cloud) serveAPI(w http.ResponseWriter, r *http.Request) {
 	reqID := newRequestID()
-	resp, aerr := c.handleAPI(r)
+	resp, aerr := c.handleAPI(r, w.Header())
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.Header().Set("x-acs-request-id", reqID)
 	if aerr != nil {
@@ -71,7 +71,9 @@ func (c *Cloud) serveAPI(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-func (c *Cloud) handleAPI(r *http.Request) (response, *apiError) {
+// handleAPI answers one call; it sets the rate-limit headers on h once the
+// call is known to be an authenticated one of a served action.
+func (c *Cloud) handleAPI(r *http.Request, h http.Header) (response, *apiError) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		return nil, newAPIError(http.StatusMethodNotAllowed, "UnsupportedHTTPMethod",
 			"RPC-style APIs take GET or POST, not %s.", r.Method)
@@ -105,6 +107,9 @@ func (c *Cloud) handleAPI(r *http.Request) (response, *apiError) {
 	}
 	if region := q.get("RegionId"); region != "" && region != c.cfg.RegionID {
 		return nil, newAPIError(http.StatusNotFound, CodeInvalidRegion, "The specified RegionId %s does not exist.", region)
+	}
+	if aerr := c.admit(name, h); aerr != nil {
+		return nil, aerr
 	}
 	if aerr := c.injectFault(r, name); aerr != nil {
 		return nil, aerr

@@ -46,6 +46,8 @@ type Cloud struct {
 	describeLag  time.Duration
 	injected     map[string]int // by fault kind
 	stats        map[string]*ActionStats
+	quotas       *quotaBook
+	quotasNow    func() time.Time // the clock of the quota windows; tests move it
 	fabricErrors int
 	lastFabric   string
 	pending      []*fabricOp
@@ -106,6 +108,8 @@ func New(cfg Config) (*Cloud, error) {
 		describeLag:  cfg.DescribeLag,
 		injected:     map[string]int{},
 		stats:        map[string]*ActionStats{},
+		quotas:       newQuotaBook(cloneQuotas(cfg.Quotas)),
+		quotasNow:    time.Now,
 	}
 	for _, t := range cfg.InstanceTypes {
 		c.types[t.ID] = t

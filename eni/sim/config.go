@@ -51,6 +51,12 @@ type Config struct {
 	// of it has passed.
 	STSLifetime time.Duration
 
+	// Quotas are the account's API budgets per window (quotas.go): calls
+	// over them are answered Throttling.User until the window ends. The
+	// zero value throttles nothing; DefaultConfig has DefaultQuotas.
+	// SetQuotas changes them at run time.
+	Quotas Quotas
+
 	// Fabric is told about attach, detach and address changes. nil: API
 	// only, no packets.
 	Fabric Fabric
@@ -108,8 +114,8 @@ func DefaultInstanceTypes() []InstanceType {
 // DefaultConfig returns a small region: cn-hangzhou, VPC 172.30.0.0/16 with
 // vSwitches vsw-sim-a (172.30.1.0/24) and vsw-sim-b (172.30.2.0/24) in
 // cn-hangzhou-h, attach in 500ms, detach in 200ms, no describe lag, no
-// credentials (open mode) and the RAM role "VeniSimNodeRole" on every
-// instance.
+// credentials (open mode), the RAM role "VeniSimNodeRole" on every
+// instance and the account's API quotas of DefaultQuotas.
 func DefaultConfig() Config {
 	return Config{
 		RegionID: "cn-hangzhou",
@@ -122,6 +128,7 @@ func DefaultConfig() Config {
 		AttachDelay:    500 * time.Millisecond,
 		DetachDelay:    200 * time.Millisecond,
 		DefaultRAMRole: DefaultRAMRoleName,
+		Quotas:         DefaultQuotas(),
 	}
 }
 
@@ -203,6 +210,9 @@ func (cfg Config) validate() error {
 	}
 	if cfg.AttachDelay < 0 || cfg.DetachDelay < 0 || cfg.DescribeLag < 0 || cfg.STSLifetime < 0 {
 		return bad("delays must not be negative")
+	}
+	if err := cfg.Quotas.Validate(); err != nil {
+		return err
 	}
 	for k, v := range cfg.Credentials {
 		if k == "" || v == "" {

@@ -22,6 +22,7 @@ type FaultRequest struct {
 	Action       string        `json:"action"` // "" means every action without its own fault
 	Latency      time.Duration `json:"latency"`
 	ThrottleRate float64       `json:"throttleRate"`
+	ThrottleCode string        `json:"throttleCode,omitempty"` // of the throttled calls: Throttling.User (default), Throttling.Api or Throttling
 	ErrorRate    float64       `json:"errorRate"`
 	ErrorCode    string        `json:"errorCode,omitempty"`
 	// Clear removes the fault of Action, or of VSwitchID; with neither and
@@ -36,7 +37,7 @@ type FaultRequest struct {
 
 // actionFault is the per-action part of r.
 func (r FaultRequest) actionFault() Fault {
-	return Fault{Latency: r.Latency, ThrottleRate: r.ThrottleRate, ErrorRate: r.ErrorRate, ErrorCode: r.ErrorCode}
+	return Fault{Latency: r.Latency, ThrottleRate: r.ThrottleRate, ThrottleCode: r.ThrottleCode, ErrorRate: r.ErrorRate, ErrorCode: r.ErrorCode}
 }
 
 // ApplyFault applies r. May return an error wrapping ErrInvalidConfig or
@@ -53,6 +54,8 @@ func (c *Cloud) ApplyFault(r FaultRequest) error {
 		return bad("latency %s is negative", f.Latency)
 	case f.ErrorCode != "" && f.ErrorCode != CodeInternalError && f.ErrorCode != CodeServiceUnavailable:
 		return bad("error code %q: want %s or %s", f.ErrorCode, CodeInternalError, CodeServiceUnavailable)
+	case f.ThrottleCode != "" && throttleMessages[f.ThrottleCode] == "":
+		return bad("throttle code %q: want %s, %s or %s", f.ThrottleCode, CodeThrottlingUser, CodeThrottlingAPI, CodeThrottlingPlain)
 	case r.Attach != nil && r.Attach.Delay < 0:
 		return bad("attach delay %s is negative", r.Attach.Delay)
 	case r.DescribeLag != nil && *r.DescribeLag < 0:
@@ -101,6 +104,8 @@ func (c *Cloud) ApplyFault(r FaultRequest) error {
 //	GET  /v1/faults  the FaultState
 //	POST /v1/faults  apply a FaultRequest (JSON); answers the new FaultState
 //	GET  /v1/cloud   the Snapshot
+//	GET  /v1/quotas  the ThrottlingState
+//	POST /v1/quotas  replace the Quotas (JSON); answers the new ThrottlingState
 //
 // It does not check who asks: mount it only behind a guard that answers
 // local command-line clients alone, as the sim's control endpoint
@@ -128,6 +133,24 @@ func (c *Cloud) ControlHandler() http.Handler {
 	mux.HandleFunc("GET /v1/cloud", func(w http.ResponseWriter, _ *http.Request) {
 		writeControlJSON(w, c.Snapshot())
 	})
+	mux.HandleFunc("GET /v1/quotas", func(w http.ResponseWriter, _ *http.Request) {
+		writeControlJSON(w, c.Throttling())
+	})
+	mux.HandleFunc("POST /v1/quotas", func(w http.ResponseWriter, r *http.Request) {
+		var q Quotas
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&q); err != nil {
+			http.Error(w, "decode quotas: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := c.SetQuotas(q); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.log.Info("quotas", "quotas", q)
+		writeControlJSON(w, c.Throttling())
+	})
 	return mux
 }
 
@@ -138,10 +161,11 @@ func writeControlJSON(w http.ResponseWriter, v any) {
 
 // ActionStats counts the authenticated calls of one action.
 type ActionStats struct {
-	Calls     int // every call, faulted or not
-	Throttled int // answered Throttling.User by a fault
+	Calls     int // every call, throttled, faulted or not
+	Throttled int // answered a Throttling code, by the quotas or by a fault
+	OverQuota int // of Throttled, those the account's quotas refused (Quotas)
 	Faulted   int // answered a server error by a fault
-	Errors    int // answered an error by the model (quota, state, ...)
+	Errors    int // answered an error by the model (ENI quota, state, ...)
 }
 
 // Snapshot is a JSON-able copy of the live model (not lagged).
@@ -151,6 +175,7 @@ type Snapshot struct {
 	VSwitches    []VSwitchSnapshot      `json:"vswitches"`
 	Calls        map[string]ActionStats `json:"calls"`
 	Faults       FaultState             `json:"faults"`
+	Throttling   ThrottlingState        `json:"throttling"`
 	STSIssued    int                    `json:"stsIssued"`              // RAM role credentials handed out by metadata
 	AuthFailures map[string]int         `json:"authFailures,omitempty"` // requests refused by authentication, by code
 	FabricErrors int                    `json:"fabricErrors"`
@@ -201,7 +226,7 @@ func (c *Cloud) Snapshot() Snapshot {
 	defer c.mu.Unlock()
 	s := Snapshot{Calls: map[string]ActionStats{}, Faults: c.faultStateLocked(), STSIssued: c.stsIssued,
 		AuthFailures: maps.Clone(c.authFailures),
-		FabricErrors: c.fabricErrors, LastFabric: c.lastFabric}
+		FabricErrors: c.fabricErrors, LastFabric: c.lastFabric, Throttling: c.quotas.state(c.quotasNow())}
 	for _, id := range c.instOrder {
 		i := c.instances[id]
 		s.Instances = append(s.Instances, InstanceSnapshot{

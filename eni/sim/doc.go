@@ -22,14 +22,20 @@
 //   - ClientToken idempotency, tags and paging;
 //   - eventual consistency: with Config.DescribeLag (or SetDescribeLag at
 //     run time), Describe* answer from the state as it was that long ago;
+//   - the account's API quotas, as Alibaba throttles (quotas.go): a budget
+//     of calls per action per minute shared by every caller, a throttled
+//     action refused with Throttling.User until the next minute, and the
+//     x-ratelimit-user-api / x-ratelimit-user headers on every answer;
+//     calls and throttles are counted by action and by minute;
 //   - faults, all settable at run time and counted by kind (faults.go):
-//     per action latency, throttling (Throttling.User) and 5xx
+//     per action latency, throttling (Throttling.User, or Throttling.Api or
+//     Throttling when asked) and 5xx
 //     (InternalError, ServiceUnavailable); attaches that take long or stay
 //     Attaching until cleared; vSwitches that run out of addresses
 //     (InvalidVSwitchId.IpNotEnough) and recover.
 //
-// ControlHandler is the control API "veni sim" commands use (state and
-// faults); it answers local, non-browser JSON clients only.
+// ControlHandler is the control API "veni sim" commands use (state, faults
+// and quotas); it answers local, non-browser JSON clients only.
 //
 // Cloud is safe for concurrent use. One mutex guards the model; nobody holds
 // it while sleeping (latency faults) or while calling the Fabric. Fabric

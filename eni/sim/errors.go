@@ -58,7 +58,7 @@ const (
 	CodeMissingParameter       = "MissingParameter"
 	CodeInvalidParameter       = "InvalidParameter"
 	CodeInvalidRegion          = "InvalidRegionId.NotFound"
-	CodeThrottling             = "Throttling.User"
+	CodeThrottling             = CodeThrottlingUser // what the quotas and, by default, a throttle fault answer
 	CodeInternalError          = "InternalError"
 	CodeVSwitchNotFound        = "InvalidVSwitchId.NotFound"
 	CodeVSwitchIPNotEnough     = "InvalidVSwitchId.IpNotEnough"

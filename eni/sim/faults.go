@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	mathrand "math/rand/v2"
@@ -16,7 +17,7 @@ import (
 // Fault kinds, as FaultState.Injected counts them.
 const (
 	FaultLatency          = "latency"           // a call delayed by Fault.Latency
-	FaultThrottle         = "throttle"          // a call answered Throttling.User
+	FaultThrottle         = "throttle"          // a call answered Throttling.User (or Fault.ThrottleCode)
 	FaultServerError      = "server-error"      // a call answered InternalError or ServiceUnavailable (5xx)
 	FaultAttachDelayed    = "attach-delayed"    // an attach that took AttachFault.Delay
 	FaultAttachHeld       = "attach-held"       // an attach held in Attaching by AttachFault.Never
@@ -29,7 +30,8 @@ const (
 // well-formed one.
 type Fault struct {
 	Latency      time.Duration `json:"latency,omitempty"`      // added before the call is handled
-	ThrottleRate float64       `json:"throttleRate,omitempty"` // probability of HTTP 400 Throttling.User
+	ThrottleRate float64       `json:"throttleRate,omitempty"` // probability of HTTP 400 ThrottleCode
+	ThrottleCode string        `json:"throttleCode,omitempty"` // Throttling.User (the default), Throttling.Api or Throttling
 	ErrorRate    float64       `json:"errorRate,omitempty"`    // probability of a server error with ErrorCode
 	ErrorCode    string        `json:"errorCode,omitempty"`    // "InternalError" (500, the default) or "ServiceUnavailable" (503)
 }
@@ -196,8 +198,23 @@ func (c *Cloud) faultStateLocked() FaultState {
 	return s
 }
 
-// injectFault counts the call and applies the action's fault, sleeping
-// without holding the model lock.
+// admit counts the call and applies the account's quotas (quotas.go); the
+// rate-limit headers go on h whatever the answer.
+func (c *Cloud) admit(name string, h http.Header) *apiError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.statsLocked(name)
+	st.Calls++
+	if c.quotas.admit(name, c.quotasNow(), h) {
+		return nil
+	}
+	st.Throttled++
+	st.OverQuota++
+	return throttleError(CodeThrottlingUser)
+}
+
+// injectFault applies the action's fault, sleeping without holding the
+// model lock.
 func (c *Cloud) injectFault(r *http.Request, name string) *apiError {
 	c.mu.Lock()
 	f, ok := c.faults[name]
@@ -205,7 +222,6 @@ func (c *Cloud) injectFault(r *http.Request, name string) *apiError {
 		f = c.faults[""]
 	}
 	st := c.statsLocked(name)
-	st.Calls++
 	if f.Latency > 0 {
 		c.injected[FaultLatency]++
 	}
@@ -222,7 +238,7 @@ func (c *Cloud) injectFault(r *http.Request, name string) *apiError {
 	var aerr *apiError
 	switch {
 	case f.ThrottleRate > 0 && mathrand.Float64() < f.ThrottleRate:
-		aerr = newAPIError(http.StatusBadRequest, CodeThrottling, "Request was denied due to user flow control.")
+		aerr = throttleError(cmp.Or(f.ThrottleCode, CodeThrottlingUser))
 	case f.ErrorRate > 0 && mathrand.Float64() < f.ErrorRate:
 		code, status := f.ErrorCode, http.StatusInternalServerError
 		switch code {
@@ -237,7 +253,7 @@ func (c *Cloud) injectFault(r *http.Request, name string) *apiError {
 		return nil
 	}
 	c.mu.Lock()
-	if aerr.code == CodeThrottling {
+	if _, throttled := throttleMessages[aerr.code]; throttled {
 		st.Throttled++
 		c.injected[FaultThrottle]++
 	} else {

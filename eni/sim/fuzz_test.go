@@ -55,7 +55,7 @@ func FuzzCloud_HandleAPI(f *testing.F) {
 		if method == "" {
 			r.Method = http.MethodGet
 		}
-		resp, aerr := c.handleAPI(r)
+		resp, aerr := c.handleAPI(r, http.Header{})
 		if aerr != nil {
 			if aerr.code == "" || aerr.status < 400 || aerr.status > 599 {
 				t.Fatalf("error answer without a code or with http %d: %+v", aerr.status, aerr)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -130,7 +131,7 @@ func printFaults(w io.Writer, s sim.FaultState) {
 			parts = append(parts, "latency "+f.Latency.String())
 		}
 		if f.ThrottleRate > 0 {
-			parts = append(parts, fmt.Sprintf("throttle %.2f", f.ThrottleRate))
+			parts = append(parts, fmt.Sprintf("throttle %.2f (%s)", f.ThrottleRate, cmp.Or(f.ThrottleCode, sim.CodeThrottlingUser)))
 		}
 		if f.ErrorRate > 0 {
 			code := f.ErrorCode

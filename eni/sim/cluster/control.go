@@ -46,10 +46,11 @@ type Live struct {
 	Nodes []NodeStatus `json:"nodes"`
 }
 
-// NodeStatus is one node, its daemon (nil when the sim runs without
-// daemons) and, when asked for, its health.
+// NodeStatus is one node, whether it is ready for pods, its daemon (nil
+// when the sim runs without daemons) and, when asked for, its health.
 type NodeStatus struct {
 	Node
+	Ready  bool           `json:"ready"` // its CNI conflist exists: the runtime may send it pods
 	Daemon *ProcessStatus `json:"daemon,omitempty"`
 	Health *NodeHealth    `json:"health,omitempty"`
 }

@@ -7,6 +7,11 @@
 //     OpenAPI and the metadata inside the VPC namespace and a control
 //     endpoint on loopback, writes the sim directory's files, and tears it
 //     all down in dependency order on SIGTERM;
+//   - the kernel's limits that count every namespace together (the
+//     neighbour table, inotify instances, pids, namespaces): the server
+//     raises what its nodes may need before it builds anything and lowers
+//     them when it stops, through a registry shared by every sim on the
+//     machine (kernel.go); Down does it for a server that crashed;
 //   - the sim directory: state.json (what the server publishes, versioned by
 //     StateVersion), spec.json (what it was asked to build), progress.json
 //     (start-up progress), control.token (the control endpoint's secret),

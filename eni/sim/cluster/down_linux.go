@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -54,6 +55,10 @@ func Down(ctx context.Context, w io.Writer, o DownOptions) error {
 		return err
 	}
 	if err := cleanupNodes(ctx, bin, o.Dir); err != nil {
+		return err
+	}
+	// A crashed server could not lower the kernel limits it raised.
+	if err := kernelSysctls(slog.New(slog.DiscardHandler)).release(name); err != nil {
 		return err
 	}
 	_ = os.Remove(LockPath(name))

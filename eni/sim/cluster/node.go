@@ -125,10 +125,20 @@ func writeNodeFiles(st State, node Node, spec Spec) (NodePaths, error) {
 	if err := writeJSONFile(p.Config, cfg, 0o600); err != nil {
 		return p, fmt.Errorf("node %s config: %w", node.Name, err)
 	}
+	if spec.DaemonConflist {
+		return p, nil // the daemon writes it once ready
+	}
 	if err := writeJSONFile(filepath.Join(p.ConfDir, conflist), nodeConflist(p), 0o644); err != nil {
 		return p, fmt.Errorf("node %s conflist: %w", node.Name, err)
 	}
 	return p, nil
+}
+
+// nodeReady reports whether the node's runtime would send it pods: its CNI
+// conflist exists.
+func nodeReady(p NodePaths) bool {
+	_, err := os.Stat(filepath.Join(p.ConfDir, conflist))
+	return err == nil
 }
 
 // linkCNIBin makes the sim's plugin directory: every CNIBinNames entry a

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/veni-cni/veni/eni/sim"
 	"github.com/veni-cni/veni/eni/sim/fabric"
 )
@@ -57,6 +59,29 @@ func Serve(ctx context.Context, o ServeOptions) (err error) {
 	defer lock.Close() // released only after teardown, deferred below
 	s := &server{log: log, dir: o.Dir, name: o.Name, spec: o.Spec, bin: bin}
 	s.progress = progress{path: filepath.Join(o.Dir, ProgressFile), log: log}
+	// The kernel's limits first: a sim that cannot have them must not
+	// start at all. Teardown lowers them again.
+	limits, err := KernelLimits(o.Spec)
+	if err != nil {
+		return err
+	}
+	sysctl := kernelSysctls(log)
+	kernel, err := sysctl.raise(o.Name, limits)
+	if err != nil {
+		log.Error("kernel limits", "err", err)
+		return err
+	}
+	defer func() {
+		if rerr := sysctl.release(o.Name); rerr != nil {
+			log.Error("restore kernel limits", "err", rerr)
+			err = errors.Join(err, rerr)
+		}
+	}()
+	if err := raiseNoFile(fdsPerNode*int64(o.Spec.Nodes) + fdsHeadroom); err != nil {
+		log.Error("open files limit", "err", err)
+		return err
+	}
+	s.state.Kernel = kernel
 	defer func() {
 		if terr := s.teardown(); terr != nil {
 			log.Error("teardown", "err", terr)
@@ -136,6 +161,7 @@ func (s *server) start() error {
 	s.cloud = cloud
 
 	s.state = State{
+		Kernel:  s.state.Kernel,
 		Version: StateVersion, PID: os.Getpid(), Name: s.name, Dir: s.dir, Started: time.Now().UTC(),
 		Region: cfg.RegionID, VPCID: cfg.VPCID, VPCCIDR: cfg.VPCCIDR, VPCNetNS: fab.VPCNetNS(),
 		VSwitches:        cfg.VSwitches,
@@ -248,6 +274,9 @@ func (s *server) prepareNodes() error {
 		}
 		if s.spec.Daemons {
 			argv := []string{string(s.bin), "daemon", "--config", p.Config, "--sync-interval", s.spec.DaemonSyncInterval.String()}
+			if s.spec.DaemonConflist {
+				argv = append(argv, "--cni-conf-dir", p.ConfDir)
+			}
 			if s.spec.Kube != nil {
 				kc, err := nodeKubeconfig(*s.spec.Kube, n.Name)
 				if err != nil {
@@ -286,6 +315,7 @@ func (s *server) nodeStatus(ctx context.Context, health bool) []NodeStatus {
 	out := make([]NodeStatus, len(s.state.Nodes))
 	for i, n := range s.state.Nodes {
 		out[i].Node = n
+		out[i].Ready = nodeReady(s.state.Paths(n.Name))
 		if i < len(s.daemons) && s.daemons[i] != nil {
 			st := s.daemons[i].Status()
 			out[i].Daemon = &st
@@ -400,6 +430,33 @@ func (pr *progress) publishLocked() {
 		pr.logged = pr.p.Done
 		pr.log.Info("start-up", "phase", pr.p.Phase, "done", pr.p.Done, "total", pr.p.Total)
 	}
+}
+
+// The server's own descriptors: per node a namespace handle, a netlink
+// socket and the daemon's connections to the API and metadata; with
+// headroom for the control endpoint's clients.
+const (
+	fdsPerNode  = 16
+	fdsHeadroom = 1024
+)
+
+// raiseNoFile makes the server's open-file limit at least need (Go starts
+// it at the hard limit; root may raise that up to fs.nr_open). It is the
+// process's own: children get the limit they would have had.
+func raiseNoFile(need int64) error {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("read open files limit: %w", err)
+	}
+	if int64(rl.Cur) >= need {
+		return nil
+	}
+	rl.Cur = uint64(need)
+	rl.Max = max(rl.Max, rl.Cur)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("open files limit (RLIMIT_NOFILE) must be at least %d for %d-node sims: %w (raise it: ulimit -n %d, and fs.nr_open)", need, (need-fdsHeadroom)/fdsPerNode, err, need)
+	}
+	return nil
 }
 
 // binary returns bin, or this program when bin is "".

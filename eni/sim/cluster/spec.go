@@ -3,8 +3,10 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,8 @@ type Spec struct {
 	InstanceType string            `json:"instanceType"`        // of every node: sets its ENI and IP quotas
 	VSwitches    []sim.VSwitchSpec `json:"vswitches,omitempty"` // nil: sim.DefaultConfig's; nodes go round-robin
 	AttachDelay  time.Duration     `json:"attachDelay"`         // how long an ENI stays Attaching
+	// Quotas are the account's API budgets (the zero value: no throttling).
+	Quotas sim.Quotas `json:"quotas"`
 
 	MinPoolSize int            `json:"minPoolSize"`          // min_pool_size of every node's veni.json
 	MaxPoolSize int            `json:"maxPoolSize"`          // max_pool_size of every node's veni.json
@@ -31,6 +35,11 @@ type Spec struct {
 
 	Daemons            bool          `json:"daemons"`            // run a supervised "veni daemon" in every node
 	DaemonSyncInterval time.Duration `json:"daemonSyncInterval"` // its --sync-interval
+	// DaemonConflist leaves the node's CNI conflist to its daemon ("veni
+	// daemon --cni-conf-dir"), which writes it once its first pass is done,
+	// as veni's DaemonSet does: a node is Ready (NodeStatus.Ready) when it
+	// is there. Otherwise the sim writes it with the node's files.
+	DaemonConflist bool `json:"daemonConflist,omitempty"`
 
 	StartConcurrency int `json:"startConcurrency,omitempty"` // nodes set up at once; 0: DefaultStartConcurrency
 
@@ -41,12 +50,14 @@ type Spec struct {
 }
 
 // DefaultSpec is "veni sim up" without flags: two ecs.g7.xlarge nodes with
-// daemons, pools of 2 to 5 idle addresses, the default region.
+// daemons, pools of 2 to 5 idle addresses, the default region with the
+// account's default API quotas.
 func DefaultSpec() Spec {
 	return Spec{
 		Nodes:              2,
 		InstanceType:       "ecs.g7.xlarge",
 		AttachDelay:        sim.DefaultConfig().AttachDelay,
+		Quotas:             sim.DefaultQuotas(),
 		MinPoolSize:        2,
 		MaxPoolSize:        5,
 		Daemons:            true,
@@ -62,13 +73,16 @@ func (s Spec) Validate() error {
 	if s.MinPoolSize < 0 || s.MaxPoolSize < s.MinPoolSize {
 		return fmt.Errorf("--min-pool-size %d --max-pool-size %d: need 0 <= min <= max", s.MinPoolSize, s.MaxPoolSize)
 	}
+	if s.DaemonConflist && !s.Daemons {
+		return fmt.Errorf("--daemon-conflist needs --daemons")
+	}
 	if s.Daemons && s.DaemonSyncInterval <= 0 {
 		return fmt.Errorf("--daemon-sync-interval %s: must be positive", s.DaemonSyncInterval)
 	}
 	if s.StartConcurrency < 0 {
 		return fmt.Errorf("start concurrency %d: must not be negative", s.StartConcurrency)
 	}
-	return nil
+	return s.Quotas.Validate()
 }
 
 // CloudConfig is the cloud's configuration for the spec (credentials and
@@ -76,6 +90,7 @@ func (s Spec) Validate() error {
 func (s Spec) CloudConfig() sim.Config {
 	cfg := sim.DefaultConfig()
 	cfg.AttachDelay = s.AttachDelay
+	cfg.Quotas = s.Quotas
 	if len(s.VSwitches) > 0 {
 		cfg.VSwitches = s.VSwitches
 	}
@@ -129,6 +144,32 @@ func ParseVSwitches(s, defaultZone string) ([]sim.VSwitchSpec, error) {
 		return nil, fmt.Errorf("--vswitches %q: no vswitch", s)
 	}
 	return out, nil
+}
+
+// ParseQuotas applies --api-quota ACTION=N overrides to q (N calls per
+// window; 0 lifts the action's own budget).
+func ParseQuotas(q sim.Quotas, kvs []string) (sim.Quotas, error) {
+	if len(kvs) == 0 {
+		return q, nil
+	}
+	per := maps.Clone(q.PerAPI)
+	if per == nil {
+		per = map[string]int{}
+	}
+	for _, kv := range kvs {
+		action, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || action == "" || err != nil || n < 0 {
+			return q, fmt.Errorf("--api-quota %q: want ACTION=N with N >= 0", kv)
+		}
+		if n == 0 {
+			delete(per, action)
+			continue
+		}
+		per[action] = n
+	}
+	q.PerAPI = per
+	return q, q.Validate()
 }
 
 // ParseNodeConfig parses --node-config key=value pairs; a value that is

@@ -50,6 +50,9 @@ type State struct {
 	ControlEndpoint  string            `json:"controlEndpoint"`
 	Credentials      string            `json:"credentials"`
 	Nodes            []Node            `json:"nodes"`
+	// Kernel are the kernel's limits the server checked and raised for
+	// the sim (kernel.go); they are restored when it stops.
+	Kernel []KernelChange `json:"kernel,omitempty"`
 }
 
 // Node is one node of the sim as state.json and the control endpoint

@@ -17,7 +17,8 @@ type StatusReport struct {
 }
 
 // Status prints the live sim in dir: its nodes with their daemons and
-// health, ENIs and vSwitches; as JSON (a StatusReport) with asJSON.
+// health, ENIs, vSwitches and the OpenAPI's calls and throttling by action
+// and by window; as JSON (a StatusReport) with asJSON.
 func Status(ctx context.Context, w io.Writer, dir string, asJSON bool) error {
 	c, err := Connect(dir)
 	if err != nil {
@@ -39,11 +40,21 @@ func Status(ctx context.Context, w io.Writer, dir string, asJSON bool) error {
 func printStatus(w io.Writer, st State, live Live, now time.Time) {
 	fmt.Fprintf(w, "sim %s: server pid %d since %s, region %s, vpc %s (%s)\n",
 		st.Name, st.PID, st.Started.Format("2006-01-02 15:04:05Z"), st.Region, st.VPCID, st.VPCCIDR)
-	fmt.Fprintf(w, "API %s  metadata %s  control %s\n\n", st.APIEndpoint, st.MetadataEndpoint, st.ControlEndpoint)
+	fmt.Fprintf(w, "API %s  metadata %s  control %s\n", st.APIEndpoint, st.MetadataEndpoint, st.ControlEndpoint)
+	var raised []string
+	for _, k := range st.Kernel {
+		if k.Now != k.Before {
+			raised = append(raised, fmt.Sprintf("%s %d→%d", k.Key, k.Before, k.Now))
+		}
+	}
+	if len(raised) > 0 {
+		fmt.Fprintf(w, "kernel limits raised until sim down: %s\n", strings.Join(raised, ", "))
+	}
+	fmt.Fprintln(w)
 
 	nodeOf := map[string]string{}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tINSTANCE\tTYPE\tNETNS\tPRIMARY IP\tVSWITCH\tDAEMON\tHEALTH\tDATAPATH")
+	fmt.Fprintln(tw, "NODE\tINSTANCE\tTYPE\tNETNS\tPRIMARY IP\tVSWITCH\tREADY\tDAEMON\tHEALTH\tDATAPATH")
 	var problems []string
 	for _, n := range live.Nodes {
 		nodeOf[n.InstanceID] = n.Name
@@ -57,8 +68,12 @@ func printStatus(w io.Writer, st State, live Live, now time.Time) {
 				problems = append(problems, n.Name+": "+h.Error)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.InstanceID, n.InstanceType, n.NetNS, n.PrimaryIP, n.VSwitchID,
-			daemonWord(n.Daemon, now), health, datapath)
+		ready := "no"
+		if n.Ready {
+			ready = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.InstanceID, n.InstanceType, n.NetNS, n.PrimaryIP, n.VSwitchID,
+			ready, daemonWord(n.Daemon, now), health, datapath)
 	}
 	_ = tw.Flush()
 	for _, p := range problems {
@@ -90,6 +105,8 @@ func printStatus(w io.Writer, st State, live Live, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", v.ID, v.ZoneID, v.CIDR, v.Gateway, v.Free, v.Total)
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	printAPI(w, live.Cloud, now)
 	if live.Cloud.FabricErrors > 0 {
 		fmt.Fprintf(w, "\nfabric errors: %d (last: %s)\n", live.Cloud.FabricErrors, live.Cloud.LastFabric)
 	}
