@@ -32,9 +32,10 @@ type Node struct {
 	InstanceID       string
 	Limits           eni.InstanceLimits // of the instance type
 	ZoneID           string
-	PrimaryENIID     string   // the instance's eth0: never used for pods, never deleted
-	VSwitchID        string   // the primary ENI's vSwitch: used when eni_conf lists none for ZoneID
-	SecurityGroupIDs []string // the primary ENI's: used when eni_conf names none
+	PrimaryENIID     string       // the instance's eth0: never used for pods, never deleted
+	VSwitchID        string       // the primary ENI's vSwitch: used when eni_conf lists none for ZoneID
+	VSwitchCIDR      netip.Prefix // VSwitchID's, from metadata: a new ENI there needs no DescribeVSwitches
+	SecurityGroupIDs []string     // the primary ENI's: used when eni_conf names none
 
 	// PID and Holder describe the process acting, in lease records and
 	// reservations, for humans ("veni daemon", pid 4711). Zero and empty

@@ -242,6 +242,11 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	if len(open) == 0 {
 		return eni.VSwitch{}, blocked
 	}
+	if len(open) == 1 && open[0] == node.VSwitchID && node.VSwitchCIDR.IsValid() {
+		// Nothing to choose, and metadata gave its CIDR: no call. If it
+		// has run out, CreateNetworkInterface says so and backs it off.
+		return eni.VSwitch{ID: node.VSwitchID, ZoneID: node.ZoneID, CIDR: node.VSwitchCIDR}, nil
+	}
 	vs, err := cloud.VSwitches(ctx, open...)
 	if err != nil {
 		return eni.VSwitch{}, fmt.Errorf("describe vswitches %v: %w", open, err)

@@ -160,7 +160,7 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 				ps.CreatingSince = time.Time{}
 			}
 		}
-		if synced {
+		if synced || ps.LastCloudSync.IsZero() {
 			ps.LastCloudSync = now
 		}
 		ps.PruneBackoffs(now)
@@ -212,7 +212,12 @@ func cloudSyncDue(ctx context.Context, node Node, cfg config.Config, p pool, now
 	if node.AttachedENIs == nil {
 		return "no instance metadata"
 	}
-	if every := jittered(time.Duration(cfg.CloudSyncInterval), node.InstanceID); now.Sub(p.state.LastCloudSync) >= every {
+	// A new store starts the interval's clock (Reconcile sets it) rather
+	// than sync at once: thousands of nodes booting together would spend
+	// the account's Describe budget on nodes that have nothing to adopt.
+	// If metadata lists an ENI the store lacks, that is a disagreement.
+	last := p.state.LastCloudSync
+	if every := jittered(time.Duration(cfg.CloudSyncInterval), node.InstanceID); !last.IsZero() && now.Sub(last) >= every {
 		return "cloud_sync_interval"
 	}
 	attached, err := node.AttachedENIs(ctx)

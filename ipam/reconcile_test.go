@@ -292,9 +292,9 @@ func TestReconcile_CloudSyncOnlyWhenMetadataDisagrees(t *testing.T) {
 			t.Errorf("at %v: %d describes, want %d", at, n, wantDescribes)
 		}
 	}
-	// A new store never synced; the first sync also sweeps for leaked ENIs
-	// (a second describe, by tag), at most every leakSweepEvery.
-	step(0, "cloud_sync_interval", 2)
+	// A new store whose ENIs metadata confirms starts the interval's clock
+	// without a call: nodes booting together must not spend the budget.
+	step(0, "", 0)
 	step(time.Minute, "", 0)
 	step(2*time.Minute, "", 0)
 
@@ -306,7 +306,9 @@ func TestReconcile_CloudSyncOnlyWhenMetadataDisagrees(t *testing.T) {
 	}
 	cloud.enis["eni-1"].PrivateIPs = append(cloud.enis["eni-1"].PrivateIPs, a)
 	cloud.mu.Unlock()
-	step(3*time.Minute, "the store lacks", 1)
+	// The first sync also sweeps for leaked ENIs (a second describe, by
+	// tag); later ones sweep at most every leakSweepEvery.
+	step(3*time.Minute, "the store lacks", 2)
 	step(4*time.Minute, "", 0)
 
 	// An ENI detached by hand disappears from metadata.
@@ -325,4 +327,40 @@ func TestReconcile_CloudSyncOnlyWhenMetadataDisagrees(t *testing.T) {
 
 	// The safety sync comes within [0.75, 1.25) of the interval.
 	step(6*time.Minute+80*time.Minute, "cloud_sync_interval", 2)
+}
+
+// Ensure a new ENI on the node's own vSwitch, the only candidate, costs no
+// DescribeVSwitches: metadata gave its CIDR. With a choice to make, or a
+// CIDR unknown, the vSwitches are described.
+func TestGrow_NodeVSwitchNeedsNoDescribe(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cidr      string
+		vswitches []string
+		want      int
+	}{
+		{"node's vswitch, cidr known", "10.0.0.0/24", []string{"vsw-a"}, 0},
+		{"cidr unknown", "", []string{"vsw-a"}, 1},
+		{"two candidates", "10.0.0.0/24", []string{"vsw-a", "vsw-b"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, cloud := mustStore(t), newFakeCloud()
+			cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+			cloud.addVSwitch("vsw-b", "10.0.1.0/24", 100)
+			node, cfg := testNode(), testConfig()
+			if tc.cidr != "" {
+				node.VSwitchCIDR = netip.MustParsePrefix(tc.cidr)
+			}
+			cfg.VSwitches = map[string][]string{"zone-a": tc.vswitches}
+			cfg.MinPoolSize, cfg.MaxPoolSize = 2, 5
+			rep, err := Reconcile(bg, db, cloud, node, cfg, time.Now())
+			wantErr(t, err, nil)
+			if rep.Idle < 2 || cloud.count("CreateENI") != 1 {
+				t.Fatalf("report %+v, calls %v", rep, cloud.calls)
+			}
+			if n := cloud.count("VSwitches"); n != tc.want {
+				t.Errorf("DescribeVSwitches called %d times, want %d", n, tc.want)
+			}
+		})
+	}
 }

@@ -51,7 +51,10 @@ func (e *Env) Restart(ctx context.Context, maxAge time.Duration, now time.Time) 
 		cached, err = tx.Node()
 		return err
 	})
-	if err == nil && now.Sub(cached.UpdatedAt) < maxAge && e.sameInstance(ctx, cached) {
+	// Facts cached while eni_conf named the security groups lack the
+	// primary ENI's, which a config naming none needs.
+	needSGs := len(e.Config.SecurityGroupIDs()) == 0 && len(cached.SecurityGroupIDs) == 0
+	if err == nil && !needSGs && now.Sub(cached.UpdatedAt) < maxAge && e.sameInstance(ctx, cached) {
 		return cached, true, nil
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -129,13 +132,15 @@ func (e *Env) Discover(ctx context.Context) (store.NodeInfo, error) {
 	info.MemberENIs = limits.MemberENIs
 
 	// New ENIs inherit the primary ENI's security groups unless eni_conf
-	// names some, as Terway does.
-	enis, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{primary.ID}})
-	if err != nil {
-		return info, fmt.Errorf("discover node: describe primary eni %s: %w", primary.ID, err)
-	}
-	if len(enis) == 1 {
-		info.SecurityGroupIDs = enis[0].SecurityGroupIDs
+	// names some, as Terway does; only then is the primary described.
+	if len(e.Config.SecurityGroupIDs()) == 0 {
+		enis, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{primary.ID}})
+		if err != nil {
+			return info, fmt.Errorf("discover node: describe primary eni %s: %w", primary.ID, err)
+		}
+		if len(enis) == 1 {
+			info.SecurityGroupIDs = enis[0].SecurityGroupIDs
+		}
 	}
 	info.UpdatedAt = time.Now()
 	return info, nil
@@ -156,6 +161,7 @@ func IPAMNode(info store.NodeInfo) ipam.Node {
 		ZoneID:           info.ZoneID,
 		PrimaryENIID:     info.PrimaryENIID,
 		VSwitchID:        info.VSwitchID,
+		VSwitchCIDR:      info.VSwitchCIDR,
 		SecurityGroupIDs: info.SecurityGroupIDs,
 	}
 }

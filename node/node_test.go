@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/veni-cni/veni/eni/sim"
 	"github.com/veni-cni/veni/store"
@@ -131,5 +132,53 @@ func TestLoad_ClusterLayer(t *testing.T) {
 	}
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "cluster.json") {
 		t.Fatalf("broken layer: %v", err)
+	}
+}
+
+// Ensure a restarting daemon keeps cached facts while metadata names the
+// same instance and type and they are fresh, and discovers afresh when the
+// type changed, the facts are too old, or they lack the primary ENI's
+// security groups that a configuration naming none needs.
+func TestEnv_Restart(t *testing.T) {
+	path, _, _ := mustSimNode(t)
+	ctx, now := context.Background(), time.Now()
+	env, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(info store.NodeInfo) {
+		t.Helper()
+		if err := env.Store.Update(func(tx *store.WriteTx) error { return tx.PutNode(info) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	facts, cached, err := env.Restart(ctx, FactsMaxAge, now)
+	if err != nil || cached || len(facts.SecurityGroupIDs) == 0 {
+		t.Fatalf("first start: cached %v, %+v, %v", cached, facts, err)
+	}
+	put(facts)
+	if _, cached, err := env.Restart(ctx, FactsMaxAge, now); err != nil || !cached {
+		t.Fatalf("same instance: cached %v, %v", cached, err)
+	}
+	if _, cached, _ := env.Restart(ctx, FactsMaxAge, now.Add(FactsMaxAge+time.Minute)); cached {
+		t.Error("facts older than FactsMaxAge kept")
+	}
+	changed := facts
+	changed.InstanceType = "ecs.g7.xlarge"
+	put(changed)
+	if got, cached, err := env.Restart(ctx, FactsMaxAge, now); err != nil || cached || got.InstanceType != "ecs.g7.large" {
+		t.Fatalf("after a type change: cached %v, type %s, %v", cached, got.InstanceType, err)
+	}
+
+	// eni_conf naming security groups: the primary ENI is not described.
+	env.Config.SecurityGroups = []string{"sg-conf"}
+	noSGs, _, err := env.Restart(ctx, 0, now)
+	if err != nil || len(noSGs.SecurityGroupIDs) != 0 {
+		t.Fatalf("with security groups configured: %+v, %v", noSGs, err)
+	}
+	put(noSGs)
+	env.Config.SecurityGroups = nil
+	if got, cached, err := env.Restart(ctx, FactsMaxAge, now); err != nil || cached || len(got.SecurityGroupIDs) == 0 {
+		t.Fatalf("configuration dropped its security groups: cached %v, %+v, %v", cached, got, err)
 	}
 }
