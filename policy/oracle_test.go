@@ -16,6 +16,20 @@ package policy
 //     ResolvedPortName is the name of the destination's container port
 //     with this number and this protocol (cyclonus leaves that to the
 //     caller; its prober ignores the protocol, Kubernetes does not).
+//     When several container ports share the number and protocol, each
+//     name is asked and a direction allows if any does.
+//   - cyclonus's label matching differs from Kubernetes's in two places
+//     (found by the random comparison): "k NotIn (v)" does not match an
+//     object without k (apimachinery's labels.Requirement.Matches and the
+//     documentation say it does), and matchLabels {k: ""} matches an
+//     object without k (Kubernetes wants k present with an empty value).
+//     veni follows Kubernetes. The adapter rewrites each policy into
+//     policies meaning the same under Kubernetes semantics that cyclonus
+//     evaluates right: matchLabels become In expressions, and a selector
+//     with "k NotIn V" becomes two, one with it and one with
+//     "k DoesNotExist" (a policy split in two with equal rules selects
+//     and allows the same union; a peer split in two is an OR). See
+//     TestOracle_LabelQuirks.
 //   - cyclonus knows no nodes. veni allows traffic from a pod's own node
 //     into the pod whatever its ingress policy (kubelet probes), so the
 //     expected ingress verdict is cyclonus's OR "the source is the
@@ -25,6 +39,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -33,6 +48,7 @@ import (
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -59,7 +75,7 @@ func newOracle(tb testing.TB, in Input) *oracle {
 			tb.Fatalf("policy %s into networking/v1: %v\n%s", in.Policies[i].Name, err, b)
 		}
 		defaultPolicy(&np)
-		nps = append(nps, &np)
+		nps = append(nps, cyclonusSafe(&np)...)
 	}
 	o.policy = matcher.BuildNetworkPolicies(false, nps)
 	for _, n := range in.Namespaces {
@@ -114,6 +130,75 @@ func defaultPolicy(np *networkingv1.NetworkPolicy) {
 	}
 }
 
+// cyclonusSafe returns policies equivalent to np under Kubernetes label
+// semantics whose selectors cyclonus matches as Kubernetes does.
+func cyclonusSafe(np *networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {
+	peers := func(in []networkingv1.NetworkPolicyPeer) []networkingv1.NetworkPolicyPeer {
+		if in == nil {
+			return nil
+		}
+		out := []networkingv1.NetworkPolicyPeer{}
+		for _, p := range in {
+			if p.IPBlock != nil {
+				out = append(out, p)
+				continue
+			}
+			pods, nss := []*metav1.LabelSelector{nil}, []*metav1.LabelSelector{nil}
+			if p.PodSelector != nil {
+				pods = selectorVariants(*p.PodSelector)
+			}
+			if p.NamespaceSelector != nil {
+				nss = selectorVariants(*p.NamespaceSelector)
+			}
+			for _, ps := range pods {
+				for _, ns := range nss {
+					out = append(out, networkingv1.NetworkPolicyPeer{PodSelector: ps, NamespaceSelector: ns})
+				}
+			}
+		}
+		return out
+	}
+	for i := range np.Spec.Ingress {
+		np.Spec.Ingress[i].From = peers(np.Spec.Ingress[i].From)
+	}
+	for i := range np.Spec.Egress {
+		np.Spec.Egress[i].To = peers(np.Spec.Egress[i].To)
+	}
+	var out []*networkingv1.NetworkPolicy
+	for i, sel := range selectorVariants(np.Spec.PodSelector) {
+		c := np.DeepCopy()
+		c.Name = fmt.Sprintf("%s.%d", np.Name, i)
+		c.Spec.PodSelector = *sel
+		out = append(out, c)
+	}
+	return out
+}
+
+// selectorVariants returns selectors whose union matches what s matches,
+// using no matchLabels and no NotIn on an absent key.
+func selectorVariants(s metav1.LabelSelector) []*metav1.LabelSelector {
+	var exprs []metav1.LabelSelectorRequirement
+	for _, k := range slices.Sorted(maps.Keys(s.MatchLabels)) {
+		exprs = append(exprs, metav1.LabelSelectorRequirement{Key: k, Operator: metav1.LabelSelectorOpIn, Values: []string{s.MatchLabels[k]}})
+	}
+	out := []*metav1.LabelSelector{{}}
+	for _, e := range append(exprs, s.MatchExpressions...) {
+		var next []*metav1.LabelSelector
+		for _, v := range out {
+			with := v.DeepCopy()
+			with.MatchExpressions = append(with.MatchExpressions, e)
+			next = append(next, with)
+			if e.Operator == metav1.LabelSelectorOpNotIn {
+				absent := v.DeepCopy()
+				absent.MatchExpressions = append(absent.MatchExpressions, metav1.LabelSelectorRequirement{Key: e.Key, Operator: metav1.LabelSelectorOpDoesNotExist})
+				next = append(next, absent)
+			}
+		}
+		out = next
+	}
+	return out
+}
+
 func (o *oracle) peer(ip netip.Addr) *matcher.TrafficPeer {
 	tp := &matcher.TrafficPeer{IP: ip.String()}
 	if p, ok := o.pods[ip]; ok {
@@ -128,21 +213,28 @@ func (o *oracle) peer(ip netip.Addr) *matcher.TrafficPeer {
 // verdict returns cyclonus's egress and ingress verdicts, with veni's
 // node exemption applied to ingress.
 func (o *oracle) verdict(src, dst netip.Addr, proto Protocol, port uint16) (egress, ingress bool) {
-	tr := &matcher.Traffic{Source: o.peer(src), Destination: o.peer(dst), ResolvedPort: int(port), Protocol: v1.Protocol(proto.String())}
+	// cyclonus takes one resolved name; a destination may declare the
+	// same number and protocol under several names (or none), in several
+	// containers. A flow is allowed per direction when any of them is.
+	names := []string{""}
 	dp, dstIsPod := o.pods[dst]
 	if dstIsPod {
 		for _, cp := range dp.Ports {
-			if cp.Port == port && cp.Protocol == proto {
-				tr.ResolvedPortName = cp.Name
+			if cp.Port == port && cp.Protocol == proto && cp.Name != "" {
+				names = append(names, cp.Name)
 			}
 		}
 	}
-	r := o.policy.IsTrafficAllowed(tr)
-	ingress = r.Ingress.IsAllowed()
+	for _, name := range names {
+		tr := &matcher.Traffic{Source: o.peer(src), Destination: o.peer(dst), ResolvedPort: int(port), ResolvedPortName: name, Protocol: v1.Protocol(proto.String())}
+		r := o.policy.IsTrafficAllowed(tr)
+		egress = egress || r.Egress.IsAllowed()
+		ingress = ingress || r.Ingress.IsAllowed()
+	}
 	if dstIsPod && slices.Contains(o.nodeOf[dp.Node], src) {
 		ingress = true
 	}
-	return r.Egress.IsAllowed(), ingress
+	return egress, ingress
 }
 
 // flow is one flow between addresses.
