@@ -1,0 +1,311 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Compile returns the ruleset of the pod ref. May return an error wrapping
+// ErrUnknownPod.
+func (s *Snapshot) Compile(ref PodRef) (*Ruleset, error) {
+	p, ok := s.podByRef[ref]
+	if !ok {
+		return nil, fmt.Errorf("compile %s: %w", ref, ErrUnknownPod)
+	}
+	return s.compile(p), nil
+}
+
+// CompilePod returns the ruleset of a pod that need not be in the
+// snapshot (a CNI ADD may know its pod before the snapshot does). Its
+// peers are the snapshot's pods; p itself is no peer unless it is in the
+// snapshot too.
+func (s *Snapshot) CompilePod(p Pod) *Ruleset {
+	if p.Namespace == "" {
+		p.Namespace = "default"
+	}
+	for i, ip := range p.IPs {
+		p.IPs[i] = ip.Unmap()
+	}
+	return s.compile(&p)
+}
+
+func (s *Snapshot) compile(p *Pod) *Ruleset {
+	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node, HostNetwork: p.HostNetwork}
+	if p.HostNetwork {
+		return rs
+	}
+	c := &compiler{s: s, refIdx: make(map[RuleRef]int32)}
+	rs.Ingress = c.direction(p, true)
+	rs.Egress = c.direction(p, false)
+	return rs
+}
+
+// compiler holds the interned rule references of one compilation.
+type compiler struct {
+	s      *Snapshot
+	refs   []RuleRef
+	refIdx map[RuleRef]int32
+}
+
+func (c *compiler) ref(r RuleRef) int32 {
+	if i, ok := c.refIdx[r]; ok {
+		return i
+	}
+	i := int32(len(c.refs))
+	c.refs = append(c.refs, r)
+	c.refIdx[r] = i
+	return i
+}
+
+// prange is a protocol's port range before it is attributed to a rule.
+type prange struct {
+	proto       Protocol
+	first, last uint16
+}
+
+// portItem is a prange allowed by one rule reference.
+type portItem struct {
+	prange
+	by int32
+}
+
+// atom is what one peer of one rule allows: a prefix minus excepts and
+// the ports allowed there.
+type atom struct {
+	cidr   netip.Prefix
+	except []netip.Prefix
+	ports  []portItem
+	block  bool // not from a selector: goes to Blocks too
+}
+
+// idItem is what one selector peer allows one identity.
+type idItem struct {
+	key   string
+	ports []portItem
+}
+
+func attribute(rs []prange, by int32) []portItem {
+	out := make([]portItem, len(rs))
+	for i, r := range rs {
+		out[i] = portItem{r, by}
+	}
+	return out
+}
+
+var anyPort = prange{ProtoAny, 0, 65535}
+
+func (c *compiler) direction(p *Pod, ingress bool) Direction {
+	var d Direction
+	var atoms []atom
+	var ids []idItem
+	for _, np := range c.s.byNS[p.Namespace] {
+		if ingress && !np.isIngress || !ingress && !np.isEgress || !np.selects(p) {
+			continue
+		}
+		d.Policies = append(d.Policies, np.ref)
+		rules := np.egress
+		if ingress {
+			rules = np.ingress
+		}
+		for i := range rules {
+			c.rule(p, np, i, &rules[i], ingress, &atoms, &ids)
+		}
+	}
+	if len(d.Policies) == 0 {
+		return d
+	}
+	d.Isolated = true
+	if ingress {
+		// Kubernetes: a pod cannot block traffic from its own node
+		// (kubelet probes). The datapath may match the node by origin;
+		// these entries match it by address.
+		host := c.ref(RuleRef{Host: true})
+		if n := c.s.nodes[p.Node]; n != nil {
+			for _, ip := range n.IPs {
+				atoms = append(atoms, atom{cidr: hostPrefix(ip), ports: attribute([]prange{anyPort}, host), block: true})
+			}
+		}
+		ids = append(ids, idItem{key: HostIdentity, ports: attribute([]prange{anyPort}, host)})
+	}
+	d.CIDRs = c.flatten(atoms, false)
+	d.Blocks = c.flatten(atoms, true)
+	d.Identities = c.identities(ids)
+	return d
+}
+
+func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
+
+// rule adds what rule i of np allows pod p (the endpoint) to atoms and ids.
+func (c *compiler) rule(p *Pod, np *npolicy, i int, r *rule, ingress bool, atoms *[]atom, ids *[]idItem) {
+	// base: ports that apply to every peer. Ingress named ports resolve on
+	// the endpoint itself (it is the destination); egress named ports
+	// resolve on each destination pod, so they stay in named.
+	var base []prange
+	var named []portSpec
+	if r.allPorts {
+		base = []prange{anyPort}
+	}
+	for _, ps := range r.ports {
+		switch {
+		case ps.name == "":
+			base = append(base, prange{ps.proto, ps.first, ps.last})
+		case ingress:
+			base = append(base, resolveNamed([]portSpec{ps}, p)...)
+		default:
+			named = append(named, ps)
+		}
+	}
+	// addPods allows each pod its base ports plus the named ports
+	// resolved on it, at each of its addresses that in accepts (nil: all).
+	addPods := func(pods []*Pod, base []prange, by int32, block bool, in func(netip.Addr) bool) {
+		for _, q := range pods {
+			ports := append(slices.Clip(base), resolveNamed(named, q)...)
+			if len(ports) == 0 {
+				continue
+			}
+			items := attribute(ports, by)
+			for _, ip := range q.IPs {
+				if in == nil || in(ip) {
+					*atoms = append(*atoms, atom{cidr: hostPrefix(ip), ports: items, block: block})
+				}
+			}
+			if !block {
+				*ids = append(*ids, idItem{key: c.s.identityOf(q), ports: items})
+			}
+		}
+	}
+	if r.allPeers {
+		by := c.ref(RuleRef{Policy: np.ref, Rule: i, Peer: -1})
+		if len(base) > 0 {
+			items := attribute(base, by)
+			*atoms = append(*atoms,
+				atom{cidr: netip.PrefixFrom(netip.IPv4Unspecified(), 0), ports: items, block: true},
+				atom{cidr: netip.PrefixFrom(netip.IPv6Unspecified(), 0), ports: items, block: true})
+		}
+		if len(named) > 0 {
+			// Every pod reachable by name: an identity matter, as for
+			// selectors (the named port makes part of the identity).
+			addPods(c.s.podsNaming(named), nil, by, false, nil)
+		}
+		return
+	}
+	for j, pr := range r.peers {
+		by := c.ref(RuleRef{Policy: np.ref, Rule: i, Peer: j})
+		if !pr.block {
+			addPods(c.s.peerPods(np, pr), base, by, false, nil)
+			continue
+		}
+		if len(base) > 0 {
+			*atoms = append(*atoms, atom{cidr: pr.cidr, except: pr.except, ports: attribute(base, by), block: true})
+		}
+		if len(named) > 0 {
+			// An ipBlock matches pod addresses too, and a named port
+			// resolves on the destination pod: pods inside the block
+			// get their own /32 with the resolved port.
+			addPods(c.s.podsNaming(named), nil, by, true, pr.contains)
+		}
+	}
+}
+
+func (pr *peer) contains(ip netip.Addr) bool {
+	if !pr.cidr.Contains(ip) {
+		return false
+	}
+	for _, e := range pr.except {
+		if e.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveNamed resolves named ports on pod q: a container port with the
+// same name and the same protocol.
+func resolveNamed(named []portSpec, q *Pod) []prange {
+	var out []prange
+	for _, ps := range named {
+		for _, cp := range q.Ports {
+			if cp.Name == ps.name && cp.Protocol == ps.proto {
+				out = append(out, prange{ps.proto, cp.Port, cp.Port})
+			}
+		}
+	}
+	return out
+}
+
+// podsNaming returns the pods on the pod network that declare any of the
+// named ports, in snapshot order.
+func (s *Snapshot) podsNaming(named []portSpec) []*Pod {
+	if len(named) == 1 {
+		return s.namedPods(named[0].name)
+	}
+	seen := make(map[*Pod]bool)
+	var out []*Pod
+	for _, ps := range named {
+		for _, q := range s.namedPods(ps.name) {
+			if !seen[q] {
+				seen[q] = true
+				out = append(out, q)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *Pod) int { return strings.Compare(a.Ref().String(), b.Ref().String()) })
+	return out
+}
+
+// identityOf returns the identity key of a snapshot pod.
+func (s *Snapshot) identityOf(p *Pod) string {
+	s.identOnce.Do(func() {
+		s.ident = make(map[*Pod]string, len(s.pods))
+		for _, q := range s.pods {
+			s.ident[q] = IdentityOf(q)
+		}
+	})
+	if k, ok := s.ident[p]; ok {
+		return k
+	}
+	return IdentityOf(p)
+}
+
+// IdentityOf returns a pod's identity: what every selector and named port
+// sees of it, so pods with equal identities are allowed alike by every
+// selector rule. The key is the namespace, the sorted labels and the
+// sorted named container ports:
+//
+//	"ns|app=web,tier=be|http=8080/TCP,metrics=9090/TCP"
+//
+// Label keys and values cannot hold '|', ',' or '=' (beyond the key's
+// own), so the key is unambiguous. Numbering identities for the kernel
+// is the caller's: a node-local allocator that keeps numbers stable
+// across snapshots.
+func IdentityOf(p *Pod) string {
+	var b strings.Builder
+	b.WriteString(p.Namespace)
+	b.WriteByte('|')
+	keys := make([]string, 0, len(p.Labels))
+	for k := range p.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(p.Labels[k])
+	}
+	b.WriteByte('|')
+	var ports []string
+	for _, cp := range p.Ports {
+		if cp.Name != "" {
+			ports = append(ports, cp.Name+"="+strconv.Itoa(int(cp.Port))+"/"+cp.Protocol.String())
+		}
+	}
+	slices.Sort(ports)
+	b.WriteString(strings.Join(slices.Compact(ports), ","))
+	return b.String()
+}
