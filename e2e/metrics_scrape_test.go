@@ -44,7 +44,7 @@ func (c *cluster) scrapeMetrics(tb testing.TB, node string) map[string][]*model.
 		tb.Fatalf("scrape %s's metrics at %s: %v", node, sock, err)
 	}
 	defer resp.Body.Close()
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		tb.Fatalf("parse %s's metrics: %v", node, err)
