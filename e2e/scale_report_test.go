@@ -213,7 +213,7 @@ func (r *scaleReport) log(tb testing.TB) {
 	fmt.Fprintf(&b, "  TCP pairs                 %d probed, %d failed (%s)\n", r.Pairs, r.PairsFailed, r.ProbeTook)
 	for _, w := range r.Throttling.Windows {
 		if n := sum(w.Throttled); n > 0 {
-			fmt.Fprintf(&b, "  minute %s             %d calls, %d throttled: %v\n", w.Start.Format("15:04:05"), sum(w.Calls), n, w.Throttled)
+			fmt.Fprintf(&b, "  window %s             %d calls, %d throttled: %v\n", w.Start.Format("15:04:05"), sum(w.Calls), n, w.Throttled)
 		}
 	}
 	tb.Log(b.String())

@@ -99,7 +99,27 @@ func envInt(tb testing.TB, key string, def int) int {
 }
 
 func TestScale_ColdStart(t *testing.T) {
-	cfg := scaleConfigFromEnv(t)
+	runScale(t, scaleConfigFromEnv(t))
+}
+
+// The same under quotas small enough that the cold start spends them: ten
+// nodes, a ten-second window (the same rule as Alibaba's minute, only
+// shorter, so the test waits seconds for T+1) and budgets below what the
+// boot and the pods ask. Calls must have been refused, and every pod must
+// still get its address, the throttled ADDs after a retry.
+func TestScale_ColdStart_Throttled(t *testing.T) {
+	rep := runScale(t, scaleConfig{
+		nodes: 10, podsPerNode: 5, parallel: 16, pairs: 10000, maxPool: 5,
+		extraArgs: []string{"--api-quota-window", "10s",
+			"--api-quota", "DescribeNetworkInterfaces=20", "--api-quota", "CreateNetworkInterface=4", "--api-quota", "AttachNetworkInterface=4"},
+	})
+	if rep.Throttling.OverQuota == 0 {
+		t.Fatal("no call was over the quotas: the test proves nothing")
+	}
+}
+
+// runScale runs the scale test of cfg and returns its figures.
+func runScale(t *testing.T, cfg scaleConfig) *scaleReport {
 	s := mustSim(t)
 	if name, dir := os.Getenv("VENI_SCALE_SIM_NAME"), os.Getenv("VENI_SCALE_SIM_DIR"); name != "" && dir != "" {
 		s.name, s.dir = name, dir // the cleanup mustSim registered downs this one
@@ -187,6 +207,7 @@ func TestScale_ColdStart(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	return rep
 }
 
 func since(t time.Time) Duration { return Duration(time.Since(t).Round(10 * time.Millisecond)) }
