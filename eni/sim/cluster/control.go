@@ -77,7 +77,8 @@ func newControlHandler(token string, c *control) http.Handler {
 // handleState answers Live; ?health=1 also runs "veni status" in every node.
 func (c *control) handleState(w http.ResponseWriter, r *http.Request) {
 	health := r.URL.Query().Get("health") == "1"
-	writeControlJSON(w, Live{Cloud: c.cloud.Snapshot(), Nodes: c.nodes(r.Context(), health)})
+	nodes := c.nodes(r.Context(), health) // slow with health: the cloud's counters after it
+	writeControlJSON(w, Live{Cloud: c.cloud.Snapshot(), Nodes: nodes})
 }
 
 func writeControlJSON(w http.ResponseWriter, v any) {
