@@ -33,21 +33,122 @@ func (s *Snapshot) CompilePod(p Pod) *Ruleset {
 }
 
 func (s *Snapshot) compile(p *Pod) *Ruleset {
+	return s.compileShared(p, nil)
+}
+
+// CompileAll compiles the pods refs, in order. A direction depends only on
+// the policies selecting the pod (and, for ingress, on the pod's named
+// ports and node), so pods alike, such as the replicas of a Deployment on
+// one node, are compiled once and share their Direction's slices: treat
+// rulesets as read-only. May return an error wrapping ErrUnknownPod.
+func (s *Snapshot) CompileAll(refs []PodRef) ([]*Ruleset, error) {
+	out := make([]*Ruleset, 0, len(refs))
+	done := make(map[string]Direction)
+	for _, ref := range refs {
+		p, ok := s.podByRef[ref]
+		if !ok {
+			return nil, fmt.Errorf("compile %s: %w", ref, ErrUnknownPod)
+		}
+		out = append(out, s.compileShared(p, done))
+	}
+	return out, nil
+}
+
+// compileShared compiles p, taking directions from done and adding those
+// it compiles (done may be nil).
+func (s *Snapshot) compileShared(p *Pod, done map[string]Direction) *Ruleset {
 	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node, HostNetwork: p.HostNetwork}
 	if p.HostNetwork {
 		return rs
 	}
-	c := &compiler{s: s, refIdx: make(map[RuleRef]int32)}
-	rs.Ingress = c.direction(p, true)
-	rs.Egress = c.direction(p, false)
+	var c *compiler
+	for _, ingress := range []bool{true, false} {
+		pols := s.selecting(p, ingress)
+		key := ""
+		if done != nil {
+			key = directionKey(p, pols, ingress)
+			if d, ok := done[key]; ok {
+				rs.setDirection(ingress, d)
+				continue
+			}
+		}
+		if c == nil {
+			c = &compiler{s: s, refIdx: make(map[RuleRef]int32), memo: make(map[string][]PortRule), items: make(map[string][]portItem)}
+		}
+		d := c.direction(p, pols, ingress)
+		if done != nil {
+			done[key] = d
+		}
+		rs.setDirection(ingress, d)
+	}
 	return rs
+}
+
+func (rs *Ruleset) setDirection(ingress bool, d Direction) {
+	if ingress {
+		rs.Ingress = d
+	} else {
+		rs.Egress = d
+	}
+}
+
+// selecting returns the policies that select p for a direction.
+func (s *Snapshot) selecting(p *Pod, ingress bool) []*npolicy {
+	var out []*npolicy
+	for _, np := range s.byNS[p.Namespace] {
+		if (ingress && np.isIngress || !ingress && np.isEgress) && np.selects(p) {
+			out = append(out, np)
+		}
+	}
+	return out
+}
+
+// directionKey names what a direction of p depends on: the selecting
+// policies; for ingress also p's named ports (named ports resolve on the
+// endpoint) and its node (the node's addresses are allowed in).
+func directionKey(p *Pod, pols []*npolicy, ingress bool) string {
+	var b strings.Builder
+	if ingress {
+		b.WriteString("in|")
+		b.WriteString(p.Node)
+		b.WriteByte('|')
+		b.WriteString(IdentityOf(&Pod{Ports: p.Ports}))
+	} else {
+		b.WriteString("eg")
+	}
+	for _, np := range pols {
+		b.WriteByte('|')
+		b.WriteString(np.ref)
+	}
+	return b.String()
 }
 
 // compiler holds the interned rule references of one compilation.
 type compiler struct {
-	s      *Snapshot
-	refs   []RuleRef
-	refIdx map[RuleRef]int32
+	s       *Snapshot
+	refs    []RuleRef
+	refIdx  map[RuleRef]int32
+	memo    map[string][]PortRule // mergePorts' results by their sorted items
+	key     []byte                // mergePorts' scratch key
+	sortBuf []portItem            // mergePorts' scratch items
+	items   map[string][]portItem // attributeOnce's results
+	pbuf    []prange              // addPods' scratch ports
+}
+
+// attributeOnce is attribute, returning one shared slice for equal
+// arguments: pods alike get the same items (read-only).
+func (c *compiler) attributeOnce(rs []prange, by int32) []portItem {
+	c.key = c.key[:0]
+	c.key = append(c.key, byte(by>>24), byte(by>>16), byte(by>>8), byte(by))
+	for _, r := range rs {
+		c.key = append(c.key, byte(r.proto), byte(r.first>>8), byte(r.first), byte(r.last>>8), byte(r.last))
+	}
+	if items, ok := c.items[string(c.key)]; ok {
+		return items
+	}
+	items := attribute(rs, by)
+	c.items[string(c.key)] = items
+	return items
 }
 
 func (c *compiler) ref(r RuleRef) int32 {
@@ -97,14 +198,11 @@ func attribute(rs []prange, by int32) []portItem {
 
 var anyPort = prange{ProtoAny, 0, 65535}
 
-func (c *compiler) direction(p *Pod, ingress bool) Direction {
+func (c *compiler) direction(p *Pod, pols []*npolicy, ingress bool) Direction {
 	var d Direction
 	var atoms []atom
 	var ids []idItem
-	for _, np := range c.s.byNS[p.Namespace] {
-		if ingress && !np.isIngress || !ingress && !np.isEgress || !np.selects(p) {
-			continue
-		}
+	for _, np := range pols {
 		d.Policies = append(d.Policies, np.ref)
 		rules := np.egress
 		if ingress {
@@ -161,12 +259,13 @@ func (c *compiler) rule(p *Pod, np *npolicy, i int, r *rule, ingress bool, atoms
 	// addPods allows each pod its base ports plus the named ports
 	// resolved on it, at each of its addresses that in accepts (nil: all).
 	addPods := func(pods []*Pod, base []prange, by int32, block bool, in func(netip.Addr) bool) {
+		*atoms = slices.Grow(*atoms, len(pods))
 		for _, q := range pods {
-			ports := append(slices.Clip(base), resolveNamed(named, q)...)
-			if len(ports) == 0 {
+			c.pbuf = appendNamed(append(c.pbuf[:0], base...), named, q)
+			if len(c.pbuf) == 0 {
 				continue
 			}
-			items := attribute(ports, by)
+			items := c.attributeOnce(c.pbuf, by)
 			for _, ip := range q.IPs {
 				if in == nil || in(ip) {
 					*atoms = append(*atoms, atom{cidr: hostPrefix(ip), ports: items, block: block})
@@ -224,8 +323,9 @@ func (pr *peer) contains(ip netip.Addr) bool {
 
 // resolveNamed resolves named ports on pod q: a container port with the
 // same name and the same protocol.
-func resolveNamed(named []portSpec, q *Pod) []prange {
-	var out []prange
+func resolveNamed(named []portSpec, q *Pod) []prange { return appendNamed(nil, named, q) }
+
+func appendNamed(out []prange, named []portSpec, q *Pod) []prange {
 	for _, ps := range named {
 		for _, cp := range q.Ports {
 			if cp.Name == ps.name && cp.Protocol == ps.proto {

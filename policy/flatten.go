@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,14 +25,18 @@ import (
 // ancestor) change no lookup and are dropped. With blocksOnly, atoms from
 // selectors are left out.
 func (c *compiler) flatten(atoms []atom, blocksOnly bool) []CIDREntry {
-	byCIDR := make(map[netip.Prefix][]int)
-	var points []netip.Prefix
-	isPoint := make(map[netip.Prefix]bool)
-	var lens4, lens6 []int // distinct lengths of atom prefixes, per family
+	// head maps every point (atom prefix or except) to the first atom
+	// with that prefix (-1: an except only); next chains the others.
+	head := make(map[netip.Prefix]int32, len(atoms))
+	next := make([]int32, len(atoms))
+	var byLen [129][]netip.Prefix // points by prefix length
+	var lens4, lens6 []int        // distinct lengths of atom prefixes, per family
+	npoints := 0
 	addPoint := func(p netip.Prefix) {
-		if !isPoint[p] {
-			isPoint[p] = true
-			points = append(points, p)
+		if _, ok := head[p]; !ok {
+			head[p] = -1
+			byLen[p.Bits()] = append(byLen[p.Bits()], p)
+			npoints++
 		}
 	}
 	for i := range atoms {
@@ -39,78 +44,101 @@ func (c *compiler) flatten(atoms []atom, blocksOnly bool) []CIDREntry {
 		if blocksOnly && !a.block {
 			continue
 		}
-		if _, ok := byCIDR[a.cidr]; !ok {
+		addPoint(a.cidr)
+		if head[a.cidr] < 0 {
 			if a.cidr.Addr().Is4() {
 				lens4 = appendLen(lens4, a.cidr.Bits())
 			} else {
 				lens6 = appendLen(lens6, a.cidr.Bits())
 			}
 		}
-		byCIDR[a.cidr] = append(byCIDR[a.cidr], i)
-		addPoint(a.cidr)
+		next[i] = head[a.cidr]
+		head[a.cidr] = int32(i)
 		for _, e := range a.except {
 			addPoint(e)
 		}
 	}
-	if len(points) == 0 {
+	if npoints == 0 {
 		return nil
 	}
-	slices.Sort(lens4)
-	slices.Sort(lens6)
-	// Ancestors before descendants, so a point's nearest kept ancestor is
-	// decided when the point is.
-	slices.SortFunc(points, func(a, b netip.Prefix) int {
-		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
-	})
-	var out []CIDREntry
-	kept := make(map[netip.Prefix]int)
+	out := make([]CIDREntry, 0, npoints)
+	kept := make(map[netip.Prefix]int, npoints)
 	var keptLens4, keptLens6 []int
 	var items []portItem
-	for _, pt := range points {
-		lens, keptLens := lens4, keptLens4
-		if !pt.Addr().Is4() {
-			lens, keptLens = lens6, keptLens6
-		}
-		items = items[:0]
-		for _, b := range lens {
-			if b > pt.Bits() {
-				break
+	// Shorter prefixes first, so a point's nearest kept ancestor is
+	// decided when the point is.
+	for bitsLen := range byLen {
+		for _, pt := range byLen[bitsLen] {
+			lens, keptLens := lens4, keptLens4
+			if !pt.Addr().Is4() {
+				lens, keptLens = lens6, keptLens6
 			}
-			anc, _ := pt.Addr().Prefix(b)
-			for _, ai := range byCIDR[anc] {
-				if !excepted(&atoms[ai], pt) {
-					items = append(items, atoms[ai].ports...)
+			items = items[:0]
+			for _, b := range lens {
+				if b > pt.Bits() {
+					break
+				}
+				anc, _ := pt.Addr().Prefix(b)
+				ai, ok := head[anc]
+				for ; ok && ai >= 0; ai = next[ai] {
+					if !excepted(&atoms[ai], pt) {
+						items = append(items, atoms[ai].ports...)
+					}
 				}
 			}
-		}
-		rules := c.mergePorts(items)
-		var parent []PortRule
-		for k := len(keptLens) - 1; k >= 0; k-- {
-			b := keptLens[k]
-			if b >= pt.Bits() {
+			rules := c.mergePorts(items)
+			var parent []PortRule
+			for k := len(keptLens) - 1; k >= 0; k-- {
+				b := keptLens[k]
+				if b >= pt.Bits() {
+					continue
+				}
+				anc, _ := pt.Addr().Prefix(b)
+				if i, ok := kept[anc]; ok {
+					parent = out[i].Rules
+					break
+				}
+			}
+			if equalRules(rules, parent) {
 				continue
 			}
-			anc, _ := pt.Addr().Prefix(b)
-			if i, ok := kept[anc]; ok {
-				parent = out[i].Rules
-				break
+			kept[pt] = len(out)
+			out = append(out, CIDREntry{Prefix: pt, Rules: rules})
+			if pt.Addr().Is4() {
+				keptLens4 = appendLen(keptLens4, pt.Bits())
+			} else {
+				keptLens6 = appendLen(keptLens6, pt.Bits())
 			}
 		}
-		if equalRules(rules, parent) {
-			continue
-		}
-		kept[pt] = len(out)
-		out = append(out, CIDREntry{Prefix: pt, Rules: rules})
-		if pt.Addr().Is4() {
-			keptLens4 = appendLen(keptLens4, pt.Bits())
-		} else {
-			keptLens6 = appendLen(keptLens6, pt.Bits())
-		}
 	}
-	slices.SortFunc(out, func(a, b CIDREntry) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	// Sort a small index rather than the entries (moving entries, which
+	// hold pointers, costs write barriers), by family, address, length.
+	keys := make([]sortKey, len(out))
+	for i, e := range out {
+		a := e.Prefix.Addr().As16()
+		keys[i] = sortKey{hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]), bits: e.Prefix.Bits(), v6: !e.Prefix.Addr().Is4(), i: i}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if a.v6 != b.v6 {
+			if b.v6 {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
 	})
-	return out
+	sorted := make([]CIDREntry, len(out))
+	for j, k := range keys {
+		sorted[j] = out[k.i]
+	}
+	return sorted
+}
+
+type sortKey struct {
+	hi, lo uint64
+	bits   int
+	v6     bool
+	i      int
 }
 
 // appendLen adds b to the sorted set lens.
@@ -140,14 +168,26 @@ func equalRules(a, b []PortRule) bool {
 // mergePorts turns port items into non-overlapping PortRules, each range
 // listing every rule that allows it; adjacent ranges allowed by the same
 // rules are joined. Sorted by protocol (ProtoAny first), then port.
+// Equal item sets give the same slice (memoized per compilation): most
+// prefixes of a table share a handful of port sets.
 func (c *compiler) mergePorts(items []portItem) []PortRule {
 	if len(items) == 0 {
 		return nil
 	}
-	items = slices.Clone(items)
+	c.sortBuf = append(c.sortBuf[:0], items...)
+	items = c.sortBuf
 	slices.SortFunc(items, func(a, b portItem) int {
 		return cmp.Or(cmp.Compare(a.proto, b.proto), cmp.Compare(a.first, b.first), cmp.Compare(a.last, b.last), cmp.Compare(a.by, b.by))
 	})
+	items = slices.Compact(items)
+	c.key = c.key[:0]
+	for _, it := range items {
+		c.key = append(c.key, byte(it.proto), byte(it.first>>8), byte(it.first), byte(it.last>>8), byte(it.last),
+			byte(it.by>>24), byte(it.by>>16), byte(it.by>>8), byte(it.by))
+	}
+	if rules, ok := c.memo[string(c.key)]; ok {
+		return rules
+	}
 	var out []PortRule
 	for start := 0; start < len(items); {
 		end := start
@@ -157,6 +197,7 @@ func (c *compiler) mergePorts(items []portItem) []PortRule {
 		out = c.mergeProto(out, items[start:end])
 		start = end
 	}
+	c.memo[string(c.key)] = out
 	return out
 }
 
