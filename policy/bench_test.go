@@ -149,8 +149,8 @@ func BenchmarkSnapshot_Compile(b *testing.B) {
 // (flows from a sample of pods and addresses into and out of the local
 // endpoints), so the figures are for a compiler that is right on it.
 func TestBenchWorld_Oracle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
+	if testing.Short() || raceEnabled {
+		t.Skip("short or race: a long sweep")
 	}
 	in := benchWorld()
 	var addrs []netip.Addr

@@ -28,8 +28,8 @@ var (
 // deterministic whatever the input order.
 func TestSnapshot_Trace_Random(t *testing.T) {
 	worlds, flows := *randomWorlds, 0
-	if testing.Short() {
-		worlds = 20
+	if testing.Short() || raceEnabled {
+		worlds = min(worlds, 20)
 	}
 	for w := range worlds {
 		seed := *randomSeed*1000003 + uint64(w)
