@@ -56,14 +56,14 @@ func parsePolicy(p *kube.NetworkPolicy) (*npolicy, error) {
 	}
 	np := &npolicy{ref: ns + "/" + p.Name, namespace: ns}
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("policy %s: %s: %w", np.ref, fmt.Sprintf(format, a...), ErrInvalidPolicy)
+		return fmt.Errorf("policy %s: %w: %w", np.ref, ErrInvalidPolicy, fmt.Errorf(format, a...))
 	}
 	if p.Name == "" {
 		return nil, bad("no name")
 	}
 	sel := p.Spec.PodSelector
 	if err := sel.Validate(); err != nil {
-		return nil, bad("podSelector: %v", err)
+		return nil, bad("podSelector: %w", err)
 	}
 	np.podSelector = &sel
 	if len(p.Spec.PolicyTypes) > 2 {
@@ -88,14 +88,14 @@ func parsePolicy(p *kube.NetworkPolicy) (*npolicy, error) {
 	for i, r := range p.Spec.Ingress {
 		nr, err := parseRule(r.Ports, r.From)
 		if err != nil {
-			return nil, bad("ingress[%d]: %v", i, err)
+			return nil, bad("ingress[%d]: %w", i, err)
 		}
 		np.ingress = append(np.ingress, nr)
 	}
 	for i, r := range p.Spec.Egress {
 		nr, err := parseRule(r.Ports, r.To)
 		if err != nil {
-			return nil, bad("egress[%d]: %v", i, err)
+			return nil, bad("egress[%d]: %w", i, err)
 		}
 		np.egress = append(np.egress, nr)
 	}

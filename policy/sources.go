@@ -63,13 +63,13 @@ func PodFromKube(p *kube.Pod) (Pod, error) {
 	}
 	out := Pod{Namespace: ns, Name: p.Name, Labels: p.Labels, HostNetwork: p.Spec.HostNetwork, Node: p.Spec.NodeName}
 	bad := func(format string, a ...any) (Pod, error) {
-		return Pod{}, fmt.Errorf("pod %s/%s: %s: %w", ns, p.Name, fmt.Sprintf(format, a...), ErrInvalidObject)
+		return Pod{}, fmt.Errorf("pod %s/%s: %w: %w", ns, p.Name, ErrInvalidObject, fmt.Errorf(format, a...))
 	}
 	for _, c := range p.Spec.Containers {
 		for _, cp := range c.Ports {
 			proto, err := ParseProtocol(cp.Protocol)
 			if err != nil {
-				return bad("container %s: %v", c.Name, err)
+				return bad("container %s: %w", c.Name, err)
 			}
 			if cp.ContainerPort < 1 || cp.ContainerPort > 65535 {
 				return bad("container %s: port %d out of 1-65535", c.Name, cp.ContainerPort)
@@ -93,7 +93,7 @@ func PodFromKube(p *kube.Pod) (Pod, error) {
 	}
 	ips, err := parseAddrs(raw)
 	if err != nil {
-		return bad("%v", err)
+		return bad("%w", err)
 	}
 	out.IPs = ips
 	return out, nil
@@ -112,7 +112,7 @@ func NodeFromKube(n *kube.Node) (Node, error) {
 	}
 	ips, err := parseAddrs(raw)
 	if err != nil {
-		return Node{}, fmt.Errorf("node %s: %v: %w", n.Name, err, ErrInvalidObject)
+		return Node{}, fmt.Errorf("node %s: %w: %w", n.Name, ErrInvalidObject, err)
 	}
 	out.IPs = ips
 	return out, nil
@@ -193,7 +193,7 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 		default:
 			ips, err := parseAddrs(strings.Split(p.Annotations[AnnotationPodIPs], ","))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("mirrored pod %s: %v: %w", store.PodKey(p.Namespace, p.Name), err, ErrInvalidObject))
+				errs = append(errs, fmt.Errorf("mirrored pod %s: %w: %w", store.PodKey(p.Namespace, p.Name), ErrInvalidObject, err))
 			}
 			pod.IPs = ips
 		}
@@ -206,7 +206,7 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 	for _, p := range m.Policies {
 		var np kube.NetworkPolicy
 		if err := json.Unmarshal(p.Raw, &np); err != nil {
-			errs = append(errs, fmt.Errorf("mirrored policy %s: %v: %w", store.PodKey(p.Namespace, p.Name), err, ErrInvalidPolicy))
+			errs = append(errs, fmt.Errorf("mirrored policy %s: %w: %w", store.PodKey(p.Namespace, p.Name), ErrInvalidPolicy, err))
 			continue
 		}
 		in.Policies = append(in.Policies, np)
