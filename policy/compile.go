@@ -36,6 +36,26 @@ func (s *Snapshot) compile(p *Pod) *Ruleset {
 	return s.compileShared(p, nil)
 }
 
+// FailClosed returns the ruleset of a pod whose selection cannot be
+// known (a CNI ADD with neither a record nor a snapshot to compile from):
+// isolated both ways, nothing allowed but its node's traffic in (kubelet
+// probes), so it starts closed rather than open, as Kubernetes permits
+// ("a newly created pod may have no network connectivity at all"); the
+// daemon replaces it once it knows.
+func FailClosed(p Pod, nodeIPs []netip.Addr) *Ruleset {
+	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node}
+	host := []RuleRef{{Host: true}}
+	rs.Ingress = Direction{Isolated: true, Identities: []IdentityRule{{Identity: HostIdentity, Rules: []PortRule{{Protocol: ProtoAny, Last: 65535, By: host}}}}}
+	rs.Egress = Direction{Isolated: true}
+	for _, ip := range nodeIPs {
+		ip = ip.Unmap()
+		rs.Ingress.CIDRs = append(rs.Ingress.CIDRs, CIDREntry{Prefix: hostPrefix(ip), Rules: []PortRule{{Protocol: ProtoAny, Last: 65535, By: host}}})
+	}
+	slices.SortFunc(rs.Ingress.CIDRs, func(a, b CIDREntry) int { return comparePrefix(a.Prefix, b.Prefix) })
+	rs.Ingress.Blocks = rs.Ingress.CIDRs
+	return rs
+}
+
 // CompileAll compiles the pods refs, in order. A direction depends only on
 // the policies selecting the pod (and, for ingress, on the pod's named
 // ports and node), so pods alike, such as the replicas of a Deployment on

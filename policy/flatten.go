@@ -134,6 +134,18 @@ func (c *compiler) flatten(atoms []atom, blocksOnly bool) []CIDREntry {
 	return sorted
 }
 
+// comparePrefix orders prefixes as tables are: IPv4 first, then by
+// address, then by length.
+func comparePrefix(a, b netip.Prefix) int {
+	if a.Addr().Is4() != b.Addr().Is4() {
+		if a.Addr().Is4() {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+}
+
 type sortKey struct {
 	hi, lo uint64
 	bits   int

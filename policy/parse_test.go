@@ -103,7 +103,7 @@ func TestParse_Endpoints(t *testing.T) {
 			t.Errorf("ParseEndpoint(%q) = %v, %v; want %s", in, e, err, want)
 		}
 	}
-	for _, bad := range []string{"", "a/b/c", "/a", "a/"} {
+	for _, bad := range []string{"", "a/b/c", "/a", "a/", "10.0.0.0/8"} {
 		if _, err := ParseEndpoint(bad); err == nil {
 			t.Errorf("ParseEndpoint(%q): no error", bad)
 		}
