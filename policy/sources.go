@@ -20,9 +20,11 @@ const AnnotationPodIPs = "k8s.aliyun.com/pod-ips"
 // FromKube builds a snapshot from the API server's objects (the daemon's
 // informer caches). Nodes may be only the local one: node addresses serve
 // the kubelet-probe exemption of that node's pods and name addresses in
-// traces. May return what New returns.
+// traces. A policy it cannot read is enforced closed
+// (Input.FailClosedOnInvalid) and named in Warnings. May return an error
+// wrapping ErrInvalidObject.
 func FromKube(pods []*kube.Pod, namespaces []*kube.Namespace, policies []*kube.NetworkPolicy, nodes []*kube.Node) (*Snapshot, error) {
-	in := Input{}
+	in := Input{FailClosedOnInvalid: true}
 	var errs []error
 	for _, p := range pods {
 		pod, err := PodFromKube(p)
@@ -159,11 +161,13 @@ type Mirror struct {
 
 // FromMirror builds a snapshot from the store's mirror records. A mirrored
 // pod's addresses are those of its allocations (reserved or bound), else
-// those of AnnotationPodIPs; finished pods have none. May return an error
-// wrapping ErrInvalidPolicy (a policy's JSON is named by its key) or
-// ErrInvalidObject.
+// those of AnnotationPodIPs; finished pods have none. A policy it cannot
+// read is enforced closed (Input.FailClosedOnInvalid); one whose JSON does
+// not even decode isolates its whole namespace both ways. Both are in
+// Warnings. May return an error wrapping ErrInvalidObject.
 func FromMirror(m Mirror) (*Snapshot, error) {
-	in := Input{Nodes: append([]Node{m.Node}, m.OtherNodes...)}
+	in := Input{Nodes: append([]Node{m.Node}, m.OtherNodes...), FailClosedOnInvalid: true}
+	var unreadable []string
 	byPod := make(map[string][]netip.Addr)
 	for _, a := range m.Allocations {
 		if a.PodName == "" || a.State != store.IPReserved && a.State != store.IPBound || !a.IP.IsValid() {
@@ -206,13 +210,21 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 	for _, p := range m.Policies {
 		var np kube.NetworkPolicy
 		if err := json.Unmarshal(p.Raw, &np); err != nil {
-			errs = append(errs, fmt.Errorf("mirrored policy %s: %w: %w", store.PodKey(p.Namespace, p.Name), ErrInvalidPolicy, err))
-			continue
+			// Its selection is unknown: closed for its whole namespace.
+			unreadable = append(unreadable, fmt.Sprintf("mirrored policy %s: %v: %v: it isolates every pod of %s both ways and allows nothing",
+				store.PodKey(p.Namespace, p.Name), ErrInvalidPolicy, err, p.Namespace))
+			np = kube.NetworkPolicy{ObjectMeta: kube.ObjectMeta{Namespace: p.Namespace, Name: p.Name},
+				Spec: kube.NetworkPolicySpec{PolicyTypes: []string{kube.PolicyTypeIngress, kube.PolicyTypeEgress}}}
 		}
 		in.Policies = append(in.Policies, np)
 	}
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
-	return New(in)
+	s, err := New(in)
+	if err != nil {
+		return nil, err
+	}
+	s.warnings = append(unreadable, s.warnings...)
+	return s, nil
 }
