@@ -153,6 +153,9 @@ type compiler struct {
 	sortBuf []portItem            // mergePorts' scratch items
 	items   map[string][]portItem // attributeOnce's results
 	pbuf    []prange              // addPods' scratch ports
+	arena   []int32               // flatten's atom lists, a stack
+	atoms   []atom                // direction's scratch atoms
+	ids     []idItem              // direction's scratch identity items
 }
 
 // attributeOnce is attribute, returning one shared slice for equal
@@ -202,11 +205,14 @@ type atom struct {
 	block  bool // not from a selector: goes to Blocks too
 }
 
-// idItem is what one selector peer allows one identity.
+// idItem is what one selector peer allows one identity (hostID: the
+// node).
 type idItem struct {
-	key   string
+	id    int32
 	ports []portItem
 }
+
+const hostID = -1
 
 func attribute(rs []prange, by int32) []portItem {
 	out := make([]portItem, len(rs))
@@ -220,8 +226,10 @@ var anyPort = prange{ProtoAny, 0, 65535}
 
 func (c *compiler) direction(p *Pod, pols []*npolicy, ingress bool) Direction {
 	var d Direction
-	var atoms []atom
-	var ids []idItem
+	// The buffers of the previous direction are reused: its tables no
+	// longer refer to atoms or items, only to port sets.
+	atoms, ids := c.atoms[:0], c.ids[:0]
+	defer func() { c.atoms, c.ids = atoms[:0], ids[:0] }()
 	for _, np := range pols {
 		d.Policies = append(d.Policies, np.ref)
 		rules := np.egress
@@ -246,7 +254,7 @@ func (c *compiler) direction(p *Pod, pols []*npolicy, ingress bool) Direction {
 				atoms = append(atoms, atom{cidr: hostPrefix(ip), ports: attribute([]prange{anyPort}, host), block: true})
 			}
 		}
-		ids = append(ids, idItem{key: HostIdentity, ports: attribute([]prange{anyPort}, host)})
+		ids = append(ids, idItem{id: hostID, ports: attribute([]prange{anyPort}, host)})
 	}
 	d.CIDRs = c.flatten(atoms, false)
 	d.Blocks = c.flatten(atoms, true)
@@ -278,21 +286,34 @@ func (c *compiler) rule(p *Pod, np *npolicy, i int, r *rule, ingress bool, atoms
 	}
 	// addPods allows each pod its base ports plus the named ports
 	// resolved on it, at each of its addresses that in accepts (nil: all).
+	// Pods of one identity resolve named ports alike, and without named
+	// ports every pod gets the same items.
 	addPods := func(pods []*Pod, base []prange, by int32, block bool, in func(netip.Addr) bool) {
 		*atoms = slices.Grow(*atoms, len(pods))
-		for _, q := range pods {
-			c.pbuf = appendNamed(append(c.pbuf[:0], base...), named, q)
-			if len(c.pbuf) == 0 {
-				continue
+		var same []portItem
+		if len(named) == 0 {
+			if len(base) == 0 {
+				return
 			}
-			items := c.attributeOnce(c.pbuf, by)
+			same = attribute(base, by)
+		}
+		for _, q := range pods {
+			id := c.s.identityID(q)
+			items := same
+			if items == nil {
+				c.pbuf = appendNamed(append(c.pbuf[:0], base...), named, q)
+				if len(c.pbuf) == 0 {
+					continue
+				}
+				items = c.attributeOnce(c.pbuf, by)
+			}
 			for _, ip := range q.IPs {
 				if in == nil || in(ip) {
 					*atoms = append(*atoms, atom{cidr: hostPrefix(ip), ports: items, block: block})
 				}
 			}
 			if !block {
-				*ids = append(*ids, idItem{key: c.s.identityOf(q), ports: items})
+				*ids = append(*ids, idItem{id: id, ports: items})
 			}
 		}
 	}
@@ -376,18 +397,33 @@ func (s *Snapshot) podsNaming(named []portSpec) []*Pod {
 	return out
 }
 
-// identityOf returns the identity key of a snapshot pod.
+// identityOf returns the identity key of a pod.
 func (s *Snapshot) identityOf(p *Pod) string {
-	s.identOnce.Do(func() {
-		s.ident = make(map[*Pod]string, len(s.pods))
-		for _, q := range s.pods {
-			s.ident[q] = IdentityOf(q)
-		}
-	})
-	if k, ok := s.ident[p]; ok {
-		return k
+	if id := s.identityID(p); id >= 0 {
+		return s.identKeys[id]
 	}
 	return IdentityOf(p)
+}
+
+// identityID numbers the snapshot's identities in the order of their
+// keys, so sorting numbers sorts keys; -1 for a pod not in the snapshot.
+func (s *Snapshot) identityID(p *Pod) int32 {
+	s.identOnce.Do(func() {
+		keys := make([]string, len(s.pods))
+		for i, q := range s.pods {
+			keys[i] = IdentityOf(q)
+		}
+		s.identKeys = slices.Compact(slices.Sorted(slices.Values(keys)))
+		s.identID = make(map[*Pod]int32, len(s.pods))
+		for i, q := range s.pods {
+			n, _ := slices.BinarySearch(s.identKeys, keys[i])
+			s.identID[q] = int32(n)
+		}
+	})
+	if id, ok := s.identID[p]; ok {
+		return id
+	}
+	return -1
 }
 
 // IdentityOf returns a pod's identity: what every selector and named port

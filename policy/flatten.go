@@ -21,146 +21,150 @@ import (
 // P. That is the AWS agent's #326 avoided: an except of one rule is an
 // entry that still carries every other rule covering it.
 //
-// Entries equal to their nearest stored ancestor (or empty with no
-// ancestor) change no lookup and are dropped. With blocksOnly, atoms from
-// selectors are left out.
+// The prefixes are visited in table order (family, address, length), in
+// which every prefix comes after its ancestors and before its
+// descendants, keeping a stack of the enclosing prefixes with the atoms
+// covering each: a prefix's atoms are its parent's, less those it is an
+// except of, plus its own. Entries equal to their nearest kept ancestor
+// (or empty with none) change no lookup and are dropped. With blocksOnly,
+// atoms from selectors are left out.
 func (c *compiler) flatten(atoms []atom, blocksOnly bool) []CIDREntry {
-	// head maps every point (atom prefix or except) to the first atom
-	// with that prefix (-1: an except only); next chains the others.
-	head := make(map[netip.Prefix]int32, len(atoms))
-	next := make([]int32, len(atoms))
-	var byLen [129][]netip.Prefix // points by prefix length
-	var lens4, lens6 []int        // distinct lengths of atom prefixes, per family
-	npoints := 0
-	addPoint := func(p netip.Prefix) {
-		if _, ok := head[p]; !ok {
-			head[p] = -1
-			byLen[p.Bits()] = append(byLen[p.Bits()], p)
-			npoints++
-		}
-	}
+	// One row per atom and per except; rows of equal prefixes are then
+	// adjacent.
+	rows := make([]flatRow, 0, len(atoms))
 	for i := range atoms {
 		a := &atoms[i]
 		if blocksOnly && !a.block {
 			continue
 		}
-		addPoint(a.cidr)
-		if head[a.cidr] < 0 {
-			if a.cidr.Addr().Is4() {
-				lens4 = appendLen(lens4, a.cidr.Bits())
-			} else {
-				lens6 = appendLen(lens6, a.cidr.Bits())
-			}
-		}
-		next[i] = head[a.cidr]
-		head[a.cidr] = int32(i)
+		rows = append(rows, flatRow{key: keyOf(a.cidr), atom: int32(i)})
 		for _, e := range a.except {
-			addPoint(e)
+			rows = append(rows, flatRow{key: keyOf(e), atom: -1})
 		}
 	}
-	if npoints == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
-	out := make([]CIDREntry, 0, npoints)
-	kept := make(map[netip.Prefix]int, npoints)
-	var keptLens4, keptLens6 []int
+	slices.SortFunc(rows, func(a, b flatRow) int { return compareKeys(a.key, b.key) })
+
+	type frame struct {
+		key  prefixKey
+		acc  int        // c.arena[acc:end] are the atoms covering the prefix
+		end  int        //
+		kept []PortRule // the value of the nearest kept prefix at or above
+	}
+	var out []CIDREntry
+	var stack []frame
+	c.arena = c.arena[:0]
 	var items []portItem
-	// Shorter prefixes first, so a point's nearest kept ancestor is
-	// decided when the point is.
-	for bitsLen := range byLen {
-		for _, pt := range byLen[bitsLen] {
-			lens, keptLens := lens4, keptLens4
-			if !pt.Addr().Is4() {
-				lens, keptLens = lens6, keptLens6
-			}
-			items = items[:0]
-			for _, b := range lens {
-				if b > pt.Bits() {
-					break
-				}
-				anc, _ := pt.Addr().Prefix(b)
-				ai, ok := head[anc]
-				for ; ok && ai >= 0; ai = next[ai] {
-					if !excepted(&atoms[ai], pt) {
-						items = append(items, atoms[ai].ports...)
-					}
+	for i := 0; i < len(rows); {
+		k := rows[i].key
+		pfx := k.prefix()
+		for len(stack) > 0 && !stack[len(stack)-1].key.contains(k) {
+			stack = stack[:len(stack)-1]
+		}
+		start := len(c.arena)
+		var parentKept []PortRule
+		if len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			for j := top.acc; j < top.end; j++ {
+				if ai := c.arena[j]; !excepted(&atoms[ai], pfx) {
+					c.arena = append(c.arena, ai)
 				}
 			}
-			rules := c.mergePorts(items)
-			var parent []PortRule
-			for k := len(keptLens) - 1; k >= 0; k-- {
-				b := keptLens[k]
-				if b >= pt.Bits() {
-					continue
-				}
-				anc, _ := pt.Addr().Prefix(b)
-				if i, ok := kept[anc]; ok {
-					parent = out[i].Rules
-					break
-				}
-			}
-			if equalRules(rules, parent) {
-				continue
-			}
-			kept[pt] = len(out)
-			out = append(out, CIDREntry{Prefix: pt, Rules: rules})
-			if pt.Addr().Is4() {
-				keptLens4 = appendLen(keptLens4, pt.Bits())
-			} else {
-				keptLens6 = appendLen(keptLens6, pt.Bits())
+			parentKept = top.kept
+		}
+		for ; i < len(rows) && rows[i].key == k; i++ {
+			if rows[i].atom >= 0 {
+				c.arena = append(c.arena, rows[i].atom)
 			}
 		}
-	}
-	// Sort a small index rather than the entries (moving entries, which
-	// hold pointers, costs write barriers), by family, address, length.
-	keys := make([]sortKey, len(out))
-	for i, e := range out {
-		a := e.Prefix.Addr().As16()
-		keys[i] = sortKey{hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]), bits: e.Prefix.Bits(), v6: !e.Prefix.Addr().Is4(), i: i}
-	}
-	slices.SortFunc(keys, func(a, b sortKey) int {
-		if a.v6 != b.v6 {
-			if b.v6 {
-				return -1
-			}
-			return 1
+		items = items[:0]
+		for _, ai := range c.arena[start:] {
+			items = append(items, atoms[ai].ports...)
 		}
-		return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
-	})
-	sorted := make([]CIDREntry, len(out))
-	for j, k := range keys {
-		sorted[j] = out[k.i]
+		rules := c.mergePorts(items)
+		kept := parentKept
+		if !equalRules(rules, parentKept) {
+			out = append(out, CIDREntry{Prefix: pfx, Rules: rules})
+			kept = rules
+		}
+		stack = append(stack, frame{key: k, acc: start, end: len(c.arena), kept: kept})
 	}
-	return sorted
+	return out
 }
 
-// comparePrefix orders prefixes as tables are: IPv4 first, then by
-// address, then by length.
-func comparePrefix(a, b netip.Prefix) int {
-	if a.Addr().Is4() != b.Addr().Is4() {
-		if a.Addr().Is4() {
+// flatRow is one prefix occurrence: an atom's prefix, or an except (-1).
+type flatRow struct {
+	key  prefixKey
+	atom int32
+}
+
+// prefixKey is a prefix as integers, for fast ordering and containment;
+// an IPv4 address is in the low 32 bits of lo.
+type prefixKey struct {
+	hi, lo uint64
+	bits   uint8
+	v6     bool
+}
+
+func keyOf(p netip.Prefix) prefixKey {
+	a := p.Addr()
+	if a.Is4() {
+		b := a.As4()
+		return prefixKey{lo: uint64(binary.BigEndian.Uint32(b[:])), bits: uint8(p.Bits())}
+	}
+	b := a.As16()
+	return prefixKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: uint8(p.Bits()), v6: true}
+}
+
+func (k prefixKey) prefix() netip.Prefix {
+	if !k.v6 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(k.lo))
+		return netip.PrefixFrom(netip.AddrFrom4(b), int(k.bits))
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.hi)
+	binary.BigEndian.PutUint64(b[8:], k.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(b), int(k.bits))
+}
+
+// contains reports whether k's prefix contains o's: same family, k no
+// longer, and o's address starts with k's bits.
+func (k prefixKey) contains(o prefixKey) bool {
+	if k.v6 != o.v6 || k.bits > o.bits {
+		return false
+	}
+	switch {
+	case k.bits == 0:
+		return true
+	case !k.v6:
+		shift := 32 - uint(k.bits)
+		return k.lo>>shift == o.lo>>shift
+	case k.bits <= 64:
+		shift := 64 - uint(k.bits)
+		return k.hi>>shift == o.hi>>shift
+	default:
+		shift := 128 - uint(k.bits)
+		return k.hi == o.hi && k.lo>>shift == o.lo>>shift
+	}
+}
+
+// compareKeys orders prefixes as tables are: IPv4 first, then by address,
+// then by length (so ancestors come first and descendants follow at once).
+func compareKeys(a, b prefixKey) int {
+	if a.v6 != b.v6 {
+		if b.v6 {
 			return -1
 		}
 		return 1
 	}
-	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+	return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
 }
 
-type sortKey struct {
-	hi, lo uint64
-	bits   int
-	v6     bool
-	i      int
-}
-
-// appendLen adds b to the sorted set lens.
-func appendLen(lens []int, b int) []int {
-	i, found := slices.BinarySearch(lens, b)
-	if found {
-		return lens
-	}
-	return slices.Insert(lens, i, b)
-}
+// comparePrefix orders prefixes as tables are.
+func comparePrefix(a, b netip.Prefix) int { return compareKeys(keyOf(a), keyOf(b)) }
 
 func excepted(a *atom, p netip.Prefix) bool {
 	for _, e := range a.except {
@@ -256,23 +260,27 @@ func (c *compiler) refsOf(set []int32) []RuleRef {
 	return by
 }
 
-// identities groups the selector items by identity.
+// identities groups the selector items by identity, in key order.
 func (c *compiler) identities(ids []idItem) []IdentityRule {
 	if len(ids) == 0 {
 		return nil
 	}
-	byKey := make(map[string][]portItem)
-	var keys []string
-	for _, it := range ids {
-		if _, ok := byKey[it.key]; !ok {
-			keys = append(keys, it.key)
+	slices.SortStableFunc(ids, func(a, b idItem) int { return cmp.Compare(a.id, b.id) })
+	var out []IdentityRule
+	var items []portItem
+	for i := 0; i < len(ids); {
+		id := ids[i].id
+		items = items[:0]
+		for ; i < len(ids) && ids[i].id == id; i++ {
+			items = append(items, ids[i].ports...)
 		}
-		byKey[it.key] = append(byKey[it.key], it.ports...)
+		key := HostIdentity
+		if id != hostID {
+			key = c.s.identKeys[id]
+		}
+		out = append(out, IdentityRule{Identity: key, Rules: c.mergePorts(items)})
 	}
-	slices.SortFunc(keys, strings.Compare)
-	out := make([]IdentityRule, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, IdentityRule{Identity: k, Rules: c.mergePorts(byKey[k])})
-	}
+	// The node's key sorts among the pods' by its text.
+	slices.SortStableFunc(out, func(a, b IdentityRule) int { return strings.Compare(a.Identity, b.Identity) })
 	return out
 }

@@ -52,7 +52,8 @@ type Snapshot struct {
 	namedOnce sync.Once
 	named     map[string][]*Pod // container port name → pods on the pod network declaring it
 	identOnce sync.Once
-	ident     map[*Pod]string // pod → IdentityOf
+	identID   map[*Pod]int32 // pod → index in identKeys
+	identKeys []string       // every pod's IdentityOf, sorted, unique
 }
 
 // New validates in and builds a Snapshot. May return an error wrapping
