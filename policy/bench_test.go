@@ -81,8 +81,9 @@ func localEndpoints(in Input) []PodRef {
 
 // BenchmarkSnapshot_Compile measures compiling the 100 local endpoints
 // of benchWorld against its 1,000 rules: building the snapshot and
-// compiling every endpoint (a full recompute of the node), and compiling
-// one endpoint on a warm snapshot (one pod changed). It reports the
+// compiling every endpoint (a full recompute of the node; one by one, and
+// with CompileAll), building the snapshot alone, and compiling one
+// endpoint on a warm snapshot (one pod changed). It reports the
 // compiled size per endpoint: LPM entries and map bytes (MapSize).
 func BenchmarkSnapshot_Compile(b *testing.B) {
 	in := benchWorld()
@@ -117,6 +118,18 @@ func BenchmarkSnapshot_Compile(b *testing.B) {
 		b.ReportMetric(float64(bytes)/n, "lpm-B/endpoint")
 		b.ReportMetric(float64(idEntries)/n, "id-entries/endpoint")
 		b.ReportMetric(float64(idBytes)/n, "id-B/endpoint")
+	})
+	b.Run("new+CompileAll-100", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s, err := New(in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.CompileAll(eps); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 	b.Run("new", func(b *testing.B) {
 		b.ReportAllocs()

@@ -33,7 +33,11 @@ func (s *Snapshot) CompilePod(p Pod) *Ruleset {
 }
 
 func (s *Snapshot) compile(p *Pod) *Ruleset {
-	return s.compileShared(p, nil)
+	return s.compileShared(p, nil, s.newCompiler())
+}
+
+func (s *Snapshot) newCompiler() *compiler {
+	return &compiler{s: s, refIdx: make(map[RuleRef]int32), memo: make(map[string][]PortRule), items: make(map[string][]portItem)}
 }
 
 // FailClosed returns the ruleset of a pod whose selection cannot be
@@ -64,24 +68,24 @@ func FailClosed(p Pod, nodeIPs []netip.Addr) *Ruleset {
 func (s *Snapshot) CompileAll(refs []PodRef) ([]*Ruleset, error) {
 	out := make([]*Ruleset, 0, len(refs))
 	done := make(map[string]Direction)
+	c := s.newCompiler()
 	for _, ref := range refs {
 		p, ok := s.podByRef[ref]
 		if !ok {
 			return nil, fmt.Errorf("compile %s: %w", ref, ErrUnknownPod)
 		}
-		out = append(out, s.compileShared(p, done))
+		out = append(out, s.compileShared(p, done, c))
 	}
 	return out, nil
 }
 
-// compileShared compiles p, taking directions from done and adding those
-// it compiles (done may be nil).
-func (s *Snapshot) compileShared(p *Pod, done map[string]Direction) *Ruleset {
+// compileShared compiles p with c, taking directions from done and adding
+// those it compiles (done may be nil).
+func (s *Snapshot) compileShared(p *Pod, done map[string]Direction, c *compiler) *Ruleset {
 	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node, HostNetwork: p.HostNetwork}
 	if p.HostNetwork {
 		return rs
 	}
-	var c *compiler
 	for _, ingress := range []bool{true, false} {
 		pols := s.selecting(p, ingress)
 		key := ""
@@ -91,9 +95,6 @@ func (s *Snapshot) compileShared(p *Pod, done map[string]Direction) *Ruleset {
 				rs.setDirection(ingress, d)
 				continue
 			}
-		}
-		if c == nil {
-			c = &compiler{s: s, refIdx: make(map[RuleRef]int32), memo: make(map[string][]PortRule), items: make(map[string][]portItem)}
 		}
 		d := c.direction(p, pols, ingress)
 		if done != nil {
