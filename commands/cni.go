@@ -291,10 +291,16 @@ func cniCall(verb string, o ipam.Owner, ip netip.Addr, took time.Duration, err e
 }
 
 // recordFailedAdd leaves the failed ADD's record in the event log, for the
-// daemon's AllocIPFailed event and failure metrics. It is best effort and
-// quick: a store too busy to take it within a moment is not worth holding
-// the runtime's ADD for.
+// daemon's AllocIPFailed event and failure metrics.
 func recordFailedAdd(env *node.Env, o ipam.Owner, start time.Time, err error) {
+	recordFailure(env, store.CNIAdd, "AllocIPFailed", o, start, err)
+}
+
+// recordFailure leaves a failed call's record in the event log. It is best
+// effort and quick: a store too busy to take it within a moment is not
+// worth holding the runtime's call for (and a DEL failing for a busy store
+// could not write it anyway).
+func recordFailure(env *node.Env, verb, reason string, o ipam.Owner, start time.Time, err error) {
 	db := env.Store
 	db.Options.Timeout = 200 * time.Millisecond
 	msg := err.Error()
@@ -307,8 +313,8 @@ func recordFailedAdd(env *node.Env, o ipam.Owner, start time.Time, err error) {
 	}
 	_ = db.Update(func(tx *store.WriteTx) error {
 		_, err := tx.AppendEvent(store.Event{
-			Level: slog.LevelWarn, Reason: "AllocIPFailed", Object: podObject(o), Message: msg,
-			CNI: cniCall(store.CNIAdd, o, netip.Addr{}, time.Since(start), err),
+			Level: slog.LevelWarn, Reason: reason, Object: podObject(o), Message: msg,
+			CNI: cniCall(verb, o, netip.Addr{}, time.Since(start), err),
 		})
 		return err
 	})
@@ -467,9 +473,18 @@ func cmdDel(args *skel.CmdArgs) error {
 	_, err = podnet.Release(ctx, podnet.Node{Store: env.Store}, att, podnet.ReleaseOptions{Wait: conf.addTimeout, Note: note})
 	if err != nil {
 		if errors.Is(err, podnet.ErrBusy) {
-			return busyError(err)
+			err = busyError(err)
+		} else {
+			err = storeError(err, "release the pod")
 		}
-		return storeError(err, "release the pod")
+		// The runtime retries a failed DEL; the record makes the failures
+		// visible (ReleaseIPFailed events, veni_cni_failures_total).
+		o, oerr := ownerOf(args, "")
+		if oerr != nil {
+			o = ipam.Owner{ContainerID: args.ContainerID, IfName: args.IfName}
+		}
+		recordFailure(env, store.CNIDel, "ReleaseIPFailed", o, start, err)
+		return err
 	}
 	return nil
 }

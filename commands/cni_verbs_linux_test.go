@@ -356,6 +356,9 @@ func TestCNIVerbs_CallRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.add(c.args("c2", podNetNS(t), "eth0"))
+	wantCode(t, err, types.ErrTryAgainLater, "still running")
+	delArgs := c.args("c2", "", "eth0")
+	err = c.do(func() error { return testutils.CmdDelWithArgs(delArgs, func() error { return cmdDel(delArgs) }) })
 	claim.Release()
 	wantCode(t, err, types.ErrTryAgainLater, "still running")
 
@@ -377,6 +380,7 @@ func TestCNIVerbs_CallRecords(t *testing.T) {
 		{"AllocIPSucceed", store.CNIAdd, "c1", 0, true},
 		{"ReleaseIPSucceed", store.CNIDel, "c1", 0, true},
 		{"AllocIPFailed", store.CNIAdd, "c2", types.ErrTryAgainLater, false},
+		{"ReleaseIPFailed", store.CNIDel, "c2", types.ErrTryAgainLater, false},
 	}
 	if len(calls) != len(want) {
 		t.Fatalf("call records %+v", calls)

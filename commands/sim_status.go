@@ -22,10 +22,15 @@ func newSimStatusCommand(g *simGlobalOptions) *cobra.Command {
 	o := &simStatusOptions{simGlobalOptions: g}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the sim's nodes (daemon, health, datapath), ENIs and vSwitches",
-		Long: `Shows every node with its supervised veni daemon (pid, restarts) and its
-health and datapath as "veni status -o json" reports them inside the node,
-then the cloud's ENIs and vSwitches.`,
+		Short: "Show the sim's nodes (ready, daemon, health, datapath), ENIs, vSwitches and OpenAPI calls",
+		Long: `Shows every node with whether it is ready for pods (its CNI conflist
+exists), its supervised veni daemon (pid, restarts) and its health and
+datapath as "veni status -o json" reports them inside the node; then the
+cloud's ENIs and vSwitches; then the OpenAPI's calls by action: each
+action's quota per minute, this minute's calls, and the calls, throttles
+(those over the account's quota apart), faults and errors so far, what is
+refused until the next minute, and the last minutes' calls. -o json has
+every minute of the last hour.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.output != "text" && o.output != "json" {

@@ -151,6 +151,26 @@ func TestKube_NodeLifecycle(t *testing.T) {
 		})
 	}
 
+	// The daemon's metrics (its unix socket) show what the store holds and
+	// the CNI calls it served, and its informers are synced.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		differs := k.metricsAgreeWithStore(t, "node-1")
+		if differs == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-1's metrics disagree with its store: %s", differs)
+		}
+	}
+	m := k.scrapeMetrics(t, "node-1")
+	if n := sumWhere(m["veni_cni_call_duration_seconds"], map[string]string{"verb": "ADD"}); n < 1 {
+		// The histogram's samples include _count; any ADD makes it positive.
+		t.Errorf("no CNI ADD in node-1's metrics")
+	}
+	if n := sumWhere(m["veni_informer_synced"], map[string]string{"resource": "pods"}); n != 1 {
+		t.Errorf("veni_informer_synced{resource=pods} = %v, want 1", n)
+	}
+
 	// node-2 is in pool-b: min_pool_size 3 there, 1 on node-1.
 	kubeEventually(t, "node-2's pool at pool-b's min_pool_size", 60*time.Second, func() bool {
 		return k.ipamList(t, "node-2").free() >= 3

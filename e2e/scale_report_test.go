@@ -33,16 +33,19 @@ type scaleReport struct {
 	SimUp      Duration `json:"simUp"`      // veni sim up, to its return
 	NodesReady Duration `json:"nodesReady"` // from sim up to every node's conflist
 	PodsReady  Duration `json:"podsReady"`  // from the first ADD to the last address
-	AddP50     Duration `json:"addP50"`     // one pod, first try to address, retries included
-	AddP99     Duration `json:"addP99"`
-	AddMax     Duration `json:"addMax"`
+	// FirstPodsReady is when every node had its first pod's address.
+	FirstPodsReady Duration `json:"firstPodsReady"`
+	AddP50         Duration `json:"addP50"` // one pod, first try to address, retries included
+	AddP99         Duration `json:"addP99"`
+	AddMax         Duration `json:"addMax"`
 
 	RetriedPods int `json:"retriedPods"` // pods whose ADD said "try again later" at least once
 	Retries     int `json:"retries"`
 	FailedPods  int `json:"failedPods"`
 
 	Boot        callFigures `json:"boot"`     // from sim up to all nodes ready
-	PodCalls    callFigures `json:"podCalls"` // while the pods were added
+	FirstPod    callFigures `json:"firstPod"` // for every node's first pod address
+	PodCalls    callFigures `json:"podCalls"` // while the pods were added (the first ones included)
 	Idle        callFigures `json:"idle"`     // during the idle window
 	IdleSeconds float64     `json:"idleSeconds,omitempty"`
 	Throttling  throttling  `json:"throttling"`
@@ -202,6 +205,7 @@ func (r *scaleReport) log(tb testing.TB) {
 	fmt.Fprintf(&b, "  time to all pods ready    %s (%d pods; ADD p50 %s p99 %s max %s, retries included)\n", r.PodsReady, r.Pods, r.AddP50, r.AddP99, r.AddMax)
 	fmt.Fprintf(&b, "  try again later (11)      %d pods, %d retries; %d pods failed\n", r.RetriedPods, r.Retries, r.FailedPods)
 	fmt.Fprintf(&b, "  boot calls                %s\n", r.Boot.line(r.Nodes, "per node"))
+	fmt.Fprintf(&b, "  first pod address calls   %s (every node's first pod ready after %s)\n", r.FirstPod.line(r.Nodes, "per node"), r.FirstPodsReady)
 	fmt.Fprintf(&b, "  pod calls per 100 pods    %s\n", perHundred(r.PodCalls))
 	if r.IdleSeconds > 0 {
 		perHour := 3600 / r.IdleSeconds / float64(r.Nodes)
@@ -213,7 +217,7 @@ func (r *scaleReport) log(tb testing.TB) {
 	fmt.Fprintf(&b, "  TCP pairs                 %d probed, %d failed (%s)\n", r.Pairs, r.PairsFailed, r.ProbeTook)
 	for _, w := range r.Throttling.Windows {
 		if n := sum(w.Throttled); n > 0 {
-			fmt.Fprintf(&b, "  minute %s             %d calls, %d throttled: %v\n", w.Start.Format("15:04:05"), sum(w.Calls), n, w.Throttled)
+			fmt.Fprintf(&b, "  window %s             %d calls, %d throttled: %v\n", w.Start.Format("15:04:05"), sum(w.Calls), n, w.Throttled)
 		}
 	}
 	tb.Log(b.String())

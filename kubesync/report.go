@@ -108,12 +108,20 @@ func (s *Sync) syncPodIPs(ctx context.Context) {
 		s.log.Warn("read allocations", "err", err)
 		return
 	}
+	// A pod deleted while its ADD ran, and one of the same name created
+	// since (a StatefulSet's), must not get the old pod's address: an
+	// allocation that names a UID only annotates the pod with that UID.
 	want := make(map[string][]string)
 	for _, a := range allocs {
 		if a.State != store.IPBound || a.PodName == "" {
 			continue
 		}
 		key := store.PodKey(a.PodNamespace, a.PodName)
+		if a.PodUID != "" {
+			if p, ok := s.pods.Get(a.PodNamespace, a.PodName); ok && p.UID != a.PodUID {
+				continue
+			}
+		}
 		want[key] = append(want[key], a.IP.String())
 	}
 	for _, key := range slices.Sorted(maps.Keys(want)) {
@@ -131,9 +139,11 @@ func (s *Sync) syncPodIPs(ctx context.Context) {
 		if sent {
 			continue // patched; the informer has not seen it yet
 		}
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationPodIPs: value}}})
+		// The UID makes the patch conditional: the API server refuses it
+		// (409) if the pod was replaced after the cache saw it.
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "annotations": map[string]string{AnnotationPodIPs: value}}})
 		if _, err := kube.Patch(ctx, s.opts.Client, kube.Pods, ns, name, kube.MergePatch, patch, kube.WriteOptions{}); err != nil {
-			if !kube.IsNotFound(err) {
+			if !kube.IsNotFound(err) && !kube.IsConflict(err) {
 				s.log.Warn("annotate pod", "pod", key, "err", err)
 			}
 			continue

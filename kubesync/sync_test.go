@@ -383,6 +383,58 @@ func TestSync_Reporting(t *testing.T) {
 	}
 }
 
+// Ensure a pod deleted while its ADD ran, and recreated under the same
+// name (a StatefulSet's pod), is not annotated with the old pod's address:
+// the allocation's UID must match, and the patch is conditional on it.
+func TestSync_PodReplaced_NoStaleAnnotation(t *testing.T) {
+	h := startHarness(t, `{}`, nil, nil)
+	h.mustCreate(testPod("default", "db-0", testNode))
+	cur, err := kube.Get(context.Background(), h.client, kube.Pods, "default", "db-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := func(cid, uid string, ip netip.Addr) {
+		t.Helper()
+		err := h.db.Update(func(tx *store.WriteTx) error {
+			if err := tx.PutENI(store.ENI{ID: "eni-1", State: store.ENIReady}); err != nil {
+				return err
+			}
+			key := store.NewOwnerKey(cid, "eth0")
+			if err := tx.PutIP(store.IP{Addr: ip, ENIID: "eni-1", State: store.IPBound, Owner: key}); err != nil {
+				return err
+			}
+			return tx.PutAllocation(store.Allocation{Key: key, ContainerID: cid, IfName: "eth0", PodNamespace: "default", PodName: "db-0",
+				PodUID: uid, IP: ip, ENIID: "eni-1", State: store.IPBound})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.sync.Notify()
+	}
+	annotation := func() string {
+		p, err := kube.Get(context.Background(), h.client, kube.Pods, "default", "db-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Annotations[AnnotationPodIPs]
+	}
+	// The old pod's sandbox, not yet torn down.
+	bind("old", "uid-of-the-deleted-pod", netip.MustParseAddr("172.30.1.20"))
+	for range 10 {
+		h.sync.Notify()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a := annotation(); a != "" {
+		t.Fatalf("the new pod got the deleted pod's address: %q", a)
+	}
+	// The new pod's own ADD.
+	bind("new", cur.UID, netip.MustParseAddr("172.30.1.21"))
+	eventually(t, "the new pod's own address", 15*time.Second, func() bool {
+		h.sync.Notify()
+		return annotation() == "172.30.1.21"
+	})
+}
+
 // fakeCloud answers the sweeper's two calls.
 type fakeCloud struct {
 	eni.Client

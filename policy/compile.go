@@ -33,21 +33,146 @@ func (s *Snapshot) CompilePod(p Pod) *Ruleset {
 }
 
 func (s *Snapshot) compile(p *Pod) *Ruleset {
+	return s.compileShared(p, nil, s.newCompiler())
+}
+
+func (s *Snapshot) newCompiler() *compiler {
+	return &compiler{s: s, refIdx: make(map[RuleRef]int32), memo: make(map[string][]PortRule), items: make(map[string][]portItem)}
+}
+
+// FailClosed returns the ruleset of a pod whose selection cannot be
+// known (a CNI ADD with neither a record nor a snapshot to compile from):
+// isolated both ways, nothing allowed but its node's traffic in (kubelet
+// probes), so it starts closed rather than open, as Kubernetes permits
+// ("a newly created pod may have no network connectivity at all"); the
+// daemon replaces it once it knows.
+func FailClosed(p Pod, nodeIPs []netip.Addr) *Ruleset {
+	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node}
+	host := []RuleRef{{Host: true}}
+	rs.Ingress = Direction{Isolated: true, Identities: []IdentityRule{{Identity: HostIdentity, Rules: []PortRule{{Protocol: ProtoAny, Last: 65535, By: host}}}}}
+	rs.Egress = Direction{Isolated: true}
+	for _, ip := range nodeIPs {
+		ip = ip.Unmap()
+		rs.Ingress.CIDRs = append(rs.Ingress.CIDRs, CIDREntry{Prefix: hostPrefix(ip), Rules: []PortRule{{Protocol: ProtoAny, Last: 65535, By: host}}})
+	}
+	slices.SortFunc(rs.Ingress.CIDRs, func(a, b CIDREntry) int { return comparePrefix(a.Prefix, b.Prefix) })
+	rs.Ingress.Blocks = rs.Ingress.CIDRs
+	return rs
+}
+
+// CompileAll compiles the pods refs, in order. A direction depends only on
+// the policies selecting the pod (and, for ingress, on the pod's named
+// ports and node), so pods alike, such as the replicas of a Deployment on
+// one node, are compiled once and share their Direction's slices: treat
+// rulesets as read-only. May return an error wrapping ErrUnknownPod.
+func (s *Snapshot) CompileAll(refs []PodRef) ([]*Ruleset, error) {
+	out := make([]*Ruleset, 0, len(refs))
+	done := make(map[string]Direction)
+	c := s.newCompiler()
+	for _, ref := range refs {
+		p, ok := s.podByRef[ref]
+		if !ok {
+			return nil, fmt.Errorf("compile %s: %w", ref, ErrUnknownPod)
+		}
+		out = append(out, s.compileShared(p, done, c))
+	}
+	return out, nil
+}
+
+// compileShared compiles p with c, taking directions from done and adding
+// those it compiles (done may be nil).
+func (s *Snapshot) compileShared(p *Pod, done map[string]Direction, c *compiler) *Ruleset {
 	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node, HostNetwork: p.HostNetwork}
 	if p.HostNetwork {
 		return rs
 	}
-	c := &compiler{s: s, refIdx: make(map[RuleRef]int32)}
-	rs.Ingress = c.direction(p, true)
-	rs.Egress = c.direction(p, false)
+	for _, ingress := range []bool{true, false} {
+		pols := s.selecting(p, ingress)
+		key := ""
+		if done != nil {
+			key = directionKey(p, pols, ingress)
+			if d, ok := done[key]; ok {
+				rs.setDirection(ingress, d)
+				continue
+			}
+		}
+		d := c.direction(p, pols, ingress)
+		if done != nil {
+			done[key] = d
+		}
+		rs.setDirection(ingress, d)
+	}
 	return rs
+}
+
+func (rs *Ruleset) setDirection(ingress bool, d Direction) {
+	if ingress {
+		rs.Ingress = d
+	} else {
+		rs.Egress = d
+	}
+}
+
+// selecting returns the policies that select p for a direction.
+func (s *Snapshot) selecting(p *Pod, ingress bool) []*npolicy {
+	var out []*npolicy
+	for _, np := range s.byNS[p.Namespace] {
+		if (ingress && np.isIngress || !ingress && np.isEgress) && np.selects(p) {
+			out = append(out, np)
+		}
+	}
+	return out
+}
+
+// directionKey names what a direction of p depends on: the selecting
+// policies; for ingress also p's named ports (named ports resolve on the
+// endpoint) and its node (the node's addresses are allowed in).
+func directionKey(p *Pod, pols []*npolicy, ingress bool) string {
+	var b strings.Builder
+	if ingress {
+		b.WriteString("in|")
+		b.WriteString(p.Node)
+		b.WriteByte('|')
+		b.WriteString(IdentityOf(&Pod{Ports: p.Ports}))
+	} else {
+		b.WriteString("eg")
+	}
+	for _, np := range pols {
+		b.WriteByte('|')
+		b.WriteString(np.ref)
+	}
+	return b.String()
 }
 
 // compiler holds the interned rule references of one compilation.
 type compiler struct {
-	s      *Snapshot
-	refs   []RuleRef
-	refIdx map[RuleRef]int32
+	s       *Snapshot
+	refs    []RuleRef
+	refIdx  map[RuleRef]int32
+	memo    map[string][]PortRule // mergePorts' results by their sorted items
+	key     []byte                // mergePorts' scratch key
+	sortBuf []portItem            // mergePorts' scratch items
+	items   map[string][]portItem // attributeOnce's results
+	pbuf    []prange              // addPods' scratch ports
+	arena   []int32               // flatten's atom lists, a stack
+	atoms   []atom                // direction's scratch atoms
+	ids     []idItem              // direction's scratch identity items
+}
+
+// attributeOnce is attribute, returning one shared slice for equal
+// arguments: pods alike get the same items (read-only).
+func (c *compiler) attributeOnce(rs []prange, by int32) []portItem {
+	c.key = c.key[:0]
+	c.key = append(c.key, byte(by>>24), byte(by>>16), byte(by>>8), byte(by))
+	for _, r := range rs {
+		c.key = append(c.key, byte(r.proto), byte(r.first>>8), byte(r.first), byte(r.last>>8), byte(r.last))
+	}
+	if items, ok := c.items[string(c.key)]; ok {
+		return items
+	}
+	items := attribute(rs, by)
+	c.items[string(c.key)] = items
+	return items
 }
 
 func (c *compiler) ref(r RuleRef) int32 {
@@ -81,11 +206,14 @@ type atom struct {
 	block  bool // not from a selector: goes to Blocks too
 }
 
-// idItem is what one selector peer allows one identity.
+// idItem is what one selector peer allows one identity (hostID: the
+// node).
 type idItem struct {
-	key   string
+	id    int32
 	ports []portItem
 }
+
+const hostID = -1
 
 func attribute(rs []prange, by int32) []portItem {
 	out := make([]portItem, len(rs))
@@ -97,14 +225,13 @@ func attribute(rs []prange, by int32) []portItem {
 
 var anyPort = prange{ProtoAny, 0, 65535}
 
-func (c *compiler) direction(p *Pod, ingress bool) Direction {
+func (c *compiler) direction(p *Pod, pols []*npolicy, ingress bool) Direction {
 	var d Direction
-	var atoms []atom
-	var ids []idItem
-	for _, np := range c.s.byNS[p.Namespace] {
-		if ingress && !np.isIngress || !ingress && !np.isEgress || !np.selects(p) {
-			continue
-		}
+	// The buffers of the previous direction are reused: its tables no
+	// longer refer to atoms or items, only to port sets.
+	atoms, ids := c.atoms[:0], c.ids[:0]
+	defer func() { c.atoms, c.ids = atoms[:0], ids[:0] }()
+	for _, np := range pols {
 		d.Policies = append(d.Policies, np.ref)
 		rules := np.egress
 		if ingress {
@@ -128,7 +255,7 @@ func (c *compiler) direction(p *Pod, ingress bool) Direction {
 				atoms = append(atoms, atom{cidr: hostPrefix(ip), ports: attribute([]prange{anyPort}, host), block: true})
 			}
 		}
-		ids = append(ids, idItem{key: HostIdentity, ports: attribute([]prange{anyPort}, host)})
+		ids = append(ids, idItem{id: hostID, ports: attribute([]prange{anyPort}, host)})
 	}
 	d.CIDRs = c.flatten(atoms, false)
 	d.Blocks = c.flatten(atoms, true)
@@ -160,20 +287,34 @@ func (c *compiler) rule(p *Pod, np *npolicy, i int, r *rule, ingress bool, atoms
 	}
 	// addPods allows each pod its base ports plus the named ports
 	// resolved on it, at each of its addresses that in accepts (nil: all).
+	// Pods of one identity resolve named ports alike, and without named
+	// ports every pod gets the same items.
 	addPods := func(pods []*Pod, base []prange, by int32, block bool, in func(netip.Addr) bool) {
-		for _, q := range pods {
-			ports := append(slices.Clip(base), resolveNamed(named, q)...)
-			if len(ports) == 0 {
-				continue
+		*atoms = slices.Grow(*atoms, len(pods))
+		var same []portItem
+		if len(named) == 0 {
+			if len(base) == 0 {
+				return
 			}
-			items := attribute(ports, by)
+			same = attribute(base, by)
+		}
+		for _, q := range pods {
+			id := c.s.identityID(q)
+			items := same
+			if items == nil {
+				c.pbuf = appendNamed(append(c.pbuf[:0], base...), named, q)
+				if len(c.pbuf) == 0 {
+					continue
+				}
+				items = c.attributeOnce(c.pbuf, by)
+			}
 			for _, ip := range q.IPs {
 				if in == nil || in(ip) {
 					*atoms = append(*atoms, atom{cidr: hostPrefix(ip), ports: items, block: block})
 				}
 			}
 			if !block {
-				*ids = append(*ids, idItem{key: c.s.identityOf(q), ports: items})
+				*ids = append(*ids, idItem{id: id, ports: items})
 			}
 		}
 	}
@@ -224,8 +365,9 @@ func (pr *peer) contains(ip netip.Addr) bool {
 
 // resolveNamed resolves named ports on pod q: a container port with the
 // same name and the same protocol.
-func resolveNamed(named []portSpec, q *Pod) []prange {
-	var out []prange
+func resolveNamed(named []portSpec, q *Pod) []prange { return appendNamed(nil, named, q) }
+
+func appendNamed(out []prange, named []portSpec, q *Pod) []prange {
 	for _, ps := range named {
 		for _, cp := range q.Ports {
 			if cp.Name == ps.name && cp.Protocol == ps.proto {
@@ -256,18 +398,33 @@ func (s *Snapshot) podsNaming(named []portSpec) []*Pod {
 	return out
 }
 
-// identityOf returns the identity key of a snapshot pod.
+// identityOf returns the identity key of a pod.
 func (s *Snapshot) identityOf(p *Pod) string {
-	s.identOnce.Do(func() {
-		s.ident = make(map[*Pod]string, len(s.pods))
-		for _, q := range s.pods {
-			s.ident[q] = IdentityOf(q)
-		}
-	})
-	if k, ok := s.ident[p]; ok {
-		return k
+	if id := s.identityID(p); id >= 0 {
+		return s.identKeys[id]
 	}
 	return IdentityOf(p)
+}
+
+// identityID numbers the snapshot's identities in the order of their
+// keys, so sorting numbers sorts keys; -1 for a pod not in the snapshot.
+func (s *Snapshot) identityID(p *Pod) int32 {
+	s.identOnce.Do(func() {
+		keys := make([]string, len(s.pods))
+		for i, q := range s.pods {
+			keys[i] = IdentityOf(q)
+		}
+		s.identKeys = slices.Compact(slices.Sorted(slices.Values(keys)))
+		s.identID = make(map[*Pod]int32, len(s.pods))
+		for i, q := range s.pods {
+			n, _ := slices.BinarySearch(s.identKeys, keys[i])
+			s.identID[q] = int32(n)
+		}
+	})
+	if id, ok := s.identID[p]; ok {
+		return id
+	}
+	return -1
 }
 
 // IdentityOf returns a pod's identity: what every selector and named port

@@ -221,3 +221,23 @@ func TestPortPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestFailClosed checks the ruleset of a pod born without knowing its
+// selection: its node may probe it, nothing else passes either way.
+func TestFailClosed(t *testing.T) {
+	rs := FailClosed(Pod{Namespace: "x", Name: "new", Node: "n1", IPs: []netip.Addr{netip.MustParseAddr("10.0.1.9")}},
+		[]netip.Addr{netip.MustParseAddr("fd01::1"), netip.MustParseAddr("192.168.0.1")})
+	if !rs.Ingress.Isolated || !rs.Egress.Isolated || len(rs.Egress.CIDRs) != 0 || len(rs.Egress.Identities) != 0 {
+		t.Fatalf("%+v", rs)
+	}
+	if got := cidrsOf(rs.Ingress.CIDRs); !reflect.DeepEqual(got, []string{"192.168.0.1/32: any[node]", "fd01::1/128: any[node]"}) {
+		t.Errorf("ingress %q", got)
+	}
+	if _, by, _ := rs.Ingress.Lookup(netip.MustParseAddr("10.0.1.2"), ProtoTCP, 80); by != nil {
+		t.Errorf("a pod reaches the fail-closed pod: %v", by)
+	}
+	b, _ := json.Marshal(rs.Ingress.CIDRs[0].Rules[0].By)
+	if string(b) != `[{"host":true}]` {
+		t.Errorf("host ref as JSON: %s", b)
+	}
+}

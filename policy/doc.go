@@ -70,8 +70,9 @@
 // # Rules
 //
 //   - A Snapshot is immutable and safe for concurrent use; the indexes it
-//     builds lazily are guarded. Rulesets and traces are new values the
-//     caller owns.
+//     builds lazily are guarded. Rulesets are read-only: entries with
+//     equal port sets share one slice, and CompileAll shares a whole
+//     direction between pods selected alike (replicas).
 //   - Nothing here runs at package init (the package is linked into the
 //     CNI plugin): no package-level maps or regexps.
 package policy

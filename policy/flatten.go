@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -20,107 +21,150 @@ import (
 // P. That is the AWS agent's #326 avoided: an except of one rule is an
 // entry that still carries every other rule covering it.
 //
-// Entries equal to their nearest stored ancestor (or empty with no
-// ancestor) change no lookup and are dropped. With blocksOnly, atoms from
-// selectors are left out.
+// The prefixes are visited in table order (family, address, length), in
+// which every prefix comes after its ancestors and before its
+// descendants, keeping a stack of the enclosing prefixes with the atoms
+// covering each: a prefix's atoms are its parent's, less those it is an
+// except of, plus its own. Entries equal to their nearest kept ancestor
+// (or empty with none) change no lookup and are dropped. With blocksOnly,
+// atoms from selectors are left out.
 func (c *compiler) flatten(atoms []atom, blocksOnly bool) []CIDREntry {
-	byCIDR := make(map[netip.Prefix][]int)
-	var points []netip.Prefix
-	isPoint := make(map[netip.Prefix]bool)
-	var lens4, lens6 []int // distinct lengths of atom prefixes, per family
-	addPoint := func(p netip.Prefix) {
-		if !isPoint[p] {
-			isPoint[p] = true
-			points = append(points, p)
-		}
-	}
+	// One row per atom and per except; rows of equal prefixes are then
+	// adjacent.
+	rows := make([]flatRow, 0, len(atoms))
 	for i := range atoms {
 		a := &atoms[i]
 		if blocksOnly && !a.block {
 			continue
 		}
-		if _, ok := byCIDR[a.cidr]; !ok {
-			if a.cidr.Addr().Is4() {
-				lens4 = appendLen(lens4, a.cidr.Bits())
-			} else {
-				lens6 = appendLen(lens6, a.cidr.Bits())
-			}
-		}
-		byCIDR[a.cidr] = append(byCIDR[a.cidr], i)
-		addPoint(a.cidr)
+		rows = append(rows, flatRow{key: keyOf(a.cidr), atom: int32(i)})
 		for _, e := range a.except {
-			addPoint(e)
+			rows = append(rows, flatRow{key: keyOf(e), atom: -1})
 		}
 	}
-	if len(points) == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
-	slices.Sort(lens4)
-	slices.Sort(lens6)
-	// Ancestors before descendants, so a point's nearest kept ancestor is
-	// decided when the point is.
-	slices.SortFunc(points, func(a, b netip.Prefix) int {
-		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
-	})
+	slices.SortFunc(rows, func(a, b flatRow) int { return compareKeys(a.key, b.key) })
+
+	type frame struct {
+		key  prefixKey
+		acc  int        // c.arena[acc:end] are the atoms covering the prefix
+		end  int        //
+		kept []PortRule // the value of the nearest kept prefix at or above
+	}
 	var out []CIDREntry
-	kept := make(map[netip.Prefix]int)
-	var keptLens4, keptLens6 []int
+	var stack []frame
+	c.arena = c.arena[:0]
 	var items []portItem
-	for _, pt := range points {
-		lens, keptLens := lens4, keptLens4
-		if !pt.Addr().Is4() {
-			lens, keptLens = lens6, keptLens6
+	for i := 0; i < len(rows); {
+		k := rows[i].key
+		pfx := k.prefix()
+		for len(stack) > 0 && !stack[len(stack)-1].key.contains(k) {
+			stack = stack[:len(stack)-1]
 		}
-		items = items[:0]
-		for _, b := range lens {
-			if b > pt.Bits() {
-				break
-			}
-			anc, _ := pt.Addr().Prefix(b)
-			for _, ai := range byCIDR[anc] {
-				if !excepted(&atoms[ai], pt) {
-					items = append(items, atoms[ai].ports...)
+		start := len(c.arena)
+		var parentKept []PortRule
+		if len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			for j := top.acc; j < top.end; j++ {
+				if ai := c.arena[j]; !excepted(&atoms[ai], pfx) {
+					c.arena = append(c.arena, ai)
 				}
 			}
+			parentKept = top.kept
+		}
+		for ; i < len(rows) && rows[i].key == k; i++ {
+			if rows[i].atom >= 0 {
+				c.arena = append(c.arena, rows[i].atom)
+			}
+		}
+		items = items[:0]
+		for _, ai := range c.arena[start:] {
+			items = append(items, atoms[ai].ports...)
 		}
 		rules := c.mergePorts(items)
-		var parent []PortRule
-		for k := len(keptLens) - 1; k >= 0; k-- {
-			b := keptLens[k]
-			if b >= pt.Bits() {
-				continue
-			}
-			anc, _ := pt.Addr().Prefix(b)
-			if i, ok := kept[anc]; ok {
-				parent = out[i].Rules
-				break
-			}
+		kept := parentKept
+		if !equalRules(rules, parentKept) {
+			out = append(out, CIDREntry{Prefix: pfx, Rules: rules})
+			kept = rules
 		}
-		if equalRules(rules, parent) {
-			continue
-		}
-		kept[pt] = len(out)
-		out = append(out, CIDREntry{Prefix: pt, Rules: rules})
-		if pt.Addr().Is4() {
-			keptLens4 = appendLen(keptLens4, pt.Bits())
-		} else {
-			keptLens6 = appendLen(keptLens6, pt.Bits())
-		}
+		stack = append(stack, frame{key: k, acc: start, end: len(c.arena), kept: kept})
 	}
-	slices.SortFunc(out, func(a, b CIDREntry) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
-	})
 	return out
 }
 
-// appendLen adds b to the sorted set lens.
-func appendLen(lens []int, b int) []int {
-	i, found := slices.BinarySearch(lens, b)
-	if found {
-		return lens
-	}
-	return slices.Insert(lens, i, b)
+// flatRow is one prefix occurrence: an atom's prefix, or an except (-1).
+type flatRow struct {
+	key  prefixKey
+	atom int32
 }
+
+// prefixKey is a prefix as integers, for fast ordering and containment;
+// an IPv4 address is in the low 32 bits of lo.
+type prefixKey struct {
+	hi, lo uint64
+	bits   uint8
+	v6     bool
+}
+
+func keyOf(p netip.Prefix) prefixKey {
+	a := p.Addr()
+	if a.Is4() {
+		b := a.As4()
+		return prefixKey{lo: uint64(binary.BigEndian.Uint32(b[:])), bits: uint8(p.Bits())}
+	}
+	b := a.As16()
+	return prefixKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), bits: uint8(p.Bits()), v6: true}
+}
+
+func (k prefixKey) prefix() netip.Prefix {
+	if !k.v6 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(k.lo))
+		return netip.PrefixFrom(netip.AddrFrom4(b), int(k.bits))
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.hi)
+	binary.BigEndian.PutUint64(b[8:], k.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(b), int(k.bits))
+}
+
+// contains reports whether k's prefix contains o's: same family, k no
+// longer, and o's address starts with k's bits.
+func (k prefixKey) contains(o prefixKey) bool {
+	if k.v6 != o.v6 || k.bits > o.bits {
+		return false
+	}
+	switch {
+	case k.bits == 0:
+		return true
+	case !k.v6:
+		shift := 32 - uint(k.bits)
+		return k.lo>>shift == o.lo>>shift
+	case k.bits <= 64:
+		shift := 64 - uint(k.bits)
+		return k.hi>>shift == o.hi>>shift
+	default:
+		shift := 128 - uint(k.bits)
+		return k.hi == o.hi && k.lo>>shift == o.lo>>shift
+	}
+}
+
+// compareKeys orders prefixes as tables are: IPv4 first, then by address,
+// then by length (so ancestors come first and descendants follow at once).
+func compareKeys(a, b prefixKey) int {
+	if a.v6 != b.v6 {
+		if b.v6 {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.bits, b.bits))
+}
+
+// comparePrefix orders prefixes as tables are.
+func comparePrefix(a, b netip.Prefix) int { return compareKeys(keyOf(a), keyOf(b)) }
 
 func excepted(a *atom, p netip.Prefix) bool {
 	for _, e := range a.except {
@@ -140,14 +184,26 @@ func equalRules(a, b []PortRule) bool {
 // mergePorts turns port items into non-overlapping PortRules, each range
 // listing every rule that allows it; adjacent ranges allowed by the same
 // rules are joined. Sorted by protocol (ProtoAny first), then port.
+// Equal item sets give the same slice (memoized per compilation): most
+// prefixes of a table share a handful of port sets.
 func (c *compiler) mergePorts(items []portItem) []PortRule {
 	if len(items) == 0 {
 		return nil
 	}
-	items = slices.Clone(items)
+	c.sortBuf = append(c.sortBuf[:0], items...)
+	items = c.sortBuf
 	slices.SortFunc(items, func(a, b portItem) int {
 		return cmp.Or(cmp.Compare(a.proto, b.proto), cmp.Compare(a.first, b.first), cmp.Compare(a.last, b.last), cmp.Compare(a.by, b.by))
 	})
+	items = slices.Compact(items)
+	c.key = c.key[:0]
+	for _, it := range items {
+		c.key = append(c.key, byte(it.proto), byte(it.first>>8), byte(it.first), byte(it.last>>8), byte(it.last),
+			byte(it.by>>24), byte(it.by>>16), byte(it.by>>8), byte(it.by))
+	}
+	if rules, ok := c.memo[string(c.key)]; ok {
+		return rules
+	}
 	var out []PortRule
 	for start := 0; start < len(items); {
 		end := start
@@ -157,6 +213,7 @@ func (c *compiler) mergePorts(items []portItem) []PortRule {
 		out = c.mergeProto(out, items[start:end])
 		start = end
 	}
+	c.memo[string(c.key)] = out
 	return out
 }
 
@@ -203,23 +260,27 @@ func (c *compiler) refsOf(set []int32) []RuleRef {
 	return by
 }
 
-// identities groups the selector items by identity.
+// identities groups the selector items by identity, in key order.
 func (c *compiler) identities(ids []idItem) []IdentityRule {
 	if len(ids) == 0 {
 		return nil
 	}
-	byKey := make(map[string][]portItem)
-	var keys []string
-	for _, it := range ids {
-		if _, ok := byKey[it.key]; !ok {
-			keys = append(keys, it.key)
+	slices.SortStableFunc(ids, func(a, b idItem) int { return cmp.Compare(a.id, b.id) })
+	var out []IdentityRule
+	var items []portItem
+	for i := 0; i < len(ids); {
+		id := ids[i].id
+		items = items[:0]
+		for ; i < len(ids) && ids[i].id == id; i++ {
+			items = append(items, ids[i].ports...)
 		}
-		byKey[it.key] = append(byKey[it.key], it.ports...)
+		key := HostIdentity
+		if id != hostID {
+			key = c.s.identKeys[id]
+		}
+		out = append(out, IdentityRule{Identity: key, Rules: c.mergePorts(items)})
 	}
-	slices.SortFunc(keys, strings.Compare)
-	out := make([]IdentityRule, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, IdentityRule{Identity: k, Rules: c.mergePorts(byKey[k])})
-	}
+	// The node's key sorts among the pods' by its text.
+	slices.SortStableFunc(out, func(a, b IdentityRule) int { return strings.Compare(a.Identity, b.Identity) })
 	return out
 }

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -52,11 +54,19 @@ func fixedCluster() Input {
 	return in
 }
 
-// mustPolicies reads a YAML list of NetworkPolicies.
+// mustPolicies reads a YAML list of NetworkPolicies, strictly, and through
+// untyped JSON as kubectl does, so that a bare y (a YAML 1.1 boolean) is
+// an error rather than the string "true".
 func mustPolicies(tb testing.TB, doc string) []kube.NetworkPolicy {
 	tb.Helper()
+	js, err := yaml.YAMLToJSON([]byte(strings.ReplaceAll(doc, "\t", "  ")))
+	if err != nil {
+		tb.Fatalf("policies: %v\n%s", err, doc)
+	}
 	var pols []kube.NetworkPolicy
-	if err := yaml.UnmarshalStrict([]byte(strings.ReplaceAll(doc, "\t", "  ")), &pols); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&pols); err != nil {
 		tb.Fatalf("policies: %v\n%s", err, doc)
 	}
 	return pols

@@ -56,14 +56,14 @@ func parsePolicy(p *kube.NetworkPolicy) (*npolicy, error) {
 	}
 	np := &npolicy{ref: ns + "/" + p.Name, namespace: ns}
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("policy %s: %s: %w", np.ref, fmt.Sprintf(format, a...), ErrInvalidPolicy)
+		return fmt.Errorf("policy %s: %w: %w", np.ref, ErrInvalidPolicy, fmt.Errorf(format, a...))
 	}
 	if p.Name == "" {
 		return nil, bad("no name")
 	}
 	sel := p.Spec.PodSelector
 	if err := sel.Validate(); err != nil {
-		return nil, bad("podSelector: %v", err)
+		return nil, bad("podSelector: %w", err)
 	}
 	np.podSelector = &sel
 	if len(p.Spec.PolicyTypes) > 2 {
@@ -88,14 +88,14 @@ func parsePolicy(p *kube.NetworkPolicy) (*npolicy, error) {
 	for i, r := range p.Spec.Ingress {
 		nr, err := parseRule(r.Ports, r.From)
 		if err != nil {
-			return nil, bad("ingress[%d]: %v", i, err)
+			return nil, bad("ingress[%d]: %w", i, err)
 		}
 		np.ingress = append(np.ingress, nr)
 	}
 	for i, r := range p.Spec.Egress {
 		nr, err := parseRule(r.Ports, r.To)
 		if err != nil {
-			return nil, bad("egress[%d]: %v", i, err)
+			return nil, bad("egress[%d]: %w", i, err)
 		}
 		np.egress = append(np.egress, nr)
 	}
@@ -232,14 +232,47 @@ func parsePeer(kp kube.NetworkPolicyPeer) (*peer, error) {
 }
 
 // parseCIDR reads a CIDR and masks it: the API server has accepted host
-// bits ("10.1.2.3/8") for years, meaning the masked network.
+// bits ("10.1.2.3/8") for years, meaning the masked network. An
+// IPv4-mapped IPv6 prefix stays IPv6 and so matches no address (pod and
+// peer addresses are unmapped), as Go's net.IPNet, which Kubernetes
+// implementations use, does.
 func parseCIDR(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("cidr %q: %w", s, err)
 	}
-	if p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("cidr %q: IPv4-mapped IPv6", s)
-	}
 	return p.Masked(), nil
+}
+
+// failClosedPolicy stands for a policy that cannot be read: it isolates
+// what it selects (its podSelector if that is valid, else every pod of
+// its namespace) in the directions it names (both if those are invalid)
+// and allows nothing. Ignoring it would open what it closes.
+func failClosedPolicy(p *kube.NetworkPolicy) *npolicy {
+	ns := p.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	np := &npolicy{ref: ns + "/" + p.Name, namespace: ns, podSelector: &kube.LabelSelector{}}
+	if sel := p.Spec.PodSelector; sel.Validate() == nil {
+		np.podSelector = &sel
+	}
+	valid := len(p.Spec.PolicyTypes) <= 2
+	for _, t := range p.Spec.PolicyTypes {
+		switch t {
+		case kube.PolicyTypeIngress:
+			np.isIngress = true
+		case kube.PolicyTypeEgress:
+			np.isEgress = true
+		default:
+			valid = false
+		}
+	}
+	switch {
+	case !valid:
+		np.isIngress, np.isEgress = true, true
+	case len(p.Spec.PolicyTypes) == 0:
+		np.isIngress, np.isEgress = true, len(p.Spec.Egress) > 0
+	}
+	return np
 }

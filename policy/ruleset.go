@@ -118,6 +118,15 @@ type RuleRef struct {
 	Peer int `json:"peer"`
 }
 
+// MarshalJSON writes {"host":true} for the node exemption, and policy,
+// rule and peer otherwise.
+func (r RuleRef) MarshalJSON() ([]byte, error) {
+	if r.Host {
+		return []byte(`{"host":true}`), nil
+	}
+	return fmt.Appendf(nil, `{"policy":%q,"rule":%d,"peer":%d}`, r.Policy, r.Rule, r.Peer), nil
+}
+
 // String writes "ns/name rule 0 peer 1", "ns/name rule 0 (any peer)" or
 // "node".
 func (r RuleRef) String() string {

@@ -27,6 +27,12 @@ type Input struct {
 	Pods []Pod
 	// Nodes and their addresses (kubelet probes, hostNetwork pods).
 	Nodes []Node
+	// FailClosedOnInvalid makes a policy New cannot read isolate what it
+	// selects and allow nothing (see Warnings) instead of failing New.
+	// Set it for policies an API server has accepted, which veni must
+	// enforce whatever it thinks of them (FromKube and FromMirror do);
+	// leave it unset for manifests, whose author wants the error.
+	FailClosedOnInvalid bool
 }
 
 // Snapshot is an immutable, validated view of policies, namespaces, pods
@@ -46,7 +52,8 @@ type Snapshot struct {
 	namedOnce sync.Once
 	named     map[string][]*Pod // container port name → pods on the pod network declaring it
 	identOnce sync.Once
-	ident     map[*Pod]string // pod → IdentityOf
+	identID   map[*Pod]int32 // pod → index in identKeys
+	identKeys []string       // every pod's IdentityOf, sorted, unique
 }
 
 // New validates in and builds a Snapshot. May return an error wrapping
@@ -92,7 +99,10 @@ func New(in Input) (*Snapshot, error) {
 	seen := make(map[string]bool, len(in.Policies))
 	for i := range in.Policies {
 		np, err := parsePolicy(&in.Policies[i])
-		if err != nil {
+		if err != nil && in.FailClosedOnInvalid {
+			np = failClosedPolicy(&in.Policies[i])
+			s.warnings = append(s.warnings, fmt.Sprintf("%v: it isolates the pods it selects and allows nothing", err))
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -219,7 +229,8 @@ func (s *Snapshot) addPod(p Pod) error {
 }
 
 // Warnings returns what New accepted but a human should know: an address
-// held by two pods, a pod address that is also a node's.
+// held by two pods, a pod address that is also a node's, a policy it
+// could not read and enforces closed.
 func (s *Snapshot) Warnings() []string { return slices.Clone(s.warnings) }
 
 // Pod returns a copy of the pod namespace/name, or false.

@@ -20,9 +20,11 @@ const AnnotationPodIPs = "k8s.aliyun.com/pod-ips"
 // FromKube builds a snapshot from the API server's objects (the daemon's
 // informer caches). Nodes may be only the local one: node addresses serve
 // the kubelet-probe exemption of that node's pods and name addresses in
-// traces. May return what New returns.
+// traces. A policy it cannot read is enforced closed
+// (Input.FailClosedOnInvalid) and named in Warnings. May return an error
+// wrapping ErrInvalidObject.
 func FromKube(pods []*kube.Pod, namespaces []*kube.Namespace, policies []*kube.NetworkPolicy, nodes []*kube.Node) (*Snapshot, error) {
-	in := Input{}
+	in := Input{FailClosedOnInvalid: true}
 	var errs []error
 	for _, p := range pods {
 		pod, err := PodFromKube(p)
@@ -63,13 +65,13 @@ func PodFromKube(p *kube.Pod) (Pod, error) {
 	}
 	out := Pod{Namespace: ns, Name: p.Name, Labels: p.Labels, HostNetwork: p.Spec.HostNetwork, Node: p.Spec.NodeName}
 	bad := func(format string, a ...any) (Pod, error) {
-		return Pod{}, fmt.Errorf("pod %s/%s: %s: %w", ns, p.Name, fmt.Sprintf(format, a...), ErrInvalidObject)
+		return Pod{}, fmt.Errorf("pod %s/%s: %w: %w", ns, p.Name, ErrInvalidObject, fmt.Errorf(format, a...))
 	}
 	for _, c := range p.Spec.Containers {
 		for _, cp := range c.Ports {
 			proto, err := ParseProtocol(cp.Protocol)
 			if err != nil {
-				return bad("container %s: %v", c.Name, err)
+				return bad("container %s: %w", c.Name, err)
 			}
 			if cp.ContainerPort < 1 || cp.ContainerPort > 65535 {
 				return bad("container %s: port %d out of 1-65535", c.Name, cp.ContainerPort)
@@ -93,7 +95,7 @@ func PodFromKube(p *kube.Pod) (Pod, error) {
 	}
 	ips, err := parseAddrs(raw)
 	if err != nil {
-		return bad("%v", err)
+		return bad("%w", err)
 	}
 	out.IPs = ips
 	return out, nil
@@ -112,7 +114,7 @@ func NodeFromKube(n *kube.Node) (Node, error) {
 	}
 	ips, err := parseAddrs(raw)
 	if err != nil {
-		return Node{}, fmt.Errorf("node %s: %v: %w", n.Name, err, ErrInvalidObject)
+		return Node{}, fmt.Errorf("node %s: %w: %w", n.Name, ErrInvalidObject, err)
 	}
 	out.IPs = ips
 	return out, nil
@@ -159,11 +161,13 @@ type Mirror struct {
 
 // FromMirror builds a snapshot from the store's mirror records. A mirrored
 // pod's addresses are those of its allocations (reserved or bound), else
-// those of AnnotationPodIPs; finished pods have none. May return an error
-// wrapping ErrInvalidPolicy (a policy's JSON is named by its key) or
-// ErrInvalidObject.
+// those of AnnotationPodIPs; finished pods have none. A policy it cannot
+// read is enforced closed (Input.FailClosedOnInvalid); one whose JSON does
+// not even decode isolates its whole namespace both ways. Both are in
+// Warnings. May return an error wrapping ErrInvalidObject.
 func FromMirror(m Mirror) (*Snapshot, error) {
-	in := Input{Nodes: append([]Node{m.Node}, m.OtherNodes...)}
+	in := Input{Nodes: append([]Node{m.Node}, m.OtherNodes...), FailClosedOnInvalid: true}
+	var unreadable []string
 	byPod := make(map[string][]netip.Addr)
 	for _, a := range m.Allocations {
 		if a.PodName == "" || a.State != store.IPReserved && a.State != store.IPBound || !a.IP.IsValid() {
@@ -193,7 +197,7 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 		default:
 			ips, err := parseAddrs(strings.Split(p.Annotations[AnnotationPodIPs], ","))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("mirrored pod %s: %v: %w", store.PodKey(p.Namespace, p.Name), err, ErrInvalidObject))
+				errs = append(errs, fmt.Errorf("mirrored pod %s: %w: %w", store.PodKey(p.Namespace, p.Name), ErrInvalidObject, err))
 			}
 			pod.IPs = ips
 		}
@@ -206,13 +210,21 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 	for _, p := range m.Policies {
 		var np kube.NetworkPolicy
 		if err := json.Unmarshal(p.Raw, &np); err != nil {
-			errs = append(errs, fmt.Errorf("mirrored policy %s: %v: %w", store.PodKey(p.Namespace, p.Name), err, ErrInvalidPolicy))
-			continue
+			// Its selection is unknown: closed for its whole namespace.
+			unreadable = append(unreadable, fmt.Sprintf("mirrored policy %s: %v: %v: it isolates every pod of %s both ways and allows nothing",
+				store.PodKey(p.Namespace, p.Name), ErrInvalidPolicy, err, p.Namespace))
+			np = kube.NetworkPolicy{ObjectMeta: kube.ObjectMeta{Namespace: p.Namespace, Name: p.Name},
+				Spec: kube.NetworkPolicySpec{PolicyTypes: []string{kube.PolicyTypeIngress, kube.PolicyTypeEgress}}}
 		}
 		in.Policies = append(in.Policies, np)
 	}
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
-	return New(in)
+	s, err := New(in)
+	if err != nil {
+		return nil, err
+	}
+	s.warnings = append(unreadable, s.warnings...)
+	return s, nil
 }

@@ -128,8 +128,46 @@ func TestFromMirror_SameAsFromKube(t *testing.T) {
 		}
 	}
 
+	// A record that does not decode: its selection is unknown, so the
+	// whole namespace is closed both ways, and a warning says so.
 	m.Policies = append(m.Policies, store.Policy{Namespace: "shop", Name: "broken", Raw: []byte(`{"spec": 1}`)})
-	if _, err := FromMirror(m); !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), "shop/broken") {
-		t.Errorf("broken mirrored policy: %v", err)
+	s, err := FromMirror(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "mirrored policy shop/broken") {
+		t.Errorf("warnings %q", w)
+	}
+	rs, _ := s.Compile(PodRef{"shop", "web"})
+	if !rs.Ingress.Isolated || !rs.Egress.Isolated || len(rs.Egress.CIDRs) != 0 {
+		t.Errorf("shop/web under an unreadable policy: %+v", rs)
+	}
+}
+
+// TestFromKube_InvalidPolicy: a policy the API server accepted but veni
+// cannot read isolates what it selects, allows nothing, and warns; New on
+// its own (manifests) refuses it.
+func TestFromKube_InvalidPolicy(t *testing.T) {
+	pods, nss, pols, nodes := kubeWorld(t)
+	bad := mustPolicies(t, `
+- metadata: {name: odd, namespace: shop}
+  spec:
+    podSelector: {matchLabels: {app: web}}
+    policyTypes: [Egress]
+    egress: [{to: [{ipBlock: {cidr: "010.0.0.0/8"}}]}]`)
+	pols = append(pols, &bad[0])
+	s, err := FromKube(pods, nss, pols, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "policy shop/odd") || !strings.Contains(w[0], "allows nothing") {
+		t.Errorf("warnings %q", w)
+	}
+	rs, _ := s.Compile(PodRef{"shop", "web"})
+	if rs.Ingress.Isolated || !rs.Egress.Isolated || len(rs.Egress.CIDRs) != 0 || rs.Egress.Policies[0] != "shop/odd" {
+		t.Errorf("shop/web: %+v", rs)
+	}
+	if _, err := New(Input{Policies: bad}); !errors.Is(err, ErrInvalidPolicy) {
+		t.Errorf("New: %v", err)
 	}
 }

@@ -27,6 +27,9 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if ip, err := netip.ParseAddr(s); err == nil {
 		return IPEndpoint(ip), nil
 	}
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return Endpoint{}, fmt.Errorf("endpoint %q: a prefix, not an address", s)
+	}
 	if s == "" || strings.Count(s, "/") > 1 {
 		return Endpoint{}, fmt.Errorf("endpoint %q: neither an address nor namespace/pod", s)
 	}

@@ -154,12 +154,16 @@ func TestCloud_Quotas_Off(t *testing.T) {
 }
 
 // Ensure concurrent callers share one budget: exactly the quota gets
-// through in a window, whoever calls.
+// through in a window, whoever calls (eight clients, as eight nodes).
 func TestCloud_Quotas_SharedByCallers(t *testing.T) {
-	c, _, client := newQuotaAPI(t, Quotas{PerAPI: map[string]int{"DescribeNetworkInterfaces": 25}})
+	c, _, _ := newQuotaAPI(t, Quotas{PerAPI: map[string]int{"DescribeNetworkInterfaces": 25}})
+	host := mustServeAPI(t, c)
 	var ok, throttled atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
+		// One SDK client each: the SDK's client is not safe for
+		// concurrent calls (it sets its timeouts per call).
+		client := mustECS(t, host, testKeyID, testSecret)
 		wg.Go(func() {
 			for range 10 {
 				_, err := describeNICs(client)

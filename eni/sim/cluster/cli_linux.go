@@ -182,3 +182,60 @@ func shellQuote(s string) string {
 	}
 	return s
 }
+
+// Quota is "veni sim quota": with change, replace the account's API quotas
+// by what change makes of the ones in force; then print them.
+func Quota(ctx context.Context, w io.Writer, dir string, change func(sim.Quotas) (sim.Quotas, error)) error {
+	c, err := Connect(dir)
+	if err != nil {
+		return err
+	}
+	st, err := c.Quotas(ctx)
+	if err != nil {
+		return err
+	}
+	if change != nil {
+		q, err := change(st.Quotas)
+		if err != nil {
+			return err
+		}
+		if st, err = c.SetQuotas(ctx, q); err != nil {
+			return err
+		}
+	}
+	printQuotas(w, st, time.Now())
+	return nil
+}
+
+// printQuotas writes each action's budget with this window's calls, and
+// what is refused until the window ends.
+func printQuotas(w io.Writer, st sim.ThrottlingState, now time.Time) {
+	q := st.Quotas
+	if !q.On() {
+		fmt.Fprintln(w, "api quotas: off (nothing is throttled but by a fault)")
+		return
+	}
+	win := q.Window
+	if win <= 0 {
+		win = sim.DefaultQuotaWindow
+	}
+	var cur sim.QuotaWindow
+	if n := len(st.Windows); n > 0 && now.Before(st.Windows[n-1].Start.Add(win)) {
+		cur = st.Windows[n-1]
+	}
+	acct := "none beyond the actions' own"
+	if q.Account > 0 {
+		acct = fmt.Sprintf("%d", q.Account)
+	}
+	fmt.Fprintf(w, "api quotas per %s window, for the whole account (account-wide: %s):\n", win, acct)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tQUOTA\tTHIS WINDOW\tREFUSED")
+	for _, a := range slices.Sorted(maps.Keys(q.PerAPI)) {
+		refused := "-"
+		if until, ok := st.Blocked[a]; ok {
+			refused = "until " + until.Format("15:04:05Z")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", a, q.PerAPI[a], cur.Calls[a], refused)
+	}
+	_ = tw.Flush()
+}

@@ -72,6 +72,21 @@ func (c *Client) Faults(ctx context.Context) (sim.FaultState, error) {
 	return out, err
 }
 
+// Quotas returns the account's API quotas in force and the recent
+// windows' calls and throttles.
+func (c *Client) Quotas(ctx context.Context) (sim.ThrottlingState, error) {
+	var out sim.ThrottlingState
+	err := c.Do(ctx, http.MethodGet, pathQuotas, nil, &out)
+	return out, err
+}
+
+// SetQuotas replaces the account's API quotas and returns the new state.
+func (c *Client) SetQuotas(ctx context.Context, q sim.Quotas) (sim.ThrottlingState, error) {
+	var out sim.ThrottlingState
+	err := c.Do(ctx, http.MethodPost, pathQuotas, q, &out)
+	return out, err
+}
+
 // Do calls the control endpoint with in as the JSON body (nil: none) and
 // decodes the answer into out (nil: discarded). May return a *ControlError.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {

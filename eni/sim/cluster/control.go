@@ -34,6 +34,7 @@ const (
 	pathState  = "/v1/state"
 	pathFaults = "/v1/faults"
 	pathCloud  = "/v1/cloud"
+	pathQuotas = "/v1/quotas"
 )
 
 // maxControlBody bounds a request body.
@@ -63,21 +64,23 @@ type control struct {
 }
 
 // newControlHandler returns the endpoint behind guard: the sim's state,
-// and the cloud's own fault API (sim.Cloud.ControlHandler) for /v1/faults
-// and /v1/cloud.
+// and the cloud's own API (sim.Cloud.ControlHandler) for /v1/faults,
+// /v1/cloud and /v1/quotas.
 func newControlHandler(token string, c *control) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathState, c.handleState)
 	cloud := c.cloud.ControlHandler()
 	mux.Handle(pathFaults, cloud)
 	mux.Handle(pathCloud, cloud)
+	mux.Handle(pathQuotas, cloud)
 	return guard(token, mux)
 }
 
 // handleState answers Live; ?health=1 also runs "veni status" in every node.
 func (c *control) handleState(w http.ResponseWriter, r *http.Request) {
 	health := r.URL.Query().Get("health") == "1"
-	writeControlJSON(w, Live{Cloud: c.cloud.Snapshot(), Nodes: c.nodes(r.Context(), health)})
+	nodes := c.nodes(r.Context(), health) // slow with health: the cloud's counters after it
+	writeControlJSON(w, Live{Cloud: c.cloud.Snapshot(), Nodes: nodes})
 }
 
 func writeControlJSON(w http.ResponseWriter, v any) {
