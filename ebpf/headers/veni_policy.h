@@ -35,8 +35,14 @@
  * when it was allowed. A packet of a known flow of the current generation
  * passes; a packet of a flow allowed under an older generation is decided
  * again as its opener would be now: still allowed, the entry is renewed,
- * otherwise the packet is dropped and the entry deleted (a policy change
- * cuts the established connections it no longer allows, and only those).
+ * otherwise the packet is dropped and the entry marked denied under the
+ * new generation (a policy change cuts the established connections it no
+ * longer allows, and only those). A denied entry drops the opener's side
+ * of the flow, and the other side's too where that direction is isolated;
+ * elsewhere the other side's packets pass untracked: were the entry
+ * deleted, the endpoint's next packet of the flow in a direction that is
+ * not isolated would track it again as the endpoint's own, and the cut
+ * peer's packets would pass as its replies.
  */
 #ifndef VENI_POLICY_H
 #define VENI_POLICY_H
@@ -134,7 +140,8 @@ struct ct_key {
 };
 
 enum ct_flag {
-	CT_F_HOST = 1 << 0, /* opened by the node itself: always allowed */
+	CT_F_HOST = 1 << 0,   /* opened by the node itself: always allowed */
+	CT_F_DENIED = 1 << 1, /* cut by a policy change: its opener's packets drop */
 };
 
 struct ct_value {
@@ -232,9 +239,9 @@ const enum pol_reason *unused_pol_reason __attribute__((unused));
 const enum pol_counter *unused_pol_counter __attribute__((unused));
 const enum pol_dir *unused_pol_dir __attribute__((unused));
 
-#ifdef VENI_POL_PROBE
-/* Test builds count the map lookups of a check, to prove what a packet
- * costs (policy_probe in ebpf/enforce's tests). Not pinned. */
+#ifdef VENI_POL_TEST
+/* Test builds (ebpf/enforce's policytest object, never shipped) count the
+ * map lookups of a check, to prove what a packet costs. Not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
@@ -541,8 +548,14 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, v
 	/* A SYN opening the flow the other way round than the entry says is
 	 * a new connection on a reused tuple: decide it afresh. */
 	if (ct && !(p.syn && ct->origin != dir)) {
-		if (ct->gen == gen)
+		if (ct->gen == gen && !(ct->flags & CT_F_DENIED))
 			goto pass;
+		if (ct->gen == gen) {
+			/* Cut under this generation (see the top). */
+			if (ct->origin == dir || iso)
+				return pol_drop(ifindex, gen, dir, POL_R_CHANGED, &p);
+			return POL_PASS;
+		}
 		/* A flow of an older generation: decide it again as its opener,
 		 * from the entry (the packet may be a reply). */
 		odir = ct->origin & 1;
@@ -552,11 +565,14 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, v
 			port = odir == POL_INGRESS ? ck.port : ck.peer_port;
 			ok = pol_allows(tbl, odir, ck.peer, ck.proto, port);
 		}
-		if (!ok) {
-			bpf_map_delete_elem(cts, &ck);
-			return pol_drop(ifindex, gen, dir, POL_R_CHANGED, &p);
-		}
 		ct->gen = gen;
+		if (!ok) {
+			ct->flags |= CT_F_DENIED;
+			if (ct->origin == dir || iso)
+				return pol_drop(ifindex, gen, dir, POL_R_CHANGED, &p);
+			return POL_PASS;
+		}
+		ct->flags &= ~CT_F_DENIED;
 		pol_count(POL_C_ALLOW_RENEWED);
 		goto pass;
 	}

@@ -44,7 +44,13 @@ enum bpf_map_type {
 #define BPF_NOEXIST 1
 
 struct bpf_flow_keys;
-struct bpf_sock;
+
+/* linux/bpf.h: a socket as tc programs see it, up to the last field veni
+ * reads (a sock_common pointer allows these two). */
+struct bpf_sock {
+	__u32 bound_dev_if;
+	__u32 family;
+};
 
 /* linux/bpf.h: the context of tc programs, up to the last field veni reads. */
 struct __sk_buff {
