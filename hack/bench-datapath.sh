@@ -7,6 +7,13 @@
 #   2  plain      veni's plain datapath on the sim, same node and cross node
 #   3  ebpf       veni's eBPF datapath on the sim, same node and cross node
 #   4  bridge     Debian's bridge plugin (+ host-local), same node
+#   3p ebpf-policy  veni's eBPF datapath with and without NetworkPolicy
+#                 (BENCH_POLICIES policies of BENCH_POLICY_RULES rules, all
+#                 selecting every pod, enforced by ebpf/enforce), same node
+#                 and cross node: the policy is installed before each
+#                 "+policy" measurement and removed after it, on the same
+#                 pods, and the with/without ratios are printed after the
+#                 table (hack/bench.sh policy runs only this row)
 #
 # TCP throughput (iperf3, 1 and 4 streams), request/response latency
 # (sockperf TCP ping-pong, full round trip p50/p99) and new connections per
@@ -23,7 +30,8 @@
 #
 # Usage: hack/bench-datapath.sh   (root; make build first, or VENI=path)
 # Env:   BENCH_DURATION (4s per figure), BENCH_REPS (3),
-#        BENCH_SCENARIOS ("a b"), BENCH_ROWS ("bare hop plain ebpf bridge"),
+#        BENCH_SCENARIOS ("a b"), BENCH_ROWS ("bare hop plain ebpf bridge";
+#        also ebpf-policy), BENCH_POLICIES (100), BENCH_POLICY_RULES (10),
 #        BENCH_RR_CPU (last CPU; -1 = unbound),
 #        BENCH_OUT (directory kept with results.jsonl and table.txt)
 #
@@ -42,6 +50,8 @@ SCENARIOS=${BENCH_SCENARIOS:-a b} # (b) after (a): its firewall stays loaded
 ROWS=${BENCH_ROWS:-bare hop plain ebpf bridge}
 NAT_RULES=${BENCH_NAT_RULES:-10000}
 FORWARD_RULES=${BENCH_FORWARD_RULES:-1000}
+POLICIES=${BENCH_POLICIES:-100}
+POLICY_RULES=${BENCH_POLICY_RULES:-10}
 # sockperf and connrate, both ends, on one CPU: unbound, their latency is
 # bimodal on a VM (waking the other vCPU costs ~70 µs, more than any
 # datapath). -1 leaves them to the scheduler.
@@ -112,6 +122,7 @@ mkns() {
 }
 
 declare -A ROW FWD LABEL PIN
+POLICY_NODES=() # --node pin=netns of the ebpf sim's nodes, for "policy apply"
 
 setup_bare() {
 	local c=$PFX-bare-c s=$PFX-bare-s
@@ -213,6 +224,7 @@ setup_sim() {
 		if [[ -d $pin1 && -d $pin2 ]]; then
 			PIN[$dp-same]=$pin1
 			PIN[$dp-cross]=$pin1,$pin2
+			POLICY_NODES=(--node "$pin1=$n1" --node "$pin2=$n2")
 		else
 			log "WARNING: the ebpf sim pinned no fast path ($pin1): its pods run the plain datapath"
 		fi
@@ -233,6 +245,27 @@ firewall_on() {
 	done
 }
 
+# --- policy ratios -----------------------------------------------------------
+
+# policy_ratios prints, per scenario and row, the median TCP_RR p50 and
+# new connections/s with policy as a ratio to the same row without, from
+# the samples of this run (p50 > 1: slower; conn/s < 1: fewer).
+policy_ratios() {
+	echo
+	echo "NetworkPolicy on the eBPF datapath: $POLICIES policies / $((POLICIES * POLICY_RULES)) rules selecting the pods, vs none (medians, this run)"
+	jq -rs '
+		def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+		def fmt: if . == null then "-" else (. * 100 | round / 100 | tostring) end;
+		group_by(.scenario)[] as $sc
+		| ($sc | map(select(.row | endswith("+policy"))) | map(.row | rtrimstr("+policy")) | unique)[] as $base
+		| ($sc | map(select(.row == $base))) as $off
+		| ($sc | map(select(.row == $base + "+policy"))) as $on
+		| ($off | map(.rrP50us) | median) as $p0 | ($on | map(.rrP50us) | median) as $p1
+		| ($off | map(.connPerSec) | median) as $c0 | ($on | map(.connPerSec) | median) as $c1
+		| "scenario \($sc[0].scenario)  \($base):  TCP_RR p50 \($p0 | fmt) -> \($p1 | fmt) us [x\(if $p0 and $p1 then $p1 / $p0 else null end | fmt)]   conn/s \($c0 | fmt) -> \($c1 | fmt) [x\(if $c0 and $c1 then $c1 / $c0 else null end | fmt)]   (\($off | length)+\($on | length) runs)"
+	' "$RESULTS"
+}
+
 # --- run -------------------------------------------------------------------
 
 log "building $BENCH"
@@ -248,10 +281,24 @@ for r in $ROWS; do
 		KEYS+=("$r")
 		;;
 	plain | ebpf)
-		setup_sim "$r"
+		[[ -n ${ROW[$r-same]:-} ]] || setup_sim "$r"
 		KEYS+=("$r-same" "$r-cross")
 		;;
-	*) die "unknown row $r (known: bare hop plain ebpf bridge)" ;;
+	ebpf-policy)
+		# The same sim and pods as row ebpf, measured without and with
+		# policy; "+policy" keys install it around their measurement.
+		[[ -n ${ROW[ebpf-same]:-} ]] || setup_sim ebpf
+		((${#POLICY_NODES[@]} > 0)) || die "row ebpf-policy: the ebpf sim has no fast path"
+		for k in ebpf-same ebpf-cross; do
+			ROW[$k+policy]=${ROW[$k]}
+			PIN[$k+policy]=${PIN[$k]}
+			FWD[$k+policy]=${FWD[$k]}
+			LABEL[$k+policy]="3p ${LABEL[$k]#3  }, $POLICIES policies/$((POLICIES * POLICY_RULES)) rules"
+			[[ " ${KEYS[*]} " == *" $k "* ]] || KEYS+=("$k")
+			KEYS+=("$k+policy")
+		done
+		;;
+	*) die "unknown row $r (known: bare hop plain ebpf ebpf-policy bridge)" ;;
 	esac
 done
 
@@ -267,6 +314,10 @@ for scenario in $SCENARIOS; do
 			node_flag=()
 			[[ $nodes == - ]] || node_flag=(--node-netns "$nodes")
 			[[ -z ${PIN[$key]:-} ]] || node_flag+=(--fastpath-pin "${PIN[$key]}")
+			if [[ $key == *+policy ]]; then
+				"$BENCH" policy apply "${POLICY_NODES[@]}" --policies "$POLICIES" --rules "$POLICY_RULES" >&2 ||
+					die "installing the policy failed"
+			fi
 			# A failed run is reported and skipped: the table shows how
 			# many runs each row has, and the exit status says one failed.
 			if ! "$BENCH" measure --scenario "$scenario" --row "$key" --label "${LABEL[$key]}" --rep "$rep" \
@@ -274,6 +325,9 @@ for scenario in $SCENARIOS; do
 				"${node_flag[@]}" --duration "$DURATION" --rr-cpu "$RR_CPU" --out "$RESULTS"; then
 				log "FAILED: $scenario/$key run $rep"
 				FAILED=$((FAILED + 1))
+			fi
+			if [[ $key == *+policy ]]; then
+				"$BENCH" policy clear "${POLICY_NODES[@]}" || die "removing the policy failed"
 			fi
 		done
 	done
@@ -283,6 +337,9 @@ done
 	echo "veni datapath benchmark, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "each figure ran $DURATION; sockperf and connrate bound to CPU $RR_CPU (-1: unbound); scenario (b): $NAT_RULES nat PREROUTING + $FORWARD_RULES filter FORWARD rules, conntrack on, in: $(printf '%s\n' "${FWD[@]}" | tr ' ' '\n' | sed "s/^$PFX-//" | sort -u | xargs)"
 	"$BENCH" table "$RESULTS"
+	if [[ " ${KEYS[*]} " == *"+policy "* ]]; then
+		policy_ratios
+	fi
 } | tee "$OUT/table.txt"
 if ((FAILED > 0)); then
 	die "$FAILED measurement(s) failed; see the log above"

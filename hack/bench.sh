@@ -8,6 +8,11 @@
 #             and pods/s through libcni, and plugin process start (bench/cni)
 #   datapath  pod-to-pod throughput, latency and connection rate
 #             (hack/bench-datapath.sh, tuned by its BENCH_* variables)
+#   policy    NetworkPolicy on the eBPF datapath: TCP_RR p50 and new
+#             connections/s with 100 policies / 1,000 rules selecting the
+#             pods vs none, same node and cross node, as ratios in one run
+#             (hack/bench-datapath.sh row ebpf-policy; BENCH_POLICIES,
+#             BENCH_POLICY_RULES, BENCH_POLICY_SCENARIOS="a")
 #   store     a CNI DEL's read of the store while 8 ADDs write: readers
 #             sharing the file vs the old exclusive lock (go test -bench)
 #   daemon    the node daemon's memory with 100 pods and 1,000
@@ -70,6 +75,13 @@ bench_datapath() {
 	VENI=$VENI "$ROOT/hack/bench-datapath.sh" "$@"
 }
 
+# bench_policy runs the datapath script's policy row alone: the eBPF sim's
+# pods measured without and with policy, interleaved, and their ratios.
+bench_policy() {
+	VENI=$VENI BENCH_ROWS=ebpf-policy BENCH_SCENARIOS=${BENCH_POLICY_SCENARIOS:-a} \
+		"$ROOT/hack/bench-datapath.sh" "$@"
+}
+
 # bench_store runs the store's side-by-side read-under-writers benchmark.
 bench_store() {
 	"$GO" test -run '^$' -bench 'View_UnderWriters' -benchtime 2000x -count "${BENCH_STORE_COUNT:-3}" ./store/ "$@"
@@ -114,10 +126,11 @@ run_section() {
 	case "$1" in
 	cni) shift; bench_cni "$@" ;;
 	datapath) shift; bench_datapath "$@" ;;
+	policy) shift; bench_policy "$@" ;;
 	store) shift; bench_store "$@" ;;
 	daemon) shift; bench_daemon "$@" ;;
 	scale) shift; bench_scale "$@" ;;
-	*) die "unknown section $1 (known: cni, datapath, store, daemon, scale)" ;;
+	*) die "unknown section $1 (known: cni, datapath, policy, store, daemon, scale)" ;;
 	esac
 }
 
@@ -126,6 +139,7 @@ main() {
 	if [ $# -eq 0 ] || [ "$1" = all ]; then
 		run_section cni
 		run_section datapath
+		run_section policy
 		run_section store
 		run_section daemon
 		run_section scale

@@ -20,7 +20,9 @@
 // Every process it starts runs inside a network namespace the caller names
 // by path, so benchmark traffic never leaves namespaces the script created.
 // It does not create, change or delete namespaces, links, routes or
-// firewall rules itself: the script owns the topology. It only reads the
-// fast path's pinned maps. Processes it starts are killed, by their process
+// firewall rules itself: the script owns the topology. It reads the fast
+// path's pinned maps; only "policy apply" and "policy clear" write BPF
+// state: the NetworkPolicy tables and hooks (ebpf/enforce) of the pods
+// the fast path already carries on the nodes they are given. Processes it starts are killed, by their process
 // group, before "measure" returns.
 package main

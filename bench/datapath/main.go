@@ -30,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		Short:        "Measure pod-to-pod datapaths: throughput, latency and connection rate (see hack/bench-datapath.sh)",
 		SilenceUsage: true,
 	}
-	root.AddCommand(newConnrateCommand(), newFirewallCommand(), newMeasureCommand(), newTableCommand())
+	root.AddCommand(newConnrateCommand(), newFirewallCommand(), newMeasureCommand(), newPolicyCommand(), newTableCommand())
 	return root
 }
 
