@@ -105,8 +105,20 @@ func envInt(tb testing.TB, key string, def int) int {
 	return n
 }
 
+// Beyond what runScale checks, the API economy's goals (issue 11): a
+// node's first pod address costs at most 4 calls (create and attach, the
+// attach waited for in metadata), churn inside warm pools at most 2 per
+// 100 pods.
 func TestScale_ColdStart(t *testing.T) {
-	runScale(t, scaleConfigFromEnv(t))
+	rep := runScale(t, scaleConfigFromEnv(t))
+	if per := float64(rep.FirstPod.Total) / float64(rep.Nodes); per > 4 {
+		t.Errorf("a node's first pod address cost %.1f calls (%s), want at most 4", per, rep.FirstPod.line(rep.Nodes, "per node"))
+	}
+	if rep.ChurnPods > 0 {
+		if per := float64(rep.Churn.Total) * 100 / float64(rep.ChurnPods); per > 2 {
+			t.Errorf("churn inside warm pools cost %.1f calls per 100 pods (%s), want at most 2", per, perHundred(rep.Churn))
+		}
+	}
 }
 
 // The same under quotas small enough that the cold start spends them: ten

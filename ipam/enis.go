@@ -186,10 +186,10 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 
 // waitAttached waits for an ENI veni just attached to the node. Instance
 // metadata lists an ENI under its MAC once the attach is done, so where
-// the node reads metadata (node.AttachedENIs: the daemon) the wait costs
-// no API call, as AWS VPC CNI waits on its metadata service; it polls on
-// the same schedule as waitENIStatus. Without metadata, or when it fails,
-// it polls DescribeNetworkInterfaces. The addresses are those the create
+// the node reads metadata (node.AttachedENIs: the daemon and the plugin
+// set it) the wait costs no API call, as AWS VPC CNI waits on its metadata
+// service; it polls on the same schedule as waitENIStatus. Without
+// metadata, or when it fails, it polls DescribeNetworkInterfaces. The addresses are those the create
 // returned, or metadata's when the create listed none.
 func waitAttached(ctx context.Context, cloud eni.Client, node Node, cfg config.Config, created eni.ENI) (eni.ENI, error) {
 	if node.AttachedENIs == nil || len(created.MAC) == 0 {
