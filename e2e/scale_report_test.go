@@ -222,7 +222,7 @@ func (r *scaleReport) log(tb testing.TB) {
 	fmt.Fprintf(&b, "  pod calls per 100 pods    %s\n", perHundred(r.PodCalls))
 	if r.IdleSeconds > 0 {
 		perHour := 3600 / r.IdleSeconds / float64(r.Nodes)
-		fmt.Fprintf(&b, "  idle calls / node / hour  %.1f (%d calls in %.0fs: %s)\n", float64(r.Idle.Total)*perHour, r.Idle.Total, r.IdleSeconds, r.Idle.line(0, ""))
+		fmt.Fprintf(&b, "  idle calls / node / hour  %.1f (%s in %.0fs)\n", float64(r.Idle.Total)*perHour, r.Idle.line(0, ""), r.IdleSeconds)
 	}
 	if r.ChurnPods > 0 {
 		fmt.Fprintf(&b, "  churn calls per 100 pods  %s (%d pods replaced in %s)\n", perHundred(r.Churn), r.ChurnPods, r.ChurnTook)
@@ -243,6 +243,9 @@ func (f callFigures) line(n int, unit string) string {
 	parts := make([]string, 0, len(f.Calls))
 	for _, a := range slices.Sorted(maps.Keys(f.Calls)) {
 		parts = append(parts, fmt.Sprintf("%s %d", a, f.Calls[a]))
+	}
+	if f.Total == 0 {
+		return "no call"
 	}
 	s := fmt.Sprintf("%d", f.Total)
 	if n > 0 {
