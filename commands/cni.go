@@ -185,6 +185,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	nodeSpec := node.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
+	// A cold ADD that creates an ENI waits for its attach in metadata
+	// (no API call), like the daemon.
+	nodeSpec.AttachedENIs = env.Metadata().Attached
 
 	res, err := ipam.Allocate(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/internal/atomicfile"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 )
@@ -419,27 +420,5 @@ func parseDefaultRouteLink(r io.Reader) (string, error) {
 // installFile writes data next to path and renames it into place, so a
 // runtime executing or reading the old file never sees a partial new one.
 func installFile(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("install %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, data, mode)
 }

@@ -38,6 +38,10 @@ type scaleReport struct {
 	AddP50         Duration `json:"addP50"` // one pod, first try to address, retries included
 	AddP99         Duration `json:"addP99"`
 	AddMax         Duration `json:"addMax"`
+	// PluginP50 and PluginP99 are the successful plugin call alone: what
+	// one ADD costs, without waiting for a slot or a retry.
+	PluginP50 Duration `json:"pluginP50"`
+	PluginP99 Duration `json:"pluginP99"`
 
 	RetriedPods int `json:"retriedPods"` // pods whose ADD said "try again later" at least once
 	Retries     int `json:"retries"`
@@ -48,7 +52,12 @@ type scaleReport struct {
 	PodCalls    callFigures `json:"podCalls"` // while the pods were added (the first ones included)
 	Idle        callFigures `json:"idle"`     // during the idle window
 	IdleSeconds float64     `json:"idleSeconds,omitempty"`
-	Throttling  throttling  `json:"throttling"`
+	// Churn is half of every node's pods deleted and replaced, warm pools.
+	Churn      callFigures `json:"churn"`
+	ChurnPods  int         `json:"churnPods"`
+	ChurnTook  Duration    `json:"churnTook"`
+	churnAdds  []addResult
+	Throttling throttling `json:"throttling"`
 
 	DaemonRSSMedianMB float64 `json:"daemonRssMedianMB"`
 	DaemonRSSMaxMB    float64 `json:"daemonRssMaxMB"`
@@ -115,7 +124,7 @@ func throttledShare(snap sim.Snapshot) throttling {
 }
 
 func (r *scaleReport) addStats(adds []addResult) {
-	var took []time.Duration
+	var took, plugin []time.Duration
 	for _, a := range adds {
 		if a.retries > 0 {
 			r.RetriedPods++
@@ -126,8 +135,11 @@ func (r *scaleReport) addStats(adds []addResult) {
 			continue
 		}
 		took = append(took, a.took)
+		plugin = append(plugin, a.plugin)
 	}
 	slices.Sort(took)
+	slices.Sort(plugin)
+	r.PluginP50, r.PluginP99 = Duration(percentile(plugin, 50)), Duration(percentile(plugin, 99))
 	r.AddP50, r.AddP99 = Duration(percentile(took, 50)), Duration(percentile(took, 99))
 	if len(took) > 0 {
 		r.AddMax = Duration(took[len(took)-1].Round(time.Millisecond))
@@ -203,13 +215,17 @@ func (r *scaleReport) log(tb testing.TB) {
 	fmt.Fprintf(&b, "scale: %d nodes x %d pods (%d ADDs at a time)\n", r.Nodes, r.PodsPerNode, r.Parallel)
 	fmt.Fprintf(&b, "  time to all nodes ready   %s (sim up returned after %s)\n", r.NodesReady, r.SimUp)
 	fmt.Fprintf(&b, "  time to all pods ready    %s (%d pods; ADD p50 %s p99 %s max %s, retries included)\n", r.PodsReady, r.Pods, r.AddP50, r.AddP99, r.AddMax)
+	fmt.Fprintf(&b, "  one plugin ADD            p50 %s p99 %s (the call alone, no queue or retry)\n", r.PluginP50, r.PluginP99)
 	fmt.Fprintf(&b, "  try again later (11)      %d pods, %d retries; %d pods failed\n", r.RetriedPods, r.Retries, r.FailedPods)
 	fmt.Fprintf(&b, "  boot calls                %s\n", r.Boot.line(r.Nodes, "per node"))
 	fmt.Fprintf(&b, "  first pod address calls   %s (every node's first pod ready after %s)\n", r.FirstPod.line(r.Nodes, "per node"), r.FirstPodsReady)
 	fmt.Fprintf(&b, "  pod calls per 100 pods    %s\n", perHundred(r.PodCalls))
 	if r.IdleSeconds > 0 {
 		perHour := 3600 / r.IdleSeconds / float64(r.Nodes)
-		fmt.Fprintf(&b, "  idle calls / node / hour  %.1f (%d calls in %.0fs: %s)\n", float64(r.Idle.Total)*perHour, r.Idle.Total, r.IdleSeconds, r.Idle.line(0, ""))
+		fmt.Fprintf(&b, "  idle calls / node / hour  %.1f (%s in %.0fs)\n", float64(r.Idle.Total)*perHour, r.Idle.line(0, ""), r.IdleSeconds)
+	}
+	if r.ChurnPods > 0 {
+		fmt.Fprintf(&b, "  churn calls per 100 pods  %s (%d pods replaced in %s)\n", perHundred(r.Churn), r.ChurnPods, r.ChurnTook)
 	}
 	fmt.Fprintf(&b, "  throttled share           %.2f%% (%d of %d calls over the account's quota)\n", 100*r.Throttling.Share, r.Throttling.OverQuota, r.Throttling.Calls)
 	fmt.Fprintf(&b, "  daemon RSS                median %.1f MB, max %.1f MB\n", r.DaemonRSSMedianMB, r.DaemonRSSMaxMB)
@@ -228,6 +244,9 @@ func (f callFigures) line(n int, unit string) string {
 	for _, a := range slices.Sorted(maps.Keys(f.Calls)) {
 		parts = append(parts, fmt.Sprintf("%s %d", a, f.Calls[a]))
 	}
+	if f.Total == 0 {
+		return "no call"
+	}
 	s := fmt.Sprintf("%d", f.Total)
 	if n > 0 {
 		s += fmt.Sprintf(" (%.1f %s)", float64(f.Total)/float64(n), unit)
@@ -241,6 +260,9 @@ func perHundred(f callFigures) string {
 	for _, a := range slices.Sorted(maps.Keys(f.Per100Pods)) {
 		parts = append(parts, fmt.Sprintf("%s %.1f", a, f.Per100Pods[a]))
 		total += f.Per100Pods[a]
+	}
+	if len(parts) == 0 {
+		return "0 (no call)"
 	}
 	return fmt.Sprintf("%.1f: %s", total, strings.Join(parts, ", "))
 }

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,7 +127,7 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err := cloud.AttachENI(ctx, created.ID, node.InstanceID); err != nil {
 		return 0, fmt.Errorf("attach eni %s to %s: %w", created.ID, node.InstanceID, err)
 	}
-	attached, err := waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
+	attached, err := waitAttached(ctx, cloud, node, cfg, created)
 	if err != nil {
 		return 0, err
 	}
@@ -181,6 +182,55 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 	}
 	rec.State, rec.ReadyAt = store.ENIReady, now
 	return n, db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) })
+}
+
+// waitAttached waits for an ENI veni just attached to the node. Instance
+// metadata lists an ENI under its MAC once the attach is done, so where
+// the node reads metadata (node.AttachedENIs: the daemon and the plugin
+// set it) the wait costs no API call, as AWS VPC CNI waits on its metadata
+// service; it polls on the same schedule as waitENIStatus. Without
+// metadata, or when it fails, it polls DescribeNetworkInterfaces. The addresses are those the create
+// returned, or metadata's when the create listed none.
+func waitAttached(ctx context.Context, cloud eni.Client, node Node, cfg config.Config, created eni.ENI) (eni.ENI, error) {
+	if node.AttachedENIs == nil || len(created.MAC) == 0 {
+		return waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
+	}
+	mctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AttachTimeout))
+	defer cancel()
+	delay, maxDelay := 4*time.Duration(cfg.PollInterval), 20*time.Duration(cfg.PollInterval)
+	for {
+		t := time.NewTimer(delay)
+		select {
+		case <-mctx.Done():
+			t.Stop()
+			if ctx.Err() != nil {
+				return eni.ENI{}, fmt.Errorf("wait for eni %s (%s) in instance metadata: %w", created.ID, created.MAC, ctx.Err())
+			}
+			// Attached for the cloud but not listed: ask the API, once
+			// more the full wait, before giving up.
+			return waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
+		case <-t.C:
+		}
+		listed, err := node.AttachedENIs(mctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return eni.ENI{}, fmt.Errorf("wait for eni %s in instance metadata: %w", created.ID, err)
+			}
+			return waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
+		}
+		for _, m := range listed {
+			if !bytes.Equal(m.MAC, created.MAC) {
+				continue
+			}
+			out := created
+			out.Status, out.InstanceID = eni.StatusInUse, node.InstanceID
+			if len(out.PrivateIPs) <= 1 && len(m.PrivateIPs) > 0 {
+				out.PrivateIPs = slices.Clone(m.PrivateIPs)
+			}
+			return out, nil
+		}
+		delay = min(delay*3/2, maxDelay)
+	}
 }
 
 // waitENIStatus polls the cloud until the ENI reaches status, for at most

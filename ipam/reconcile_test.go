@@ -259,7 +259,13 @@ func metadataOf(cloud *fakeCloud) func(context.Context) ([]eni.MetadataENI, erro
 		cloud.mu.Lock()
 		defer cloud.mu.Unlock()
 		var out []eni.MetadataENI
-		for _, e := range cloud.enis {
+		for id, e := range cloud.enis {
+			if e.Status == eni.StatusAttaching { // time passes for metadata too
+				if cloud.pending[id] <= 0 {
+					e.Status = eni.StatusInUse
+				}
+				cloud.pending[id]--
+			}
 			if e.InstanceID == testInstance && e.Status == eni.StatusInUse {
 				out = append(out, eni.MetadataENI{ID: e.ID, MAC: e.MAC, PrimaryIP: e.PrimaryIP, PrivateIPs: slices.Clone(e.PrivateIPs)})
 			}
@@ -332,6 +338,45 @@ func TestReconcile_CloudSyncOnlyWhenMetadataDisagrees(t *testing.T) {
 // Ensure a new ENI on the node's own vSwitch, the only candidate, costs no
 // DescribeVSwitches: metadata gave its CIDR. With a choice to make, or a
 // CIDR unknown, the vSwitches are described.
+// Ensure a daemon waits for a new ENI's attach in instance metadata, not
+// with DescribeNetworkInterfaces, and still gets there when metadata
+// fails.
+func TestGrow_AttachWaitReadsMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		metadata  string // "", "ok", "down"
+		describes bool
+	}{
+		{"no metadata (the plugin)", "", true},
+		{"metadata", "ok", false},
+		{"metadata down", "down", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, cloud := mustStore(t), newFakeCloud()
+			cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+			cloud.attachIn = 2
+			node, cfg := testNode(), testConfig()
+			node.VSwitchCIDR = netip.MustParsePrefix("10.0.0.0/24")
+			switch tc.metadata {
+			case "ok":
+				node.AttachedENIs = metadataOf(cloud)
+			case "down":
+				node.AttachedENIs = func(context.Context) ([]eni.MetadataENI, error) { return nil, errors.New("connection refused") }
+			}
+			cfg.MinPoolSize, cfg.MaxPoolSize = 3, 5
+			cfg.CloudSyncInterval = config.Duration(time.Hour)
+			rep, err := Reconcile(bg, db, cloud, node, cfg, time.Now())
+			wantErr(t, err, nil)
+			if cloud.count("CreateENI") != 1 || rep.Idle != 5 {
+				t.Fatalf("report %+v, calls %v: want one ENI with 5 free addresses", rep, cloud.calls)
+			}
+			if got := cloud.count("ENIs") > 0; got != tc.describes {
+				t.Errorf("DescribeNetworkInterfaces called: %v, want %v (calls %v)", got, tc.describes, cloud.calls)
+			}
+		})
+	}
+}
+
 func TestGrow_NodeVSwitchNeedsNoDescribe(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

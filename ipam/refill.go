@@ -332,9 +332,12 @@ func addFreeIPs(db Store, eniID string, addrs []netip.Addr, now time.Time) error
 func backoffFor(db Store, cfg config.Config, p *pool, err error, eniID, vswitchID string) error {
 	var scope, reason string
 	var d time.Duration
+	msg := err.Error()
 	switch {
 	case errors.Is(err, eni.ErrVSwitchExhausted):
 		scope, reason, d = store.VSwitchScope(vswitchID), "VSwitchExhausted", time.Duration(cfg.VSwitchBackoff)
+		// The same words as when a Describe showed it empty.
+		msg = fmt.Sprintf("vswitch %s has no free address: %s", vswitchID, msg)
 	case errors.Is(err, eni.ErrQuotaExceeded) && eniID != "":
 		scope, reason, d = store.ENIScope(eniID), "IPQuotaExceeded", time.Duration(cfg.QuotaBackoff)
 	case errors.Is(err, eni.ErrQuotaExceeded):
@@ -342,7 +345,7 @@ func backoffFor(db Store, cfg config.Config, p *pool, err error, eniID, vswitchI
 	default:
 		return nil
 	}
-	return recordBackoff(db, p, scope, reason, err.Error(), d)
+	return recordBackoff(db, p, scope, reason, msg, d)
 }
 
 // recordBackoff writes a back-off and a warning event, and returns it as a

@@ -138,7 +138,8 @@ func TestRefill_VSwitchExhausted(t *testing.T) {
 		t.Errorf("%d cloud calls while backed off", n-calls)
 	}
 	_, err = Reserve(db, owner("c1"))
-	if err == nil || !strings.Contains(err.Error(), "vswitch/vsw-a") || !strings.Contains(err.Error(), "backing off until") {
+	if err == nil || !strings.Contains(err.Error(), "vswitch/vsw-a") || !strings.Contains(err.Error(), "backing off until") ||
+		!strings.Contains(err.Error(), "vswitch vsw-a has no free address") {
 		t.Errorf("Reserve error %v does not say why", err)
 	}
 	_ = db.View(func(tx *store.ReadTx) error {

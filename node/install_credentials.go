@@ -9,10 +9,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/internal/atomicfile"
 )
 
 // InstallCredentials puts the credentials file src (in a DaemonSet, the
@@ -61,39 +61,7 @@ type credentialsJSON struct {
 }
 
 // writePrivate writes data to path with mode 0600 through a rename.
-func writePrivate(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600 already; Chmod says so whatever the
-	// umask, before any secret is in it.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+func writePrivate(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }
 
 // SyncCredentials runs InstallCredentials at once and then every interval
 // until ctx ends, so a Secret that its owner rotates reaches the host
