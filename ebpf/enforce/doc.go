@@ -27,6 +27,17 @@
 // allows it. ICMP errors are decided as the flow they quote. Packets the
 // node itself sends into a pod (kubelet probes) are always allowed.
 //
+// Not done yet, and so absent rather than approximated:
+//   - Service traffic's egress is decided where the pod's packet enters the
+//     node (pol_from_pod), before kube-proxy's DNAT: against the ClusterIP,
+//     not the backend. DESIGN.md section 7 asks for the check after Service
+//     translation (reference/policy.md: deferred to the destination's host
+//     veth egress, H3, or the ENI's egress, H4, which nothing hooks yet).
+//     Until then an egress-isolated pod reaches a Service only when the
+//     Service's ClusterIP itself is allowed.
+//   - IPv6: the datapath is IPv4; an isolated direction drops IPv6, an
+//     unisolated one passes it. IPv6 prefixes are loaded, never looked up.
+//
 // It must not touch what other packages own: the fast path's programs,
 // maps and filters (ebpf/fastpath; it only uses its pin directory, lock
 // and PodHook setting), the compilation of policies (package policy), and
