@@ -211,6 +211,7 @@ func (d *Daemon) pruneEndpoints() {
 	for _, p := range plain {
 		eps = append(eps, fastpath.Endpoint{IP: p.IP, HostIfindex: p.HostIfindex})
 	}
+	defer d.pruneFlows()
 	if len(eps) == 0 {
 		return
 	}
@@ -244,5 +245,39 @@ func (d *Daemon) pruneEndpoints() {
 		if removed {
 			d.log.Info("datapath: removed endpoint of a gone pod", "ip", ep.IP, "hostIfindex", ep.HostIfindex)
 		}
+	}
+}
+
+// pruneFlows removes the flow maps of addresses the node no longer has
+// (released to the cloud, or never in this store). A released pod's map
+// stays for the address's next pod, whose ADD then need not write the map
+// of maps (fastpath.Datapath.ensureFlows).
+func (d *Daemon) pruneFlows() {
+	dp := d.fast.dp
+	if dp == nil {
+		return
+	}
+	var have map[netip.Addr]bool
+	err := d.env.Store.View(func(tx *store.ReadTx) error {
+		ips, err := tx.IPs()
+		if err != nil {
+			return err
+		}
+		have = make(map[netip.Addr]bool, len(ips))
+		for _, ip := range ips {
+			have[ip.Addr] = true
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Warn("datapath: read addresses", "err", err)
+		return
+	}
+	n, err := dp.PruneFlows(func(ip netip.Addr) bool { return have[ip] })
+	if err != nil {
+		d.log.Warn("datapath: remove flow maps of released addresses", "err", err)
+	}
+	if n > 0 {
+		d.log.Info("datapath: removed flow maps of released addresses", "count", n)
 	}
 }

@@ -161,6 +161,11 @@ func TestDaemon_PruneEndpoints_KeepsLivePods(t *testing.T) {
 	if !hooked(t, h, pinDir, eps[live]) || hooked(t, h, pinDir, eps[gone]) {
 		t.Errorf("hooks after prune: live %v (want true), gone %v (want false)", hooked(t, h, pinDir, eps[live]), hooked(t, h, pinDir, eps[gone]))
 	}
+	// The gone pod's address is not the node's (not in the store): its
+	// flow map goes too; the live pod's stays.
+	if fm, err := d.fast.dp.FlowMaps(); err != nil || len(fm) != 1 || fm[0] != live {
+		t.Errorf("flow maps after prune = %v (%v), want only %s", fm, err, live)
+	}
 
 	inNode(d.stopFastPath)
 	if d.fast.dp != nil {

@@ -43,4 +43,6 @@ func Loaded(string) bool { return false }
 func EnsurePinDir(string) error { return ErrNotSupported }
 
 // LockPinDir fails off Linux.
-func LockPinDir(string) (func(), error) { return nil, ErrNotSupported }
+func LockPinDir(string) (func(), error)                         { return nil, ErrNotSupported }
+func (*Datapath) PruneFlows(func(netip.Addr) bool) (int, error) { return 0, ErrNotSupported }
+func (*Datapath) FlowMaps() ([]netip.Addr, error)               { return nil, ErrNotSupported }

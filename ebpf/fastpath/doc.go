@@ -17,11 +17,15 @@
 //     stack delivered are remembered so that their replies also go through
 //     the host stack (its conntrack must undo Service DNAT).
 //
-// Remembered flows live in one LRU map per pod, created by AttachPod and
-// dropped with the pod: a pod that opens flow after flow evicts only its
-// own oldest ones. Each holds 4096 flows and costs 320 KiB of kernel memory
-// and 0.25 ms of AttachPod on the development machine (the kernel
-// preallocates an LRU map's elements). A packet a
+// Remembered flows live in one LRU map per pod address: a pod that opens
+// flow after flow evicts only its own oldest ones. Each holds 4096 flows
+// and costs 320 KiB of kernel memory (the kernel preallocates an LRU map's
+// elements). AttachPod creates it for an address's first pod on the node;
+// a released pod's map stays, and the address's next pod gets it emptied,
+// because writing the map of maps makes the kernel wait for an RCU grace
+// period (15 ms and more on a busy 2-core node, most of a fast-path ADD).
+// The daemon removes the maps of addresses the node gave back
+// (PruneFlows), so they cost at most the pool's addresses, not its history. A packet a
 // pod sends with another local pod's address is dropped by the program;
 // other foreign sources go to the host stack, where the host veth's strict
 // rp_filter (netplumb) drops them.

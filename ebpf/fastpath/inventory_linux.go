@@ -33,6 +33,26 @@ func (d *Datapath) Endpoints() ([]Endpoint, error) {
 	return out, nil
 }
 
+// FlowMaps returns the addresses that have a flow map, sorted: those of
+// the pods and those a released pod left for the address's next pod.
+func (d *Datapath) FlowMaps() ([]netip.Addr, error) {
+	var (
+		key   [4]byte
+		inner *ebpf.Map
+		out   []netip.Addr
+	)
+	iter := d.objs.VeniPodFlows.Iterate()
+	for iter.Next(&key, &inner) {
+		inner.Close()
+		out = append(out, netip.AddrFrom4(key))
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list flow maps: %w", err)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
 // ENIs returns the ifindexes of the ENIs whose attachment is pinned,
 // sorted, including attachments whose link has since disappeared.
 func (d *Datapath) ENIs() ([]int, error) {

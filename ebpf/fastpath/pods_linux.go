@@ -69,18 +69,13 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 
 	defer func() {
 		if err != nil {
-			_ = d.detachLocked(ep.IP)
+			_ = d.detachLocked(ep.IP, false)
 		}
 	}()
 	// The flow map first: an endpoint without one could not remember the
 	// NATed flows whose replies must go through the host.
-	flows, err := ebpf.NewMap(&podFlowsSpec)
-	if err != nil {
-		return mapFull("create flow map of", ep.IP, err)
-	}
-	defer flows.Close() // the outer map holds it from here
-	if err := d.objs.VeniPodFlows.Put(key, flows); err != nil {
-		return mapFull("write flow map of", ep.IP, err)
+	if err := d.ensureFlows(ep.IP); err != nil {
+		return err
 	}
 	if err := d.objs.VeniEndpoints.Put(key, val); err != nil {
 		return mapFull("write endpoint", ep.IP, err)
@@ -96,6 +91,99 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 		return err
 	}
 	return d.attach(d.objs.ToPod, ep.HostIfindex, ebpf.AttachTCXEgress, to)
+}
+
+// ensureFlows gives the pod at ip an empty flow map. The map an earlier
+// pod of the address left (DetachPodOn keeps it) is emptied and used
+// again: writing a map into veni_pod_flows, a map of maps, makes the
+// kernel wait for an RCU grace period (maybe_wait_bpf_programs), which on
+// a busy node is most of a fast-path ADD's time, while emptying it costs a
+// lookup per flow it still remembers. So only an address's first pod on
+// the node pays for the write.
+func (d *Datapath) ensureFlows(ip netip.Addr) error {
+	key := ip.As4()
+	var old *ebpf.Map
+	if err := d.objs.VeniPodFlows.Lookup(key, &old); err == nil {
+		defer old.Close()
+		if err := emptyFlows(old); err == nil {
+			return nil
+		}
+		// Cannot empty it: replace it, as for a new address.
+	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("read flow map of %s: %w", ip, err)
+	}
+	flows, err := ebpf.NewMap(&podFlowsSpec)
+	if err != nil {
+		return mapFull("create flow map of", ip, err)
+	}
+	defer flows.Close() // the outer map holds it from here
+	if err := d.objs.VeniPodFlows.Put(key, flows); err != nil {
+		return mapFull("write flow map of", ip, err)
+	}
+	return nil
+}
+
+// emptyFlows forgets every flow m remembers. A flow the running programs
+// add meanwhile is the new pod's own: the caller empties the map before
+// the pod's endpoint exists, so none can be.
+func emptyFlows(m *ebpf.Map) error {
+	var (
+		k    [8]byte // struct flow_key
+		keys [][8]byte
+	)
+	iter := m.Iterate()
+	var v uint32
+	for iter.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// PruneFlows removes the flow maps of addresses keep says the node no
+// longer has (DetachPodOn leaves a released pod's map for the address's
+// next pod), and returns how many it removed. Each removal waits for an
+// RCU grace period: it is for the daemon, not for a CNI call.
+func (d *Datapath) PruneFlows(keep func(netip.Addr) bool) (int, error) {
+	unlock, err := lockPath(d.pinDir)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	var (
+		key   [4]byte
+		inner *ebpf.Map
+		gone  []netip.Addr
+	)
+	iter := d.objs.VeniPodFlows.Iterate()
+	for iter.Next(&key, &inner) {
+		inner.Close()
+		ip := netip.AddrFrom4(key)
+		if !keep(ip) {
+			gone = append(gone, ip)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return 0, fmt.Errorf("list flow maps: %w", err)
+	}
+	n := 0
+	for _, ip := range gone {
+		if _, ok, err := d.Endpoint(ip); err != nil || ok {
+			continue // a pod has it now
+		}
+		if err := d.objs.VeniPodFlows.Delete(ip.As4()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("delete flow map of %s: %w", ip, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // DetachPod removes whatever the fast path holds for ip: its endpoint,
@@ -115,7 +203,7 @@ func (d *Datapath) DetachPod(ip netip.Addr) error {
 		return err
 	}
 	defer unlock()
-	return d.detachLocked(ip)
+	return d.detachLocked(ip, false)
 }
 
 // DetachPodOn removes what the fast path holds for ip when it belongs to
@@ -155,7 +243,7 @@ func (d *Datapath) DetachPodOn(ip netip.Addr, hostIfindex int, hostMAC net.Hardw
 	if !mine && vethAlive(ep.HostIfindex, ep.HostMAC) {
 		return false, nil
 	}
-	return true, d.detachLocked(ip)
+	return true, d.detachLocked(ip, true)
 }
 
 // vethAlive reports whether a link with ifindex (and mac, when known)
@@ -173,8 +261,10 @@ func vethAlive(ifindex int, mac net.HardwareAddr) bool {
 	return len(mac) == 0 || bytes.Equal(l.Attrs().HardwareAddr, mac)
 }
 
-// detachLocked is DetachPod with the pin dir's lock held.
-func (d *Datapath) detachLocked(ip netip.Addr) error {
+// detachLocked is DetachPod with the pin dir's lock held. keepFlows
+// leaves the address's flow map for its next pod (ensureFlows empties it
+// then; PruneFlows removes it once the node no longer has the address).
+func (d *Datapath) detachLocked(ip netip.Addr, keepFlows bool) error {
 	var errs []error
 	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
 		errs = append(errs, detachPodTC(ep.HostIfindex, ep.HostMAC))
@@ -183,7 +273,10 @@ func (d *Datapath) detachLocked(ip netip.Addr) error {
 	if err := d.objs.VeniEndpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
 	}
-	if err := d.objs.VeniPodFlows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if keepFlows {
+		// Nothing uses them: the programs look a pod's flows up only
+		// for an address with an endpoint.
+	} else if err := d.objs.VeniPodFlows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("delete flow map of %s: %w", ip, err))
 	}
 	errs = append(errs, d.deletePlain(ip))
@@ -238,7 +331,7 @@ func (d *Datapath) PlainPod(ip netip.Addr, hostIfindex int) error {
 		return err
 	}
 	defer unlock()
-	if err := d.detachLocked(ip); err != nil {
+	if err := d.detachLocked(ip, false); err != nil {
 		return err
 	}
 	k := fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()}

@@ -351,3 +351,77 @@ func TestPodFlowsSpec_MatchesC(t *testing.T) {
 		t.Fatalf("inner map %+v, Go template %+v", inner, podFlowsSpec)
 	}
 }
+
+// Ensure a released address's flow map is kept, emptied and used again by
+// the address's next pod (no write to the map of maps, whose RCU wait
+// costs a CNI ADD most of its time on a busy node), that the next pod
+// never sees the previous one's flows, and that PruneFlows removes the
+// map once the node no longer has the address.
+func TestDatapath_FlowMapReused(t *testing.T) {
+	testutil.SkipOnOldKernel(t, "6.8", "bpf_fib_lookup with a table id")
+	n := mustTestNode(t)
+	ip := netip.MustParseAddr("10.99.0.61")
+	first := n.mustPod(t, "vhreuse1", ip)
+	d := mustOpen(t, Options{PinDir: mustPinDir(t)})
+	mustInNetNS(t, n.ns, func() error { return d.AttachPod(n.endpoint(first)) })
+	flows := mustPodFlows(t, d, ip)
+	info, err := flows.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstID, _ := info.ID()
+	stale := fastpathFlowKey{Addr: ip.As4(), Port: htons(40999), Proto: 6}
+	if err := flows.Put(stale, uint32(1)); err != nil {
+		t.Fatal(err)
+	}
+
+	var removed bool
+	mustInNetNS(t, n.ns, func() (err error) {
+		removed, err = d.DetachPodOn(ip, first.host.Attrs().Index, first.host.Attrs().HardwareAddr)
+		return err
+	})
+	if !removed {
+		t.Fatal("DetachPodOn removed nothing")
+	}
+	if _, ok, _ := d.Endpoint(ip); ok {
+		t.Fatal("the released pod's endpoint is still there")
+	}
+
+	// The address's next pod, on another veth (the first is gone, as
+	// after a DEL); no traffic here, so a bare veth pair.
+	must(t, "delete the first pod's veth", n.h.LinkDel(first.host))
+	must(t, "add the next pod's veth", n.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vhreuse2"}, PeerName: "vhreuse2p"}))
+	second := &testPod{ip: ip, host: mustLink(t, n.h, "vhreuse2"), podMAC: mustLink(t, n.h, "vhreuse2p").Attrs().HardwareAddr}
+	mustInNetNS(t, n.ns, func() error { return d.AttachPod(n.endpoint(second)) })
+	flows = mustPodFlows(t, d, ip)
+	info, err = flows.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := info.ID(); id != firstID {
+		t.Errorf("the next pod got flow map %d, want the kept %d", id, firstID)
+	}
+	if got := countEntries(t, flows); got != 0 {
+		t.Fatalf("the next pod's flow map remembers %d flows of the previous pod", got)
+	}
+
+	// Prune: kept while the node has the address or a pod uses it.
+	if n, err := d.PruneFlows(func(netip.Addr) bool { return false }); err != nil || n != 0 {
+		t.Fatalf("PruneFlows with a live pod removed %d (%v), want 0", n, err)
+	}
+	mustInNetNS(t, n.ns, func() (err error) {
+		_, err = d.DetachPodOn(ip, second.host.Attrs().Index, second.host.Attrs().HardwareAddr)
+		return err
+	})
+	if n, err := d.PruneFlows(func(a netip.Addr) bool { return a == ip }); err != nil || n != 0 {
+		t.Fatalf("PruneFlows of an address the node has removed %d (%v), want 0", n, err)
+	}
+	if n, err := d.PruneFlows(func(netip.Addr) bool { return false }); err != nil || n != 1 {
+		t.Fatalf("PruneFlows of a released address removed %d (%v), want 1", n, err)
+	}
+	var fm *ebpf.Map
+	if err := d.objs.VeniPodFlows.Lookup(ip.As4(), &fm); err == nil {
+		fm.Close()
+		t.Fatal("the pruned flow map is still there")
+	}
+}
