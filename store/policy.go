@@ -60,9 +60,13 @@ type PolicyState struct {
 	// Synced is true once every source had been read completely (the
 	// informers synced, the folder read): before, an unknown pod's
 	// selection is unknown and an ADD fails it closed.
-	Synced     bool      `json:"synced"`
-	Generation uint64    `json:"generation"`
-	Updated    time.Time `json:"updated"`
+	Synced bool `json:"synced"`
+	// Node is the node's name as policies see it (pods' spec.nodeName)
+	// and NodeIPs its addresses (whose traffic to its pods is allowed).
+	Node       string       `json:"node,omitempty"`
+	NodeIPs    []netip.Addr `json:"nodeIPs,omitempty"`
+	Generation uint64       `json:"generation"`
+	Updated    time.Time    `json:"updated"`
 	// Error is why the last pass could not compile ("" if none): a
 	// manifest that does not parse, a policy that cannot be read.
 	Error string `json:"error,omitempty"`
