@@ -25,7 +25,6 @@ type Plan struct {
 	Digest  string          // of Ruleset ("" without one)
 }
 
-
 // PlanForAdd decides, in the ADD's read transaction, what the pod
 // namespace/name gets before its link is up: its record; else a ruleset
 // compiled from the stored snapshot; else, when the store cannot say

@@ -65,10 +65,10 @@ type Syncer struct {
 // PassReport is what one pass did.
 type PassReport struct {
 	Generation uint64        `json:"generation"`
-	Local      int           `json:"local"`    // pods compiled
-	Written    int           `json:"written"`  // records written (changed)
-	Deleted    int           `json:"deleted"`  // records of pods no longer here
-	Applied    int           `json:"applied"`  // endpoints set in the kernel
+	Local      int           `json:"local"`     // pods compiled
+	Written    int           `json:"written"`   // records written (changed)
+	Deleted    int           `json:"deleted"`   // records of pods no longer here
+	Applied    int           `json:"applied"`   // endpoints set in the kernel
 	Endpoints  int           `json:"endpoints"` // bound endpoints seen
 	Took       time.Duration `json:"took"`
 	Err        string        `json:"error,omitempty"`
