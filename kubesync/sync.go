@@ -152,6 +152,10 @@ func (s *Sync) Informers() map[string]func() kube.InformerStats {
 	}
 }
 
+// MirrorSynced reports whether the store's Kubernetes mirror has been
+// rewritten from synced pod, namespace and network policy informers.
+func (s *Sync) MirrorSynced() bool { return s.mirror.synced.Load() }
+
 // Notify tells the Kubernetes side the store changed (an ADD, a pool
 // pass): it reports what is new. It never blocks.
 func (s *Sync) Notify() { s.kick() }
