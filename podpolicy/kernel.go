@@ -1,6 +1,7 @@
 package podpolicy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -28,4 +29,16 @@ type Kernel interface {
 	AttachEndpoint(ep Endpoint) error
 	// RemoveEndpoint forgets the endpoint; an unknown one is no error.
 	RemoveEndpoint(ep Endpoint) error
+}
+
+// ErrNoEnforcer means the node has no NetworkPolicy enforcer in its
+// kernel: compiled records are kept, nothing is enforced.
+var ErrNoEnforcer = errors.New("no NetworkPolicy enforcer on this node")
+
+// OpenNodeKernel opens the node's enforcer (instanceID locates its pins).
+// This build has none yet (the eBPF enforcer, ebpf/enforce, is not
+// merged): it returns an error wrapping ErrNoEnforcer, and callers carry
+// on without enforcing.
+func OpenNodeKernel(instanceID string) (Kernel, error) {
+	return nil, fmt.Errorf("node %s: %w (this build has no eBPF policy enforcer)", instanceID, ErrNoEnforcer)
 }
