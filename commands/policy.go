@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/veni-cni/veni/node"
-	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/podpolicy"
+	"github.com/veni-cni/veni/policy"
 )
 
 type policyOptions struct {
