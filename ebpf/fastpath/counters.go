@@ -40,4 +40,5 @@ type HookCounters struct {
 
 	DropSpoofed  uint64 `json:"drop_spoofed"`   // dropped: the source is another local pod's address
 	PassPlainPod uint64 `json:"pass_plain_pod"` // the destination is a local pod on the plain datapath
+	DropPolicy   uint64 `json:"drop_policy"`    // dropped: the destination pod's ingress policy denies it
 }

@@ -58,6 +58,8 @@ func (hc *HookCounters) field(c fastpathCounter) *uint64 {
 		return &hc.DropSpoofed
 	case fastpathCounterCNT_PASS_PLAIN_POD:
 		return &hc.PassPlainPod
+	case fastpathCounterCNT_DROP_POLICY:
+		return &hc.DropPolicy
 	}
 	return nil
 }

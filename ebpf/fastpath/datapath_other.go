@@ -38,3 +38,9 @@ func (*Datapath) Endpoint(netip.Addr) (Endpoint, bool, error) {
 
 // Loaded reports false: there is no fast path off Linux.
 func Loaded(string) bool { return false }
+
+// EnsurePinDir fails off Linux.
+func EnsurePinDir(string) error { return ErrNotSupported }
+
+// LockPinDir fails off Linux.
+func LockPinDir(string) (func(), error) { return nil, ErrNotSupported }

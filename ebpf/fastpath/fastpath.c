@@ -17,6 +17,12 @@
 #include "veni_uapi.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+/* NetworkPolicy: bpf_redirect_peer skips the destination's host veth egress
+ * hook, where the policy programs check what the host stack delivers, so
+ * the fast path checks the destination's ingress itself before it
+ * redirects (veni_policy_check; the pod's egress was checked by the policy
+ * program that ran before from_pod on the same hook). */
+#include "veni_policy.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -54,6 +60,7 @@ enum counter {
 	CNT_DROP_SPOOFED,     /* source is another local pod's address: dropped */
 	CNT_PASS_PLAIN_POD,   /* destination is a local pod on the plain datapath */
 	CNT_FLOW_NO_MAP,      /* the endpoint has no flow map: nothing remembered */
+	CNT_DROP_POLICY,      /* dropped: the destination pod's ingress policy denies it */
 	CNT_MAX,
 };
 
@@ -316,10 +323,15 @@ static __always_inline void dec_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
-/* Deliver into the pod behind ep, as its gateway would. */
-static __always_inline int to_peer(enum hook hook, struct pkt *p,
-				   const struct endpoint *ep)
+/* Deliver into the pod behind ep, as its gateway would, if its ingress
+ * policy allows the packet. */
+static __always_inline int to_peer(struct __sk_buff *skb, enum hook hook,
+				   struct pkt *p, const struct endpoint *ep)
 {
+	if (veni_policy_check(skb, ep->host_ifindex, POL_INGRESS, 0) == POL_DROP) {
+		count(hook, CNT_DROP_POLICY);
+		return TC_ACT_SHOT;
+	}
 	if (p->ip->ttl <= 1)
 		return count(hook, CNT_PASS_TTL);
 	dec_ttl(p->ip);
@@ -415,7 +427,7 @@ int from_pod(struct __sk_buff *skb)
 
 	dst = bpf_map_lookup_elem(&veni_endpoints, &daddr);
 	if (dst)
-		return to_peer(hook, &p, dst);
+		return to_peer(skb, hook, &p, dst);
 
 	fib.family = AF_INET;
 	fib.l4_protocol = p.ip->protocol;
@@ -509,5 +521,5 @@ int from_eni(struct __sk_buff *skb)
 		forget_flow(flows, p.ip->saddr, p.sport, p.ip->protocol);
 	if (host_flow(flows, daddr, p.dport, p.ip->protocol))
 		return count(hook, CNT_PASS_HOST_FLOW);
-	return to_peer(hook, &p, dst);
+	return to_peer(skb, hook, &p, dst);
 }

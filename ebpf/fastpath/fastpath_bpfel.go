@@ -41,7 +41,8 @@ const (
 	fastpathCounterCNT_DROP_SPOOFED     fastpathCounter = 22
 	fastpathCounterCNT_PASS_PLAIN_POD   fastpathCounter = 23
 	fastpathCounterCNT_FLOW_NO_MAP      fastpathCounter = 24
-	fastpathCounterCNT_MAX              fastpathCounter = 25
+	fastpathCounterCNT_DROP_POLICY      fastpathCounter = 25
+	fastpathCounterCNT_MAX              fastpathCounter = 26
 )
 
 type fastpathEndpoint struct {
@@ -91,6 +92,12 @@ type fastpathLpmKey struct {
 	Addr      [4]uint8
 }
 
+type fastpathPolStats struct {
+	_       structs.HostLayout
+	Allowed [2]uint64
+	Denied  [2]uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -99,14 +106,29 @@ const (
 	fastpathMapVeniEndpoints    = "veni_endpoints"
 	fastpathMapVeniHoststack    = "veni_hoststack"
 	fastpathMapVeniPodFlows     = "veni_pod_flows"
+	fastpathMapVeniPolCounters  = "veni_pol_counters"
+	fastpathMapVeniPolCt        = "veni_pol_ct"
+	fastpathMapVeniPolDrops     = "veni_pol_drops"
+	fastpathMapVeniPolStats     = "veni_pol_stats"
+	fastpathMapVeniPolTables    = "veni_pol_tables"
 	fastpathProgFromEni         = "from_eni"
 	fastpathProgFromPod         = "from_pod"
 	fastpathProgToPod           = "to_pod"
 	fastpathVarUnusedCounter    = "unused_counter"
+	fastpathVarUnusedCtKey      = "unused_ct_key"
+	fastpathVarUnusedCtValue    = "unused_ct_value"
 	fastpathVarUnusedFlowKey    = "unused_flow_key"
 	fastpathVarUnusedHook       = "unused_hook"
 	fastpathVarUnusedHostEntry  = "unused_host_entry"
 	fastpathVarUnusedHostReason = "unused_host_reason"
+	fastpathVarUnusedPolCounter = "unused_pol_counter"
+	fastpathVarUnusedPolDir     = "unused_pol_dir"
+	fastpathVarUnusedPolDrop    = "unused_pol_drop"
+	fastpathVarUnusedPolFlag    = "unused_pol_flag"
+	fastpathVarUnusedPolKey     = "unused_pol_key"
+	fastpathVarUnusedPolKind    = "unused_pol_kind"
+	fastpathVarUnusedPolReason  = "unused_pol_reason"
+	fastpathVarUnusedPolValue   = "unused_pol_value"
 )
 
 // loadFastpath returns the embedded CollectionSpec for fastpath.
@@ -160,10 +182,15 @@ type fastpathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathMapSpecs struct {
-	VeniCounters  *ebpf.MapSpec `ebpf:"veni_counters"`
-	VeniEndpoints *ebpf.MapSpec `ebpf:"veni_endpoints"`
-	VeniHoststack *ebpf.MapSpec `ebpf:"veni_hoststack"`
-	VeniPodFlows  *ebpf.MapSpec `ebpf:"veni_pod_flows"`
+	VeniCounters    *ebpf.MapSpec `ebpf:"veni_counters"`
+	VeniEndpoints   *ebpf.MapSpec `ebpf:"veni_endpoints"`
+	VeniHoststack   *ebpf.MapSpec `ebpf:"veni_hoststack"`
+	VeniPodFlows    *ebpf.MapSpec `ebpf:"veni_pod_flows"`
+	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
+	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
+	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
+	VeniPolTables   *ebpf.MapSpec `ebpf:"veni_pol_tables"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -171,10 +198,20 @@ type fastpathMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathVariableSpecs struct {
 	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedCtKey      *ebpf.VariableSpec `ebpf:"unused_ct_key"`
+	UnusedCtValue    *ebpf.VariableSpec `ebpf:"unused_ct_value"`
 	UnusedFlowKey    *ebpf.VariableSpec `ebpf:"unused_flow_key"`
 	UnusedHook       *ebpf.VariableSpec `ebpf:"unused_hook"`
 	UnusedHostEntry  *ebpf.VariableSpec `ebpf:"unused_host_entry"`
 	UnusedHostReason *ebpf.VariableSpec `ebpf:"unused_host_reason"`
+	UnusedPolCounter *ebpf.VariableSpec `ebpf:"unused_pol_counter"`
+	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
+	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
+	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
+	UnusedPolKey     *ebpf.VariableSpec `ebpf:"unused_pol_key"`
+	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
+	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolValue   *ebpf.VariableSpec `ebpf:"unused_pol_value"`
 }
 
 // fastpathObjects contains all objects after they have been loaded into the kernel.
@@ -197,10 +234,15 @@ func (o *fastpathObjects) Close() error {
 //
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathMaps struct {
-	VeniCounters  *ebpf.Map `ebpf:"veni_counters"`
-	VeniEndpoints *ebpf.Map `ebpf:"veni_endpoints"`
-	VeniHoststack *ebpf.Map `ebpf:"veni_hoststack"`
-	VeniPodFlows  *ebpf.Map `ebpf:"veni_pod_flows"`
+	VeniCounters    *ebpf.Map `ebpf:"veni_counters"`
+	VeniEndpoints   *ebpf.Map `ebpf:"veni_endpoints"`
+	VeniHoststack   *ebpf.Map `ebpf:"veni_hoststack"`
+	VeniPodFlows    *ebpf.Map `ebpf:"veni_pod_flows"`
+	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
+	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
+	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
+	VeniPolTables   *ebpf.Map `ebpf:"veni_pol_tables"`
 }
 
 func (m *fastpathMaps) Close() error {
@@ -209,6 +251,11 @@ func (m *fastpathMaps) Close() error {
 		m.VeniEndpoints,
 		m.VeniHoststack,
 		m.VeniPodFlows,
+		m.VeniPolCounters,
+		m.VeniPolCt,
+		m.VeniPolDrops,
+		m.VeniPolStats,
+		m.VeniPolTables,
 	)
 }
 
@@ -217,10 +264,20 @@ func (m *fastpathMaps) Close() error {
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathVariables struct {
 	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedCtKey      *ebpf.Variable `ebpf:"unused_ct_key"`
+	UnusedCtValue    *ebpf.Variable `ebpf:"unused_ct_value"`
 	UnusedFlowKey    *ebpf.Variable `ebpf:"unused_flow_key"`
 	UnusedHook       *ebpf.Variable `ebpf:"unused_hook"`
 	UnusedHostEntry  *ebpf.Variable `ebpf:"unused_host_entry"`
 	UnusedHostReason *ebpf.Variable `ebpf:"unused_host_reason"`
+	UnusedPolCounter *ebpf.Variable `ebpf:"unused_pol_counter"`
+	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
+	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
+	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
+	UnusedPolKey     *ebpf.Variable `ebpf:"unused_pol_key"`
+	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
+	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolValue   *ebpf.Variable `ebpf:"unused_pol_value"`
 }
 
 // fastpathPrograms contains all programs after they have been loaded into the kernel.

@@ -14,15 +14,18 @@ import (
 
 // Filter identity on a pod's host veth. The name marks the filter as
 // veni's, so detaching never removes anything else on the device.
+// Priority 2 leaves priority 1 to the NetworkPolicy programs
+// (ebpf/enforce), which must see a packet before the fast path redirects
+// it; they hand it on with TC_ACT_UNSPEC.
 const (
-	tcFilterPrio   = 1
+	tcFilterPrio   = 2
 	tcFilterHandle = 1
 	tcFilterPrefix = "veni-"
 )
 
 // attachPodTC hooks the pod programs to the host veth with a clsact qdisc
 // and two direct-action filters ("tc qdisc add dev $veth clsact; tc filter
-// replace dev $veth ingress|egress prio 1 handle 1 bpf da"). The filters
+// replace dev $veth ingress|egress prio 2 handle 1 bpf da"). The filters
 // live and die with the veth, so nothing is pinned. ifindex is resolved in
 // the calling thread's namespace.
 func attachPodTC(ifindex int, fromPod, toPod *ebpf.Program) error {

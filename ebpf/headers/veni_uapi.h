@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only WITH Linux-syscall-note) OR BSD-2-Clause */
 /*
  * The few kernel UAPI definitions veni's eBPF programs use, copied from
- * include/uapi/linux/{bpf,if_ether,ip,pkt_cls}.h of Linux 6.18.
+ * include/uapi/linux/{bpf,if_ether,in,icmp,ip,pkt_cls}.h of Linux 6.18.
  *
  * Why not <linux/bpf.h>: Debian 12's linux-libc-dev is 6.1 and lacks
  * BPF_FIB_LOOKUP_TBID and the tbid field (Linux 6.8), and the UAPI headers
@@ -28,10 +28,13 @@ typedef __u16 __sum16;
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_LPM_TRIE = 11,
+	BPF_MAP_TYPE_ARRAY_OF_MAPS = 12,
 	BPF_MAP_TYPE_HASH_OF_MAPS = 13,
+	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
 #define BPF_F_NO_PREALLOC (1U << 0)
@@ -39,6 +42,15 @@ enum bpf_map_type {
 /* bpf_map_update_elem() flags */
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
+
+struct bpf_flow_keys;
+
+/* linux/bpf.h: a socket as tc programs see it, up to the last field veni
+ * reads (a sock_common pointer allows these two). */
+struct bpf_sock {
+	__u32 bound_dev_if;
+	__u32 family;
+};
 
 /* linux/bpf.h: the context of tc programs, up to the last field veni reads. */
 struct __sk_buff {
@@ -60,6 +72,25 @@ struct __sk_buff {
 	__u32 data;
 	__u32 data_end;
 	__u32 napi_id;
+	__u32 family;
+	__u32 remote_ip4;
+	__u32 local_ip4;
+	__u32 remote_ip6[4];
+	__u32 local_ip6[4];
+	__u32 remote_port;
+	__u32 local_port;
+	__u32 data_meta;
+	union {
+		struct bpf_flow_keys *flow_keys;
+		__u64 : 64;
+	} __attribute__((aligned(8)));
+	__u64 tstamp;
+	__u32 wire_len;
+	__u32 gso_segs;
+	union {
+		struct bpf_sock *sk; /* the sending socket of a packet the host itself sends */
+		__u64 : 64;
+	} __attribute__((aligned(8)));
 };
 
 /* linux/bpf.h: bpf_fib_lookup() */
@@ -135,6 +166,7 @@ struct bpf_redir_neigh {
 };
 
 /* linux/pkt_cls.h: tc and tcx verdicts */
+#define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7
@@ -145,10 +177,17 @@ struct bpf_redir_neigh {
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_SCTP 132
 #define ETH_ALEN 6
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_REDIRECT 5
 #define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
 
 struct ethhdr {
 	__u8 h_dest[ETH_ALEN];

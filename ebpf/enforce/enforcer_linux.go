@@ -1,0 +1,513 @@
+package enforce
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/policy"
+)
+
+// Enforcer is the node's policy enforcement: its programs loaded and its
+// maps opened. It holds file descriptors only; Close releases them and
+// leaves everything pinned. Writers (AttachEndpoint, SetEndpoint,
+// FailClosed, RemoveEndpoint) serialise on the pin directory's lock, with
+// each other and with the fast path's writers, in this process and others.
+// Methods are safe for concurrent use.
+type Enforcer struct {
+	pinDir  string
+	podHook string
+	flows   int
+	objs    policyObjects
+}
+
+// linksDir is where TCX links are pinned, as the fast path pins its own.
+const linksDir = "links"
+
+// progsDirName names the directory of this build's pinned programs: a
+// digest of the embedded object, so an upgraded binary loads and pins its
+// own programs instead of attaching an older build's. Computed on use,
+// never at package init (the package is linked into the CNI plugin).
+func progsDirName() string {
+	sum := sha256.Sum256(_PolicyBytes)
+	return "policy-progs-" + hex.EncodeToString(sum[:6])
+}
+
+// Open loads the policy programs and opens the node's policy maps under
+// opts.PinDir, creating and pinning them on first use (or reusing those the
+// fast path created: both objects declare them) and reusing pinned
+// programs after. A short-lived CNI process that finds everything pinned
+// pays a few system calls, no verifier run.
+//
+// May return an error wrapping ErrInvalidOptions, fastpath.ErrNotBPFFS, or
+// ebpf.ErrMapIncompatible (pins of another veni version: Teardown them).
+func Open(opts Options) (_ *Enforcer, err error) {
+	if opts.PinDir == "" {
+		return nil, fmt.Errorf("%w: no pin dir", ErrInvalidOptions)
+	}
+	switch opts.PodHook {
+	case "":
+		opts.PodHook = fastpath.PodHookTC
+	case fastpath.PodHookTC, fastpath.PodHookTCX:
+	default:
+		return nil, fmt.Errorf("%w: pod hook %q (want %q or %q)", ErrInvalidOptions, opts.PodHook, fastpath.PodHookTC, fastpath.PodHookTCX)
+	}
+	if opts.Flows < 0 {
+		return nil, fmt.Errorf("%w: flows %d", ErrInvalidOptions, opts.Flows)
+	}
+	if opts.Flows == 0 {
+		opts.Flows = DefaultFlows
+	}
+	pinDir := filepath.Clean(opts.PinDir)
+	if err := fastpath.EnsurePinDir(pinDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(pinDir, linksDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create pin dir: %w", err)
+	}
+	unlock, err := fastpath.LockPinDir(pinDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	e := &Enforcer{pinDir: pinDir, podHook: opts.PodHook, flows: opts.Flows}
+	ok, err := e.openPinned()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return e, nil
+	}
+	spec, err := loadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	err = spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return nil, fmt.Errorf("load policy programs: %w (pins in %s are from another veni version: tear them down)", err, pinDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load policy programs: %w", err)
+	}
+	if err := e.pinPrograms(); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close releases the Enforcer's file descriptors. Pinned maps, pinned
+// programs and attached hooks stay.
+func (e *Enforcer) Close() error { return e.objs.Close() }
+
+// PinDir returns the directory holding the node's pins.
+func (e *Enforcer) PinDir() string { return e.pinDir }
+
+func (e *Enforcer) progPath(name string) string {
+	return filepath.Join(e.pinDir, progsDirName(), name)
+}
+
+func (e *Enforcer) pinnedPrograms() map[string]**ebpf.Program {
+	return map[string]**ebpf.Program{
+		"pol_from_pod": &e.objs.PolFromPod,
+		"pol_to_pod":   &e.objs.PolToPod,
+	}
+}
+
+func (e *Enforcer) pinnedMaps() map[string]**ebpf.Map {
+	return map[string]**ebpf.Map{
+		"veni_pol_tables":   &e.objs.VeniPolTables,
+		"veni_pol_ct":       &e.objs.VeniPolCt,
+		"veni_pol_stats":    &e.objs.VeniPolStats,
+		"veni_pol_counters": &e.objs.VeniPolCounters,
+		"veni_pol_drops":    &e.objs.VeniPolDrops,
+		"veni_pol_hooks":    &e.objs.VeniPolHooks,
+		"veni_pol_gen":      &e.objs.VeniPolGen,
+	}
+}
+
+// openPinned opens every program and map from their pins. It reports false
+// (and holds nothing) when one is missing: the caller then loads them.
+func (e *Enforcer) openPinned() (bool, error) {
+	var err error
+	for name, p := range e.pinnedPrograms() {
+		if *p, err = ebpf.LoadPinnedProgram(e.progPath(name), nil); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		for name, m := range e.pinnedMaps() {
+			if *m, err = ebpf.LoadPinnedMap(filepath.Join(e.pinDir, name), nil); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		return true, nil
+	}
+	e.objs.Close()
+	e.objs = policyObjects{}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, fmt.Errorf("open pinned policy programs in %s: %w", e.pinDir, err)
+}
+
+func (e *Enforcer) pinPrograms() error {
+	if err := os.MkdirAll(filepath.Join(e.pinDir, progsDirName()), 0o700); err != nil {
+		return fmt.Errorf("create program pin dir: %w", err)
+	}
+	for name, p := range e.pinnedPrograms() {
+		path := e.progPath(name)
+		_ = os.Remove(path) // a stale pin of a crashed Open
+		if err := (*p).Pin(path); err != nil {
+			return fmt.Errorf("pin program %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (k EndpointKey) validate() error {
+	if k.Ifindex <= 0 {
+		return fmt.Errorf("%w: no host veth ifindex", ErrInvalidEndpoint)
+	}
+	if k.IP.IsValid() && !k.IP.Unmap().Is4() {
+		return fmt.Errorf("%w: %v is not ipv4 (the datapath is ipv4)", ErrInvalidEndpoint, k.IP)
+	}
+	return nil
+}
+
+// SetEndpoint makes rs the endpoint's policy. When rs isolates a direction,
+// a new table is built completely and swapped in with one map update, so
+// every packet sees the old policy or the new one; flows allowed under the
+// old one are decided again on their next packet (see the package doc).
+// When rs isolates nothing, the endpoint's table is removed: its packets
+// pay one lookup and pass. A ruleset equal to the installed one (same
+// digest) changes nothing, generation included, so a daemon may re-apply
+// every endpoint's ruleset at will.
+//
+// It does not attach the programs to the veth (AttachEndpoint does); the
+// fast path's ingress check reads the table either way. It is meant for
+// the CNI ADD before the pod's link is up as well as for the daemon.
+//
+// May return an error wrapping ErrInvalidEndpoint or ErrTooManyEndpoints.
+func (e *Enforcer) SetEndpoint(ep EndpointKey, rs *policy.Ruleset) error {
+	if err := ep.validate(); err != nil {
+		return err
+	}
+	t, err := compileTable(rs) // outside the lock: it is CPU work
+	if err != nil {
+		return err
+	}
+	unlock, err := fastpath.LockPinDir(e.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if t == nil {
+		return e.deleteTable(ep.Ifindex)
+	}
+	return e.install(ep, t)
+}
+
+// FailClosed isolates the endpoint in both directions with nothing
+// allowed but what the programs always allow: packets the node itself
+// sends into the pod (kubelet probes) and their replies. It is for an ADD
+// that cannot know whether a policy selects the pod; the daemon corrects
+// it with SetEndpoint. As SetEndpoint, it only writes the table.
+func (e *Enforcer) FailClosed(ep EndpointKey) error {
+	if err := ep.validate(); err != nil {
+		return err
+	}
+	unlock, err := fastpath.LockPinDir(e.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return e.install(ep, failClosedTable())
+}
+
+// installed is what the META entries of a table say.
+type installed struct {
+	gen, flags uint32
+	digest     uint64
+	ip         netip.Addr
+	entries    int
+}
+
+// current reads the endpoint's installed table, if any.
+func (e *Enforcer) current(ifindex int) (installed, bool, error) {
+	var inner *ebpf.Map
+	err := e.objs.VeniPolTables.Lookup(uint32(ifindex), &inner)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return installed{}, false, nil
+	}
+	if err != nil {
+		return installed{}, false, fmt.Errorf("read table of ifindex %d: %w", ifindex, err)
+	}
+	defer inner.Close()
+	return readMeta(inner)
+}
+
+func readMeta(inner *ebpf.Map) (installed, bool, error) {
+	var v0, v1 tableValue
+	if err := inner.Lookup(metaKey(0), &v0); err != nil {
+		return installed{}, false, fmt.Errorf("read table metadata: %w", err)
+	}
+	if err := inner.Lookup(metaKey(1), &v1); err != nil {
+		return installed{}, false, fmt.Errorf("read table metadata: %w", err)
+	}
+	in := installed{
+		gen:     binary.NativeEndian.Uint32(v0[0:4]),
+		flags:   binary.NativeEndian.Uint32(v0[4:8]),
+		digest:  binary.NativeEndian.Uint64(v0[8:16]),
+		entries: int(inner.MaxEntries()),
+	}
+	if a := netip.AddrFrom4([4]byte(v1[0:4])); !a.IsUnspecified() {
+		in.ip = a
+	}
+	return in, true, nil
+}
+
+// install swaps t in as the endpoint's table, unless the installed one has
+// the same content. Call with the pin dir locked.
+func (e *Enforcer) install(ep EndpointKey, t *table) (err error) {
+	ip := ep.IP.Unmap()
+	cur, ok, err := e.current(ep.Ifindex)
+	if err != nil {
+		return err
+	}
+	if ok && cur.flags == t.flags && cur.digest == t.digest && cur.ip == ip {
+		return nil
+	}
+	if err := e.ensureFlows(); err != nil {
+		return err
+	}
+	if err := e.ensureStats(ep.Ifindex); err != nil {
+		return err
+	}
+	gen, err := e.nextGeneration()
+	if err != nil {
+		return err
+	}
+	inner, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "veni_pol_table",
+		Type:       ebpf.LPMTrie,
+		KeySize:    keySize,
+		ValueSize:  valueSize,
+		MaxEntries: uint32(t.entries()),
+		Flags:      unix.BPF_F_NO_PREALLOC,
+	})
+	if err != nil {
+		return fmt.Errorf("create table of %s: %w", ep, err)
+	}
+	defer inner.Close() // the outer map holds it once it is in
+	keys := append(slices.Clip(t.keys), metaKey(0), metaKey(1))
+	values := append(slices.Clip(t.values), metaValue(gen, t.flags, t.digest), identValue(ip))
+	if _, err := inner.BatchUpdate(keys, values, nil); err != nil {
+		return fmt.Errorf("fill table of %s (%d entries): %w", ep, len(keys), err)
+	}
+	// The one update that switches the endpoint to its new policy.
+	if err := e.objs.VeniPolTables.Put(uint32(ep.Ifindex), inner); err != nil {
+		return tooMany("install table of", ep, err)
+	}
+	return nil
+}
+
+func tooMany(what string, ep EndpointKey, err error) error {
+	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) {
+		return fmt.Errorf("%s %s: %w: %w", what, ep, ErrTooManyEndpoints, err)
+	}
+	return fmt.Errorf("%s %s: %w", what, ep, err)
+}
+
+// deleteTable removes the endpoint's table: it is selected by nothing.
+func (e *Enforcer) deleteTable(ifindex int) error {
+	err := e.objs.VeniPolTables.Delete(uint32(ifindex))
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete table of ifindex %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// ensureFlows makes the node's connection table, the first time a table
+// is installed: nodes without policy pay no memory for it.
+func (e *Enforcer) ensureFlows() error {
+	var id ebpf.MapID
+	err := e.objs.VeniPolCt.Lookup(uint32(0), &id)
+	if err == nil && id != 0 {
+		return nil
+	}
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("read connection table: %w", err)
+	}
+	ct, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "veni_pol_flows",
+		Type:       ebpf.LRUHash,
+		KeySize:    16, // struct ct_key
+		ValueSize:  8,  // struct ct_value
+		MaxEntries: uint32(e.flows),
+	})
+	if err != nil {
+		return fmt.Errorf("create connection table of %d flows: %w", e.flows, err)
+	}
+	defer ct.Close()
+	if err := e.objs.VeniPolCt.Put(uint32(0), ct); err != nil {
+		return fmt.Errorf("install connection table: %w", err)
+	}
+	return nil
+}
+
+// ensureStats gives the endpoint its counters, keeping those it has.
+func (e *Enforcer) ensureStats(ifindex int) error {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	zero := make([]policyPolStats, n)
+	err = e.objs.VeniPolStats.Update(uint32(ifindex), zero, ebpf.UpdateNoExist)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("create counters of ifindex %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// nextGeneration takes the node's next generation. Call with the pin dir
+// locked.
+func (e *Enforcer) nextGeneration() (uint32, error) {
+	var g uint32
+	if err := e.objs.VeniPolGen.Lookup(uint32(0), &g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	g++
+	if g == 0 { // 0 is never a table's generation
+		g = 1
+	}
+	if err := e.objs.VeniPolGen.Put(uint32(0), g); err != nil {
+		return 0, fmt.Errorf("write generation: %w", err)
+	}
+	return g, nil
+}
+
+// RemoveEndpoint removes everything of the endpoint: its table, counters,
+// hook record, and the programs from its host veth (if it still exists).
+// What is recorded for the ifindex under another address is left alone: a
+// new pod's. Connection entries are left to age out of the LRU table (a
+// new table's generation would not trust them). An endpoint that is gone
+// already is not an error. Call it in the node's network namespace.
+func (e *Enforcer) RemoveEndpoint(ep EndpointKey) error {
+	if err := ep.validate(); err != nil {
+		return err
+	}
+	unlock, err := fastpath.LockPinDir(e.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ip := ep.IP.Unmap()
+	hook, hooked, err := e.hook(ep.Ifindex)
+	if err != nil {
+		return err
+	}
+	if hooked && ip.IsValid() && hook.ip.IsValid() && hook.ip != ip {
+		return nil
+	}
+	cur, ok, err := e.current(ep.Ifindex)
+	if err != nil {
+		return err
+	}
+	if ok && ip.IsValid() && cur.ip.IsValid() && cur.ip != ip {
+		return nil
+	}
+	var errs []error
+	if hooked {
+		errs = append(errs, e.detach(ep.Ifindex, hook.mac))
+	}
+	errs = append(errs, e.deleteTable(ep.Ifindex))
+	for _, m := range []*ebpf.Map{e.objs.VeniPolStats, e.objs.VeniPolHooks} {
+		if err := m.Delete(uint32(ep.Ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("remove %s of %s: %w", m.String(), ep, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Endpoints lists every endpoint the kernel holds something for (a hook
+// record or a table), sorted by ifindex: for status, and for a daemon
+// reconciling what is loaded with what should be.
+func (e *Enforcer) Endpoints() ([]Endpoint, error) {
+	byIf := make(map[int]*Endpoint)
+	get := func(ifindex int) *Endpoint {
+		ep, ok := byIf[ifindex]
+		if !ok {
+			ep = &Endpoint{EndpointKey: EndpointKey{Ifindex: ifindex}}
+			byIf[ifindex] = ep
+		}
+		return ep
+	}
+	var (
+		key  uint32
+		hook policyPolHook
+	)
+	iter := e.objs.VeniPolHooks.Iterate()
+	for iter.Next(&key, &hook) {
+		ep := get(int(key))
+		ep.Hooked = true
+		ep.IP = ipOf(hook.Ip)
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list hooked endpoints: %w", err)
+	}
+	var inner *ebpf.Map
+	iter = e.objs.VeniPolTables.Iterate()
+	for iter.Next(&key, &inner) {
+		in, _, err := readMeta(inner)
+		inner.Close()
+		if err != nil {
+			return nil, fmt.Errorf("table of ifindex %d: %w", key, err)
+		}
+		ep := get(int(key))
+		ep.Selected = true
+		ep.IngressIsolated = in.flags&flagIsolatedIn != 0
+		ep.EgressIsolated = in.flags&flagIsolatedOut != 0
+		ep.FailClosed = in.flags&flagFailClosed != 0
+		ep.Generation = in.gen
+		ep.Digest = in.digest
+		ep.Entries = in.entries
+		if !ep.IP.IsValid() {
+			ep.IP = in.ip
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list endpoint tables: %w", err)
+	}
+	out := make([]Endpoint, 0, len(byIf))
+	for _, ep := range byIf {
+		out = append(out, *ep)
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int { return a.Ifindex - b.Ifindex })
+	return out, nil
+}
+
+// ipOf reads an address stored in network order (zero: none).
+func ipOf(be uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], be)
+	a := netip.AddrFrom4(b)
+	if a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a
+}

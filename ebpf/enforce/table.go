@@ -1,0 +1,212 @@
+package enforce
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+
+	"github.com/veni-cni/veni/policy"
+)
+
+// The layout of an endpoint's table, as veni_policy.h declares it
+// (TestTableLayout_MatchesC keeps them in step).
+const (
+	keySize   = 24  // struct pol_key
+	valueSize = 16  // struct pol_value
+	keyBits   = 160 // every bit of pol_key after prefixlen
+
+	kindMeta  = 0
+	kindIn4   = 1
+	kindOut4  = 2
+	kindIn6   = 3
+	kindOut6  = 4
+	kindPorts = 5
+
+	flagIsolatedIn  = 1
+	flagIsolatedOut = 2
+	flagFailClosed  = 4
+
+	// kindBits covers pol_key.kind and its padding: every prefix starts
+	// with them.
+	kindBits = 32
+	// setBits covers a port set's id, protoBits its protocol.
+	setBits   = 32
+	protoBits = 8
+
+	// maxTableEntries bounds one endpoint's table (a ruleset beyond it is
+	// refused rather than loaded in part).
+	maxTableEntries = 1 << 20
+)
+
+type (
+	tableKey   [keySize]byte
+	tableValue [valueSize]byte
+)
+
+// table is an endpoint's compiled table, without its two META entries
+// (they carry the generation, known only when it is installed).
+type table struct {
+	keys   []tableKey
+	values []tableValue
+	flags  uint32
+	// digest identifies the content: flags, then every key and value.
+	digest uint64
+	// portSets counts the distinct port sets.
+	portSets int
+}
+
+// entries returns how many entries the installed table has.
+func (t *table) entries() int { return len(t.keys) + 2 }
+
+func newKey(bits int, kind byte, data []byte) tableKey {
+	var k tableKey
+	binary.NativeEndian.PutUint32(k[0:4], uint32(bits))
+	k[4] = kind
+	copy(k[8:], data)
+	return k
+}
+
+func metaKey(which byte) tableKey { return newKey(keyBits, kindMeta, []byte{which}) }
+
+func metaValue(gen, flags uint32, digest uint64) tableValue {
+	var v tableValue
+	binary.NativeEndian.PutUint32(v[0:4], gen)
+	binary.NativeEndian.PutUint32(v[4:8], flags)
+	binary.NativeEndian.PutUint64(v[8:16], digest)
+	return v
+}
+
+// identValue records the endpoint's IPv4 address (network order) in the
+// second META entry.
+func identValue(ip netip.Addr) tableValue {
+	var v tableValue
+	if ip.Is4() {
+		a := ip.As4()
+		copy(v[0:4], a[:])
+	}
+	return v
+}
+
+// compileTable turns rs into the endpoint's table, or nil when no
+// direction is isolated (the endpoint needs no table: everything passes).
+//
+// Per isolated direction every CIDRs entry becomes a prefix whose value is
+// a port set id (0 when the entry allows nothing: an except). Each
+// distinct set of port rules is stored once: a ProtoAny rule as the prefix
+// {set}, other rules as {set, protocol} plus each aligned block of their
+// port range (policy.PortPrefixes). The compiled CIDRs table already
+// decides alone (excepts flattened, the node's addresses included), so the
+// kernel needs no other structure.
+func compileTable(rs *policy.Ruleset) (*table, error) {
+	if rs == nil {
+		return nil, fmt.Errorf("%w: no ruleset", ErrInvalidEndpoint)
+	}
+	t := &table{}
+	if rs.Ingress.Isolated {
+		t.flags |= flagIsolatedIn
+	}
+	if rs.Egress.Isolated {
+		t.flags |= flagIsolatedOut
+	}
+	if t.flags == 0 {
+		return nil, nil
+	}
+	sets := make(map[string]uint32)
+	for _, d := range []struct {
+		dir          *policy.Direction
+		kind4, kind6 byte
+	}{
+		{&rs.Ingress, kindIn4, kindIn6},
+		{&rs.Egress, kindOut4, kindOut6},
+	} {
+		if !d.dir.Isolated {
+			continue
+		}
+		for _, e := range d.dir.CIDRs {
+			p := e.Prefix.Masked()
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			kind := d.kind4
+			if !p.Addr().Is4() {
+				kind = d.kind6
+			}
+			id := t.portSet(sets, e.Rules)
+			var v tableValue
+			binary.NativeEndian.PutUint32(v[0:4], id)
+			t.add(newKey(kindBits+p.Bits(), kind, p.Addr().AsSlice()), v)
+		}
+	}
+	if len(t.keys)+2 > maxTableEntries {
+		return nil, fmt.Errorf("%w: ruleset of %s needs %d table entries, more than %d", ErrInvalidEndpoint, rs.Pod, len(t.keys)+2, maxTableEntries)
+	}
+	t.portSets = len(sets)
+	h := fnv.New64a()
+	var fl [4]byte
+	binary.LittleEndian.PutUint32(fl[:], t.flags)
+	h.Write(fl[:])
+	for i := range t.keys {
+		h.Write(t.keys[i][:])
+		h.Write(t.values[i][:])
+	}
+	t.digest = h.Sum64()
+	return t, nil
+}
+
+func (t *table) add(k tableKey, v tableValue) {
+	t.keys = append(t.keys, k)
+	t.values = append(t.values, v)
+}
+
+// portSet returns the id of the set of rules, adding the set's entries the
+// first time it is seen. An empty set is 0, which allows nothing.
+func (t *table) portSet(sets map[string]uint32, rules []policy.PortRule) uint32 {
+	if len(rules) == 0 {
+		return 0
+	}
+	any := false
+	for _, r := range rules {
+		any = any || r.Protocol == policy.ProtoAny
+	}
+	// Origins (RuleRef) do not matter to the kernel: equal ports are one set.
+	b := make([]byte, 0, 5*len(rules))
+	if any {
+		b = append(b, 0)
+	} else {
+		for _, r := range rules {
+			b = append(b, byte(r.Protocol), byte(r.First>>8), byte(r.First), byte(r.Last>>8), byte(r.Last))
+		}
+	}
+	if id, ok := sets[string(b)]; ok {
+		return id
+	}
+	id := uint32(len(sets) + 1)
+	sets[string(b)] = id
+	var data [7]byte
+	binary.NativeEndian.PutUint32(data[0:4], id)
+	if any {
+		t.add(newKey(kindBits+setBits, kindPorts, data[:4]), tableValue{})
+		return id
+	}
+	for _, r := range rules {
+		data[4] = byte(r.Protocol)
+		for _, pp := range policy.PortPrefixes(r.First, r.Last) {
+			binary.BigEndian.PutUint16(data[5:7], pp.Port)
+			t.add(newKey(kindBits+setBits+protoBits+pp.Bits, kindPorts, data[:]), tableValue{})
+		}
+	}
+	return id
+}
+
+// failClosedTable isolates both directions and allows nothing but what the
+// programs always allow (the node's own packets into the pod, replies).
+func failClosedTable() *table {
+	t := &table{flags: flagIsolatedIn | flagIsolatedOut | flagFailClosed}
+	h := fnv.New64a()
+	var fl [4]byte
+	binary.LittleEndian.PutUint32(fl[:], t.flags)
+	h.Write(fl[:])
+	t.digest = h.Sum64()
+	return t
+}

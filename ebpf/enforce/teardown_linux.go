@@ -1,0 +1,119 @@
+package enforce
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/veni-cni/veni/ebpf/fastpath"
+)
+
+// sharedMaps are the maps veni_policy.h declares: the fast path's programs
+// use them too.
+var sharedMapNames = [...]string{"veni_pol_tables", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops"}
+
+// Teardown removes the node's policy enforcement: the programs from every
+// recorded endpoint's veth (in the caller's network namespace), every
+// endpoint's table (so that the fast path's ingress check passes
+// everything), and the pins of the policy programs and of the maps only
+// they use. The maps the fast path shares stay pinned while the fast
+// path's programs are pinned in pinDir (fastpath.Teardown removes the
+// directory afterwards); without them, they go too. Call it before
+// fastpath.Teardown: that removes the pins, not the policy programs'
+// filters. A missing pinDir is not an error.
+func Teardown(pinDir string) error {
+	if pinDir == "" {
+		return fmt.Errorf("%w: no pin dir", ErrInvalidOptions)
+	}
+	pinDir = filepath.Clean(pinDir)
+	if _, err := os.Stat(pinDir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	unlock, err := fastpath.LockPinDir(pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var errs []error
+	if hooks, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "veni_pol_hooks"), nil); err == nil {
+		var (
+			key uint32
+			val policyPolHook
+		)
+		e := &Enforcer{pinDir: pinDir}
+		iter := hooks.Iterate()
+		for iter.Next(&key, &val) {
+			errs = append(errs, e.detach(int(key), append(net.HardwareAddr(nil), val.Mac[:]...)))
+		}
+		errs = append(errs, iter.Err())
+		hooks.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	// TCX links of endpoints whose record is gone.
+	links, _ := filepath.Glob(filepath.Join(pinDir, linksDir, "pol-*"))
+	for _, l := range links {
+		errs = append(errs, unpinLink(l))
+	}
+	if tables, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "veni_pol_tables"), nil); err == nil {
+		var (
+			key  uint32
+			keys []uint32
+		)
+		iter := tables.Iterate()
+		var inner *ebpf.Map
+		for iter.Next(&key, &inner) {
+			inner.Close()
+			keys = append(keys, key)
+		}
+		errs = append(errs, iter.Err())
+		for _, k := range keys {
+			if err := tables.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		tables.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("teardown policy in %s: %w", pinDir, err)
+	}
+	progs, _ := filepath.Glob(filepath.Join(pinDir, "policy-progs-*"))
+	pins := append(progs, filepath.Join(pinDir, "veni_pol_hooks"), filepath.Join(pinDir, "veni_pol_gen"))
+	if !fastPathPinned(pinDir) {
+		for _, m := range sharedMapNames {
+			pins = append(pins, filepath.Join(pinDir, m))
+		}
+	}
+	for _, p := range pins {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("teardown policy in %s: %w", pinDir, err)
+	}
+	return nil
+}
+
+// fastPathPinned reports whether any build of the fast path pinned its
+// programs in pinDir (they hold the shared maps).
+func fastPathPinned(pinDir string) bool {
+	entries, err := os.ReadDir(pinDir)
+	if err != nil {
+		return true // when in doubt, keep the shared maps
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "progs-") {
+			return true
+		}
+	}
+	return false
+}
