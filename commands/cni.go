@@ -224,7 +224,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	// The pod's NetworkPolicy goes in before its link is up, so its first
 	// packet meets it; undone if the ADD fails after.
-	kernel := addPolicyKernel(plan, facts.InstanceID)
+	kernel := addPolicyKernel(plan, env.Config, facts.InstanceID)
 	var policyEP *podpolicy.Endpoint
 	if kernel != nil {
 		podCfg.BeforeUp = func(host netplumb.Interface) error {
@@ -239,6 +239,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			if err != nil && policyEP != nil {
 				err = errors.Join(err, kernel.RemoveEndpoint(*policyEP))
 			}
+			kernel.Close()
 		}()
 	}
 	pod, err := netplumb.SetupPod(ctx, podCfg)
@@ -391,17 +392,16 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 }
 
 // addPolicyKernel returns the enforcer an ADD installs plan with, nil when
-// there is nothing to install or no enforcer on the node (then the pod
-// starts unenforced, and says so on stderr, which the runtime logs).
-func addPolicyKernel(plan podpolicy.Plan, instanceID string) podpolicy.Kernel {
-	if plan.From == podpolicy.FromOff {
+// the pod needs nothing at birth (no policy isolates it) or the node has
+// no enforcer (then the pod starts unenforced, and says so on stderr,
+// which the runtime logs).
+func addPolicyKernel(plan podpolicy.Plan, cfg config.Config, instanceID string) podpolicy.NodeKernel {
+	if !plan.NeedsKernel() {
 		return nil
 	}
-	k, err := podpolicy.OpenNodeKernel(instanceID)
+	k, err := podpolicy.OpenNodeKernel(cfg, instanceID)
 	if err != nil {
-		if plan.Ruleset == nil || plan.Ruleset.Ingress.Isolated || plan.Ruleset.Egress.Isolated {
-			fmt.Fprintf(os.Stderr, "veni: pod %s: NetworkPolicy not enforced: %v\n", plan.Pod, err)
-		}
+		fmt.Fprintf(os.Stderr, "veni: pod %s: NetworkPolicy not enforced: %v\n", plan.Pod, err)
 		return nil
 	}
 	return k

@@ -39,6 +39,21 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 	if s := d.kube.sync; s != nil {
 		opts.KubeSynced = s.MirrorSynced
 	}
+	if opts.Kernel == nil {
+		// Opened on first need: a node without policies never loads the
+		// policy programs. Kept open for the daemon's life.
+		opts.OpenKernel = func(needed bool) (podpolicy.Kernel, error) {
+			open := podpolicy.OpenNodeKernelIfUsed
+			if needed {
+				open = podpolicy.OpenNodeKernel
+			}
+			k, err := open(cfg, facts.InstanceID)
+			if err != nil {
+				return nil, err
+			}
+			return k, nil
+		}
+	}
 	syncer := podpolicy.NewSyncer(opts)
 	if !opts.Enabled {
 		if _, err := syncer.Pass(ctx); err != nil {
@@ -63,7 +78,7 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 		}()
 		syncer.Run(ctx, wake)
 	}()
-	d.log.Info("network policy on", "kubernetes", opts.Kube, "manifests", opts.ManifestDir, "kernel", opts.Kernel != nil, "node", name)
+	d.log.Info("network policy on", "kubernetes", opts.Kube, "manifests", opts.ManifestDir, "node", name)
 	return syncer
 }
 

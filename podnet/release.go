@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
@@ -168,12 +169,14 @@ func (n Node) removePolicy(ep podpolicy.Endpoint) error {
 	}
 	k := n.Policy
 	if k == nil {
-		var err error
-		if k, err = podpolicy.OpenNodeKernel(n.InstanceID); errors.Is(err, podpolicy.ErrNoEnforcer) {
+		nk, err := podpolicy.OpenNodeKernelIfUsed(config.Config{}, n.InstanceID)
+		if errors.Is(err, podpolicy.ErrNoEnforcer) {
 			return nil
 		} else if err != nil {
-			return fmt.Errorf("open policy enforcer: %w", err)
+			return err
 		}
+		defer nk.Close()
+		k = nk
 	}
 	if err := k.RemoveEndpoint(ep); err != nil {
 		return fmt.Errorf("remove policy endpoint %s: %w", ep, err)

@@ -24,7 +24,15 @@
 // itself at least once: whatever the ADD installed, stale or closed, the
 // daemon's next pass replaces it with the current record.
 //
-// This package must not touch netlink, links or eBPF objects itself, call
-// the cloud or the API server, or hold a store transaction across a
-// kernel call.
+// # The kernel
+//
+// The eBPF enforcer (ebpf/enforce) behind the Kernel interface
+// (OpenNodeKernel). An ADD opens it only for a pod some policy isolates;
+// the daemon opens it on first need, so a node without policies never
+// loads the policy programs. Release (package podnet) removes a pod's
+// endpoint, opening the enforcer only if the node ever had one.
+//
+// This package must not touch netlink or links, reach eBPF other than
+// through ebpf/enforce, call the cloud or the API server, or hold a store
+// transaction across a kernel call.
 package podpolicy

@@ -35,10 +35,9 @@ type Kernel interface {
 // kernel: compiled records are kept, nothing is enforced.
 var ErrNoEnforcer = errors.New("no NetworkPolicy enforcer on this node")
 
-// OpenNodeKernel opens the node's enforcer (instanceID locates its pins).
-// This build has none yet (the eBPF enforcer, ebpf/enforce, is not
-// merged): it returns an error wrapping ErrNoEnforcer, and callers carry
-// on without enforcing.
-func OpenNodeKernel(instanceID string) (Kernel, error) {
-	return nil, fmt.Errorf("node %s: %w (this build has no eBPF policy enforcer)", instanceID, ErrNoEnforcer)
+// NodeKernel is the node's enforcer as a process holds it.
+type NodeKernel interface {
+	Kernel
+	// Close releases the process's hold; the kernel state stays.
+	Close() error
 }

@@ -94,6 +94,14 @@ func (st *Stored) compiled(p Plan, rs *policy.Ruleset) Plan {
 	return p
 }
 
+// NeedsKernel reports whether the ADD must install anything: a pod that
+// no policy isolates needs nothing at birth (everything is allowed, and
+// its peers' policies run on their own hooks); the daemon attaches it to
+// the enforcer on its next pass, in case a policy selects it later.
+func (p Plan) NeedsKernel() bool {
+	return p.From != FromOff && (p.Ruleset == nil || p.Ruleset.Ingress.Isolated || p.Ruleset.Egress.Isolated)
+}
+
 // Install puts the plan in the kernel for ep, before the pod's link is
 // up: the tables first, then the programs on the veth, so the pod's first
 // packet meets its policy. On error nothing of it is left.

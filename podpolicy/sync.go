@@ -2,6 +2,7 @@ package podpolicy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +32,13 @@ type SyncOptions struct {
 	// Enabled is network_policy. Off, the loop removes every record and
 	// the kernel state it applied.
 	Enabled bool
-	// Kernel applies rulesets; nil keeps records only (no enforcer on
-	// this node).
-	Kernel Kernel
+	// Kernel applies rulesets. When nil, OpenKernel opens it the first
+	// time a pass needs it: needed is true when an endpoint's record
+	// isolates something; false asks only for an enforcer the node
+	// already uses (to clear what an earlier run left). An error wrapping
+	// ErrNoEnforcer keeps records only. Both nil: records only.
+	Kernel     Kernel
+	OpenKernel func(needed bool) (Kernel, error)
 	// ManifestDir, when set, is read on every pass (policy_manifest_dir).
 	ManifestDir string
 	// Kube is true when the Kubernetes mirror feeds the store; KubeSynced
@@ -57,6 +62,8 @@ type Syncer struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
+	kernel  Kernel
+	noKern  string              // why OpenKernel found no enforcer, logged once
 	applied map[Endpoint]string // endpoint → digest this loop put in the kernel
 	gen     uint64
 	last    PassReport
@@ -88,7 +95,7 @@ func NewSyncer(opts SyncOptions) *Syncer {
 	if opts.Resync <= 0 {
 		opts.Resync = DefaultResync
 	}
-	return &Syncer{opts: opts, log: opts.Logger.With("component", "policy"), applied: make(map[Endpoint]string)}
+	return &Syncer{opts: opts, log: opts.Logger.With("component", "policy"), applied: make(map[Endpoint]string), kernel: opts.Kernel}
 }
 
 // Run makes a pass now, then after every burst of signals on wake (store
@@ -299,7 +306,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 // differs from what this loop last applied to it (first sight included:
 // whatever its ADD installed is replaced), and forgets endpoints gone.
 func (s *Syncer) apply(allocs []store.Allocation, want map[string]store.PolicyRecord) (applied, seen int, err error) {
-	if s.opts.Kernel == nil {
+	if s.kernel == nil && !s.openKernel(allocs, want) {
 		return 0, 0, nil
 	}
 	live := make(map[Endpoint]bool)
@@ -331,14 +338,14 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]store.PolicyRe
 		if had && old == digest {
 			continue
 		}
-		if err := s.opts.Kernel.SetEndpoint(ep, rs); err != nil {
+		if err := s.kernel.SetEndpoint(ep, rs); err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %s of %s: %w", ep, store.PodKey(a.PodNamespace, a.PodName), err))
 			continue
 		}
 		if !had {
 			// An endpoint this daemon has not seen: its ADD attached the
 			// programs, unless it ran before policy was on.
-			if err := s.opts.Kernel.AttachEndpoint(ep); err != nil {
+			if err := s.kernel.AttachEndpoint(ep); err != nil {
 				errs = append(errs, fmt.Errorf("attach endpoint %s: %w", ep, err))
 				continue
 			}
@@ -352,6 +359,46 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]store.PolicyRe
 		}
 	}
 	return applied, seen, errors.Join(errs...)
+}
+
+// openKernel opens the enforcer when a bound endpoint's record isolates
+// something, or when the node already has one (an earlier run's tables
+// to clear); a node without policies never loads the programs.
+func (s *Syncer) openKernel(allocs []store.Allocation, want map[string]store.PolicyRecord) bool {
+	if s.opts.OpenKernel == nil {
+		return false
+	}
+	needed := false
+	for _, a := range allocs {
+		if a.State != store.IPBound || a.PodName == "" {
+			continue
+		}
+		if r, ok := want[store.PodKey(a.PodNamespace, a.PodName)]; ok && isolates(r) {
+			needed = true
+			break
+		}
+	}
+	k, err := s.opts.OpenKernel(needed)
+	if err != nil {
+		if why := err.Error(); why != s.noKern && (needed || !errors.Is(err, ErrNoEnforcer)) {
+			s.noKern = why
+			s.log.Warn("policy not enforced in the kernel", "err", err)
+		}
+		return false
+	}
+	s.kernel = k
+	s.log.Info("policy enforcer open")
+	return true
+}
+
+// isolates reports whether a record's ruleset isolates a direction,
+// without decoding all of it.
+func isolates(r store.PolicyRecord) bool {
+	var v struct {
+		Ingress struct{ Isolated bool } `json:"ingress"`
+		Egress  struct{ Isolated bool } `json:"egress"`
+	}
+	return json.Unmarshal(r.Ruleset, &v) != nil || v.Ingress.Isolated || v.Egress.Isolated
 }
 
 // withSources returns st with srcs instead of the stored sources.
