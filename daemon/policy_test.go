@@ -1,13 +1,13 @@
 package daemon
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
@@ -36,8 +36,8 @@ func storedRuleset(t *testing.T, db store.File, ns, name string) (*policy.Rulese
 		if err != nil {
 			return nil
 		}
-		rs = new(policy.Ruleset)
-		return json.Unmarshal(r.Ruleset, rs)
+		rs, err = podpolicy.DecodeRecord(r)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

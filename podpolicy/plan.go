@@ -40,14 +40,24 @@ func PlanForAdd(tx *store.ReadTx, enabled bool, namespace, name string) (Plan, e
 		p.From = FromOff
 		return p, nil
 	}
-	rec, err := tx.PolicyRecord(namespace, name)
-	if err == nil {
+	info, err := tx.PolicyRecordInfo(namespace, name)
+	switch {
+	case err == nil && !info.Isolated:
+		// Nothing to install: the ruleset need not be read. Ruleset
+		// stands for it (isolating nothing), Digest is the record's.
+		p.From, p.Digest, p.Ruleset = FromRecord, info.Digest, &policy.Ruleset{Pod: p.Pod}
+		return p, nil
+	case err == nil:
+		rec, err := tx.PolicyRecord(namespace, name)
+		if err != nil {
+			return p, err
+		}
 		if rs, err := decodeRecord(rec); err == nil {
 			p.From, p.Ruleset, p.Digest = FromRecord, rs, rec.Digest
 			return p, nil
 		}
 		// A record that does not decode: compile instead.
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case !errors.Is(err, store.ErrNotFound):
 		return p, err
 	}
 	st, err := ReadStored(tx)

@@ -52,8 +52,10 @@ func Show(db store.File, ref policy.PodRef) (*ShowReport, error) {
 		if st, err = ReadStored(tx); err != nil {
 			return err
 		}
-		rec, has = st.Records[store.PodKey(ref.Namespace, ref.Name)]
-		return nil
+		if _, has = st.Records[store.PodKey(ref.Namespace, ref.Name)]; has {
+			rec, err = tx.PolicyRecord(ref.Namespace, ref.Name)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the store: %w", err)

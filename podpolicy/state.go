@@ -23,8 +23,9 @@ type Stored struct {
 	Local []policy.PodRef
 	// Allocations are this node's, every state.
 	Allocations []store.Allocation
-	// Records are the compiled records by "namespace/name".
-	Records map[string]store.PolicyRecord
+	// Records are the compiled records' index entries by
+	// "namespace/name" (rulesets are read one by one, when needed).
+	Records map[string]store.PolicyRecordInfo
 	// policies counts the policies stored per namespace.
 	policies map[string]int
 	sources  []store.PolicySource
@@ -40,7 +41,7 @@ type kubeMirror struct {
 
 // ReadStored reads everything the policy side keeps, in tx.
 func ReadStored(tx *store.ReadTx) (*Stored, error) {
-	s := &Stored{Records: make(map[string]store.PolicyRecord), policies: make(map[string]int)}
+	s := &Stored{Records: make(map[string]store.PolicyRecordInfo), policies: make(map[string]int)}
 	var err error
 	s.State, err = tx.PolicyState()
 	switch {
@@ -71,7 +72,7 @@ func ReadStored(tx *store.ReadTx) (*Stored, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs, err := tx.PolicyRecords()
+	recs, err := tx.PolicyRecordInfos()
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,14 @@ package podpolicy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +66,8 @@ type Syncer struct {
 	mu      sync.Mutex
 	kernel  Kernel
 	noKern  string              // why OpenKernel found no enforcer, logged once
+	dirSig  string              // the manifest folder's files, sizes and times at its last read
+	dirSrc  *store.PolicySource // what that read gave
 	applied map[Endpoint]string // endpoint → digest this loop put in the kernel
 	gen     uint64
 	last    PassReport
@@ -162,14 +166,24 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	var srcErr error
 	var src *store.PolicySource
 	if s.opts.Enabled && s.opts.ManifestDir != "" {
-		in, err := policy.ReadDir(s.opts.ManifestDir)
-		if err == nil {
-			var v store.PolicySource
-			v, err = SourceFromInput(SourceManifests, s.opts.ManifestDir, in)
-			src = &v
-		}
-		if err != nil {
-			src, srcErr = nil, fmt.Errorf("manifest folder %s: %w (its last good read stays enforced)", s.opts.ManifestDir, err)
+		// Parsing is the expensive part (0.4 s for the bench world's
+		// 1,100 objects) and most passes follow store writes: parse
+		// only when a file changed.
+		sig := dirSignature(s.opts.ManifestDir)
+		if sig != "" && sig == s.dirSig && s.dirSrc != nil {
+			src = s.dirSrc
+		} else {
+			in, err := policy.ReadDir(s.opts.ManifestDir)
+			if err == nil {
+				var v store.PolicySource
+				v, err = SourceFromInput(SourceManifests, s.opts.ManifestDir, in)
+				src = &v
+			}
+			if err != nil {
+				src, srcErr = nil, fmt.Errorf("manifest folder %s: %w (its last good read stays enforced)", s.opts.ManifestDir, err)
+				sig = ""
+			}
+			s.dirSig, s.dirSrc = sig, src
 		}
 	}
 	var st *Stored
@@ -212,7 +226,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 		next.Sources = append(next.Sources, SourceManifests)
 	}
 
-	want := make(map[string]store.PolicyRecord)
+	want := make(map[string]wanted)
 	var compileErr error
 	if s.opts.Enabled {
 		snap, err := st.Snapshot()
@@ -233,21 +247,25 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 					continue
 				}
 				key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
-				want[key] = store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Ruleset: b}
+				want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
 			}
 		}
 	}
 	rep.Local = len(want)
 	if compileErr != nil {
 		// Keep the records the store has: enforcing the last good
-		// compilation beats opening or closing every pod.
-		want = st.Records
+		// compilation beats opening or closing every pod. (The kernel
+		// keeps what it has: apply needs rulesets this pass lacks.)
+		want = make(map[string]wanted, len(st.Records))
+		for key, info := range st.Records {
+			want[key] = wanted{rec: store.PolicyRecord{Namespace: info.Namespace, Name: info.Name, Digest: info.Digest, Isolated: info.Isolated}}
+		}
 	}
 	var changed []store.PolicyRecord
-	var gone []store.PolicyRecord
+	var gone []store.PolicyRecordInfo
 	for key, w := range want {
-		if old, ok := st.Records[key]; !ok || old.Digest != w.Digest {
-			changed = append(changed, w)
+		if old, ok := st.Records[key]; !ok || old.Digest != w.rec.Digest {
+			changed = append(changed, w.rec)
 		}
 	}
 	for key, old := range st.Records {
@@ -288,9 +306,6 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 		if err != nil {
 			return rep, fmt.Errorf("write policy records: %w", err)
 		}
-		for _, r := range changed {
-			want[store.PodKey(r.Namespace, r.Name)] = r
-		}
 		rep.Written, rep.Deleted = len(changed), len(gone)
 	}
 	rep.Generation = max(s.gen, prev.Generation)
@@ -305,7 +320,14 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 // apply puts in the kernel the record of every bound endpoint whose digest
 // differs from what this loop last applied to it (first sight included:
 // whatever its ADD installed is replaced), and forgets endpoints gone.
-func (s *Syncer) apply(allocs []store.Allocation, want map[string]store.PolicyRecord) (applied, seen int, err error) {
+// wanted is a pod's record as this pass compiled it, and its ruleset (nil
+// when the pass could not compile: the kernel then keeps what it has).
+type wanted struct {
+	rec store.PolicyRecord
+	rs  *policy.Ruleset
+}
+
+func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (applied, seen int, err error) {
 	if s.kernel == nil && !s.openKernel(allocs, want) {
 		return 0, 0, nil
 	}
@@ -321,15 +343,11 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]store.PolicyRe
 		var rs *policy.Ruleset
 		digest := "off"
 		if s.opts.Enabled {
-			r, ok := want[store.PodKey(a.PodNamespace, a.PodName)]
-			if !ok {
+			w, ok := want[store.PodKey(a.PodNamespace, a.PodName)]
+			if !ok || w.rs == nil {
 				continue // not compiled (a pod the sources do not know yet)
 			}
-			if rs, err = decodeRecord(r); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			digest = r.Digest
+			rs, digest = w.rs, w.rec.Digest
 		} else {
 			// Off: an unisolated ruleset removes the endpoint's tables.
 			rs = &policy.Ruleset{Pod: policy.PodRef{Namespace: a.PodNamespace, Name: a.PodName}}
@@ -364,7 +382,7 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]store.PolicyRe
 // openKernel opens the enforcer when a bound endpoint's record isolates
 // something, or when the node already has one (an earlier run's tables
 // to clear); a node without policies never loads the programs.
-func (s *Syncer) openKernel(allocs []store.Allocation, want map[string]store.PolicyRecord) bool {
+func (s *Syncer) openKernel(allocs []store.Allocation, want map[string]wanted) bool {
 	if s.opts.OpenKernel == nil {
 		return false
 	}
@@ -373,7 +391,7 @@ func (s *Syncer) openKernel(allocs []store.Allocation, want map[string]store.Pol
 		if a.State != store.IPBound || a.PodName == "" {
 			continue
 		}
-		if r, ok := want[store.PodKey(a.PodNamespace, a.PodName)]; ok && isolates(r) {
+		if w, ok := want[store.PodKey(a.PodNamespace, a.PodName)]; ok && w.rec.Isolated {
 			needed = true
 			break
 		}
@@ -391,14 +409,28 @@ func (s *Syncer) openKernel(allocs []store.Allocation, want map[string]store.Pol
 	return true
 }
 
-// isolates reports whether a record's ruleset isolates a direction,
-// without decoding all of it.
-func isolates(r store.PolicyRecord) bool {
-	var v struct {
-		Ingress struct{ Isolated bool } `json:"ingress"`
-		Egress  struct{ Isolated bool } `json:"egress"`
+// dirSignature names every manifest file under dir with its size and
+// modification time; "" when the folder cannot be walked.
+func dirSignature(dir string) string {
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s\x00%d\x00%d\n", path, fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		return ""
 	}
-	return json.Unmarshal(r.Ruleset, &v) != nil || v.Ingress.Isolated || v.Egress.Isolated
+	return b.String()
 }
 
 // withSources returns st with srcs instead of the stored sources.

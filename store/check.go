@@ -149,6 +149,20 @@ func (t *ReadTx) Check() []Violation {
 		} else if PodKey(r.Namespace, r.Name) != string(k) {
 			add(ViolationPolicyRecord, obj, "record is pod %s's", PodKey(r.Namespace, r.Name))
 		}
+		switch v := t.tx.Bucket(bucketPolicyIndex).Get(k); {
+		case v == nil:
+			add(ViolationPolicyRecord, obj, "not in the policy index")
+		default:
+			if info, err := decode[PolicyRecordInfo](k, v); err != nil || info != r.Info() {
+				add(ViolationPolicyRecord, obj, "index says %+v, record %+v (%v)", info, r.Info(), err)
+			}
+		}
+		return nil
+	})
+	_ = t.tx.Bucket(bucketPolicyIndex).ForEach(func(k, _ []byte) error {
+		if t.tx.Bucket(bucketPolicyRecords).Get(k) == nil {
+			add(ViolationPolicyRecord, "policy/"+string(k), "indexed without a record")
+		}
 		return nil
 	})
 

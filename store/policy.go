@@ -3,7 +3,6 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,7 +15,8 @@ import (
 // state, so that a CNI ADD installs a new pod's policy from one read
 // transaction, with no daemon and no API server. Rulesets are opaque JSON
 // to this package (package policy's Ruleset; the store must not import
-// it): the store checks only that each record's digest is its content's.
+// it): the store checks only that each record's digest is its content's,
+// and that the index (digest and flags, read without the ruleset) agrees.
 
 // PolicySource is the objects one non-Kubernetes policy source supplied
 // (today "manifests": the policy_manifest_dir folder), as last read.
@@ -46,9 +46,28 @@ type PolicyRecord struct {
 	// Digest is PolicyDigest(Ruleset): equal digests, equal kernel state.
 	Digest string `json:"digest"`
 	// Generation is the policy loop's pass that wrote it (PolicyState).
-	Generation uint64          `json:"generation"`
-	Ruleset    json.RawMessage `json:"ruleset"`
-	Compiled   time.Time       `json:"compiled"`
+	Generation uint64 `json:"generation"`
+	// Isolated is true when the ruleset isolates a direction (an ADD
+	// then has something to install).
+	Isolated bool `json:"isolated,omitempty"`
+	// Ruleset is the encoded ruleset (package podpolicy's encoding).
+	Ruleset  []byte    `json:"ruleset"`
+	Compiled time.Time `json:"compiled"`
+}
+
+// PolicyRecordInfo is a record without its ruleset: what a pass compares
+// and an ADD checks before it reads the whole record.
+type PolicyRecordInfo struct {
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	Digest     string `json:"digest"`
+	Generation uint64 `json:"generation"`
+	Isolated   bool   `json:"isolated,omitempty"`
+}
+
+// Info returns the record's index entry.
+func (r PolicyRecord) Info() PolicyRecordInfo {
+	return PolicyRecordInfo{Namespace: r.Namespace, Name: r.Name, Digest: r.Digest, Generation: r.Generation, Isolated: r.Isolated}
 }
 
 // PolicyState is the daemon's policy loop as it last recorded itself.
@@ -84,8 +103,8 @@ func (r PolicyRecord) validate() error {
 	switch {
 	case r.Name == "" || r.Namespace == "":
 		return errors.New("policy record without a pod namespace and name")
-	case len(r.Ruleset) == 0 || !json.Valid(r.Ruleset):
-		return fmt.Errorf("policy record %s: ruleset is not JSON", PodKey(r.Namespace, r.Name))
+	case len(r.Ruleset) == 0:
+		return fmt.Errorf("policy record %s: no ruleset", PodKey(r.Namespace, r.Name))
 	case r.Digest != PolicyDigest(r.Ruleset):
 		return fmt.Errorf("policy record %s: digest %q is not its ruleset's %q", PodKey(r.Namespace, r.Name), r.Digest, PolicyDigest(r.Ruleset))
 	}
@@ -108,11 +127,29 @@ func (t *WriteTx) PutPolicyRecord(r PolicyRecord) error {
 	if err := r.validate(); err != nil {
 		return fmt.Errorf("put policy record: %w", err)
 	}
+	if err := put(t, bucketPolicyIndex, []byte(PodKey(r.Namespace, r.Name)), r.Info()); err != nil {
+		return err
+	}
 	return put(t, bucketPolicyRecords, []byte(PodKey(r.Namespace, r.Name)), r)
+}
+
+// PolicyRecordInfos returns every record's index entry, ordered by
+// namespace/name, without reading the rulesets.
+func (t *ReadTx) PolicyRecordInfos() ([]PolicyRecordInfo, error) {
+	return list[PolicyRecordInfo](t, bucketPolicyIndex)
+}
+
+// PolicyRecordInfo returns pod namespace/name's index entry, or an error
+// wrapping ErrNotFound.
+func (t *ReadTx) PolicyRecordInfo(namespace, name string) (PolicyRecordInfo, error) {
+	return get[PolicyRecordInfo](t, bucketPolicyIndex, []byte(PodKey(namespace, name)), "policy record")
 }
 
 // DeletePolicyRecord forgets a pod's compiled policy; none is no error.
 func (t *WriteTx) DeletePolicyRecord(namespace, name string) error {
+	if err := t.tx.Bucket(bucketPolicyIndex).Delete([]byte(PodKey(namespace, name))); err != nil {
+		return err
+	}
 	return t.tx.Bucket(bucketPolicyRecords).Delete([]byte(PodKey(namespace, name)))
 }
 

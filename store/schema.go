@@ -24,6 +24,7 @@ var (
 
 	bucketPolicySources = []byte("policy_sources") // policy objects from manifests, by source
 	bucketPolicyRecords = []byte("policy_records") // local pods' compiled policy, by namespace/name
+	bucketPolicyIndex   = []byte("policy_index")   // each record's digest and flags, read without its ruleset
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -88,7 +89,7 @@ var migrations = []func(tx *bolt.Tx) error{
 	// sources (a manifest folder) and each local pod's compiled policy,
 	// written by the daemon, read by CNI ADD (policy.go).
 	func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketPolicySources, bucketPolicyRecords} {
+		for _, name := range [][]byte{bucketPolicySources, bucketPolicyRecords, bucketPolicyIndex} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
