@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
@@ -191,6 +192,40 @@ func joinAddrs(ips []netip.Addr) string {
 		s[i] = ip.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// inputDigest is a digest of everything a compile of st depends on: the
+// merged mirror and the pods' addresses. Binding an address (tx2 of an
+// ADD), events and pool writes leave it unchanged. "" if it cannot be
+// computed.
+func (s *Stored) inputDigest() string {
+	type addr struct {
+		Pod string
+		IP  netip.Addr
+	}
+	var addrs []addr
+	for _, a := range s.Allocations {
+		if a.PodName != "" && (a.State == store.IPReserved || a.State == store.IPBound) {
+			addrs = append(addrs, addr{store.PodKey(a.PodNamespace, a.PodName), a.IP})
+		}
+	}
+	slices.SortFunc(addrs, func(a, b addr) int {
+		if c := strings.Compare(a.Pod, b.Pod); c != 0 {
+			return c
+		}
+		return a.IP.Compare(b.IP)
+	})
+	m := s.Mirror
+	m.Allocations = nil
+	m.Pods = slices.Clone(m.Pods)
+	for i := range m.Pods {
+		m.Pods[i].Mirrored = time.Time{} // rewritten on every mirror flush
+	}
+	b, err := marshal([]any{m, addrs, s.Local})
+	if err != nil {
+		return ""
+	}
+	return store.PolicyDigest(b)
 }
 
 // Snapshot builds the policy snapshot of what was stored.

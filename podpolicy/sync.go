@@ -63,14 +63,18 @@ type Syncer struct {
 	opts SyncOptions
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	kernel  Kernel
-	noKern  string              // why OpenKernel found no enforcer, logged once
-	dirSig  string              // the manifest folder's files, sizes and times at its last read
-	dirSrc  *store.PolicySource // what that read gave
-	applied map[Endpoint]string // endpoint → digest this loop put in the kernel
-	gen     uint64
-	last    PassReport
+	mu     sync.Mutex
+	kernel Kernel
+	noKern string              // why OpenKernel found no enforcer, logged once
+	dirSig string              // the manifest folder's files, sizes and times at its last read
+	dirSrc *store.PolicySource // what that read gave
+	// lastSig is the digest of every input of the last good compile,
+	// lastWant its result (read-only once built).
+	lastSig  string
+	lastWant map[string]wanted
+	applied  map[Endpoint]string // endpoint → digest this loop put in the kernel
+	gen      uint64
+	last     PassReport
 }
 
 // PassReport is what one pass did.
@@ -81,6 +85,7 @@ type PassReport struct {
 	Deleted    int           `json:"deleted"`   // records of pods no longer here
 	Applied    int           `json:"applied"`   // endpoints set in the kernel
 	Endpoints  int           `json:"endpoints"` // bound endpoints seen
+	Reused     bool          `json:"reused"`    // inputs unchanged: the last compile was reused
 	Took       time.Duration `json:"took"`
 	Err        string        `json:"error,omitempty"`
 }
@@ -228,7 +233,14 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 
 	want := make(map[string]wanted)
 	var compileErr error
-	if s.opts.Enabled {
+	sig := st.inputDigest()
+	switch {
+	case s.opts.Enabled && sig != "" && sig == s.lastSig:
+		// Nothing a ruleset depends on changed (the write was a bind, an
+		// event, the pool): reuse the last compile.
+		want = s.lastWant
+		rep.Reused = true
+	case s.opts.Enabled:
 		snap, err := st.Snapshot()
 		if err != nil {
 			compileErr = err
@@ -249,6 +261,11 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 				key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
 				want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
 			}
+		}
+		if compileErr == nil {
+			s.lastSig, s.lastWant = sig, want
+		} else {
+			s.lastSig, s.lastWant = "", nil
 		}
 	}
 	rep.Local = len(want)

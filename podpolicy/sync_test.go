@@ -76,15 +76,30 @@ func TestSyncer_ManifestFolder(t *testing.T) {
 	}
 
 	calls := k.callCount()
-	if rep := mustPass(t, s); rep.Written != 0 || rep.Applied != 0 || k.callCount() != calls {
-		t.Errorf("unchanged pass %+v made %d kernel calls", rep, k.callCount()-calls)
+	if rep := mustPass(t, s); rep.Written != 0 || rep.Applied != 0 || k.callCount() != calls || !rep.Reused {
+		t.Errorf("unchanged pass %+v made %d kernel calls (want none, and the last compile reused)", rep, k.callCount()-calls)
+	}
+	// A peer gets an address: web's ruleset names it, so it recompiles.
+	writeFile(t, dir, "peer.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: peer, namespace: shop, labels: {app: client}}\nspec: {containers: [{name: c}]}\n")
+	mustPass(t, s)
+	peerKey := reserve(t, db, "shop", "peer", "10.0.0.12")
+	if rep := mustPass(t, s); rep.Reused || rep.Written == 0 || rep.Applied != 1 {
+		t.Errorf("after a peer's address: %+v, want web recompiled and re-applied", rep)
+	}
+	if w, _ := k.get(web); !allows(w.rs, true, "10.0.0.12", 8080) {
+		t.Error("web does not allow the new client peer")
+	}
+	// Binding it changes no ruleset.
+	bind(t, db, peerKey, 7)
+	if rep := mustPass(t, s); !rep.Reused || rep.Written != 0 {
+		t.Errorf("after a bind: %+v, want the last compile reused", rep)
 	}
 
-	// Default deny in the namespace: both pods change.
+	// Default deny in the namespace: every pod changes.
 	writeFile(t, dir, "deny.yaml", denyAll)
 	rep = mustPass(t, s)
-	if rep.Written != 2 || rep.Applied != 2 {
-		t.Errorf("after deny-all: %+v, want both pods rewritten and re-applied", rep)
+	if rep.Written != 3 || rep.Applied != 3 {
+		t.Errorf("after deny-all: %+v, want the three pods rewritten and re-applied", rep)
 	}
 	if c, _ := k.get(client); c.rs == nil || !c.rs.Egress.Isolated || allows(c.rs, false, "10.0.0.10", 8080) {
 		t.Errorf("client egress should be denied: %+v", c.rs)
