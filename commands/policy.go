@@ -1,15 +1,21 @@
 package commands
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/policy"
+	"github.com/veni-cni/veni/store"
 )
 
 type policyOptions struct {
@@ -32,7 +38,7 @@ func newPolicyCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&o.config, "config", envOr("VENI_CONFIG", node.DefaultConfigPath), "node configuration file; names the store [$VENI_CONFIG]")
 	cmd.PersistentFlags().StringVarP(&o.output, "output", "o", "text", "text or json")
-	cmd.AddCommand(newPolicyShowCommand(o), newPolicyTraceCommand(o))
+	cmd.AddCommand(newPolicyShowCommand(o), newPolicyTraceCommand(o), newPolicyDropsCommand(o))
 	return cmd
 }
 
@@ -119,4 +125,63 @@ func parseFlowPort(s string) (policy.Protocol, uint16, error) {
 		return 0, 0, fmt.Errorf("--port %q: %w", s, err)
 	}
 	return p, uint16(n), nil
+}
+
+func newPolicyDropsCommand(o *policyOptions) *cobra.Command {
+	var count int
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "drops",
+		Short: "Stream the packets the policy enforcer drops: time, pod, direction, 5-tuple, reason",
+		Long: `Stream drop events from the node's policy enforcer until interrupted,
+--count events or --for elapsed. The ring buffer has one reader position:
+run one "veni policy drops" per node at a time.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env, err := o.env()
+			if err != nil {
+				return err
+			}
+			var facts store.NodeInfo
+			if err := env.Store.View(func(tx *store.ReadTx) error {
+				facts, err = tx.Node()
+				return err
+			}); err != nil {
+				return fmt.Errorf("this node's facts are not in the store yet (no pod was added, no daemon ran): %w", err)
+			}
+			ds, err := podpolicy.OpenDrops(env.Store, env.Config, facts.InstanceID)
+			if err != nil {
+				return err
+			}
+			defer ds.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if wait > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, wait)
+				defer cancel()
+			}
+			out := cmd.OutOrStdout()
+			for n := 0; count == 0 || n < count; n++ {
+				d, err := ds.Next(ctx)
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if o.output == "json" {
+					if err := json.NewEncoder(out).Encode(d); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintln(out, d.String())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 0, "stop after this many drops (0: no limit)")
+	cmd.Flags().DurationVar(&wait, "for", 0, "stop after this long (0: until interrupted)")
+	return cmd
 }

@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -81,6 +82,15 @@ spec:
 	var tr policy.Trace
 	if err != nil || json.Unmarshal([]byte(out), &tr) != nil || tr.Allowed || tr.Ingress.Allowed {
 		t.Errorf("trace denied json: %v\n%s", err, out)
+	}
+	// With facts but an instance that never enforced: drops says so.
+	if err := db.Update(func(tx *store.WriteTx) error {
+		return tx.PutNode(store.NodeInfo{InstanceID: "i-policycmd-never"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runPolicy(t, db, "drops", "--for", "10ms"); !errors.Is(err, podpolicy.ErrNoEnforcer) {
+		t.Errorf("drops with no enforcer: %v, want ErrNoEnforcer", err)
 	}
 	for _, c := range []struct {
 		args []string

@@ -1,6 +1,7 @@
 package podpolicy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -242,7 +243,23 @@ spec: {containers: [{name: c}]}
 	if rep.Applied != 3 {
 		t.Errorf("daemon pass %+v: want all 3 endpoints applied once", rep)
 	}
+	drops, err := OpenDrops(db, cfg, instance)
+	must(t, err)
+	defer drops.Close()
 	check("after the daemon's pass")
+	// "veni policy drops": the stranger's dial shows, with web's name.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var seen []string
+	for found := false; !found; {
+		d, err := drops.Next(ctx)
+		if err != nil {
+			t.Fatalf("no drop of stranger → web:8080 on web's endpoint (%v); saw %q", err, seen)
+		}
+		seen = append(seen, d.String())
+		found = d.Pod == "shop/web" && d.Src.Addr() == netip.MustParseAddr("10.0.0.12") && d.Dst.Port() == 8080 &&
+			d.Direction == enforce.Ingress && d.Reason == enforce.ReasonPolicy
+	}
 
 	// A pod nobody knows in a namespace with policies: closed.
 	unknownNS, unknownEP, up := n.pod(t, "h-unknown", netip.MustParseAddr("10.0.0.13"))
