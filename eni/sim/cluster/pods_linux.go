@@ -56,6 +56,14 @@ func (st State) Runtime(node Node) (*pods.Runtime, error) {
 // namespace) and adds it through libcni. May return an error wrapping
 // ErrNoNode or ErrPodExists.
 func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (PodRecord, error) {
+	return AddPodWith(ctx, st, nodeName, namespace, name, nil, nil)
+}
+
+// AddPodWith is AddPod for a pod with labels and container ports: the sim
+// describes it in its manifest folder before the ADD (so the node can
+// compile its NetworkPolicy at birth) and adds its address after (so the
+// other nodes' policies know it).
+func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string, labels map[string]string, ports []PodPort) (PodRecord, error) {
 	node, err := st.FindNode(nodeName)
 	if err != nil {
 		return PodRecord{}, err
@@ -68,6 +76,9 @@ func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (Po
 	rt, err := st.Runtime(node)
 	if err != nil {
 		return PodRecord{}, err
+	}
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ""); err != nil {
+		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
 	nsName := st.PodNetNS(node, namespace, name)
 	nsPath, err := pods.CreateNetNS(nsName)
@@ -83,11 +94,14 @@ func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (Po
 	}
 	res, took, err := rt.Add(ctx, pod)
 	if err != nil {
-		return PodRecord{}, errors.Join(err, pods.DeleteNetNS(nsName))
+		return PodRecord{}, errors.Join(err, pods.DeleteNetNS(nsName), os.Remove(podManifestFile(st.Dir, node.Name, namespace, name)))
 	}
 	ip, err := pods.PodIP(res)
 	if err != nil {
 		return PodRecord{}, err
+	}
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ip); err != nil {
+		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
 	rec := PodRecord{Node: node.Name, Pod: pod, IP: netip.MustParseAddr(ip), AddTook: took}
 	if err := os.MkdirAll(paths.PodsDir, 0o755); err != nil {
@@ -124,6 +138,9 @@ func DelPod(ctx context.Context, st State, nodeName, namespace, name string) err
 		return err
 	}
 	if err := pods.DeleteNetNS(filepath.Base(rec.Pod.NetNS)); err != nil {
+		return err
+	}
+	if err := os.Remove(podManifestFile(st.Dir, node.Name, namespace, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return os.Remove(file)
