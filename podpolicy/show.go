@@ -60,6 +60,9 @@ func Show(db store.File, ref policy.PodRef) (*ShowReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the store: %w", err)
 	}
+	if st.HasState && !st.State.Enabled {
+		return &ShowReport{From: FromOff, State: &st.State, PodReport: policy.PodReport{Pod: policy.Pod{Namespace: ref.Namespace, Name: ref.Name}}}, nil
+	}
 	snap, err := st.Snapshot()
 	if err != nil {
 		return nil, err

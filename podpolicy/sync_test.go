@@ -138,6 +138,9 @@ func TestSyncer_ManifestFolder(t *testing.T) {
 	if c, _ := k.get(client); c.rs == nil || c.rs.Egress.Isolated {
 		t.Errorf("client still isolated with policy off: %+v", c.rs)
 	}
+	if r, err := Show(db, policy.PodRef{Namespace: "shop", Name: "web"}); err != nil || r.From != FromOff {
+		t.Errorf("show with policy off: %+v, %v", r, err)
+	}
 }
 
 // Ensure the daemon corrects what an ADD installed from a record that

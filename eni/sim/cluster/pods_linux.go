@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/veni-cni/veni/eni/sim"
@@ -80,6 +82,12 @@ func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string,
 	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ""); err != nil {
 		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
+	// As a kubelet's ADD follows the API server's pod, which the node's
+	// informer has usually seen: wait (briefly) for the node's daemon to
+	// compile the pod, so it is born with its policy rather than closed.
+	if daemons(st.Dir) {
+		waitPolicyRecord(ctx, filepath.Join(st.CNIBin(), "veni"), paths.Config, namespace, name, 2*time.Second)
+	}
 	nsName := st.PodNetNS(node, namespace, name)
 	nsPath, err := pods.CreateNetNS(nsName)
 	if err != nil {
@@ -108,6 +116,40 @@ func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string,
 		return rec, err
 	}
 	return rec, writeJSONFile(file, rec, 0o644)
+}
+
+// daemons reports whether the sim in dir runs node daemons.
+func daemons(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	if err != nil {
+		return false
+	}
+	var spec Spec
+	return json.Unmarshal(b, &spec) == nil && spec.Daemons
+}
+
+// waitPolicyRecord waits until the node's daemon has compiled the pod
+// ("veni policy show" answers from its record), at most wait; it does not
+// wait on a node whose daemon has never run its policy loop.
+func waitPolicyRecord(ctx context.Context, veni, config, namespace, name string, wait time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for ctx.Err() == nil {
+		cmd := exec.CommandContext(ctx, veni, "policy", "show", namespace+"/"+name, "--config", config, "-o", "json")
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "CNI_") })
+		out, _ := cmd.Output()
+		var r struct {
+			From  string          `json:"from"`
+			State json.RawMessage `json:"state"`
+		}
+		if json.Unmarshal(out, &r) == nil && (r.From == "record" || r.From == "off" || len(r.State) == 0) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // DelPod runs DEL, as containerd does on StopPodSandbox, then removes the
