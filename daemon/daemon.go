@@ -65,6 +65,7 @@ type Daemon struct {
 	fast        fastPath          // the eBPF fast path (fastpath.go)
 	kube        kubeSide          // the Kubernetes side (kube.go)
 	policy      *podpolicy.Syncer // the NetworkPolicy loop (policy.go)
+	policyWake  chan struct{}     // wakes the policy loop (store, folder, peer pods)
 
 	tel *telemetry.Exporter // telemetry: metrics (telemetry.go); nil when off
 }
@@ -83,7 +84,7 @@ func New(env *node.Env, opts Options) *Daemon {
 	if opts.Host == nil {
 		opts.Host = nodeHost{}
 	}
-	return &Daemon{env: env, opts: opts, log: opts.Logger}
+	return &Daemon{env: env, opts: opts, log: opts.Logger, policyWake: make(chan struct{}, 1)}
 }
 
 // Run starts the daemon and returns when ctx is cancelled (SIGTERM) or

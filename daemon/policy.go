@@ -8,6 +8,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/veni-cni/veni/podpolicy"
+	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -38,6 +39,18 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 	}
 	if s := d.kube.sync; s != nil {
 		opts.KubeSynced = s.MirrorSynced
+		if d.kube.peers {
+			opts.Peers = func() ([]policy.Pod, bool) {
+				list, synced := s.PeerPodList()
+				out := make([]policy.Pod, 0, len(list))
+				for _, kp := range list {
+					if p, err := policy.PodFromKube(kp); err == nil {
+						out = append(out, p)
+					}
+				}
+				return out, synced
+			}
+		}
 	}
 	if opts.Kernel == nil {
 		// Opened on first need: a node without policies never loads the
@@ -62,7 +75,7 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 		d.log.Info("network policy off (network_policy: false or disable_network_policy: \"true\")")
 		return syncer
 	}
-	wake := make(chan struct{}, 1)
+	wake := d.policyWake
 	signal := func() {
 		select {
 		case wake <- struct{}{}:

@@ -17,7 +17,7 @@ import (
 // the daemon's loop), the pod's ADD finds it, and the policy's deletion
 // opens the pod again.
 func TestKube_NetworkPolicy(t *testing.T) {
-	k := mustKubeCluster(t, "--nodes", "1")
+	k := mustKubeCluster(t, "--nodes", "2")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	obj := k.createPod(t, "node-1", "web")
@@ -66,6 +66,24 @@ func TestKube_NetworkPolicy(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("policy took %s to reach the node's store", took)
 	}
+
+	// A client on node-2 (its address from its ADD there) becomes a peer
+	// in web's record on node-1: the peer informer of every pod.
+	cobj := k.createPod(t, "node-2", "client")
+	cp := k.newPod(t, "node-2", cobj.Name)
+	cp.Namespace, cp.UID = cobj.Namespace, cobj.UID
+	ctp, _, err := k.add(ctx, "node-2", cp)
+	if err != nil {
+		t.Fatalf("ADD on node-2: %v", err)
+	}
+	kubeEventually(t, "node-2's client allowed into web on node-1", 30*time.Second, func() bool {
+		rs, _ := record()
+		if rs == nil {
+			return false
+		}
+		_, by, _ := rs.Ingress.Lookup(ctp.ip, policy.ProtoTCP, 8080)
+		return len(by) > 0
+	})
 
 	// The ADD of the pod finds its record.
 	p := k.newPod(t, "node-1", obj.Name)

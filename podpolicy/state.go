@@ -194,6 +194,29 @@ func joinAddrs(ips []netip.Addr) string {
 	return strings.Join(s, ",")
 }
 
+// addPeers adds pods of other nodes the stored state does not hold (the
+// mirror keeps this node's pods only), sorted so the input digest is
+// stable.
+func (s *Stored) addPeers(peers []policy.Pod) {
+	known := make(map[policy.PodRef]bool, len(s.Mirror.Pods)+len(s.Mirror.Remote))
+	for _, p := range s.Mirror.Pods {
+		known[policy.PodRef{Namespace: p.Namespace, Name: p.Name}] = true
+	}
+	for _, p := range s.Mirror.Remote {
+		known[p.Ref()] = true
+	}
+	var add []policy.Pod
+	for _, p := range peers {
+		if p.Node == s.Mirror.Node.Name || known[p.Ref()] {
+			continue
+		}
+		known[p.Ref()] = true
+		add = append(add, p)
+	}
+	slices.SortFunc(add, func(a, b policy.Pod) int { return strings.Compare(a.Ref().String(), b.Ref().String()) })
+	s.Mirror.Remote = append(slices.Clone(s.Mirror.Remote), add...)
+}
+
 // inputDigest is a digest of everything a compile of st depends on: the
 // merged mirror and the pods' addresses. Binding an address (tx2 of an
 // ADD), events and pool writes leave it unchanged. "" if it cannot be

@@ -48,6 +48,10 @@ type SyncOptions struct {
 	// rewritten from them.
 	Kube       bool
 	KubeSynced func() bool
+	// Peers, when set, returns pods of other nodes (the Kubernetes peer
+	// informer) and whether the list is complete; they join the snapshot
+	// as peers of the local pods' selectors.
+	Peers func() ([]policy.Pod, bool)
 	// Node is the node's name (pods' spec.nodeName), NodeIPs its
 	// addresses.
 	Node    string
@@ -220,9 +224,15 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 		srcs = nil
 	}
 	st = st.withSources(srcs)
+	peersSynced := true
+	if s.opts.Peers != nil && s.opts.Enabled {
+		var peers []policy.Pod
+		peers, peersSynced = s.opts.Peers()
+		st.addPeers(peers)
+	}
 	next := store.PolicyState{
 		Enabled: s.opts.Enabled, Node: s.opts.Node, NodeIPs: s.opts.NodeIPs,
-		Synced: (!s.opts.Kube || s.opts.KubeSynced != nil && s.opts.KubeSynced()) && srcErr == nil,
+		Synced: (!s.opts.Kube || s.opts.KubeSynced != nil && s.opts.KubeSynced()) && srcErr == nil && peersSynced,
 	}
 	if s.opts.Kube {
 		next.Sources = append(next.Sources, "kubernetes")

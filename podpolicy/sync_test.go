@@ -243,3 +243,42 @@ func TestSyncer_RunLatency(t *testing.T) {
 		t.Errorf("policy change took %s to reach the kernel, want ≤ 1s", worst)
 	}
 }
+
+// Ensure pods of other nodes from the Kubernetes peer informer become
+// peers of local pods' selectors, and the state is not synced before
+// the peer list is.
+func TestSyncer_Peers(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	web := bind(t, db, reserve(t, db, "shop", "web", "10.0.0.10"), 5)
+	peers := []policy.Pod{
+		{Namespace: "shop", Name: "remote-client", Labels: map[string]string{"app": "client"}, Node: "node-c", IPs: []netip.Addr{netip.MustParseAddr("10.7.0.9")}},
+		{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, Node: "node-a"}, // this node's: the mirror's
+	}
+	synced := false
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a",
+		Peers: func() ([]policy.Pod, bool) { return peers, synced }})
+	mustPass(t, s)
+	w, _ := k.get(web)
+	if !allows(w.rs, true, "10.7.0.9", 8080) {
+		t.Error("web does not allow the remote client known from the peer informer")
+	}
+	var st store.PolicyState
+	_ = db.View(func(tx *store.ReadTx) error { st, _ = tx.PolicyState(); return nil })
+	if st.Synced {
+		t.Error("state synced before the peer informer")
+	}
+	synced = true
+	peers = peers[1:] // the remote client is gone
+	if rep := mustPass(t, s); rep.Reused || rep.Applied != 1 {
+		t.Errorf("after the peer left: %+v, want web recompiled and re-applied", rep)
+	}
+	if w, _ := k.get(web); allows(w.rs, true, "10.7.0.9", 8080) {
+		t.Error("web still allows a peer that is gone")
+	}
+	_ = db.View(func(tx *store.ReadTx) error { st, _ = tx.PolicyState(); return nil })
+	if !st.Synced {
+		t.Error("state not synced with every source read")
+	}
+}
