@@ -24,6 +24,7 @@ import (
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
+	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -179,7 +180,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	defer claim.Release()
 
-	facts, enis, err := addPreflight(ctx, env, owner.Key())
+	facts, enis, plan, err := addPreflight(ctx, env, owner)
 	if err != nil {
 		return err
 	}
@@ -223,6 +224,26 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		IP:             res.IP,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
+	}
+	// The pod's NetworkPolicy goes in before its link is up, so its first
+	// packet meets it; undone if the ADD fails after.
+	kernel := addPolicyKernel(plan, env.Config, facts.InstanceID)
+	var policyEP *podpolicy.Endpoint
+	if kernel != nil {
+		podCfg.BeforeUp = func(host netplumb.Interface) error {
+			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: res.IP}
+			if err := plan.Install(kernel, ep); err != nil {
+				return err
+			}
+			policyEP = &ep
+			return nil
+		}
+		defer func() {
+			if err != nil && policyEP != nil {
+				err = errors.Join(err, kernel.RemoveEndpoint(*policyEP))
+			}
+			kernel.Close()
+		}()
 	}
 	pod, err := netplumb.SetupPod(ctx, podCfg)
 	if err != nil {
@@ -324,19 +345,22 @@ func recordFailure(env *node.Env, verb, reason string, o ipam.Owner, start time.
 }
 
 // addPreflight reads, in the ADD's first store transaction, whether the
-// attachment already has a bound address, the node's cached facts and its
-// ENIs (whose addresses the fast path keeps on the host stack).
+// attachment already has a bound address, the node's cached facts, its
+// ENIs (whose addresses the fast path keeps on the host stack) and the
+// pod's NetworkPolicy plan (podpolicy.PlanForAdd).
 //
 // A bound address fails the ADD: the CNI spec requires ADD to fail when the
 // interface exists, and releasing that address on the way out would strand
 // a pod. Facts the store lacks (a node's first ADD, no daemon yet) are
 // discovered through metadata and the OpenAPI.
-func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store.NodeInfo, []store.ENI, error) {
+func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.NodeInfo, []store.ENI, podpolicy.Plan, error) {
 	var (
 		facts store.NodeInfo
 		enis  []store.ENI
+		plan  podpolicy.Plan
 		known bool
 	)
+	key := owner.Key()
 	err := env.Store.View(func(tx *store.ReadTx) error {
 		a, err := tx.Allocation(key)
 		switch {
@@ -348,6 +372,9 @@ func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store
 		if enis, err = tx.ENIs(); err != nil {
 			return err
 		}
+		if plan, err = podpolicy.PlanForAdd(tx, env.Config.PolicyEnabled(), owner.PodNamespace, owner.PodName); err != nil {
+			return err
+		}
 		facts, err = tx.Node()
 		known = err == nil
 		if errors.Is(err, store.ErrNotFound) {
@@ -356,15 +383,31 @@ func addPreflight(ctx context.Context, env *node.Env, key store.OwnerKey) (store
 		return err
 	})
 	if err != nil {
-		return facts, enis, storeError(err, "read the node's store")
+		return facts, enis, plan, storeError(err, "read the node's store")
 	}
 	if known {
-		return facts, enis, nil
+		return facts, enis, plan, nil
 	}
 	if facts, err = env.Facts(ctx); err != nil {
-		return facts, enis, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
+		return facts, enis, plan, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
 	}
-	return facts, enis, nil
+	return facts, enis, plan, nil
+}
+
+// addPolicyKernel returns the enforcer an ADD installs plan with, nil when
+// the pod needs nothing at birth (no policy isolates it) or the node has
+// no enforcer (then the pod starts unenforced, and says so on stderr,
+// which the runtime logs).
+func addPolicyKernel(plan podpolicy.Plan, cfg config.Config, instanceID string) podpolicy.NodeKernel {
+	if !plan.NeedsKernel() {
+		return nil
+	}
+	k, err := podpolicy.OpenNodeKernel(cfg, instanceID)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "veni: pod %s: NetworkPolicy not enforced: %v\n", plan.Pod, err)
+		return nil
+	}
+	return k
 }
 
 // allocationError turns ipam's answers into CNI errors that say what to do.

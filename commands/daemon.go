@@ -87,7 +87,7 @@ func runDaemon(ctx context.Context, o *daemonOptions, level slog.Level) error {
 			log.Info("ready: CNI conflist written", "dir", o.cniConfDir)
 		}
 	}
-	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts, OnReady: ready,
+	return daemon.New(env, daemon.Options{SyncInterval: o.syncInterval, Logger: log, Kube: kopts, OnReady: ready, NodeName: o.nodeName,
 		Build: telemetry.Build{Version: version, Commit: commit}}).Run(ctx)
 }
 

@@ -29,6 +29,7 @@ func NewRootCommand() *cobra.Command {
 		newStatusCommand(),
 		newCredentialsCommand(),
 		newCleanupCommand(),
+		newPolicyCommand(),
 	)
 	return root
 }

@@ -49,6 +49,7 @@ blackholes the sim's addresses while it runs. Needs root.`,
 		newSimQuotaCommand(&g),
 		newSimDownCommand(&g),
 		newSimPodCommand(&g),
+		newSimPolicyCommand(&g),
 		newSimEnvCommand(&g),
 		newSimConnectivityCommand(&g),
 	)

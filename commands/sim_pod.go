@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -10,6 +12,8 @@ import (
 type simPodOptions struct {
 	*simGlobalOptions
 	namespace string
+	labels    string
+	ports     []string
 }
 
 func (o *simPodOptions) AddFlags(fs *pflag.FlagSet) {
@@ -27,9 +31,23 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 		Short: "Create a pod network namespace on NODE and run CNI ADD for it",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1])
+			labels, err := cluster.ParseLabels(o.labels)
+			if err != nil {
+				return fmt.Errorf("--labels: %w", err)
+			}
+			var ports []cluster.PodPort
+			for _, p := range o.ports {
+				port, err := cluster.ParsePodPort(p)
+				if err != nil {
+					return fmt.Errorf("--port: %w", err)
+				}
+				ports = append(ports, port)
+			}
+			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], labels, ports)
 		},
 	}
+	add.Flags().StringVar(&o.labels, "labels", "", "the pod's labels, for NetworkPolicy selectors: app=web,tier=front")
+	add.Flags().StringArrayVar(&o.ports, "port", nil, "a container port, for named ports in policies: http:8080/TCP (repeat for more)")
 	del := &cobra.Command{
 		Use:   "del NODE NAME",
 		Short: "Run CNI DEL for a pod and remove its network namespace",
@@ -49,5 +67,35 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 	o.AddFlags(add.Flags())
 	o.AddFlags(del.Flags())
 	cmd.AddCommand(add, del, list)
+	return cmd
+}
+
+func newSimPolicyCommand(g *simGlobalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Apply and delete NetworkPolicies on every simulated node (the nodes' manifest folder)",
+	}
+	apply := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Check FILE's NetworkPolicies (and Namespaces) and give them to every node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			names, err := cluster.PolicyApply(g.dir, args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "applied %s\n", names)
+			return err
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete FILE",
+		Short: "Remove what apply FILE gave the nodes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cluster.PolicyDelete(g.dir, args[0])
+		},
+	}
+	cmd.AddCommand(apply, del)
 	return cmd
 }

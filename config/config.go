@@ -99,6 +99,52 @@ type Config struct {
 	// metadata only and calls the API when the two disagree.
 	CloudSyncInterval Duration `json:"cloud_sync_interval,omitempty"`
 	MetricsAddress    string   `json:"metrics_address,omitempty"` // telemetry: where the daemon serves metrics; see ValidMetricsAddress
+
+	// NetworkPolicy turns veni's NetworkPolicy enforcer on or off; unset
+	// means on (PolicyEnabled). DisableNetworkPolicy is Terway's field
+	// for the same switch, inverted, which Terway writes as a string
+	// ("true"/"false"); a boolean is accepted too. Both may be given if
+	// they agree.
+	NetworkPolicy        *bool    `json:"network_policy,omitempty"`
+	DisableNetworkPolicy *BoolStr `json:"disable_network_policy,omitempty"`
+	// PolicyManifestDir is a folder of YAML/JSON manifests (NetworkPolicies,
+	// Namespaces, Pods' labels and ports) the daemon enforces besides
+	// (standalone nodes, the simulator: instead of) the API server's.
+	PolicyManifestDir string `json:"policy_manifest_dir,omitempty"`
+}
+
+// BoolStr is a boolean that reads from JSON as true/false or as the
+// strings "true"/"false", the way Terway's eni_conf writes its switches.
+type BoolStr bool
+
+// UnmarshalJSON accepts true, false, "true" and "false".
+func (b *BoolStr) UnmarshalJSON(data []byte) error {
+	s := string(data)
+	if u, err := strconv.Unquote(s); err == nil {
+		s = u
+	}
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true":
+		*b = true
+	case "false":
+		*b = false
+	default:
+		return fmt.Errorf("%s: want true or false (or the strings \"true\", \"false\")", data)
+	}
+	return nil
+}
+
+// PolicyEnabled reports whether NetworkPolicy is enforced: network_policy
+// when set, else the opposite of disable_network_policy when set, else
+// true (Terway's default: policy on). Validate rejects the two disagreeing.
+func (c Config) PolicyEnabled() bool {
+	switch {
+	case c.NetworkPolicy != nil:
+		return *c.NetworkPolicy
+	case c.DisableNetworkPolicy != nil:
+		return !bool(*c.DisableNetworkPolicy)
+	}
+	return true
 }
 
 // Terway eni_conf fields veni reads without error but does not act on.
@@ -284,6 +330,13 @@ func (c Config) Validate() error {
 	case "", "tc", "tcx":
 	default:
 		return bad("ebpf_pod_hook", "%q: want tc or tcx", c.EBPFPodHook)
+	}
+	if c.NetworkPolicy != nil && c.DisableNetworkPolicy != nil && *c.NetworkPolicy == bool(*c.DisableNetworkPolicy) {
+		return bad("network_policy", "%t contradicts disable_network_policy %t (Terway's name for the same switch, inverted): remove one of them",
+			*c.NetworkPolicy, bool(*c.DisableNetworkPolicy))
+	}
+	if c.PolicyManifestDir != "" && !strings.HasPrefix(c.PolicyManifestDir, "/") {
+		return bad("policy_manifest_dir", "%q is not an absolute path", c.PolicyManifestDir)
 	}
 	if err := ValidMetricsAddress(c.MetricsAddress); err != nil {
 		return bad("metrics_address", "%v", err)

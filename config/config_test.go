@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -125,6 +126,46 @@ func TestDuration_UnmarshalJSON(t *testing.T) {
 			err := d.UnmarshalJSON([]byte(tc.in))
 			if (err == nil) != tc.ok || (tc.ok && time.Duration(d) != tc.want) {
 				t.Errorf("got %s, %v", time.Duration(d), err)
+			}
+		})
+	}
+}
+
+func TestParse_NetworkPolicySwitch(t *testing.T) {
+	cases := []struct {
+		doc     string
+		enabled bool
+		errPart string // "" means valid
+	}{
+		{`{}`, true, ""}, // Terway's default: policy on
+		{`{"network_policy": false}`, false, ""},
+		{`{"network_policy": true}`, true, ""},
+		{`{"disable_network_policy": "true"}`, false, ""}, // as Terway writes it
+		{`{"disable_network_policy": "false"}`, true, ""},
+		{`{"disable_network_policy": true}`, false, ""},
+		{`{"disable_network_policy": "True"}`, false, ""},
+		{`{"network_policy": true, "disable_network_policy": "false"}`, true, ""},
+		{`{"network_policy": false, "disable_network_policy": "true"}`, false, ""},
+		{`{"network_policy": true, "disable_network_policy": "true"}`, false, "contradicts disable_network_policy"},
+		{`{"network_policy": false, "disable_network_policy": false}`, false, "remove one of them"},
+		{`{"disable_network_policy": "yes"}`, false, "disable_network_policy"},
+		{`{"network_policy": "on"}`, false, "network_policy"},
+		{`{"policy_manifest_dir": "policies"}`, false, "not an absolute path"},
+	}
+	for _, c := range cases {
+		t.Run(c.doc, func(t *testing.T) {
+			cfg, _, err := Parse([]byte(c.doc))
+			if c.errPart != "" {
+				if err == nil || !strings.Contains(err.Error(), c.errPart) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want ErrInvalid mentioning %q", err, c.errPart)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.PolicyEnabled() != c.enabled {
+				t.Errorf("PolicyEnabled = %t, want %t", cfg.PolicyEnabled(), c.enabled)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
+	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/store"
 	"github.com/veni-cni/veni/telemetry"
 )
@@ -39,6 +40,12 @@ type Options struct {
 	OnReady func()
 	// Build is which veni runs, for the metrics' veni_build_info.
 	Build telemetry.Build
+	// NodeName is the node's name for NetworkPolicy (pods' spec.nodeName)
+	// when it runs without Kube; empty: the host name.
+	NodeName string
+	// PolicyKernel enforces NetworkPolicy in the kernel; nil keeps the
+	// compiled records in the store only.
+	PolicyKernel podpolicy.Kernel
 }
 
 // Defaults for Options.
@@ -54,9 +61,11 @@ type Daemon struct {
 	log  *slog.Logger
 
 	node        ipam.Node
-	lastBlocked error    // why the pool could not grow on the last pass
-	fast        fastPath // the eBPF fast path (fastpath.go)
-	kube        kubeSide // the Kubernetes side (kube.go)
+	lastBlocked error             // why the pool could not grow on the last pass
+	fast        fastPath          // the eBPF fast path (fastpath.go)
+	kube        kubeSide          // the Kubernetes side (kube.go)
+	policy      *podpolicy.Syncer // the NetworkPolicy loop (policy.go)
+	policyWake  chan struct{}     // wakes the policy loop (store, folder, peer pods)
 
 	tel *telemetry.Exporter // telemetry: metrics (telemetry.go); nil when off
 }
@@ -75,7 +84,7 @@ func New(env *node.Env, opts Options) *Daemon {
 	if opts.Host == nil {
 		opts.Host = nodeHost{}
 	}
-	return &Daemon{env: env, opts: opts, log: opts.Logger}
+	return &Daemon{env: env, opts: opts, log: opts.Logger, policyWake: make(chan struct{}, 1)}
 }
 
 // Run starts the daemon and returns when ctx is cancelled (SIGTERM) or
@@ -108,6 +117,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	d.startKube(ctx, facts)
+	d.policy = d.startPolicy(ctx, facts)
 
 	// Restart: make the links match the store before anything else, so a
 	// node whose routing tables were lost carries its pods' traffic again.

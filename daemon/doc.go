@@ -11,6 +11,10 @@
 // programs, and no endpoint for a pod whose allocation is gone. It stops
 // without detaching live pods: their pins keep their traffic flowing.
 //
+// It runs the node's NetworkPolicy loop (package podpolicy) on its own
+// watchers of the store and of the manifest folder: each local pod's
+// compiled record in the store, changes applied to the kernel's enforcer.
+//
 // It must not hold the store open across a netlink or a cloud call: every
 // store access is one short transaction (ipam's functions are built so).
 package daemon

@@ -23,6 +23,8 @@ type kubeSide struct {
 	sync    *kubesync.Sync
 	configs chan config.Config // cluster configurations to run with, from kubesync
 
+	peers bool // kubesync watches every pod for NetworkPolicy peers
+
 	mu    sync.Mutex
 	cfg   config.Config // what the loop runs with, for kubesync's goroutines
 	facts store.NodeInfo
@@ -39,8 +41,18 @@ func (d *Daemon) startKube(ctx context.Context, facts store.NodeInfo) {
 	if d.opts.Kube.Client == nil {
 		return
 	}
+	var peers func()
+	if d.env.Config.PolicyEnabled() {
+		peers = func() {
+			select {
+			case d.policyWake <- struct{}{}:
+			default:
+			}
+		}
+	}
 	s, err := kubesync.New(kubesync.Options{
-		Client: d.opts.Kube.Client, Events: d.opts.Kube.Events, NodeName: d.opts.Kube.NodeName,
+		PeerPods: peers,
+		Client:   d.opts.Kube.Client, Events: d.opts.Kube.Events, NodeName: d.opts.Kube.NodeName,
 		Store: d.env.Store, ConfigPath: d.env.ConfigPath, Cloud: d.env.Cloud(), Logger: d.log,
 		Config: k.config,
 		Apply: func(c config.Config) {
@@ -61,6 +73,7 @@ func (d *Daemon) startKube(ctx context.Context, facts store.NodeInfo) {
 		return
 	}
 	k.sync = s
+	k.peers = peers != nil
 	for resource, stats := range s.Informers() {
 		d.tel.RegisterInformer(resource, stats)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/veni-cni/veni/kube"
@@ -30,6 +31,10 @@ type mirror struct {
 	nss  map[string]*store.Namespace
 	pols map[string]*store.Policy
 	wake chan struct{}
+
+	// synced is set once the mirror was rewritten from synced informers:
+	// from then on a pod missing from it is not on this node.
+	synced atomic.Bool
 }
 
 func newMirror(db store.File, log *slog.Logger) *mirror {
@@ -118,6 +123,7 @@ func (m *mirror) run(ctx context.Context, podsSynced, nssSynced, polsSynced func
 				continue
 			}
 			rewritten = true
+			m.synced.Store(true)
 			continue
 		}
 		if err := m.flush(); err != nil {

@@ -45,6 +45,10 @@ type Options struct {
 	Cloud eni.Client
 	// Logger receives what happens; nil means slog.Default().
 	Logger *slog.Logger
+	// PeerPods, when set, watches every pod of the cluster (not only this
+	// node's) for NetworkPolicy peers, and is called on each change. The
+	// pods are kept in memory (PeerPodList), never in the store.
+	PeerPods func()
 }
 
 // Sync is a running node's Kubernetes side.
@@ -58,6 +62,7 @@ type Sync struct {
 	nss   *kube.Informer[kube.Namespace]
 	pols  *kube.Informer[kube.NetworkPolicy]
 	cms   *kube.Informer[kube.ConfigMap]
+	peers *kube.Informer[kube.Pod] // every pod, when Options.PeerPods is set
 	kicks chan struct{}
 
 	mirror *mirror
@@ -133,6 +138,17 @@ func New(opts Options) (*Sync, error) {
 			OnDelete: func(p *kube.NetworkPolicy) { s.mirror.policyGone(p.Namespace, p.Name) },
 		},
 	})
+	if opts.PeerPods != nil {
+		changed := func() { opts.PeerPods() }
+		s.peers = kube.NewInformer(opts.Client, kube.Pods, kube.InformerOptions[kube.Pod]{
+			Logger: s.log, Transform: trimPod,
+			Handler: kube.EventHandler[kube.Pod]{
+				OnAdd:    func(*kube.Pod, bool) { changed() },
+				OnUpdate: func(_, _ *kube.Pod) { changed() },
+				OnDelete: func(*kube.Pod) { changed() },
+			},
+		})
+	}
 	s.cms = kube.NewInformer(opts.Client, kube.ConfigMaps, kube.InformerOptions[kube.ConfigMap]{
 		Namespace: opts.Namespace, Logger: s.log,
 		Handler: kube.EventHandler[kube.ConfigMap]{
@@ -151,6 +167,19 @@ func (s *Sync) Informers() map[string]func() kube.InformerStats {
 		"networkpolicies": s.pols.Stats, "configmaps": s.cms.Stats,
 	}
 }
+
+// PeerPodList returns every pod of the cluster as the peer informer last
+// saw it, and whether it has synced; nil, false without Options.PeerPods.
+func (s *Sync) PeerPodList() ([]*kube.Pod, bool) {
+	if s.peers == nil {
+		return nil, false
+	}
+	return s.peers.List(), s.peers.HasSynced()
+}
+
+// MirrorSynced reports whether the store's Kubernetes mirror has been
+// rewritten from synced pod, namespace and network policy informers.
+func (s *Sync) MirrorSynced() bool { return s.mirror.synced.Load() }
 
 // Notify tells the Kubernetes side the store changed (an ADD, a pool
 // pass): it reports what is new. It never blocks.
@@ -181,6 +210,9 @@ func (s *Sync) Run(ctx context.Context) error {
 	run("namespace informer", s.nss.Run)
 	run("networkpolicy informer", s.pols.Run)
 	run("configmap informer", s.cms.Run)
+	if s.peers != nil {
+		run("peer pod informer", s.peers.Run)
+	}
 	run("mirror", func(ctx context.Context) error {
 		return s.mirror.run(ctx, s.pods.HasSynced, s.nss.HasSynced, s.pols.HasSynced, s.snapshot)
 	})

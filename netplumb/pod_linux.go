@@ -128,6 +128,11 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err := hostH.LinkSetAlias(host, ownerAlias(cfg)); err != nil {
 		return PodResult{}, wrap(fmt.Errorf("set alias of %s: %w", hostName, err))
 	}
+	if cfg.BeforeUp != nil {
+		if err := cfg.BeforeUp(Interface{Name: hostName, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr}); err != nil {
+			return PodResult{}, wrap(err)
+		}
+	}
 	if err := inNetNS(cfg.ENI.NetNS, func() error {
 		return setSysctls(
 			[2]string{"net/ipv4/ip_forward", "1"},

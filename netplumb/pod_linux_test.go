@@ -498,3 +498,48 @@ func TestSetupPod_MTU(t *testing.T) {
 		})
 	}
 }
+
+// Ensure BeforeUp runs with the host end of a pair whose ends are both
+// still down (the pod cannot send yet), and that its error fails the setup
+// and leaves nothing behind.
+func TestSetupPod_BeforeUp(t *testing.T) {
+	topo := mustTopology(t)
+	topo.mustENI(t)
+	eni := topo.mustEnsureENI(t)
+	podNS := mustNetNS(t)
+	podH := mustHandle(t, podNS)
+	var seen Interface
+	cfg := PodConfig{ContainerID: "bbbb", IfName: "eth0", ContainerNetNS: podNS, IP: podA, ENI: eni,
+		BeforeUp: func(host Interface) error {
+			seen = host
+			hl, err := topo.nodeH.LinkByIndex(host.Index)
+			if err != nil {
+				return err
+			}
+			pl, err := podH.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			if hl.Attrs().Flags&unix.IFF_UP != 0 || pl.Attrs().Flags&unix.IFF_UP != 0 {
+				t.Errorf("BeforeUp: host up %t, pod up %t; want both down",
+					hl.Attrs().Flags&unix.IFF_UP != 0, pl.Attrs().Flags&unix.IFF_UP != 0)
+			}
+			return nil
+		}}
+	res, err := SetupPod(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen.Index == 0 || seen.Index != res.Host.Index || seen.Name != res.Host.Name {
+		t.Errorf("BeforeUp saw %+v, SetupPod made %+v", seen, res.Host)
+	}
+	mustNoErr(t, TeardownPod(t.Context(), cfg))
+
+	podNS2 := mustNetNS(t)
+	failing := PodConfig{ContainerID: "cccc", IfName: "eth0", ContainerNetNS: podNS2, IP: podB, ENI: eni,
+		BeforeUp: func(Interface) error { return errors.New("policy enforcer refused") }}
+	if _, err := SetupPod(t.Context(), failing); err == nil || !strings.Contains(err.Error(), "policy enforcer refused") {
+		t.Fatalf("SetupPod with a failing BeforeUp: %v", err)
+	}
+	assertPodGone(t, topo, failing)
+}

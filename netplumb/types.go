@@ -92,6 +92,11 @@ type PodConfig struct {
 	ENI ENILink
 	// MTU of both veth ends; 0 uses ENI.MTU.
 	MTU int
+	// BeforeUp, when set, runs once the veth pair exists and before
+	// either end is up, with the host end: what must be in place before
+	// the pod's first packet (its NetworkPolicy) goes there. Its error
+	// fails SetupPod, which then removes the pair.
+	BeforeUp func(host Interface) error
 }
 
 // Interface is one end of a pod's veth pair.

@@ -9,7 +9,8 @@
 // Release is the only way an added pod gives its address back, for CNI DEL,
 // the CNI GC verb, the daemon's GC, "veni ipam gc" and "veni ipam release".
 // Under the attachment's claim it tears the pod down first (veth, routes,
-// rules, its fast-path endpoint matched by address and host interface) and
+// rules, its fast-path endpoint matched by address and host interface,
+// its NetworkPolicy endpoint) and
 // only then frees the address, and only if the store still holds the very
 // allocation it tore down. While the teardown runs the address is still
 // held, so no new pod can be given it, and nothing the teardown removes can

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -34,6 +36,9 @@ type Node struct {
 	// InstanceID locates the fast path's pins. Empty means the store's
 	// cached node facts say (none: no ADD got as far as the fast path).
 	InstanceID string
+	// Policy is the node's NetworkPolicy enforcer; nil opens it
+	// (podpolicy.OpenNodeKernel) when a release needs it.
+	Policy podpolicy.Kernel
 }
 
 // testHookTornDown, set by tests, runs between the teardown and the store
@@ -134,6 +139,11 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	if err := datapath.DetachPod(n.InstanceID, a.IP, a.HostIfindex); err != nil {
 		return nil, fmt.Errorf("release %s: detach fast path: %w", key, err)
 	}
+	// Its policy goes with its veth: a later pod on this address and a
+	// new veth is a new endpoint.
+	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: a.IP}); err != nil {
+		return nil, fmt.Errorf("release %s: %w", key, err)
+	}
 	if testHookTornDown != nil {
 		testHookTornDown(a)
 	}
@@ -149,6 +159,29 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		return nil, err
 	}
 	return &a, nil
+}
+
+// removePolicy forgets the endpoint's policy in the kernel, if the node
+// enforces any.
+func (n Node) removePolicy(ep podpolicy.Endpoint) error {
+	if ep.Ifindex <= 0 {
+		return nil // never plumbed: no endpoint
+	}
+	k := n.Policy
+	if k == nil {
+		nk, err := podpolicy.OpenNodeKernelIfUsed(config.Config{}, n.InstanceID)
+		if errors.Is(err, podpolicy.ErrNoEnforcer) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		defer nk.Close()
+		k = nk
+	}
+	if err := k.RemoveEndpoint(ep); err != nil {
+		return fmt.Errorf("remove policy endpoint %s: %w", ep, err)
+	}
+	return nil
 }
 
 // takeClaim takes the attachment's claim, waiting up to wait.

@@ -34,6 +34,10 @@ const (
 	// ViolationTableShared: two ENIs with the same routing table (or one
 	// with none), so one ENI's pods would leave through the other.
 	ViolationTableShared ViolationKind = "table-shared"
+	// ViolationPolicyRecord: a compiled policy record whose key is not its
+	// pod, whose ruleset is not JSON or whose digest is not its ruleset's
+	// (an ADD would install what the daemon did not compile).
+	ViolationPolicyRecord ViolationKind = "policy-record"
 )
 
 // Violation is one breach of a store invariant.
@@ -129,6 +133,35 @@ func (t *ReadTx) Check() []Violation {
 			add(ViolationAllocationWithoutIP, obj, "ip %s does not exist", a.IP)
 		case ip.Owner != a.Key || ip.State != a.State || ip.ENIID != a.ENIID:
 			add(ViolationAllocationIPMismatch, obj, "%s on %s, but ip %s is %s by %q on %s", a.State, a.ENIID, a.IP, ip.State, ip.Owner, ip.ENIID)
+		}
+		return nil
+	})
+
+	_ = t.tx.Bucket(bucketPolicyRecords).ForEach(func(k, v []byte) error {
+		obj := "policy/" + string(k)
+		r, err := decode[PolicyRecord](k, v)
+		if err != nil {
+			add(ViolationCorrupt, obj, "%v", err)
+			return nil
+		}
+		if err := r.validate(); err != nil {
+			add(ViolationPolicyRecord, obj, "%v", err)
+		} else if PodKey(r.Namespace, r.Name) != string(k) {
+			add(ViolationPolicyRecord, obj, "record is pod %s's", PodKey(r.Namespace, r.Name))
+		}
+		switch v := t.tx.Bucket(bucketPolicyIndex).Get(k); {
+		case v == nil:
+			add(ViolationPolicyRecord, obj, "not in the policy index")
+		default:
+			if info, err := decode[PolicyRecordInfo](k, v); err != nil || info != r.Info() {
+				add(ViolationPolicyRecord, obj, "index says %+v, record %+v (%v)", info, r.Info(), err)
+			}
+		}
+		return nil
+	})
+	_ = t.tx.Bucket(bucketPolicyIndex).ForEach(func(k, _ []byte) error {
+		if t.tx.Bucket(bucketPolicyRecords).Get(k) == nil {
+			add(ViolationPolicyRecord, "policy/"+string(k), "indexed without a record")
 		}
 		return nil
 	})

@@ -43,6 +43,37 @@ func TestReadTx_Check(t *testing.T) {
 		{"bad record", func(tb testing.TB, db *DB) {
 			rawPut(tb, db, bucketIPs, a11.String(), IP{Addr: a11, ENIID: "eni-a", State: IPFree, Owner: "x/eth0"})
 		}, []ViolationKind{ViolationBadRecord, ViolationOwnerWithoutAllocation}},
+		{"consistent policy record", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(testPolicyRecord("default", "web")) })
+		}, nil},
+		{"policy record digest is not its ruleset's", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(testPolicyRecord("default", "web")) })
+			r := testPolicyRecord("default", "web")
+			r.Ruleset = []byte(`{"pod":"default/web","ingress":{"isolated":false}}`)
+			rawPut(tb, db, bucketPolicyRecords, "default/web", r)
+		}, []ViolationKind{ViolationPolicyRecord}},
+		{"policy record under another pod's key", func(tb testing.TB, db *DB) {
+			r := testPolicyRecord("default", "web")
+			rawPut(tb, db, bucketPolicyIndex, "default/db", r.Info())
+			rawPut(tb, db, bucketPolicyRecords, "default/db", r)
+		}, []ViolationKind{ViolationPolicyRecord}},
+		{"policy record the index disagrees with", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(testPolicyRecord("default", "web")) })
+			info := testPolicyRecord("default", "web").Info()
+			info.Digest = "0000"
+			rawPut(tb, db, bucketPolicyIndex, "default/web", info)
+		}, []ViolationKind{ViolationPolicyRecord}},
+		{"policy index entry without record", func(tb testing.TB, db *DB) {
+			rawPut(tb, db, bucketPolicyIndex, "default/web", testPolicyRecord("default", "web").Info())
+		}, []ViolationKind{ViolationPolicyRecord}},
+		{"corrupt policy record", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error {
+				if err := tx.PutPolicyRecord(testPolicyRecord("default", "web")); err != nil {
+					return err
+				}
+				return tx.tx.Bucket(bucketPolicyRecords).Put([]byte("default/web"), []byte("{"))
+			})
+		}, []ViolationKind{ViolationCorrupt}},
 		{"corrupt", func(tb testing.TB, db *DB) {
 			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.tx.Bucket(bucketENIs).Put([]byte("eni-z"), []byte("{")) })
 		}, []ViolationKind{ViolationCorrupt}},

@@ -21,6 +21,10 @@ var (
 	bucketPods   = []byte("pods")       // mirrored from Kubernetes by the daemon
 	bucketNS     = []byte("namespaces") // mirrored from Kubernetes by the daemon
 	bucketPolicy = []byte("policies")   // mirrored from Kubernetes by the daemon
+
+	bucketPolicySources = []byte("policy_sources") // policy objects from manifests, by source
+	bucketPolicyRecords = []byte("policy_records") // local pods' compiled policy, by namespace/name
+	bucketPolicyIndex   = []byte("policy_index")   // each record's digest and flags, read without its ruleset
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -75,6 +79,17 @@ var migrations = []func(tx *bolt.Tx) error{
 	// server.
 	func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketPods, bucketNS, bucketPolicy} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	// 3 → 4: NetworkPolicy enforcement: objects of non-Kubernetes policy
+	// sources (a manifest folder) and each local pod's compiled policy,
+	// written by the daemon, read by CNI ADD (policy.go).
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketPolicySources, bucketPolicyRecords, bucketPolicyIndex} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

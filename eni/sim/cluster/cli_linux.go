@@ -19,12 +19,12 @@ import (
 // act, and print to w.
 
 // PodAdd is "veni sim pod add": a pod on node through libcni.
-func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string) error {
+func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string, labels map[string]string, ports []PodPort) error {
 	st, err := Running(dir)
 	if err != nil {
 		return err
 	}
-	p, err := AddPod(ctx, st, node, namespace, name)
+	p, err := AddPodWith(ctx, st, node, namespace, name, labels, ports)
 	if err != nil {
 		return err
 	}

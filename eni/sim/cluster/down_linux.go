@@ -71,7 +71,8 @@ func Down(ctx context.Context, w io.Writer, o DownOptions) error {
 	}
 	// The nodes' stores, configs and pod records belong to this sim's
 	// instances; a new sim has new instances and must not inherit them.
-	for _, d := range []string{NodesDir, CNIBinDir} {
+	// Its policies and pod manifests go with them.
+	for _, d := range []string{NodesDir, CNIBinDir, ManifestsDir} {
 		if err := os.RemoveAll(filepath.Join(o.Dir, d)); err != nil {
 			return fmt.Errorf("clean sim dir: %w", err)
 		}

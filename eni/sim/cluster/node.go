@@ -94,6 +94,11 @@ func nodeVeniConfig(st State, p NodePaths, spec Spec) (map[string]any, error) {
 	if spec.Datapath != "" {
 		cfg["datapath"] = spec.Datapath
 	}
+	manifests, err := manifestsDir(st.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg["policy_manifest_dir"] = manifests
 	maps.Copy(cfg, spec.NodeConfig)
 	return cfg, nil
 }

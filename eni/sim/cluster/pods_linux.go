@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/veni-cni/veni/eni/sim"
@@ -56,6 +58,14 @@ func (st State) Runtime(node Node) (*pods.Runtime, error) {
 // namespace) and adds it through libcni. May return an error wrapping
 // ErrNoNode or ErrPodExists.
 func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (PodRecord, error) {
+	return AddPodWith(ctx, st, nodeName, namespace, name, nil, nil)
+}
+
+// AddPodWith is AddPod for a pod with labels and container ports: the sim
+// describes it in its manifest folder before the ADD (so the node can
+// compile its NetworkPolicy at birth) and adds its address after (so the
+// other nodes' policies know it).
+func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string, labels map[string]string, ports []PodPort) (PodRecord, error) {
 	node, err := st.FindNode(nodeName)
 	if err != nil {
 		return PodRecord{}, err
@@ -68,6 +78,15 @@ func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (Po
 	rt, err := st.Runtime(node)
 	if err != nil {
 		return PodRecord{}, err
+	}
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ""); err != nil {
+		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
+	}
+	// As a kubelet's ADD follows the API server's pod, which the node's
+	// informer has usually seen: wait (briefly) for the node's daemon to
+	// compile the pod, so it is born with its policy rather than closed.
+	if daemons(st.Dir) {
+		waitPolicyRecord(ctx, filepath.Join(st.CNIBin(), "veni"), paths.Config, namespace, name, 2*time.Second)
 	}
 	nsName := st.PodNetNS(node, namespace, name)
 	nsPath, err := pods.CreateNetNS(nsName)
@@ -83,17 +102,54 @@ func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (Po
 	}
 	res, took, err := rt.Add(ctx, pod)
 	if err != nil {
-		return PodRecord{}, errors.Join(err, pods.DeleteNetNS(nsName))
+		return PodRecord{}, errors.Join(err, pods.DeleteNetNS(nsName), os.Remove(podManifestFile(st.Dir, node.Name, namespace, name)))
 	}
 	ip, err := pods.PodIP(res)
 	if err != nil {
 		return PodRecord{}, err
+	}
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ip); err != nil {
+		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
 	rec := PodRecord{Node: node.Name, Pod: pod, IP: netip.MustParseAddr(ip), AddTook: took}
 	if err := os.MkdirAll(paths.PodsDir, 0o755); err != nil {
 		return rec, err
 	}
 	return rec, writeJSONFile(file, rec, 0o644)
+}
+
+// daemons reports whether the sim in dir runs node daemons.
+func daemons(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	if err != nil {
+		return false
+	}
+	var spec Spec
+	return json.Unmarshal(b, &spec) == nil && spec.Daemons
+}
+
+// waitPolicyRecord waits until the node's daemon has compiled the pod
+// ("veni policy show" answers from its record), at most wait; it does not
+// wait on a node whose daemon has never run its policy loop.
+func waitPolicyRecord(ctx context.Context, veni, config, namespace, name string, wait time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for ctx.Err() == nil {
+		cmd := exec.CommandContext(ctx, veni, "policy", "show", namespace+"/"+name, "--config", config, "-o", "json")
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "CNI_") })
+		out, _ := cmd.Output()
+		var r struct {
+			From  string          `json:"from"`
+			State json.RawMessage `json:"state"`
+		}
+		if json.Unmarshal(out, &r) == nil && (r.From == "record" || r.From == "off" || len(r.State) == 0) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // DelPod runs DEL, as containerd does on StopPodSandbox, then removes the
@@ -124,6 +180,9 @@ func DelPod(ctx context.Context, st State, nodeName, namespace, name string) err
 		return err
 	}
 	if err := pods.DeleteNetNS(filepath.Base(rec.Pod.NetNS)); err != nil {
+		return err
+	}
+	if err := os.Remove(podManifestFile(st.Dir, node.Name, namespace, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return os.Remove(file)

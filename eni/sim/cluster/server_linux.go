@@ -273,7 +273,7 @@ func (s *server) prepareNodes() error {
 			return err
 		}
 		if s.spec.Daemons {
-			argv := []string{string(s.bin), "daemon", "--config", p.Config, "--sync-interval", s.spec.DaemonSyncInterval.String()}
+			argv := []string{string(s.bin), "daemon", "--config", p.Config, "--sync-interval", s.spec.DaemonSyncInterval.String(), "--node-name", n.Name}
 			if s.spec.DaemonConflist {
 				argv = append(argv, "--cni-conf-dir", p.ConfDir)
 			}
@@ -286,7 +286,7 @@ func (s *server) prepareNodes() error {
 				if err := writeFileAtomic(path, kc, 0o600); err != nil {
 					return fmt.Errorf("node %s kubeconfig: %w", n.Name, err)
 				}
-				argv = append(argv, "--kubeconfig", path, "--node-name", n.Name)
+				argv = append(argv, "--kubeconfig", path)
 			}
 			d, err := Supervise(Process{
 				Name:  n.Name + "/daemon",

@@ -1,0 +1,38 @@
+// Package podpolicy wires NetworkPolicy into a node: it turns what the
+// store holds (the Kubernetes mirror, the objects of a manifest folder)
+// into a policy.Snapshot, keeps every local pod's compiled ruleset in the
+// store (the daemon's Syncer), installs a new pod's policy during its CNI
+// ADD before its link comes up (Plan), removes it on release, and answers
+// "veni policy show" and "veni policy trace" from the same stored state.
+//
+// # Who writes what
+//
+// Only the daemon's Syncer writes policy records and sources; an ADD reads
+// them in the read transaction it takes anyway and writes nothing. The
+// kernel is reached only through the Kernel interface (the eBPF enforcer
+// in production), keyed by the pod's host veth and address.
+//
+// # A new pod
+//
+// An ADD installs the pod's stored record when there is one; without one
+// it compiles the pod from the stored snapshot; when it cannot know which
+// policies select the pod (its labels are not stored yet and a policy of
+// its namespace exists, or the policy sources have not been read through
+// yet) it installs policy.FailClosed. The Syncer applies to the kernel
+// only endpoints whose allocation is bound, that is after their ADD is
+// done with the kernel, and applies every endpoint it has not applied
+// itself at least once: whatever the ADD installed, stale or closed, the
+// daemon's next pass replaces it with the current record.
+//
+// # The kernel
+//
+// The eBPF enforcer (ebpf/enforce) behind the Kernel interface
+// (OpenNodeKernel). An ADD opens it only for a pod some policy isolates;
+// the daemon opens it on first need, so a node without policies never
+// loads the policy programs. Release (package podnet) removes a pod's
+// endpoint, opening the enforcer only if the node ever had one.
+//
+// This package must not touch netlink or links, reach eBPF other than
+// through ebpf/enforce, call the cloud or the API server, or hold a store
+// transaction across a kernel call.
+package podpolicy

@@ -1,0 +1,43 @@
+package podpolicy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/veni-cni/veni/policy"
+)
+
+// Endpoint names a pod to the kernel: its host-side veth (ifindex in the
+// node's namespace) and its address.
+type Endpoint struct {
+	Ifindex int        `json:"ifindex"`
+	IP      netip.Addr `json:"ip"`
+}
+
+func (e Endpoint) String() string { return fmt.Sprintf("%s@%d", e.IP, e.Ifindex) }
+
+// Kernel is the policy enforcement the node's kernel does (the eBPF
+// enforcer). Implementations serialise their own calls across processes.
+type Kernel interface {
+	// SetEndpoint makes rs the endpoint's policy, atomically.
+	SetEndpoint(ep Endpoint, rs *policy.Ruleset) error
+	// FailClosed isolates the endpoint both ways, its node's traffic to
+	// it excepted.
+	FailClosed(ep Endpoint) error
+	// AttachEndpoint hooks the policy programs on the endpoint's veth.
+	AttachEndpoint(ep Endpoint) error
+	// RemoveEndpoint forgets the endpoint; an unknown one is no error.
+	RemoveEndpoint(ep Endpoint) error
+}
+
+// ErrNoEnforcer means the node has no NetworkPolicy enforcer in its
+// kernel: compiled records are kept, nothing is enforced.
+var ErrNoEnforcer = errors.New("no NetworkPolicy enforcer on this node")
+
+// NodeKernel is the node's enforcer as a process holds it.
+type NodeKernel interface {
+	Kernel
+	// Close releases the process's hold; the kernel state stays.
+	Close() error
+}

@@ -1,0 +1,284 @@
+package podpolicy
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veni-cni/veni/policy"
+	"github.com/veni-cni/veni/store"
+)
+
+func allows(rs *policy.Ruleset, ingress bool, peer string, port uint16) bool {
+	d := &rs.Egress
+	if ingress {
+		d = &rs.Ingress
+	}
+	if !d.Isolated {
+		return true
+	}
+	_, by, _ := d.Lookup(netip.MustParseAddr(peer), policy.ProtoTCP, port)
+	return len(by) > 0
+}
+
+// Ensure the loop compiles this node's pods from a manifest folder, puts
+// their records in the store and their rulesets in the kernel, touches
+// nothing when nothing changed, and re-applies only the endpoints whose
+// policy changed.
+func TestSyncer_ManifestFolder(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	web := bind(t, db, reserve(t, db, "shop", "web", "10.0.0.10"), 5)
+	client := bind(t, db, reserve(t, db, "shop", "client", "10.0.0.11"), 6)
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
+
+	rep := mustPass(t, s)
+	if rep.Local != 2 || rep.Written != 2 || rep.Applied != 2 {
+		t.Fatalf("first pass %+v: want 2 pods compiled, written and applied", rep)
+	}
+	if _, ok := record(t, db, "shop", "far"); ok {
+		t.Error("pod far of node-b got a record on node-a")
+	}
+	w, ok := k.get(web)
+	if !ok || !w.attached || w.rs == nil {
+		t.Fatalf("web endpoint in kernel: %+v, %t", w, ok)
+	}
+	if !w.rs.Ingress.Isolated || !slices.Equal(w.rs.Ingress.Policies, []string{"shop/web-allow"}) {
+		t.Errorf("web ingress = isolated %t by %v", w.rs.Ingress.Isolated, w.rs.Ingress.Policies)
+	}
+	for _, c := range []struct {
+		peer string
+		port uint16
+		want bool
+	}{
+		{"10.0.0.11", 8080, true}, // client, local
+		{"10.9.0.7", 8080, true},  // far, on node-b: known from its manifest
+		{"10.0.0.11", 80, false},  // not the named port
+		{"10.0.0.12", 8080, false},
+		{"10.0.0.1", 9999, true}, // the node (kubelet probes)
+	} {
+		if got := allows(w.rs, true, c.peer, c.port); got != c.want {
+			t.Errorf("web ingress from %s:%d = %t, want %t", c.peer, c.port, got, c.want)
+		}
+	}
+	if c, _ := k.get(client); c.rs == nil || c.rs.Ingress.Isolated || c.rs.Egress.Isolated {
+		t.Errorf("client should be unisolated: %+v", c.rs)
+	}
+	rec, _ := record(t, db, "shop", "web")
+	if rec.Digest != w.digest {
+		t.Errorf("kernel holds %s, record says %s", w.digest, rec.Digest)
+	}
+
+	calls := k.callCount()
+	if rep := mustPass(t, s); rep.Written != 0 || rep.Applied != 0 || k.callCount() != calls || !rep.Reused {
+		t.Errorf("unchanged pass %+v made %d kernel calls (want none, and the last compile reused)", rep, k.callCount()-calls)
+	}
+	// A peer gets an address: web's ruleset names it, so it recompiles.
+	writeFile(t, dir, "peer.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: peer, namespace: shop, labels: {app: client}}\nspec: {containers: [{name: c}]}\n")
+	mustPass(t, s)
+	peerKey := reserve(t, db, "shop", "peer", "10.0.0.12")
+	if rep := mustPass(t, s); rep.Reused || rep.Written == 0 || rep.Applied != 1 {
+		t.Errorf("after a peer's address: %+v, want web recompiled and re-applied", rep)
+	}
+	if w, _ := k.get(web); !allows(w.rs, true, "10.0.0.12", 8080) {
+		t.Error("web does not allow the new client peer")
+	}
+	// Binding it changes no ruleset.
+	bind(t, db, peerKey, 7)
+	if rep := mustPass(t, s); !rep.Reused || rep.Written != 0 {
+		t.Errorf("after a bind: %+v, want the last compile reused", rep)
+	}
+
+	// Default deny in the namespace: every pod changes.
+	writeFile(t, dir, "deny.yaml", denyAll)
+	rep = mustPass(t, s)
+	if rep.Written != 3 || rep.Applied != 3 {
+		t.Errorf("after deny-all: %+v, want the three pods rewritten and re-applied", rep)
+	}
+	if c, _ := k.get(client); c.rs == nil || !c.rs.Egress.Isolated || allows(c.rs, false, "10.0.0.10", 8080) {
+		t.Errorf("client egress should be denied: %+v", c.rs)
+	}
+
+	// A manifest that does not parse: the last good policy stays, and the
+	// error says which file.
+	writeFile(t, dir, "broken.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec: {podSelector: 7}\n")
+	before := rec.Generation
+	if _, err := s.Pass(context.Background()); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
+		t.Errorf("broken manifest: err = %v, want it named", err)
+	}
+	if c, _ := k.get(client); c.rs == nil || !c.rs.Egress.Isolated {
+		t.Error("a broken manifest opened the client")
+	}
+	var st store.PolicyState
+	_ = db.View(func(tx *store.ReadTx) error { st, _ = tx.PolicyState(); return nil })
+	if st.Synced || !strings.Contains(st.Error, "broken.yaml") || st.Generation <= before {
+		t.Errorf("state after broken manifest: %+v", st)
+	}
+	if err := os.Remove(filepath.Join(dir, "broken.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	mustPass(t, s)
+	_ = db.View(func(tx *store.ReadTx) error { st, _ = tx.PolicyState(); return nil })
+	if !st.Synced || st.Error != "" {
+		t.Errorf("state after the fix: %+v", st)
+	}
+
+	// Policy off: records go, endpoints lose their tables.
+	off := NewSyncer(SyncOptions{DB: db, Enabled: false, Kernel: k, ManifestDir: dir, Node: "node-a"})
+	mustPass(t, off)
+	if _, ok := record(t, db, "shop", "web"); ok {
+		t.Error("records kept with network_policy off")
+	}
+	if c, _ := k.get(client); c.rs == nil || c.rs.Egress.Isolated {
+		t.Errorf("client still isolated with policy off: %+v", c.rs)
+	}
+	if r, err := Show(db, policy.PodRef{Namespace: "shop", Name: "web"}); err != nil || r.From != FromOff {
+		t.Errorf("show with policy off: %+v, %v", r, err)
+	}
+}
+
+// Ensure the daemon corrects what an ADD installed from a record that
+// changed between the ADD's read and its kernel write: the daemon's pass
+// runs in that window (the endpoint is only reserved, so the daemon leaves
+// the kernel alone), the ADD then installs the stale ruleset and binds,
+// and the daemon's next pass puts the current one in.
+func TestSyncer_CorrectsADDInstalledInWindow(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a"})
+	mustPass(t, s)
+
+	key := reserve(t, db, "shop", "web", "10.0.0.10")
+	plan := planFor(t, db, "shop", "web") // the ADD's check
+	if plan.From != FromRecord {
+		t.Fatalf("plan from %s, want the record", plan.From)
+	}
+	// In the window: the policy is deleted, a deny-all arrives, the
+	// daemon recompiles.
+	if err := os.Remove(filepath.Join(dir, "web-allow.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "deny.yaml", denyAll)
+	if rep := mustPass(t, s); rep.Written == 0 || rep.Applied != 0 {
+		t.Fatalf("window pass %+v: want records rewritten and nothing applied to an unbound endpoint", rep)
+	}
+	ep := Endpoint{Ifindex: 9, IP: netip.MustParseAddr("10.0.0.10")}
+	if err := plan.Install(k, ep); err != nil { // the ADD's write: stale
+		t.Fatal(err)
+	}
+	if got, _ := k.get(ep); got.digest != plan.Digest || !got.attached {
+		t.Fatalf("ADD did not install its plan: %+v", got)
+	}
+	bind(t, db, key, 9)
+	mustPass(t, s)
+	rec, _ := record(t, db, "shop", "web")
+	got, _ := k.get(ep)
+	if got.digest != rec.Digest || got.digest == plan.Digest {
+		t.Fatalf("kernel holds %s after the daemon's pass; record %s, stale plan %s", got.digest, rec.Digest, plan.Digest)
+	}
+	if !got.rs.Egress.Isolated || !slices.Equal(got.rs.Ingress.Policies, []string{"shop/deny-all"}) {
+		t.Errorf("corrected ruleset: %+v", got.rs)
+	}
+}
+
+// Ensure a policy change reaches the kernel well within a second through
+// Run's debounce, and a burst of signals costs few passes.
+func TestSyncer_RunLatency(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	web := bind(t, db, reserve(t, db, "shop", "web", "10.0.0.10"), 5)
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wake := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() { s.Run(ctx, wake); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, cond func() bool) time.Duration {
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%s: not within 5s", what)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	waitFor("first pass", func() bool { g, ok := k.get(web); return ok && g.rs != nil })
+	var worst time.Duration
+	for i := range 5 {
+		name := "deny.yaml"
+		if i%2 == 1 {
+			name = "deny-" + string(rune('a'+i)) + ".yaml"
+			_ = os.Remove(filepath.Join(dir, "deny.yaml"))
+		} else {
+			for _, f := range []string{"deny-b.yaml", "deny-d.yaml"} {
+				_ = os.Remove(filepath.Join(dir, f))
+			}
+		}
+		writeFile(t, dir, name, strings.Replace(denyAll, "name: deny-all", "name: "+strings.TrimSuffix(name, ".yaml"), 1))
+		want := "shop/" + strings.TrimSuffix(name, ".yaml")
+		start := time.Now()
+		for range 20 { // a burst
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+		waitFor("policy "+want+" enforced", func() bool {
+			g, _ := k.get(web)
+			return g.rs != nil && slices.Equal(g.rs.Ingress.Policies, []string{want})
+		})
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("policy change → kernel, worst of 5: %s", worst)
+	if worst > time.Second {
+		t.Errorf("policy change took %s to reach the kernel, want ≤ 1s", worst)
+	}
+}
+
+// Ensure pods of other nodes from the Kubernetes peer informer become
+// peers of local pods' selectors, and the state is not synced before
+// the peer list is.
+func TestSyncer_Peers(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	web := bind(t, db, reserve(t, db, "shop", "web", "10.0.0.10"), 5)
+	peers := []policy.Pod{
+		{Namespace: "shop", Name: "remote-client", Labels: map[string]string{"app": "client"}, Node: "node-c", IPs: []netip.Addr{netip.MustParseAddr("10.7.0.9")}},
+		{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, Node: "node-a"}, // this node's: the mirror's
+	}
+	synced := false
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a",
+		Peers: func() ([]policy.Pod, bool) { return peers, synced }})
+	mustPass(t, s)
+	w, _ := k.get(web)
+	if !allows(w.rs, true, "10.7.0.9", 8080) {
+		t.Error("web does not allow the remote client known from the peer informer")
+	}
+	var st store.PolicyState
+	_ = db.View(func(tx *store.ReadTx) error { st, _ = tx.PolicyState(); return nil })
+	if st.Synced {
+		t.Error("state synced before the peer informer")
+	}
+	synced = true
+	peers = peers[1:] // the remote client is gone
+	if rep := mustPass(t, s); rep.Reused || rep.Applied != 1 {
+		t.Errorf("after the peer left: %+v, want web recompiled and re-applied", rep)
+	}
+	if w, _ := k.get(web); allows(w.rs, true, "10.7.0.9", 8080) {
+		t.Error("web still allows a peer that is gone")
+	}
+	_ = db.View(func(tx *store.ReadTx) error { st, _ = tx.PolicyState(); return nil })
+	if !st.Synced {
+		t.Error("state not synced with every source read")
+	}
+}

@@ -1,0 +1,183 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// NetworkPolicy state. Besides the Kubernetes mirror (mirror.go), the
+// daemon keeps here what it read from other policy sources (a folder of
+// manifests), each local pod's compiled ruleset and the policy loop's
+// state, so that a CNI ADD installs a new pod's policy from one read
+// transaction, with no daemon and no API server. Rulesets are opaque JSON
+// to this package (package policy's Ruleset; the store must not import
+// it): the store checks only that each record's digest is its content's,
+// and that the index (digest and flags, read without the ruleset) agrees.
+
+// PolicySource is the objects one non-Kubernetes policy source supplied
+// (today "manifests": the policy_manifest_dir folder), as last read.
+type PolicySource struct {
+	Name       string      `json:"name"`
+	Location   string      `json:"location,omitempty"` // the folder
+	Pods       []SourcePod `json:"pods,omitempty"`
+	Namespaces []Namespace `json:"namespaces,omitempty"`
+	Policies   []Policy    `json:"policies,omitempty"` // Raw: networking.k8s.io/v1 JSON
+	Digest     string      `json:"digest"`             // of what was read; unchanged input is not rewritten
+	Read       time.Time   `json:"read"`
+}
+
+// SourcePod is a pod a manifest describes: any node's (peers of local
+// pods) or this node's (endpoints, whose addresses come from allocations).
+type SourcePod struct {
+	Pod
+	Node string       `json:"node,omitempty"`
+	IPs  []netip.Addr `json:"ips,omitempty"`
+}
+
+// PolicyRecord is a local pod's compiled policy as the daemon last wrote
+// it: what an ADD installs, and what "veni policy show" prints.
+type PolicyRecord struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Digest is PolicyDigest(Ruleset): equal digests, equal kernel state.
+	Digest string `json:"digest"`
+	// Generation is the policy loop's pass that wrote it (PolicyState).
+	Generation uint64 `json:"generation"`
+	// Isolated is true when the ruleset isolates a direction (an ADD
+	// then has something to install).
+	Isolated bool `json:"isolated,omitempty"`
+	// Ruleset is the encoded ruleset (package podpolicy's encoding).
+	Ruleset  []byte    `json:"ruleset"`
+	Compiled time.Time `json:"compiled"`
+}
+
+// PolicyRecordInfo is a record without its ruleset: what a pass compares
+// and an ADD checks before it reads the whole record.
+type PolicyRecordInfo struct {
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	Digest     string `json:"digest"`
+	Generation uint64 `json:"generation"`
+	Isolated   bool   `json:"isolated,omitempty"`
+}
+
+// Info returns the record's index entry.
+func (r PolicyRecord) Info() PolicyRecordInfo {
+	return PolicyRecordInfo{Namespace: r.Namespace, Name: r.Name, Digest: r.Digest, Generation: r.Generation, Isolated: r.Isolated}
+}
+
+// PolicyState is the daemon's policy loop as it last recorded itself.
+type PolicyState struct {
+	// Enabled is the node's network_policy switch as the daemon runs it.
+	Enabled bool `json:"enabled"`
+	// Sources name what the loop reads: "kubernetes", "manifests".
+	Sources []string `json:"sources,omitempty"`
+	// Synced is true once every source had been read completely (the
+	// informers synced, the folder read): before, an unknown pod's
+	// selection is unknown and an ADD fails it closed.
+	Synced bool `json:"synced"`
+	// Node is the node's name as policies see it (pods' spec.nodeName)
+	// and NodeIPs its addresses (whose traffic to its pods is allowed).
+	Node       string       `json:"node,omitempty"`
+	NodeIPs    []netip.Addr `json:"nodeIPs,omitempty"`
+	Generation uint64       `json:"generation"`
+	Updated    time.Time    `json:"updated"`
+	// Error is why the last pass could not compile ("" if none): a
+	// manifest that does not parse, a policy that cannot be read.
+	Error string `json:"error,omitempty"`
+}
+
+var keyPolicyState = []byte("policy")
+
+// PolicyDigest is the digest of a compiled ruleset's JSON.
+func PolicyDigest(ruleset []byte) string {
+	sum := sha256.Sum256(ruleset)
+	return hex.EncodeToString(sum[:16])
+}
+
+func (r PolicyRecord) validate() error {
+	switch {
+	case r.Name == "" || r.Namespace == "":
+		return errors.New("policy record without a pod namespace and name")
+	case len(r.Ruleset) == 0:
+		return fmt.Errorf("policy record %s: no ruleset", PodKey(r.Namespace, r.Name))
+	case r.Digest != PolicyDigest(r.Ruleset):
+		return fmt.Errorf("policy record %s: digest %q is not its ruleset's %q", PodKey(r.Namespace, r.Name), r.Digest, PolicyDigest(r.Ruleset))
+	}
+	return nil
+}
+
+// PolicyRecord returns the compiled policy of pod namespace/name, or an
+// error wrapping ErrNotFound.
+func (t *ReadTx) PolicyRecord(namespace, name string) (PolicyRecord, error) {
+	return get[PolicyRecord](t, bucketPolicyRecords, []byte(PodKey(namespace, name)), "policy record")
+}
+
+// PolicyRecords returns every compiled record, ordered by namespace/name.
+func (t *ReadTx) PolicyRecords() ([]PolicyRecord, error) {
+	return list[PolicyRecord](t, bucketPolicyRecords)
+}
+
+// PutPolicyRecord records r; its Digest must be PolicyDigest(r.Ruleset).
+func (t *WriteTx) PutPolicyRecord(r PolicyRecord) error {
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("put policy record: %w", err)
+	}
+	if err := put(t, bucketPolicyIndex, []byte(PodKey(r.Namespace, r.Name)), r.Info()); err != nil {
+		return err
+	}
+	return put(t, bucketPolicyRecords, []byte(PodKey(r.Namespace, r.Name)), r)
+}
+
+// PolicyRecordInfos returns every record's index entry, ordered by
+// namespace/name, without reading the rulesets.
+func (t *ReadTx) PolicyRecordInfos() ([]PolicyRecordInfo, error) {
+	return list[PolicyRecordInfo](t, bucketPolicyIndex)
+}
+
+// PolicyRecordInfo returns pod namespace/name's index entry, or an error
+// wrapping ErrNotFound.
+func (t *ReadTx) PolicyRecordInfo(namespace, name string) (PolicyRecordInfo, error) {
+	return get[PolicyRecordInfo](t, bucketPolicyIndex, []byte(PodKey(namespace, name)), "policy record")
+}
+
+// DeletePolicyRecord forgets a pod's compiled policy; none is no error.
+func (t *WriteTx) DeletePolicyRecord(namespace, name string) error {
+	if err := t.tx.Bucket(bucketPolicyIndex).Delete([]byte(PodKey(namespace, name))); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketPolicyRecords).Delete([]byte(PodKey(namespace, name)))
+}
+
+// PolicySources returns every stored policy source, ordered by name.
+func (t *ReadTx) PolicySources() ([]PolicySource, error) {
+	return list[PolicySource](t, bucketPolicySources)
+}
+
+// PutPolicySource records what source s.Name supplied.
+func (t *WriteTx) PutPolicySource(s PolicySource) error {
+	if s.Name == "" {
+		return errors.New("put policy source: no name")
+	}
+	return put(t, bucketPolicySources, []byte(s.Name), s)
+}
+
+// DeletePolicySource forgets a source (its folder is no longer configured).
+func (t *WriteTx) DeletePolicySource(name string) error {
+	return t.tx.Bucket(bucketPolicySources).Delete([]byte(name))
+}
+
+// PolicyState returns the policy loop's state, or an error wrapping
+// ErrNotFound when no daemon has run it on this store.
+func (t *ReadTx) PolicyState() (PolicyState, error) {
+	return get[PolicyState](t, bucketMeta, keyPolicyState, "policy state")
+}
+
+// PutPolicyState records the policy loop's state.
+func (t *WriteTx) PutPolicyState(s PolicyState) error {
+	return put(t, bucketMeta, keyPolicyState, s)
+}

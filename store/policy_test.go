@@ -1,0 +1,116 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func testPolicyRecord(ns, name string) PolicyRecord {
+	rs := []byte(`{"pod":"` + ns + `/` + name + `","ingress":{"isolated":true},"egress":{"isolated":false}}`)
+	return PolicyRecord{Namespace: ns, Name: name, Ruleset: rs, Digest: PolicyDigest(rs), Generation: 3, Compiled: time.Now().UTC()}
+}
+
+// Ensure a record whose digest is not its ruleset's is refused at Put: an
+// ADD trusts the digest to know whether the kernel already holds it.
+func TestWriteTx_PutPolicyRecord(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "veni.db"), Options{})
+	bad := testPolicyRecord("default", "web")
+	bad.Digest = PolicyDigest([]byte("other"))
+	if err := db.Update(func(tx *WriteTx) error { return tx.PutPolicyRecord(bad) }); err == nil {
+		t.Fatal("a record with a wrong digest was accepted")
+	}
+	good := testPolicyRecord("default", "web")
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(good) })
+	_ = db.View(func(tx *ReadTx) error {
+		got, err := tx.PolicyRecord("default", "web")
+		if err != nil || got.Digest != good.Digest || string(got.Ruleset) != string(good.Ruleset) || got.Generation != 3 {
+			t.Errorf("PolicyRecord = %+v, %v", got, err)
+		}
+		if _, err := tx.PolicyRecord("default", "db"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown pod: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeletePolicyRecord("default", "web") })
+	_ = db.View(func(tx *ReadTx) error {
+		if recs, err := tx.PolicyRecords(); err != nil || len(recs) != 0 {
+			t.Errorf("after delete: %+v, %v", recs, err)
+		}
+		return nil
+	})
+}
+
+// Ensure a schema-3 file (mirror, no policy buckets) opens with them, its
+// mirror kept, and readers of an unmigrated file see empty policy state.
+func TestOpen_MigratesPolicyBuckets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "veni.db")
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, m := range migrations[:3] {
+			if err := m(tx); err != nil {
+				return err
+			}
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keySchema, []byte(strconv.Itoa(3))); err != nil {
+			return err
+		}
+		v, err := encode(Policy{Namespace: "default", Name: "deny", Raw: []byte(`{}`)})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPolicy).Put([]byte("default/deny"), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A reader sees the old file migrated in memory.
+	err = View(path, func(tx *ReadTx) error {
+		recs, err := tx.PolicyRecords()
+		if err != nil || len(recs) != 0 {
+			t.Errorf("reader: records %+v, %v", recs, err)
+		}
+		if _, err := tx.PolicyState(); !errors.Is(err, ErrNotFound) {
+			t.Errorf("reader: policy state %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mustOpen(t, path, Options{})
+	mustUpdate(t, db, func(tx *WriteTx) error {
+		if err := tx.PutPolicySource(PolicySource{Name: "manifests", Digest: "d"}); err != nil {
+			return err
+		}
+		return tx.PutPolicyRecord(testPolicyRecord("default", "web"))
+	})
+	_ = db.View(func(tx *ReadTx) error {
+		pols, err := tx.MirrorPolicies()
+		if err != nil || len(pols) != 1 {
+			t.Errorf("mirror after migration: %+v, %v", pols, err)
+		}
+		srcs, err := tx.PolicySources()
+		if err != nil || len(srcs) != 1 || srcs[0].Name != "manifests" {
+			t.Errorf("sources: %+v, %v", srcs, err)
+		}
+		if v := tx.Check(); len(v) != 0 {
+			t.Errorf("Check: %v", v)
+		}
+		return nil
+	})
+}
