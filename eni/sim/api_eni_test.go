@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
@@ -219,7 +220,9 @@ func TestCloud_AttachNetworkInterface_Errors(t *testing.T) {
 }
 
 func TestCloud_DetachDelete_Lifecycle(t *testing.T) {
-	c, rec, inst, client := newTestAPI(t, nil)
+	// Detaching must last past the next two calls even on a busy machine
+	// (the tests' default of 20 ms did not, under -race).
+	c, rec, inst, client := newTestAPI(t, func(cfg *Config) { cfg.DetachDelay = time.Second })
 	resp := mustCreateENI(t, client, func(r *ecs.CreateNetworkInterfaceRequest) {
 		r.SecondaryPrivateIpAddressCount = requests.NewInteger(4)
 	})
