@@ -1,7 +1,6 @@
 package enforce
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,14 +9,13 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/ebpf/tc"
 )
 
 // Filter identity on a pod's host veth in tc mode. Priority 1 runs before
@@ -27,7 +25,6 @@ import (
 // filters.
 const (
 	tcFilterPrio   = 1
-	tcFilterHandle = 1
 	tcFilterPrefix = "venipol-"
 )
 
@@ -79,7 +76,7 @@ func (e *Enforcer) AttachEndpoint(ep EndpointKey) error {
 	if e.podHook == fastpath.PodHookTCX {
 		err = e.attachTCX(ep.Ifindex)
 	} else {
-		err = e.attachTC(h, ep.Ifindex)
+		err = e.attachTC(ep.Ifindex)
 	}
 	if err != nil {
 		return err
@@ -96,40 +93,10 @@ func (e *Enforcer) AttachEndpoint(ep EndpointKey) error {
 	return nil
 }
 
-func (e *Enforcer) attachTC(h *netlink.Handle, ifindex int) error {
-	qdisc := &netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
-		QdiscType:  "clsact",
-	}
-	// Add, not replace: replacing a clsact would drop the fast path's filters.
-	if err := h.QdiscAdd(qdisc); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add clsact to ifindex %d: %w", ifindex, err)
-	}
-	for _, f := range []struct {
-		parent uint32
-		prog   *ebpf.Program
-		name   string
-	}{
-		{netlink.HANDLE_MIN_INGRESS, e.objs.PolFromPod, tcFilterPrefix + "from_pod"},
-		{netlink.HANDLE_MIN_EGRESS, e.objs.PolToPod, tcFilterPrefix + "to_pod"},
-	} {
-		filter := &netlink.BpfFilter{
-			FilterAttrs: netlink.FilterAttrs{
-				LinkIndex: ifindex,
-				Parent:    f.parent,
-				Handle:    tcFilterHandle,
-				Protocol:  unix.ETH_P_ALL,
-				Priority:  tcFilterPrio,
-			},
-			Fd:           f.prog.FD(),
-			Name:         f.name,
-			DirectAction: true,
-		}
-		if err := h.FilterReplace(filter); err != nil {
-			return fmt.Errorf("attach %s to ifindex %d: %w", f.name, ifindex, err)
-		}
-	}
-	return nil
+func (e *Enforcer) attachTC(ifindex int) error {
+	return tc.Attach(ifindex, tcFilterPrio,
+		tc.Filter{Prog: e.objs.PolFromPod, Name: tcFilterPrefix + "from_pod"},
+		tc.Filter{Prog: e.objs.PolToPod, Name: tcFilterPrefix + "to_pod"})
 }
 
 // linkNames names an endpoint's TCX link pins (by ifindex: the key of
@@ -222,28 +189,5 @@ func (e *Enforcer) detach(ifindex int, mac net.HardwareAddr) error {
 }
 
 func detachTC(ifindex int, mac net.HardwareAddr) error {
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("netlink handle: %w", err)
-	}
-	defer h.Close()
-	l, err := h.LinkByIndex(ifindex)
-	if err != nil || (len(mac) > 0 && !bytes.Equal(l.Attrs().HardwareAddr, mac)) {
-		return nil // gone, and its filters with it
-	}
-	var errs []error
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		filters, err := h.FilterList(l, parent)
-		if err != nil {
-			continue // no clsact: nothing of ours
-		}
-		for _, f := range filters {
-			if bf, ok := f.(*netlink.BpfFilter); ok && strings.HasPrefix(bf.Name, tcFilterPrefix) {
-				if err := h.FilterDel(bf); err != nil && !errors.Is(err, unix.ENOENT) {
-					errs = append(errs, fmt.Errorf("detach %s from %s: %w", bf.Name, l.Attrs().Name, err))
-				}
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return tc.Detach(ifindex, mac, tcFilterPrefix)
 }

@@ -157,24 +157,15 @@ func (d *Datapath) PruneFlows(keep func(netip.Addr) bool) (int, error) {
 		return 0, err
 	}
 	defer unlock()
-	var (
-		key   [4]byte
-		inner *ebpf.Map
-		gone  []netip.Addr
-	)
-	iter := d.objs.VeniPodFlows.Iterate()
-	for iter.Next(&key, &inner) {
-		inner.Close()
-		ip := netip.AddrFrom4(key)
-		if !keep(ip) {
-			gone = append(gone, ip)
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return 0, fmt.Errorf("list flow maps: %w", err)
+	have, err := d.FlowMaps()
+	if err != nil {
+		return 0, err
 	}
 	n := 0
-	for _, ip := range gone {
+	for _, ip := range have {
+		if keep(ip) {
+			continue
+		}
 		if _, ok, err := d.Endpoint(ip); err != nil || ok {
 			continue // a pod has it now
 		}
