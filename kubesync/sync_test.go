@@ -221,11 +221,15 @@ func TestSync_Mirror(t *testing.T) {
 func TestSync_ConfigLayers(t *testing.T) {
 	h := startHarness(t, `{"max_pool_size": 5, "min_pool_size": 0, "ip_stack": "ipv4"}`, nil, nil)
 	ctx := context.Background()
+	// Forget what was applied before the ConfigMaps exist, before they do:
+	// the daemon may apply the cluster's layer as soon as it is created.
+	h.mu.Lock()
+	h.applied = nil
+	h.mu.Unlock()
 	h.mustCreate(&kube.ConfigMap{ObjectMeta: kube.ObjectMeta{Namespace: "kube-system", Name: "eni-config"},
 		Data: map[string]string{"eni_conf": `{"max_pool_size": 9}`}})
 	h.mustCreate(&kube.ConfigMap{ObjectMeta: kube.ObjectMeta{Namespace: "kube-system", Name: "pool-a"},
 		Data: map[string]string{"eni_conf": `{"min_pool_size": 3}`}})
-	h.applied = nil
 	h.wantApplied(t, "the cluster's eni_conf", func(c config.Config) bool { return c.MaxPoolSize == 9 && c.MinPoolSize == 0 })
 	h.patchNodeLabels(t, map[string]string{"terway-config": "pool-a"})
 	h.wantApplied(t, "the node pool's eni_conf over it", func(c config.Config) bool { return c.MaxPoolSize == 9 && c.MinPoolSize == 3 })
