@@ -166,7 +166,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			recordFailedAdd(env, owner, start, err)
+			recordFailure(env, store.CNIAdd, "AllocIPFailed", owner, start, err)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), conf.addTimeout)
@@ -184,11 +184,8 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	nodeSpec := node.IPAMNode(facts)
+	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
-	// A cold ADD that creates an ENI waits for its attach in metadata
-	// (no API call), like the daemon.
-	nodeSpec.AttachedENIs = env.Metadata().Attached
 
 	res, err := ipam.Allocate(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner)
 	if err != nil {
@@ -314,13 +311,8 @@ func cniCall(verb string, o ipam.Owner, ip netip.Addr, took time.Duration, err e
 	return c
 }
 
-// recordFailedAdd leaves the failed ADD's record in the event log, for the
-// daemon's AllocIPFailed event and failure metrics.
-func recordFailedAdd(env *node.Env, o ipam.Owner, start time.Time, err error) {
-	recordFailure(env, store.CNIAdd, "AllocIPFailed", o, start, err)
-}
-
-// recordFailure leaves a failed call's record in the event log. It is best
+// recordFailure leaves a failed call's record in the event log, for the
+// daemon's AllocIPFailed / ReleaseIPFailed events and failure metrics. It is best
 // effort and quick: a store too busy to take it within a moment is not
 // worth holding the runtime's call for (and a DEL failing for a busy store
 // could not write it anyway).

@@ -96,10 +96,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.node = node.IPAMNode(facts)
+	d.node = d.env.IPAMNode(facts)
 	d.node.WaitLink = d.opts.Host.WaitLink
 	d.node.HostPods = d.opts.Host.HostPods
-	d.node.AttachedENIs = d.env.Metadata().Attached
 	d.node.Holder = "veni daemon"
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -141,6 +142,15 @@ func (e *Env) LogNotes(log *slog.Logger) {
 // Metadata returns a client of the instance metadata service.
 func (e *Env) Metadata() *eni.Metadata {
 	return eni.NewMetadata(e.Config.MetadataURL, nil)
+}
+
+// IPAMNode is IPAMNode(facts) for a role on this node: ipam confirms
+// attachments through the node's instance metadata (ipam.Node.AttachedENIs),
+// which costs no API call.
+func (e *Env) IPAMNode(facts store.NodeInfo) ipam.Node {
+	n := IPAMNode(facts)
+	n.AttachedENIs = e.Metadata().Attached
+	return n
 }
 
 // Cloud returns an eni.Client that is built on its first call. Building it
