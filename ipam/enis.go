@@ -188,8 +188,8 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 // metadata lists an ENI under its MAC once the attach is done, so where
 // the node reads metadata (node.AttachedENIs: the daemon and the plugin
 // set it) the wait costs no API call, as AWS VPC CNI waits on its metadata
-// service; it polls on the same schedule as waitENIStatus. Without
-// metadata, or when it fails, it polls DescribeNetworkInterfaces. The addresses are those the create
+// service. Without metadata, or when it fails or never lists the ENI, it
+// polls DescribeNetworkInterfaces. The addresses are those the create
 // returned, or metadata's when the create listed none.
 func waitAttached(ctx context.Context, cloud eni.Client, node Node, cfg config.Config, created eni.ENI) (eni.ENI, error) {
 	if node.AttachedENIs == nil || len(created.MAC) == 0 {
@@ -197,70 +197,80 @@ func waitAttached(ctx context.Context, cloud eni.Client, node Node, cfg config.C
 	}
 	mctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AttachTimeout))
 	defer cancel()
-	delay, maxDelay := 4*time.Duration(cfg.PollInterval), 20*time.Duration(cfg.PollInterval)
-	for {
-		t := time.NewTimer(delay)
-		select {
-		case <-mctx.Done():
-			t.Stop()
-			if ctx.Err() != nil {
-				return eni.ENI{}, fmt.Errorf("wait for eni %s (%s) in instance metadata: %w", created.ID, created.MAC, ctx.Err())
-			}
-			// Attached for the cloud but not listed: ask the API, once
-			// more the full wait, before giving up.
-			return waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
-		case <-t.C:
-		}
+	out := created
+	err := poll(mctx, cfg, func() (bool, error) {
 		listed, err := node.AttachedENIs(mctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return eni.ENI{}, fmt.Errorf("wait for eni %s in instance metadata: %w", created.ID, err)
-			}
-			return waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
+			return false, err
 		}
 		for _, m := range listed {
-			if !bytes.Equal(m.MAC, created.MAC) {
-				continue
+			if bytes.Equal(m.MAC, created.MAC) {
+				out.Status, out.InstanceID = eni.StatusInUse, node.InstanceID
+				if len(out.PrivateIPs) <= 1 && len(m.PrivateIPs) > 0 {
+					out.PrivateIPs = slices.Clone(m.PrivateIPs)
+				}
+				return true, nil
 			}
-			out := created
-			out.Status, out.InstanceID = eni.StatusInUse, node.InstanceID
-			if len(out.PrivateIPs) <= 1 && len(m.PrivateIPs) > 0 {
-				out.PrivateIPs = slices.Clone(m.PrivateIPs)
-			}
-			return out, nil
 		}
-		delay = min(delay*3/2, maxDelay)
+		return false, nil
+	})
+	switch {
+	case err == nil:
+		return out, nil
+	case ctx.Err() != nil:
+		return eni.ENI{}, fmt.Errorf("wait for eni %s (%s) in instance metadata: %w", created.ID, created.MAC, ctx.Err())
+	default:
+		// Metadata failed, or the ENI is attached for the cloud but not
+		// listed yet: ask the API, the full wait once more.
+		return waitENIStatus(ctx, cloud, cfg, created.ID, eni.StatusInUse)
 	}
 }
 
 // waitENIStatus polls the cloud until the ENI reaches status, for at most
-// cfg.AttachTimeout. It follows Alibaba's advice for asynchronous
-// operations: no poll right after the request (an attach takes a second or
-// more), then polls further and further apart (×1.5), so a 3 s attach costs
-// about three Describe calls, not a dozen. With the default poll_interval
-// (250 ms) the first poll comes after 1 s and the gaps stop growing at 5 s.
+// cfg.AttachTimeout.
 func waitENIStatus(ctx context.Context, cloud eni.Client, cfg config.Config, id, status string) (eni.ENI, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AttachTimeout))
 	defer cancel()
-	delay, maxDelay := 4*time.Duration(cfg.PollInterval), 20*time.Duration(cfg.PollInterval)
+	var out eni.ENI
 	last := "unknown"
+	err := poll(ctx, cfg, func() (bool, error) {
+		got, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{id}})
+		if err != nil && ctx.Err() == nil {
+			return false, fmt.Errorf("describe eni %s: %w", id, err)
+		}
+		if len(got) == 1 {
+			if got[0].Status == status {
+				out = got[0]
+				return true, nil
+			}
+			last = got[0].Status
+		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return eni.ENI{}, fmt.Errorf("wait for eni %s to be %s (still %s): %w", id, status, last, ctx.Err())
+	}
+	return out, err
+}
+
+// poll calls check until it reports done or fails, or ctx ends (its
+// error then). It follows Alibaba's advice for asynchronous operations: no
+// look right after the request (an attach takes a second or more), then
+// further and further apart (×1.5), so a 3 s attach costs about three
+// looks, not a dozen. With the default poll_interval (250 ms) the first
+// look comes after 1 s and the gaps stop growing at 5 s.
+func poll(ctx context.Context, cfg config.Config, check func() (bool, error)) error {
+	delay, maxDelay := 4*time.Duration(cfg.PollInterval), 20*time.Duration(cfg.PollInterval)
 	for {
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return eni.ENI{}, fmt.Errorf("wait for eni %s to be %s (still %s): %w", id, status, last, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
-		got, err := cloud.ENIs(ctx, eni.ENIFilter{IDs: []string{id}})
-		if err != nil && ctx.Err() == nil {
-			return eni.ENI{}, fmt.Errorf("describe eni %s: %w", id, err)
-		}
-		if len(got) == 1 {
-			if got[0].Status == status {
-				return got[0], nil
-			}
-			last = got[0].Status
+		if done, err := check(); done || err != nil {
+			return err
 		}
 		delay = min(delay*3/2, maxDelay)
 	}
