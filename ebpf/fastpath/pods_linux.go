@@ -264,11 +264,12 @@ func (d *Datapath) detachLocked(ip netip.Addr, keepFlows bool) error {
 	if err := d.objs.VeniEndpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
 	}
-	if keepFlows {
-		// Nothing uses them: the programs look a pod's flows up only
-		// for an address with an endpoint.
-	} else if err := d.objs.VeniPodFlows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		errs = append(errs, fmt.Errorf("delete flow map of %s: %w", ip, err))
+	// A kept map is unused until the address's next pod: the programs
+	// look a pod's flows up only for an address with an endpoint.
+	if !keepFlows {
+		if err := d.objs.VeniPodFlows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete flow map of %s: %w", ip, err))
+		}
 	}
 	errs = append(errs, d.deletePlain(ip))
 	from, to := podLinkNames(ip)
