@@ -16,16 +16,22 @@
 //     which skips pol_to_pod;
 //   - translating a policy.Ruleset into table entries (table.go).
 //
-// How a packet is decided: an endpoint no policy selects has no table and
-// costs one hash lookup. An endpoint with a table (swapped in whole, one
-// update of a HASH_OF_MAPS, so a packet never sees half a policy) decides a
-// new flow with two LPM lookups (peer prefix to port set, port set to
-// protocol and port) and records it in the node's connection LRU, so that
-// replies and later packets pass. Every table carries a node-wide
-// generation: a flow allowed under an older generation is decided again, as
-// its opener, on its next packet, and dropped if the new policy no longer
-// allows it. ICMP errors are decided as the flow they quote. Packets the
-// node itself sends into a pod (kubelet probes) are always allowed.
+// How a packet is decided: an endpoint no policy selects has no entry in
+// veni_pol_eps and costs one hash lookup. A selected endpoint's entry
+// names its table's generation; every table lives in the node's one LPM
+// trie (veni_pol_rules) under its generation. A changed policy is written
+// whole under a new generation and the endpoint switched to it with one
+// update, so a packet never sees half a policy; the old generation is
+// deleted after an RCU grace period. Installing a new endpoint's table
+// creates no map and writes no map of maps, so a CNI ADD never waits for
+// a grace period. A new flow is decided with two LPM lookups (peer prefix
+// to port set, port set to protocol and port) and recorded in the node's
+// connection LRU, so that replies and later packets pass. Every table
+// carries a node-wide generation: a flow allowed under an older
+// generation is decided again, as its opener, on its next packet, and
+// dropped if the new policy no longer allows it. ICMP errors are decided
+// as the flow they quote. Packets the node itself sends into a pod
+// (kubelet probes) are always allowed.
 //
 // Not done yet, and so absent rather than approximated:
 //   - Service traffic's egress is decided where the pod's packet enters the

@@ -64,8 +64,8 @@ type Endpoint struct {
 	// Digest identifies the table's content: SetEndpoint with a ruleset
 	// of the same digest changes nothing.
 	Digest uint64 `json:"digest,omitempty"`
-	// Entries counts the table's entries (prefixes, port blocks, and two
-	// of metadata).
+	// Entries counts the table's entries in the node's trie (prefixes,
+	// port blocks, and its HEAD).
 	Entries int `json:"entries,omitempty"`
 }
 
@@ -112,7 +112,6 @@ const (
 	ReasonFragment  Reason = 4 // a later fragment whose first fragment was not allowed
 	ReasonIPv6      Reason = 5 // IPv6 in an isolated direction (the datapath is IPv4)
 	ReasonMalformed Reason = 6 // truncated IPv4 headers in an isolated direction
-	ReasonNoMeta    Reason = 7 // a table without its metadata (a bug)
 )
 
 var reasonNames = [...]string{
@@ -122,7 +121,6 @@ var reasonNames = [...]string{
 	ReasonFragment:  "fragment",
 	ReasonIPv6:      "ipv6",
 	ReasonMalformed: "malformed",
-	ReasonNoMeta:    "no-metadata",
 }
 
 func (r Reason) String() string {

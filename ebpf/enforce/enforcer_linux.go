@@ -128,7 +128,8 @@ func (e *Enforcer) pinnedPrograms() map[string]**ebpf.Program {
 
 func (e *Enforcer) pinnedMaps() map[string]**ebpf.Map {
 	return map[string]**ebpf.Map{
-		"veni_pol_tables":   &e.objs.VeniPolTables,
+		"veni_pol_eps":      &e.objs.VeniPolEps,
+		"veni_pol_rules":    &e.objs.VeniPolRules,
 		"veni_pol_ct":       &e.objs.VeniPolCt,
 		"veni_pol_stats":    &e.objs.VeniPolStats,
 		"veni_pol_counters": &e.objs.VeniPolCounters,
@@ -190,13 +191,19 @@ func (k EndpointKey) validate() error {
 }
 
 // SetEndpoint makes rs the endpoint's policy. When rs isolates a direction,
-// a new table is built completely and swapped in with one map update, so
-// every packet sees the old policy or the new one; flows allowed under the
-// old one are decided again on their next packet (see the package doc).
-// When rs isolates nothing, the endpoint's table is removed: its packets
-// pay one lookup and pass. A ruleset equal to the installed one (same
-// digest) changes nothing, generation included, so a daemon may re-apply
-// every endpoint's ruleset at will.
+// its table is written whole under a new generation and the endpoint is
+// switched to it with one map update, so every packet sees the old policy
+// or the new one; flows allowed under the old one are decided again on
+// their next packet (see the package doc). When rs isolates nothing, the
+// endpoint's table is removed: its packets pay one lookup and pass. A
+// ruleset equal to the installed one (same digest) changes nothing,
+// generation included, so a daemon may re-apply every endpoint's ruleset
+// at will.
+//
+// Installing the first table of an endpoint (a CNI ADD's case) creates no
+// map and waits for nothing. Replacing or removing a table waits, once,
+// until no program can still be reading the old one (an RCU grace period,
+// milliseconds), and then deletes it.
 //
 // It does not attach the programs to the veth (AttachEndpoint does); the
 // fast path's ingress check reads the table either way. It is meant for
@@ -217,7 +224,7 @@ func (e *Enforcer) SetEndpoint(ep EndpointKey, rs *policy.Ruleset) error {
 	}
 	defer unlock()
 	if t == nil {
-		return e.deleteTable(ep.Ifindex)
+		return e.deleteTable(ep.Ifindex, true)
 	}
 	return e.install(ep, t)
 }
@@ -239,7 +246,7 @@ func (e *Enforcer) FailClosed(ep EndpointKey) error {
 	return e.install(ep, failClosedTable())
 }
 
-// installed is what the META entries of a table say.
+// installed is what an endpoint's entry in veni_pol_eps says.
 type installed struct {
 	gen, flags uint32
 	digest     uint64
@@ -249,40 +256,19 @@ type installed struct {
 
 // current reads the endpoint's installed table, if any.
 func (e *Enforcer) current(ifindex int) (installed, bool, error) {
-	var inner *ebpf.Map
-	err := e.objs.VeniPolTables.Lookup(uint32(ifindex), &inner)
+	var r epRecord
+	err := e.objs.VeniPolEps.Lookup(uint32(ifindex), &r)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return installed{}, false, nil
 	}
 	if err != nil {
 		return installed{}, false, fmt.Errorf("read table of ifindex %d: %w", ifindex, err)
 	}
-	defer inner.Close()
-	return readMeta(inner)
+	return r.installed(), true, nil
 }
 
-func readMeta(inner *ebpf.Map) (installed, bool, error) {
-	var v0, v1 tableValue
-	if err := inner.Lookup(metaKey(0), &v0); err != nil {
-		return installed{}, false, fmt.Errorf("read table metadata: %w", err)
-	}
-	if err := inner.Lookup(metaKey(1), &v1); err != nil {
-		return installed{}, false, fmt.Errorf("read table metadata: %w", err)
-	}
-	in := installed{
-		gen:     binary.NativeEndian.Uint32(v0[0:4]),
-		flags:   binary.NativeEndian.Uint32(v0[4:8]),
-		digest:  binary.NativeEndian.Uint64(v0[8:16]),
-		entries: int(inner.MaxEntries()),
-	}
-	if a := netip.AddrFrom4([4]byte(v1[0:4])); !a.IsUnspecified() {
-		in.ip = a
-	}
-	return in, true, nil
-}
-
-// install swaps t in as the endpoint's table, unless the installed one has
-// the same content. Call with the pin dir locked.
+// install makes t the endpoint's table, unless the installed one has the
+// same content. Call with the pin dir locked.
 func (e *Enforcer) install(ep EndpointKey, t *table) (err error) {
 	ip := ep.IP.Unmap()
 	cur, ok, err := e.current(ep.Ifindex)
@@ -302,26 +288,21 @@ func (e *Enforcer) install(ep EndpointKey, t *table) (err error) {
 	if err != nil {
 		return err
 	}
-	inner, err := ebpf.NewMap(&ebpf.MapSpec{
-		Name:       "veni_pol_table",
-		Type:       ebpf.LPMTrie,
-		KeySize:    keySize,
-		ValueSize:  valueSize,
-		MaxEntries: uint32(t.entries()),
-		Flags:      unix.BPF_F_NO_PREALLOC,
-	})
-	if err != nil {
-		return fmt.Errorf("create table of %s: %w", ep, err)
-	}
-	defer inner.Close() // the outer map holds it once it is in
-	keys := append(slices.Clip(t.keys), metaKey(0), metaKey(1))
-	values := append(slices.Clip(t.values), metaValue(gen, t.flags, t.digest), identValue(ip))
-	if _, err := inner.BatchUpdate(keys, values, nil); err != nil {
-		return fmt.Errorf("fill table of %s (%d entries): %w", ep, len(keys), err)
+	keys, values := t.withGen(gen)
+	if _, err := e.objs.VeniPolRules.BatchUpdate(keys, values, nil); err != nil {
+		err = fmt.Errorf("write table of %s (%d entries): %w", ep, len(keys), err)
+		if errors.Is(err, unix.E2BIG) {
+			err = fmt.Errorf("%w: the node's policy trie holds %d entries at most", err, e.objs.VeniPolRules.MaxEntries())
+		}
+		return errors.Join(err, e.deleteGeneration(gen))
 	}
 	// The one update that switches the endpoint to its new policy.
-	if err := e.objs.VeniPolTables.Put(uint32(ep.Ifindex), inner); err != nil {
-		return tooMany("install table of", ep, err)
+	rec := newEPRecord(gen, t.flags, t.digest, ip, len(keys))
+	if err := e.objs.VeniPolEps.Put(uint32(ep.Ifindex), rec); err != nil {
+		return errors.Join(tooMany("install table of", ep, err), e.deleteGeneration(gen))
+	}
+	if ok {
+		return e.retire(cur.gen)
 	}
 	return nil
 }
@@ -334,10 +315,79 @@ func tooMany(what string, ep EndpointKey, err error) error {
 }
 
 // deleteTable removes the endpoint's table: it is selected by nothing.
-func (e *Enforcer) deleteTable(ifindex int) error {
-	err := e.objs.VeniPolTables.Delete(uint32(ifindex))
+// Unless wait, its entries go at once, without waiting for programs that
+// may still read them: for an endpoint that is going away, whose last
+// packets' verdicts do not matter. Call with the pin dir locked.
+func (e *Enforcer) deleteTable(ifindex int, wait bool) error {
+	cur, ok, err := e.current(ifindex)
+	if err != nil || !ok {
+		return err
+	}
+	err = e.objs.VeniPolEps.Delete(uint32(ifindex))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete table of ifindex %d: %w", ifindex, err)
+	}
+	if wait {
+		return e.retire(cur.gen)
+	}
+	return e.deleteGeneration(cur.gen)
+}
+
+// retire deletes generation gen's entries once no endpoint points at it
+// any more and no program can still be reading it. Call with the pin dir
+// locked.
+func (e *Enforcer) retire(gen uint32) error {
+	if err := e.waitPrograms(); err != nil {
+		return err
+	}
+	return e.deleteGeneration(gen)
+}
+
+// waitPrograms returns once every BPF program that was running when it was
+// called has finished. The kernel waits for an RCU grace period after any
+// update of a map of maps, so that the caller knows no program still uses
+// the element it replaced: putting the node's connection table back in
+// its slot is such an update, and changes nothing.
+func (e *Enforcer) waitPrograms() error {
+	var ct *ebpf.Map
+	if err := e.objs.VeniPolCt.Lookup(uint32(0), &ct); err != nil {
+		return fmt.Errorf("wait for running policy checks: read connection table: %w", err)
+	}
+	defer ct.Close()
+	if err := e.objs.VeniPolCt.Put(uint32(0), ct); err != nil {
+		return fmt.Errorf("wait for running policy checks: %w", err)
+	}
+	return nil
+}
+
+// deleteGeneration deletes generation gen's entries from the node's trie.
+// They are contiguous in the trie's order (they share their first 32
+// bits), HEAD first, so walking from HEAD finds them all and nothing else.
+func (e *Enforcer) deleteGeneration(gen uint32) error {
+	head := headKey(gen)
+	var v tableValue
+	if err := e.objs.VeniPolRules.Lookup(head, &v); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil // HEAD is written first: nothing of gen was
+	} else if err != nil {
+		return fmt.Errorf("read policy generation %d: %w", gen, err)
+	}
+	keys := []tableKey{head}
+	var next tableKey
+	for k := head; ; k = next {
+		err := e.objs.VeniPolRules.NextKey(k, &next)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("list entries of policy generation %d: %w", gen, err)
+		}
+		if genOf(next) != gen {
+			break
+		}
+		keys = append(keys, next)
+	}
+	if _, err := e.objs.VeniPolRules.BatchDelete(keys, nil); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete %d entries of policy generation %d: %w", len(keys), gen, err)
 	}
 	return nil
 }
@@ -435,7 +485,7 @@ func (e *Enforcer) RemoveEndpoint(ep EndpointKey) error {
 	if hooked {
 		errs = append(errs, e.detach(ep.Ifindex, hook.mac))
 	}
-	errs = append(errs, e.deleteTable(ep.Ifindex))
+	errs = append(errs, e.deleteTable(ep.Ifindex, false))
 	for _, m := range []*ebpf.Map{e.objs.VeniPolStats, e.objs.VeniPolHooks} {
 		if err := m.Delete(uint32(ep.Ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("remove %s of %s: %w", m.String(), ep, err))
@@ -470,14 +520,10 @@ func (e *Enforcer) Endpoints() ([]Endpoint, error) {
 	if err := iter.Err(); err != nil {
 		return nil, fmt.Errorf("list hooked endpoints: %w", err)
 	}
-	var inner *ebpf.Map
-	iter = e.objs.VeniPolTables.Iterate()
-	for iter.Next(&key, &inner) {
-		in, _, err := readMeta(inner)
-		inner.Close()
-		if err != nil {
-			return nil, fmt.Errorf("table of ifindex %d: %w", key, err)
-		}
+	var rec epRecord
+	iter = e.objs.VeniPolEps.Iterate()
+	for iter.Next(&key, &rec) {
+		in := rec.installed()
 		ep := get(int(key))
 		ep.Selected = true
 		ep.IngressIsolated = in.flags&flagIsolatedIn != 0

@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"sync"
@@ -384,34 +385,25 @@ func TestSetEndpoint_AtomicSwap(t *testing.T) {
 		entry("10.3.0.0/16", port(policy.ProtoUDP, 53, 53)),
 		entry("10.1.0.0/16", port(policy.ProtoTCP, 81, 81))), nil)
 	mustSet(t, e.Enforcer, loKey, a)
-
-	var oldTable *ebpf.Map
-	if err := e.objs.VeniPolTables.Lookup(uint32(loIfindex), &oldTable); err != nil {
-		t.Fatal(err)
+	old := mustEndpoint(t, e.Enforcer, loIfindex)
+	oldEntries := generationContents(t, e.Enforcer, old.Generation)
+	if len(oldEntries) != old.Entries {
+		t.Fatalf("generation %d has %d entries in the trie, its endpoint says %d", old.Generation, len(oldEntries), old.Entries)
 	}
-	defer oldTable.Close()
-	oldInfo, err := oldTable.Info()
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldID, _ := oldInfo.ID()
-	oldEntries := tableContents(t, oldTable)
 
 	mustSet(t, e.Enforcer, loKey, b)
-	var newTable *ebpf.Map
-	if err := e.objs.VeniPolTables.Lookup(uint32(loIfindex), &newTable); err != nil {
-		t.Fatal(err)
+	cur := mustEndpoint(t, e.Enforcer, loIfindex)
+	if cur.Generation == old.Generation {
+		t.Fatalf("policy change wrote into the installed generation %d", old.Generation)
 	}
-	newInfo, err := newTable.Info()
-	newTable.Close()
-	if err != nil {
-		t.Fatal(err)
+	if n := len(generationContents(t, e.Enforcer, cur.Generation)); n != cur.Entries {
+		t.Errorf("new generation %d has %d entries, its endpoint says %d", cur.Generation, n, cur.Entries)
 	}
-	if newID, _ := newInfo.ID(); newID == oldID {
-		t.Fatalf("policy change wrote into the installed table (map id %d)", oldID)
+	if left := generationContents(t, e.Enforcer, old.Generation); len(left) != 0 {
+		t.Errorf("the replaced generation %d kept %d entries", old.Generation, len(left))
 	}
-	if got := tableContents(t, oldTable); !equalContents(got, oldEntries) {
-		t.Errorf("the replaced table changed: %d entries, was %d", len(got), len(oldEntries))
+	if all := tableContents(t, e.objs.VeniPolRules); len(all) != cur.Entries {
+		t.Errorf("the trie holds %d entries, the one endpoint's table %d", len(all), cur.Entries)
 	}
 
 	// Swap while packets run.
@@ -470,14 +462,68 @@ func tableContents(tb testing.TB, m *ebpf.Map) map[tableKey]tableValue {
 	return out
 }
 
-func equalContents(a, b map[tableKey]tableValue) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
+// generationContents is generation gen's part of the node's trie.
+func generationContents(tb testing.TB, e *Enforcer, gen uint32) map[tableKey]tableValue {
+	tb.Helper()
+	out := tableContents(tb, e.objs.VeniPolRules)
+	for k := range out {
+		if genOf(k) != gen {
+			delete(out, k)
 		}
 	}
-	return true
+	return out
+}
+
+// TestTrie_GenerationsApart: endpoints share the node's trie; changing or
+// removing one endpoint's table deletes its old generation and nothing of
+// the others', whatever their generations' order in the trie.
+func TestTrie_GenerationsApart(t *testing.T) {
+	e := newTestEnforcer(t)
+	keys := []EndpointKey{
+		{Ifindex: 1001, IP: netip.MustParseAddr("10.0.0.11")},
+		{Ifindex: 1002, IP: netip.MustParseAddr("10.0.0.12")},
+		{Ifindex: 1003, IP: netip.MustParseAddr("10.0.0.13")},
+	}
+	rs := []*policy.Ruleset{
+		testRuleset(),
+		ruleset(entries(entry("10.1.0.0/16", port(policy.ProtoTCP, 80, 80))), nil),
+		ruleset(nil, entries(entry("0.0.0.0/0", port(policy.ProtoUDP, 53, 53)), entry("10.9.0.0/16"))),
+	}
+	for i, k := range keys {
+		mustSet(t, e.Enforcer, k, rs[i])
+	}
+	snapshot := func(k EndpointKey) (Endpoint, map[tableKey]tableValue) {
+		ep := mustEndpoint(t, e.Enforcer, k.Ifindex)
+		c := generationContents(t, e.Enforcer, ep.Generation)
+		if len(c) != ep.Entries {
+			t.Fatalf("%s: %d entries in the trie, %d recorded", k, len(c), ep.Entries)
+		}
+		return ep, c
+	}
+	_, first := snapshot(keys[0])
+	_, last := snapshot(keys[2])
+	mid, _ := snapshot(keys[1])
+
+	// The middle endpoint changes (its new generation is the trie's
+	// last), then goes.
+	mustSet(t, e.Enforcer, keys[1], rs[2])
+	if left := generationContents(t, e.Enforcer, mid.Generation); len(left) != 0 {
+		t.Errorf("replaced generation %d kept %d entries", mid.Generation, len(left))
+	}
+	if err := e.RemoveEndpoint(keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range map[int]map[tableKey]tableValue{0: first, 2: last} {
+		if _, got := snapshot(keys[i]); !maps.Equal(got, want) {
+			t.Errorf("%s: its table changed with another endpoint's", keys[i])
+		}
+	}
+	if all := tableContents(t, e.objs.VeniPolRules); len(all) != len(first)+len(last) {
+		t.Errorf("trie holds %d entries, the two endpoints' tables %d", len(all), len(first)+len(last))
+	}
+	// Selected by nothing: its table goes.
+	mustSet(t, e.Enforcer, keys[0], &policy.Ruleset{Pod: policy.PodRef{Namespace: "t", Name: "e"}})
+	if all := tableContents(t, e.objs.VeniPolRules); len(all) != len(last) {
+		t.Errorf("trie holds %d entries after the first endpoint's table went, want %d", len(all), len(last))
+	}
 }

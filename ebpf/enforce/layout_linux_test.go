@@ -14,6 +14,7 @@ func TestTableLayout_MatchesC(t *testing.T) {
 	}{
 		{"pol_key", keySize, binary.Size(policyPolKey{})},
 		{"pol_value", valueSize, binary.Size(policyPolValue{})},
+		{"pol_ep", epSize, binary.Size(policyPolEp{})},
 		{"pol_drop", dropSize, binary.Size(policyPolDrop{})},
 		{"ct_key", 16, binary.Size(policyCtKey{})},
 		{"ct_value", 8, binary.Size(policyCtValue{})},
@@ -27,7 +28,7 @@ func TestTableLayout_MatchesC(t *testing.T) {
 		name      string
 		got, want uint32
 	}{
-		{"META", kindMeta, uint32(policyPolKindPOL_KIND_META)},
+		{"HEAD", kindHead, uint32(policyPolKindPOL_KIND_HEAD)},
 		{"IN4", kindIn4, uint32(policyPolKindPOL_KIND_IN4)},
 		{"OUT4", kindOut4, uint32(policyPolKindPOL_KIND_OUT4)},
 		{"IN6", kindIn6, uint32(policyPolKindPOL_KIND_IN6)},
@@ -42,7 +43,6 @@ func TestTableLayout_MatchesC(t *testing.T) {
 		{"R_FRAGMENT", uint32(ReasonFragment), uint32(policyPolReasonPOL_R_FRAGMENT)},
 		{"R_IPV6", uint32(ReasonIPv6), uint32(policyPolReasonPOL_R_IPV6)},
 		{"R_MALFORMED", uint32(ReasonMalformed), uint32(policyPolReasonPOL_R_MALFORMED)},
-		{"R_NO_META", uint32(ReasonNoMeta), uint32(policyPolReasonPOL_R_NO_META)},
 		{"INGRESS", uint32(Ingress), uint32(policyPolDirPOL_INGRESS)},
 		{"EGRESS", uint32(Egress), uint32(policyPolDirPOL_EGRESS)},
 	} {

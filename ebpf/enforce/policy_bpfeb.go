@@ -36,13 +36,13 @@ type policyPolCounter uint32
 
 const (
 	policyPolCounterPOL_C_DROP          policyPolCounter = 0
-	policyPolCounterPOL_C_ALLOW_NEW     policyPolCounter = 8
-	policyPolCounterPOL_C_ALLOW_RENEWED policyPolCounter = 9
-	policyPolCounterPOL_C_ALLOW_HOST    policyPolCounter = 10
-	policyPolCounterPOL_C_CT_FULL       policyPolCounter = 11
-	policyPolCounterPOL_C_NO_CT         policyPolCounter = 12
-	policyPolCounterPOL_C_EVENT_LOST    policyPolCounter = 13
-	policyPolCounterPOL_C_MAX           policyPolCounter = 14
+	policyPolCounterPOL_C_ALLOW_NEW     policyPolCounter = 7
+	policyPolCounterPOL_C_ALLOW_RENEWED policyPolCounter = 8
+	policyPolCounterPOL_C_ALLOW_HOST    policyPolCounter = 9
+	policyPolCounterPOL_C_CT_FULL       policyPolCounter = 10
+	policyPolCounterPOL_C_NO_CT         policyPolCounter = 11
+	policyPolCounterPOL_C_EVENT_LOST    policyPolCounter = 12
+	policyPolCounterPOL_C_MAX           policyPolCounter = 13
 )
 
 type policyPolDir uint32
@@ -67,6 +67,15 @@ type policyPolDrop struct {
 	Pad     uint8
 }
 
+type policyPolEp struct {
+	_       structs.HostLayout
+	Gen     uint32
+	Flags   uint32
+	Sum     uint64
+	Ip      uint32
+	Entries uint32
+}
+
 type policyPolFlag uint32
 
 const (
@@ -85,6 +94,7 @@ type policyPolHook struct {
 type policyPolKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
+	Gen       uint32
 	Kind      uint8
 	Pad       [3]uint8
 	Data      [16]uint8
@@ -93,7 +103,7 @@ type policyPolKey struct {
 type policyPolKind uint32
 
 const (
-	policyPolKindPOL_KIND_META  policyPolKind = 0
+	policyPolKindPOL_KIND_HEAD  policyPolKind = 0
 	policyPolKindPOL_KIND_IN4   policyPolKind = 1
 	policyPolKindPOL_KIND_OUT4  policyPolKind = 2
 	policyPolKindPOL_KIND_IN6   policyPolKind = 3
@@ -111,8 +121,7 @@ const (
 	policyPolReasonPOL_R_FRAGMENT  policyPolReason = 4
 	policyPolReasonPOL_R_IPV6      policyPolReason = 5
 	policyPolReasonPOL_R_MALFORMED policyPolReason = 6
-	policyPolReasonPOL_R_NO_META   policyPolReason = 7
-	policyPolReasonPOL_R_MAX       policyPolReason = 8
+	policyPolReasonPOL_R_MAX       policyPolReason = 7
 )
 
 type policyPolStats struct {
@@ -122,10 +131,8 @@ type policyPolStats struct {
 }
 
 type policyPolValue struct {
-	_     structs.HostLayout
-	Id    uint32
-	Flags uint32
-	Sum   uint64
+	_  structs.HostLayout
+	Id uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -135,10 +142,11 @@ const (
 	policyMapVeniPolCounters  = "veni_pol_counters"
 	policyMapVeniPolCt        = "veni_pol_ct"
 	policyMapVeniPolDrops     = "veni_pol_drops"
+	policyMapVeniPolEps       = "veni_pol_eps"
 	policyMapVeniPolGen       = "veni_pol_gen"
 	policyMapVeniPolHooks     = "veni_pol_hooks"
+	policyMapVeniPolRules     = "veni_pol_rules"
 	policyMapVeniPolStats     = "veni_pol_stats"
-	policyMapVeniPolTables    = "veni_pol_tables"
 	policyProgPolFromPod      = "pol_from_pod"
 	policyProgPolToPod        = "pol_to_pod"
 	policyVarUnusedCtKey      = "unused_ct_key"
@@ -147,10 +155,8 @@ const (
 	policyVarUnusedPolDir     = "unused_pol_dir"
 	policyVarUnusedPolDrop    = "unused_pol_drop"
 	policyVarUnusedPolFlag    = "unused_pol_flag"
-	policyVarUnusedPolKey     = "unused_pol_key"
 	policyVarUnusedPolKind    = "unused_pol_kind"
 	policyVarUnusedPolReason  = "unused_pol_reason"
-	policyVarUnusedPolValue   = "unused_pol_value"
 )
 
 // loadPolicy returns the embedded CollectionSpec for policy.
@@ -206,10 +212,11 @@ type policyMapSpecs struct {
 	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.MapSpec `ebpf:"veni_pol_hooks"`
+	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
-	VeniPolTables   *ebpf.MapSpec `ebpf:"veni_pol_tables"`
 }
 
 // policyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -222,10 +229,8 @@ type policyVariableSpecs struct {
 	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
-	UnusedPolKey     *ebpf.VariableSpec `ebpf:"unused_pol_key"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
-	UnusedPolValue   *ebpf.VariableSpec `ebpf:"unused_pol_value"`
 }
 
 // policyObjects contains all objects after they have been loaded into the kernel.
@@ -251,10 +256,11 @@ type policyMaps struct {
 	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.Map `ebpf:"veni_pol_hooks"`
+	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
-	VeniPolTables   *ebpf.Map `ebpf:"veni_pol_tables"`
 }
 
 func (m *policyMaps) Close() error {
@@ -262,10 +268,11 @@ func (m *policyMaps) Close() error {
 		m.VeniPolCounters,
 		m.VeniPolCt,
 		m.VeniPolDrops,
+		m.VeniPolEps,
 		m.VeniPolGen,
 		m.VeniPolHooks,
+		m.VeniPolRules,
 		m.VeniPolStats,
-		m.VeniPolTables,
 	)
 }
 
@@ -279,10 +286,8 @@ type policyVariables struct {
 	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
-	UnusedPolKey     *ebpf.Variable `ebpf:"unused_pol_key"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
-	UnusedPolValue   *ebpf.Variable `ebpf:"unused_pol_value"`
 }
 
 // policyPrograms contains all programs after they have been loaded into the kernel.

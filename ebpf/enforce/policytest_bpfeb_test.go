@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type policyTestPolEp struct {
+	_       structs.HostLayout
+	Gen     uint32
+	Flags   uint32
+	Sum     uint64
+	Ip      uint32
+	Entries uint32
+}
+
 type policyTestPolHook struct {
 	_   structs.HostLayout
 	Ip  uint32
@@ -20,10 +29,24 @@ type policyTestPolHook struct {
 	Pad uint16
 }
 
+type policyTestPolKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Gen       uint32
+	Kind      uint8
+	Pad       [3]uint8
+	Data      [16]uint8
+}
+
 type policyTestPolStats struct {
 	_       structs.HostLayout
 	Allowed [2]uint64
 	Denied  [2]uint64
+}
+
+type policyTestPolValue struct {
+	_  structs.HostLayout
+	Id uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -33,11 +56,12 @@ const (
 	policyTestMapVeniPolCounters  = "veni_pol_counters"
 	policyTestMapVeniPolCt        = "veni_pol_ct"
 	policyTestMapVeniPolDrops     = "veni_pol_drops"
+	policyTestMapVeniPolEps       = "veni_pol_eps"
 	policyTestMapVeniPolGen       = "veni_pol_gen"
 	policyTestMapVeniPolHooks     = "veni_pol_hooks"
 	policyTestMapVeniPolProbe     = "veni_pol_probe"
+	policyTestMapVeniPolRules     = "veni_pol_rules"
 	policyTestMapVeniPolStats     = "veni_pol_stats"
-	policyTestMapVeniPolTables    = "veni_pol_tables"
 	policyTestProgPolFromPod      = "pol_from_pod"
 	policyTestProgPolToPod        = "pol_to_pod"
 	policyTestVarUnusedCtKey      = "unused_ct_key"
@@ -46,10 +70,8 @@ const (
 	policyTestVarUnusedPolDir     = "unused_pol_dir"
 	policyTestVarUnusedPolDrop    = "unused_pol_drop"
 	policyTestVarUnusedPolFlag    = "unused_pol_flag"
-	policyTestVarUnusedPolKey     = "unused_pol_key"
 	policyTestVarUnusedPolKind    = "unused_pol_kind"
 	policyTestVarUnusedPolReason  = "unused_pol_reason"
-	policyTestVarUnusedPolValue   = "unused_pol_value"
 )
 
 // loadPolicyTest returns the embedded CollectionSpec for policyTest.
@@ -105,11 +127,12 @@ type policyTestMapSpecs struct {
 	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.MapSpec `ebpf:"veni_pol_hooks"`
 	VeniPolProbe    *ebpf.MapSpec `ebpf:"veni_pol_probe"`
+	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
-	VeniPolTables   *ebpf.MapSpec `ebpf:"veni_pol_tables"`
 }
 
 // policyTestVariableSpecs contains global variables before they are loaded into the kernel.
@@ -122,10 +145,8 @@ type policyTestVariableSpecs struct {
 	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
-	UnusedPolKey     *ebpf.VariableSpec `ebpf:"unused_pol_key"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
-	UnusedPolValue   *ebpf.VariableSpec `ebpf:"unused_pol_value"`
 }
 
 // policyTestObjects contains all objects after they have been loaded into the kernel.
@@ -151,11 +172,12 @@ type policyTestMaps struct {
 	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.Map `ebpf:"veni_pol_hooks"`
 	VeniPolProbe    *ebpf.Map `ebpf:"veni_pol_probe"`
+	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
-	VeniPolTables   *ebpf.Map `ebpf:"veni_pol_tables"`
 }
 
 func (m *policyTestMaps) Close() error {
@@ -163,11 +185,12 @@ func (m *policyTestMaps) Close() error {
 		m.VeniPolCounters,
 		m.VeniPolCt,
 		m.VeniPolDrops,
+		m.VeniPolEps,
 		m.VeniPolGen,
 		m.VeniPolHooks,
 		m.VeniPolProbe,
+		m.VeniPolRules,
 		m.VeniPolStats,
-		m.VeniPolTables,
 	)
 }
 
@@ -181,10 +204,8 @@ type policyTestVariables struct {
 	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
-	UnusedPolKey     *ebpf.Variable `ebpf:"unused_pol_key"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
-	UnusedPolValue   *ebpf.Variable `ebpf:"unused_pol_value"`
 }
 
 // policyTestPrograms contains all programs after they have been loaded into the kernel.

@@ -12,11 +12,12 @@ import (
 // The layout of an endpoint's table, as veni_policy.h declares it
 // (TestTableLayout_MatchesC keeps them in step).
 const (
-	keySize   = 24  // struct pol_key
-	valueSize = 16  // struct pol_value
-	keyBits   = 160 // every bit of pol_key after prefixlen
+	keySize   = 28  // struct pol_key
+	valueSize = 4   // struct pol_value
+	epSize    = 24  // struct pol_ep
+	keyBits   = 192 // every bit of pol_key after prefixlen
 
-	kindMeta  = 0
+	kindHead  = 0
 	kindIn4   = 1
 	kindOut4  = 2
 	kindIn6   = 3
@@ -27,16 +28,17 @@ const (
 	flagIsolatedOut = 2
 	flagFailClosed  = 4
 
-	// kindBits covers pol_key.kind and its padding: every prefix starts
-	// with them.
-	kindBits = 32
+	// kindBits covers pol_key.gen, kind and its padding: every prefix
+	// starts with them.
+	kindBits = 64
 	// setBits covers a port set's id, protoBits its protocol.
 	setBits   = 32
 	protoBits = 8
 
 	// maxTableEntries bounds one endpoint's table (a ruleset beyond it is
-	// refused rather than loaded in part).
-	maxTableEntries = 1 << 20
+	// refused rather than loaded in part). The node's trie holds
+	// VENI_POL_MAX_RULES entries for all of them.
+	maxTableEntries = 1 << 16
 )
 
 type (
@@ -44,8 +46,9 @@ type (
 	tableValue [valueSize]byte
 )
 
-// table is an endpoint's compiled table, without its two META entries
-// (they carry the generation, known only when it is installed).
+// table is an endpoint's compiled table, without its HEAD entry and with
+// generation 0 in its keys: the generation is known only when it is
+// installed (withGen).
 type table struct {
 	keys   []tableKey
 	values []tableValue
@@ -57,35 +60,69 @@ type table struct {
 }
 
 // entries returns how many entries the installed table has.
-func (t *table) entries() int { return len(t.keys) + 2 }
+func (t *table) entries() int { return len(t.keys) + 1 }
 
 func newKey(bits int, kind byte, data []byte) tableKey {
 	var k tableKey
 	binary.NativeEndian.PutUint32(k[0:4], uint32(bits))
-	k[4] = kind
-	copy(k[8:], data)
+	k[8] = kind
+	copy(k[12:], data)
 	return k
 }
 
-func metaKey(which byte) tableKey { return newKey(keyBits, kindMeta, []byte{which}) }
+// genOf reads the generation of a key.
+func genOf(k tableKey) uint32 { return binary.NativeEndian.Uint32(k[4:8]) }
 
-func metaValue(gen, flags uint32, digest uint64) tableValue {
-	var v tableValue
-	binary.NativeEndian.PutUint32(v[0:4], gen)
-	binary.NativeEndian.PutUint32(v[4:8], flags)
-	binary.NativeEndian.PutUint64(v[8:16], digest)
-	return v
+// headKey is generation gen's first key in the trie's order.
+func headKey(gen uint32) tableKey {
+	k := newKey(keyBits, kindHead, nil)
+	binary.NativeEndian.PutUint32(k[4:8], gen)
+	return k
 }
 
-// identValue records the endpoint's IPv4 address (network order) in the
-// second META entry.
-func identValue(ip netip.Addr) tableValue {
-	var v tableValue
+// withGen returns the table's entries as generation gen writes them,
+// HEAD first: a generation whose HEAD exists can be found and deleted
+// even if the rest of it was cut short.
+func (t *table) withGen(gen uint32) ([]tableKey, []tableValue) {
+	keys := make([]tableKey, 0, t.entries())
+	values := make([]tableValue, 0, t.entries())
+	keys = append(keys, headKey(gen))
+	values = append(values, tableValue{})
+	for i, k := range t.keys {
+		binary.NativeEndian.PutUint32(k[4:8], gen)
+		keys = append(keys, k)
+		values = append(values, t.values[i])
+	}
+	return keys, values
+}
+
+// epRecord is an endpoint's entry in veni_pol_eps (struct pol_ep).
+type epRecord [epSize]byte
+
+func newEPRecord(gen, flags uint32, digest uint64, ip netip.Addr, entries int) epRecord {
+	var r epRecord
+	binary.NativeEndian.PutUint32(r[0:4], gen)
+	binary.NativeEndian.PutUint32(r[4:8], flags)
+	binary.NativeEndian.PutUint64(r[8:16], digest)
 	if ip.Is4() {
 		a := ip.As4()
-		copy(v[0:4], a[:])
+		copy(r[16:20], a[:])
 	}
-	return v
+	binary.NativeEndian.PutUint32(r[20:24], uint32(entries))
+	return r
+}
+
+func (r epRecord) installed() installed {
+	in := installed{
+		gen:     binary.NativeEndian.Uint32(r[0:4]),
+		flags:   binary.NativeEndian.Uint32(r[4:8]),
+		digest:  binary.NativeEndian.Uint64(r[8:16]),
+		entries: int(binary.NativeEndian.Uint32(r[20:24])),
+	}
+	if a := netip.AddrFrom4([4]byte(r[16:20])); !a.IsUnspecified() {
+		in.ip = a
+	}
+	return in
 }
 
 // compileTable turns rs into the endpoint's table, or nil when no
@@ -138,8 +175,8 @@ func compileTable(rs *policy.Ruleset) (*table, error) {
 			t.add(newKey(kindBits+p.Bits(), kind, p.Addr().AsSlice()), v)
 		}
 	}
-	if len(t.keys)+2 > maxTableEntries {
-		return nil, fmt.Errorf("%w: ruleset of %s needs %d table entries, more than %d", ErrInvalidEndpoint, rs.Pod, len(t.keys)+2, maxTableEntries)
+	if t.entries() > maxTableEntries {
+		return nil, fmt.Errorf("%w: ruleset of %s needs %d table entries, more than %d", ErrInvalidEndpoint, rs.Pod, t.entries(), maxTableEntries)
 	}
 	t.portSets = len(sets)
 	h := fnv.New64a()

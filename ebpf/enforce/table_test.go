@@ -9,7 +9,7 @@ import (
 )
 
 func keyOf(k tableKey) (bits int, kind byte, data []byte) {
-	return int(binary.NativeEndian.Uint32(k[0:4])), k[4], k[8:]
+	return int(binary.NativeEndian.Uint32(k[0:4])), k[8], k[12:]
 }
 
 func setOf(v tableValue) uint32 { return binary.NativeEndian.Uint32(v[0:4]) }
@@ -70,7 +70,7 @@ func TestCompileTable_Entries(t *testing.T) {
 	if want := 3 + 3 + 1 + 1 + 1 + 8; total != want {
 		t.Errorf("%d port entries, want %d (%v)", total, want, ports)
 	}
-	if tbl.entries() != len(tbl.keys)+2 {
+	if tbl.entries() != len(tbl.keys)+1 { // and HEAD
 		t.Errorf("entries %d, keys %d", tbl.entries(), len(tbl.keys))
 	}
 }

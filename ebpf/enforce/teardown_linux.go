@@ -15,8 +15,9 @@ import (
 )
 
 // sharedMaps are the maps veni_policy.h declares: the fast path's programs
-// use them too.
-var sharedMapNames = [...]string{"veni_pol_tables", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops"}
+// use them too. veni_pol_tables is an older build's (per-endpoint tables
+// in a map of maps), removed with the rest.
+var sharedMapNames = [...]string{"veni_pol_eps", "veni_pol_rules", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops", "veni_pol_tables"}
 
 // Teardown removes the node's policy enforcement: the programs from every
 // recorded endpoint's veth (in the caller's network namespace), every
@@ -61,27 +62,8 @@ func Teardown(pinDir string) error {
 	for _, l := range links {
 		errs = append(errs, unpinLink(l))
 	}
-	if tables, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "veni_pol_tables"), nil); err == nil {
-		var (
-			key  uint32
-			keys []uint32
-		)
-		iter := tables.Iterate()
-		var inner *ebpf.Map
-		for iter.Next(&key, &inner) {
-			inner.Close()
-			keys = append(keys, key)
-		}
-		errs = append(errs, iter.Err())
-		for _, k := range keys {
-			if err := tables.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				errs = append(errs, err)
-			}
-		}
-		tables.Close()
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
+	errs = append(errs, clearMap[uint32, epRecord](pinDir, "veni_pol_eps"))
+	errs = append(errs, clearMap[tableKey, tableValue](pinDir, "veni_pol_rules"))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("teardown policy in %s: %w", pinDir, err)
 	}
@@ -116,4 +98,34 @@ func fastPathPinned(pinDir string) bool {
 		}
 	}
 	return false
+}
+
+// clearMap deletes every entry of the pinned map name, if it exists.
+func clearMap[K, V any](pinDir, name string) error {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, name), nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	var (
+		k    K
+		v    V
+		keys []K
+	)
+	iter := m.Iterate()
+	for iter.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", name, err)
+	}
+	for _, k := range keys {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clear %s: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -92,10 +92,33 @@ type fastpathLpmKey struct {
 	Addr      [4]uint8
 }
 
+type fastpathPolEp struct {
+	_       structs.HostLayout
+	Gen     uint32
+	Flags   uint32
+	Sum     uint64
+	Ip      uint32
+	Entries uint32
+}
+
+type fastpathPolKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Gen       uint32
+	Kind      uint8
+	Pad       [3]uint8
+	Data      [16]uint8
+}
+
 type fastpathPolStats struct {
 	_       structs.HostLayout
 	Allowed [2]uint64
 	Denied  [2]uint64
+}
+
+type fastpathPolValue struct {
+	_  structs.HostLayout
+	Id uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -109,8 +132,9 @@ const (
 	fastpathMapVeniPolCounters  = "veni_pol_counters"
 	fastpathMapVeniPolCt        = "veni_pol_ct"
 	fastpathMapVeniPolDrops     = "veni_pol_drops"
+	fastpathMapVeniPolEps       = "veni_pol_eps"
+	fastpathMapVeniPolRules     = "veni_pol_rules"
 	fastpathMapVeniPolStats     = "veni_pol_stats"
-	fastpathMapVeniPolTables    = "veni_pol_tables"
 	fastpathProgFromEni         = "from_eni"
 	fastpathProgFromPod         = "from_pod"
 	fastpathProgToPod           = "to_pod"
@@ -125,10 +149,8 @@ const (
 	fastpathVarUnusedPolDir     = "unused_pol_dir"
 	fastpathVarUnusedPolDrop    = "unused_pol_drop"
 	fastpathVarUnusedPolFlag    = "unused_pol_flag"
-	fastpathVarUnusedPolKey     = "unused_pol_key"
 	fastpathVarUnusedPolKind    = "unused_pol_kind"
 	fastpathVarUnusedPolReason  = "unused_pol_reason"
-	fastpathVarUnusedPolValue   = "unused_pol_value"
 )
 
 // loadFastpath returns the embedded CollectionSpec for fastpath.
@@ -189,8 +211,9 @@ type fastpathMapSpecs struct {
 	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
+	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
-	VeniPolTables   *ebpf.MapSpec `ebpf:"veni_pol_tables"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -208,10 +231,8 @@ type fastpathVariableSpecs struct {
 	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
-	UnusedPolKey     *ebpf.VariableSpec `ebpf:"unused_pol_key"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
-	UnusedPolValue   *ebpf.VariableSpec `ebpf:"unused_pol_value"`
 }
 
 // fastpathObjects contains all objects after they have been loaded into the kernel.
@@ -241,8 +262,9 @@ type fastpathMaps struct {
 	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
+	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
-	VeniPolTables   *ebpf.Map `ebpf:"veni_pol_tables"`
 }
 
 func (m *fastpathMaps) Close() error {
@@ -254,8 +276,9 @@ func (m *fastpathMaps) Close() error {
 		m.VeniPolCounters,
 		m.VeniPolCt,
 		m.VeniPolDrops,
+		m.VeniPolEps,
+		m.VeniPolRules,
 		m.VeniPolStats,
-		m.VeniPolTables,
 	)
 }
 
@@ -274,10 +297,8 @@ type fastpathVariables struct {
 	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
-	UnusedPolKey     *ebpf.Variable `ebpf:"unused_pol_key"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
-	UnusedPolValue   *ebpf.Variable `ebpf:"unused_pol_value"`
 }
 
 // fastpathPrograms contains all programs after they have been loaded into the kernel.

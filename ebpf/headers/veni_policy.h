@@ -9,15 +9,23 @@
  * node's pin directory: whichever loads first creates them, the other
  * reuses them. Change a map here and both objects change (make generate).
  *
- * An endpoint is a pod, keyed by the ifindex of its host veth. Its whole
- * policy is one LPM trie (veni_pol_tables[ifindex]); Go builds a new trie
- * completely and swaps it in with one update of the outer map, so a packet
- * sees either the old policy or the new one, never a mix. An endpoint with
- * no trie is selected by no policy: it costs one hash lookup per check.
+ * An endpoint is a pod, keyed by the ifindex of its host veth. An endpoint
+ * a policy selects has an entry in veni_pol_eps (its table's generation,
+ * isolation flags, digest and address); one without is selected by no
+ * policy and costs one hash lookup per check. Every endpoint's table lives
+ * in the node's one LPM trie, veni_pol_rules, under its generation: every
+ * key starts with it. A new policy is written whole under a new
+ * generation, then the endpoint's entry is switched to it with one update,
+ * so a packet sees either the old policy or the new one, never a mix; the
+ * old generation's entries are deleted once no program can still read
+ * them. Installing a table needs no new map, and so no map-in-map update,
+ * which makes the kernel wait for an RCU grace period (milliseconds) on
+ * the CNI ADD's path.
  *
- * A trie holds (struct pol_key.kind):
- *   META    the generation, isolation flags and content digest (data[0]=0)
- *           and the endpoint's IPv4 address (data[0]=1)
+ * A generation's keys (struct pol_key.kind):
+ *   HEAD    the first key of the generation in the trie's order (all
+ *           zero after the generation): Go deletes a generation by walking
+ *           the trie from it, without reading anybody else's entries
  *   IN4     ingress peers: prefix -> port set (value.id, 0: none)
  *   OUT4    egress peers, the same
  *   IN6/OUT6 the same for IPv6 (loaded, never looked up: the datapath is
@@ -64,7 +72,7 @@ enum pol_verdict {
 };
 
 enum pol_kind {
-	POL_KIND_META = 0,
+	POL_KIND_HEAD = 0,
 	POL_KIND_IN4 = 1,
 	POL_KIND_OUT4 = 2,
 	POL_KIND_IN6 = 3,
@@ -72,7 +80,7 @@ enum pol_kind {
 	POL_KIND_PORTS = 5,
 };
 
-/* Flags of the META entry. */
+/* Flags of an endpoint (struct pol_ep). */
 enum pol_flag {
 	POL_F_ISOLATED_IN = 1 << 0,
 	POL_F_ISOLATED_OUT = 1 << 1,
@@ -88,7 +96,6 @@ enum pol_reason {
 	POL_R_FRAGMENT = 4,  /* a later fragment of a datagram whose first was not allowed */
 	POL_R_IPV6 = 5,      /* IPv6 in an isolated direction: not parsed yet */
 	POL_R_MALFORMED = 6, /* truncated IPv4 headers in an isolated direction */
-	POL_R_NO_META = 7,   /* a table without its META entry (never written so) */
 	POL_R_MAX,
 };
 
@@ -105,22 +112,32 @@ enum pol_counter {
 	POL_C_MAX,
 };
 
-#define POL_KEY_BITS 160 /* the whole of pol_key.kind..data */
+#define POL_KEY_BITS 192 /* the whole of pol_key.gen..data */
 
 struct pol_key {
 	__u32 prefixlen;
+	__u32 gen; /* the table's generation: every prefix covers it */
 	__u8 kind;
 	__u8 pad[3];
 	/* IN4/OUT4: address in data[0..3]; IN6/OUT6: data[0..15];
 	 * PORTS: set id (host order) data[0..3], protocol data[4] (0: any),
-	 * port (network order) data[5..6]; META: data[0] 0 or 1. */
+	 * port (network order) data[5..6]; HEAD: zero. */
 	__u8 data[16];
 };
 
 struct pol_value {
-	__u32 id;    /* IN/OUT: port set (0 allows nothing); META 0: generation; META 1: IPv4 address */
-	__u32 flags; /* META 0: enum pol_flag */
-	__u64 sum;   /* META 0: digest of the table's content */
+	__u32 id; /* IN/OUT: port set (0 allows nothing) */
+};
+
+/* A selected endpoint: which table is its policy. gen and flags come
+ * first and together, so that one 8-byte load reads a consistent pair
+ * while Go replaces the entry. */
+struct pol_ep {
+	__u32 gen;     /* its table's generation, never reused on the node */
+	__u32 flags;   /* enum pol_flag */
+	__u64 sum;     /* digest of the table's content (Go's) */
+	__be32 ip;     /* the endpoint's IPv4 address */
+	__u32 entries; /* entries of its table, HEAD included */
 };
 
 /* A flow from the endpoint's point of view. */
@@ -174,21 +191,26 @@ struct pol_drop {
 
 /* Sizes fixed in both objects: a pinned map must match its declaration. */
 #define VENI_POL_MAX_ENDPOINTS 4096
+#define VENI_POL_MAX_RULES (1 << 21) /* every endpoint's table entries together */
 #define VENI_POL_DROPS_BYTES (64 * 1024)
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32); /* host veth ifindex */
+	__type(value, struct pol_ep);
 	__uint(max_entries, VENI_POL_MAX_ENDPOINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct {
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-		__type(key, struct pol_key);
-		__type(value, struct pol_value);
-		__uint(map_flags, BPF_F_NO_PREALLOC);
-		__uint(max_entries, 1); /* Go sizes each table to its entries */
-	});
-} veni_pol_tables SEC(".maps");
+} veni_pol_eps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pol_key);
+	__type(value, struct pol_value);
+	__uint(max_entries, VENI_POL_MAX_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory as entries come */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_pol_rules SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -228,8 +250,6 @@ struct {
 
 /* Only reached through inner maps or the ring buffer: keep the full types
  * in BTF for bpf2go. */
-const struct pol_key *unused_pol_key __attribute__((unused));
-const struct pol_value *unused_pol_value __attribute__((unused));
 const struct ct_key *unused_ct_key __attribute__((unused));
 const struct ct_value *unused_ct_value __attribute__((unused));
 const struct pol_drop *unused_pol_drop __attribute__((unused));
@@ -412,25 +432,26 @@ static __always_inline int pol_has_ports(__u8 proto)
 
 /* pol_allows decides a new flow: from peer (ingress) or to peer (egress),
  * protocol proto, to server port port (network order). */
-static __always_inline int pol_allows(void *tbl, enum pol_dir dir, __be32 peer,
+static __always_inline int pol_allows(__u32 gen, enum pol_dir dir, __be32 peer,
 				      __u8 proto, __be16 port)
 {
-	struct pol_key k = { .prefixlen = POL_KEY_BITS };
+	struct pol_key k = { .prefixlen = POL_KEY_BITS, .gen = gen };
 	const struct pol_value *v;
 
 	k.kind = dir == POL_INGRESS ? POL_KIND_IN4 : POL_KIND_OUT4;
 	__builtin_memcpy(k.data, &peer, 4);
-	v = pol_lookup(tbl, &k);
+	v = pol_lookup(&veni_pol_rules, &k);
 	if (!v || !v->id)
 		return 0;
 	__builtin_memset(&k, 0, sizeof(k));
 	k.prefixlen = POL_KEY_BITS;
+	k.gen = gen;
 	k.kind = POL_KIND_PORTS;
 	__builtin_memcpy(k.data, &v->id, 4);
 	k.data[4] = proto;
 	if (pol_has_ports(proto))
 		__builtin_memcpy(&k.data[5], &port, 2);
-	return pol_lookup(tbl, &k) != 0;
+	return pol_lookup(&veni_pol_rules, &k) != 0;
 }
 
 static __always_inline void pol_stat(__u32 ifindex, enum pol_dir dir, int allowed)
@@ -490,29 +511,23 @@ static __always_inline void pol_ct_key(struct ct_key *k, __u32 ifindex, enum pol
 	k->pad = 0;
 }
 
-/* pol_check_table is the check of an endpoint that has a table. from_host
- * says that the packet is the node's own (ingress only). */
-static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, void *tbl,
-							 __u32 ifindex, enum pol_dir dir,
-							 int from_host)
+/* pol_check_table is the check of a selected endpoint, whose table is
+ * generation gen with flags (enum pol_flag). from_host says that the
+ * packet is the node's own (ingress only). */
+static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, __u32 gen,
+							 __u32 flags, __u32 ifindex,
+							 enum pol_dir dir, int from_host)
 {
-	struct pol_key mk = { .prefixlen = POL_KEY_BITS, .kind = POL_KIND_META };
-	const struct pol_value *meta;
 	struct ct_value nv = {};
 	struct pol_pkt p = {};
 	struct ct_value *ct;
 	struct ct_key ck;
 	enum pol_dir tdir, odir;
-	__u32 zero = 0, gen, flags, iso;
+	__u32 zero = 0, iso;
 	void *cts;
 	__be16 port;
 	int ok;
 
-	meta = pol_lookup(tbl, &mk);
-	if (!meta)
-		return pol_drop(ifindex, 0, dir, POL_R_NO_META, 0);
-	gen = meta->id;
-	flags = meta->flags;
 	iso = flags & (dir == POL_INGRESS ? POL_F_ISOLATED_IN : POL_F_ISOLATED_OUT);
 
 	switch (pol_parse(skb, &p)) {
@@ -563,7 +578,7 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, v
 		if ((flags & (odir == POL_INGRESS ? POL_F_ISOLATED_IN : POL_F_ISOLATED_OUT)) &&
 		    !(ct->flags & CT_F_HOST)) {
 			port = odir == POL_INGRESS ? ck.port : ck.peer_port;
-			ok = pol_allows(tbl, odir, ck.peer, ck.proto, port);
+			ok = pol_allows(gen, odir, ck.peer, ck.proto, port);
 		}
 		ct->gen = gen;
 		if (!ok) {
@@ -583,7 +598,7 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, v
 	if (from_host && dir == POL_INGRESS) {
 		nv.flags = CT_F_HOST;
 		pol_count(POL_C_ALLOW_HOST);
-	} else if (iso && !pol_allows(tbl, dir, ck.peer, p.proto, p.dport)) {
+	} else if (iso && !pol_allows(gen, dir, ck.peer, p.proto, p.dport)) {
 		return pol_drop(ifindex, gen, dir, POL_R_POLICY, &p);
 	}
 	nv.gen = gen;
@@ -623,11 +638,17 @@ pass:
 static __always_inline enum pol_verdict veni_policy_check(struct __sk_buff *skb, __u32 ifindex,
 							   enum pol_dir dir, int from_host)
 {
-	void *tbl = pol_lookup(&veni_pol_tables, &ifindex);
+	const struct pol_ep *ep = pol_lookup(&veni_pol_eps, &ifindex);
+	struct {
+		__u32 gen;
+		__u32 flags;
+	} cur;
 
-	if (!tbl)
+	if (!ep)
 		return POL_PASS;
-	return pol_check_table(skb, tbl, ifindex, dir, from_host);
+	/* One 8-byte load: the pair as one update wrote it. */
+	__builtin_memcpy(&cur, ep, sizeof(cur));
+	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host);
 }
 
 #endif /* VENI_POLICY_H */
