@@ -2,6 +2,7 @@ package podpolicy
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ type fakeKernel struct {
 type kernelState struct {
 	digest   string // of the ruleset set; "closed" for FailClosed
 	rs       *policy.Ruleset
+	table    []byte // SetEndpointTable's
 	attached bool
 }
 
@@ -38,6 +40,19 @@ func (k *fakeKernel) SetEndpoint(ep Endpoint, rs *policy.Ruleset) error {
 	k.calls++
 	s := k.eps[ep]
 	s.digest, s.rs = d, rs
+	k.eps[ep] = s
+	return nil
+}
+
+func (k *fakeKernel) SetEndpointTable(ep Endpoint, digest string, table []byte) error {
+	if len(table) == 0 {
+		return errors.New("empty table")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls++
+	s := k.eps[ep]
+	s.digest, s.rs, s.table = digest, nil, table
 	k.eps[ep] = s
 	return nil
 }

@@ -22,6 +22,10 @@ func (e Endpoint) String() string { return fmt.Sprintf("%s@%d", e.IP, e.Ifindex)
 type Kernel interface {
 	// SetEndpoint makes rs the endpoint's policy, atomically.
 	SetEndpoint(ep Endpoint, rs *policy.Ruleset) error
+	// SetEndpointTable is SetEndpoint with the ruleset in the kernel's
+	// form, as a record of digest holds it (store.PolicyTable): what an
+	// ADD installs without decoding or compiling anything.
+	SetEndpointTable(ep Endpoint, digest string, table []byte) error
 	// FailClosed isolates the endpoint both ways, its node's traffic to
 	// it excepted.
 	FailClosed(ep Endpoint) error

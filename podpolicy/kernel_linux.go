@@ -58,6 +58,12 @@ func key(ep Endpoint) enforce.EndpointKey { return enforce.EndpointKey{Ifindex: 
 func (k enforcerKernel) SetEndpoint(ep Endpoint, rs *policy.Ruleset) error {
 	return k.e.SetEndpoint(key(ep), rs)
 }
+func (k enforcerKernel) SetEndpointTable(ep Endpoint, digest string, table []byte) error {
+	if err := k.e.SetEndpointTable(key(ep), table); err != nil {
+		return fmt.Errorf("kernel table of record %s: %w", digest, err)
+	}
+	return nil
+}
 func (k enforcerKernel) FailClosed(ep Endpoint) error     { return k.e.FailClosed(key(ep)) }
 func (k enforcerKernel) AttachEndpoint(ep Endpoint) error { return k.e.AttachEndpoint(key(ep)) }
 func (k enforcerKernel) RemoveEndpoint(ep Endpoint) error { return k.e.RemoveEndpoint(key(ep)) }

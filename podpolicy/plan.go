@@ -21,8 +21,11 @@ type Plan struct {
 	Pod     policy.PodRef
 	From    string
 	Why     string          // for FromFailClosed: what was not known
-	Ruleset *policy.Ruleset // nil for FromOff and FromFailClosed
-	Digest  string          // of Ruleset ("" without one)
+	Ruleset *policy.Ruleset // nil for FromOff and FromFailClosed, and with a Table
+	// Table is the record's ruleset in the kernel's form: an ADD
+	// installs it without decoding the ruleset (nil: install Ruleset).
+	Table  []byte
+	Digest string // of the ruleset ("" without one)
 }
 
 // PlanForAdd decides, in the ADD's read transaction, what the pod
@@ -48,6 +51,11 @@ func PlanForAdd(tx *store.ReadTx, enabled bool, namespace, name string) (Plan, e
 		p.From, p.Digest, p.Ruleset = FromRecord, info.Digest, &policy.Ruleset{Pod: p.Pod}
 		return p, nil
 	case err == nil:
+		// The kernel form, when the daemon wrote one with this record.
+		if digest, table, err := tx.PolicyTable(namespace, name); err == nil && digest == info.Digest {
+			p.From, p.Table, p.Digest = FromRecord, table, digest
+			return p, nil
+		}
 		rec, err := tx.PolicyRecord(namespace, name)
 		if err != nil {
 			return p, err
@@ -109,7 +117,7 @@ func (st *Stored) compiled(p Plan, rs *policy.Ruleset) Plan {
 // its peers' policies run on their own hooks); the daemon attaches it to
 // the enforcer on its next pass, in case a policy selects it later.
 func (p Plan) NeedsKernel() bool {
-	return p.From != FromOff && (p.Ruleset == nil || p.Ruleset.Ingress.Isolated || p.Ruleset.Egress.Isolated)
+	return p.From != FromOff && (p.Table != nil || p.Ruleset == nil || p.Ruleset.Ingress.Isolated || p.Ruleset.Egress.Isolated)
 }
 
 // Install puts the plan in the kernel for ep, before the pod's link is
@@ -120,9 +128,12 @@ func (p Plan) Install(k Kernel, ep Endpoint) error {
 		return nil
 	}
 	var err error
-	if p.Ruleset != nil {
+	switch {
+	case p.Table != nil:
+		err = k.SetEndpointTable(ep, p.Digest, p.Table)
+	case p.Ruleset != nil:
 		err = k.SetEndpoint(ep, p.Ruleset)
-	} else {
+	default:
 		err = k.FailClosed(ep)
 	}
 	if err == nil {

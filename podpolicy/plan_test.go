@@ -1,11 +1,13 @@
 package podpolicy
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/ebpf/enforce"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -26,8 +28,40 @@ func TestPlanForAdd(t *testing.T) {
 	mustPass(t, s)
 	rec, _ := record(t, db, "shop", "web")
 	p := planFor(t, db, "shop", "web")
-	if p.From != FromRecord || p.Digest != rec.Digest || !p.Ruleset.Ingress.Isolated {
-		t.Errorf("with a record: %+v", p)
+	rs, err := DecodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := enforce.EncodeTable(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.From != FromRecord || p.Digest != rec.Digest || !bytes.Equal(p.Table, want) || p.Ruleset != nil {
+		t.Errorf("with a record: %+v, want its kernel table and no ruleset to decode", p)
+	}
+	// A record without its kernel table (written by an older daemon), or
+	// with the table of another ruleset: the ADD decodes the ruleset.
+	for _, table := range [][]byte{nil, []byte("VPT1 of an older record")} {
+		mustUpdate(t, db, func(tx *store.WriteTx) error {
+			r := rec
+			r.Table = table
+			if err := tx.PutPolicyRecord(r); err != nil || table == nil {
+				return err
+			}
+			old := r
+			old.Ruleset = []byte("older")
+			old.Digest = store.PolicyDigest(old.Ruleset)
+			old.Table = table
+			if err := tx.PutPolicyRecord(old); err != nil {
+				return err
+			}
+			r.Table = nil
+			return tx.PutPolicyRecord(r) // the record again, the older table gone
+		})
+		p = planFor(t, db, "shop", "web")
+		if p.From != FromRecord || p.Digest != rec.Digest || p.Table != nil || p.Ruleset == nil || !p.Ruleset.Ingress.Isolated {
+			t.Errorf("record without a table of its own: %+v, want its ruleset", p)
+		}
 	}
 
 	// The record is gone (the daemon lags): the mirror knows the pod.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/veni-cni/veni/ebpf/enforce"
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
@@ -292,7 +293,17 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	var gone []store.PolicyRecordInfo
 	for key, w := range want {
 		if old, ok := st.Records[key]; !ok || old.Digest != w.rec.Digest {
-			changed = append(changed, w.rec)
+			r := w.rec
+			if r.Isolated && w.rs != nil {
+				// The kernel form, so that the pod's ADD copies it in.
+				// Without one (an error), the ADD decodes the ruleset.
+				if t, err := enforce.EncodeTable(w.rs); err != nil {
+					s.log.Warn("policy record without its kernel table", "pod", key, "err", err)
+				} else {
+					r.Table = t
+				}
+			}
+			changed = append(changed, r)
 		}
 	}
 	for key, old := range st.Records {

@@ -165,6 +165,24 @@ func (t *ReadTx) Check() []Violation {
 		}
 		return nil
 	})
+	_ = t.tx.Bucket(bucketPolicyTables).ForEach(func(k, v []byte) error {
+		obj := "policy/" + string(k)
+		iv := t.tx.Bucket(bucketPolicyIndex).Get(k)
+		if iv == nil {
+			add(ViolationPolicyRecord, obj, "kernel table without a record")
+			return nil
+		}
+		info, err := decode[PolicyRecordInfo](k, iv)
+		switch {
+		case err != nil:
+			// Reported with the record.
+		case len(v) < policyDigestLen || string(v[:policyDigestLen]) != info.Digest:
+			add(ViolationPolicyRecord, obj, "kernel table of another ruleset than the record's %s", info.Digest)
+		case !info.Isolated:
+			add(ViolationPolicyRecord, obj, "kernel table for a record that isolates nothing")
+		}
+		return nil
+	})
 
 	for addr, ip := range ips {
 		if ip.Owner != "" && !owners[ip.Owner] {

@@ -63,6 +63,24 @@ func TestReadTx_Check(t *testing.T) {
 			info.Digest = "0000"
 			rawPut(tb, db, bucketPolicyIndex, "default/web", info)
 		}, []ViolationKind{ViolationPolicyRecord}},
+		{"policy record with its kernel table", func(tb testing.TB, db *DB) {
+			r := testPolicyRecord("default", "web")
+			r.Isolated, r.Table = true, []byte{1, 2, 3}
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(r) })
+		}, nil},
+		{"kernel table of another ruleset", func(tb testing.TB, db *DB) {
+			r := testPolicyRecord("default", "web")
+			r.Isolated, r.Table = true, []byte{1, 2, 3}
+			mustUpdate(tb, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(r) })
+			mustUpdate(tb, db, func(tx *WriteTx) error {
+				return tx.tx.Bucket(bucketPolicyTables).Put([]byte("default/web"), append([]byte(PolicyDigest([]byte("old"))), 1, 2, 3))
+			})
+		}, []ViolationKind{ViolationPolicyRecord}},
+		{"kernel table without a record", func(tb testing.TB, db *DB) {
+			mustUpdate(tb, db, func(tx *WriteTx) error {
+				return tx.tx.Bucket(bucketPolicyTables).Put([]byte("default/web"), append([]byte(PolicyDigest([]byte("x"))), 1))
+			})
+		}, []ViolationKind{ViolationPolicyRecord}},
 		{"policy index entry without record", func(tb testing.TB, db *DB) {
 			rawPut(tb, db, bucketPolicyIndex, "default/web", testPolicyRecord("default", "web").Info())
 		}, []ViolationKind{ViolationPolicyRecord}},

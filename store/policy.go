@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -53,6 +54,11 @@ type PolicyRecord struct {
 	// Ruleset is the encoded ruleset (package podpolicy's encoding).
 	Ruleset  []byte    `json:"ruleset"`
 	Compiled time.Time `json:"compiled"`
+	// Table is the ruleset in the kernel's form (package enforce's
+	// encoding), opaque here, for a record that isolates: stored apart
+	// from the record (PolicyTable) so that an ADD reads only it.
+	// PolicyRecord does not fill it.
+	Table []byte `json:"-"`
 }
 
 // PolicyRecordInfo is a record without its ruleset: what a pass compares
@@ -123,15 +129,44 @@ func (t *ReadTx) PolicyRecords() ([]PolicyRecord, error) {
 }
 
 // PutPolicyRecord records r; its Digest must be PolicyDigest(r.Ruleset).
+// r.Table, when given, replaces the record's kernel table; without one
+// the record has none.
 func (t *WriteTx) PutPolicyRecord(r PolicyRecord) error {
 	if err := r.validate(); err != nil {
 		return fmt.Errorf("put policy record: %w", err)
 	}
-	if err := put(t, bucketPolicyIndex, []byte(PodKey(r.Namespace, r.Name)), r.Info()); err != nil {
+	key := []byte(PodKey(r.Namespace, r.Name))
+	if err := put(t, bucketPolicyIndex, key, r.Info()); err != nil {
 		return err
 	}
-	return put(t, bucketPolicyRecords, []byte(PodKey(r.Namespace, r.Name)), r)
+	tables := t.tx.Bucket(bucketPolicyTables)
+	if len(r.Table) == 0 {
+		if err := tables.Delete(key); err != nil {
+			return err
+		}
+	} else if err := tables.Put(key, append([]byte(r.Digest), r.Table...)); err != nil {
+		return err
+	}
+	return put(t, bucketPolicyRecords, key, r)
 }
+
+// PolicyTable returns the kernel table of pod namespace/name's record
+// (a copy, valid after the transaction) and the digest of the record it
+// was written with, or an error wrapping ErrNotFound when the record has
+// none.
+func (t *ReadTx) PolicyTable(namespace, name string) (digest string, table []byte, err error) {
+	v := t.tx.Bucket(bucketPolicyTables).Get([]byte(PodKey(namespace, name)))
+	if v == nil {
+		return "", nil, fmt.Errorf("policy table %s: %w", PodKey(namespace, name), ErrNotFound)
+	}
+	if len(v) < policyDigestLen {
+		return "", nil, fmt.Errorf("policy table %s: %d bytes: %w", PodKey(namespace, name), len(v), ErrCorrupt)
+	}
+	return string(v[:policyDigestLen]), bytes.Clone(v[policyDigestLen:]), nil
+}
+
+// policyDigestLen is the length of a PolicyDigest.
+const policyDigestLen = 32
 
 // PolicyRecordInfos returns every record's index entry, ordered by
 // namespace/name, without reading the rulesets.
@@ -147,10 +182,13 @@ func (t *ReadTx) PolicyRecordInfo(namespace, name string) (PolicyRecordInfo, err
 
 // DeletePolicyRecord forgets a pod's compiled policy; none is no error.
 func (t *WriteTx) DeletePolicyRecord(namespace, name string) error {
-	if err := t.tx.Bucket(bucketPolicyIndex).Delete([]byte(PodKey(namespace, name))); err != nil {
-		return err
+	key := []byte(PodKey(namespace, name))
+	for _, b := range [][]byte{bucketPolicyIndex, bucketPolicyTables, bucketPolicyRecords} {
+		if err := t.tx.Bucket(b).Delete(key); err != nil {
+			return err
+		}
 	}
-	return t.tx.Bucket(bucketPolicyRecords).Delete([]byte(PodKey(namespace, name)))
+	return nil
 }
 
 // PolicySources returns every stored policy source, ordered by name.

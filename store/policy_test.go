@@ -45,6 +45,52 @@ func TestWriteTx_PutPolicyRecord(t *testing.T) {
 	})
 }
 
+// Ensure a record's kernel table is stored apart, read as a copy with the
+// digest of the record it came with, replaced or removed with the record.
+func TestWriteTx_PolicyTable(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "veni.db"), Options{})
+	r := testPolicyRecord("default", "web")
+	r.Isolated, r.Table = true, []byte{9, 8, 7}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(r) })
+	var table []byte
+	_ = db.View(func(tx *ReadTx) error {
+		digest, b, err := tx.PolicyTable("default", "web")
+		if err != nil || digest != r.Digest || string(b) != string(r.Table) {
+			t.Errorf("PolicyTable = %q, %v, %v", digest, b, err)
+		}
+		table = b
+		rec, err := tx.PolicyRecord("default", "web")
+		if err != nil || rec.Table != nil {
+			t.Errorf("PolicyRecord read the table too: %v, %v", rec.Table, err)
+		}
+		return nil
+	})
+	table[0] = 0 // a copy: the file is not changed through it
+	_ = db.View(func(tx *ReadTx) error {
+		if _, b, _ := tx.PolicyTable("default", "web"); len(b) != 3 || b[0] != 9 {
+			t.Errorf("table after the caller changed its copy: %v", b)
+		}
+		return nil
+	})
+	// Rewritten without a table (the pod no longer isolated): none.
+	open := testPolicyRecord("default", "web")
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(open) })
+	_ = db.View(func(tx *ReadTx) error {
+		if _, _, err := tx.PolicyTable("default", "web"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("table of a record written without one: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(r) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeletePolicyRecord("default", "web") })
+	_ = db.View(func(tx *ReadTx) error {
+		if _, _, err := tx.PolicyTable("default", "web"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("table after the record's delete: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
 // Ensure a schema-3 file (mirror, no policy buckets) opens with them, its
 // mirror kept, and readers of an unmigrated file see empty policy state.
 func TestOpen_MigratesPolicyBuckets(t *testing.T) {

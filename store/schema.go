@@ -25,6 +25,7 @@ var (
 	bucketPolicySources = []byte("policy_sources") // policy objects from manifests, by source
 	bucketPolicyRecords = []byte("policy_records") // local pods' compiled policy, by namespace/name
 	bucketPolicyIndex   = []byte("policy_index")   // each record's digest and flags, read without its ruleset
+	bucketPolicyTables  = []byte("policy_tables")  // each isolating record's kernel table, raw, read by ADD
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -93,6 +94,17 @@ var migrations = []func(tx *bolt.Tx) error{
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		return nil
+	},
+	// 4 → 5: each isolating record's ruleset also in the enforcer's kernel
+	// form, raw bytes beside the record, so that an ADD copies it into the
+	// kernel without decoding or compiling the ruleset. Records written
+	// before have none: their ADD decodes the ruleset, as before, until
+	// the daemon's next pass rewrites them.
+	func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketPolicyTables); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketPolicyTables, err)
 		}
 		return nil
 	},

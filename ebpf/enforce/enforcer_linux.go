@@ -229,6 +229,26 @@ func (e *Enforcer) SetEndpoint(ep EndpointKey, rs *policy.Ruleset) error {
 	return e.install(ep, t)
 }
 
+// SetEndpointTable is SetEndpoint for a ruleset already in its kernel form
+// (EncodeTable): what a CNI ADD installs from the store, with no ruleset
+// to decode and nothing to compile. Bytes this build did not write are
+// refused (ErrInvalidTable) before anything changes.
+func (e *Enforcer) SetEndpointTable(ep EndpointKey, encoded []byte) error {
+	if err := ep.validate(); err != nil {
+		return err
+	}
+	t, err := decodeTable(encoded)
+	if err != nil {
+		return err
+	}
+	unlock, err := fastpath.LockPinDir(e.pinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return e.install(ep, t)
+}
+
 // FailClosed isolates the endpoint in both directions with nothing
 // allowed but what the programs always allow: packets the node itself
 // sends into the pod (kubelet probes) and their replies. It is for an ADD

@@ -14,6 +14,10 @@ var (
 	// address the datapath cannot use.
 	ErrInvalidEndpoint = errors.New("invalid endpoint")
 
+	// ErrInvalidTable means bytes given as a table's kernel form are not
+	// one this build wrote (EncodeTable): damaged, or another version's.
+	ErrInvalidTable = errors.New("invalid policy table")
+
 	// ErrTooManyEndpoints means the node's maps have no room for another
 	// endpoint's table or hook record.
 	ErrTooManyEndpoints = errors.New("too many policy endpoints")

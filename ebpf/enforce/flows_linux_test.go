@@ -527,3 +527,32 @@ func TestTrie_GenerationsApart(t *testing.T) {
 		t.Errorf("trie holds %d entries after the first endpoint's table went, want %d", len(all), len(last))
 	}
 }
+
+// TestSetEndpointTable_AsSetEndpoint: a ruleset installed from its kernel
+// form (an ADD reading the store) is the table SetEndpoint installs (the
+// daemon's later pass changes nothing), and decides packets the same way.
+func TestSetEndpointTable_AsSetEndpoint(t *testing.T) {
+	e := newTestEnforcer(t)
+	rs := ruleset(entries(entry("10.1.0.0/16", port(policy.ProtoTCP, 80, 80))), nil)
+	b, err := EncodeTable(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetEndpointTable(loKey, b); err != nil {
+		t.Fatal(err)
+	}
+	first := mustEndpoint(t, e.Enforcer, loIfindex)
+	mustSet(t, e.Enforcer, loKey, rs)
+	if again := mustEndpoint(t, e.Enforcer, loIfindex); again.Generation != first.Generation || again.Digest != first.Digest {
+		t.Errorf("SetEndpoint after SetEndpointTable of the same ruleset: %+v, was %+v", again, first)
+	}
+	e.expect(t,
+		verdict{"allowed port", true, tcpSyn("10.1.2.3", "10.0.0.1", 4000, 80), true},
+		verdict{"other port", true, tcpSyn("10.1.2.3", "10.0.0.1", 4001, 81), false})
+	if err := e.SetEndpointTable(loKey, b[:len(b)-2]); !errors.Is(err, ErrInvalidTable) {
+		t.Errorf("damaged table: %v, want ErrInvalidTable", err)
+	}
+	if ep := mustEndpoint(t, e.Enforcer, loIfindex); ep.Generation != first.Generation {
+		t.Errorf("a refused table changed the endpoint: %+v", ep)
+	}
+}

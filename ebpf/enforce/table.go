@@ -247,3 +247,68 @@ func failClosedTable() *table {
 	t.digest = h.Sum64()
 	return t
 }
+
+// A table's kernel form, for a store to keep (EncodeTable) and a CNI ADD
+// to copy into the kernel without compiling (SetEndpointTable): a magic,
+// the flags, the digest and the entry count, then every key and every
+// value as the maps take them, generation zero.
+const (
+	tableMagic      = "VPT1"
+	tableHeaderSize = 4 + 4 + 8 + 4
+)
+
+// EncodeTable compiles rs into its kernel form, or returns nil when rs
+// isolates nothing (the endpoint needs no table). The bytes depend on this
+// binary's table layout: a binary that reads another's (after an upgrade)
+// refuses them and the caller compiles the ruleset instead.
+func EncodeTable(rs *policy.Ruleset) ([]byte, error) {
+	t, err := compileTable(rs)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	b := make([]byte, 0, tableHeaderSize+len(t.keys)*(keySize+valueSize))
+	b = append(b, tableMagic...)
+	b = binary.LittleEndian.AppendUint32(b, t.flags)
+	b = binary.LittleEndian.AppendUint64(b, t.digest)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.keys)))
+	for _, k := range t.keys {
+		b = append(b, k[:]...)
+	}
+	for _, v := range t.values {
+		b = append(b, v[:]...)
+	}
+	return b, nil
+}
+
+// decodeTable reads EncodeTable's bytes back, checking every length, so
+// that damaged or foreign bytes are refused, never installed in part.
+func decodeTable(b []byte) (*table, error) {
+	if len(b) < tableHeaderSize || string(b[:4]) != tableMagic {
+		return nil, fmt.Errorf("%w: not a policy table of this veni build", ErrInvalidTable)
+	}
+	t := &table{
+		flags:  binary.LittleEndian.Uint32(b[4:8]),
+		digest: binary.LittleEndian.Uint64(b[8:16]),
+	}
+	n := int(binary.LittleEndian.Uint32(b[16:20]))
+	body := b[tableHeaderSize:]
+	if n+1 > maxTableEntries || len(body) != n*(keySize+valueSize) {
+		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrInvalidTable, n, len(body))
+	}
+	if t.flags&(flagIsolatedIn|flagIsolatedOut) == 0 || t.flags&^(flagIsolatedIn|flagIsolatedOut|flagFailClosed) != 0 {
+		return nil, fmt.Errorf("%w: flags %#x", ErrInvalidTable, t.flags)
+	}
+	t.keys = make([]tableKey, n)
+	t.values = make([]tableValue, n)
+	for i := range n {
+		copy(t.keys[i][:], body[i*keySize:])
+		if bits := binary.NativeEndian.Uint32(t.keys[i][0:4]); bits < kindBits || bits > keyBits {
+			return nil, fmt.Errorf("%w: entry %d has a prefix of %d bits", ErrInvalidTable, i, bits)
+		}
+	}
+	vals := body[n*keySize:]
+	for i := range n {
+		copy(t.values[i][:], vals[i*valueSize:])
+	}
+	return t, nil
+}

@@ -2,6 +2,8 @@ package enforce
 
 import (
 	"encoding/binary"
+	"errors"
+	"slices"
 	"net/netip"
 	"testing"
 
@@ -113,5 +115,37 @@ func TestCompileTable_NotIsolated(t *testing.T) {
 	}
 	if _, err := compileTable(nil); err == nil {
 		t.Error("nil ruleset accepted")
+	}
+}
+
+// TestEncodeTable_RoundTrip: the kernel form decodes to the table it was
+// compiled to; damaged or foreign bytes are refused whole.
+func TestEncodeTable_RoundTrip(t *testing.T) {
+	rs := testRuleset()
+	b, err := EncodeTable(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := compileTable(rs)
+	got, err := decodeTable(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.flags != want.flags || got.digest != want.digest || !slices.Equal(got.keys, want.keys) || !slices.Equal(got.values, want.values) {
+		t.Fatalf("decoded table differs: %d keys (want %d), flags %#x (%#x), digest %x (%x)", len(got.keys), len(want.keys), got.flags, want.flags, got.digest, want.digest)
+	}
+	if b, err := EncodeTable(&policy.Ruleset{Pod: rs.Pod}); b != nil || err != nil {
+		t.Errorf("a ruleset isolating nothing encodes to %v, %v; want nil", b, err)
+	}
+	for name, bad := range map[string][]byte{
+		"empty":     nil,
+		"truncated": b[:len(b)-1],
+		"longer":    append(slices.Clone(b), 0),
+		"magic":     append([]byte("VPT0"), b[4:]...),
+		"no flags":  append(append(slices.Clone(b[:4]), 0, 0, 0, 0), b[8:]...),
+	} {
+		if _, err := decodeTable(bad); !errors.Is(err, ErrInvalidTable) {
+			t.Errorf("%s: %v, want ErrInvalidTable", name, err)
+		}
 	}
 }
