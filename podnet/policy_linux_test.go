@@ -30,8 +30,8 @@ func (k *policyKernel) SetEndpoint(ep podpolicy.Endpoint, _ *policy.Ruleset) err
 func (k *policyKernel) SetEndpointTable(ep podpolicy.Endpoint, _ string, _ []byte) error {
 	return k.set(ep)
 }
-func (k *policyKernel) FailClosed(ep podpolicy.Endpoint) error { return k.set(ep) }
-func (k *policyKernel) AttachEndpoint(ep podpolicy.Endpoint) error                 { return k.set(ep) }
+func (k *policyKernel) FailClosed(ep podpolicy.Endpoint) error     { return k.set(ep) }
+func (k *policyKernel) AttachEndpoint(ep podpolicy.Endpoint) error { return k.set(ep) }
 func (k *policyKernel) RemoveEndpoint(ep podpolicy.Endpoint) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

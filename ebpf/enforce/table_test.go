@@ -3,8 +3,8 @@ package enforce
 import (
 	"encoding/binary"
 	"errors"
-	"slices"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/veni-cni/veni/policy"
