@@ -27,7 +27,14 @@ type options struct {
 	// extraDatapaths are more veni rows, one sim each, with these datapaths
 	// (comma-separated), to show what a datapath costs an ADD.
 	extraDatapaths string
+	// policy adds row veni/policy: veni's datapath with every pod selected
+	// by 100 policies of 1,000 rules.
+	policy bool
 }
+
+// podsPerSystem is how many pods a run adds to each system (warm-up
+// batches and measured pods of both parallelisms).
+func (o *options) podsPerSystem() int { return 2*o.warmup*o.batch + o.n1 + o.n8 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.veniBin, "veni", "bin/veni", "the veni binary")
@@ -43,6 +50,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.datapath, "veni-datapath", "", "datapath of veni's node (auto, ebpf, plain; default: veni's default)")
 	fs.StringVar(&o.extraDatapaths, "extra-datapaths", "plain", "comma-separated datapaths measured as extra veni rows (veni/<datapath>), \"\" for none")
 	fs.BoolVar(&o.skipStart, "skip-start", false, "skip the process start (inittrace) section")
+	fs.BoolVar(&o.policy, "policy", true, "add row veni/policy: every pod selected by 100 NetworkPolicies of 1,000 rules, compiled before its ADD")
 }
 
 func (o *options) validate() error {

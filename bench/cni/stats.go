@@ -100,6 +100,33 @@ func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 	for _, t := range targets(rows) {
 		fmt.Fprintln(w, "  "+t)
 	}
+	if t := policyTargets(rows); len(t) > 0 {
+		fmt.Fprintln(w, "\ntargets for "+policyRow+" (100 policies, 1,000 rules select every pod) against veni:")
+		for _, t := range t {
+			fmt.Fprintln(w, "  "+t)
+		}
+	}
+}
+
+// policyTargets checks NetworkPolicy's ADD goal: the ADD of a pod 1,000
+// rules select at most 1.10x the ADD of a pod none selects, p50, at every
+// parallelism.
+func policyTargets(rows map[int]map[string]row) []string {
+	var out []string
+	for _, par := range []int{1, 8} {
+		p, okP := rows[par][policyRow]
+		v, okV := rows[par]["veni"]
+		if !okP || !okV || v.addP50 == 0 {
+			continue
+		}
+		add := float64(p.addP50) / float64(v.addP50)
+		verdict := "met"
+		if add > 1.10 {
+			verdict = "MISSED"
+		}
+		out = append(out, fmt.Sprintf("par %d  ADD p50 %.2fx (<= 1.10x): %s", par, add, verdict))
+	}
+	return out
 }
 
 // targets checks veni's goals: ADD and DEL p50 at most the baseline's (at

@@ -42,7 +42,13 @@ type veniSim struct {
 	simName  string // prefix of the sim's namespaces
 	dir      string // the sim's directory
 	datapath string // "" keeps veni's default
+	// policy: every pod the run adds is selected by the policy world
+	// (writePolicyWorld) and compiled before its ADD.
+	policy bool
 }
+
+// policyRow is the row of veni with policy, compared with row veni.
+const policyRow = "veni/policy"
 
 // veniSims are the veni systems of a run: veni as configured, then one
 // extra row per other datapath asked for. An extra sim is named
@@ -55,6 +61,9 @@ func veniSims(o options) []veniSim {
 			continue
 		}
 		out = append(out, veniSim{system: "veni/" + dp, simName: o.name + "-" + dp, dir: filepath.Join(o.workDir, "sim-"+dp), datapath: dp})
+	}
+	if o.policy {
+		out = append(out, veniSim{system: policyRow, simName: o.name + "-pol", dir: filepath.Join(o.workDir, "sim-policy"), datapath: o.datapath, policy: true})
 	}
 	return out
 }
@@ -118,6 +127,15 @@ func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error)
 	}
 	if err := waitPool(ctx, cfg.StorePath, o.batch, o.poolWait); err != nil {
 		return nil, err
+	}
+	if v.policy {
+		pods := o.podsPerSystem()
+		if err := writePolicyWorld(dir, pods); err != nil {
+			return nil, fmt.Errorf("policy world: %w", err)
+		}
+		if err := waitPolicyRecords(ctx, cfg.StorePath, pods, o.poolWait); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
