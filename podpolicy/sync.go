@@ -259,12 +259,14 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 			if w := snap.Warnings(); len(w) > 0 {
 				s.log.Warn("policy snapshot", "warnings", w)
 			}
-			rss, err := snap.CompileAll(st.Local)
+			all, err := snap.CompileAllKeyed(st.Local)
 			if err != nil {
 				compileErr = err
 			}
-			for _, rs := range rss {
-				b, digest, err := encodeRuleset(rs)
+			enc := newPassEncoder()
+			for _, c := range all {
+				rs := c.Ruleset
+				b, digest, err := enc.encode(c)
 				if err != nil {
 					compileErr = errors.Join(compileErr, err)
 					continue

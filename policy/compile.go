@@ -33,7 +33,7 @@ func (s *Snapshot) CompilePod(p Pod) *Ruleset {
 }
 
 func (s *Snapshot) compile(p *Pod) *Ruleset {
-	return s.compileShared(p, nil, s.newCompiler())
+	return s.compileShared(p, nil, s.newCompiler(), nil)
 }
 
 func (s *Snapshot) newCompiler() *compiler {
@@ -66,7 +66,29 @@ func FailClosed(p Pod, nodeIPs []netip.Addr) *Ruleset {
 // one node, are compiled once and share their Direction's slices: treat
 // rulesets as read-only. May return an error wrapping ErrUnknownPod.
 func (s *Snapshot) CompileAll(refs []PodRef) ([]*Ruleset, error) {
-	out := make([]*Ruleset, 0, len(refs))
+	all, err := s.CompileAllKeyed(refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Ruleset, len(all))
+	for i, c := range all {
+		out[i] = c.Ruleset
+	}
+	return out, nil
+}
+
+// Compiled is a ruleset as CompileAllKeyed returns it, with the keys of
+// its directions: within one snapshot, rulesets whose ingress (egress)
+// keys are equal have equal ingress (egress) directions, so a caller may
+// encode each direction once.
+type Compiled struct {
+	Ruleset               *Ruleset
+	IngressKey, EgressKey string
+}
+
+// CompileAllKeyed is CompileAll with each ruleset's direction keys.
+func (s *Snapshot) CompileAllKeyed(refs []PodRef) ([]Compiled, error) {
+	out := make([]Compiled, 0, len(refs))
 	done := make(map[string]Direction)
 	c := s.newCompiler()
 	for _, ref := range refs {
@@ -74,23 +96,32 @@ func (s *Snapshot) CompileAll(refs []PodRef) ([]*Ruleset, error) {
 		if !ok {
 			return nil, fmt.Errorf("compile %s: %w", ref, ErrUnknownPod)
 		}
-		out = append(out, s.compileShared(p, done, c))
+		var keys [2]string
+		rs := s.compileShared(p, done, c, &keys)
+		out = append(out, Compiled{Ruleset: rs, IngressKey: keys[0], EgressKey: keys[1]})
 	}
 	return out, nil
 }
 
 // compileShared compiles p with c, taking directions from done and adding
-// those it compiles (done may be nil).
-func (s *Snapshot) compileShared(p *Pod, done map[string]Direction, c *compiler) *Ruleset {
+// those it compiles (done may be nil). With done, keys gets the keys of
+// the ingress and egress directions.
+func (s *Snapshot) compileShared(p *Pod, done map[string]Direction, c *compiler, keys *[2]string) *Ruleset {
 	rs := &Ruleset{Pod: p.Ref(), IPs: slices.Clone(p.IPs), Node: p.Node, HostNetwork: p.HostNetwork}
 	if p.HostNetwork {
+		if keys != nil {
+			keys[0], keys[1] = "host", "host" // both directions empty
+		}
 		return rs
 	}
-	for _, ingress := range []bool{true, false} {
+	for i, ingress := range []bool{true, false} {
 		pols := s.selecting(p, ingress)
 		key := ""
 		if done != nil {
 			key = directionKey(p, pols, ingress)
+			if keys != nil {
+				keys[i] = key
+			}
 			if d, ok := done[key]; ok {
 				rs.setDirection(ingress, d)
 				continue
