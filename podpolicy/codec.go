@@ -58,21 +58,9 @@ func joinRuleset(head, in, eg []byte) ([]byte, string) {
 	return b, store.PolicyDigest(b)
 }
 
-// encodeRuleset returns rs's bytes and their digest.
+// encodeRuleset returns rs's bytes and their digest: a pass of one pod.
 func encodeRuleset(rs *policy.Ruleset) ([]byte, string, error) {
-	head, err := gobFrame(headOf(rs))
-	var in, eg []byte
-	if err == nil {
-		in, err = gobFrame(rs.Ingress)
-	}
-	if err == nil {
-		eg, err = gobFrame(rs.Egress)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("encode ruleset of %s: %w", rs.Pod, err)
-	}
-	b, digest := joinRuleset(head, in, eg)
-	return b, digest, nil
+	return newPassEncoder().encode(policy.Compiled{Ruleset: rs, IngressKey: "in", EgressKey: "eg"})
 }
 
 // passEncoder encodes the rulesets of one pass, each direction key once.

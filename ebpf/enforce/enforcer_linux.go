@@ -218,15 +218,7 @@ func (e *Enforcer) SetEndpoint(ep EndpointKey, rs *policy.Ruleset) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := fastpath.LockPinDir(e.pinDir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if t == nil {
-		return e.deleteTable(ep.Ifindex, true)
-	}
-	return e.install(ep, t)
+	return e.setTable(ep, t)
 }
 
 // SetEndpointTable is SetEndpoint for a ruleset already in its kernel form
@@ -241,11 +233,20 @@ func (e *Enforcer) SetEndpointTable(ep EndpointKey, encoded []byte) error {
 	if err != nil {
 		return err
 	}
+	return e.setTable(ep, t)
+}
+
+// setTable makes t the endpoint's table, or removes its table when t is
+// nil (a ruleset that isolates nothing).
+func (e *Enforcer) setTable(ep EndpointKey, t *table) error {
 	unlock, err := fastpath.LockPinDir(e.pinDir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if t == nil {
+		return e.deleteTable(ep.Ifindex, true)
+	}
 	return e.install(ep, t)
 }
 
