@@ -17,10 +17,12 @@ import (
 
 	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/ebpf/datapath"
+	"github.com/veni-cni/veni/ebpf/enforce"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -69,6 +71,7 @@ type statusReport struct {
 	Node     *store.NodeInfo `json:"node,omitempty"`
 	Datapath statusDatapath  `json:"datapath"`
 	Pool     statusPool      `json:"pool"`
+	Policy   statusPolicy    `json:"policy"`
 	Daemon   statusDaemon    `json:"daemon"`
 	Problems []string        `json:"problems,omitempty"` // what an operator should look at first
 
@@ -95,6 +98,14 @@ type statusEndpoint struct {
 	HostIfindex int        `json:"hostIfindex"`
 	ENIIfindex  int        `json:"eniIfindex"`
 	ENITable    int        `json:"eniTable"`
+}
+
+// statusPolicy is the NetworkPolicy enforcer's view of this node: each
+// endpoint (pod veth) it holds, isolated or not, with its counters.
+type statusPolicy struct {
+	Enabled   bool                         `json:"enabled"`
+	Endpoints []podpolicy.EndpointCounters `json:"endpoints,omitempty"`
+	Note      string                       `json:"note,omitempty"` // why there are no endpoints
 }
 
 type statusPool struct {
@@ -193,6 +204,7 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		}
 	}
 	rep.Datapath = gatherDatapath(env, info.InstanceID, listing.Allocations, problem)
+	rep.Policy = gatherPolicy(env, info.InstanceID, problem)
 	rep.Daemon = gatherDaemon(env.ConfigPath, listing.Pool.UpdatedAt, now)
 	if len(rep.Daemon.PIDs) == 0 {
 		problem("no veni daemon runs for %s: the pool is not refilled nor garbage-collected", env.ConfigPath)
@@ -327,6 +339,28 @@ func gatherDatapath(env *node.Env, instanceID string, allocs []store.Allocation,
 	return dp
 }
 
+// gatherPolicy reads the enforcer's endpoints and counters from its pins.
+func gatherPolicy(env *node.Env, instanceID string, problem func(string, ...any)) statusPolicy {
+	pol := statusPolicy{Enabled: env.Config.PolicyEnabled()}
+	if !pol.Enabled {
+		pol.Note = "network_policy is off in the configuration"
+		return pol
+	}
+	if instanceID == "" {
+		pol.Note = "no node facts yet"
+		return pol
+	}
+	eps, err := podpolicy.Counters(env.Store, env.Config, instanceID)
+	switch {
+	case errors.Is(err, podpolicy.ErrNoEnforcer):
+		pol.Note = err.Error()
+	case err != nil:
+		problem("read policy counters: %v", err)
+	}
+	pol.Endpoints = eps
+	return pol
+}
+
 // gatherDaemon finds the daemons serving configPath in /proc and judges
 // the last pool update: the daemon writes it on every full pass.
 func gatherDaemon(configPath string, updated, now time.Time) statusDaemon {
@@ -429,6 +463,8 @@ func printStatus(w io.Writer, rep statusReport) error {
 		p.printf("  pod     %s %s host ifindex %d, eni ifindex %d table %d\n", ep.IP, ep.Pod, ep.HostIfindex, ep.ENIIfindex, ep.ENITable)
 	}
 
+	printPolicy(p, rep.Policy)
+
 	pool := rep.Pool
 	p.printf("pool      %d free, %d reserved, %d bound (min %d, max %d idle)\n", pool.Free, pool.Reserved, pool.Bound, pool.MinIdle, pool.MaxIdle)
 	for _, e := range pool.ENIs {
@@ -449,6 +485,49 @@ func printStatus(w io.Writer, rep statusReport) error {
 		p.printf("PROBLEM   %s\n", pr)
 	}
 	return p.err
+}
+
+// printPolicy prints the enforcer's summary, then one line per endpoint:
+// flows allowed (each counted once, when first allowed) and packets
+// dropped, per direction.
+func printPolicy(p *errWriter, pol statusPolicy) {
+	if !pol.Enabled {
+		p.printf("policy    off (%s)\n", pol.Note)
+		return
+	}
+	isolated := 0
+	for _, ep := range pol.Endpoints {
+		if ep.Selected {
+			isolated++
+		}
+	}
+	p.printf("policy    on: %d endpoints, %d with a table", len(pol.Endpoints), isolated)
+	if pol.Note != "" {
+		p.printf(" (%s)", pol.Note)
+	}
+	p.printf("\n")
+	for _, ep := range pol.Endpoints {
+		p.printf("  pod     %s %s ifindex %d %s: allowed flows in %d out %d, dropped packets in %d out %d\n",
+			ep.IP, ep.Pod, ep.Ifindex, isolation(ep.Endpoint),
+			ep.AllowedIngress, ep.AllowedEgress, ep.DeniedIngress, ep.DeniedEgress)
+	}
+}
+
+// isolation says which directions a policy isolates an endpoint in.
+func isolation(ep enforce.Endpoint) string {
+	switch {
+	case ep.FailClosed:
+		return "fail-closed (no record yet: isolated both ways)"
+	case !ep.Selected:
+		return "open"
+	case ep.IngressIsolated && ep.EgressIsolated:
+		return "isolated in+out"
+	case ep.IngressIsolated:
+		return "isolated in"
+	case ep.EgressIsolated:
+		return "isolated out"
+	}
+	return "open"
 }
 
 // nonZeroCounters prints a hook's counters, packets and redirects always,

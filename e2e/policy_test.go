@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,38 @@ spec:
 	show := s.mustRun("sim", "exec", "node-1", "--", s.bin, "policy", "show", "shop/web", "--config", filepath.Join(s.dir, "nodes", "node-1", "veni.json"))
 	if !strings.Contains(show, "isolated by shop/web-allow") {
 		t.Errorf("veni policy show on node-1:\n%s", show)
+	}
+	// status counts per endpoint: the stranger's probes to web were
+	// dropped at web's ingress, the client's were allowed.
+	var st struct {
+		Policy struct {
+			Enabled   bool `json:"enabled"`
+			Endpoints []struct {
+				Pod             string `json:"pod"`
+				IngressIsolated bool   `json:"ingressIsolated"`
+				AllowedIngress  uint64 `json:"allowedIngress"`
+				DeniedIngress   uint64 `json:"deniedIngress"`
+			} `json:"endpoints"`
+		} `json:"policy"`
+	}
+	raw := s.mustRun("sim", "exec", "node-1", "--", s.bin, "status", "-o", "json", "--config", filepath.Join(s.dir, "nodes", "node-1", "veni.json"))
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatalf("veni status -o json: %v\n%s", err, raw)
+	}
+	web := -1
+	for i, ep := range st.Policy.Endpoints {
+		if ep.Pod == "shop/web" {
+			web = i
+		}
+	}
+	if !st.Policy.Enabled || web < 0 {
+		t.Fatalf("veni status on node-1 lists no policy endpoint for shop/web:\n%s", raw)
+	}
+	if ep := st.Policy.Endpoints[web]; !ep.IngressIsolated || ep.AllowedIngress == 0 || ep.DeniedIngress == 0 {
+		t.Errorf("veni status: shop/web %+v, want ingress isolated with allowed and denied counts", ep)
+	}
+	if text := s.mustRun("sim", "exec", "node-1", "--", s.bin, "status", "--config", filepath.Join(s.dir, "nodes", "node-1", "veni.json")); !strings.Contains(text, "shop/web") || !strings.Contains(text, "isolated in") {
+		t.Errorf("veni status on node-1 does not show shop/web's isolation:\n%s", text)
 	}
 
 	s.mustRun("sim", "policy", "delete", policy)

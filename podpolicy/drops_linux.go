@@ -73,16 +73,7 @@ func (s *DropStream) pod(ifindex int) string {
 	if p, ok := s.pods[ifindex]; ok {
 		return p
 	}
-	s.pods = make(map[int]string)
-	_ = s.db.View(func(tx *store.ReadTx) error {
-		allocs, err := tx.Allocations()
-		for _, a := range allocs {
-			if a.HostIfindex > 0 && a.PodName != "" {
-				s.pods[a.HostIfindex] = store.PodKey(a.PodNamespace, a.PodName)
-			}
-		}
-		return err
-	})
+	s.pods, _ = podsByVeth(s.db)
 	return s.pods[ifindex]
 }
 

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package podpolicy
+
+import (
+	"fmt"
+
+	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/store"
+)
+
+// Counters has nothing to list off Linux.
+func Counters(store.File, config.Config, string) ([]EndpointCounters, error) {
+	return nil, fmt.Errorf("%w: not Linux", ErrNoEnforcer)
+}
