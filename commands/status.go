@@ -103,9 +103,9 @@ type statusEndpoint struct {
 // statusPolicy is the NetworkPolicy enforcer's view of this node: each
 // endpoint (pod veth) it holds, isolated or not, with its counters.
 type statusPolicy struct {
-	Enabled   bool                         `json:"enabled"`
-	Endpoints []podpolicy.EndpointCounters `json:"endpoints,omitempty"`
-	Note      string                       `json:"note,omitempty"` // why there are no endpoints
+	Enabled bool `json:"enabled"`
+	podpolicy.NodeCounters
+	Note string `json:"note,omitempty"` // why there are no endpoints
 }
 
 type statusPool struct {
@@ -350,14 +350,14 @@ func gatherPolicy(env *node.Env, instanceID string, problem func(string, ...any)
 		pol.Note = "no node facts yet"
 		return pol
 	}
-	eps, err := podpolicy.Counters(env.Store, env.Config, instanceID)
+	nc, err := podpolicy.Counters(env.Store, env.Config, instanceID)
 	switch {
 	case errors.Is(err, podpolicy.ErrNoEnforcer):
 		pol.Note = err.Error()
 	case err != nil:
 		problem("read policy counters: %v", err)
 	}
-	pol.Endpoints = eps
+	pol.NodeCounters = nc
 	return pol
 }
 
@@ -501,7 +501,11 @@ func printPolicy(p *errWriter, pol statusPolicy) {
 			isolated++
 		}
 	}
-	p.printf("policy    on: %d endpoints, %d with a table", len(pol.Endpoints), isolated)
+	var mem uint64
+	for _, b := range pol.MapBytes {
+		mem += b
+	}
+	p.printf("policy    on: %d endpoints, %d with a table, maps %.1f MiB", len(pol.Endpoints), isolated, float64(mem)/(1<<20))
 	if pol.Note != "" {
 		p.printf(" (%s)", pol.Note)
 	}

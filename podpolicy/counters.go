@@ -15,6 +15,14 @@ type EndpointCounters struct {
 	enforce.Stats
 }
 
+// NodeCounters is the enforcer's state on a node, as status shows it.
+type NodeCounters struct {
+	Endpoints []EndpointCounters `json:"endpoints,omitempty"`
+	// MapBytes is the kernel memory of the enforcer's maps, by map, as the
+	// kernel accounts it.
+	MapBytes map[string]uint64 `json:"mapBytes,omitempty"`
+}
+
 // podsByVeth names the store's pods by their host veth's ifindex.
 func podsByVeth(db store.File) (map[int]string, error) {
 	pods := make(map[int]string)

@@ -6,34 +6,39 @@ import (
 )
 
 // Counters lists the node's policy endpoints with their counters, named
-// by the store's allocations. It loads nothing: a node that never had a
-// policy endpoint gives an error wrapping ErrNoEnforcer.
-func Counters(db store.File, cfg config.Config, instanceID string) ([]EndpointCounters, error) {
+// by the store's allocations, and the memory of the enforcer's maps. It
+// loads nothing: a node that never had a policy endpoint gives an error
+// wrapping ErrNoEnforcer.
+func Counters(db store.File, cfg config.Config, instanceID string) (NodeCounters, error) {
 	k, err := OpenNodeKernelIfUsed(cfg, instanceID)
 	if err != nil {
-		return nil, err
+		return NodeCounters{}, err
 	}
 	defer k.Close()
 	e := k.(enforcerKernel).e
 	eps, err := e.Endpoints()
 	if err != nil {
-		return nil, err
+		return NodeCounters{}, err
 	}
 	stats, err := e.Stats()
 	if err != nil {
-		return nil, err
+		return NodeCounters{}, err
 	}
 	pods, err := podsByVeth(db)
 	if err != nil {
-		return nil, err
+		return NodeCounters{}, err
 	}
-	out := make([]EndpointCounters, 0, len(eps))
+	mem, err := e.Memory()
+	if err != nil {
+		return NodeCounters{}, err
+	}
+	out := NodeCounters{MapBytes: mem, Endpoints: make([]EndpointCounters, 0, len(eps))}
 	for _, ep := range eps {
 		pod, ok := pods[ep.Ifindex]
 		if !ok {
 			pod = "-"
 		}
-		out = append(out, EndpointCounters{Pod: pod, Endpoint: ep, Stats: stats[ep.Ifindex]})
+		out.Endpoints = append(out.Endpoints, EndpointCounters{Pod: pod, Endpoint: ep, Stats: stats[ep.Ifindex]})
 	}
 	return out, nil
 }

@@ -10,6 +10,6 @@ import (
 )
 
 // Counters has nothing to list off Linux.
-func Counters(store.File, config.Config, string) ([]EndpointCounters, error) {
-	return nil, fmt.Errorf("%w: not Linux", ErrNoEnforcer)
+func Counters(store.File, config.Config, string) (NodeCounters, error) {
+	return NodeCounters{}, fmt.Errorf("%w: not Linux", ErrNoEnforcer)
 }

@@ -82,3 +82,20 @@ func (e *Enforcer) Counters() (Counters, error) {
 	}
 	return c, nil
 }
+
+// Memory returns the kernel memory of the enforcer's maps by pin name, as
+// the kernel accounts it (the "memlock" of the map's fdinfo, which is the
+// memory in use since Linux 6.5: the rule trie's grows with its entries).
+func (e *Enforcer) Memory() (map[string]uint64, error) {
+	out := make(map[string]uint64)
+	for name, m := range e.pinnedMaps() {
+		info, err := (*m).Info()
+		if err != nil {
+			return nil, fmt.Errorf("map %s: %w", name, err)
+		}
+		if b, ok := info.Memlock(); ok {
+			out[name] = b
+		}
+	}
+	return out, nil
+}
