@@ -2,6 +2,7 @@ package podpolicy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
@@ -60,33 +61,58 @@ func joinRuleset(head, in, eg []byte) ([]byte, string) {
 
 // encodeRuleset returns rs's bytes and their digest: a pass of one pod.
 func encodeRuleset(rs *policy.Ruleset) ([]byte, string, error) {
-	return newPassEncoder().encode(policy.Compiled{Ruleset: rs, IngressKey: "in", EgressKey: "eg"})
+	return newPassEncoder(nil).encode(policy.Compiled{Ruleset: rs, IngressKey: "in", EgressKey: "eg"})
 }
 
-// passEncoder encodes the rulesets of one pass, each direction key once.
+// passEncoder encodes the rulesets of one pass, each direction key once,
+// and reuses the last pass's bytes and digest of a pod whose three frames
+// did not change: hashing every pod's whole ruleset again on every pass
+// was a fifth of a daemon's CPU during pod churn.
 type passEncoder struct {
-	dirs map[string][]byte
+	dirs map[string]encodedDir
+	prev map[policy.PodRef]encodedPod // the last pass's; read-only
+	next map[policy.PodRef]encodedPod // this pass's, the next one's prev
+	// joined counts the rulesets this pass assembled and hashed.
+	joined int
 }
 
-func newPassEncoder() *passEncoder { return &passEncoder{dirs: make(map[string][]byte)} }
+// encodedDir is a direction's frame and its sum.
+type encodedDir struct {
+	b   []byte
+	sum [sha256.Size]byte
+}
 
-func (e *passEncoder) direction(key string, d policy.Direction) ([]byte, error) {
-	if b, ok := e.dirs[key]; ok {
-		return b, nil
+// encodedPod is a pod's ruleset as a pass encoded it: its own frame, its
+// directions' sums, and the bytes and digest they make.
+type encodedPod struct {
+	head   []byte
+	in, eg [sha256.Size]byte
+	b      []byte
+	digest string
+}
+
+func newPassEncoder(prev map[policy.PodRef]encodedPod) *passEncoder {
+	return &passEncoder{dirs: make(map[string]encodedDir), prev: prev, next: make(map[policy.PodRef]encodedPod)}
+}
+
+func (e *passEncoder) direction(key string, d policy.Direction) (encodedDir, error) {
+	if x, ok := e.dirs[key]; ok {
+		return x, nil
 	}
 	b, err := gobFrame(d)
 	if err != nil {
-		return nil, err
+		return encodedDir{}, err
 	}
-	e.dirs[key] = b
-	return b, nil
+	x := encodedDir{b: b, sum: sha256.Sum256(b)}
+	e.dirs[key] = x
+	return x, nil
 }
 
 // encode returns c's bytes and digest, as encodeRuleset(c.Ruleset) does.
 func (e *passEncoder) encode(c policy.Compiled) ([]byte, string, error) {
 	rs := c.Ruleset
 	head, err := gobFrame(headOf(rs))
-	var in, eg []byte
+	var in, eg encodedDir
 	if err == nil {
 		in, err = e.direction(c.IngressKey, rs.Ingress)
 	}
@@ -96,8 +122,14 @@ func (e *passEncoder) encode(c policy.Compiled) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("encode ruleset of %s: %w", rs.Pod, err)
 	}
-	b, digest := joinRuleset(head, in, eg)
-	return b, digest, nil
+	p, ok := e.prev[rs.Pod]
+	if !ok || p.in != in.sum || p.eg != eg.sum || !bytes.Equal(p.head, head) {
+		p = encodedPod{head: head, in: in.sum, eg: eg.sum}
+		p.b, p.digest = joinRuleset(head, in.b, eg.b)
+		e.joined++
+	}
+	e.next[rs.Pod] = p
+	return p.b, p.digest, nil
 }
 
 // DecodeRecord returns a record's ruleset.

@@ -3,6 +3,7 @@ package podpolicy
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"testing"
 
@@ -36,7 +37,7 @@ func TestPassEncoder_AsEncodeRuleset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := newPassEncoder()
+	enc := newPassEncoder(nil)
 	for _, c := range all {
 		b, digest, err := enc.encode(c)
 		if err != nil {
@@ -60,6 +61,44 @@ func TestPassEncoder_AsEncodeRuleset(t *testing.T) {
 	if len(enc.dirs) != 2*len(all)-2 {
 		t.Errorf("%d directions encoded for %d pods, a replica among them: want %d", len(enc.dirs), len(all), 2*len(all)-2)
 	}
+	if enc.joined != len(all) {
+		t.Errorf("first pass joined %d rulesets, want %d", enc.joined, len(all))
+	}
+
+	// The next pass reuses what did not change, and only that: the same
+	// rulesets, then one pod with a new address.
+	again := newPassEncoder(enc.next)
+	for _, c := range all {
+		b, digest, err := again.encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if alone, want, _ := encodeRuleset(c.Ruleset); digest != want || !bytes.Equal(b, alone) {
+			t.Fatalf("%s: reused digest %s, alone %s", c.Ruleset.Pod, digest, want)
+		}
+	}
+	if again.joined != 0 {
+		t.Errorf("an unchanged pass joined %d rulesets, want 0", again.joined)
+	}
+	moved := *all[3].Ruleset
+	moved.IPs = []netip.Addr{netip.MustParseAddr("10.9.9.9")}
+	third := newPassEncoder(again.next)
+	for i, c := range all {
+		if i == 3 {
+			c.Ruleset = &moved
+		}
+		_, digest, err := third.encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, want, _ := encodeRuleset(c.Ruleset); digest != want {
+			t.Fatalf("%s: digest %s after one pod moved, alone %s", c.Ruleset.Pod, digest, want)
+		}
+	}
+	if third.joined != 1 {
+		t.Errorf("a pass with one pod's address changed joined %d rulesets, want 1", third.joined)
+	}
+
 	b, _, _ := encodeRuleset(all[0].Ruleset)
 	for name, bad := range map[string][]byte{
 		"empty":        nil,

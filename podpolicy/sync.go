@@ -77,6 +77,9 @@ type Syncer struct {
 	// lastWant its result (read-only once built).
 	lastSig  string
 	lastWant map[string]wanted
+	// lastEnc is the last compile's encodings by pod, which the next
+	// reuses for pods whose ruleset did not change.
+	lastEnc map[policy.PodRef]encodedPod
 	applied  map[Endpoint]string // endpoint → digest this loop put in the kernel
 	gen      uint64
 	last     PassReport
@@ -263,7 +266,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 			if err != nil {
 				compileErr = err
 			}
-			enc := newPassEncoder()
+			enc := newPassEncoder(s.lastEnc)
 			for _, c := range all {
 				rs := c.Ruleset
 				b, digest, err := enc.encode(c)
@@ -274,6 +277,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 				key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
 				want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
 			}
+			s.lastEnc = enc.next
 		}
 		if compileErr == nil {
 			s.lastSig, s.lastWant = sig, want
