@@ -80,9 +80,9 @@ type Syncer struct {
 	// lastEnc is the last compile's encodings by pod, which the next
 	// reuses for pods whose ruleset did not change.
 	lastEnc map[policy.PodRef]encodedPod
-	applied  map[Endpoint]string // endpoint → digest this loop put in the kernel
-	gen      uint64
-	last     PassReport
+	applied map[Endpoint]string // endpoint → digest this loop put in the kernel
+	gen     uint64
+	last    PassReport
 }
 
 // PassReport is what one pass did.
