@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"slices"
 
 	"github.com/veni-cni/veni/policy"
 )
@@ -160,18 +161,21 @@ func compileTable(rs *policy.Ruleset) (*table, error) {
 		if !d.dir.Isolated {
 			continue
 		}
+		ids := make(map[netip.Prefix]uint32, len(d.dir.CIDRs))
 		for _, e := range d.dir.CIDRs {
 			p := e.Prefix.Masked()
 			if p.Addr().Is4In6() && p.Bits() >= 96 {
 				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 			}
+			ids[p] = t.portSet(sets, e.Rules)
+		}
+		for _, p := range aggregate(ids) {
 			kind := d.kind4
 			if !p.Addr().Is4() {
 				kind = d.kind6
 			}
-			id := t.portSet(sets, e.Rules)
 			var v tableValue
-			binary.NativeEndian.PutUint32(v[0:4], id)
+			binary.NativeEndian.PutUint32(v[0:4], ids[p])
 			t.add(newKey(kindBits+p.Bits(), kind, p.Addr().AsSlice()), v)
 		}
 	}
@@ -189,6 +193,89 @@ func compileTable(rs *policy.Ruleset) (*table, error) {
 	}
 	t.digest = h.Sum64()
 	return t, nil
+}
+
+// aggregate shrinks a longest-prefix-match table (prefix → port set) to
+// fewer prefixes that answer every lookup as it did, and returns them
+// sorted (ids gains the merged prefixes and keeps the rest). Pods of a
+// namespace have neighbouring addresses, so a selector that matches many
+// of them compiles to runs of /32s with one port set: two halves of a
+// prefix with the same set become the prefix, and an entry with the set
+// of the entry that covers it is dropped. Fewer entries install faster and
+// take less kernel memory; a lookup costs the same.
+func aggregate(ids map[netip.Prefix]uint32) []netip.Prefix {
+	// covering returns the longest prefix in ids strictly containing p.
+	covering := func(p netip.Prefix) (netip.Prefix, bool) {
+		for b := p.Bits() - 1; b >= 0; b-- {
+			q := netip.PrefixFrom(p.Addr(), b).Masked()
+			if _, ok := ids[q]; ok {
+				return q, true
+			}
+		}
+		return netip.Prefix{}, false
+	}
+	// Merge halves, longest first: a merged prefix can merge again with
+	// its own other half on the next level up.
+	byBits := make(map[int][]netip.Prefix)
+	maxBits := 0
+	for p := range ids {
+		byBits[p.Bits()] = append(byBits[p.Bits()], p)
+		maxBits = max(maxBits, p.Bits())
+	}
+	for b := maxBits; b > 0; b-- {
+		for _, p := range byBits[b] {
+			id, ok := ids[p]
+			if !ok {
+				continue // merged already, as the other half
+			}
+			other := otherHalf(p)
+			oid, ok := ids[other]
+			if !ok || oid != id {
+				continue
+			}
+			parent := netip.PrefixFrom(p.Addr(), b-1).Masked()
+			if pid, ok := ids[parent]; ok && pid != id {
+				continue // the halves override their parent
+			} else if !ok {
+				ids[parent] = id
+				byBits[b-1] = append(byBits[b-1], parent)
+			}
+			delete(ids, p)
+			delete(ids, other)
+		}
+	}
+	// Drop entries that say what their cover says. Decided against the
+	// table before any is dropped: a dropped cover had its own cover's
+	// set, so the answer under it stays the same.
+	var redundant []netip.Prefix
+	for p, id := range ids {
+		if q, ok := covering(p); ok && ids[q] == id {
+			redundant = append(redundant, p)
+		}
+	}
+	for _, p := range redundant {
+		delete(ids, p)
+	}
+	out := make([]netip.Prefix, 0, len(ids))
+	for p := range ids {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return out
+}
+
+// otherHalf returns the prefix that, with p, makes up p's parent.
+func otherHalf(p netip.Prefix) netip.Prefix {
+	a := p.Addr().AsSlice()
+	bit := p.Bits() - 1
+	a[bit/8] ^= 0x80 >> (bit % 8)
+	o, _ := netip.AddrFromSlice(a)
+	return netip.PrefixFrom(o, p.Bits())
 }
 
 func (t *table) add(k tableKey, v tableValue) {

@@ -3,6 +3,8 @@ package enforce
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -148,4 +150,77 @@ func TestEncodeTable_RoundTrip(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalidTable", name, err)
 		}
 	}
+}
+
+// lpm answers a longest-prefix-match lookup of a in table ids.
+func lpm(ids map[netip.Prefix]uint32, a netip.Addr) (uint32, bool) {
+	for b := a.BitLen(); b >= 0; b-- {
+		if id, ok := ids[netip.PrefixFrom(a, b).Masked()]; ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// Ensure aggregate answers every lookup as the table it shrinks: random
+// tables of clustered prefixes (runs of neighbouring /32s, covers with
+// and without the same set, nested overrides), probed at every prefix's
+// first and last address and their neighbours, and at random addresses.
+func TestAggregate_SameAnswers(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for round := range 2000 {
+		orig := make(map[netip.Prefix]uint32)
+		n := 1 + rnd.IntN(40)
+		for range n {
+			a := netip.AddrFrom4([4]byte{10, byte(rnd.IntN(2)), byte(rnd.IntN(2)), byte(rnd.IntN(16))})
+			bits := []int{32, 32, 32, 31, 30, 28, 24, 16, 8}[rnd.IntN(9)]
+			orig[netip.PrefixFrom(a, bits).Masked()] = uint32(rnd.IntN(3))
+		}
+		ids := maps.Clone(orig)
+		got := aggregate(ids)
+		if len(got) != len(ids) {
+			t.Fatalf("round %d: %d prefixes returned, %d in the table", round, len(got), len(ids))
+		}
+		kept := make(map[netip.Prefix]uint32, len(got))
+		for _, p := range got {
+			kept[p] = ids[p]
+		}
+		var probes []netip.Addr
+		for p := range orig {
+			first := p.Addr()
+			last := lastAddr(p)
+			probes = append(probes, first, last, first.Prev(), last.Next())
+		}
+		for range 64 {
+			probes = append(probes, netip.AddrFrom4([4]byte{10, byte(rnd.IntN(2)), byte(rnd.IntN(2)), byte(rnd.IntN(256))}))
+		}
+		for _, a := range probes {
+			if !a.IsValid() {
+				continue
+			}
+			wid, wok := lpm(orig, a)
+			gid, gok := lpm(kept, a)
+			if wid != gid || wok != gok {
+				t.Fatalf("round %d: %s answers %d,%t; aggregated %d,%t\ntable %v\naggregated %v", round, a, wid, wok, gid, gok, orig, kept)
+			}
+		}
+		if len(kept) > len(orig) {
+			t.Fatalf("round %d: aggregated to %d prefixes from %d", round, len(kept), len(orig))
+		}
+	}
+	// A run of pods' /32s with one set is one prefix.
+	run := make(map[netip.Prefix]uint32)
+	for i := range 16 {
+		run[netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(16 + i)}), 32)] = 7
+	}
+	if got := aggregate(run); len(got) != 1 || got[0] != netip.MustParsePrefix("10.0.0.16/28") {
+		t.Errorf("16 neighbouring /32s aggregate to %v, want 10.0.0.16/28", got)
+	}
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
 }
