@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
@@ -113,4 +114,55 @@ func BenchmarkADDRead(b *testing.B) {
 	// The record's size, for the report.
 	var r policy.Ruleset
 	_ = r
+}
+
+// BenchmarkPass_PolicyEdit measures what a daemon does between a policy
+// edit in its manifest folder and the kernel calls that enforce it, on
+// the bench world with its 100 local pods bound: read the folder again,
+// compile every local pod, encode the changed records with their kernel
+// tables, write them, and hand the changed rulesets to the kernel (a fake
+// here: BenchmarkKernelMemory measures the real install per endpoint).
+// Each op edits one policy's port, which changes its ten pods' rulesets.
+func BenchmarkPass_PolicyEdit(b *testing.B) {
+	db, dir := testStore(b), b.TempDir()
+	mustUpdate(b, db, func(tx *store.WriteTx) error {
+		for n := range 10 {
+			for i := range 10 {
+				ip := netip.AddrFrom4([4]byte{10, 0, byte(100 + n), byte(i + 1)})
+				cid := fmt.Sprintf("c-ns%d-p%d", n, i)
+				key := store.NewOwnerKey(cid, "eth0")
+				if err := tx.PutIP(store.IP{Addr: ip, ENIID: "eni-a", State: store.IPBound, Owner: key, AddedAt: time.Now()}); err != nil {
+					return err
+				}
+				a := store.Allocation{Key: key, ContainerID: cid, IfName: "eth0", PodNamespace: fmt.Sprintf("ns%d", n), PodName: fmt.Sprintf("p%d", i),
+					IP: ip, ENIID: "eni-a", State: store.IPBound, ReservedAt: time.Now(), BoundAt: time.Now(), HostIfindex: 1000 + 10*n + i, HostVeth: "veni-x"}
+				if err := tx.PutAllocation(a); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	world := benchManifests()
+	writeFile(b, dir, "world.yaml", world)
+	k := newFakeKernel()
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, ManifestDir: dir, Node: "local", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")},
+		OpenKernel: func(bool) (Kernel, error) { return k, nil }})
+	if rep, err := s.Pass(context.Background()); err != nil || rep.Local != 100 || rep.Applied != 100 {
+		b.Fatalf("first pass %+v, %v", rep, err)
+	}
+	edit := "  - to: [{ipBlock: {cidr: 10.3.0.0/16}}]\n    ports: [{port: 5432}, {port: 6379}]\n"
+	if !strings.Contains(world, edit) {
+		b.Fatal("the bench world has no rule to edit")
+	}
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		port := 7000 + i%2
+		writeFile(b, dir, "world.yaml", strings.Replace(world, edit, fmt.Sprintf("  - to: [{ipBlock: {cidr: 10.3.0.0/16}}]\n    ports: [{port: 5432}, {port: %d}]\n", port), 1))
+		b.StartTimer()
+		rep, err := s.Pass(context.Background())
+		if err != nil || rep.Written == 0 || rep.Applied == 0 {
+			b.Fatalf("pass after an edit: %+v, %v", rep, err)
+		}
+	}
 }
