@@ -17,7 +17,7 @@ import (
 // sharedMaps are the maps veni_policy.h declares: the fast path's programs
 // use them too. veni_pol_tables is an older build's (per-endpoint tables
 // in a map of maps), removed with the rest.
-var sharedMapNames = [...]string{"veni_pol_eps", "veni_pol_rules", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops", "veni_pol_tables"}
+var sharedMapNames = [...]string{"veni_pol_eps", "veni_pol_rules", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops", "veni_pol_svc", "veni_pol_ips", "veni_pol_tables"}
 
 // Teardown removes the node's policy enforcement: the programs from every
 // recorded endpoint's veth (in the caller's network namespace), every
@@ -64,6 +64,7 @@ func Teardown(pinDir string) error {
 	}
 	errs = append(errs, clearMap[uint32, epRecord](pinDir, "veni_pol_eps"))
 	errs = append(errs, clearMap[tableKey, tableValue](pinDir, "veni_pol_rules"))
+	errs = append(errs, clearMap[uint32, uint32](pinDir, "veni_pol_ips"))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("teardown policy in %s: %w", pinDir, err)
 	}
