@@ -178,3 +178,35 @@ func TestEnforcer_ServiceCIDRs(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachENI_HookAndTeardown: pol_to_eni goes on the ENI's egress only
+// (the fast path owns its ingress), attaching again changes nothing,
+// DetachENI and Teardown take it off.
+func TestAttachENI_HookAndTeardown(t *testing.T) {
+	n := mustTrafficNode(t)
+	dir := mustPinDir(t)
+	e := mustOpen(t, Options{PinDir: dir})
+	eni := n.eni.Attrs().Index
+	attach := func() {
+		t.Helper()
+		for i := 0; i < 2; i++ {
+			mustInNetNS(t, n.ns, func() error { return e.AttachENI(eni) })
+		}
+		in, out := vethFilters(t, n.h, n.eni)
+		if len(in) != 0 || len(out) != 1 || out[0] != tcFilterPrefix+"to_eni" {
+			t.Fatalf("eni filters: ingress %v egress %v; want none and [%sto_eni]", in, out, tcFilterPrefix)
+		}
+	}
+	gone := func(what string) {
+		t.Helper()
+		if in, out := vethFilters(t, n.h, n.eni); len(in)+len(out) != 0 {
+			t.Fatalf("after %s: eni filters: ingress %v egress %v", what, in, out)
+		}
+	}
+	attach()
+	mustInNetNS(t, n.ns, func() error { return e.DetachENI(eni) })
+	gone("DetachENI")
+	attach()
+	mustInNetNS(t, n.ns, func() error { return Teardown(dir) })
+	gone("Teardown")
+}

@@ -10,8 +10,10 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 
 	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/ebpf/tc"
 )
 
 // sharedMaps are the maps veni_policy.h declares: the fast path's programs
@@ -57,6 +59,7 @@ func Teardown(pinDir string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	errs = append(errs, detachENIs())
 	// TCX links of endpoints whose record is gone.
 	links, _ := filepath.Glob(filepath.Join(pinDir, linksDir, "pol-*"))
 	for _, l := range links {
@@ -129,4 +132,24 @@ func clearMap[K, V any](pinDir, name string) error {
 		}
 	}
 	return nil
+}
+
+// detachENIs removes pol_to_eni from every link of the caller's namespace
+// that carries it: ENIs are not recorded (their filters go with their
+// links), and teardown is rare enough to list every link.
+func detachENIs() error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink handle: %w", err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, tc.Detach(l.Attrs().Index, nil, tcFilterPrefix+"to_eni"))
+	}
+	return errors.Join(errs...)
 }
