@@ -233,6 +233,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 				return err
 			}
 			policyEP = &ep
+			// The pod's traffic leaves by its ENI: Service flows the host
+			// DNATs to another node have their egress decided there.
+			if err := kernel.AttachENI(eniLink.Index); err != nil {
+				return fmt.Errorf("hook policy on eni %s: %w", res.ENI.ID, err)
+			}
 			return nil
 		}
 		defer func() {

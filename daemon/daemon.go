@@ -66,6 +66,7 @@ type Daemon struct {
 	kube        kubeSide          // the Kubernetes side (kube.go)
 	policy      *podpolicy.Syncer // the NetworkPolicy loop (policy.go)
 	policyWake  chan struct{}     // wakes the policy loop (store, folder, peer pods)
+	policyENIs  policyENIs        // ENIs hooked for Service traffic's egress (policy.go)
 
 	tel *telemetry.Exporter // telemetry: metrics (telemetry.go); nil when off
 }
@@ -237,6 +238,7 @@ func (d *Daemon) fullPass(ctx context.Context) {
 // the cloud.
 func (d *Daemon) reconcile(ctx context.Context) {
 	d.syncFastPath(ctx)
+	d.syncPolicyENIs(ctx)
 	rep, err := ipam.Reconcile(ctx, d.env.Store, d.env.Cloud(), d.node, d.env.Config, time.Now())
 	d.tel.Reconciled(rep, err)
 	if err != nil {

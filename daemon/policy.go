@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
@@ -64,6 +68,7 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 			if err != nil {
 				return nil, err
 			}
+			d.policyENIs.set(k)
 			return k, nil
 		}
 	}
@@ -93,6 +98,65 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 	}()
 	d.log.Info("network policy on", "kubernetes", opts.Kube, "manifests", opts.ManifestDir, "node", name)
 	return syncer
+}
+
+// policyENIs is the daemon's hold on the enforcer for hooking ENIs: set
+// once the policy loop opened it, and the ENI links hooked since.
+type policyENIs struct {
+	mu     sync.Mutex
+	k      podpolicy.NodeKernel
+	hooked map[int]string // ifindex -> ENI id
+}
+
+func (p *policyENIs) set(k podpolicy.NodeKernel) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.k = k
+}
+
+// syncPolicyENIs hooks the check of Service traffic's deferred egress on
+// every ENI link of the store, once the enforcer is open (a node without
+// policy hooks nothing). An ADD hooks its pod's ENI itself; this covers
+// pods a policy selected after their ADD and ENIs restored after a
+// restart. The hooks go with their links: nothing to detach.
+func (d *Daemon) syncPolicyENIs(ctx context.Context) {
+	p := &d.policyENIs
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.k == nil {
+		return
+	}
+	enis, err := d.storeENIs()
+	if err != nil {
+		d.log.Error("policy: read enis", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if p.hooked == nil {
+		p.hooked = make(map[int]string)
+	}
+	for _, e := range enis {
+		if e.State == store.ENIAttaching {
+			continue
+		}
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			continue
+		}
+		l, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, Table: e.Table})
+		if err != nil {
+			continue // no link yet, or gone: a later pass
+		}
+		if p.hooked[l.Index] == e.ID {
+			continue
+		}
+		if err := p.k.AttachENI(l.Index); err != nil {
+			d.log.Warn("policy: hook eni", "eni", e.ID, "ifindex", l.Index, "err", err)
+			continue
+		}
+		p.hooked[l.Index] = e.ID
+	}
 }
 
 // watchPolicySources calls signal on every store write and every change in

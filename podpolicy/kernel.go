@@ -42,6 +42,11 @@ var ErrNoEnforcer = errors.New("no NetworkPolicy enforcer on this node")
 // NodeKernel is the node's enforcer as a process holds it.
 type NodeKernel interface {
 	Kernel
+	// AttachENI hooks the check of Service traffic's deferred egress on
+	// the ENI link ifindex (in the node's namespace): where a flow a pod
+	// sent to a ClusterIP leaves after the host DNATed it to a backend on
+	// another node. Idempotent; the hook goes with the link.
+	AttachENI(ifindex int) error
 	// Close releases the process's hold; the kernel state stays.
 	Close() error
 }

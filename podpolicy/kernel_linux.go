@@ -34,6 +34,12 @@ func OpenNodeKernel(cfg config.Config, instanceID string) (NodeKernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the policy enforcer: %w", err)
 	}
+	// Service traffic's egress is decided after DNAT (enforce's doc): the
+	// programs must know the Service CIDRs. Written only when they changed.
+	if err := e.SetServiceCIDRs(cfg.ServicePrefixes()); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("open the policy enforcer: %w", err)
+	}
 	return enforcerKernel{e}, nil
 }
 
@@ -67,4 +73,5 @@ func (k enforcerKernel) SetEndpointTable(ep Endpoint, digest string, table []byt
 func (k enforcerKernel) FailClosed(ep Endpoint) error     { return k.e.FailClosed(key(ep)) }
 func (k enforcerKernel) AttachEndpoint(ep Endpoint) error { return k.e.AttachEndpoint(key(ep)) }
 func (k enforcerKernel) RemoveEndpoint(ep Endpoint) error { return k.e.RemoveEndpoint(key(ep)) }
+func (k enforcerKernel) AttachENI(ifindex int) error      { return k.e.AttachENI(ifindex) }
 func (k enforcerKernel) Close() error                     { return k.e.Close() }

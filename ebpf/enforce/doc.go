@@ -9,7 +9,8 @@
 //     egress policy) and pol_to_pod (egress of the host veth: the pod's
 //     ingress policy), attached ahead of the fast path's programs (tc
 //     priority 1, or TCX at the head; the fast path is at priority 2 or the
-//     TCX tail);
+//     TCX tail), and pol_to_eni (tc egress of each ENI, priority 1; the
+//     fast path hooks only the ENI's ingress);
 //   - the maps declared in ebpf/headers/veni_policy.h (veni_pol_*), pinned
 //     by name in the node's pin directory, which the fast path's object
 //     declares too: fastpath.c calls the same check before bpf_redirect_peer,
@@ -33,14 +34,32 @@
 // as the flow they quote. Packets the node itself sends into a pod
 // (kubelet probes) are always allowed.
 //
+// Service traffic is checked after the Service translation (DESIGN.md
+// section 7, reference/policy.md H3/H4): a podSelector rule for the DNS
+// pods allows a dial to the DNS ClusterIP. pol_from_pod does not decide an
+// egress-isolated endpoint's new flow to a Service CIDR (veni_pol_svc,
+// written from service_cidr by SetServiceCIDRs): the host stack has not
+// DNATed it yet. It records the flow keyed by the ClusterIP and flagged
+// deferred (so the replies the host un-NATs pass the endpoint's ingress),
+// and marks each of the opener's packets with a bit of skb->mark
+// (VENI_MARK_SVC_DEFER), which survives the host's forwarding. After DNAT,
+// pol_to_pod (backend on this node, on its host veth) or pol_to_eni
+// (backend elsewhere, on the ENI the pod's traffic leaves by) clears the
+// bit, finds the source endpoint by address (veni_pol_ips, kept with the
+// tables) and runs the one check, pol_check_table, against the backend,
+// recording the verdict under the backend's address: later packets of the
+// flow cost one connection lookup there. Costs: an unselected endpoint
+// pays its one lookup as before; pol_to_eni tests one mark bit on
+// unmarked packets; only a selected endpoint's new flows look up
+// veni_pol_svc. The CNI ADD hooks the pod's ENI, the daemon every ENI of
+// the store once the enforcer is open (the filter goes with the link).
+// Not covered, and so allowed as before the check existed: a backend the
+// host itself serves (hostNetwork: no hook sees the packet), a Service the
+// host also SNATs (masquerade: the source is no longer the pod's, so no
+// endpoint is found), later IP fragments of a deferred datagram, and
+// host_stack_cidrs (served by the host, not DNATed to a pod).
+//
 // Not done yet, and so absent rather than approximated:
-//   - Service traffic's egress is decided where the pod's packet enters the
-//     node (pol_from_pod), before kube-proxy's DNAT: against the ClusterIP,
-//     not the backend. DESIGN.md section 7 asks for the check after Service
-//     translation (reference/policy.md: deferred to the destination's host
-//     veth egress, H3, or the ENI's egress, H4, which nothing hooks yet).
-//     Until then an egress-isolated pod reaches a Service only when the
-//     Service's ClusterIP itself is allowed.
 //   - IPv6: the datapath is IPv4; an isolated direction drops IPv6, an
 //     unisolated one passes it. IPv6 prefixes are loaded, never looked up.
 //

@@ -160,4 +160,5 @@ type Counters struct {
 	CTFull      uint64            `json:"ctFull"`      // flows that could not be tracked
 	NoCT        uint64            `json:"noCT"`        // flows allowed before the connection table existed
 	EventsLost  uint64            `json:"eventsLost"`  // drop events the ring buffer had no room for
+	Deferred    uint64            `json:"deferred"`    // new flows to a Service whose egress was decided after DNAT
 }

@@ -123,6 +123,7 @@ func (e *Enforcer) pinnedPrograms() map[string]**ebpf.Program {
 	return map[string]**ebpf.Program{
 		"pol_from_pod": &e.objs.PolFromPod,
 		"pol_to_pod":   &e.objs.PolToPod,
+		"pol_to_eni":   &e.objs.PolToEni,
 	}
 }
 
@@ -136,6 +137,8 @@ func (e *Enforcer) pinnedMaps() map[string]**ebpf.Map {
 		"veni_pol_drops":    &e.objs.VeniPolDrops,
 		"veni_pol_hooks":    &e.objs.VeniPolHooks,
 		"veni_pol_gen":      &e.objs.VeniPolGen,
+		"veni_pol_svc":      &e.objs.VeniPolSvc,
+		"veni_pol_ips":      &e.objs.VeniPolIps,
 	}
 }
 
@@ -305,6 +308,14 @@ func (e *Enforcer) install(ep EndpointKey, t *table) (err error) {
 	if err := e.ensureStats(ep.Ifindex); err != nil {
 		return err
 	}
+	if ok && cur.ip.IsValid() && cur.ip != ip {
+		if err := e.deleteIP(cur.ip, ep.Ifindex); err != nil {
+			return err
+		}
+	}
+	if err := e.putIP(ep); err != nil {
+		return err
+	}
 	gen, err := e.nextGeneration()
 	if err != nil {
 		return err
@@ -347,6 +358,9 @@ func (e *Enforcer) deleteTable(ifindex int, wait bool) error {
 	err = e.objs.VeniPolEps.Delete(uint32(ifindex))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete table of ifindex %d: %w", ifindex, err)
+	}
+	if err := e.deleteIP(cur.ip, ifindex); err != nil {
+		return err
 	}
 	if wait {
 		return e.retire(cur.gen)

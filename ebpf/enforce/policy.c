@@ -11,6 +11,11 @@
  *                 to the pod): the pod's ingress policy. Packets the fast
  *                 path redirects into a pod skip this hook; fastpath.c
  *                 runs the same check (veni_policy.h) before redirecting.
+ *                 First, it decides the egress pol_from_pod deferred for
+ *                 a Service's traffic the host DNATed to this pod.
+ *   pol_to_eni    egress of an ENI: the deferred egress of Service traffic
+ *                 the host DNATed to a backend elsewhere. Packets without
+ *                 the deferral mark cost one test.
  *
  * Both run before the fast path's programs on the same hooks and return
  * TCX_NEXT (TC_ACT_UNSPEC) to let them, or the host stack, carry on.
@@ -54,7 +59,7 @@ struct {
 SEC("tc")
 int pol_from_pod(struct __sk_buff *skb)
 {
-	if (veni_policy_check(skb, skb->ifindex, POL_EGRESS, 0) == POL_DROP)
+	if (pol_check_ep(skb, skb->ifindex, POL_EGRESS, 0, 1) == POL_DROP)
 		return TC_ACT_SHOT;
 	return TCX_NEXT;
 }
@@ -76,7 +81,20 @@ int pol_to_pod(struct __sk_buff *skb)
 	from_host = skb->mark == VENI_POL_TEST_HOST_MARK;
 #endif
 
+	/* The sender's egress first, when it was deferred past DNAT. */
+	if (pol_check_deferred(skb) == POL_DROP)
+		return TC_ACT_SHOT;
 	if (veni_policy_check(skb, skb->ifindex, POL_INGRESS, from_host) == POL_DROP)
+		return TC_ACT_SHOT;
+	return TCX_NEXT;
+}
+
+SEC("tc")
+int pol_to_eni(struct __sk_buff *skb)
+{
+	if (!(skb->mark & VENI_MARK_SVC_DEFER))
+		return TCX_NEXT;
+	if (pol_check_deferred(skb) == POL_DROP)
 		return TC_ACT_SHOT;
 	return TCX_NEXT;
 }

@@ -42,7 +42,8 @@ const (
 	policyPolCounterPOL_C_CT_FULL       policyPolCounter = 10
 	policyPolCounterPOL_C_NO_CT         policyPolCounter = 11
 	policyPolCounterPOL_C_EVENT_LOST    policyPolCounter = 12
-	policyPolCounterPOL_C_MAX           policyPolCounter = 13
+	policyPolCounterPOL_C_DEFERRED      policyPolCounter = 13
+	policyPolCounterPOL_C_MAX           policyPolCounter = 14
 )
 
 type policyPolDir uint32
@@ -130,6 +131,12 @@ type policyPolStats struct {
 	Denied  [2]uint64
 }
 
+type policyPolSvcKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint8
+}
+
 type policyPolValue struct {
 	_  structs.HostLayout
 	Id uint32
@@ -145,9 +152,12 @@ const (
 	policyMapVeniPolEps       = "veni_pol_eps"
 	policyMapVeniPolGen       = "veni_pol_gen"
 	policyMapVeniPolHooks     = "veni_pol_hooks"
+	policyMapVeniPolIps       = "veni_pol_ips"
 	policyMapVeniPolRules     = "veni_pol_rules"
 	policyMapVeniPolStats     = "veni_pol_stats"
+	policyMapVeniPolSvc       = "veni_pol_svc"
 	policyProgPolFromPod      = "pol_from_pod"
+	policyProgPolToEni        = "pol_to_eni"
 	policyProgPolToPod        = "pol_to_pod"
 	policyVarUnusedCtKey      = "unused_ct_key"
 	policyVarUnusedCtValue    = "unused_ct_value"
@@ -157,6 +167,7 @@ const (
 	policyVarUnusedPolFlag    = "unused_pol_flag"
 	policyVarUnusedPolKind    = "unused_pol_kind"
 	policyVarUnusedPolReason  = "unused_pol_reason"
+	policyVarUnusedPolSvcKey  = "unused_pol_svc_key"
 )
 
 // loadPolicy returns the embedded CollectionSpec for policy.
@@ -202,6 +213,7 @@ type policySpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type policyProgramSpecs struct {
 	PolFromPod *ebpf.ProgramSpec `ebpf:"pol_from_pod"`
+	PolToEni   *ebpf.ProgramSpec `ebpf:"pol_to_eni"`
 	PolToPod   *ebpf.ProgramSpec `ebpf:"pol_to_pod"`
 }
 
@@ -215,8 +227,10 @@ type policyMapSpecs struct {
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.MapSpec `ebpf:"veni_pol_hooks"`
+	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
 	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
+	VeniPolSvc      *ebpf.MapSpec `ebpf:"veni_pol_svc"`
 }
 
 // policyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -231,6 +245,7 @@ type policyVariableSpecs struct {
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolSvcKey  *ebpf.VariableSpec `ebpf:"unused_pol_svc_key"`
 }
 
 // policyObjects contains all objects after they have been loaded into the kernel.
@@ -259,8 +274,10 @@ type policyMaps struct {
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.Map `ebpf:"veni_pol_hooks"`
+	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
 	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
+	VeniPolSvc      *ebpf.Map `ebpf:"veni_pol_svc"`
 }
 
 func (m *policyMaps) Close() error {
@@ -271,8 +288,10 @@ func (m *policyMaps) Close() error {
 		m.VeniPolEps,
 		m.VeniPolGen,
 		m.VeniPolHooks,
+		m.VeniPolIps,
 		m.VeniPolRules,
 		m.VeniPolStats,
+		m.VeniPolSvc,
 	)
 }
 
@@ -288,6 +307,7 @@ type policyVariables struct {
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolSvcKey  *ebpf.Variable `ebpf:"unused_pol_svc_key"`
 }
 
 // policyPrograms contains all programs after they have been loaded into the kernel.
@@ -295,12 +315,14 @@ type policyVariables struct {
 // It can be passed to loadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type policyPrograms struct {
 	PolFromPod *ebpf.Program `ebpf:"pol_from_pod"`
+	PolToEni   *ebpf.Program `ebpf:"pol_to_eni"`
 	PolToPod   *ebpf.Program `ebpf:"pol_to_pod"`
 }
 
 func (p *policyPrograms) Close() error {
 	return _PolicyClose(
 		p.PolFromPod,
+		p.PolToEni,
 		p.PolToPod,
 	)
 }

@@ -44,6 +44,12 @@ type policyTestPolStats struct {
 	Denied  [2]uint64
 }
 
+type policyTestPolSvcKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint8
+}
+
 type policyTestPolValue struct {
 	_  structs.HostLayout
 	Id uint32
@@ -59,10 +65,13 @@ const (
 	policyTestMapVeniPolEps       = "veni_pol_eps"
 	policyTestMapVeniPolGen       = "veni_pol_gen"
 	policyTestMapVeniPolHooks     = "veni_pol_hooks"
+	policyTestMapVeniPolIps       = "veni_pol_ips"
 	policyTestMapVeniPolProbe     = "veni_pol_probe"
 	policyTestMapVeniPolRules     = "veni_pol_rules"
 	policyTestMapVeniPolStats     = "veni_pol_stats"
+	policyTestMapVeniPolSvc       = "veni_pol_svc"
 	policyTestProgPolFromPod      = "pol_from_pod"
+	policyTestProgPolToEni        = "pol_to_eni"
 	policyTestProgPolToPod        = "pol_to_pod"
 	policyTestVarUnusedCtKey      = "unused_ct_key"
 	policyTestVarUnusedCtValue    = "unused_ct_value"
@@ -72,6 +81,7 @@ const (
 	policyTestVarUnusedPolFlag    = "unused_pol_flag"
 	policyTestVarUnusedPolKind    = "unused_pol_kind"
 	policyTestVarUnusedPolReason  = "unused_pol_reason"
+	policyTestVarUnusedPolSvcKey  = "unused_pol_svc_key"
 )
 
 // loadPolicyTest returns the embedded CollectionSpec for policyTest.
@@ -117,6 +127,7 @@ type policyTestSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type policyTestProgramSpecs struct {
 	PolFromPod *ebpf.ProgramSpec `ebpf:"pol_from_pod"`
+	PolToEni   *ebpf.ProgramSpec `ebpf:"pol_to_eni"`
 	PolToPod   *ebpf.ProgramSpec `ebpf:"pol_to_pod"`
 }
 
@@ -130,9 +141,11 @@ type policyTestMapSpecs struct {
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.MapSpec `ebpf:"veni_pol_hooks"`
+	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
 	VeniPolProbe    *ebpf.MapSpec `ebpf:"veni_pol_probe"`
 	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
+	VeniPolSvc      *ebpf.MapSpec `ebpf:"veni_pol_svc"`
 }
 
 // policyTestVariableSpecs contains global variables before they are loaded into the kernel.
@@ -147,6 +160,7 @@ type policyTestVariableSpecs struct {
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolSvcKey  *ebpf.VariableSpec `ebpf:"unused_pol_svc_key"`
 }
 
 // policyTestObjects contains all objects after they have been loaded into the kernel.
@@ -175,9 +189,11 @@ type policyTestMaps struct {
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.Map `ebpf:"veni_pol_hooks"`
+	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
 	VeniPolProbe    *ebpf.Map `ebpf:"veni_pol_probe"`
 	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
+	VeniPolSvc      *ebpf.Map `ebpf:"veni_pol_svc"`
 }
 
 func (m *policyTestMaps) Close() error {
@@ -188,9 +204,11 @@ func (m *policyTestMaps) Close() error {
 		m.VeniPolEps,
 		m.VeniPolGen,
 		m.VeniPolHooks,
+		m.VeniPolIps,
 		m.VeniPolProbe,
 		m.VeniPolRules,
 		m.VeniPolStats,
+		m.VeniPolSvc,
 	)
 }
 
@@ -206,6 +224,7 @@ type policyTestVariables struct {
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolSvcKey  *ebpf.Variable `ebpf:"unused_pol_svc_key"`
 }
 
 // policyTestPrograms contains all programs after they have been loaded into the kernel.
@@ -213,12 +232,14 @@ type policyTestVariables struct {
 // It can be passed to loadPolicyTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type policyTestPrograms struct {
 	PolFromPod *ebpf.Program `ebpf:"pol_from_pod"`
+	PolToEni   *ebpf.Program `ebpf:"pol_to_eni"`
 	PolToPod   *ebpf.Program `ebpf:"pol_to_pod"`
 }
 
 func (p *policyTestPrograms) Close() error {
 	return _PolicyTestClose(
 		p.PolFromPod,
+		p.PolToEni,
 		p.PolToPod,
 	)
 }

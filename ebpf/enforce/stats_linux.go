@@ -78,6 +78,8 @@ func (e *Enforcer) Counters() (Counters, error) {
 			c.NoCT = sum
 		case i == policyPolCounterPOL_C_EVENT_LOST:
 			c.EventsLost = sum
+		case i == policyPolCounterPOL_C_DEFERRED:
+			c.Deferred = sum
 		}
 	}
 	return c, nil

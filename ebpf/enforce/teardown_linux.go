@@ -10,14 +10,16 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 
 	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/ebpf/tc"
 )
 
 // sharedMaps are the maps veni_policy.h declares: the fast path's programs
 // use them too. veni_pol_tables is an older build's (per-endpoint tables
 // in a map of maps), removed with the rest.
-var sharedMapNames = [...]string{"veni_pol_eps", "veni_pol_rules", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops", "veni_pol_tables"}
+var sharedMapNames = [...]string{"veni_pol_eps", "veni_pol_rules", "veni_pol_ct", "veni_pol_stats", "veni_pol_counters", "veni_pol_drops", "veni_pol_svc", "veni_pol_ips", "veni_pol_tables"}
 
 // Teardown removes the node's policy enforcement: the programs from every
 // recorded endpoint's veth (in the caller's network namespace), every
@@ -57,6 +59,7 @@ func Teardown(pinDir string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	errs = append(errs, detachENIs())
 	// TCX links of endpoints whose record is gone.
 	links, _ := filepath.Glob(filepath.Join(pinDir, linksDir, "pol-*"))
 	for _, l := range links {
@@ -64,6 +67,7 @@ func Teardown(pinDir string) error {
 	}
 	errs = append(errs, clearMap[uint32, epRecord](pinDir, "veni_pol_eps"))
 	errs = append(errs, clearMap[tableKey, tableValue](pinDir, "veni_pol_rules"))
+	errs = append(errs, clearMap[uint32, uint32](pinDir, "veni_pol_ips"))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("teardown policy in %s: %w", pinDir, err)
 	}
@@ -128,4 +132,24 @@ func clearMap[K, V any](pinDir, name string) error {
 		}
 	}
 	return nil
+}
+
+// detachENIs removes pol_to_eni from every link of the caller's namespace
+// that carries it: ENIs are not recorded (their filters go with their
+// links), and teardown is rare enough to list every link.
+func detachENIs() error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink handle: %w", err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, tc.Detach(l.Attrs().Index, nil, tcFilterPrefix+"to_eni"))
+	}
+	return errors.Join(errs...)
 }

@@ -116,6 +116,12 @@ type fastpathPolStats struct {
 	Denied  [2]uint64
 }
 
+type fastpathPolSvcKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint8
+}
+
 type fastpathPolValue struct {
 	_  structs.HostLayout
 	Id uint32
@@ -133,8 +139,10 @@ const (
 	fastpathMapVeniPolCt        = "veni_pol_ct"
 	fastpathMapVeniPolDrops     = "veni_pol_drops"
 	fastpathMapVeniPolEps       = "veni_pol_eps"
+	fastpathMapVeniPolIps       = "veni_pol_ips"
 	fastpathMapVeniPolRules     = "veni_pol_rules"
 	fastpathMapVeniPolStats     = "veni_pol_stats"
+	fastpathMapVeniPolSvc       = "veni_pol_svc"
 	fastpathProgFromEni         = "from_eni"
 	fastpathProgFromPod         = "from_pod"
 	fastpathProgToPod           = "to_pod"
@@ -151,6 +159,7 @@ const (
 	fastpathVarUnusedPolFlag    = "unused_pol_flag"
 	fastpathVarUnusedPolKind    = "unused_pol_kind"
 	fastpathVarUnusedPolReason  = "unused_pol_reason"
+	fastpathVarUnusedPolSvcKey  = "unused_pol_svc_key"
 )
 
 // loadFastpath returns the embedded CollectionSpec for fastpath.
@@ -212,8 +221,10 @@ type fastpathMapSpecs struct {
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
+	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
 	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
+	VeniPolSvc      *ebpf.MapSpec `ebpf:"veni_pol_svc"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -233,6 +244,7 @@ type fastpathVariableSpecs struct {
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolSvcKey  *ebpf.VariableSpec `ebpf:"unused_pol_svc_key"`
 }
 
 // fastpathObjects contains all objects after they have been loaded into the kernel.
@@ -263,8 +275,10 @@ type fastpathMaps struct {
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
+	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
 	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
+	VeniPolSvc      *ebpf.Map `ebpf:"veni_pol_svc"`
 }
 
 func (m *fastpathMaps) Close() error {
@@ -277,8 +291,10 @@ func (m *fastpathMaps) Close() error {
 		m.VeniPolCt,
 		m.VeniPolDrops,
 		m.VeniPolEps,
+		m.VeniPolIps,
 		m.VeniPolRules,
 		m.VeniPolStats,
+		m.VeniPolSvc,
 	)
 }
 
@@ -299,6 +315,7 @@ type fastpathVariables struct {
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolSvcKey  *ebpf.Variable `ebpf:"unused_pol_svc_key"`
 }
 
 // fastpathPrograms contains all programs after they have been loaded into the kernel.

@@ -109,6 +109,7 @@ enum pol_counter {
 	POL_C_CT_FULL,                        /* a flow could not be tracked */
 	POL_C_NO_CT,                          /* no connection table: flows not tracked */
 	POL_C_EVENT_LOST,                     /* the drop ring buffer was full */
+	POL_C_DEFERRED,                       /* new flows to a Service, egress decided after DNAT */
 	POL_C_MAX,
 };
 
@@ -157,9 +158,27 @@ struct ct_key {
 };
 
 enum ct_flag {
-	CT_F_HOST = 1 << 0,   /* opened by the node itself: always allowed */
-	CT_F_DENIED = 1 << 1, /* cut by a policy change: its opener's packets drop */
+	CT_F_HOST = 1 << 0,     /* opened by the node itself: always allowed */
+	CT_F_DENIED = 1 << 1,   /* cut by a policy change: its opener's packets drop */
+	CT_F_DEFERRED = 1 << 2, /* to a Service address: egress decided after DNAT */
 };
+
+/*
+ * Service traffic (DESIGN.md section 7: policy is checked after Service
+ * translation). An egress-isolated endpoint's new flow to an address in
+ * veni_pol_svc (the Service CIDRs) is not decided where it leaves the pod:
+ * kube-proxy has not yet translated the ClusterIP to a backend. Its entry
+ * (keyed by the ClusterIP, so the replies the host un-NATs pass the
+ * endpoint's ingress) is flagged CT_F_DEFERRED, and each of the opener's
+ * packets leaves pol_from_pod with VENI_MARK_SVC_DEFER in skb->mark. The
+ * hooks after the host stack's DNAT decide it: the destination's host
+ * veth egress (pol_to_pod, a local backend) and the ENI's egress
+ * (pol_to_eni, a remote one). They find the source endpoint by the
+ * packet's source address (veni_pol_ips) and run the same check,
+ * pol_check_table, against the backend's address, keyed by it in the
+ * connection table, so a flow's later packets cost one more lookup.
+ */
+#define VENI_MARK_SVC_DEFER 0x00100000
 
 struct ct_value {
 	__u32 gen;   /* the endpoint's generation when the flow was last allowed */
@@ -193,6 +212,7 @@ struct pol_drop {
 #define VENI_POL_MAX_ENDPOINTS 4096
 #define VENI_POL_MAX_RULES (1 << 21) /* every endpoint's table entries together */
 #define VENI_POL_DROPS_BYTES (64 * 1024)
+#define VENI_POL_MAX_SVC 64 /* Service CIDRs of the node */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -248,11 +268,38 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veni_pol_drops SEC(".maps");
 
+/* The Service CIDRs (Go writes them; value unused). */
+struct pol_svc_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pol_svc_key);
+	__type(value, __u32);
+	__uint(max_entries, VENI_POL_MAX_SVC);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_pol_svc SEC(".maps");
+
+/* A selected endpoint's address -> its host veth ifindex, for the checks
+ * deferred past DNAT, which see the packet away from the source's veth. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, __u32);
+	__uint(max_entries, VENI_POL_MAX_ENDPOINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_pol_ips SEC(".maps");
+
 /* Only reached through inner maps or the ring buffer: keep the full types
  * in BTF for bpf2go. */
 const struct ct_key *unused_ct_key __attribute__((unused));
 const struct ct_value *unused_ct_value __attribute__((unused));
 const struct pol_drop *unused_pol_drop __attribute__((unused));
+const struct pol_svc_key *unused_pol_svc_key __attribute__((unused));
 const enum pol_kind *unused_pol_kind __attribute__((unused));
 const enum pol_flag *unused_pol_flag __attribute__((unused));
 const enum pol_reason *unused_pol_reason __attribute__((unused));
@@ -511,13 +558,26 @@ static __always_inline void pol_ct_key(struct ct_key *k, __u32 ifindex, enum pol
 	k->pad = 0;
 }
 
+/* pol_is_svc reports whether addr is in a Service CIDR. */
+static __always_inline int pol_is_svc(__be32 addr)
+{
+	struct pol_svc_key k = { .prefixlen = 32 };
+
+	__builtin_memcpy(k.addr, &addr, 4);
+	return pol_lookup(&veni_pol_svc, &k) != 0;
+}
+
 /* pol_check_table is the check of a selected endpoint, whose table is
  * generation gen with flags (enum pol_flag). from_host says that the
- * packet is the node's own (ingress only). */
+ * packet is the node's own (ingress only). defer_svc (pol_from_pod only)
+ * defers the egress of flows to a Service CIDR past DNAT (see
+ * VENI_MARK_SVC_DEFER). */
 static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, __u32 gen,
 							 __u32 flags, __u32 ifindex,
-							 enum pol_dir dir, int from_host)
+							 enum pol_dir dir, int from_host,
+							 int defer_svc)
 {
+	int deferred = 0;
 	struct ct_value nv = {};
 	struct pol_pkt p = {};
 	struct ct_value *ct;
@@ -563,6 +623,7 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 	/* A SYN opening the flow the other way round than the entry says is
 	 * a new connection on a reused tuple: decide it afresh. */
 	if (ct && !(p.syn && ct->origin != dir)) {
+		deferred = ct->flags & CT_F_DEFERRED;
 		if (ct->gen == gen && !(ct->flags & CT_F_DENIED))
 			goto pass;
 		if (ct->gen == gen) {
@@ -576,7 +637,7 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 		odir = ct->origin & 1;
 		ok = 1;
 		if ((flags & (odir == POL_INGRESS ? POL_F_ISOLATED_IN : POL_F_ISOLATED_OUT)) &&
-		    !(ct->flags & CT_F_HOST)) {
+		    !(ct->flags & (CT_F_HOST | CT_F_DEFERRED))) {
 			port = odir == POL_INGRESS ? ck.port : ck.peer_port;
 			ok = pol_allows(gen, odir, ck.peer, ck.proto, port);
 		}
@@ -598,6 +659,10 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 	if (from_host && dir == POL_INGRESS) {
 		nv.flags = CT_F_HOST;
 		pol_count(POL_C_ALLOW_HOST);
+	} else if (defer_svc && iso && dir == POL_EGRESS && pol_is_svc(p.daddr)) {
+		/* Decided after DNAT, against the backend. */
+		nv.flags = CT_F_DEFERRED;
+		deferred = 1;
 	} else if (iso && !pol_allows(gen, dir, ck.peer, p.proto, p.dport)) {
 		return pol_drop(ifindex, gen, dir, POL_R_POLICY, &p);
 	}
@@ -607,10 +672,16 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 		pol_count(POL_C_NO_CT);
 	else if (bpf_map_update_elem(cts, &ck, &nv, BPF_ANY))
 		pol_count(POL_C_CT_FULL);
-	pol_count(POL_C_ALLOW_NEW);
-	pol_stat(ifindex, dir, 1);
+	if (deferred) {
+		pol_count(POL_C_DEFERRED);
+	} else {
+		pol_count(POL_C_ALLOW_NEW);
+		pol_stat(ifindex, dir, 1);
+	}
 
 pass:
+	if (defer_svc && deferred && dir == POL_EGRESS)
+		skb->mark |= VENI_MARK_SVC_DEFER;
 	/* Later fragments carry no ports: remember that the first passed. */
 	if (p.frag == POL_FRAG_FIRST && iso && cts) {
 		__builtin_memset(&ck, 0, sizeof(ck));
@@ -635,8 +706,8 @@ pass:
  * (allowed into any pod: kubelet probes). It reads the packet with
  * bpf_skb_load_bytes only, so the caller's packet pointers stay valid.
  */
-static __always_inline enum pol_verdict veni_policy_check(struct __sk_buff *skb, __u32 ifindex,
-							   enum pol_dir dir, int from_host)
+static __always_inline enum pol_verdict pol_check_ep(struct __sk_buff *skb, __u32 ifindex,
+						      enum pol_dir dir, int from_host, int defer_svc)
 {
 	const struct pol_ep *ep = pol_lookup(&veni_pol_eps, &ifindex);
 	struct {
@@ -648,7 +719,42 @@ static __always_inline enum pol_verdict veni_policy_check(struct __sk_buff *skb,
 		return POL_PASS;
 	/* One 8-byte load: the pair as one update wrote it. */
 	__builtin_memcpy(&cur, ep, sizeof(cur));
-	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host);
+	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host, defer_svc);
+}
+
+static __always_inline enum pol_verdict veni_policy_check(struct __sk_buff *skb, __u32 ifindex,
+							   enum pol_dir dir, int from_host)
+{
+	return pol_check_ep(skb, ifindex, dir, from_host, 0);
+}
+
+/*
+ * pol_check_deferred decides, after the host stack's DNAT, the egress that
+ * pol_from_pod deferred (VENI_MARK_SVC_DEFER): the source endpoint's,
+ * found by the packet's source address, against the translated
+ * destination. A packet without the mark costs this one test. The mark
+ * is cleared: a later hook does not decide the packet again. A source no
+ * longer selected passes, as its packets would at its veth.
+ */
+static __always_inline enum pol_verdict pol_check_deferred(struct __sk_buff *skb)
+{
+	struct {
+		struct ethhdr eth;
+		struct iphdr ip;
+	} __attribute__((packed)) h;
+	const __u32 *src;
+	__be32 saddr;
+
+	if (!(skb->mark & VENI_MARK_SVC_DEFER))
+		return POL_PASS;
+	skb->mark &= ~VENI_MARK_SVC_DEFER;
+	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) || h.eth.h_proto != bpf_htons(ETH_P_IP))
+		return POL_PASS;
+	saddr = h.ip.saddr;
+	src = pol_lookup(&veni_pol_ips, &saddr);
+	if (!src)
+		return POL_PASS;
+	return pol_check_ep(skb, *src, POL_EGRESS, 0, 0);
 }
 
 #endif /* VENI_POLICY_H */

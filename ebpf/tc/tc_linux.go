@@ -28,6 +28,22 @@ type Filter struct {
 // da"), replacing what the caller put there before. The filters live and
 // die with the link: nothing is pinned.
 func Attach(ifindex int, prio uint16, ingress, egress Filter) error {
+	return attach(ifindex, prio, []hooked{{netlink.HANDLE_MIN_INGRESS, ingress}, {netlink.HANDLE_MIN_EGRESS, egress}})
+}
+
+// AttachEgress is Attach for the egress hook alone ("tc filter replace
+// dev $dev egress prio $prio handle 1 bpf da"): the ingress hook, and
+// what others put there, is left alone.
+func AttachEgress(ifindex int, prio uint16, egress Filter) error {
+	return attach(ifindex, prio, []hooked{{netlink.HANDLE_MIN_EGRESS, egress}})
+}
+
+type hooked struct {
+	parent uint32
+	Filter
+}
+
+func attach(ifindex int, prio uint16, filters []hooked) error {
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("netlink handle: %w", err)
@@ -42,10 +58,7 @@ func Attach(ifindex int, prio uint16, ingress, egress Filter) error {
 	if err := h.QdiscAdd(qdisc); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add clsact to ifindex %d: %w", ifindex, err)
 	}
-	for _, f := range []struct {
-		parent uint32
-		Filter
-	}{{netlink.HANDLE_MIN_INGRESS, ingress}, {netlink.HANDLE_MIN_EGRESS, egress}} {
+	for _, f := range filters {
 		filter := &netlink.BpfFilter{
 			FilterAttrs: netlink.FilterAttrs{
 				LinkIndex: ifindex,
