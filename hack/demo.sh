@@ -160,6 +160,8 @@ show "$VENI" sim connectivity --timeout 300ms || true
 step "what node-1 enforces for shop/web, and the verdict for one flow"
 show on node-1 "$VENI" policy show shop/web --config "$SIM_DIR/nodes/node-1/veni.json"
 show on node-1 "$VENI" policy trace --from shop/stranger --to shop/web --port 7777/TCP --config "$SIM_DIR/nodes/node-1/veni.json" || true
+printf '$ veni sim exec node-1 -- veni status   (its policy lines: each pod'"'"'s isolation, flows allowed and packets dropped)\n'
+on node-1 "$VENI" status --config "$SIM_DIR/nodes/node-1/veni.json" | sed -n '/^policy/,/^pool/p' | sed '$d'
 
 step "delete the policies and the pods"
 show "$VENI" sim policy delete "$POLICIES/allow.yaml"
