@@ -64,9 +64,23 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 			return cluster.PodList(cmd.Context(), cmd.OutOrStdout(), o.dir)
 		},
 	}
+	label := &cobra.Command{
+		Use:   "label NODE NAME KEY=VALUE|KEY- ...",
+		Short: "Set (k=v) or remove (k-) labels of a sim pod; every node's policy sees the change",
+		Args:  cobra.MinimumNArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := cluster.PodLabel(o.dir, args[0], o.namespace, args[1], args[2:])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s/%s labels: %v\n", o.namespace, args[1], labels)
+			return err
+		},
+	}
 	o.AddFlags(add.Flags())
 	o.AddFlags(del.Flags())
-	cmd.AddCommand(add, del, list)
+	o.AddFlags(label.Flags())
+	cmd.AddCommand(add, del, list, label)
 	return cmd
 }
 
@@ -97,5 +111,30 @@ func newSimPolicyCommand(g *simGlobalOptions) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(apply, del)
+	return cmd
+}
+
+func newSimNamespaceCommand(g *simGlobalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "namespace",
+		Short: "Label the sim's Kubernetes namespaces, for NetworkPolicy namespaceSelectors",
+	}
+	label := &cobra.Command{
+		Use:   "label NAMESPACE KEY=VALUE|KEY- ...",
+		Short: "Set (k=v) or remove (k-) labels of a namespace; every node's policy sees the change",
+		Long: `Set (k=v) or remove (k-) labels of a namespace; every node's policy sees the
+change. Do not also give this namespace's labels in a file applied with
+"veni sim policy apply": the nodes would read two Namespace objects.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := cluster.NamespaceLabel(g.dir, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "namespace %s labels: %v\n", args[0], labels)
+			return err
+		},
+	}
+	cmd.AddCommand(label)
 	return cmd
 }

@@ -60,9 +60,11 @@ func PodList(ctx context.Context, w io.Writer, dir string) error {
 	return tw.Flush()
 }
 
-// Connectivity is "veni sim connectivity": TCP between every pair of pods.
-// May return an error wrapping ErrConnectivity.
-func Connectivity(ctx context.Context, w io.Writer, dir string, timeout time.Duration) error {
+// Connectivity is "veni sim connectivity": each protocol and port from
+// every pod (and node, with o.FromNodes) to every pod, printed as a table
+// or, with asJSON, as MatrixJSON. May return an error wrapping
+// ErrConnectivity.
+func Connectivity(ctx context.Context, w io.Writer, dir string, o ProbeOptions, asJSON bool) error {
 	st, err := Running(dir)
 	if err != nil {
 		return err
@@ -71,9 +73,12 @@ func Connectivity(ctx context.Context, w io.Writer, dir string, timeout time.Dur
 	if err != nil {
 		return err
 	}
-	m, err := Probe(ctx, all, timeout)
+	m, err := Probe(ctx, all, st.Nodes, o)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return m.PrintJSON(w)
 	}
 	return m.Print(w)
 }
