@@ -2,6 +2,7 @@ package commands
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,6 +15,7 @@ type simPodOptions struct {
 	namespace string
 	labels    string
 	ports     []string
+	sendUDP   string
 }
 
 func (o *simPodOptions) AddFlags(fs *pflag.FlagSet) {
@@ -43,10 +45,17 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 				}
 				ports = append(ports, port)
 			}
-			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], labels, ports)
+			var to netip.AddrPort
+			if o.sendUDP != "" {
+				if to, err = netip.ParseAddrPort(o.sendUDP); err != nil || !to.Addr().Is4() {
+					return fmt.Errorf("--send-udp %q: want IPv4:port", o.sendUDP)
+				}
+			}
+			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], labels, ports, to)
 		},
 	}
 	add.Flags().StringVar(&o.labels, "labels", "", "the pod's labels, for NetworkPolicy selectors: app=web,tier=front")
+	add.Flags().StringVar(&o.sendUDP, "send-udp", "", "from the first instant the pod's namespace routes (during its ADD), send numbered UDP datagrams to IP:PORT every ms for 1s: tests that NetworkPolicy holds from a pod's first packet")
 	add.Flags().StringArrayVar(&o.ports, "port", nil, "a container port, for named ports in policies: http:8080/TCP (repeat for more)")
 	del := &cobra.Command{
 		Use:   "del NODE NAME",

@@ -14,7 +14,7 @@ import (
 )
 
 // probeConcurrency bounds the probes a Probe has in flight at once.
-const probeConcurrency = 16
+const probeConcurrency = 48
 
 // ProbeOptions say what a Probe sends: each protocol to each port, from
 // every pod (and with FromNodes every node) to every pod.
