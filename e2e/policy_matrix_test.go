@@ -22,6 +22,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -588,7 +589,7 @@ spec:
 	for i, c := range []struct {
 		to      string // x/b is allowed, x/a (app=a) is not
 		allowed bool
-	}{{"x/a", false}, {"x/b", true}, {"y/a", false}, {"y/b", true}} {
+	}{{"x/a", false}, {"x/b", true}, {"y/a", false}, {"y/b", false}} { // y/b: a podSelector alone is x's pods
 		to := netip.AddrPortFrom(netip.MustParseAddr(w.ips[c.to]), uint16(9100+i))
 		sink := mustUDPSink(t, w.netns(t, c.to), to)
 		name := fmt.Sprintf("newborn%d", i)
@@ -618,11 +619,27 @@ type longConn struct {
 
 func startLongConn(t *testing.T, fromNetNS, toNetNS string, to netip.Addr, port int) *longConn {
 	t.Helper()
-	srv, err := pods.ServeOn(toNetNS, to, pods.TCP, port)
+	// A server that echoes every line of a connection (pods.ServeOn's
+	// answers one line and closes).
+	var ln net.Listener
+	err := ns.WithNetNSPath(toNetNS, func(ns.NetNS) error {
+		var err error
+		ln, err = net.Listen("tcp4", netip.AddrPortFrom(to, uint16(port)).String())
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
 	var conn net.Conn
 	err = ns.WithNetNSPath(fromNetNS, func(ns.NetNS) error {
 		var err error
