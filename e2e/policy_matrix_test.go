@@ -613,6 +613,7 @@ type longConn struct {
 	err    error
 	errAt  time.Time
 	rounds int
+	lastOK time.Time
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -672,6 +673,7 @@ func startLongConn(t *testing.T, fromNetNS, toNetNS string, to netip.Addr, port 
 				return
 			}
 			l.rounds++
+			l.lastOK = time.Now()
 			l.mu.Unlock()
 		}
 	}()
@@ -738,8 +740,11 @@ spec:
 	for {
 		err, at, n := conn.state()
 		if err != nil {
-			t.Logf("churn: policy no longer allowing x/a → x/b: matrix converged in %s; the established connection was cut %s after the apply (%d rounds before): %v",
-				took.Round(time.Millisecond), at.Sub(applied).Round(time.Millisecond), n, err)
+			conn.mu.Lock()
+			last := conn.lastOK
+			conn.mu.Unlock()
+			t.Logf("churn: policy no longer allowing x/a → x/b: matrix converged in %s; the established connection's last exchange was %s after the apply (every 50ms), its read timed out %s after (%d rounds): %v",
+				took.Round(time.Millisecond), last.Sub(applied).Round(time.Millisecond), at.Sub(applied).Round(time.Millisecond), n, err)
 			break
 		}
 		if time.Now().After(deadline) {
