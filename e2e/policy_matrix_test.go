@@ -60,7 +60,6 @@ type pmWorld struct {
 	nsLbl  map[string]map[string]string
 	ips    map[string]string // endpoint name → IP, from the matrix
 	file   string            // the case's policy file, replaced case by case
-	prev   string            // the previous case's expected matrix
 	probeT string
 }
 
