@@ -50,6 +50,7 @@ blackholes the sim's addresses while it runs. Needs root.`,
 		newSimDownCommand(&g),
 		newSimPodCommand(&g),
 		newSimPolicyCommand(&g),
+		newSimNamespaceCommand(&g),
 		newSimEnvCommand(&g),
 		newSimConnectivityCommand(&g),
 	)

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,6 +15,7 @@ type simPodOptions struct {
 	namespace string
 	labels    string
 	ports     []string
+	sendUDP   string
 }
 
 func (o *simPodOptions) AddFlags(fs *pflag.FlagSet) {
@@ -43,10 +45,17 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 				}
 				ports = append(ports, port)
 			}
-			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], labels, ports)
+			var to netip.AddrPort
+			if o.sendUDP != "" {
+				if to, err = netip.ParseAddrPort(o.sendUDP); err != nil || !to.Addr().Is4() {
+					return fmt.Errorf("--send-udp %q: want IPv4:port", o.sendUDP)
+				}
+			}
+			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], labels, ports, to)
 		},
 	}
 	add.Flags().StringVar(&o.labels, "labels", "", "the pod's labels, for NetworkPolicy selectors: app=web,tier=front")
+	add.Flags().StringVar(&o.sendUDP, "send-udp", "", "from the first instant the pod's namespace routes (during its ADD), send numbered UDP datagrams to IP:PORT every ms for 1s: tests that NetworkPolicy holds from a pod's first packet")
 	add.Flags().StringArrayVar(&o.ports, "port", nil, "a container port, for named ports in policies: http:8080/TCP (repeat for more)")
 	del := &cobra.Command{
 		Use:   "del NODE NAME",
@@ -64,9 +73,23 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 			return cluster.PodList(cmd.Context(), cmd.OutOrStdout(), o.dir)
 		},
 	}
+	label := &cobra.Command{
+		Use:   "label NODE NAME KEY=VALUE|KEY- ...",
+		Short: "Set (k=v) or remove (k-) labels of a sim pod; every node's policy sees the change",
+		Args:  cobra.MinimumNArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := cluster.PodLabel(o.dir, args[0], o.namespace, args[1], args[2:])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s/%s labels: %v\n", o.namespace, args[1], labels)
+			return err
+		},
+	}
 	o.AddFlags(add.Flags())
 	o.AddFlags(del.Flags())
-	cmd.AddCommand(add, del, list)
+	o.AddFlags(label.Flags())
+	cmd.AddCommand(add, del, list, label)
 	return cmd
 }
 
@@ -97,5 +120,30 @@ func newSimPolicyCommand(g *simGlobalOptions) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(apply, del)
+	return cmd
+}
+
+func newSimNamespaceCommand(g *simGlobalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "namespace",
+		Short: "Label the sim's Kubernetes namespaces, for NetworkPolicy namespaceSelectors",
+	}
+	label := &cobra.Command{
+		Use:   "label NAMESPACE KEY=VALUE|KEY- ...",
+		Short: "Set (k=v) or remove (k-) labels of a namespace; every node's policy sees the change",
+		Long: `Set (k=v) or remove (k-) labels of a namespace; every node's policy sees the
+change. Do not also give this namespace's labels in a file applied with
+"veni sim policy apply": the nodes would read two Namespace objects.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := cluster.NamespaceLabel(g.dir, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "namespace %s labels: %v\n", args[0], labels)
+			return err
+		},
+	}
+	cmd.AddCommand(label)
 	return cmd
 }

@@ -12,7 +12,9 @@
 #             connections/s with 100 policies / 1,000 rules selecting the
 #             pods vs none, same node and cross node, as ratios in one run
 #             (hack/bench-datapath.sh row ebpf-policy; BENCH_POLICIES,
-#             BENCH_POLICY_RULES, BENCH_POLICY_SCENARIOS="a")
+#             BENCH_POLICY_RULES, BENCH_POLICY_SCENARIOS="a"); then the
+#             peer lag: p50/p99 from a pod's add on one node to another
+#             node's policy letting it in, n=25 (e2e TestSim_PolicyPeerLag)
 #   store     a CNI DEL's read of the store while 8 ADDs write: readers
 #             sharing the file vs the old exclusive lock (go test -bench)
 #   daemon    the node daemon's memory with 100 pods and 1,000
@@ -80,6 +82,9 @@ bench_datapath() {
 bench_policy() {
 	VENI=$VENI BENCH_ROWS=ebpf-policy BENCH_SCENARIOS=${BENCH_POLICY_SCENARIOS:-a} \
 		"$ROOT/hack/bench-datapath.sh" "$@"
+	echo "== policy: peer lag (pod added on node-1 -> node-2's policy lets it in)"
+	VENI_BIN=$VENI "$GO" test -count=1 -timeout 10m -run '^TestSim_PolicyPeerLag$' -v ./e2e/ |
+		grep -E 'POLICY_PEER_LAG|policy peer lag|FAIL|^ok' || true
 }
 
 # bench_store runs the store's side-by-side read-under-writers benchmark.

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/veni-cni/veni/eni/sim"
+	"github.com/veni-cni/veni/eni/sim/pods"
 )
 
 // The functions in this file are "veni sim" commands, one each, for the
@@ -19,16 +21,43 @@ import (
 // act, and print to w.
 
 // PodAdd is "veni sim pod add": a pod on node through libcni.
-func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string, labels map[string]string, ports []PodPort) error {
+// With sendUDP valid, the pod sends numbered datagrams to it from the
+// first instant its namespace routes (pods.StartUDPStream, for a second),
+// and the command reports when the first left.
+func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string, labels map[string]string, ports []PodPort, sendUDP netip.AddrPort) error {
 	st, err := Running(dir)
 	if err != nil {
 		return err
 	}
-	p, err := AddPodWith(ctx, st, node, namespace, name, labels, ports)
+	var (
+		stream *pods.UDPStream
+		born   func(string)
+		start  time.Time
+	)
+	if sendUDP.IsValid() {
+		born = func(netns string) {
+			start = time.Now()
+			stream = pods.StartUDPStream(netns, sendUDP, time.Second)
+		}
+	}
+	p, err := addPod(ctx, st, node, namespace, name, labels, ports, born)
 	if err != nil {
+		if stream != nil {
+			stream.Wait()
+		}
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s/%s on %s: %s (netns %s, ADD %s)\n", namespace, name, p.Node, p.IP, p.Pod.NetNS, p.AddTook.Round(time.Millisecond))
+	if _, err = fmt.Fprintf(w, "%s/%s on %s: %s (netns %s, ADD %s)\n", namespace, name, p.Node, p.IP, p.Pod.NetNS, p.AddTook.Round(time.Millisecond)); err != nil {
+		return err
+	}
+	if stream == nil {
+		return nil
+	}
+	stream.Wait()
+	if stream.Err != nil {
+		return stream.Err
+	}
+	_, err = fmt.Fprintf(w, "udp stream to %s: datagram 0 sent %s after the namespace was made, %d sent in 1s\n", sendUDP, stream.First.Sub(start).Round(time.Microsecond), stream.Sent)
 	return err
 }
 
@@ -60,9 +89,11 @@ func PodList(ctx context.Context, w io.Writer, dir string) error {
 	return tw.Flush()
 }
 
-// Connectivity is "veni sim connectivity": TCP between every pair of pods.
-// May return an error wrapping ErrConnectivity.
-func Connectivity(ctx context.Context, w io.Writer, dir string, timeout time.Duration) error {
+// Connectivity is "veni sim connectivity": each protocol and port from
+// every pod (and node, with o.FromNodes) to every pod, printed as a table
+// or, with asJSON, as MatrixJSON. May return an error wrapping
+// ErrConnectivity.
+func Connectivity(ctx context.Context, w io.Writer, dir string, o ProbeOptions, asJSON bool) error {
 	st, err := Running(dir)
 	if err != nil {
 		return err
@@ -71,9 +102,12 @@ func Connectivity(ctx context.Context, w io.Writer, dir string, timeout time.Dur
 	if err != nil {
 		return err
 	}
-	m, err := Probe(ctx, all, timeout)
+	m, err := Probe(ctx, all, st.Nodes, o)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return m.PrintJSON(w)
 	}
 	return m.Print(w)
 }

@@ -66,6 +66,12 @@ func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (Po
 // compile its NetworkPolicy at birth) and adds its address after (so the
 // other nodes' policies know it).
 func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string, labels map[string]string, ports []PodPort) (PodRecord, error) {
+	return addPod(ctx, st, nodeName, namespace, name, labels, ports, nil)
+}
+
+// addPod is AddPodWith; born, when set, is called with the pod's namespace
+// once it exists, before the ADD.
+func addPod(ctx context.Context, st State, nodeName, namespace, name string, labels map[string]string, ports []PodPort, born func(netns string)) (PodRecord, error) {
 	node, err := st.FindNode(nodeName)
 	if err != nil {
 		return PodRecord{}, err
@@ -92,6 +98,9 @@ func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string,
 	nsPath, err := pods.CreateNetNS(nsName)
 	if err != nil {
 		return PodRecord{}, err
+	}
+	if born != nil {
+		born(nsPath)
 	}
 	pod := pods.Pod{
 		Namespace:   namespace,

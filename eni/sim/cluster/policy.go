@@ -155,3 +155,107 @@ func PolicyDelete(dir, file string) error {
 	}
 	return nil
 }
+
+// ApplyLabels returns labels changed by edits "k=v" (set) and "k-"
+// (remove), as kubectl label reads them.
+func ApplyLabels(labels map[string]string, edits []string) (map[string]string, error) {
+	out := make(map[string]string, len(labels)+len(edits))
+	for k, v := range labels {
+		out[k] = v
+	}
+	for _, e := range edits {
+		if k, ok := strings.CutSuffix(e, "-"); ok && !strings.Contains(e, "=") && k != "" {
+			delete(out, k)
+			continue
+		}
+		k, v, ok := strings.Cut(e, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value, or key- to remove it", e)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// PodLabel is "veni sim pod label": the pod's manifest gets the edited
+// labels, which every node's policy source then reads (the daemons see the
+// change as they see any manifest change).
+func PodLabel(dir, node, namespace, name string, edits []string) (map[string]string, error) {
+	st, err := Running(dir)
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.FindNode(node)
+	if err != nil {
+		return nil, err
+	}
+	file := podManifestFile(dir, n.Name, namespace, name)
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s/%s on %s", ErrNoPod, namespace, name, n.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any
+	if err := yaml.Unmarshal(b, &obj); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta == nil {
+		return nil, fmt.Errorf("%s: no metadata", file)
+	}
+	old := map[string]string{}
+	if l, ok := meta["labels"].(map[string]any); ok {
+		for k, v := range l {
+			old[k] = fmt.Sprint(v)
+		}
+	}
+	labels, err := ApplyLabels(old, edits)
+	if err != nil {
+		return nil, err
+	}
+	meta["labels"] = labels
+	if b, err = yaml.Marshal(obj); err != nil {
+		return nil, err
+	}
+	return labels, writeFileAtomic(file, b, 0o644)
+}
+
+// NamespaceLabel is "veni sim namespace label": the Namespace's labels in
+// the manifest folder, edited ("k=v", "k-"). A Namespace no command has
+// labelled has only its kubernetes.io/metadata.name label.
+func NamespaceLabel(dir, namespace string, edits []string) (map[string]string, error) {
+	if _, err := Running(dir); err != nil {
+		return nil, err
+	}
+	d, err := manifestsDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(d, "namespace."+namespace+".yaml")
+	var obj struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+	}
+	if b, err := os.ReadFile(file); err == nil {
+		if err := yaml.Unmarshal(b, &obj); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	labels, err := ApplyLabels(obj.Metadata.Labels, edits)
+	if err != nil {
+		return nil, err
+	}
+	b, err := yaml.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": namespace, "labels": labels},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return labels, writeFileAtomic(file, b, 0o644)
+}
