@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +31,23 @@ func testState(dir string) State {
 // ServerAlive looks for, and returns its pid.
 func mustFakeServer(tb testing.TB) int {
 	tb.Helper()
-	cmd := exec.Command("sh", "-c", "sleep 60", "sim", "serve")
+	// "sleep 60; :" so that the shell cannot exec sleep in its place
+	// (dash does for a lone command), which would change the command line.
+	cmd := exec.Command("sh", "-c", "sleep 60; :", "sim", "serve")
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Until the child has exec'd, its command line is this test's.
+	cmdline := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cmdline"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(cmdline); err == nil && strings.Contains(string(b), "sim\x00serve") {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("fake server %d did not exec within 5s", cmd.Process.Pid)
+		}
+	}
 	return cmd.Process.Pid
 }
 
