@@ -228,7 +228,15 @@ spec: {containers: [{name: c}]}
 			{"stranger → web:8080 (not a client)", strangerNS, "10.0.0.11:8080", false},
 			{"stranger → client:8080 (client not isolated)", strangerNS, "10.0.0.10:8080", true},
 		} {
-			if got := n.connects(t, c.from, c.to); got != c.want {
+			got := n.connects(t, c.from, c.to)
+			// An allowed flow gets two more tries: a SYN lost to a
+			// loaded machine is not policy's verdict. A denied one has
+			// one (retries would only pass the time).
+			for try := 1; c.want && !got && try < 3; try++ {
+				t.Logf("%s: %s: try %d did not connect", when, c.name, try)
+				got = n.connects(t, c.from, c.to)
+			}
+			if got != c.want {
 				t.Errorf("%s: %s connects %t, want %t", when, c.name, got, c.want)
 			}
 		}
