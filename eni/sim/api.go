@@ -108,6 +108,9 @@ func (c *Cloud) handleAPI(r *http.Request, h http.Header) (response, *apiError) 
 	if region := q.get("RegionId"); region != "" && region != c.cfg.RegionID {
 		return nil, newAPIError(http.StatusNotFound, CodeInvalidRegion, "The specified RegionId %s does not exist.", region)
 	}
+	if aerr := checkParams(name, q); aerr != nil {
+		return nil, aerr
+	}
 	if aerr := c.admit(name, h); aerr != nil {
 		return nil, aerr
 	}
