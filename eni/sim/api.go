@@ -33,6 +33,8 @@ var actions = map[string]action{
 	"DescribeNetworkInterfaces":  {[]string{versionECS}, (*Cloud).apiDescribeNetworkInterfaces},
 	"AssignPrivateIpAddresses":   {[]string{versionECS}, (*Cloud).apiAssignPrivateIpAddresses},
 	"UnassignPrivateIpAddresses": {[]string{versionECS}, (*Cloud).apiUnassignPrivateIpAddresses},
+	"AssignIpv6Addresses":        {[]string{versionECS}, (*Cloud).apiAssignIpv6Addresses},
+	"UnassignIpv6Addresses":      {[]string{versionECS}, (*Cloud).apiUnassignIpv6Addresses},
 	"DescribeInstanceTypes":      {[]string{versionECS}, (*Cloud).apiDescribeInstanceTypes},
 	"DescribeVSwitches":          {[]string{versionECS, versionVPC}, (*Cloud).apiDescribeVSwitches},
 }
