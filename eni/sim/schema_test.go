@@ -65,6 +65,20 @@ func TestCloud_API_UnmodeledSDKFieldRefused(t *testing.T) {
 			_, err := client.DeleteNetworkInterface(req)
 			return err
 		}},
+		{"assign ipv6 prefix", "Ipv6PrefixCount", func() error {
+			req := ecs.CreateAssignIpv6AddressesRequest()
+			req.NetworkInterfaceId = id
+			req.Ipv6PrefixCount = requests.NewInteger(1)
+			_, err := client.AssignIpv6Addresses(req)
+			return err
+		}},
+		{"create with ipv6 prefix", "Ipv6PrefixCount", func() error {
+			req := ecs.CreateCreateNetworkInterfaceRequest()
+			req.VSwitchId, req.SecurityGroupId = "vsw-sim-a", DefaultSecurityGroupID
+			req.Ipv6PrefixCount = requests.NewInteger(1)
+			_, err := client.CreateNetworkInterface(req)
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
