@@ -46,7 +46,7 @@ func describePrefixes(t *testing.T, client *ecs.Client, id string) []string {
 // Ensure prefixes are aligned /28s of free space, described, routed to the
 // ENI address by address, and released on unassign.
 func TestCloud_AssignUnassign_Prefixes(t *testing.T) {
-	_, rec, inst, client := newTestAPI(t, nil) // ecs.g7.large: 6 IPv4 slots per ENI
+	c, rec, inst, client := newTestAPI(t, nil) // ecs.g7.large: 6 IPv4 slots per ENI
 	id := mustCreateENI(t, client, nil).NetworkInterfaceId
 	mustAttach(t, client, id, inst.ID)
 
@@ -62,6 +62,11 @@ func TestCloud_AssignUnassign_Prefixes(t *testing.T) {
 	}
 	if got := describePrefixes(t, client, id); !slices.Equal(got, want) {
 		t.Fatalf("described %v, want %v", got, want)
+	}
+	for _, es := range c.Snapshot().ENIs {
+		if es.ID == id && len(es.Prefixes) != 2 {
+			t.Fatalf("snapshot prefixes %v", es.Prefixes)
+		}
 	}
 	calls := rec.Calls()
 	last := calls[len(calls)-1]
