@@ -40,6 +40,12 @@ func (c *AlibabaClient) CreateENI(ctx context.Context, opts CreateENIOptions) (E
 	if opts.SecondaryIPs > 0 {
 		req.SecondaryPrivateIpAddressCount = requests.NewInteger(opts.SecondaryIPs)
 	}
+	if opts.Prefixes > 0 {
+		req.Ipv4PrefixCount = requests.NewInteger(opts.Prefixes)
+	}
+	if opts.IPv6s > 0 {
+		req.Ipv6AddressCount = requests.NewInteger(opts.IPv6s)
+	}
 	if len(opts.Tags) > 0 {
 		tags := make([]ecs.CreateNetworkInterfaceTag, 0, len(opts.Tags))
 		for _, k := range slices.Sorted(maps.Keys(opts.Tags)) {
@@ -70,6 +76,12 @@ func (c *AlibabaClient) CreateENI(ctx context.Context, opts CreateENIOptions) (E
 		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
 	}
 	if e.PrimaryIP, e.PrivateIPs, err = privateIPs(resp.PrivateIpAddress, resp.PrivateIpSets.PrivateIpSet); err != nil {
+		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
+	}
+	if e.Prefixes, err = prefixesOf(resp.Ipv4PrefixSets.Ipv4PrefixSet); err != nil {
+		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
+	}
+	if e.IPv6s, err = ipv6sOf(resp.Ipv6Sets.Ipv6Set); err != nil {
 		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
 	}
 	return e, nil
@@ -276,6 +288,12 @@ func eniFromSet(s ecs.NetworkInterfaceSet) (ENI, error) {
 		return e, fmt.Errorf("eni %s: %w", e.ID, err)
 	}
 	if e.PrimaryIP, e.PrivateIPs, err = privateIPs(s.PrivateIpAddress, s.PrivateIpSets.PrivateIpSet); err != nil {
+		return e, fmt.Errorf("eni %s: %w", e.ID, err)
+	}
+	if e.Prefixes, err = prefixesOf(s.Ipv4PrefixSets.Ipv4PrefixSet); err != nil {
+		return e, fmt.Errorf("eni %s: %w", e.ID, err)
+	}
+	if e.IPv6s, err = ipv6sOf(s.Ipv6Sets.Ipv6Set); err != nil {
 		return e, fmt.Errorf("eni %s: %w", e.ID, err)
 	}
 	if s.CreationTime != "" {

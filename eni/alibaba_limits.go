@@ -71,11 +71,18 @@ func (c *AlibabaClient) VSwitches(ctx context.Context, ids ...string) ([]VSwitch
 			if err != nil {
 				return out, fmt.Errorf("describe vswitch %s: cidr: %w", id, err)
 			}
+			var cidr6 netip.Prefix
+			if v.Ipv6CidrBlock != "" {
+				if cidr6, err = netip.ParsePrefix(v.Ipv6CidrBlock); err != nil {
+					return out, fmt.Errorf("describe vswitch %s: ipv6 cidr: %w", id, err)
+				}
+			}
 			out = append(out, VSwitch{
 				ID:           v.VSwitchId,
 				VPCID:        v.VpcId,
 				ZoneID:       v.ZoneId,
 				CIDR:         cidr,
+				IPv6CIDR:     cidr6,
 				AvailableIPs: int(v.AvailableIpAddressCount),
 			})
 			found = true

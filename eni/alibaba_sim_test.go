@@ -566,3 +566,29 @@ func ExampleNewAlibabaClient() {
 	}
 	_ = c // c.CreateENI, c.AttachENI, ...
 }
+
+func TestMetadata_Sim_IPv6(t *testing.T) {
+	env := mustSim(t, nil)
+	c := mustClient(t, env.fastOptions())
+	ctx := context.Background()
+	v6 := mustCreateENI(t, c, eni.CreateENIOptions{IPv6s: 2})
+	v4 := mustCreateENI(t, c, eni.CreateENIOptions{VSwitchID: "vsw-sim-b"})
+	for _, e := range []eni.ENI{v6, v4} {
+		if err := c.AttachENI(ctx, e.ID, env.inst.ID); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, c, e.ID, eni.StatusInUse)
+	}
+	m := eni.NewMetadata(env.metaURL, nil)
+	got, err := m.IPv6(ctx, v6.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.IPs, v6.IPv6s) || got.VSwitchCIDR != netip.MustParsePrefix("fd00:ac1e:1::/64") ||
+		got.Gateway != netip.MustParseAddr("fd00:ac1e:1:0:ffff:ffff:ffff:fffd") {
+		t.Fatalf("metadata ipv6 = %+v, api ipv6s = %v", got, v6.IPv6s)
+	}
+	if _, err := m.IPv6(ctx, v4.MAC); !errors.Is(err, eni.ErrNotFound) {
+		t.Fatalf("ipv6 of an eni on a vswitch without ipv6: %v, want ErrNotFound", err)
+	}
+}

@@ -65,11 +65,37 @@ type Client interface {
 	// UnassignPrivateIPs removes secondary IPv4 addresses from an ENI
 	// (UnassignPrivateIpAddresses).
 	UnassignPrivateIPs(ctx context.Context, eniID string, ips []netip.Addr) error
+
+	// AssignPrefixes delegates count new /28 IPv4 prefixes to an ENI
+	// (AssignPrivateIpAddresses with Ipv4PrefixCount; at most 10 per call)
+	// and returns them. Each prefix takes one of the ENI's private IPv4
+	// slots.
+	AssignPrefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error)
+
+	// UnassignPrefixes removes delegated prefixes from an ENI
+	// (UnassignPrivateIpAddresses with Ipv4Prefix.N).
+	UnassignPrefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error
+
+	// AssignIPv6s assigns count new IPv6 addresses to an ENI
+	// (AssignIpv6Addresses; at most 10 per call) and returns them.
+	AssignIPv6s(ctx context.Context, eniID string, count int) ([]netip.Addr, error)
+
+	// UnassignIPv6s removes IPv6 addresses from an ENI
+	// (UnassignIpv6Addresses).
+	UnassignIPv6s(ctx context.Context, eniID string, ips []netip.Addr) error
 }
 
 // MaxIPsPerAssign is the most addresses AssignPrivateIpAddresses accepts in
-// one call.
+// one call. AssignIpv6Addresses takes as many.
 const MaxIPsPerAssign = 10
+
+// MaxPrefixesPerAssign is the most prefixes one AssignPrivateIpAddresses
+// call delegates (Ipv4PrefixCount 1–10).
+const MaxPrefixesPerAssign = 10
+
+// PrefixBits is the length of a delegated IPv4 prefix: a /28 of 16
+// addresses.
+const PrefixBits = 28
 
 // InstanceLimits are the network quotas of one ECS instance type.
 type InstanceLimits struct {
@@ -87,7 +113,8 @@ type VSwitch struct {
 	VPCID        string
 	ZoneID       string
 	CIDR         netip.Prefix
-	AvailableIPs int // AvailableIpAddressCount
+	IPv6CIDR     netip.Prefix // Ipv6CidrBlock; the zero Prefix when IPv6 is off
+	AvailableIPs int          // AvailableIpAddressCount
 }
 
 // ENI is an elastic network interface as the cloud describes it.
@@ -102,7 +129,9 @@ type ENI struct {
 	ZoneID           string
 	SecurityGroupIDs []string
 	PrimaryIP        netip.Addr
-	PrivateIPs       []netip.Addr // every private IPv4, primary first
+	PrivateIPs       []netip.Addr   // every private IPv4, primary first
+	Prefixes         []netip.Prefix // delegated IPv4 /28s (Ipv4PrefixSets)
+	IPv6s            []netip.Addr   // IPv6 addresses (Ipv6Sets)
 	Tags             map[string]string
 	Description      string
 	CreationTime     time.Time
@@ -116,6 +145,8 @@ type CreateENIOptions struct {
 	Description      string
 	ResourceGroupID  string
 	SecondaryIPs     int    // extra private IPv4s assigned at creation
+	Prefixes         int    // IPv4 /28 prefixes delegated at creation (1–10; not with SecondaryIPs)
+	IPv6s            int    // IPv6 addresses assigned at creation
 	ClientToken      string // idempotency key; empty disables idempotency
 }
 

@@ -26,6 +26,10 @@ var (
 	// again unchanged.
 	ErrInvalidParameter = errors.New("invalid parameter")
 
+	// ErrIPv6Unsupported means IPv6 cannot be had there: the vSwitch does
+	// not have IPv6 turned on, or the instance type has no IPv6.
+	ErrIPv6Unsupported = errors.New("ipv6 not supported")
+
 	// ErrThrottled means the API rate limit was hit and retries ran out.
 	ErrThrottled = errors.New("throttled")
 

@@ -186,6 +186,46 @@ func (m *Metadata) ENI(ctx context.Context, mac net.HardwareAddr) (MetadataENI, 
 	return e, nil
 }
 
+// MetadataIPv6 is what the metadata service knows about one ENI's IPv6.
+type MetadataIPv6 struct {
+	IPs         []netip.Addr // ipv6s
+	Gateway     netip.Addr   // ipv6-gateway
+	VSwitchCIDR netip.Prefix // vswitch-ipv6-cidr-block
+}
+
+// IPv6 returns the IPv6 keys of the ENI with this MAC. It is apart from
+// ENI so that IPv4-only nodes pay no extra requests. When the ENI's
+// vSwitch has no IPv6 the service has none of the keys: that is an error
+// wrapping ErrNotFound.
+func (m *Metadata) IPv6(ctx context.Context, mac net.HardwareAddr) (MetadataIPv6, error) {
+	var v MetadataIPv6
+	dir := "network/interfaces/macs/" + mac.String() + "/"
+	s, err := m.Get(ctx, dir+"vswitch-ipv6-cidr-block")
+	if err != nil {
+		return v, err
+	}
+	if v.VSwitchCIDR, err = netip.ParsePrefix(s); err != nil {
+		return v, fmt.Errorf("metadata eni %s vswitch ipv6 cidr: %w", mac, err)
+	}
+	if s, err = m.Get(ctx, dir+"ipv6-gateway"); err != nil {
+		return v, err
+	}
+	if v.Gateway, err = netip.ParseAddr(s); err != nil {
+		return v, fmt.Errorf("metadata eni %s ipv6 gateway: %w", mac, err)
+	}
+	if s, err = m.Get(ctx, dir+"ipv6s"); err != nil {
+		return v, err
+	}
+	var ips []string
+	if err := json.Unmarshal([]byte(s), &ips); err != nil {
+		return v, fmt.Errorf("metadata eni %s ipv6s: %w (want a JSON array)", mac, err)
+	}
+	if v.IPs, err = parseAddrs(ips); err != nil {
+		return v, fmt.Errorf("metadata eni %s ipv6s: %w", mac, err)
+	}
+	return v, nil
+}
+
 // Attached lists every ENI attached to the instance as the service sees
 // it. It costs no OpenAPI call, which is why the node daemon compares it
 // with the store before it describes ENIs through the OpenAPI.

@@ -15,6 +15,8 @@ const (
 	ActionDescribeNetworkInterfaces  = "DescribeNetworkInterfaces"
 	ActionAssignPrivateIPAddresses   = "AssignPrivateIpAddresses"
 	ActionUnassignPrivateIPAddresses = "UnassignPrivateIpAddresses"
+	ActionAssignIPv6Addresses        = "AssignIpv6Addresses"
+	ActionUnassignIPv6Addresses      = "UnassignIpv6Addresses"
 	ActionDescribeInstanceTypes      = "DescribeInstanceTypes"
 	ActionDescribeVSwitches          = "DescribeVSwitches"
 )
@@ -48,6 +50,8 @@ func DefaultRateLimits() map[string]RateLimit {
 		ActionDescribeNetworkInterfaces:  {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
 		ActionAssignPrivateIPAddresses:   {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
 		ActionUnassignPrivateIPAddresses: {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
+		ActionAssignIPv6Addresses:        {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
+		ActionUnassignIPv6Addresses:      {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
 		ActionDescribeInstanceTypes:      {PerSecond: rate.Limit(6.0 / 60), Burst: 2},
 		ActionDescribeVSwitches:          {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
 	}

@@ -308,3 +308,34 @@ func tagsMatch(tags, want map[string]string) bool {
 	}
 	return true
 }
+
+// The fake does not model prefixes or IPv6: it refuses them rather than
+// pretending, as the sim refuses what it does not model.
+
+func (f *fakeCloud) AssignPrefixes(_ context.Context, id string, n int) ([]netip.Prefix, error) {
+	if err := f.enter("AssignPrefixes"); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("assign %d prefixes to %s: not modelled by the fake: %w", n, id, eni.ErrInvalidParameter)
+}
+
+func (f *fakeCloud) UnassignPrefixes(_ context.Context, id string, _ []netip.Prefix) error {
+	if err := f.enter("UnassignPrefixes"); err != nil {
+		return err
+	}
+	return fmt.Errorf("unassign prefixes from %s: not modelled by the fake: %w", id, eni.ErrInvalidParameter)
+}
+
+func (f *fakeCloud) AssignIPv6s(_ context.Context, id string, n int) ([]netip.Addr, error) {
+	if err := f.enter("AssignIPv6s"); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("assign %d ipv6s to %s: not modelled by the fake: %w", n, id, eni.ErrInvalidParameter)
+}
+
+func (f *fakeCloud) UnassignIPv6s(_ context.Context, id string, _ []netip.Addr) error {
+	if err := f.enter("UnassignIPv6s"); err != nil {
+		return err
+	}
+	return fmt.Errorf("unassign ipv6s from %s: not modelled by the fake: %w", id, eni.ErrInvalidParameter)
+}

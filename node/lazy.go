@@ -83,3 +83,35 @@ func (l lazyClient) UnassignPrivateIPs(ctx context.Context, eniID string, ips []
 	}
 	return c.UnassignPrivateIPs(ctx, eniID, ips)
 }
+
+func (l lazyClient) AssignPrefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.AssignPrefixes(ctx, eniID, count)
+}
+
+func (l lazyClient) UnassignPrefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.UnassignPrefixes(ctx, eniID, prefixes)
+}
+
+func (l lazyClient) AssignIPv6s(ctx context.Context, eniID string, count int) ([]netip.Addr, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.AssignIPv6s(ctx, eniID, count)
+}
+
+func (l lazyClient) UnassignIPv6s(ctx context.Context, eniID string, ips []netip.Addr) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.UnassignIPv6s(ctx, eniID, ips)
+}

@@ -33,6 +33,8 @@ var actions = map[string]action{
 	"DescribeNetworkInterfaces":  {[]string{versionECS}, (*Cloud).apiDescribeNetworkInterfaces},
 	"AssignPrivateIpAddresses":   {[]string{versionECS}, (*Cloud).apiAssignPrivateIpAddresses},
 	"UnassignPrivateIpAddresses": {[]string{versionECS}, (*Cloud).apiUnassignPrivateIpAddresses},
+	"AssignIpv6Addresses":        {[]string{versionECS}, (*Cloud).apiAssignIpv6Addresses},
+	"UnassignIpv6Addresses":      {[]string{versionECS}, (*Cloud).apiUnassignIpv6Addresses},
 	"DescribeInstanceTypes":      {[]string{versionECS}, (*Cloud).apiDescribeInstanceTypes},
 	"DescribeVSwitches":          {[]string{versionECS, versionVPC}, (*Cloud).apiDescribeVSwitches},
 }
@@ -107,6 +109,9 @@ func (c *Cloud) handleAPI(r *http.Request, h http.Header) (response, *apiError) 
 	}
 	if region := q.get("RegionId"); region != "" && region != c.cfg.RegionID {
 		return nil, newAPIError(http.StatusNotFound, CodeInvalidRegion, "The specified RegionId %s does not exist.", region)
+	}
+	if aerr := checkParams(name, q); aerr != nil {
+		return nil, aerr
 	}
 	if aerr := c.admit(name, h); aerr != nil {
 		return nil, aerr

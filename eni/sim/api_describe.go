@@ -178,6 +178,8 @@ type vswitchJSON struct {
 	AvailableIpAddressCount int64  `json:"AvailableIpAddressCount"`
 	Status                  string `json:"Status"`
 	IsDefault               bool   `json:"IsDefault"`
+	Ipv6CidrBlock           string `json:"Ipv6CidrBlock"`
+	EnabledIpv6             bool   `json:"EnabledIpv6"`
 }
 
 type describeVSwitchesResponse struct {
@@ -223,10 +225,18 @@ func (c *Cloud) apiDescribeVSwitches(q *request) (response, *apiError) {
 		matched = append(matched, vswitchJSON{
 			VSwitchId: v.ID, VpcId: c.cfg.VPCID, ZoneId: v.ZoneID, CidrBlock: v.CIDR.String(),
 			AvailableIpAddressCount: int64(free), Status: "Available",
+			Ipv6CidrBlock: ipv6CIDRString(v), EnabledIpv6: v.ipv6On(),
 		})
 	}
 	c.mu.Unlock()
 	resp := &describeVSwitchesResponse{TotalCount: len(matched), PageNumber: number, PageSize: size}
 	resp.VSwitches.VSwitch = append([]vswitchJSON{}, page(matched, number, size)...)
 	return resp, nil
+}
+
+func ipv6CIDRString(v *vswitch) string {
+	if !v.ipv6On() {
+		return ""
+	}
+	return v.IPv6CIDR.String()
 }

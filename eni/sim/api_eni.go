@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -22,6 +23,14 @@ type tagJSON struct {
 type attachmentJSON struct {
 	InstanceId  string `json:"InstanceId"`
 	DeviceIndex int    `json:"DeviceIndex"`
+}
+
+type ipv4PrefixJSON struct {
+	Ipv4Prefix string `json:"Ipv4Prefix"`
+}
+
+type ipv6SetJSON struct {
+	Ipv6Address string `json:"Ipv6Address"`
 }
 
 type eniJSON struct {
@@ -48,6 +57,12 @@ type eniJSON struct {
 	Tags struct {
 		Tag []tagJSON `json:"Tag"`
 	} `json:"Tags"`
+	Ipv4PrefixSets struct {
+		Ipv4PrefixSet []ipv4PrefixJSON `json:"Ipv4PrefixSet"`
+	} `json:"Ipv4PrefixSets"`
+	Ipv6Sets struct {
+		Ipv6Set []ipv6SetJSON `json:"Ipv6Set"`
+	} `json:"Ipv6Sets"`
 	Attachment *attachmentJSON `json:"Attachment,omitempty"`
 }
 
@@ -75,6 +90,14 @@ func (c *Cloud) eniJSON(e *eni) eniJSON {
 		}
 		j.PrivateIpSets.PrivateIpSet = append(j.PrivateIpSets.PrivateIpSet,
 			privateIPSetJSON{PrivateIpAddress: ip.String(), Primary: i == 0})
+	}
+	j.Ipv4PrefixSets.Ipv4PrefixSet = []ipv4PrefixJSON{}
+	for _, p := range e.prefixes {
+		j.Ipv4PrefixSets.Ipv4PrefixSet = append(j.Ipv4PrefixSets.Ipv4PrefixSet, ipv4PrefixJSON{Ipv4Prefix: p.String()})
+	}
+	j.Ipv6Sets.Ipv6Set = []ipv6SetJSON{}
+	for _, ip := range e.ipv6s {
+		j.Ipv6Sets.Ipv6Set = append(j.Ipv6Sets.Ipv6Set, ipv6SetJSON{Ipv6Address: ip.String()})
 	}
 	j.Tags.Tag = []tagJSON{}
 	for _, t := range e.tags {
@@ -123,6 +146,15 @@ func (c *Cloud) apiCreateNetworkInterface(q *request) (response, *apiError) {
 		return nil, aerr
 	}
 	if r.secondary, aerr = q.integer("SecondaryPrivateIpAddressCount", 0, 0, maxIPsPerENI-1); aerr != nil {
+		return nil, aerr
+	}
+	if r.prefixes, aerr = q.integer("Ipv4PrefixCount", 0, 1, maxAssignPerCall); aerr != nil {
+		return nil, aerr
+	}
+	if r.prefixes > 0 && r.secondary > 0 {
+		return nil, errInvalid("Ipv4PrefixCount", "given together with SecondaryPrivateIpAddressCount")
+	}
+	if r.ipv6s, aerr = q.integer("Ipv6AddressCount", 0, 1, maxIPsPerENI); aerr != nil {
 		return nil, aerr
 	}
 	if s := q.get("PrimaryIpAddress"); s != "" {
@@ -191,6 +223,9 @@ type assignResponse struct {
 		PrivateIpSet       struct {
 			PrivateIpAddress []string `json:"PrivateIpAddress"`
 		} `json:"PrivateIpSet"`
+		Ipv4PrefixSet struct {
+			Ipv4Prefixes []string `json:"Ipv4Prefixes"`
+		} `json:"Ipv4PrefixSet"`
 	} `json:"AssignedPrivateIpAddressesSet"`
 }
 
@@ -198,6 +233,16 @@ func (c *Cloud) apiAssignPrivateIpAddresses(q *request) (response, *apiError) {
 	eniID := q.get("NetworkInterfaceId")
 	if eniID == "" {
 		return nil, errMissing("NetworkInterfaceId")
+	}
+	// Addresses and prefixes are two exclusive forms of the call.
+	hasIPs := q.get("SecondaryPrivateIpAddressCount") != "" || len(q.indexed("PrivateIpAddress", "")) > 0
+	hasPrefixes := q.get("Ipv4PrefixCount") != "" || len(q.indexed("Ipv4Prefix", "")) > 0
+	switch {
+	case hasIPs && hasPrefixes:
+		return nil, newAPIError(http.StatusBadRequest, CodeInvalidParameter,
+			"The specified parameters Ipv4PrefixCount/Ipv4Prefix.N and SecondaryPrivateIpAddressCount/PrivateIpAddress.N are mutually exclusive.")
+	case hasPrefixes:
+		return c.assignPrefixesAPI(eniID, q)
 	}
 	count, aerr := q.integer("SecondaryPrivateIpAddressCount", 0, 1, maxAssignPerCall)
 	if aerr != nil {
@@ -222,6 +267,37 @@ func (c *Cloud) apiAssignPrivateIpAddresses(q *request) (response, *apiError) {
 	resp := &assignResponse{}
 	resp.AssignedPrivateIpAddressesSet.NetworkInterfaceId = eniID
 	resp.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress = addrStrings(got)
+	resp.AssignedPrivateIpAddressesSet.Ipv4PrefixSet.Ipv4Prefixes = []string{}
+	return resp, nil
+}
+
+// assignPrefixesAPI is AssignPrivateIpAddresses in its prefix form:
+// Ipv4PrefixCount (1–10) or Ipv4Prefix.N (at most 10), not both.
+func (c *Cloud) assignPrefixesAPI(eniID string, q *request) (response, *apiError) {
+	count, aerr := q.integer("Ipv4PrefixCount", 0, 1, maxAssignPerCall)
+	if aerr != nil {
+		return nil, aerr
+	}
+	named, aerr := q.prefixes("Ipv4Prefix")
+	if aerr != nil {
+		return nil, aerr
+	}
+	switch {
+	case count > 0 && len(named) > 0:
+		return nil, errInvalid("Ipv4Prefix.N", "given together with Ipv4PrefixCount")
+	case len(named) > maxAssignPerCall:
+		return nil, errInvalid("Ipv4Prefix.N", "more than 10 prefixes")
+	case count == 0 && len(named) == 0:
+		return nil, errMissing("Ipv4PrefixCount")
+	}
+	got, aerr := c.assignPrefixes(eniID, count, named, q.get("ClientToken"))
+	if aerr != nil {
+		return nil, aerr
+	}
+	resp := &assignResponse{}
+	resp.AssignedPrivateIpAddressesSet.NetworkInterfaceId = eniID
+	resp.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress = []string{}
+	resp.AssignedPrivateIpAddressesSet.Ipv4PrefixSet.Ipv4Prefixes = prefixStrings(got)
 	return resp, nil
 }
 
@@ -234,13 +310,36 @@ func (c *Cloud) apiUnassignPrivateIpAddresses(q *request) (response, *apiError) 
 	if aerr != nil {
 		return nil, aerr
 	}
-	if len(ips) == 0 {
+	prefixes, aerr := q.prefixes("Ipv4Prefix")
+	if aerr != nil {
+		return nil, aerr
+	}
+	switch {
+	case len(ips) > 0 && len(prefixes) > 0:
+		// Addresses and prefixes go in separate calls, as for IPv6.
+		return nil, errInvalid("Ipv4Prefix.N", "given together with PrivateIpAddress.N")
+	case len(prefixes) > maxAssignPerCall:
+		return nil, errInvalid("Ipv4Prefix.N", "more than 10 prefixes")
+	case len(prefixes) > 0:
+		if aerr := c.unassignPrefixes(eniID, prefixes); aerr != nil {
+			return nil, aerr
+		}
+		return &emptyResponse{}, nil
+	case len(ips) == 0:
 		return nil, errMissing("PrivateIpAddress.1")
 	}
 	if aerr := c.unassignIPs(eniID, ips); aerr != nil {
 		return nil, aerr
 	}
 	return &emptyResponse{}, nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
 }
 
 func addrStrings(ips []netip.Addr) []string {

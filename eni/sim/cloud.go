@@ -35,6 +35,9 @@ type Cloud struct {
 	// assignTokens remembers AssignPrivateIpAddresses answers by ENI and
 	// ClientToken.
 	assignTokens map[string][]netip.Addr
+	// prefixTokens and ipv6Tokens do the same for prefix and IPv6 assigns.
+	prefixTokens map[string][]netip.Prefix
+	ipv6Tokens   map[string][]netip.Addr
 	nonces       nonceBook
 	sts          map[string]*stsCredential // by AccessKeyId, until long expired
 	stsCurrent   map[string]*stsCredential // by instance: what metadata hands out now
@@ -103,6 +106,8 @@ func New(cfg Config) (*Cloud, error) {
 		hist:         newHistory(cfg.DescribeLag),
 		createTokens: map[string]*eni{},
 		assignTokens: map[string][]netip.Addr{},
+		prefixTokens: map[string][]netip.Prefix{},
+		ipv6Tokens:   map[string][]netip.Addr{},
 		mdTokens:     map[string]mdToken{},
 		faults:       map[string]Fault{},
 		describeLag:  cfg.DescribeLag,

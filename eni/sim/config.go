@@ -72,6 +72,9 @@ type VSwitchSpec struct {
 	ID     string
 	ZoneID string
 	CIDR   netip.Prefix
+	// IPv6CIDR is the vSwitch's IPv6 block (a /64, as the cloud assigns
+	// it); the zero Prefix means IPv6 is not turned on for the vSwitch.
+	IPv6CIDR netip.Prefix
 }
 
 // InstanceType holds the network quotas of one ECS instance type, as
@@ -122,7 +125,10 @@ func DefaultConfig() Config {
 		VPCID:    "vpc-sim-main",
 		VPCCIDR:  netip.MustParsePrefix("172.30.0.0/16"),
 		VSwitches: []VSwitchSpec{
-			{ID: "vsw-sim-a", ZoneID: "cn-hangzhou-h", CIDR: netip.MustParsePrefix("172.30.1.0/24")},
+			{
+				ID: "vsw-sim-a", ZoneID: "cn-hangzhou-h", CIDR: netip.MustParsePrefix("172.30.1.0/24"),
+				IPv6CIDR: netip.MustParsePrefix("fd00:ac1e:1::/64"),
+			},
 			{ID: "vsw-sim-b", ZoneID: "cn-hangzhou-h", CIDR: netip.MustParsePrefix("172.30.2.0/24")},
 		},
 		AttachDelay:    500 * time.Millisecond,
@@ -178,7 +184,13 @@ func (cfg Config) validate() error {
 		case !cfg.VPCCIDR.Contains(v.CIDR.Addr()) || v.CIDR.Bits() < cfg.VPCCIDR.Bits():
 			return bad("vswitch %s cidr %s is outside vpc cidr %s", v.ID, v.CIDR, cfg.VPCCIDR)
 		}
+		if v.IPv6CIDR.IsValid() && (!v.IPv6CIDR.Addr().Is6() || v.IPv6CIDR.Addr().Is4In6() || v.IPv6CIDR.Bits() != 64 || v.IPv6CIDR != v.IPv6CIDR.Masked()) {
+			return bad("vswitch %s ipv6 cidr %s must be a masked IPv6 /64", v.ID, v.IPv6CIDR)
+		}
 		for _, o := range cfg.VSwitches[:i] {
+			if v.IPv6CIDR.IsValid() && o.IPv6CIDR.IsValid() && o.IPv6CIDR.Overlaps(v.IPv6CIDR) {
+				return bad("vswitch %s ipv6 cidr %s overlaps %s (%s)", v.ID, v.IPv6CIDR, o.ID, o.IPv6CIDR)
+			}
 			if o.CIDR.Overlaps(v.CIDR) {
 				return bad("vswitch %s cidr %s overlaps %s (%s)", v.ID, v.CIDR, o.ID, o.CIDR)
 			}

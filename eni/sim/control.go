@@ -206,6 +206,8 @@ type ENISnapshot struct {
 	VSwitchID        string            `json:"vswitchId"`
 	SecurityGroupIDs []string          `json:"securityGroupIds"`
 	IPs              []netip.Addr      `json:"ips"`
+	Prefixes         []netip.Prefix    `json:"prefixes,omitempty"` // delegated IPv4 /28s
+	IPv6s            []netip.Addr      `json:"ipv6s,omitempty"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	CreationTime     time.Time         `json:"creationTime"`
 }
@@ -239,7 +241,8 @@ func (c *Cloud) Snapshot() Snapshot {
 		es := ENISnapshot{
 			ID: e.id, Type: e.typ, Status: e.status, InstanceID: e.instanceID, DeviceIndex: e.deviceIndex,
 			MAC: e.mac.String(), VSwitchID: e.vswID, SecurityGroupIDs: slices.Clone(e.sgs),
-			IPs: slices.Clone(e.ips), CreationTime: e.created,
+			IPs: slices.Clone(e.ips), Prefixes: slices.Clone(e.prefixes), IPv6s: slices.Clone(e.ipv6s),
+			CreationTime: e.created,
 		}
 		if len(e.tags) > 0 {
 			es.Tags = map[string]string{}

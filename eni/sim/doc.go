@@ -17,6 +17,18 @@
 //   - vSwitch CIDRs that really run out (the first address and the last three
 //     are reserved; the gateway is the last address minus 2);
 //   - per-instance-type ENI and per-ENI address quotas;
+//   - prefix delegation (ops_prefix.go): aligned /28s carved from free
+//     vSwitch space (a fragmented vSwitch can have free addresses and no
+//     /28: InvalidVSwitchId.IpNotEnough), each taking one slot of the ENI's
+//     IPv4 quota (InvalidOperation.Ipv4CountExceeded past it), exclusive
+//     with addresses in one call; the Fabric is given every address of
+//     every prefix, so the VPC routes and accepts them like secondary IPs;
+//   - IPv6 addresses (ops_ipv6.go) from a vSwitch's /64 when IPv6 is
+//     turned on (InvalidVSwitch.Ipv6NotTurnOn otherwise), bounded by
+//     EniIpv6AddressQuantity (InvalidOperation.Ipv6NotSupport when it is
+//     0, Ipv6CountExceeded past it), with the metadata keys ipv6s,
+//     ipv6-gateway and vswitch-ipv6-cidr-block; the Fabric does not carry
+//     IPv6 yet;
 //   - asynchronous attach (Available → Attaching → InUse) and detach
 //     (InUse → Detaching → Available) driven by timers;
 //   - ClientToken idempotency, tags and paging;
@@ -33,6 +45,11 @@
 //     (InternalError, ServiceUnavailable); attaches that take long or stay
 //     Attaching until cleared; vSwitches that run out of addresses
 //     (InvalidVSwitchId.IpNotEnough) and recover.
+//
+// The sim refuses what it does not model (schema.go): every action lists
+// the parameters it reads, and a request with any other one is answered
+// InvalidParameter naming it, rather than served with different semantics
+// than the caller asked for.
 //
 // ControlHandler is the control API "veni sim" commands use (state, faults
 // and quotas); it answers local, non-browser JSON clients only.

@@ -74,6 +74,12 @@ const (
 	CodePrivateIPQuotaExceeded = "QuotaExceeded.PrivateIpAddress"
 	CodeIPAssigned             = "InvalidIp.IpAssigned"
 	CodeIPUnassigned           = "InvalidIp.IpUnassigned"
+	CodeInvalidIPAddress       = "InvalidIp.Address"
+	CodeIPRepeated             = "InvalidIp.IpRepeated"
+	CodeIPv4CountExceeded      = "InvalidOperation.Ipv4CountExceeded"
+	CodeIPv6CountExceeded      = "InvalidOperation.Ipv6CountExceeded"
+	CodeIPv6NotSupported       = "InvalidOperation.Ipv6NotSupport"
+	CodeVSwitchIPv6Off         = "InvalidVSwitch.Ipv6NotTurnOn"
 )
 
 // apiError is an OpenAPI error answer: the HTTP status and body code the
@@ -117,6 +123,11 @@ func errVSwitchNotFound(id string) *apiError {
 func errENIState(id, status, op string) *apiError {
 	return newAPIError(http.StatusBadRequest, CodeInvalidENIState,
 		"The operation %s is not supported while ENI %s is %s.", op, id, status)
+}
+
+func errIPv6Off(vswID string) *apiError {
+	return newAPIError(http.StatusForbidden, CodeVSwitchIPv6Off,
+		"The specified VSwitch %s does not have IPv6 turned on.", vswID)
 }
 
 func errIPNotEnough(vswID string) *apiError {

@@ -75,7 +75,7 @@ func (c *Cloud) attachCall(e *eni, inst *instance) func(Fabric) error {
 		DeviceIndex: e.deviceIndex,
 		VSwitchCIDR: vsw.CIDR,
 		Gateway:     vsw.gateway,
-		IPs:         slices.Clone(e.ips),
+		IPs:         e.routed(),
 	}
 	return func(f Fabric) error { return f.AttachENI(link) }
 }

@@ -128,7 +128,7 @@ func (c *Cloud) identify(r *http.Request) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.enis {
-		if e.status == statusInUse && slices.Contains(e.ips, ip) {
+		if e.status == statusInUse && slices.Contains(e.routed(), ip) {
 			return e.instanceID, true
 		}
 	}
@@ -204,8 +204,26 @@ func (c *Cloud) metadata(instID, key string) (string, bool) {
 	ev := c.vsws[e.vswID]
 	switch field {
 	case "":
-		return listing("gateway", "netmask", "network-interface-id", "primary-ip-address", "private-ipv4s",
-			"vpc-cidr-block", "vpc-id", "vswitch-cidr-block", "vswitch-id"), true
+		keys := []string{"gateway", "netmask", "network-interface-id", "primary-ip-address", "private-ipv4s",
+			"vpc-cidr-block", "vpc-id", "vswitch-cidr-block", "vswitch-id"}
+		if ev.ipv6On() {
+			keys = append(keys, "ipv6-gateway", "ipv6s", "vswitch-ipv6-cidr-block")
+			slices.Sort(keys)
+		}
+		return listing(keys...), true
+	case "ipv6s", "ipv6-gateway", "vswitch-ipv6-cidr-block":
+		// A vSwitch without IPv6 has none of these keys.
+		if !ev.ipv6On() {
+			return "", false
+		}
+		switch field {
+		case "ipv6s":
+			b, _ := json.Marshal(addrStrings(e.ipv6s))
+			return string(b), true
+		case "ipv6-gateway":
+			return ev.gateway6().String(), true
+		}
+		return ev.IPv6CIDR.String(), true
 	case "network-interface-id":
 		return e.id, true
 	case "primary-ip-address":

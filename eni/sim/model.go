@@ -31,7 +31,9 @@ type eni struct {
 	resourceGroupID string
 	mac             net.HardwareAddr
 	sgs             []string
-	ips             []netip.Addr // primary first
+	ips             []netip.Addr   // primary first
+	prefixes        []netip.Prefix // delegated /28s, each one address slot
+	ipv6s           []netip.Addr   // assigned IPv6 addresses
 	tags            []tag
 	sourceDestCheck bool
 	deviceIndex     int // valid while InUse or Detaching
@@ -48,9 +50,27 @@ func (e *eni) clone() *eni {
 	c.mac = slices.Clone(e.mac)
 	c.sgs = slices.Clone(e.sgs)
 	c.ips = slices.Clone(e.ips)
+	c.prefixes = slices.Clone(e.prefixes)
+	c.ipv6s = slices.Clone(e.ipv6s)
 	c.tags = slices.Clone(e.tags)
 	c.timer = nil
 	return &c
+}
+
+// slots is how many of the ENI's private IPv4 quota it uses: one per
+// address, one per delegated prefix.
+func (e *eni) slots() int { return len(e.ips) + len(e.prefixes) }
+
+// routed returns every IPv4 the VPC delivers to the ENI and accepts from
+// it: its private IPs and every address of each delegated prefix.
+func (e *eni) routed() []netip.Addr {
+	out := slices.Clone(e.ips)
+	for _, p := range e.prefixes {
+		for ip := p.Addr(); p.Contains(ip); ip = ip.Next() {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 func (e *eni) hasTags(want []tag) bool {

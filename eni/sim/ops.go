@@ -23,6 +23,8 @@ type createRequest struct {
 	clientToken     string
 	secondary       int        // SecondaryPrivateIpAddressCount
 	primaryIP       netip.Addr // PrimaryIpAddress, optional
+	prefixes        int        // Ipv4PrefixCount
+	ipv6s           int        // Ipv6AddressCount
 	sourceDestCheck bool
 }
 
@@ -45,8 +47,11 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 				"The specified security group %s does not exist.", sg)
 		}
 	}
-	if vsw.free() < 1+r.secondary {
-		return nil, c.ipNotEnoughLocked(vsw, 1+r.secondary)
+	if r.ipv6s > 0 && !vsw.ipv6On() {
+		return nil, errIPv6Off(vsw.ID)
+	}
+	if vsw.free() < 1+r.secondary+r.prefixes*prefixSize {
+		return nil, c.ipNotEnoughLocked(vsw, 1+r.secondary+r.prefixes*prefixSize)
 	}
 	var ips []netip.Addr
 	if r.primaryIP.IsValid() {
@@ -58,12 +63,21 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 	// free() covered 1+secondary above, and takeAddr took at most one.
 	more, _ := vsw.allocate(1 + r.secondary - len(ips))
 	ips = append(ips, more...)
+	prefixes, ok := vsw.allocatePrefixes(r.prefixes)
+	if !ok {
+		vsw.release(ips...)
+		return nil, newAPIError(http.StatusForbidden, CodeVSwitchIPNotEnough,
+			"The specified VSwitch %s has not enough IpAddress: %d addresses are free but fewer than %d aligned /%d prefixes.",
+			vsw.ID, vsw.free(), r.prefixes, PrefixBits)
+	}
+	ipv6s := vsw.allocate6(r.ipv6s)
 
 	now := time.Now()
 	e := c.newENILocked(r.typ, vsw, r.sgs, ips, now)
 	e.name, e.description, e.resourceGroupID = r.name, r.description, r.resourceGroupID
 	e.tags = r.tags
 	e.sourceDestCheck = r.sourceDestCheck
+	e.prefixes, e.ipv6s = prefixes, ipv6s
 	c.hist.recordENI(now, e.id, e)
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	if r.clientToken != "" {
@@ -111,9 +125,17 @@ func (c *Cloud) attachENI(eniID, instanceID string) *apiError {
 		return newAPIError(http.StatusForbidden, CodeENIPerInstanceExceeded,
 			"The number of ENI exceeds the limit for the type of instance (%s allows %d).", inst.typ.ID, inst.typ.ENIs)
 	}
-	if len(e.ips) > inst.typ.IPv4PerENI {
+	if e.slots() > inst.typ.IPv4PerENI {
 		return newAPIError(http.StatusForbidden, CodePrivateIPQuotaExceeded,
-			"ENI %s has %d private IPs but instance type %s allows %d per ENI.", e.id, len(e.ips), inst.typ.ID, inst.typ.IPv4PerENI)
+			"ENI %s has %d private IPs and prefixes but instance type %s allows %d per ENI.", e.id, e.slots(), inst.typ.ID, inst.typ.IPv4PerENI)
+	}
+	if len(e.ipv6s) > 0 && inst.typ.IPv6PerENI == 0 {
+		return newAPIError(http.StatusForbidden, CodeIPv6NotSupported,
+			"ENI %s has IPv6 addresses but instance type %s does not support IPv6.", e.id, inst.typ.ID)
+	}
+	if len(e.ipv6s) > inst.typ.IPv6PerENI {
+		return newAPIError(http.StatusForbidden, CodeIPv6CountExceeded,
+			"ENI %s has %d IPv6 addresses but instance type %s allows %d per ENI.", e.id, len(e.ipv6s), inst.typ.ID, inst.typ.IPv6PerENI)
 	}
 	e.status = statusAttaching
 	e.instanceID = inst.ID
@@ -232,7 +254,8 @@ func (c *Cloud) deleteENI(eniID string) *apiError {
 // its vSwitch, and Describe's history records both.
 func (c *Cloud) forgetENILocked(e *eni, now time.Time) {
 	vsw := c.vsws[e.vswID]
-	vsw.release(e.ips...)
+	vsw.release(e.routed()...)
+	vsw.release6(e.ipv6s...)
 	delete(c.enis, e.id)
 	delete(c.macs, e.mac.String())
 	c.hist.recordENI(now, e.id, nil)
@@ -268,10 +291,10 @@ func (c *Cloud) assignIPs(eniID string, count int, named []netip.Addr, clientTok
 		return nil, errENIState(e.id, e.status, "AssignPrivateIpAddresses")
 	}
 	n := count + len(named)
-	if limit := c.ipLimitLocked(e); len(e.ips)+n > limit {
+	if limit := c.ipLimitLocked(e); e.slots()+n > limit {
 		c.mu.Unlock()
 		return nil, newAPIError(http.StatusForbidden, CodePrivateIPQuotaExceeded,
-			"ENI %s holds %d private IPs; %d more exceed its quota of %d.", e.id, len(e.ips), n, limit)
+			"ENI %s holds %d private IPs and prefixes; %d more exceed its quota of %d.", e.id, e.slots(), n, limit)
 	}
 	vsw := c.vsws[e.vswID]
 	if vsw.free() < n {
@@ -299,7 +322,7 @@ func (c *Cloud) assignIPs(eniID string, count int, named []netip.Addr, clientTok
 	}
 	var op *fabricOp
 	if e.status == statusInUse {
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.ips))
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
 	}
 	c.mu.Unlock()
 	_ = c.flush(op)
@@ -338,7 +361,7 @@ func (c *Cloud) unassignIPs(eniID string, ips []netip.Addr) *apiError {
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	var op *fabricOp
 	if e.status == statusInUse {
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.ips))
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
 	}
 	c.mu.Unlock()
 	_ = c.flush(op)

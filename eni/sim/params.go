@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net/http"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -117,4 +118,31 @@ func page[T any](items []T, number, size int) []T {
 		return nil
 	}
 	return items[start:min(start+size, len(items))]
+}
+
+// prefixes parses a list of delegated IPv4 prefixes ("name.N"): aligned
+// /28s.
+func (q *request) prefixes(name string) ([]netip.Prefix, *apiError) {
+	var out []netip.Prefix
+	for _, s := range q.list(name) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || p.Bits() != PrefixBits || p != p.Masked() {
+			return nil, errInvalid(name+".N", s+" (an aligned IPv4 /28)")
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// addrs6 parses a list of IPv6 addresses ("name.N").
+func (q *request) addrs6(name string) ([]netip.Addr, *apiError) {
+	var out []netip.Addr
+	for _, s := range q.list(name) {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || !ip.Is6() || ip.Is4In6() {
+			return nil, newAPIError(http.StatusBadRequest, CodeInvalidIPAddress, "The specified IPv6 address %q is not valid.", s)
+		}
+		out = append(out, ip)
+	}
+	return out, nil
 }

@@ -94,6 +94,8 @@ func DefaultQuotas() Quotas {
 		"DetachNetworkInterface":     400,
 		"AssignPrivateIpAddresses":   400,
 		"UnassignPrivateIpAddresses": 400,
+		"AssignIpv6Addresses":        400,
+		"UnassignIpv6Addresses":      400,
 		"DescribeVSwitches":          300,
 		"DescribeInstanceTypes":      300,
 	}}

@@ -12,13 +12,14 @@ type vswitch struct {
 	first, last netip.Addr          // usable range, inclusive
 	gateway     netip.Addr          // CIDR's last address minus 2
 	used        map[netip.Addr]bool // allocated usable addresses
+	used6       map[netip.Addr]bool // allocated IPv6 addresses
 	total       int
 	limit       int // with a VSwitchFault: len(used) may not exceed it; -1 without
 	maxMore     int // the VSwitchFault as set, for FaultState
 }
 
 func newVSwitch(spec VSwitchSpec) *vswitch {
-	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}, limit: -1}
+	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}, used6: map[netip.Addr]bool{}, limit: -1}
 	// Alibaba reserves the network address and the last three addresses of
 	// every vSwitch; the gateway sits at the last address minus 2.
 	broadcast := lastAddr(spec.CIDR)
@@ -88,4 +89,102 @@ func (v *vswitch) release(ips ...netip.Addr) {
 
 func (v *vswitch) netmask() string {
 	return net.IP(net.CIDRMask(v.CIDR.Bits(), 32)).String()
+}
+
+// PrefixBits is the length of a delegated IPv4 prefix: a /28, 16 addresses.
+const PrefixBits = 28
+
+const prefixSize = 1 << (32 - PrefixBits)
+
+// prefixFree reports whether every address of p is usable and free.
+func (v *vswitch) prefixFree(p netip.Prefix) bool {
+	for ip := p.Addr(); p.Contains(ip); ip = ip.Next() {
+		if !v.usable(ip) || v.used[ip] {
+			return false
+		}
+	}
+	return true
+}
+
+// allocatePrefixes carves n aligned /28s, lowest first, each made of
+// usable free addresses only; none when fewer than n exist. A vSwitch
+// whose free addresses are scattered can have plenty free and no /28.
+func (v *vswitch) allocatePrefixes(n int) ([]netip.Prefix, bool) {
+	if v.free() < n*prefixSize {
+		return nil, false
+	}
+	var out []netip.Prefix
+	for p := netip.PrefixFrom(v.CIDR.Masked().Addr(), PrefixBits); len(out) < n && v.CIDR.Contains(p.Addr()); p = nextPrefix(p) {
+		if v.prefixFree(p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) < n {
+		return nil, false
+	}
+	for _, p := range out {
+		v.takePrefix(p)
+	}
+	return out, true
+}
+
+func (v *vswitch) takePrefix(p netip.Prefix) {
+	for ip := p.Addr(); p.Contains(ip); ip = ip.Next() {
+		v.used[ip] = true
+	}
+}
+
+func (v *vswitch) releasePrefixes(ps ...netip.Prefix) {
+	for _, p := range ps {
+		for ip := p.Addr(); p.Contains(ip); ip = ip.Next() {
+			delete(v.used, ip)
+		}
+	}
+}
+
+// nextPrefix returns the prefix of the same length right after p.
+func nextPrefix(p netip.Prefix) netip.Prefix {
+	b := p.Addr().As4()
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n += 1 << (32 - p.Bits())
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), p.Bits())
+}
+
+// ipv6On reports whether IPv6 is turned on for the vSwitch.
+func (v *vswitch) ipv6On() bool { return v.IPv6CIDR.IsValid() }
+
+// gateway6 is the vSwitch's IPv6 gateway: like IPv4, the block's last
+// address minus 2 (Terway derives it the same way).
+func (v *vswitch) gateway6() netip.Addr {
+	b := v.IPv6CIDR.Masked().Addr().As16()
+	for i := 8; i < 16; i++ {
+		b[i] = 0xff
+	}
+	return netip.AddrFrom16(b).Prev().Prev()
+}
+
+// usable6 reports whether ip is an IPv6 address the vSwitch may hand out:
+// inside its /64, not the subnet-router anycast address (::0) and not one
+// of the last three (gateway and reserved), as for IPv4.
+func (v *vswitch) usable6(ip netip.Addr) bool {
+	return v.ipv6On() && ip.Is6() && !ip.Is4In6() && v.IPv6CIDR.Contains(ip) &&
+		ip != v.IPv6CIDR.Masked().Addr() && ip.Compare(v.gateway6()) < 0
+}
+
+// allocate6 takes n free IPv6 addresses, lowest first.
+func (v *vswitch) allocate6(n int) []netip.Addr {
+	out := make([]netip.Addr, 0, n)
+	for ip := v.IPv6CIDR.Masked().Addr().Next(); len(out) < n && v.usable6(ip); ip = ip.Next() {
+		if !v.used6[ip] {
+			v.used6[ip] = true
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func (v *vswitch) release6(ips ...netip.Addr) {
+	for _, ip := range ips {
+		delete(v.used6, ip)
+	}
 }

@@ -1,0 +1,120 @@
+package sim
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Prefix delegation: an ENI holds /28s beside its private IPs. Each prefix
+// takes one slot of the ENI's private IPv4 quota (EniPrivateIpAddressQuantity)
+// and 16 addresses of its vSwitch, and the VPC routes every one of those
+// addresses to the ENI (eni.routed).
+
+// assignPrefixes adds count new /28s, or the named ones, to the ENI.
+func (c *Cloud) assignPrefixes(eniID string, count int, named []netip.Prefix, clientToken string) ([]netip.Prefix, *apiError) {
+	c.mu.Lock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		c.mu.Unlock()
+		return nil, errENINotFound(eniID)
+	}
+	tokenKey := eniID + "/" + clientToken
+	if clientToken != "" {
+		if prev, ok := c.prefixTokens[tokenKey]; ok {
+			c.mu.Unlock()
+			return slices.Clone(prev), nil
+		}
+	}
+	if e.status != statusAvailable && e.status != statusInUse {
+		c.mu.Unlock()
+		return nil, errENIState(e.id, e.status, "AssignPrivateIpAddresses")
+	}
+	n := count + len(named)
+	if limit := c.ipLimitLocked(e); e.slots()+n > limit {
+		c.mu.Unlock()
+		return nil, newAPIError(http.StatusForbidden, CodeIPv4CountExceeded,
+			"ENI %s holds %d private IPs and prefixes; %d more prefixes exceed its quota of %d.", e.id, e.slots(), n, limit)
+	}
+	vsw := c.vsws[e.vswID]
+	for i, p := range named {
+		if !vsw.CIDR.Contains(p.Addr()) {
+			c.mu.Unlock()
+			return nil, newAPIError(http.StatusForbidden, CodeVSwitchIPInvalid,
+				"The specified prefix %s is not inside VSwitch %s (%s).", p, vsw.ID, vsw.CIDR)
+		}
+		if !vsw.prefixFree(p) || slices.Contains(named[:i], p) {
+			c.mu.Unlock()
+			return nil, newAPIError(http.StatusForbidden, CodeIPAssigned,
+				"The specified prefix %s is not free: an address of it is reserved or already assigned.", p)
+		}
+	}
+	if vsw.free() < n*prefixSize {
+		aerr := c.ipNotEnoughLocked(vsw, n*prefixSize)
+		c.mu.Unlock()
+		return nil, aerr
+	}
+	for _, p := range named {
+		vsw.takePrefix(p)
+	}
+	got := slices.Clone(named)
+	more, ok := vsw.allocatePrefixes(count)
+	if !ok {
+		vsw.releasePrefixes(got...)
+		c.mu.Unlock()
+		return nil, newAPIError(http.StatusForbidden, CodeVSwitchIPNotEnough,
+			"The specified VSwitch %s has not enough IpAddress: %d addresses are free but fewer than %d aligned /%d prefixes.",
+			vsw.ID, vsw.free(), count, PrefixBits)
+	}
+	got = append(got, more...)
+	e.prefixes = append(e.prefixes, got...)
+	now := time.Now()
+	c.hist.recordENI(now, e.id, e)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
+	if clientToken != "" {
+		c.prefixTokens[tokenKey] = slices.Clone(got)
+	}
+	var op *fabricOp
+	if e.status == statusInUse {
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
+	}
+	c.mu.Unlock()
+	_ = c.flush(op)
+	return got, nil
+}
+
+// unassignPrefixes removes delegated prefixes from the ENI; every one must
+// be on it, or nothing is removed.
+func (c *Cloud) unassignPrefixes(eniID string, ps []netip.Prefix) *apiError {
+	c.mu.Lock()
+	e, ok := c.enis[eniID]
+	if !ok {
+		c.mu.Unlock()
+		return errENINotFound(eniID)
+	}
+	if e.status != statusAvailable && e.status != statusInUse {
+		c.mu.Unlock()
+		return errENIState(e.id, e.status, "UnassignPrivateIpAddresses")
+	}
+	for _, p := range ps {
+		if !slices.Contains(e.prefixes, p) {
+			c.mu.Unlock()
+			return newAPIError(http.StatusForbidden, CodeIPUnassigned,
+				"The specified prefix %s is not assigned to ENI %s.", p, e.id)
+		}
+	}
+	vsw := c.vsws[e.vswID]
+	vsw.releasePrefixes(ps...)
+	e.prefixes = slices.DeleteFunc(e.prefixes, func(p netip.Prefix) bool { return slices.Contains(ps, p) })
+	now := time.Now()
+	c.hist.recordENI(now, e.id, e)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
+	var op *fabricOp
+	if e.status == statusInUse {
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
+	}
+	c.mu.Unlock()
+	_ = c.flush(op)
+	return nil
+}
