@@ -314,19 +314,26 @@ func (c *Cloud) assignIPs(eniID string, count int, named []netip.Addr, clientTok
 	more, _ := vsw.allocate(count) // free() was checked above
 	got = append(got, more...)
 	e.ips = append(e.ips, got...)
-	now := time.Now()
-	c.hist.recordENI(now, e.id, e)
-	c.hist.recordFree(now, vsw.ID, vsw.free())
 	if clientToken != "" {
 		c.assignTokens[tokenKey] = slices.Clone(got)
 	}
+	c.addressesChangedUnlock(e, vsw)
+	return got, nil
+}
+
+// addressesChangedUnlock records that e's addresses on vsw changed, hands
+// a live ENI's new address set to the fabric, and unlocks c.mu; it returns
+// once the fabric has it (or failed: the fabric's own log says so).
+func (c *Cloud) addressesChangedUnlock(e *eni, vsw *vswitch) {
+	now := time.Now()
+	c.hist.recordENI(now, e.id, e)
+	c.hist.recordFree(now, vsw.ID, vsw.free())
 	var op *fabricOp
 	if e.status == statusInUse {
 		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
 	}
 	c.mu.Unlock()
 	_ = c.flush(op)
-	return got, nil
 }
 
 func (c *Cloud) unassignIPs(eniID string, ips []netip.Addr) *apiError {
@@ -356,14 +363,6 @@ func (c *Cloud) unassignIPs(eniID string, ips []netip.Addr) *apiError {
 	vsw := c.vsws[e.vswID]
 	vsw.release(ips...)
 	e.ips = slices.DeleteFunc(e.ips, func(ip netip.Addr) bool { return slices.Contains(ips, ip) })
-	now := time.Now()
-	c.hist.recordENI(now, e.id, e)
-	c.hist.recordFree(now, vsw.ID, vsw.free())
-	var op *fabricOp
-	if e.status == statusInUse {
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
-	}
-	c.mu.Unlock()
-	_ = c.flush(op)
+	c.addressesChangedUnlock(e, vsw)
 	return nil
 }

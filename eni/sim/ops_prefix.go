@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"time"
 )
 
 // Prefix delegation: an ENI holds /28s beside its private IPs. Each prefix
@@ -69,18 +68,10 @@ func (c *Cloud) assignPrefixes(eniID string, count int, named []netip.Prefix, cl
 	}
 	got = append(got, more...)
 	e.prefixes = append(e.prefixes, got...)
-	now := time.Now()
-	c.hist.recordENI(now, e.id, e)
-	c.hist.recordFree(now, vsw.ID, vsw.free())
 	if clientToken != "" {
 		c.prefixTokens[tokenKey] = slices.Clone(got)
 	}
-	var op *fabricOp
-	if e.status == statusInUse {
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
-	}
-	c.mu.Unlock()
-	_ = c.flush(op)
+	c.addressesChangedUnlock(e, vsw)
 	return got, nil
 }
 
@@ -107,14 +98,6 @@ func (c *Cloud) unassignPrefixes(eniID string, ps []netip.Prefix) *apiError {
 	vsw := c.vsws[e.vswID]
 	vsw.releasePrefixes(ps...)
 	e.prefixes = slices.DeleteFunc(e.prefixes, func(p netip.Prefix) bool { return slices.Contains(ps, p) })
-	now := time.Now()
-	c.hist.recordENI(now, e.id, e)
-	c.hist.recordFree(now, vsw.ID, vsw.free())
-	var op *fabricOp
-	if e.status == statusInUse {
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
-	}
-	c.mu.Unlock()
-	_ = c.flush(op)
+	c.addressesChangedUnlock(e, vsw)
 	return nil
 }
