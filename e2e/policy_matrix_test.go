@@ -38,6 +38,8 @@ import (
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/veni-cni/veni/internal/policydefault"
 	"sigs.k8s.io/yaml"
 
 	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
@@ -210,29 +212,7 @@ func parsePolicies(t *testing.T, doc string) []*networkingv1.NetworkPolicy {
 		if err := yaml.UnmarshalStrict([]byte(part), &np); err != nil {
 			t.Fatalf("policy: %v\n%s", err, part)
 		}
-		if np.Namespace == "" {
-			np.Namespace = "default"
-		}
-		if len(np.Spec.PolicyTypes) == 0 {
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-			if len(np.Spec.Egress) > 0 {
-				np.Spec.PolicyTypes = append(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
-			}
-		}
-		tcp := v1.ProtocolTCP
-		fix := func(ports []networkingv1.NetworkPolicyPort) {
-			for i := range ports {
-				if ports[i].Protocol == nil {
-					ports[i].Protocol = &tcp
-				}
-			}
-		}
-		for i := range np.Spec.Ingress {
-			fix(np.Spec.Ingress[i].Ports)
-		}
-		for i := range np.Spec.Egress {
-			fix(np.Spec.Egress[i].Ports)
-		}
+		policydefault.Apply(&np)
 		out = append(out, &np)
 	}
 	return out

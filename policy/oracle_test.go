@@ -48,6 +48,8 @@ import (
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 	v1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/veni-cni/veni/internal/policydefault"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -74,7 +76,7 @@ func newOracle(tb testing.TB, in Input) *oracle {
 		if err := json.Unmarshal(b, &np); err != nil {
 			tb.Fatalf("policy %s into networking/v1: %v\n%s", in.Policies[i].Name, err, b)
 		}
-		defaultPolicy(&np)
+		policydefault.Apply(&np)
 		nps = append(nps, cyclonusSafe(&np)...)
 	}
 	o.policy = matcher.BuildNetworkPolicies(false, nps)
@@ -101,33 +103,6 @@ func newOracle(tb testing.TB, in Input) *oracle {
 		o.nodeOf[n.Name] = n.IPs
 	}
 	return o
-}
-
-// defaultPolicy applies the API server's defaulting.
-func defaultPolicy(np *networkingv1.NetworkPolicy) {
-	if np.Namespace == "" {
-		np.Namespace = "default"
-	}
-	if len(np.Spec.PolicyTypes) == 0 {
-		np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-		if len(np.Spec.Egress) > 0 {
-			np.Spec.PolicyTypes = append(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
-		}
-	}
-	tcp := v1.ProtocolTCP
-	fix := func(ports []networkingv1.NetworkPolicyPort) {
-		for i := range ports {
-			if ports[i].Protocol == nil {
-				ports[i].Protocol = &tcp
-			}
-		}
-	}
-	for i := range np.Spec.Ingress {
-		fix(np.Spec.Ingress[i].Ports)
-	}
-	for i := range np.Spec.Egress {
-		fix(np.Spec.Egress[i].Ports)
-	}
 }
 
 // cyclonusSafe returns policies equivalent to np under Kubernetes label
