@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -91,6 +92,9 @@ func newPolicyTraceCommand(o *policyOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := notServiceAddress(env.Config.ServicePrefixes(), dst); err != nil {
+				return err
+			}
 			tr, err := podpolicy.Trace(env.Store, src, dst, proto, num)
 			if err != nil {
 				return err
@@ -108,6 +112,22 @@ func newPolicyTraceCommand(o *policyOptions) *cobra.Command {
 	_ = cmd.MarkFlagRequired("to")
 	_ = cmd.MarkFlagRequired("port")
 	return cmd
+}
+
+// notServiceAddress refuses a Service address as --to: the enforcer does
+// not decide a flow to a ClusterIP against the ClusterIP but against the
+// backend the host's DNAT picks, so a trace of the ClusterIP would answer
+// a question the kernel never asks.
+func notServiceAddress(services []netip.Prefix, dst policy.Endpoint) error {
+	if !dst.IP.IsValid() {
+		return nil
+	}
+	for _, p := range services {
+		if p.Contains(dst.IP) {
+			return fmt.Errorf("--to %s is in the Service CIDR %s: a pod's egress to a Service is decided against the backend pod after the host's DNAT, not against the ClusterIP; trace a backend instead (--to NAMESPACE/POD)", dst.IP, p)
+		}
+	}
+	return nil
 }
 
 // parseFlowPort reads "80/TCP", "53/udp" or "80" (TCP).

@@ -19,7 +19,7 @@ import (
 func runPolicy(t *testing.T, db store.File, args ...string) (string, error) {
 	t.Helper()
 	conf := filepath.Join(t.TempDir(), "veni.json")
-	if err := os.WriteFile(conf, []byte(`{"store_path": "`+db.Path+`"}`), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(`{"store_path": "`+db.Path+`", "service_cidr": "172.21.0.0/20"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	root := NewRootCommand()
@@ -77,6 +77,10 @@ spec:
 	out, err = runPolicy(t, db, "trace", "--from", "shop/api", "--to", "shop/db", "--port", "5432/tcp")
 	if err != nil || !strings.Contains(out, "allowed") || !strings.Contains(out, "shop/db-from-api") {
 		t.Errorf("trace allowed: %v\n%s", err, out)
+	}
+	// A ClusterIP is not what the kernel decides a Service dial against.
+	if out, err := runPolicy(t, db, "trace", "--from", "shop/api", "--to", "172.21.0.10", "--port", "53/udp"); err == nil || !strings.Contains(err.Error(), "Service CIDR 172.21.0.0/20") || !strings.Contains(err.Error(), "trace a backend") {
+		t.Errorf("trace to a ClusterIP: %v\n%s", err, out)
 	}
 	out, err = runPolicy(t, db, "trace", "--from", "10.0.0.99", "--to", "shop/db", "--port", "5432", "-o", "json")
 	var tr policy.Trace
