@@ -250,18 +250,18 @@ func ENIScope(id string) string { return "eni/" + id }
 // PoolState is the node's pool targets and active back-offs. There is one
 // per node; a store that never had one returns the zero value.
 type PoolState struct {
-	MinIdle   int                `json:"minIdle"` // the daemon keeps at least this many free IPs
-	MaxIdle   int                `json:"maxIdle"` // and reclaims free IPs above this
-	Backoffs  map[string]Backoff `json:"backoffs,omitempty"`
-	WarmedUp  bool               `json:"warmedUp,omitempty"` // the start-up warm-up (ip_warm_up_size) is done
+	MinIdle  int                `json:"minIdle"` // the daemon keeps at least this many free IPs
+	MaxIdle  int                `json:"maxIdle"` // and reclaims free IPs above this
+	Backoffs map[string]Backoff `json:"backoffs,omitempty"`
+	WarmedUp bool               `json:"warmedUp,omitempty"` // the start-up warm-up (ip_warm_up_size) is done
 
 	// Mode is the pool's mode, "ip" or "prefix" (config.PoolMode), set
 	// when the pool first asks the cloud for addresses. A node does not
 	// change mode while it holds addresses (Terway: PrefixModeImmutable).
 	// Empty in a store that predates prefix mode: its addresses, if any,
 	// are secondary IPs.
-	Mode string `json:"mode,omitempty"`
-	UpdatedAt time.Time          `json:"updatedAt,omitzero"`
+	Mode      string    `json:"mode,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 
 	// LastReclaim is when idle addresses were last returned to the cloud;
 	// the next reclaim waits idle_ip_reclaim_interval after it.
