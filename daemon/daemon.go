@@ -104,7 +104,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
 	// A node keeps its pool mode (Terway: PrefixModeImmutable): refuse to
 	// run the other one rather than mix secondary IPs and prefixes.
-	if err := ipam.EnsureMode(d.env.Store, d.env.Config); err != nil {
+	if err := ipam.CheckMode(d.env.Store, d.env.Config); err != nil {
 		return err
 	}
 	d.log.Info("pool", "mode", d.env.Config.PoolMode(), "maxPods", ipam.MaxPods(d.node, d.env.Config))

@@ -157,9 +157,16 @@ func checkMode(tx *store.ReadTx, cfg config.Config) error {
 	return nil
 }
 
-// EnsureMode records cfg's pool mode in a store that has none, and returns
-// an error wrapping ErrModeMismatch when the store is in the other mode.
-// The daemon calls it at start, the pool before any cloud call.
+// CheckMode returns an error wrapping ErrModeMismatch when the store is in
+// the other pool mode than cfg's; a store that never held an address takes
+// either. The daemon calls it at start and on every pass.
+func CheckMode(db Store, cfg config.Config) error {
+	return db.View(func(tx *store.ReadTx) error { return checkMode(tx, cfg) })
+}
+
+// EnsureMode is CheckMode, and records cfg's pool mode in a store that has
+// none. The pool calls it before it asks the cloud for addresses: from
+// then on the node keeps its mode.
 func EnsureMode(db Store, cfg config.Config) error {
 	return db.Update(func(tx *store.WriteTx) error {
 		if err := checkMode(&tx.ReadTx, cfg); err != nil {
