@@ -118,7 +118,7 @@ func (p pool) slotsUsed(e store.ENI) int {
 // prefix) and the configuration asks for the other. Terway refuses the same
 // switch (PrefixModeImmutable): the addresses pods hold came in the other
 // unit and cannot be converted in place.
-var ErrModeMismatch = errors.New("pool mode cannot change on a node that holds addresses")
+var ErrModeMismatch = errors.New("a node's pool mode cannot change")
 
 // modeOf returns the store's pool mode: the recorded one, else what its
 // addresses are (a store from before prefix mode holds secondary IPs),
