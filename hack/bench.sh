@@ -105,8 +105,7 @@ bench_daemon() {
 bench_calls() {
 	[ -x "$VENI" ] || die "$VENI missing (make build)"
 	VENI_BIN=$VENI VENI_BENCH_CALLS_REPORT="$ROOT/bin/bench-calls.json" \
-		"$GO" test -count=1 -timeout 30m -run '^TestCNI_Prefix_CloudCallsPer100Pods$' -v ./e2e/ "$@" |
-		sed -n '/cloud calls per 100 pods/,/^---/p;/^\(ok\|FAIL\|--- FAIL\)/p'
+		"$GO" test -count=1 -timeout 30m -run '^TestCNI_Prefix_CloudCallsPer100Pods$' -v ./e2e/ "$@"
 }
 
 # bench_scale runs the scale e2e at each size. The trap downs the run's sim
