@@ -212,8 +212,13 @@ func assignPrefixesOnENIs(ctx context.Context, db Store, cloud eni.Client, node 
 	for _, c := range cands {
 		for added < need && c.slots < perENI(node) {
 			n := prefixesFor(need-added, perENI(node)-c.slots)
+			if err := markDelegating(db, time.Now()); err != nil {
+				return added, blocked, err
+			}
 			got, err := cloud.AssignPrefixes(ctx, c.e.ID, n)
 			if err != nil {
+				// The cloud answered: nothing to look for.
+				_ = markDelegating(db, time.Time{})
 				if berr := backoffFor(db, cfg, p, err, c.e.ID, c.e.VSwitchID); berr != nil {
 					blocked = berr
 					break
@@ -228,6 +233,9 @@ func assignPrefixesOnENIs(ctx context.Context, db Store, cloud eni.Client, node 
 			// delegated: host is nil.
 			rec, err := recordCloudIPs(ctx, db, c.e.ID, addrs, got, time.Now(), nil)
 			if err != nil {
+				return added, blocked, err
+			}
+			if err := markDelegating(db, time.Time{}); err != nil {
 				return added, blocked, err
 			}
 			added += rec.free
@@ -445,4 +453,17 @@ func forgetPrefixes(tx *store.WriteTx, eniID string, inCloud []netip.Prefix) err
 	}
 	e.Prefixes = keep
 	return tx.PutENI(e)
+}
+
+// markDelegating sets (or, with the zero time, clears) the pool state's
+// DelegatingSince.
+func markDelegating(db Store, t time.Time) error {
+	return db.Update(func(tx *store.WriteTx) error {
+		ps, err := tx.PoolState()
+		if err != nil || ps.DelegatingSince.Equal(t) {
+			return err
+		}
+		ps.DelegatingSince = t
+		return tx.PutPoolState(ps)
+	})
 }

@@ -340,3 +340,44 @@ func errorsJoin(a, b error) error {
 	}
 	return b
 }
+
+// Ensure instance metadata (which lists no prefixes) agreeing with the
+// store costs no API call in prefix mode, and that a delegation cut short
+// (the cloud delegated, the store never recorded: a crash) makes the next
+// Reconcile describe the ENIs and record the prefix.
+func TestReconcile_Prefix_DelegationCutShort(t *testing.T) {
+	db, cloud := mustStore(t), newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	mustENI(t, db, cloud, "eni-1", true, 0, time.Now())
+	node, cfg := testNode(), prefixConfig()
+	cfg.MaxPoolSize = 100
+	node.AttachedENIs = metadataOf(cloud)
+	_, err := Allocate(bg, db, cloud, node, cfg, owner("c1"))
+	wantErr(t, err, nil)
+	_, err = Reconcile(bg, db, cloud, node, cfg, time.Now()) // sets LastCloudSync
+	wantErr(t, err, nil)
+	describes := cloud.count("ENIs")
+	rep, err := Reconcile(bg, db, cloud, node, cfg, time.Now())
+	wantErr(t, err, nil)
+	if rep.CloudSync != "" || cloud.count("ENIs") != describes {
+		t.Fatalf("steady prefix-mode node described its ENIs (%q)", rep.CloudSync)
+	}
+	// A crash right after the cloud answered.
+	wantErr(t, markDelegating(db, time.Now()), nil)
+	lost, err := cloud.AssignPrefixes(bg, "eni-1", 1)
+	wantErr(t, err, nil)
+	rep, err = Reconcile(bg, db, cloud, node, cfg, time.Now())
+	wantErr(t, err, nil)
+	if rep.CloudSync == "" || len(rep.SyncedIPs) != PrefixSize {
+		t.Fatalf("after a cut-short delegation: sync %q, synced %v", rep.CloudSync, rep.SyncedIPs)
+	}
+	enis, _ := storeView(t, db)
+	if !enis["eni-1"].HasPrefix(lost[0]) {
+		t.Errorf("prefix %s not recorded: %v", lost[0], enis["eni-1"].Prefixes)
+	}
+	p, err := snapshot(db)
+	wantErr(t, err, nil)
+	if !p.state.DelegatingSince.IsZero() {
+		t.Errorf("mark left set after the sync")
+	}
+}

@@ -178,6 +178,9 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		if synced || ps.LastCloudSync.IsZero() {
 			ps.LastCloudSync = now
 		}
+		if synced && ps.DelegatingSince.Equal(p.state.DelegatingSince) {
+			ps.DelegatingSince = time.Time{} // the sync recorded what it left
+		}
 		ps.PruneBackoffs(now)
 		return tx.PutPoolState(ps)
 	})
@@ -226,6 +229,10 @@ func countPool(p pool) (idle, used int) {
 func cloudSyncDue(ctx context.Context, node Node, cfg config.Config, p pool, now time.Time) string {
 	if node.AttachedENIs == nil {
 		return "no instance metadata"
+	}
+	if !p.state.DelegatingSince.IsZero() {
+		// The caller holds the allocator lease: whoever set it is gone.
+		return "a prefix delegation was cut short (metadata lists no prefixes)"
 	}
 	// A new store starts the interval's clock (Reconcile sets it) rather
 	// than sync at once: thousands of nodes booting together would spend

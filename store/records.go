@@ -278,6 +278,12 @@ type PoolState struct {
 	// a lost answer) and an ENI may exist that the store does not know:
 	// the next Reconcile looks for it.
 	CreatingSince time.Time `json:"creatingSince,omitzero"`
+	// DelegatingSince is set before veni asks the cloud for prefixes and
+	// cleared once they are recorded. Instance metadata lists no
+	// prefixes, so a delegation cut short (a crash, a lost answer) would
+	// stay unseen until cloud_sync_interval: found set by the next
+	// allocator lease holder, it makes Reconcile describe the ENIs.
+	DelegatingSince time.Time `json:"delegatingSince,omitzero"`
 }
 
 // ActiveBackoff returns the back-off of scope if it is still running at now.
