@@ -164,6 +164,33 @@ func CheckMode(db Store, cfg config.Config) error {
 	return db.View(func(tx *store.ReadTx) error { return checkMode(tx, cfg) })
 }
 
+// checkAndNoteMode is CheckMode, and records the mode of a store that holds
+// addresses of cfg's mode but predates the record (so ADDs need not infer
+// it from the addresses each time). A store that never held an address
+// is left to the pool's first cloud call (EnsureMode).
+func checkAndNoteMode(db Store, cfg config.Config) error {
+	var have string
+	var recorded bool
+	err := db.View(func(tx *store.ReadTx) error {
+		ps, err := tx.PoolState()
+		if err != nil {
+			return err
+		}
+		recorded = ps.Mode != ""
+		if have, err = modeOf(tx); err != nil {
+			return err
+		}
+		if have != "" && have != cfg.PoolMode() {
+			return modeError(have, cfg.PoolMode())
+		}
+		return nil
+	})
+	if err != nil || recorded || have == "" {
+		return err
+	}
+	return EnsureMode(db, cfg)
+}
+
 // EnsureMode is CheckMode, and records cfg's pool mode in a store that has
 // none. The pool calls it before it asks the cloud for addresses: from
 // then on the node keeps its mode.

@@ -381,3 +381,27 @@ func TestReconcile_Prefix_DelegationCutShort(t *testing.T) {
 		t.Errorf("mark left set after the sync")
 	}
 }
+
+// Ensure a store from before the pool mode was recorded gets its mode (from
+// its addresses) at the daemon's next pass, and a fresh one does not.
+func TestReconcile_NotesLegacyMode(t *testing.T) {
+	db, cloud := mustStore(t), newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	node, cfg := testNode(), testConfig()
+	mode := func() string {
+		p, err := snapshot(db)
+		wantErr(t, err, nil)
+		return p.state.Mode
+	}
+	_, err := Reconcile(bg, db, cloud, node, cfg, time.Now())
+	wantErr(t, err, nil)
+	if m := mode(); m != "" {
+		t.Fatalf("fresh store got mode %q without an address", m)
+	}
+	mustENI(t, db, cloud, "eni-1", true, 2, time.Now())
+	_, err = Reconcile(bg, db, cloud, node, cfg, time.Now())
+	wantErr(t, err, nil)
+	if m := mode(); m != config.PoolModeIP {
+		t.Errorf("legacy ip store: mode %q after a pass", m)
+	}
+}

@@ -73,7 +73,7 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		return rep, err
 	}
 	defer lease.release()
-	if err := CheckMode(db, cfg); err != nil {
+	if err := checkAndNoteMode(db, cfg); err != nil {
 		return rep, err
 	}
 
