@@ -198,6 +198,8 @@ type eniView struct {
 	SecurityGroupIDs []string          `json:"securityGroupIds,omitempty"`
 	PrimaryIP        string            `json:"primaryIp,omitempty"`
 	PrivateIPs       []string          `json:"privateIps"`
+	Prefixes         []string          `json:"ipv4Prefixes,omitempty"`
+	IPv6s            []string          `json:"ipv6s,omitempty"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	Description      string            `json:"description,omitempty"`
 }
@@ -215,6 +217,12 @@ func eniViews(enis []eni.ENI) []eniView {
 		}
 		for _, ip := range e.PrivateIPs {
 			v.PrivateIPs = append(v.PrivateIPs, ip.String())
+		}
+		for _, p := range e.Prefixes {
+			v.Prefixes = append(v.Prefixes, p.String())
+		}
+		for _, ip := range e.IPv6s {
+			v.IPv6s = append(v.IPv6s, ip.String())
 		}
 		out = append(out, v)
 	}
