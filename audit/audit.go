@@ -208,7 +208,9 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 			continue
 		}
 		c, ok := cloudENIs[ip.ENIID]
-		if !ok || !slices.Contains(c.PrivateIPs, ip.Addr) {
+		// An address of a delegated /28 is assigned while its prefix is.
+		inPrefix := ip.Prefix.IsValid() && slices.Contains(c.Prefixes, ip.Prefix)
+		if !ok || (!inPrefix && !slices.Contains(c.PrivateIPs, ip.Addr)) {
 			r.add(KindCloudIP, "ip/"+ip.Addr.String(), fmt.Sprintf("%s by %s but not assigned to %s in the cloud", ip.State, ip.Owner, ip.ENIID))
 		}
 	}

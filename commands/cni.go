@@ -417,6 +417,9 @@ func allocationError(err error) error {
 		return types.NewError(types.ErrTryAgainLater, "this node has no room for another pod address", err.Error()+" (raise max_eni, or schedule fewer pods on this node)")
 	case errors.Is(err, config.ErrInvalid):
 		return types.NewError(types.ErrInvalidNetworkConfig, "invalid veni configuration", err.Error())
+	case errors.Is(err, ipam.ErrModeMismatch):
+		// Retrying cannot help: the node's configuration must change.
+		return types.NewError(types.ErrInvalidNetworkConfig, "veni configuration asks for another pool mode than this node's", err.Error())
 	case isStoreError(err):
 		return storeError(err, "allocate an address")
 	}

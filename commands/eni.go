@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/ipam"
 )
 
 // eniOptions are the flags every "veni eni" subcommand shares: where the
@@ -541,8 +543,18 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 	if err != nil {
 		return err
 	}
+	// Max pods per mode, for the type's limits alone (a node's max_eni
+	// lowers them: veni status shows the node's).
+	n := ipam.Node{Limits: l}
+	ipMode, prefixMode := config.DefaultConfig(), config.DefaultConfig()
+	prefixMode.EnableIPPrefix = true
+	maxIP, maxPrefix := ipam.MaxPods(n, ipMode), ipam.MaxPods(n, prefixMode)
 	if output == "json" {
-		return writeJSON(w, l)
+		return writeJSON(w, struct {
+			eni.InstanceLimits
+			MaxPodsIPMode     int `json:"maxPodsIPMode"`
+			MaxPodsPrefixMode int `json:"maxPodsPrefixMode"`
+		}{l, maxIP, maxPrefix})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "instance type\t%s\n", l.InstanceType)
@@ -551,6 +563,8 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 	fmt.Fprintf(tw, "ipv6 per eni\t%d\n", l.IPv6PerENI)
 	fmt.Fprintf(tw, "trunk\t%t\n", l.TrunkSupported)
 	fmt.Fprintf(tw, "member enis\t%d\n", l.MemberENIs)
+	fmt.Fprintf(tw, "max pods, ip mode\t%d\n", maxIP)
+	fmt.Fprintf(tw, "max pods, prefix mode\t%d\n", maxPrefix)
 	return tw.Flush()
 }
 

@@ -137,6 +137,9 @@ func TestENICommand_Workflow(t *testing.T) {
 
 	if out := mustRunVeni(t, eniArgs(flags, "limits")...); !strings.Contains(out, "ecs.g7.large") || !strings.Contains(strings.Join(strings.Fields(out), " "), "ipv4 per eni 6") {
 		t.Fatalf("limits of this instance:\n%s", out)
+	} else if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "max pods, ip mode 10") || !strings.Contains(flat, "max pods, prefix mode 160") {
+		// 2 secondary ENIs x 5 addresses; x 16 per /28 in prefix mode.
+		t.Fatalf("limits of this instance lack max pods (10, 160):\n%s", out)
 	}
 	var l eni.InstanceLimits
 	if err := json.Unmarshal([]byte(mustRunVeni(t, eniArgs(flags, "limits", "ecs.g6.large", "-o", "json")...)), &l); err != nil || l.ENIs != 2 {

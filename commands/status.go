@@ -75,6 +75,12 @@ type statusReport struct {
 	Daemon   statusDaemon    `json:"daemon"`
 	Problems []string        `json:"problems,omitempty"` // what an operator should look at first
 
+	// Mode is the configured pool mode ("ip" or "prefix"), MaxPods the
+	// shared-ENI pods the node holds in it (prefix mode: Terway's
+	// (IPv4PerAdapter−1)×16×(TotalAdapters−1)).
+	Mode    string `json:"mode"`
+	MaxPods int    `json:"maxPods,omitempty"`
+
 	StoreRecovery *store.Recovery `json:"storeRecovery,omitempty"` // the store replaced a damaged file
 	Credentials   string          `json:"credentials"`             // where cloud credentials come from (never the secret)
 }
@@ -131,6 +137,8 @@ type statusENI struct {
 	Bound     int        `json:"bound"`
 	Owned     bool       `json:"owned"`
 	Table     int        `json:"table"`
+
+	Prefixes []netip.Prefix `json:"prefixes,omitempty"` // delegated /28s (prefix mode)
 
 	MissingSince time.Time `json:"missingSince,omitzero"` // the cloud stopped listing it as attached
 	Gone         bool      `json:"gone,omitempty"`        // veni decided it is detached: no new pod gets an address there
@@ -198,8 +206,13 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		problem("cloud credentials: %s", w)
 	}
 
+	rep.Mode = env.Config.PoolMode()
+	if m := listing.Pool.Mode; m != "" && m != rep.Mode {
+		problem("the store is in %s mode but eni_conf asks for %s mode: ADDs that need the pool and the daemon refuse to run (a node keeps its mode; drain it and reset its store to switch)", m, rep.Mode)
+	}
 	if rep.Node != nil {
-		if msg := neighbourProblem(ipam.MaxPods(node.IPAMNode(info), env.Config), info.ENIs); msg != "" {
+		rep.MaxPods = ipam.MaxPods(node.IPAMNode(info), env.Config)
+		if msg := neighbourProblem(rep.MaxPods, info.ENIs); msg != "" {
 			problem("%s", msg)
 		}
 	}
@@ -236,7 +249,7 @@ func neighbourProblem(maxPods, enis int) string {
 func summarizePool(l ipamListing, now time.Time) statusPool {
 	p := statusPool{MinIdle: l.Pool.MinIdle, MaxIdle: l.Pool.MaxIdle, UpdatedAt: l.Pool.UpdatedAt, Lease: l.Lease, LeaseLive: l.LeaseHeld}
 	for _, e := range l.ENIs {
-		se := statusENI{ID: e.ID, MAC: e.MAC, State: string(e.State), PrimaryIP: e.PrimaryIP, Owned: e.Owned, Table: e.Table}
+		se := statusENI{ID: e.ID, MAC: e.MAC, State: string(e.State), PrimaryIP: e.PrimaryIP, Owned: e.Owned, Table: e.Table, Prefixes: e.Prefixes}
 		if e.Missing() {
 			se.MissingSince = e.MissingSince
 			se.Gone = e.Gone()
@@ -427,7 +440,7 @@ func printStatus(w io.Writer, rep statusReport) error {
 	p := &errWriter{w: w}
 	if n := rep.Node; n != nil {
 		p.printf("node      %s (%s, zone %s, vpc %s), primary %s\n", n.InstanceID, n.InstanceType, n.ZoneID, n.VPCID, n.PrimaryIP)
-		p.printf("limits    %d ENIs x %d IPv4 (facts from %s)\n", n.ENIs, n.IPv4PerENI, n.UpdatedAt.Format(time.RFC3339))
+		p.printf("limits    %d ENIs x %d IPv4 (facts from %s); max pods %d in %s mode\n", n.ENIs, n.IPv4PerENI, n.UpdatedAt.Format(time.RFC3339), rep.MaxPods, rep.Mode)
 	} else {
 		p.printf("node      unknown\n")
 	}
@@ -469,6 +482,9 @@ func printStatus(w io.Writer, rep statusReport) error {
 	p.printf("pool      %d free, %d reserved, %d bound (min %d, max %d idle)\n", pool.Free, pool.Reserved, pool.Bound, pool.MinIdle, pool.MaxIdle)
 	for _, e := range pool.ENIs {
 		p.printf("  eni     %s %s %s primary %s: %d free, %d reserved, %d bound, owned %t\n", e.ID, e.MAC, e.State, e.PrimaryIP, e.Free, e.Reserved, e.Bound, e.Owned)
+		if len(e.Prefixes) > 0 {
+			p.printf("          prefixes %v\n", e.Prefixes)
+		}
 	}
 	for _, b := range pool.Backoffs {
 		p.printf("  backoff %s until %s: %s\n", b.Scope, b.Until.Format(time.RFC3339), b.Reason)

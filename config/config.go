@@ -77,6 +77,17 @@ type Config struct {
 	IPStack          string              `json:"ip_stack,omitempty"`
 	RateLimit        map[string]int      `json:"rate_limit,omitempty"` // OpenAPI action → calls per minute, for the cloud client
 
+	// EnableIPPrefix is prefix mode: the pool's cloud unit is a delegated
+	// /28 (16 pod addresses, one of the ENI's address slots) instead of a
+	// secondary IP. A node keeps the mode its store was first filled in
+	// (Terway: PrefixModeImmutable). Terway writes the switch as a boolean
+	// or as a string.
+	EnableIPPrefix BoolStr `json:"enable_ip_prefix,omitempty"`
+	// IPv4PrefixCount is, in prefix mode, how many /28s the node keeps
+	// delegated at least, free or not (a floor like ip_warm_up_size, in
+	// prefixes); 0 means as many as min_pool_size and the pods need.
+	IPv4PrefixCount int `json:"ipv4_prefix_count,omitempty"`
+
 	// veni's own fields.
 	RAMRole        string   `json:"ram_role,omitempty"`         // instance RAM role for cloud credentials: "" auto (when nothing else is configured), a role name, or "disabled"
 	Endpoint       string   `json:"endpoint,omitempty"`         // OpenAPI endpoint override (the simulator)
@@ -164,9 +175,7 @@ var ignoredTerwayFields = map[string]string{
 	"kube_client_qps":                "",
 	"kube_client_burst":              "",
 	"enable_patch_pod_ips":           "",
-	"enable_ip_prefix":               "prefix delegation is not implemented",
-	"ipv4_prefix_count":              "",
-	"ipv6_prefix_count":              "",
+	"ipv6_prefix_count":              "IPv6 prefixes are not implemented",
 	"prefix":                         "",
 }
 
@@ -318,6 +327,9 @@ func (c Config) Validate() error {
 	case time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
 		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
 	}
+	if err := c.validatePrefix(bad); err != nil {
+		return err
+	}
 	if c.ServiceCIDR != "" {
 		// Dual-stack clusters list both families: "10.96.0.0/12,fd00::/108".
 		for _, p := range strings.Split(c.ServiceCIDR, ",") {
@@ -345,6 +357,42 @@ func (c Config) Validate() error {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
 			return bad("host_stack_cidrs", "%q is not a CIDR", p)
 		}
+	}
+	return nil
+}
+
+// MaxIPv4PrefixCount bounds ipv4_prefix_count: more /28s than any
+// instance type can hold (16 ENIs of 49 slots) is a typo, not a plan.
+const MaxIPv4PrefixCount = 16 * 49
+
+// PrefixMode reports whether the pool delegates /28 prefixes
+// (enable_ip_prefix) instead of assigning secondary IPs.
+func (c Config) PrefixMode() bool { return bool(c.EnableIPPrefix) }
+
+// PoolMode names the pool's mode as the store records it: "prefix" or "ip".
+func (c Config) PoolMode() string {
+	if c.PrefixMode() {
+		return PoolModePrefix
+	}
+	return PoolModeIP
+}
+
+// Pool modes, as Config.PoolMode returns them and the store records them.
+const (
+	PoolModeIP     = "ip"
+	PoolModePrefix = "prefix"
+)
+
+func (c Config) validatePrefix(bad func(field, format string, args ...any) error) error {
+	switch {
+	case c.IPv4PrefixCount < 0:
+		return bad("ipv4_prefix_count", "%d is negative", c.IPv4PrefixCount)
+	case c.IPv4PrefixCount > MaxIPv4PrefixCount:
+		return bad("ipv4_prefix_count", "%d is above %d, more /28s than any instance type holds", c.IPv4PrefixCount, MaxIPv4PrefixCount)
+	case c.IPv4PrefixCount > 0 && !c.PrefixMode():
+		return bad("ipv4_prefix_count", "%d is set but enable_ip_prefix is not true (prefixes are delegated only in prefix mode)", c.IPv4PrefixCount)
+	case c.PrefixMode() && c.IPStack != "ipv4":
+		return bad("enable_ip_prefix", "prefix mode delegates IPv4 /28s only; ip_stack %q needs IPv6 prefixes, which veni does not implement", c.IPStack)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func mergeObject(d, p map[string]any) map[string]any {
 // from) changes only with a restart; a cluster layer that changes one is
 // refused and the old value kept.
 var liveFields = []string{
-	"max_pool_size", "min_pool_size", "ip_warm_up_size",
+	"max_pool_size", "min_pool_size", "ip_warm_up_size", "ipv4_prefix_count",
 	"idle_ip_reclaim_after", "idle_ip_reclaim_interval", "idle_ip_reclaim_batch_size",
 	"vswitches", "vswitch_selection_policy", "eni_selection_policy",
 	"security_group", "security_groups", "resource_group_id", "eni_tags", "eni_tag_filter",

@@ -103,6 +103,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.node.Holder = "veni daemon"
 	d.log.Info("node", "instance", facts.InstanceID, "type", facts.InstanceType, "zone", facts.ZoneID,
 		"enis", facts.ENIs, "ipv4PerENI", facts.IPv4PerENI, "store", d.env.Store.Path)
+	// A node keeps its pool mode (Terway: PrefixModeImmutable): refuse to
+	// run the other one rather than mix secondary IPs and prefixes.
+	if err := ipam.CheckMode(d.env.Store, d.env.Config); err != nil {
+		return err
+	}
+	d.log.Info("pool", "mode", d.env.Config.PoolMode(), "maxPods", ipam.MaxPods(d.node, d.env.Config))
 	d.checkNeighbourLimits(ipam.MaxPods(d.node, d.env.Config), facts.ENIs)
 	d.startFastPath(facts.InstanceID)
 	defer d.stopFastPath()

@@ -21,11 +21,21 @@ import (
 // followed by DEL, and a failed DEL is retried. Afterwards, once GC has run,
 // no allocation is left, no address is held twice, every held address is
 // assigned to its ENI in the cloud, and no ENI veni created is leaked.
-func TestCNI_CrashSafety(t *testing.T) {
+func TestCNI_CrashSafety(t *testing.T) { crashSafety(t) }
+
+// Ensure the same in prefix mode: no address of a delegated /28 is bound
+// twice or leaked through the kills, and every held one lies in a prefix
+// its ENI holds in the cloud (verify).
+func TestCNI_Prefix_CrashSafety(t *testing.T) {
+	crashSafety(t, "--node-config", "enable_ip_prefix=true")
+}
+
+func crashSafety(t *testing.T, extra ...string) {
 	const pods, minKills = 100, 50
-	c := mustCluster(t, "--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5",
+	c := mustCluster(t, append([]string{"--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5",
 		"--daemon-sync-interval", "1s",
-		"--node-config", "gc_grace=1s", "--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_interval=1s")
+		"--node-config", "gc_grace=1s", "--node-config", "idle_ip_reclaim_after=1s", "--node-config", "idle_ip_reclaim_interval=1s"},
+		extra...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

@@ -20,6 +20,11 @@
 #   daemon    the node daemon's memory with 100 pods and 1,000
 #             NetworkPolicies in its caches vs an empty cluster (real
 #             kube-apiserver, go test -bench)
+#   calls     cloud calls per 100 pods once an ENI is attached, IP mode vs
+#             prefix mode (enable_ip_prefix), with Terway's default pool
+#             (max_pool_size 5) and a burst-sized one (64); goal: prefix
+#             mode <= 2 (e2e TestCNI_Prefix_CloudCallsPer100Pods; rows in
+#             bin/bench-calls.json)
 #   scale     100 and 200 nodes booting at once with an empty pool, 10 pods
 #             each added in parallel under the sim's account API quotas:
 #             time to ready, cloud calls by action (boot, per 100 pods,
@@ -100,6 +105,14 @@ bench_daemon() {
 	VENI_BIN=$VENI "$GO" test -run '^$' -bench 'Kube_DaemonRSS' -benchtime 1x ./e2e/ "$@"
 }
 
+# bench_calls counts the sim's API calls while 100 pods are added to one
+# node, in each pool mode. The e2e test downs its sims itself.
+bench_calls() {
+	[ -x "$VENI" ] || die "$VENI missing (make build)"
+	VENI_BIN=$VENI VENI_BENCH_CALLS_REPORT="$ROOT/bin/bench-calls.json" \
+		"$GO" test -count=1 -timeout 30m -run '^TestCNI_Prefix_CloudCallsPer100Pods$' -v ./e2e/ "$@"
+}
+
 # bench_scale runs the scale e2e at each size. The trap downs the run's sim
 # by its name and directory if the test is killed before its own cleanup.
 bench_scale() {
@@ -134,8 +147,9 @@ run_section() {
 	policy) shift; bench_policy "$@" ;;
 	store) shift; bench_store "$@" ;;
 	daemon) shift; bench_daemon "$@" ;;
+	calls) shift; bench_calls "$@" ;;
 	scale) shift; bench_scale "$@" ;;
-	*) die "unknown section $1 (known: cni, datapath, policy, store, daemon, scale)" ;;
+	*) die "unknown section $1 (known: cni, datapath, policy, store, daemon, calls, scale)" ;;
 	esac
 }
 
@@ -147,6 +161,7 @@ main() {
 		run_section policy
 		run_section store
 		run_section daemon
+		run_section calls
 		run_section scale
 		return
 	fi

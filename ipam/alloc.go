@@ -122,12 +122,23 @@ type Reservation struct {
 // May return an error wrapping ErrPoolEmpty, whose message also names any
 // active back-off that keeps the pool from growing.
 func Reserve(db Store, owner Owner) (Reservation, error) {
+	return reserve(db, owner, nil)
+}
+
+// reserve is Reserve; with cfg set it first checks, in the same
+// transaction, that the store's pool mode is cfg's (ErrModeMismatch).
+func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 	key := owner.Key()
 	if owner.ContainerID == "" || owner.IfName == "" {
 		return Reservation{}, fmt.Errorf("reserve ip: empty container id or ifname")
 	}
 	var res Reservation
 	err := db.Update(func(tx *store.WriteTx) error {
+		if cfg != nil {
+			if err := checkMode(&tx.ReadTx, *cfg); err != nil {
+				return err
+			}
+		}
 		if a, err := tx.Allocation(key); err == nil {
 			e, err := tx.ENI(a.ENIID)
 			res = Reservation{Key: key, IP: a.IP, State: a.State, ENI: e}
@@ -317,7 +328,24 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 // pods on an empty pool costs one cloud call per ten pods, not one per pod
 // (calls per pod is what the account's throttling punishes). What is left
 // above max_pool_size goes back, batched, once idle_ip_reclaim_after passed.
-func coldBatch(config.Config) int { return eni.MaxIPsPerAssign }
+//
+// In prefix mode one call brings up to ten /28s: a refill asks for
+// max_pool_size addresses at least one prefix, so a pool sized for a burst
+// fills in one call.
+func coldBatch(cfg config.Config) int {
+	if cfg.PrefixMode() {
+		return max(PrefixSize, min(cfg.MaxPoolSize, perCall(cfg)))
+	}
+	return eni.MaxIPsPerAssign
+}
+
+// perCall is how many addresses one assign call brings at most.
+func perCall(cfg config.Config) int {
+	if cfg.PrefixMode() {
+		return eni.MaxPrefixesPerAssign * PrefixSize
+	}
+	return eni.MaxIPsPerAssign
+}
 
 // Allocate is the CNI ADD's way to get an IP: Reserve, and when the pool is
 // empty, Refill (calling the cloud under the allocator lease, or waiting for
@@ -329,7 +357,7 @@ func Allocate(ctx context.Context, db Store, cloud eni.Client, node Node, cfg co
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.AllocWait))
 	defer cancel()
 	for {
-		res, err := Reserve(db, owner)
+		res, err := reserve(db, owner, &cfg)
 		if !errors.Is(err, ErrPoolEmpty) {
 			return res, err
 		}

@@ -25,8 +25,14 @@
 // an ENI's IPs are handed out only after Node.WaitLink says the node sees
 // its link. This package must not touch netlink: the datapath is netplumb's.
 //
+// Prefix mode (enable_ip_prefix, prefix.go): the cloud unit is a delegated
+// /28; each of its 16 addresses is an ordinary IP record tagged with its
+// prefix, so everything above holds unchanged, and a prefix goes back to
+// the cloud only when all its addresses are free and idle. The store keeps
+// the node's mode; the other one is refused (ErrModeMismatch).
+//
 // Not implemented: IPv6 and dual stack (ip_stack other than ipv4 is
-// accepted but only IPv4 is allocated), prefix delegation, trunk and
+// accepted but only IPv4 is allocated), IPv6 prefixes, trunk and
 // exclusive ENIs, and creating ENIs just to reach min_eni (min_eni only
 // keeps ENIs from being deleted).
 package ipam

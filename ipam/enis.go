@@ -38,7 +38,13 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 
 // MaxPods is how many shared-ENI pods fit on the node: its secondary ENIs
 // (max_eni caps them) times the addresses each holds besides its primary.
+//
+// In prefix mode every slot is a /28 of 16 pods: Terway's
+// (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs.
 func MaxPods(node Node, cfg config.Config) int {
+	if cfg.PrefixMode() {
+		return maxSecondaryENIs(node, cfg) * perENI(node) * PrefixSize
+	}
 	return maxSecondaryENIs(node, cfg) * perENI(node)
 }
 
@@ -88,6 +94,10 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		// token, so a lost answer does not create a second ENI.
 		ClientToken: "veni-" + node.InstanceID + "-" + strconv.FormatInt(now.UnixNano(), 36),
 	}
+	if cfg.PrefixMode() {
+		// The cloud takes either addresses or prefixes in one create.
+		opts.SecondaryIPs, opts.Prefixes = 0, prefixesFor(want, perENI(node))
+	}
 	mark, err := markCreating(db, now)
 	if err != nil {
 		return 0, err
@@ -135,7 +145,7 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err != nil {
 		return 0, err
 	}
-	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips", rec.ID, vsw.ID, n.free))
+	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips (%d prefixes)", rec.ID, vsw.ID, n.free, len(attached.Prefixes)))
 	return n.free, nil
 }
 
@@ -169,17 +179,13 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 	if len(c.MAC) > 0 {
 		rec.MAC = c.MAC.String()
 	}
-	var addrs []netip.Addr
-	for _, a := range c.PrivateIPs {
-		if a != rec.PrimaryIP {
-			addrs = append(addrs, a)
-		}
-	}
+	addrs := cloudAddrs(c, rec.PrimaryIP)
 	now := time.Now()
-	n, err := recordCloudIPs(ctx, db, rec.ID, addrs, now, host)
+	n, err := recordCloudIPs(ctx, db, rec.ID, addrs, c.Prefixes, now, host)
 	if err != nil {
 		return n, err
 	}
+	rec.Prefixes = mergePrefixes(rec.Prefixes, c.Prefixes)
 	rec.State, rec.ReadyAt = store.ENIReady, now
 	return n, db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) })
 }

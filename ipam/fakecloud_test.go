@@ -27,11 +27,15 @@ type fakeCloud struct {
 	pending  map[string]int
 
 	inFlight, maxInFlight int // calls overlapping in time
+
+	maxSlots int // secondary IPs plus prefixes per ENI; 0: unlimited
 }
 
 type fakeVSwitch struct {
 	eni.VSwitch
-	next netip.Addr
+	next          netip.Addr
+	nextPrefix    netip.Prefix
+	freedPrefixes []netip.Prefix
 }
 
 func newFakeCloud() *fakeCloud {
@@ -155,8 +159,20 @@ func (f *fakeCloud) CreateENI(_ context.Context, opts eni.CreateENIOptions) (eni
 		}
 		e.PrivateIPs = append(e.PrivateIPs, a)
 	}
+	if opts.Prefixes > 0 && opts.SecondaryIPs > 0 {
+		return eni.ENI{}, fmt.Errorf("create eni with ips and prefixes: %w", eni.ErrInvalidParameter)
+	}
+	for range opts.Prefixes {
+		p, err := f.takePrefix(opts.VSwitchID)
+		if err != nil {
+			break
+		}
+		e.Prefixes = append(e.Prefixes, p)
+	}
 	f.enis[e.ID] = e
-	return *e, nil
+	c := *e
+	c.Prefixes = slices.Clone(e.Prefixes)
+	return c, nil
 }
 
 func (f *fakeCloud) AttachENI(_ context.Context, id, instance string) error {
@@ -204,6 +220,7 @@ func (f *fakeCloud) DeleteENI(_ context.Context, id string) error {
 	if v := f.vsw[e.VSwitchID]; v != nil {
 		v.AvailableIPs += len(e.PrivateIPs)
 	}
+	f.freePrefixes(e.VSwitchID, e.Prefixes)
 	delete(f.enis, id)
 	return nil
 }
@@ -237,6 +254,7 @@ func (f *fakeCloud) ENIs(_ context.Context, filter eni.ENIFilter) ([]eni.ENI, er
 		}
 		c := *e
 		c.PrivateIPs = slices.Clone(e.PrivateIPs)
+		c.Prefixes = slices.Clone(e.Prefixes)
 		out = append(out, c)
 	}
 	return out, nil
@@ -309,21 +327,108 @@ func tagsMatch(tags, want map[string]string) bool {
 	return true
 }
 
-// The fake does not model prefixes or IPv6: it refuses them rather than
+// Prefixes: aligned /28s carved from the top half of the vSwitch (secondary
+// IPs come from its bottom), each one of the ENI's address slots when
+// maxSlots is set. The fake does not model IPv6: it refuses it rather than
 // pretending, as the sim refuses what it does not model.
+
+// takePrefix carves the next free aligned /28 of the vSwitch.
+func (f *fakeCloud) takePrefix(vswID string) (netip.Prefix, error) {
+	v := f.vsw[vswID]
+	if v == nil {
+		return netip.Prefix{}, fmt.Errorf("vswitch %s: %w", vswID, eni.ErrNotFound)
+	}
+	if !v.nextPrefix.IsValid() {
+		half := netip.PrefixFrom(v.CIDR.Addr(), v.CIDR.Bits()+1)
+		b := half.Addr().As4()
+		b[3] += byte(1 << (32 - half.Bits()))
+		v.nextPrefix = netip.PrefixFrom(netip.AddrFrom4(b), eni.PrefixBits)
+	}
+	for _, p := range v.freedPrefixes {
+		v.freedPrefixes = v.freedPrefixes[1:]
+		v.AvailableIPs -= PrefixSize
+		return p, nil
+	}
+	if v.AvailableIPs < PrefixSize || !v.CIDR.Contains(v.nextPrefix.Addr()) {
+		return netip.Prefix{}, &eni.APIError{Action: "Assign", Code: "InvalidVSwitchId.IpNotEnough", Kind: eni.ErrVSwitchExhausted}
+	}
+	p := v.nextPrefix
+	last := prefixAddrs(p)[PrefixSize-1]
+	v.nextPrefix = netip.PrefixFrom(last.Next(), eni.PrefixBits)
+	v.AvailableIPs -= PrefixSize
+	return p, nil
+}
+
+func (f *fakeCloud) slotsFull(e *eni.ENI) bool {
+	return f.maxSlots > 0 && len(e.PrivateIPs)-1+len(e.Prefixes) >= f.maxSlots
+}
 
 func (f *fakeCloud) AssignPrefixes(_ context.Context, id string, n int) ([]netip.Prefix, error) {
 	if err := f.enter("AssignPrefixes"); err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("assign %d prefixes to %s: not modelled by the fake: %w", n, id, eni.ErrInvalidParameter)
+	if n < 1 || n > eni.MaxPrefixesPerAssign {
+		return nil, fmt.Errorf("assign %d prefixes: %w", n, eni.ErrInvalidParameter)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return nil, eni.ErrNotFound
+	}
+	var out []netip.Prefix
+	for range n {
+		if f.slotsFull(e) {
+			return nil, &eni.APIError{Action: "Assign", Code: "InvalidOperation.Ipv4CountExceeded", Kind: eni.ErrQuotaExceeded}
+		}
+		p, err := f.takePrefix(e.VSwitchID)
+		if err != nil {
+			if len(out) == 0 {
+				return nil, err
+			}
+			break
+		}
+		out = append(out, p)
+		e.Prefixes = append(e.Prefixes, p)
+	}
+	return out, nil
 }
 
-func (f *fakeCloud) UnassignPrefixes(_ context.Context, id string, _ []netip.Prefix) error {
+func (f *fakeCloud) UnassignPrefixes(_ context.Context, id string, prefixes []netip.Prefix) error {
 	if err := f.enter("UnassignPrefixes"); err != nil {
 		return err
 	}
-	return fmt.Errorf("unassign prefixes from %s: not modelled by the fake: %w", id, eni.ErrInvalidParameter)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	for _, p := range prefixes {
+		if !slices.Contains(e.Prefixes, p) {
+			return fmt.Errorf("unassign prefix %s from %s: not delegated to it: %w", p, id, eni.ErrInvalidParameter)
+		}
+	}
+	e.Prefixes = slices.DeleteFunc(e.Prefixes, func(p netip.Prefix) bool { return slices.Contains(prefixes, p) })
+	f.freePrefixes(e.VSwitchID, prefixes)
+	return nil
+}
+
+func (f *fakeCloud) freePrefixes(vswID string, prefixes []netip.Prefix) {
+	if v := f.vsw[vswID]; v != nil {
+		v.freedPrefixes = append(v.freedPrefixes, prefixes...)
+		v.AvailableIPs += PrefixSize * len(prefixes)
+	}
+}
+
+// prefixesOf returns the prefixes the cloud has delegated to an ENI.
+func (f *fakeCloud) prefixesOf(id string) []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.enis[id]; e != nil {
+		return slices.Clone(e.Prefixes)
+	}
+	return nil
 }
 
 func (f *fakeCloud) AssignIPv6s(_ context.Context, id string, n int) ([]netip.Addr, error) {

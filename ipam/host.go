@@ -72,7 +72,11 @@ type recorded struct {
 // allocation marked Recovered), free otherwise. When host is nil (a new
 // ENI) every address is free. When the host cannot be read nothing is
 // recorded: a running pod's address must never be handed out again.
-func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.Addr, now time.Time, host *hostView) (recorded, error) {
+//
+// Addresses inside one of prefixes (the ENI's delegated /28s, prefix mode)
+// are tagged with it, and the prefixes are recorded on the ENI in the same
+// transaction, so no address is ever in the store without its prefix.
+func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.Addr, prefixes []netip.Prefix, now time.Time, host *hostView) (recorded, error) {
 	var out recorded
 	pods := make(map[netip.Addr]HostPod)
 	for _, a := range addrs {
@@ -86,13 +90,17 @@ func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.A
 	}
 	err := db.Update(func(tx *store.WriteTx) error {
 		out = recorded{}
+		if err := notePrefixes(tx, eniID, prefixes); err != nil {
+			return err
+		}
 		for _, a := range addrs {
 			if _, err := tx.IP(a); err == nil {
 				continue
 			}
+			pfx := prefixOf(prefixes, a)
 			p, used := pods[a]
 			if !used {
-				if err := tx.PutIP(store.IP{Addr: a, ENIID: eniID, State: store.IPFree, AddedAt: now}); err != nil {
+				if err := tx.PutIP(store.IP{Addr: a, ENIID: eniID, State: store.IPFree, AddedAt: now, Prefix: pfx}); err != nil {
 					return err
 				}
 				out.free++
@@ -106,7 +114,7 @@ func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.A
 				a.ContainerID = "recovered-" + a.IP.String()
 				a.Key = store.NewOwnerKey(a.ContainerID, a.IfName)
 			}
-			if err := tx.PutIP(store.IP{Addr: a.IP, ENIID: eniID, State: store.IPBound, Owner: a.Key, AddedAt: now}); err != nil {
+			if err := tx.PutIP(store.IP{Addr: a.IP, ENIID: eniID, State: store.IPBound, Owner: a.Key, AddedAt: now, Prefix: pfx}); err != nil {
 				return err
 			}
 			if err := tx.PutAllocation(a); err != nil {

@@ -29,22 +29,25 @@ const (
 
 // Report says what one Reconcile did.
 type Report struct {
-	LeaseHeld      bool          // another process holds the allocator lease; nothing was done
-	Idle, Used     int           // free and held IPs on ready ENIs afterwards
-	AddedIPs       int           // assigned by the cloud to top the pool up
-	SyncedIPs      []netip.Addr  // on our ENIs in the cloud, missing from the store: added as free
-	RecoveredIPs   []netip.Addr  // on our ENIs in the cloud, missing from the store, in use by a pod on the host: recorded as bound
-	DroppedIPs     []netip.Addr  // free in the store, gone from the cloud: dropped
-	LostIPs        []netip.Addr  // held by a pod but gone from the cloud: the VPC no longer routes them
-	ReleasedIPs    []netip.Addr  // idle above max_pool_size: returned to the cloud
-	AdoptedENIs    []string      // attached, tagged by veni, unknown to the store
-	MissingENIs    []string      // in the store, not listed as attached by the cloud (see missingSyncs)
-	DeletedENIs    []string      // owned, empty and above need
-	Blocked        error         // why the pool could not grow (ErrBackoff, ErrPoolExhausted), if it could not
-	Errors         []error       // steps that failed; the next Reconcile retries them
-	Took           time.Duration // wall time
-	ReclaimSkipped bool          // idle reclaim waited for idle_ip_reclaim_interval
-	CloudSync      string        // why the ENIs were described through the OpenAPI; "" when metadata agreed with the store
+	LeaseHeld    bool         // another process holds the allocator lease; nothing was done
+	Idle, Used   int          // free and held IPs on ready ENIs afterwards
+	AddedIPs     int          // assigned by the cloud to top the pool up
+	SyncedIPs    []netip.Addr // on our ENIs in the cloud, missing from the store: added as free
+	RecoveredIPs []netip.Addr // on our ENIs in the cloud, missing from the store, in use by a pod on the host: recorded as bound
+	DroppedIPs   []netip.Addr // free in the store, gone from the cloud: dropped
+	LostIPs      []netip.Addr // held by a pod but gone from the cloud: the VPC no longer routes them
+	ReleasedIPs  []netip.Addr // idle above max_pool_size: returned to the cloud
+	// ReleasedPrefixes are the /28s returned to the cloud (prefix mode);
+	// their addresses are in ReleasedIPs too.
+	ReleasedPrefixes []netip.Prefix
+	AdoptedENIs      []string      // attached, tagged by veni, unknown to the store
+	MissingENIs      []string      // in the store, not listed as attached by the cloud (see missingSyncs)
+	DeletedENIs      []string      // owned, empty and above need
+	Blocked          error         // why the pool could not grow (ErrBackoff, ErrPoolExhausted), if it could not
+	Errors           []error       // steps that failed; the next Reconcile retries them
+	Took             time.Duration // wall time
+	ReclaimSkipped   bool          // idle reclaim waited for idle_ip_reclaim_interval
+	CloudSync        string        // why the ENIs were described through the OpenAPI; "" when metadata agreed with the store
 }
 
 // Reconcile is the daemon's pool maintenance, run on a timer and on store
@@ -70,6 +73,9 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		return rep, err
 	}
 	defer lease.release()
+	if err := checkAndNoteMode(db, cfg); err != nil {
+		return rep, err
+	}
 
 	p, err := snapshot(db)
 	if err != nil {
@@ -94,7 +100,12 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	need, want := 0, 0
 	if idle < cfg.MinPoolSize {
 		need = cfg.MinPoolSize - idle
-		want = max(need, min(cfg.MaxPoolSize-idle, eni.MaxIPsPerAssign))
+		want = max(need, min(cfg.MaxPoolSize-idle, perCall(cfg)))
+	}
+	if short := cfg.IPv4PrefixCount - p.prefixes(); cfg.PrefixMode() && short > 0 {
+		// ipv4_prefix_count: the node keeps that many /28s delegated.
+		need = max(need, short*PrefixSize)
+		want = max(want, need)
 	}
 	warmUp := !p.state.WarmedUp && cfg.IPWarmUpSize > 0
 	if warmUp {
@@ -125,7 +136,11 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	}
 	reclaimed := false
 	if now.Sub(p.state.LastReclaim) >= time.Duration(cfg.IdleReclaimEvery) {
-		rep.Errors = appendErr(rep.Errors, reclaimIdle(lease.ctx, db, cloud, node, cfg, p, now, &rep))
+		reclaim := reclaimIdle
+		if cfg.PrefixMode() {
+			reclaim = reclaimIdlePrefixes
+		}
+		rep.Errors = appendErr(rep.Errors, reclaim(lease.ctx, db, cloud, node, cfg, p, now, &rep))
 		reclaimed = true
 		lease.renew()
 		if p, err = snapshot(db); err != nil {
@@ -162,6 +177,9 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		}
 		if synced || ps.LastCloudSync.IsZero() {
 			ps.LastCloudSync = now
+		}
+		if synced && ps.DelegatingSince.Equal(p.state.DelegatingSince) {
+			ps.DelegatingSince = time.Time{} // the sync recorded what it left
 		}
 		ps.PruneBackoffs(now)
 		return tx.PutPoolState(ps)
@@ -211,6 +229,10 @@ func countPool(p pool) (idle, used int) {
 func cloudSyncDue(ctx context.Context, node Node, cfg config.Config, p pool, now time.Time) string {
 	if node.AttachedENIs == nil {
 		return "no instance metadata"
+	}
+	if !p.state.DelegatingSince.IsZero() {
+		// The caller holds the allocator lease: whoever set it is gone.
+		return "a prefix delegation was cut short (metadata lists no prefixes)"
 	}
 	// A new store starts the interval's clock (Reconcile sets it) rather
 	// than sync at once: thousands of nodes booting together would spend
@@ -267,7 +289,9 @@ func disagreement(node Node, p pool, attached []eni.MetadataENI) string {
 			}
 		}
 		for _, ip := range p.ips {
-			if ip.ENIID != e.ID {
+			// Metadata has no keys for delegated prefixes: their
+			// addresses are checked by the API sync only.
+			if ip.ENIID != e.ID || ip.Prefix.IsValid() {
 				continue
 			}
 			if !want[ip.Addr] {
@@ -471,21 +495,22 @@ func syncIPs(ctx context.Context, db Store, e store.ENI, c eni.ENI, now time.Tim
 		return err
 	}
 	var unknown []netip.Addr
-	for _, a := range c.PrivateIPs {
-		if _, ok := inStore[a]; !ok && a != c.PrimaryIP {
+	addrs := cloudAddrs(c, e.PrimaryIP)
+	for _, a := range addrs {
+		if _, ok := inStore[a]; !ok {
 			unknown = append(unknown, a)
 		}
 	}
 	if len(unknown) > 0 {
-		n, err := recordCloudIPs(ctx, db, e.ID, unknown, now, host)
+		n, err := recordCloudIPs(ctx, db, e.ID, unknown, c.Prefixes, now, host)
 		if err != nil {
 			return err
 		}
 		rep.SyncedIPs = append(rep.SyncedIPs, n.freeAddrs...)
 		rep.RecoveredIPs = append(rep.RecoveredIPs, n.recovered...)
 	}
-	inCloud := make(map[netip.Addr]bool, len(c.PrivateIPs))
-	for _, a := range c.PrivateIPs {
+	inCloud := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
 		inCloud[a] = true
 	}
 	return db.Update(func(tx *store.WriteTx) error {
@@ -510,7 +535,7 @@ func syncIPs(ctx context.Context, db Store, e store.ENI, c eni.ENI, now time.Tim
 				rep.DroppedIPs = append(rep.DroppedIPs, a)
 			}
 		}
-		return nil
+		return forgetPrefixes(tx, e.ID, c.Prefixes)
 	})
 }
 

@@ -216,11 +216,18 @@ func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config
 	if want <= 0 {
 		return 0, nil
 	}
+	if err := EnsureMode(db, cfg); err != nil {
+		return 0, err
+	}
 	p, err := snapshot(db)
 	if err != nil {
 		return 0, err
 	}
-	added, blocked, err := assignOnENIs(ctx, db, cloud, node, cfg, &p, want)
+	assign := assignOnENIs
+	if cfg.PrefixMode() {
+		assign = assignPrefixesOnENIs
+	}
+	added, blocked, err := assign(ctx, db, cloud, node, cfg, &p, want)
 	if err != nil {
 		return added, err
 	}

@@ -116,7 +116,9 @@ func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node,
 			// excess above max_pool_size (usually: reclaimIdle took them
 			// all), never to shrink a pool that is within its bounds.
 			excess := free == 0 || idle-free >= cfg.MaxPoolSize
-			if !excess || enis-1 < cfg.MinENI || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) {
+			// ipv4_prefix_count prefixes stay delegated (prefix mode).
+			keepPrefixes := cfg.PrefixMode() && len(e.Prefixes) > 0 && p.prefixes()-len(e.Prefixes) < cfg.IPv4PrefixCount
+			if !excess || keepPrefixes || enis-1 < cfg.MinENI || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) {
 				continue
 			}
 			if err := markDraining(db, e.ID); errors.Is(err, store.ErrInUse) {

@@ -34,6 +34,9 @@ const (
 	// ViolationTableShared: two ENIs with the same routing table (or one
 	// with none), so one ENI's pods would leave through the other.
 	ViolationTableShared ViolationKind = "table-shared"
+	// ViolationPrefix: an address tagged with a prefix its ENI does not
+	// hold, so nothing would give the prefix back with it.
+	ViolationPrefix ViolationKind = "prefix-not-on-eni"
 	// ViolationPolicyRecord: a compiled policy record whose key is not its
 	// pod, whose ruleset is not JSON or whose digest is not its ruleset's
 	// (an ADD would install what the daemon did not compile).
@@ -98,8 +101,11 @@ func (t *ReadTx) Check() []Violation {
 		if err := ip.validate(); err != nil {
 			add(ViolationBadRecord, obj, "%v", err)
 		}
-		if _, ok := enis[ip.ENIID]; !ok {
+		e, ok := enis[ip.ENIID]
+		if !ok {
 			add(ViolationIPWithoutENI, obj, "eni %s does not exist", ip.ENIID)
+		} else if ip.Prefix.IsValid() && !e.HasPrefix(ip.Prefix) {
+			add(ViolationPrefix, obj, "prefix %s is not recorded on eni %s", ip.Prefix, ip.ENIID)
 		}
 		if other, ok := primaries[ip.Addr]; ok && other != ip.ENIID {
 			add(ViolationIPOnTwoENIs, obj, "secondary ip of %s and primary ip of %s", ip.ENIID, other)

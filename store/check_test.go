@@ -123,3 +123,35 @@ func TestReadTx_Check(t *testing.T) {
 		})
 	}
 }
+
+func TestCheck_PrefixNotOnENI(t *testing.T) {
+	db := mustCreateDB(t)
+	p := netip.MustParsePrefix("10.0.0.32/28")
+	err := db.Update(func(tx *WriteTx) error {
+		e1 := testENI("eni-1", "10.0.0.11")
+		e1.Prefixes = []netip.Prefix{p}
+		if err := tx.PutENI(e1); err != nil {
+			return err
+		}
+		if err := tx.PutENI(testENI("eni-2", "10.0.0.12")); err != nil {
+			return err
+		}
+		if err := tx.PutIP(IP{Addr: netip.MustParseAddr("10.0.0.33"), ENIID: "eni-1", State: IPFree, Prefix: p}); err != nil {
+			return err
+		}
+		return tx.PutIP(IP{Addr: netip.MustParseAddr("10.0.0.34"), ENIID: "eni-2", State: IPFree, Prefix: p})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Violation
+	_ = db.View(func(tx *ReadTx) error { got = tx.Check(); return nil })
+	if len(got) != 1 || got[0].Kind != ViolationPrefix || got[0].Object != "ip/10.0.0.34" {
+		t.Errorf("Check() = %v, want one %s on ip/10.0.0.34", got, ViolationPrefix)
+	}
+	err = db.Update(func(tx *WriteTx) error {
+		return tx.PutIP(IP{Addr: netip.MustParseAddr("10.0.0.99"), ENIID: "eni-1", State: IPFree, Prefix: p})
+	})
+	wantErr(t, err, ErrInvalid)
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeleteIP(netip.MustParseAddr("10.0.0.34")) })
+}

@@ -69,7 +69,16 @@ type ENI struct {
 	MissingSince     time.Time `json:"missingSince,omitzero"`
 	MissingSyncs     int       `json:"missingSyncs,omitempty"`
 	MissingConfirmed time.Time `json:"missingConfirmed,omitzero"`
+
+	// Prefixes are the IPv4 /28s delegated to the ENI (prefix mode). Each
+	// of their addresses the pool may hand out is an IP record tagged with
+	// its prefix; a prefix is recorded here before its addresses and
+	// forgotten with them.
+	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
 }
+
+// HasPrefix reports whether p is delegated to the ENI.
+func (e ENI) HasPrefix(p netip.Prefix) bool { return slices.Contains(e.Prefixes, p) }
 
 // Missing reports whether the cloud stopped listing the ENI as attached,
 // even once.
@@ -87,6 +96,11 @@ func (e ENI) validate() error {
 		return fmt.Errorf("eni %s: state %q: %w", e.ID, e.State, ErrInvalid)
 	case e.Table < 0:
 		return fmt.Errorf("eni %s: table %d: %w", e.ID, e.Table, ErrInvalid)
+	}
+	for _, p := range e.Prefixes {
+		if !p.IsValid() || p != p.Masked() || !p.Addr().Is4() {
+			return fmt.Errorf("eni %s: prefix %s is not an aligned IPv4 prefix: %w", e.ID, p, ErrInvalid)
+		}
 	}
 	return nil
 }
@@ -115,6 +129,11 @@ type IP struct {
 	Owner     OwnerKey   `json:"owner,omitempty"` // empty exactly when free
 	AddedAt   time.Time  `json:"addedAt"`
 	FreeSince time.Time  `json:"freeSince,omitzero"` // when it last became free: idle-reclaim cool-down and least-recently-used reuse
+
+	// Prefix is the delegated /28 the address belongs to (prefix mode),
+	// the zero Prefix for a secondary IP. Such an address goes back to the
+	// cloud only with its whole prefix.
+	Prefix netip.Prefix `json:"prefix,omitzero"`
 }
 
 func (ip IP) validate() error {
@@ -129,6 +148,8 @@ func (ip IP) validate() error {
 		return fmt.Errorf("ip %s: free but owned by %s: %w", ip.Addr, ip.Owner, ErrInvalid)
 	case ip.State != IPFree && ip.Owner == "":
 		return fmt.Errorf("ip %s: %s without owner: %w", ip.Addr, ip.State, ErrInvalid)
+	case ip.Prefix.IsValid() && !ip.Prefix.Contains(ip.Addr):
+		return fmt.Errorf("ip %s: outside its prefix %s: %w", ip.Addr, ip.Prefix, ErrInvalid)
 	}
 	return nil
 }
@@ -229,11 +250,18 @@ func ENIScope(id string) string { return "eni/" + id }
 // PoolState is the node's pool targets and active back-offs. There is one
 // per node; a store that never had one returns the zero value.
 type PoolState struct {
-	MinIdle   int                `json:"minIdle"` // the daemon keeps at least this many free IPs
-	MaxIdle   int                `json:"maxIdle"` // and reclaims free IPs above this
-	Backoffs  map[string]Backoff `json:"backoffs,omitempty"`
-	WarmedUp  bool               `json:"warmedUp,omitempty"` // the start-up warm-up (ip_warm_up_size) is done
-	UpdatedAt time.Time          `json:"updatedAt,omitzero"`
+	MinIdle  int                `json:"minIdle"` // the daemon keeps at least this many free IPs
+	MaxIdle  int                `json:"maxIdle"` // and reclaims free IPs above this
+	Backoffs map[string]Backoff `json:"backoffs,omitempty"`
+	WarmedUp bool               `json:"warmedUp,omitempty"` // the start-up warm-up (ip_warm_up_size) is done
+
+	// Mode is the pool's mode, "ip" or "prefix" (config.PoolMode), set
+	// when the pool first asks the cloud for addresses. A node does not
+	// change mode while it holds addresses (Terway: PrefixModeImmutable).
+	// Empty in a store that predates prefix mode: its addresses, if any,
+	// are secondary IPs.
+	Mode      string    `json:"mode,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 
 	// LastReclaim is when idle addresses were last returned to the cloud;
 	// the next reclaim waits idle_ip_reclaim_interval after it.
@@ -250,6 +278,12 @@ type PoolState struct {
 	// a lost answer) and an ENI may exist that the store does not know:
 	// the next Reconcile looks for it.
 	CreatingSince time.Time `json:"creatingSince,omitzero"`
+	// DelegatingSince is set before veni asks the cloud for prefixes and
+	// cleared once they are recorded. Instance metadata lists no
+	// prefixes, so a delegation cut short (a crash, a lost answer) would
+	// stay unseen until cloud_sync_interval: found set by the next
+	// allocator lease holder, it makes Reconcile describe the ENIs.
+	DelegatingSince time.Time `json:"delegatingSince,omitzero"`
 }
 
 // ActiveBackoff returns the back-off of scope if it is still running at now.
