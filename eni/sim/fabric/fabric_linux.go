@@ -29,6 +29,9 @@ type Fabric struct {
 	nodes   map[string]*node            // by instance id
 	macs    map[string]net.HardwareAddr // attached ENIs' MACs, by ENI id
 	holes   []netip.Prefix              // root blackholes installed
+	// sgScript is the security group rule set last applied
+	// (secgroup_linux.go), so an unchanged policy is not applied again.
+	sgScript string
 }
 
 type node struct {
