@@ -73,6 +73,7 @@ const (
 	CodeVPCNotFound                = "InvalidVpcId.NotFound"
 	CodeDependencyViolation        = "DependencyViolation"
 	CodeAuthorizationLimitExceed   = "AuthorizationLimitExceed"
+	CodePrimaryENIOnlyNameAndDesc  = "InvalidOperation.PrimaryEniOnlySupportModifyNameAndDesc"
 )
 
 // sgRule is one rule of a security group. The peer is the source of an
@@ -312,6 +313,12 @@ func (c *Cloud) setENIGroups(eniID string, sgs []string) *apiError {
 	if !ok {
 		c.mu.Unlock()
 		return errENINotFound(eniID)
+	}
+	if e.typ == eniTypePrimary {
+		// The docs answer 404 for this one.
+		c.mu.Unlock()
+		return newAPIError(http.StatusNotFound, CodePrimaryENIOnlyNameAndDesc,
+			"Primary NetworkInterface is only allowed to modify name and description.")
 	}
 	if aerr := c.checkENIGroupsLocked(e.id, sgs); aerr != nil {
 		c.mu.Unlock()

@@ -316,6 +316,11 @@ func TestCloud_ModifyNetworkInterfaceAttribute_SecurityGroups(t *testing.T) {
 	req.NetworkInterfaceId = "eni-nope"
 	_, err := client.ModifyNetworkInterfaceAttribute(req)
 	wantCode(t, err, CodeENINotFound, http.StatusNotFound)
+	// A primary ENI keeps its groups.
+	req.NetworkInterfaceId = inst.PrimaryENIID
+	req.SecurityGroupId = &[]string{DefaultSecurityGroupID}
+	_, err = client.ModifyNetworkInterfaceAttribute(req)
+	wantCode(t, err, CodePrimaryENIOnlyNameAndDesc, http.StatusNotFound)
 }
 
 // A fabric without SetSecurityPolicy gets exactly the calls it got before
