@@ -22,7 +22,9 @@ import (
 //     (InvalidParameter.SecurityGroupIdRepeated); a group holds at most
 //     its type's number of ENIs (SecurityGroupInstanceLimitExceed for
 //     normal groups, InvalidOperation.EniCountExceeded for enterprise ones,
-//     as ModifyNetworkInterfaceAttribute documents them);
+//     as ModifyNetworkInterfaceAttribute documents them); a primary ENI
+//     keeps the groups its instance was created with
+//     (InvalidOperation.PrimaryEniOnlySupportModifyNameAndDesc);
 //   - rules are ingress or egress, accept or drop, with a priority 1–100
 //     (1 first; drop wins a tie), a protocol (tcp, udp, icmp, all), a port
 //     range ("a/b", "-1/-1" for icmp and all) and a peer: a CIDR or a
