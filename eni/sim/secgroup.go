@@ -30,8 +30,10 @@ import (
 //     range ("a/b", "-1/-1" for icmp and all) and a peer: a CIDR or a
 //     group (its members' addresses). A normal group lets its members
 //     talk to each other unless a rule says otherwise; an enterprise group
-//     does not. With no rule matching, egress is accepted and ingress
-//     dropped.
+//     does not. With no rule matching, ingress is dropped; egress is
+//     accepted from a normal group and dropped from an enterprise one
+//     ("Enterprise security groups deny both inbound and outbound traffic
+//     by default", ECS's "Security group rules" page).
 //
 // An ENI in several groups is judged by all their rules merged and sorted
 // by priority, as ECS documents for instances in several groups; so for

@@ -34,7 +34,7 @@ type ENISecurity struct {
 // every address of a delegated prefix).
 type SecurityGroup struct {
 	ID         string
-	Enterprise bool // members are not allowed to each other by default
+	Enterprise bool // members are not allowed to each other, nor egress, by default
 	Rules      []SecurityRule
 	Members    []netip.Addr
 }

@@ -20,7 +20,8 @@ import (
 //	    oifname vmap { ve-B : jump e1_in, ... }    (the receiver's ingress)
 //	chain eN_out: the ENI's egress rules, best priority first, drop before
 //	    accept on a tie; accept is "return" (on to the receiver's ingress),
-//	    drop is drop; no match returns (egress is open by default)
+//	    drop is drop; no match returns (egress is open by default) but
+//	    for an ENI in enterprise groups, which drops
 //	chain eN_in: the ENI's ingress rules the same way (accept accepts);
 //	    then "ip saddr @gK accept" for each normal group K of the ENI (its
 //	    members reach each other); then drop
@@ -92,6 +93,10 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 				fmt.Fprintf(&chains, "\t\t%s%s\n", line, verdict)
 			}
 		}
+		if enterpriseOnly(e.Groups, groups) {
+			// Enterprise groups deny egress too unless a rule allows it.
+			chains.WriteString("\t\tdrop\n")
+		}
 		fmt.Fprintf(&chains, "\t}\n\tchain %s {\n\t\tcomment %q\n", in, e.ENIID+" ingress")
 		for _, r := range sortRules(ingress) {
 			if line, ok := ruleLine(r, setOf); ok {
@@ -119,6 +124,17 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 	b.WriteString(chains.String())
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// enterpriseOnly reports whether every group of an ENI is an enterprise
+// group (ECS keeps one ENI's groups of one type).
+func enterpriseOnly(ids []string, groups map[string]sim.SecurityGroup) bool {
+	for _, id := range ids {
+		if g, ok := groups[id]; !ok || !g.Enterprise {
+			return false
+		}
+	}
+	return len(ids) > 0
 }
 
 // sortRules orders rules as the cloud evaluates them: priority 1 first,

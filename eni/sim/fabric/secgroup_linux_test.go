@@ -122,9 +122,15 @@ func groupsPolicy(enterprise, allow7000 bool) sim.SecurityPolicy {
 	}
 	rules = append(rules, sim.SecurityRule{Priority: 20, Drop: true, Protocol: "tcp", PortFrom: 7000, PortTo: 7000,
 		PeerCIDR: netip.PrefixFrom(p3, 32)})
+	var egress []sim.SecurityRule
+	if enterprise {
+		// Enterprise groups close egress by default: open it to the VPC.
+		egress = append(egress, sim.SecurityRule{Egress: true, Priority: 1, Protocol: "all", PortFrom: -1, PortTo: -1,
+			PeerCIDR: netip.MustParsePrefix("172.30.0.0/16")})
+	}
 	return sim.SecurityPolicy{
 		Groups: []sim.SecurityGroup{
-			{ID: "sg-a", Enterprise: enterprise, Members: []netip.Addr{p1, p3}},
+			{ID: "sg-a", Enterprise: enterprise, Members: []netip.Addr{p1, p3}, Rules: egress},
 			{ID: "sg-b", Members: []netip.Addr{p2}, Rules: rules},
 		},
 		ENIs: []sim.ENISecurity{
@@ -168,6 +174,14 @@ func TestFabric_SecurityGroups_Enforced(t *testing.T) {
 	}
 	if !reach(n1.NetNS, "172.30.2.10:7000") {
 		t.Error("enterprise group: the peer group rule no longer lets n1 in")
+	}
+
+	// Without its egress rule an enterprise group lets nothing out.
+	p := groupsPolicy(true, true)
+	p.Groups[0].Rules = nil
+	mustPolicy(t, f, p)
+	if reach(n1.NetNS, "172.30.2.10:7000") {
+		t.Error("enterprise group: egress passes without an egress rule")
 	}
 }
 

@@ -38,7 +38,10 @@ func TestRenderSecurityPolicy(t *testing.T) {
 		// eni-b: priority 1 first; on priority 5 the drop before the accept;
 		// no same-group accept (enterprise); the other VPC's group matches nothing.
 		"chain e1_in {\n\t\tcomment \"eni-b ingress\"\n\t\tip saddr 10.0.0.0/8 ip protocol icmp accept\n\t\tip saddr @g0 tcp dport 1-65535 drop\n\t\ttcp dport 80 accept\n\t\tdrop\n\t}",
-		"chain e1_out {\n\t\tcomment \"eni-b egress\"\n\t\tip daddr 172.30.0.0/16 udp dport 53-54 drop\n\t}",
+		// An enterprise ENI's egress is closed by default.
+		"chain e1_out {\n\t\tcomment \"eni-b egress\"\n\t\tip daddr 172.30.0.0/16 udp dport 53-54 drop\n\t\tdrop\n\t}",
+		// A normal one's is open.
+		"chain e0_out {\n\t\tcomment \"eni-a egress\"\n\t}",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rendered policy lacks\n%s\n--- got:\n%s", want, got)
