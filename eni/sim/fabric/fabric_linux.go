@@ -21,17 +21,19 @@ type Fabric struct {
 	name    string
 	vpcCIDR netip.Prefix
 
-	mu     sync.Mutex
-	closed bool
 	// sgScript is the security group rule set last applied
 	// (secgroup_linux.go), so an unchanged policy is not applied again.
+	// Guarded by mu.
 	sgScript string
-	ownsVPC  bool // New created the VPC namespace, so Close removes it
-	vpcNS    netns.NsHandle
-	vpc      *netlink.Handle
-	nodes    map[string]*node            // by instance id
-	macs     map[string]net.HardwareAddr // attached ENIs' MACs, by ENI id
-	holes    []netip.Prefix              // root blackholes installed
+
+	mu      sync.Mutex
+	closed  bool
+	ownsVPC bool // New created the VPC namespace, so Close removes it
+	vpcNS   netns.NsHandle
+	vpc     *netlink.Handle
+	nodes   map[string]*node            // by instance id
+	macs    map[string]net.HardwareAddr // attached ENIs' MACs, by ENI id
+	holes   []netip.Prefix              // root blackholes installed
 }
 
 type node struct {
