@@ -88,11 +88,13 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 		st = &eni6{}
 		f.enis6[l.ENIID] = st
 	}
-	if st.cidr != l.IPv6CIDR.Masked() || st.gw != l.Gateway6 {
-		st.cidr, st.gw = l.IPv6CIDR.Masked(), l.Gateway6
-		st.addrs = nil // makes setAddresses sync the /64's proxies
-	}
+	st.cidr, st.gw = l.IPv6CIDR.Masked(), l.Gateway6
 	if err := f.setAddresses(l.ENIID, link, l.MAC, l.IPs); err != nil {
+		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+	}
+	// The new link answers for its gateway and its peers even when it
+	// brought no IPv6 address of its own.
+	if err := f.syncProxies(st.cidr); err != nil {
 		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
 	}
 	return nil
