@@ -24,8 +24,10 @@ import (
 //     The kernel's own rule 0 (lookup local) comes first, so neighbour
 //     discovery, router solicitations, link-local and anything addressed
 //     to the VPC itself (its gateways) still reach the VPC, and packets
-//     the VPC sends itself have iif lo. Link-local sources are never
-//     forwarded anyway (RFC 4291).
+//     the VPC sends itself have iif lo. One more rule routes link-local
+//     sources (a node's unicast neighbour probes for proxied peers pass
+//     through ip6_forward, which hands them to proxy NDP and never
+//     forwards a link-local source).
 //   - Neighbour discovery is answered by proxy NDP: each IPv6 ENI's VPC
 //     link has proxy entries for its vSwitch's IPv6 gateway and for every
 //     IPv6 address assigned to another ENI in the same /64, so a node that
@@ -110,6 +112,7 @@ func sourceRule(linkName string, src netip.Addr) *netlink.Rule {
 //
 //	sysctl net.ipv6.conf.all.forwarding=1 net.ipv6.conf.all.proxy_ndp=1 ...
 //	ip -n <sim>-vpc -6 rule add not iif lo blackhole priority 32000
+//	ip -n <sim>-vpc -6 rule add from fe80::/10 lookup main priority 31000
 func (f *Fabric) setupIPv6() error {
 	err := writeSysctls(NetNSPath(f.VPCNetNS()), []sysctl{
 		{"net/ipv6/conf/default/disable_ipv6", "1"},
@@ -124,6 +127,19 @@ func (f *Fabric) setupIPv6() error {
 	}
 	if err := f.vpc.RuleAdd(dropRule()); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("ipv6 anti-spoofing rule in %s: %w", f.VPCNetNS(), err)
+	}
+	// A node's unicast neighbour probe for a proxied peer may come from
+	// its link-local address and is routed like traffic to the peer before
+	// ip6_forward hands it to proxy NDP; without this rule the drop rule
+	// would eat it. Link-local sources are never forwarded (the kernel
+	// drops them in ip6_forward), so this lets nothing else through.
+	ll := netlink.NewRule()
+	ll.Family = netlink.FAMILY_V6
+	ll.Priority = ruleSrcPriority
+	ll.Src = &net.IPNet{IP: net.ParseIP("fe80::"), Mask: net.CIDRMask(10, 128)}
+	ll.Table = unix.RT_TABLE_MAIN
+	if err := f.vpc.RuleAdd(ll); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("ipv6 link-local rule in %s: %w", f.VPCNetNS(), err)
 	}
 	return nil
 }
