@@ -122,10 +122,11 @@ func (s *testSim) mustRun(args ...string) string {
 	return out
 }
 
-// simBlackholes lists the root namespace's sim blackhole routes.
+// simBlackholes lists the root namespace's sim blackhole routes, IPv4
+// and IPv6.
 func simBlackholes(tb testing.TB) []string {
 	tb.Helper()
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4,
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL,
 		&netlink.Route{Type: unix.RTN_BLACKHOLE, Protocol: fabric.RouteProtocol},
 		netlink.RT_FILTER_TYPE|netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
@@ -231,8 +232,10 @@ func TestSim_UpExecDown(t *testing.T) {
 	if text := s.mustRun("sim", "status"); !strings.Contains(text, node1.InstanceID) || !strings.Contains(text, "InUse") {
 		t.Fatalf("sim status lacks %s InUse:\n%s", node1.InstanceID, text)
 	}
-	if got := len(simBlackholes(t)); got != len(before)+2 {
-		t.Fatalf("while up: %d sim blackholes, want %d", got, len(before)+2)
+	// The VPC CIDR, 100.100.0.0/16 and vsw-sim-a's IPv6 /64.
+	up := simBlackholes(t)
+	if len(up) != len(before)+3 || !slices.ContainsFunc(up, func(r string) bool { return strings.HasPrefix(r, "fd00:ac1e:1::/64 ") }) {
+		t.Fatalf("while up: sim blackholes %v, want 3 more than %v, fd00:ac1e:1::/64 among them", up, before)
 	}
 
 	t.Run("exec sees the node", func(t *testing.T) {

@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -189,3 +190,50 @@ func TestCloud_Metadata_IPv6(t *testing.T) {
 }
 
 func splitLines(s string) []string { return strings.Split(s, "\n") }
+
+// Ensure the fabric is handed an ENI's IPv6 addresses after its IPv4 ones
+// at attach (with the vSwitch's IPv6 gateway) and on every assign and
+// unassign, so the VPC routes exactly what the API says.
+func TestCloud_IPv6_HandedToFabric(t *testing.T) {
+	_, rec, inst, client := newTestAPI(t, nil)
+	created := mustCreateENI(t, client, func(r *ecs.CreateNetworkInterfaceRequest) { r.Ipv6AddressCount = requests.NewInteger(1) })
+	id := created.NetworkInterfaceId
+	primary := netip.MustParseAddr(created.PrivateIpAddress)
+	mustAttach(t, client, id, inst.ID)
+
+	last := func(op string) fabricCall {
+		t.Helper()
+		var got *fabricCall
+		for _, c := range rec.Calls() {
+			if c.ENIID == id && c.Op == op {
+				got = &c
+			}
+		}
+		if got == nil {
+			t.Fatalf("no %s call for %s in %v", op, id, rec.Calls())
+		}
+		return *got
+	}
+	att := last("attach")
+	v6a := netip.MustParseAddr("fd00:ac1e:1::1")
+	if want := []netip.Addr{primary, v6a}; !slices.Equal(att.Link.IPs, want) {
+		t.Fatalf("attach IPs %v, want %v", att.Link.IPs, want)
+	}
+	if att.Link.IPv6CIDR.String() != "fd00:ac1e:1::/64" || att.Link.Gateway6.String() != "fd00:ac1e:1:0:ffff:ffff:ffff:fffd" {
+		t.Fatalf("attach ipv6 cidr %s gateway %s", att.Link.IPv6CIDR, att.Link.Gateway6)
+	}
+
+	if _, err := assignIPv6(client, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	v6b := netip.MustParseAddr("fd00:ac1e:1::2")
+	if got, want := last("addresses").IPs, []netip.Addr{primary, v6a, v6b}; !slices.Equal(got, want) {
+		t.Fatalf("after assign: fabric has %v, want %v", got, want)
+	}
+	if err := unassignIPv6(client, id, v6a.String()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := last("addresses").IPs, []netip.Addr{primary, v6b}; !slices.Equal(got, want) {
+		t.Fatalf("after unassign: fabric has %v, want %v", got, want)
+	}
+}

@@ -27,8 +27,9 @@
 //     turned on (InvalidVSwitch.Ipv6NotTurnOn otherwise), bounded by
 //     EniIpv6AddressQuantity (InvalidOperation.Ipv6NotSupport when it is
 //     0, Ipv6CountExceeded past it), with the metadata keys ipv6s,
-//     ipv6-gateway and vswitch-ipv6-cidr-block; the Fabric does not carry
-//     IPv6 yet;
+//     ipv6-gateway and vswitch-ipv6-cidr-block; the Fabric is given an
+//     ENI's IPv6 addresses after its IPv4 ones (and the vSwitch's IPv6
+//     gateway at attach), so the VPC routes and accepts them too;
 //   - asynchronous attach (Available → Attaching → InUse) and detach
 //     (InUse → Detaching → Available) driven by timers;
 //   - security groups (secgroup.go): normal and enterprise groups with

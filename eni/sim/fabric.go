@@ -22,7 +22,8 @@ type Fabric interface {
 	// DetachENI removes the ENI's link from the node and the VPC.
 	DetachENI(instanceID, eniID string) error
 	// SetENIAddresses replaces the set of private IPs the VPC routes to the
-	// ENI and accepts from it.
+	// ENI and accepts from it: its IPv4 addresses (every address of each
+	// delegated prefix included) followed by its IPv6 addresses.
 	SetENIAddresses(instanceID, eniID string, ips []netip.Addr) error
 }
 
@@ -35,5 +36,12 @@ type ENILink struct {
 	DeviceIndex int          // 0 for the primary ENI, then 1, 2, ... in attach order
 	VSwitchCIDR netip.Prefix // the ENI's subnet
 	Gateway     netip.Addr   // the vSwitch gateway (the CIDR's last address minus 2)
-	IPs         []netip.Addr // private IPs assigned when the attach completes
+	// IPs are the addresses assigned when the attach completes: IPv4 first
+	// (the primary IP, then secondary IPs and every address of each
+	// prefix), then IPv6, as SetENIAddresses takes them.
+	IPs []netip.Addr
+	// IPv6CIDR and Gateway6 are the vSwitch's IPv6 /64 and gateway (the
+	// metadata's ipv6-gateway); both invalid when the vSwitch has no IPv6.
+	IPv6CIDR netip.Prefix
+	Gateway6 netip.Addr
 }

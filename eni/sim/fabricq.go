@@ -78,7 +78,10 @@ func (c *Cloud) attachCall(e *eni, inst *instance) func(Fabric) error {
 		DeviceIndex: e.deviceIndex,
 		VSwitchCIDR: vsw.CIDR,
 		Gateway:     vsw.gateway,
-		IPs:         e.routed(),
+		IPs:         e.fabricAddrs(),
+	}
+	if vsw.ipv6On() {
+		link.IPv6CIDR, link.Gateway6 = vsw.IPv6CIDR, vsw.gateway6()
 	}
 	return func(f Fabric) error { return f.AttachENI(link) }
 }

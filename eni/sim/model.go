@@ -73,6 +73,10 @@ func (e *eni) routed() []netip.Addr {
 	return out
 }
 
+// fabricAddrs is what the Fabric routes to the ENI and accepts from it:
+// routed() then its IPv6 addresses.
+func (e *eni) fabricAddrs() []netip.Addr { return append(e.routed(), e.ipv6s...) }
+
 func (e *eni) hasTags(want []tag) bool {
 	for _, w := range want {
 		found := false

@@ -327,7 +327,7 @@ func (c *Cloud) addressesChangedUnlock(e *eni, vsw *vswitch) {
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	var op *fabricOp
 	if e.status == statusInUse {
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.routed()))
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.fabricAddrs()))
 	}
 	c.mu.Unlock()
 	_ = c.flush(op)

@@ -4,14 +4,14 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"time"
 )
 
 // IPv6 addresses of an ENI come from its vSwitch's /64 (which must have
 // IPv6 turned on) and count against the instance type's
-// EniIpv6AddressQuantity once the ENI belongs to an instance. The fabric
-// carries IPv4 only, so IPv6 changes are model and API state: nothing is
-// routed yet.
+// EniIpv6AddressQuantity once the ENI belongs to an instance. Like IPv4
+// changes, every change of a live ENI's IPv6 set is handed to the Fabric
+// (addressesChangedUnlock), which routes them to the ENI and accepts them
+// from it as sources.
 
 // ipv6LimitLocked is how many IPv6 addresses the ENI may hold, or an
 // error when its instance type has no IPv6 at all.
@@ -30,78 +30,92 @@ func (c *Cloud) ipv6LimitLocked(e *eni) (int, *apiError) {
 // assignIPv6s adds count new IPv6 addresses, or the named ones, to the ENI.
 func (c *Cloud) assignIPv6s(eniID string, count int, named []netip.Addr, clientToken string) ([]netip.Addr, *apiError) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	got, changed, aerr := c.assignIPv6sLocked(eniID, count, named, clientToken)
+	if aerr != nil || !changed {
+		c.mu.Unlock()
+		return got, aerr
+	}
+	e := c.enis[eniID]
+	c.addressesChangedUnlock(e, c.vsws[e.vswID])
+	return got, nil
+}
+
+// assignIPv6sLocked does assignIPv6s' work under c.mu; changed is false
+// when a repeated ClientToken replays the first answer.
+func (c *Cloud) assignIPv6sLocked(eniID string, count int, named []netip.Addr, clientToken string) (got []netip.Addr, changed bool, _ *apiError) {
 	e, ok := c.enis[eniID]
 	if !ok {
-		return nil, errENINotFound(eniID)
+		return nil, false, errENINotFound(eniID)
 	}
 	tokenKey := eniID + "/" + clientToken
 	if clientToken != "" {
 		if prev, ok := c.ipv6Tokens[tokenKey]; ok {
-			return slices.Clone(prev), nil
+			return slices.Clone(prev), false, nil
 		}
 	}
 	if e.status != statusAvailable && e.status != statusInUse {
-		return nil, errENIState(e.id, e.status, "AssignIpv6Addresses")
+		return nil, false, errENIState(e.id, e.status, "AssignIpv6Addresses")
 	}
 	vsw := c.vsws[e.vswID]
 	if !vsw.ipv6On() {
-		return nil, errIPv6Off(vsw.ID)
+		return nil, false, errIPv6Off(vsw.ID)
 	}
 	limit, aerr := c.ipv6LimitLocked(e)
 	if aerr != nil {
-		return nil, aerr
+		return nil, false, aerr
 	}
 	n := count + len(named)
 	if len(e.ipv6s)+n > limit {
-		return nil, newAPIError(http.StatusForbidden, CodeIPv6CountExceeded,
+		return nil, false, newAPIError(http.StatusForbidden, CodeIPv6CountExceeded,
 			"ENI %s holds %d IPv6 addresses; %d more exceed its quota of %d.", e.id, len(e.ipv6s), n, limit)
 	}
 	for i, ip := range named {
 		switch {
 		case !vsw.usable6(ip):
-			return nil, newAPIError(http.StatusBadRequest, CodeInvalidIPAddress,
+			return nil, false, newAPIError(http.StatusBadRequest, CodeInvalidIPAddress,
 				"The specified IPv6 address %s is not a usable address of VSwitch %s (%s).", ip, vsw.ID, vsw.IPv6CIDR)
 		case slices.Contains(named[:i], ip):
-			return nil, newAPIError(http.StatusBadRequest, CodeIPRepeated,
+			return nil, false, newAPIError(http.StatusBadRequest, CodeIPRepeated,
 				"The specified IPv6 address %s is given more than once.", ip)
 		case vsw.used6[ip]:
-			return nil, newAPIError(http.StatusForbidden, CodeIPAssigned,
+			return nil, false, newAPIError(http.StatusForbidden, CodeIPAssigned,
 				"The specified IP %s is already assigned.", ip)
 		}
 	}
 	for _, ip := range named {
 		vsw.used6[ip] = true
 	}
-	got := append(slices.Clone(named), vsw.allocate6(count)...)
+	got = append(slices.Clone(named), vsw.allocate6(count)...)
 	e.ipv6s = append(e.ipv6s, got...)
-	c.hist.recordENI(time.Now(), e.id, e)
 	if clientToken != "" {
 		c.ipv6Tokens[tokenKey] = slices.Clone(got)
 	}
-	return got, nil
+	return got, true, nil
 }
 
 // unassignIPv6s removes IPv6 addresses from the ENI; every one must be on
 // it, or nothing is removed.
 func (c *Cloud) unassignIPv6s(eniID string, ips []netip.Addr) *apiError {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.enis[eniID]
 	if !ok {
+		c.mu.Unlock()
 		return errENINotFound(eniID)
 	}
 	if e.status != statusAvailable && e.status != statusInUse {
+		c.mu.Unlock()
 		return errENIState(e.id, e.status, "UnassignIpv6Addresses")
 	}
 	for _, ip := range ips {
 		if !slices.Contains(e.ipv6s, ip) {
+			c.mu.Unlock()
 			return newAPIError(http.StatusForbidden, CodeIPUnassigned,
 				"The specified IP %s is not assigned to ENI %s.", ip, e.id)
 		}
 	}
-	c.vsws[e.vswID].release6(ips...)
+	vsw := c.vsws[e.vswID]
+	vsw.release6(ips...)
 	e.ipv6s = slices.DeleteFunc(e.ipv6s, func(ip netip.Addr) bool { return slices.Contains(ips, ip) })
-	c.hist.recordENI(time.Now(), e.id, e)
+	c.addressesChangedUnlock(e, vsw)
 	return nil
 }

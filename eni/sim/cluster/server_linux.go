@@ -145,10 +145,14 @@ func (s *server) start() error {
 	}
 
 	cidrs := make([]netip.Prefix, 0, len(cfg.VSwitches))
+	var cidrs6 []netip.Prefix
 	for _, v := range cfg.VSwitches {
 		cidrs = append(cidrs, v.CIDR)
+		if v.IPv6CIDR.IsValid() {
+			cidrs6 = append(cidrs6, v.IPv6CIDR)
+		}
 	}
-	fab, err := fabric.New(fabric.Options{Name: s.name, VPCCIDR: cfg.VPCCIDR, VSwitches: cidrs})
+	fab, err := fabric.New(fabric.Options{Name: s.name, VPCCIDR: cfg.VPCCIDR, VSwitches: cidrs, IPv6CIDRs: cidrs6})
 	if err != nil {
 		return fmt.Errorf("build fabric: %w", err)
 	}

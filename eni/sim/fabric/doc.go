@@ -33,8 +33,18 @@
 // address, added and removed with its /32 route. Nodes therefore need no
 // proxy ARP for their pods, as on the real VPC.
 //
+// IPv6 follows the same model (ipv6_linux.go): /128 routes and permanent
+// neighbour entries per assigned address, ip6 forwarding on; since IPv6
+// has neither rp_filter nor proxy_arp, anti-spoofing is one "from ADDR iif
+// LINK lookup main" rule per address above a "not iif lo blackhole" rule,
+// and proxy NDP answers a node's neighbour solicitations for the vSwitch's
+// IPv6 gateway (a /128 on the VPC's lo) and its same-/64 peers.
+// Link-local, ND and router solicitations reach the VPC through the
+// kernel's local table, which is looked up before those rules.
+//
 // Isolation: the VPC has no uplink. While a Fabric exists the root
-// namespace holds blackhole routes for the VPC CIDR and 100.100.0.0/16 so
+// namespace holds blackhole routes for the VPC CIDR, 100.100.0.0/16 and
+// every vSwitch's IPv6 /64 (Options.IPv6CIDRs, or on attach) so
 // that no sim packet can leave the machine through the host's default
 // route. The routes carry a per-name metric and the protocol RouteProtocol,
 // so two sims with the same CIDRs (a user's and a test's) coexist and each

@@ -18,9 +18,13 @@ var _ sim.Fabric = (*Fabric)(nil)
 
 // AttachENI wires an ENI into the node of its instance: a veth pair whose
 // node end has the ENI's MAC and NIC name, and for each of the ENI's
-// addresses a /32 route and a permanent neighbour entry in the VPC. The primary ENI's eth0 is configured (address,
+// addresses a /32 (IPv6: /128) route and a permanent neighbour entry in
+// the VPC. The primary ENI's eth0 is configured (address,
 // default route via the gateway) as cloud-init would; a secondary ENI's
-// NIC is left down and unaddressed. Attaching an attached ENI re-applies
+// NIC is left down and unaddressed. An ENI whose vSwitch has IPv6 gets
+// IPv6 on its VPC link, the gateway's proxy NDP entry and the root
+// blackhole of its /64 (see ipv6_linux.go); the node configures its own
+// IPv6 addresses. Attaching an attached ENI re-applies
 // its configuration. May return an error wrapping ErrUnknownInstance.
 //
 // Equivalent to:
@@ -39,8 +43,15 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 	if !ok {
 		return fmt.Errorf("attach eni %s: instance %s: %w", l.ENIID, l.InstanceID, ErrUnknownInstance)
 	}
-	if l.Gateway.IsValid() {
-		if err := f.ensureVPCAddr(l.Gateway); err != nil {
+	for _, gw := range []netip.Addr{l.Gateway, l.Gateway6} {
+		if gw.IsValid() {
+			if err := f.ensureVPCAddr(gw); err != nil {
+				return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+			}
+		}
+	}
+	if l.IPv6CIDR.IsValid() {
+		if err := f.ensureBlackhole(l.IPv6CIDR); err != nil {
 			return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
 		}
 	}
@@ -67,7 +78,23 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 		}
 	}
 	f.macs[l.ENIID] = l.MAC
-	if err := f.setAddresses(link, l.MAC, l.IPs); err != nil {
+	if l.IPv6CIDR.IsValid() {
+		if err := f.enableLinkIPv6(link.Attrs().Name); err != nil {
+			return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+		}
+	}
+	st := f.enis6[l.ENIID]
+	if st == nil {
+		st = &eni6{}
+		f.enis6[l.ENIID] = st
+	}
+	st.cidr, st.gw = l.IPv6CIDR.Masked(), l.Gateway6
+	if err := f.setAddresses(l.ENIID, link, l.MAC, l.IPs); err != nil {
+		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+	}
+	// The new link answers for its gateway and its peers even when it
+	// brought no IPv6 address of its own.
+	if err := f.syncProxies(st.cidr); err != nil {
 		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
 	}
 	return nil
@@ -86,6 +113,9 @@ func (f *Fabric) DetachENI(instanceID, eniID string) error {
 	link, err := f.eniLink(eniID)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
 		delete(f.macs, eniID)
+		if err := f.forgetIPv6(eniID); err != nil {
+			return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
+		}
 		return nil
 	}
 	if err != nil {
@@ -95,13 +125,17 @@ func (f *Fabric) DetachENI(instanceID, eniID string) error {
 	if err := f.vpc.LinkDel(link); err != nil {
 		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
 	}
+	if err := f.forgetIPv6(eniID); err != nil {
+		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
+	}
 	return nil
 }
 
-// SetENIAddresses makes the VPC deliver exactly ips to the ENI (a /32
-// route and a permanent neighbour entry with the ENI's MAC for each) and,
-// through rp_filter, accept exactly them as sources from it. An ENI that is
-// not attached has nothing to route: its addresses arrive with AttachENI.
+// SetENIAddresses makes the VPC deliver exactly ips to the ENI (a /32 or
+// /128 route and a permanent neighbour entry with the ENI's MAC for each)
+// and accept exactly them as sources from it (IPv4: rp_filter; IPv6:
+// source rules, see ipv6_linux.go). An ENI that is not attached has
+// nothing to route: its addresses arrive with AttachENI.
 func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -119,7 +153,7 @@ func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) err
 	if !ok {
 		return fmt.Errorf("set addresses of eni %s on %s: its vpc link %s was not made by this fabric", eniID, instanceID, link.Attrs().Name)
 	}
-	if err := f.setAddresses(link, mac, ips); err != nil {
+	if err := f.setAddresses(eniID, link, mac, ips); err != nil {
 		return fmt.Errorf("set addresses of eni %s on %s: %w", eniID, instanceID, err)
 	}
 	return nil
@@ -215,15 +249,19 @@ func configurePrimary(n *node, l sim.ENILink) error {
 // which ENI holds an address and sends to that ENI's MAC without asking;
 // the neighbour entries do the same here, so the VPC never ARPs toward a
 // node and nodes need no proxy ARP for their pods. Neighbours come first
-// and go last, so a routed address always has its MAC.
-func (f *Fabric) setAddresses(link netlink.Link, mac net.HardwareAddr, ips []netip.Addr) error {
+// and go last, so a routed address always has its MAC. IPv6 addresses
+// then get their source rules and proxy entries (setIPv6).
+func (f *Fabric) setAddresses(eniID string, link netlink.Link, mac net.HardwareAddr, ips []netip.Addr) error {
 	if err := f.addNeighbours(link, mac, ips); err != nil {
 		return err
 	}
 	if err := f.setRoutes(link, ips); err != nil {
 		return err
 	}
-	return f.pruneNeighbours(link, ips)
+	if err := f.pruneNeighbours(link, ips); err != nil {
+		return err
+	}
+	return f.setIPv6(eniID, link, split6(ips))
 }
 
 // addNeighbours maps every ip to mac on link.
@@ -233,7 +271,7 @@ func (f *Fabric) addNeighbours(link netlink.Link, mac net.HardwareAddr, ips []ne
 	for _, ip := range ips {
 		n := &netlink.Neigh{
 			LinkIndex:    link.Attrs().Index,
-			Family:       netlink.FAMILY_V4,
+			Family:       family(ip),
 			State:        netlink.NUD_PERMANENT,
 			IP:           ip.Unmap().AsSlice(),
 			HardwareAddr: mac,
@@ -264,7 +302,8 @@ func (f *Fabric) pruneNeighbours(link netlink.Link, ips []netip.Addr) error {
 	return nil
 }
 
-// setRoutes makes the VPC's sim routes on link exactly ips as /32s.
+// setRoutes makes the VPC's sim routes on link exactly ips as /32s (IPv6:
+// /128s).
 func (f *Fabric) setRoutes(link netlink.Link, ips []netip.Addr) error {
 	want := map[netip.Addr]bool{}
 	for _, ip := range ips {
@@ -287,7 +326,7 @@ func (f *Fabric) setRoutes(link netlink.Link, ips []netip.Addr) error {
 	for ip := range want {
 		r := &netlink.Route{
 			LinkIndex: link.Attrs().Index,
-			Dst:       &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
+			Dst:       hostNet(ip),
 			Scope:     netlink.SCOPE_LINK,
 			Protocol:  RouteProtocol,
 		}

@@ -35,6 +35,10 @@ type Options struct {
 	// VSwitches are the subnets whose gateways the VPC answers for. An ENI
 	// in a subnet not listed here adds its gateway on attach.
 	VSwitches []netip.Prefix
+	// IPv6CIDRs are the vSwitches' IPv6 blocks, blackholed in the root
+	// namespace while the fabric lives. An ENI whose vSwitch's block is
+	// not listed adds its blackhole on attach.
+	IPv6CIDRs []netip.Prefix
 }
 
 // Node is one simulated ECS instance's network namespace.

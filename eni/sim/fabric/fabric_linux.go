@@ -33,7 +33,9 @@ type Fabric struct {
 	vpc     *netlink.Handle
 	nodes   map[string]*node            // by instance id
 	macs    map[string]net.HardwareAddr // attached ENIs' MACs, by ENI id
+	enis6   map[string]*eni6            // attached ENIs' IPv6 state, by ENI id
 	holes   []netip.Prefix              // root blackholes installed
+	holes6  []netip.Prefix              // IPv6 prefixes to blackhole (Options.IPv6CIDRs)
 }
 
 type node struct {
@@ -45,7 +47,10 @@ type node struct {
 // New builds the VPC namespace and installs the root blackholes. It fails
 // with ErrExists when a namespace of that name is already there.
 func New(opts Options) (_ *Fabric, err error) {
-	f := &Fabric{name: opts.name(), vpcCIDR: opts.VPCCIDR.Masked(), nodes: map[string]*node{}, macs: map[string]net.HardwareAddr{}}
+	f := &Fabric{
+		name: opts.name(), vpcCIDR: opts.VPCCIDR.Masked(), holes6: opts.IPv6CIDRs,
+		nodes: map[string]*node{}, macs: map[string]net.HardwareAddr{}, enis6: map[string]*eni6{},
+	}
 	defer func() {
 		if err != nil {
 			_ = f.Close()
@@ -72,11 +77,12 @@ func New(opts Options) (_ *Fabric, err error) {
 		{"net/ipv4/conf/all/rp_filter", "1"},
 		{"net/ipv4/conf/default/rp_filter", "1"},
 		{"net/ipv4/conf/default/proxy_arp", "1"},
-		// An ENI's VPC side has no IPv6 and needs none.
-		{"net/ipv6/conf/default/disable_ipv6", "1"},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure %s: %w", vpcName, err)
+	}
+	if err := f.setupIPv6(); err != nil {
+		return nil, err
 	}
 	if err := setUp(f.vpc, "lo"); err != nil {
 		return nil, fmt.Errorf("%s: %w", vpcName, err)
@@ -192,7 +198,7 @@ func (n *node) close() {
 	}
 }
 
-// ensureVPCAddr puts a /32 on the VPC's lo.
+// ensureVPCAddr puts a /32 (or an IPv6 /128) on the VPC's lo.
 //
 // Equivalent to: ip -n <sim>-vpc addr replace a/32 dev lo
 func (f *Fabric) ensureVPCAddr(a netip.Addr) error {
@@ -200,7 +206,7 @@ func (f *Fabric) ensureVPCAddr(a netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("vpc lo: %w", err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	addr := &netlink.Addr{IPNet: hostNet(a)}
 	if err := f.vpc.AddrReplace(lo, addr); err != nil {
 		return fmt.Errorf("add %s to vpc lo: %w", a, err)
 	}

@@ -27,6 +27,8 @@ var (
 	testVPC  = netip.MustParsePrefix("172.30.0.0/16")
 	testVswA = netip.MustParsePrefix("172.30.1.0/24")
 	testVswB = netip.MustParsePrefix("172.30.2.0/24")
+	// testVswA6 is vsw-sim-a's IPv6 block in sim.DefaultConfig.
+	testVswA6 = netip.MustParsePrefix("fd00:ac1e:1::/64")
 )
 
 // mustFabric builds a fabric under a unique name, torn down (and checked to
@@ -37,7 +39,7 @@ func mustFabric(tb testing.TB) *Fabric {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	name := "vt-" + hex.EncodeToString(b[:])
-	f, err := New(Options{Name: name, VPCCIDR: testVPC, VSwitches: []netip.Prefix{testVswA, testVswB}})
+	f, err := New(Options{Name: name, VPCCIDR: testVPC, VSwitches: []netip.Prefix{testVswA, testVswB}, IPv6CIDRs: []netip.Prefix{testVswA6}})
 	if err != nil {
 		_ = Cleanup(name)
 		tb.Fatalf("New: %v", err)
@@ -370,7 +372,7 @@ func leftovers(tb testing.TB, name string) []string {
 			out = append(out, "netns "+n)
 		}
 	}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Type: unix.RTN_BLACKHOLE}, netlink.RT_FILTER_TYPE)
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Type: unix.RTN_BLACKHOLE}, netlink.RT_FILTER_TYPE)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -405,7 +407,7 @@ func TestFabric_Close_LeavesNothing(t *testing.T) {
 			mustAddNode(t, f, "node-1", "i-1")
 			mustAttach(t, f, primaryLink(t, "i-1", "eni-p1", "00:16:3e:00:01:01", testVswA, "172.30.1.10"))
 			got := leftovers(t, f.Name())
-			for _, want := range []string{"netns " + f.VPCNetNS(), "netns " + f.Name() + "-node-1", "route blackhole 172.30.0.0/16", "route blackhole 100.100.0.0/16"} {
+			for _, want := range []string{"netns " + f.VPCNetNS(), "netns " + f.Name() + "-node-1", "route blackhole 172.30.0.0/16", "route blackhole 100.100.0.0/16", "route blackhole fd00:ac1e:1::/64"} {
 				if !slices.Contains(got, want) {
 					t.Fatalf("while running: %q missing from %q", want, got)
 				}

@@ -16,7 +16,7 @@ import (
 // blackholeRoute is sim name's root-namespace blackhole for p.
 func blackholeRoute(name string, p netip.Prefix) *netlink.Route {
 	return &netlink.Route{
-		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
 		Type:     unix.RTN_BLACKHOLE,
 		Protocol: RouteProtocol,
 		Priority: blackholeMetric(name),
@@ -24,9 +24,10 @@ func blackholeRoute(name string, p netip.Prefix) *netlink.Route {
 	}
 }
 
-// addBlackholes makes the root namespace drop everything for the VPC CIDR
-// and the 100.100.0.0/16 service range, so a sim address can never leave
-// the machine through the host's own default route.
+// addBlackholes makes the root namespace drop everything for the VPC CIDR,
+// the 100.100.0.0/16 service range and the vSwitches' IPv6 blocks, so a
+// sim address can never leave the machine through the host's own default
+// route.
 //
 // Equivalent to: ip route replace blackhole P proto 86 metric M (each P)
 func (f *Fabric) addBlackholes() error {
@@ -34,12 +35,30 @@ func (f *Fabric) addBlackholes() error {
 	if f.vpcCIDR.IsValid() {
 		prefixes = append(prefixes, f.vpcCIDR)
 	}
-	for _, p := range prefixes {
-		if err := netlink.RouteReplace(blackholeRoute(f.name, p)); err != nil {
-			return fmt.Errorf("root blackhole route %s: %w", p, err)
+	for _, p := range append(prefixes, f.holes6...) {
+		if err := f.ensureBlackhole(p); err != nil {
+			return err
 		}
-		f.holes = append(f.holes, p)
 	}
+	return nil
+}
+
+// ensureBlackhole installs the root blackhole for p unless it has one. A
+// host with IPv6 turned off (EAFNOSUPPORT) cannot send IPv6 anywhere, so
+// an IPv6 prefix needs none there.
+func (f *Fabric) ensureBlackhole(p netip.Prefix) error {
+	p = p.Masked()
+	if !p.IsValid() || slices.Contains(f.holes, p) {
+		return nil
+	}
+	err := netlink.RouteReplace(blackholeRoute(f.name, p))
+	if p.Addr().Is6() && errors.Is(err, unix.EAFNOSUPPORT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("root blackhole route %s: %w", p, err)
+	}
+	f.holes = append(f.holes, p)
 	return nil
 }
 

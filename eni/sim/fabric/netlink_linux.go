@@ -38,14 +38,32 @@ func listLinks(h *netlink.Handle) ([]netlink.Link, error) {
 	return retryDump("list links", h.LinkList)
 }
 
+// listRoutes lists the routes of both families that match filter.
 func listRoutes(h *netlink.Handle, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
-	return retryDump("list routes", func() ([]netlink.Route, error) {
-		return h.RouteListFiltered(netlink.FAMILY_V4, filter, mask)
-	})
+	var out []netlink.Route
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rs, err := retryDump("list routes", func() ([]netlink.Route, error) {
+			return h.RouteListFiltered(fam, filter, mask)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
 }
 
+// listNeighs lists the neighbour entries of both families on a link.
 func listNeighs(h *netlink.Handle, linkIndex int) ([]netlink.Neigh, error) {
-	return retryDump("list neighbours", func() ([]netlink.Neigh, error) {
-		return h.NeighList(linkIndex, netlink.FAMILY_V4)
-	})
+	var out []netlink.Neigh
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		ns, err := retryDump("list neighbours", func() ([]netlink.Neigh, error) {
+			return h.NeighList(linkIndex, fam)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ns...)
+	}
+	return out, nil
 }
