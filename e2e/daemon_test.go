@@ -28,8 +28,18 @@ func TestDaemon_RestartRestoresNode(t *testing.T) {
 			all = append(all, p)
 		}
 	}
-	if fails := probeAll(ctx, all); len(fails) > 0 {
-		t.Fatalf("before the restart:\n%s", summarize(fails, 5))
+	// The precondition, not the claim: every pod reaches every other. A
+	// miss is retried (and logged: seen once in CI, a first pod of a node
+	// unreachable for over 5 s, not reproduced since).
+	for try := 1; ; try++ {
+		fails := probeAll(ctx, all)
+		if len(fails) == 0 {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("before the restart, %d tries:\n%s", try, summarize(fails, 5))
+		}
+		t.Logf("before the restart, try %d:\n%s", try, summarize(fails, 5))
 	}
 
 	// Lose node-1's ENI table, then kill its daemon.
