@@ -211,34 +211,10 @@ func EnsureMode(db Store, cfg config.Config) error {
 // assignPrefixesOnENIs delegates prefixes to owned ready ENIs with free
 // slots, in eni_selection_policy order, until need addresses are added.
 func assignPrefixesOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
-	now := time.Now()
-	type cand struct {
-		e     store.ENI
-		slots int
-	}
-	var cands []cand
-	for _, e := range p.enis {
-		if !e.Owned || e.State != store.ENIReady || e.ID == node.PrimaryENIID {
-			continue
-		}
-		used := p.slotsUsed(e)
-		if used >= perENI(node) {
-			continue
-		}
-		if b, ok := p.state.ActiveBackoff(store.ENIScope(e.ID), now); ok {
-			blocked = &BackoffError{Scope: store.ENIScope(e.ID), Backoff: b}
-			continue
-		}
-		if b, ok := p.state.ActiveBackoff(store.VSwitchScope(e.VSwitchID), now); ok {
-			blocked = &BackoffError{Scope: store.VSwitchScope(e.VSwitchID), Backoff: b}
-			continue
-		}
-		cands = append(cands, cand{e, used})
-	}
-	sortByPolicy(cands, cfg.ENIPolicy, func(c cand) int { return c.slots })
+	cands, blocked := growCandidates(p, node, cfg, p.slotsUsed, time.Now())
 	for _, c := range cands {
-		for added < need && c.slots < perENI(node) {
-			n := prefixesFor(need-added, perENI(node)-c.slots)
+		for added < need && c.used < perENI(node) {
+			n := prefixesFor(need-added, perENI(node)-c.used)
 			if err := markDelegating(db, time.Now()); err != nil {
 				return added, blocked, err
 			}
@@ -266,7 +242,7 @@ func assignPrefixesOnENIs(ctx context.Context, db Store, cloud eni.Client, node 
 				return added, blocked, err
 			}
 			added += rec.free
-			c.slots += len(got)
+			c.used += len(got)
 			c.e.Prefixes = mergePrefixes(c.e.Prefixes, got)
 			for i := range p.enis {
 				if p.enis[i].ID == c.e.ID {

@@ -260,34 +260,13 @@ func perENI(node Node) int { return max(node.Limits.IPv4PerENI-1, 0) }
 // assignOnENIs assigns IPs to owned ready ENIs with room, in
 // eni_selection_policy order.
 func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
-	now := time.Now()
-	type cand struct {
-		e    store.ENI
-		have int
-	}
-	var cands []cand
-	for _, e := range p.enis {
-		if !e.Owned || e.State != store.ENIReady || e.ID == node.PrimaryENIID {
-			continue
-		}
+	cands, blocked := growCandidates(p, node, cfg, func(e store.ENI) int {
 		free, held := p.ipsOn(e.ID)
-		if free+held >= perENI(node) {
-			continue
-		}
-		if b, ok := p.state.ActiveBackoff(store.ENIScope(e.ID), now); ok {
-			blocked = &BackoffError{Scope: store.ENIScope(e.ID), Backoff: b}
-			continue
-		}
-		if b, ok := p.state.ActiveBackoff(store.VSwitchScope(e.VSwitchID), now); ok {
-			blocked = &BackoffError{Scope: store.VSwitchScope(e.VSwitchID), Backoff: b}
-			continue
-		}
-		cands = append(cands, cand{e, free + held})
-	}
-	sortByPolicy(cands, cfg.ENIPolicy, func(c cand) int { return c.have })
+		return free + held
+	}, time.Now())
 	for _, c := range cands {
-		for added < need && c.have < perENI(node) {
-			n := min(need-added, perENI(node)-c.have, eni.MaxIPsPerAssign)
+		for added < need && c.used < perENI(node) {
+			n := min(need-added, perENI(node)-c.used, eni.MaxIPsPerAssign)
 			got, err := cloud.AssignPrivateIPs(ctx, c.e.ID, n)
 			if err != nil {
 				if berr := backoffFor(db, cfg, p, err, c.e.ID, c.e.VSwitchID); berr != nil {
@@ -300,13 +279,46 @@ func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 				return added, blocked, err
 			}
 			added += len(got)
-			c.have += len(got)
+			c.used += len(got)
 		}
 		if added >= need {
 			break
 		}
 	}
 	return added, blocked, nil
+}
+
+// growCandidate is an ENI the pool may grow on, with the slots it uses.
+type growCandidate struct {
+	e    store.ENI
+	used int
+}
+
+// growCandidates lists the owned, ready, secondary ENIs that have a free
+// slot (used counts an ENI's taken ones: addresses, or prefixes) and no
+// active back-off on the ENI or its vSwitch, in eni_selection_policy
+// order. blocked is a back-off that kept one out.
+func growCandidates(p *pool, node Node, cfg config.Config, used func(store.ENI) int, now time.Time) (cands []growCandidate, blocked error) {
+	for _, e := range p.enis {
+		if !e.Owned || e.State != store.ENIReady || e.ID == node.PrimaryENIID {
+			continue
+		}
+		u := used(e)
+		if u >= perENI(node) {
+			continue
+		}
+		if b, ok := p.state.ActiveBackoff(store.ENIScope(e.ID), now); ok {
+			blocked = &BackoffError{Scope: store.ENIScope(e.ID), Backoff: b}
+			continue
+		}
+		if b, ok := p.state.ActiveBackoff(store.VSwitchScope(e.VSwitchID), now); ok {
+			blocked = &BackoffError{Scope: store.VSwitchScope(e.VSwitchID), Backoff: b}
+			continue
+		}
+		cands = append(cands, growCandidate{e, u})
+	}
+	sortByPolicy(cands, cfg.ENIPolicy, func(c growCandidate) int { return c.used })
+	return cands, blocked
 }
 
 // sortByPolicy orders ENIs: most_ips packs the fullest ENI first, least_ips
