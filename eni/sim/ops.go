@@ -271,24 +271,50 @@ func (c *Cloud) ipLimitLocked(e *eni) int {
 	return maxIPsPerENI
 }
 
+// liveENILocked returns the ENI an address action (action, for the
+// error) changes: it must exist and be Available or InUse.
+func (c *Cloud) liveENILocked(eniID, action string) (*eni, *apiError) {
+	e, ok := c.enis[eniID]
+	if !ok {
+		return nil, errENINotFound(eniID)
+	}
+	if !e.live() {
+		return nil, errENIState(e.id, e.status, action)
+	}
+	return e, nil
+}
+
+// live reports that the ENI's addresses may change: it is Available or InUse.
+func (e *eni) live() bool { return e.status == statusAvailable || e.status == statusInUse }
+
+// startAssignLocked begins an assign action on an ENI: it must exist; a
+// request repeating a ClientToken this ENI saw gets the first answer again
+// (replayed, from tokens, whatever the ENI's state now); otherwise the ENI
+// must be live. tokenKey is where the caller records its answer.
+func startAssignLocked[T any](c *Cloud, tokens map[string][]T, eniID, clientToken, action string) (e *eni, tokenKey string, prev []T, replayed bool, _ *apiError) {
+	e, ok := c.enis[eniID]
+	if !ok {
+		return nil, "", nil, false, errENINotFound(eniID)
+	}
+	tokenKey = eniID + "/" + clientToken
+	if clientToken != "" {
+		if prev, ok := tokens[tokenKey]; ok {
+			return e, tokenKey, slices.Clone(prev), true, nil
+		}
+	}
+	if !e.live() {
+		return nil, "", nil, false, errENIState(e.id, e.status, action)
+	}
+	return e, tokenKey, nil, false, nil
+}
+
 // assignIPs adds count new addresses, or the named ones, to the ENI.
 func (c *Cloud) assignIPs(eniID string, count int, named []netip.Addr, clientToken string) ([]netip.Addr, *apiError) {
 	c.mu.Lock()
-	e, ok := c.enis[eniID]
-	if !ok {
+	e, tokenKey, prev, replayed, aerr := startAssignLocked(c, c.assignTokens, eniID, clientToken, "AssignPrivateIpAddresses")
+	if aerr != nil || replayed {
 		c.mu.Unlock()
-		return nil, errENINotFound(eniID)
-	}
-	tokenKey := eniID + "/" + clientToken
-	if clientToken != "" {
-		if prev, ok := c.assignTokens[tokenKey]; ok {
-			c.mu.Unlock()
-			return slices.Clone(prev), nil
-		}
-	}
-	if e.status != statusAvailable && e.status != statusInUse {
-		c.mu.Unlock()
-		return nil, errENIState(e.id, e.status, "AssignPrivateIpAddresses")
+		return prev, aerr
 	}
 	n := count + len(named)
 	if limit := c.ipLimitLocked(e); e.slots()+n > limit {
@@ -338,14 +364,10 @@ func (c *Cloud) addressesChangedUnlock(e *eni, vsw *vswitch) {
 
 func (c *Cloud) unassignIPs(eniID string, ips []netip.Addr) *apiError {
 	c.mu.Lock()
-	e, ok := c.enis[eniID]
-	if !ok {
+	e, aerr := c.liveENILocked(eniID, "UnassignPrivateIpAddresses")
+	if aerr != nil {
 		c.mu.Unlock()
-		return errENINotFound(eniID)
-	}
-	if e.status != statusAvailable && e.status != statusInUse {
-		c.mu.Unlock()
-		return errENIState(e.id, e.status, "UnassignPrivateIpAddresses")
+		return aerr
 	}
 	for _, ip := range ips {
 		i := slices.Index(e.ips, ip)

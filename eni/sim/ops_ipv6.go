@@ -43,18 +43,9 @@ func (c *Cloud) assignIPv6s(eniID string, count int, named []netip.Addr, clientT
 // assignIPv6sLocked does assignIPv6s' work under c.mu; changed is false
 // when a repeated ClientToken replays the first answer.
 func (c *Cloud) assignIPv6sLocked(eniID string, count int, named []netip.Addr, clientToken string) (got []netip.Addr, changed bool, _ *apiError) {
-	e, ok := c.enis[eniID]
-	if !ok {
-		return nil, false, errENINotFound(eniID)
-	}
-	tokenKey := eniID + "/" + clientToken
-	if clientToken != "" {
-		if prev, ok := c.ipv6Tokens[tokenKey]; ok {
-			return slices.Clone(prev), false, nil
-		}
-	}
-	if e.status != statusAvailable && e.status != statusInUse {
-		return nil, false, errENIState(e.id, e.status, "AssignIpv6Addresses")
+	e, tokenKey, prev, replayed, aerr := startAssignLocked(c, c.ipv6Tokens, eniID, clientToken, "AssignIpv6Addresses")
+	if aerr != nil || replayed {
+		return prev, false, aerr
 	}
 	vsw := c.vsws[e.vswID]
 	if !vsw.ipv6On() {
@@ -97,14 +88,10 @@ func (c *Cloud) assignIPv6sLocked(eniID string, count int, named []netip.Addr, c
 // it, or nothing is removed.
 func (c *Cloud) unassignIPv6s(eniID string, ips []netip.Addr) *apiError {
 	c.mu.Lock()
-	e, ok := c.enis[eniID]
-	if !ok {
+	e, aerr := c.liveENILocked(eniID, "UnassignIpv6Addresses")
+	if aerr != nil {
 		c.mu.Unlock()
-		return errENINotFound(eniID)
-	}
-	if e.status != statusAvailable && e.status != statusInUse {
-		c.mu.Unlock()
-		return errENIState(e.id, e.status, "UnassignIpv6Addresses")
+		return aerr
 	}
 	for _, ip := range ips {
 		if !slices.Contains(e.ipv6s, ip) {

@@ -14,21 +14,10 @@ import (
 // assignPrefixes adds count new /28s, or the named ones, to the ENI.
 func (c *Cloud) assignPrefixes(eniID string, count int, named []netip.Prefix, clientToken string) ([]netip.Prefix, *apiError) {
 	c.mu.Lock()
-	e, ok := c.enis[eniID]
-	if !ok {
+	e, tokenKey, prev, replayed, aerr := startAssignLocked(c, c.prefixTokens, eniID, clientToken, "AssignPrivateIpAddresses")
+	if aerr != nil || replayed {
 		c.mu.Unlock()
-		return nil, errENINotFound(eniID)
-	}
-	tokenKey := eniID + "/" + clientToken
-	if clientToken != "" {
-		if prev, ok := c.prefixTokens[tokenKey]; ok {
-			c.mu.Unlock()
-			return slices.Clone(prev), nil
-		}
-	}
-	if e.status != statusAvailable && e.status != statusInUse {
-		c.mu.Unlock()
-		return nil, errENIState(e.id, e.status, "AssignPrivateIpAddresses")
+		return prev, aerr
 	}
 	n := count + len(named)
 	if limit := c.ipLimitLocked(e); e.slots()+n > limit {
@@ -79,14 +68,10 @@ func (c *Cloud) assignPrefixes(eniID string, count int, named []netip.Prefix, cl
 // be on it, or nothing is removed.
 func (c *Cloud) unassignPrefixes(eniID string, ps []netip.Prefix) *apiError {
 	c.mu.Lock()
-	e, ok := c.enis[eniID]
-	if !ok {
+	e, aerr := c.liveENILocked(eniID, "UnassignPrivateIpAddresses")
+	if aerr != nil {
 		c.mu.Unlock()
-		return errENINotFound(eniID)
-	}
-	if e.status != statusAvailable && e.status != statusInUse {
-		c.mu.Unlock()
-		return errENIState(e.id, e.status, "UnassignPrivateIpAddresses")
+		return aerr
 	}
 	for _, p := range ps {
 		if !slices.Contains(e.prefixes, p) {
