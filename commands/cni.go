@@ -234,7 +234,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			}
 			policyEP = &ep
 			// The pod's traffic leaves by its ENI: Service flows the host
-			// DNATs to another node have their egress decided there.
+			// DNATs to another node have their egress decided there (only
+			// for a pod whose egress is isolated).
+			if !plan.IsolatesEgress() {
+				return nil
+			}
 			if err := kernel.AttachENI(eniLink.Index); err != nil {
 				return fmt.Errorf("hook policy on eni %s: %w", res.ENI.ID, err)
 			}

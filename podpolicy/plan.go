@@ -3,6 +3,7 @@ package podpolicy
 import (
 	"errors"
 	"fmt"
+	"github.com/veni-cni/veni/ebpf/enforce"
 
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
@@ -118,6 +119,21 @@ func (st *Stored) compiled(p Plan, rs *policy.Ruleset) Plan {
 // the enforcer on its next pass, in case a policy selects it later.
 func (p Plan) NeedsKernel() bool {
 	return p.From != FromOff && (p.Table != nil || p.Ruleset == nil || p.Ruleset.Ingress.Isolated || p.Ruleset.Egress.Isolated)
+}
+
+// IsolatesEgress reports whether the plan isolates the pod's egress (fail
+// closed does): only then are its flows to Services decided after DNAT, on
+// its ENI's hook.
+func (p Plan) IsolatesEgress() bool {
+	switch {
+	case p.From == FromOff:
+		return false
+	case p.Table != nil:
+		return enforce.TableIsolatesEgress(p.Table)
+	case p.Ruleset != nil:
+		return p.Ruleset.Egress.Isolated
+	}
+	return true // fail closed
 }
 
 // Install puts the plan in the kernel for ep, before the pod's link is

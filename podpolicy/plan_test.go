@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/veni-cni/veni/ebpf/enforce"
+	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -142,3 +143,33 @@ var errAttach = &attachError{}
 type attachError struct{}
 
 func (*attachError) Error() string { return "attach: no such device" }
+
+// Ensure a plan says whether it isolates egress, whichever form it has:
+// the ADD hooks the pod's ENI (Service flows decided after DNAT) only then.
+func TestPlan_IsolatesEgress(t *testing.T) {
+	in := &policy.Ruleset{Ingress: policy.Direction{Isolated: true}}
+	out := &policy.Ruleset{Egress: policy.Direction{Isolated: true}}
+	table := func(rs *policy.Ruleset) []byte {
+		b, err := enforce.EncodeTable(rs)
+		if err != nil || b == nil {
+			t.Fatalf("encode: %v", err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		p    Plan
+		want bool
+	}{
+		{"off", Plan{From: FromOff}, false},
+		{"ruleset, ingress only", Plan{From: FromSnapshot, Ruleset: in}, false},
+		{"ruleset, egress", Plan{From: FromSnapshot, Ruleset: out}, true},
+		{"table, ingress only", Plan{From: FromRecord, Table: table(in)}, false},
+		{"table, egress", Plan{From: FromRecord, Table: table(out)}, true},
+		{"fail closed", Plan{From: FromFailClosed}, true},
+	} {
+		if got := tc.p.IsolatesEgress(); got != tc.want {
+			t.Errorf("%s: IsolatesEgress() = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}

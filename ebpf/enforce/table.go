@@ -367,6 +367,14 @@ func EncodeTable(rs *policy.Ruleset) ([]byte, error) {
 	return b, nil
 }
 
+// TableIsolatesEgress reports whether EncodeTable's bytes b isolate the
+// endpoint's egress (false for bytes that are no table), without decoding
+// the rest.
+func TableIsolatesEgress(b []byte) bool {
+	return len(b) >= tableHeaderSize && string(b[:4]) == tableMagic &&
+		binary.LittleEndian.Uint32(b[4:8])&flagIsolatedOut != 0
+}
+
 // decodeTable reads EncodeTable's bytes back, checking every length, so
 // that damaged or foreign bytes are refused, never installed in part.
 func decodeTable(b []byte) (*table, error) {
