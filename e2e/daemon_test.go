@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// This file runs first (its name): after the TestCRI_* tests, this
-// test's first pod on node-1 (172.30.1.3) was unreachable for good in 3 of
-// 5 runs (cause not found; see the closing note of stop 16).
-//
 // Ensure a daemon restart keeps every pod's address and repairs the node:
 // with the ENI's routing table lost (as after a network restart) and the
 // daemon killed, the restarted daemon rebuilds the table from the store and
