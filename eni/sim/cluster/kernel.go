@@ -47,7 +47,10 @@ import (
 // the sims holding it, never below the original; when the last holder
 // goes, the original comes back, unless someone else changed the value
 // meanwhile (then it is left as they set it). Down releases a crashed
-// sim's holds by its name, as the server would have.
+// sim's holds by its name, as the server would have; and as a sim's
+// server holds its name's lock while it runs, every raise and release
+// also drops the holds of sims whose lock nobody holds (killed, and never
+// downed), which would otherwise pin the limits until the machine reboots.
 
 // Kernel-wide defaults the registry lives under.
 const (
@@ -163,6 +166,9 @@ func (s sysctls) write(key string, v int64) error {
 // raised it releases what it took and returns an error naming the sysctl.
 func (s sysctls) raise(name string, limits []KernelLimit) (changes []KernelChange, err error) {
 	err = s.withRegistry(func(reg sysctlRegistry) error {
+		if err := s.drop(reg, func(h string) bool { return h != name && !s.holderAlive(h) }); err != nil {
+			s.log.Warn("release the kernel limits of sims that died", "err", err)
+		}
 		for _, l := range limits {
 			cur, err := s.read(l.Key)
 			if err != nil {
@@ -206,41 +212,63 @@ func (s sysctls) raise(name string, limits []KernelLimit) (changes []KernelChang
 	return changes, nil
 }
 
-// release drops sim name's holds: each value goes down to what the other
-// holders need, or back to the original without holders, unless someone
-// else changed it meanwhile. Releasing a name that holds nothing is fine.
+// release drops sim name's holds, and those of sims that died without a
+// down (see holderAlive): each value goes down to what the other holders
+// need, or back to the original without holders, unless someone else
+// changed it meanwhile. Releasing a name that holds nothing is fine.
 func (s sysctls) release(name string) error {
 	return s.withRegistry(func(reg sysctlRegistry) error {
-		var errs []error
-		for _, key := range slices.Sorted(maps.Keys(reg)) {
-			e := reg[key]
-			if _, ok := e.Holders[name]; !ok {
+		return s.drop(reg, func(h string) bool { return h == name || !s.holderAlive(h) })
+	})
+}
+
+// drop removes the holders gone says are gone and lowers each value they
+// held to what is left: the other holders' largest need, or the original.
+func (s sysctls) drop(reg sysctlRegistry, gone func(holder string) bool) error {
+	var errs []error
+	for _, key := range slices.Sorted(maps.Keys(reg)) {
+		e := reg[key]
+		n := len(e.Holders)
+		maps.DeleteFunc(e.Holders, func(h string, _ int64) bool { return gone(h) })
+		if len(e.Holders) == n {
+			continue
+		}
+		target := e.Original
+		if len(e.Holders) > 0 {
+			target = e.target()
+		} else {
+			delete(reg, key)
+		}
+		cur, err := s.read(key)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("read %s: %w", key, err))
+		case cur != e.Set:
+			s.log.Warn("kernel limit changed by someone else; left as it is", "sysctl", key, "now", cur, "sims set", e.Set)
+		case cur != target:
+			if err := s.write(key, target); err != nil {
+				errs = append(errs, fmt.Errorf("restore %s to %d: %w", key, target, err))
 				continue
 			}
-			delete(e.Holders, name)
-			target := e.Original
-			if len(e.Holders) > 0 {
-				target = e.target()
-			} else {
-				delete(reg, key)
-			}
-			cur, err := s.read(key)
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("read %s: %w", key, err))
-			case cur != e.Set:
-				s.log.Warn("kernel limit changed by someone else; left as it is", "sysctl", key, "now", cur, "sims set", e.Set)
-			case cur != target:
-				if err := s.write(key, target); err != nil {
-					errs = append(errs, fmt.Errorf("restore %s to %d: %w", key, target, err))
-					continue
-				}
-				e.Set = target
-				s.log.Info("kernel limit restored", "sysctl", key, "from", cur, "to", target)
-			}
+			e.Set = target
+			s.log.Info("kernel limit restored", "sysctl", key, "from", cur, "to", target)
 		}
-		return errors.Join(errs...)
-	})
+	}
+	return errors.Join(errs...)
+}
+
+// holderAlive tells whether sim name still runs: its server holds the
+// name's lock (lockName) from before it raises anything until after it
+// released, and so does a down at work. A sim killed with no down after
+// it holds nothing, and its holds must not pin the limits for good.
+func (s sysctls) holderAlive(name string) bool {
+	f, err := os.OpenFile(lockPath(s.dir, name), os.O_RDWR, 0)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) // unreadable: assume alive, keep its hold
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
 }
 
 // target is the largest need of the holders, never below the original.

@@ -39,6 +39,21 @@ func (s sysctls) mustRead(tb testing.TB, key string) int64 {
 
 const thresh3 = "net.ipv4.neigh.default.gc_thresh3"
 
+// hold takes sim name's lock in the registry's directory, as its server
+// does while it runs, and returns what lets it go, as the server's death.
+func (s sysctls) hold(tb testing.TB, name string) (die func()) {
+	tb.Helper()
+	f, err := os.OpenFile(lockPath(s.dir, name), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return func() { f.Close() }
+}
+
 // Ensure the limits grow with the nodes and their addresses.
 func TestKernelLimits_Scale(t *testing.T) {
 	spec := DefaultSpec()
@@ -68,6 +83,8 @@ func TestKernelLimits_Scale(t *testing.T) {
 // run, the other's need after one goes, the original after both.
 func TestSysctls_Raise_TwoSims(t *testing.T) {
 	s := fakeSysctls(t, map[string]int64{thresh3: 1024})
+	s.hold(t, "big")
+	s.hold(t, "small")
 	if _, err := s.raise("big", []KernelLimit{{Key: thresh3, Need: 40000}}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +120,7 @@ func TestSysctls_Raise_TwoSims(t *testing.T) {
 // value someone else changed meanwhile is left as they set it.
 func TestSysctls_Release_LeavesOthersValues(t *testing.T) {
 	s := fakeSysctls(t, map[string]int64{thresh3: 1024, "fs.inotify.max_user_instances": 8192})
+	s.hold(t, "sim")
 	if _, err := s.raise("sim", []KernelLimit{{Key: thresh3, Need: 9000}, {Key: "fs.inotify.max_user_instances", Need: 528}}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +135,51 @@ func TestSysctls_Release_LeavesOthersValues(t *testing.T) {
 	}
 	if got := s.mustRead(t, "fs.inotify.max_user_instances"); got != 8192 {
 		t.Fatalf("a limit high enough became %d", got)
+	}
+}
+
+// Ensure the holds of a sim that died without a down (its lock free) do
+// not pin a limit: the next sim's raise drops them, and so does another
+// sim's release.
+func TestSysctls_DeadSimsHoldsDropped(t *testing.T) {
+	s := fakeSysctls(t, map[string]int64{thresh3: 1024})
+	die := s.hold(t, "crashed")
+	if _, err := s.raise("crashed", []KernelLimit{{Key: thresh3, Need: 1504}}); err != nil {
+		t.Fatal(err)
+	}
+	die()
+	s.hold(t, "next")
+	if _, err := s.raise("next", []KernelLimit{{Key: thresh3, Need: 1240}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.mustRead(t, thresh3); got != 1240 {
+		t.Fatalf("with the crashed sim's hold dropped: %d, want 1240", got)
+	}
+	if err := s.release("next"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.mustRead(t, thresh3); got != 1024 {
+		t.Fatalf("after the last live sim: %d, want 1024", got)
+	}
+
+	// A sim that dies while another runs: the other's release drops it.
+	s.hold(t, "a")
+	dieB := s.hold(t, "b")
+	if _, err := s.raise("a", []KernelLimit{{Key: thresh3, Need: 1240}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.raise("b", []KernelLimit{{Key: thresh3, Need: 1504}}); err != nil {
+		t.Fatal(err)
+	}
+	dieB()
+	if err := s.release("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.mustRead(t, thresh3); got != 1024 {
+		t.Fatalf("after a's release with b dead: %d, want 1024", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, sysctlRegistryFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("registry left behind: %v", err)
 	}
 }
 

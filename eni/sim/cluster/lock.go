@@ -16,7 +16,9 @@ import (
 const LockDir = "/run/veni"
 
 // LockPath is the lock file of sim name.
-func LockPath(name string) string { return filepath.Join(LockDir, "sim-"+name+".lock") }
+func LockPath(name string) string { return lockPath(LockDir, name) }
+
+func lockPath(dir, name string) string { return filepath.Join(dir, "sim-"+name+".lock") }
 
 // lockName takes the name's lock without waiting. May return an error
 // wrapping ErrRunning when a live server holds it.
