@@ -270,7 +270,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
+	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}

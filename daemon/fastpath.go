@@ -13,6 +13,7 @@ import (
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
+	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/store"
 )
@@ -63,14 +64,15 @@ func (d *Daemon) startFastPath(instanceID string) {
 // them and carry on, on the plain datapath, until their next ADD.
 func (d *Daemon) openFastPath() {
 	f := &d.fast
-	dp, err := fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+	opts := fastpath.Options{PinDir: f.pinDir, MaxPods: fastpath.MapPods(ipam.MaxPods(d.node, d.env.Config))}
+	dp, err := fastpath.Open(opts)
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		d.log.Warn("datapath: pins of another veni version; tearing them down (their pods continue on the plain datapath)", "pinDir", f.pinDir, "err", err)
 		if terr := fastpath.Teardown(f.pinDir); terr != nil {
 			d.log.Error("datapath teardown", "err", terr)
 			return
 		}
-		dp, err = fastpath.Open(fastpath.Options{PinDir: f.pinDir})
+		dp, err = fastpath.Open(opts)
 	}
 	if err != nil {
 		d.log.Error("datapath: open fast path; pods use the plain datapath until it opens", "err", err)

@@ -69,7 +69,10 @@ func unusable(err error) bool {
 // so that fast-path pods reach it through the host stack ("veni status"
 // lists it as plain-pod). Other failures are returned; the caller undoes
 // with DetachPod.
-func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, pod Pod) (Attach, error) {
+//
+// nodeMaxPods is what the node can hold (ipam.MaxPods): the fast path's
+// maps, when this ADD makes them, are sized for it.
+func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, nodeMaxPods int, pod Pod) (Attach, error) {
 	pinDir, err := PinDir(facts.InstanceID)
 	if err != nil {
 		return Attach{}, err
@@ -80,7 +83,7 @@ func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, pod Po
 	hs := HostStack(cfg, facts, enis)
 	// Every ADD writes the host-stack destinations: without a daemon the
 	// first pod would otherwise reach the Service CIDR untranslated.
-	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir, HostStack: &hs, PodHook: cfg.EBPFPodHook})
+	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir, HostStack: &hs, PodHook: cfg.EBPFPodHook, MaxPods: fastpath.MapPods(nodeMaxPods)})
 	if unusable(err) {
 		return Attach{Fallback: true, Reason: err.Error()}, nil
 	}

@@ -28,6 +28,9 @@ type podNode struct {
 	facts store.NodeInfo
 	cfg   config.Config
 	eni   netplumb.ENILink
+	// maxPods is what the node can hold, as the CNI passes it (0: below
+	// the default map size).
+	maxPods int
 }
 
 func mustPodNode(tb testing.TB) *podNode {
@@ -97,7 +100,7 @@ func (n *podNode) attach(tb testing.TB, pod Pod) Attach {
 	tb.Helper()
 	var a Attach
 	n.do(tb, func() (err error) {
-		a, err = AttachPod(n.cfg, n.facts, nil, pod)
+		a, err = AttachPod(n.cfg, n.facts, nil, n.maxPods, pod)
 		return err
 	})
 	return a
@@ -211,5 +214,35 @@ func TestAttachPod_PlainNodeDoesNothing(t *testing.T) {
 	n.cfg.Datapath = config.DatapathPlain
 	if a := n.attach(t, Pod{IP: netip.MustParseAddr("10.77.0.21"), Links: n.mustVeth(t, "vhplain"), ENI: n.eni}); a.Fast || a.Fallback {
 		t.Fatalf("AttachPod on a plain node = %+v, want nothing", a)
+	}
+}
+
+// Ensure the ADD that makes the fast path's maps sizes them for what the
+// node can hold: a prefix-mode node of 7 secondary ENIs with 29 /28s
+// each may hold 3,248 pods, more than the default map; a small node gets
+// the default.
+func TestAttachPod_SizesMapsForTheNode(t *testing.T) {
+	for _, tc := range []struct {
+		nodeMaxPods, want int
+	}{
+		{nodeMaxPods: 7 * 29 * 16, want: 3248},
+		{nodeMaxPods: 10, want: fastpath.DefaultMaxPods},
+	} {
+		n := mustPodNode(t)
+		n.maxPods = tc.nodeMaxPods
+		pod := Pod{IP: netip.MustParseAddr("10.77.0.21"), Links: n.mustVeth(t, "vhsize"), ENI: n.eni}
+		if a := n.attach(t, pod); !a.Fast {
+			t.Fatalf("AttachPod = %+v, want the fast path", a)
+		}
+		pinDir, _ := PinDir(n.facts.InstanceID)
+		dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := dp.MaxPods()
+		dp.Close()
+		if got != tc.want {
+			t.Errorf("node of %d pods: endpoint map holds %d, want %d", tc.nodeMaxPods, got, tc.want)
+		}
 	}
 }

@@ -37,8 +37,16 @@ type Options struct {
 }
 
 // DefaultMaxPods is the endpoint map's size unless Options.MaxPods says
-// otherwise: well above what a node's ENIs can give out.
+// otherwise: above what a node's ENIs give out in IP mode. A node in
+// prefix mode may hold more (16 pods per ENI slot): its maps are sized
+// by MapPods.
 const DefaultMaxPods = 1024
+
+// MapPods is the endpoint map size for a node that can hold nodeMaxPods
+// pods (ipam.MaxPods), never below DefaultMaxPods. Pinned maps keep the
+// size they were made with: a node whose limits grow later (max_eni
+// raised) keeps the old size until its pins are torn down.
+func MapPods(nodeMaxPods int) int { return max(DefaultMaxPods, nodeMaxPods) }
 
 // flowsPerPod is the size of each pod's flow map, as fastpath.c's inner
 // map template declares it (the kernel refuses inner maps that differ).

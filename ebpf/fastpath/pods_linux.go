@@ -277,6 +277,9 @@ func (d *Datapath) detachLocked(ip netip.Addr, keepFlows bool) error {
 	return errors.Join(errs...)
 }
 
+// MaxPods is how many pods the endpoint map holds (set when it was made).
+func (d *Datapath) MaxPods() int { return int(d.objs.VeniEndpoints.MaxEntries()) }
+
 // Endpoint returns the recorded endpoint of ip, and whether there is one.
 func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
 	if !ip.Is4() {
