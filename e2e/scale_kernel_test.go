@@ -3,12 +3,15 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
 )
 
 // The kernel limits a sim raises for its nodes (the neighbour table's,
@@ -43,6 +46,16 @@ func mustLowSysctl(tb testing.TB, path string, v int64) {
 			tb.Errorf("restore %s: %v", path, err)
 		}
 	})
+}
+
+// simSysctlRegistry is the machine's record of the sims' holds on kernel
+// limits, for a failure to show who holds one.
+func simSysctlRegistry() string {
+	b, err := os.ReadFile(filepath.Join(simcluster.LockDir, "sim-sysctls.json"))
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 type kernelState struct {
@@ -80,7 +93,7 @@ func TestSim_KernelLimits_UpDown(t *testing.T) {
 	}
 	s.mustRun("sim", "down")
 	if got := readSysctl(t, gcThresh3); got != 1024 {
-		t.Fatalf("gc_thresh3 = %d after sim down, want 1024 back", got)
+		t.Fatalf("gc_thresh3 = %d after sim down, want 1024 back; registry: %s", got, simSysctlRegistry())
 	}
 }
 
@@ -105,6 +118,6 @@ func TestSim_KernelLimits_DownAfterCrash(t *testing.T) {
 	}
 	s.mustRun("sim", "down")
 	if got := readSysctl(t, gcThresh3); got != 1024 {
-		t.Fatalf("gc_thresh3 = %d after sim down of a crashed sim, want 1024 back", got)
+		t.Fatalf("gc_thresh3 = %d after sim down of a crashed sim, want 1024 back; registry: %s", got, simSysctlRegistry())
 	}
 }
