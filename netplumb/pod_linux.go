@@ -141,20 +141,12 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	}); err != nil {
 		return PodResult{}, wrap(err)
 	}
-	routes, err := configurePodSide(podH, pod, cfg, host.Attrs().HardwareAddr)
-	if err != nil {
-		return PodResult{}, wrap(err)
-	}
-	if !isPrimary(cfg.IfName) {
-		// Deleting the veth takes the pod's routes along, not its rule.
-		defer func() {
-			if err != nil {
-				if derr := deletePodSourceRule(podH, cfg.IP); derr != nil {
-					slog.Warn("undo pod rule after failed setup", "ip", cfg.IP, "err", derr)
-				}
-			}
-		}()
-	}
+	// The host side (its /32 route and the pod's rules to its ENI) is
+	// complete before the pod side routes: a pod sends the instant its
+	// default route exists, and a packet that met a host without them was
+	// lost (rp_filter on the host veth drops it), so a newborn's first
+	// packet to an allowed peer did not arrive (e2e TestSim_PolicyMatrix
+	// birth).
 	if err := configureHostSide(hostH, host, cfg.IP); err != nil {
 		return PodResult{}, wrap(err)
 	}
@@ -176,6 +168,20 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 			if err != nil {
 				if derr := deleteRules(hostH, []*netlink.Rule{r}); derr != nil {
 					slog.Warn("undo rule after failed setup", "rule", ruleString(r), "err", derr)
+				}
+			}
+		}()
+	}
+	routes, err := configurePodSide(podH, pod, cfg, host.Attrs().HardwareAddr)
+	if err != nil {
+		return PodResult{}, wrap(err)
+	}
+	if !isPrimary(cfg.IfName) {
+		// Deleting the veth takes the pod's routes along, not its rule.
+		defer func() {
+			if err != nil {
+				if derr := deletePodSourceRule(podH, cfg.IP); derr != nil {
+					slog.Warn("undo pod rule after failed setup", "ip", cfg.IP, "err", derr)
 				}
 			}
 		}()
