@@ -547,8 +547,8 @@ func podNetNS(t *testing.T, out string) string {
 
 // testPolicyBirth: with a policy applied before the pod exists, the pod's
 // datagrams (sent from the instant its namespace routes, during the ADD)
-// never reach a denied destination, and reach an allowed one (the very
-// first may be lost: see the comment at the check).
+// never reach a denied destination, and reach an allowed one from the
+// very first.
 func testPolicyBirth(t *testing.T, w *pmWorld) {
 	doc := `
 apiVersion: networking.k8s.io/v1
@@ -582,12 +582,10 @@ spec:
 		case c.allowed && n == 0:
 			t.Errorf("to allowed %s: no datagram of a newborn arrived", c.to)
 		case c.allowed && !first:
-			// Known: the pod side routes before the host side has its
-			// /32 and rules, so a packet sent in that window is lost.
-			// Reordering netplumb fixed it but broke a node's first
-			// pod in CI (e2e TestDaemon_RestartRestoresNode), and was
-			// reverted.
-			t.Logf("to allowed %s: datagram 0 of a newborn was lost (%d received)", c.to, n)
+			// netplumb finishes the host side (its /32, the rules to
+			// the ENI) before the pod side routes: a packet sent the
+			// instant the pod can send must not meet a half-made host.
+			t.Errorf("to allowed %s: datagram 0 of a newborn was lost (%d received)", c.to, n)
 		}
 		w.s.mustRun("sim", "pod", "del", "node-1", name, "-n", "x")
 	}
