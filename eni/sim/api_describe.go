@@ -57,7 +57,7 @@ func (c *Cloud) apiDescribeNetworkInterfaces(q *request) (response, *apiError) {
 			q.get("VSwitchId") != "" && e.vswID != q.get("VSwitchId"),
 			q.get("VpcId") != "" && c.cfg.VPCID != q.get("VpcId"),
 			q.get("Status") != "" && e.status != q.get("Status"),
-			q.get("Type") != "" && e.typ != q.get("Type"),
+			q.get("Type") != "" && e.apiType() != q.get("Type"),
 			q.get("SecurityGroupId") != "" && !slices.Contains(e.sgs, q.get("SecurityGroupId")),
 			q.get("NetworkInterfaceName") != "" && e.name != q.get("NetworkInterfaceName"),
 			q.get("PrimaryIpAddress") != "" && (len(e.ips) == 0 || e.ips[0].String() != q.get("PrimaryIpAddress")),

@@ -21,8 +21,14 @@ type tagJSON struct {
 }
 
 type attachmentJSON struct {
-	InstanceId  string `json:"InstanceId"`
-	DeviceIndex int    `json:"DeviceIndex"`
+	InstanceId                string         `json:"InstanceId"`
+	DeviceIndex               int            `json:"DeviceIndex"`
+	TrunkNetworkInterfaceId   string         `json:"TrunkNetworkInterfaceId,omitempty"`
+	MemberNetworkInterfaceIds *memberIDsJSON `json:"MemberNetworkInterfaceIds,omitempty"`
+}
+
+type memberIDsJSON struct {
+	MemberNetworkInterfaceId []string `json:"MemberNetworkInterfaceId"`
 }
 
 type ipv4PrefixJSON struct {
@@ -70,7 +76,7 @@ func (c *Cloud) eniJSON(e *eni) eniJSON {
 	j := eniJSON{
 		NetworkInterfaceId:   e.id,
 		NetworkInterfaceName: e.name,
-		Type:                 e.typ,
+		Type:                 e.apiType(),
 		Status:               e.status,
 		MacAddress:           e.mac.String(),
 		InstanceId:           e.instanceID,
@@ -104,7 +110,10 @@ func (c *Cloud) eniJSON(e *eni) eniJSON {
 		j.Tags.Tag = append(j.Tags.Tag, tagJSON{TagKey: t.Key, TagValue: t.Value})
 	}
 	if e.instanceID != "" && (e.status == statusInUse || e.status == statusDetaching) {
-		j.Attachment = &attachmentJSON{InstanceId: e.instanceID, DeviceIndex: e.deviceIndex}
+		j.Attachment = &attachmentJSON{InstanceId: e.instanceID, DeviceIndex: e.deviceIndex, TrunkNetworkInterfaceId: e.trunkID}
+		if e.typ == eniTypeTrunk {
+			j.Attachment.MemberNetworkInterfaceIds = &memberIDsJSON{MemberNetworkInterfaceId: c.membersLocked(e.id)}
+		}
 	}
 	return j
 }
@@ -181,7 +190,7 @@ func (c *Cloud) apiAttachNetworkInterface(q *request) (response, *apiError) {
 	if instID == "" {
 		return nil, errMissing("InstanceId")
 	}
-	if aerr := c.attachENI(eniID, instID); aerr != nil {
+	if aerr := c.attachENI(eniID, instID, q.get("TrunkNetworkInstanceId")); aerr != nil {
 		return nil, aerr
 	}
 	return &emptyResponse{}, nil
@@ -195,7 +204,7 @@ func (c *Cloud) apiDetachNetworkInterface(q *request) (response, *apiError) {
 	if instID == "" {
 		return nil, errMissing("InstanceId")
 	}
-	if aerr := c.detachENI(eniID, instID); aerr != nil {
+	if aerr := c.detachENI(eniID, instID, q.get("TrunkNetworkInstanceId")); aerr != nil {
 		return nil, aerr
 	}
 	return &emptyResponse{}, nil

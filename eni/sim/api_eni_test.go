@@ -199,7 +199,7 @@ func TestCloud_AttachNetworkInterface_Errors(t *testing.T) {
 		{"unknown eni", "eni-nope", inst.ID, CodeENINotFound, 404},
 		{"unknown instance", b, "i-nope", CodeInstanceNotFound, 404},
 		{"other zone", otherZone, inst.ID, CodeZoneMismatch, 403},
-		{"trunk on g6", trunk, g6.ID, CodeInvalidENIType, 403},
+		{"trunk on g6", trunk, g6.ID, CodeTrunkNotSupported, 403},
 		{"more ips than the type allows", manyIPs, tiny.ID, CodeENIPerInstanceExceeded, 403},
 	}
 	for _, tt := range tests {

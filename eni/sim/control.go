@@ -239,7 +239,7 @@ func (c *Cloud) Snapshot() Snapshot {
 	}
 	for _, e := range c.liveENIsLocked() {
 		es := ENISnapshot{
-			ID: e.id, Type: e.typ, Status: e.status, InstanceID: e.instanceID, DeviceIndex: e.deviceIndex,
+			ID: e.id, Type: e.apiType(), Status: e.status, InstanceID: e.instanceID, DeviceIndex: e.deviceIndex,
 			MAC: e.mac.String(), VSwitchID: e.vswID, SecurityGroupIDs: slices.Clone(e.sgs),
 			IPs: slices.Clone(e.ips), Prefixes: slices.Clone(e.prefixes), IPv6s: slices.Clone(e.ipv6s),
 			CreationTime: e.created,

@@ -30,6 +30,13 @@
 //     ipv6-gateway and vswitch-ipv6-cidr-block; the Fabric is given an
 //     ENI's IPv6 addresses after its IPv4 ones (and the vSwitch's IPv6
 //     gateway at attach), so the VPC routes and accepts them too;
+//   - trunking (ops_trunk.go): one trunk ENI per instance of a type with
+//     EniTrunkSupported, member ENIs attached through it with
+//     TrunkNetworkInstanceId up to EniTotalQuantity − EniQuantity, each
+//     shown as Type Member with its VLAN ID as Attachment.DeviceIndex
+//     (unique per trunk, reused after a detach), and the reference's
+//     trunk errors; a member is no NIC of the node, and the Fabric does
+//     not carry member traffic yet;
 //   - asynchronous attach (Available → Attaching → InUse) and detach
 //     (InUse → Detaching → Available) driven by timers;
 //   - ClientToken idempotency, tags and paging;

@@ -67,7 +67,6 @@ const (
 	CodeENINotFound            = "InvalidEniId.NotFound"
 	CodeInstanceNotFound       = "InvalidInstanceId.NotFound"
 	CodeInvalidENIState        = "InvalidOperation.InvalidEniState"
-	CodeInvalidENIType         = "InvalidOperation.InvalidEniType"
 	CodeZoneMismatch           = "InvalidOperation.AvailabilityZoneMismatch"
 	CodeDetachPrimaryENI       = "InvalidOperation.DetachPrimaryEniNotAllowed"
 	CodeENIPerInstanceExceeded = "EniPerInstanceLimitExceeded"
@@ -76,10 +75,16 @@ const (
 	CodeIPUnassigned           = "InvalidIp.IpUnassigned"
 	CodeInvalidIPAddress       = "InvalidIp.Address"
 	CodeIPRepeated             = "InvalidIp.IpRepeated"
-	CodeIPv4CountExceeded      = "InvalidOperation.Ipv4CountExceeded"
-	CodeIPv6CountExceeded      = "InvalidOperation.Ipv6CountExceeded"
-	CodeIPv6NotSupported       = "InvalidOperation.Ipv6NotSupport"
-	CodeVSwitchIPv6Off         = "InvalidVSwitch.Ipv6NotTurnOn"
+	// Trunking (see ops_trunk.go).
+	CodeTrunkNotSupported         = "InvalidOperation.InstanceTypeNotSupportEniTrunking"
+	CodeInvalidTrunkENIStatus     = "InvalidOperation.InvalidTrunkEniStatus"
+	CodeENINotBelongTrunk         = "InvalidParameter.EniNotBelongTrunk"
+	CodeHasMemberENIAttached      = "InvalidOperation.HasMemberEniAttached"
+	CodeENITypeNotSupportTrunking = "InvalidOperation.EniTypeNotSupportTrunking"
+	CodeIPv4CountExceeded         = "InvalidOperation.Ipv4CountExceeded"
+	CodeIPv6CountExceeded         = "InvalidOperation.Ipv6CountExceeded"
+	CodeIPv6NotSupported          = "InvalidOperation.Ipv6NotSupport"
+	CodeVSwitchIPv6Off            = "InvalidVSwitch.Ipv6NotTurnOn"
 )
 
 // apiError is an OpenAPI error answer: the HTTP status and body code the

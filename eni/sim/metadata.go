@@ -248,11 +248,11 @@ func (c *Cloud) metadata(instID, key string) (string, bool) {
 }
 
 // attachedLocked returns the instance's InUse ENIs by device index: only
-// those appear in metadata, as on a real instance.
+// those appear in metadata, as on a real instance (trunk members do not).
 func (c *Cloud) attachedLocked(instID string) []*eni {
 	var out []*eni
 	for _, e := range c.enis {
-		if e.instanceID == instID && e.status == statusInUse {
+		if e.instanceID == instID && e.status == statusInUse && e.trunkID == "" { // a member is no NIC of the node
 			out = append(out, e)
 		}
 	}

@@ -12,6 +12,7 @@ const (
 	eniTypePrimary   = "Primary"
 	eniTypeSecondary = "Secondary"
 	eniTypeTrunk     = "Trunk"
+	eniTypeMember    = "Member" // what Describe calls a Secondary ENI attached through a trunk
 
 	statusAvailable = "Available"
 	statusAttaching = "Attaching"
@@ -36,7 +37,8 @@ type eni struct {
 	ipv6s           []netip.Addr   // assigned IPv6 addresses
 	tags            []tag
 	sourceDestCheck bool
-	deviceIndex     int // valid while InUse or Detaching
+	deviceIndex     int    // valid while InUse or Detaching; a member's is its VLAN ID on the trunk
+	trunkID         string // a member: the trunk it is attached through (attach start to detach end)
 	created         time.Time
 	seq             uint64    // creation order, for stable listing and NextToken
 	attachStarted   time.Time // when the current attach began
@@ -55,6 +57,15 @@ func (e *eni) clone() *eni {
 	c.tags = slices.Clone(e.tags)
 	c.timer = nil
 	return &c
+}
+
+// apiType is the ENI's Type as Describe shows it: a Secondary ENI attached
+// through a trunk is a Member.
+func (e *eni) apiType() string {
+	if e.trunkID != "" {
+		return eniTypeMember
+	}
+	return e.typ
 }
 
 // slots is how many of the ENI's private IPv4 quota it uses: one per

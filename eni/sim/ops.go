@@ -99,7 +99,7 @@ func takeAddr(vsw *vswitch, ip netip.Addr) *apiError {
 	return nil
 }
 
-func (c *Cloud) attachENI(eniID, instanceID string) *apiError {
+func (c *Cloud) attachENI(eniID, instanceID, trunkID string) *apiError {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.enis[eniID]
@@ -117,9 +117,16 @@ func (c *Cloud) attachENI(eniID, instanceID string) *apiError {
 		return newAPIError(http.StatusForbidden, CodeZoneMismatch,
 			"ENI %s is in zone %s but instance %s is in zone %s.", e.id, e.zoneID, inst.ID, inst.ZoneID)
 	}
+	if trunkID != "" {
+		return c.attachMemberLocked(e, inst, trunkID)
+	}
+	if e.typ == eniTypeTrunk && c.trunkOfLocked(inst.ID) != nil {
+		return newAPIError(http.StatusForbidden, CodeInvalidTrunkENIStatus,
+			"Instance %s already has trunk ENI %s; an instance has one trunk.", inst.ID, c.trunkOfLocked(inst.ID).id)
+	}
 	if e.typ == eniTypeTrunk && !inst.typ.TrunkSupported {
-		return newAPIError(http.StatusForbidden, CodeInvalidENIType,
-			"Instance type %s does not support trunk ENIs.", inst.typ.ID)
+		return newAPIError(http.StatusForbidden, CodeTrunkNotSupported,
+			"Instance type %s does not support ENI trunking.", inst.typ.ID)
 	}
 	if n := c.countENIsLocked(inst.ID); n >= inst.typ.ENIs {
 		return newAPIError(http.StatusForbidden, CodeENIPerInstanceExceeded,
@@ -145,11 +152,12 @@ func (c *Cloud) attachENI(eniID, instanceID string) *apiError {
 	return nil
 }
 
-// countENIsLocked counts the ENIs that occupy a slot of the instance.
+// countENIsLocked counts the ENIs that occupy a slot of the instance:
+// members ride on the trunk's.
 func (c *Cloud) countENIsLocked(instanceID string) int {
 	n := 0
 	for _, e := range c.enis {
-		if e.instanceID == instanceID {
+		if e.instanceID == instanceID && e.trunkID == "" {
 			n++
 		}
 	}
@@ -163,10 +171,19 @@ func (c *Cloud) completeAttach(eniID string) {
 		c.mu.Unlock()
 		return
 	}
+	if e.trunkID != "" {
+		// A member's VLAN ID was taken at attach start, and it never
+		// appears as a NIC of the node: nothing for the fabric to do.
+		e.status = statusInUse
+		e.timer = nil
+		c.hist.recordENI(time.Now(), e.id, e)
+		c.mu.Unlock()
+		return
+	}
 	inst := c.instances[e.instanceID]
 	used := map[int]bool{}
 	for _, o := range c.enis {
-		if o.instanceID == inst.ID && (o.status == statusInUse || o.status == statusDetaching) {
+		if o.instanceID == inst.ID && o.trunkID == "" && (o.status == statusInUse || o.status == statusDetaching) {
 			used[o.deviceIndex] = true
 		}
 	}
@@ -182,7 +199,7 @@ func (c *Cloud) completeAttach(eniID string) {
 	_ = c.flush(op) // logged and counted by flush; the cloud's state stands
 }
 
-func (c *Cloud) detachENI(eniID, instanceID string) *apiError {
+func (c *Cloud) detachENI(eniID, instanceID, trunkID string) *apiError {
 	c.mu.Lock()
 	e, ok := c.enis[eniID]
 	if !ok {
@@ -201,18 +218,31 @@ func (c *Cloud) detachENI(eniID, instanceID string) *apiError {
 		c.mu.Unlock()
 		return errENIState(e.id, e.status+" on "+orNone(e.instanceID), "DetachNetworkInterface from "+instanceID)
 	}
+	if aerr := c.checkTrunkDetachLocked(e, trunkID); aerr != nil {
+		c.mu.Unlock()
+		return aerr
+	}
 	e.status = statusDetaching
 	c.hist.recordENI(time.Now(), e.id, e)
+	if e.trunkID != "" {
+		c.scheduleDetachLocked(e)
+		c.mu.Unlock()
+		return nil
+	}
 	// The link leaves the node when the detach starts, so by the time the
 	// API says Available nothing in the node uses it.
 	op := c.enqueueLocked("detach eni "+e.id, detachCall(e.instanceID, e.id))
+	c.scheduleDetachLocked(e)
+	c.mu.Unlock()
+	_ = c.flush(op)
+	return nil
+}
+
+func (c *Cloud) scheduleDetachLocked(e *eni) {
 	if !c.closed {
 		id := e.id
 		e.timer = time.AfterFunc(c.cfg.DetachDelay, func() { c.completeDetach(id) })
 	}
-	c.mu.Unlock()
-	_ = c.flush(op)
-	return nil
 }
 
 func orNone(s string) string {
@@ -232,6 +262,7 @@ func (c *Cloud) completeDetach(eniID string) {
 	e.status = statusAvailable
 	e.instanceID = ""
 	e.deviceIndex = 0
+	e.trunkID = "" // its VLAN ID is free for the trunk's next member
 	e.timer = nil
 	c.hist.recordENI(time.Now(), e.id, e)
 }
@@ -355,7 +386,7 @@ func (c *Cloud) addressesChangedUnlock(e *eni, vsw *vswitch) {
 	c.hist.recordENI(now, e.id, e)
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	var op *fabricOp
-	if e.status == statusInUse {
+	if e.status == statusInUse && e.trunkID == "" { // a member is no NIC of the node
 		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.fabricAddrs()))
 	}
 	c.mu.Unlock()

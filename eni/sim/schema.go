@@ -34,8 +34,8 @@ var actionParams = map[string][]string{
 		"PrimaryIpAddress", "SecondaryPrivateIpAddressCount", "Ipv4PrefixCount",
 		"Ipv6AddressCount",
 	},
-	"AttachNetworkInterface": {"NetworkInterfaceId", "InstanceId"},
-	"DetachNetworkInterface": {"NetworkInterfaceId", "InstanceId"},
+	"AttachNetworkInterface": {"NetworkInterfaceId", "InstanceId", "TrunkNetworkInstanceId"},
+	"DetachNetworkInterface": {"NetworkInterfaceId", "InstanceId", "TrunkNetworkInstanceId"},
 	"DeleteNetworkInterface": {"NetworkInterfaceId"},
 	"DescribeNetworkInterfaces": {
 		"NetworkInterfaceId.N", "InstanceId", "VSwitchId", "VpcId", "Status", "Type",

@@ -38,10 +38,10 @@ func TestCloud_API_UnmodeledSDKFieldRefused(t *testing.T) {
 		name, param string
 		call        func() error
 	}{
-		{"attach to trunk", "TrunkNetworkInstanceId", func() error {
+		{"attach to a network card", "NetworkCardIndex", func() error {
 			req := ecs.CreateAttachNetworkInterfaceRequest()
 			req.NetworkInterfaceId, req.InstanceId = id, inst.ID
-			req.TrunkNetworkInstanceId = "eni-trunk"
+			req.NetworkCardIndex = requests.NewInteger(1)
 			_, err := client.AttachNetworkInterface(req)
 			return err
 		}},
