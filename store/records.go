@@ -180,11 +180,11 @@ type Allocation struct {
 	// the same state and taken and given back in the same transactions;
 	// the zero Addr for an IPv4-only pod (and in records written before
 	// dual stack).
-	IP6 netip.Addr `json:"ip6,omitzero"`
-	State        IPState    `json:"state"`      // IPReserved or IPBound
-	ReservedBy   int        `json:"reservedBy"` // pid of the reserving process in its own PID namespace; for humans only
-	ReservedAt   time.Time  `json:"reservedAt"`
-	BoundAt      time.Time  `json:"boundAt,omitzero"`
+	IP6        netip.Addr `json:"ip6,omitzero"`
+	State      IPState    `json:"state"`      // IPReserved or IPBound
+	ReservedBy int        `json:"reservedBy"` // pid of the reserving process in its own PID namespace; for humans only
+	ReservedAt time.Time  `json:"reservedAt"`
+	BoundAt    time.Time  `json:"boundAt,omitzero"`
 
 	// NetNS is the pod's network namespace as the runtime gave its path,
 	// and NetNSID the namespace that path named at ADD. A bound
