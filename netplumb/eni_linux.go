@@ -69,6 +69,8 @@ func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr)
 //	ip route replace $VSwitchCIDR dev $eni scope link table $Table
 //	ip route replace default via $Gateway dev $eni table $Table
 //
+// and with IPv6 (cfg.IPv6CIDR, dual stack) ensureENI6's steps.
+//
 // The ENI gets at most its own primary address as a /32: it carries pod
 // addresses (Terway's veth mode), and the main table keeps no route through
 // it.
@@ -147,6 +149,11 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	if err := replaceENIRoutes(h, eni.Index, eni.Table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, eni.Table, err)
 	}
+	if cfg.IPv6CIDR.IsValid() {
+		if err := ensureENI6(h, cfg.NetNS, name, eni); err != nil {
+			return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+		}
+	}
 	slog.Debug("eni ready", "name", name, "index", eni.Index, "table", eni.Table, "mac", cfg.MAC.String())
 	return eni, nil
 }
@@ -162,6 +169,8 @@ func eniLinkOf(l netlink.Link, cfg ENIConfig) ENILink {
 		NetNS:       cfg.NetNS,
 		VSwitchCIDR: cfg.VSwitchCIDR.Masked(),
 		Gateway:     cfg.Gateway,
+		IPv6CIDR:    cfg.IPv6CIDR.Masked(),
+		Gateway6:    cfg.Gateway6,
 	}
 }
 
@@ -169,6 +178,10 @@ func eniLinkOf(l netlink.Link, cfg ENIConfig) ENILink {
 // default route's gateway in the same table, and refuses it (ENETUNREACH)
 // while the gateway has no route there.
 func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw netip.Addr) error {
+	unspecified := netip.IPv4Unspecified()
+	if cidr.Addr().Is6() {
+		unspecified = netip.IPv6Unspecified()
+	}
 	cidr = cidr.Masked()
 	subnet := &netlink.Route{
 		LinkIndex: index,
@@ -182,7 +195,7 @@ func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw
 	}
 	def := &netlink.Route{
 		LinkIndex: index,
-		Dst:       prefixToIPNet(netip.PrefixFrom(netip.IPv4Unspecified(), 0)),
+		Dst:       prefixToIPNet(netip.PrefixFrom(unspecified, 0)),
 		Gw:        gw.AsSlice(),
 		Table:     table,
 		Protocol:  unix.RTPROT_STATIC,
