@@ -176,9 +176,11 @@ func (p pool) ipsByFamily(eniID string) (free4, all4, free6, all6 int) {
 // to the same number of IPv4 and IPv6 (a family left short by an earlier
 // failed call is topped up first), within perENIDual.
 func assignDualOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
+	// Slots used are pairs: an ENI full in one family only still has
+	// the other to top up (the cap per ENI is checked below).
 	cands, blocked := growCandidates(p, node, cfg, func(e store.ENI) int {
 		_, all4, _, all6 := p.ipsByFamily(e.ID)
-		return max(all4, all6)
+		return min(all4, all6)
 	}, time.Now())
 	for _, c := range cands {
 		if added >= need {
