@@ -122,6 +122,13 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		}
 		link.Attrs().MTU = cfg.MTU // what the kernel accepted, or it said no
 	}
+	if cfg.IPv6CIDR.IsValid() {
+		// Before the link is up: its link-local address must not be
+		// tentative (see ensureENI6).
+		if err := inNetNS(cfg.NetNS, func() error { return setSysctls(eniSysctls6(name)...) }); err != nil {
+			return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+		}
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s: set up: %w", name, err)
 	}
@@ -150,7 +157,7 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, eni.Table, err)
 	}
 	if cfg.IPv6CIDR.IsValid() {
-		if err := ensureENI6(h, cfg.NetNS, name, eni); err != nil {
+		if err := ensureENI6(h, eni); err != nil {
 			return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
 		}
 	}

@@ -106,27 +106,30 @@ func configurePodSide6(h *netlink.Handle, pod netlink.Link, cfg PodConfig, hostM
 	return []netip.Prefix{cidr}, nil
 }
 
-// ensureENI6 is EnsureENI's IPv6 part:
+// ensureENI6 is EnsureENI's IPv6 part, after eniSysctls6 and the link up:
 //
-//	sysctl net.ipv6.conf.$eni.disable_ipv6=0 .accept_ra=0 .accept_dad=0
 //	ip -6 route replace $IPv6CIDR dev $eni table $Table
 //	ip -6 route replace default via $Gateway6 dev $eni table $Table
 //
 // The ENI gets no global IPv6 of its own: its link-local address is what
 // its neighbour solicitations come from, and the VPC answers for the
-// gateway (and, in the sim, proxies its same-/64 peers).
-func ensureENI6(h *netlink.Handle, netns, name string, eni ENILink) error {
-	if err := inNetNS(netns, func() error {
-		return setSysctls(
-			[2]string{"net/ipv6/conf/" + name + "/disable_ipv6", "0"},
-			[2]string{"net/ipv6/conf/" + name + "/accept_ra", "0"},
-			[2]string{"net/ipv6/conf/" + name + "/accept_dad", "0"},
-		)
-	}); err != nil {
-		return err
-	}
+// gateway (and, in the sim, proxies its same-/64 peers). That address must
+// not be tentative: the kernel sends no solicitation while it is, and the
+// first pod packets through a fresh ENI would wait a second or two.
+func ensureENI6(h *netlink.Handle, eni ENILink) error {
 	if err := replaceENIRoutes(h, eni.Index, eni.Table, eni.IPv6CIDR, eni.Gateway6); err != nil {
 		return fmt.Errorf("ipv6 table %d: %w", eni.Table, err)
 	}
 	return nil
+}
+
+// eniSysctls6 are the ENI's IPv6 sysctls (dual stack):
+//
+//	sysctl net.ipv6.conf.$eni.disable_ipv6=0 .accept_ra=0 .accept_dad=0
+func eniSysctls6(name string) [][2]string {
+	return [][2]string{
+		{"net/ipv6/conf/" + name + "/disable_ipv6", "0"},
+		{"net/ipv6/conf/" + name + "/accept_ra", "0"},
+		{"net/ipv6/conf/" + name + "/accept_dad", "0"},
+	}
 }
