@@ -600,7 +600,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table})
+	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table, IPv6CIDR: eniRec.IPv6CIDR, Gateway6: eniRec.Gateway6})
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}
@@ -609,6 +609,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		IfName:         args.IfName,
 		ContainerNetNS: args.Netns,
 		IP:             alloc.IP,
+		IP6:            alloc.IP6,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
 	}); err != nil {
