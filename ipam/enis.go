@@ -157,7 +157,13 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	}
 	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips (%d prefixes)", rec.ID, vsw.ID, n.free, len(attached.Prefixes)))
 	if cfg.DualStack() {
-		return pairsOf(n.freeAddrs), nil
+		pairs := pairsOf(n.freeAddrs)
+		if pairs == 0 && n.free > 0 {
+			// Not zero pods and no error: grow would create ENI after
+			// ENI. The next grow tops this one up.
+			return 0, fmt.Errorf("eni %s came with %d addresses but no IPv4 and IPv6 pair: %w", rec.ID, n.free, eni.ErrIPv6Unsupported)
+		}
+		return pairs, nil
 	}
 	return n.free, nil
 }
