@@ -311,15 +311,18 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 	case err != nil:
 		return wrap(err)
 	default:
-		// What the host routes to the veth is what SetupPod put there:
-		// both families, whatever the caller knew.
-		found, err := hostRouteIPs(hostH, host.Attrs().Index)
-		if err != nil {
-			return wrap(err)
-		}
-		for _, ip := range found {
-			if !slices.Contains(ips, ip) {
-				ips = append(ips, ip)
+		if !cfg.IP.IsValid() {
+			// What the host routes to the veth is what SetupPod put
+			// there: both families. (With IP given, the caller's
+			// allocation names IP6 too; no dump on every DEL.)
+			found, err := hostRouteIPs(hostH, host.Attrs().Index)
+			if err != nil {
+				return wrap(err)
+			}
+			for _, ip := range found {
+				if !slices.Contains(ips, ip) {
+					ips = append(ips, ip)
+				}
 			}
 		}
 		if err := ignoreNotExist(hostH.LinkDel(host)); err != nil {
