@@ -62,10 +62,47 @@ func (c *cluster) addDual(tb testing.TB, ctx context.Context, node, name string)
 // spec versions libcni users still speak (0.3.1, 0.4.0, 1.0.0), and
 // ip_stack ipv6 is refused with a CNI error that says so.
 func TestDualStack_TwoNodesTCPMatrix(t *testing.T) {
-	c := mustCluster(t, "--nodes", "2", "--vswitches", dualVSwitches, "--datapath", "plain",
+	c, ctx, all := dualMatrix(t, "plain")
+
+	t.Run("older spec versions", func(t *testing.T) { dualOlderVersions(t, c) })
+	t.Run("ipv6 only is refused", func(t *testing.T) { dualIPv6Refused(t, c) })
+	dualDelAll(t, c, ctx, all)
+}
+
+// Ensure a dual-stack node on the eBPF datapath is never a broken pod: the
+// fast path takes the pods' IPv4, their IPv6 stays on the plain datapath,
+// both TCP matrices pass, and veni status says so.
+func TestDualStack_EBPFDatapath_IPv6StaysPlain(t *testing.T) {
+	c, ctx, all := dualMatrix(t, "ebpf")
+	for _, node := range []string{"node-1", "node-2"} {
+		out := c.mustRun("sim", "exec", node, "--", c.bin, "status", "-o", "json", "--config", c.nodes[node].config)
+		var st struct {
+			Datapath struct {
+				Active string `json:"active"`
+			} `json:"datapath"`
+			StackNotes []string `json:"stackNotes"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Datapath.Active != "ebpf" {
+			t.Skipf("%s: datapath %q: this kernel has no eBPF fast path (the plain case is TestDualStack_TwoNodesTCPMatrix)", node, st.Datapath.Active)
+		}
+		if !strings.Contains(strings.Join(st.StackNotes, " "), "IPv6 stays on the plain datapath") {
+			t.Fatalf("%s: status stack notes %q do not say where IPv6 goes", node, st.StackNotes)
+		}
+	}
+	dualDelAll(t, c, ctx, all)
+}
+
+// dualMatrix starts two dual-stack nodes on datapath, adds three pods on
+// each and runs the IPv4 and the IPv6 TCP matrix; it checks the store
+// holds every pod's pair and the status names the stack.
+func dualMatrix(t *testing.T, datapath string) (*cluster, context.Context, []dualPod) {
+	c := mustCluster(t, "--nodes", "2", "--vswitches", dualVSwitches, "--datapath", datapath,
 		"--node-config", "ip_stack=dual", "--min-pool-size", "2", "--max-pool-size", "6")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 
 	var all []dualPod
 	for _, node := range []string{"node-1", "node-2"} {
@@ -110,7 +147,13 @@ func TestDualStack_TwoNodesTCPMatrix(t *testing.T) {
 		}
 	}
 
-	t.Run("older spec versions", func(t *testing.T) {
+	return c, ctx, all
+}
+
+// dualOlderVersions adds a pod at each older spec version through the
+// plugin itself and checks the result lists an IPv4 then an IPv6.
+func dualOlderVersions(t *testing.T, c *cluster) {
+	{
 		node := c.nodes["node-1"]
 		for _, v := range []string{"0.3.1", "0.4.0", "1.0.0"} {
 			pod := c.newPod(t, "node-1", "ver-"+strings.ReplaceAll(v, ".", ""))
@@ -148,9 +191,13 @@ func TestDualStack_TwoNodesTCPMatrix(t *testing.T) {
 				t.Fatalf("%s: DEL failed: %v", v, res)
 			}
 		}
-	})
+	}
+}
 
-	t.Run("ipv6 only is refused", func(t *testing.T) {
+// dualIPv6Refused checks ip_stack ipv6 gets CNI error 7 saying it is not
+// supported yet.
+func dualIPv6Refused(t *testing.T, c *cluster) {
+	{
 		raw, err := os.ReadFile(c.nodes["node-1"].config)
 		if err != nil {
 			t.Fatal(err)
@@ -174,10 +221,12 @@ func TestDualStack_TwoNodesTCPMatrix(t *testing.T) {
 		if code == 0 || res["code"] != float64(types.ErrInvalidNetworkConfig) || !strings.Contains(fmt.Sprint(res["details"]), "not supported yet") {
 			t.Fatalf("ADD with ip_stack ipv6: exit %d %v, want CNI error 7 saying it is not supported yet", code, res)
 		}
-	})
+	}
+}
 
-	// DEL gives both families back: no allocation, no IPv6 rule or route
-	// left on the nodes.
+// dualDelAll deletes the pods and checks both families went back: no
+// allocation, no held address, no IPv6 rule or route left on the nodes.
+func dualDelAll(t *testing.T, c *cluster, ctx context.Context, all []dualPod) {
 	for _, p := range all {
 		if _, err := c.nodes[p.node].rt.Del(ctx, p.pod); err != nil {
 			t.Fatalf("del %s: %v", p.pod.Name, err)
