@@ -20,6 +20,7 @@ import (
 
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
+	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
@@ -427,6 +428,10 @@ func allocationError(err error) error {
 	case errors.Is(err, ipam.ErrModeMismatch):
 		// Retrying cannot help: the node's configuration must change.
 		return types.NewError(types.ErrInvalidNetworkConfig, "veni configuration asks for another pool mode than this node's", err.Error())
+	case errors.Is(err, ipam.ErrStackMismatch):
+		return types.NewError(types.ErrInvalidNetworkConfig, "veni configuration asks for another ip stack than this node's", err.Error())
+	case errors.Is(err, eni.ErrIPv6Unsupported):
+		return types.NewError(types.ErrInvalidNetworkConfig, "ip_stack dual, but this node cannot get IPv6", err.Error()+" (turn IPv6 on for the vSwitches, use an instance type with IPv6, or set ip_stack ipv4 on a new node)")
 	case isStoreError(err):
 		return storeError(err, "allocate an address")
 	}

@@ -2,6 +2,8 @@ package commands
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/veni-cni/veni/eni"
+	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 )
 
@@ -61,5 +65,19 @@ func TestAddResult_DualStack_Versions(t *testing.T) {
 	pod.Routes = pod.Routes[:1]
 	if v4 := addResult(pod, ip, netip.Addr{}, "/run/netns/p", types.DNS{}); len(v4.IPs) != 1 || len(v4.Routes) != 1 {
 		t.Fatalf("ipv4-only result %+v", v4)
+	}
+}
+
+// Ensure a node whose stack cannot be had or cannot change gets CNI error
+// 7 (retrying cannot help) with what to do, not "try again later".
+func TestAllocationError_Stack(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("reserve ip for c/eth0: %w", ipam.ErrStackMismatch),
+		fmt.Errorf("grow: %w", eni.ErrIPv6Unsupported),
+	} {
+		var cniErr *types.Error
+		if !errors.As(allocationError(err), &cniErr) || cniErr.Code != types.ErrInvalidNetworkConfig {
+			t.Fatalf("allocationError(%v) = %v, want code %d", err, allocationError(err), types.ErrInvalidNetworkConfig)
+		}
 	}
 }
