@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/veni-cni/veni/config"
@@ -267,4 +269,101 @@ func pairsOf(addrs []netip.Addr) int {
 		}
 	}
 	return min(n4, n6)
+}
+
+// repairHalves mends what store.Check reports as a half stack or an owner
+// without allocation, which no ADD, DEL or GC leaves (they write both
+// halves in one transaction) but a damaged or hand-edited store can:
+//
+//   - an IPv6 held by an owner whose allocation, on the same ENI and in
+//     the same state, has no IPv6 rejoins that allocation (the pod is whole
+//     again, and the one release path frees both);
+//   - an address held by an owner with no allocation, or one that names
+//     another address, is freed, unless a pod on the host routes it (then
+//     it stays held, and the event says so).
+//
+// It returns the addresses it freed and rejoined. A dual-stack allocation
+// that lacks its IPv6 altogether is left as it is (its pod runs on IPv4;
+// taking its IPv4 away would break it): "veni ipam verify" reports it.
+func repairHalves(ctx context.Context, db Store, host *hostView, now time.Time) (freed, rejoined []netip.Addr, err error) {
+	type orphan struct {
+		ip       store.IP
+		alloc    store.Allocation
+		hasAlloc bool
+	}
+	var found []orphan
+	err = db.View(func(tx *store.ReadTx) error {
+		ips, err := tx.IPs()
+		if err != nil {
+			return err
+		}
+		allocs, err := tx.Allocations()
+		if err != nil {
+			return err
+		}
+		byKey := make(map[store.OwnerKey]store.Allocation, len(allocs))
+		for _, a := range allocs {
+			byKey[a.Key] = a
+		}
+		for _, ip := range ips {
+			if ip.Owner == "" {
+				continue
+			}
+			a, ok := byKey[ip.Owner]
+			if ok && (a.IP == ip.Addr || a.IP6 == ip.Addr) {
+				continue
+			}
+			found = append(found, orphan{ip: ip, alloc: a, hasAlloc: ok})
+		}
+		return nil
+	})
+	if err != nil || len(found) == 0 {
+		return nil, nil, err
+	}
+	var keep []netip.Addr
+	for _, o := range found {
+		if o.hasAlloc && o.ip.Addr.Is6() && !o.alloc.IP6.IsValid() && o.alloc.ENIID == o.ip.ENIID && o.alloc.State == o.ip.State {
+			continue // rejoined below, whatever the host says
+		}
+		if _, used, herr := host.owner(ctx, o.ip.Addr); herr != nil || used {
+			keep = append(keep, o.ip.Addr)
+		}
+	}
+	err = db.Update(func(tx *store.WriteTx) error {
+		freed, rejoined = nil, nil
+		for _, o := range found {
+			cur, err := tx.IP(o.ip.Addr)
+			if err != nil || cur.Owner != o.ip.Owner || cur.State != o.ip.State {
+				continue // changed since: the next pass looks again
+			}
+			a, aerr := tx.Allocation(cur.Owner)
+			switch {
+			case aerr == nil && (a.IP == cur.Addr || a.IP6 == cur.Addr):
+				continue
+			case aerr == nil && cur.Addr.Is6() && !a.IP6.IsValid() && a.ENIID == cur.ENIID && a.State == cur.State:
+				a.IP6 = cur.Addr
+				if err := tx.PutAllocation(a); err != nil {
+					return err
+				}
+				rejoined = append(rejoined, cur.Addr)
+			case slices.Contains(keep, cur.Addr):
+				continue
+			default:
+				cur.State, cur.Owner, cur.FreeSince = store.IPFree, "", now
+				if err := tx.PutIP(cur); err != nil {
+					return err
+				}
+				freed = append(freed, cur.Addr)
+			}
+		}
+		if len(freed)+len(rejoined)+len(keep) == 0 {
+			return nil
+		}
+		_, err := tx.AppendEvent(store.Event{
+			Time: now, Level: slog.LevelWarn, Reason: "HalfStackRepaired",
+			Message: fmt.Sprintf("addresses held without an allocation naming them: freed %v, rejoined to their pod's allocation %v, kept (a pod on the host routes them) %v", freed, rejoined, keep),
+		})
+		return err
+	})
+	return freed, rejoined, err
 }

@@ -260,3 +260,75 @@ func mustCheckDual(tb testing.TB, db Store) {
 		return nil
 	})
 }
+
+// Ensure Reconcile repairs what a damaged store can hold: an IPv6 held by
+// a pod whose allocation lost it rejoins that allocation, an address held
+// by an owner with no allocation is freed, unless a pod on the host
+// routes it.
+func TestReconcile_RepairsHalves(t *testing.T) {
+	db := store.File{Path: filepath.Join(t.TempDir(), "veni.db")}
+	cloud := newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	cloud.addVSwitch6("vsw-a", testCIDR6.String())
+	v4 := mustENI(t, db, cloud, "eni-1", true, 3, time.Now().Add(-time.Hour))
+	six := []netip.Addr{netip.MustParseAddr("fd00:1::20"), netip.MustParseAddr("fd00:1::21"), netip.MustParseAddr("fd00:1::22")}
+	cloud.enis["eni-1"].IPv6s = six
+	mustUpdate(t, db, func(tx *store.WriteTx) error {
+		e, _ := tx.ENI("eni-1")
+		e.IPv6CIDR, e.Gateway6 = testCIDR6, gateway6Of(testCIDR6)
+		if err := tx.PutENI(e); err != nil {
+			return err
+		}
+		if err := tx.PutPoolState(store.PoolState{Mode: config.PoolModeIP, Stack: config.IPStackDual}); err != nil {
+			return err
+		}
+		// c1: bound on its IPv4, its IPv6 held but not named.
+		if err := tx.PutIP(store.IP{Addr: v4[0], ENIID: "eni-1", State: store.IPBound, Owner: "c1/eth0"}); err != nil {
+			return err
+		}
+		if err := tx.PutIP(store.IP{Addr: six[0], ENIID: "eni-1", State: store.IPBound, Owner: "c1/eth0"}); err != nil {
+			return err
+		}
+		if err := tx.PutAllocation(store.Allocation{ContainerID: "c1", IfName: "eth0", IP: v4[0], ENIID: "eni-1", State: store.IPBound}); err != nil {
+			return err
+		}
+		// Owners with no allocation at all.
+		if err := tx.PutIP(store.IP{Addr: six[1], ENIID: "eni-1", State: store.IPReserved, Owner: "ghost/eth0"}); err != nil {
+			return err
+		}
+		return tx.PutIP(store.IP{Addr: v4[1], ENIID: "eni-1", State: store.IPBound, Owner: "alive/eth0"})
+	})
+	node := testNode()
+	node.Limits.IPv6PerENI = 6
+	node.HostPods = func(context.Context) ([]HostPod, error) {
+		return []HostPod{{HostVeth: "venialive", IPs: []netip.Addr{v4[1]}}}, nil
+	}
+	cfg := testConfig()
+	cfg.IPStack = config.IPStackDual
+	cfg.MinPoolSize, cfg.MaxPoolSize = 0, 10
+	rep, err := Reconcile(bg, db, cloud, node, cfg, time.Now())
+	wantErr(t, err, nil)
+	if !slices.Equal(rep.RepairedIPs, []netip.Addr{six[1], six[0]}) {
+		t.Fatalf("repaired %v, want %s freed and %s rejoined (report %+v)", rep.RepairedIPs, six[1], six[0], rep)
+	}
+	_ = db.View(func(tx *store.ReadTx) error {
+		a, err := tx.Allocation("c1/eth0")
+		if err != nil || a.IP6 != six[0] {
+			t.Errorf("c1 allocation %+v (%v), want ip6 %s", a, err, six[0])
+		}
+		if ip, _ := tx.IP(six[1]); ip.State != store.IPFree {
+			t.Errorf("%s: %+v, want free", six[1], ip)
+		}
+		if ip, _ := tx.IP(v4[1]); ip.State != store.IPBound || ip.Owner != "alive/eth0" {
+			t.Errorf("%s: %+v, want kept for the pod the host routes", v4[1], ip)
+		}
+		var kinds []string
+		for _, v := range tx.Check() {
+			kinds = append(kinds, string(v.Kind)+" "+v.Object)
+		}
+		if !slices.Equal(kinds, []string{"owner-without-allocation ip/" + v4[1].String()}) {
+			t.Errorf("violations after repair %q, want only the kept address", kinds)
+		}
+		return nil
+	})
+}

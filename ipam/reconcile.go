@@ -48,6 +48,7 @@ type Report struct {
 	Took             time.Duration // wall time
 	ReclaimSkipped   bool          // idle reclaim waited for idle_ip_reclaim_interval
 	CloudSync        string        // why the ENIs were described through the OpenAPI; "" when metadata agreed with the store
+	RepairedIPs      []netip.Addr  // held without an allocation naming them: freed, or an IPv6 rejoined to its pod (repairHalves)
 }
 
 // Reconcile is the daemon's pool maintenance, run on a timer and on store
@@ -76,6 +77,13 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err := checkAndNoteMode(db, cfg); err != nil {
 		return rep, err
 	}
+	// A half stack or an owner without allocation is repaired before the
+	// pool is counted (see repairHalves).
+	freed, rejoined, err := repairHalves(lease.ctx, db, &hostView{node: node}, now)
+	if err != nil {
+		rep.Errors = append(rep.Errors, fmt.Errorf("repair half stacks: %w", err))
+	}
+	rep.RepairedIPs = append(freed, rejoined...)
 
 	p, err := snapshot(db)
 	if err != nil {
