@@ -151,7 +151,7 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 			r.add(KindENILink, "eni/"+e.ID, fmt.Sprintf("bad mac %q in store", e.MAC))
 			continue
 		}
-		l, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, Table: e.Table})
+		l, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, Table: e.Table, IPv6CIDR: e.IPv6CIDR, Gateway6: e.Gateway6})
 		if err != nil {
 			r.add(KindENILink, "eni/"+e.ID, err.Error())
 			continue
@@ -166,7 +166,7 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 		if !ok {
 			continue // reported as an ENI problem
 		}
-		err := netplumb.CheckPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP, ENI: l})
+		err := netplumb.CheckPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP, IP6: a.IP6, ENI: l})
 		if err != nil {
 			r.add(KindPlumbing, "allocation/"+string(a.Key), err.Error())
 		}
@@ -210,7 +210,8 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 		c, ok := cloudENIs[ip.ENIID]
 		// An address of a delegated /28 is assigned while its prefix is.
 		inPrefix := ip.Prefix.IsValid() && slices.Contains(c.Prefixes, ip.Prefix)
-		if !ok || (!inPrefix && !slices.Contains(c.PrivateIPs, ip.Addr)) {
+		assigned := slices.Contains(c.PrivateIPs, ip.Addr) || slices.Contains(c.IPv6s, ip.Addr)
+		if !ok || (!inPrefix && !assigned) {
 			r.add(KindCloudIP, "ip/"+ip.Addr.String(), fmt.Sprintf("%s by %s but not assigned to %s in the cloud", ip.State, ip.Owner, ip.ENIID))
 		}
 	}

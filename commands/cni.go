@@ -20,6 +20,7 @@ import (
 
 	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ebpf/datapath"
+	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
@@ -207,6 +208,8 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		Gateway:     res.ENI.Gateway,
 		PrimaryIP:   res.ENI.PrimaryIP,
 		Table:       res.ENI.Table,
+		IPv6CIDR:    res.ENI.IPv6CIDR,
+		Gateway6:    res.ENI.Gateway6,
 	})
 	if errors.Is(err, netplumb.ErrInvalidConfig) || errors.Is(err, netplumb.ErrMTU) {
 		return types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("eni %s cannot be configured as asked", res.ENI.ID), err.Error())
@@ -219,6 +222,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		IfName:         args.IfName,
 		ContainerNetNS: args.Netns,
 		IP:             res.IP,
+		IP6:            res.IP6,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
 	}
@@ -294,7 +298,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err = ipam.Commit(env.Store, res.Key, ipam.HostSide{Veth: pod.Host.Name, Ifindex: pod.Host.Index}, note); err != nil {
 		return storeError(err, "record the pod's address")
 	}
-	return types.PrintResult(addResult(pod, res.IP, args.Netns, conf.DNS), conf.CNIVersion)
+	return types.PrintResult(addResult(pod, res.IP, res.IP6, args.Netns, conf.DNS), conf.CNIVersion)
 }
 
 // podObject names the pod in an event: "pod/ns/name", or the attachment
@@ -424,6 +428,10 @@ func allocationError(err error) error {
 	case errors.Is(err, ipam.ErrModeMismatch):
 		// Retrying cannot help: the node's configuration must change.
 		return types.NewError(types.ErrInvalidNetworkConfig, "veni configuration asks for another pool mode than this node's", err.Error())
+	case errors.Is(err, ipam.ErrStackMismatch):
+		return types.NewError(types.ErrInvalidNetworkConfig, "veni configuration asks for another ip stack than this node's", err.Error())
+	case errors.Is(err, eni.ErrIPv6Unsupported):
+		return types.NewError(types.ErrInvalidNetworkConfig, "ip_stack dual, but this node cannot get IPv6", err.Error()+" (turn IPv6 on for the vSwitches, use an instance type with IPv6, or set ip_stack ipv4 on a new node)")
 	case isStoreError(err):
 		return storeError(err, "allocate an address")
 	}
@@ -472,14 +480,35 @@ func busyError(err error) error {
 // addResult describes the attachment: the host veth, the pod interface and
 // the pod's address behind the link-local gateway, and the DNS settings the
 // network configuration carries.
-func addResult(pod netplumb.PodResult, ip netip.Addr, netns string, dns types.DNS) *types100.Result {
+//
+// A dual-stack pod (ip6 valid) lists its IPv6 second, behind fe80::1, with
+// the IPv6 routes; every spec version veni speaks carries both (0.3.x and
+// 0.4.0 name each IP's version, which libcni derives from the address).
+func addResult(pod netplumb.PodResult, ip, ip6 netip.Addr, netns string, dns types.DNS) *types100.Result {
 	podIndex := 1
 	gw := net.IP(netplumb.PodGateway.AsSlice())
+	gw6 := net.IP(netplumb.PodGateway6.AsSlice())
 	// The default route only on the pod's first interface; a second one
 	// (another network on the same pod) routes its vSwitch.
 	routes := make([]*types.Route, 0, len(pod.Routes))
 	for _, r := range pod.Routes {
-		routes = append(routes, &types.Route{Dst: net.IPNet{IP: r.Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())}, GW: gw})
+		via := gw
+		if r.Addr().Is6() {
+			via = gw6
+		}
+		routes = append(routes, &types.Route{Dst: net.IPNet{IP: r.Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())}, GW: via})
+	}
+	ips := []*types100.IPConfig{{
+		Interface: &podIndex,
+		Address:   net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
+		Gateway:   gw,
+	}}
+	if ip6.IsValid() {
+		ips = append(ips, &types100.IPConfig{
+			Interface: &podIndex,
+			Address:   net.IPNet{IP: ip6.AsSlice(), Mask: net.CIDRMask(128, 128)},
+			Gateway:   gw6,
+		})
 	}
 	return &types100.Result{
 		CNIVersion: types100.ImplementedSpecVersion,
@@ -487,11 +516,7 @@ func addResult(pod netplumb.PodResult, ip netip.Addr, netns string, dns types.DN
 			{Name: pod.Host.Name, Mac: pod.Host.MAC.String()},
 			{Name: pod.Pod.Name, Mac: pod.Pod.MAC.String(), Sandbox: netns},
 		},
-		IPs: []*types100.IPConfig{{
-			Interface: &podIndex,
-			Address:   net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
-			Gateway:   gw,
-		}},
+		IPs:    ips,
 		Routes: routes,
 		DNS:    dns,
 	}
@@ -580,7 +605,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table})
+	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table, IPv6CIDR: eniRec.IPv6CIDR, Gateway6: eniRec.Gateway6})
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}
@@ -589,6 +614,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		IfName:         args.IfName,
 		ContainerNetNS: args.Netns,
 		IP:             alloc.IP,
+		IP6:            alloc.IP6,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
 	}); err != nil {
@@ -616,14 +642,18 @@ func checkPrevResult(conf *NetConf, args *skel.CmdArgs, alloc store.Allocation) 
 		return types.NewError(types.ErrInternal, "prevResult does not match the attachment", fmt.Sprintf(format, a...)+" (DEL and ADD the pod again)")
 	}
 	ips := make([]string, 0, len(prev.IPs))
-	found := false
+	found, found6 := false, !alloc.IP6.IsValid()
 	for _, ip := range prev.IPs {
 		ips = append(ips, ip.Address.String())
 		a, ok := netip.AddrFromSlice(ip.Address.IP)
 		found = found || (ok && a.Unmap() == alloc.IP)
+		found6 = found6 || (ok && a == alloc.IP6)
 	}
 	if !found {
 		return mismatch("prevResult has addresses %v, veni bound %s to %s", ips, alloc.IP, alloc.Key)
+	}
+	if !found6 {
+		return mismatch("prevResult has addresses %v, veni bound ipv6 %s to %s too", ips, alloc.IP6, alloc.Key)
 	}
 	var sandbox, host bool
 	for _, i := range prev.Interfaces {

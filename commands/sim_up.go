@@ -26,7 +26,7 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	d := cluster.DefaultSpec()
 	fs.IntVar(&o.spec.Nodes, "nodes", d.Nodes, "number of nodes (ECS instances), named node-1 … node-N")
 	fs.StringVar(&o.spec.InstanceType, "instance-type", d.InstanceType, "instance type of every node (sets its ENI and IP quotas)")
-	fs.StringVar(&o.vswitches, "vswitches", "", "vSwitches as id=cidr[@zone],... inside 172.30.0.0/16 (default vsw-sim-a=172.30.1.0/24,vsw-sim-b=172.30.2.0/24); nodes go round-robin over them")
+	fs.StringVar(&o.vswitches, "vswitches", "", "vSwitches as id=cidr[+ipv6/64][@zone],... inside 172.30.0.0/16 (default vsw-sim-a=172.30.1.0/24+fd00:ac1e:1::/64,vsw-sim-b=172.30.2.0/24); a +ipv6 /64 turns IPv6 on (ip_stack dual); nodes go round-robin over them")
 	fs.DurationVar(&o.spec.AttachDelay, "attach-delay", d.AttachDelay, "how long an ENI stays Attaching")
 	fs.IntVar(&o.spec.MinPoolSize, "min-pool-size", d.MinPoolSize, "min_pool_size of every node's veni config: idle addresses the daemon keeps")
 	fs.IntVar(&o.spec.MaxPoolSize, "max-pool-size", d.MaxPoolSize, "max_pool_size of every node's veni config: idle addresses above it are reclaimed")

@@ -81,6 +81,12 @@ type statusReport struct {
 	Mode    string `json:"mode"`
 	MaxPods int    `json:"maxPods,omitempty"`
 
+	// Stack is eni_conf's ip_stack ("ipv4" or "dual"); StackNotes say
+	// what dual stack does not do on this node (an instance type with
+	// fewer IPv6 than IPv4 per ENI, IPv6 beside the eBPF fast path).
+	Stack      string   `json:"stack"`
+	StackNotes []string `json:"stackNotes,omitempty"`
+
 	StoreRecovery *store.Recovery `json:"storeRecovery,omitempty"` // the store replaced a damaged file
 	Credentials   string          `json:"credentials"`             // where cloud credentials come from (never the secret)
 }
@@ -217,6 +223,21 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		}
 	}
 	rep.Datapath = gatherDatapath(env, info.InstanceID, listing.Allocations, problem)
+	rep.Stack = env.Config.IPStack
+	if m := listing.Pool.Stack; m != "" && m != rep.Stack {
+		problem("the store holds %s addresses but eni_conf ip_stack is %s: ADDs that need the pool and the daemon refuse to run (a node keeps its stack; drain it and reset its store to switch)", m, rep.Stack)
+	}
+	if env.Config.DualStack() {
+		if rep.Node != nil {
+			if msg := ipam.StackWarning(node.IPAMNode(info), env.Config); msg != "" {
+				rep.StackNotes = append(rep.StackNotes, msg)
+				problem("%s", msg)
+			}
+		}
+		if rep.Datapath.EBPF() {
+			rep.StackNotes = append(rep.StackNotes, "pods' IPv6 stays on the plain datapath (the eBPF fast path takes IPv4 only); a pod isolated by NetworkPolicy drops IPv6 (policy has no IPv6 rules yet)")
+		}
+	}
 	rep.Policy = gatherPolicy(env, info.InstanceID, problem)
 	rep.Daemon = gatherDaemon(env.ConfigPath, listing.Pool.UpdatedAt, now)
 	if len(rep.Daemon.PIDs) == 0 {
@@ -445,6 +466,12 @@ func printStatus(w io.Writer, rep statusReport) error {
 		p.printf("node      unknown\n")
 	}
 	p.printf("config    %s\nstore     %s\ncloud     credentials from %s\n", rep.Config, rep.Store, rep.Credentials)
+	if rep.Stack != "" {
+		p.printf("stack     %s\n", rep.Stack)
+		for _, n := range rep.StackNotes {
+			p.printf("          %s\n", n)
+		}
+	}
 
 	dp := rep.Datapath
 	p.printf("datapath  %s (%s)\n", dp.Active, dp.Reason)

@@ -260,9 +260,6 @@ func Parse(b []byte) (Config, []string, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, notes, err
 	}
-	if cfg.IPStack != "ipv4" {
-		notes = append(notes, fmt.Sprintf("field \"ip_stack\" %q accepted but only IPv4 is allocated", cfg.IPStack))
-	}
 	return cfg, notes, nil
 }
 
@@ -316,8 +313,12 @@ func (c Config) Validate() error {
 		return bad("vswitch_selection_policy", "%q is not random or ordered", c.VSwitchPolicy)
 	case c.ENIPolicy != ENIMostIPs && c.ENIPolicy != ENILeastIPs:
 		return bad("eni_selection_policy", "%q is not most_ips or least_ips", c.ENIPolicy)
-	case c.IPStack != "ipv4" && c.IPStack != "dual" && c.IPStack != "ipv6":
+	case c.IPStack != IPStackV4 && c.IPStack != IPStackDual && c.IPStack != IPStackV6:
 		return bad("ip_stack", "%q is not ipv4, dual or ipv6", c.IPStack)
+	case c.IPStack == IPStackV6:
+		// Terway's ipv6 stack gives pods no IPv4 at all; veni's datapath,
+		// Service handling and policy still assume an IPv4 per pod.
+		return bad("ip_stack", "%q (IPv6 only) is not supported yet; use \"dual\" for IPv6 next to IPv4", c.IPStack)
 	case len(c.SecurityGroups) > 10:
 		return bad("security_groups", "%d groups, at most 10", len(c.SecurityGroups))
 	case c.Scheme != "http" && c.Scheme != "https":
@@ -376,6 +377,17 @@ func (c Config) PoolMode() string {
 	}
 	return PoolModeIP
 }
+
+// IP stacks, as ip_stack takes them (Terway's values) and the store
+// records them.
+const (
+	IPStackV4   = "ipv4"
+	IPStackDual = "dual" // one IPv4 and one IPv6 per pod, from the same ENI
+	IPStackV6   = "ipv6" // refused: not supported yet
+)
+
+// DualStack reports whether every pod gets an IPv6 next to its IPv4.
+func (c Config) DualStack() bool { return c.IPStack == IPStackDual }
 
 // Pool modes, as Config.PoolMode returns them and the store records them.
 const (

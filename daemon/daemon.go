@@ -108,7 +108,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := ipam.CheckMode(d.env.Store, d.env.Config); err != nil {
 		return err
 	}
-	d.log.Info("pool", "mode", d.env.Config.PoolMode(), "maxPods", ipam.MaxPods(d.node, d.env.Config))
+	d.log.Info("pool", "mode", d.env.Config.PoolMode(), "stack", d.env.Config.IPStack, "maxPods", ipam.MaxPods(d.node, d.env.Config))
+	if msg := ipam.StackWarning(d.node, d.env.Config); msg != "" {
+		// Terway falls back to IPv4 here without a word; veni caps the
+		// pool and says so: in the log, the event log and veni status.
+		d.log.Warn("dual stack capped by the instance type's IPv6", "detail", msg)
+		err := d.env.Store.Update(func(tx *store.WriteTx) error {
+			_, err := tx.AppendEvent(store.Event{Time: time.Now(), Level: slog.LevelWarn, Reason: "IPv6Capped", Message: msg})
+			return err
+		})
+		if err != nil {
+			d.log.Warn("record event", "err", err)
+		}
+	}
 	d.checkNeighbourLimits(ipam.MaxPods(d.node, d.env.Config), facts.ENIs)
 	d.startFastPath(facts.InstanceID)
 	defer d.stopFastPath()

@@ -39,7 +39,7 @@ func (nodeHost) EnsureENI(ctx context.Context, e store.ENI) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP, Table: e.Table})
+	link, err := netplumb.EnsureENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, PrimaryIP: e.PrimaryIP, Table: e.Table, IPv6CIDR: e.IPv6CIDR, Gateway6: e.Gateway6})
 	return link.Index, err
 }
 

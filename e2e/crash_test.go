@@ -30,6 +30,13 @@ func TestCNI_Prefix_CrashSafety(t *testing.T) {
 	crashSafety(t, "--node-config", "enable_ip_prefix=true")
 }
 
+// Ensure the same on dual-stack nodes: through the kills no pod is left
+// with half its stack and no half is leaked (verify runs the store's
+// half-stack check), and every held IPv6 is assigned to its ENI.
+func TestCNI_DualStack_CrashSafety(t *testing.T) {
+	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=dual")
+}
+
 func crashSafety(t *testing.T, extra ...string) {
 	const pods, minKills = 100, 50
 	c := mustCluster(t, append([]string{"--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5",

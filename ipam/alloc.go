@@ -105,6 +105,7 @@ func (o Owner) Key() store.OwnerKey { return store.NewOwnerKey(o.ContainerID, o.
 type Reservation struct {
 	Key   store.OwnerKey
 	IP    netip.Addr
+	IP6   netip.Addr    // the pod's IPv6 on the same ENI (dual stack); zero otherwise
 	State store.IPState // store.IPReserved until Commit, then store.IPBound
 	ENI   store.ENI     // MAC, vSwitch CIDR and gateway for routing
 }
@@ -126,7 +127,10 @@ func Reserve(db Store, owner Owner) (Reservation, error) {
 }
 
 // reserve is Reserve; with cfg set it first checks, in the same
-// transaction, that the store's pool mode is cfg's (ErrModeMismatch).
+// transaction, that the store's pool mode and ip stack are cfg's
+// (ErrModeMismatch, ErrStackMismatch). A dual-stack node (cfg's stack, or
+// without cfg the store's) reserves an IPv4 and an IPv6 of one ENI
+// together.
 func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 	key := owner.Key()
 	if owner.ContainerID == "" || owner.IfName == "" {
@@ -134,19 +138,37 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 	}
 	var res Reservation
 	err := db.Update(func(tx *store.WriteTx) error {
+		var dual bool
 		if cfg != nil {
 			if err := checkMode(&tx.ReadTx, *cfg); err != nil {
 				return err
 			}
+			if err := checkStack(&tx.ReadTx, *cfg); err != nil {
+				return err
+			}
+			dual = cfg.DualStack()
+		} else {
+			stack, err := stackOf(&tx.ReadTx)
+			if err != nil {
+				return err
+			}
+			dual = stack == config.IPStackDual
 		}
 		if a, err := tx.Allocation(key); err == nil {
 			e, err := tx.ENI(a.ENIID)
-			res = Reservation{Key: key, IP: a.IP, State: a.State, ENI: e}
+			res = Reservation{Key: key, IP: a.IP, IP6: a.IP6, State: a.State, ENI: e}
 			return err
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		ip, e, err := pickFree(&tx.ReadTx)
+		var ip, ip6 store.IP
+		var e store.ENI
+		var err error
+		if dual {
+			ip, ip6, e, err = pickFreePair(&tx.ReadTx)
+		} else {
+			ip, e, err = pickFree(&tx.ReadTx)
+		}
 		if err != nil {
 			return err
 		}
@@ -154,6 +176,12 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 		ip.State, ip.Owner = store.IPReserved, key
 		if err := tx.PutIP(ip); err != nil {
 			return err
+		}
+		if dual {
+			ip6.State, ip6.Owner = store.IPReserved, key
+			if err := tx.PutIP(ip6); err != nil {
+				return err
+			}
 		}
 		pid := owner.PID
 		if pid == 0 {
@@ -163,12 +191,12 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 			Key: key, ContainerID: owner.ContainerID, IfName: owner.IfName, Network: owner.Network,
 			PodNamespace: owner.PodNamespace, PodName: owner.PodName, PodUID: owner.PodUID,
 			NetNS: owner.NetNS, NetNSID: owner.NetNSID,
-			IP: ip.Addr, ENIID: ip.ENIID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
+			IP: ip.Addr, IP6: ip6.Addr, ENIID: ip.ENIID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
 		}
 		if err := tx.PutAllocation(a); err != nil {
 			return err
 		}
-		res = Reservation{Key: key, IP: ip.Addr, State: store.IPReserved, ENI: e}
+		res = Reservation{Key: key, IP: ip.Addr, IP6: ip6.Addr, State: store.IPReserved, ENI: e}
 		return nil
 	})
 	if err != nil {
@@ -190,7 +218,7 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 	}
 	var best *store.IP
 	for i, ip := range ips {
-		if _, ok := enis[ip.ENIID]; !ok || ip.State != store.IPFree {
+		if _, ok := enis[ip.ENIID]; !ok || ip.State != store.IPFree || !ip.Addr.Is4() {
 			continue
 		}
 		if best == nil || ip.FreeSince.Before(best.FreeSince) {
@@ -268,6 +296,18 @@ func Commit(db Store, key store.OwnerKey, host HostSide, note *store.Event) erro
 		if err := tx.PutIP(ip); err != nil {
 			return err
 		}
+		if a.IP6.IsValid() {
+			// Bound with its IPv4 in this one transaction: a pod is
+			// never half committed.
+			ip6, err := tx.IP(a.IP6)
+			if err != nil {
+				return err
+			}
+			ip6.State = store.IPBound
+			if err := tx.PutIP(ip6); err != nil {
+				return err
+			}
+		}
 		if err := tx.PutAllocation(a); err != nil {
 			return err
 		}
@@ -312,15 +352,24 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 	if err := tx.DeleteAllocation(key); err != nil {
 		return false, err
 	}
-	ip, err := tx.IP(a.IP)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && ip.Owner != key) {
-		return true, nil
+	// Both families go back in this one transaction: no leaked half.
+	for _, addr := range []netip.Addr{a.IP, a.IP6} {
+		if !addr.IsValid() {
+			continue
+		}
+		ip, err := tx.IP(addr)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && ip.Owner != key) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		ip.State, ip.Owner, ip.FreeSince = store.IPFree, "", now
+		if err := tx.PutIP(ip); err != nil {
+			return false, err
+		}
 	}
-	if err != nil {
-		return false, err
-	}
-	ip.State, ip.Owner, ip.FreeSince = store.IPFree, "", now
-	return true, tx.PutIP(ip)
+	return true, nil
 }
 
 // coldBatch is how many addresses one cold-path refill asks for: as many as

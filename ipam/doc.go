@@ -31,8 +31,12 @@
 // the cloud only when all its addresses are free and idle. The store keeps
 // the node's mode; the other one is refused (ErrModeMismatch).
 //
-// Not implemented: IPv6 and dual stack (ip_stack other than ipv4 is
-// accepted but only IPv4 is allocated), IPv6 prefixes, trunk and
+// Dual stack (ip_stack dual, dual.go): an allocation holds an IPv4 and an
+// IPv6 of one ENI, taken, bound and freed in the same transactions; the
+// pool counts pairs. The store keeps the node's stack (ErrStackMismatch).
+//
+// Not implemented: IPv6-only nodes (ip_stack ipv6 is refused by config
+// validation), IPv6 prefixes, trunk and
 // exclusive ENIs, and creating ENIs just to reach min_eni (min_eni only
 // keeps ENIs from being deleted).
 package ipam

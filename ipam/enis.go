@@ -41,11 +41,12 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 //
 // In prefix mode every slot is a /28 of 16 pods: Terway's
 // (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs.
+// In dual stack each ENI carries min(its IPv4 slots, its IPv6 quota).
 func MaxPods(node Node, cfg config.Config) int {
 	if cfg.PrefixMode() {
 		return maxSecondaryENIs(node, cfg) * perENI(node) * PrefixSize
 	}
-	return maxSecondaryENIs(node, cfg) * perENI(node)
+	return maxSecondaryENIs(node, cfg) * podsPerENI(node, cfg)
 }
 
 // createENI creates, attaches and records one ENI with up to want IPs and
@@ -98,6 +99,12 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		// The cloud takes either addresses or prefixes in one create.
 		opts.SecondaryIPs, opts.Prefixes = 0, prefixesFor(want, perENI(node))
 	}
+	if cfg.DualStack() {
+		// The pod pairs come with the ENI: as many IPv6 as IPv4, within
+		// the smaller quota.
+		opts.SecondaryIPs = min(want, perENIDual(node), eni.MaxIPsPerAssign)
+		opts.IPv6s = opts.SecondaryIPs
+	}
 	mark, err := markCreating(db, now)
 	if err != nil {
 		return 0, err
@@ -113,6 +120,9 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: vsw.ZoneID,
 		VSwitchID: vsw.ID, VSwitchCIDR: vsw.CIDR, Gateway: gatewayOf(vsw.CIDR), PrimaryIP: created.PrimaryIP,
 		SecurityGroupIDs: sgs, Owned: true, State: store.ENIAttaching, CreatedAt: now,
+	}
+	if cfg.DualStack() {
+		rec.IPv6CIDR, rec.Gateway6 = vsw.IPv6CIDR.Masked(), gateway6Of(vsw.IPv6CIDR)
 	}
 	// Recorded before attaching, so a crash from here on leaves a trace
 	// Reconcile finishes or cleans up.
@@ -146,6 +156,15 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		return 0, err
 	}
 	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips (%d prefixes)", rec.ID, vsw.ID, n.free, len(attached.Prefixes)))
+	if cfg.DualStack() {
+		pairs := pairsOf(n.freeAddrs)
+		if pairs == 0 && n.free > 0 {
+			// Not zero pods and no error: grow would create ENI after
+			// ENI. The next grow tops this one up.
+			return 0, fmt.Errorf("eni %s came with %d addresses but no IPv4 and IPv6 pair: %w", rec.ID, n.free, eni.ErrIPv6Unsupported)
+		}
+		return pairs, nil
+	}
 	return n.free, nil
 }
 
@@ -308,7 +327,7 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	if len(open) == 0 {
 		return eni.VSwitch{}, blocked
 	}
-	if len(open) == 1 && open[0] == node.VSwitchID && node.VSwitchCIDR.IsValid() {
+	if len(open) == 1 && open[0] == node.VSwitchID && node.VSwitchCIDR.IsValid() && !cfg.DualStack() {
 		// Nothing to choose, and metadata gave its CIDR: no call. If it
 		// has run out, CreateNetworkInterface says so and backs it off.
 		return eni.VSwitch{ID: node.VSwitchID, ZoneID: node.ZoneID, CIDR: node.VSwitchCIDR}, nil
@@ -322,13 +341,21 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	} else {
 		rand.Shuffle(len(vs), func(i, j int) { vs[i], vs[j] = vs[j], vs[i] })
 	}
+	var noIPv6 []string
 	for _, v := range vs {
+		if cfg.DualStack() && !v.IPv6CIDR.IsValid() {
+			noIPv6 = append(noIPv6, v.ID)
+			continue
+		}
 		if v.AvailableIPs > 0 {
 			return v, nil
 		}
 		// Like Terway: a vSwitch reported empty is not asked again soon.
 		blocked = recordBackoff(db, p, store.VSwitchScope(v.ID), "VSwitchExhausted",
 			fmt.Sprintf("vswitch %s has no free address", v.ID), time.Duration(cfg.VSwitchBackoff))
+	}
+	if blocked == nil && len(noIPv6) > 0 {
+		return eni.VSwitch{}, fmt.Errorf("pick vswitch: ip_stack dual needs vswitches with IPv6 turned on, and %v have none: %w", noIPv6, eni.ErrIPv6Unsupported)
 	}
 	if blocked == nil {
 		blocked = fmt.Errorf("pick vswitch: cloud described none of %v: %w", open, eni.ErrNotFound)

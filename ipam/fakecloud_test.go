@@ -29,11 +29,13 @@ type fakeCloud struct {
 	inFlight, maxInFlight int // calls overlapping in time
 
 	maxSlots int // secondary IPs plus prefixes per ENI; 0: unlimited
+	maxIPv6  int // IPv6 per ENI; 0: unlimited
 }
 
 type fakeVSwitch struct {
 	eni.VSwitch
 	next          netip.Addr
+	next6         netip.Addr
 	nextPrefix    netip.Prefix
 	freedPrefixes []netip.Prefix
 }
@@ -56,6 +58,17 @@ func (f *fakeCloud) addVSwitch(id, cidr string, free int) {
 		start = start.Next()
 	}
 	f.vsw[id] = &fakeVSwitch{VSwitch: eni.VSwitch{ID: id, VPCID: "vpc-1", ZoneID: "zone-a", CIDR: p, AvailableIPs: free}, next: start}
+}
+
+// addVSwitch6 gives a vSwitch an IPv6 /64, handed out from ::10 up.
+func (f *fakeCloud) addVSwitch6(id, cidr6 string) {
+	p := netip.MustParsePrefix(cidr6)
+	v := f.vsw[id]
+	v.IPv6CIDR = p
+	v.next6 = p.Addr()
+	for range 16 {
+		v.next6 = v.next6.Next()
+	}
 }
 
 // addENI puts an attached ENI on the instance, as if made by someone.
@@ -169,9 +182,17 @@ func (f *fakeCloud) CreateENI(_ context.Context, opts eni.CreateENIOptions) (eni
 		}
 		e.Prefixes = append(e.Prefixes, p)
 	}
+	if opts.IPv6s > 0 {
+		got, err := f.takeIPv6s(e, opts.IPv6s)
+		if err != nil {
+			return eni.ENI{}, err
+		}
+		e.IPv6s = got
+	}
 	f.enis[e.ID] = e
 	c := *e
 	c.Prefixes = slices.Clone(e.Prefixes)
+	c.IPv6s = slices.Clone(e.IPv6s)
 	return c, nil
 }
 
@@ -255,6 +276,7 @@ func (f *fakeCloud) ENIs(_ context.Context, filter eni.ENIFilter) ([]eni.ENI, er
 		c := *e
 		c.PrivateIPs = slices.Clone(e.PrivateIPs)
 		c.Prefixes = slices.Clone(e.Prefixes)
+		c.IPv6s = slices.Clone(e.IPv6s)
 		out = append(out, c)
 	}
 	return out, nil
@@ -431,16 +453,70 @@ func (f *fakeCloud) prefixesOf(id string) []netip.Prefix {
 	return nil
 }
 
+// takeIPv6s takes n IPv6 of e's vSwitch, with the cloud's errors: no IPv6
+// on the vSwitch, or more than maxIPv6 on the ENI.
+func (f *fakeCloud) takeIPv6s(e *eni.ENI, n int) ([]netip.Addr, error) {
+	v := f.vsw[e.VSwitchID]
+	if v == nil || !v.IPv6CIDR.IsValid() {
+		return nil, &eni.APIError{Action: "AssignIpv6Addresses", Code: "InvalidVSwitch.Ipv6NotTurnOn", Kind: eni.ErrIPv6Unsupported}
+	}
+	if f.maxIPv6 > 0 && len(e.IPv6s)+n > f.maxIPv6 {
+		return nil, &eni.APIError{Action: "AssignIpv6Addresses", Code: "InvalidOperation.Ipv6CountExceeded", Kind: eni.ErrQuotaExceeded}
+	}
+	var out []netip.Addr
+	for range n {
+		out = append(out, v.next6)
+		v.next6 = v.next6.Next()
+	}
+	return out, nil
+}
+
 func (f *fakeCloud) AssignIPv6s(_ context.Context, id string, n int) ([]netip.Addr, error) {
 	if err := f.enter("AssignIPv6s"); err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("assign %d ipv6s to %s: not modelled by the fake: %w", n, id, eni.ErrInvalidParameter)
+	if n > eni.MaxIPsPerAssign {
+		return nil, fmt.Errorf("assign %d ipv6s: %w", n, eni.ErrInvalidParameter)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return nil, eni.ErrNotFound
+	}
+	got, err := f.takeIPv6s(e, n)
+	if err != nil {
+		return nil, err
+	}
+	e.IPv6s = append(e.IPv6s, got...)
+	return got, nil
 }
 
-func (f *fakeCloud) UnassignIPv6s(_ context.Context, id string, _ []netip.Addr) error {
+func (f *fakeCloud) UnassignIPv6s(_ context.Context, id string, ips []netip.Addr) error {
 	if err := f.enter("UnassignIPv6s"); err != nil {
 		return err
 	}
-	return fmt.Errorf("unassign ipv6s from %s: not modelled by the fake: %w", id, eni.ErrInvalidParameter)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	for _, a := range ips {
+		if !slices.Contains(e.IPv6s, a) {
+			return fmt.Errorf("unassign %s from %s: not assigned: %w", a, id, eni.ErrInvalidParameter)
+		}
+	}
+	e.IPv6s = slices.DeleteFunc(e.IPv6s, func(a netip.Addr) bool { return slices.Contains(ips, a) })
+	return nil
+}
+
+// ipv6sOf returns the IPv6 the cloud has on an ENI.
+func (f *fakeCloud) ipv6sOf(id string) []netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.enis[id]; e != nil {
+		return slices.Clone(e.IPv6s)
+	}
+	return nil
 }

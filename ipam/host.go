@@ -107,6 +107,16 @@ func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.A
 				out.freeAddrs = append(out.freeAddrs, a)
 				continue
 			}
+			if a.Is6() {
+				ok, err := recoverIPv6(tx, p, a, eniID, now, pfx)
+				if err != nil {
+					return err
+				}
+				if ok {
+					out.recovered = append(out.recovered, a)
+				}
+				continue
+			}
 			a := recoveredAllocation(p, a, eniID, now)
 			if _, err := tx.Allocation(a.Key); err == nil {
 				// The pod's attachment already holds another address
@@ -146,4 +156,26 @@ func recoveredAllocation(p HostPod, ip netip.Addr, eniID string, now time.Time) 
 		IP: ip, ENIID: eniID, State: store.IPBound, ReservedAt: now, BoundAt: now,
 		HostVeth: p.HostVeth, HostIfindex: p.HostIfindex, Recovered: true,
 	}
+}
+
+// recoverIPv6 records an IPv6 a host pod uses as the IP6 of that pod's
+// allocation, bound with it. An allocation is an IPv4's: when the pod has
+// none on this ENI, or one that already holds another IPv6, the address is
+// left out of the store (never recorded free: a pod uses it) and an event
+// says so; the next sync tries again.
+func recoverIPv6(tx *store.WriteTx, p HostPod, addr netip.Addr, eniID string, now time.Time, pfx netip.Prefix) (bool, error) {
+	key := recoveredAllocation(p, addr, eniID, now).Key
+	a, err := tx.Allocation(key)
+	if err == nil && !a.IP6.IsValid() && a.ENIID == eniID {
+		if err := tx.PutIP(store.IP{Addr: addr, ENIID: eniID, State: a.State, Owner: a.Key, AddedAt: now, Prefix: pfx}); err != nil {
+			return false, err
+		}
+		a.IP6 = addr
+		return true, tx.PutAllocation(a)
+	}
+	_, err = tx.AppendEvent(store.Event{
+		Time: now, Level: slog.LevelWarn, Reason: "AllocationNotRecovered", Object: "ip/" + addr.String(),
+		Message: fmt.Sprintf("%s on eni %s is used by host link %s (netns %q) but no IPv4 allocation of that pod on the eni can take it; left out of the pool", addr, eniID, p.HostVeth, p.NetNS),
+	})
+	return false, err
 }

@@ -67,7 +67,7 @@ func cloudAddrs(c eni.ENI, primary netip.Addr) []netip.Addr {
 	for _, p := range c.Prefixes {
 		out = append(out, prefixAddrs(p)...)
 	}
-	return out
+	return append(out, c.IPv6s...)
 }
 
 func mergePrefixes(have, add []netip.Prefix) []netip.Prefix {
@@ -161,7 +161,12 @@ func checkMode(tx *store.ReadTx, cfg config.Config) error {
 // the other pool mode than cfg's; a store that never held an address takes
 // either. The daemon calls it at start and on every pass.
 func CheckMode(db Store, cfg config.Config) error {
-	return db.View(func(tx *store.ReadTx) error { return checkMode(tx, cfg) })
+	return db.View(func(tx *store.ReadTx) error {
+		if err := checkMode(tx, cfg); err != nil {
+			return err
+		}
+		return checkStack(tx, cfg)
+	})
 }
 
 // checkAndNoteMode is CheckMode, and records the mode of a store that holds
@@ -176,14 +181,14 @@ func checkAndNoteMode(db Store, cfg config.Config) error {
 		if err != nil {
 			return err
 		}
-		recorded = ps.Mode != ""
+		recorded = ps.Mode != "" && ps.Stack != ""
 		if have, err = modeOf(tx); err != nil {
 			return err
 		}
 		if have != "" && have != cfg.PoolMode() {
 			return modeError(have, cfg.PoolMode())
 		}
-		return nil
+		return checkStack(tx, cfg)
 	})
 	if err != nil || recorded || have == "" {
 		return err
@@ -199,11 +204,14 @@ func EnsureMode(db Store, cfg config.Config) error {
 		if err := checkMode(&tx.ReadTx, cfg); err != nil {
 			return err
 		}
-		ps, err := tx.PoolState()
-		if err != nil || ps.Mode == cfg.PoolMode() {
+		if err := checkStack(&tx.ReadTx, cfg); err != nil {
 			return err
 		}
-		ps.Mode = cfg.PoolMode()
+		ps, err := tx.PoolState()
+		if err != nil || (ps.Mode == cfg.PoolMode() && ps.Stack == cfg.IPStack) {
+			return err
+		}
+		ps.Mode, ps.Stack = cfg.PoolMode(), cfg.IPStack
 		return tx.PutPoolState(ps)
 	})
 }

@@ -48,6 +48,7 @@ type Report struct {
 	Took             time.Duration // wall time
 	ReclaimSkipped   bool          // idle reclaim waited for idle_ip_reclaim_interval
 	CloudSync        string        // why the ENIs were described through the OpenAPI; "" when metadata agreed with the store
+	RepairedIPs      []netip.Addr  // held without an allocation naming them: freed, or an IPv6 rejoined to its pod (repairHalves)
 }
 
 // Reconcile is the daemon's pool maintenance, run on a timer and on store
@@ -76,6 +77,13 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err := checkAndNoteMode(db, cfg); err != nil {
 		return rep, err
 	}
+	// A half stack or an owner without allocation is repaired before the
+	// pool is counted (see repairHalves).
+	freed, rejoined, err := repairHalves(lease.ctx, db, &hostView{node: node}, now)
+	if err != nil {
+		rep.Errors = append(rep.Errors, fmt.Errorf("repair half stacks: %w", err))
+	}
+	rep.RepairedIPs = append(freed, rejoined...)
 
 	p, err := snapshot(db)
 	if err != nil {
@@ -203,11 +211,24 @@ func appendErr(errs []error, err error) []error {
 }
 
 // countPool counts free and held IPs on the ENIs that hand addresses out
-// (usable).
+// (usable). On a dual-stack node it counts pods: an ENI's idle are the
+// pairs of a free IPv4 and a free IPv6 it can give, its used the IPv4 its
+// pods hold.
 func countPool(p pool) (idle, used int) {
 	ok := make(map[string]bool, len(p.enis))
 	for _, e := range p.enis {
 		ok[e.ID] = usable(e)
+	}
+	if p.state.Stack == config.IPStackDual {
+		for _, e := range p.enis {
+			if !ok[e.ID] || !e.IPv6CIDR.IsValid() {
+				continue
+			}
+			free4, all4, free6, _ := p.ipsByFamily(e.ID)
+			idle += min(free4, free6)
+			used += all4 - free4
+		}
+		return idle, used
 	}
 	for _, ip := range p.ips {
 		switch {
@@ -289,9 +310,10 @@ func disagreement(node Node, p pool, attached []eni.MetadataENI) string {
 			}
 		}
 		for _, ip := range p.ips {
-			// Metadata has no keys for delegated prefixes: their
-			// addresses are checked by the API sync only.
-			if ip.ENIID != e.ID || ip.Prefix.IsValid() {
+			// Metadata has no keys for delegated prefixes, and veni
+			// reads no IPv6 from it: their addresses are checked by
+			// the API sync only.
+			if ip.ENIID != e.ID || ip.Prefix.IsValid() || ip.Addr.Is6() {
 				continue
 			}
 			if !want[ip.Addr] {

@@ -167,7 +167,11 @@ func countFree(tx *store.ReadTx) (int, error) {
 		return 0, err
 	}
 	ips, err := tx.IPs()
-	free, _ := countPool(pool{enis: enis, ips: ips})
+	if err != nil {
+		return 0, err
+	}
+	ps, err := tx.PoolState()
+	free, _ := countPool(pool{enis: enis, ips: ips, state: ps})
 	return free, err
 }
 
@@ -224,8 +228,11 @@ func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config
 		return 0, err
 	}
 	assign := assignOnENIs
-	if cfg.PrefixMode() {
+	switch {
+	case cfg.PrefixMode():
 		assign = assignPrefixesOnENIs
+	case cfg.DualStack():
+		assign = assignDualOnENIs
 	}
 	added, blocked, err := assign(ctx, db, cloud, node, cfg, &p, want)
 	if err != nil {
@@ -261,8 +268,8 @@ func perENI(node Node) int { return max(node.Limits.IPv4PerENI-1, 0) }
 // eni_selection_policy order.
 func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
 	cands, blocked := growCandidates(p, node, cfg, func(e store.ENI) int {
-		free, held := p.ipsOn(e.ID)
-		return free + held
+		_, all4, _, _ := p.ipsByFamily(e.ID)
+		return all4
 	}, time.Now())
 	for _, c := range cands {
 		for added < need && c.used < perENI(node) {

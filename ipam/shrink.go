@@ -48,7 +48,20 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 		}
 		return a.Addr.Compare(b.Addr)
 	})
-	cands = cands[:min(excess, len(cands))]
+	if p.state.Stack == config.IPStackDual {
+		// excess counts pods: give back as many of each family.
+		var v4, v6 []store.IP
+		for _, c := range cands {
+			if c.Addr.Is6() {
+				v6 = append(v6, c)
+			} else {
+				v4 = append(v4, c)
+			}
+		}
+		cands = append(v4[:min(excess, len(v4))], v6[:min(excess, len(v6))]...)
+	} else {
+		cands = cands[:min(excess, len(cands))]
+	}
 
 	// Out of the store first: from here no CNI can reserve them.
 	var gone []store.IP
@@ -74,8 +87,20 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	}
 	var errs []error
 	for _, id := range slices.Sorted(maps.Keys(byENI)) {
-		for chunk := range slices.Chunk(byENI[id], eni.MaxIPsPerAssign) {
-			if err := cloud.UnassignPrivateIPs(ctx, id, chunk); err != nil {
+		// Sorted: IPv4 first, then IPv6, so a chunk is of one family.
+		addrs := slices.SortedFunc(slices.Values(byENI[id]), netip.Addr.Compare)
+		four := slices.IndexFunc(addrs, netip.Addr.Is6)
+		if four < 0 {
+			four = len(addrs)
+		}
+		chunks := slices.Collect(slices.Chunk(addrs[:four], eni.MaxIPsPerAssign))
+		chunks = append(chunks, slices.Collect(slices.Chunk(addrs[four:], eni.MaxIPsPerAssign))...)
+		for _, chunk := range chunks {
+			unassign := cloud.UnassignPrivateIPs
+			if chunk[0].Is6() {
+				unassign = cloud.UnassignIPv6s
+			}
+			if err := unassign(ctx, id, chunk); err != nil {
 				// Still assigned in the cloud: put them back so they are
 				// used, not leaked; the next run tries again.
 				errs = append(errs, fmt.Errorf("unassign %v from eni %s: %w", chunk, id, err))

@@ -21,7 +21,8 @@ import (
 // Beyond the pod's own links, routes and rules it checks the ENI side the
 // pod depends on: cfg.ENI's table must route the vSwitch CIDR on the ENI
 // and default via the vSwitch gateway, and the pod's "from" rule must point
-// at that table. cfg.ENI must come from EnsureENI or LookupENI.
+// at that table. cfg.ENI must come from EnsureENI or LookupENI. A
+// dual-stack pod's IPv6 (cfg.IP6) must have its host /128 and both rules.
 func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err := cfg.validateSetup(); err != nil {
 		return err
@@ -56,6 +57,11 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	}
 	if err := checkHostSide(hostH, host, cfg.IP, cfg.ENI.Table); err != nil {
 		return wrap(err)
+	}
+	if cfg.IP6.IsValid() {
+		if err := checkHostSide6(hostH, host, cfg.IP6, cfg.ENI.Table); err != nil {
+			return wrap(err)
+		}
 	}
 	if err := checkENITable(hostH, cfg.ENI); err != nil {
 		return wrap(err)
@@ -248,4 +254,31 @@ func isDefault(r netlink.Route) bool {
 	}
 	ones, _ := r.Dst.Mask.Size()
 	return ones == 0
+}
+
+// checkHostSide6 is checkHostSide for a dual-stack pod's IPv6: the /128
+// through the host veth and both ip -6 rules.
+func checkHostSide6(h *netlink.Handle, host netlink.Link, ip netip.Addr, table int) error {
+	routes, err := routeListFamily(h, netlink.FAMILY_V6, &netlink.Route{LinkIndex: host.Attrs().Index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return err
+	}
+	want := prefixToIPNet(netip.PrefixFrom(ip, 128)).String()
+	found := false
+	for _, r := range routes {
+		found = found || (r.Dst != nil && r.Dst.String() == want)
+	}
+	if !found {
+		return fmt.Errorf("%s dev %s: %w", want, host.Attrs().Name, ErrHostRouteMissing)
+	}
+	for _, r := range podRules(ip, table) {
+		ok, err := findRule(h, r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s: %w (DEL and ADD the pod again to restore it)", ruleString(r), ErrRuleMissing)
+		}
+	}
+	return nil
 }

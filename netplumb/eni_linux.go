@@ -69,6 +69,8 @@ func FindLinkByMAC(ctx context.Context, h *netlink.Handle, mac net.HardwareAddr)
 //	ip route replace $VSwitchCIDR dev $eni scope link table $Table
 //	ip route replace default via $Gateway dev $eni table $Table
 //
+// and with IPv6 (cfg.IPv6CIDR, dual stack) ensureENI6's steps.
+//
 // The ENI gets at most its own primary address as a /32: it carries pod
 // addresses (Terway's veth mode), and the main table keeps no route through
 // it.
@@ -120,6 +122,13 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		}
 		link.Attrs().MTU = cfg.MTU // what the kernel accepted, or it said no
 	}
+	if cfg.IPv6CIDR.IsValid() {
+		// Before the link is up: its link-local address must not be
+		// tentative (see ensureENI6).
+		if err := inNetNS(cfg.NetNS, func() error { return setSysctls(eniSysctls6(name)...) }); err != nil {
+			return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+		}
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s: set up: %w", name, err)
 	}
@@ -147,6 +156,11 @@ func EnsureENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	if err := replaceENIRoutes(h, eni.Index, eni.Table, cfg.VSwitchCIDR, cfg.Gateway); err != nil {
 		return ENILink{}, fmt.Errorf("ensure eni %s table %d: %w", name, eni.Table, err)
 	}
+	if cfg.IPv6CIDR.IsValid() {
+		if err := ensureENI6(h, eni); err != nil {
+			return ENILink{}, fmt.Errorf("ensure eni %s: %w", name, err)
+		}
+	}
 	slog.Debug("eni ready", "name", name, "index", eni.Index, "table", eni.Table, "mac", cfg.MAC.String())
 	return eni, nil
 }
@@ -162,6 +176,8 @@ func eniLinkOf(l netlink.Link, cfg ENIConfig) ENILink {
 		NetNS:       cfg.NetNS,
 		VSwitchCIDR: cfg.VSwitchCIDR.Masked(),
 		Gateway:     cfg.Gateway,
+		IPv6CIDR:    cfg.IPv6CIDR.Masked(),
+		Gateway6:    cfg.Gateway6,
 	}
 }
 
@@ -169,6 +185,10 @@ func eniLinkOf(l netlink.Link, cfg ENIConfig) ENILink {
 // default route's gateway in the same table, and refuses it (ENETUNREACH)
 // while the gateway has no route there.
 func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw netip.Addr) error {
+	unspecified := netip.IPv4Unspecified()
+	if cidr.Addr().Is6() {
+		unspecified = netip.IPv6Unspecified()
+	}
 	cidr = cidr.Masked()
 	subnet := &netlink.Route{
 		LinkIndex: index,
@@ -182,7 +202,7 @@ func replaceENIRoutes(h *netlink.Handle, index, table int, cidr netip.Prefix, gw
 	}
 	def := &netlink.Route{
 		LinkIndex: index,
-		Dst:       prefixToIPNet(netip.PrefixFrom(netip.IPv4Unspecified(), 0)),
+		Dst:       prefixToIPNet(netip.PrefixFrom(unspecified, 0)),
 		Gw:        gw.AsSlice(),
 		Table:     table,
 		Protocol:  unix.RTPROT_STATIC,

@@ -267,7 +267,7 @@ func mustEchoServer(tb testing.TB, path string, addr netip.Addr) {
 	var conn *net.UDPConn
 	err := inNetNS(path, func() error {
 		var err error
-		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(echoPort))))
+		conn, err = net.ListenUDP(udpNet(addr), net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(echoPort))))
 		return err
 	})
 	if err != nil {
@@ -289,6 +289,14 @@ func mustEchoServer(tb testing.TB, path string, addr netip.Addr) {
 	}()
 }
 
+// udpNet is "udp4" or "udp6", by a's family.
+func udpNet(a netip.Addr) string {
+	if a.Is4() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
 // roundTrip sends a datagram from the namespace to dst's echo server and
 // waits for the answer, retrying while the first packets wait for ARP. It
 // returns the source address the server saw.
@@ -296,7 +304,7 @@ func roundTrip(path string, dst netip.Addr) (string, error) {
 	var conn *net.UDPConn
 	err := inNetNS(path, func() error {
 		var err error
-		conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(echoPort))))
+		conn, err = net.DialUDP(udpNet(dst), nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(echoPort))))
 		return err
 	})
 	if err != nil {

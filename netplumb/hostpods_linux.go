@@ -93,6 +93,11 @@ func HostPods(ctx context.Context, netns string) ([]HostPod, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host pods: %w", err)
 	}
+	// A dual-stack pod's IPv6 is a /128 on the same veth.
+	routes6, err := routeListFamily(h, netlink.FAMILY_V6, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("host pods: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("host pods: %w", err)
 	}
@@ -105,6 +110,17 @@ func HostPods(ctx context.Context, netns string) ([]HostPod, error) {
 			continue
 		}
 		if ip, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok {
+			byLink[r.LinkIndex] = append(byLink[r.LinkIndex], ip)
+		}
+	}
+	for _, r := range routes6 {
+		if r.Dst == nil {
+			continue
+		}
+		if ones, bits := r.Dst.Mask.Size(); ones != 128 || bits != 128 {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(r.Dst.IP); ok && !ip.Is4In6() && !ip.IsLinkLocalUnicast() {
 			byLink[r.LinkIndex] = append(byLink[r.LinkIndex], ip)
 		}
 	}

@@ -3,6 +3,7 @@ package netplumb
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -76,9 +77,58 @@ func addrList(h *netlink.Handle, link netlink.Link) ([]netlink.Addr, error) {
 // (netlink.RT_FILTER_*). Without RT_FILTER_TABLE only the main table is
 // listed.
 func routeList(h *netlink.Handle, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	return routeListFamily(h, netlink.FAMILY_V4, filter, mask)
+}
+
+// routeListFamily is routeList for family (netlink.FAMILY_V4 or _V6).
+func routeListFamily(h *netlink.Handle, family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
 	return retryDump("list routes", func() ([]netlink.Route, error) {
-		return h.RouteListFiltered(netlink.FAMILY_V4, filter, mask)
+		return h.RouteListFiltered(family, filter, mask)
 	})
+}
+
+// familyOf is the netlink family of an address.
+func familyOf(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
+// ruleListOf is "ip rule show" for the families of the rules in want
+// (their Src or Dst): "ip -4 rule show", plus "ip -6 rule show" when one
+// is IPv6.
+func ruleListOf(h *netlink.Handle, want []*netlink.Rule) ([]netlink.Rule, error) {
+	var v4, v6 bool
+	for _, r := range want {
+		n := r.Src
+		if n == nil {
+			n = r.Dst
+		}
+		if n != nil && n.IP.To4() == nil {
+			v6 = true
+		} else {
+			v4 = true
+		}
+	}
+	var out []netlink.Rule
+	if v4 {
+		rules, err := ruleList(h)
+		if err != nil {
+			return nil, err
+		}
+		out = rules
+	}
+	if v6 {
+		rules, err := retryDump("list rules", func() ([]netlink.Rule, error) {
+			return h.RuleList(netlink.FAMILY_V6)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rules...)
+	}
+	return out, nil
 }
 
 // ruleList is "ip -4 rule show".

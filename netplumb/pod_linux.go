@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -134,10 +135,14 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		}
 	}
 	if err := inNetNS(cfg.ENI.NetNS, func() error {
-		return setSysctls(
-			[2]string{"net/ipv4/ip_forward", "1"},
-			[2]string{"net/ipv4/conf/" + hostName + "/rp_filter", "1"},
-		)
+		kv := [][2]string{
+			{"net/ipv4/ip_forward", "1"},
+			{"net/ipv4/conf/" + hostName + "/rp_filter", "1"},
+		}
+		if cfg.IP6.IsValid() {
+			kv = append(kv, hostSysctls6(hostName)...)
+		}
+		return setSysctls(kv...)
 	}); err != nil {
 		return PodResult{}, wrap(err)
 	}
@@ -150,13 +155,21 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err := configureHostSide(hostH, host, cfg.IP); err != nil {
 		return PodResult{}, wrap(err)
 	}
-	// The two rules differ in priority: replacing a stale match of one
-	// cannot touch the other, so one dump serves both.
-	rules, err := ruleList(hostH)
+	want := podRules(cfg.IP, cfg.ENI.Table)
+	if cfg.IP6.IsValid() {
+		if err := hostH.RouteReplace(hostRoute(host.Attrs().Index, cfg.IP6)); err != nil {
+			return PodResult{}, wrap(fmt.Errorf("route %s/128 dev %s: %w", cfg.IP6, hostName, err))
+		}
+		want = append(want, podRules(cfg.IP6, cfg.ENI.Table)...)
+	}
+	// The two rules of a family differ in priority: replacing a stale
+	// match of one cannot touch the other, so one dump serves both (one
+	// per family).
+	rules, err := ruleListOf(hostH, want)
 	if err != nil {
 		return PodResult{}, wrap(err)
 	}
-	for _, r := range podRules(cfg.IP, cfg.ENI.Table) {
+	for _, r := range want {
 		added, rerr := ensureRule(hostH, rules, r)
 		if rerr != nil {
 			return PodResult{}, wrap(rerr)
@@ -172,9 +185,22 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 			}
 		}()
 	}
+	if cfg.IP6.IsValid() {
+		// Before configurePodSide sets the pod end up: no DAD, no RA.
+		if err := inNetNS(cfg.ContainerNetNS, func() error { return setSysctls(podSysctls6(cfg.IfName)...) }); err != nil {
+			return PodResult{}, wrap(err)
+		}
+	}
 	routes, err := configurePodSide(podH, pod, cfg, host.Attrs().HardwareAddr)
 	if err != nil {
 		return PodResult{}, wrap(err)
+	}
+	if cfg.IP6.IsValid() {
+		routes6, err := configurePodSide6(podH, pod, cfg, host.Attrs().HardwareAddr)
+		if err != nil {
+			return PodResult{}, wrap(err)
+		}
+		routes = append(routes, routes6...)
 	}
 	if !isPrimary(cfg.IfName) {
 		// Deleting the veth takes the pod's routes along, not its rule.
@@ -237,7 +263,7 @@ func configureHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr) erro
 func hostRoute(index int, ip netip.Addr) *netlink.Route {
 	return &netlink.Route{
 		LinkIndex: index,
-		Dst:       prefixToIPNet(netip.PrefixFrom(ip, 32)),
+		Dst:       prefixToIPNet(netip.PrefixFrom(ip, ip.BitLen())),
 		Scope:     netlink.SCOPE_LINK,
 		Table:     unix.RT_TABLE_MAIN,
 		Protocol:  unix.RTPROT_STATIC,
@@ -279,6 +305,9 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 	if cfg.IP.IsValid() {
 		ips = append(ips, cfg.IP)
 	}
+	if cfg.IP6.IsValid() {
+		ips = append(ips, cfg.IP6)
+	}
 	host, err := linkByName(hostH, hostName)
 	switch {
 	case errors.Is(err, ErrLinkNotFound):
@@ -289,11 +318,18 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 		return wrap(err)
 	default:
 		if !cfg.IP.IsValid() {
+			// What the host routes to the veth is what SetupPod put
+			// there: both families. (With IP given, the caller's
+			// allocation names IP6 too; no dump on every DEL.)
 			found, err := hostRouteIPs(hostH, host.Attrs().Index)
 			if err != nil {
 				return wrap(err)
 			}
-			ips = found
+			for _, ip := range found {
+				if !slices.Contains(ips, ip) {
+					ips = append(ips, ip)
+				}
+			}
 		}
 		if err := ignoreNotExist(hostH.LinkDel(host)); err != nil {
 			return wrap(fmt.Errorf("delete veth %s: %w", hostName, err))
@@ -309,7 +345,7 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 		}
 	}
 	for _, ip := range ips {
-		routes, err := routeList(hostH, &netlink.Route{Dst: prefixToIPNet(netip.PrefixFrom(ip, 32))}, netlink.RT_FILTER_DST)
+		routes, err := routeListFamily(hostH, familyOf(ip), &netlink.Route{Dst: prefixToIPNet(netip.PrefixFrom(ip, ip.BitLen()))}, netlink.RT_FILTER_DST)
 		if err != nil {
 			return wrap(err)
 		}
@@ -379,21 +415,27 @@ func deletePodSide(cfg PodConfig) error {
 	return nil
 }
 
-// hostRouteIPs returns the /32 destinations routed through the link.
+// hostRouteIPs returns the /32 (and IPv6 /128) destinations routed
+// through the link, IPv4 first.
 func hostRouteIPs(h *netlink.Handle, index int) ([]netip.Addr, error) {
-	routes, err := routeList(h, &netlink.Route{LinkIndex: index}, netlink.RT_FILTER_OIF)
-	if err != nil {
-		return nil, err
-	}
 	var ips []netip.Addr
-	for _, r := range routes {
-		if r.Dst == nil {
-			continue
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := routeListFamily(h, family, &netlink.Route{LinkIndex: index}, netlink.RT_FILTER_OIF)
+		if err != nil {
+			return nil, err
 		}
-		if ones, bits := r.Dst.Mask.Size(); ones != 32 || bits != 32 {
-			continue
-		}
-		if ip, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok {
+		for _, r := range routes {
+			if r.Dst == nil {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(r.Dst.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if ones, bits := r.Dst.Mask.Size(); ones != ip.BitLen() || bits != ip.BitLen() {
+				continue
+			}
 			ips = append(ips, ip)
 		}
 	}

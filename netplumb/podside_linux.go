@@ -106,7 +106,7 @@ func podRoutes(index int, cidr netip.Prefix) []*netlink.Route {
 func podSourceRule(ip netip.Addr, table int) *netlink.Rule {
 	r := netlink.NewRule()
 	r.Priority = PrioPodSource
-	r.Src = prefixToIPNet(netip.PrefixFrom(ip, 32))
+	r.Src = prefixToIPNet(netip.PrefixFrom(ip, ip.BitLen()))
 	r.Table = table
 	return r
 }

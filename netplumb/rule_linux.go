@@ -13,8 +13,10 @@ import (
 //
 //	ip rule add to $ip/32 lookup main prio 512
 //	ip rule add from $ip/32 lookup $table prio 2048
+//
+// (for an IPv6, the same with ip -6 and /128).
 func podRules(ip netip.Addr, table int) []*netlink.Rule {
-	host := prefixToIPNet(netip.PrefixFrom(ip, 32))
+	host := prefixToIPNet(netip.PrefixFrom(ip, ip.BitLen()))
 	to := netlink.NewRule()
 	to.Priority = PrioToPod
 	to.Dst = host
@@ -67,7 +69,7 @@ func ensureRule(h *netlink.Handle, rules []netlink.Rule, want *netlink.Rule) (ad
 // deleteRules removes every rule with the selectors of want, whichever
 // table they point at (the ENI may be gone and its table with it).
 func deleteRules(h *netlink.Handle, want []*netlink.Rule) error {
-	rules, err := ruleList(h)
+	rules, err := ruleListOf(h, want)
 	if err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func deleteRules(h *netlink.Handle, want []*netlink.Rule) error {
 
 // findRule reports whether a rule with want's selector and table exists.
 func findRule(h *netlink.Handle, want *netlink.Rule) (bool, error) {
-	rules, err := ruleList(h)
+	rules, err := ruleListOf(h, []*netlink.Rule{want})
 	if err != nil {
 		return false, err
 	}

@@ -30,6 +30,11 @@ const (
 // works for every pod.
 var PodGateway = netip.MustParseAddr("169.254.1.1")
 
+// PodGateway6 is PodGateway for IPv6 (dual stack): the pod routes ::/0 via
+// fe80::1 with a permanent neighbour entry for the host veth's MAC. It is
+// configured nowhere either; being link-local it is valid on every veth.
+var PodGateway6 = netip.MustParseAddr("fe80::1")
+
 // ENIConfig describes a secondary ENI the node should carry pod traffic on.
 type ENIConfig struct {
 	// MAC of the ENI, as the cloud reports it; the link is found by it.
@@ -58,6 +63,10 @@ type ENIConfig struct {
 	// NetNS is the path of the node namespace holding the ENI; "" means the
 	// caller's own namespace (the host).
 	NetNS string
+	// IPv6CIDR and Gateway6 are the vSwitch's IPv6 /64 and gateway (dual
+	// stack): the ENI's table gets them next to IPv4's. Zero: IPv4 only.
+	IPv6CIDR netip.Prefix
+	Gateway6 netip.Addr
 }
 
 // ENILink is a configured ENI, as EnsureENI left it (or LookupENI found
@@ -73,6 +82,8 @@ type ENILink struct {
 	NetNS       string       // node namespace path; "" is the caller's namespace
 	VSwitchCIDR netip.Prefix // ENIConfig.VSwitchCIDR, masked
 	Gateway     netip.Addr   // ENIConfig.Gateway
+	IPv6CIDR    netip.Prefix // ENIConfig.IPv6CIDR, masked; zero without IPv6
+	Gateway6    netip.Addr   // ENIConfig.Gateway6
 }
 
 // PodConfig describes one pod interface on a shared ENI.
@@ -88,6 +99,10 @@ type PodConfig struct {
 	// IP is the pod's address, assigned to ENI in the cloud. TeardownPod
 	// accepts the zero Addr and then finds the address from the host route.
 	IP netip.Addr
+	// IP6 is the pod's IPv6 on the same ENI (dual stack), the zero Addr
+	// for an IPv4-only pod. The ENI must have IPv6 (ENILink.Gateway6).
+	// TeardownPod finds it from the host route when IP is zero.
+	IP6 netip.Addr
 	// ENI the address belongs to.
 	ENI ENILink
 	// MTU of both veth ends; 0 uses ENI.MTU.
@@ -146,6 +161,9 @@ func (c ENIConfig) validate() error {
 	if c.PrimaryIP.IsValid() && !c.VSwitchCIDR.Contains(c.PrimaryIP) {
 		return fmt.Errorf("eni %s: primary ip %s is not inside %s: %w", c.MAC, c.PrimaryIP, c.VSwitchCIDR, ErrInvalidConfig)
 	}
+	if (c.IPv6CIDR.IsValid() || c.Gateway6.IsValid()) && (!c.IPv6CIDR.Addr().Is6() || !c.IPv6CIDR.Contains(c.Gateway6)) {
+		return fmt.Errorf("eni %s: ipv6 gateway %s is not inside %s: %w", c.MAC, c.Gateway6, c.IPv6CIDR, ErrInvalidConfig)
+	}
 	return nil
 }
 
@@ -184,6 +202,12 @@ func (c PodConfig) validateSetup() error {
 	}
 	if c.ENI.Index <= 0 || c.ENI.Table <= 0 || !c.ENI.VSwitchCIDR.IsValid() || !c.ENI.Gateway.IsValid() {
 		return fmt.Errorf("pod %s: eni has no ifindex, table, vswitch cidr or gateway (pass what EnsureENI or LookupENI returned): %w", c.ContainerID, ErrInvalidConfig)
+	}
+	if c.IP6.IsValid() && (!c.IP6.Is6() || c.IP6.Is4In6() || c.IP6.IsLinkLocalUnicast()) {
+		return fmt.Errorf("pod %s: ip6 %q is not a global ipv6: %w", c.ContainerID, c.IP6, ErrInvalidConfig)
+	}
+	if c.IP6.IsValid() && (!c.ENI.Gateway6.IsValid() || !c.ENI.IPv6CIDR.IsValid()) {
+		return fmt.Errorf("pod %s: ip6 %s on eni %s, which has no ipv6 gateway (pass an ENIConfig with IPv6CIDR and Gateway6 to EnsureENI): %w", c.ContainerID, c.IP6, c.ENI.Name, ErrInvalidConfig)
 	}
 	if c.MTU < 0 || (c.MTU > 0 && c.MTU < minMTU) {
 		return fmt.Errorf("pod %s: mtu %d: %w (use 0 for the ENI's, or at least %d)", c.ContainerID, c.MTU, ErrInvalidConfig, minMTU)

@@ -126,7 +126,7 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		// With the address still held, rules and routes for it are this
 		// pod's; without an allocation, TeardownPod only removes what the
 		// attachment's own veth carries.
-		pod.IP = a.IP
+		pod.IP, pod.IP6 = a.IP, a.IP6
 	}
 	if err := netplumb.TeardownPod(ctx, pod); err != nil {
 		return nil, fmt.Errorf("release %s: %w", key, err)

@@ -37,6 +37,10 @@ const (
 	// ViolationPrefix: an address tagged with a prefix its ENI does not
 	// hold, so nothing would give the prefix back with it.
 	ViolationPrefix ViolationKind = "prefix-not-on-eni"
+	// ViolationHalfStack: on a dual-stack node, an allocation without its
+	// IPv6, or an address held by an owner whose allocation does not name
+	// it: a pod with half its stack, or a half that nothing would release.
+	ViolationHalfStack ViolationKind = "half-stack"
 	// ViolationPolicyRecord: a compiled policy record whose key is not its
 	// pod, whose ruleset is not JSON or whose digest is not its ruleset's
 	// (an ADD would install what the daemon did not compile).
@@ -114,8 +118,12 @@ func (t *ReadTx) Check() []Violation {
 		return nil
 	})
 
+	var dual bool
+	if ps, err := t.PoolState(); err == nil {
+		dual = ps.Stack == "dual"
+	}
 	byIP := make(map[netip.Addr]OwnerKey)
-	owners := make(map[OwnerKey]bool)
+	owners := make(map[OwnerKey]Allocation)
 	_ = t.tx.Bucket(bucketAllocs).ForEach(func(k, v []byte) error {
 		a, err := decode[Allocation](k, v)
 		if err != nil {
@@ -123,7 +131,7 @@ func (t *ReadTx) Check() []Violation {
 			return nil
 		}
 		obj := "allocation/" + string(k)
-		owners[OwnerKey(k)] = true
+		owners[OwnerKey(k)] = a
 		if err := a.validate(); err != nil {
 			add(ViolationBadRecord, obj, "%v", err)
 		} else if string(a.Key) != string(k) {
@@ -139,6 +147,22 @@ func (t *ReadTx) Check() []Violation {
 			add(ViolationAllocationWithoutIP, obj, "ip %s does not exist", a.IP)
 		case ip.Owner != a.Key || ip.State != a.State || ip.ENIID != a.ENIID:
 			add(ViolationAllocationIPMismatch, obj, "%s on %s, but ip %s is %s by %q on %s", a.State, a.ENIID, a.IP, ip.State, ip.Owner, ip.ENIID)
+		}
+		if !a.IP6.IsValid() {
+			if dual {
+				add(ViolationHalfStack, obj, "%s %s on a dual-stack node has no ipv6", a.State, a.IP)
+			}
+			return nil
+		}
+		if other, ok := byIP[a.IP6]; ok {
+			add(ViolationIPTwoOwners, "ip/"+a.IP6.String(), "held by %s and %s", other, a.Key)
+		}
+		byIP[a.IP6] = a.Key
+		switch ip6, ok := ips[a.IP6]; {
+		case !ok:
+			add(ViolationHalfStack, obj, "ip6 %s does not exist", a.IP6)
+		case ip6.Owner != a.Key || ip6.State != a.State || ip6.ENIID != a.ENIID:
+			add(ViolationAllocationIPMismatch, obj, "%s on %s, but ip6 %s is %s by %q on %s", a.State, a.ENIID, a.IP6, ip6.State, ip6.Owner, ip6.ENIID)
 		}
 		return nil
 	})
@@ -191,8 +215,13 @@ func (t *ReadTx) Check() []Violation {
 	})
 
 	for addr, ip := range ips {
-		if ip.Owner != "" && !owners[ip.Owner] {
+		a, ok := owners[ip.Owner]
+		switch {
+		case ip.Owner == "":
+		case !ok:
 			add(ViolationOwnerWithoutAllocation, "ip/"+addr.String(), "%s by %s, which has no allocation", ip.State, ip.Owner)
+		case addr.Is6() && a.IP6 != addr:
+			add(ViolationHalfStack, "ip/"+addr.String(), "%s by %s, whose allocation holds ip6 %s", ip.State, ip.Owner, a.IP6)
 		}
 	}
 	return out

@@ -75,6 +75,12 @@ type ENI struct {
 	// its prefix; a prefix is recorded here before its addresses and
 	// forgotten with them.
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
+
+	// IPv6CIDR and Gateway6 are the vSwitch's IPv6 /64 and gateway (dual
+	// stack); both zero when the vSwitch has no IPv6 or the node's stack
+	// is IPv4 only. Records written before dual stack have neither.
+	IPv6CIDR netip.Prefix `json:"vswitchIPv6CIDR,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 }
 
 // HasPrefix reports whether p is delegated to the ENI.
@@ -102,6 +108,9 @@ func (e ENI) validate() error {
 			return fmt.Errorf("eni %s: prefix %s is not an aligned IPv4 prefix: %w", e.ID, p, ErrInvalid)
 		}
 	}
+	if e.IPv6CIDR.IsValid() && (!e.IPv6CIDR.Addr().Is6() || !e.IPv6CIDR.Contains(e.Gateway6)) {
+		return fmt.Errorf("eni %s: ipv6 cidr %s with gateway %s: %w", e.ID, e.IPv6CIDR, e.Gateway6, ErrInvalid)
+	}
 	return nil
 }
 
@@ -121,7 +130,9 @@ func (s IPState) valid() bool {
 	return s == IPFree || s == IPReserved || s == IPBound
 }
 
-// IP is a secondary private IPv4 address of one of the node's ENIs.
+// IP is a secondary private IPv4 address of one of the node's ENIs, or
+// (dual stack) one of its IPv6 addresses: both live in one bucket, keyed
+// by address, so "an address is held by at most one owner" is one rule.
 type IP struct {
 	Addr      netip.Addr `json:"addr"`
 	ENIID     string     `json:"eniID"`
@@ -165,10 +176,15 @@ type Allocation struct {
 	PodUID       string     `json:"podUID,omitempty"`
 	IP           netip.Addr `json:"ip"`
 	ENIID        string     `json:"eniID"`
-	State        IPState    `json:"state"`      // IPReserved or IPBound
-	ReservedBy   int        `json:"reservedBy"` // pid of the reserving process in its own PID namespace; for humans only
-	ReservedAt   time.Time  `json:"reservedAt"`
-	BoundAt      time.Time  `json:"boundAt,omitzero"`
+	// IP6 is the pod's IPv6 on the same ENI (dual stack), held with IP in
+	// the same state and taken and given back in the same transactions;
+	// the zero Addr for an IPv4-only pod (and in records written before
+	// dual stack).
+	IP6        netip.Addr `json:"ip6,omitzero"`
+	State      IPState    `json:"state"`      // IPReserved or IPBound
+	ReservedBy int        `json:"reservedBy"` // pid of the reserving process in its own PID namespace; for humans only
+	ReservedAt time.Time  `json:"reservedAt"`
+	BoundAt    time.Time  `json:"boundAt,omitzero"`
 
 	// NetNS is the pod's network namespace as the runtime gave its path,
 	// and NetNSID the namespace that path named at ADD. A bound
@@ -210,6 +226,10 @@ func (a Allocation) validate() error {
 		return fmt.Errorf("allocation %s: state %q: %w", a.Key, a.State, ErrInvalid)
 	case !a.IP.IsValid() || a.ENIID == "":
 		return fmt.Errorf("allocation %s: no ip or eni: %w", a.Key, ErrInvalid)
+	case !a.IP.Is4():
+		return fmt.Errorf("allocation %s: ip %s is not ipv4: %w", a.Key, a.IP, ErrInvalid)
+	case a.IP6.IsValid() && (!a.IP6.Is6() || a.IP6.Is4In6()):
+		return fmt.Errorf("allocation %s: ip6 %s is not ipv6: %w", a.Key, a.IP6, ErrInvalid)
 	}
 	return nil
 }
@@ -260,7 +280,13 @@ type PoolState struct {
 	// change mode while it holds addresses (Terway: PrefixModeImmutable).
 	// Empty in a store that predates prefix mode: its addresses, if any,
 	// are secondary IPs.
-	Mode      string    `json:"mode,omitempty"`
+	Mode string `json:"mode,omitempty"`
+	// Stack is the node's IP stack, "ipv4" or "dual" (config ip_stack),
+	// set with Mode. Like the mode it cannot change while the store holds
+	// addresses: a dual pod's IPv6 would lose its pool, an IPv4 pod would
+	// have no IPv6 (ErrStackMismatch in ipam). Empty in a store that
+	// predates dual stack: IPv4.
+	Stack     string    `json:"stack,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 
 	// LastReclaim is when idle addresses were last returned to the cloud;

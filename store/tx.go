@@ -230,6 +230,15 @@ func (t *WriteTx) PutAllocation(a Allocation) error {
 	if ip.Owner != a.Key || ip.State != a.State || ip.ENIID != a.ENIID {
 		return fmt.Errorf("put allocation %s (%s on %s): ip is %s by %q on %s: %w", a.Key, a.State, a.ENIID, ip.State, ip.Owner, ip.ENIID, ErrInvariant)
 	}
+	if a.IP6.IsValid() {
+		ip6, err := t.IP(a.IP6)
+		if err != nil {
+			return fmt.Errorf("put allocation %s: ip6 %s: %w: %w", a.Key, a.IP6, ErrInvariant, err)
+		}
+		if ip6.Owner != a.Key || ip6.State != a.State || ip6.ENIID != a.ENIID {
+			return fmt.Errorf("put allocation %s (%s on %s): ip6 is %s by %q on %s: %w", a.Key, a.State, a.ENIID, ip6.State, ip6.Owner, ip6.ENIID, ErrInvariant)
+		}
+	}
 	return put(t, bucketAllocs, []byte(a.Key), a)
 }
 

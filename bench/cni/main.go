@@ -30,6 +30,9 @@ type options struct {
 	// policy adds row veni/policy: veni's datapath with every pod selected
 	// by 100 policies of 1,000 rules.
 	policy bool
+	// dual adds row veni/dual: the plain datapath with ip_stack dual (an
+	// IPv4 and an IPv6 per pod), to compare with veni/plain.
+	dual bool
 }
 
 // podsPerSystem is how many pods a run adds to each system (warm-up
@@ -50,6 +53,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.datapath, "veni-datapath", "", "datapath of veni's node (auto, ebpf, plain; default: veni's default)")
 	fs.StringVar(&o.extraDatapaths, "extra-datapaths", "plain", "comma-separated datapaths measured as extra veni rows (veni/<datapath>), \"\" for none")
 	fs.BoolVar(&o.skipStart, "skip-start", false, "skip the process start (inittrace) section")
+	fs.BoolVar(&o.dual, "dual", true, "add row veni/dual: the plain datapath with ip_stack dual (one IPv4 and one IPv6 per pod); compare with veni/plain")
 	fs.BoolVar(&o.policy, "policy", true, "add row veni/policy: every pod selected by 100 NetworkPolicies of 1,000 rules, compiled before its ADD")
 }
 

@@ -100,12 +100,38 @@ func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 	for _, t := range targets(rows) {
 		fmt.Fprintln(w, "  "+t)
 	}
+	if t := dualTargets(rows); len(t) > 0 {
+		fmt.Fprintln(w, "\ntargets for veni/dual (ip_stack dual, plain datapath) against veni/plain:")
+		for _, t := range t {
+			fmt.Fprintln(w, "  "+t)
+		}
+	}
 	if t := policyTargets(rows); len(t) > 0 {
 		fmt.Fprintln(w, "\ntargets for "+policyRow+" (100 policies, 1,000 rules select every pod) against veni:")
 		for _, t := range t {
 			fmt.Fprintln(w, "  "+t)
 		}
 	}
+}
+
+// dualTargets checks dual stack's ADD goal: a dual-stack pod's ADD at
+// most 1.15x an IPv4-only pod's, p50, same datapath, at every parallelism.
+func dualTargets(rows map[int]map[string]row) []string {
+	var out []string
+	for _, par := range []int{1, 8} {
+		d, okD := rows[par]["veni/dual"]
+		v, okV := rows[par]["veni/plain"]
+		if !okD || !okV || v.addP50 == 0 {
+			continue
+		}
+		add := float64(d.addP50) / float64(v.addP50)
+		verdict := "met"
+		if add > 1.15 {
+			verdict = "MISSED"
+		}
+		out = append(out, fmt.Sprintf("par %d  ADD p50 %.2fx (<= 1.15x): %s", par, add, verdict))
+	}
+	return out
 }
 
 // policyTargets checks NetworkPolicy's ADD goal: the ADD of a pod 1,000

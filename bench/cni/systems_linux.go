@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
 	"github.com/veni-cni/veni/store"
@@ -45,7 +46,14 @@ type veniSim struct {
 	// policy: every pod the run adds is selected by the policy world
 	// (writePolicyWorld) and compiled before its ADD.
 	policy bool
+	// dual: the node is dual stack (ip_stack dual on the sim's default
+	// vSwitch, which has IPv6).
+	dual bool
 }
+
+// dualRow is the row of veni with ip_stack dual on the plain datapath,
+// compared with row veni/plain.
+const dualRow = "veni/dual"
 
 // policyRow is the row of veni with policy, compared with row veni.
 const policyRow = "veni/policy"
@@ -61,6 +69,9 @@ func veniSims(o options) []veniSim {
 			continue
 		}
 		out = append(out, veniSim{system: "veni/" + dp, simName: o.name + "-" + dp, dir: filepath.Join(o.workDir, "sim-"+dp), datapath: dp})
+	}
+	if o.dual {
+		out = append(out, veniSim{system: dualRow, simName: o.name + "-dual", dir: filepath.Join(o.workDir, "sim-dual"), datapath: config.DatapathPlain, dual: true})
 	}
 	if o.policy {
 		out = append(out, veniSim{system: policyRow, simName: o.name + "-pol", dir: filepath.Join(o.workDir, "sim-policy"), datapath: o.datapath, policy: true})
@@ -93,6 +104,9 @@ func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error)
 		"--min-pool-size", strconv.Itoa(o.batch), "--max-pool-size", strconv.Itoa(2 * o.batch)}
 	if v.datapath != "" {
 		args = append(args, "--datapath", v.datapath)
+	}
+	if v.dual {
+		args = append(args, "--node-config", "ip_stack=dual")
 	}
 	up := exec.CommandContext(ctx, o.veniBin, args...)
 	if out, err := up.CombinedOutput(); err != nil {
@@ -195,7 +209,9 @@ func freeIPs(storePath string) (free int, err error) {
 		}
 		ips, err := tx.IPs()
 		for _, ip := range ips {
-			if ip.State == store.IPFree && ready[ip.ENIID] {
+			// IPv4 only: on a dual-stack node each pod also takes an
+			// IPv6, which the daemon keeps as many of.
+			if ip.State == store.IPFree && ready[ip.ENIID] && ip.Addr.Is4() {
 				free++
 			}
 		}

@@ -128,17 +128,25 @@ func ParseVSwitches(s, defaultZone string) ([]sim.VSwitchSpec, error) {
 		}
 		id, rest, ok := strings.Cut(item, "=")
 		if !ok || id == "" {
-			return nil, fmt.Errorf("--vswitches %q: want id=cidr[@zone]", item)
+			return nil, fmt.Errorf("--vswitches %q: want id=cidr[+ipv6cidr][@zone]", item)
 		}
 		cidrStr, zone, _ := strings.Cut(rest, "@")
 		if zone == "" {
 			zone = defaultZone
 		}
+		cidrStr, cidr6Str, dual := strings.Cut(cidrStr, "+")
 		cidr, err := netip.ParsePrefix(cidrStr)
 		if err != nil {
 			return nil, fmt.Errorf("--vswitches %q: %w", item, err)
 		}
-		out = append(out, sim.VSwitchSpec{ID: id, ZoneID: zone, CIDR: cidr})
+		v := sim.VSwitchSpec{ID: id, ZoneID: zone, CIDR: cidr}
+		if dual {
+			// The sim's config validation checks it is a masked /64.
+			if v.IPv6CIDR, err = netip.ParsePrefix(cidr6Str); err != nil {
+				return nil, fmt.Errorf("--vswitches %q: ipv6: %w", item, err)
+			}
+		}
+		out = append(out, v)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--vswitches %q: no vswitch", s)

@@ -18,6 +18,8 @@ func TestParseVSwitches(t *testing.T) {
 	}{
 		{"one", "vsw-x=172.30.8.0/24", []string{"vsw-x cn-hangzhou-h 172.30.8.0/24"}, ""},
 		{"zone and spaces", "vsw-a=172.30.1.0/24@cn-hangzhou-i, vsw-b=172.30.2.0/25", []string{"vsw-a cn-hangzhou-i 172.30.1.0/24", "vsw-b cn-hangzhou-h 172.30.2.0/25"}, ""},
+		{"ipv6", "vsw-a=172.30.1.0/24+fd00:ac1e:1::/64@cn-hangzhou-i", []string{"vsw-a cn-hangzhou-i 172.30.1.0/24 fd00:ac1e:1::/64"}, ""},
+		{"bad ipv6", "vsw-a=172.30.1.0/24+fd00::/129", nil, "ipv6"},
 		{"no cidr", "vsw-a", nil, "want id=cidr"},
 		{"bad cidr", "vsw-a=172.30.1.0/33", nil, "vsw-a=172.30.1.0/33"},
 		{"empty", " , ", nil, "no vswitch"},
@@ -36,7 +38,11 @@ func TestParseVSwitches(t *testing.T) {
 			}
 			var flat []string
 			for _, v := range got {
-				flat = append(flat, v.ID+" "+v.ZoneID+" "+v.CIDR.String())
+				f := v.ID + " " + v.ZoneID + " " + v.CIDR.String()
+				if v.IPv6CIDR.IsValid() {
+					f += " " + v.IPv6CIDR.String()
+				}
+				flat = append(flat, f)
 			}
 			if strings.Join(flat, "|") != strings.Join(tc.want, "|") {
 				t.Fatalf("got %q, want %q", flat, tc.want)

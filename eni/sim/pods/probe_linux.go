@@ -22,6 +22,15 @@ type EchoServer struct {
 	ln net.Listener
 }
 
+// tcpNet is "tcp4" or "tcp6", by a's family: a dual-stack pod is probed
+// on each of its addresses.
+func tcpNet(a netip.Addr) string {
+	if a.Is4() {
+		return "tcp4"
+	}
+	return "tcp6"
+}
+
 // Serve starts an echo server listening on addr:ProbePort inside the pod's
 // network namespace. The socket belongs to that namespace; accepting on it
 // from any thread is fine, so the server runs on ordinary goroutines.
@@ -29,7 +38,7 @@ func Serve(podNetNS string, addr netip.Addr) (*EchoServer, error) {
 	var ln net.Listener
 	err := ns.WithNetNSPath(podNetNS, func(ns.NetNS) error {
 		var err error
-		ln, err = net.Listen("tcp4", net.JoinHostPort(addr.String(), strconv.Itoa(ProbePort)))
+		ln, err = net.Listen(tcpNet(addr), net.JoinHostPort(addr.String(), strconv.Itoa(ProbePort)))
 		return err
 	})
 	if err != nil {
@@ -71,7 +80,7 @@ func Dial(ctx context.Context, fromNetNS string, to netip.Addr, timeout time.Dur
 		var err error
 		// The socket is created (and so bound to this namespace) before
 		// DialContext returns; it may finish on another thread.
-		conn, err = d.DialContext(ctx, "tcp4", net.JoinHostPort(to.String(), strconv.Itoa(ProbePort)))
+		conn, err = d.DialContext(ctx, tcpNet(to), net.JoinHostPort(to.String(), strconv.Itoa(ProbePort)))
 		return err
 	})
 	if err != nil {
