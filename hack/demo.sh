@@ -5,7 +5,9 @@
 # every other over TCP, on the same node and across the VPC; a default-deny
 # and an allow NetworkPolicy change who reaches whom. Then, under
 # the hood: an ENI created by hand through the SDK shows up in a node with
-# its MAC, and the VPC's anti-spoofing drops what the cloud never assigned. Run as root from the repo root
+# its MAC, and the VPC's anti-spoofing drops what the cloud never assigned.
+# Last, a dual-stack pair: two pods on two nodes, IPv4 and IPv6, talking
+# over IPv6 across the VPC. Run as root from the repo root
 # after "make build" ("make demo" does both). Tears the sim down on exit,
 # failure included. Needs iproute2 and ping or iperf3.
 set -euo pipefail
@@ -23,6 +25,8 @@ fi
 VENI=$(realpath "$VENI")
 SIM_DIR=${VENI_SIM_DIR:-/run/veni/sim}
 IPERF_PID=$(mktemp -u /tmp/veni-demo-iperf.XXXXXX)
+# The dual-stack part runs a second sim of its own.
+DUAL=(--name veni-dual --dir "$SIM_DIR-dual")
 
 bold=$'\e[1m' off=$'\e[0m'
 [[ -t 1 ]] || bold='' off=''
@@ -61,6 +65,7 @@ cleanup() {
 		[[ -f $SIM_DIR/sim.log ]] && tail -n 20 "$SIM_DIR/sim.log" >&2
 	fi
 	"$VENI" sim down >/dev/null 2>&1 || true
+	"$VENI" sim down "${DUAL[@]}" >/dev/null 2>&1 || true
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -255,3 +260,28 @@ show on node-1 ip -br link
 step "tear down"
 stop_iperf
 show "$VENI" sim down
+
+step "dual stack: a second sim whose vSwitches have an IPv6 /64, nodes with ip_stack dual"
+show "$VENI" sim up --nodes 2 "${DUAL[@]}" \
+	--vswitches vsw-sim-a=172.30.1.0/24+fd00:ac1e:1::/64,vsw-sim-b=172.30.2.0/24+fd00:ac1e:2::/64 \
+	--node-config ip_stack=dual
+show "$VENI" sim pod add node-1 v6a "${DUAL[@]}"
+show "$VENI" sim pod add node-2 v6b "${DUAL[@]}"
+PA=/run/netns/veni-dual-node-1-pod-default-v6a PB=/run/netns/veni-dual-node-2-pod-default-v6b
+step "each pod has an IPv4 and an IPv6 of its node's ENI, and a default route for each family"
+for ns in "$PA" "$PB"; do
+	show nsenter --net="$ns" ip -br addr show dev eth0
+	show nsenter --net="$ns" ip -6 route
+done
+B6=$(nsenter --net="$PB" ip -6 -o addr show dev eth0 scope global | awk '{ split($4, a, "/"); print a[1]; exit }')
+step "IPv6 across the VPC, from v6a on node-1 to v6b ($B6) on node-2"
+if command -v ping >/dev/null; then
+	show nsenter --net="$PA" ping -6 -c 2 -W 1 "$B6"
+else
+	nsenter --net="$PB" iperf3 -s -D -1 -B "$B6"
+	sleep 0.5
+	show nsenter --net="$PA" iperf3 -6 -c "$B6" -t 1 --connect-timeout 2000
+fi
+show "$VENI" sim pod del node-1 v6a "${DUAL[@]}"
+show "$VENI" sim pod del node-2 v6b "${DUAL[@]}"
+show "$VENI" sim down "${DUAL[@]}"
