@@ -37,6 +37,16 @@ var actions = map[string]action{
 	"UnassignIpv6Addresses":      {[]string{versionECS}, (*Cloud).apiUnassignIpv6Addresses},
 	"DescribeInstanceTypes":      {[]string{versionECS}, (*Cloud).apiDescribeInstanceTypes},
 	"DescribeVSwitches":          {[]string{versionECS, versionVPC}, (*Cloud).apiDescribeVSwitches},
+
+	"CreateSecurityGroup":             {[]string{versionECS}, (*Cloud).apiCreateSecurityGroup},
+	"AuthorizeSecurityGroup":          {[]string{versionECS}, (*Cloud).apiAuthorizeSecurityGroup},
+	"AuthorizeSecurityGroupEgress":    {[]string{versionECS}, (*Cloud).apiAuthorizeSecurityGroupEgress},
+	"RevokeSecurityGroup":             {[]string{versionECS}, (*Cloud).apiRevokeSecurityGroup},
+	"RevokeSecurityGroupEgress":       {[]string{versionECS}, (*Cloud).apiRevokeSecurityGroupEgress},
+	"DescribeSecurityGroups":          {[]string{versionECS}, (*Cloud).apiDescribeSecurityGroups},
+	"DescribeSecurityGroupAttribute":  {[]string{versionECS}, (*Cloud).apiDescribeSecurityGroupAttribute},
+	"DeleteSecurityGroup":             {[]string{versionECS}, (*Cloud).apiDeleteSecurityGroup},
+	"ModifyNetworkInterfaceAttribute": {[]string{versionECS}, (*Cloud).apiModifyNetworkInterfaceAttribute},
 }
 
 // response is a success body; every one carries the request id.

@@ -22,6 +22,9 @@ func (c *Cloud) enqueueLocked(desc string, fn func(Fabric) error) *fabricOp {
 	}
 	op := &fabricOp{desc: desc, fn: fn, done: make(chan error, 1)}
 	c.pending = append(c.pending, op)
+	// Every fabric change (attach, detach, addresses) can change security
+	// group membership: the policy follows it in the same queue.
+	c.enqueueSecurityLocked("security policy after " + desc)
 	return op
 }
 

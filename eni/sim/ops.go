@@ -41,11 +41,8 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 	if !ok {
 		return nil, errVSwitchNotFound(r.vswID)
 	}
-	for _, sg := range r.sgs {
-		if !c.sgs[sg] {
-			return nil, newAPIError(http.StatusNotFound, CodeSecurityGroupNotFound,
-				"The specified security group %s does not exist.", sg)
-		}
+	if aerr := c.checkENIGroupsLocked("", r.sgs); aerr != nil {
+		return nil, aerr
 	}
 	if r.ipv6s > 0 && !vsw.ipv6On() {
 		return nil, errIPv6Off(vsw.ID)
