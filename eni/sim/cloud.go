@@ -23,6 +23,7 @@ type Cloud struct {
 	mu        sync.Mutex // guards everything below
 	closed    bool
 	sgs       map[string]*secGroup // security groups, by id
+	sgRetry   *time.Timer          // pending retry of a failed SetSecurityPolicy
 	sgTokens  map[string]string    // CreateSecurityGroup ClientToken → group id
 	otherVPCs map[string]bool      // VPCs besides cfg.VPCID (AddVPC)
 	// sgCapacity is how many ENIs a group of each type may hold.
@@ -232,9 +233,9 @@ func (c *Cloud) AddInstance(spec InstanceSpec) (Instance, error) {
 // removeInstance undoes AddInstance after the fabric refused the primary ENI.
 func (c *Cloud) removeInstance(id string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	inst, ok := c.instances[id]
 	if !ok {
+		c.mu.Unlock()
 		return
 	}
 	if e, ok := c.enis[inst.PrimaryENIID]; ok {
@@ -247,6 +248,7 @@ func (c *Cloud) removeInstance(id string) {
 			break
 		}
 	}
+	c.securityChangedUnlock("remove instance " + id)
 }
 
 // Close stops the attach and detach timers; ENIs caught mid-way stay in
@@ -255,6 +257,10 @@ func (c *Cloud) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	if c.sgRetry != nil {
+		c.sgRetry.Stop()
+		c.sgRetry = nil
+	}
 	for _, e := range c.enis {
 		if e.timer != nil {
 			e.timer.Stop()

@@ -235,15 +235,18 @@ func (c *Cloud) completeDetach(eniID string) {
 
 func (c *Cloud) deleteENI(eniID string) *apiError {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.enis[eniID]
 	if !ok {
+		c.mu.Unlock()
 		return errENINotFound(eniID)
 	}
 	if e.status != statusAvailable {
+		c.mu.Unlock()
 		return errENIState(e.id, e.status, "DeleteNetworkInterface")
 	}
 	c.forgetENILocked(e, time.Now())
+	// Its addresses leave its groups: another ENI may get them next.
+	c.securityChangedUnlock("delete eni " + e.id)
 	return nil
 }
 

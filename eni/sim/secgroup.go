@@ -342,17 +342,54 @@ func (c *Cloud) securityChangedUnlock(desc string) {
 	_ = c.flush(op)
 }
 
-// enqueueSecurityLocked queues a SetSecurityPolicy call with the policy
-// as it is now, when the Fabric enforces security groups.
+// enqueueSecurityLocked queues a SetSecurityPolicy call when the Fabric
+// enforces security groups. The call derives the policy from the model
+// when it runs, not when it is queued: whatever changed the model in
+// between (an address, an attach, a deletion, a rule), the VPC gets the
+// state as it is then, from one function (securityPolicyLocked). A call
+// that fails is retried (retrySecurityLocked) until one succeeds, so a
+// failed update cannot leave the VPC on an old policy for good.
 func (c *Cloud) enqueueSecurityLocked(desc string) *fabricOp {
 	sf, ok := c.cfg.Fabric.(SecurityGroupFabric)
 	if !ok {
 		return nil
 	}
-	p := c.securityPolicyLocked()
-	op := &fabricOp{desc: desc, fn: func(Fabric) error { return sf.SetSecurityPolicy(p) }, done: make(chan error, 1)}
+	fn := func(Fabric) error {
+		c.mu.Lock()
+		p := c.securityPolicyLocked()
+		c.mu.Unlock()
+		err := sf.SetSecurityPolicy(p)
+		c.mu.Lock()
+		if err != nil {
+			c.retrySecurityLocked()
+		}
+		c.mu.Unlock()
+		return err
+	}
+	op := &fabricOp{desc: desc, fn: fn, done: make(chan error, 1)}
 	c.pending = append(c.pending, op)
 	return op
+}
+
+// securityRetryDelay is how long after a failed SetSecurityPolicy the
+// policy is handed to the fabric again.
+const securityRetryDelay = 500 * time.Millisecond
+
+// retrySecurityLocked schedules one more SetSecurityPolicy call unless
+// one is scheduled already or the cloud is closed.
+func (c *Cloud) retrySecurityLocked() {
+	if c.closed || c.sgRetry != nil {
+		return
+	}
+	c.sgRetry = time.AfterFunc(securityRetryDelay, func() {
+		c.mu.Lock()
+		c.sgRetry = nil
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		c.securityChangedUnlock("security policy (retry after a failure)")
+	})
 }
 
 // securityPolicyLocked is the whole security policy of the VPC, in a
