@@ -8,8 +8,10 @@ import "net/netip"
 //
 // SetSecurityPolicy is called, in order with the other Fabric calls, after
 // every change that can alter the policy: a rule, an ENI's groups, an
-// ENI's addresses (group membership), an attach or a detach. Each call
-// carries the whole policy; the Fabric replaces what it enforces with it.
+// ENI's addresses (group membership), an attach, a detach, a deletion.
+// Each call carries the whole policy, derived from the model as it is when
+// the call runs; the Fabric replaces what it enforces with it. A call that
+// fails is made again (every 500ms) until one succeeds.
 // Connections already established stay allowed (the groups are stateful);
 // new ones are judged by the new policy.
 type SecurityGroupFabric interface {
