@@ -1,12 +1,15 @@
 package sim
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 )
 
@@ -14,12 +17,17 @@ import (
 type securityFabric struct {
 	*recordingFabric
 	mu       sync.Mutex
-	policies []SecurityPolicy
+	policies []SecurityPolicy // applied
+	fail     int              // the next calls to fail
 }
 
 func (f *securityFabric) SetSecurityPolicy(p SecurityPolicy) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail > 0 {
+		f.fail--
+		return errors.New("nft -f: injected failure")
+	}
 	f.policies = append(f.policies, p)
 	return nil
 }
@@ -337,5 +345,125 @@ func TestCloud_SecurityGroups_PlainFabric(t *testing.T) {
 		if call.Op != "attach" {
 			t.Errorf("unexpected fabric call %s", call)
 		}
+	}
+}
+
+// members returns group id's member addresses in p.
+func members(p SecurityPolicy, id string) []netip.Addr {
+	for _, g := range p.Groups {
+		if g.ID == id {
+			return g.Members
+		}
+	}
+	return nil
+}
+
+// Ensure the policy the fabric holds when an action answers lists the
+// group's members as the cloud's ENIs hold addresses now, for every way an
+// ENI gains or loses them: created with them, assigned IPs and prefixes,
+// unassigned, deleted.
+func TestCloud_SecurityPolicy_MembershipFollowsEveryChange(t *testing.T) {
+	_, sf, inst, client := newSGTestAPI(t)
+	has := func(ip string) bool {
+		return slices.Contains(members(sf.last(t), DefaultSecurityGroupID), netip.MustParseAddr(ip))
+	}
+	create := ecs.CreateCreateNetworkInterfaceRequest()
+	create.VSwitchId, create.SecurityGroupId = inst.VSwitchID, DefaultSecurityGroupID
+	create.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+	created, err := client.CreateNetworkInterface(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.NetworkInterfaceId
+	attach := ecs.CreateAttachNetworkInterfaceRequest()
+	attach.NetworkInterfaceId, attach.InstanceId = id, inst.ID
+	if _, err := client.AttachNetworkInterface(attach); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, client, id, "InUse")
+	for _, s := range created.PrivateIpSets.PrivateIpSet {
+		if !has(s.PrivateIpAddress) {
+			t.Errorf("created address %s is not a member after the attach", s.PrivateIpAddress)
+		}
+	}
+
+	assign := ecs.CreateAssignPrivateIpAddressesRequest()
+	assign.NetworkInterfaceId = id
+	assign.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+	got, err := client.AssignPrivateIpAddresses(assign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := got.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress[0]
+	if !has(ip) {
+		t.Errorf("assigned %s is not a member when AssignPrivateIpAddresses answers", ip)
+	}
+	assign = ecs.CreateAssignPrivateIpAddressesRequest()
+	assign.NetworkInterfaceId = id
+	assign.Ipv4PrefixCount = requests.NewInteger(1)
+	got, err = client.AssignPrivateIpAddresses(assign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := netip.MustParsePrefix(got.AssignedPrivateIpAddressesSet.Ipv4PrefixSet.Ipv4Prefixes[0])
+	for a := prefix.Addr(); prefix.Contains(a); a = a.Next() {
+		if !has(a.String()) {
+			t.Errorf("prefix address %s is not a member", a)
+		}
+	}
+
+	unassign := ecs.CreateUnassignPrivateIpAddressesRequest()
+	unassign.NetworkInterfaceId = id
+	unassign.PrivateIpAddress = &[]string{ip}
+	if _, err := client.UnassignPrivateIpAddresses(unassign); err != nil {
+		t.Fatal(err)
+	}
+	if has(ip) {
+		t.Errorf("unassigned %s is still a member", ip)
+	}
+
+	detach := ecs.CreateDetachNetworkInterfaceRequest()
+	detach.NetworkInterfaceId, detach.InstanceId = id, inst.ID
+	if _, err := client.DetachNetworkInterface(detach); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, client, id, "Available")
+	del := ecs.CreateDeleteNetworkInterfaceRequest()
+	del.NetworkInterfaceId = id
+	if _, err := client.DeleteNetworkInterface(del); err != nil {
+		t.Fatal(err)
+	}
+	if has(created.PrivateIpAddress) || has(prefix.Addr().String()) {
+		t.Errorf("a deleted ENI's addresses are still members: %v", members(sf.last(t), DefaultSecurityGroupID))
+	}
+}
+
+// Ensure a policy the fabric failed to apply is applied again without any
+// further change: a failed update must not leave an old policy in force.
+func TestCloud_SecurityPolicy_RetriedAfterFailure(t *testing.T) {
+	_, sf, inst, client := newSGTestAPI(t)
+	sf.mu.Lock()
+	sf.fail, sf.policies = 2, nil
+	sf.mu.Unlock()
+	assign := ecs.CreateAssignPrivateIpAddressesRequest()
+	assign.NetworkInterfaceId = inst.PrimaryENIID
+	assign.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+	got, err := client.AssignPrivateIpAddresses(assign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr(got.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress[0])
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sf.mu.Lock()
+		n := len(sf.policies)
+		sf.mu.Unlock()
+		if n > 0 && slices.Contains(members(sf.last(t), DefaultSecurityGroupID), ip) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after two failed SetSecurityPolicy calls, %d applied since and %s not a member", n, ip)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
