@@ -109,3 +109,83 @@ func podIP(t *testing.T, s *testSim, name string) string {
 	t.Fatalf("no pod %s in %s", name, out)
 	return ""
 }
+
+// Ensure eni_conf's security_groups put every ENI veni creates in those
+// groups and only those: with the pods' ENIs in sg-sim-app alone (a normal
+// group), pods reach each other across nodes, a node (its primary ENI in
+// sg-sim-default) does not reach the other node's pods until sg-sim-app
+// admits sg-sim-default, and reaches its own pods without crossing the VPC.
+func TestSim_SecurityGroups_NodeConfig(t *testing.T) {
+	s := mustSim(t)
+	s.mustRun("sim", "up", "--nodes", "2", "--security-group", "sg-sim-app", "--node-config", `security_groups=["sg-sim-app"]`)
+	s.mustRun("sim", "pod", "add", "node-1", "a")
+	s.mustRun("sim", "pod", "add", "node-2", "b")
+
+	var st simcluster.StatusReport
+	if err := json.Unmarshal([]byte(s.mustRun("sim", "status", "-o", "json")), &st); err != nil {
+		t.Fatalf("sim status -o json: %v", err)
+	}
+	secondary := 0
+	for _, e := range st.Live.Cloud.ENIs {
+		want := "sg-sim-app"
+		if e.Type == "Primary" {
+			want = "sg-sim-default"
+		} else {
+			secondary++
+		}
+		if len(e.SecurityGroupIDs) != 1 || e.SecurityGroupIDs[0] != want {
+			t.Errorf("%s ENI %s is in %v, want [%s]", e.Type, e.ID, e.SecurityGroupIDs, want)
+		}
+	}
+	if secondary < 2 {
+		t.Fatalf("%d ENIs made by veni, want one per node at least", secondary)
+	}
+
+	// reach returns from → to → reached, nodes included, on the probe port.
+	reach := func() (map[string]map[string]bool, string) {
+		out, _ := s.run("sim", "connectivity", "-o", "json", "--from-nodes", "--timeout", "700ms")
+		var m simcluster.MatrixJSON
+		if err := json.NewDecoder(strings.NewReader(out)).Decode(&m); err != nil {
+			t.Fatalf("connectivity -o json: %v\n%s", err, out)
+		}
+		got := map[string]map[string]bool{}
+		short := func(n string) string { return n[strings.LastIndex(n, "/")+1:] }
+		for _, r := range m.Results {
+			from := short(r.From)
+			if got[from] == nil {
+				got[from] = map[string]bool{}
+			}
+			got[from][short(r.To)] = r.OK
+		}
+		return got, out
+	}
+	expect := func(what string, want map[[2]string]bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, out := reach()
+			ok := true
+			for pair, w := range want {
+				if got[pair[0]][pair[1]] != w {
+					ok = false
+				}
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: got %v, want %v\n%s", what, got, want, out)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	expect("pods in sg-sim-app", map[[2]string]bool{
+		{"a", "b"}: true, {"b", "a"}: true,
+		{"node-1", "a"}: true, {"node-2", "b"}: true,
+		{"node-2", "a"}: false, {"node-1", "b"}: false,
+	})
+	s.mustRun("sim", "sg", "authorize", "sg-sim-app", "--port", "7777/7777", "--group", "sg-sim-default")
+	expect("sg-sim-app admits the nodes on 7777", map[[2]string]bool{
+		{"node-2", "a"}: true, {"node-1", "b"}: true, {"a", "b"}: true,
+	})
+}
