@@ -53,6 +53,7 @@ blackholes the sim's addresses while it runs. Needs root.`,
 		newSimNamespaceCommand(&g),
 		newSimEnvCommand(&g),
 		newSimConnectivityCommand(&g),
+		newSimSGCommand(&g),
 	)
 	return cmd
 }

@@ -42,7 +42,10 @@ and check the echo. sctp is probed with raw IP sockets (protocol 132)
 inside the namespaces, because kernels without the sctp module (like the
 sim's usual host) have no SCTP sockets: the prober sends an INIT chunk
 (with its CRC32c) and a pod's raw-socket server answers it with an ABORT;
-an INIT-ACK or ABORT back from the pod means reached.`,
+an INIT-ACK or ABORT back from the pod means reached.
+
+The probes are real packets through the simulated VPC, so its security
+groups apply: a flow the pods' ENIs' groups do not allow shows as failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.timeout <= 0 {

@@ -32,6 +32,7 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.spec.MaxPoolSize, "max-pool-size", d.MaxPoolSize, "max_pool_size of every node's veni config: idle addresses above it are reclaimed")
 	fs.BoolVar(&o.spec.Daemons, "daemons", d.Daemons, "run a veni daemon in every node (false: the CNI plugin alone, cold path included)")
 	fs.StringVar(&o.spec.Datapath, "datapath", "", "datapath of every node's veni config (default: veni's default)")
+	fs.StringArrayVar(&o.spec.SecurityGroups, "security-group", nil, "another normal security group of the VPC (id sg-...), besides sg-sim-default which every node's primary ENI is in, for --node-config security_groups to name; repeatable")
 	fs.StringArrayVar(&o.nodeConfig, "node-config", nil, "extra field of every node's veni config as key=value (value parsed as JSON when it is JSON), e.g. idle_ip_reclaim_after=30s; repeatable")
 	fs.BoolVar(&o.spec.DaemonConflist, "daemon-conflist", false, "each node's daemon writes its CNI conflist once its first pass is done (veni daemon --cni-conf-dir), as veni's DaemonSet does, instead of the sim writing it at start-up; a node is READY once it exists")
 	fs.DurationVar(&o.spec.DaemonSyncInterval, "daemon-sync-interval", d.DaemonSyncInterval, "the node daemons' --sync-interval")

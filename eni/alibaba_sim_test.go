@@ -592,3 +592,36 @@ func TestMetadata_Sim_IPv6(t *testing.T) {
 		t.Fatalf("ipv6 of an eni on a vswitch without ipv6: %v, want ErrNotFound", err)
 	}
 }
+
+// Ensure the client creates an ENI in every group eni_conf names
+// (security_group plus security_groups, as SecurityGroupIds.N) and that
+// the sim's group errors reach the caller with their codes.
+func TestAlibabaClient_Sim_CreateENI_SecurityGroups(t *testing.T) {
+	env := mustSim(t, func(cfg *sim.Config) {
+		cfg.SecurityGroups = []string{sim.DefaultSecurityGroupID, "sg-sim-web", "sg-sim-db", "sg-sim-c", "sg-sim-d", "sg-sim-e"}
+	})
+	c := mustClient(t, env.fastOptions())
+	ctx := context.Background()
+	groups := []string{"sg-sim-web", "sg-sim-db"}
+	e := mustCreateENI(t, c, eni.CreateENIOptions{SecurityGroupIDs: groups})
+	got, err := c.ENIs(ctx, eni.ENIFilter{IDs: []string{e.ID}})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("describe %s: %v, %v", e.ID, got, err)
+	}
+	if !slices.Equal(got[0].SecurityGroupIDs, groups) || !slices.Equal(e.SecurityGroupIDs, groups) {
+		t.Errorf("eni groups: created %v, described %v; want %v", e.SecurityGroupIDs, got[0].SecurityGroupIDs, groups)
+	}
+	for _, tc := range []struct {
+		name   string
+		groups []string
+		code   string
+	}{
+		{"unknown group", []string{"sg-sim-nope"}, sim.CodeSecurityGroupNotFound},
+		{"six groups", []string{sim.DefaultSecurityGroupID, "sg-sim-web", "sg-sim-db", "sg-sim-c", "sg-sim-d", "sg-sim-e"}, sim.CodeJoinedGroupLimitExceed},
+	} {
+		_, err := c.CreateENI(ctx, eni.CreateENIOptions{VSwitchID: "vsw-sim-a", SecurityGroupIDs: tc.groups})
+		if err == nil || !strings.Contains(err.Error(), tc.code) {
+			t.Errorf("%s: err %v, want code %s", tc.name, err, tc.code)
+		}
+	}
+}

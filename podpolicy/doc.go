@@ -22,7 +22,10 @@
 // only endpoints whose allocation is bound, that is after their ADD is
 // done with the kernel, and applies every endpoint it has not applied
 // itself at least once: whatever the ADD installed, stale or closed, the
-// daemon's next pass replaces it with the current record.
+// daemon's next pass replaces it with the current record. A bound pod the
+// sources do not know (no record) gets what an ADD would decide now: open
+// once the sources are read through and no policy of its namespace
+// exists, closed while one does.
 //
 // # The kernel
 //

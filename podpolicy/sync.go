@@ -356,7 +356,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	applied, seen, err := s.apply(st.Allocations, want)
+	applied, seen, err := s.apply(st.Allocations, want, s.unknownPods(st, next.Synced && compileErr == nil))
 	rep.Applied, rep.Endpoints = applied, seen
 	return rep, errors.Join(srcErr, compileErr, err)
 }
@@ -367,11 +367,47 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 // wanted is a pod's record as this pass compiled it, and its ruleset (nil
 // when the pass could not compile: the kernel then keeps what it has).
 type wanted struct {
-	rec store.PolicyRecord
-	rs  *policy.Ruleset
+	rec    store.PolicyRecord
+	rs     *policy.Ruleset
+	closed bool // fail closed: the pod's selection cannot be known (unknownPods)
 }
 
-func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (applied, seen int, err error) {
+// unknownPods decides, for a bound pod the sources do not know (its labels
+// and ports: no record is compiled for it), what its ADD would decide now
+// (Stored.plan): once the sources are read through (synced), a pod of a
+// namespace without policies is selected by none, whatever its labels;
+// one of a namespace with policies stays closed. Without this, a pod whose
+// ADD ran before the daemon's first pass (and so failed closed: "not read
+// through yet") kept that until its labels reached the store, which on a
+// node fed by a manifest folder without the pod is never.
+func (s *Syncer) unknownPods(st *Stored, synced bool) func(namespace, name string) (wanted, bool) {
+	var snap *policy.Snapshot
+	var snapErr error
+	built := false
+	return func(namespace, name string) (wanted, bool) {
+		if !s.opts.Enabled || !synced {
+			return wanted{}, false
+		}
+		if st.PoliciesIn(namespace) > 0 {
+			return wanted{rec: store.PolicyRecord{Digest: FromFailClosed, Isolated: true}, closed: true}, true
+		}
+		if !built {
+			snap, snapErr = st.Snapshot()
+			built = true
+		}
+		if snapErr != nil {
+			return wanted{}, false
+		}
+		rs := snap.CompilePod(policy.Pod{Namespace: namespace, Name: name, Node: st.Mirror.Node.Name})
+		_, digest, err := encodeRuleset(rs)
+		if err != nil {
+			return wanted{}, false
+		}
+		return wanted{rec: store.PolicyRecord{Digest: digest, Isolated: isolated(rs)}, rs: rs}, true
+	}
+}
+
+func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknown func(namespace, name string) (wanted, bool)) (applied, seen int, err error) {
 	if s.kernel == nil && !s.openKernel(allocs, want) {
 		return 0, 0, nil
 	}
@@ -386,12 +422,16 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (appli
 		seen++
 		var rs *policy.Ruleset
 		digest := "off"
+		closed := false
 		if s.opts.Enabled {
 			w, ok := want[store.PodKey(a.PodNamespace, a.PodName)]
-			if !ok || w.rs == nil {
+			if !ok && unknown != nil {
+				w, ok = unknown(a.PodNamespace, a.PodName)
+			}
+			if !ok || w.rs == nil && !w.closed {
 				continue // not compiled (a pod the sources do not know yet)
 			}
-			rs, digest = w.rs, w.rec.Digest
+			rs, digest, closed = w.rs, w.rec.Digest, w.closed
 		} else {
 			// Off: an unisolated ruleset removes the endpoint's tables.
 			rs = &policy.Ruleset{Pod: policy.PodRef{Namespace: a.PodNamespace, Name: a.PodName}}
@@ -400,7 +440,11 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (appli
 		if had && old == digest {
 			continue
 		}
-		if err := s.kernel.SetEndpoint(ep, rs); err != nil {
+		set := func() error { return s.kernel.SetEndpoint(ep, rs) }
+		if closed {
+			set = func() error { return s.kernel.FailClosed(ep) }
+		}
+		if err := set(); err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %s of %s: %w", ep, store.PodKey(a.PodNamespace, a.PodName), err))
 			continue
 		}

@@ -282,3 +282,50 @@ func TestSyncer_Peers(t *testing.T) {
 		t.Error("state not synced with every source read")
 	}
 }
+
+// Ensure a pod whose ADD failed closed because the daemon had not read its
+// sources through yet is opened by the daemon once it has, when the pod
+// is unknown to the sources (a manifest folder without it) and no policy
+// of its namespace exists; and that one of a namespace with policies
+// stays closed. (e2e TestDaemon_RestartRestoresNode: a node's first pod,
+// added before the daemon's first pass, stayed unreachable for good.)
+func TestSyncer_OpensUnknownPodFailedClosedBeforeFirstPass(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "deny.yaml", denyAll) // namespace shop only
+
+	// The ADD of default/first while the state says the sources are not
+	// read through yet.
+	mustUpdate(t, db, func(tx *store.WriteTx) error {
+		return tx.PutPolicyState(store.PolicyState{Enabled: true, Node: "node-a", Synced: false})
+	})
+	key := reserve(t, db, "default", "first", "10.0.0.20")
+	plan := planFor(t, db, "default", "first")
+	if plan.From != FromFailClosed {
+		t.Fatalf("ADD before the first pass planned %s, want fail closed", plan.From)
+	}
+	ep := Endpoint{Ifindex: 7, IP: netip.MustParseAddr("10.0.0.20")}
+	if err := plan.Install(k, ep); err != nil {
+		t.Fatal(err)
+	}
+	bind(t, db, key, 7)
+	shopKey := reserve(t, db, "shop", "unknown", "10.0.0.21")
+	shopEP := Endpoint{Ifindex: 8, IP: netip.MustParseAddr("10.0.0.21")}
+	if err := planFor(t, db, "shop", "unknown").Install(k, shopEP); err != nil {
+		t.Fatal(err)
+	}
+	bind(t, db, shopKey, 8)
+
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a"})
+	mustPass(t, s)
+	got, ok := k.get(ep)
+	if !ok || got.digest == "closed" || got.rs == nil || got.rs.Ingress.Isolated || got.rs.Egress.Isolated {
+		t.Fatalf("default/first after the daemon's pass: %+v (present %t), want open", got, ok)
+	}
+	if got, _ := k.get(shopEP); got.digest != "closed" {
+		t.Errorf("shop/unknown after the pass: %+v, want still closed (a policy of its namespace may select it)", got)
+	}
+	// And the ADD of a pod of default now plans it open too.
+	if p := planFor(t, db, "default", "second"); p.From == FromFailClosed {
+		t.Errorf("ADD after the pass: %s (%s)", p.From, p.Why)
+	}
+}

@@ -37,6 +37,16 @@ var actions = map[string]action{
 	"UnassignIpv6Addresses":      {[]string{versionECS}, (*Cloud).apiUnassignIpv6Addresses},
 	"DescribeInstanceTypes":      {[]string{versionECS}, (*Cloud).apiDescribeInstanceTypes},
 	"DescribeVSwitches":          {[]string{versionECS, versionVPC}, (*Cloud).apiDescribeVSwitches},
+
+	"CreateSecurityGroup":             {[]string{versionECS}, (*Cloud).apiCreateSecurityGroup},
+	"AuthorizeSecurityGroup":          {[]string{versionECS}, (*Cloud).apiAuthorizeSecurityGroup},
+	"AuthorizeSecurityGroupEgress":    {[]string{versionECS}, (*Cloud).apiAuthorizeSecurityGroupEgress},
+	"RevokeSecurityGroup":             {[]string{versionECS}, (*Cloud).apiRevokeSecurityGroup},
+	"RevokeSecurityGroupEgress":       {[]string{versionECS}, (*Cloud).apiRevokeSecurityGroupEgress},
+	"DescribeSecurityGroups":          {[]string{versionECS}, (*Cloud).apiDescribeSecurityGroups},
+	"DescribeSecurityGroupAttribute":  {[]string{versionECS}, (*Cloud).apiDescribeSecurityGroupAttribute},
+	"DeleteSecurityGroup":             {[]string{versionECS}, (*Cloud).apiDeleteSecurityGroup},
+	"ModifyNetworkInterfaceAttribute": {[]string{versionECS}, (*Cloud).apiModifyNetworkInterfaceAttribute},
 }
 
 // response is a success body; every one carries the request id.
@@ -126,6 +136,39 @@ func (c *Cloud) handleAPI(r *http.Request, h http.Header) (response, *apiError) 
 		c.mu.Unlock()
 	}
 	return resp, aerr
+}
+
+// APICall is one OpenAPI action run by the operator through the control
+// endpoint (veni sim sg): the action's parameters as the SDK would send
+// them (SecurityGroupIds.1, Permissions.1.IpProtocol, ...).
+type APICall struct {
+	Action string            `json:"action"`
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// Call runs an action with the same parameter checks and model as the
+// HTTP API, as the account's owner at the console would: no signature,
+// and the account's quotas and injected faults do not apply. It returns
+// the action's answer (JSON-able), or an error reading "Code: message".
+func (c *Cloud) Call(call APICall) (any, error) {
+	act, ok := actions[call.Action]
+	if !ok {
+		return nil, fmt.Errorf("%s: no such action", call.Action)
+	}
+	params := url.Values{"Action": {call.Action}}
+	for k, v := range call.Params {
+		params.Set(k, v)
+	}
+	q := &request{params: params}
+	if aerr := checkParams(call.Action, q); aerr != nil {
+		return nil, fmt.Errorf("%s: %s", aerr.code, aerr.message)
+	}
+	resp, aerr := act.handle(c, q)
+	if aerr != nil {
+		return nil, fmt.Errorf("%s: %s", aerr.code, aerr.message)
+	}
+	resp.setRequestID(newRequestID())
+	return resp, nil
 }
 
 // requestParams merges the query and the form body; the body wins, as in

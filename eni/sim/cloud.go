@@ -17,19 +17,24 @@ import (
 type Cloud struct {
 	cfg   Config
 	types map[string]InstanceType
-	sgs   map[string]bool
 	log   *slog.Logger
 	now   func() time.Time // the clock of request checks; tests move it
 
 	mu        sync.Mutex // guards everything below
 	closed    bool
-	vsws      map[string]*vswitch
-	instances map[string]*instance
-	instOrder []string
-	enis      map[string]*eni
-	seq       uint64
-	macs      map[string]bool
-	hist      *history
+	sgs       map[string]*secGroup // security groups, by id
+	sgRetry   *time.Timer          // pending retry of a failed SetSecurityPolicy
+	sgTokens  map[string]string    // CreateSecurityGroup ClientToken → group id
+	otherVPCs map[string]bool      // VPCs besides cfg.VPCID (AddVPC)
+	// sgCapacity is how many ENIs a group of each type may hold.
+	sgCapacity map[string]int
+	vsws       map[string]*vswitch
+	instances  map[string]*instance
+	instOrder  []string
+	enis       map[string]*eni
+	seq        uint64
+	macs       map[string]bool
+	hist       *history
 	// createTokens remembers CreateNetworkInterface answers by ClientToken.
 	createTokens map[string]*eni
 	// assignTokens remembers AssignPrivateIpAddresses answers by ENI and
@@ -91,9 +96,15 @@ func New(cfg Config) (*Cloud, error) {
 		return nil, err
 	}
 	c := &Cloud{
-		cfg:          cfg,
-		types:        map[string]InstanceType{},
-		sgs:          map[string]bool{},
+		cfg:       cfg,
+		types:     map[string]InstanceType{},
+		sgs:       map[string]*secGroup{},
+		sgTokens:  map[string]string{},
+		otherVPCs: map[string]bool{},
+		sgCapacity: map[string]int{
+			sgTypeNormal:     defaultNormalGroupCapacity,
+			sgTypeEnterprise: defaultEnterpriseGroupCapacity,
+		},
 		log:          slog.Default().With("component", "sim-cloud"),
 		now:          time.Now,
 		sts:          map[string]*stsCredential{},
@@ -119,10 +130,12 @@ func New(cfg Config) (*Cloud, error) {
 	for _, t := range cfg.InstanceTypes {
 		c.types[t.ID] = t
 	}
-	for _, sg := range cfg.SecurityGroups {
-		c.sgs[sg] = true
-	}
 	now := time.Now()
+	// The configured groups are normal groups of the VPC without rules:
+	// their members reach each other, as the nodes of a cluster do.
+	for _, sg := range cfg.SecurityGroups {
+		c.newSecGroupLocked(sg, sgTypeNormal, cfg.VPCID, sg, "", now)
+	}
 	for _, spec := range cfg.VSwitches {
 		v := newVSwitch(spec)
 		c.vsws[spec.ID] = v
@@ -160,14 +173,15 @@ func (c *Cloud) AddInstance(spec InstanceSpec) (Instance, error) {
 	if !ok {
 		return Instance{}, fmt.Errorf("add instance: %w: %s", ErrUnknownInstanceType, spec.Type)
 	}
-	if !c.sgs[spec.SecurityGroupID] {
-		return Instance{}, fmt.Errorf("add instance: %w: %s", ErrUnknownSecurityGroup, spec.SecurityGroupID)
-	}
 
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return Instance{}, fmt.Errorf("add instance: %w", ErrClosed)
+	}
+	if g := c.sgs[spec.SecurityGroupID]; g == nil || g.vpcID != c.cfg.VPCID {
+		c.mu.Unlock()
+		return Instance{}, fmt.Errorf("add instance: %w: %s", ErrUnknownSecurityGroup, spec.SecurityGroupID)
 	}
 	vsw, ok := c.vsws[spec.VSwitchID]
 	if !ok {
@@ -219,9 +233,9 @@ func (c *Cloud) AddInstance(spec InstanceSpec) (Instance, error) {
 // removeInstance undoes AddInstance after the fabric refused the primary ENI.
 func (c *Cloud) removeInstance(id string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	inst, ok := c.instances[id]
 	if !ok {
+		c.mu.Unlock()
 		return
 	}
 	if e, ok := c.enis[inst.PrimaryENIID]; ok {
@@ -234,6 +248,7 @@ func (c *Cloud) removeInstance(id string) {
 			break
 		}
 	}
+	c.securityChangedUnlock("remove instance " + id)
 }
 
 // Close stops the attach and detach timers; ENIs caught mid-way stay in
@@ -242,6 +257,10 @@ func (c *Cloud) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	if c.sgRetry != nil {
+		c.sgRetry.Stop()
+		c.sgRetry = nil
+	}
 	for _, e := range c.enis {
 		if e.timer != nil {
 			e.timer.Stop()

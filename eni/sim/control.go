@@ -106,6 +106,9 @@ func (c *Cloud) ApplyFault(r FaultRequest) error {
 //	GET  /v1/cloud   the Snapshot
 //	GET  /v1/quotas  the ThrottlingState
 //	POST /v1/quotas  replace the Quotas (JSON); answers the new ThrottlingState
+//	POST /v1/api     run one OpenAPI action for the operator (an APICall,
+//	                 JSON); answers the action's JSON answer, or 400 with
+//	                 its error code and message
 //
 // It does not check who asks: mount it only behind a guard that answers
 // local command-line clients alone, as the sim's control endpoint
@@ -129,6 +132,22 @@ func (c *Cloud) ControlHandler() http.Handler {
 		}
 		c.log.Info("fault", "request", req)
 		writeControlJSON(w, c.Faults())
+	})
+	mux.HandleFunc("POST /v1/api", func(w http.ResponseWriter, r *http.Request) {
+		var call APICall
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&call); err != nil {
+			http.Error(w, "decode api call: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := c.Call(call)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.log.Info("operator api call", "action", call.Action)
+		writeControlJSON(w, resp)
 	})
 	mux.HandleFunc("GET /v1/cloud", func(w http.ResponseWriter, _ *http.Request) {
 		writeControlJSON(w, c.Snapshot())

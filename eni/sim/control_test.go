@@ -106,3 +106,46 @@ func TestCloud_ControlHandler_Get(t *testing.T) {
 		t.Fatalf("POST /v1/cloud: %d", resp.StatusCode)
 	}
 }
+
+// Ensure the control endpoint runs OpenAPI actions for the operator (veni
+// sim sg): the model's answers and errors, the schema's refusals, and
+// none of the account's quota.
+func TestCloud_ControlHandler_API(t *testing.T) {
+	c, _ := mustCloud(t, nil)
+	h := c.ControlHandler()
+	post := func(body string) *httptest.ResponseRecorder {
+		return controlPost(t, h, body, func(r *http.Request) { r.URL.Path = "/v1/api" })
+	}
+	w := post(`{"action":"CreateSecurityGroup","params":{"VpcId":"vpc-sim-main","SecurityGroupType":"enterprise"}}`)
+	var created struct{ SecurityGroupId string }
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &created) != nil || !strings.HasPrefix(created.SecurityGroupId, "sg-") {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	w = post(`{"action":"AuthorizeSecurityGroup","params":{"SecurityGroupId":"` + created.SecurityGroupId +
+		`","IpProtocol":"tcp","PortRange":"8080/8080","SourceGroupId":"sg-sim-default"}}`)
+	if w.Code != http.StatusOK {
+		t.Fatalf("authorize: %d %s", w.Code, w.Body)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"action":"AuthorizeSecurityGroup","params":{"SecurityGroupId":"sg-nope","IpProtocol":"tcp","PortRange":"1/2","SourceCidrIp":"10.0.0.0/8"}}`, CodeSecurityGroupNotFound},
+		{`{"action":"CreateSecurityGroup","params":{"Color":"blue"}}`, CodeInvalidParameter},
+		{`{"action":"RunInstances"}`, "no such action"},
+	} {
+		if w := post(tc.body); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%s: %d %s, want 400 with %s", tc.body, w.Code, w.Body, tc.want)
+		}
+	}
+	var attr struct {
+		Permissions struct {
+			Permission []struct{ PortRange, SourceGroupId string }
+		}
+	}
+	w = post(`{"action":"DescribeSecurityGroupAttribute","params":{"SecurityGroupId":"` + created.SecurityGroupId + `"}}`)
+	if json.Unmarshal(w.Body.Bytes(), &attr) != nil || len(attr.Permissions.Permission) != 1 ||
+		attr.Permissions.Permission[0].SourceGroupId != "sg-sim-default" {
+		t.Errorf("describe attribute: %s", w.Body)
+	}
+	if n := c.Snapshot().Calls["CreateSecurityGroup"].Calls; n != 0 {
+		t.Errorf("operator calls counted as the account's: %d", n)
+	}
+}

@@ -39,6 +39,13 @@
 //     not carry member traffic yet;
 //   - asynchronous attach (Available → Attaching → InUse) and detach
 //     (InUse → Detaching → Available) driven by timers;
+//   - security groups (secgroup.go): normal and enterprise groups with
+//     ingress and egress rules (accept or drop, priority, protocol, port
+//     range, CIDR or peer group), the ENI's groups at create and through
+//     ModifyNetworkInterfaceAttribute, with ECS's errors for unknown,
+//     classic, other-VPC, mixed-type and too many groups and for full
+//     groups; a Fabric that implements SecurityGroupFabric is handed the
+//     whole policy after every change and enforces it on real packets;
 //   - ClientToken idempotency, tags and paging;
 //   - eventual consistency: with Config.DescribeLag (or SetDescribeLag at
 //     run time), Describe* answer from the state as it was that long ago;

@@ -13,6 +13,12 @@ type fabricOp struct {
 	desc string
 	fn   func(Fabric) error
 	done chan error // buffered; receives the call's result
+	// then is the security policy call queued right after this one (nil
+	// without a SecurityGroupFabric): flush waits for it too, so an
+	// action that changed addresses answers only once the VPC's groups
+	// know them. Its error is the policy's, logged, counted and retried
+	// (retrySecurityLocked), not this call's.
+	then *fabricOp
 }
 
 // enqueueLocked queues fn; it returns nil when there is no Fabric.
@@ -22,6 +28,9 @@ func (c *Cloud) enqueueLocked(desc string, fn func(Fabric) error) *fabricOp {
 	}
 	op := &fabricOp{desc: desc, fn: fn, done: make(chan error, 1)}
 	c.pending = append(c.pending, op)
+	// Every fabric change (attach, detach, addresses) can change security
+	// group membership: the policy follows it in the same queue.
+	op.then = c.enqueueSecurityLocked("security policy after " + desc)
 	return op
 }
 
@@ -58,6 +67,9 @@ func (c *Cloud) flush(ops ...*fabricOp) error {
 		}
 		if err := <-op.done; err != nil && first == nil {
 			first = fmt.Errorf("%s: %w", op.desc, err)
+		}
+		if op.then != nil {
+			<-op.then.done
 		}
 	}
 	return first

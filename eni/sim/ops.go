@@ -41,11 +41,8 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 	if !ok {
 		return nil, errVSwitchNotFound(r.vswID)
 	}
-	for _, sg := range r.sgs {
-		if !c.sgs[sg] {
-			return nil, newAPIError(http.StatusNotFound, CodeSecurityGroupNotFound,
-				"The specified security group %s does not exist.", sg)
-		}
+	if aerr := c.checkENIGroupsLocked("", r.sgs); aerr != nil {
+		return nil, aerr
 	}
 	if r.ipv6s > 0 && !vsw.ipv6On() {
 		return nil, errIPv6Off(vsw.ID)
@@ -269,15 +266,18 @@ func (c *Cloud) completeDetach(eniID string) {
 
 func (c *Cloud) deleteENI(eniID string) *apiError {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.enis[eniID]
 	if !ok {
+		c.mu.Unlock()
 		return errENINotFound(eniID)
 	}
 	if e.status != statusAvailable {
+		c.mu.Unlock()
 		return errENIState(e.id, e.status, "DeleteNetworkInterface")
 	}
 	c.forgetENILocked(e, time.Now())
+	// Its addresses leave its groups: another ENI may get them next.
+	c.securityChangedUnlock("delete eni " + e.id)
 	return nil
 }
 

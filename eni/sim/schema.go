@@ -54,6 +54,32 @@ var actionParams = map[string][]string{
 	"UnassignIpv6Addresses": {"NetworkInterfaceId", "Ipv6Address.N"},
 	"DescribeInstanceTypes": {"InstanceTypes.N"},
 	"DescribeVSwitches":     {"VSwitchId", "VpcId", "ZoneId", "PageNumber", "PageSize"},
+
+	"CreateSecurityGroup": {"VpcId", "SecurityGroupType", "SecurityGroupName", "Description", "ClientToken"},
+	"AuthorizeSecurityGroup": append([]string{"SecurityGroupId", "ClientToken"},
+		ruleParamNames(sgIngress)...),
+	"AuthorizeSecurityGroupEgress": append([]string{"SecurityGroupId", "ClientToken"},
+		ruleParamNames(sgEgress)...),
+	"RevokeSecurityGroup": append([]string{"SecurityGroupId", "ClientToken", "SecurityGroupRuleId.N"},
+		ruleParamNames(sgIngress)...),
+	"RevokeSecurityGroupEgress": append([]string{"SecurityGroupId", "ClientToken", "SecurityGroupRuleId.N"},
+		ruleParamNames(sgEgress)...),
+	"DescribeSecurityGroups": {
+		"VpcId", "SecurityGroupId", "SecurityGroupIds", "SecurityGroupType", "PageNumber", "PageSize",
+	},
+	"DescribeSecurityGroupAttribute":  {"SecurityGroupId", "Direction", "NicType"},
+	"DeleteSecurityGroup":             {"SecurityGroupId"},
+	"ModifyNetworkInterfaceAttribute": {"NetworkInterfaceId", "SecurityGroupId.N"},
+}
+
+// ruleParamNames are the parameters of one security group rule of
+// direction, flat (one rule) and as Permissions.N.* (several).
+func ruleParamNames(direction string) []string {
+	var out []string
+	for _, f := range ruleParams[direction] {
+		out = append(out, f, "Permissions.N."+f)
+	}
+	return out
 }
 
 // checkParams refuses the first parameter (in name order) that the action

@@ -87,6 +87,13 @@ func (c *Client) SetQuotas(ctx context.Context, q sim.Quotas) (sim.ThrottlingSta
 	return out, err
 }
 
+// CallAPI runs one OpenAPI action as the account's owner (sim.Cloud.Call)
+// and decodes its answer into out (nil: discarded). A refused call is a
+// *ControlError whose Message is the action's "Code: message".
+func (c *Client) CallAPI(ctx context.Context, action string, params map[string]string, out any) error {
+	return c.Do(ctx, http.MethodPost, pathAPI, sim.APICall{Action: action, Params: params}, out)
+}
+
 // Do calls the control endpoint with in as the JSON body (nil: none) and
 // decodes the answer into out (nil: discarded). May return a *ControlError.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {

@@ -35,6 +35,7 @@ const (
 	pathFaults = "/v1/faults"
 	pathCloud  = "/v1/cloud"
 	pathQuotas = "/v1/quotas"
+	pathAPI    = "/v1/api"
 )
 
 // maxControlBody bounds a request body.
@@ -65,7 +66,7 @@ type control struct {
 
 // newControlHandler returns the endpoint behind guard: the sim's state,
 // and the cloud's own API (sim.Cloud.ControlHandler) for /v1/faults,
-// /v1/cloud and /v1/quotas.
+// /v1/cloud, /v1/quotas and /v1/api.
 func newControlHandler(token string, c *control) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathState, c.handleState)
@@ -73,6 +74,7 @@ func newControlHandler(token string, c *control) http.Handler {
 	mux.Handle(pathFaults, cloud)
 	mux.Handle(pathCloud, cloud)
 	mux.Handle(pathQuotas, cloud)
+	mux.Handle(pathAPI, cloud)
 	return guard(token, mux)
 }
 

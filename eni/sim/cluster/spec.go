@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,10 @@ type Spec struct {
 	InstanceType string            `json:"instanceType"`        // of every node: sets its ENI and IP quotas
 	VSwitches    []sim.VSwitchSpec `json:"vswitches,omitempty"` // nil: sim.DefaultConfig's; nodes go round-robin
 	AttachDelay  time.Duration     `json:"attachDelay"`         // how long an ENI stays Attaching
+	// SecurityGroups are normal groups of the VPC besides
+	// sim.DefaultSecurityGroupID (every node's), for eni_conf's
+	// security_groups (NodeConfig) to name before any ENI is made.
+	SecurityGroups []string `json:"securityGroups,omitempty"`
 	// Quotas are the account's API budgets (the zero value: no throttling).
 	Quotas sim.Quotas `json:"quotas"`
 
@@ -93,6 +98,14 @@ func (s Spec) CloudConfig() sim.Config {
 	cfg.Quotas = s.Quotas
 	if len(s.VSwitches) > 0 {
 		cfg.VSwitches = s.VSwitches
+	}
+	if len(s.SecurityGroups) > 0 && cfg.SecurityGroups == nil {
+		cfg.SecurityGroups = []string{sim.DefaultSecurityGroupID}
+	}
+	for _, sg := range s.SecurityGroups {
+		if !slices.Contains(cfg.SecurityGroups, sg) {
+			cfg.SecurityGroups = append(cfg.SecurityGroups, sg)
+		}
 	}
 	return cfg
 }

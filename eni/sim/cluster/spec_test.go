@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veni-cni/veni/eni/sim"
 )
 
 func TestParseVSwitches(t *testing.T) {
@@ -121,5 +123,19 @@ func TestReadSpec_RoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// Ensure --security-group adds normal groups beside the default one every
+// node is in.
+func TestSpec_CloudConfig_SecurityGroups(t *testing.T) {
+	s := DefaultSpec()
+	if got := s.CloudConfig().SecurityGroups; len(got) > 1 {
+		t.Errorf("default spec groups %v", got)
+	}
+	s.SecurityGroups = []string{"sg-sim-app", sim.DefaultSecurityGroupID}
+	got := s.CloudConfig().SecurityGroups
+	if len(got) != 2 || got[0] != sim.DefaultSecurityGroupID || got[1] != "sg-sim-app" {
+		t.Errorf("groups %v, want the default then sg-sim-app", got)
 	}
 }

@@ -42,6 +42,15 @@
 // Link-local, ND and router solicitations reach the VPC through the
 // kernel's local table, which is looked up before those rules.
 //
+// Security groups (secgroup.go) are the one firewall: a Fabric is a
+// sim.SecurityGroupFabric, and each sim.SecurityPolicy the cloud hands it
+// (after every change of rules, groups or addresses, derived whole from the
+// model) replaces one nftables table in the VPC namespace, stateful
+// (conntrack: a rule change applies to new connections), with per-ENI
+// chains keyed by the VPC-side link and one address set per group. The
+// routes above still decide what may be sent at all; the groups decide
+// what of that is allowed.
+//
 // Isolation: the VPC has no uplink. While a Fabric exists the root
 // namespace holds blackhole routes for the VPC CIDR, 100.100.0.0/16 and
 // every vSwitch's IPv6 /64 (Options.IPv6CIDRs, or on attach) so
@@ -59,6 +68,6 @@
 // serialise on one mutex.
 //
 // This package must not touch the root namespace beyond its blackhole
-// routes, and must not import the cloud model beyond sim.ENILink; package
-// sim never imports fabric.
+// routes, and must not import the cloud model beyond sim.ENILink and
+// sim.SecurityPolicy; package sim never imports fabric.
 package fabric

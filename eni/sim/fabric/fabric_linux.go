@@ -21,6 +21,11 @@ type Fabric struct {
 	name    string
 	vpcCIDR netip.Prefix
 
+	// sgScript is the security group rule set last applied
+	// (secgroup_linux.go), so an unchanged policy is not applied again.
+	// Guarded by mu.
+	sgScript string
+
 	mu      sync.Mutex
 	closed  bool
 	ownsVPC bool // New created the VPC namespace, so Close removes it

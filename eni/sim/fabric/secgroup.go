@@ -1,0 +1,190 @@
+package fabric
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/veni-cni/veni/eni/sim"
+)
+
+// Security groups are enforced in the VPC namespace by one nftables table,
+// "ip veni_sg", rebuilt whole (in one nft transaction) from each
+// sim.SecurityPolicy:
+//
+//	chain forward: hook forward
+//	    ct state established,related accept   (groups are stateful)
+//	    iifname vmap { ve-A : jump e0_out, ... }   (the sender's egress)
+//	    oifname vmap { ve-B : jump e1_in, ... }    (the receiver's ingress)
+//	chain eN_out: the ENI's egress rules, best priority first, drop before
+//	    accept on a tie; accept is "return" (on to the receiver's ingress),
+//	    drop is drop; no match returns (egress is open by default) but
+//	    for an ENI in enterprise groups, which drops
+//	chain eN_in: the ENI's ingress rules the same way (accept accepts);
+//	    then "ip saddr @gK accept" for each normal group K of the ENI (its
+//	    members reach each other); then drop
+//	set gK: the addresses of group K's members
+//
+// Rules of all the ENI's groups are merged before sorting (secgroup.go in
+// package sim says why). Only forwarded traffic is filtered: what a node
+// sends to the VPC itself (OpenAPI, metadata, gateways) is not, as on the
+// cloud. The table is of family ip: IPv6 is not filtered (the sim's groups
+// have no IPv6 rules yet). Replacing the table keeps conntrack, so a rule
+// change applies to new connections only.
+
+// sgTable is the nftables table of the security groups, family ip.
+const sgTable = "veni_sg"
+
+// renderSecurityPolicy returns the nft script that replaces the table
+// with p. linkName maps an ENI id to its VPC-side link.
+func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) string {
+	var b strings.Builder
+	// Declaring the table first makes the delete valid when it is absent.
+	fmt.Fprintf(&b, "table ip %s\ndelete table ip %s\ntable ip %s {\n", sgTable, sgTable, sgTable)
+	setOf := map[string]string{}
+	groups := map[string]sim.SecurityGroup{}
+	for i, g := range p.Groups {
+		name := fmt.Sprintf("g%d", i)
+		setOf[g.ID] = name
+		groups[g.ID] = g
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tcomment %q\n", name, g.ID)
+		if len(g.Members) > 0 {
+			elems := make([]string, 0, len(g.Members))
+			seen := map[netip.Addr]bool{}
+			for _, a := range g.Members {
+				if a = a.Unmap(); a.Is4() && !seen[a] {
+					seen[a] = true
+					elems = append(elems, a.String())
+				}
+			}
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+		}
+		b.WriteString("\t}\n")
+	}
+	var outMap, inMap []string
+	var chains strings.Builder
+	for i, e := range p.ENIs {
+		if len(e.Groups) == 0 {
+			continue
+		}
+		link := linkName(e.ENIID)
+		out, in := fmt.Sprintf("e%d_out", i), fmt.Sprintf("e%d_in", i)
+		outMap = append(outMap, fmt.Sprintf("%q : jump %s", link, out))
+		inMap = append(inMap, fmt.Sprintf("%q : jump %s", link, in))
+		var egress, ingress []sim.SecurityRule
+		for _, id := range e.Groups {
+			for _, r := range groups[id].Rules {
+				if r.Egress {
+					egress = append(egress, r)
+				} else {
+					ingress = append(ingress, r)
+				}
+			}
+		}
+		fmt.Fprintf(&chains, "\tchain %s {\n\t\tcomment %q\n", out, e.ENIID+" egress")
+		for _, r := range sortRules(egress) {
+			if line, ok := ruleLine(r, setOf); ok {
+				verdict := "return"
+				if r.Drop {
+					verdict = "drop"
+				}
+				fmt.Fprintf(&chains, "\t\t%s%s\n", line, verdict)
+			}
+		}
+		if enterpriseOnly(e.Groups, groups) {
+			// Enterprise groups deny egress too unless a rule allows it.
+			chains.WriteString("\t\tdrop\n")
+		}
+		fmt.Fprintf(&chains, "\t}\n\tchain %s {\n\t\tcomment %q\n", in, e.ENIID+" ingress")
+		for _, r := range sortRules(ingress) {
+			if line, ok := ruleLine(r, setOf); ok {
+				verdict := "accept"
+				if r.Drop {
+					verdict = "drop"
+				}
+				fmt.Fprintf(&chains, "\t\t%s%s\n", line, verdict)
+			}
+		}
+		for _, id := range e.Groups {
+			if g, ok := groups[id]; ok && !g.Enterprise {
+				fmt.Fprintf(&chains, "\t\tip saddr @%s accept comment %q\n", setOf[id], "same group "+id)
+			}
+		}
+		chains.WriteString("\t\tdrop\n\t}\n")
+	}
+	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	b.WriteString("\t\tct state established,related accept\n")
+	if len(outMap) > 0 {
+		fmt.Fprintf(&b, "\t\tiifname vmap { %s }\n", strings.Join(outMap, ", "))
+		fmt.Fprintf(&b, "\t\toifname vmap { %s }\n", strings.Join(inMap, ", "))
+	}
+	b.WriteString("\t}\n")
+	b.WriteString(chains.String())
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// enterpriseOnly reports whether every group of an ENI is an enterprise
+// group (ECS keeps one ENI's groups of one type).
+func enterpriseOnly(ids []string, groups map[string]sim.SecurityGroup) bool {
+	for _, id := range ids {
+		if g, ok := groups[id]; !ok || !g.Enterprise {
+			return false
+		}
+	}
+	return len(ids) > 0
+}
+
+// sortRules orders rules as the cloud evaluates them: priority 1 first,
+// and on equal priority drop before accept. The sort is stable, so rules
+// otherwise keep the order they were authorized in.
+func sortRules(rs []sim.SecurityRule) []sim.SecurityRule {
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b sim.SecurityRule) int {
+		if c := cmp.Compare(a.Priority, b.Priority); c != 0 {
+			return c
+		}
+		switch {
+		case a.Drop && !b.Drop:
+			return -1
+		case !a.Drop && b.Drop:
+			return 1
+		}
+		return 0
+	})
+	return rs
+}
+
+// ruleLine renders r's match (without verdict, ending in a space). A rule
+// whose peer group is not in the policy (another VPC's) matches nothing:
+// ok is false.
+func ruleLine(r sim.SecurityRule, setOf map[string]string) (string, bool) {
+	var b strings.Builder
+	dir := "saddr"
+	if r.Egress {
+		dir = "daddr"
+	}
+	switch {
+	case r.PeerGroup != "":
+		set, ok := setOf[r.PeerGroup]
+		if !ok {
+			return "", false
+		}
+		fmt.Fprintf(&b, "ip %s @%s ", dir, set)
+	case r.PeerCIDR.IsValid() && r.PeerCIDR.Bits() > 0:
+		fmt.Fprintf(&b, "ip %s %s ", dir, r.PeerCIDR.Masked())
+	}
+	switch r.Protocol {
+	case "tcp", "udp":
+		if r.PortFrom == r.PortTo {
+			fmt.Fprintf(&b, "%s dport %d ", r.Protocol, r.PortFrom)
+		} else {
+			fmt.Fprintf(&b, "%s dport %d-%d ", r.Protocol, r.PortFrom, r.PortTo)
+		}
+	case "icmp":
+		b.WriteString("ip protocol icmp ")
+	}
+	return b.String(), true
+}

@@ -1,0 +1,55 @@
+package sim
+
+import "net/netip"
+
+// SecurityGroupFabric is a Fabric that enforces security groups. The Cloud
+// checks for it with a type assertion: a Fabric without it carries every
+// packet anti-spoofing allows, as before security groups were modelled.
+//
+// SetSecurityPolicy is called, in order with the other Fabric calls, after
+// every change that can alter the policy: a rule, an ENI's groups, an
+// ENI's addresses (group membership), an attach, a detach, a deletion.
+// Each call carries the whole policy, derived from the model as it is when
+// the call runs; the Fabric replaces what it enforces with it. A call that
+// fails is made again (every 500ms) until one succeeds.
+// Connections already established stay allowed (the groups are stateful);
+// new ones are judged by the new policy.
+type SecurityGroupFabric interface {
+	SetSecurityPolicy(p SecurityPolicy) error
+}
+
+// SecurityPolicy is every security group of the VPC and which ENIs are in
+// which groups.
+type SecurityPolicy struct {
+	Groups []SecurityGroup
+	ENIs   []ENISecurity
+}
+
+// ENISecurity is the groups of one ENI.
+type ENISecurity struct {
+	ENIID  string
+	Groups []string
+}
+
+// SecurityGroup is one group: its kind, its rules and its members'
+// addresses (every address routed to an ENI in the group: private IPs and
+// every address of a delegated prefix).
+type SecurityGroup struct {
+	ID         string
+	Enterprise bool // members are not allowed to each other, nor egress, by default
+	Rules      []SecurityRule
+	Members    []netip.Addr
+}
+
+// SecurityRule is one rule. The peer is the source of an ingress rule and
+// the destination of an egress rule: a CIDR, or a group's members.
+type SecurityRule struct {
+	Egress    bool
+	Drop      bool   // drop, else accept
+	Priority  int    // 1..100, 1 first; a drop wins a tie
+	Protocol  string // tcp, udp, icmp or all
+	PortFrom  int    // -1 for icmp and all
+	PortTo    int
+	PeerCIDR  netip.Prefix // zero when PeerGroup is set
+	PeerGroup string
+}
