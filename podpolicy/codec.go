@@ -132,6 +132,19 @@ func (e *passEncoder) encode(c policy.Compiled) ([]byte, string, error) {
 	return p.b, p.digest, nil
 }
 
+// withHead returns p with rs's own part (its pod, addresses, node) in
+// place of p's, p's directions kept: rs must have p's directions.
+func (p encodedPod) withHead(rs *policy.Ruleset) (encodedPod, error) {
+	head, err := gobFrame(headOf(rs))
+	if err != nil {
+		return encodedPod{}, fmt.Errorf("encode ruleset of %s: %w", rs.Pod, err)
+	}
+	dirs := p.b[len(rulesetMagic)+len(p.head):]
+	n := encodedPod{head: head, in: p.in, eg: p.eg}
+	n.b, n.digest = joinRuleset(head, dirs, nil)
+	return n, nil
+}
+
 // DecodeRecord returns a record's ruleset.
 func DecodeRecord(r store.PolicyRecord) (*policy.Ruleset, error) { return decodeRecord(r) }
 

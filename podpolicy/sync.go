@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -73,10 +74,14 @@ type Syncer struct {
 	noKern string              // why OpenKernel found no enforcer, logged once
 	dirSig string              // the manifest folder's files, sizes and times at its last read
 	dirSrc *store.PolicySource // what that read gave
-	// lastSig is the digest of every input of the last good compile,
-	// lastWant its result (read-only once built).
-	lastSig  string
-	lastWant map[string]wanted
+	// lastWorld and lastAddrs are the inputs of the last good compile
+	// (compileInputs), lastWant its result (read-only once built), and
+	// lastDeps the pods whose addresses its directions may hold
+	// (policy.Snapshot.CompileAllDeps).
+	lastWorld string
+	lastAddrs map[policy.PodRef][]netip.Addr
+	lastWant  map[string]wanted
+	lastDeps  map[policy.PodRef]bool
 	// lastEnc is the last compile's encodings by pod, which the next
 	// reuses for pods whose ruleset did not change.
 	lastEnc map[policy.PodRef]encodedPod
@@ -87,15 +92,19 @@ type Syncer struct {
 
 // PassReport is what one pass did.
 type PassReport struct {
-	Generation uint64        `json:"generation"`
-	Local      int           `json:"local"`     // pods compiled
-	Written    int           `json:"written"`   // records written (changed)
-	Deleted    int           `json:"deleted"`   // records of pods no longer here
-	Applied    int           `json:"applied"`   // endpoints set in the kernel
-	Endpoints  int           `json:"endpoints"` // bound endpoints seen
-	Reused     bool          `json:"reused"`    // inputs unchanged: the last compile was reused
-	Took       time.Duration `json:"took"`
-	Err        string        `json:"error,omitempty"`
+	Generation uint64 `json:"generation"`
+	Local      int    `json:"local"`     // pods compiled
+	Written    int    `json:"written"`   // records written (changed)
+	Deleted    int    `json:"deleted"`   // records of pods no longer here
+	Applied    int    `json:"applied"`   // endpoints set in the kernel
+	Endpoints  int    `json:"endpoints"` // bound endpoints seen
+	Reused     bool   `json:"reused"`    // inputs unchanged: the last compile was reused
+	// Readdressed counts the pods whose rulesets only took new addresses
+	// of their own: no other pod's ruleset could change, nothing was
+	// compiled (0 when the pass compiled or reused).
+	Readdressed int           `json:"readdressed,omitempty"`
+	Took        time.Duration `json:"took"`
+	Err         string        `json:"error,omitempty"`
 }
 
 // NewSyncer prepares the loop.
@@ -247,43 +256,32 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 
 	want := make(map[string]wanted)
 	var compileErr error
-	sig := st.inputDigest()
+	in := st.compileInputs()
+	var moved []policy.PodRef
+	same := s.opts.Enabled && in.world != "" && in.world == s.lastWorld && s.lastWant != nil
+	if same {
+		moved = in.moved(s.lastAddrs)
+	}
 	switch {
-	case s.opts.Enabled && sig != "" && sig == s.lastSig:
+	case same && len(moved) == 0:
 		// Nothing a ruleset depends on changed (the write was a bind, an
 		// event, the pool): reuse the last compile.
 		want = s.lastWant
 		rep.Reused = true
+	case same && s.onlyOwn(moved):
+		// Only addresses changed, of pods no rule holds (a new pod's
+		// reservation, a release): their own rulesets take the new
+		// addresses, every direction stays as compiled.
+		var n int
+		if want, n, compileErr = s.readdress(st, moved); compileErr == nil {
+			s.lastAddrs, s.lastWant = in.addrs, want
+			rep.Readdressed = n
+			break
+		}
+		s.log.Warn("policy: readdress failed, compiling", "err", compileErr)
+		want, compileErr = s.compileAll(st, in)
 	case s.opts.Enabled:
-		snap, err := st.Snapshot()
-		if err != nil {
-			compileErr = err
-		} else {
-			if w := snap.Warnings(); len(w) > 0 {
-				s.log.Warn("policy snapshot", "warnings", w)
-			}
-			all, err := snap.CompileAllKeyed(st.Local)
-			if err != nil {
-				compileErr = err
-			}
-			enc := newPassEncoder(s.lastEnc)
-			for _, c := range all {
-				rs := c.Ruleset
-				b, digest, err := enc.encode(c)
-				if err != nil {
-					compileErr = errors.Join(compileErr, err)
-					continue
-				}
-				key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
-				want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
-			}
-			s.lastEnc = enc.next
-		}
-		if compileErr == nil {
-			s.lastSig, s.lastWant = sig, want
-		} else {
-			s.lastSig, s.lastWant = "", nil
-		}
+		want, compileErr = s.compileAll(st, in)
 	}
 	rep.Local = len(want)
 	if compileErr != nil {
@@ -359,6 +357,92 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	applied, seen, err := s.apply(st.Allocations, want)
 	rep.Applied, rep.Endpoints = applied, seen
 	return rep, errors.Join(srcErr, compileErr, err)
+}
+
+// compileAll compiles every local pod of st and encodes its record,
+// remembering the result for the next passes.
+func (s *Syncer) compileAll(st *Stored, in compileInputs) (map[string]wanted, error) {
+	s.lastWorld, s.lastWant = "", nil
+	snap, err := st.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	if w := snap.Warnings(); len(w) > 0 {
+		s.log.Warn("policy snapshot", "warnings", w)
+	}
+	all, deps, compileErr := snap.CompileAllDeps(st.Local)
+	want := make(map[string]wanted, len(all))
+	enc := newPassEncoder(s.lastEnc)
+	for _, c := range all {
+		rs := c.Ruleset
+		b, digest, err := enc.encode(c)
+		if err != nil {
+			compileErr = errors.Join(compileErr, err)
+			continue
+		}
+		key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
+		want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
+	}
+	s.lastEnc = enc.next
+	if compileErr == nil {
+		s.lastWorld, s.lastAddrs, s.lastWant, s.lastDeps = in.world, in.addrs, want, deps
+	}
+	return want, compileErr
+}
+
+// onlyOwn reports whether no direction of the last compile can hold an
+// address of the pods moved.
+func (s *Syncer) onlyOwn(moved []policy.PodRef) bool {
+	for _, ref := range moved {
+		if s.lastDeps[ref] {
+			return false
+		}
+	}
+	return true
+}
+
+// readdress is a pass's compile when, since the last one, only the
+// addresses of pods moved changed and no direction holds them
+// (onlyOwn): the last compile's rulesets, those of the pods moved with
+// their new addresses (as a snapshot of st gives them) and their
+// directions' bytes reused. It returns the wanted records and how many
+// changed.
+func (s *Syncer) readdress(st *Stored, moved []policy.PodRef) (map[string]wanted, int, error) {
+	snap, err := st.Snapshot()
+	if err != nil {
+		return nil, 0, err
+	}
+	if w := snap.Warnings(); len(w) > 0 {
+		s.log.Warn("policy snapshot", "warnings", w)
+	}
+	want := maps.Clone(s.lastWant)
+	enc := maps.Clone(s.lastEnc)
+	n := 0
+	for _, ref := range moved {
+		key := store.PodKey(ref.Namespace, ref.Name)
+		w, ok := want[key]
+		if !ok || w.rs == nil {
+			continue // not compiled here: no local pod of the sources
+		}
+		p, ok := snap.Pod(ref)
+		old, encoded := enc[ref]
+		if !ok || !encoded {
+			return nil, 0, fmt.Errorf("readdress %s: not in the snapshot or the last encoding", ref)
+		}
+		rs := *w.rs
+		rs.IPs = slices.Clone(p.IPs)
+		e, err := old.withHead(&rs)
+		if err != nil {
+			return nil, 0, err
+		}
+		enc[ref] = e
+		w.rs = &rs
+		w.rec.Digest, w.rec.Ruleset = e.digest, e.b
+		want[key] = w
+		n++
+	}
+	s.lastEnc = enc
+	return want, n, nil
 }
 
 // apply puts in the kernel the record of every bound endpoint whose digest
