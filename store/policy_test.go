@@ -160,3 +160,76 @@ func TestOpen_MigratesPolicyBuckets(t *testing.T) {
 		return nil
 	})
 }
+
+// Ensure a part records share is stored once, filled in on read, required
+// (a record refers to no part the store lacks), kept while a record refers
+// to it and pruned after, and that Check sees a part gone or altered.
+func TestWriteTx_PolicyParts(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "veni.db"), Options{})
+	part := []byte("a direction many pods have alike")
+	d := PolicyDigest(part)
+	withPart := func(name string, data bool) PolicyRecord {
+		r := testPolicyRecord("default", name)
+		r.Parts = []string{d}
+		if data {
+			r.PartData = [][]byte{part}
+		}
+		return r
+	}
+	if err := db.Update(func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("web", false)) }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a record referring to a part the store lacks, without its bytes: %v, want ErrNotFound", err)
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("web", true)) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("db", false)) }) // stored: no bytes needed
+	_ = db.View(func(tx *ReadTx) error {
+		for _, name := range []string{"web", "db"} {
+			r, err := tx.PolicyRecord("default", name)
+			if err != nil || len(r.PartData) != 1 || string(r.PartData[0]) != string(part) {
+				t.Errorf("record %s: parts %q, %v", name, r.PartData, err)
+			}
+		}
+		if n := tx.tx.Bucket(bucketPolicyParts).Stats().KeyN; n != 1 {
+			t.Errorf("%d parts stored, want the shared one once", n)
+		}
+		if v := tx.Check(); len(v) != 0 {
+			t.Errorf("check: %v", v)
+		}
+		return nil
+	})
+	pruned := func() int {
+		var n int
+		mustUpdate(t, db, func(tx *WriteTx) (err error) { n, err = tx.PrunePolicyParts(); return err })
+		return n
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeletePolicyRecord("default", "web") })
+	if n := pruned(); n != 0 {
+		t.Errorf("pruned %d parts while db still refers to one", n)
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(testPolicyRecord("default", "db")) }) // db without parts
+	if n := pruned(); n != 1 {
+		t.Errorf("pruned %d parts, want the one no record refers to", n)
+	}
+
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("web", true)) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.tx.Bucket(bucketPolicyParts).Put([]byte(d), []byte("altered")) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("api", false)) })
+	_ = db.View(func(tx *ReadTx) error {
+		if v := tx.Check(); len(v) != 1 {
+			t.Errorf("check of an altered part: %v, want one violation", v)
+		}
+		return nil
+	})
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.tx.Bucket(bucketPolicyParts).Delete([]byte(d)) })
+	_ = db.View(func(tx *ReadTx) error {
+		if _, err := tx.PolicyRecord("default", "web"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("reading a record whose part is gone: %v, want ErrCorrupt", err)
+		}
+		if v := tx.Check(); len(v) != 2 {
+			t.Errorf("check with a part gone: %v, want web's and api's violations", v)
+		}
+		return nil
+	})
+	mustUpdate(t, db, func(tx *WriteTx) error { // for the cleanup's check
+		return errors.Join(tx.DeletePolicyRecord("default", "web"), tx.DeletePolicyRecord("default", "api"))
+	})
+}
