@@ -332,6 +332,11 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 					return err
 				}
 			}
+			if len(changed) > 0 || len(gone) > 0 {
+				if _, err := tx.PrunePolicyParts(); err != nil {
+					return err
+				}
+			}
 			if src != nil {
 				src.Read = next.Updated
 				if err := tx.PutPolicySource(*src); err != nil {
@@ -375,13 +380,13 @@ func (s *Syncer) compileAll(st *Stored, in compileInputs) (map[string]wanted, er
 	enc := newPassEncoder(s.lastEnc)
 	for _, c := range all {
 		rs := c.Ruleset
-		b, digest, err := enc.encode(c)
+		e, err := enc.encode(c)
 		if err != nil {
 			compileErr = errors.Join(compileErr, err)
 			continue
 		}
 		key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
-		want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
+		want[key] = wanted{rec: e.record(rs), rs: rs}
 	}
 	s.lastEnc = enc.next
 	if compileErr == nil {
@@ -436,8 +441,7 @@ func (s *Syncer) readdress(st *Stored, moved []policy.PodRef) (map[string]wanted
 			return nil, 0, err
 		}
 		enc[ref] = e
-		w.rs = &rs
-		w.rec.Digest, w.rec.Ruleset = e.digest, e.b
+		w.rs, w.rec = &rs, e.record(&rs)
 		want[key] = w
 		n++
 	}
