@@ -86,6 +86,9 @@ type Syncer struct {
 	// reuses for pods whose ruleset did not change.
 	lastEnc map[policy.PodRef]encodedPod
 	applied map[Endpoint]string // endpoint → digest this loop put in the kernel
+	// tables are kernel tables by the directions they were encoded from
+	// (a record's Parts): pods selected alike have one.
+	tables map[string][]byte
 	gen     uint64
 	last    PassReport
 }
@@ -301,7 +304,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 			if r.Isolated && w.rs != nil {
 				// The kernel form, so that the pod's ADD copies it in.
 				// Without one (an error), the ADD decodes the ruleset.
-				if t, err := enforce.EncodeTable(w.rs); err != nil {
+				if t, err := s.table(r, w.rs); err != nil {
 					s.log.Warn("policy record without its kernel table", "pod", key, "err", err)
 				} else {
 					r.Table = t
@@ -359,6 +362,9 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
+	if len(s.tables) > 2*len(want) {
+		s.tables = nil // what pods no longer have: start over
+	}
 	applied, seen, err := s.apply(st.Allocations, want)
 	rep.Applied, rep.Endpoints = applied, seen
 	return rep, errors.Join(srcErr, compileErr, err)
@@ -393,6 +399,25 @@ func (s *Syncer) compileAll(st *Stored, in compileInputs) (map[string]wanted, er
 		s.lastWorld, s.lastAddrs, s.lastWant, s.lastDeps = in.world, in.addrs, want, deps
 	}
 	return want, compileErr
+}
+
+// table returns the kernel form of rs, record r's ruleset: the one
+// encoded for an earlier record with the same directions (the table does
+// not depend on the pod's own part), or a new one.
+func (s *Syncer) table(r store.PolicyRecord, rs *policy.Ruleset) ([]byte, error) {
+	key := strings.Join(r.Parts, "+")
+	if t, ok := s.tables[key]; ok && key != "" {
+		return t, nil
+	}
+	t, err := enforce.EncodeTable(rs)
+	if err != nil {
+		return nil, err
+	}
+	if s.tables == nil {
+		s.tables = make(map[string][]byte)
+	}
+	s.tables[key] = t
+	return t, nil
 }
 
 // onlyOwn reports whether no direction of the last compile can hold an

@@ -1,6 +1,7 @@
 package podpolicy
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/ebpf/enforce"
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
@@ -331,6 +333,17 @@ spec: {containers: [{name: c}]}
 	}
 	if p := planFor(t, db, "shop", "batch"); p.From != FromRecord {
 		t.Errorf("batch's ADD plans from %s, want its record", p.From)
+	} else {
+		// Its kernel table is the one encoded for client's (the same
+		// directions): it must be batch's ruleset's.
+		rec, _ := record(t, db, "shop", "batch")
+		rs, err := DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, err := enforce.EncodeTable(rs); err != nil || !bytes.Equal(p.Table, want) {
+			t.Errorf("batch's kernel table is not its ruleset's (%v)", err)
+		}
 	}
 	sameAsFull("batch reserved")
 	bind(t, db, batch, 7)
