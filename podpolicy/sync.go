@@ -89,8 +89,8 @@ type Syncer struct {
 	// tables are kernel tables by the directions they were encoded from
 	// (a record's Parts): pods selected alike have one.
 	tables map[string][]byte
-	gen     uint64
-	last    PassReport
+	gen    uint64
+	last   PassReport
 }
 
 // PassReport is what one pass did.
