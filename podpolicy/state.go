@@ -41,7 +41,11 @@ type kubeMirror struct {
 }
 
 // ReadStored reads everything the policy side keeps, in tx.
-func ReadStored(tx *store.ReadTx) (*Stored, error) {
+func ReadStored(tx *store.ReadTx) (*Stored, error) { return readStored(tx, nil) }
+
+// readStored is ReadStored, taking the sources whose bytes did not change
+// from c (nil: decode them all).
+func readStored(tx *store.ReadTx, c *store.SourceCache) (*Stored, error) {
 	s := &Stored{Records: make(map[string]store.PolicyRecordInfo), policies: make(map[string]int)}
 	var err error
 	s.State, err = tx.PolicyState()
@@ -69,7 +73,12 @@ func ReadStored(tx *store.ReadTx) (*Stored, error) {
 	if s.Allocations, err = tx.Allocations(); err != nil {
 		return nil, err
 	}
-	srcs, err := tx.PolicySources()
+	var srcs []store.PolicySource
+	if c != nil {
+		srcs, err = tx.PolicySourcesCached(c)
+	} else {
+		srcs, err = tx.PolicySources()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,8 @@ type Syncer struct {
 	noKern string              // why OpenKernel found no enforcer, logged once
 	dirSig string              // the manifest folder's files, sizes and times at its last read
 	dirSrc *store.PolicySource // what that read gave
+	// srcCache keeps the stored sources as the last pass decoded them.
+	srcCache store.SourceCache
 	// lastWorld and lastAddrs are the inputs of the last good compile
 	// (compileInputs), lastWant its result (read-only once built), and
 	// lastDeps the pods whose addresses its directions may hold
@@ -214,7 +216,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	var st *Stored
 	err := s.opts.DB.View(func(tx *store.ReadTx) error {
 		var err error
-		st, err = ReadStored(tx)
+		st, err = readStored(tx, &s.srcCache)
 		return err
 	})
 	if err != nil {

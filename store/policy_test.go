@@ -233,3 +233,46 @@ func TestWriteTx_PolicyParts(t *testing.T) {
 		return errors.Join(tx.DeletePolicyRecord("default", "web"), tx.DeletePolicyRecord("default", "api"))
 	})
 }
+
+// Ensure PolicySourcesCached gives what PolicySources gives, through
+// changes and deletions, decoding again only a source whose bytes
+// changed.
+func TestReadTx_PolicySourcesCached(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "veni.db"), Options{})
+	var c SourceCache
+	check := func(step string, want ...string) {
+		t.Helper()
+		_ = db.View(func(tx *ReadTx) error {
+			got, err := tx.PolicySourcesCached(&c)
+			plain, perr := tx.PolicySources()
+			if err != nil || perr != nil || len(got) != len(plain) || len(got) != len(want) {
+				t.Fatalf("%s: cached %+v (%v), plain %+v (%v), want %v", step, got, err, plain, perr, want)
+			}
+			for i := range got {
+				if got[i].Name != plain[i].Name || got[i].Digest != want[i] || got[i].Digest != plain[i].Digest && want[i] != "stale" {
+					t.Errorf("%s: source %d is %s@%s cached, %s@%s plain, want digest %s", step, i, got[i].Name, got[i].Digest, plain[i].Name, plain[i].Digest, want[i])
+				}
+			}
+			return nil
+		})
+	}
+	put := func(name, digest string) {
+		mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicySource(PolicySource{Name: name, Digest: digest}) })
+	}
+	put("manifests", "d1")
+	check("first read", "d1")
+	check("unchanged", "d1")
+	src := c.src["manifests"]
+	src.Digest = "stale" // what the cache holds is what a read of unchanged bytes returns
+	c.src["manifests"] = src
+	check("unchanged, cache marked", "stale")
+	put("manifests", "d2")
+	check("changed", "d2")
+	put("other", "o1")
+	check("two", "d2", "o1")
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeletePolicySource("manifests") })
+	check("deleted", "o1")
+	if _, ok := c.raw["manifests"]; ok {
+		t.Error("the cache keeps a deleted source")
+	}
+}
