@@ -476,6 +476,16 @@ func (s *Syncer) readdress(st *Stored, moved []policy.PodRef) (map[string]wanted
 	return want, n, nil
 }
 
+// tabledKernel is a Kernel that takes a ruleset along with its kernel
+// form (the enforcer): the pass has the table of every record it wrote
+// (Syncer.table), and compiling it again for each endpoint cost the
+// daemon 5 ms per new pod of bench-cni's world.
+type tabledKernel interface {
+	// SetEndpointRuleset is SetEndpoint(ep, rs), table being rs's
+	// kernel form (enforce.EncodeTable) of record digest.
+	SetEndpointRuleset(ep Endpoint, rs *policy.Ruleset, digest string, table []byte) error
+}
+
 // apply puts in the kernel the record of every bound endpoint whose digest
 // differs from what this loop last applied to it (first sight included:
 // whatever its ADD installed is replaced), and forgets endpoints gone.
@@ -500,6 +510,7 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (appli
 		live[ep] = true
 		seen++
 		var rs *policy.Ruleset
+		var table []byte
 		digest := "off"
 		if s.opts.Enabled {
 			w, ok := want[store.PodKey(a.PodNamespace, a.PodName)]
@@ -507,6 +518,9 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (appli
 				continue // not compiled (a pod the sources do not know yet)
 			}
 			rs, digest = w.rs, w.rec.Digest
+			if w.rec.Isolated && len(w.rec.Parts) > 0 {
+				table = s.tables[strings.Join(w.rec.Parts, "+")]
+			}
 		} else {
 			// Off: an unisolated ruleset removes the endpoint's tables.
 			rs = &policy.Ruleset{Pod: policy.PodRef{Namespace: a.PodNamespace, Name: a.PodName}}
@@ -515,7 +529,13 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted) (appli
 		if had && old == digest {
 			continue
 		}
-		if err := s.kernel.SetEndpoint(ep, rs); err != nil {
+		var err error
+		if tk, ok := s.kernel.(tabledKernel); ok && table != nil {
+			err = tk.SetEndpointRuleset(ep, rs, digest, table)
+		} else {
+			err = s.kernel.SetEndpoint(ep, rs)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %s of %s: %w", ep, store.PodKey(a.PodNamespace, a.PodName), err))
 			continue
 		}

@@ -3,6 +3,7 @@ package podpolicy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -373,4 +374,51 @@ spec: {containers: [{name: c}]}
 		t.Error("web still allows client2's address after its release")
 	}
 	sameAsFull("client2 released")
+}
+
+// tabledFake is a fake kernel that, as the enforcer, takes a ruleset with
+// its kernel form.
+type tabledFake struct {
+	*fakeKernel
+	tables map[Endpoint][]byte
+}
+
+func (k *tabledFake) SetEndpointRuleset(ep Endpoint, rs *policy.Ruleset, digest string, table []byte) error {
+	k.mu.Lock()
+	k.tables[ep] = table
+	k.mu.Unlock()
+	return k.SetEndpoint(ep, rs)
+}
+
+// Ensure the table a pass hands the kernel with a ruleset is that
+// ruleset's kernel form, for every endpoint, though pods selected alike
+// share one encoding of it.
+func TestSyncer_AppliesEachRulesetsTable(t *testing.T) {
+	db, dir := testStore(t), t.TempDir()
+	k := &tabledFake{fakeKernel: newFakeKernel(), tables: make(map[Endpoint][]byte)}
+	writeFile(t, dir, "pods.yaml", podsYAML+"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web2, namespace: shop, labels: {app: web}}\n"+
+		"spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}\n")
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	writeFile(t, dir, "deny-all.yaml", denyAll)
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
+	var eps []Endpoint
+	for i, name := range []string{"web", "web2", "client"} {
+		key := reserve(t, db, "shop", name, fmt.Sprintf("10.0.0.%d", 10+i))
+		mustPass(t, s) // records written: their tables encoded
+		eps = append(eps, bind(t, db, key, 5+i))
+	}
+	mustPass(t, s)
+	if len(k.tables) != 3 {
+		t.Fatalf("%d endpoints applied with a table, want 3", len(k.tables))
+	}
+	for _, ep := range eps {
+		st, _ := k.get(ep)
+		want, err := enforce.EncodeTable(st.rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.tables[ep]; !bytes.Equal(got, want) {
+			t.Errorf("endpoint %s got a table of %d bytes, its ruleset's is %d", ep, len(got), len(want))
+		}
+	}
 }
