@@ -337,7 +337,9 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 					return err
 				}
 			}
-			if len(changed) > 0 || len(gone) > 0 {
+			// A readdressed record keeps its parts: only a compile or a
+			// deletion can leave one unused.
+			if len(changed) > 0 && rep.Readdressed == 0 || len(gone) > 0 {
 				if _, err := tx.PrunePolicyParts(); err != nil {
 					return err
 				}
