@@ -438,17 +438,10 @@ func (s *Syncer) onlyOwn(moved []policy.PodRef) bool {
 // readdress is a pass's compile when, since the last one, only the
 // addresses of pods moved changed and no direction holds them
 // (onlyOwn): the last compile's rulesets, those of the pods moved with
-// their new addresses (as a snapshot of st gives them) and their
-// directions' bytes reused. It returns the wanted records and how many
+// their new addresses (as a snapshot of st would give them,
+// policy.Mirror.PodIPs) and their directions' bytes reused. It returns the wanted records and how many
 // changed.
 func (s *Syncer) readdress(st *Stored, moved []policy.PodRef) (map[string]wanted, int, error) {
-	snap, err := st.Snapshot()
-	if err != nil {
-		return nil, 0, err
-	}
-	if w := snap.Warnings(); len(w) > 0 {
-		s.log.Warn("policy snapshot", "warnings", w)
-	}
 	want := maps.Clone(s.lastWant)
 	enc := maps.Clone(s.lastEnc)
 	n := 0
@@ -458,13 +451,16 @@ func (s *Syncer) readdress(st *Stored, moved []policy.PodRef) (map[string]wanted
 		if !ok || w.rs == nil {
 			continue // not compiled here: no local pod of the sources
 		}
-		p, ok := snap.Pod(ref)
+		ips, ok, err := st.Mirror.PodIPs(ref)
 		old, encoded := enc[ref]
-		if !ok || !encoded {
-			return nil, 0, fmt.Errorf("readdress %s: not in the snapshot or the last encoding", ref)
+		switch {
+		case err != nil:
+			return nil, 0, fmt.Errorf("readdress %s: %w", ref, err)
+		case !ok || !encoded:
+			return nil, 0, fmt.Errorf("readdress %s: not in the mirror or the last encoding", ref)
 		}
 		rs := *w.rs
-		rs.IPs = slices.Clone(p.IPs)
+		rs.IPs = ips
 		e, err := old.withHead(&rs)
 		if err != nil {
 			return nil, 0, err
