@@ -2,7 +2,6 @@ package podpolicy
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
@@ -21,11 +20,21 @@ func marshal(v any) ([]byte, error) { return json.Marshal(v) }
 // gob is a third of the size and five times faster. A ruleset is three gob
 // values, each from a fresh encoder and framed by its length: the pod's
 // own part (the ruleset without its directions), its ingress and its
-// egress. The bytes (and the digest) are a function of the ruleset alone,
-// and pods that policies select alike (CompileAllKeyed's keys) share their
-// directions' bytes, which a daemon's pass encodes once (passEncoder)
-// instead of once per pod.
-const rulesetMagic = "VRS2"
+// egress. The record holds the pod's own frame and the digests of its
+// directions' frames; the frames themselves are the record's parts
+// (store.PolicyRecord.Parts), stored once for every pod that has them:
+// pods that policies select alike (CompileAllKeyed's keys) have equal
+// directions, which a daemon's pass encodes once (passEncoder) and the
+// store holds once. The bytes (and the digest) are a function of the
+// ruleset alone.
+const rulesetMagic = "VRS3"
+
+// rulesetMagicV2 is the encoding before parts: the three frames inline.
+// Records of an older daemon are still read.
+const rulesetMagicV2 = "VRS2"
+
+// partDigestLen is the length of a part's digest (store.PolicyDigest).
+const partDigestLen = 32
 
 // rulesetHead is a ruleset without its directions.
 type rulesetHead struct {
@@ -51,16 +60,17 @@ func headOf(rs *policy.Ruleset) rulesetHead {
 	return rulesetHead{Pod: rs.Pod, IPs: rs.IPs, Node: rs.Node, HostNetwork: rs.HostNetwork}
 }
 
-// joinRuleset assembles a ruleset's bytes from its three frames.
-func joinRuleset(head, in, eg []byte) ([]byte, string) {
-	b := make([]byte, 0, len(rulesetMagic)+len(head)+len(in)+len(eg))
+// joinRuleset assembles a ruleset's bytes from its own frame and its
+// directions' digests.
+func joinRuleset(head []byte, in, eg string) ([]byte, string) {
+	b := make([]byte, 0, len(rulesetMagic)+len(head)+2*partDigestLen)
 	b = append(b, rulesetMagic...)
 	b = append(append(append(b, head...), in...), eg...)
 	return b, store.PolicyDigest(b)
 }
 
-// encodeRuleset returns rs's bytes and their digest: a pass of one pod.
-func encodeRuleset(rs *policy.Ruleset) ([]byte, string, error) {
+// encodeRuleset returns rs's encoding: a pass of one pod.
+func encodeRuleset(rs *policy.Ruleset) (encodedPod, error) {
 	return newPassEncoder(nil).encode(policy.Compiled{Ruleset: rs, IngressKey: "in", EgressKey: "eg"})
 }
 
@@ -76,19 +86,29 @@ type passEncoder struct {
 	joined int
 }
 
-// encodedDir is a direction's frame and its sum.
+// encodedDir is a direction's frame and its digest.
 type encodedDir struct {
-	b   []byte
-	sum [sha256.Size]byte
+	b      []byte
+	digest string
 }
 
 // encodedPod is a pod's ruleset as a pass encoded it: its own frame, its
-// directions' sums, and the bytes and digest they make.
+// directions, and the bytes and digest they make.
 type encodedPod struct {
 	head   []byte
-	in, eg [sha256.Size]byte
+	in, eg encodedDir
 	b      []byte
 	digest string
+}
+
+// record returns the store's record of p, its parts with it.
+func (p encodedPod) record(rs *policy.Ruleset) store.PolicyRecord {
+	r := store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: p.digest, Isolated: isolated(rs), Ruleset: p.b,
+		Parts: []string{p.in.digest}, PartData: [][]byte{p.in.b}}
+	if p.eg.digest != p.in.digest {
+		r.Parts, r.PartData = append(r.Parts, p.eg.digest), append(r.PartData, p.eg.b)
+	}
+	return r
 }
 
 func newPassEncoder(prev map[policy.PodRef]encodedPod) *passEncoder {
@@ -103,13 +123,13 @@ func (e *passEncoder) direction(key string, d policy.Direction) (encodedDir, err
 	if err != nil {
 		return encodedDir{}, err
 	}
-	x := encodedDir{b: b, sum: sha256.Sum256(b)}
+	x := encodedDir{b: b, digest: store.PolicyDigest(b)}
 	e.dirs[key] = x
 	return x, nil
 }
 
-// encode returns c's bytes and digest, as encodeRuleset(c.Ruleset) does.
-func (e *passEncoder) encode(c policy.Compiled) ([]byte, string, error) {
+// encode returns c's encoding, as encodeRuleset(c.Ruleset) does.
+func (e *passEncoder) encode(c policy.Compiled) (encodedPod, error) {
 	rs := c.Ruleset
 	head, err := gobFrame(headOf(rs))
 	var in, eg encodedDir
@@ -120,55 +140,111 @@ func (e *passEncoder) encode(c policy.Compiled) ([]byte, string, error) {
 		eg, err = e.direction(c.EgressKey, rs.Egress)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("encode ruleset of %s: %w", rs.Pod, err)
+		return encodedPod{}, fmt.Errorf("encode ruleset of %s: %w", rs.Pod, err)
 	}
 	p, ok := e.prev[rs.Pod]
-	if !ok || p.in != in.sum || p.eg != eg.sum || !bytes.Equal(p.head, head) {
-		p = encodedPod{head: head, in: in.sum, eg: eg.sum}
-		p.b, p.digest = joinRuleset(head, in.b, eg.b)
+	if !ok || p.in.digest != in.digest || p.eg.digest != eg.digest || !bytes.Equal(p.head, head) {
+		p = encodedPod{head: head, in: in, eg: eg}
+		p.b, p.digest = joinRuleset(head, in.digest, eg.digest)
 		e.joined++
 	}
 	e.next[rs.Pod] = p
-	return p.b, p.digest, nil
+	return p, nil
 }
 
-// DecodeRecord returns a record's ruleset.
+// withHead returns p with rs's own part (its pod, addresses, node) in
+// place of p's, p's directions kept: rs must have p's directions.
+func (p encodedPod) withHead(rs *policy.Ruleset) (encodedPod, error) {
+	head, err := gobFrame(headOf(rs))
+	if err != nil {
+		return encodedPod{}, fmt.Errorf("encode ruleset of %s: %w", rs.Pod, err)
+	}
+	n := encodedPod{head: head, in: p.in, eg: p.eg}
+	n.b, n.digest = joinRuleset(head, p.in.digest, p.eg.digest)
+	return n, nil
+}
+
+// DecodeRecord returns a record's ruleset (its parts as
+// store.ReadTx.PolicyRecord fills them).
 func DecodeRecord(r store.PolicyRecord) (*policy.Ruleset, error) { return decodeRecord(r) }
 
 // decodeRecord returns a record's ruleset.
 func decodeRecord(r store.PolicyRecord) (*policy.Ruleset, error) {
-	rs, err := decodeRuleset(r.Ruleset)
+	parts := make(map[string][]byte, len(r.Parts))
+	for i, d := range r.Parts {
+		if i < len(r.PartData) {
+			parts[d] = r.PartData[i]
+		}
+	}
+	rs, err := decodeRuleset(r.Ruleset, parts)
 	if err != nil {
 		return nil, fmt.Errorf("policy record of %s: %w (the daemon rewrites it on its next pass)", store.PodKey(r.Namespace, r.Name), err)
 	}
 	return rs, nil
 }
 
-func decodeRuleset(b []byte) (*policy.Ruleset, error) {
-	if !bytes.HasPrefix(b, []byte(rulesetMagic)) {
-		return nil, errors.New("not a ruleset of this veni version")
-	}
-	b = b[len(rulesetMagic):]
-	var head rulesetHead
-	rs := new(policy.Ruleset)
-	for _, v := range []any{&head, &rs.Ingress, &rs.Egress} {
-		if len(b) < 4 {
-			return nil, errors.New("truncated ruleset")
+// decodeRuleset decodes b, its directions' frames taken from parts by
+// digest.
+func decodeRuleset(b []byte, parts map[string][]byte) (*policy.Ruleset, error) {
+	var frames [][]byte
+	switch {
+	case bytes.HasPrefix(b, []byte(rulesetMagicV2)):
+		b = b[len(rulesetMagicV2):]
+		for range 3 {
+			f, rest, err := nextFrame(b)
+			if err != nil {
+				return nil, err
+			}
+			frames, b = append(frames, f), rest
 		}
-		n := binary.LittleEndian.Uint32(b[0:4])
-		if uint64(n) > uint64(len(b)-4) {
-			return nil, errors.New("truncated ruleset")
-		}
-		if err := gob.NewDecoder(bytes.NewReader(b[4 : 4+n])).Decode(v); err != nil {
+	case bytes.HasPrefix(b, []byte(rulesetMagic)):
+		f, rest, err := nextFrame(b[len(rulesetMagic):])
+		if err != nil {
 			return nil, err
 		}
-		b = b[4+n:]
+		frames, b = append(frames, f), rest
+		for range 2 {
+			if len(b) < partDigestLen {
+				return nil, errors.New("truncated ruleset")
+			}
+			d := string(b[:partDigestLen])
+			part, ok := parts[d]
+			if !ok {
+				return nil, fmt.Errorf("part %s missing", d)
+			}
+			f, rest, err := nextFrame(part)
+			if err != nil || len(rest) != 0 {
+				return nil, fmt.Errorf("part %s: not one frame (%v)", d, err)
+			}
+			frames, b = append(frames, f), b[partDigestLen:]
+		}
+	default:
+		return nil, errors.New("not a ruleset of this veni version")
 	}
 	if len(b) != 0 {
 		return nil, fmt.Errorf("%d bytes after the ruleset", len(b))
 	}
+	var head rulesetHead
+	rs := new(policy.Ruleset)
+	for i, v := range []any{&head, &rs.Ingress, &rs.Egress} {
+		if err := gob.NewDecoder(bytes.NewReader(frames[i])).Decode(v); err != nil {
+			return nil, err
+		}
+	}
 	rs.Pod, rs.IPs, rs.Node, rs.HostNetwork = head.Pod, head.IPs, head.Node, head.HostNetwork
 	return rs, nil
+}
+
+// nextFrame splits b after its first length-framed value.
+func nextFrame(b []byte) (frame, rest []byte, err error) {
+	if len(b) < 4 {
+		return nil, nil, errors.New("truncated ruleset")
+	}
+	n := binary.LittleEndian.Uint32(b[0:4])
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, nil, errors.New("truncated ruleset")
+	}
+	return b[4 : 4+n], b[4+n:], nil
 }
 
 func isolated(rs *policy.Ruleset) bool { return rs.Ingress.Isolated || rs.Egress.Isolated }

@@ -39,23 +39,23 @@ func TestPassEncoder_AsEncodeRuleset(t *testing.T) {
 	}
 	enc := newPassEncoder(nil)
 	for _, c := range all {
-		b, digest, err := enc.encode(c)
+		e, err := enc.encode(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		alone, want, err := encodeRuleset(c.Ruleset)
+		alone, err := encodeRuleset(c.Ruleset)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if digest != want || !bytes.Equal(b, alone) {
-			t.Fatalf("%s: the pass encoder's digest %s, alone %s", c.Ruleset.Pod, digest, want)
+		if e.digest != alone.digest || !bytes.Equal(e.b, alone.b) {
+			t.Fatalf("%s: the pass encoder's digest %s, alone %s", c.Ruleset.Pod, e.digest, alone.digest)
 		}
-		rs, err := decodeRuleset(b)
+		rs, err := decodeRecord(e.record(c.Ruleset))
 		if err != nil {
 			t.Fatalf("%s: %v", c.Ruleset.Pod, err)
 		}
-		if _, again, _ := encodeRuleset(rs); again != digest || !reflect.DeepEqual(rs.Pod, c.Ruleset.Pod) || !reflect.DeepEqual(rs.IPs, c.Ruleset.IPs) {
-			t.Fatalf("%s: decoded ruleset differs (digest %s, was %s)", c.Ruleset.Pod, again, digest)
+		if again, _ := encodeRuleset(rs); again.digest != e.digest || !reflect.DeepEqual(rs, c.Ruleset) {
+			t.Fatalf("%s: decoded ruleset differs (digest %s, was %s)", c.Ruleset.Pod, again.digest, e.digest)
 		}
 	}
 	if len(enc.dirs) != 2*len(all)-2 {
@@ -69,12 +69,12 @@ func TestPassEncoder_AsEncodeRuleset(t *testing.T) {
 	// rulesets, then one pod with a new address.
 	again := newPassEncoder(enc.next)
 	for _, c := range all {
-		b, digest, err := again.encode(c)
+		e, err := again.encode(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if alone, want, _ := encodeRuleset(c.Ruleset); digest != want || !bytes.Equal(b, alone) {
-			t.Fatalf("%s: reused digest %s, alone %s", c.Ruleset.Pod, digest, want)
+		if alone, _ := encodeRuleset(c.Ruleset); e.digest != alone.digest || !bytes.Equal(e.b, alone.b) {
+			t.Fatalf("%s: reused digest %s, alone %s", c.Ruleset.Pod, e.digest, alone.digest)
 		}
 	}
 	if again.joined != 0 {
@@ -87,27 +87,52 @@ func TestPassEncoder_AsEncodeRuleset(t *testing.T) {
 		if i == 3 {
 			c.Ruleset = &moved
 		}
-		_, digest, err := third.encode(c)
+		e, err := third.encode(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, want, _ := encodeRuleset(c.Ruleset); digest != want {
-			t.Fatalf("%s: digest %s after one pod moved, alone %s", c.Ruleset.Pod, digest, want)
+		if alone, _ := encodeRuleset(c.Ruleset); e.digest != alone.digest {
+			t.Fatalf("%s: digest %s after one pod moved, alone %s", c.Ruleset.Pod, e.digest, alone.digest)
+		}
+		if i == 3 {
+			// What a pass that knows only the address changed makes.
+			if w, err := again.next[moved.Pod].withHead(&moved); err != nil || w.digest != e.digest || !bytes.Equal(w.b, e.b) {
+				t.Errorf("withHead: digest %s, want %s (%v)", w.digest, e.digest, err)
+			}
 		}
 	}
 	if third.joined != 1 {
 		t.Errorf("a pass with one pod's address changed joined %d rulesets, want 1", third.joined)
 	}
 
-	b, _, _ := encodeRuleset(all[0].Ruleset)
-	for name, bad := range map[string][]byte{
-		"empty":        nil,
-		"older format": b[4:],
-		"truncated":    b[:len(b)-3],
-		"trailing":     append(bytes.Clone(b), 0),
+	e, _ := encodeRuleset(all[0].Ruleset)
+	rec := e.record(all[0].Ruleset)
+	b := rec.Ruleset
+	if len(rec.Parts) != 2 || len(b) > 1024 {
+		t.Errorf("a record of %d bytes with %d parts: its directions should be parts", len(b), len(rec.Parts))
+	}
+	parts := map[string][]byte{rec.Parts[0]: rec.PartData[0], rec.Parts[1]: rec.PartData[1]}
+	for name, bad := range map[string]struct {
+		b     []byte
+		parts map[string][]byte
+	}{
+		"empty":         {nil, parts},
+		"older format":  {b[4:], parts},
+		"truncated":     {b[:len(b)-3], parts},
+		"trailing":      {append(bytes.Clone(b), 0), parts},
+		"no parts":      {b, nil},
+		"damaged part":  {b, map[string][]byte{rec.Parts[0]: rec.PartData[0][:10], rec.Parts[1]: rec.PartData[1]}},
+		"trailing part": {b, map[string][]byte{rec.Parts[0]: append(bytes.Clone(rec.PartData[0]), 1), rec.Parts[1]: rec.PartData[1]}},
 	} {
-		if _, err := decodeRuleset(bad); err == nil {
+		if _, err := decodeRuleset(bad.b, bad.parts); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
+	}
+	// A record of the encoding before parts (VRS2: the frames inline)
+	// still decodes.
+	v2 := append([]byte(rulesetMagicV2), e.head...)
+	v2 = append(append(v2, e.in.b...), e.eg.b...)
+	if rs, err := decodeRuleset(v2, nil); err != nil || !reflect.DeepEqual(rs, all[0].Ruleset) {
+		t.Errorf("a VRS2 ruleset: %v", err)
 	}
 }

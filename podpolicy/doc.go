@@ -12,6 +12,17 @@
 // kernel is reached only through the Kernel interface (the eBPF enforcer
 // in production), keyed by the pod's host veth and address.
 //
+// # Records
+//
+// A record holds the pod's own part (name, addresses, node) and the
+// digests of its ingress and egress; the directions are store parts,
+// stored once for every pod that has them (pods selected alike), beside
+// one kernel table per record that isolates. A pass compiles every local
+// pod only when something a direction may depend on changed: when the
+// only change is the address of pods no compiled rule holds
+// (policy.Snapshot.CompileAllDeps), their own records take the new
+// address and nothing else is compiled or written.
+//
 // # A new pod
 //
 // An ADD installs the pod's stored record when there is one; without one

@@ -31,7 +31,7 @@ type kernelState struct {
 func newFakeKernel() *fakeKernel { return &fakeKernel{eps: make(map[Endpoint]kernelState)} }
 
 func (k *fakeKernel) SetEndpoint(ep Endpoint, rs *policy.Ruleset) error {
-	_, d, err := encodeRuleset(rs)
+	e, err := encodeRuleset(rs)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (k *fakeKernel) SetEndpoint(ep Endpoint, rs *policy.Ruleset) error {
 	defer k.mu.Unlock()
 	k.calls++
 	s := k.eps[ep]
-	s.digest, s.rs = d, rs
+	s.digest, s.rs = e.digest, rs
 	k.eps[ep] = s
 	return nil
 }

@@ -70,6 +70,12 @@ func (k enforcerKernel) SetEndpointTable(ep Endpoint, digest string, table []byt
 	}
 	return nil
 }
+
+// SetEndpointRuleset installs table, rs's kernel form: the same state as
+// SetEndpoint(ep, rs), without compiling rs again.
+func (k enforcerKernel) SetEndpointRuleset(ep Endpoint, _ *policy.Ruleset, digest string, table []byte) error {
+	return k.SetEndpointTable(ep, digest, table)
+}
 func (k enforcerKernel) FailClosed(ep Endpoint) error     { return k.e.FailClosed(key(ep)) }
 func (k enforcerKernel) AttachEndpoint(ep Endpoint) error { return k.e.AttachEndpoint(key(ep)) }
 func (k enforcerKernel) RemoveEndpoint(ep Endpoint) error { return k.e.RemoveEndpoint(key(ep)) }

@@ -104,12 +104,12 @@ func (st *Stored) plan(p Plan) Plan {
 }
 
 func (st *Stored) compiled(p Plan, rs *policy.Ruleset) Plan {
-	_, digest, err := encodeRuleset(rs)
+	e, err := encodeRuleset(rs)
 	if err != nil {
 		p.From, p.Why = FromFailClosed, err.Error()
 		return p
 	}
-	p.From, p.Ruleset, p.Digest = FromSnapshot, rs, digest
+	p.From, p.Ruleset, p.Digest = FromSnapshot, rs, e.digest
 	return p
 }
 

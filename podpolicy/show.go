@@ -93,8 +93,8 @@ func Show(db store.File, ref policy.PodRef) (*ShowReport, error) {
 		if r.Ruleset != nil {
 			// Compare with the snapshot's compile of the pod as the
 			// daemon would (the Show compile is the same function).
-			if _, d, err := encodeRuleset(r.Ruleset); err == nil {
-				info.Current = d == rec.Digest
+			if e, err := encodeRuleset(r.Ruleset); err == nil {
+				info.Current = e.digest == rec.Digest
 			}
 		}
 		r.From, r.Record, r.Ruleset = FromRecord, info, rs

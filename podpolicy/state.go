@@ -41,7 +41,11 @@ type kubeMirror struct {
 }
 
 // ReadStored reads everything the policy side keeps, in tx.
-func ReadStored(tx *store.ReadTx) (*Stored, error) {
+func ReadStored(tx *store.ReadTx) (*Stored, error) { return readStored(tx, nil) }
+
+// readStored is ReadStored, taking the sources whose bytes did not change
+// from c (nil: decode them all).
+func readStored(tx *store.ReadTx, c *store.SourceCache) (*Stored, error) {
 	s := &Stored{Records: make(map[string]store.PolicyRecordInfo), policies: make(map[string]int)}
 	var err error
 	s.State, err = tx.PolicyState()
@@ -69,7 +73,12 @@ func ReadStored(tx *store.ReadTx) (*Stored, error) {
 	if s.Allocations, err = tx.Allocations(); err != nil {
 		return nil, err
 	}
-	srcs, err := tx.PolicySources()
+	var srcs []store.PolicySource
+	if c != nil {
+		srcs, err = tx.PolicySourcesCached(c)
+	} else {
+		srcs, err = tx.PolicySources()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -217,38 +226,54 @@ func (s *Stored) addPeers(peers []policy.Pod) {
 	s.Mirror.Remote = append(slices.Clone(s.Mirror.Remote), add...)
 }
 
-// inputDigest is a digest of everything a compile of st depends on: the
-// merged mirror and the pods' addresses. Binding an address (tx2 of an
-// ADD), events and pool writes leave it unchanged. "" if it cannot be
-// computed.
-func (s *Stored) inputDigest() string {
-	type addr struct {
-		Pod string
-		IP  netip.Addr
-	}
-	var addrs []addr
+// compileInputs is everything a compile of st depends on, in two parts:
+// the world (the merged mirror and the local pods, as a digest) and the
+// addresses this node's allocations give pods. Binding an address (tx2 of
+// an ADD), events and pool writes change neither; reserving or releasing
+// one changes only addrs, which a pass can often take in without
+// compiling (Syncer.readdress).
+type compileInputs struct {
+	world string // "" if it cannot be computed
+	addrs map[policy.PodRef][]netip.Addr
+}
+
+func (s *Stored) compileInputs() compileInputs {
+	in := compileInputs{addrs: make(map[policy.PodRef][]netip.Addr)}
 	for _, a := range s.Allocations {
 		if a.PodName != "" && (a.State == store.IPReserved || a.State == store.IPBound) {
-			addrs = append(addrs, addr{store.PodKey(a.PodNamespace, a.PodName), a.IP})
+			ref := policy.PodRef{Namespace: a.PodNamespace, Name: a.PodName}
+			in.addrs[ref] = append(in.addrs[ref], a.IP)
 		}
 	}
-	slices.SortFunc(addrs, func(a, b addr) int {
-		if c := strings.Compare(a.Pod, b.Pod); c != 0 {
-			return c
-		}
-		return a.IP.Compare(b.IP)
-	})
+	for _, ips := range in.addrs {
+		slices.SortFunc(ips, netip.Addr.Compare)
+	}
 	m := s.Mirror
 	m.Allocations = nil
 	m.Pods = slices.Clone(m.Pods)
 	for i := range m.Pods {
 		m.Pods[i].Mirrored = time.Time{} // rewritten on every mirror flush
 	}
-	b, err := marshal([]any{m, addrs, s.Local})
-	if err != nil {
-		return ""
+	if b, err := marshal([]any{m, s.Local}); err == nil {
+		in.world = store.PolicyDigest(b)
 	}
-	return store.PolicyDigest(b)
+	return in
+}
+
+// moved returns the pods whose addresses differ between in and old.
+func (in compileInputs) moved(old map[policy.PodRef][]netip.Addr) []policy.PodRef {
+	var out []policy.PodRef
+	for ref, ips := range in.addrs {
+		if !slices.Equal(ips, old[ref]) {
+			out = append(out, ref)
+		}
+	}
+	for ref := range old {
+		if _, ok := in.addrs[ref]; !ok {
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 // Snapshot builds the policy snapshot of what was stored.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -73,29 +74,42 @@ type Syncer struct {
 	noKern string              // why OpenKernel found no enforcer, logged once
 	dirSig string              // the manifest folder's files, sizes and times at its last read
 	dirSrc *store.PolicySource // what that read gave
-	// lastSig is the digest of every input of the last good compile,
-	// lastWant its result (read-only once built).
-	lastSig  string
-	lastWant map[string]wanted
+	// srcCache keeps the stored sources as the last pass decoded them.
+	srcCache store.SourceCache
+	// lastWorld and lastAddrs are the inputs of the last good compile
+	// (compileInputs), lastWant its result (read-only once built), and
+	// lastDeps the pods whose addresses its directions may hold
+	// (policy.Snapshot.CompileAllDeps).
+	lastWorld string
+	lastAddrs map[policy.PodRef][]netip.Addr
+	lastWant  map[string]wanted
+	lastDeps  map[policy.PodRef]bool
 	// lastEnc is the last compile's encodings by pod, which the next
 	// reuses for pods whose ruleset did not change.
 	lastEnc map[policy.PodRef]encodedPod
 	applied map[Endpoint]string // endpoint → digest this loop put in the kernel
-	gen     uint64
-	last    PassReport
+	// tables are kernel tables by the directions they were encoded from
+	// (a record's Parts): pods selected alike have one.
+	tables map[string][]byte
+	gen    uint64
+	last   PassReport
 }
 
 // PassReport is what one pass did.
 type PassReport struct {
-	Generation uint64        `json:"generation"`
-	Local      int           `json:"local"`     // pods compiled
-	Written    int           `json:"written"`   // records written (changed)
-	Deleted    int           `json:"deleted"`   // records of pods no longer here
-	Applied    int           `json:"applied"`   // endpoints set in the kernel
-	Endpoints  int           `json:"endpoints"` // bound endpoints seen
-	Reused     bool          `json:"reused"`    // inputs unchanged: the last compile was reused
-	Took       time.Duration `json:"took"`
-	Err        string        `json:"error,omitempty"`
+	Generation uint64 `json:"generation"`
+	Local      int    `json:"local"`     // pods compiled
+	Written    int    `json:"written"`   // records written (changed)
+	Deleted    int    `json:"deleted"`   // records of pods no longer here
+	Applied    int    `json:"applied"`   // endpoints set in the kernel
+	Endpoints  int    `json:"endpoints"` // bound endpoints seen
+	Reused     bool   `json:"reused"`    // inputs unchanged: the last compile was reused
+	// Readdressed counts the pods whose rulesets only took new addresses
+	// of their own: no other pod's ruleset could change, nothing was
+	// compiled (0 when the pass compiled or reused).
+	Readdressed int           `json:"readdressed,omitempty"`
+	Took        time.Duration `json:"took"`
+	Err         string        `json:"error,omitempty"`
 }
 
 // NewSyncer prepares the loop.
@@ -202,7 +216,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	var st *Stored
 	err := s.opts.DB.View(func(tx *store.ReadTx) error {
 		var err error
-		st, err = ReadStored(tx)
+		st, err = readStored(tx, &s.srcCache)
 		return err
 	})
 	if err != nil {
@@ -247,43 +261,32 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 
 	want := make(map[string]wanted)
 	var compileErr error
-	sig := st.inputDigest()
+	in := st.compileInputs()
+	var moved []policy.PodRef
+	same := s.opts.Enabled && in.world != "" && in.world == s.lastWorld && s.lastWant != nil
+	if same {
+		moved = in.moved(s.lastAddrs)
+	}
 	switch {
-	case s.opts.Enabled && sig != "" && sig == s.lastSig:
+	case same && len(moved) == 0:
 		// Nothing a ruleset depends on changed (the write was a bind, an
 		// event, the pool): reuse the last compile.
 		want = s.lastWant
 		rep.Reused = true
+	case same && s.onlyOwn(moved):
+		// Only addresses changed, of pods no rule holds (a new pod's
+		// reservation, a release): their own rulesets take the new
+		// addresses, every direction stays as compiled.
+		var n int
+		if want, n, compileErr = s.readdress(st, moved); compileErr == nil {
+			s.lastAddrs, s.lastWant = in.addrs, want
+			rep.Readdressed = n
+			break
+		}
+		s.log.Warn("policy: readdress failed, compiling", "err", compileErr)
+		want, compileErr = s.compileAll(st, in)
 	case s.opts.Enabled:
-		snap, err := st.Snapshot()
-		if err != nil {
-			compileErr = err
-		} else {
-			if w := snap.Warnings(); len(w) > 0 {
-				s.log.Warn("policy snapshot", "warnings", w)
-			}
-			all, err := snap.CompileAllKeyed(st.Local)
-			if err != nil {
-				compileErr = err
-			}
-			enc := newPassEncoder(s.lastEnc)
-			for _, c := range all {
-				rs := c.Ruleset
-				b, digest, err := enc.encode(c)
-				if err != nil {
-					compileErr = errors.Join(compileErr, err)
-					continue
-				}
-				key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
-				want[key] = wanted{rec: store.PolicyRecord{Namespace: rs.Pod.Namespace, Name: rs.Pod.Name, Digest: digest, Isolated: isolated(rs), Ruleset: b}, rs: rs}
-			}
-			s.lastEnc = enc.next
-		}
-		if compileErr == nil {
-			s.lastSig, s.lastWant = sig, want
-		} else {
-			s.lastSig, s.lastWant = "", nil
-		}
+		want, compileErr = s.compileAll(st, in)
 	}
 	rep.Local = len(want)
 	if compileErr != nil {
@@ -303,7 +306,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 			if r.Isolated && w.rs != nil {
 				// The kernel form, so that the pod's ADD copies it in.
 				// Without one (an error), the ADD decodes the ruleset.
-				if t, err := enforce.EncodeTable(w.rs); err != nil {
+				if t, err := s.table(r, w.rs); err != nil {
 					s.log.Warn("policy record without its kernel table", "pod", key, "err", err)
 				} else {
 					r.Table = t
@@ -334,6 +337,13 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 					return err
 				}
 			}
+			// A readdressed record keeps its parts: only a compile or a
+			// deletion can leave one unused.
+			if len(changed) > 0 && rep.Readdressed == 0 || len(gone) > 0 {
+				if _, err := tx.PrunePolicyParts(); err != nil {
+					return err
+				}
+			}
 			if src != nil {
 				src.Read = next.Updated
 				if err := tx.PutPolicySource(*src); err != nil {
@@ -356,9 +366,122 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
+	if len(s.tables) > 2*len(want) {
+		s.tables = nil // what pods no longer have: start over
+	}
 	applied, seen, err := s.apply(st.Allocations, want, s.unknownPods(st, next.Synced && compileErr == nil))
 	rep.Applied, rep.Endpoints = applied, seen
 	return rep, errors.Join(srcErr, compileErr, err)
+}
+
+// compileAll compiles every local pod of st and encodes its record,
+// remembering the result for the next passes.
+func (s *Syncer) compileAll(st *Stored, in compileInputs) (map[string]wanted, error) {
+	s.lastWorld, s.lastWant = "", nil
+	snap, err := st.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	if w := snap.Warnings(); len(w) > 0 {
+		s.log.Warn("policy snapshot", "warnings", w)
+	}
+	all, deps, compileErr := snap.CompileAllDeps(st.Local)
+	want := make(map[string]wanted, len(all))
+	enc := newPassEncoder(s.lastEnc)
+	for _, c := range all {
+		rs := c.Ruleset
+		e, err := enc.encode(c)
+		if err != nil {
+			compileErr = errors.Join(compileErr, err)
+			continue
+		}
+		key := store.PodKey(rs.Pod.Namespace, rs.Pod.Name)
+		want[key] = wanted{rec: e.record(rs), rs: rs}
+	}
+	s.lastEnc = enc.next
+	if compileErr == nil {
+		s.lastWorld, s.lastAddrs, s.lastWant, s.lastDeps = in.world, in.addrs, want, deps
+	}
+	return want, compileErr
+}
+
+// table returns the kernel form of rs, record r's ruleset: the one
+// encoded for an earlier record with the same directions (the table does
+// not depend on the pod's own part), or a new one.
+func (s *Syncer) table(r store.PolicyRecord, rs *policy.Ruleset) ([]byte, error) {
+	key := strings.Join(r.Parts, "+")
+	if t, ok := s.tables[key]; ok && key != "" {
+		return t, nil
+	}
+	t, err := enforce.EncodeTable(rs)
+	if err != nil {
+		return nil, err
+	}
+	if s.tables == nil {
+		s.tables = make(map[string][]byte)
+	}
+	s.tables[key] = t
+	return t, nil
+}
+
+// onlyOwn reports whether no direction of the last compile can hold an
+// address of the pods moved.
+func (s *Syncer) onlyOwn(moved []policy.PodRef) bool {
+	for _, ref := range moved {
+		if s.lastDeps[ref] {
+			return false
+		}
+	}
+	return true
+}
+
+// readdress is a pass's compile when, since the last one, only the
+// addresses of pods moved changed and no direction holds them
+// (onlyOwn): the last compile's rulesets, those of the pods moved with
+// their new addresses (as a snapshot of st would give them,
+// policy.Mirror.PodIPs) and their directions' bytes reused. It returns the wanted records and how many
+// changed.
+func (s *Syncer) readdress(st *Stored, moved []policy.PodRef) (map[string]wanted, int, error) {
+	want := maps.Clone(s.lastWant)
+	enc := maps.Clone(s.lastEnc)
+	n := 0
+	for _, ref := range moved {
+		key := store.PodKey(ref.Namespace, ref.Name)
+		w, ok := want[key]
+		if !ok || w.rs == nil {
+			continue // not compiled here: no local pod of the sources
+		}
+		ips, ok, err := st.Mirror.PodIPs(ref)
+		old, encoded := enc[ref]
+		switch {
+		case err != nil:
+			return nil, 0, fmt.Errorf("readdress %s: %w", ref, err)
+		case !ok || !encoded:
+			return nil, 0, fmt.Errorf("readdress %s: not in the mirror or the last encoding", ref)
+		}
+		rs := *w.rs
+		rs.IPs = ips
+		e, err := old.withHead(&rs)
+		if err != nil {
+			return nil, 0, err
+		}
+		enc[ref] = e
+		w.rs, w.rec = &rs, e.record(&rs)
+		want[key] = w
+		n++
+	}
+	s.lastEnc = enc
+	return want, n, nil
+}
+
+// tabledKernel is a Kernel that takes a ruleset along with its kernel
+// form (the enforcer): the pass has the table of every record it wrote
+// (Syncer.table), and compiling it again for each endpoint cost the
+// daemon 5 ms per new pod of bench-cni's world.
+type tabledKernel interface {
+	// SetEndpointRuleset is SetEndpoint(ep, rs), table being rs's
+	// kernel form (enforce.EncodeTable) of record digest.
+	SetEndpointRuleset(ep Endpoint, rs *policy.Ruleset, digest string, table []byte) error
 }
 
 // apply puts in the kernel the record of every bound endpoint whose digest
@@ -399,11 +522,11 @@ func (s *Syncer) unknownPods(st *Stored, synced bool) func(namespace, name strin
 			return wanted{}, false
 		}
 		rs := snap.CompilePod(policy.Pod{Namespace: namespace, Name: name, Node: st.Mirror.Node.Name})
-		_, digest, err := encodeRuleset(rs)
+		e, err := encodeRuleset(rs)
 		if err != nil {
 			return wanted{}, false
 		}
-		return wanted{rec: store.PolicyRecord{Digest: digest, Isolated: isolated(rs)}, rs: rs}, true
+		return wanted{rec: store.PolicyRecord{Digest: e.digest, Isolated: isolated(rs)}, rs: rs}, true
 	}
 }
 
@@ -421,6 +544,7 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknow
 		live[ep] = true
 		seen++
 		var rs *policy.Ruleset
+		var table []byte
 		digest := "off"
 		closed := false
 		if s.opts.Enabled {
@@ -432,6 +556,9 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknow
 				continue // not compiled (a pod the sources do not know yet)
 			}
 			rs, digest, closed = w.rs, w.rec.Digest, w.closed
+			if w.rec.Isolated && len(w.rec.Parts) > 0 {
+				table = s.tables[strings.Join(w.rec.Parts, "+")]
+			}
 		} else {
 			// Off: an unisolated ruleset removes the endpoint's tables.
 			rs = &policy.Ruleset{Pod: policy.PodRef{Namespace: a.PodNamespace, Name: a.PodName}}
@@ -440,11 +567,16 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknow
 		if had && old == digest {
 			continue
 		}
-		set := func() error { return s.kernel.SetEndpoint(ep, rs) }
-		if closed {
-			set = func() error { return s.kernel.FailClosed(ep) }
+		var err error
+		switch tk, tabled := s.kernel.(tabledKernel); {
+		case closed:
+			err = s.kernel.FailClosed(ep)
+		case tabled && table != nil:
+			err = tk.SetEndpointRuleset(ep, rs, digest, table)
+		default:
+			err = s.kernel.SetEndpoint(ep, rs)
 		}
-		if err := set(); err != nil {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %s of %s: %w", ep, store.PodKey(a.PodNamespace, a.PodName), err))
 			continue
 		}

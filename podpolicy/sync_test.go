@@ -1,7 +1,9 @@
 package podpolicy
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/ebpf/enforce"
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
@@ -327,5 +330,142 @@ func TestSyncer_OpensUnknownPodFailedClosedBeforeFirstPass(t *testing.T) {
 	// And the ADD of a pod of default now plans it open too.
 	if p := planFor(t, db, "default", "second"); p.From == FromFailClosed {
 		t.Errorf("ADD after the pass: %s (%s)", p.From, p.Why)
+	}
+}
+
+// Ensure a pod's new address that no rule holds (a new pod no policy
+// names as a peer) is taken in without compiling: only that pod's record
+// is written, every other record and endpoint is left alone, and the
+// records are those a full compile gives; while a new address of a peer
+// compiles again and reaches the rulesets that allow it.
+func TestSyncer_NewAddressReaddressed(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	const more = `---
+apiVersion: v1
+kind: Pod
+metadata: {name: batch, namespace: shop, labels: {app: batch}}
+spec: {containers: [{name: c}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client2, namespace: shop, labels: {app: client}}
+spec: {containers: [{name: c}]}
+`
+	writeFile(t, dir, "pods.yaml", podsYAML+more)
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	writeFile(t, dir, "deny-all.yaml", denyAll)
+	web := bind(t, db, reserve(t, db, "shop", "web", "10.0.0.10"), 5)
+	bind(t, db, reserve(t, db, "shop", "client", "10.0.0.11"), 6)
+	opts := SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}
+	s := NewSyncer(opts)
+	mustPass(t, s)
+	webRec, _ := record(t, db, "shop", "web")
+	calls := k.callCount()
+
+	// Same records as a syncer that compiles everything from scratch.
+	sameAsFull := func(step string) {
+		t.Helper()
+		fresh := NewSyncer(SyncOptions{DB: db, Enabled: true, ManifestDir: dir, Node: opts.Node, NodeIPs: opts.NodeIPs})
+		if rep := mustPass(t, fresh); rep.Written != 0 || rep.Deleted != 0 || rep.Readdressed != 0 {
+			t.Errorf("%s: a full compile would write %d and delete %d records: the pass left them stale", step, rep.Written, rep.Deleted)
+		}
+	}
+
+	batch := reserve(t, db, "shop", "batch", "10.0.0.12")
+	rep := mustPass(t, s)
+	if rep.Readdressed != 1 || rep.Written != 1 || rep.Applied != 0 {
+		t.Errorf("a new address of a pod no rule names: %+v, want it readdressed and its record alone written", rep)
+	}
+	if r, _ := record(t, db, "shop", "web"); r.Generation != webRec.Generation || r.Digest != webRec.Digest {
+		t.Errorf("web's record was rewritten (generation %d → %d) though no rule of it names batch", webRec.Generation, r.Generation)
+	}
+	if p := planFor(t, db, "shop", "batch"); p.From != FromRecord {
+		t.Errorf("batch's ADD plans from %s, want its record", p.From)
+	} else {
+		// Its kernel table is the one encoded for client's (the same
+		// directions): it must be batch's ruleset's.
+		rec, _ := record(t, db, "shop", "batch")
+		rs, err := DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, err := enforce.EncodeTable(rs); err != nil || !bytes.Equal(p.Table, want) {
+			t.Errorf("batch's kernel table is not its ruleset's (%v)", err)
+		}
+	}
+	sameAsFull("batch reserved")
+	bind(t, db, batch, 7)
+	if rep := mustPass(t, s); !rep.Reused || rep.Applied != 1 || k.callCount() == calls {
+		t.Errorf("batch bound: %+v, want the compile reused and batch applied", rep)
+	}
+
+	client2 := reserve(t, db, "shop", "client2", "10.0.0.13")
+	if rep := mustPass(t, s); rep.Readdressed != 0 || rep.Reused || rep.Written < 2 {
+		t.Errorf("a new address of a peer of web: %+v, want a compile that rewrites web's record too", rep)
+	}
+	if w, _ := k.get(web); !allows(w.rs, true, "10.0.0.13", 8080) {
+		t.Error("web does not allow client2's new address")
+	}
+	sameAsFull("client2 reserved")
+
+	release(t, db, batch)
+	if rep := mustPass(t, s); rep.Readdressed != 1 || rep.Written != 1 {
+		t.Errorf("batch released: %+v, want it readdressed", rep)
+	}
+	sameAsFull("batch released")
+	release(t, db, client2)
+	if rep := mustPass(t, s); rep.Readdressed != 0 {
+		t.Errorf("client2 released: %+v, want a compile", rep)
+	}
+	if w, _ := k.get(web); allows(w.rs, true, "10.0.0.13", 8080) {
+		t.Error("web still allows client2's address after its release")
+	}
+	sameAsFull("client2 released")
+}
+
+// tabledFake is a fake kernel that, as the enforcer, takes a ruleset with
+// its kernel form.
+type tabledFake struct {
+	*fakeKernel
+	tables map[Endpoint][]byte
+}
+
+func (k *tabledFake) SetEndpointRuleset(ep Endpoint, rs *policy.Ruleset, digest string, table []byte) error {
+	k.mu.Lock()
+	k.tables[ep] = table
+	k.mu.Unlock()
+	return k.SetEndpoint(ep, rs)
+}
+
+// Ensure the table a pass hands the kernel with a ruleset is that
+// ruleset's kernel form, for every endpoint, though pods selected alike
+// share one encoding of it.
+func TestSyncer_AppliesEachRulesetsTable(t *testing.T) {
+	db, dir := testStore(t), t.TempDir()
+	k := &tabledFake{fakeKernel: newFakeKernel(), tables: make(map[Endpoint][]byte)}
+	writeFile(t, dir, "pods.yaml", podsYAML+"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web2, namespace: shop, labels: {app: web}}\n"+
+		"spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}\n")
+	writeFile(t, dir, "web-allow.yaml", allowHTTP)
+	writeFile(t, dir, "deny-all.yaml", denyAll)
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
+	var eps []Endpoint
+	for i, name := range []string{"web", "web2", "client"} {
+		key := reserve(t, db, "shop", name, fmt.Sprintf("10.0.0.%d", 10+i))
+		mustPass(t, s) // records written: their tables encoded
+		eps = append(eps, bind(t, db, key, 5+i))
+	}
+	mustPass(t, s)
+	if len(k.tables) != 3 {
+		t.Fatalf("%d endpoints applied with a table, want 3", len(k.tables))
+	}
+	for _, ep := range eps {
+		st, _ := k.get(ep)
+		want, err := enforce.EncodeTable(st.rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.tables[ep]; !bytes.Equal(got, want) {
+			t.Errorf("endpoint %s got a table of %d bytes, its ruleset's is %d", ep, len(got), len(want))
+		}
 	}
 }

@@ -88,9 +88,27 @@ type Compiled struct {
 
 // CompileAllKeyed is CompileAll with each ruleset's direction keys.
 func (s *Snapshot) CompileAllKeyed(refs []PodRef) ([]Compiled, error) {
+	return s.compileAllKeyed(refs, s.newCompiler())
+}
+
+// CompileAllDeps is CompileAllKeyed that also returns the pods whose
+// addresses the compiled directions may hold: the pods a selector peer
+// or a named port of a compiled rule brought in. Whether a pod is one of
+// them depends on labels, namespaces, ports and policies, never on
+// addresses; so when, between two snapshots that differ only in pods'
+// addresses, none of the pods whose addresses changed is in deps, every
+// direction compiles the same, and only those pods' own rulesets change
+// (their IPs). A daemon may then recompile nothing.
+func (s *Snapshot) CompileAllDeps(refs []PodRef) ([]Compiled, map[PodRef]bool, error) {
+	c := s.newCompiler()
+	c.deps = make(map[PodRef]bool)
+	out, err := s.compileAllKeyed(refs, c)
+	return out, c.deps, err
+}
+
+func (s *Snapshot) compileAllKeyed(refs []PodRef, c *compiler) ([]Compiled, error) {
 	out := make([]Compiled, 0, len(refs))
 	done := make(map[string]Direction)
-	c := s.newCompiler()
 	for _, ref := range refs {
 		p, ok := s.podByRef[ref]
 		if !ok {
@@ -188,6 +206,9 @@ type compiler struct {
 	arena   []int32               // flatten's atom lists, a stack
 	atoms   []atom                // direction's scratch atoms
 	ids     []idItem              // direction's scratch identity items
+	// deps, when not nil, gets every pod whose addresses a rule may
+	// have added (CompileAllDeps).
+	deps map[PodRef]bool
 }
 
 // attributeOnce is attribute, returning one shared slice for equal
@@ -328,6 +349,14 @@ func (c *compiler) rule(p *Pod, np *npolicy, i int, r *rule, ingress bool, atoms
 				return
 			}
 			same = attribute(base, by)
+		}
+		if c.deps != nil {
+			// Before the address filter and the ports check: which of
+			// these pods the rule holds depends on their addresses (an
+			// ipBlock) but the list does not.
+			for _, q := range pods {
+				c.deps[q.Ref()] = true
+			}
 		}
 		for _, q := range pods {
 			id := c.s.identityID(q)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/veni-cni/veni/kube"
@@ -159,6 +160,53 @@ type Mirror struct {
 	OtherNodes []Node
 }
 
+// podIPs returns the addresses of mirrored pod p whose allocations hold
+// allocated.
+func (m Mirror) podIPs(p store.Pod, allocated []netip.Addr) ([]netip.Addr, error) {
+	switch {
+	case p.Phase == kube.PodSucceeded || p.Phase == kube.PodFailed:
+		return nil, nil
+	case len(allocated) > 0:
+		return allocated, nil
+	case p.HostNetwork:
+		return m.Node.IPs, nil
+	}
+	ips, err := parseAddrs(strings.Split(p.Annotations[AnnotationPodIPs], ","))
+	if err != nil {
+		return ips, fmt.Errorf("mirrored pod %s: %w: %w", store.PodKey(p.Namespace, p.Name), ErrInvalidObject, err)
+	}
+	return ips, nil
+}
+
+// PodIPs returns the addresses pod ref of m.Pods has in FromMirror(m)'s
+// snapshot (unmapped, sorted, without repeats), or false when m.Pods
+// does not hold it: a caller whose mirror changed only in its
+// allocations takes a pod's new addresses without building a snapshot.
+func (m Mirror) PodIPs(ref PodRef) ([]netip.Addr, bool, error) {
+	i := slices.IndexFunc(m.Pods, func(p store.Pod) bool { return p.Namespace == ref.Namespace && p.Name == ref.Name })
+	if i < 0 {
+		return nil, false, nil
+	}
+	var allocated []netip.Addr
+	for _, a := range m.Allocations {
+		if a.PodNamespace == ref.Namespace && a.PodName == ref.Name && (a.State == store.IPReserved || a.State == store.IPBound) && a.IP.IsValid() {
+			allocated = append(allocated, a.IP.Unmap())
+		}
+	}
+	ips, err := m.podIPs(m.Pods[i], allocated)
+	if err != nil {
+		return nil, true, err
+	}
+	var out []netip.Addr
+	for _, ip := range ips { // as the snapshot keeps them (Snapshot.addPod)
+		if ip = ip.Unmap(); !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, true, nil
+}
+
 // FromMirror builds a snapshot from the store's mirror records. A mirrored
 // pod's addresses are those of its allocations (reserved or bound), else
 // those of AnnotationPodIPs; finished pods have none. A policy it cannot
@@ -187,20 +235,11 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 			}
 			pod.Ports = append(pod.Ports, ContainerPort{Name: cp.Name, Port: uint16(cp.Port), Protocol: proto})
 		}
-		finished := p.Phase == kube.PodSucceeded || p.Phase == kube.PodFailed
-		switch ips := byPod[store.PodKey(p.Namespace, p.Name)]; {
-		case finished:
-		case len(ips) > 0:
-			pod.IPs = ips
-		case p.HostNetwork:
-			pod.IPs = m.Node.IPs
-		default:
-			ips, err := parseAddrs(strings.Split(p.Annotations[AnnotationPodIPs], ","))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("mirrored pod %s: %w: %w", store.PodKey(p.Namespace, p.Name), ErrInvalidObject, err))
-			}
-			pod.IPs = ips
+		ips, err := m.podIPs(p, byPod[store.PodKey(p.Namespace, p.Name)])
+		if err != nil {
+			errs = append(errs, err)
 		}
+		pod.IPs = ips
 		in.Pods = append(in.Pods, pod)
 	}
 	in.Pods = append(in.Pods, m.Remote...)

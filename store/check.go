@@ -179,6 +179,11 @@ func (t *ReadTx) Check() []Violation {
 		} else if PodKey(r.Namespace, r.Name) != string(k) {
 			add(ViolationPolicyRecord, obj, "record is pod %s's", PodKey(r.Namespace, r.Name))
 		}
+		for _, d := range r.Parts {
+			if t.tx.Bucket(bucketPolicyParts).Get([]byte(d)) == nil {
+				add(ViolationPolicyRecord, obj, "part %s is not stored", d)
+			}
+		}
 		switch v := t.tx.Bucket(bucketPolicyIndex).Get(k); {
 		case v == nil:
 			add(ViolationPolicyRecord, obj, "not in the policy index")
@@ -192,6 +197,12 @@ func (t *ReadTx) Check() []Violation {
 	_ = t.tx.Bucket(bucketPolicyIndex).ForEach(func(k, _ []byte) error {
 		if t.tx.Bucket(bucketPolicyRecords).Get(k) == nil {
 			add(ViolationPolicyRecord, "policy/"+string(k), "indexed without a record")
+		}
+		return nil
+	})
+	_ = t.tx.Bucket(bucketPolicyParts).ForEach(func(k, v []byte) error {
+		if PolicyDigest(v) != string(k) {
+			add(ViolationPolicyRecord, "policy-part/"+string(k), "stored under another digest than its content's %s", PolicyDigest(v))
 		}
 		return nil
 	})

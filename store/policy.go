@@ -59,6 +59,12 @@ type PolicyRecord struct {
 	// from the record (PolicyTable) so that an ADD reads only it.
 	// PolicyRecord does not fill it.
 	Table []byte `json:"-"`
+	// Parts are the digests (PolicyDigest) of the shared parts Ruleset
+	// refers to, each stored once for every record that has it
+	// (PolicyPart). PartData is their bytes, in Parts' order:
+	// PutPolicyRecord stores those the store lacks, PolicyRecord fills it.
+	Parts    []string `json:"parts,omitempty"`
+	PartData [][]byte `json:"-"`
 }
 
 // PolicyRecordInfo is a record without its ruleset: what a pass compares
@@ -117,10 +123,24 @@ func (r PolicyRecord) validate() error {
 	return nil
 }
 
-// PolicyRecord returns the compiled policy of pod namespace/name, or an
-// error wrapping ErrNotFound.
+// PolicyRecord returns the compiled policy of pod namespace/name, its
+// PartData filled, or an error wrapping ErrNotFound (or ErrCorrupt for a
+// part the store lacks).
 func (t *ReadTx) PolicyRecord(namespace, name string) (PolicyRecord, error) {
-	return get[PolicyRecord](t, bucketPolicyRecords, []byte(PodKey(namespace, name)), "policy record")
+	r, err := get[PolicyRecord](t, bucketPolicyRecords, []byte(PodKey(namespace, name)), "policy record")
+	if err != nil {
+		return r, err
+	}
+	parts := t.tx.Bucket(bucketPolicyParts)
+	r.PartData = make([][]byte, len(r.Parts))
+	for i, d := range r.Parts {
+		v := parts.Get([]byte(d))
+		if v == nil {
+			return r, fmt.Errorf("policy record %s: part %s: %w", PodKey(namespace, name), d, ErrCorrupt)
+		}
+		r.PartData[i] = bytes.Clone(v)
+	}
+	return r, nil
 }
 
 // PolicyRecords returns every compiled record, ordered by namespace/name.
@@ -138,6 +158,18 @@ func (t *WriteTx) PutPolicyRecord(r PolicyRecord) error {
 	key := []byte(PodKey(r.Namespace, r.Name))
 	if err := put(t, bucketPolicyIndex, key, r.Info()); err != nil {
 		return err
+	}
+	parts := t.tx.Bucket(bucketPolicyParts)
+	for i, d := range r.Parts {
+		if parts.Get([]byte(d)) != nil {
+			continue // stored once, for every record that has it
+		}
+		if i >= len(r.PartData) || PolicyDigest(r.PartData[i]) != d {
+			return fmt.Errorf("put policy record %s: part %s: %w", PodKey(r.Namespace, r.Name), d, ErrNotFound)
+		}
+		if err := parts.Put([]byte(d), r.PartData[i]); err != nil {
+			return err
+		}
 	}
 	tables := t.tx.Bucket(bucketPolicyTables)
 	if len(r.Table) == 0 {
@@ -191,9 +223,86 @@ func (t *WriteTx) DeletePolicyRecord(namespace, name string) error {
 	return nil
 }
 
+// PrunePolicyParts deletes the parts no record refers to, and returns how
+// many. The daemon calls it in the transaction that replaces or deletes
+// records.
+func (t *WriteTx) PrunePolicyParts() (int, error) {
+	used := make(map[string]bool)
+	err := t.tx.Bucket(bucketPolicyRecords).ForEach(func(k, v []byte) error {
+		r, err := decode[PolicyRecord](k, v)
+		if err != nil {
+			return err
+		}
+		for _, d := range r.Parts {
+			used[d] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var gone [][]byte
+	parts := t.tx.Bucket(bucketPolicyParts)
+	_ = parts.ForEach(func(k, _ []byte) error {
+		if !used[string(k)] {
+			gone = append(gone, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range gone {
+		if err := parts.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
+}
+
 // PolicySources returns every stored policy source, ordered by name.
 func (t *ReadTx) PolicySources() ([]PolicySource, error) {
 	return list[PolicySource](t, bucketPolicySources)
+}
+
+// SourceCache keeps the policy sources a reader decoded, with their
+// stored bytes, so that a reader reading them again and again (the
+// daemon's passes) decodes a source only when its bytes changed: the
+// bench world's manifest source is ~10 ms of JSON, read by every pass.
+// The zero value is ready; not safe for concurrent use.
+type SourceCache struct {
+	raw map[string][]byte
+	src map[string]PolicySource
+}
+
+// PolicySourcesCached is PolicySources, taking from c the sources whose
+// bytes did not change since c got them. What it returns shares its
+// slices with c: read-only.
+func (t *ReadTx) PolicySourcesCached(c *SourceCache) ([]PolicySource, error) {
+	if c.raw == nil {
+		c.raw, c.src = make(map[string][]byte), make(map[string]PolicySource)
+	}
+	var out []PolicySource
+	seen := make(map[string]bool)
+	err := t.tx.Bucket(bucketPolicySources).ForEach(func(k, v []byte) error {
+		name := string(k)
+		seen[name] = true
+		if old, ok := c.raw[name]; ok && bytes.Equal(old, v) {
+			out = append(out, c.src[name])
+			return nil
+		}
+		s, err := decode[PolicySource](k, v)
+		if err != nil {
+			return err
+		}
+		c.raw[name], c.src[name] = bytes.Clone(v), s
+		out = append(out, s)
+		return nil
+	})
+	for name := range c.raw {
+		if !seen[name] {
+			delete(c.raw, name)
+			delete(c.src, name)
+		}
+	}
+	return out, err
 }
 
 // PutPolicySource records what source s.Name supplied.

@@ -160,3 +160,119 @@ func TestOpen_MigratesPolicyBuckets(t *testing.T) {
 		return nil
 	})
 }
+
+// Ensure a part records share is stored once, filled in on read, required
+// (a record refers to no part the store lacks), kept while a record refers
+// to it and pruned after, and that Check sees a part gone or altered.
+func TestWriteTx_PolicyParts(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "veni.db"), Options{})
+	part := []byte("a direction many pods have alike")
+	d := PolicyDigest(part)
+	withPart := func(name string, data bool) PolicyRecord {
+		r := testPolicyRecord("default", name)
+		r.Parts = []string{d}
+		if data {
+			r.PartData = [][]byte{part}
+		}
+		return r
+	}
+	if err := db.Update(func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("web", false)) }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a record referring to a part the store lacks, without its bytes: %v, want ErrNotFound", err)
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("web", true)) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("db", false)) }) // stored: no bytes needed
+	_ = db.View(func(tx *ReadTx) error {
+		for _, name := range []string{"web", "db"} {
+			r, err := tx.PolicyRecord("default", name)
+			if err != nil || len(r.PartData) != 1 || string(r.PartData[0]) != string(part) {
+				t.Errorf("record %s: parts %q, %v", name, r.PartData, err)
+			}
+		}
+		if n := tx.tx.Bucket(bucketPolicyParts).Stats().KeyN; n != 1 {
+			t.Errorf("%d parts stored, want the shared one once", n)
+		}
+		if v := tx.Check(); len(v) != 0 {
+			t.Errorf("check: %v", v)
+		}
+		return nil
+	})
+	pruned := func() int {
+		var n int
+		mustUpdate(t, db, func(tx *WriteTx) (err error) { n, err = tx.PrunePolicyParts(); return err })
+		return n
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeletePolicyRecord("default", "web") })
+	if n := pruned(); n != 0 {
+		t.Errorf("pruned %d parts while db still refers to one", n)
+	}
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(testPolicyRecord("default", "db")) }) // db without parts
+	if n := pruned(); n != 1 {
+		t.Errorf("pruned %d parts, want the one no record refers to", n)
+	}
+
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("web", true)) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.tx.Bucket(bucketPolicyParts).Put([]byte(d), []byte("altered")) })
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicyRecord(withPart("api", false)) })
+	_ = db.View(func(tx *ReadTx) error {
+		if v := tx.Check(); len(v) != 1 {
+			t.Errorf("check of an altered part: %v, want one violation", v)
+		}
+		return nil
+	})
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.tx.Bucket(bucketPolicyParts).Delete([]byte(d)) })
+	_ = db.View(func(tx *ReadTx) error {
+		if _, err := tx.PolicyRecord("default", "web"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("reading a record whose part is gone: %v, want ErrCorrupt", err)
+		}
+		if v := tx.Check(); len(v) != 2 {
+			t.Errorf("check with a part gone: %v, want web's and api's violations", v)
+		}
+		return nil
+	})
+	mustUpdate(t, db, func(tx *WriteTx) error { // for the cleanup's check
+		return errors.Join(tx.DeletePolicyRecord("default", "web"), tx.DeletePolicyRecord("default", "api"))
+	})
+}
+
+// Ensure PolicySourcesCached gives what PolicySources gives, through
+// changes and deletions, decoding again only a source whose bytes
+// changed.
+func TestReadTx_PolicySourcesCached(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "veni.db"), Options{})
+	var c SourceCache
+	check := func(step string, want ...string) {
+		t.Helper()
+		_ = db.View(func(tx *ReadTx) error {
+			got, err := tx.PolicySourcesCached(&c)
+			plain, perr := tx.PolicySources()
+			if err != nil || perr != nil || len(got) != len(plain) || len(got) != len(want) {
+				t.Fatalf("%s: cached %+v (%v), plain %+v (%v), want %v", step, got, err, plain, perr, want)
+			}
+			for i := range got {
+				if got[i].Name != plain[i].Name || got[i].Digest != want[i] || got[i].Digest != plain[i].Digest && want[i] != "stale" {
+					t.Errorf("%s: source %d is %s@%s cached, %s@%s plain, want digest %s", step, i, got[i].Name, got[i].Digest, plain[i].Name, plain[i].Digest, want[i])
+				}
+			}
+			return nil
+		})
+	}
+	put := func(name, digest string) {
+		mustUpdate(t, db, func(tx *WriteTx) error { return tx.PutPolicySource(PolicySource{Name: name, Digest: digest}) })
+	}
+	put("manifests", "d1")
+	check("first read", "d1")
+	check("unchanged", "d1")
+	src := c.src["manifests"]
+	src.Digest = "stale" // what the cache holds is what a read of unchanged bytes returns
+	c.src["manifests"] = src
+	check("unchanged, cache marked", "stale")
+	put("manifests", "d2")
+	check("changed", "d2")
+	put("other", "o1")
+	check("two", "d2", "o1")
+	mustUpdate(t, db, func(tx *WriteTx) error { return tx.DeletePolicySource("manifests") })
+	check("deleted", "o1")
+	if _, ok := c.raw["manifests"]; ok {
+		t.Error("the cache keeps a deleted source")
+	}
+}

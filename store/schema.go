@@ -26,6 +26,7 @@ var (
 	bucketPolicyRecords = []byte("policy_records") // local pods' compiled policy, by namespace/name
 	bucketPolicyIndex   = []byte("policy_index")   // each record's digest and flags, read without its ruleset
 	bucketPolicyTables  = []byte("policy_tables")  // each isolating record's kernel table, raw, read by ADD
+	bucketPolicyParts   = []byte("policy_parts")   // parts records share (a direction pods have alike), raw, by digest
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -105,6 +106,17 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketPolicyTables); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketPolicyTables, err)
+		}
+		return nil
+	},
+	// 5 → 6: what records share is stored once, by digest (PolicyPart):
+	// pods selected alike have equal directions, and a record holding
+	// its own copy made the bench world's store 1.2 GB (632 pods × 1.9 MB
+	// of JSON), every pass's write of one record 1.9 MB. Records written
+	// before hold their whole ruleset and no parts: still read as before.
+	func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketPolicyParts); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketPolicyParts, err)
 		}
 		return nil
 	},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -39,10 +40,15 @@ const linksDir = "links"
 // digest of the embedded object, so an upgraded binary loads and pins its
 // own programs instead of attaching an older build's. Computed on use,
 // never at package init (the package is linked into the CNI plugin).
-func progsDirName() string {
+func progsDirName() string { return progsDir() }
+
+// progsDir is progsDirName's digest of the object, taken once per
+// process: an Open would take it for each of its programs (108 KB each
+// time).
+var progsDir = sync.OnceValue(func() string {
 	sum := sha256.Sum256(_PolicyBytes)
 	return "policy-progs-" + hex.EncodeToString(sum[:6])
-}
+})
 
 // Open loads the policy programs and opens the node's policy maps under
 // opts.PinDir, creating and pinning them on first use (or reusing those the
