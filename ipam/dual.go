@@ -184,6 +184,7 @@ func assignDualOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node
 		_, all4, _, all6 := p.ipsByFamily(e.ID)
 		return min(all4, all6)
 	}, time.Now())
+candidates:
 	for _, c := range cands {
 		if added >= need {
 			break
@@ -197,8 +198,18 @@ func assignDualOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node
 		if target <= pairs {
 			continue
 		}
-		if n := target - all4; n > 0 {
-			got, err := assignBatches(ctx, n, func(k int) ([]netip.Addr, error) { return cloud.AssignPrivateIPs(ctx, c.e.ID, k) })
+		for _, f := range []struct {
+			what string
+			n    int
+			call func(k int) ([]netip.Addr, error)
+		}{
+			{"ips", target - all4, func(k int) ([]netip.Addr, error) { return cloud.AssignPrivateIPs(ctx, c.e.ID, k) }},
+			{"ipv6s", target - all6, func(k int) ([]netip.Addr, error) { return cloud.AssignIPv6s(ctx, c.e.ID, k) }},
+		} {
+			if f.n <= 0 {
+				continue
+			}
+			got, err := assignBatches(ctx, f.n, f.call)
 			if aerr := addFreeIPs(db, c.e.ID, got, time.Now()); aerr != nil {
 				return added, blocked, aerr
 			}
@@ -206,23 +217,9 @@ func assignDualOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node
 			if err != nil {
 				if berr := backoffFor(db, cfg, p, err, c.e.ID, c.e.VSwitchID); berr != nil {
 					blocked = berr
-					continue
+					continue candidates
 				}
-				return added, blocked, fmt.Errorf("assign %d ips to eni %s: %w", n, c.e.ID, err)
-			}
-		}
-		if n := target - all6; n > 0 {
-			got, err := assignBatches(ctx, n, func(k int) ([]netip.Addr, error) { return cloud.AssignIPv6s(ctx, c.e.ID, k) })
-			if aerr := addFreeIPs(db, c.e.ID, got, time.Now()); aerr != nil {
-				return added, blocked, aerr
-			}
-			p.ips = appendFree(p.ips, c.e.ID, got)
-			if err != nil {
-				if berr := backoffFor(db, cfg, p, err, c.e.ID, c.e.VSwitchID); berr != nil {
-					blocked = berr
-					continue
-				}
-				return added, blocked, fmt.Errorf("assign %d ipv6s to eni %s: %w", n, c.e.ID, err)
+				return added, blocked, fmt.Errorf("assign %d %s to eni %s: %w", f.n, f.what, c.e.ID, err)
 			}
 		}
 		_, all4, _, all6 = p.ipsByFamily(c.e.ID)

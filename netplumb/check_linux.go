@@ -225,16 +225,7 @@ func checkHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr, table in
 	if !found {
 		return fmt.Errorf("%s dev %s: %w", want, host.Attrs().Name, ErrHostRouteMissing)
 	}
-	for _, r := range podRules(ip, table) {
-		ok, err := findRule(h, r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%s: %w (DEL and ADD the pod again to restore it)", ruleString(r), ErrRuleMissing)
-		}
-	}
-	return nil
+	return checkPodRules(h, ip, table)
 }
 
 func containsAddr(addrs []netlink.Addr, want string) bool {
@@ -256,6 +247,20 @@ func isDefault(r netlink.Route) bool {
 	return ones == 0
 }
 
+// checkPodRules checks both of the pod address's rules to its ENI's table.
+func checkPodRules(h *netlink.Handle, ip netip.Addr, table int) error {
+	for _, r := range podRules(ip, table) {
+		ok, err := findRule(h, r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s: %w (DEL and ADD the pod again to restore it)", ruleString(r), ErrRuleMissing)
+		}
+	}
+	return nil
+}
+
 // checkHostSide6 is checkHostSide for a dual-stack pod's IPv6: the /128
 // through the host veth and both ip -6 rules.
 func checkHostSide6(h *netlink.Handle, host netlink.Link, ip netip.Addr, table int) error {
@@ -271,14 +276,5 @@ func checkHostSide6(h *netlink.Handle, host netlink.Link, ip netip.Addr, table i
 	if !found {
 		return fmt.Errorf("%s dev %s: %w", want, host.Attrs().Name, ErrHostRouteMissing)
 	}
-	for _, r := range podRules(ip, table) {
-		ok, err := findRule(h, r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%s: %w (DEL and ADD the pod again to restore it)", ruleString(r), ErrRuleMissing)
-		}
-	}
-	return nil
+	return checkPodRules(h, ip, table)
 }
