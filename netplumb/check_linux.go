@@ -22,7 +22,9 @@ import (
 // pod depends on: cfg.ENI's table must route the vSwitch CIDR on the ENI
 // and default via the vSwitch gateway, and the pod's "from" rule must point
 // at that table. cfg.ENI must come from EnsureENI or LookupENI. A
-// dual-stack pod's IPv6 (cfg.IP6) must have its host /128 and both rules.
+// dual-stack pod's IPv6 (cfg.IP6) must be on the pod's interface with its
+// route via fe80::1 and that gateway's permanent neighbour entry, and have
+// its host /128 and both rules.
 func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err := cfg.validateSetup(); err != nil {
 		return err
@@ -51,6 +53,11 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	}
 	if err := checkPodSide(podH, cfg, host.Attrs().HardwareAddr); err != nil {
 		return wrap(err)
+	}
+	if cfg.IP6.IsValid() {
+		if err := checkPodSide6(podH, cfg, host.Attrs().HardwareAddr); err != nil {
+			return wrap(err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return wrap(err)
@@ -259,6 +266,56 @@ func checkPodRules(h *netlink.Handle, ip netip.Addr, table int) error {
 		}
 	}
 	return nil
+}
+
+// checkPodSide6 is checkPodSide for a dual-stack pod's IPv6, as
+// configurePodSide6 made it: the /128 on the interface, the permanent
+// neighbour entry of fe80::1 at the host veth's MAC, and the route through
+// it (eth0: the default; another interface: its ENI's /64).
+func checkPodSide6(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
+	ifName := cfg.IfName
+	pod, err := linkByName(h, ifName)
+	if err != nil {
+		return err
+	}
+	index := pod.Attrs().Index
+	addrs, err := h.AddrList(pod, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("addresses of %s: %w", ifName, err)
+	}
+	want := prefixToIPNet(netip.PrefixFrom(cfg.IP6, 128)).String()
+	if !containsAddr(addrs, want) {
+		return fmt.Errorf("%s on %s: %w", want, ifName, ErrPodAddressMissing)
+	}
+	routes, err := routeListFamily(h, netlink.FAMILY_V6, &netlink.Route{LinkIndex: index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return err
+	}
+	dst := netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	if !isPrimary(ifName) {
+		dst = cfg.ENI.IPv6CIDR.Masked()
+	}
+	found := false
+	for _, r := range routes {
+		d := "::/0"
+		if r.Dst != nil {
+			d = r.Dst.String()
+		}
+		found = found || d == dst.String() && r.Gw.Equal(PodGateway6.AsSlice())
+	}
+	if !found {
+		return fmt.Errorf("%s via %s dev %s: %w", dst, PodGateway6, ifName, ErrPodRouteMissing)
+	}
+	neighs, err := h.NeighList(index, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("neighbours of %s: %w", ifName, err)
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(PodGateway6.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway6, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
 }
 
 // checkHostSide6 is checkHostSide for a dual-stack pod's IPv6: the /128

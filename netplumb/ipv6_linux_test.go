@@ -176,6 +176,35 @@ func TestSetupPod_DualStack(t *testing.T) {
 		}
 	})
 
+	t.Run("check", func(t *testing.T) {
+		// A pod of its own, whose IPv6 pieces are taken away one by one.
+		cfgC, resC := topo.mustDualPod(t, eni, "dddd", netip.MustParseAddr("10.0.1.12"), netip.MustParseAddr("fd00:1::c"))
+		if err := CheckPod(t.Context(), cfgC); err != nil {
+			t.Fatalf("CheckPod of a whole dual-stack pod: %v", err)
+		}
+		podH := mustHandle(t, cfgC.ContainerNetNS)
+		link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: resC.Pod.Index}}
+		if err := podH.NeighDel(&netlink.Neigh{LinkIndex: resC.Pod.Index, Family: netlink.FAMILY_V6, IP: PodGateway6.AsSlice()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckPod(t.Context(), cfgC); !errors.Is(err, ErrPodNeighborMissing) {
+			t.Fatalf("CheckPod without fe80::1's entry: %v, want %v", err, ErrPodNeighborMissing)
+		}
+		def := &netlink.Route{LinkIndex: resC.Pod.Index, Dst: prefixToIPNet(netip.MustParsePrefix("::/0")), Gw: PodGateway6.AsSlice()}
+		if err := podH.RouteDel(def); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckPod(t.Context(), cfgC); !errors.Is(err, ErrPodRouteMissing) {
+			t.Fatalf("CheckPod without the IPv6 default route: %v, want %v", err, ErrPodRouteMissing)
+		}
+		if err := podH.AddrDel(link, &netlink.Addr{IPNet: prefixToIPNet(netip.MustParsePrefix("fd00:1::c/128"))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckPod(t.Context(), cfgC); !errors.Is(err, ErrPodAddressMissing) {
+			t.Fatalf("CheckPod without the IPv6 address: %v, want %v", err, ErrPodAddressMissing)
+		}
+	})
+
 	t.Run("host side", func(t *testing.T) {
 		rules := podRuleStrings6(t, topo.nodeH)
 		for _, want := range []string{
