@@ -117,40 +117,32 @@ func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 // dualTargets checks dual stack's ADD goal: a dual-stack pod's ADD at
 // most 1.15x an IPv4-only pod's, p50, same datapath, at every parallelism.
 func dualTargets(rows map[int]map[string]row) []string {
-	var out []string
-	for _, par := range []int{1, 8} {
-		d, okD := rows[par]["veni/dual"]
-		v, okV := rows[par]["veni/plain"]
-		if !okD || !okV || v.addP50 == 0 {
-			continue
-		}
-		add := float64(d.addP50) / float64(v.addP50)
-		verdict := "met"
-		if add > 1.15 {
-			verdict = "MISSED"
-		}
-		out = append(out, fmt.Sprintf("par %d  ADD p50 %.2fx (<= 1.15x): %s", par, add, verdict))
-	}
-	return out
+	return addRatioTargets(rows, "veni/dual", "veni/plain", 1.15)
 }
 
 // policyTargets checks NetworkPolicy's ADD goal: the ADD of a pod 1,000
 // rules select at most 1.10x the ADD of a pod none selects, p50, at every
 // parallelism.
 func policyTargets(rows map[int]map[string]row) []string {
+	return addRatioTargets(rows, policyRow, "veni", 1.10)
+}
+
+// addRatioTargets checks that row's ADD p50 is at most limit times ref's,
+// at every parallelism both rows ran.
+func addRatioTargets(rows map[int]map[string]row, name, ref string, limit float64) []string {
 	var out []string
 	for _, par := range []int{1, 8} {
-		p, okP := rows[par][policyRow]
-		v, okV := rows[par]["veni"]
-		if !okP || !okV || v.addP50 == 0 {
+		r, okR := rows[par][name]
+		v, okV := rows[par][ref]
+		if !okR || !okV || v.addP50 == 0 {
 			continue
 		}
-		add := float64(p.addP50) / float64(v.addP50)
+		add := float64(r.addP50) / float64(v.addP50)
 		verdict := "met"
-		if add > 1.10 {
+		if add > limit {
 			verdict = "MISSED"
 		}
-		out = append(out, fmt.Sprintf("par %d  ADD p50 %.2fx (<= 1.10x): %s", par, add, verdict))
+		out = append(out, fmt.Sprintf("par %d  ADD p50 %.2fx (<= %.2fx): %s", par, add, limit, verdict))
 	}
 	return out
 }
