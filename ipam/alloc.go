@@ -140,10 +140,7 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 	err := db.Update(func(tx *store.WriteTx) error {
 		var dual bool
 		if cfg != nil {
-			if err := checkMode(&tx.ReadTx, *cfg); err != nil {
-				return err
-			}
-			if err := checkStack(&tx.ReadTx, *cfg); err != nil {
+			if err := checkForLife(&tx.ReadTx, *cfg); err != nil {
 				return err
 			}
 			dual = cfg.DualStack()

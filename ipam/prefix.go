@@ -161,12 +161,16 @@ func checkMode(tx *store.ReadTx, cfg config.Config) error {
 // the other pool mode than cfg's; a store that never held an address takes
 // either. The daemon calls it at start and on every pass.
 func CheckMode(db Store, cfg config.Config) error {
-	return db.View(func(tx *store.ReadTx) error {
-		if err := checkMode(tx, cfg); err != nil {
-			return err
-		}
-		return checkStack(tx, cfg)
-	})
+	return db.View(func(tx *store.ReadTx) error { return checkForLife(tx, cfg) })
+}
+
+// checkForLife checks what a node keeps for life against cfg: its pool
+// mode (ErrModeMismatch), then its ip stack (ErrStackMismatch).
+func checkForLife(tx *store.ReadTx, cfg config.Config) error {
+	if err := checkMode(tx, cfg); err != nil {
+		return err
+	}
+	return checkStack(tx, cfg)
 }
 
 // checkAndNoteMode is CheckMode, and records the mode of a store that holds
