@@ -139,16 +139,22 @@ func checkPodSide(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
 		return err
 	}
 
-	neighs, err := neighList(h, pod.Attrs().Index)
+	return checkGatewayNeigh(h, pod, PodGateway, hostMAC)
+}
+
+// checkGatewayNeigh wants setGatewayNeigh's permanent entry of gw at the
+// host veth's MAC on the pod's link.
+func checkGatewayNeigh(h *netlink.Handle, pod netlink.Link, gw netip.Addr, hostMAC []byte) error {
+	neighs, err := neighList(h, pod.Attrs().Index, familyOf(gw))
 	if err != nil {
 		return err
 	}
 	for _, n := range neighs {
-		if n.IP.Equal(PodGateway.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
+		if n.IP.Equal(gw.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+	return fmt.Errorf("%s lladdr %s permanent on %s: %w", gw, net.HardwareAddr(hostMAC), pod.Attrs().Name, ErrPodNeighborMissing)
 }
 
 // checkPrimaryRoutes wants eth0's "169.254.1.1 dev eth0 scope link" and
@@ -279,9 +285,9 @@ func checkPodSide6(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
 		return err
 	}
 	index := pod.Attrs().Index
-	addrs, err := h.AddrList(pod, netlink.FAMILY_V6)
+	addrs, err := addrListFamily(h, pod, netlink.FAMILY_V6)
 	if err != nil {
-		return fmt.Errorf("addresses of %s: %w", ifName, err)
+		return err
 	}
 	want := prefixToIPNet(netip.PrefixFrom(cfg.IP6, 128)).String()
 	if !containsAddr(addrs, want) {
@@ -306,16 +312,7 @@ func checkPodSide6(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
 	if !found {
 		return fmt.Errorf("%s via %s dev %s: %w", dst, PodGateway6, ifName, ErrPodRouteMissing)
 	}
-	neighs, err := h.NeighList(index, netlink.FAMILY_V6)
-	if err != nil {
-		return fmt.Errorf("neighbours of %s: %w", ifName, err)
-	}
-	for _, n := range neighs {
-		if n.IP.Equal(PodGateway6.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && bytes.Equal(n.HardwareAddr, hostMAC) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s lladdr %s permanent on %s: %w", PodGateway6, net.HardwareAddr(hostMAC), ifName, ErrPodNeighborMissing)
+	return checkGatewayNeigh(h, pod, PodGateway6, hostMAC)
 }
 
 // checkHostSide6 is checkHostSide for a dual-stack pod's IPv6: the /128

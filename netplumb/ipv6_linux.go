@@ -71,15 +71,8 @@ func configurePodSide6(h *netlink.Handle, pod netlink.Link, cfg PodConfig, hostM
 	if err := h.AddrAdd(pod, addr); err != nil {
 		return nil, fmt.Errorf("add address %s to %s: %w (is IPv6 disabled in the pod? net.ipv6.conf.all.disable_ipv6)", addr.IPNet, name, err)
 	}
-	neigh := &netlink.Neigh{
-		LinkIndex:    index,
-		Family:       netlink.FAMILY_V6,
-		State:        netlink.NUD_PERMANENT,
-		IP:           PodGateway6.AsSlice(),
-		HardwareAddr: hostMAC,
-	}
-	if err := h.NeighSet(neigh); err != nil {
-		return nil, fmt.Errorf("add neighbour %s dev %s: %w", PodGateway6, name, err)
+	if err := setGatewayNeigh(h, pod, PodGateway6, hostMAC); err != nil {
+		return nil, err
 	}
 	// onlink: the link-local gateway needs no fe80::/64 route, which the
 	// kernel adds only once the link has carrier.

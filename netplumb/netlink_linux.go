@@ -68,8 +68,12 @@ func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
 
 // addrList is "ip -4 addr show dev $link".
 func addrList(h *netlink.Handle, link netlink.Link) ([]netlink.Addr, error) {
+	return addrListFamily(h, link, netlink.FAMILY_V4)
+}
+
+func addrListFamily(h *netlink.Handle, link netlink.Link, family int) ([]netlink.Addr, error) {
 	return retryDump("list addresses of "+link.Attrs().Name, func() ([]netlink.Addr, error) {
-		return h.AddrList(link, netlink.FAMILY_V4)
+		return h.AddrList(link, family)
 	})
 }
 
@@ -138,10 +142,10 @@ func ruleList(h *netlink.Handle) ([]netlink.Rule, error) {
 	})
 }
 
-// neighList is "ip -4 neigh show dev $index".
-func neighList(h *netlink.Handle, linkIndex int) ([]netlink.Neigh, error) {
+// neighList is "ip neigh show dev $index" for one family.
+func neighList(h *netlink.Handle, linkIndex, family int) ([]netlink.Neigh, error) {
 	return retryDump("list neighbours", func() ([]netlink.Neigh, error) {
-		return h.NeighList(linkIndex, netlink.FAMILY_V4)
+		return h.NeighList(linkIndex, family)
 	})
 }
 

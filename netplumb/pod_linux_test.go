@@ -79,7 +79,7 @@ func TestSetupPod_Datapath(t *testing.T) {
 		if !equalStrings(got, want) {
 			t.Fatalf("pod routes = %q, want %q", got, want)
 		}
-		neighs, err := neighList(podH, idx)
+		neighs, err := neighList(podH, idx, netlink.FAMILY_V4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestSetupPod_Datapath(t *testing.T) {
 		// (no proxy_arp, arp_ignore=1), and the VPC asked for none.
 		vpcENI, err := linkByName(topo.vpcH, vpcENIName)
 		mustNoErr(t, err)
-		neighs, err := neighList(topo.vpcH, vpcENI.Attrs().Index)
+		neighs, err := neighList(topo.vpcH, vpcENI.Attrs().Index, netlink.FAMILY_V4)
 		mustNoErr(t, err)
 		for _, nb := range neighs {
 			if nb.IP.Equal(podA.AsSlice()) && nb.State != netlink.NUD_PERMANENT {

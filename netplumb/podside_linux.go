@@ -55,15 +55,8 @@ func configurePodSide(h *netlink.Handle, pod netlink.Link, cfg PodConfig, hostMA
 	if err := h.LinkSetUp(pod); err != nil {
 		return nil, fmt.Errorf("set %s up: %w", name, err)
 	}
-	neigh := &netlink.Neigh{
-		LinkIndex:    index,
-		Family:       netlink.FAMILY_V4,
-		State:        netlink.NUD_PERMANENT,
-		IP:           PodGateway.AsSlice(),
-		HardwareAddr: hostMAC,
-	}
-	if err := h.NeighSet(neigh); err != nil {
-		return nil, fmt.Errorf("add neighbour %s dev %s: %w", PodGateway, name, err)
+	if err := setGatewayNeigh(h, pod, PodGateway, hostMAC); err != nil {
+		return nil, err
 	}
 	if isPrimary(cfg.IfName) {
 		gw := prefixToIPNet(netip.PrefixFrom(PodGateway, 32))
@@ -122,4 +115,19 @@ func ipNetString(n *net.IPNet) string {
 		return "default"
 	}
 	return n.String()
+}
+
+// setGatewayNeigh gives the pod's link-local gateway (169.254.1.1 or
+// fe80::1) a permanent neighbour entry at the host veth's MAC, so the pod
+// never resolves it.
+func setGatewayNeigh(h *netlink.Handle, pod netlink.Link, gw netip.Addr, hostMAC net.HardwareAddr) error {
+	family := netlink.FAMILY_V4
+	if gw.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	neigh := &netlink.Neigh{LinkIndex: pod.Attrs().Index, Family: family, State: netlink.NUD_PERMANENT, IP: gw.AsSlice(), HardwareAddr: hostMAC}
+	if err := h.NeighSet(neigh); err != nil {
+		return fmt.Errorf("add neighbour %s dev %s: %w", gw, pod.Attrs().Name, err)
+	}
+	return nil
 }
