@@ -36,6 +36,7 @@ var (
 	Events          = Resource[Event]{Version: "v1", Name: "events", Kind: "Event", Namespaced: true}
 	NetworkPolicies = Resource[NetworkPolicy]{Group: "networking.k8s.io", Version: "v1", Name: "networkpolicies", Kind: "NetworkPolicy", Namespaced: true}
 	Leases          = Resource[Lease]{Group: "coordination.k8s.io", Version: "v1", Name: "leases", Kind: "Lease", Namespaced: true}
+	PodNetworkings  = Resource[PodNetworking]{Group: "network.alibabacloud.com", Version: "v1beta1", Name: "podnetworkings", Kind: "PodNetworking"}
 )
 
 // ListOptions select and page a list, and position a watch.

@@ -97,3 +97,27 @@ func (t *WriteTx) PutMirrorPolicy(p Policy) error {
 func (t *WriteTx) DeleteMirrorPolicy(namespace, name string) error {
 	return t.tx.Bucket(bucketPolicy).Delete([]byte(PodKey(namespace, name)))
 }
+
+// PodNetworking is a network.alibabacloud.com/v1beta1 PodNetworking as
+// the API server serves it (cluster-scoped), kept whole for package
+// podnetwork.
+type PodNetworking struct {
+	Name string `json:"name"`
+	UID  string `json:"uid,omitempty"`
+	Raw  []byte `json:"raw"` // the object's JSON
+}
+
+// MirrorPodNetworkings returns every mirrored PodNetworking, by name.
+func (t *ReadTx) MirrorPodNetworkings() ([]PodNetworking, error) {
+	return list[PodNetworking](t, bucketPodNetworkings)
+}
+
+// PutMirrorPodNetworking records p.
+func (t *WriteTx) PutMirrorPodNetworking(p PodNetworking) error {
+	return put(t, bucketPodNetworkings, []byte(p.Name), p)
+}
+
+// DeleteMirrorPodNetworking forgets a PodNetworking.
+func (t *WriteTx) DeleteMirrorPodNetworking(name string) error {
+	return t.tx.Bucket(bucketPodNetworkings).Delete([]byte(name))
+}

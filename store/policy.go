@@ -27,8 +27,11 @@ type PolicySource struct {
 	Pods       []SourcePod `json:"pods,omitempty"`
 	Namespaces []Namespace `json:"namespaces,omitempty"`
 	Policies   []Policy    `json:"policies,omitempty"` // Raw: networking.k8s.io/v1 JSON
-	Digest     string      `json:"digest"`             // of what was read; unchanged input is not rewritten
-	Read       time.Time   `json:"read"`
+	// PodNetworkings of the folder (Raw: network.alibabacloud.com/v1beta1
+	// JSON), for package podnetwork.
+	PodNetworkings []PodNetworking `json:"podNetworkings,omitempty"`
+	Digest         string          `json:"digest"` // of what was read; unchanged input is not rewritten
+	Read           time.Time       `json:"read"`
 }
 
 // SourcePod is a pod a manifest describes: any node's (peers of local

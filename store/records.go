@@ -81,7 +81,32 @@ type ENI struct {
 	// is IPv4 only. Records written before dual stack have neither.
 	IPv6CIDR netip.Prefix `json:"vswitchIPv6CIDR,omitzero"`
 	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+
+	// Kind says what the ENI is for: shared (the pool's, "" in records
+	// written before other kinds existed), the node's trunk (which also
+	// serves shared pods), a trunk member, or an exclusive ENI. A member
+	// or an exclusive ENI belongs to one pod (Pod, "namespace/name"); a
+	// member rides TrunkID tagged with VLANID (its Attachment.DeviceIndex).
+	Kind    ENIKind `json:"kind,omitempty"`
+	Pod     string  `json:"pod,omitempty"`
+	TrunkID string  `json:"trunkID,omitempty"`
+	VLANID  int     `json:"vlanID,omitempty"`
 }
+
+// ENIKind is what an ENI is for (ENI.Kind).
+type ENIKind string
+
+// ENI kinds.
+const (
+	ENIShared    ENIKind = ""          // the pool's: pods share it, one address each
+	ENITrunk     ENIKind = "trunk"     // the node's trunk: shared, and carries members' tagged traffic
+	ENIMember    ENIKind = "member"    // one pod's, on the trunk, tagged with its VLAN ID
+	ENIExclusive ENIKind = "exclusive" // one pod's, moved into the pod's network namespace
+)
+
+// Dedicated reports whether the ENI belongs to one pod (a member or an
+// exclusive ENI): the shared pool never hands out its addresses.
+func (e ENI) Dedicated() bool { return e.Kind == ENIMember || e.Kind == ENIExclusive }
 
 // HasPrefix reports whether p is delegated to the ENI.
 func (e ENI) HasPrefix(p netip.Prefix) bool { return slices.Contains(e.Prefixes, p) }
@@ -102,6 +127,15 @@ func (e ENI) validate() error {
 		return fmt.Errorf("eni %s: state %q: %w", e.ID, e.State, ErrInvalid)
 	case e.Table < 0:
 		return fmt.Errorf("eni %s: table %d: %w", e.ID, e.Table, ErrInvalid)
+	}
+	switch e.Kind {
+	case ENIShared, ENITrunk, ENIExclusive:
+	case ENIMember:
+		if e.TrunkID == "" || e.VLANID < 1 || e.VLANID > 4094 {
+			return fmt.Errorf("eni %s: member of trunk %q with VLAN ID %d: %w", e.ID, e.TrunkID, e.VLANID, ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("eni %s: kind %q: %w", e.ID, e.Kind, ErrInvalid)
 	}
 	for _, p := range e.Prefixes {
 		if !p.IsValid() || p != p.Masked() || !p.Addr().Is4() {

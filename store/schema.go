@@ -27,6 +27,8 @@ var (
 	bucketPolicyIndex   = []byte("policy_index")   // each record's digest and flags, read without its ruleset
 	bucketPolicyTables  = []byte("policy_tables")  // each isolating record's kernel table, raw, read by ADD
 	bucketPolicyParts   = []byte("policy_parts")   // parts records share (a direction pods have alike), raw, by digest
+
+	bucketPodNetworkings = []byte("podnetworkings") // PodNetworking objects mirrored from Kubernetes by the daemon
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -117,6 +119,15 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketPolicyParts); err != nil {
 			return fmt.Errorf("create bucket %s: %w", bucketPolicyParts, err)
+		}
+		return nil
+	},
+	// 6 → 7: PodNetworkings (network.alibabacloud.com/v1beta1), mirrored
+	// like network policies, so an ADD can tell whether its pod asks for
+	// a dedicated ENI without the API server.
+	func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketPodNetworkings); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketPodNetworkings, err)
 		}
 		return nil
 	},
