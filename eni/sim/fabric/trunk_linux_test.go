@@ -1,0 +1,523 @@
+package fabric
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/veni-cni/veni/eni/sim"
+	"github.com/veni-cni/veni/eni/sim/fabric/trunkbpf"
+	"github.com/veni-cni/veni/internal/testutil"
+)
+
+// The node side of these tests tags and untags frames itself, with two
+// tiny tc programs written with cilium/ebpf's asm package: the sim must
+// not use veni's node-side datapath, which these tests exist to check.
+
+// be16 is x in network byte order, as a ctx field or helper argument
+// holds it on this machine.
+func be16(x uint16) int32 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], x)
+	return int32(binary.NativeEndian.Uint16(b[:]))
+}
+
+// Offsets in struct __sk_buff (ABI).
+const (
+	skbProtocol    = 16
+	skbVLANPresent = 20
+	skbVLANTCI     = 24
+)
+
+// pushProgram tags with vid every IPv4 frame whose source is src
+// (what Terway's "filter" mode does on the trunk NIC's egress).
+func pushProgram(src netip.Addr, vid uint16) asm.Instructions {
+	a4 := src.As4()
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R1, skbProtocol, asm.Word),
+		asm.JNE.Imm32(asm.R2, be16(unix.ETH_P_IP), "pass"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, 14+12), // the IPv4 source
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -4),
+		asm.Mov.Imm(asm.R4, 4),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R2, asm.RFP, -4, asm.Word),
+		asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(a4[:])), "pass"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, be16(unix.ETH_P_8021Q)),
+		asm.Mov.Imm(asm.R3, int32(vid)),
+		asm.FnSkbVlanPush.Call(),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("pass"), // TC_ACT_OK
+		asm.Return(),
+	}
+}
+
+// popProgram pops a tag of vid and counts it in count[0]; it drops frames
+// tagged with any other VLAN ID and passes untagged ones.
+func popProgram(vid uint16, count *ebpf.Map) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R1, skbVLANPresent, asm.Word),
+		asm.JEq.Imm(asm.R2, 0, "pass"),
+		asm.LoadMem(asm.R2, asm.R1, skbVLANTCI, asm.Word),
+		asm.And.Imm(asm.R2, 0x0fff),
+		asm.JNE.Imm(asm.R2, int32(vid), "drop"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnSkbVlanPop.Call(),
+		asm.JNE.Imm(asm.R0, 0, "drop"),
+		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, count.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("pass"),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 2).WithSymbol("drop"), // TC_ACT_SHOT
+		asm.Return(),
+	}
+}
+
+// nodeTagger is the node side of a trunk NIC: popProgram on its ingress,
+// pushProgram (when set) on its egress.
+type nodeTagger struct {
+	h       *netlink.Handle
+	ifindex int
+	count   *ebpf.Map
+}
+
+func mustProgram(tb testing.TB, insns asm.Instructions) *ebpf.Program {
+	tb.Helper()
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL", Instructions: insns})
+	if err != nil {
+		tb.Fatalf("load test tc program: %v", err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
+}
+
+func (n *nodeTagger) filter(tb testing.TB, parent uint32, prog *ebpf.Program) {
+	tb.Helper()
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: n.ifindex, Parent: parent, Handle: 1, Priority: 1, Protocol: unix.ETH_P_ALL},
+		Fd:          prog.FD(), Name: "vtest-tagger", DirectAction: true,
+	}
+	if err := n.h.FilterReplace(f); err != nil {
+		tb.Fatalf("attach test tc program: %v", err)
+	}
+}
+
+// mustNodeTagger puts popProgram(vid) on the ingress of dev in node n.
+func mustNodeTagger(tb testing.TB, n Node, dev string, vid uint16) *nodeTagger {
+	tb.Helper()
+	h := mustHandle(tb, n.NetNS)
+	link, err := h.LinkByName(dev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	count, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { count.Close() })
+	t := &nodeTagger{h: h, ifindex: link.Attrs().Index, count: count}
+	qdisc := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: t.ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := h.QdiscAdd(qdisc); err != nil {
+		tb.Fatal(err)
+	}
+	t.filter(tb, netlink.HANDLE_MIN_INGRESS, mustProgram(tb, popProgram(vid, count)))
+	return t
+}
+
+// tag makes the node tag frames from src with vid; vid 0 stops tagging.
+func (n *nodeTagger) tag(tb testing.TB, src netip.Addr, vid uint16) {
+	tb.Helper()
+	if vid == 0 {
+		f := &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: n.ifindex, Parent: netlink.HANDLE_MIN_EGRESS, Handle: 1, Priority: 1, Protocol: unix.ETH_P_ALL}}
+		if err := n.h.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) {
+			tb.Fatal(err)
+		}
+		return
+	}
+	n.filter(tb, netlink.HANDLE_MIN_EGRESS, mustProgram(tb, pushProgram(src, vid)))
+}
+
+// popped is how many frames arrived tagged with the tagger's VLAN ID.
+func (n *nodeTagger) popped(tb testing.TB) uint64 {
+	tb.Helper()
+	var v uint64
+	if err := n.count.Lookup(uint32(0), &v); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+// mustTrunk creates a trunk ENI (default group, one secondary IP),
+// attaches it to node-1 and configures its NIC as mustENI does. It
+// returns the ENI, its addresses, the NIC and its routing table.
+func (s *sgCloud) mustTrunk(t *testing.T) (id string, ips []string, dev string, table int) {
+	t.Helper()
+	create := ecs.CreateCreateNetworkInterfaceRequest()
+	create.VSwitchId, create.InstanceType = "vsw-sim-a", "Trunk"
+	create.SecurityGroupIds = &[]string{sim.DefaultSecurityGroupID}
+	create.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+	created, err := s.client.CreateNetworkInterface(create)
+	if err != nil {
+		t.Fatalf("create trunk: %v", err)
+	}
+	id = created.NetworkInterfaceId
+	for _, set := range created.PrivateIpSets.PrivateIpSet {
+		ips = append(ips, set.PrivateIpAddress)
+	}
+	attach := ecs.CreateAttachNetworkInterfaceRequest()
+	attach.NetworkInterfaceId, attach.InstanceId = id, "i-1"
+	if _, err := s.client.AttachNetworkInterface(attach); err != nil {
+		t.Fatal(err)
+	}
+	s.waitStatus(t, id, "InUse")
+	dev, table = s.devOf(t, id)
+	h := mustHandle(t, s.n1.NetNS)
+	link, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	gw := sim.GatewayOf(testVswA)
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(), Table: table, Flags: int(netlink.FLAG_ONLINK)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range ips {
+		s.mustUse(t, s.n1, dev, table, ip)
+	}
+	return id, ips, dev, table
+}
+
+func (s *sgCloud) waitStatus(t *testing.T, id, status string) sim.ENISnapshot {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, e := range s.cloud.Snapshot().ENIs {
+			if e.ID == id && e.Status == status {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("eni %s never %s", id, status)
+		}
+	}
+}
+
+// mustMember creates a member ENI in groups (its primary IP only) and
+// attaches it to node-1 through trunk; it returns the ENI, its address
+// and its VLAN ID (Attachment.DeviceIndex).
+func (s *sgCloud) mustMember(t *testing.T, trunk string, groups ...string) (id string, ip netip.Addr, vid uint16) {
+	t.Helper()
+	create := ecs.CreateCreateNetworkInterfaceRequest()
+	create.VSwitchId = "vsw-sim-a"
+	create.SecurityGroupIds = &groups
+	created, err := s.client.CreateNetworkInterface(create)
+	if err != nil {
+		t.Fatalf("create member in %v: %v", groups, err)
+	}
+	id = created.NetworkInterfaceId
+	ip = netip.MustParseAddr(created.PrivateIpAddress)
+	attach := ecs.CreateAttachNetworkInterfaceRequest()
+	attach.NetworkInterfaceId, attach.InstanceId, attach.TrunkNetworkInstanceId = id, "i-1", trunk
+	if _, err := s.client.AttachNetworkInterface(attach); err != nil {
+		t.Fatalf("attach member %s through %s: %v", id, trunk, err)
+	}
+	s.waitStatus(t, id, "InUse")
+	describe := ecs.CreateDescribeNetworkInterfacesRequest()
+	describe.NetworkInterfaceId = &[]string{id}
+	resp, err := s.client.DescribeNetworkInterfaces(describe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := resp.NetworkInterfaceSets.NetworkInterfaceSet[0]
+	if d.Type != "Member" || d.Attachment.TrunkNetworkInterfaceId != trunk {
+		t.Fatalf("member %s: type %q, trunk %q", id, d.Type, d.Attachment.TrunkNetworkInterfaceId)
+	}
+	return id, ip, uint16(d.Attachment.DeviceIndex)
+}
+
+// mustPod makes a "pod" namespace behind node-1 holding ip, as a trunk
+// pod in Terway's filter mode: a veth to node-1, a default route via
+// 169.254.1.1; node-1 routes ip to the veth and what ip sends by table
+// (the trunk NIC's).
+func (s *sgCloud) mustPod(t *testing.T, ip netip.Addr, table int) string {
+	t.Helper()
+	podNS, podH := testutil.NewNetNS(t)
+	nh := mustHandle(t, s.n1.NetNS)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vpod"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(podH))}
+	if err := nh.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	host, err := nh.LinkByName("vpod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nh.LinkSetUp(host); err != nil {
+		t.Fatal(err)
+	}
+	ph := mustHandle(t, podNS)
+	eth0, err := ph.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func() error{
+		func() error { return ph.AddrAdd(eth0, &netlink.Addr{IPNet: hostNet(ip)}) },
+		func() error { return ph.LinkSetUp(eth0) },
+		func() error { return setUp(ph, "lo") },
+		func() error {
+			return ph.NeighSet(&netlink.Neigh{LinkIndex: eth0.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+				IP: net.IPv4(169, 254, 1, 1), HardwareAddr: host.Attrs().HardwareAddr})
+		},
+		func() error {
+			return ph.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Dst: hostNet(netip.MustParseAddr("169.254.1.1")), Scope: netlink.SCOPE_LINK})
+		},
+		func() error {
+			return ph.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.IPv4(169, 254, 1, 1)})
+		},
+		func() error {
+			return nh.RouteAdd(&netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK})
+		},
+		func() error {
+			r := netlink.NewRule()
+			r.Src, r.Table = hostNet(ip), table
+			return nh.RuleAdd(r)
+		},
+		func() error {
+			return writeSysctls(s.n1.NetNSPath, []sysctl{{"net/ipv4/ip_forward", "1"}, {"net/ipv4/conf/all/rp_filter", "0"}})
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("pod %s: %v", ip, err)
+		}
+	}
+	return podNS
+}
+
+// trunkProg is the fabric's programs of trunk.
+func trunkProg(t *testing.T, f *Fabric, trunk string) *trunkbpf.Trunk {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.trunks[trunk]
+	if !ok {
+		t.Fatalf("the fabric has no programs for trunk %s", trunk)
+	}
+	return st.prog
+}
+
+func trunkStats(t *testing.T, f *Fabric, trunk string) trunkbpf.Stats {
+	t.Helper()
+	s, err := trunkProg(t, f, trunk).Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// vpcRoutes lists the VPC's sim routes and permanent neighbours on the
+// trunk's link: destinations, and address → MAC.
+func vpcRoutes(t *testing.T, f *Fabric, trunk string) ([]netip.Addr, map[netip.Addr]string) {
+	t.Helper()
+	h := mustHandle(t, f.VPCNetNS())
+	link, err := h.LinkByName(LinkName(trunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{LinkIndex: link.Attrs().Index, Protocol: RouteProtocol}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dsts []netip.Addr
+	for _, r := range routes {
+		a, _ := netip.AddrFromSlice(r.Dst.IP)
+		dsts = append(dsts, a.Unmap())
+	}
+	neighs, err := h.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	macs := map[netip.Addr]string{}
+	for _, n := range neighs {
+		if n.State&netlink.NUD_PERMANENT != 0 {
+			a, _ := netip.AddrFromSlice(n.IP)
+			macs[a.Unmap()] = n.HardwareAddr.String()
+		}
+	}
+	return dsts, macs
+}
+
+func (s *sgCloud) eniMAC(t *testing.T, id string) string {
+	t.Helper()
+	for _, e := range s.cloud.Snapshot().ENIs {
+		if e.ID == id {
+			return e.MAC
+		}
+	}
+	t.Fatalf("no eni %s", id)
+	return ""
+}
+
+// Ensure the VPC carries a trunk member's traffic as the cloud does: a
+// pod on node-1 sending with the member's address, tagged with the
+// member's VLAN ID by the node, reaches node-2 and gets its replies
+// tagged; a wrong VLAN ID, a source that is not the member's, and the
+// member's address untagged are dropped; the member's enterprise group
+// judges its traffic both ways while the trunk's own traffic keeps the
+// trunk's group; and a detach takes the member's routes and map entries
+// away so that its VLAN ID serves the next member.
+func TestFabric_Trunk_MemberTraffic(t *testing.T) {
+	s := mustSGCloud(t)
+	web := netip.AddrPortFrom(s.i2.PrimaryIP, 8080).String()
+	mustServeTCP(t, s.n2.NetNS, web)
+	s.authorize(t, "sg-sim-web", "8080/8080", "172.30.0.0/16", "")
+
+	trunk, trunkIPs, dev, table := s.mustTrunk(t)
+	trunkIP := trunkIPs[1] // a shared-IP pod's address on the trunk
+	ent := s.createGroup(t, "enterprise")
+	s.authorize(t, ent, "8080/8080", "172.30.0.0/16", "")
+	member, memberIP, vid := s.mustMember(t, trunk, ent)
+	if vid < 1 || vid > 4094 {
+		t.Fatalf("member VLAN ID %d", vid)
+	}
+	pod := s.mustPod(t, memberIP, table)
+	node := mustNodeTagger(t, s.n1, dev, vid)
+	node.tag(t, memberIP, vid)
+
+	dsts, macs := vpcRoutes(t, s.f, trunk)
+	if !slices.Contains(dsts, memberIP) || macs[memberIP] != s.eniMAC(t, trunk) {
+		t.Fatalf("vpc: member %s not routed to the trunk's link with its MAC %s: routes %v, neighbours %v", memberIP, s.eniMAC(t, trunk), dsts, macs)
+	}
+	wantMap := []trunkbpf.Member{{VLAN: vid, Mark: memberMark(int(vid)), Addrs: []netip.Addr{memberIP}}}
+	if got, err := trunkProg(t, s.f, trunk).Members(); err != nil || !reflect.DeepEqual(got, wantMap) {
+		t.Fatalf("trunk maps: %+v (%v), want %+v", got, err, wantMap)
+	}
+
+	t.Run("member egress is the member's group's", func(t *testing.T) {
+		// The trunk's own address leaves through the trunk's (normal,
+		// open) group; the member's tagged traffic passes the trunk
+		// programs but its enterprise group has no egress rule yet.
+		mustDial(t, s.n1, trunkIP, web, true)
+		before := trunkStats(t, s.f, trunk)
+		mustDial(t, tNode(pod), memberIP.String(), web, false)
+		if after := trunkStats(t, s.f, trunk); after.TaggedIn == before.TaggedIn {
+			t.Errorf("the member's tagged frames never reached the groups: %+v", after)
+		}
+		egress := ecs.CreateAuthorizeSecurityGroupEgressRequest()
+		egress.SecurityGroupId, egress.IpProtocol, egress.PortRange = ent, "tcp", "8080/8080"
+		egress.DestCidrIp = "172.30.0.0/16"
+		if _, err := s.client.AuthorizeSecurityGroupEgress(egress); err != nil {
+			t.Fatal(err)
+		}
+		popped, out := node.popped(t), trunkStats(t, s.f, trunk).TaggedOut
+		mustDial(t, tNode(pod), memberIP.String(), web, true)
+		if node.popped(t) == popped || trunkStats(t, s.f, trunk).TaggedOut == out {
+			t.Errorf("replies to the member did not come back tagged with VLAN ID %d", vid)
+		}
+	})
+
+	t.Run("member ingress is the member's group's", func(t *testing.T) {
+		for _, port := range []string{"8080", "9090"} {
+			mustServeTCP(t, pod, net.JoinHostPort(memberIP.String(), port))
+		}
+		mustServeTCP(t, s.n1.NetNS, net.JoinHostPort(trunkIP, "9090"))
+		s.authorize(t, sim.DefaultSecurityGroupID, "9090/9090", "172.30.0.0/16", "")
+		n2IP := s.i2.PrimaryIP.String()
+		mustDial(t, s.n2, n2IP, net.JoinHostPort(memberIP.String(), "8080"), true)
+		mustDial(t, s.n2, n2IP, net.JoinHostPort(memberIP.String(), "9090"), false) // the trunk's group would allow it
+		mustDial(t, s.n2, n2IP, net.JoinHostPort(trunkIP, "9090"), true)
+	})
+
+	t.Run("a wrong VLAN ID is dropped", func(t *testing.T) {
+		node.tag(t, memberIP, vid+1)
+		before := trunkStats(t, s.f, trunk)
+		mustDial(t, tNode(pod), memberIP.String(), web, false)
+		if after := trunkStats(t, s.f, trunk); after.DropVLAN == before.DropVLAN {
+			t.Errorf("no frame counted as of an unknown VLAN: %+v", after)
+		}
+	})
+
+	t.Run("a source not of the member is dropped", func(t *testing.T) {
+		// The trunk's own address, tagged with the member's VLAN ID; the
+		// member's address now leaves untagged.
+		node.tag(t, netip.MustParseAddr(trunkIP), vid)
+		before := trunkStats(t, s.f, trunk)
+		mustDial(t, s.n1, trunkIP, web, false)
+		mid := trunkStats(t, s.f, trunk)
+		if mid.DropSource == before.DropSource {
+			t.Errorf("no frame counted as a spoofed source: %+v", mid)
+		}
+		mustDial(t, tNode(pod), memberIP.String(), web, false)
+		if after := trunkStats(t, s.f, trunk); after.DropUntagged == mid.DropUntagged {
+			t.Errorf("no untagged frame from the member's address counted: %+v", after)
+		}
+	})
+
+	t.Run("untagged member traffic is dropped", func(t *testing.T) {
+		node.tag(t, memberIP, 0)
+		before := trunkStats(t, s.f, trunk)
+		mustDial(t, tNode(pod), memberIP.String(), web, false)
+		if after := trunkStats(t, s.f, trunk); after.DropUntagged == before.DropUntagged {
+			t.Errorf("no untagged frame from the member's address counted: %+v", after)
+		}
+		mustDial(t, s.n1, trunkIP, web, true) // the trunk's own untagged traffic still passes
+		node.tag(t, memberIP, vid)
+		mustDial(t, tNode(pod), memberIP.String(), web, true)
+	})
+
+	t.Run("detach frees the VLAN ID", func(t *testing.T) {
+		detach := ecs.CreateDetachNetworkInterfaceRequest()
+		detach.NetworkInterfaceId, detach.InstanceId, detach.TrunkNetworkInstanceId = member, "i-1", trunk
+		if _, err := s.client.DetachNetworkInterface(detach); err != nil {
+			t.Fatal(err)
+		}
+		s.waitStatus(t, member, "Available")
+		dsts, macs := vpcRoutes(t, s.f, trunk)
+		if slices.Contains(dsts, memberIP) || macs[memberIP] != "" {
+			t.Errorf("vpc still routes detached member %s: routes %v, neighbours %v", memberIP, dsts, macs)
+		}
+		if got, err := trunkProg(t, s.f, trunk).Members(); err != nil || len(got) != 0 {
+			t.Errorf("trunk maps after the detach: %+v (%v), want empty", got, err)
+		}
+		mustDial(t, tNode(pod), memberIP.String(), web, false)
+
+		next, nextIP, nextVID := s.mustMember(t, trunk, ent)
+		if nextVID != vid {
+			t.Fatalf("next member %s got VLAN ID %d, want the freed %d", next, nextVID, vid)
+		}
+		want := []trunkbpf.Member{{VLAN: vid, Mark: memberMark(int(vid)), Addrs: []netip.Addr{nextIP}}}
+		if got, err := trunkProg(t, s.f, trunk).Members(); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("trunk maps: %+v (%v), want %+v", got, err, want)
+		}
+		if dsts, _ := vpcRoutes(t, s.f, trunk); !slices.Contains(dsts, nextIP) {
+			t.Errorf("vpc does not route the next member's %s: %v", nextIP, dsts)
+		}
+	})
+}
+
+// tNode names a bare namespace as a Node for mustDial.
+func tNode(nsName string) Node { return Node{Name: nsName, NetNS: nsName, NetNSPath: NetNSPath(nsName)} }
