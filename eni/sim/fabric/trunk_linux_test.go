@@ -520,4 +520,6 @@ func TestFabric_Trunk_MemberTraffic(t *testing.T) {
 }
 
 // tNode names a bare namespace as a Node for mustDial.
-func tNode(nsName string) Node { return Node{Name: nsName, NetNS: nsName, NetNSPath: NetNSPath(nsName)} }
+func tNode(nsName string) Node {
+	return Node{Name: nsName, NetNS: nsName, NetNSPath: NetNSPath(nsName)}
+}
