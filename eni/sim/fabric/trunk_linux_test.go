@@ -318,6 +318,31 @@ func (s *sgCloud) mustPod(t *testing.T, ip netip.Addr, table int) string {
 	return podNS
 }
 
+// mustPodAddr gives the pod one more address, routed like its first.
+func (s *sgCloud) mustPodAddr(t *testing.T, podNS string, ip netip.Addr, table int) {
+	t.Helper()
+	ph, nh := mustHandle(t, podNS), mustHandle(t, s.n1.NetNS)
+	eth0, err := ph.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := nh.LinkByName("vpod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ph.AddrAdd(eth0, &netlink.Addr{IPNet: hostNet(ip)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nh.RouteAdd(&netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK}); err != nil {
+		t.Fatal(err)
+	}
+	r := netlink.NewRule()
+	r.Src, r.Table = hostNet(ip), table
+	if err := nh.RuleAdd(r); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // trunkProg is the fabric's programs of trunk.
 func trunkProg(t *testing.T, f *Fabric, trunk string) *trunkbpf.Trunk {
 	t.Helper()
@@ -388,8 +413,9 @@ func (s *sgCloud) eniMAC(t *testing.T, id string) string {
 // tagged; a wrong VLAN ID, a source that is not the member's, and the
 // member's address untagged are dropped; the member's enterprise group
 // judges its traffic both ways while the trunk's own traffic keeps the
-// trunk's group; and a detach takes the member's routes and map entries
-// away so that its VLAN ID serves the next member.
+// trunk's group; addresses assigned to the member after its attach are
+// carried, and unassigned ones no longer; and a detach takes the member's
+// routes and map entries away so that its VLAN ID serves the next member.
 func TestFabric_Trunk_MemberTraffic(t *testing.T) {
 	s := mustSGCloud(t)
 	web := netip.AddrPortFrom(s.i2.PrimaryIP, 8080).String()
@@ -487,6 +513,44 @@ func TestFabric_Trunk_MemberTraffic(t *testing.T) {
 		mustDial(t, s.n1, trunkIP, web, true) // the trunk's own untagged traffic still passes
 		node.tag(t, memberIP, vid)
 		mustDial(t, tNode(pod), memberIP.String(), web, true)
+	})
+
+	t.Run("addresses assigned after the attach", func(t *testing.T) {
+		assign := ecs.CreateAssignPrivateIpAddressesRequest()
+		assign.NetworkInterfaceId = member
+		assign.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+		got, err := s.client.AssignPrivateIpAddresses(assign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		added := netip.MustParseAddr(got.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress[0])
+		want := []trunkbpf.Member{{VLAN: vid, Mark: memberMark(int(vid)), Addrs: []netip.Addr{memberIP, added}}}
+		slices.SortFunc(want[0].Addrs, netip.Addr.Compare)
+		if got, err := trunkProg(t, s.f, trunk).Members(); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("trunk maps: %+v (%v), want %+v", got, err, want)
+		}
+		if dsts, _ := vpcRoutes(t, s.f, trunk); !slices.Contains(dsts, added) {
+			t.Fatalf("vpc does not route %s, assigned to the member: %v", added, dsts)
+		}
+		// The pod takes the new address too; tagged, it is the member's.
+		s.mustPodAddr(t, pod, added, table)
+		node.tag(t, added, vid)
+		mustDial(t, tNode(pod), added.String(), web, true)
+		node.tag(t, memberIP, vid)
+
+		unassign := ecs.CreateUnassignPrivateIpAddressesRequest()
+		unassign.NetworkInterfaceId = member
+		unassign.PrivateIpAddress = &[]string{added.String()}
+		if _, err := s.client.UnassignPrivateIpAddresses(unassign); err != nil {
+			t.Fatal(err)
+		}
+		want[0].Addrs = []netip.Addr{memberIP}
+		if got, err := trunkProg(t, s.f, trunk).Members(); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("trunk maps after the unassign: %+v (%v), want %+v", got, err, want)
+		}
+		if dsts, macs := vpcRoutes(t, s.f, trunk); slices.Contains(dsts, added) || macs[added] != "" {
+			t.Errorf("vpc still routes unassigned %s: routes %v, neighbours %v", added, dsts, macs)
+		}
 	})
 
 	t.Run("detach frees the VLAN ID", func(t *testing.T) {
