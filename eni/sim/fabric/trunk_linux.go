@@ -22,6 +22,12 @@ import (
 // (rp_filter, the IPv6 source rules): a member address routed via the
 // trunk passes rp_filter, which is why the program drops it untagged.
 //
+// IPv6: a member's IPv6 addresses join the trunk's IPv6 set (routes,
+// neighbours, "from ADDR iif LINK" source rules, proxy NDP within the
+// trunk's /64), so they are carried when the trunk's link has IPv6, that
+// is when the trunk's vSwitch has an IPv6 block; the programs check IPv6
+// sources and destinations as they do IPv4 ones.
+//
 // Order: when a member or address is added the maps learn it before the
 // routes exist; when one goes the routes go before the maps forget it. So
 // a routed member address is always delivered tagged and never accepted

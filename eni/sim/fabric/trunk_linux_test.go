@@ -41,30 +41,41 @@ const (
 	skbVLANTCI     = 24
 )
 
-// pushProgram tags with vid every IPv4 frame whose source is src
-// (what Terway's "filter" mode does on the trunk NIC's egress).
+// pushProgram tags with vid every IPv4 or IPv6 frame (src's family)
+// whose source is src (what Terway's "filter" mode does on the trunk NIC's
+// egress).
 func pushProgram(src netip.Addr, vid uint16) asm.Instructions {
-	a4 := src.As4()
-	return asm.Instructions{
+	proto, off := uint16(unix.ETH_P_IP), int32(14+12) // the IPv4 source
+	if src.Is6() {
+		proto, off = unix.ETH_P_IPV6, 14+8 // the IPv6 source
+	}
+	b := src.AsSlice()
+	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.LoadMem(asm.R2, asm.R1, skbProtocol, asm.Word),
-		asm.JNE.Imm32(asm.R2, be16(unix.ETH_P_IP), "pass"),
+		asm.JNE.Imm32(asm.R2, be16(proto), "pass"),
 		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, 14+12), // the IPv4 source
+		asm.Mov.Imm(asm.R2, off),
 		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -4),
-		asm.Mov.Imm(asm.R4, 4),
+		asm.Add.Imm(asm.R3, -16),
+		asm.Mov.Imm(asm.R4, int32(len(b))),
 		asm.FnSkbLoadBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R2, asm.RFP, -4, asm.Word),
-		asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(a4[:])), "pass"),
+	}
+	for i := 0; i < len(b); i += 4 {
+		insns = append(insns,
+			asm.LoadMem(asm.R2, asm.RFP, int16(-16+i), asm.Word),
+			asm.JNE.Imm32(asm.R2, int32(binary.NativeEndian.Uint32(b[i:i+4])), "pass"),
+		)
+	}
+	return append(insns,
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.Mov.Imm(asm.R2, be16(unix.ETH_P_8021Q)),
 		asm.Mov.Imm(asm.R3, int32(vid)),
 		asm.FnSkbVlanPush.Call(),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("pass"), // TC_ACT_OK
 		asm.Return(),
-	}
+	)
 }
 
 // popProgram pops a tag of vid and counts it in count[0]; it drops frames
@@ -195,6 +206,9 @@ func (s *sgCloud) mustTrunk(t *testing.T) (id string, ips []string, dev string, 
 		t.Fatal(err)
 	}
 	s.waitStatus(t, id, "InUse")
+	// InUse comes first, then the fabric's attach, as a NIC appears on a
+	// real node some time after the API says InUse.
+	waitFabric(t, s.f, "trunk "+id+" wired", func(f *Fabric) bool { return f.trunks[id] != nil })
 	dev, table = s.devOf(t, id)
 	h := mustHandle(t, s.n1.NetNS)
 	link, err := h.LinkByName(dev)
@@ -228,6 +242,23 @@ func (s *sgCloud) waitStatus(t *testing.T, id, status string) sim.ENISnapshot {
 	}
 }
 
+// waitFabric waits until cond holds of the fabric (read under its lock,
+// so never in the middle of a Fabric call).
+func waitFabric(t *testing.T, f *Fabric, what string, cond func(*Fabric) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		f.mu.Lock()
+		ok := cond(f)
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fabric: never %s", what)
+		}
+	}
+}
+
 // mustMember creates a member ENI in groups (its primary IP only) and
 // attaches it to node-1 through trunk; it returns the ENI, its address
 // and its VLAN ID (Attachment.DeviceIndex).
@@ -248,6 +279,7 @@ func (s *sgCloud) mustMember(t *testing.T, trunk string, groups ...string) (id s
 		t.Fatalf("attach member %s through %s: %v", id, trunk, err)
 	}
 	s.waitStatus(t, id, "InUse")
+	waitFabric(t, s.f, "member "+id+" carried", func(f *Fabric) bool { return f.members[id] != nil })
 	describe := ecs.CreateDescribeNetworkInterfacesRequest()
 	describe.NetworkInterfaceId = &[]string{id}
 	resp, err := s.client.DescribeNetworkInterfaces(describe)
@@ -586,4 +618,109 @@ func TestFabric_Trunk_MemberTraffic(t *testing.T) {
 // tNode names a bare namespace as a Node for mustDial.
 func tNode(nsName string) Node {
 	return Node{Name: nsName, NetNS: nsName, NetNSPath: NetNSPath(nsName)}
+}
+
+// Ensure a member's IPv6 addresses ride the trunk like its IPv4 ones:
+// routed to the trunk's link, accepted only tagged with its VLAN ID (the
+// untagged IPv6 of Terway's commit e3acb0b6 is dropped), and delivered
+// tagged.
+func TestFabric_Trunk_MemberIPv6(t *testing.T) {
+	f := mustFabric(t)
+	s := &sgCloud{f: f, n1: mustAddNode(t, f, "node-1", "i-1"), n2: mustAddNode(t, f, "node-2", "i-2")}
+	s.cloud, s.client = mustSimOn(t, f)
+	t.Cleanup(func() {
+		if snap := s.cloud.Snapshot(); snap.FabricErrors != 0 {
+			t.Errorf("fabric errors: %d (last: %s)", snap.FabricErrors, snap.LastFabric)
+		}
+	})
+	var err error
+	if _, err = s.cloud.AddInstance(sim.InstanceSpec{ID: "i-1", Type: "ecs.g7.large", VSwitchID: "vsw-sim-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.i2, err = s.cloud.AddInstance(sim.InstanceSpec{ID: "i-2", Type: "ecs.g7.large", VSwitchID: "vsw-sim-a"}); err != nil {
+		t.Fatal(err)
+	}
+	peer := mustAssignIPv6(t, s.client, s.i2.PrimaryENIID, 1)[0]
+	configure6(t, s.n2, 128, peer)
+	web := netip.AddrPortFrom(peer, 8080).String()
+	mustServeTCP(t, s.n2.NetNS, web)
+
+	trunk, _, dev, table := s.mustTrunk(t)
+	member, memberIP, vid := s.mustMember(t, trunk, sim.DefaultSecurityGroupID)
+	member6 := mustAssignIPv6(t, s.client, member, 1)[0]
+	h := mustHandle(t, s.n1.NetNS)
+	nic, err := h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := &netlink.Route{LinkIndex: nic.Attrs().Index, Gw: testGW6.AsSlice(), Family: netlink.FAMILY_V6, Table: table, Flags: int(netlink.FLAG_ONLINK)}
+	if err := h.RouteAdd(route); err != nil {
+		t.Fatal(err)
+	}
+	pod := s.mustPod(t, memberIP, table)
+	s.mustPod6(t, pod, member6, table)
+	node := mustNodeTagger(t, s.n1, dev, vid)
+
+	want := []trunkbpf.Member{{VLAN: vid, Mark: memberMark(int(vid)), Addrs: []netip.Addr{memberIP, member6}}}
+	if got, err := trunkProg(t, f, trunk).Members(); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("trunk maps: %+v (%v), want %+v", got, err, want)
+	}
+
+	// Tagged: carried both ways.
+	node.tag(t, member6, vid)
+	popped := node.popped(t)
+	mustDial(t, tNode(pod), member6.String(), web, true)
+	if node.popped(t) == popped {
+		t.Errorf("IPv6 replies to the member did not come back tagged with VLAN ID %d", vid)
+	}
+	// Untagged, as Terway's IPv6 filter once left it: dropped.
+	node.tag(t, member6, 0)
+	before := trunkStats(t, f, trunk)
+	mustDial(t, tNode(pod), member6.String(), web, false)
+	if after := trunkStats(t, f, trunk); after.DropUntagged == before.DropUntagged {
+		t.Errorf("no untagged IPv6 frame from the member counted: %+v", after)
+	}
+}
+
+// mustPod6 gives the pod an IPv6 address, routed like its IPv4 one (via
+// fe80::1, the node's veth).
+func (s *sgCloud) mustPod6(t *testing.T, podNS string, ip netip.Addr, table int) {
+	t.Helper()
+	ph, nh := mustHandle(t, podNS), mustHandle(t, s.n1.NetNS)
+	eth0, err := ph.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := nh.LinkByName("vpod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := netip.MustParseAddr("fe80::1")
+	for _, step := range []func() error{
+		func() error {
+			return ph.AddrAdd(eth0, &netlink.Addr{IPNet: hostNet(ip), Flags: unix.IFA_F_NODAD})
+		},
+		func() error {
+			return ph.NeighSet(&netlink.Neigh{LinkIndex: eth0.Attrs().Index, Family: netlink.FAMILY_V6, State: netlink.NUD_PERMANENT,
+				IP: gw.AsSlice(), HardwareAddr: host.Attrs().HardwareAddr})
+		},
+		func() error {
+			return ph.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice(), Family: netlink.FAMILY_V6})
+		},
+		func() error {
+			return nh.RouteAdd(&netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK})
+		},
+		func() error {
+			r := netlink.NewRule()
+			r.Family, r.Src, r.Table = netlink.FAMILY_V6, hostNet(ip), table
+			return nh.RuleAdd(r)
+		},
+		func() error {
+			return writeSysctls(s.n1.NetNSPath, []sysctl{{"net/ipv6/conf/all/forwarding", "1"}})
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("pod %s: %v", ip, err)
+		}
+	}
 }
