@@ -9,7 +9,10 @@
  *              must be a member's, and its source address one of that
  *              member's; the tag is popped and skb->mark set to the
  *              member's mark, so the security groups judge it as the
- *              member's. Anything else tagged is dropped. An untagged
+ *              member's. Anything else tagged is dropped: an unknown VLAN
+ *              ID, an 802.1ad tag, a source of another member or of none
+ *              (link-local included), a frame that is none of IPv4, IPv6
+ *              and ARP. An untagged
  *              frame whose source is a member's address is dropped too:
  *              the VPC requires member traffic to carry its tag. Other
  *              untagged frames (the trunk's own addresses) pass.
@@ -44,7 +47,7 @@ struct addr {
 /* Keep in step with the Stat constants in trunk_linux.go. */
 enum stat {
 	STAT_TAGGED_IN,       /* tagged frames accepted from a member */
-	STAT_DROP_VLAN,       /* tagged, VLAN ID of no member */
+	STAT_DROP_VLAN,       /* tagged, VLAN ID of no member (or not 802.1Q) */
 	STAT_DROP_SOURCE,     /* tagged, source not an address of that member */
 	STAT_DROP_UNTAGGED,   /* untagged, source is a member's address */
 	STAT_TAGGED_OUT,      /* frames to a member, tagged on delivery */
