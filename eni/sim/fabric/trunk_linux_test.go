@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -722,5 +723,122 @@ func (s *sgCloud) mustPod6(t *testing.T, podNS string, ip netip.Addr, table int)
 		if err := step(); err != nil {
 			t.Fatalf("pod %s: %v", ip, err)
 		}
+	}
+}
+
+// trunkProgramIDs lists the ids of the programs on the trunk's VPC-side
+// link (ingress, then egress).
+func trunkProgramIDs(t *testing.T, f *Fabric, trunk string) []ebpf.ProgramID {
+	t.Helper()
+	h := mustHandle(t, f.VPCNetNS())
+	link, err := h.LinkByName(LinkName(trunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ebpf.ProgramID
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		filters, err := h.FilterList(link, parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fl := range filters {
+			if b, ok := fl.(*netlink.BpfFilter); ok {
+				ids = append(ids, ebpf.ProgramID(b.Id))
+			}
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("trunk %s link has programs %v, want one on ingress and one on egress", trunk, ids)
+	}
+	return ids
+}
+
+// gone reports whether every program of ids is unloaded within a
+// second (the kernel frees a deleted link's filters after an RCU grace
+// period).
+func gone(t *testing.T, ids []ebpf.ProgramID) bool {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		loaded := false
+		for _, id := range ids {
+			p, err := ebpf.NewProgramFromID(id)
+			if err == nil {
+				p.Close()
+				loaded = true
+				continue
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("program %d: %v", id, err)
+			}
+		}
+		if !loaded {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// Ensure the fabric's own rules for members: a member needs an attached
+// trunk and a VLAN ID free on it, a detach of an unknown member is no
+// error, and the trunk's programs go with the trunk's detach and with
+// Close.
+func TestFabric_AttachMember_Rules(t *testing.T) {
+	f := mustFabric(t)
+	mustAddNode(t, f, "node-1", "i-1")
+	mustAttach(t, f, primaryLink(t, "i-1", "eni-primary-1", "00:16:3e:00:00:01", testVswA, "172.30.1.10"))
+	trunkLink := func(id, macStr, ip string, idx int) sim.ENILink {
+		return sim.ENILink{InstanceID: "i-1", ENIID: id, MAC: mac(t, macStr), DeviceIndex: idx, Trunk: true,
+			VSwitchCIDR: testVswA, Gateway: sim.GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr(ip)}}
+	}
+	mustAttach(t, f, trunkLink("eni-trunk-1", "00:16:3e:00:00:02", "172.30.1.11", 1))
+	member := func(id string, vlan int, ip string) sim.MemberLink {
+		return sim.MemberLink{InstanceID: "i-1", TrunkID: "eni-trunk-1", ENIID: id, VLAN: vlan,
+			VSwitchCIDR: testVswA, Gateway: sim.GatewayOf(testVswA), IPs: []netip.Addr{netip.MustParseAddr(ip)}}
+	}
+	if err := f.AttachMember(member("eni-m1", 1, "172.30.1.20")); err != nil {
+		t.Fatal(err)
+	}
+	// Again: re-applied, not refused.
+	if err := f.AttachMember(member("eni-m1", 1, "172.30.1.20")); err != nil {
+		t.Fatalf("attach the same member again: %v", err)
+	}
+	notTrunk := member("eni-m2", 2, "172.30.1.21")
+	notTrunk.TrunkID = "eni-primary-1"
+	if err := f.AttachMember(notTrunk); !errors.Is(err, ErrUnknownTrunk) {
+		t.Errorf("member through a non-trunk ENI: %v, want ErrUnknownTrunk", err)
+	}
+	if err := f.AttachMember(member("eni-m2", 1, "172.30.1.21")); err == nil {
+		t.Error("a second member on VLAN ID 1 was accepted")
+	}
+	if err := f.AttachMember(member("eni-m2", 4095, "172.30.1.21")); err == nil {
+		t.Error("VLAN ID 4095 was accepted")
+	}
+	if err := f.DetachMember("i-1", "eni-trunk-1", "eni-unknown"); err != nil {
+		t.Errorf("detach of a member the fabric does not carry: %v", err)
+	}
+	if err := f.DetachMember("i-1", "eni-other-trunk", "eni-m1"); err == nil {
+		t.Error("detach naming the wrong trunk was accepted")
+	}
+
+	ids := trunkProgramIDs(t, f, "eni-trunk-1")
+	if err := f.DetachMember("i-1", "eni-trunk-1", "eni-m1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DetachENI("i-1", "eni-trunk-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(t, ids) {
+		t.Errorf("trunk programs %v still loaded after the trunk's detach", ids)
+	}
+
+	mustAttach(t, f, trunkLink("eni-trunk-2", "00:16:3e:00:00:03", "172.30.1.12", 2))
+	ids = trunkProgramIDs(t, f, "eni-trunk-2")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(t, ids) {
+		t.Errorf("trunk programs %v still loaded after Close", ids)
 	}
 }
