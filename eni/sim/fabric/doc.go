@@ -57,7 +57,13 @@
 // before (a trunk also serves shared-IP pods). Toward the node, a frame to
 // a member's address is tagged with the member's VLAN ID. Maps grow before
 // routes are added and shrink after they are removed, so a routed member
-// address is always tagged on delivery and never accepted untagged.
+// address is always tagged on delivery and never accepted untagged. ARP
+// is judged by its sender and target address like IP, but a tagged IPv6
+// neighbour solicitation from a link-local source is dropped (it is no
+// member address), so a node that resolves neighbours untagged and tags
+// only the member's IP packets (Terway's "filter" mode) is what works for
+// IPv6. A member's IPv6 addresses are carried when the trunk's link has
+// IPv6, that is when the trunk's vSwitch has an IPv6 block.
 //
 // Security groups (secgroup.go) are the one firewall: a Fabric is a
 // sim.SecurityGroupFabric, and each sim.SecurityPolicy the cloud hands it
