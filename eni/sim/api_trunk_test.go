@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -219,6 +220,20 @@ func TestCloud_Trunk_FabricFollowsMembers(t *testing.T) {
 	c.mu.Lock()
 	p := c.securityPolicyLocked()
 	c.mu.Unlock()
+	var memberGroups []string
+	for _, e := range p.ENIs {
+		if e.ENIID == member {
+			memberGroups = e.Groups
+		}
+	}
+	for _, g := range p.Groups {
+		if slices.Contains(memberGroups, g.ID) && !slices.ContainsFunc(g.Members, func(a netip.Addr) bool { return a.String() == added[0] }) {
+			t.Errorf("group %s of the member lacks its address %s: %v", g.ID, added[0], g.Members)
+		}
+	}
+	if len(memberGroups) == 0 {
+		t.Errorf("the member has no groups in the policy")
+	}
 	for _, e := range p.ENIs {
 		switch e.ENIID {
 		case member:
