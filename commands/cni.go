@@ -185,6 +185,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	if env.Config.ExclusiveENI() {
+		return cmdAddExclusive(ctx, args, conf, env, owner, facts, start)
+	}
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
 
@@ -379,6 +382,11 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		}
 		if plan, err = podpolicy.PlanForAdd(tx, env.Config.PolicyEnabled(), owner.PodNamespace, owner.PodName); err != nil {
 			return err
+		}
+		if !env.Config.ExclusiveENI() {
+			if err := refuseExclusive(tx, owner); err != nil {
+				return err
+			}
 		}
 		facts, err = tx.Node()
 		known = err == nil
@@ -605,6 +613,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if eniRec.Kind == store.ENIExclusive {
+		return checkExclusive(ctx, args, conf, env, alloc, eniRec, mac)
+	}
 	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table, IPv6CIDR: eniRec.IPv6CIDR, Gateway6: eniRec.Gateway6})
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
