@@ -543,3 +543,25 @@ func LocateExclusive(cfg ExclusiveConfig) (string, error) {
 	}
 	return "", nil
 }
+
+// UnpinAll undoes every pin in dir (SetupExclusive's pins of one node) and
+// returns how many it removed. A missing dir is none.
+func UnpinAll(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("unpin netns: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range ents {
+		if err := unpinNetNS(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}

@@ -21,8 +21,17 @@ import (
 // it from the attachment alone.
 func ExclusivePin(db Store, key store.OwnerKey) string {
 	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(filepath.Dir(db.ClaimsDir()), "netns", hex.EncodeToString(sum[:12]))
+	return filepath.Join(pinDir(db), hex.EncodeToString(sum[:12]))
 }
+
+func pinDir(db Store) string { return filepath.Join(filepath.Dir(db.ClaimsDir()), "netns") }
+
+// UnpinAll removes every exclusive pod's namespace pin of the node ("veni
+// cleanup", taking veni off a node or a simulated node going away) and
+// returns how many it removed. A pod that still runs keeps its namespace
+// (the runtime's mount holds it), but its ENI is no longer safe from the
+// namespace's end.
+func UnpinAll(db Store) (int, error) { return netplumb.UnpinAll(pinDir(db)) }
 
 // releaseExclusive is Release's teardown of a pod that holds its own ENI:
 // the ENI goes back to the node (netplumb.TeardownExclusive) before its
