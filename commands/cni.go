@@ -25,6 +25,7 @@ import (
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
+	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/store"
 )
@@ -181,12 +182,16 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	defer claim.Release()
 
-	facts, enis, plan, err := addPreflight(ctx, env, owner)
+	facts, enis, plan, want, err := addPreflight(ctx, env, owner)
 	if err != nil {
 		return err
 	}
 	if env.Config.ExclusiveENI() {
-		return cmdAddExclusive(ctx, args, conf, env, owner, facts, start)
+		// Every pod of an exclusive node has an ENI of its own.
+		return cmdAddExclusive(ctx, args, conf, env, owner, facts, want, start)
+	}
+	if want.Dedicated() {
+		return addDedicated(want, facts)
 	}
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
@@ -361,11 +366,12 @@ func recordFailure(env *node.Env, verb, reason string, o ipam.Owner, start time.
 // interface exists, and releasing that address on the way out would strand
 // a pod. Facts the store lacks (a node's first ADD, no daemon yet) are
 // discovered through metadata and the OpenAPI.
-func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.NodeInfo, []store.ENI, podpolicy.Plan, error) {
+func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.NodeInfo, []store.ENI, podpolicy.Plan, podnetwork.Request, error) {
 	var (
 		facts store.NodeInfo
 		enis  []store.ENI
 		plan  podpolicy.Plan
+		want  podnetwork.Request
 		known bool
 	)
 	key := owner.Key()
@@ -383,8 +389,8 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		if plan, err = podpolicy.PlanForAdd(tx, env.Config.PolicyEnabled(), owner.PodNamespace, owner.PodName); err != nil {
 			return err
 		}
-		if !env.Config.ExclusiveENI() {
-			if err := refuseExclusive(tx, owner); err != nil {
+		if owner.PodName != "" {
+			if want, err = podnetwork.Resolve(tx, owner.PodNamespace, owner.PodName); err != nil {
 				return err
 			}
 		}
@@ -395,16 +401,30 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		}
 		return err
 	})
-	if err != nil {
-		return facts, enis, plan, storeError(err, "read the node's store")
+	switch {
+	case errors.Is(err, podnetwork.ErrPodUnknown):
+		return facts, enis, plan, want, types.NewError(types.ErrTryAgainLater, "cannot tell yet which network the pod asks for", err.Error()+"; the node's daemon mirrors it shortly")
+	case errors.Is(err, podnetwork.ErrInvalid):
+		return facts, enis, plan, want, types.NewError(types.ErrInvalidNetworkConfig, "a PodNetworking cannot be used", err.Error())
+	case err != nil:
+		return facts, enis, plan, want, storeError(err, "read the node's store")
 	}
 	if known {
-		return facts, enis, plan, nil
+		return facts, enis, plan, want, nil
 	}
 	if facts, err = env.Facts(ctx); err != nil {
-		return facts, enis, plan, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
+		return facts, enis, plan, want, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
 	}
-	return facts, enis, plan, nil
+	return facts, enis, plan, want, nil
+}
+
+// addDedicated gives a pod the ENI of its own it asks for (a PodNetworking
+// selects it). Neither kind is served yet: the pod gets a clear error
+// instead of a shared address its PodNetworking says it must not have.
+func addDedicated(want podnetwork.Request, facts store.NodeInfo) error {
+	return types.NewError(types.ErrInvalidNetworkConfig,
+		fmt.Sprintf("PodNetworking %s asks for a dedicated ENI (eniType %s) and this node serves only shared ENIs", want.Networking, want.Kind),
+		fmt.Sprintf("instance %s: neither trunk member ENIs nor exclusive ENIs are available; remove the pod from the PodNetworking's selectors or schedule it on a node that serves them", facts.InstanceID))
 }
 
 // addPolicyKernel returns the enforcer an ADD installs plan with, nil when

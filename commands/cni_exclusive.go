@@ -37,54 +37,15 @@ func crashPoint(name string) {
 	}
 }
 
-// refuseExclusive fails an ADD on a node in shared ENI mode whose pod a
-// PodNetworking gives an exclusive ENI: the pod would silently get a
-// shared address instead. It runs in the ADD's first transaction.
-func refuseExclusive(tx *store.ReadTx, owner ipam.Owner) error {
-	req, err := podnetwork.Resolve(tx, owner.PodNamespace, owner.PodName)
-	if err != nil {
-		return podNetworkingError(err)
-	}
-	if req.Kind == podnetwork.Exclusive {
-		return types.NewError(types.ErrInvalidNetworkConfig,
-			fmt.Sprintf("pod %s/%s asks for an exclusive ENI (PodNetworking %s, eniType ENI) but this node shares its ENIs", owner.PodNamespace, owner.PodName, req.Networking),
-			"schedule the pod on a node labelled k8s.aliyun.com/exclusive-mode-eni-type=eniOnly (exclusive_eni_type eniOnly), or change the PodNetworking's eniType")
-	}
-	return nil
-}
-
-// podNetworkingError maps podnetwork.Resolve's errors to CNI errors.
-func podNetworkingError(err error) error {
-	switch {
-	case errors.Is(err, podnetwork.ErrPodUnknown):
-		return types.NewError(types.ErrTryAgainLater, "cannot tell yet which network the pod asks for", err.Error())
-	case errors.Is(err, podnetwork.ErrInvalid):
-		return types.NewError(types.ErrInvalidNetworkConfig, "a PodNetworking cannot be used as written", err.Error())
-	}
-	return err
-}
-
 // cmdAddExclusive is cmdAdd on a node in exclusive ENI mode, under the
-// attachment's claim: what the pod asks for (its PodNetworking's security
-// groups and vSwitches, else the node's), its own ENI reserved in the store
+// attachment's claim: with what the pod asks for (req: its PodNetworking's
+// security groups and vSwitches, else the node's), its own ENI reserved in the store
 // with the pod as owner (tx1, ipam.AllocateExclusive: a warm ENI, or a new
 // one created and attached), the ENI moved into the pod with a veth to the
 // node (netplumb.SetupExclusive), then bound (tx2). Any failure undoes what
 // came before; the release of an added pod is podnet.Release's, which
 // gives the ENI back to the node.
-func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env *node.Env, owner ipam.Owner, facts store.NodeInfo, start time.Time) (err error) {
-	var req podnetwork.Request
-	err = env.Store.View(func(tx *store.ReadTx) error {
-		var err error
-		req, err = podnetwork.Resolve(tx, owner.PodNamespace, owner.PodName)
-		return err
-	})
-	if err != nil {
-		if isStoreError(err) {
-			return storeError(err, "read the pod's PodNetworking")
-		}
-		return podNetworkingError(err)
-	}
+func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env *node.Env, owner ipam.Owner, facts store.NodeInfo, req podnetwork.Request, start time.Time) (err error) {
 	if req.Kind == podnetwork.Member {
 		return types.NewError(types.ErrInvalidNetworkConfig,
 			fmt.Sprintf("pod %s/%s asks for a trunk member ENI (PodNetworking %s, eniType Trunk) but this node is in exclusive ENI mode", owner.PodNamespace, owner.PodName, req.Networking),
