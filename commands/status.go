@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/enforce"
 	"github.com/veni-cni/veni/ebpf/fastpath"
