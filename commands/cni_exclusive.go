@@ -154,3 +154,18 @@ func checkExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env 
 		IP: alloc.IP, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway, MTU: conf.MTU,
 	})
 }
+
+// sharedAllocations drops the allocations of pods on their own ENI.
+func sharedAllocations(enis []store.ENI, allocs []store.Allocation) []store.Allocation {
+	own := make(map[string]bool)
+	for _, e := range enis {
+		own[e.ID] = e.Kind == store.ENIExclusive
+	}
+	out := make([]store.Allocation, 0, len(allocs))
+	for _, a := range allocs {
+		if !own[a.ENIID] {
+			out = append(out, a)
+		}
+	}
+	return out
+}

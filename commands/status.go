@@ -230,7 +230,9 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 			problem("%s", msg)
 		}
 	}
-	rep.Datapath = gatherDatapath(env, info.InstanceID, listing.Allocations, problem)
+	// A pod on its own ENI (exclusive mode) has no fast path: its
+	// traffic never crosses the node.
+	rep.Datapath = gatherDatapath(env, info.InstanceID, sharedAllocations(listing.ENIs, listing.Allocations), problem)
 	rep.Stack = env.Config.IPStack
 	if m := listing.Pool.Stack; m != "" && m != rep.Stack {
 		problem("the store holds %s addresses but eni_conf ip_stack is %s: ADDs that need the pool and the daemon refuse to run (a node keeps its stack; drain it and reset its store to switch)", m, rep.Stack)

@@ -260,7 +260,7 @@ func TestSim_Exclusive_Limit(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the refusal took %s", took)
 	}
-	for _, w := range []string{"code 11", "exclusive eni mode", "2 of 2 secondary enis", "max_eni"} {
+	for _, w := range []string{"CNI error code 11", "exclusive eni mode", "2 of 2 secondary enis", "max_eni"} {
 		if !strings.Contains(strings.ToLower(out), strings.ToLower(w)) {
 			t.Errorf("the refusal does not say %q:\n%s", w, out)
 		}
