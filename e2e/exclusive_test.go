@@ -220,7 +220,9 @@ func TestSim_Exclusive_CrashMidAdd(t *testing.T) {
 			}
 			s.mustVerify(t, "node-1")
 			after := s.mustRun("sim", "exec", "node-1", "--", "ip", "-o", "link")
-			if n, m := strings.Count(before, "veni-x")+strings.Count(before, "eth"), strings.Count(after, "veni-x")+strings.Count(after, "eth"); point == "moved" && m != n+1 {
+			// An ENI in the node is a link whose peer is in the VPC.
+			vpc := "link-netns " + s.name + "-vpc"
+			if n, m := strings.Count(before, vpc), strings.Count(after, vpc); point == "moved" && m != n+1 {
 				t.Errorf("the ENI did not come back to the node:\nbefore\n%s\nafter\n%s", before, after)
 			}
 			pins, _ := filepath.Glob(filepath.Join(s.dir, "nodes", "node-1", "netns", "*"))
