@@ -12,7 +12,8 @@ import (
 	"github.com/veni-cni/veni/store"
 )
 
-// reconcileExclusive is Reconcile on an exclusive node, under its lease: the
+// reconcileExclusive is Reconcile on an exclusive node, under its lease
+// (whose ctx each step takes afresh: renew replaces it): the
 // warm pool counts ENIs, not addresses. It removes exclusive ENIs a create
 // or attach left behind without a pod (attaching for longer than
 // attach_timeout: the process that attached them died or gave up), creates
@@ -22,7 +23,6 @@ import (
 // PodNetworking could take them), and sweeps leaked ENIs when due. An ENI a
 // pod holds is never touched.
 func reconcileExclusive(lease *allocator, db Store, cloud eni.Client, node Node, cfg config.Config, now time.Time, rep *Report) error {
-	ctx := lease.ctx
 	p, err := snapshot(db)
 	if err != nil {
 		return err
@@ -43,7 +43,7 @@ func reconcileExclusive(lease *allocator, db Store, cloud eni.Client, node Node,
 	}
 	if short := cfg.MinPoolSize - len(warm); short > 0 {
 		for range short {
-			e, err := createExclusive(ctx, db, cloud, node, cfg, nodeGroups, nil, "")
+			e, err := createExclusive(lease.ctx, db, cloud, node, cfg, nodeGroups, nil, "")
 			if errors.Is(err, ErrBackoff) || errors.Is(err, ErrPoolExhausted) {
 				rep.Blocked = err
 				break
@@ -84,7 +84,7 @@ func reconcileExclusive(lease *allocator, db Store, cloud eni.Client, node Node,
 		}
 	}
 	if leakSweepDue(p.state, cfg, false, now) {
-		leaked, err := sweepLeaked(ctx, db, cloud, node, cfg, now)
+		leaked, err := sweepLeaked(lease.ctx, db, cloud, node, cfg, now)
 		rep.DeletedENIs = append(rep.DeletedENIs, leaked...)
 		rep.Errors = appendErr(rep.Errors, err)
 		if err == nil {
