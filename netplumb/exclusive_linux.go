@@ -285,9 +285,12 @@ func TeardownExclusive(ctx context.Context, cfg ExclusiveConfig) error {
 		}
 	}
 	if !back && cfg.NetNS != "" {
+		// Only where the node is itself a namespace; a process that may
+		// not open the initial namespace (a container's) just cannot
+		// look there.
 		moved, err := moveBack(hostH, hostNS, "/proc/1/ns/net", cfg.MAC)
 		if err != nil {
-			return wrap(err)
+			slog.Debug("look for an exclusive eni in the initial namespace", "eni", cfg.MAC.String(), "err", err)
 		}
 		back = moved
 	}
