@@ -51,6 +51,11 @@ func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env
 			fmt.Sprintf("pod %s/%s asks for a trunk member ENI (PodNetworking %s, eniType Trunk) but this node is in exclusive ENI mode", owner.PodNamespace, owner.PodName, req.Networking),
 			"schedule the pod on a trunk node, or change the PodNetworking's eniType to ENI or Default")
 	}
+	if req.Fixed {
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("pod %s/%s asks for a fixed IP (PodNetworking %s, allocationType Fixed), which veni does not keep for exclusive ENIs", owner.PodNamespace, owner.PodName, req.Networking),
+			"use allocationType Elastic, or schedule the pod on a node that keeps fixed IPs")
+	}
 	pod := owner.PodNamespace + "/" + owner.PodName
 	if owner.PodName == "" {
 		pod = string(owner.Key())

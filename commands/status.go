@@ -221,6 +221,9 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		problem("the store is in %s mode but eni_conf asks for %s mode: ADDs that need the pool and the daemon refuse to run (a node keeps its mode; drain it and reset its store to switch)", m, rep.Mode)
 	}
 	rep.ENIMode = env.Config.ENIMode()
+	if env.Config.ExclusiveENI() && env.Config.PolicyEnabled() {
+		problem("NetworkPolicy is not enforced on exclusive ENI pods: their traffic does not cross a host veth where veni's enforcer sits")
+	}
 	if m := listing.Pool.ENIMode; m != "" && m != rep.ENIMode {
 		problem("the store is in %s ENI mode but the node's configuration asks for %s ENI mode (exclusive_eni_type, from the node label k8s.aliyun.com/exclusive-mode-eni-type): ADDs and the daemon refuse to run (a node keeps its ENI mode; drain it and reset its store to switch)", m, rep.ENIMode)
 	}
