@@ -60,6 +60,8 @@ func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env
 	if owner.PodName == "" {
 		pod = string(owner.Key())
 	}
+	// IP stick: the pod's ENI waits for it as its address would.
+	owner.StickFor = req.StickFor
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
 	res, err := ipam.AllocateExclusive(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner, ipam.ExclusiveRequest{

@@ -190,8 +190,9 @@ func AllocateExclusive(ctx context.Context, db Store, cloud eni.Client, node Nod
 	}
 }
 
-// reserveExclusive takes, in one transaction, the warm ENI that fits and has
-// been free the longest for the pod: the ENI names the pod, its primary
+// reserveExclusive takes, in one transaction, the warm ENI that fits and is
+// kept for the pod (IP stick: the ENI, and so the address, it had), else
+// the one free the longest that is kept for no other pod: the ENI names the pod, its primary
 // address is reserved for owner. A reservation that exists for the
 // attachment is returned as it is. It returns an error wrapping
 // ErrPoolEmpty when no warm ENI fits.
@@ -220,16 +221,24 @@ func reserveExclusive(db Store, owner Owner, cfg config.Config, pod string, sgs,
 			best   store.ENI
 			bestIP store.IP
 			found  bool
+			stuck  bool // best is the ENI kept for this pod (IP stick)
+			now    = time.Now()
 		)
 		for _, e := range enis {
 			if !warmENI(e) || !fitsRequest(e, sgs, vsws) {
 				continue
 			}
 			ip, err := tx.IP(e.PrimaryIP)
-			if err != nil || ip.State != store.IPFree || ip.ENIID != e.ID {
+			if err != nil || ip.ENIID != e.ID {
 				continue
 			}
-			if !found || ip.FreeSince.Before(bestIP.FreeSince) {
+			mine := ip.Sticking(now) && ip.StickTo == pod
+			switch {
+			case stuck:
+			case mine:
+				best, bestIP, found, stuck = e, ip, true, true
+			case !ip.Open(now):
+			case !found || ip.FreeSince.Before(bestIP.FreeSince):
 				best, bestIP, found = e, ip, true
 			}
 		}
@@ -271,6 +280,7 @@ func holdExclusive(tx *store.WriteTx, owner Owner, e store.ENI, now time.Time) e
 		PodNamespace: owner.PodNamespace, PodName: owner.PodName, PodUID: owner.PodUID,
 		NetNS: owner.NetNS, NetNSID: owner.NetNSID,
 		IP: e.PrimaryIP, ENIID: e.ID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
+		StickFor: owner.StickFor,
 	})
 }
 

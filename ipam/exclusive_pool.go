@@ -73,7 +73,7 @@ func reconcileExclusive(lease *allocator, db Store, cloud eni.Client, node Node,
 			if excess == 0 {
 				break
 			}
-			if !e.Owned || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) {
+			if !e.Owned || !idleFor(p, e.ID, now, time.Duration(cfg.IdleReclaimAfter)) || kept(p, e, now) {
 				continue
 			}
 			if err := dropExclusive(lease, db, cloud, node, cfg, e, rep); err != nil {
@@ -118,6 +118,16 @@ func reconcileExclusive(lease *allocator, db Store, cloud eni.Client, node Node,
 	}
 	rep.Idle, rep.Used = countExclusive(p)
 	return nil
+}
+
+// kept reports whether a warm ENI's address is kept for a pod (IP stick).
+func kept(p pool, e store.ENI, now time.Time) bool {
+	for _, ip := range p.ips {
+		if ip.Addr == e.PrimaryIP && ip.ENIID == e.ID {
+			return ip.Sticking(now)
+		}
+	}
+	return false
 }
 
 // countExclusive counts warm exclusive ENIs and those pods hold.

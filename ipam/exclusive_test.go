@@ -227,3 +227,29 @@ func TestRetireExclusive(t *testing.T) {
 		t.Errorf("errors: %v", rep.Errors)
 	}
 }
+
+// Ensure IP stick holds for exclusive ENIs: a pod released with StickFor
+// keeps its ENI (and so its address) for its next incarnation, which gets
+// it back, while another pod may not take it meanwhile.
+func TestAllocateExclusive_Stick(t *testing.T) {
+	db := mustStore(t)
+	cloud := newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 100)
+	node, cfg := testNode(), exclusiveConfigForTest()
+	ctx := context.Background()
+	o := owner("a")
+	o.StickFor = time.Minute
+	res, err := AllocateExclusive(ctx, db, cloud, node, cfg, o, ExclusiveRequest{Pod: "default/pod-a"})
+	wantErr(t, err, nil)
+	wantErr(t, Release(db, res.Key), nil)
+	other, err := AllocateExclusive(ctx, db, cloud, node, cfg, owner("b"), ExclusiveRequest{Pod: "default/pod-b"})
+	wantErr(t, err, nil)
+	if other.ENI.ID == res.ENI.ID {
+		t.Fatalf("another pod took the ENI kept for default/pod-a")
+	}
+	again, err := AllocateExclusive(ctx, db, cloud, node, cfg, owner("a2"), ExclusiveRequest{Pod: "default/pod-a"})
+	wantErr(t, err, nil)
+	if again.ENI.ID != res.ENI.ID || again.IP != res.IP {
+		t.Errorf("the pod came back to %s (%s), want its %s (%s)", again.ENI.ID, again.IP, res.ENI.ID, res.IP)
+	}
+}
