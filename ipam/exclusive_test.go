@@ -253,3 +253,54 @@ func TestAllocateExclusive_Stick(t *testing.T) {
 		t.Errorf("the pod came back to %s (%s), want its %s (%s)", again.ENI.ID, again.IP, res.ENI.ID, res.IP)
 	}
 }
+
+// Ensure the shared pool leaves a dedicated ENI alone (a trunk member here;
+// an exclusive ENI alike): its addresses are never reserved for another
+// pod, counted as idle, reclaimed, nor is it deleted as empty.
+func TestReconcile_SharedSkipsDedicated(t *testing.T) {
+	db, cloud := mustStore(t), newFakeCloud()
+	cloud.addVSwitch("vsw-a", "10.0.0.0/24", 200)
+	node, cfg := testNode(), testConfig()
+	node.Limits.ENIs = 5
+	cfg.MinPoolSize, cfg.MaxPoolSize = 0, 0
+	cfg.IdleReclaimAfter = 0
+	long := time.Now().Add(-time.Hour)
+	mustENI(t, db, cloud, "eni-s", true, 2, long)
+	dedicated := mustENI(t, db, cloud, "eni-m", true, 3, long)
+	mustUpdate(t, db, func(tx *store.WriteTx) error {
+		e, err := tx.ENI("eni-m")
+		if err != nil {
+			return err
+		}
+		e.Kind, e.TrunkID, e.VLANID = store.ENIMember, "eni-s", 5
+		return tx.PutENI(e)
+	})
+	var keys []store.OwnerKey
+	for i := 0; ; i++ {
+		r, err := Reserve(db, owner(string(rune('a'+i))))
+		if errors.Is(err, ErrPoolEmpty) {
+			break
+		}
+		wantErr(t, err, nil)
+		if r.ENI.ID == "eni-m" || i > 10 {
+			t.Fatalf("the shared pool handed out %s of %s", r.IP, r.ENI.ID)
+		}
+		keys = append(keys, r.Key)
+	}
+	if len(keys) != 2 {
+		t.Fatalf("reserved %d addresses, want eni-s's 2", len(keys))
+	}
+	for _, k := range keys {
+		wantErr(t, Release(db, k), nil)
+	}
+	rep, err := Reconcile(bg, db, cloud, node, cfg, time.Now())
+	wantErr(t, err, nil)
+	if slices.Contains(rep.DeletedENIs, "eni-m") || len(cloud.ipsOf("eni-m")) != len(dedicated) {
+		t.Errorf("the dedicated ENI was deleted or lost addresses: deleted %v, cloud ips %v", rep.DeletedENIs, cloud.ipsOf("eni-m"))
+	}
+	for _, a := range rep.ReleasedIPs {
+		if slices.Contains(dedicated, a) {
+			t.Errorf("reclaimed %s of the dedicated ENI", a)
+		}
+	}
+}
