@@ -12,6 +12,7 @@ import (
 	"time"
 
 	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
+	"github.com/veni-cni/veni/eni/sim/pods"
 )
 
 // exclusiveSim starts a sim whose nodes are in exclusive ENI mode, with
@@ -274,4 +275,64 @@ func TestSim_Exclusive_Limit(t *testing.T) {
 	s.mustRun("sim", "pod", "del", "node-1", "a")
 	s.mustRun("sim", "pod", "add", "node-1", "c")
 	s.mustVerify(t, "node-1")
+}
+
+// Ensure CHECK, STATUS and GC work for exclusive pods through libcni: CHECK
+// passes on a healthy pod and names the route when the pod's default route
+// via the vSwitch gateway is gone; GC of every pod but one gives the other
+// pod's ENI back to the node, and "ipam verify" holds.
+func TestCNI_Exclusive_CheckGC(t *testing.T) {
+	c := mustCluster(t, "--nodes", "1", "--min-pool-size", "0", "--node-config", "exclusive_eni_type=eniOnly")
+	ctx := t.Context()
+	rt := c.nodes["node-1"].rt
+	keep := c.newPod(t, "node-1", "keep")
+	drop := c.newPod(t, "node-1", "drop")
+	if _, _, err := c.add(ctx, "node-1", keep); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.add(ctx, "node-1", drop); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Check(ctx, keep); err != nil {
+		t.Fatalf("CHECK on a healthy exclusive pod: %v", err)
+	}
+	if err := rt.Status(ctx); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	def, err := exec.Command("ip", "-n", filepath.Base(keep.NetNS), "route", "show", "default").Output()
+	if err != nil || !strings.Contains(string(def), "onlink") {
+		t.Fatalf("the pod's default route: %q, %v", def, err)
+	}
+	if out, err := exec.Command("ip", "-n", filepath.Base(keep.NetNS), "route", "del", "default").CombinedOutput(); err != nil {
+		t.Fatalf("break the pod's route: %v\n%s", err, out)
+	}
+	if err := rt.Check(ctx, keep); err == nil || !strings.Contains(err.Error(), "route") {
+		t.Fatalf("CHECK without the default route: %v, want an error naming the route", err)
+	}
+	if err := rt.GC(ctx, []pods.Pod{keep}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	l := c.ipamList(t, "node-1")
+	if len(l.Allocations) != 1 {
+		t.Fatalf("after GC keeping one pod: allocations %+v", l.Allocations)
+	}
+	links := c.mustRun("sim", "exec", "node-1", "--", "ip", "-o", "link")
+	if !strings.Contains(links, "veni-x") {
+		t.Errorf("the dropped pod's ENI is not back in the node:\n%s", links)
+	}
+	// verify sees the broken pod too, and holds once it is mended.
+	verify := []string{"sim", "exec", "node-1", "--", c.bin, "ipam", "verify", "--config", c.nodes["node-1"].config}
+	if out, err := c.run(verify...); err == nil || !strings.Contains(out, "plumbing") || !strings.Contains(out, "pod route missing") {
+		t.Errorf("verify with the pod's route gone: %v\n%s", err, out)
+	}
+	mend := append([]string{"-n", filepath.Base(keep.NetNS), "route", "add"}, strings.Fields(string(def))...)
+	if out, err := exec.Command("ip", mend...).CombinedOutput(); err != nil {
+		t.Fatalf("mend the pod's route: %v\n%s", err, out)
+	}
+	if err := rt.Check(ctx, keep); err != nil {
+		t.Errorf("CHECK after mending: %v", err)
+	}
+	if out := c.mustRun(verify...); !strings.Contains(out, "every invariant holds") {
+		t.Errorf("verify:\n%s", out)
+	}
 }
