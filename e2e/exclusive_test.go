@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,8 +69,8 @@ func podLinks(t *testing.T, netns string) string {
 }
 
 // Ensure exclusive ENI mode gives each pod an ENI of its own, in the
-// security groups its PodNetworking names while a pod no PodNetworking
-// selects keeps the node's: the server's own group admits tcp/8080 from
+// security groups (and on the vSwitch) its PodNetworking names while a pod
+// no PodNetworking selects keeps the node's: the server's own group admits tcp/8080 from
 // the node's group, so a client on the other node reaches the server on
 // 8080 and not on 8081, and a shared-group pod beside the server on both.
 // The pod's eth0 is the ENI (its MAC, its address, the vSwitch gateway),
@@ -88,6 +89,15 @@ spec:
     podSelector: {matchLabels: {app: web}}
   securityGroupIDs: [%s]
   eniOptions: {eniType: ENI}
+---
+apiVersion: network.alibabacloud.com/v1beta1
+kind: PodNetworking
+metadata: {name: db}
+spec:
+  selector:
+    podSelector: {matchLabels: {app: db}}
+  vSwitchOptions: [vsw-sim-b]
+  eniOptions: {eniType: ENI}
 `, web), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +106,11 @@ spec:
 	s.mustRun("sim", "pod", "add", "node-2", "server", "--labels", "app=web")
 	s.mustRun("sim", "pod", "add", "node-2", "plain")
 
+	// A PodNetworking's vSwitch: node-1's own is vsw-sim-a.
+	s.mustRun("sim", "pod", "add", "node-1", "db", "--labels", "app=db")
+	if ip := netip.MustParseAddr(podIP(t, s, "db")); !netip.MustParsePrefix("172.30.2.0/24").Contains(ip) {
+		t.Errorf("db's address %s is not on vsw-sim-b (172.30.2.0/24)", ip)
+	}
 	serverIP, clientIP, plainIP := podIP(t, s, "server"), podIP(t, s, "client"), podIP(t, s, "plain")
 	serverENI, groups := s.cloudENI(t, serverIP)
 	if !slices.Equal(groups, []string{web}) {
@@ -135,7 +150,7 @@ spec:
 		}
 		return got, out
 	}
-	want := map[string]bool{"server:8080": true, "server:8081": false, "plain:8080": true, "plain:8081": true}
+	want := map[string]bool{"server:8080": true, "server:8081": false, "plain:8080": true, "plain:8081": true, "db:8080": true, "db:8081": true}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got, out := probe()
