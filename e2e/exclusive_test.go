@@ -266,6 +266,7 @@ func TestSim_Exclusive_CrashMidAdd(t *testing.T) {
 // Ensure a node out of ENIs fails the ADD at once with CNI error 11 and a
 // message that says why (one pod per ENI, the limit, what to change),
 // instead of hanging until the runtime's timeout; a DEL makes room again.
+// A PodNetworking asking for a fixed IP is refused with CNI error 7.
 func TestSim_Exclusive_Limit(t *testing.T) {
 	s := exclusiveSim(t, "--nodes", "1", "--min-pool-size", "0", "--node-config", "max_eni=2")
 	s.mustRun("sim", "pod", "add", "node-1", "a")
@@ -290,6 +291,25 @@ func TestSim_Exclusive_Limit(t *testing.T) {
 	s.mustRun("sim", "pod", "del", "node-1", "a")
 	s.mustRun("sim", "pod", "add", "node-1", "c")
 	s.mustVerify(t, "node-1")
+
+	// A fixed IP is not kept for exclusive ENIs: refused, not ignored.
+	pn := filepath.Join(t.TempDir(), "sts.yaml")
+	if err := os.WriteFile(pn, []byte(`apiVersion: network.alibabacloud.com/v1beta1
+kind: PodNetworking
+metadata: {name: sts}
+spec:
+  selector:
+    podSelector: {matchLabels: {app: sts}}
+  allocationType: {type: Fixed, releaseStrategy: Never}
+  eniOptions: {eniType: ENI}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.mustRun("sim", "policy", "apply", pn)
+	out, err = s.run("sim", "pod", "add", "node-1", "sts-0", "--labels", "app=sts")
+	if err == nil || !strings.Contains(out, "allocationType Fixed") || !strings.Contains(out, "CNI error code 7") {
+		t.Errorf("a Fixed pod on an exclusive node: %v\n%s", err, out)
+	}
 }
 
 // Ensure CHECK, STATUS and GC work for exclusive pods through libcni: CHECK
