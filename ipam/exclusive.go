@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -412,15 +413,8 @@ func createExclusive(ctx context.Context, db Store, cloud eni.Client, node Node,
 	if err != nil {
 		return store.ENI{}, err
 	}
-	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created exclusive eni %s (%s) on %s in %v for %s", rec.ID, rec.PrimaryIP, vsw.ID, sgs, cmpOr(pod, "the warm pool")))
+	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created exclusive eni %s (%s) on %s in %v for %s", rec.ID, rec.PrimaryIP, vsw.ID, sgs, cmp.Or(pod, "the warm pool")))
 	return ready, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // attachExclusive attaches a recorded exclusive ENI, waits until the cloud

@@ -164,20 +164,3 @@ func dropExclusive(lease *allocator, db Store, cloud eni.Client, node Node, cfg 
 	appendEvent(db, slog.LevelInfo, "ENIDeleted", "eni/"+e.ID, fmt.Sprintf("deleted exclusive eni %s (%s): no pod holds it and the warm pool (max_pool_size %d) does not need it", e.ID, e.State, cfg.MaxPoolSize))
 	return nil
 }
-
-// ExclusiveUse is an exclusive node's ENI count, for status.
-type ExclusiveUse struct {
-	Warm, Used, Max int
-}
-
-// ExclusiveUsage counts the node's warm and pod-held exclusive ENIs and how
-// many pods fit (MaxExclusivePods).
-func ExclusiveUsage(db Store, node Node, cfg config.Config) (ExclusiveUse, error) {
-	p, err := snapshot(db)
-	if err != nil {
-		return ExclusiveUse{}, err
-	}
-	u := ExclusiveUse{Max: MaxExclusivePods(node, cfg)}
-	u.Warm, u.Used = countExclusive(p)
-	return u, nil
-}
