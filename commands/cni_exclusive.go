@@ -46,6 +46,13 @@ func crashPoint(name string) {
 // came before; the release of an added pod is podnet.Release's, which
 // gives the ENI back to the node.
 func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env *node.Env, owner ipam.Owner, facts store.NodeInfo, req podnetwork.Request, start time.Time) (err error) {
+	if args.IfName != netplumb.PrimaryIfName {
+		// The ENI brings the pod's default route: a second network's
+		// interface would take it from the first.
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("interface %s: an exclusive ENI is the pod's primary interface (%s) only", args.IfName, netplumb.PrimaryIfName),
+			"attach veni as the pod's first network on an exclusive node")
+	}
 	if req.Kind == podnetwork.Member {
 		return types.NewError(types.ErrInvalidNetworkConfig,
 			fmt.Sprintf("pod %s/%s asks for a trunk member ENI (PodNetworking %s, eniType Trunk) but this node is in exclusive ENI mode", owner.PodNamespace, owner.PodName, req.Networking),

@@ -61,8 +61,8 @@ func (c ExclusiveConfig) validate() error {
 		return fmt.Errorf("exclusive eni %s: ip %s and gateway %s must be inside %s: %w", c.MAC, c.IP, c.Gateway, c.VSwitchCIDR, ErrInvalidConfig)
 	case c.MTU < 0 || (c.MTU > 0 && c.MTU < minMTU):
 		return fmt.Errorf("exclusive eni %s: mtu %d: %w (use 0 for the ENI's, or at least %d)", c.MAC, c.MTU, ErrInvalidConfig, minMTU)
-	case len(c.IfName) > 15 || c.IfName == ExclusiveVethName:
-		return fmt.Errorf("exclusive eni %s: ifname %q: %w (at most 15 characters, not %s)", c.MAC, c.IfName, ErrInvalidConfig, ExclusiveVethName)
+	case c.IfName != PrimaryIfName:
+		return fmt.Errorf("exclusive eni %s: ifname %q: %w (the ENI is the pod's primary interface, %s, with its default route)", c.MAC, c.IfName, ErrInvalidConfig, PrimaryIfName)
 	}
 	return nil
 }

@@ -162,3 +162,29 @@ func TestSetupExclusive_PodInterfaceExists(t *testing.T) {
 		t.Errorf("namespace pinned after a refused setup")
 	}
 }
+
+// Ensure ExclusiveConfig refuses what SetupExclusive cannot do right: no
+// pin, an address outside the vSwitch, a second interface (the ENI brings
+// the pod's default route), a tiny MTU.
+func TestExclusiveConfig_Validate(t *testing.T) {
+	good := ExclusiveConfig{
+		ContainerID: "c", IfName: "eth0", Pin: "/run/pin", MAC: eniMAC,
+		IP: netip.MustParseAddr("10.0.1.20"), VSwitchCIDR: eniCIDR, Gateway: eniGW,
+	}
+	if err := good.validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for name, mod := range map[string]func(*ExclusiveConfig){
+		"no pin":         func(c *ExclusiveConfig) { c.Pin = "" },
+		"ip outside":     func(c *ExclusiveConfig) { c.IP = netip.MustParseAddr("10.0.2.20") },
+		"second network": func(c *ExclusiveConfig) { c.IfName = "net1" },
+		"tiny mtu":       func(c *ExclusiveConfig) { c.MTU = 100 },
+		"no mac":         func(c *ExclusiveConfig) { c.MAC = nil },
+	} {
+		c := good
+		mod(&c)
+		if err := c.validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: validate = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
