@@ -101,7 +101,7 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 		}
 	}
 	if opts.Links {
-		rep.checkLinks(ctx, enis, allocs, opts.OwnerAlive)
+		rep.checkLinks(ctx, db, enis, allocs, opts.OwnerAlive)
 	}
 	var born map[string]time.Time
 	if opts.Cloud != nil {
@@ -140,10 +140,15 @@ func (r *Report) add(kind, object, detail string) {
 	r.Problems = append(r.Problems, Problem{Kind: kind, Object: object, Detail: detail})
 }
 
-func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) (bool, string)) {
+func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) (bool, string)) {
 	links := make(map[string]netplumb.ENILink)
+	own := make(map[string]store.ENI) // exclusive ENIs a pod holds: checkExclusive
 	for _, e := range enis {
 		if e.State != store.ENIReady {
+			continue
+		}
+		if e.Kind == store.ENIExclusive && e.Pod != "" {
+			own[e.ID] = e
 			continue
 		}
 		mac, err := net.ParseMAC(e.MAC)
@@ -159,6 +164,10 @@ func (r *Report) checkLinks(ctx context.Context, enis []store.ENI, allocs []stor
 		links[e.ID] = l
 	}
 	for _, a := range allocs {
+		if e, ok := own[a.ENIID]; ok {
+			r.checkExclusive(ctx, db, e, a, alive)
+			continue
+		}
 		if alive, _ := alive(a); a.State != store.IPBound || !alive || a.NetNS == "" {
 			continue
 		}
@@ -286,3 +295,32 @@ func stableSince(enis []store.ENI, ips []store.IP, allocs []store.Allocation,
 
 // ErrProblems is returned by callers that turn a report into an exit code.
 var ErrProblems = errors.New("invariants broken")
+
+// checkExclusive checks a pod's own ENI: a live bound pod has it plumbed
+// (netplumb.CheckExclusive); any other holder (a reservation, a pod whose
+// namespace is gone) must have its link in the pinned namespace or back in
+// the node, never lost, so its release can give it back.
+func (r *Report) checkExclusive(ctx context.Context, db ipam.Store, e store.ENI, a store.Allocation, alive func(store.Allocation) (bool, string)) {
+	mac, err := net.ParseMAC(e.MAC)
+	if err != nil {
+		r.add(KindENILink, "eni/"+e.ID, fmt.Sprintf("bad mac %q in store", e.MAC))
+		return
+	}
+	cfg := netplumb.ExclusiveConfig{
+		ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS,
+		Pin: podnet.ExclusivePin(db, a.Key), MAC: mac, IP: a.IP, VSwitchCIDR: e.VSwitchCIDR, Gateway: e.Gateway,
+	}
+	if ok, _ := alive(a); ok && a.State == store.IPBound && a.NetNS != "" {
+		if err := netplumb.CheckExclusive(ctx, cfg); err != nil {
+			r.add(KindPlumbing, "allocation/"+string(a.Key), err.Error())
+		}
+		return
+	}
+	where, err := netplumb.LocateExclusive(cfg)
+	switch {
+	case err != nil:
+		r.add(KindENILink, "eni/"+e.ID, err.Error())
+	case where == "":
+		r.add(KindENILink, "eni/"+e.ID, fmt.Sprintf("exclusive eni of %s (%s) has no link in its pod's namespace (pinned at %s) nor in the node: lost", e.Pod, mac, cfg.Pin))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -27,9 +28,10 @@ func newCleanupCommand() *cobra.Command {
 	o := &cleanupOptions{}
 	cmd := &cobra.Command{
 		Use:   "cleanup",
-		Short: "Remove what veni left in this node's kernel that outlives its processes (the fast path's eBPF pins)",
+		Short: "Remove what veni left in this node's kernel that outlives its processes (eBPF pins, pod namespace pins)",
 		Long: `Removes the node's eBPF fast path pins under /sys/fs/bpf/veni: its
-programs detach and its maps go. For taking veni off a node, and what
+programs detach and its maps go. Removes the pins that keep exclusive ENI
+pods' network namespaces alive until veni gave their ENI back. For taking veni off a node, and what
 "veni sim down" runs for every simulated node. Stop the daemon first: one
 running the ebpf datapath pins them again. Pods keep their addresses,
 links and routes. A node that never pinned anything is not an error.`,
@@ -51,6 +53,11 @@ func runCleanup(w io.Writer, o *cleanupOptions) error {
 	if _, err := os.Stat(env.Store.Path); errors.Is(err, os.ErrNotExist) {
 		_, err = fmt.Fprintf(w, "nothing to clean up: no store at %s\n", env.Store.Path)
 		return err
+	}
+	if n, err := podnet.UnpinAll(env.Store); err != nil {
+		return err
+	} else if n > 0 {
+		fmt.Fprintf(w, "removed the namespace pins of %d exclusive ENI pods\n", n)
 	}
 	var info store.NodeInfo
 	err = env.Store.View(func(tx *store.ReadTx) error {

@@ -186,6 +186,10 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	if env.Config.ExclusiveENI() {
+		// Every pod of an exclusive node has an ENI of its own.
+		return cmdAddExclusive(ctx, args, conf, env, owner, facts, want, start)
+	}
 	if want.Dedicated() {
 		return addDedicated(want, facts)
 	}
@@ -630,6 +634,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if eniRec.Kind == store.ENIExclusive {
+		return checkExclusive(ctx, args, conf, env, alloc, eniRec, mac)
+	}
 	eniLink, err := netplumb.LookupENI(ctx, netplumb.ENIConfig{MAC: mac, VSwitchCIDR: eniRec.VSwitchCIDR, Gateway: eniRec.Gateway, Table: eniRec.Table, IPv6CIDR: eniRec.IPv6CIDR, Gateway6: eniRec.Gateway6})
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)

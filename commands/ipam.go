@@ -132,7 +132,7 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 		return writeJSON(w, l)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENI\tSTATE\tMAC\tVSWITCH\tCIDR\tFREE\tHELD\tOWNED")
+	fmt.Fprintln(tw, "ENI\tSTATE\tMAC\tVSWITCH\tCIDR\tFREE\tHELD\tOWNED\tKIND")
 	for _, e := range l.ENIs {
 		free, held := 0, 0
 		for _, ip := range l.IPs {
@@ -145,7 +145,7 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 				held++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%t\n", e.ID, e.State, e.MAC, e.VSwitchID, e.VSwitchCIDR, free, held, e.Owned)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%t\t%s\n", e.ID, e.State, e.MAC, e.VSwitchID, e.VSwitchCIDR, free, held, e.Owned, eniKind(e))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "IP\tSTATE\tENI\tPOD\tCONTAINER/IFNAME\tAGE")

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/daemon"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/enforce"
@@ -80,6 +81,9 @@ type statusReport struct {
 	// (IPv4PerAdapter−1)×16×(TotalAdapters−1)).
 	Mode    string `json:"mode"`
 	MaxPods int    `json:"maxPods,omitempty"`
+	// ENIMode is "shared" or "exclusive" (exclusive_eni_type eniOnly: one
+	// ENI per pod, MaxPods = the ENIs besides the primary).
+	ENIMode string `json:"eniMode"`
 
 	// Stack is eni_conf's ip_stack ("ipv4" or "dual"); StackNotes say
 	// what dual stack does not do on this node (an instance type with
@@ -216,13 +220,22 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 	if m := listing.Pool.Mode; m != "" && m != rep.Mode {
 		problem("the store is in %s mode but eni_conf asks for %s mode: ADDs that need the pool and the daemon refuse to run (a node keeps its mode; drain it and reset its store to switch)", m, rep.Mode)
 	}
+	rep.ENIMode = env.Config.ENIMode()
+	if env.Config.ExclusiveENI() && env.Config.PolicyEnabled() {
+		problem("NetworkPolicy is not enforced on exclusive ENI pods: their traffic does not cross a host veth where veni's enforcer sits")
+	}
+	if m := listing.Pool.ENIMode; m != "" && m != rep.ENIMode {
+		problem("the store is in %s ENI mode but the node's configuration asks for %s ENI mode (exclusive_eni_type, from the node label k8s.aliyun.com/exclusive-mode-eni-type): ADDs and the daemon refuse to run (a node keeps its ENI mode; drain it and reset its store to switch)", m, rep.ENIMode)
+	}
 	if rep.Node != nil {
 		rep.MaxPods = ipam.MaxPods(node.IPAMNode(info), env.Config)
 		if msg := neighbourProblem(rep.MaxPods, info.ENIs); msg != "" {
 			problem("%s", msg)
 		}
 	}
-	rep.Datapath = gatherDatapath(env, info.InstanceID, listing.Allocations, problem)
+	// A pod on its own ENI (exclusive mode) has no fast path: its
+	// traffic never crosses the node.
+	rep.Datapath = gatherDatapath(env, info.InstanceID, sharedAllocations(listing.ENIs, listing.Allocations), problem)
 	rep.Stack = env.Config.IPStack
 	if m := listing.Pool.Stack; m != "" && m != rep.Stack {
 		problem("the store holds %s addresses but eni_conf ip_stack is %s: ADDs that need the pool and the daemon refuse to run (a node keeps its stack; drain it and reset its store to switch)", m, rep.Stack)
@@ -461,7 +474,11 @@ func printStatus(w io.Writer, rep statusReport) error {
 	p := &errWriter{w: w}
 	if n := rep.Node; n != nil {
 		p.printf("node      %s (%s, zone %s, vpc %s), primary %s\n", n.InstanceID, n.InstanceType, n.ZoneID, n.VPCID, n.PrimaryIP)
-		p.printf("limits    %d ENIs x %d IPv4 (facts from %s); max pods %d in %s mode\n", n.ENIs, n.IPv4PerENI, n.UpdatedAt.Format(time.RFC3339), rep.MaxPods, rep.Mode)
+		if rep.ENIMode == config.ENIModeExclusive {
+			p.printf("limits    %d ENIs (facts from %s); max pods %d in exclusive ENI mode (one ENI per pod)\n", n.ENIs, n.UpdatedAt.Format(time.RFC3339), rep.MaxPods)
+		} else {
+			p.printf("limits    %d ENIs x %d IPv4 (facts from %s); max pods %d in %s mode\n", n.ENIs, n.IPv4PerENI, n.UpdatedAt.Format(time.RFC3339), rep.MaxPods, rep.Mode)
+		}
 	} else {
 		p.printf("node      unknown\n")
 	}

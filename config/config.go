@@ -88,6 +88,13 @@ type Config struct {
 	// prefixes); 0 means as many as min_pool_size and the pods need.
 	IPv4PrefixCount int `json:"ipv4_prefix_count,omitempty"`
 
+	// ExclusiveENIType "eniOnly" is exclusive ENI mode: every pod gets an
+	// ENI of its own (Terway's node label
+	// k8s.aliyun.com/exclusive-mode-eni-type, which the daemon turns into
+	// this field). min_pool_size and max_pool_size then count warm ENIs.
+	// A node keeps the mode its store was first filled in.
+	ExclusiveENIType string `json:"exclusive_eni_type,omitempty"`
+
 	// veni's own fields.
 	RAMRole        string   `json:"ram_role,omitempty"`         // instance RAM role for cloud credentials: "" auto (when nothing else is configured), a role name, or "disabled"
 	Endpoint       string   `json:"endpoint,omitempty"`         // OpenAPI endpoint override (the simulator)
@@ -329,6 +336,9 @@ func (c Config) Validate() error {
 		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
 	}
 	if err := c.validatePrefix(bad); err != nil {
+		return err
+	}
+	if err := c.validateExclusive(bad); err != nil {
 		return err
 	}
 	if c.ServiceCIDR != "" {

@@ -61,8 +61,12 @@ func mergeObject(d, p map[string]any) map[string]any {
 // (ip_stack, the datapath, the store, credentials and the cloud endpoint,
 // which the running processes have already acted on or built clients
 // from) changes only with a restart; a cluster layer that changes one is
-// refused and the old value kept.
+// refused and the old value kept. exclusive_eni_type is live because the
+// store guards it: a node takes it while it holds no ENI or address, and
+// once set up refuses the other mode (ipam's ErrModeMismatch) with a clear
+// error at every ADD and pool pass, which is Terway's rule for the label.
 var liveFields = []string{
+	"exclusive_eni_type",
 	"max_pool_size", "min_pool_size", "ip_warm_up_size", "ipv4_prefix_count",
 	"idle_ip_reclaim_after", "idle_ip_reclaim_interval", "idle_ip_reclaim_batch_size",
 	"vswitches", "vswitch_selection_policy", "eni_selection_policy",

@@ -286,9 +286,14 @@ func pickStuck(tx *store.ReadTx, pod string, dual bool, now time.Time) (v4, v6 s
 	return v4, v6, e, false, nil
 }
 
-// usable reports whether an ENI's free IPs may be handed out: it is ready,
-// and not gone from the cloud (see noteMissing).
-func usable(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() }
+// usable reports whether an ENI's free IPs may be handed out to any pod: it
+// is ready, not gone from the cloud (see noteMissing), and not dedicated to
+// one pod (an exclusive or member ENI: its address is its pod's).
+func usable(e store.ENI) bool { return ready(e) && !e.Dedicated() }
+
+// ready reports whether an ENI is attached and seen by the node, and not
+// gone from the cloud.
+func ready(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() }
 
 // readyENIs returns the usable ENIs by id.
 func readyENIs(tx *store.ReadTx) (map[string]store.ENI, error) {
@@ -427,7 +432,8 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 			return false, err
 		}
 	}
-	return true, nil
+	// A pod's own ENI goes back to the warm pool with its address.
+	return true, releaseExclusive(tx, a)
 }
 
 // coldBatch is how many addresses one cold-path refill asks for: as many as

@@ -35,8 +35,18 @@
 // IPv6 of one ENI, taken, bound and freed in the same transactions; the
 // pool counts pairs. The store keeps the node's stack (ErrStackMismatch).
 //
+// Exclusive ENI mode (exclusive_eni_type eniOnly, exclusive.go): every pod
+// gets an ENI of its own (store.ENIExclusive, Pod naming it) whose primary
+// address is an ordinary IP record, so reservation, Commit, release, GC and
+// the store check are the ones above; AllocateExclusive takes a warm ENI of
+// the pod's security groups or creates one under the allocator lease,
+// recording the pod as owner before the attach; a release makes the ENI
+// warm again (no cloud call) and Reconcile keeps min_pool_size to
+// max_pool_size warm ENIs (exclusive_pool.go). The shared pool never hands
+// out an address of a dedicated ENI (usable), nor reclaims or syncs one.
+// The store keeps the node's ENI mode (ErrModeMismatch).
+//
 // Not implemented: IPv6-only nodes (ip_stack ipv6 is refused by config
-// validation), IPv6 prefixes, trunk and
-// exclusive ENIs, and creating ENIs just to reach min_eni (min_eni only
-// keeps ENIs from being deleted).
+// validation), IPv6 prefixes, trunk ENIs, and creating ENIs just to reach
+// min_eni (min_eni only keeps ENIs from being deleted).
 package ipam

@@ -36,13 +36,17 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 	return n
 }
 
-// MaxPods is how many shared-ENI pods fit on the node: its secondary ENIs
+// MaxPods is how many pods fit on the node. Shared ENIs: its secondary ENIs
 // (max_eni caps them) times the addresses each holds besides its primary.
+// Exclusive ENI mode: one pod per secondary ENI (MaxExclusivePods).
 //
 // In prefix mode every slot is a /28 of 16 pods: Terway's
 // (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs.
 // In dual stack each ENI carries min(its IPv4 slots, its IPv6 quota).
 func MaxPods(node Node, cfg config.Config) int {
+	if cfg.ExclusiveENI() {
+		return MaxExclusivePods(node, cfg)
+	}
 	if cfg.PrefixMode() {
 		return maxSecondaryENIs(node, cfg) * perENI(node) * PrefixSize
 	}

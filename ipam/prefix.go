@@ -165,12 +165,16 @@ func CheckMode(db Store, cfg config.Config) error {
 }
 
 // checkForLife checks what a node keeps for life against cfg: its pool
-// mode (ErrModeMismatch), then its ip stack (ErrStackMismatch).
+// mode (ErrModeMismatch), its ip stack (ErrStackMismatch), then its ENI
+// mode, shared or exclusive (ErrModeMismatch).
 func checkForLife(tx *store.ReadTx, cfg config.Config) error {
 	if err := checkMode(tx, cfg); err != nil {
 		return err
 	}
-	return checkStack(tx, cfg)
+	if err := checkStack(tx, cfg); err != nil {
+		return err
+	}
+	return checkENIMode(tx, cfg)
 }
 
 // checkAndNoteMode is CheckMode, and records the mode of a store that holds
@@ -185,14 +189,17 @@ func checkAndNoteMode(db Store, cfg config.Config) error {
 		if err != nil {
 			return err
 		}
-		recorded = ps.Mode != "" && ps.Stack != ""
+		recorded = ps.Mode != "" && ps.Stack != "" && ps.ENIMode != ""
 		if have, err = modeOf(tx); err != nil {
 			return err
 		}
 		if have != "" && have != cfg.PoolMode() {
 			return modeError(have, cfg.PoolMode())
 		}
-		return checkStack(tx, cfg)
+		if err := checkStack(tx, cfg); err != nil {
+			return err
+		}
+		return checkENIMode(tx, cfg)
 	})
 	if err != nil || recorded || have == "" {
 		return err
@@ -211,11 +218,14 @@ func EnsureMode(db Store, cfg config.Config) error {
 		if err := checkStack(&tx.ReadTx, cfg); err != nil {
 			return err
 		}
-		ps, err := tx.PoolState()
-		if err != nil || (ps.Mode == cfg.PoolMode() && ps.Stack == cfg.IPStack) {
+		if err := checkENIMode(&tx.ReadTx, cfg); err != nil {
 			return err
 		}
-		ps.Mode, ps.Stack = cfg.PoolMode(), cfg.IPStack
+		ps, err := tx.PoolState()
+		if err != nil || (ps.Mode == cfg.PoolMode() && ps.Stack == cfg.IPStack && ps.ENIMode == cfg.ENIMode()) {
+			return err
+		}
+		ps.Mode, ps.Stack, ps.ENIMode = cfg.PoolMode(), cfg.IPStack, cfg.ENIMode()
 		return tx.PutPoolState(ps)
 	})
 }

@@ -77,6 +77,11 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err := checkAndNoteMode(db, cfg); err != nil {
 		return rep, err
 	}
+	if cfg.ExclusiveENI() {
+		err := reconcileExclusive(lease, db, cloud, node, cfg, now, &rep)
+		rep.Took = time.Since(start)
+		return rep, err
+	}
 	// A half stack or an owner without allocation is repaired before the
 	// pool is counted (see repairHalves).
 	freed, rejoined, err := repairHalves(lease.ctx, db, &hostView{node: node}, now)
@@ -373,7 +378,9 @@ func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 				continue
 			}
 			fallthrough
-		case e.State == store.ENIReady:
+		case e.State == store.ENIReady && !e.Dedicated():
+			// A dedicated ENI's one address is its primary: nothing
+			// to sync.
 			rep.Errors = appendErr(rep.Errors, syncIPs(ctx, db, e, c, now, host, rep))
 		}
 	}

@@ -31,7 +31,7 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	held := make(map[string]int)
 	owned := make(map[string]bool)
 	for _, e := range p.enis {
-		owned[e.ID] = e.Owned && e.State == store.ENIReady && e.ID != node.PrimaryENIID
+		owned[e.ID] = e.Owned && e.State == store.ENIReady && e.ID != node.PrimaryENIID && !e.Dedicated()
 		_, held[e.ID] = p.ipsOn(e.ID)
 	}
 	var cands []store.IP
@@ -129,8 +129,8 @@ func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node,
 	}
 	var errs []error
 	for _, e := range p.enis {
-		if !e.Owned || e.ID == node.PrimaryENIID {
-			continue
+		if !e.Owned || e.ID == node.PrimaryENIID || e.Dedicated() {
+			continue // a pod's own ENI is the exclusive pool's (reconcileExclusive)
 		}
 		free, held := p.ipsOn(e.ID)
 		if held > 0 {

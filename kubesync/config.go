@@ -23,9 +23,9 @@ const (
 	// veni's label wins when both are set.
 	LabelTerwayConfig = "terway-config"
 	LabelVeniConfig   = "veni-config"
-	// LabelExclusiveENI and LabelLingjun select node-pool modes (dedicated
-	// ENIs per pod, Lingjun/EFLO nodes) that later versions implement; they
-	// are read and reported now.
+	// LabelExclusiveENI=eniOnly puts the node in exclusive ENI mode
+	// (config exclusive_eni_type); LabelLingjun selects Lingjun/EFLO
+	// nodes, which later versions implement: read and reported now.
 	LabelExclusiveENI = "k8s.aliyun.com/exclusive-mode-eni-type"
 	LabelLingjun      = "alibabacloud.com/lingjun-worker"
 )
@@ -58,6 +58,16 @@ func (s *Sync) clusterLayer() (layer []byte, sources []string, err error) {
 		if err := add(pool); err != nil {
 			return nil, sources, err
 		}
+	}
+	// The exclusive ENI label is Terway's node-pool switch; the store keeps
+	// the mode the node was set up in (ipam refuses another).
+	if n, ok := s.node.Get("", s.opts.NodeName); ok && n.Labels[LabelExclusiveENI] == config.ExclusiveENIOnly {
+		merged, err := config.MergePatch(layer, []byte(`{"exclusive_eni_type":"`+config.ExclusiveENIOnly+`"}`))
+		if err != nil {
+			return nil, sources, err
+		}
+		layer = merged
+		sources = append(sources, "label "+LabelExclusiveENI)
 	}
 	return layer, sources, nil
 }

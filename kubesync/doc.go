@@ -7,8 +7,10 @@
 //     ADD never waits for the API server and keeps working while the
 //     daemon or the API server is down;
 //   - layers the cluster's eni_conf (kube-system/eni-config, then the
-//     ConfigMap a node label terway-config= or veni-config= names) over the
-//     node's file as RFC 7396 merge patches, writes the result to
+//     ConfigMap a node label terway-config= or veni-config= names, then
+//     exclusive_eni_type from the label
+//     k8s.aliyun.com/exclusive-mode-eni-type=eniOnly) over the node's file
+//     as RFC 7396 merge patches, writes the result to
 //     cluster.json beside veni.json for the plugin, and hands the daemon
 //     the fields it may apply live (others are refused with an event);
 //   - reports back: the pod annotation k8s.aliyun.com/pod-ips, events with

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/kube"
 	"github.com/veni-cni/veni/node"
@@ -250,8 +251,10 @@ func (s *Sync) syncInstanceAnnotation(ctx context.Context, n *kube.Node) {
 		ENIs: enis, IPv4PerENI: max(facts.IPv4PerENI-1, 0), MaxPods: ipam.MaxPods(node.IPAMNode(facts), cfg),
 	}
 	switch {
+	case cfg.ExclusiveENI():
+		info.Mode = "exclusive-eni (one ENI per pod; maxPods is the ENIs besides the primary)"
 	case n.Labels[LabelExclusiveENI] != "":
-		info.Mode = "exclusive-eni (label " + LabelExclusiveENI + "=" + n.Labels[LabelExclusiveENI] + "; not implemented: pods use shared ENIs)"
+		info.Mode = "exclusive-eni (label " + LabelExclusiveENI + "=" + n.Labels[LabelExclusiveENI] + " not applied: only " + config.ExclusiveENIOnly + " is known)"
 	case n.Labels[LabelLingjun] != "":
 		info.Mode = "lingjun (label " + LabelLingjun + "; not implemented: pods use shared ENIs)"
 	}

@@ -1,12 +1,21 @@
 // Package netplumb is veni's node datapath: the links, addresses, routes,
 // policy rules, neighbour entries and sysctls that carry pod traffic in
-// shared-ENI mode (one veth pair per pod, policy routing per ENI).
+// shared-ENI mode (one veth pair per pod, policy routing per ENI), and in
+// exclusive ENI mode (exclusive_linux.go: the pod's own ENI moved into its
+// namespace as eth0, a veth1 to the node for Services and the node).
 //
 // The CNI plugin calls it in this order:
 //
 //	ADD:   EnsureENI → SetupPod
 //	DEL:   TeardownPod (idempotent: "already gone" is success)
 //	CHECK: LookupENI → CheckPod
+//
+// and in exclusive ENI mode ADD: SetupExclusive, DEL: TeardownExclusive,
+// CHECK: CheckExclusive. SetupExclusive pins the pod's namespace (a bind
+// mount the caller names) before the ENI moves in, and TeardownExclusive
+// unpins it only after the ENI is back in the node: a namespace destroyed
+// with the ENI inside would take a virtual ENI along, or hand a NIC to the
+// initial namespace rather than the node's.
 //
 // HostPods lists the pods plumbed on a node from the kernel alone, for
 // rebuilding the store after it was lost. There is no ENI teardown: a

@@ -12,7 +12,12 @@
 // rules, its fast-path endpoint matched by address and host interface,
 // its NetworkPolicy endpoint) and
 // only then frees the address, and only if the store still holds the very
-// allocation it tore down. While the teardown runs the address is still
+// allocation it tore down. A pod on its own ENI (exclusive ENI mode) is
+// torn down by moving the ENI back to the node (netplumb.TeardownExclusive),
+// from the namespace veni pinned at ADD (ExclusivePin) even when the
+// runtime already dropped the pod's; freeing its address makes the ENI
+// warm. An ENI whose link is nowhere is retired instead (the daemon
+// deletes it), never given to another pod. While the teardown runs the address is still
 // held, so no new pod can be given it, and nothing the teardown removes can
 // belong to a newer owner.
 //

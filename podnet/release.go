@@ -96,6 +96,7 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	var (
 		a     store.Allocation
 		found bool
+		own   *store.ENI // the pod's own ENI (exclusive mode), if it has one
 	)
 	err = n.Store.View(func(tx *store.ReadTx) error {
 		if n.InstanceID == "" {
@@ -109,7 +110,13 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if e, err := tx.ENI(a.ENIID); err == nil && e.Kind == store.ENIExclusive {
+			own = &e
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("release %s: read store: %w", key, err)
@@ -128,7 +135,11 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		// attachment's own veth carries.
 		pod.IP, pod.IP6 = a.IP, a.IP6
 	}
-	if err := netplumb.TeardownPod(ctx, pod); err != nil {
+	if own != nil {
+		if err := releaseExclusive(ctx, n, pod, *own); err != nil {
+			return nil, fmt.Errorf("release %s: %w", key, err)
+		}
+	} else if err := netplumb.TeardownPod(ctx, pod); err != nil {
 		return nil, fmt.Errorf("release %s: %w", key, err)
 	}
 	if !found {

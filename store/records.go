@@ -344,7 +344,12 @@ type PoolState struct {
 	// addresses: a dual pod's IPv6 would lose its pool, an IPv4 pod would
 	// have no IPv6 (ErrStackMismatch in ipam). Empty in a store that
 	// predates dual stack: IPv4.
-	Stack     string    `json:"stack,omitempty"`
+	Stack string `json:"stack,omitempty"`
+	// ENIMode is "shared" or "exclusive" (config ENIMode: one ENI per
+	// pod), set with Mode, and like it kept for life: a node's pods are
+	// plumbed one way or the other. Empty in a store that predates
+	// exclusive mode: shared.
+	ENIMode   string    `json:"eniMode,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 
 	// LastReclaim is when idle addresses were last returned to the cloud;

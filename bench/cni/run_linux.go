@@ -59,6 +59,11 @@ func run(ctx context.Context, o options, out, progress io.Writer) (err error) {
 		phases = append(phases, r)
 	}
 	writeLatencyReport(out, o, phases)
+	if o.exclusiveRounds > 0 {
+		if err := runExclusive(ctx, o, out, progress); err != nil {
+			return err
+		}
+	}
 
 	if !o.skipStart {
 		fmt.Fprintf(progress, "process start: %d runs per binary\n", o.execRuns)
@@ -123,7 +128,13 @@ func runPhase(ctx context.Context, systems []*system, par, n int, o options) (ph
 // runBatch creates size pod namespaces, adds them all with par workers,
 // deletes them all the same way, and removes the namespaces. Only the
 // libcni calls are timed.
-func (s *system) runBatch(ctx context.Context, par, size int) (b samples, err error) {
+func (s *system) runBatch(ctx context.Context, par, size int) (samples, error) {
+	return s.runBatchParts(ctx, par, size, nil)
+}
+
+// runBatchParts is runBatch; afterAdd, when set, runs between the ADDs and
+// the DELs, untimed.
+func (s *system) runBatchParts(ctx context.Context, par, size int, afterAdd func() error) (b samples, err error) {
 	batch := make([]pods.Pod, 0, size)
 	defer func() {
 		for _, p := range batch {
@@ -155,6 +166,12 @@ func (s *system) runBatch(ctx context.Context, par, size int) (b samples, err er
 		// Release what did get added; DEL is idempotent for the rest.
 		_, _, derr := parallel(context.Background(), par, size, func(i int) (time.Duration, error) { return s.rt.Del(context.Background(), batch[i]) })
 		return b, errors.Join(err, derr)
+	}
+	if afterAdd != nil {
+		if err := afterAdd(); err != nil {
+			_, _, derr := parallel(context.Background(), par, size, func(i int) (time.Duration, error) { return s.rt.Del(context.Background(), batch[i]) })
+			return b, errors.Join(err, derr)
+		}
 	}
 	cpu0 = childrenCPU()
 	b.del, b.delWall, err = parallel(ctx, par, size, func(i int) (time.Duration, error) { return s.rt.Del(ctx, batch[i]) })

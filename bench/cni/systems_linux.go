@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/veni-cni/veni/config"
+	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
 	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
 	"github.com/veni-cni/veni/store"
@@ -31,6 +32,7 @@ type system struct {
 	podNS   func(seq int) string // name of the seq'th pod's namespace
 	close   func() error         // removes the node and all it holds
 	nextSeq int
+	ctl     *simcluster.Client // the sim's control endpoint (exclusive rows)
 }
 
 // simNodeName is the one node veni's sim gets.
@@ -82,7 +84,39 @@ func veniSims(o options) []veniSim {
 // startVeni brings up a one-node sim whose pool holds at least batch free
 // addresses (a batch at parallelism 8 never takes the cold path), and
 // returns it as a system once the pool is warm.
-func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error) {
+func startVeni(ctx context.Context, o options, v veniSim) (*system, error) {
+	// max_pool_size at twice the batch: after the first batch the pool holds
+	// the batch and its refill, and neither the daemon nor the cloud has
+	// work to do while the benchmark runs.
+	args := []string{"--min-pool-size", strconv.Itoa(o.batch), "--max-pool-size", strconv.Itoa(2 * o.batch)}
+	if v.datapath != "" {
+		args = append(args, "--datapath", v.datapath)
+	}
+	if v.dual {
+		args = append(args, "--node-config", "ip_stack=dual")
+	}
+	s, storePath, err := startVeniWith(ctx, o, v, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitPool(ctx, storePath, o.batch, o.poolWait); err != nil {
+		return nil, errors.Join(err, s.close())
+	}
+	if v.policy {
+		pods := o.podsPerSystem()
+		if err := writePolicyWorld(v.dir, pods); err != nil {
+			return nil, errors.Join(fmt.Errorf("policy world: %w", err), s.close())
+		}
+		if err := waitPolicyRecords(ctx, storePath, pods, o.poolWait); err != nil {
+			return nil, errors.Join(err, s.close())
+		}
+	}
+	return s, nil
+}
+
+// startVeniWith brings up v's one-node sim with these "sim up" arguments
+// and returns it as a system, with the node's store path.
+func startVeniWith(ctx context.Context, o options, v veniSim, upArgs ...string) (_ *system, storePath string, err error) {
 	dir := v.dir
 	s := &system{name: v.system}
 	s.close = func() error {
@@ -97,24 +131,14 @@ func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error)
 			err = errors.Join(err, s.close())
 		}
 	}()
-	// max_pool_size at twice the batch: after the first batch the pool holds
-	// the batch and its refill, and neither the daemon nor the cloud has
-	// work to do while the benchmark runs.
-	args := []string{"sim", "up", "--dir", dir, "--name", v.simName, "--nodes", "1",
-		"--min-pool-size", strconv.Itoa(o.batch), "--max-pool-size", strconv.Itoa(2 * o.batch)}
-	if v.datapath != "" {
-		args = append(args, "--datapath", v.datapath)
-	}
-	if v.dual {
-		args = append(args, "--node-config", "ip_stack=dual")
-	}
+	args := append([]string{"sim", "up", "--dir", dir, "--name", v.simName, "--nodes", "1"}, upArgs...)
 	up := exec.CommandContext(ctx, o.veniBin, args...)
 	if out, err := up.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("veni sim up: %w: %s", err, bytes.TrimSpace(out))
+		return nil, "", fmt.Errorf("veni sim up: %w: %s", err, bytes.TrimSpace(out))
 	}
 	env, err := simEnv(ctx, o, v)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	nodeNS := fabric.NodeNetNSName(v.simName, simNodeName)
 	s.rt, err = pods.NewRuntime(pods.Node{
@@ -125,7 +149,7 @@ func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error)
 		CacheDir: filepath.Join(dir, "cni-cache-bench"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// Named after the node, so "sim down" removes pods a crash left.
 	s.podNS = func(seq int) string { return fmt.Sprintf("%s-pod-bench-%d", nodeNS, seq) }
@@ -137,21 +161,9 @@ func startVeni(ctx context.Context, o options, v veniSim) (_ *system, err error)
 		err = json.Unmarshal(b, &cfg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("veni node config: %w", err)
+		return nil, "", fmt.Errorf("veni node config: %w", err)
 	}
-	if err := waitPool(ctx, cfg.StorePath, o.batch, o.poolWait); err != nil {
-		return nil, err
-	}
-	if v.policy {
-		pods := o.podsPerSystem()
-		if err := writePolicyWorld(dir, pods); err != nil {
-			return nil, fmt.Errorf("policy world: %w", err)
-		}
-		if err := waitPolicyRecords(ctx, cfg.StorePath, pods, o.poolWait); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	return s, cfg.StorePath, nil
 }
 
 // simEnv reads the node's CNI_PATH, NETCONFPATH and VENI_CONFIG from

@@ -85,7 +85,8 @@ func HostStack(cfg config.Config, node store.NodeInfo, enis []store.ENI) fastpat
 		hs.NodeAddrs = append(hs.NodeAddrs, node.PrimaryIP)
 	}
 	for _, e := range enis {
-		if e.PrimaryIP.IsValid() {
+		// A dedicated ENI's primary IP is its pod's address, not the node's.
+		if e.PrimaryIP.IsValid() && !e.Dedicated() {
 			hs.NodeAddrs = append(hs.NodeAddrs, e.PrimaryIP)
 		}
 	}

@@ -109,6 +109,11 @@ func (r *Runtime) Add(ctx context.Context, p Pod) (*types100.Result, time.Durati
 		return err
 	})
 	if err != nil {
+		// The code says what a kubelet would do (11: retry later).
+		var cniErr *types.Error
+		if errors.As(err, &cniErr) {
+			return nil, took, fmt.Errorf("add %s/%s on %s: %w (CNI error code %d)", p.Namespace, p.Name, r.node.Name, err, cniErr.Code)
+		}
 		return nil, took, fmt.Errorf("add %s/%s on %s: %w", p.Namespace, p.Name, r.node.Name, err)
 	}
 	out, err := types100.NewResultFromResult(res)
