@@ -28,8 +28,9 @@
  *           the trie from it, without reading anybody else's entries
  *   IN4     ingress peers: prefix -> port set (value.id, 0: none)
  *   OUT4    egress peers, the same
- *   IN6/OUT6 the same for IPv6 (loaded, never looked up: the datapath is
- *           IPv4 today; isolated directions drop IPv6)
+ *   IN6/OUT6 the same for IPv6: only the policy programs look them up
+ *           (veni_policy6.h, compiled in with VENI_POL_IP6); the fast
+ *           path is IPv4 and never asks about IPv6
  *   PORTS   port sets: {set id, protocol, port} with ports as prefixes;
  *           a set allowing every protocol is the prefix {set id}
  * A new flow costs two trie lookups: the peer's longest prefix gives a port
@@ -94,8 +95,8 @@ enum pol_reason {
 	POL_R_CHANGED = 2,   /* a flow of an older generation the policy no longer allows */
 	POL_R_RELATED = 3,   /* an ICMP error about a flow the endpoint does not have */
 	POL_R_FRAGMENT = 4,  /* a later fragment of a datagram whose first was not allowed */
-	POL_R_IPV6 = 5,      /* IPv6 in an isolated direction: not parsed yet */
-	POL_R_MALFORMED = 6, /* truncated IPv4 headers in an isolated direction */
+	POL_R_IPV6 = 5,      /* IPv6 in an isolated direction, built without VENI_POL_IP6 */
+	POL_R_MALFORMED = 6, /* truncated IP headers in an isolated direction */
 	POL_R_MAX,
 };
 
@@ -567,6 +568,12 @@ static __always_inline int pol_is_svc(__be32 addr)
 	return pol_lookup(&veni_pol_svc, &k) != 0;
 }
 
+#ifdef VENI_POL_IP6
+/* veni_policy6.h */
+static __always_inline enum pol_verdict pol_check6(struct __sk_buff *skb, __u32 gen, __u32 flags,
+						   __u32 ifindex, enum pol_dir dir, int from_host);
+#endif
+
 /* pol_check_table is the check of a selected endpoint, whose table is
  * generation gen with flags (enum pol_flag). from_host says that the
  * packet is the node's own (ingress only). defer_svc (pol_from_pod only)
@@ -596,7 +603,11 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 	case POL_PARSED_NOT_IP:
 		return POL_PASS;
 	case POL_PARSED_IP6:
+#ifdef VENI_POL_IP6
+		return pol_check6(skb, gen, flags, ifindex, dir, from_host);
+#else
 		return iso ? pol_drop(ifindex, gen, dir, POL_R_IPV6, 0) : POL_PASS;
+#endif
 	default:
 		return iso ? pol_drop(ifindex, gen, dir, POL_R_MALFORMED, 0) : POL_PASS;
 	}
