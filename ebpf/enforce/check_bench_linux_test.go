@@ -19,6 +19,9 @@ func BenchmarkCheck(b *testing.B) {
 		{"v4/unselected", false, tcpAck("10.1.5.5", ep, 1000, 80), false, true},
 		{"v4/established", true, tcpAck("10.1.5.5", ep, 1001, 80), true, true},
 		{"v4/denied", true, tcpSyn("172.16.0.1", ep, 1002, 80), false, false},
+		{"v6/unselected", false, tcpAck("fd00::5", "fd00::1", 1000, 80), false, true},
+		{"v6/established", true, tcpAck("fd00::5", "fd00::1", 1001, 80), true, true},
+		{"v6/denied", true, tcpSyn("fd00:1::1", "fd00::1", 1002, 80), false, false},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
