@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/veni-cni/veni/store"
 )
 
 // dualStackCluster is fixedCluster with an IPv6 address on each node.
@@ -153,4 +155,55 @@ func TestSnapshot_Trace_FamilyParity(t *testing.T) {
 		t.Fatal("no case without ipBlock: nothing compared")
 	}
 	t.Logf("%d flow pairs compared", compared)
+}
+
+// TestFromMirror_DualStackTrace: on a dual-stack node, a pod's allocation
+// holds its IPv6 with its IPv4; a trace between two pods' IPv6 addresses
+// finds both pods and decides as between their IPv4 addresses, with a
+// selector rule naming the client.
+func TestFromMirror_DualStackTrace(t *testing.T) {
+	a := netip.MustParseAddr
+	m := Mirror{
+		Node: Node{Name: "n1", IPs: []netip.Addr{a("192.168.0.1"), a("fd00:ff::1")}},
+		Pods: []store.Pod{
+			{Namespace: "x", Name: "web", Labels: map[string]string{"app": "web"}},
+			{Namespace: "x", Name: "client", Labels: map[string]string{"app": "client"}},
+			{Namespace: "x", Name: "other", Labels: map[string]string{"app": "other"}},
+		},
+		Allocations: []store.Allocation{
+			{PodNamespace: "x", PodName: "web", IP: a("10.0.0.1"), IP6: a("fd00::1"), State: store.IPBound},
+			{PodNamespace: "x", PodName: "client", IP: a("10.0.0.2"), IP6: a("fd00::2"), State: store.IPBound},
+			{PodNamespace: "x", PodName: "other", IP: a("10.0.0.3"), IP6: a("fd00::3"), State: store.IPBound},
+		},
+		Policies: []store.Policy{{Namespace: "x", Name: "web", Raw: []byte(`{"metadata":{"name":"web","namespace":"x"},
+			"spec":{"podSelector":{"matchLabels":{"app":"web"}},"ingress":[{"from":[{"podSelector":{"matchLabels":{"app":"client"}}}]}]}}`)}},
+	}
+	s, err := FromMirror(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, to string
+		allowed  bool
+	}{
+		{"10.0.0.2", "10.0.0.1", true}, {"fd00::2", "fd00::1", true},
+		{"10.0.0.3", "10.0.0.1", false}, {"fd00::3", "fd00::1", false},
+		{"fd00:ff::1", "fd00::1", true}, // the node's IPv6
+	} {
+		tr, err := s.Trace(ep(t, tc.from), ep(t, tc.to), ProtoTCP, 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Allowed != tc.allowed || tr.To.Kind != KindPod || tr.To.Pod == nil || tr.To.Pod.Name != "web" {
+			t.Errorf("%s -> %s: allowed %v (want %v), to %+v: %s", tc.from, tc.to, tr.Allowed, tc.allowed, tr.To, tr.Ingress.Reason)
+		}
+	}
+	var buf strings.Builder
+	tr, err := s.Trace(ep(t, "fd00::2"), ep(t, "x/web"), ProtoTCP, 80)
+	if err != nil {
+		t.Fatalf("trace from fd00::2 to x/web: %v", err)
+	}
+	if err := tr.WriteText(&buf); err != nil || !strings.Contains(buf.String(), "fd00::1") || !strings.Contains(buf.String(), "fd00::2") {
+		t.Errorf("trace text (%v) does not show the IPv6 ends:\n%s", err, buf.String())
+	}
 }
