@@ -199,7 +199,7 @@ func (k EndpointKey) validate() error {
 		return fmt.Errorf("%w: no host veth ifindex", ErrInvalidEndpoint)
 	}
 	if k.IP.IsValid() && !k.IP.Unmap().Is4() {
-		return fmt.Errorf("%w: %v is not ipv4 (the datapath is ipv4)", ErrInvalidEndpoint, k.IP)
+		return fmt.Errorf("%w: %v is not ipv4 (an endpoint is recorded by its ipv4)", ErrInvalidEndpoint, k.IP)
 	}
 	return nil
 }
