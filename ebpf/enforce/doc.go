@@ -14,7 +14,9 @@
 //   - the maps declared in ebpf/headers/veni_policy.h (veni_pol_*), pinned
 //     by name in the node's pin directory, which the fast path's object
 //     declares too: fastpath.c calls the same check before bpf_redirect_peer,
-//     which skips pol_to_pod;
+//     which skips pol_to_pod; and veni_pol_ct6, the IPv6 connection
+//     table, declared in ebpf/headers/veni_policy6.h for the policy
+//     programs alone (the fast path never checks IPv6);
 //   - translating a policy.Ruleset into table entries (table.go).
 //
 // How a packet is decided: an endpoint no policy selects has no entry in

@@ -8,6 +8,8 @@
  * redirects. Both objects declare the same maps, pinned by name in the
  * node's pin directory: whichever loads first creates them, the other
  * reuses them. Change a map here and both objects change (make generate).
+ * The IPv6 check (veni_policy6.h) and its connection table are the policy
+ * programs' alone: the fast path never sees IPv6.
  *
  * An endpoint is a pod, keyed by the ifindex of its host veth. An endpoint
  * a policy selects has an entry in veni_pol_eps (its table's generation,
