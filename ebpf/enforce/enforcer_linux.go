@@ -440,12 +440,14 @@ func (e *Enforcer) deleteGeneration(gen uint32) error {
 
 // ensureFlows makes the node's connection tables (IPv4 and IPv6), the
 // first time a table is installed: nodes without policy pay no memory for
-// them.
+// them. Each goes into its map of maps with an update the kernel follows
+// with an RCU grace period: the two run at once, so the first install
+// (a CNI ADD, the daemon's first pass) waits for one period, not two.
 func (e *Enforcer) ensureFlows() error {
-	if err := ensureFlowTable(e.objs.VeniPolCt, "veni_pol_flows", ctKeySize, e.flows); err != nil {
-		return err
-	}
-	return ensureFlowTable(e.objs.VeniPolCt6, "veni_pol_flows6", ct6KeySize, e.flows6)
+	done := make(chan error, 1)
+	go func() { done <- ensureFlowTable(e.objs.VeniPolCt6, "veni_pol_flows6", ct6KeySize, e.flows6) }()
+	err := ensureFlowTable(e.objs.VeniPolCt, "veni_pol_flows", ctKeySize, e.flows)
+	return errors.Join(err, <-done)
 }
 
 // The connection tables' key and value sizes (struct ct_key, ct6_key,

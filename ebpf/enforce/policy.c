@@ -61,7 +61,7 @@ struct {
 SEC("tc")
 int pol_from_pod(struct __sk_buff *skb)
 {
-	if (pol_check_ep(skb, skb->ifindex, POL_EGRESS, 0, 1) == POL_DROP)
+	if (pol_check_ep(skb, skb->ifindex, POL_EGRESS, 0, 1, 1) == POL_DROP)
 		return TC_ACT_SHOT;
 	return TCX_NEXT;
 }

@@ -571,20 +571,23 @@ static __always_inline int pol_is_svc(__be32 addr)
 }
 
 #ifdef VENI_POL_IP6
-/* veni_policy6.h */
-static __always_inline enum pol_verdict pol_check6(struct __sk_buff *skb, __u32 gen, __u32 flags,
-						   __u32 ifindex, enum pol_dir dir, int from_host);
+/* veni_policy6.h: a subprogram, not inlined into every path of its
+ * callers (BPF calls take five arguments: how packs the direction, bit 0,
+ * and from_host, bit 1). */
+static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen, __u32 flags,
+					 __u32 ifindex, __u32 how);
 #endif
 
 /* pol_check_table is the check of a selected endpoint, whose table is
  * generation gen with flags (enum pol_flag). from_host says that the
  * packet is the node's own (ingress only). defer_svc (pol_from_pod only)
  * defers the egress of flows to a Service CIDR past DNAT (see
- * VENI_MARK_SVC_DEFER). */
+ * VENI_MARK_SVC_DEFER). ip6 0 (a constant) leaves the IPv6 check out of a
+ * caller that never sees IPv6, so the verifier does not walk it there. */
 static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, __u32 gen,
 							 __u32 flags, __u32 ifindex,
 							 enum pol_dir dir, int from_host,
-							 int defer_svc)
+							 int defer_svc, int ip6)
 {
 	int deferred = 0;
 	struct ct_value nv = {};
@@ -606,10 +609,10 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 		return POL_PASS;
 	case POL_PARSED_IP6:
 #ifdef VENI_POL_IP6
-		return pol_check6(skb, gen, flags, ifindex, dir, from_host);
-#else
-		return iso ? pol_drop(ifindex, gen, dir, POL_R_IPV6, 0) : POL_PASS;
+		if (ip6)
+			return pol_check6(skb, gen, flags, ifindex, (dir & 1) | (from_host ? 2 : 0));
 #endif
+		return iso ? pol_drop(ifindex, gen, dir, POL_R_IPV6, 0) : POL_PASS;
 	default:
 		return iso ? pol_drop(ifindex, gen, dir, POL_R_MALFORMED, 0) : POL_PASS;
 	}
@@ -720,7 +723,8 @@ pass:
  * bpf_skb_load_bytes only, so the caller's packet pointers stay valid.
  */
 static __always_inline enum pol_verdict pol_check_ep(struct __sk_buff *skb, __u32 ifindex,
-						      enum pol_dir dir, int from_host, int defer_svc)
+						      enum pol_dir dir, int from_host, int defer_svc,
+						      int ip6)
 {
 	const struct pol_ep *ep = pol_lookup(&veni_pol_eps, &ifindex);
 	struct {
@@ -732,13 +736,13 @@ static __always_inline enum pol_verdict pol_check_ep(struct __sk_buff *skb, __u3
 		return POL_PASS;
 	/* One 8-byte load: the pair as one update wrote it. */
 	__builtin_memcpy(&cur, ep, sizeof(cur));
-	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host, defer_svc);
+	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host, defer_svc, ip6);
 }
 
 static __always_inline enum pol_verdict veni_policy_check(struct __sk_buff *skb, __u32 ifindex,
 							   enum pol_dir dir, int from_host)
 {
-	return pol_check_ep(skb, ifindex, dir, from_host, 0);
+	return pol_check_ep(skb, ifindex, dir, from_host, 0, 1);
 }
 
 /*
@@ -767,7 +771,7 @@ static __always_inline enum pol_verdict pol_check_deferred(struct __sk_buff *skb
 	src = pol_lookup(&veni_pol_ips, &saddr);
 	if (!src)
 		return POL_PASS;
-	return pol_check_ep(skb, *src, POL_EGRESS, 0, 0);
+	return pol_check_ep(skb, *src, POL_EGRESS, 0, 0, 0); /* IPv4 only: see above */
 }
 
 #endif /* VENI_POLICY_H */
