@@ -244,6 +244,9 @@ func (s *Stored) compileInputs() compileInputs {
 		if a.PodName != "" && (a.State == store.IPReserved || a.State == store.IPBound) {
 			ref := policy.PodRef{Namespace: a.PodNamespace, Name: a.PodName}
 			in.addrs[ref] = append(in.addrs[ref], a.IP)
+			if a.IP6.IsValid() {
+				in.addrs[ref] = append(in.addrs[ref], a.IP6) // dual stack: held with IP
+			}
 		}
 	}
 	for _, ips := range in.addrs {

@@ -26,7 +26,7 @@ func TestMirror_PodIPs(t *testing.T) {
 			{Namespace: "y", Name: "two"},
 		},
 		Allocations: []store.Allocation{
-			{PodNamespace: "x", PodName: "two", IP: a("10.0.0.5"), State: store.IPBound},
+			{PodNamespace: "x", PodName: "two", IP: a("10.0.0.5"), IP6: a("fd00::5"), State: store.IPBound},
 			{PodNamespace: "x", PodName: "two", IP: a("::ffff:10.0.0.3"), State: store.IPReserved},
 			{PodNamespace: "x", PodName: "two", IP: a("10.0.0.5"), State: store.IPBound},
 			{PodNamespace: "x", PodName: "two", IP: a("10.0.0.7"), State: store.IPFree},
@@ -50,7 +50,7 @@ func TestMirror_PodIPs(t *testing.T) {
 	if _, ok, _ := m.PodIPs(PodRef{Namespace: "z", Name: "stray"}); ok {
 		t.Error("a pod the mirror does not hold has addresses")
 	}
-	if got, _, _ := m.PodIPs(PodRef{Namespace: "x", Name: "two"}); !slices.Equal(got, []netip.Addr{a("10.0.0.3"), a("10.0.0.5")}) {
-		t.Errorf("x/two: %v, want its two allocated addresses", got)
+	if got, _, _ := m.PodIPs(PodRef{Namespace: "x", Name: "two"}); !slices.Equal(got, []netip.Addr{a("10.0.0.3"), a("10.0.0.5"), a("fd00::5")}) {
+		t.Errorf("x/two: %v, want its allocated addresses, the IPv6 held with one included", got)
 	}
 }

@@ -180,6 +180,16 @@ func (m Mirror) podIPs(p store.Pod, allocated []netip.Addr) ([]netip.Addr, error
 	return ips, nil
 }
 
+// appendAllocated appends allocation a's addresses: its IP and, on a
+// dual-stack node, the IPv6 held with it (a pod peer matches both).
+func appendAllocated(ips []netip.Addr, a store.Allocation) []netip.Addr {
+	ips = append(ips, a.IP.Unmap())
+	if a.IP6.IsValid() {
+		ips = append(ips, a.IP6)
+	}
+	return ips
+}
+
 // PodIPs returns the addresses pod ref of m.Pods has in FromMirror(m)'s
 // snapshot (unmapped, sorted, without repeats), or false when m.Pods
 // does not hold it: a caller whose mirror changed only in its
@@ -192,7 +202,7 @@ func (m Mirror) PodIPs(ref PodRef) ([]netip.Addr, bool, error) {
 	var allocated []netip.Addr
 	for _, a := range m.Allocations {
 		if a.PodNamespace == ref.Namespace && a.PodName == ref.Name && (a.State == store.IPReserved || a.State == store.IPBound) && a.IP.IsValid() {
-			allocated = append(allocated, a.IP.Unmap())
+			allocated = appendAllocated(allocated, a)
 		}
 	}
 	ips, err := m.podIPs(m.Pods[i], allocated)
@@ -210,7 +220,8 @@ func (m Mirror) PodIPs(ref PodRef) ([]netip.Addr, bool, error) {
 }
 
 // FromMirror builds a snapshot from the store's mirror records. A mirrored
-// pod's addresses are those of its allocations (reserved or bound), else
+// pod's addresses are those of its allocations (reserved or bound; both
+// families on a dual-stack node), else
 // those of AnnotationPodIPs; finished pods have none. A policy it cannot
 // read is enforced closed (Input.FailClosedOnInvalid); one whose JSON does
 // not even decode isolates its whole namespace both ways. Both are in
@@ -224,7 +235,7 @@ func FromMirror(m Mirror) (*Snapshot, error) {
 			continue
 		}
 		key := store.PodKey(a.PodNamespace, a.PodName)
-		byPod[key] = append(byPod[key], a.IP.Unmap())
+		byPod[key] = appendAllocated(byPod[key], a)
 	}
 	var errs []error
 	for _, p := range m.Pods {

@@ -14,7 +14,9 @@
 //   - the maps declared in ebpf/headers/veni_policy.h (veni_pol_*), pinned
 //     by name in the node's pin directory, which the fast path's object
 //     declares too: fastpath.c calls the same check before bpf_redirect_peer,
-//     which skips pol_to_pod;
+//     which skips pol_to_pod; and veni_pol_ct6, the IPv6 connection
+//     table, declared in ebpf/headers/veni_policy6.h for the policy
+//     programs alone (the fast path never checks IPv6);
 //   - translating a policy.Ruleset into table entries (table.go).
 //
 // How a packet is decided: an endpoint no policy selects has no entry in
@@ -59,9 +61,18 @@
 // endpoint is found), later IP fragments of a deferred datagram, and
 // host_stack_cidrs (served by the host, not DNATed to a pod).
 //
-// Not done yet, and so absent rather than approximated:
-//   - IPv6: the datapath is IPv4; an isolated direction drops IPv6, an
-//     unisolated one passes it. IPv6 prefixes are loaded, never looked up.
+// IPv6 (a dual-stack pod's second address; the fast path is IPv4, so its
+// IPv6 always crosses these hooks) is decided the same way from the same
+// tables (IN6/OUT6 prefixes), by veni_policy6.h, which only the policy
+// programs compile in: extension headers are skipped (up to six; a longer
+// or truncated chain is malformed, dropped where isolated), fragments
+// follow their first as for IPv4, ICMPv6 errors (packet too big among
+// them) are decided as the flow they quote, and neighbour discovery that
+// cannot leave the link (hop limit 255, a link-local address or link-scope
+// multicast) always passes. IPv6 flows have their own connection LRU
+// (veni_pol_ct6, Options.Flows6) and drop events their own size. Not
+// done for IPv6: Service deferral (an egress-isolated pod's flow to an
+// IPv6 ClusterIP is decided against the ClusterIP).
 //
 // It must not touch what other packages own: the fast path's programs,
 // maps and filters (ebpf/fastpath; it only uses its pin directory, lock

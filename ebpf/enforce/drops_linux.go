@@ -49,8 +49,13 @@ func (d *DropReader) SetDeadline(t time.Time) { d.r.SetDeadline(t) }
 // Close stops the reader; a blocked Read returns ErrClosed.
 func (d *DropReader) Close() error { return d.r.Close() }
 
-// dropSize is sizeof(struct pol_drop).
-const dropSize = 32
+// dropSize is sizeof(struct pol_drop), drop6Size sizeof(struct pol_drop6):
+// an IPv6 drop is pol_drop with zero IPv4 addresses, then the source and
+// destination IPv6 addresses.
+const (
+	dropSize  = 32
+	drop6Size = dropSize + 32
+)
 
 func parseDrop(b []byte) (Drop, error) {
 	if len(b) < dropSize {
@@ -60,6 +65,12 @@ func parseDrop(b []byte) (Drop, error) {
 	ktime := ne.Uint64(b[0:8])
 	proto := policy.Protocol(b[28])
 	addr := func(off int) netip.Addr { return netip.AddrFrom4([4]byte(b[off : off+4])) }
+	if len(b) >= drop6Size {
+		// saddr (16) and daddr (20) stand for the IPv6 addresses after
+		// the IPv4 event.
+		v6 := map[int]int{16: dropSize, 20: dropSize + 16}
+		addr = func(off int) netip.Addr { return netip.AddrFrom16([16]byte(b[v6[off] : v6[off]+16])) }
+	}
 	port := func(off int) uint16 { return binary.BigEndian.Uint16(b[off : off+2]) }
 	return Drop{
 		Time:       monoToWall(ktime),

@@ -23,6 +23,9 @@ type Options struct {
 	// (the first time an endpoint gets a table); 0 means DefaultFlows. A
 	// table that exists keeps its size.
 	Flows int
+	// Flows6 is the size of the node's IPv6 connection table, made with
+	// the IPv4 one; 0 means a quarter of Flows (at least 1024).
+	Flows6 int
 }
 
 // DefaultFlows is the connection table's size unless Options.Flows says
@@ -36,7 +39,7 @@ const DefaultFlows = 65536
 // removing, to leave alone what a new pod on a reused ifindex installed.
 type EndpointKey struct {
 	Ifindex int        // the pod's host-side veth, in the node's namespace
-	IP      netip.Addr // the pod's IPv4 address (IPv6: not recorded)
+	IP      netip.Addr // the pod's IPv4 address (its IPv6 is not recorded: only Service deferral, IPv4, needs the address)
 }
 
 func (k EndpointKey) String() string {
@@ -110,7 +113,7 @@ const (
 	ReasonChanged   Reason = 2 // an established flow a policy change no longer allows
 	ReasonRelated   Reason = 3 // an ICMP error about a flow the endpoint does not have
 	ReasonFragment  Reason = 4 // a later fragment whose first fragment was not allowed
-	ReasonIPv6      Reason = 5 // IPv6 in an isolated direction (the datapath is IPv4)
+	ReasonIPv6      Reason = 5 // IPv6 in an isolated direction, by a build without the IPv6 check (the fast path's, which never sees IPv6)
 	ReasonMalformed Reason = 6 // truncated IPv4 headers in an isolated direction
 )
 

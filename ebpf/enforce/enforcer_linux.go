@@ -30,6 +30,7 @@ type Enforcer struct {
 	pinDir  string
 	podHook string
 	flows   int
+	flows6  int
 	objs    policyObjects
 }
 
@@ -69,11 +70,14 @@ func Open(opts Options) (_ *Enforcer, err error) {
 	default:
 		return nil, fmt.Errorf("%w: pod hook %q (want %q or %q)", ErrInvalidOptions, opts.PodHook, fastpath.PodHookTC, fastpath.PodHookTCX)
 	}
-	if opts.Flows < 0 {
-		return nil, fmt.Errorf("%w: flows %d", ErrInvalidOptions, opts.Flows)
+	if opts.Flows < 0 || opts.Flows6 < 0 {
+		return nil, fmt.Errorf("%w: flows %d, flows6 %d", ErrInvalidOptions, opts.Flows, opts.Flows6)
 	}
 	if opts.Flows == 0 {
 		opts.Flows = DefaultFlows
+	}
+	if opts.Flows6 == 0 {
+		opts.Flows6 = max(opts.Flows/4, 1024)
 	}
 	pinDir := filepath.Clean(opts.PinDir)
 	if err := fastpath.EnsurePinDir(pinDir); err != nil {
@@ -88,7 +92,7 @@ func Open(opts Options) (_ *Enforcer, err error) {
 	}
 	defer unlock()
 
-	e := &Enforcer{pinDir: pinDir, podHook: opts.PodHook, flows: opts.Flows}
+	e := &Enforcer{pinDir: pinDir, podHook: opts.PodHook, flows: opts.Flows, flows6: opts.Flows6}
 	ok, err := e.openPinned()
 	if err != nil {
 		return nil, err
@@ -138,6 +142,7 @@ func (e *Enforcer) pinnedMaps() map[string]**ebpf.Map {
 		"veni_pol_eps":      &e.objs.VeniPolEps,
 		"veni_pol_rules":    &e.objs.VeniPolRules,
 		"veni_pol_ct":       &e.objs.VeniPolCt,
+		"veni_pol_ct6":      &e.objs.VeniPolCt6,
 		"veni_pol_stats":    &e.objs.VeniPolStats,
 		"veni_pol_counters": &e.objs.VeniPolCounters,
 		"veni_pol_drops":    &e.objs.VeniPolDrops,
@@ -194,7 +199,7 @@ func (k EndpointKey) validate() error {
 		return fmt.Errorf("%w: no host veth ifindex", ErrInvalidEndpoint)
 	}
 	if k.IP.IsValid() && !k.IP.Unmap().Is4() {
-		return fmt.Errorf("%w: %v is not ipv4 (the datapath is ipv4)", ErrInvalidEndpoint, k.IP)
+		return fmt.Errorf("%w: %v is not ipv4 (an endpoint is recorded by its ipv4)", ErrInvalidEndpoint, k.IP)
 	}
 	return nil
 }
@@ -433,30 +438,50 @@ func (e *Enforcer) deleteGeneration(gen uint32) error {
 	return nil
 }
 
-// ensureFlows makes the node's connection table, the first time a table
-// is installed: nodes without policy pay no memory for it.
+// ensureFlows makes the node's connection tables (IPv4 and IPv6), the
+// first time a table is installed: nodes without policy pay no memory for
+// them. Each goes into its map of maps with an update the kernel follows
+// with an RCU grace period: the two run at once, so the first install
+// (a CNI ADD, the daemon's first pass) waits for one period, not two.
 func (e *Enforcer) ensureFlows() error {
+	done := make(chan error, 1)
+	go func() { done <- ensureFlowTable(e.objs.VeniPolCt6, "veni_pol_flows6", ct6KeySize, e.flows6) }()
+	err := ensureFlowTable(e.objs.VeniPolCt, "veni_pol_flows", ctKeySize, e.flows)
+	return errors.Join(err, <-done)
+}
+
+// The connection tables' key and value sizes (struct ct_key, ct6_key,
+// ct_value).
+const (
+	ctKeySize   = 16
+	ct6KeySize  = 28
+	ctValueSize = 8
+)
+
+// ensureFlowTable puts an LRU of n flows in slot 0 of outer unless one is
+// there.
+func ensureFlowTable(outer *ebpf.Map, name string, keySize uint32, n int) error {
 	var id ebpf.MapID
-	err := e.objs.VeniPolCt.Lookup(uint32(0), &id)
+	err := outer.Lookup(uint32(0), &id)
 	if err == nil && id != 0 {
 		return nil
 	}
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("read connection table: %w", err)
+		return fmt.Errorf("read connection table %s: %w", name, err)
 	}
 	ct, err := ebpf.NewMap(&ebpf.MapSpec{
-		Name:       "veni_pol_flows",
+		Name:       name,
 		Type:       ebpf.LRUHash,
-		KeySize:    16, // struct ct_key
-		ValueSize:  8,  // struct ct_value
-		MaxEntries: uint32(e.flows),
+		KeySize:    keySize,
+		ValueSize:  ctValueSize,
+		MaxEntries: uint32(n),
 	})
 	if err != nil {
-		return fmt.Errorf("create connection table of %d flows: %w", e.flows, err)
+		return fmt.Errorf("create connection table %s of %d flows: %w", name, n, err)
 	}
 	defer ct.Close()
-	if err := e.objs.VeniPolCt.Put(uint32(0), ct); err != nil {
-		return fmt.Errorf("install connection table: %w", err)
+	if err := outer.Put(uint32(0), ct); err != nil {
+		return fmt.Errorf("install connection table %s: %w", name, err)
 	}
 	return nil
 }

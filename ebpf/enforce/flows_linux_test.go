@@ -90,7 +90,7 @@ func (e *testEnforcer) expect(tb testing.TB, vs ...verdict) {
 // endpoints have tables; a selected endpoint's packet costs more.
 func TestPrograms_UnselectedOneLookup(t *testing.T) {
 	e := newTestEnforcer(t)
-	pkts := []testPacket{tcpSyn("10.1.5.5", "10.0.0.1", 1, 81), udp("10.0.0.1", "8.8.8.8", 2, 53), echo("8.8.8.8", "10.0.0.1", 3), {ipv6: true}}
+	pkts := []testPacket{tcpSyn("10.1.5.5", "10.0.0.1", 1, 81), udp("10.0.0.1", "8.8.8.8", 2, 53), echo("8.8.8.8", "10.0.0.1", 3), udp("fd00:1::5", "fd00::1", 2, 53), echo6("fd00:1::5", "fd00::1", 4)}
 	check := func(what string) {
 		t.Helper()
 		for _, p := range pkts {
@@ -239,7 +239,7 @@ func TestDrops_Events(t *testing.T) {
 		verdict{"allowed out", false, tcpSyn("10.0.0.1", "8.8.8.8", 2001, 443), true},
 		verdict{"denied in", true, udp("172.16.0.1", "10.0.0.1", 1013, 80), false},
 		verdict{"denied out", false, tcpSyn("10.0.0.1", "8.8.8.8", 2002, 80), false},
-		verdict{"ipv6 in", true, testPacket{ipv6: true}, false},
+		verdict{"ipv6 in", true, udp("fd00:9::9", "fd00::1", 1014, 80), false},
 		verdict{"unknown icmp error", true, icmpErr("10.9.9.9", "10.0.0.1", udp("10.0.0.1", "10.2.3.4", 1, 2)), false},
 		verdict{"later fragment", true, testPacket{src: a4("10.1.5.5"), dst: a4("10.0.0.1"), proto: policy.ProtoUDP, ipID: 9, fragOffset: 100}, false},
 	)
@@ -250,7 +250,7 @@ func TestDrops_Events(t *testing.T) {
 	want := []Drop{
 		mk(Ingress, ReasonPolicy, policy.ProtoUDP, "172.16.0.1:1013", "10.0.0.1:80"),
 		mk(Egress, ReasonPolicy, policy.ProtoTCP, "10.0.0.1:2002", "8.8.8.8:80"),
-		{Ifindex: loIfindex, Direction: Ingress, Reason: ReasonIPv6, Generation: gen, Src: netip.AddrPortFrom(netip.IPv4Unspecified(), 0), Dst: netip.AddrPortFrom(netip.IPv4Unspecified(), 0)},
+		mk(Ingress, ReasonPolicy, policy.ProtoUDP, "[fd00:9::9]:1014", "[fd00::1]:80"),
 		mk(Ingress, ReasonRelated, policy.ProtoUDP, "10.0.0.1:1", "10.2.3.4:2"),
 		mk(Ingress, ReasonFragment, policy.ProtoUDP, "10.1.5.5:0", "10.0.0.1:0"),
 	}
@@ -284,7 +284,7 @@ func TestDrops_Events(t *testing.T) {
 	if n := after.AllowedNew - before.AllowedNew; n != 2 {
 		t.Errorf("allowed new flows: +%d, want 2", n)
 	}
-	for r, n := range map[Reason]uint64{ReasonPolicy: 2, ReasonIPv6: 1, ReasonRelated: 1, ReasonFragment: 1} {
+	for r, n := range map[Reason]uint64{ReasonPolicy: 3, ReasonIPv6: 0, ReasonRelated: 1, ReasonFragment: 1} {
 		if d := after.Dropped[r] - before.Dropped[r]; d != n {
 			t.Errorf("dropped %s: +%d, want %d", r, d, n)
 		}

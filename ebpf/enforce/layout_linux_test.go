@@ -16,8 +16,10 @@ func TestTableLayout_MatchesC(t *testing.T) {
 		{"pol_value", valueSize, binary.Size(policyPolValue{})},
 		{"pol_ep", epSize, binary.Size(policyPolEp{})},
 		{"pol_drop", dropSize, binary.Size(policyPolDrop{})},
-		{"ct_key", 16, binary.Size(policyCtKey{})},
-		{"ct_value", 8, binary.Size(policyCtValue{})},
+		{"pol_drop6", drop6Size, binary.Size(policyPolDrop6{})},
+		{"ct_key", ctKeySize, binary.Size(policyCtKey{})},
+		{"ct6_key", ct6KeySize, binary.Size(policyCt6Key{})},
+		{"ct_value", ctValueSize, binary.Size(policyCtValue{})},
 		{"pol_key bits", keyBits, 8 * (binary.Size(policyPolKey{}) - 4)},
 	} {
 		if c.got != c.want {

@@ -20,7 +20,9 @@
  * Both run before the fast path's programs on the same hooks and return
  * TCX_NEXT (TC_ACT_UNSPEC) to let them, or the host stack, carry on.
  */
+#define VENI_POL_IP6 /* the IPv6 check: veni_policy6.h */
 #include "veni_policy.h"
+#include "veni_policy6.h"
 
 #ifdef VENI_POL_TEST
 #define VENI_POL_TEST_HOST_MARK 0x484f5354 /* "HOST" */
@@ -59,7 +61,7 @@ struct {
 SEC("tc")
 int pol_from_pod(struct __sk_buff *skb)
 {
-	if (pol_check_ep(skb, skb->ifindex, POL_EGRESS, 0, 1) == POL_DROP)
+	if (pol_check_ep(skb, skb->ifindex, POL_EGRESS, 0, 1, 1) == POL_DROP)
 		return TC_ACT_SHOT;
 	return TCX_NEXT;
 }
@@ -67,13 +69,14 @@ int pol_from_pod(struct __sk_buff *skb)
 SEC("tc")
 int pol_to_pod(struct __sk_buff *skb)
 {
-	/* Only packets the host itself sends carry an IPv4 socket here
-	 * (a full, request, timewait or ICMP control socket): forwarded
-	 * packets never do (ip_forward drops those that do). The node's own
-	 * packets, kubelet probes among them, are always allowed in.
-	 * bpf_prog_test_run gives its packets a socket of family AF_UNSPEC. */
+	/* Only packets the host itself sends carry an IP socket here (a
+	 * full, request, timewait or ICMP control socket): forwarded packets
+	 * never do (ip_forward and ip6_forward drop those that do). The
+	 * node's own packets, kubelet probes among them, are always allowed
+	 * in, over either family. bpf_prog_test_run gives its packets a
+	 * socket of family AF_UNSPEC. */
 	struct bpf_sock *sk = skb->sk;
-	int from_host = sk && sk->family == AF_INET;
+	int from_host = sk && (sk->family == AF_INET || sk->family == AF_INET6);
 
 #ifdef VENI_POL_TEST
 	/* bpf_prog_test_run gives every packet a socket of the packet's

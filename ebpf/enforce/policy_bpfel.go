@@ -13,6 +13,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type policyCt6Key struct {
+	_        structs.HostLayout
+	Ifindex  uint32
+	Peer     [16]uint8
+	Port     uint16
+	PeerPort uint16
+	Proto    uint8
+	Kind     uint8
+	Pad      uint16
+}
+
 type policyCtKey struct {
 	_        structs.HostLayout
 	Ifindex  uint32
@@ -66,6 +77,13 @@ type policyPolDrop struct {
 	Dir     uint8
 	Reason  uint8
 	Pad     uint8
+}
+
+type policyPolDrop6 struct {
+	_     structs.HostLayout
+	Base  policyPolDrop
+	Saddr [16]uint8
+	Daddr [16]uint8
 }
 
 type policyPolEp struct {
@@ -148,6 +166,7 @@ type policyPolValue struct {
 const (
 	policyMapVeniPolCounters  = "veni_pol_counters"
 	policyMapVeniPolCt        = "veni_pol_ct"
+	policyMapVeniPolCt6       = "veni_pol_ct6"
 	policyMapVeniPolDrops     = "veni_pol_drops"
 	policyMapVeniPolEps       = "veni_pol_eps"
 	policyMapVeniPolGen       = "veni_pol_gen"
@@ -159,11 +178,13 @@ const (
 	policyProgPolFromPod      = "pol_from_pod"
 	policyProgPolToEni        = "pol_to_eni"
 	policyProgPolToPod        = "pol_to_pod"
+	policyVarUnusedCt6Key     = "unused_ct6_key"
 	policyVarUnusedCtKey      = "unused_ct_key"
 	policyVarUnusedCtValue    = "unused_ct_value"
 	policyVarUnusedPolCounter = "unused_pol_counter"
 	policyVarUnusedPolDir     = "unused_pol_dir"
 	policyVarUnusedPolDrop    = "unused_pol_drop"
+	policyVarUnusedPolDrop6   = "unused_pol_drop6"
 	policyVarUnusedPolFlag    = "unused_pol_flag"
 	policyVarUnusedPolKind    = "unused_pol_kind"
 	policyVarUnusedPolReason  = "unused_pol_reason"
@@ -223,6 +244,7 @@ type policyProgramSpecs struct {
 type policyMapSpecs struct {
 	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
+	VeniPolCt6      *ebpf.MapSpec `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
@@ -237,11 +259,13 @@ type policyMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type policyVariableSpecs struct {
+	UnusedCt6Key     *ebpf.VariableSpec `ebpf:"unused_ct6_key"`
 	UnusedCtKey      *ebpf.VariableSpec `ebpf:"unused_ct_key"`
 	UnusedCtValue    *ebpf.VariableSpec `ebpf:"unused_ct_value"`
 	UnusedPolCounter *ebpf.VariableSpec `ebpf:"unused_pol_counter"`
 	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
+	UnusedPolDrop6   *ebpf.VariableSpec `ebpf:"unused_pol_drop6"`
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
@@ -270,6 +294,7 @@ func (o *policyObjects) Close() error {
 type policyMaps struct {
 	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
+	VeniPolCt6      *ebpf.Map `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
@@ -284,6 +309,7 @@ func (m *policyMaps) Close() error {
 	return _PolicyClose(
 		m.VeniPolCounters,
 		m.VeniPolCt,
+		m.VeniPolCt6,
 		m.VeniPolDrops,
 		m.VeniPolEps,
 		m.VeniPolGen,
@@ -299,11 +325,13 @@ func (m *policyMaps) Close() error {
 //
 // It can be passed to loadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type policyVariables struct {
+	UnusedCt6Key     *ebpf.Variable `ebpf:"unused_ct6_key"`
 	UnusedCtKey      *ebpf.Variable `ebpf:"unused_ct_key"`
 	UnusedCtValue    *ebpf.Variable `ebpf:"unused_ct_value"`
 	UnusedPolCounter *ebpf.Variable `ebpf:"unused_pol_counter"`
 	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
+	UnusedPolDrop6   *ebpf.Variable `ebpf:"unused_pol_drop6"`
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`

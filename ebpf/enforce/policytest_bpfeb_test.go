@@ -61,6 +61,7 @@ type policyTestPolValue struct {
 const (
 	policyTestMapVeniPolCounters  = "veni_pol_counters"
 	policyTestMapVeniPolCt        = "veni_pol_ct"
+	policyTestMapVeniPolCt6       = "veni_pol_ct6"
 	policyTestMapVeniPolDrops     = "veni_pol_drops"
 	policyTestMapVeniPolEps       = "veni_pol_eps"
 	policyTestMapVeniPolGen       = "veni_pol_gen"
@@ -73,11 +74,13 @@ const (
 	policyTestProgPolFromPod      = "pol_from_pod"
 	policyTestProgPolToEni        = "pol_to_eni"
 	policyTestProgPolToPod        = "pol_to_pod"
+	policyTestVarUnusedCt6Key     = "unused_ct6_key"
 	policyTestVarUnusedCtKey      = "unused_ct_key"
 	policyTestVarUnusedCtValue    = "unused_ct_value"
 	policyTestVarUnusedPolCounter = "unused_pol_counter"
 	policyTestVarUnusedPolDir     = "unused_pol_dir"
 	policyTestVarUnusedPolDrop    = "unused_pol_drop"
+	policyTestVarUnusedPolDrop6   = "unused_pol_drop6"
 	policyTestVarUnusedPolFlag    = "unused_pol_flag"
 	policyTestVarUnusedPolKind    = "unused_pol_kind"
 	policyTestVarUnusedPolReason  = "unused_pol_reason"
@@ -137,6 +140,7 @@ type policyTestProgramSpecs struct {
 type policyTestMapSpecs struct {
 	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
+	VeniPolCt6      *ebpf.MapSpec `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
@@ -152,11 +156,13 @@ type policyTestMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type policyTestVariableSpecs struct {
+	UnusedCt6Key     *ebpf.VariableSpec `ebpf:"unused_ct6_key"`
 	UnusedCtKey      *ebpf.VariableSpec `ebpf:"unused_ct_key"`
 	UnusedCtValue    *ebpf.VariableSpec `ebpf:"unused_ct_value"`
 	UnusedPolCounter *ebpf.VariableSpec `ebpf:"unused_pol_counter"`
 	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
+	UnusedPolDrop6   *ebpf.VariableSpec `ebpf:"unused_pol_drop6"`
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
@@ -185,6 +191,7 @@ func (o *policyTestObjects) Close() error {
 type policyTestMaps struct {
 	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
+	VeniPolCt6      *ebpf.Map `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
@@ -200,6 +207,7 @@ func (m *policyTestMaps) Close() error {
 	return _PolicyTestClose(
 		m.VeniPolCounters,
 		m.VeniPolCt,
+		m.VeniPolCt6,
 		m.VeniPolDrops,
 		m.VeniPolEps,
 		m.VeniPolGen,
@@ -216,11 +224,13 @@ func (m *policyTestMaps) Close() error {
 //
 // It can be passed to loadPolicyTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type policyTestVariables struct {
+	UnusedCt6Key     *ebpf.Variable `ebpf:"unused_ct6_key"`
 	UnusedCtKey      *ebpf.Variable `ebpf:"unused_ct_key"`
 	UnusedCtValue    *ebpf.Variable `ebpf:"unused_ct_value"`
 	UnusedPolCounter *ebpf.Variable `ebpf:"unused_pol_counter"`
 	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
+	UnusedPolDrop6   *ebpf.Variable `ebpf:"unused_pol_drop6"`
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`

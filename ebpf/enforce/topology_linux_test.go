@@ -186,7 +186,7 @@ func mustServeTCPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 	tb.Helper()
 	var ln net.Listener
 	mustInNetNS(tb, ns, func() (err error) {
-		ln, err = net.Listen("tcp4", addr.String())
+		ln, err = net.Listen(family("tcp", addr.Addr()), addr.String())
 		return err
 	})
 	tb.Cleanup(func() { ln.Close() })
@@ -210,7 +210,7 @@ func mustServeUDPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 	tb.Helper()
 	var pc net.PacketConn
 	mustInNetNS(tb, ns, func() (err error) {
-		pc, err = net.ListenPacket("udp4", addr.String())
+		pc, err = net.ListenPacket(family("udp", addr.Addr()), addr.String())
 		return err
 	})
 	tb.Cleanup(func() { pc.Close() })
@@ -224,6 +224,14 @@ func mustServeUDPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 			_, _ = pc.WriteTo(buf[:n], from)
 		}
 	}()
+}
+
+// family returns network ("tcp", "udp") of a's family: "tcp4", "udp6".
+func family(network string, a netip.Addr) string {
+	if a.Is4() {
+		return network + "4"
+	}
+	return network + "6"
 }
 
 // dial connects from ns to dst over network within timeout.
@@ -261,7 +269,7 @@ func roundTrip(c net.Conn, timeout time.Duration) error {
 // tries, the first datagram may die while a neighbour resolves).
 func exchange(ns netns.NsHandle, network string, dst netip.AddrPort, timeout time.Duration) error {
 	tries := 1
-	if network == "udp4" {
+	if network == "udp4" || network == "udp6" {
 		tries = 3
 	}
 	var last error

@@ -206,7 +206,11 @@ func TestPrograms_Verdicts(t *testing.T) {
 		{"icmp echo from the node (any protocol)", true, echo("192.168.0.1", ep, 7), true},
 		{"tcp from the node, any port", true, tcpSyn("192.168.0.1", ep, 1014, 12345), true},
 		{"icmp echo from a port-only peer", true, echo("10.1.5.5", ep, 8), false},
-		{"ipv6 into an isolated pod", true, testPacket{ipv6: true}, false},
+		{"ipv6 tcp to an allowed port", true, tcpSyn("fd00::5", "fd00::1", 1015, 80), true},
+		{"ipv6 tcp to another port", true, tcpSyn("fd00::5", "fd00::1", 1016, 81), false},
+		{"ipv6 udp to tcp's port", true, udp("fd00::5", "fd00::1", 1017, 80), false},
+		{"ipv6 from an unlisted address", true, tcpSyn("fd00:1::5", "fd00::1", 1018, 80), false},
+		{"ipv6 egress, no ipv6 rule", false, tcpSyn("fd00::1", "fd00::5", 2010, 443), false},
 		{"arp", true, testPacket{arp: true}, true},
 		{"egress https anywhere", false, tcpSyn(ep, "8.8.8.8", 2001, 443), true},
 		{"egress http anywhere", false, tcpSyn(ep, "8.8.8.8", 2002, 80), false},
@@ -240,7 +244,7 @@ func TestPrograms_Verdicts(t *testing.T) {
 func TestPrograms_Unselected(t *testing.T) {
 	e := newTestEnforcer(t)
 	for _, p := range []testPacket{
-		tcpSyn("10.1.5.5", "10.0.0.1", 1, 81), udp("172.16.0.1", "10.0.0.1", 2, 9), {ipv6: true}, echo("8.8.8.8", "10.0.0.1", 3),
+		tcpSyn("10.1.5.5", "10.0.0.1", 1, 81), udp("172.16.0.1", "10.0.0.1", 2, 9), udp("fd00::5", "fd00::1", 2, 9), echo("8.8.8.8", "10.0.0.1", 3),
 	} {
 		if !in(t, e, p) || !out(t, e, p) {
 			t.Errorf("%s dropped for an endpoint no policy selects", p)

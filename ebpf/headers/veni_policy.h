@@ -8,6 +8,8 @@
  * redirects. Both objects declare the same maps, pinned by name in the
  * node's pin directory: whichever loads first creates them, the other
  * reuses them. Change a map here and both objects change (make generate).
+ * The IPv6 check (veni_policy6.h) and its connection table are the policy
+ * programs' alone: the fast path never sees IPv6.
  *
  * An endpoint is a pod, keyed by the ifindex of its host veth. An endpoint
  * a policy selects has an entry in veni_pol_eps (its table's generation,
@@ -28,8 +30,9 @@
  *           the trie from it, without reading anybody else's entries
  *   IN4     ingress peers: prefix -> port set (value.id, 0: none)
  *   OUT4    egress peers, the same
- *   IN6/OUT6 the same for IPv6 (loaded, never looked up: the datapath is
- *           IPv4 today; isolated directions drop IPv6)
+ *   IN6/OUT6 the same for IPv6: only the policy programs look them up
+ *           (veni_policy6.h, compiled in with VENI_POL_IP6); the fast
+ *           path is IPv4 and never asks about IPv6
  *   PORTS   port sets: {set id, protocol, port} with ports as prefixes;
  *           a set allowing every protocol is the prefix {set id}
  * A new flow costs two trie lookups: the peer's longest prefix gives a port
@@ -94,8 +97,8 @@ enum pol_reason {
 	POL_R_CHANGED = 2,   /* a flow of an older generation the policy no longer allows */
 	POL_R_RELATED = 3,   /* an ICMP error about a flow the endpoint does not have */
 	POL_R_FRAGMENT = 4,  /* a later fragment of a datagram whose first was not allowed */
-	POL_R_IPV6 = 5,      /* IPv6 in an isolated direction: not parsed yet */
-	POL_R_MALFORMED = 6, /* truncated IPv4 headers in an isolated direction */
+	POL_R_IPV6 = 5,      /* IPv6 in an isolated direction, built without VENI_POL_IP6 */
+	POL_R_MALFORMED = 6, /* truncated IP headers in an isolated direction */
 	POL_R_MAX,
 };
 
@@ -567,15 +570,24 @@ static __always_inline int pol_is_svc(__be32 addr)
 	return pol_lookup(&veni_pol_svc, &k) != 0;
 }
 
+#ifdef VENI_POL_IP6
+/* veni_policy6.h: a subprogram, not inlined into every path of its
+ * callers (BPF calls take five arguments: how packs the direction, bit 0,
+ * and from_host, bit 1). */
+static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen, __u32 flags,
+					 __u32 ifindex, __u32 how);
+#endif
+
 /* pol_check_table is the check of a selected endpoint, whose table is
  * generation gen with flags (enum pol_flag). from_host says that the
  * packet is the node's own (ingress only). defer_svc (pol_from_pod only)
  * defers the egress of flows to a Service CIDR past DNAT (see
- * VENI_MARK_SVC_DEFER). */
+ * VENI_MARK_SVC_DEFER). ip6 0 (a constant) leaves the IPv6 check out of a
+ * caller that never sees IPv6, so the verifier does not walk it there. */
 static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, __u32 gen,
 							 __u32 flags, __u32 ifindex,
 							 enum pol_dir dir, int from_host,
-							 int defer_svc)
+							 int defer_svc, int ip6)
 {
 	int deferred = 0;
 	struct ct_value nv = {};
@@ -596,6 +608,10 @@ static __always_inline enum pol_verdict pol_check_table(struct __sk_buff *skb, _
 	case POL_PARSED_NOT_IP:
 		return POL_PASS;
 	case POL_PARSED_IP6:
+#ifdef VENI_POL_IP6
+		if (ip6)
+			return pol_check6(skb, gen, flags, ifindex, (dir & 1) | (from_host ? 2 : 0));
+#endif
 		return iso ? pol_drop(ifindex, gen, dir, POL_R_IPV6, 0) : POL_PASS;
 	default:
 		return iso ? pol_drop(ifindex, gen, dir, POL_R_MALFORMED, 0) : POL_PASS;
@@ -707,7 +723,8 @@ pass:
  * bpf_skb_load_bytes only, so the caller's packet pointers stay valid.
  */
 static __always_inline enum pol_verdict pol_check_ep(struct __sk_buff *skb, __u32 ifindex,
-						      enum pol_dir dir, int from_host, int defer_svc)
+						      enum pol_dir dir, int from_host, int defer_svc,
+						      int ip6)
 {
 	const struct pol_ep *ep = pol_lookup(&veni_pol_eps, &ifindex);
 	struct {
@@ -719,13 +736,13 @@ static __always_inline enum pol_verdict pol_check_ep(struct __sk_buff *skb, __u3
 		return POL_PASS;
 	/* One 8-byte load: the pair as one update wrote it. */
 	__builtin_memcpy(&cur, ep, sizeof(cur));
-	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host, defer_svc);
+	return pol_check_table(skb, cur.gen, cur.flags, ifindex, dir, from_host, defer_svc, ip6);
 }
 
 static __always_inline enum pol_verdict veni_policy_check(struct __sk_buff *skb, __u32 ifindex,
 							   enum pol_dir dir, int from_host)
 {
-	return pol_check_ep(skb, ifindex, dir, from_host, 0);
+	return pol_check_ep(skb, ifindex, dir, from_host, 0, 1);
 }
 
 /*
@@ -754,7 +771,7 @@ static __always_inline enum pol_verdict pol_check_deferred(struct __sk_buff *skb
 	src = pol_lookup(&veni_pol_ips, &saddr);
 	if (!src)
 		return POL_PASS;
-	return pol_check_ep(skb, *src, POL_EGRESS, 0, 0);
+	return pol_check_ep(skb, *src, POL_EGRESS, 0, 0, 0); /* IPv4 only: see above */
 }
 
 #endif /* VENI_POLICY_H */

@@ -132,7 +132,13 @@ func addPod(ctx context.Context, st State, nodeName, namespace, name string, spe
 	if err != nil {
 		return PodRecord{}, err
 	}
-	if err := writePodManifest(st.Dir, node.Name, namespace, name, spec, ip); err != nil {
+	// The pod-ips annotation lists every address, as a daemon writes it:
+	// other nodes' policies match a dual-stack pod at its IPv6 too.
+	all := make([]string, 0, len(res.IPs))
+	for _, a := range res.IPs {
+		all = append(all, a.Address.IP.String())
+	}
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, spec, strings.Join(all, ",")); err != nil {
 		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
 	rec := PodRecord{Node: node.Name, Pod: pod, IP: netip.MustParseAddr(ip), AddTook: took}
