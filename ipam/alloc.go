@@ -229,8 +229,9 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 }
 
 // usable reports whether an ENI's free IPs may be handed out: it is ready,
-// and not gone from the cloud (see noteMissing).
-func usable(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() }
+// not gone from the cloud (see noteMissing), and shared (a member's or an
+// exclusive ENI's address is its pod's alone).
+func usable(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() && !e.Dedicated() }
 
 // readyENIs returns the usable ENIs by id.
 func readyENIs(tx *store.ReadTx) (map[string]store.ENI, error) {
@@ -365,6 +366,9 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 		if err := tx.PutIP(ip); err != nil {
 			return false, err
 		}
+	}
+	if err := releaseMember(tx, a.ENIID); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -95,6 +95,11 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		// token, so a lost answer does not create a second ENI.
 		ClientToken: "veni-" + node.InstanceID + "-" + strconv.FormatInt(now.UnixNano(), 36),
 	}
+	trunk := wantTrunk(node, cfg, p)
+	if trunk {
+		// The node's first ENI carries its members too (trunking).
+		opts.Trunk, opts.Description = true, "veni trunk and pod addresses for "+node.InstanceID
+	}
 	if cfg.PrefixMode() {
 		// The cloud takes either addresses or prefixes in one create.
 		opts.SecondaryIPs, opts.Prefixes = 0, prefixesFor(want, perENI(node))
@@ -120,6 +125,9 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: vsw.ZoneID,
 		VSwitchID: vsw.ID, VSwitchCIDR: vsw.CIDR, Gateway: gatewayOf(vsw.CIDR), PrimaryIP: created.PrimaryIP,
 		SecurityGroupIDs: sgs, Owned: true, State: store.ENIAttaching, CreatedAt: now,
+	}
+	if trunk {
+		rec.Kind = store.ENITrunk
 	}
 	if cfg.DualStack() {
 		rec.IPv6CIDR, rec.Gateway6 = vsw.IPv6CIDR.Masked(), gateway6Of(vsw.IPv6CIDR)

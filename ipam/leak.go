@@ -68,7 +68,22 @@ func sweepLeaked(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 		errs    []error
 	)
 	for _, c := range tagged {
-		if known[c.ID] || c.Status != eni.StatusAvailable || now.Sub(c.CreationTime) < time.Duration(cfg.LeaseTTL) {
+		if known[c.ID] || now.Sub(c.CreationTime) < time.Duration(cfg.LeaseTTL) {
+			continue
+		}
+		if c.Type == eni.TypeMember && c.InstanceID == node.InstanceID {
+			// An ADD died between attaching a member and recording it:
+			// only its own trunk could still carry it.
+			if err := deleteMemberInCloud(ctx, cloud, node, cfg, c.ID, c.TrunkID); err != nil {
+				errs = append(errs, fmt.Errorf("delete leaked member eni %s: %w", c.ID, err))
+				continue
+			}
+			deleted = append(deleted, c.ID)
+			appendEvent(db, slog.LevelWarn, "ENILeakDeleted", "eni/"+c.ID,
+				fmt.Sprintf("deleted member eni %s (vlan %d on trunk %s): created by veni for %s at %s, attached but never recorded (its creator died)", c.ID, c.DeviceIndex, c.TrunkID, node.InstanceID, c.CreationTime.Format(time.RFC3339)))
+			continue
+		}
+		if c.Status != eni.StatusAvailable {
 			continue
 		}
 		if err := cloud.DeleteENI(ctx, c.ID); err != nil && !errors.Is(err, eni.ErrNotFound) {

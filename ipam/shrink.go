@@ -129,7 +129,8 @@ func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node,
 	}
 	var errs []error
 	for _, e := range p.enis {
-		if !e.Owned || e.ID == node.PrimaryENIID {
+		// The trunk stays while the node uses trunking: its members ride it.
+		if !e.Owned || e.ID == node.PrimaryENIID || (e.Kind == store.ENITrunk && TrunkEnabled(node, cfg)) {
 			continue
 		}
 		free, held := p.ipsOn(e.ID)
