@@ -158,13 +158,15 @@ func (t *Tagger) ForgetMember(ip netip.Addr) error {
 }
 
 // Members returns every member address with its VLAN ID.
-func (t *Tagger) Members() (map[netip.Addr]int, error) {
+func (t *Tagger) Members() (map[netip.Addr]int, error) { return members(t.objs.VeniVlanMembers) }
+
+func members(m *ebpf.Map) (map[netip.Addr]int, error) {
 	out := make(map[netip.Addr]int)
 	var (
 		k   vlanMemberKey
 		vid uint32
 	)
-	it := t.objs.VeniVlanMembers.Iterate()
+	it := m.Iterate()
 	for it.Next(&k, &vid) {
 		var b [16]byte
 		for i, w := range k.Addr {
@@ -176,6 +178,38 @@ func (t *Tagger) Members() (map[netip.Addr]int, error) {
 		return nil, fmt.Errorf("list vlan members: %w", err)
 	}
 	return out, nil
+}
+
+// ForgetPinned is ForgetMember on the member map pinned in dir, without
+// loading the programs: what a pod's release needs. No pins (no member
+// was ever added on the node) is not an error.
+func ForgetPinned(dir string, ip netip.Addr) error {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "veni_vlan_members"), nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open vlan member map: %w", err)
+	}
+	defer m.Close()
+	err = m.Delete(key(ip))
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("forget vlan member %s: %w", ip, err)
+	}
+	return nil
+}
+
+// PinnedMembers is Members on the map pinned in dir; no pins, no members.
+func PinnedMembers(dir string) (map[netip.Addr]int, error) {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "veni_vlan_members"), nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[netip.Addr]int{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open vlan member map: %w", err)
+	}
+	defer m.Close()
+	return members(m)
 }
 
 // Counters are the tagger's packet counts, summed over CPUs.
@@ -202,8 +236,8 @@ func (t *Tagger) Counters() (Counters, error) {
 	return c, nil
 }
 
-// attachedAs reports whether the link pinned at path attaches prog to
-// ifindex.
+// attachedAs reports whether the link pinned at path attaches a program
+// with prog's code (its tag: every load makes a new program) to ifindex.
 func attachedAs(prog *ebpf.Program, path string, ifindex int) bool {
 	l, err := link.LoadPinnedLink(path, nil)
 	if err != nil {
@@ -214,13 +248,21 @@ func attachedAs(prog *ebpf.Program, path string, ifindex int) bool {
 	if err != nil {
 		return false
 	}
-	pinfo, err := prog.Info()
+	// A link whose device is gone reports no ifindex.
+	if tcx := info.TCX(); tcx == nil || int(tcx.Ifindex) != ifindex {
+		return false
+	}
+	pinned, err := ebpf.NewProgramFromID(info.Program)
 	if err != nil {
 		return false
 	}
-	pid, ok := pinfo.ID()
-	tcx := info.TCX()
-	return ok && tcx != nil && int(tcx.Ifindex) == ifindex && info.Program == pid
+	defer pinned.Close()
+	have, err := pinned.Info()
+	if err != nil {
+		return false
+	}
+	want, err := prog.Info()
+	return err == nil && have.Tag != "" && have.Tag == want.Tag
 }
 
 // unpinLink removes the link pinned at path, which detaches it. A missing

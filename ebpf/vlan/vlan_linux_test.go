@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -388,6 +389,12 @@ func TestTagger_Ingress_UntagsForTheMember(t *testing.T) {
 	if len(members) != 2 || members[member] != 7 {
 		t.Errorf("members %v", members)
 	}
+	if err := ForgetPinned(tg.dir, member); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := PinnedMembers(tg.dir); err != nil || len(got) != 1 || got[member] != 0 {
+		t.Errorf("after ForgetPinned: %v, %v", got, err)
+	}
 }
 
 // Ensure Attach is idempotent, a second Open shares the pinned map, and
@@ -396,6 +403,19 @@ func TestTagger_AttachTwice_Detach(t *testing.T) {
 	p := newTrunkPair(t, "10.77.1.5")
 	tg := mustOpen(t, p)
 	var err error
+	linkID := func() link.ID {
+		l, err := link.LoadPinnedLink(tg.linkPath(p.trunk.Attrs().Index, "in"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		info, err := l.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.ID
+	}
+	first := linkID()
 	inNS(t, p.node, func() { err = tg.Attach(p.trunk.Attrs().Index) })
 	if err != nil {
 		t.Fatalf("attach again: %v", err)
@@ -405,6 +425,13 @@ func TestTagger_AttachTwice_Detach(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
+	inNS(t, p.node, func() { err = again.Attach(p.trunk.Attrs().Index) })
+	if err != nil {
+		t.Fatalf("attach from a second load: %v", err)
+	}
+	if linkID() != first {
+		t.Error("attach replaced a link that already carried the same program")
+	}
 	if err := again.SetMember(netip.MustParseAddr("10.77.1.5"), 4094); err != nil {
 		t.Fatal(err)
 	}
