@@ -25,6 +25,7 @@ import (
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
+	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/podpolicy"
 	"github.com/veni-cni/veni/store"
 )
@@ -181,14 +182,15 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	defer claim.Release()
 
-	facts, enis, plan, err := addPreflight(ctx, env, owner)
+	facts, enis, plan, want, err := addPreflight(ctx, env, owner)
 	if err != nil {
 		return err
 	}
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
 
-	res, err := ipam.Allocate(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner)
+	// A trunk member's reservation is on the trunk (member: its own ENI).
+	res, member, err := allocate(ctx, env, nodeSpec, owner, want)
 	if err != nil {
 		return allocationError(err)
 	}
@@ -216,6 +218,18 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("eni %s is not usable on this node", res.ENI.ID), err.Error())
+	}
+	if member != nil {
+		// Tagged before the pod's link is up: its first packet leaves
+		// the trunk with its VLAN ID.
+		if err = datapath.TagMember(facts.InstanceID, eniLink.Index, res.IP, member.VLANID); err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("cannot tag member eni %s (vlan %d) on trunk %s", member.ID, member.VLANID, res.ENI.ID), err.Error())
+		}
+		defer func() {
+			if err != nil {
+				err = errors.Join(err, datapath.UntagMember(facts.InstanceID, res.IP))
+			}
+		}()
 	}
 	podCfg := netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
@@ -358,11 +372,12 @@ func recordFailure(env *node.Env, verb, reason string, o ipam.Owner, start time.
 // interface exists, and releasing that address on the way out would strand
 // a pod. Facts the store lacks (a node's first ADD, no daemon yet) are
 // discovered through metadata and the OpenAPI.
-func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.NodeInfo, []store.ENI, podpolicy.Plan, error) {
+func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.NodeInfo, []store.ENI, podpolicy.Plan, podnetwork.Request, error) {
 	var (
 		facts store.NodeInfo
 		enis  []store.ENI
 		plan  podpolicy.Plan
+		want  podnetwork.Request
 		known bool
 	)
 	key := owner.Key()
@@ -380,6 +395,9 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		if plan, err = podpolicy.PlanForAdd(tx, env.Config.PolicyEnabled(), owner.PodNamespace, owner.PodName); err != nil {
 			return err
 		}
+		if want, err = resolveNetwork(tx, owner); err != nil {
+			return err
+		}
 		facts, err = tx.Node()
 		known = err == nil
 		if errors.Is(err, store.ErrNotFound) {
@@ -388,15 +406,15 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		return err
 	})
 	if err != nil {
-		return facts, enis, plan, storeError(err, "read the node's store")
+		return facts, enis, plan, want, storeError(err, "read the node's store")
 	}
 	if known {
-		return facts, enis, plan, nil
+		return facts, enis, plan, want, nil
 	}
 	if facts, err = env.Facts(ctx); err != nil {
-		return facts, enis, plan, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
+		return facts, enis, plan, want, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
 	}
-	return facts, enis, plan, nil
+	return facts, enis, plan, want, nil
 }
 
 // addPolicyKernel returns the enforcer an ADD installs plan with, nil when
@@ -417,6 +435,13 @@ func addPolicyKernel(plan podpolicy.Plan, cfg config.Config, instanceID string) 
 
 // allocationError turns ipam's answers into CNI errors that say what to do.
 func allocationError(err error) error {
+	var cniErr *types.Error
+	if errors.As(err, &cniErr) {
+		return err
+	}
+	if merr := memberAllocationError(err); merr != nil {
+		return merr
+	}
 	switch {
 	case errors.Is(err, ipam.ErrTryAgainLater), errors.Is(err, ipam.ErrPoolEmpty),
 		errors.Is(err, ipam.ErrBackoff), errors.Is(err, context.DeadlineExceeded):
@@ -574,6 +599,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	var (
 		alloc  store.Allocation
 		eniRec store.ENI
+		member store.ENI      // a trunk member's own ENI (then eniRec is its trunk)
 		facts  store.NodeInfo // zero when none were cached: no ADD got that far
 	)
 	err = env.Store.View(func(tx *store.ReadTx) error {
@@ -583,6 +609,12 @@ func cmdCheck(args *skel.CmdArgs) error {
 		}
 		if eniRec, err = tx.ENI(alloc.ENIID); err != nil {
 			return err
+		}
+		if eniRec.Kind == store.ENIMember {
+			member = eniRec
+			if eniRec, err = tx.ENI(member.TrunkID); err != nil {
+				return err
+			}
 		}
 		facts, _ = tx.Node()
 		return nil
@@ -619,6 +651,11 @@ func cmdCheck(args *skel.CmdArgs) error {
 		MTU:            conf.MTU,
 	}); err != nil {
 		return err
+	}
+	if member.ID != "" {
+		if err := datapath.CheckMember(facts.InstanceID, alloc.IP, member.VLANID); err != nil {
+			return err
+		}
 	}
 	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
 }

@@ -94,8 +94,9 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	}()
 
 	var (
-		a     store.Allocation
-		found bool
+		a      store.Allocation
+		found  bool
+		member bool // a trunk member's: its VLAN tag goes with it
 	)
 	err = n.Store.View(func(tx *store.ReadTx) error {
 		if n.InstanceID == "" {
@@ -109,7 +110,12 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		e, err := tx.ENI(a.ENIID)
+		member = err == nil && e.Kind == store.ENIMember
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("release %s: read store: %w", key, err)
@@ -138,6 +144,13 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	// that veth (or on one that no longer exists).
 	if err := datapath.DetachPod(n.InstanceID, a.IP, a.HostIfindex); err != nil {
 		return nil, fmt.Errorf("release %s: detach fast path: %w", key, err)
+	}
+	if member {
+		// Before the address is free: the member may go to another pod
+		// (tagged again by its ADD) or back to the cloud.
+		if err := datapath.UntagMember(n.InstanceID, a.IP); err != nil {
+			return nil, fmt.Errorf("release %s: %w", key, err)
+		}
 	}
 	// Its policy goes with its veth: a later pod on this address and a
 	// new veth is a new endpoint.
