@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/veni-cni/veni/audit"
 	"github.com/veni-cni/veni/ebpf/datapath"
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ebpf/vlan"
@@ -180,6 +182,19 @@ func newTrunkNode(t *testing.T, dp string) *trunkNode {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func (n *trunkNode) audit(t *testing.T) []audit.Problem {
+	t.Helper()
+	var rep audit.Report
+	err := n.do(func() (err error) {
+		rep, err = audit.Run(context.Background(), n.db, audit.Options{Links: true})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Problems
 }
 
 func mustNS(t *testing.T, path string) ns.NetNS {
@@ -384,6 +399,17 @@ func TestCNIVerbs_TrunkMember(t *testing.T) {
 			// The member goes to the next pod that asks, warm.
 			if res2, err := n.add(n.args("m2", podNetNS(t), "eth0")); err != nil || res2.IPs[0].Address.IP.String() != m.ip.String() {
 				t.Fatalf("next member pod: %v %v", res2, err)
+			}
+			// veni ipam verify's audit covers members: clean now, and a
+			// lost tag is reported.
+			if problems := n.audit(t); len(problems) != 0 {
+				t.Fatalf("audit of member and shared pods: %v", problems)
+			}
+			if err := vlan.ForgetPinned(vdir, m.ip); err != nil {
+				t.Fatal(err)
+			}
+			if problems := n.audit(t); len(problems) != 1 || problems[0].Kind != audit.KindMember {
+				t.Fatalf("audit after the tag was lost: %v, want one member problem", problems)
 			}
 		})
 	}
