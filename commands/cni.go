@@ -188,6 +188,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
+	if want.Dedicated() && !wantsMember(nodeSpec, env, want) {
+		return addDedicated(want, facts)
+	}
 
 	// A trunk member's reservation is on the trunk (member: its own ENI).
 	res, member, err := allocate(ctx, env, nodeSpec, owner, want)
@@ -395,8 +398,10 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		if plan, err = podpolicy.PlanForAdd(tx, env.Config.PolicyEnabled(), owner.PodNamespace, owner.PodName); err != nil {
 			return err
 		}
-		if want, err = resolveNetwork(tx, owner); err != nil {
-			return err
+		if owner.PodName != "" {
+			if want, err = podnetwork.Resolve(tx, owner.PodNamespace, owner.PodName); err != nil {
+				return err
+			}
 		}
 		facts, err = tx.Node()
 		known = err == nil
@@ -405,7 +410,12 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		}
 		return err
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, podnetwork.ErrPodUnknown):
+		return facts, enis, plan, want, types.NewError(types.ErrTryAgainLater, "cannot tell yet which network the pod asks for", err.Error()+"; the node's daemon mirrors it shortly")
+	case errors.Is(err, podnetwork.ErrInvalid):
+		return facts, enis, plan, want, types.NewError(types.ErrInvalidNetworkConfig, "a PodNetworking cannot be used", err.Error())
+	case err != nil:
 		return facts, enis, plan, want, storeError(err, "read the node's store")
 	}
 	if known {
@@ -415,6 +425,16 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 		return facts, enis, plan, want, types.NewError(types.ErrTryAgainLater, "cannot learn this node's instance facts", err.Error())
 	}
 	return facts, enis, plan, want, nil
+}
+
+// addDedicated answers a pod that asks for an ENI of its own (a
+// PodNetworking selects it) of a kind this node does not serve (trunk
+// members are served by allocate): a clear error instead of a shared
+// address its PodNetworking says it must not have.
+func addDedicated(want podnetwork.Request, facts store.NodeInfo) error {
+	return types.NewError(types.ErrInvalidNetworkConfig,
+		fmt.Sprintf("PodNetworking %s asks for a dedicated ENI (eniType %s) and this node serves only shared ENIs", want.Networking, want.Kind),
+		fmt.Sprintf("instance %s: exclusive ENIs are not available, and trunk members need enable_eni_trunking on an instance type with trunking; remove the pod from the PodNetworking's selectors or schedule it on a node that serves them", facts.InstanceID))
 }
 
 // addPolicyKernel returns the enforcer an ADD installs plan with, nil when

@@ -50,19 +50,6 @@ func wantsMember(spec ipam.Node, env *node.Env, want podnetwork.Request) bool {
 	return false
 }
 
-// resolveNetwork is what the pod asks for, read in the ADD's first
-// transaction, as a CNI error when it cannot be told.
-func resolveNetwork(tx *store.ReadTx, owner ipam.Owner) (podnetwork.Request, error) {
-	want, err := podnetwork.Resolve(tx, owner.PodNamespace, owner.PodName)
-	switch {
-	case errors.Is(err, podnetwork.ErrPodUnknown):
-		return want, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("cannot tell yet which network pod %s/%s asks for", owner.PodNamespace, owner.PodName), err.Error())
-	case errors.Is(err, podnetwork.ErrInvalid):
-		return want, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("the PodNetworking of pod %s/%s cannot be used", owner.PodNamespace, owner.PodName), err.Error())
-	}
-	return want, err
-}
-
 // memberAllocationError is allocationError's answer for member ENIs, or
 // nil when err is none of theirs.
 func memberAllocationError(err error) error {

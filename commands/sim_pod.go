@@ -96,11 +96,11 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 func newSimPolicyCommand(g *simGlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Apply and delete NetworkPolicies on every simulated node (the nodes' manifest folder)",
+		Short: "Apply and delete NetworkPolicies and PodNetworkings on every simulated node (the nodes' manifest folder)",
 	}
 	apply := &cobra.Command{
 		Use:   "apply FILE",
-		Short: "Check FILE's NetworkPolicies (and Namespaces) and give them to every node",
+		Short: "Check FILE's NetworkPolicies, PodNetworkings (and Namespaces) and give them to every node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			names, err := cluster.PolicyApply(g.dir, args[0])

@@ -61,6 +61,7 @@ type Sync struct {
 	pods  *kube.Informer[kube.Pod]
 	nss   *kube.Informer[kube.Namespace]
 	pols  *kube.Informer[kube.NetworkPolicy]
+	pns   *kube.Informer[kube.PodNetworking] // run only while the CRD is served
 	cms   *kube.Informer[kube.ConfigMap]
 	peers *kube.Informer[kube.Pod] // every pod, when Options.PeerPods is set
 	kicks chan struct{}
@@ -138,6 +139,14 @@ func New(opts Options) (*Sync, error) {
 			OnDelete: func(p *kube.NetworkPolicy) { s.mirror.policyGone(p.Namespace, p.Name) },
 		},
 	})
+	s.pns = kube.NewInformer(opts.Client, kube.PodNetworkings, kube.InformerOptions[kube.PodNetworking]{
+		Logger: s.log, Transform: trimMeta[kube.PodNetworking],
+		Handler: kube.EventHandler[kube.PodNetworking]{
+			OnAdd:    func(p *kube.PodNetworking, _ bool) { s.putPodNetworking(p.Name, p) },
+			OnUpdate: func(_, p *kube.PodNetworking) { s.putPodNetworking(p.Name, p) },
+			OnDelete: func(p *kube.PodNetworking) { s.putPodNetworking(p.Name, nil) },
+		},
+	})
 	if opts.PeerPods != nil {
 		changed := func() { opts.PeerPods() }
 		s.peers = kube.NewInformer(opts.Client, kube.Pods, kube.InformerOptions[kube.Pod]{
@@ -164,7 +173,7 @@ func New(opts Options) (*Sync, error) {
 func (s *Sync) Informers() map[string]func() kube.InformerStats {
 	return map[string]func() kube.InformerStats{
 		"nodes": s.node.Stats, "pods": s.pods.Stats, "namespaces": s.nss.Stats,
-		"networkpolicies": s.pols.Stats, "configmaps": s.cms.Stats,
+		"networkpolicies": s.pols.Stats, "configmaps": s.cms.Stats, "podnetworkings": s.pns.Stats,
 	}
 }
 
@@ -210,6 +219,7 @@ func (s *Sync) Run(ctx context.Context) error {
 	run("namespace informer", s.nss.Run)
 	run("networkpolicy informer", s.pols.Run)
 	run("configmap informer", s.cms.Run)
+	run("podnetworking informer", s.runPodNetworkings)
 	if s.peers != nil {
 		run("peer pod informer", s.peers.Run)
 	}

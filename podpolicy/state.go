@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/policy"
 	"github.com/veni-cni/veni/store"
 )
@@ -317,6 +318,18 @@ func SourceFromInput(name, location string, in policy.Input) (store.PolicySource
 		}
 		src.Policies = append(src.Policies, store.Policy{Namespace: ns, Name: p.Name, UID: p.UID, Raw: raw})
 	}
+	for i := range in.PodNetworkings {
+		pn := &in.PodNetworkings[i]
+		if err := podnetwork.Validate(pn); err != nil {
+			return src, err
+		}
+		raw, err := marshal(pn)
+		if err != nil {
+			return src, fmt.Errorf("PodNetworking %s: %w", pn.Name, err)
+		}
+		src.PodNetworkings = append(src.PodNetworkings, store.PodNetworking{Name: pn.Name, UID: pn.UID, Raw: raw})
+	}
+	slices.SortFunc(src.PodNetworkings, func(a, b store.PodNetworking) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(src.Pods, func(a, b store.SourcePod) int {
 		return strings.Compare(store.PodKey(a.Namespace, a.Name), store.PodKey(b.Namespace, b.Name))
 	})
@@ -324,7 +337,7 @@ func SourceFromInput(name, location string, in policy.Input) (store.PolicySource
 	slices.SortFunc(src.Policies, func(a, b store.Policy) int {
 		return strings.Compare(store.PodKey(a.Namespace, a.Name), store.PodKey(b.Namespace, b.Name))
 	})
-	body, err := marshal([]any{src.Pods, src.Namespaces, src.Policies})
+	body, err := marshal([]any{src.Pods, src.Namespaces, src.Policies, src.PodNetworkings})
 	if err != nil {
 		return src, err
 	}

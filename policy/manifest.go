@@ -68,6 +68,7 @@ func ReadDir(dir string) (Input, error) {
 		all.Pods = append(all.Pods, in.Pods...)
 		all.Namespaces = append(all.Namespaces, in.Namespaces...)
 		all.Nodes = append(all.Nodes, in.Nodes...)
+		all.PodNetworkings = append(all.PodNetworkings, in.PodNetworkings...)
 	}
 	return all, nil
 }
@@ -230,6 +231,19 @@ func addObject(in *Input, locs map[string]string, loc string, js []byte) error {
 			return fail(err)
 		}
 		in.Nodes = append(in.Nodes, node)
+	case h.Kind == "PodNetworking" && h.APIVersion == kube.PodNetworkings.APIVersion():
+		// Cluster-scoped: a namespace in its metadata means nothing.
+		key = "PodNetworking " + h.Metadata.Name
+		var pn kube.PodNetworking
+		dec := json.NewDecoder(bytes.NewReader(js))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pn); err != nil {
+			return fail(err)
+		}
+		pn.Namespace = ""
+		in.PodNetworkings = append(in.PodNetworkings, pn)
+	case h.Kind == "PodNetworking":
+		return fail(fmt.Errorf("PodNetworking of %s: veni reads %s", h.APIVersion, kube.PodNetworkings.APIVersion()))
 	case strings.Contains(h.Kind, "NetworkPolicy"):
 		return fail(fmt.Errorf("%s of %s: not supported (veni enforces networking.k8s.io/v1 NetworkPolicy only; a policy ignored would leave open what it closes)", h.Kind, h.APIVersion))
 	default:

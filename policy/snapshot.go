@@ -27,6 +27,10 @@ type Input struct {
 	Pods []Pod
 	// Nodes and their addresses (kubelet probes, hostNetwork pods).
 	Nodes []Node
+	// PodNetworkings a manifest folder holds. The enforcer does not use
+	// them: they ride with the folder's other objects to package
+	// podnetwork, which decides which pods get a dedicated ENI.
+	PodNetworkings []kube.PodNetworking
 	// FailClosedOnInvalid makes a policy New cannot read isolate what it
 	// selects and allow nothing (see Warnings) instead of failing New.
 	// Set it for policies an API server has accepted, which veni must

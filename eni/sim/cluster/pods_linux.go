@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
 	"github.com/veni-cni/veni/eni/sim"
 	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
@@ -109,7 +112,7 @@ func addPod(ctx context.Context, st State, nodeName, namespace, name string, lab
 		ContainerID: sim.RandomID(32),
 		NetNS:       nsPath,
 	}
-	res, took, err := rt.Add(ctx, pod)
+	res, took, err := addRetrying(ctx, rt, pod)
 	if err != nil {
 		return PodRecord{}, errors.Join(err, pods.DeleteNetNS(nsName), os.Remove(podManifestFile(st.Dir, node.Name, namespace, name)))
 	}
@@ -125,6 +128,30 @@ func addPod(ctx context.Context, st State, nodeName, namespace, name string, lab
 		return rec, err
 	}
 	return rec, writeJSONFile(file, rec, 0o644)
+}
+
+// notKnownYet is how an ADD says its node's daemon has not yet read the
+// pod (PodNetworkings exist, so the pod's network depends on its labels).
+const notKnownYet = "cannot tell yet which network the pod asks for"
+
+// addRetrying runs the ADD, and runs it again while it fails only because
+// the node's daemon has not read the pod's manifest yet, as a kubelet
+// retries a sandbox whose ADD said "try again later" (for 10 s at most).
+func addRetrying(ctx context.Context, rt *pods.Runtime, pod pods.Pod) (*types100.Result, time.Duration, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, took, err := rt.Add(ctx, pod)
+		var cniErr *types.Error
+		if err == nil || !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater ||
+			cniErr.Msg != notKnownYet || time.Now().After(deadline) {
+			return res, took, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, took, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // daemons reports whether the sim in dir runs node daemons.

@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/policy"
 )
 
@@ -119,8 +120,13 @@ func PolicyApply(dir, file string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(in.Policies)+len(in.Namespaces) == 0 {
-		return "", fmt.Errorf("%s holds no NetworkPolicy or Namespace (pods are added with veni sim pod add)", file)
+	if len(in.Policies)+len(in.Namespaces)+len(in.PodNetworkings) == 0 {
+		return "", fmt.Errorf("%s holds no NetworkPolicy, PodNetworking or Namespace (pods are added with veni sim pod add)", file)
+	}
+	for i := range in.PodNetworkings {
+		if err := podnetwork.Validate(&in.PodNetworkings[i]); err != nil {
+			return "", fmt.Errorf("%s: %w", file, err)
+		}
 	}
 	if len(in.Pods) > 0 {
 		return "", fmt.Errorf("%s holds pods: add pods with veni sim pod add --labels --port", file)
@@ -139,6 +145,9 @@ func PolicyApply(dir, file string) (string, error) {
 	var names []string
 	for _, p := range in.Policies {
 		names = append(names, p.Namespace+"/"+p.Name)
+	}
+	for _, p := range in.PodNetworkings {
+		names = append(names, "podnetworking/"+p.Name)
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", "), nil
