@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -285,4 +288,83 @@ func sniffVLAN(t *testing.T, c *cluster, trunkID string, p simcluster.PodRecord,
 	}
 	t.Fatalf("nothing from %s (%s) crossed the trunk", p.Pod.Name, p.IP)
 	return 0
+}
+
+// Ensure a member ADD killed with SIGKILL at any point (creating the
+// member, attaching it through the trunk, waiting for it, recording it,
+// plumbing the pod) leaks nothing GC does not reclaim: after "veni ipam
+// gc" every member the cloud has on the node is in the store, no ENI veni
+// made is left unattached, verify passes, and the node still fits its
+// instance type's 6 members.
+func TestSim_TrunkMembers_CrashSafety(t *testing.T) {
+	c := trunkSim(t, "--node-config", "lease_ttl=10s", "--node-config", "attach_timeout=5s",
+		"--node-config", "gc_grace=1s", "--daemon-sync-interval", "1s")
+	cniPath := []byte("CNI_PATH=" + filepath.Join(c.dir, "cni-bin"))
+	kills := 0
+	for i := range 8 {
+		cmd := exec.Command(c.bin, "sim", "pod", "add", "node-1", fmt.Sprintf("k%d", i), "--labels", "net=trunk", "--dir", c.dir, "--name", c.name)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// A cold member ADD takes about a second (create, attach, wait):
+		// kill at a different point each time.
+		time.Sleep(time.Duration(150+i*150) * time.Millisecond)
+		for _, pid := range findProcs(func(_, environ []byte) bool {
+			return bytes.Contains(environ, cniPath) && bytes.Contains(environ, []byte("CNI_COMMAND=ADD"))
+		}) {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				kills++
+			}
+		}
+		_ = cmd.Wait()
+	}
+	if kills < 4 {
+		t.Fatalf("only %d ADDs killed", kills)
+	}
+	live := 0
+	for name := range c.simPods(t) {
+		if strings.HasPrefix(name, "k") {
+			live++
+		}
+	}
+	// Past lease_ttl, so the sweep takes what the killed ADDs made.
+	time.Sleep(11 * time.Second)
+	c.mustRun("sim", "exec", "node-1", "--", c.bin, "ipam", "gc", "--config", c.nodes["node-1"].config)
+
+	st := c.status(t)
+	node1 := ""
+	for _, nd := range st.State.Nodes {
+		if nd.Name == "node-1" {
+			node1 = nd.InstanceID
+		}
+	}
+	known := map[string]bool{}
+	for _, e := range c.ipamList(t, "node-1").ENIs {
+		known[e.ID] = true
+	}
+	members := 0
+	for _, e := range st.Live.Cloud.ENIs {
+		ours := e.Tags["veni.io/instance"] == node1
+		switch {
+		case e.Type == "Member" && e.InstanceID == node1:
+			members++
+			if !known[e.ID] {
+				t.Errorf("member %s is attached to node-1 and unknown to its store", e.ID)
+			}
+		case ours && e.Status == "Available":
+			t.Errorf("eni %s made for node-1 is left unattached", e.ID)
+		}
+	}
+	c.mustVerify(t, "node-1")
+	if allocs := len(c.ipamList(t, "node-1").Allocations); allocs != live {
+		t.Errorf("%d allocations on node-1, %d live pods", allocs, live)
+	}
+	// Every slot the killed ADDs took is usable again.
+	for i := live; i < 6; i++ {
+		c.mustRun("sim", "pod", "add", "node-1", fmt.Sprintf("after%d", i), "--labels", "net=trunk")
+	}
+	c.mustVerify(t, "node-1")
+	t.Logf("%d ADDs killed, %d pods lived, %d members in the cloud after gc", kills, live, members)
 }
