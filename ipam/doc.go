@@ -35,8 +35,15 @@
 // IPv6 of one ENI, taken, bound and freed in the same transactions; the
 // pool counts pairs. The store keeps the node's stack (ErrStackMismatch).
 //
+// Trunking (enable_eni_trunking, trunk.go): the node's first ENI is its
+// trunk, a shared ENI like the others; AllocateMember gives a pod a member
+// ENI of its own on the trunk (warm: an idle member; cold: created and
+// attached through the trunk under the allocator lease). Members belong to
+// one pod each: the shared pool's code never sees them (snapshot,
+// countFree and readyENIs leave them out).
+//
 // Not implemented: IPv6-only nodes (ip_stack ipv6 is refused by config
-// validation), IPv6 prefixes, trunk and
-// exclusive ENIs, and creating ENIs just to reach min_eni (min_eni only
-// keeps ENIs from being deleted).
+// validation), IPv6 prefixes, exclusive ENIs, Fixed member addresses, and
+// creating ENIs just to reach min_eni (min_eni only keeps ENIs from being
+// deleted).
 package ipam
