@@ -368,3 +368,51 @@ func TestSim_TrunkMembers_CrashSafety(t *testing.T) {
 	c.mustVerify(t, "node-1")
 	t.Logf("%d ADDs killed, %d pods lived, %d members in the cloud after gc", kills, live, members)
 }
+
+// Ensure, and measure, what a member pod costs on an ecs.g7.4xlarge (30
+// members): 20 cold ADDs (a member each: create, attach through the
+// trunk, wait) and, after their DELs, 20 warm ones (an idle member each,
+// no ENI call). Logs ADD p50/p99 for both and the cloud calls per pod.
+func TestSim_TrunkMembers_Latency(t *testing.T) {
+	c := trunkSim(t, "--instance-type", "ecs.g7.4xlarge")
+	const n = 20
+	add := func(prefix string) ([]time.Duration, map[string]int) {
+		before := c.cloudCalls(t)
+		for i := range n {
+			c.mustRun("sim", "pod", "add", "node-1", fmt.Sprintf("%s%d", prefix, i), "--labels", "net=trunk")
+		}
+		calls := diffCalls(c.cloudCalls(t), before)
+		pods := c.simPods(t)
+		var took []time.Duration
+		for i := range n {
+			took = append(took, pods[fmt.Sprintf("%s%d", prefix, i)].AddTook)
+		}
+		slices.Sort(took)
+		return took, calls
+	}
+	cold, coldCalls := add("cold")
+	members := 0
+	for _, e := range c.status(t).Live.Cloud.ENIs {
+		if e.Type == "Member" {
+			members++
+		}
+	}
+	if members != n {
+		t.Fatalf("%d members in the cloud for %d cold member pods", members, n)
+	}
+	for i := range n {
+		c.mustRun("sim", "pod", "del", "node-1", fmt.Sprintf("cold%d", i))
+	}
+	warm, warmCalls := add("warm")
+	c.mustVerify(t, "node-1")
+	if createCalls(warmCalls) != 0 {
+		t.Fatalf("warm member ADDs made ENIs: %v", warmCalls)
+	}
+	if percentile(warm, 50) >= percentile(cold, 50) {
+		t.Fatalf("warm ADD p50 %s is not below cold %s", percentile(warm, 50), percentile(cold, 50))
+	}
+	t.Logf("member pod ADD (%d pods each, sequential): cold p50 %s p99 %s, warm p50 %s p99 %s",
+		n, percentile(cold, 50), percentile(cold, 99), percentile(warm, 50), percentile(warm, 99))
+	t.Logf("cloud calls per member pod: cold %.2f %v, warm %.2f %v (the node daemon's calls included)",
+		float64(sumCalls(coldCalls))/n, coldCalls, float64(sumCalls(warmCalls))/n, warmCalls)
+}
