@@ -62,3 +62,19 @@ func memberAllocationError(err error) error {
 	}
 	return nil
 }
+
+// eniKind describes an ENI's kind for "veni ipam list": shared, the
+// trunk, or a member with its trunk, VLAN ID and pod.
+func eniKind(e store.ENI) string {
+	switch e.Kind {
+	case store.ENIShared:
+		return "shared"
+	case store.ENIMember:
+		pod := e.Pod
+		if pod == "" {
+			pod = "idle"
+		}
+		return fmt.Sprintf("member of %s vlan %d (%s)", e.TrunkID, e.VLANID, pod)
+	}
+	return string(e.Kind)
+}

@@ -132,7 +132,7 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 		return writeJSON(w, l)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENI\tSTATE\tMAC\tVSWITCH\tCIDR\tFREE\tHELD\tOWNED")
+	fmt.Fprintln(tw, "ENI\tSTATE\tMAC\tVSWITCH\tCIDR\tFREE\tHELD\tOWNED\tKIND")
 	for _, e := range l.ENIs {
 		free, held := 0, 0
 		for _, ip := range l.IPs {
@@ -145,7 +145,7 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 				held++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%t\n", e.ID, e.State, e.MAC, e.VSwitchID, e.VSwitchCIDR, free, held, e.Owned)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%t\t%s\n", e.ID, e.State, e.MAC, e.VSwitchID, e.VSwitchCIDR, free, held, e.Owned, eniKind(e))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "IP\tSTATE\tENI\tPOD\tCONTAINER/IFNAME\tAGE")
@@ -157,13 +157,22 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.IP, a.State, a.ENIID, podName(a), shortKey(a.Key), age(now, since))
 	}
 	fmt.Fprintln(tw)
-	free := 0
+	// The pool is the shared ENIs' addresses; a member's is its pod's.
+	dedicated := map[string]bool{}
+	for _, e := range l.ENIs {
+		dedicated[e.ID] = e.Dedicated()
+	}
+	free, pooled := 0, 0
 	for _, ip := range l.IPs {
+		if dedicated[ip.ENIID] {
+			continue
+		}
+		pooled++
 		if ip.State == store.IPFree {
 			free++
 		}
 	}
-	fmt.Fprintf(tw, "pool: %d free, %d held, targets min %d max %d\n", free, len(l.IPs)-free, l.Pool.MinIdle, l.Pool.MaxIdle)
+	fmt.Fprintf(tw, "pool: %d free, %d held, targets min %d max %d\n", free, pooled-free, l.Pool.MinIdle, l.Pool.MaxIdle)
 	for _, b := range l.Pool.ActiveBackoffs(now) {
 		fmt.Fprintf(tw, "backoff: %s until %s: %s\n", b.Scope, b.Until.Format(time.RFC3339), b.Reason)
 	}
