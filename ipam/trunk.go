@@ -149,15 +149,23 @@ func AllocateMember(ctx context.Context, db Store, cloud eni.Client, node Node, 
 		if err != nil {
 			return MemberReservation{}, err
 		}
+		created := false
 		switch need {
 		case needTrunk:
-			err = ensureTrunk(lease.ctx, db, cloud, node, cfg)
+			created, err = ensureTrunk(lease.ctx, db, cloud, node, cfg)
 		case needMember:
 			res, err = createMember(lease.ctx, db, cloud, node, cfg, owner, req)
 		}
 		lease.release()
 		if err != nil || need == needMember {
 			return res, err
+		}
+		if !created {
+			// The store has a trunk, not usable yet (attaching, or missing
+			// from the cloud): Reconcile finishes it or drops it.
+			if err := sleepCtx(ctx, time.Duration(cfg.PollInterval)); err != nil {
+				return MemberReservation{}, fmt.Errorf("member eni for %s: %w (the node's trunk is not ready)", owner.Key(), ErrTryAgainLater)
+			}
 		}
 	}
 }
@@ -286,24 +294,25 @@ func holdMember(tx *store.WriteTx, owner Owner, m *store.ENI, ip store.IP, now t
 	})
 }
 
-// ensureTrunk makes the node's trunk unless the store has one: createENI
-// makes the first ENI of a trunk node a trunk, with a batch of shared
-// addresses. The caller holds the allocator lease.
-func ensureTrunk(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config) error {
+// ensureTrunk makes the node's trunk unless the store has one (created
+// says whether it did): createENI makes the first ENI of a trunk node a
+// trunk, with a batch of shared addresses. The caller holds the allocator
+// lease.
+func ensureTrunk(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config) (created bool, err error) {
 	p, err := snapshot(db)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !wantTrunk(node, cfg, &p) {
-		return nil
+		return false, nil
 	}
 	if _, err := createENI(ctx, db, cloud, node, cfg, &p, coldBatch(cfg)); err != nil {
 		if errors.Is(err, ErrPoolExhausted) {
-			return fmt.Errorf("%w: no ENI slot left for a trunk (%w)", ErrNoTrunk, err)
+			return false, fmt.Errorf("%w: no ENI slot left for a trunk (%w)", ErrNoTrunk, err)
 		}
-		return fmt.Errorf("create trunk eni: %w", err)
+		return false, fmt.Errorf("create trunk eni: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // createMember creates a member ENI for owner, attaches it through the

@@ -260,3 +260,40 @@ func calls(c *sim.Cloud) int {
 	}
 	return n
 }
+
+// Ensure a trunk the store has but cannot use yet (still attaching) makes
+// a member ADD wait and then say "try again later", not spin or fail
+// otherwise, and that a node with every ENI slot taken by shared ENIs
+// says why it has no trunk.
+func TestAllocateMember_Sim_TrunkNotReady(t *testing.T) {
+	env := mustTrunkEnv(t)
+	mustUpdate(t, env.db, func(tx *store.WriteTx) error {
+		return tx.PutENI(store.ENI{ID: "eni-trunk-attaching", State: store.ENIAttaching, Kind: store.ENITrunk, Owned: true})
+	})
+	env.cfg.AllocWait = config.Duration(time.Second)
+	before := calls(env.cloud)
+	start := time.Now()
+	_, err := AllocateMember(context.Background(), env.db, env.client, env.node, env.cfg, podOwner("a"), MemberRequest{})
+	if !errors.Is(err, ErrTryAgainLater) || !strings.Contains(err.Error(), "trunk is not ready") {
+		t.Fatalf("member with an attaching trunk: %v, want ErrTryAgainLater", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %s", took)
+	}
+	if n := calls(env.cloud) - before; n != 0 {
+		t.Errorf("%d cloud calls while the trunk attaches", n)
+	}
+
+	full := mustTrunkEnv(t)
+	full.cfg.EnableENITrunking = false
+	for i := range 2 { // ecs.g7.large: 2 secondary ENIs, both shared
+		if err := Refill(context.Background(), full.db, full.client, full.node, full.cfg, 10); err != nil {
+			t.Fatalf("refill %d: %v", i, err)
+		}
+	}
+	full.cfg.EnableENITrunking = true
+	_, err = AllocateMember(context.Background(), full.db, full.client, full.node, full.cfg, podOwner("b"), MemberRequest{})
+	if !errors.Is(err, ErrNoTrunk) || !strings.Contains(err.Error(), "no ENI slot") {
+		t.Fatalf("member on a node without a free ENI slot: %v, want ErrNoTrunk", err)
+	}
+}
