@@ -186,6 +186,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	owner.StickFor = want.StickFor
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
 	if want.Dedicated() && !wantsMember(nodeSpec, env, want) {
@@ -414,7 +415,7 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 	case errors.Is(err, podnetwork.ErrPodUnknown):
 		return facts, enis, plan, want, types.NewError(types.ErrTryAgainLater, "cannot tell yet which network the pod asks for", err.Error()+"; the node's daemon mirrors it shortly")
 	case errors.Is(err, podnetwork.ErrInvalid):
-		return facts, enis, plan, want, types.NewError(types.ErrInvalidNetworkConfig, "a PodNetworking cannot be used", err.Error())
+		return facts, enis, plan, want, types.NewError(types.ErrInvalidNetworkConfig, "the pod's network cannot be decided", err.Error())
 	case err != nil:
 		return facts, enis, plan, want, storeError(err, "read the node's store")
 	}

@@ -12,10 +12,11 @@ import (
 
 type simPodOptions struct {
 	*simGlobalOptions
-	namespace string
-	labels    string
-	ports     []string
-	sendUDP   string
+	namespace   string
+	labels      string
+	annotations string
+	ports       []string
+	sendUDP     string
 }
 
 func (o *simPodOptions) AddFlags(fs *pflag.FlagSet) {
@@ -37,6 +38,10 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--labels: %w", err)
 			}
+			annotations, err := cluster.ParseAnnotations(o.annotations)
+			if err != nil {
+				return fmt.Errorf("--annotations: %w", err)
+			}
 			var ports []cluster.PodPort
 			for _, p := range o.ports {
 				port, err := cluster.ParsePodPort(p)
@@ -51,10 +56,12 @@ func newSimPodCommand(g *simGlobalOptions) *cobra.Command {
 					return fmt.Errorf("--send-udp %q: want IPv4:port", o.sendUDP)
 				}
 			}
-			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], labels, ports, to)
+			spec := cluster.PodSpec{Labels: labels, Annotations: annotations, Ports: ports}
+			return cluster.PodAdd(cmd.Context(), cmd.OutOrStdout(), o.dir, args[0], o.namespace, args[1], spec, to)
 		},
 	}
-	add.Flags().StringVar(&o.labels, "labels", "", "the pod's labels, for NetworkPolicy selectors: app=web,tier=front")
+	add.Flags().StringVar(&o.labels, "labels", "", "the pod's labels, for NetworkPolicy and PodNetworking selectors: app=web,tier=front")
+	add.Flags().StringVar(&o.annotations, "annotations", "", "the pod's annotations: k8s.aliyun.com/pod-ip-reservation=true keeps its address for it when it goes (k=v,k2=v2)")
 	add.Flags().StringVar(&o.sendUDP, "send-udp", "", "from the first instant the pod's namespace routes (during its ADD), send numbered UDP datagrams to IP:PORT every ms for 1s: tests that NetworkPolicy holds from a pod's first packet")
 	add.Flags().StringArrayVar(&o.ports, "port", nil, "a container port, for named ports in policies: http:8080/TCP (repeat for more)")
 	del := &cobra.Command{

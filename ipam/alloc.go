@@ -95,6 +95,18 @@ type Owner struct {
 	NetNS        string        // netns path; GC releases bound IPs whose netns is gone
 	NetNSID      store.NetNSID // what the path named at ADD
 	PID          int           // the reserving process; zero means os.Getpid()
+	// StickFor keeps the pod's addresses for it this long once released
+	// (podnetwork.Request.StickFor); zero: straight back to the pool.
+	StickFor time.Duration
+}
+
+// podKey is the owner's pod, "namespace/name", as addresses stick to it;
+// "" when the runtime did not name the pod.
+func (o Owner) podKey() string {
+	if o.PodName == "" {
+		return ""
+	}
+	return store.PodKey(o.PodNamespace, o.PodName)
 }
 
 // Key is the owner's store key.
@@ -158,18 +170,21 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		var ip, ip6 store.IP
-		var e store.ENI
-		var err error
-		if dual {
+		now := time.Now()
+		ip, ip6, e, ok, err := pickStuck(&tx.ReadTx, owner.podKey(), dual, now)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+		case dual:
 			ip, ip6, e, err = pickFreePair(&tx.ReadTx)
-		} else {
+		default:
 			ip, e, err = pickFree(&tx.ReadTx)
 		}
 		if err != nil {
 			return err
 		}
-		now := time.Now()
+		ip.StickTo, ip.StickUntil, ip6.StickTo, ip6.StickUntil = "", time.Time{}, "", time.Time{}
 		ip.State, ip.Owner = store.IPReserved, key
 		if err := tx.PutIP(ip); err != nil {
 			return err
@@ -189,6 +204,7 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 			PodNamespace: owner.PodNamespace, PodName: owner.PodName, PodUID: owner.PodUID,
 			NetNS: owner.NetNS, NetNSID: owner.NetNSID,
 			IP: ip.Addr, IP6: ip6.Addr, ENIID: ip.ENIID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
+			StickFor: owner.StickFor,
 		}
 		if err := tx.PutAllocation(a); err != nil {
 			return err
@@ -213,9 +229,10 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 	if err != nil {
 		return store.IP{}, store.ENI{}, err
 	}
+	now := time.Now()
 	var best *store.IP
 	for i, ip := range ips {
-		if _, ok := enis[ip.ENIID]; !ok || ip.State != store.IPFree || !ip.Addr.Is4() {
+		if _, ok := enis[ip.ENIID]; !ok || !ip.Open(now) || !ip.Addr.Is4() {
 			continue
 		}
 		if best == nil || ip.FreeSince.Before(best.FreeSince) {
@@ -223,9 +240,50 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 		}
 	}
 	if best == nil {
-		return store.IP{}, store.ENI{}, emptyError(tx, time.Now())
+		return store.IP{}, store.ENI{}, emptyError(tx, now)
 	}
 	return *best, enis[best.ENIID], nil
+}
+
+// pickStuck returns the addresses kept for pod (IP.StickTo) on a usable
+// ENI, when there are: an IPv4, and on a dual-stack node the IPv6 kept
+// with it on the same ENI. ok is false when pod is "" or nothing usable
+// is kept for it (then its addresses wait out their time or were taken
+// back with their ENI).
+func pickStuck(tx *store.ReadTx, pod string, dual bool, now time.Time) (v4, v6 store.IP, e store.ENI, ok bool, err error) {
+	if pod == "" {
+		return v4, v6, e, false, nil
+	}
+	enis, err := readyENIs(tx)
+	if err != nil {
+		return v4, v6, e, false, err
+	}
+	ips, err := tx.IPs()
+	if err != nil {
+		return v4, v6, e, false, err
+	}
+	var four, six []store.IP
+	for _, ip := range ips {
+		if _, usable := enis[ip.ENIID]; !usable || ip.StickTo != pod || !ip.Sticking(now) {
+			continue
+		}
+		if ip.Addr.Is4() {
+			four = append(four, ip)
+		} else {
+			six = append(six, ip)
+		}
+	}
+	for _, a := range four {
+		if !dual {
+			return a, v6, enis[a.ENIID], true, nil
+		}
+		for _, b := range six {
+			if b.ENIID == a.ENIID {
+				return a, b, enis[a.ENIID], true, nil
+			}
+		}
+	}
+	return v4, v6, e, false, nil
 }
 
 // usable reports whether an ENI's free IPs may be handed out: it is ready,
@@ -363,6 +421,9 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 			return false, err
 		}
 		ip.State, ip.Owner, ip.FreeSince = store.IPFree, "", now
+		if a.StickFor > 0 && a.PodName != "" {
+			ip.StickTo, ip.StickUntil = store.PodKey(a.PodNamespace, a.PodName), now.Add(a.StickFor)
+		}
 		if err := tx.PutIP(ip); err != nil {
 			return false, err
 		}

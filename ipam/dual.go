@@ -127,11 +127,12 @@ func pickFreePair(tx *store.ReadTx) (v4, v6 store.IP, e store.ENI, err error) {
 	if err != nil {
 		return v4, v6, e, err
 	}
+	now := time.Now()
 	best4 := make(map[string]*store.IP)
 	best6 := make(map[string]*store.IP)
 	for i, ip := range ips {
 		e, ok := enis[ip.ENIID]
-		if !ok || ip.State != store.IPFree || !e.IPv6CIDR.IsValid() {
+		if !ok || !ip.Open(now) || !e.IPv6CIDR.IsValid() {
 			continue
 		}
 		best := best4
@@ -149,7 +150,7 @@ func pickFreePair(tx *store.ReadTx) (v4, v6 store.IP, e store.ENI, err error) {
 		}
 	}
 	if pick == nil {
-		return v4, v6, e, emptyError(tx, time.Now())
+		return v4, v6, e, emptyError(tx, now)
 	}
 	return *pick, *best6[pick.ENIID], enis[pick.ENIID], nil
 }
@@ -161,7 +162,7 @@ func (p pool) ipsByFamily(eniID string) (free4, all4, free6, all6 int) {
 			continue
 		}
 		free := 0
-		if ip.State == store.IPFree {
+		if ip.Open(p.now) {
 			free = 1
 		}
 		if ip.Addr.Is6() {

@@ -402,7 +402,7 @@ func prefixIdle(p pool, eniID string, pfx netip.Prefix, now time.Time, d time.Du
 		if ip.ENIID != eniID || ip.Prefix != pfx {
 			continue
 		}
-		if ip.State != store.IPFree || now.Sub(ip.FreeSince) < d {
+		if !ip.Open(now) || now.Sub(ip.FreeSince) < d {
 			return false
 		}
 	}
@@ -421,7 +421,7 @@ func freePrefixIPs(tx *store.WriteTx, eniID string, pfx netip.Prefix) ([]store.I
 		if err != nil {
 			return nil, false, err
 		}
-		if ip.ENIID != eniID || ip.Prefix != pfx || ip.State != store.IPFree {
+		if ip.ENIID != eniID || ip.Prefix != pfx || !ip.Open(time.Now()) {
 			return nil, false, nil
 		}
 		out = append(out, ip)

@@ -234,7 +234,7 @@ func countPool(p pool) (idle, used int) {
 	for _, ip := range p.ips {
 		switch {
 		case !ok[ip.ENIID]:
-		case ip.State == store.IPFree:
+		case ip.Open(p.now): // an address kept for a pod counts as used: no other pod may have it
 			idle++
 		default:
 			used++

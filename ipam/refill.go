@@ -172,7 +172,7 @@ func countFree(tx *store.ReadTx) (int, error) {
 	}
 	ps, err := tx.PoolState()
 	enis, ips = shared(enis, ips)
-	free, _ := countPool(pool{enis: enis, ips: ips, state: ps})
+	free, _ := countPool(pool{enis: enis, ips: ips, state: ps, now: time.Now()})
 	return free, err
 }
 
@@ -183,6 +183,7 @@ type pool struct {
 	enis  []store.ENI
 	ips   []store.IP
 	state store.PoolState
+	now   time.Time // when it was taken: an address kept for a pod is not free until its time is up
 }
 
 func (p pool) ipsOn(eniID string) (free, held int) {
@@ -190,7 +191,7 @@ func (p pool) ipsOn(eniID string) (free, held int) {
 		if ip.ENIID != eniID {
 			continue
 		}
-		if ip.State == store.IPFree {
+		if ip.Open(p.now) {
 			free++
 		} else {
 			held++
@@ -200,7 +201,7 @@ func (p pool) ipsOn(eniID string) (free, held int) {
 }
 
 func snapshot(db Store) (pool, error) {
-	var p pool
+	p := pool{now: time.Now()}
 	err := db.View(func(tx *store.ReadTx) (err error) {
 		if p.enis, err = tx.ENIs(); err != nil {
 			return err

@@ -38,7 +38,7 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	for _, ip := range p.ips {
 		// Only on ENIs veni created: an adopted ENI's addresses belong
 		// to whoever made it.
-		if owned[ip.ENIID] && ip.State == store.IPFree && now.Sub(ip.FreeSince) >= time.Duration(cfg.IdleReclaimAfter) {
+		if owned[ip.ENIID] && ip.Open(now) && now.Sub(ip.FreeSince) >= time.Duration(cfg.IdleReclaimAfter) {
 			cands = append(cands, ip)
 		}
 	}
@@ -68,7 +68,7 @@ func reclaimIdle(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	err := db.Update(func(tx *store.WriteTx) error {
 		for _, c := range cands {
 			ip, err := tx.IP(c.Addr)
-			if err != nil || ip.State != store.IPFree {
+			if err != nil || !ip.Open(now) {
 				continue
 			}
 			if err := tx.DeleteIP(c.Addr); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,6 +294,7 @@ func podRecord(p *kube.Pod) store.Pod {
 	rec := store.Pod{
 		Namespace: p.Namespace, Name: p.Name, UID: p.UID, Labels: p.Labels,
 		HostNetwork: p.Spec.HostNetwork, Phase: p.Status.Phase, Created: p.CreationTimestamp.Time,
+		Stateful: slices.ContainsFunc(p.OwnerReferences, func(o kube.OwnerReference) bool { return o.Kind == "StatefulSet" }),
 	}
 	for k, v := range p.Annotations {
 		for _, prefix := range annotationPrefixes {
@@ -321,7 +323,9 @@ func podRecord(p *kube.Pod) store.Pod {
 // informer caches the pod.
 func trimPod(p *kube.Pod) {
 	delete(p.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
-	p.OwnerReferences, p.Finalizers = nil, nil
+	// Only whether a StatefulSet owns it is read (podRecord).
+	p.OwnerReferences = slices.DeleteFunc(p.OwnerReferences, func(o kube.OwnerReference) bool { return o.Kind != "StatefulSet" })
+	p.Finalizers = nil
 	for i := range p.Spec.Containers {
 		p.Spec.Containers[i].Image = ""
 	}

@@ -165,6 +165,9 @@ func TestSync_Mirror(t *testing.T) {
 	h.mustCreate(&kube.Namespace{ObjectMeta: kube.ObjectMeta{Name: "team", Labels: map[string]string{"tier": "web"}}})
 	h.mustCreate(testPod("team", "mine", testNode))
 	h.mustCreate(testPod("team", "elsewhere", "node-b"))
+	sts := testPod("team", "db-0", testNode)
+	sts.OwnerReferences = []kube.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "0d2c5c1e-5e8e-4c8e-9a51-7c8d3c2b1a00"}}
+	h.mustCreate(sts)
 	h.mustCreate(&kube.NetworkPolicy{ObjectMeta: kube.ObjectMeta{Namespace: "team", Name: "deny"},
 		Spec: kube.NetworkPolicySpec{PolicyTypes: []string{"Ingress"}}})
 
@@ -190,6 +193,14 @@ func TestSync_Mirror(t *testing.T) {
 		t.Fatalf("mirrored pod %+v", pod)
 	}
 	t.Logf("mirror lag for the first pod: %s", pod.Mirrored.Sub(pod.Created).Round(time.Millisecond))
+	eventually(t, "a StatefulSet's pod mirrored as one", 10*time.Second, func() bool {
+		var p store.Pod
+		_ = h.db.View(func(tx *store.ReadTx) error { p, _ = tx.MirrorPod("team", "db-0"); return nil })
+		return p.Stateful
+	})
+	if pod.Stateful {
+		t.Errorf("a pod no StatefulSet owns mirrored as stateful")
+	}
 	_ = h.db.View(func(tx *store.ReadTx) error {
 		if _, err := tx.MirrorPod("team", "elsewhere"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("another node's pod mirrored: %v", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +20,16 @@ const (
 	AnnotationPodNetworking = "k8s.aliyun.com/pod-networking"
 	// AnnotationPodENI is "true" on a pod that has a dedicated ENI.
 	AnnotationPodENI = "k8s.aliyun.com/pod-eni"
+	// AnnotationIPReservation keeps a shared-ENI pod's address for it
+	// after it goes, so the pod recreated on this node in time gets it
+	// back: "true" for DefaultStick, a duration ("10m") for that long,
+	// "false" not even for a StatefulSet's pod (which sticks by default).
+	AnnotationIPReservation = "k8s.aliyun.com/pod-ip-reservation"
 )
+
+// DefaultStick is how long a released address waits for its pod
+// (Terway's defaultStickTimeForSts).
+const DefaultStick = 5 * time.Minute
 
 // Kind is the kind of network a pod asks for.
 type Kind string
@@ -57,6 +67,10 @@ type Request struct {
 	Fixed        bool
 	ReleaseNever bool
 	ReleaseAfter time.Duration
+	// StickFor is how long the pod's shared-ENI addresses stay kept for
+	// it once it goes (AnnotationIPReservation, StatefulSets); zero: they
+	// go straight back to the pool.
+	StickFor time.Duration
 }
 
 // Dedicated reports whether the pod asks for an ENI of its own.
@@ -220,15 +234,23 @@ func Resolve(tx *store.ReadTx, namespace, name string) (Request, error) {
 	if err != nil {
 		return Request{}, err
 	}
-	srcs, err := tx.PolicySources()
+	srcPNs, err := tx.SourcePodNetworkings()
 	if err != nil {
 		return Request{}, err
 	}
-	for _, s := range srcs {
-		raws = append(raws, s.PodNetworkings...)
+	raws = append(raws, srcPNs...)
+	pod, found, err := findPod(tx, namespace, name)
+	if err != nil {
+		return Request{}, err
+	}
+	var stick time.Duration
+	if found {
+		if stick, err = StickFor(pod); err != nil {
+			return Request{}, err
+		}
 	}
 	if len(raws) == 0 {
-		return Request{}, nil
+		return Request{StickFor: stick}, nil
 	}
 	pns := make([]kube.PodNetworking, 0, len(raws))
 	for _, r := range raws {
@@ -241,30 +263,57 @@ func Resolve(tx *store.ReadTx, namespace, name string) (Request, error) {
 		}
 		pns = append(pns, pn)
 	}
-	pod, found, err := findPod(tx, srcs, namespace, name)
-	if err != nil {
-		return Request{}, err
-	}
 	if !found {
 		return Request{}, fmt.Errorf("%w: %d PodNetworking(s) exist and pod %s/%s is not mirrored yet", ErrPodUnknown, len(pns), namespace, name)
 	}
-	return Select(pns, pod.Labels, pod.Annotations, namespaceLabels(tx, srcs, namespace))
+	nsLabels, err := namespaceLabels(tx, namespace)
+	if err != nil {
+		return Request{}, err
+	}
+	r, err := Select(pns, pod.Labels, pod.Annotations, nsLabels)
+	if err != nil {
+		return r, err
+	}
+	if !r.Dedicated() {
+		r.StickFor = stick
+	}
+	return r, nil
+}
+
+// StickFor is how long pod's shared-ENI addresses wait for it once it
+// goes: AnnotationIPReservation's, else DefaultStick for a StatefulSet's
+// pod, else zero. May return an error wrapping ErrInvalid for an
+// annotation that is neither a boolean nor a duration.
+func StickFor(pod store.Pod) (time.Duration, error) {
+	v, ok := pod.Annotations[AnnotationIPReservation]
+	switch {
+	case !ok:
+		if pod.Stateful {
+			return DefaultStick, nil
+		}
+		return 0, nil
+	case v == "true":
+		return DefaultStick, nil
+	case v == "false":
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > 24*time.Hour {
+		return 0, fmt.Errorf("%w: pod %s/%s: annotation %s=%q: want true, false or a duration up to 24h such as 10m",
+			ErrInvalid, pod.Namespace, pod.Name, AnnotationIPReservation, v)
+	}
+	return d, nil
 }
 
 // findPod looks the pod up in the Kubernetes mirror, then in the folders.
-func findPod(tx *store.ReadTx, srcs []store.PolicySource, namespace, name string) (store.Pod, bool, error) {
-	p, err := tx.MirrorPod(namespace, name)
-	switch {
-	case err == nil:
-		return p, true, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return p, false, err
-	}
-	for _, s := range srcs {
-		for _, sp := range s.Pods {
-			if sp.Namespace == namespace && sp.Name == name {
-				return sp.Pod, true, nil
-			}
+func findPod(tx *store.ReadTx, namespace, name string) (store.Pod, bool, error) {
+	for _, get := range []func(string, string) (store.Pod, error){tx.MirrorPod, tx.SourcePod} {
+		p, err := get(namespace, name)
+		switch {
+		case err == nil:
+			return p, true, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return p, false, err
 		}
 	}
 	return store.Pod{}, false, nil
@@ -272,19 +321,21 @@ func findPod(tx *store.ReadTx, srcs []store.PolicySource, namespace, name string
 
 // namespaceLabels returns the namespace's labels, with the
 // kubernetes.io/metadata.name label the API server always sets.
-func namespaceLabels(tx *store.ReadTx, srcs []store.PolicySource, namespace string) map[string]string {
-	labels := map[string]string{}
-	nss, _ := tx.MirrorNamespaces()
-	for _, s := range srcs {
-		nss = append(nss, s.Namespaces...)
+func namespaceLabels(tx *store.ReadTx, namespace string) (map[string]string, error) {
+	nss, err := tx.MirrorNamespaces()
+	if err != nil {
+		return nil, err
 	}
-	for _, ns := range nss {
+	src, err := tx.SourceNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{}
+	for _, ns := range append(nss, src...) {
 		if ns.Name == namespace {
-			for k, v := range ns.Labels {
-				labels[k] = v
-			}
+			maps.Copy(labels, ns.Labels)
 		}
 	}
 	labels["kubernetes.io/metadata.name"] = namespace
-	return labels
+	return labels, nil
 }

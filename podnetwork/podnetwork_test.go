@@ -197,3 +197,30 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestStickFor(t *testing.T) {
+	for _, tc := range []struct {
+		anno     string // "" absent
+		stateful bool
+		want     time.Duration
+		invalid  bool
+	}{
+		{want: 0},
+		{stateful: true, want: DefaultStick},
+		{anno: "true", want: DefaultStick},
+		{anno: "false", stateful: true, want: 0},
+		{anno: "10m", want: 10 * time.Minute},
+		{anno: "forever", invalid: true},
+		{anno: "-5m", invalid: true},
+		{anno: "48h", invalid: true},
+	} {
+		p := store.Pod{Namespace: "db", Name: "pg-0", Stateful: tc.stateful}
+		if tc.anno != "" {
+			p.Annotations = map[string]string{AnnotationIPReservation: tc.anno}
+		}
+		got, err := StickFor(p)
+		if (err != nil) != tc.invalid || (errors.Is(err, ErrInvalid) != tc.invalid) || got != tc.want {
+			t.Errorf("annotation %q stateful %t: %s, %v; want %s (invalid %t)", tc.anno, tc.stateful, got, err, tc.want, tc.invalid)
+		}
+	}
+}

@@ -294,7 +294,8 @@ func (s *Stored) PoliciesIn(ns string) int { return s.policies[ns] }
 func SourceFromInput(name, location string, in policy.Input) (store.PolicySource, error) {
 	src := store.PolicySource{Name: name, Location: location}
 	for _, p := range in.Pods {
-		sp := store.SourcePod{Pod: store.Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, HostNetwork: p.HostNetwork}, Node: p.Node, IPs: p.IPs}
+		sp := store.SourcePod{Pod: store.Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, HostNetwork: p.HostNetwork,
+			Annotations: p.Annotations, Stateful: p.Stateful}, Node: p.Node, IPs: p.IPs}
 		if sp.Namespace == "" {
 			sp.Namespace = "default"
 		}

@@ -126,6 +126,11 @@ type Pod struct {
 	// matched by ipBlock only (see doc.go).
 	HostNetwork bool   `json:"hostNetwork,omitempty"`
 	Node        string `json:"node,omitempty"`
+	// Annotations and Stateful (a StatefulSet owns the pod) are not
+	// policy's: a manifest folder's pods carry them to the store for
+	// package podnetwork (the pod-networking annotation, IP stick).
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Stateful    bool              `json:"stateful,omitempty"`
 }
 
 // Ref returns the pod's name.

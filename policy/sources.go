@@ -64,7 +64,9 @@ func PodFromKube(p *kube.Pod) (Pod, error) {
 	if ns == "" {
 		ns = "default"
 	}
-	out := Pod{Namespace: ns, Name: p.Name, Labels: p.Labels, HostNetwork: p.Spec.HostNetwork, Node: p.Spec.NodeName}
+	out := Pod{Namespace: ns, Name: p.Name, Labels: p.Labels, HostNetwork: p.Spec.HostNetwork, Node: p.Spec.NodeName,
+		Annotations: p.Annotations,
+		Stateful:    slices.ContainsFunc(p.OwnerReferences, func(o kube.OwnerReference) bool { return o.Kind == "StatefulSet" })}
 	bad := func(format string, a ...any) (Pod, error) {
 		return Pod{}, fmt.Errorf("pod %s/%s: %w: %w", ns, p.Name, ErrInvalidObject, fmt.Errorf(format, a...))
 	}

@@ -21,6 +21,9 @@ type Pod struct {
 	Ports       []PodPort         `json:"ports,omitempty"`       // container ports, for named ports in policies
 	HostNetwork bool              `json:"hostNetwork,omitempty"`
 	Phase       string            `json:"phase,omitempty"`
+	// Stateful is set for a pod a StatefulSet owns: it comes back under
+	// the same name, and keeps its address if it does so in time.
+	Stateful bool `json:"stateful,omitempty"`
 	// Created is the pod's creationTimestamp; Mirrored when the daemon
 	// wrote this record (their difference is the mirror's lag).
 	Created  time.Time `json:"created,omitzero"`

@@ -313,12 +313,18 @@ func (t *WriteTx) PutPolicySource(s PolicySource) error {
 	if s.Name == "" {
 		return errors.New("put policy source: no name")
 	}
-	return put(t, bucketPolicySources, []byte(s.Name), s)
+	if err := put(t, bucketPolicySources, []byte(s.Name), s); err != nil {
+		return err
+	}
+	return indexSource(t.tx, s.Name, &s)
 }
 
 // DeletePolicySource forgets a source (its folder is no longer configured).
 func (t *WriteTx) DeletePolicySource(name string) error {
-	return t.tx.Bucket(bucketPolicySources).Delete([]byte(name))
+	if err := t.tx.Bucket(bucketPolicySources).Delete([]byte(name)); err != nil {
+		return err
+	}
+	return indexSource(t.tx, name, nil)
 }
 
 // PolicyState returns the policy loop's state, or an error wrapping

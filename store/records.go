@@ -179,7 +179,24 @@ type IP struct {
 	// the zero Prefix for a secondary IP. Such an address goes back to the
 	// cloud only with its whole prefix.
 	Prefix netip.Prefix `json:"prefix,omitzero"`
+
+	// StickTo is the pod ("namespace/name") a free address is kept for
+	// until StickUntil: a StatefulSet's pod, or one annotated
+	// k8s.aliyun.com/pod-ip-reservation, recreated on this node in time
+	// gets its address back (Terway's "IP stick"). Only a free address
+	// sticks; no other pod is given it meanwhile.
+	StickTo    string    `json:"stickTo,omitempty"`
+	StickUntil time.Time `json:"stickUntil,omitzero"`
 }
+
+// Sticking reports whether the address is kept for StickTo at now.
+func (ip IP) Sticking(now time.Time) bool {
+	return ip.State == IPFree && ip.StickTo != "" && now.Before(ip.StickUntil)
+}
+
+// Open reports whether any pod may be given the address at now: it is
+// free and not kept for a pod.
+func (ip IP) Open(now time.Time) bool { return ip.State == IPFree && !ip.Sticking(now) }
 
 func (ip IP) validate() error {
 	switch {
@@ -193,6 +210,8 @@ func (ip IP) validate() error {
 		return fmt.Errorf("ip %s: free but owned by %s: %w", ip.Addr, ip.Owner, ErrInvalid)
 	case ip.State != IPFree && ip.Owner == "":
 		return fmt.Errorf("ip %s: %s without owner: %w", ip.Addr, ip.State, ErrInvalid)
+	case ip.State != IPFree && ip.StickTo != "":
+		return fmt.Errorf("ip %s: %s but kept for %s: %w", ip.Addr, ip.State, ip.StickTo, ErrInvalid)
 	case ip.Prefix.IsValid() && !ip.Prefix.Contains(ip.Addr):
 		return fmt.Errorf("ip %s: outside its prefix %s: %w", ip.Addr, ip.Prefix, ErrInvalid)
 	}
@@ -235,6 +254,11 @@ type Allocation struct {
 	// Recovered is set on allocations rebuilt from the host's links after
 	// the store was lost: who the pod is may be partly unknown.
 	Recovered bool `json:"recovered,omitempty"`
+
+	// StickFor is how long the pod's addresses stay kept for it once
+	// released (IP.StickTo), zero for a pod whose addresses go straight
+	// back to the pool; decided at ADD from what the pod is.
+	StickFor time.Duration `json:"stickFor,omitempty"`
 }
 
 // NetNSID identifies a network namespace: the nsfs device and inode its

@@ -29,6 +29,7 @@ var (
 	bucketPolicyParts   = []byte("policy_parts")   // parts records share (a direction pods have alike), raw, by digest
 
 	bucketPodNetworkings = []byte("podnetworkings") // PodNetworking objects mirrored from Kubernetes by the daemon
+	bucketSourceIndex    = []byte("source_index")   // what an ADD looks up in the policy sources, by key (sourceindex.go)
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -124,12 +125,16 @@ var migrations = []func(tx *bolt.Tx) error{
 	},
 	// 6 → 7: PodNetworkings (network.alibabacloud.com/v1beta1), mirrored
 	// like network policies, so an ADD can tell whether its pod asks for
-	// a dedicated ENI without the API server.
+	// a dedicated ENI without the API server; and an index of the policy
+	// sources so it finds one pod of a manifest folder without decoding
+	// the folder whole.
 	func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketPodNetworkings); err != nil {
-			return fmt.Errorf("create bucket %s: %w", bucketPodNetworkings, err)
+		for _, name := range [][]byte{bucketPodNetworkings, bucketSourceIndex} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
 		}
-		return nil
+		return indexAllSources(tx)
 	},
 }
 

@@ -24,7 +24,7 @@ import (
 // With sendUDP valid, the pod sends numbered datagrams to it from the
 // first instant its namespace routes (pods.StartUDPStream, for a second),
 // and the command reports when the first left.
-func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string, labels map[string]string, ports []PodPort, sendUDP netip.AddrPort) error {
+func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string, spec PodSpec, sendUDP netip.AddrPort) error {
 	st, err := Running(dir)
 	if err != nil {
 		return err
@@ -40,7 +40,7 @@ func PodAdd(ctx context.Context, w io.Writer, dir, node, namespace, name string,
 			stream = pods.StartUDPStream(netns, sendUDP, time.Second)
 		}
 	}
-	p, err := addPod(ctx, st, node, namespace, name, labels, ports, born)
+	p, err := addPod(ctx, st, node, namespace, name, spec, born)
 	if err != nil {
 		if stream != nil {
 			stream.Wait()

@@ -69,12 +69,24 @@ func AddPod(ctx context.Context, st State, nodeName, namespace, name string) (Po
 // compile its NetworkPolicy at birth) and adds its address after (so the
 // other nodes' policies know it).
 func AddPodWith(ctx context.Context, st State, nodeName, namespace, name string, labels map[string]string, ports []PodPort) (PodRecord, error) {
-	return addPod(ctx, st, nodeName, namespace, name, labels, ports, nil)
+	return addPod(ctx, st, nodeName, namespace, name, PodSpec{Labels: labels, Ports: ports}, nil)
+}
+
+// PodSpec is what the sim's manifest says of a pod besides its name.
+type PodSpec struct {
+	Labels      map[string]string
+	Annotations map[string]string // e.g. k8s.aliyun.com/pod-ip-reservation
+	Ports       []PodPort
+}
+
+// AddPodSpec is AddPodWith for a pod with annotations too.
+func AddPodSpec(ctx context.Context, st State, nodeName, namespace, name string, spec PodSpec) (PodRecord, error) {
+	return addPod(ctx, st, nodeName, namespace, name, spec, nil)
 }
 
 // addPod is AddPodWith; born, when set, is called with the pod's namespace
 // once it exists, before the ADD.
-func addPod(ctx context.Context, st State, nodeName, namespace, name string, labels map[string]string, ports []PodPort, born func(netns string)) (PodRecord, error) {
+func addPod(ctx context.Context, st State, nodeName, namespace, name string, spec PodSpec, born func(netns string)) (PodRecord, error) {
 	node, err := st.FindNode(nodeName)
 	if err != nil {
 		return PodRecord{}, err
@@ -88,7 +100,7 @@ func addPod(ctx context.Context, st State, nodeName, namespace, name string, lab
 	if err != nil {
 		return PodRecord{}, err
 	}
-	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ""); err != nil {
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, spec, ""); err != nil {
 		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
 	// As a kubelet's ADD follows the API server's pod, which the node's
@@ -120,7 +132,7 @@ func addPod(ctx context.Context, st State, nodeName, namespace, name string, lab
 	if err != nil {
 		return PodRecord{}, err
 	}
-	if err := writePodManifest(st.Dir, node.Name, namespace, name, labels, ports, ip); err != nil {
+	if err := writePodManifest(st.Dir, node.Name, namespace, name, spec, ip); err != nil {
 		return PodRecord{}, fmt.Errorf("describe pod %s/%s: %w", namespace, name, err)
 	}
 	rec := PodRecord{Node: node.Name, Pod: pod, IP: netip.MustParseAddr(ip), AddTook: took}

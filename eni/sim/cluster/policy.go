@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -52,7 +53,12 @@ func ParsePodPort(s string) (PodPort, error) {
 }
 
 // ParseLabels reads "k=v,k2=v2".
-func ParseLabels(s string) (map[string]string, error) {
+func ParseLabels(s string) (map[string]string, error) { return parseKV(s, "label") }
+
+// ParseAnnotations parses "k=v,k2=v2" as ParseLabels does.
+func ParseAnnotations(s string) (map[string]string, error) { return parseKV(s, "annotation") }
+
+func parseKV(s, what string) (map[string]string, error) {
 	out := map[string]string{}
 	if strings.TrimSpace(s) == "" {
 		return out, nil
@@ -60,7 +66,7 @@ func ParseLabels(s string) (map[string]string, error) {
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("label %q: want key=value (several separated by commas)", kv)
+			return nil, fmt.Errorf("%s %q: want key=value (several separated by commas)", what, kv)
 		}
 		out[k] = v
 	}
@@ -81,21 +87,28 @@ func podManifestFile(dir, node, namespace, name string) string {
 }
 
 // writePodManifest describes a sim pod to every node's policy source.
-func writePodManifest(dir, node, namespace, name string, labels map[string]string, ports []PodPort, ip string) error {
+func writePodManifest(dir, node, namespace, name string, spec PodSpec, ip string) error {
 	if _, err := manifestsDir(dir); err != nil {
 		return err
 	}
 	var cports []map[string]any
-	for _, p := range ports {
+	for _, p := range spec.Ports {
 		cp := map[string]any{"containerPort": p.Port, "protocol": p.Protocol}
 		if p.Name != "" {
 			cp["name"] = p.Name
 		}
 		cports = append(cports, cp)
 	}
-	meta := map[string]any{"name": name, "namespace": namespace, "labels": labels}
+	meta := map[string]any{"name": name, "namespace": namespace, "labels": spec.Labels}
+	annotations := maps.Clone(spec.Annotations)
 	if ip != "" {
-		meta["annotations"] = map[string]string{policy.AnnotationPodIPs: ip}
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[policy.AnnotationPodIPs] = ip
+	}
+	if len(annotations) > 0 {
+		meta["annotations"] = annotations
 	}
 	obj := map[string]any{
 		"apiVersion": "v1", "kind": "Pod", "metadata": meta,

@@ -47,7 +47,7 @@ func TestParsePodPort(t *testing.T) {
 // a node's policy source reads, and bad files are refused with the reason.
 func TestPolicyApplyAndPodManifest(t *testing.T) {
 	dir := t.TempDir()
-	if err := writePodManifest(dir, "node-1", "shop", "web", map[string]string{"app": "web"}, []PodPort{{"http", 8080, "TCP"}}, "10.0.0.7"); err != nil {
+	if err := writePodManifest(dir, "node-1", "shop", "web", PodSpec{Labels: map[string]string{"app": "web"}, Ports: []PodPort{{"http", 8080, "TCP"}}}, "10.0.0.7"); err != nil {
 		t.Fatal(err)
 	}
 	f := filepath.Join(t.TempDir(), "allow.yaml")
