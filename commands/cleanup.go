@@ -27,9 +27,10 @@ func newCleanupCommand() *cobra.Command {
 	o := &cleanupOptions{}
 	cmd := &cobra.Command{
 		Use:   "cleanup",
-		Short: "Remove what veni left in this node's kernel that outlives its processes (the fast path's eBPF pins)",
-		Long: `Removes the node's eBPF fast path pins under /sys/fs/bpf/veni: its
-programs detach and its maps go. For taking veni off a node, and what
+		Short: "Remove what veni left in this node's kernel that outlives its processes (the fast path's and the trunk tagger's eBPF pins)",
+		Long: `Removes the node's eBPF fast path pins under /sys/fs/bpf/veni and its
+trunk VLAN tagger's under /sys/fs/bpf/veni-vlan: their programs detach and
+their maps go. For taking veni off a node, and what
 "veni sim down" runs for every simulated node. Stop the daemon first: one
 running the ebpf datapath pins them again. Pods keep their addresses,
 links and routes. A node that never pinned anything is not an error.`,
@@ -64,6 +65,12 @@ func runCleanup(w io.Writer, o *cleanupOptions) error {
 	}
 	if err != nil {
 		return fmt.Errorf("read node facts: %w", err)
+	}
+	// The trunk tagger's pins live apart from the fast path's.
+	if had, err := datapath.TeardownVLAN(info.InstanceID); err != nil {
+		return err
+	} else if had {
+		fmt.Fprintf(w, "removed the trunk VLAN tagger pins of %s\n", info.InstanceID)
 	}
 	pinDir, err := datapath.PinDir(info.InstanceID)
 	if err != nil {

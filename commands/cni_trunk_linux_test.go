@@ -64,7 +64,11 @@ func newTrunkNode(t *testing.T, dp string) *trunkNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(pinDir) })
+	vlanDir, err := datapath.VLANPinDir(n.instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pinDir); os.RemoveAll(vlanDir) })
 
 	var cfg map[string]any
 	path := filepath.Join(filepath.Dir(c.db.Path), "veni.json")
@@ -319,6 +323,18 @@ func TestCNIVerbs_TrunkMember(t *testing.T) {
 				}
 			}
 			n.wantTagged(t, fd, netns, m.ip, 9001, m.vid)
+			if dp == "plain" {
+				// A daemon on the plain datapath removes the fast path's
+				// pins of an earlier run; the member stays tagged.
+				pin, _ := datapath.PinDir(n.instance)
+				if err := os.MkdirAll(pin, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := n.do(func() error { return fastpath.Teardown(pin) }); err != nil {
+					t.Fatal(err)
+				}
+				n.wantTagged(t, fd, netns, m.ip, 9011, m.vid)
+			}
 
 			shared := podNetNS(t)
 			sres, err := n.add(n.args("s1", shared, "eth0"))
@@ -410,6 +426,17 @@ func TestCNIVerbs_TrunkMember(t *testing.T) {
 			}
 			if problems := n.audit(t); len(problems) != 1 || problems[0].Kind != audit.KindMember {
 				t.Fatalf("audit after the tag was lost: %v, want one member problem", problems)
+			}
+			// veni cleanup's part: the tagger's pins go, and with them its
+			// hooks on the trunk.
+			if err := vlan.ForgetPinned(vdir, m.ip); err != nil {
+				t.Fatal(err)
+			}
+			if had, err := datapath.TeardownVLAN(n.instance); err != nil || !had {
+				t.Fatalf("teardown vlan pins: %v %v", had, err)
+			}
+			if _, err := os.Stat(vdir); !os.IsNotExist(err) {
+				t.Fatalf("vlan pins left after teardown: %v", err)
 			}
 		})
 	}

@@ -1,10 +1,13 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
-	"path/filepath"
+	"os"
 
+	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ebpf/vlan"
 )
 
@@ -16,13 +19,29 @@ import (
 //	ADD:     TagMember before netplumb.SetupPod (the first packet is tagged)
 //	release: netplumb.TeardownPod → UntagMember
 
+// VLANPinRoot holds each node's tagger pins, beside the fast path's
+// (fastpath.DefaultPinRoot), not in them: the fast path's pins are torn
+// down when a node turns to the plain datapath or meets another veni
+// version's maps, and member pods need their tags on every datapath.
+const VLANPinRoot = "/sys/fs/bpf/veni-vlan"
+
 // VLANPinDir is the tagger's pin directory of a node.
 func VLANPinDir(instanceID string) (string, error) {
-	dir, err := PinDir(instanceID)
+	return PinDirUnder(VLANPinRoot, instanceID)
+}
+
+// TeardownVLAN removes a node's tagger pins, detaching it from the trunk
+// ("veni cleanup"). No pins is not an error; it reports whether there
+// were.
+func TeardownVLAN(instanceID string) (bool, error) {
+	dir, err := VLANPinDir(instanceID)
 	if err != nil {
-		return "", err
+		return false, err
 	}
-	return filepath.Join(dir, vlan.PinSubdir), nil
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return true, vlan.Teardown(dir)
 }
 
 // TagMember makes the trunk ENI trunkIfindex carry ip's traffic tagged
@@ -33,6 +52,9 @@ func TagMember(instanceID string, trunkIfindex int, ip netip.Addr, vid int) (err
 	dir, err := VLANPinDir(instanceID)
 	if err != nil {
 		return err
+	}
+	if err := fastpath.EnsurePinDir(dir); err != nil {
+		return fmt.Errorf("trunk member %s: %w", ip, err)
 	}
 	t, err := vlan.Open(dir)
 	if err != nil {

@@ -17,8 +17,10 @@
 // pods) pass untouched.
 //
 // Lifetimes: the map, the counters and the two links are pinned in the
-// directory given to Open (the node's pin directory + "/vlan"), so they
-// outlive the process that made them; a Tagger holds file descriptors
+// directory given to Open (one per node, beside the fast path's pins and
+// not among them, so that turning the fast path off keeps members
+// tagged), so they outlive the process that made them; Teardown ("veni
+// cleanup") removes them; a Tagger holds file descriptors
 // until Close. Only the CNI ADD adds a member (before the pod's link is
 // up, so its first packet is tagged) and only podnet.Release forgets one.
 //

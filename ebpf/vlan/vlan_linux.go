@@ -15,10 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PinSubdir is the directory, below a node's pin directory, that holds
-// the tagger's pins.
-const PinSubdir = "vlan"
-
 // MinVLANID and MaxVLANID bound an 802.1Q VLAN ID (0 is "no VLAN", 4095
 // reserved).
 const (
@@ -210,6 +206,27 @@ func PinnedMembers(dir string) (map[netip.Addr]int, error) {
 	}
 	defer m.Close()
 	return members(m)
+}
+
+// Teardown detaches the tagger from every link it was attached to in dir
+// and removes dir's pins (maps and links). A missing dir is not an error.
+func Teardown(dir string) error {
+	entries, err := os.ReadDir(filepath.Join(dir, "links"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("vlan teardown %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		// Through a link fd: closing it after Unpin detaches at once.
+		errs = append(errs, unpinLink(filepath.Join(dir, "links", e.Name())))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("vlan teardown %s: %w", dir, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("vlan teardown %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Counters are the tagger's packet counts, summed over CPUs.

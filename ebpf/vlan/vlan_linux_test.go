@@ -52,7 +52,7 @@ func mustPinDir(tb testing.TB) string {
 		testutil.Skipf(tb, "no bpffs at /sys/fs/bpf: %v", err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, PinSubdir)
+	return filepath.Join(dir, "node")
 }
 
 // trunkPair is a node namespace whose link "trunk0" (10.77.0.1/24) stands

@@ -7,10 +7,6 @@ import (
 	"net/netip"
 )
 
-// PinSubdir is the directory, below a node's pin directory, that holds
-// the tagger's pins.
-const PinSubdir = "vlan"
-
 // ErrNotSupported: the tagger needs Linux.
 var ErrNotSupported = errors.New("vlan tagger needs linux")
 
@@ -24,4 +20,5 @@ func (*Tagger) Close() error                           { return nil }
 func (*Tagger) Attach(int) error                       { return ErrNotSupported }
 func (*Tagger) SetMember(netip.Addr, int) error        { return ErrNotSupported }
 func ForgetPinned(string, netip.Addr) error            { return nil }
+func Teardown(string) error                            { return nil }
 func PinnedMembers(string) (map[netip.Addr]int, error) { return map[netip.Addr]int{}, nil }
