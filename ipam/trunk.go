@@ -345,9 +345,9 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 		return MemberReservation{}, fmt.Errorf("member eni for %s/%s: trunk %s carries %d members, instance type %s allows %d: %w",
 			owner.PodNamespace, owner.PodName, trunk.ID, members, node.Limits.InstanceType, node.Limits.MemberENIs, ErrMemberLimit)
 	}
-	vsw := trunk.VSwitchID
-	if len(req.VSwitchIDs) > 0 {
-		vsw = req.VSwitchIDs[0]
+	vsw, err := memberVSwitch(ctx, db, cloud, node, trunk, req)
+	if err != nil {
+		return MemberReservation{}, err
 	}
 	if len(req.SecurityGroupIDs) == 0 {
 		return MemberReservation{}, fmt.Errorf("member eni: no security group (set security_group in eni_conf or securityGroupIDs in the PodNetworking): %w", config.ErrInvalid)
@@ -364,7 +364,7 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 		return MemberReservation{}, err
 	}
 	created, err := cloud.CreateENI(ctx, eni.CreateENIOptions{
-		VSwitchID:        vsw,
+		VSwitchID:        vsw.ID,
 		SecurityGroupIDs: req.SecurityGroupIDs,
 		Tags:             tags,
 		Description:      "veni member eni of " + pod + " on " + node.InstanceID,
@@ -372,7 +372,7 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 		ClientToken:      "veni-" + node.InstanceID + "-m-" + strconv.FormatInt(now.UnixNano(), 36),
 	})
 	if err != nil {
-		return MemberReservation{}, fmt.Errorf("create member eni on %s: %w", vsw, err)
+		return MemberReservation{}, fmt.Errorf("create member eni on %s: %w", vsw.ID, err)
 	}
 	trunking := cloud.(eni.Trunking) // AllocateMember checked
 	if err := trunking.AttachMember(ctx, created.ID, node.InstanceID, trunk.ID); err != nil {
@@ -394,12 +394,14 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 	}
 	m := store.ENI{
 		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: attached.ZoneID,
-		VSwitchID: vsw, PrimaryIP: created.PrimaryIP, SecurityGroupIDs: req.SecurityGroupIDs, Owned: true,
+		VSwitchID: vsw.ID, PrimaryIP: created.PrimaryIP, SecurityGroupIDs: req.SecurityGroupIDs, Owned: true,
 		State: store.ENIReady, CreatedAt: now, ReadyAt: time.Now(),
 		Kind: store.ENIMember, TrunkID: trunk.ID, VLANID: attached.DeviceIndex,
 	}
-	if vsw == trunk.VSwitchID {
+	if vsw.ID == trunk.VSwitchID {
 		m.VSwitchCIDR, m.Gateway = trunk.VSwitchCIDR, trunk.Gateway
+	} else if vsw.CIDR.IsValid() {
+		m.VSwitchCIDR, m.Gateway = vsw.CIDR, gatewayOf(vsw.CIDR)
 	}
 	var res MemberReservation
 	err = db.Update(func(tx *store.WriteTx) error {
@@ -418,7 +420,7 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 			}
 		}
 		_, err = tx.AppendEvent(store.Event{Level: slog.LevelInfo, Reason: "MemberENICreated", Object: "eni/" + m.ID,
-			Message: fmt.Sprintf("created member eni %s (%s, vlan %d on trunk %s, %s) for pod %s", m.ID, m.PrimaryIP, m.VLANID, trunk.ID, vsw, pod)})
+			Message: fmt.Sprintf("created member eni %s (%s, vlan %d on trunk %s, %s) for pod %s", m.ID, m.PrimaryIP, m.VLANID, trunk.ID, vsw.ID, pod)})
 		return err
 	})
 	if err != nil {
@@ -426,6 +428,60 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 	}
 	res = MemberReservation{Reservation: Reservation{Key: owner.Key(), IP: m.PrimaryIP, State: store.IPReserved, ENI: trunk}, Member: m}
 	return res, nil
+}
+
+// memberVSwitch picks the member's vSwitch: the trunk's when req names
+// none; else the first of req's in the node's zone with free addresses
+// (a member must be in its instance's zone). Zones the store already
+// knows (the node's ENIs) cost no call; otherwise one DescribeVSwitches.
+//
+// May return an error wrapping config.ErrInvalid (none of req's vSwitches
+// is in the node's zone) or eni.ErrVSwitchExhausted (all that are, are
+// out of addresses).
+func memberVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, trunk store.ENI, req MemberRequest) (eni.VSwitch, error) {
+	if len(req.VSwitchIDs) == 0 {
+		return eni.VSwitch{ID: trunk.VSwitchID, ZoneID: trunk.ZoneID, CIDR: trunk.VSwitchCIDR}, nil
+	}
+	known := make(map[string]eni.VSwitch)
+	_ = db.View(func(tx *store.ReadTx) error {
+		enis, err := tx.ENIs()
+		for _, e := range enis {
+			if e.ZoneID != "" && e.VSwitchCIDR.IsValid() {
+				known[e.VSwitchID] = eni.VSwitch{ID: e.VSwitchID, ZoneID: e.ZoneID, CIDR: e.VSwitchCIDR}
+			}
+		}
+		return err
+	})
+	for _, id := range req.VSwitchIDs {
+		if v, ok := known[id]; ok && (node.ZoneID == "" || v.ZoneID == node.ZoneID) {
+			return v, nil
+		}
+	}
+	vs, err := cloud.VSwitches(ctx, req.VSwitchIDs...)
+	if err != nil {
+		return eni.VSwitch{}, fmt.Errorf("member eni: describe vswitches %v: %w", req.VSwitchIDs, err)
+	}
+	var zones []string
+	exhausted := false
+	for _, id := range req.VSwitchIDs {
+		for _, v := range vs {
+			if v.ID != id {
+				continue
+			}
+			zones = append(zones, v.ID+"@"+v.ZoneID)
+			switch {
+			case node.ZoneID != "" && v.ZoneID != node.ZoneID:
+			case v.AvailableIPs == 0:
+				exhausted = true
+			default:
+				return v, nil
+			}
+		}
+	}
+	if exhausted {
+		return eni.VSwitch{}, fmt.Errorf("member eni: every vswitch of %v in zone %s is out of addresses: %w", req.VSwitchIDs, node.ZoneID, eni.ErrVSwitchExhausted)
+	}
+	return eni.VSwitch{}, fmt.Errorf("member eni: no vswitch of the PodNetworking (%v) is in the node's zone %s: %w", zones, node.ZoneID, config.ErrInvalid)
 }
 
 // releaseMember marks member eniID idle once its pod's address is free

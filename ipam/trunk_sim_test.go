@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func mustTrunkEnv(tb testing.TB) *trunkEnv {
 	scfg := sim.DefaultConfig()
 	scfg.AttachDelay, scfg.DetachDelay = 10*time.Millisecond, 10*time.Millisecond
 	scfg.Credentials = map[string]string{"ak": "sk"}
+	// A vSwitch in another zone than the node's, for PodNetworkings
+	// that list one.
+	scfg.VSwitches = append(scfg.VSwitches, sim.VSwitchSpec{ID: "vsw-sim-z", ZoneID: "cn-hangzhou-z", CIDR: netip.MustParsePrefix("172.30.9.0/24")})
 	var instID string
 	scfg.IdentifyCaller = func(*http.Request) (string, bool) { return instID, instID != "" }
 	c, err := sim.New(scfg)
@@ -295,5 +299,24 @@ func TestAllocateMember_Sim_TrunkNotReady(t *testing.T) {
 	_, err = AllocateMember(context.Background(), full.db, full.client, full.node, full.cfg, podOwner("b"), MemberRequest{})
 	if !errors.Is(err, ErrNoTrunk) || !strings.Contains(err.Error(), "no ENI slot") {
 		t.Fatalf("member on a node without a free ENI slot: %v, want ErrNoTrunk", err)
+	}
+}
+
+// Ensure a member goes to a vSwitch of its PodNetworking in the node's
+// zone (the first such one with addresses), and that a PodNetworking
+// whose vSwitches are all in other zones is refused as a configuration
+// error naming them.
+func TestAllocateMember_Sim_VSwitchZone(t *testing.T) {
+	env := mustTrunkEnv(t)
+	m := env.mustMember(t, "a", MemberRequest{VSwitchIDs: []string{"vsw-sim-z", "vsw-sim-b"}})
+	if m.Member.VSwitchID != "vsw-sim-b" || !m.Member.VSwitchCIDR.IsValid() {
+		t.Fatalf("member on %s (%s), want vsw-sim-b, the one in the node's zone", m.Member.VSwitchID, m.Member.VSwitchCIDR)
+	}
+	if !m.Member.VSwitchCIDR.Contains(m.IP) {
+		t.Fatalf("member address %s outside %s", m.IP, m.Member.VSwitchCIDR)
+	}
+	_, err := AllocateMember(context.Background(), env.db, env.client, env.node, env.cfg, podOwner("b"), MemberRequest{VSwitchIDs: []string{"vsw-sim-z"}})
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "vsw-sim-z@cn-hangzhou-z") {
+		t.Fatalf("member with only another zone's vswitch: %v, want config.ErrInvalid naming it", err)
 	}
 }
