@@ -27,6 +27,7 @@ import (
 	"github.com/veni-cni/veni/ebpf/fastpath"
 	"github.com/veni-cni/veni/ebpf/vlan"
 	"github.com/veni-cni/veni/internal/testutil"
+	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -323,6 +324,22 @@ func TestCNIVerbs_TrunkMember(t *testing.T) {
 				}
 			}
 			n.wantTagged(t, fd, netns, m.ip, 9001, m.vid)
+			// veni status shows the trunk, the member held and tagged, the
+			// other idle, and no member in the pool.
+			var rep statusReport
+			if err := n.do(func() error {
+				env, err := node.Load(filepath.Join(filepath.Dir(n.db.Path), "veni.json"))
+				rep = gatherStatus(env, time.Now())
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if tr := rep.Trunk; tr == nil || tr.ID != "eni-1" || len(tr.Members) != 2 || !tr.Members[0].Tagged || tr.Members[0].Pod != "default/m1" || tr.Members[1].Pod != "" {
+				t.Fatalf("status trunk %+v", rep.Trunk)
+			}
+			if len(rep.Pool.ENIs) != 1 {
+				t.Fatalf("status pool ENIs %+v, want the trunk alone", rep.Pool.ENIs)
+			}
 			if dp == "plain" {
 				// A daemon on the plain datapath removes the fast path's
 				// pins of an earlier run; the member stays tagged.
