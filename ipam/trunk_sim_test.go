@@ -78,6 +78,7 @@ func mustTrunkEnv(tb testing.TB) *trunkEnv {
 		node: Node{
 			InstanceID: inst.ID, Limits: limits, ZoneID: inst.ZoneID, PrimaryENIID: inst.PrimaryENIID,
 			VSwitchID: inst.VSwitchID, VSwitchCIDR: inst.VSwitchCIDR, SecurityGroupIDs: []string{inst.SecurityGroupID},
+			HostPods: func(context.Context) ([]HostPod, error) { return nil, nil },
 		},
 	}
 }
@@ -236,6 +237,18 @@ func TestReconcile_Sim_Members(t *testing.T) {
 	}
 	if got, _ := env.client.ENIs(context.Background(), eni.ENIFilter{IDs: []string{a.Member.ID}}); len(got) != 0 {
 		t.Fatalf("idle member %s still in the cloud: %+v", a.Member.ID, got)
+	}
+	// A pod on the host with the unknown member's address (a store lost
+	// and replaced): the member is left alone, and the sweep says why.
+	inUse := env.node
+	inUse.HostPods = func(context.Context) ([]HostPod, error) {
+		return []HostPod{{HostVeth: "veni-x", IPs: []netip.Addr{leaked.PrimaryIP}}}, nil
+	}
+	if _, err := SweepLeakedENIs(context.Background(), env.db, env.client, inUse, env.cfg, time.Now().Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "left alone") {
+		t.Fatalf("sweep with the member's address on the host: %v, want it left alone", err)
+	}
+	if got, _ := env.client.ENIs(context.Background(), eni.ENIFilter{IDs: []string{leaked.ID}}); len(got) != 1 || got[0].Status != eni.StatusInUse {
+		t.Fatalf("member in use by a host pod was touched: %+v", got)
 	}
 	// The leak sweep takes ENIs older than lease_ttl.
 	if _, err := SweepLeakedENIs(context.Background(), env.db, env.client, env.node, env.cfg, time.Now().Add(time.Hour)); err != nil {
