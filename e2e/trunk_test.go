@@ -416,3 +416,38 @@ func TestSim_TrunkMembers_Latency(t *testing.T) {
 	t.Logf("cloud calls per member pod: cold %.2f %v, warm %.2f %v (the node daemon's calls included)",
 		float64(sumCalls(coldCalls))/n, coldCalls, float64(sumCalls(warmCalls))/n, warmCalls)
 }
+
+// Ensure a member pod keeps its VLAN tag when the node's daemon restarts
+// on the plain datapath (a daemon that finds no eBPF datapath configured
+// removes the fast path's pins of an earlier run; the tagger's are not
+// among them): veni ipam verify, which checks the tag, passes before and
+// after.
+func TestSim_TrunkMembers_DaemonRestart(t *testing.T) {
+	c := trunkSim(t, "--datapath", "plain")
+	c.mustRun("sim", "pod", "add", "node-1", "m", "--labels", "net=trunk")
+	c.mustVerify(t, "node-1")
+	daemonOf := func() []int {
+		return findProcs(func(cmdline, _ []byte) bool {
+			return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.nodes["node-1"].config))
+		})
+	}
+	old := daemonOf()
+	if len(old) != 1 {
+		t.Fatalf("node-1 daemons: %v", old)
+	}
+	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if now := daemonOf(); len(now) == 1 && now[0] != old[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node-1's daemon did not come back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // its start-up pass
+	c.mustVerify(t, "node-1")
+}
