@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -35,7 +36,8 @@ func describeOne(tb testing.TB, client *ecs.Client, id string) ecs.NetworkInterf
 // ENI slot, members up to EniTotalQuantity − EniQuantity outside the
 // slots, Type Member with the trunk's id, VLAN IDs (DeviceIndex) unique
 // per trunk and reused after a detach, the trunk listing its members, no
-// node NIC for a member, and every trunk error of the reference.
+// node NIC for a member (the fabric sees it only as a member), and every
+// trunk error of the reference.
 func TestCloud_Trunk_Members(t *testing.T) {
 	c, rec, inst, client := newTestAPI(t, nil) // ecs.g7.large: 3 ENIs, 6 members
 	trunk := mustCreateENI(t, client, func(r *ecs.CreateNetworkInterfaceRequest) { r.InstanceType = "Trunk" }).NetworkInterfaceId
@@ -93,13 +95,11 @@ func TestCloud_Trunk_Members(t *testing.T) {
 	if got := describeENIs(t, client, func(r *ecs.DescribeNetworkInterfacesRequest) { r.Type = "Member" }).TotalCount; got != 6 {
 		t.Fatalf("Describe Type=Member: %d, want 6", got)
 	}
-	rec.mu.Lock()
-	for _, call := range rec.calls {
-		if slices.Contains(members, call.ENIID) {
-			t.Errorf("the fabric saw member %s (%s): a member is no NIC of the node", call.ENIID, call.Op)
+	for _, call := range rec.Calls() {
+		if slices.Contains(members, call.ENIID) && call.Op != "attach-member" {
+			t.Errorf("the fabric saw member %s as %s: a member is no NIC of the node, only attach-member", call.ENIID, call.Op)
 		}
 	}
-	rec.mu.Unlock()
 	for _, e := range c.attachedENIs(inst.ID) {
 		if slices.Contains(members, e) {
 			t.Errorf("metadata lists member %s: a member is no NIC of the node", e)
@@ -155,4 +155,108 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// lastCall returns the fabric's last call of op for eniID.
+func lastCall(tb testing.TB, rec *recordingFabric, op, eniID string) fabricCall {
+	tb.Helper()
+	calls := rec.Calls()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].Op == op && calls[i].ENIID == eniID {
+			return calls[i]
+		}
+	}
+	tb.Fatalf("the fabric saw no %s of %s; calls: %v", op, eniID, calls)
+	return fabricCall{}
+}
+
+// Ensure the fabric learns what it needs to carry a member: the trunk is
+// attached as a trunk, a member's attach names its trunk, VLAN ID and
+// addresses, its later address changes reach the fabric, its detach
+// starts with a DetachMember, and the security policy tells the member's
+// traffic apart from its trunk's.
+func TestCloud_Trunk_FabricFollowsMembers(t *testing.T) {
+	c, rec, inst, client := newTestAPI(t, nil)
+	trunk := mustCreateENI(t, client, func(r *ecs.CreateNetworkInterfaceRequest) { r.InstanceType = "Trunk" }).NetworkInterfaceId
+	mustAttach(t, client, trunk, inst.ID)
+	if l := lastCall(t, rec, "attach", trunk).Link; !l.Trunk {
+		t.Errorf("trunk attached with Trunk false: %+v", l)
+	}
+	created := mustCreateENI(t, client, func(r *ecs.CreateNetworkInterfaceRequest) {
+		r.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+	})
+	member := created.NetworkInterfaceId
+	if err := attachMember(client, member, inst.ID, trunk); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, client, member, "InUse")
+	vid := describeOne(t, client, member).Attachment.DeviceIndex
+	m := lastCall(t, rec, "attach-member", member).Member
+	var ips []string
+	for _, ip := range m.IPs {
+		ips = append(ips, ip.String())
+	}
+	var want []string
+	for _, set := range created.PrivateIpSets.PrivateIpSet {
+		want = append(want, set.PrivateIpAddress)
+	}
+	if m.TrunkID != trunk || m.InstanceID != inst.ID || m.VLAN != vid || !sameSet(ips, want) || !m.Gateway.IsValid() {
+		t.Fatalf("attach-member %+v, want trunk %s, instance %s, vlan %d, ips %v", m, trunk, inst.ID, vid, want)
+	}
+
+	assign := ecs.CreateAssignPrivateIpAddressesRequest()
+	assign.NetworkInterfaceId = member
+	assign.SecondaryPrivateIpAddressCount = requests.NewInteger(1)
+	got, err := client.AssignPrivateIpAddresses(assign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := got.AssignedPrivateIpAddressesSet.PrivateIpSet.PrivateIpAddress
+	call := lastCall(t, rec, "addresses", member)
+	if len(call.IPs) != 3 || call.IPs[2].String() != added[0] {
+		t.Fatalf("addresses of the member after an assign: %v, want %v then %v", call.IPs, want, added)
+	}
+
+	c.mu.Lock()
+	p := c.securityPolicyLocked()
+	c.mu.Unlock()
+	var memberGroups []string
+	for _, e := range p.ENIs {
+		if e.ENIID == member {
+			memberGroups = e.Groups
+		}
+	}
+	for _, g := range p.Groups {
+		if slices.Contains(memberGroups, g.ID) && !slices.ContainsFunc(g.Members, func(a netip.Addr) bool { return a.String() == added[0] }) {
+			t.Errorf("group %s of the member lacks its address %s: %v", g.ID, added[0], g.Members)
+		}
+	}
+	if len(memberGroups) == 0 {
+		t.Errorf("the member has no groups in the policy")
+	}
+	for _, e := range p.ENIs {
+		switch e.ENIID {
+		case member:
+			if e.Trunk != trunk || e.VLAN != vid || len(e.Addrs) != 3 {
+				t.Errorf("member in the policy: %+v, want trunk %s, vlan %d, 3 addresses", e, trunk, vid)
+			}
+		case trunk:
+			if e.Trunk != "" || e.VLAN != 0 || e.Addrs != nil {
+				t.Errorf("trunk in the policy: %+v, want no member fields", e)
+			}
+		}
+	}
+
+	if err := detachMember(client, member, inst.ID, trunk); err != nil {
+		t.Fatal(err)
+	}
+	if d := lastCall(t, rec, "detach-member", member); d.Member.TrunkID != trunk || d.InstanceID != inst.ID {
+		t.Errorf("detach-member %+v, want trunk %s on %s", d, trunk, inst.ID)
+	}
+	waitStatus(t, client, member, "Available")
+	for _, call := range rec.Calls() {
+		if call.ENIID == member && (call.Op == "attach" || call.Op == "detach") {
+			t.Errorf("the fabric saw member %s as a NIC (%s)", member, call.Op)
+		}
+	}
 }

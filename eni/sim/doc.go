@@ -35,8 +35,9 @@
 //     TrunkNetworkInstanceId up to EniTotalQuantity − EniQuantity, each
 //     shown as Type Member with its VLAN ID as Attachment.DeviceIndex
 //     (unique per trunk, reused after a detach), and the reference's
-//     trunk errors; a member is no NIC of the node, and the Fabric does
-//     not carry member traffic yet;
+//     trunk errors; a member is no NIC of the node: the Fabric carries
+//     its traffic on the trunk's link, tagged with its VLAN ID
+//     (AttachMember, DetachMember), judged by its own security groups;
 //   - asynchronous attach (Available → Attaching → InUse) and detach
 //     (InUse → Detaching → Available) driven by timers;
 //   - security groups (secgroup.go): normal and enterprise groups with

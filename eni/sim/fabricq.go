@@ -84,6 +84,7 @@ func (c *Cloud) attachCall(e *eni, inst *instance) func(Fabric) error {
 		ENIID:       e.id,
 		MAC:         append(net.HardwareAddr(nil), e.mac...),
 		Primary:     e.typ == eniTypePrimary,
+		Trunk:       e.typ == eniTypeTrunk,
 		DeviceIndex: e.deviceIndex,
 		VSwitchCIDR: vsw.CIDR,
 		Gateway:     vsw.gateway,
@@ -102,4 +103,24 @@ func detachCall(instanceID, eniID string) func(Fabric) error {
 func addressesCall(instanceID, eniID string, ips []netip.Addr) func(Fabric) error {
 	ips = slices.Clone(ips)
 	return func(f Fabric) error { return f.SetENIAddresses(instanceID, eniID, ips) }
+}
+
+// attachMemberCall captures what Fabric.AttachMember needs now, while c.mu
+// is held.
+func (c *Cloud) attachMemberCall(e *eni) func(Fabric) error {
+	vsw := c.vsws[e.vswID]
+	m := MemberLink{
+		InstanceID:  e.instanceID,
+		TrunkID:     e.trunkID,
+		ENIID:       e.id,
+		VLAN:        e.deviceIndex,
+		VSwitchCIDR: vsw.CIDR,
+		Gateway:     vsw.gateway,
+		IPs:         e.fabricAddrs(),
+	}
+	return func(f Fabric) error { return f.AttachMember(m) }
+}
+
+func detachMemberCall(instanceID, trunkID, memberID string) func(Fabric) error {
+	return func(f Fabric) error { return f.DetachMember(instanceID, trunkID, memberID) }
 }

@@ -23,11 +23,12 @@ const (
 
 // fabricCall is one call the recording fabric saw.
 type fabricCall struct {
-	Op         string // "attach", "detach", "addresses"
+	Op         string // "attach", "detach", "addresses", "attach-member", "detach-member"
 	InstanceID string
 	ENIID      string
 	Link       ENILink      // attach only
-	IPs        []netip.Addr // addresses only
+	Member     MemberLink   // attach-member; detach-member sets TrunkID only
+	IPs        []netip.Addr // addresses and attach-member
 }
 
 func (f fabricCall) String() string {
@@ -60,6 +61,14 @@ func (f *recordingFabric) DetachENI(instanceID, eniID string) error {
 
 func (f *recordingFabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) error {
 	return f.record(fabricCall{Op: "addresses", InstanceID: instanceID, ENIID: eniID, IPs: slices.Clone(ips)})
+}
+
+func (f *recordingFabric) AttachMember(m MemberLink) error {
+	return f.record(fabricCall{Op: "attach-member", InstanceID: m.InstanceID, ENIID: m.ENIID, Member: m, IPs: slices.Clone(m.IPs)})
+}
+
+func (f *recordingFabric) DetachMember(instanceID, trunkID, memberID string) error {
+	return f.record(fabricCall{Op: "detach-member", InstanceID: instanceID, ENIID: memberID, Member: MemberLink{TrunkID: trunkID}})
 }
 
 func (f *recordingFabric) Calls() []fabricCall {

@@ -170,11 +170,13 @@ func (c *Cloud) completeAttach(eniID string) {
 	}
 	if e.trunkID != "" {
 		// A member's VLAN ID was taken at attach start, and it never
-		// appears as a NIC of the node: nothing for the fabric to do.
+		// appears as a NIC of the node: its trunk's link carries it.
 		e.status = statusInUse
 		e.timer = nil
 		c.hist.recordENI(time.Now(), e.id, e)
+		op := c.enqueueLocked("attach member eni "+e.id, c.attachMemberCall(e))
 		c.mu.Unlock()
+		_ = c.flush(op)
 		return
 	}
 	inst := c.instances[e.instanceID]
@@ -222,8 +224,12 @@ func (c *Cloud) detachENI(eniID, instanceID, trunkID string) *apiError {
 	e.status = statusDetaching
 	c.hist.recordENI(time.Now(), e.id, e)
 	if e.trunkID != "" {
+		// As for an ENI: the VPC stops carrying the member when its detach
+		// starts, so its VLAN ID is unused by the time it is free again.
+		op := c.enqueueLocked("detach member eni "+e.id, detachMemberCall(e.instanceID, e.trunkID, e.id))
 		c.scheduleDetachLocked(e)
 		c.mu.Unlock()
+		_ = c.flush(op)
 		return nil
 	}
 	// The link leaves the node when the detach starts, so by the time the
@@ -386,7 +392,7 @@ func (c *Cloud) addressesChangedUnlock(e *eni, vsw *vswitch) {
 	c.hist.recordENI(now, e.id, e)
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	var op *fabricOp
-	if e.status == statusInUse && e.trunkID == "" { // a member is no NIC of the node
+	if e.status == statusInUse { // a member's go to its trunk's link
 		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.fabricAddrs()))
 	}
 	c.mu.Unlock()

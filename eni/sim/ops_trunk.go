@@ -17,8 +17,12 @@ import (
 // completes. The trunk's Attachment.MemberNetworkInterfaceIds lists them.
 //
 // A member never appears as a NIC of the node (no link, no metadata
-// entry): its traffic would ride the trunk tagged with its VLAN ID. The
-// fabric does not carry member traffic yet; this is the cloud's record.
+// entry): its traffic rides the trunk tagged with its VLAN ID. The Fabric
+// learns a member when its attach completes (AttachMember, with its VLAN
+// ID and addresses), its address changes like any ENI's
+// (SetENIAddresses), and forgets it when its detach starts
+// (DetachMember); the security policy names each member's trunk and VLAN
+// ID so the VPC judges member traffic by the member's own groups.
 
 // maxVLANID is the largest 802.1Q VLAN ID (4095 is reserved).
 const maxVLANID = 4094

@@ -407,7 +407,11 @@ func (c *Cloud) securityPolicyLocked() SecurityPolicy {
 		for _, id := range e.sgs {
 			members[id] = append(members[id], addrs...)
 		}
-		p.ENIs = append(p.ENIs, ENISecurity{ENIID: e.id, Groups: slices.Clone(e.sgs)})
+		es := ENISecurity{ENIID: e.id, Groups: slices.Clone(e.sgs)}
+		if e.trunkID != "" {
+			es.Trunk, es.VLAN, es.Addrs = e.trunkID, e.deviceIndex, slices.Clone(addrs)
+		}
+		p.ENIs = append(p.ENIs, es)
 	}
 	groups := make([]*secGroup, 0, len(c.sgs))
 	for _, g := range c.sgs {

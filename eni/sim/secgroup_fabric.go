@@ -25,10 +25,16 @@ type SecurityPolicy struct {
 	ENIs   []ENISecurity
 }
 
-// ENISecurity is the groups of one ENI.
+// ENISecurity is the groups of one ENI. For a trunk member, Trunk, VLAN
+// and Addrs say how its traffic is told apart from its trunk's on the
+// trunk's link: it arrives tagged with VLAN (the fabric marks it) and is
+// delivered to Addrs (every address routed to the member).
 type ENISecurity struct {
 	ENIID  string
 	Groups []string
+	Trunk  string       // a member: its trunk ENI; empty otherwise
+	VLAN   int          // a member: its VLAN ID on the trunk
+	Addrs  []netip.Addr // a member: its addresses, as in its groups' Members
 }
 
 // SecurityGroup is one group: its kind, its rules and its members'

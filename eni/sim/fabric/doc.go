@@ -42,12 +42,38 @@
 // Link-local, ND and router solicitations reach the VPC through the
 // kernel's local table, which is looked up before those rules.
 //
+// Trunks (trunk_linux.go). A trunk ENI's link also carries its members,
+// which have no link of their own, exactly as the cloud's VPC does: each
+// member address is a /32 (/128) route via the trunk's VPC-side link with
+// a permanent neighbour entry to the trunk's MAC, and a tc program pair
+// on that link (package trunkbpf, the fabric's own bpf2go program) does
+// the VLAN demultiplexing. From the node, a tagged frame passes only when
+// its VLAN ID is a member's and its source one of that member's
+// addresses; its tag is popped (the VPC namespace has no 8021q device)
+// and skb->mark set to the member's mark. An untagged frame from a
+// member's address is dropped: it would pass rp_filter, since the address
+// is routed via the trunk, but the real VPC refuses member traffic
+// without its tag. Untagged frames from the trunk's own addresses pass as
+// before (a trunk also serves shared-IP pods). Toward the node, a frame to
+// a member's address is tagged with the member's VLAN ID. Maps grow before
+// routes are added and shrink after they are removed, so a routed member
+// address is always tagged on delivery and never accepted untagged. ARP
+// is judged by its sender and target address like IP, but a tagged IPv6
+// neighbour solicitation from a link-local source is dropped (it is no
+// member address), so a node that resolves neighbours untagged and tags
+// only the member's IP packets (Terway's "filter" mode) is what works for
+// IPv6. A member's IPv6 addresses are carried when the trunk's link has
+// IPv6, that is when the trunk's vSwitch has an IPv6 block.
+//
 // Security groups (secgroup.go) are the one firewall: a Fabric is a
 // sim.SecurityGroupFabric, and each sim.SecurityPolicy the cloud hands it
 // (after every change of rules, groups or addresses, derived whole from the
 // model) replaces one nftables table in the VPC namespace, stateful
 // (conntrack: a rule change applies to new connections), with per-ENI
-// chains keyed by the VPC-side link and one address set per group. The
+// chains keyed by the VPC-side link and one address set per group. A
+// member's chains are keyed by its mark on its trunk's link (what it
+// sends) and by its addresses (what it receives), ahead of the trunk
+// link's own, so a member is judged by its groups and the trunk by its. The
 // routes above still decide what may be sent at all; the groups decide
 // what of that is allowed.
 //
@@ -64,10 +90,16 @@
 // fabric's own copy: the simulator imports no veni package outside eni/sim,
 // so it cannot share a bug with the code it tests). Code only runs inside a
 // namespace for sysctls and for creating listening sockets (Listen),
-// through ns.Do, which never leaks a switched thread. Fabric methods
-// serialise on one mutex.
+// through ns.Do, which never leaks a switched thread. The trunk programs
+// are attached as tc filters through the VPC's netlink handle too. Fabric
+// methods serialise on one mutex.
+//
+// Lifetime: the tc filters hold the trunk programs and their maps as long
+// as the trunk's link lives; the Fabric keeps the map handles to update
+// them, and releases them when the trunk is detached or the Fabric is
+// closed. Nothing is pinned.
 //
 // This package must not touch the root namespace beyond its blackhole
-// routes, and must not import the cloud model beyond sim.ENILink and
-// sim.SecurityPolicy; package sim never imports fabric.
+// routes, and must not import the cloud model beyond sim.ENILink,
+// sim.MemberLink and sim.SecurityPolicy; package sim never imports fabric.
 package fabric

@@ -78,6 +78,11 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 		}
 	}
 	f.macs[l.ENIID] = l.MAC
+	if l.Trunk {
+		if err := f.attachTrunk(l.ENIID, link.Attrs().Index); err != nil {
+			return fmt.Errorf("attach trunk eni %s: %w", l.ENIID, err)
+		}
+	}
 	if l.IPv6CIDR.IsValid() {
 		if err := f.enableLinkIPv6(link.Attrs().Name); err != nil {
 			return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
@@ -89,7 +94,8 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 		f.enis6[l.ENIID] = st
 	}
 	st.cidr, st.gw = l.IPv6CIDR.Masked(), l.Gateway6
-	if err := f.setAddresses(l.ENIID, link, l.MAC, l.IPs); err != nil {
+	f.own[l.ENIID] = slices.Clone(l.IPs)
+	if err := f.setAddresses(l.ENIID, link, l.MAC, f.linkAddrs(l.ENIID)); err != nil {
 		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
 	}
 	// The new link answers for its gateway and its peers even when it
@@ -112,17 +118,22 @@ func (f *Fabric) DetachENI(instanceID, eniID string) error {
 	}
 	link, err := f.eniLink(eniID)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
-		delete(f.macs, eniID)
-		if err := f.forgetIPv6(eniID); err != nil {
-			return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
-		}
-		return nil
+		return f.forgetENI(instanceID, eniID)
 	}
 	if err != nil {
 		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
 	}
-	delete(f.macs, eniID)
 	if err := f.vpc.LinkDel(link); err != nil {
+		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
+	}
+	return f.forgetENI(instanceID, eniID)
+}
+
+// forgetENI drops what the fabric keeps of an ENI whose link is gone.
+func (f *Fabric) forgetENI(instanceID, eniID string) error {
+	delete(f.macs, eniID)
+	delete(f.own, eniID)
+	if err := f.forgetTrunk(eniID); err != nil {
 		return fmt.Errorf("detach eni %s from %s: %w", eniID, instanceID, err)
 	}
 	if err := f.forgetIPv6(eniID); err != nil {
@@ -135,12 +146,20 @@ func (f *Fabric) DetachENI(instanceID, eniID string) error {
 // /128 route and a permanent neighbour entry with the ENI's MAC for each)
 // and accept exactly them as sources from it (IPv4: rp_filter; IPv6:
 // source rules, see ipv6_linux.go). An ENI that is not attached has
-// nothing to route: its addresses arrive with AttachENI.
+// nothing to route: its addresses arrive with AttachENI. A member's
+// addresses (after AttachMember) are routed to its trunk's link, and
+// accepted from it only tagged with the member's VLAN ID (trunk_linux.go).
 func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return ErrClosed
+	}
+	if m, ok := f.members[eniID]; ok {
+		if err := f.setMemberAddresses(m, ips); err != nil {
+			return fmt.Errorf("set addresses of member eni %s on trunk %s of %s: %w", eniID, m.trunkID, instanceID, err)
+		}
+		return nil
 	}
 	link, err := f.eniLink(eniID)
 	if errors.As(err, &netlink.LinkNotFoundError{}) {
@@ -153,7 +172,8 @@ func (f *Fabric) SetENIAddresses(instanceID, eniID string, ips []netip.Addr) err
 	if !ok {
 		return fmt.Errorf("set addresses of eni %s on %s: its vpc link %s was not made by this fabric", eniID, instanceID, link.Attrs().Name)
 	}
-	if err := f.setAddresses(eniID, link, mac, ips); err != nil {
+	f.own[eniID] = slices.Clone(ips)
+	if err := f.setAddresses(eniID, link, mac, f.linkAddrs(eniID)); err != nil {
 		return fmt.Errorf("set addresses of eni %s on %s: %w", eniID, instanceID, err)
 	}
 	return nil

@@ -13,6 +13,10 @@ var (
 	// node (AddNode was not called for it).
 	ErrUnknownInstance = errors.New("unknown instance")
 
+	// ErrUnknownTrunk means a member was attached through a trunk ENI the
+	// fabric has not attached (AttachENI with Trunk set).
+	ErrUnknownTrunk = errors.New("unknown trunk eni")
+
 	// ErrClosed means the fabric was torn down.
 	ErrClosed = errors.New("fabric closed")
 

@@ -34,6 +34,9 @@ type Fabric struct {
 	nodes   map[string]*node            // by instance id
 	macs    map[string]net.HardwareAddr // attached ENIs' MACs, by ENI id
 	enis6   map[string]*eni6            // attached ENIs' IPv6 state, by ENI id
+	own     map[string][]netip.Addr     // attached ENIs' own addresses (not their members'), by ENI id
+	trunks  map[string]*trunkState      // attached trunk ENIs' programs, by ENI id (trunk_linux.go)
+	members map[string]*memberState     // members carried by a trunk, by ENI id
 	holes   []netip.Prefix              // root blackholes installed
 	holes6  []netip.Prefix              // IPv6 prefixes to blackhole (Options.IPv6CIDRs)
 }
@@ -50,6 +53,7 @@ func New(opts Options) (_ *Fabric, err error) {
 	f := &Fabric{
 		name: opts.name(), vpcCIDR: opts.VPCCIDR.Masked(), holes6: opts.IPv6CIDRs,
 		nodes: map[string]*node{}, macs: map[string]net.HardwareAddr{}, enis6: map[string]*eni6{},
+		own: map[string][]netip.Addr{}, trunks: map[string]*trunkState{}, members: map[string]*memberState{},
 	}
 	defer func() {
 		if err != nil {
@@ -168,6 +172,11 @@ func (f *Fabric) Close() error {
 		errs = append(errs, deleteSimLinks(f.vpc, f.name))
 		f.vpc.Close()
 		f.vpc = nil
+	}
+	// The links (and with them the trunk filters) are gone: release the
+	// programs and maps.
+	for id := range f.trunks {
+		errs = append(errs, f.forgetTrunk(id))
 	}
 	for id, n := range f.nodes {
 		n.close()

@@ -24,5 +24,7 @@ func (*Fabric) AddNode(string, string) (Node, error)               { return Node
 func (*Fabric) AttachENI(sim.ENILink) error                        { return ErrNotSupported }
 func (*Fabric) DetachENI(string, string) error                     { return ErrNotSupported }
 func (*Fabric) SetENIAddresses(string, string, []netip.Addr) error { return ErrNotSupported }
+func (*Fabric) AttachMember(sim.MemberLink) error                  { return ErrNotSupported }
+func (*Fabric) DetachMember(string, string, string) error          { return ErrNotSupported }
 func (*Fabric) Listen(string, string) (net.Listener, error)        { return nil, ErrNotSupported }
 func (*Fabric) Close() error                                       { return ErrNotSupported }

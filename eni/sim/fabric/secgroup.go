@@ -16,8 +16,14 @@ import (
 //
 //	chain forward: hook forward
 //	    ct state established,related accept   (groups are stateful)
-//	    iifname vmap { ve-A : jump e0_out, ... }   (the sender's egress)
-//	    oifname vmap { ve-B : jump e1_in, ... }    (the receiver's ingress)
+//	    jump from_eni                          (the sender's egress)
+//	    jump to_eni                            (the receiver's ingress)
+//	chain from_eni:
+//	    iifname . meta mark vmap { ve-T . MARK : goto e2_out, ... }   (members)
+//	    iifname vmap { ve-A : goto e0_out, ... }
+//	chain to_eni:
+//	    ip daddr vmap { MEMBER-IP : goto e2_in, ... }   (members)
+//	    oifname vmap { ve-B : goto e1_in, ... }
 //	chain eN_out: the ENI's egress rules, best priority first, drop before
 //	    accept on a tie; accept is "return" (on to the receiver's ingress),
 //	    drop is drop; no match returns (egress is open by default) but
@@ -26,6 +32,14 @@ import (
 //	    then "ip saddr @gK accept" for each normal group K of the ENI (its
 //	    members reach each other); then drop
 //	set gK: the addresses of group K's members
+//
+// A trunk member has no link of its own: its traffic rides its trunk's
+// link. The trunk programs (trunk_linux.go) pop a member's tag and mark
+// its frames with memberMark(VLAN ID), so what a member sends is told
+// from what its trunk sends by the mark, and what it receives by its
+// addresses; both dispatches come before the trunk link's own, so a
+// member is judged by its own groups only, the trunk by its. A goto's
+// chain returns to forward, so an accepted egress goes on to ingress.
 //
 // Rules of all the ENI's groups are merged before sorting (secgroup.go in
 // package sim says why). Only forwarded traffic is filtered: what a node
@@ -36,6 +50,15 @@ import (
 
 // sgTable is the nftables table of the security groups, family ip.
 const sgTable = "veni_sg"
+
+// memberMarkBase is the high bits of every member mark; the low 12 bits
+// are the VLAN ID.
+const memberMarkBase = 0x7e000000
+
+// memberMark is the skb->mark the trunk programs give a member's frames
+// (VLAN ID vlan) once its tag is popped. Marks repeat across trunks; the
+// security groups match a mark together with the trunk's link.
+func memberMark(vlan int) uint32 { return memberMarkBase | uint32(vlan)&0xfff }
 
 // renderSecurityPolicy returns the nft script that replaces the table
 // with p. linkName maps an ENI id to its VPC-side link.
@@ -63,16 +86,27 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 		}
 		b.WriteString("\t}\n")
 	}
-	var outMap, inMap []string
+	var outMap, inMap, memberOut, memberIn []string
+	memberAddr := map[netip.Addr]bool{}
 	var chains strings.Builder
 	for i, e := range p.ENIs {
 		if len(e.Groups) == 0 {
 			continue
 		}
-		link := linkName(e.ENIID)
 		out, in := fmt.Sprintf("e%d_out", i), fmt.Sprintf("e%d_in", i)
-		outMap = append(outMap, fmt.Sprintf("%q : jump %s", link, out))
-		inMap = append(inMap, fmt.Sprintf("%q : jump %s", link, in))
+		if e.Trunk != "" {
+			memberOut = append(memberOut, fmt.Sprintf("%q . 0x%08x : goto %s", linkName(e.Trunk), memberMark(e.VLAN), out))
+			for _, a := range e.Addrs {
+				if a = a.Unmap(); a.Is4() && !memberAddr[a] {
+					memberAddr[a] = true
+					memberIn = append(memberIn, fmt.Sprintf("%s : goto %s", a, in))
+				}
+			}
+		} else {
+			link := linkName(e.ENIID)
+			outMap = append(outMap, fmt.Sprintf("%q : goto %s", link, out))
+			inMap = append(inMap, fmt.Sprintf("%q : goto %s", link, in))
+		}
 		var egress, ingress []sim.SecurityRule
 		for _, id := range e.Groups {
 			for _, r := range groups[id].Rules {
@@ -116,8 +150,19 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 	}
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
 	b.WriteString("\t\tct state established,related accept\n")
+	b.WriteString("\t\tjump from_eni\n\t\tjump to_eni\n\t}\n")
+	b.WriteString("\tchain from_eni {\n")
+	if len(memberOut) > 0 {
+		fmt.Fprintf(&b, "\t\tiifname . meta mark vmap { %s }\n", strings.Join(memberOut, ", "))
+	}
 	if len(outMap) > 0 {
 		fmt.Fprintf(&b, "\t\tiifname vmap { %s }\n", strings.Join(outMap, ", "))
+	}
+	b.WriteString("\t}\n\tchain to_eni {\n")
+	if len(memberIn) > 0 {
+		fmt.Fprintf(&b, "\t\tip daddr vmap { %s }\n", strings.Join(memberIn, ", "))
+	}
+	if len(inMap) > 0 {
 		fmt.Fprintf(&b, "\t\toifname vmap { %s }\n", strings.Join(inMap, ", "))
 	}
 	b.WriteString("\t}\n")

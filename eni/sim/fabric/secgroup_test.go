@@ -31,8 +31,9 @@ func TestRenderSecurityPolicy(t *testing.T) {
 		"table ip veni_sg\ndelete table ip veni_sg\ntable ip veni_sg {",
 		"elements = { 172.30.1.10, 172.30.1.11 }",
 		"ct state established,related accept",
-		`iifname vmap { "ve-eni-a" : jump e0_out, "ve-eni-b" : jump e1_out }`,
-		`oifname vmap { "ve-eni-a" : jump e0_in, "ve-eni-b" : jump e1_in }`,
+		"jump from_eni\n\t\tjump to_eni",
+		`chain from_eni {` + "\n\t\t" + `iifname vmap { "ve-eni-a" : goto e0_out, "ve-eni-b" : goto e1_out }` + "\n\t}",
+		`chain to_eni {` + "\n\t\t" + `oifname vmap { "ve-eni-a" : goto e0_in, "ve-eni-b" : goto e1_in }` + "\n\t}",
 		// eni-a: normal group, no rules: members in, others dropped.
 		"chain e0_in {\n\t\tcomment \"eni-a ingress\"\n\t\tip saddr @g0 accept comment \"same group sg-node\"\n\t\tdrop\n\t}",
 		// eni-b: priority 1 first; on priority 5 the drop before the accept;
@@ -56,5 +57,55 @@ func TestRenderSecurityPolicy_Empty(t *testing.T) {
 	got := renderSecurityPolicy(sim.SecurityPolicy{}, LinkName)
 	if strings.Contains(got, "vmap") || !strings.Contains(got, "policy accept") {
 		t.Errorf("empty policy must accept everything:\n%s", got)
+	}
+}
+
+// Ensure a trunk member is dispatched to its own chains, by its mark on
+// the trunk's link for what it sends and by its addresses for what it
+// receives, before the trunk's own link dispatch; and that its addresses
+// are in its groups' sets.
+func TestRenderSecurityPolicy_Members(t *testing.T) {
+	a := netip.MustParseAddr
+	p := sim.SecurityPolicy{
+		Groups: []sim.SecurityGroup{
+			{ID: "sg-node", Members: []netip.Addr{a("172.30.1.10"), a("172.30.1.11")}},
+			{ID: "sg-pod", Enterprise: true, Members: []netip.Addr{a("172.30.3.5"), a("172.30.3.6")}, Rules: []sim.SecurityRule{
+				{Priority: 1, Protocol: "tcp", PortFrom: 8080, PortTo: 8080, PeerCIDR: netip.MustParsePrefix("0.0.0.0/0")},
+			}},
+		},
+		ENIs: []sim.ENISecurity{
+			{ENIID: "eni-trunk", Groups: []string{"sg-node"}},
+			{ENIID: "eni-m5", Groups: []string{"sg-pod"}, Trunk: "eni-trunk", VLAN: 5, Addrs: []netip.Addr{a("172.30.3.5"), a("fd00::5")}},
+			{ENIID: "eni-m6", Groups: []string{"sg-pod"}, Trunk: "eni-trunk", VLAN: 6, Addrs: []netip.Addr{a("172.30.3.6")}},
+		},
+	}
+	got := renderSecurityPolicy(p, func(id string) string { return "ve-" + id })
+	for _, want := range []string{
+		"chain from_eni {\n" +
+			"\t\tiifname . meta mark vmap { \"ve-eni-trunk\" . 0x7e000005 : goto e1_out, \"ve-eni-trunk\" . 0x7e000006 : goto e2_out }\n" +
+			"\t\tiifname vmap { \"ve-eni-trunk\" : goto e0_out }\n\t}",
+		"chain to_eni {\n" +
+			"\t\tip daddr vmap { 172.30.3.5 : goto e1_in, 172.30.3.6 : goto e2_in }\n" +
+			"\t\toifname vmap { \"ve-eni-trunk\" : goto e0_in }\n\t}",
+		"elements = { 172.30.3.5, 172.30.3.6 }",
+		"chain e1_in {\n\t\tcomment \"eni-m5 ingress\"\n\t\ttcp dport 8080 accept\n\t\tdrop\n\t}",
+		"chain e1_out {\n\t\tcomment \"eni-m5 egress\"\n\t\tdrop\n\t}",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rendered policy lacks\n%s\n--- got:\n%s", want, got)
+		}
+	}
+	for _, bad := range []string{"ve-eni-m5", "ve-eni-m6", "fd00::5"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("rendered policy has %q (a member has no link; the table is IPv4):\n%s", bad, got)
+		}
+	}
+}
+
+func TestMemberMark(t *testing.T) {
+	for vlan, want := range map[int]uint32{1: 0x7e000001, 4094: 0x7e000ffe} {
+		if got := memberMark(vlan); got != want {
+			t.Errorf("memberMark(%d) = %#x, want %#x", vlan, got, want)
+		}
 	}
 }
