@@ -75,6 +75,7 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 		enis   []store.ENI
 		ips    []store.IP
 		allocs []store.Allocation
+		facts  store.NodeInfo
 	)
 	err := db.View(func(tx *store.ReadTx) error {
 		for _, v := range tx.Check() {
@@ -87,12 +88,14 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 		if ips, err = tx.IPs(); err != nil {
 			return err
 		}
+		facts, _ = tx.Node()
 		allocs, err = tx.Allocations()
 		return err
 	})
 	if err != nil {
 		return rep, fmt.Errorf("read store: %w", err)
 	}
+	rep.checkMembers(enis, ips, allocs)
 	rep.ENIs, rep.IPs, rep.Allocations = len(enis), len(ips), len(allocs)
 
 	for _, a := range allocs {
@@ -101,7 +104,7 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 		}
 	}
 	if opts.Links {
-		rep.checkLinks(ctx, db, enis, allocs, opts.OwnerAlive)
+		rep.checkLinks(ctx, db, enis, allocs, opts.OwnerAlive, facts.InstanceID)
 	}
 	var born map[string]time.Time
 	if opts.Cloud != nil {
@@ -140,12 +143,13 @@ func (r *Report) add(kind, object, detail string) {
 	r.Problems = append(r.Problems, Problem{Kind: kind, Object: object, Detail: detail})
 }
 
-func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) (bool, string)) {
+func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI, allocs []store.Allocation, alive func(store.Allocation) (bool, string), instanceID string) {
 	links := make(map[string]netplumb.ENILink)
 	own := make(map[string]store.ENI) // exclusive ENIs a pod holds: checkExclusive
+	members := memberTrunks(enis)
 	for _, e := range enis {
-		if e.State != store.ENIReady {
-			continue
+		if e.State != store.ENIReady || e.Kind == store.ENIMember {
+			continue // a member has no link: its pod is on the trunk's
 		}
 		if e.Kind == store.ENIExclusive && e.Pod != "" {
 			own[e.ID] = e
@@ -171,7 +175,13 @@ func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI
 		if alive, _ := alive(a); a.State != store.IPBound || !alive || a.NetNS == "" {
 			continue
 		}
-		l, ok := links[a.ENIID]
+		eniID := a.ENIID
+		m, member := members[eniID]
+		if member {
+			eniID = m.TrunkID
+			r.checkMemberTag(instanceID, a, m)
+		}
+		l, ok := links[eniID]
 		if !ok {
 			continue // reported as an ENI problem
 		}
@@ -210,6 +220,8 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 			r.add(KindCloudENI, "eni/"+e.ID, "in the store but not in the cloud")
 		case e.State == store.ENIReady && (c.Status != eni.StatusInUse || c.InstanceID != node.InstanceID):
 			r.add(KindCloudENI, "eni/"+e.ID, fmt.Sprintf("ready in the store but %s on instance %q in the cloud", c.Status, c.InstanceID))
+		default:
+			r.checkMemberCloud(e, c)
 		}
 	}
 	for _, ip := range ips {

@@ -29,9 +29,10 @@ func newCleanupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove what veni left in this node's kernel that outlives its processes (eBPF pins, pod namespace pins)",
-		Long: `Removes the node's eBPF fast path pins under /sys/fs/bpf/veni: its
-programs detach and its maps go. Removes the pins that keep exclusive ENI
-pods' network namespaces alive until veni gave their ENI back. For taking veni off a node, and what
+		Long: `Removes the node's eBPF fast path pins under /sys/fs/bpf/veni and its
+trunk VLAN tagger's under /sys/fs/bpf/veni-vlan: their programs detach and
+their maps go. Removes the pins that keep exclusive ENI pods' network
+namespaces alive until veni gave their ENI back. For taking veni off a node, and what
 "veni sim down" runs for every simulated node. Stop the daemon first: one
 running the ebpf datapath pins them again. Pods keep their addresses,
 links and routes. A node that never pinned anything is not an error.`,
@@ -71,6 +72,12 @@ func runCleanup(w io.Writer, o *cleanupOptions) error {
 	}
 	if err != nil {
 		return fmt.Errorf("read node facts: %w", err)
+	}
+	// The trunk tagger's pins live apart from the fast path's.
+	if had, err := datapath.TeardownVLAN(info.InstanceID); err != nil {
+		return err
+	} else if had {
+		fmt.Fprintf(w, "removed the trunk VLAN tagger pins of %s\n", info.InstanceID)
 	}
 	pinDir, err := datapath.PinDir(info.InstanceID)
 	if err != nil {

@@ -190,14 +190,15 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 		// Every pod of an exclusive node has an ENI of its own.
 		return cmdAddExclusive(ctx, args, conf, env, owner, facts, want, start)
 	}
-	if want.Dedicated() {
-		return addDedicated(want, facts)
-	}
 	owner.StickFor = want.StickFor
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
+	if want.Dedicated() && !wantsMember(nodeSpec, env, want) {
+		return addDedicated(want, facts)
+	}
 
-	res, err := ipam.Allocate(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner)
+	// A trunk member's reservation is on the trunk (member: its own ENI).
+	res, member, err := allocate(ctx, env, nodeSpec, owner, want)
 	if err != nil {
 		return allocationError(err)
 	}
@@ -225,6 +226,18 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("eni %s is not usable on this node", res.ENI.ID), err.Error())
+	}
+	if member != nil {
+		// Tagged before the pod's link is up: its first packet leaves
+		// the trunk with its VLAN ID.
+		if err = datapath.TagMember(facts.InstanceID, eniLink.Index, res.IP, member.VLANID); err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("cannot tag member eni %s (vlan %d) on trunk %s", member.ID, member.VLANID, res.ENI.ID), err.Error())
+		}
+		defer func() {
+			if err != nil {
+				err = errors.Join(err, datapath.UntagMember(facts.InstanceID, res.IP))
+			}
+		}()
 	}
 	podCfg := netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
@@ -419,13 +432,14 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 	return facts, enis, plan, want, nil
 }
 
-// addDedicated gives a pod the ENI of its own it asks for (a PodNetworking
-// selects it). Neither kind is served yet: the pod gets a clear error
-// instead of a shared address its PodNetworking says it must not have.
+// addDedicated answers a pod that asks for an ENI of its own (a
+// PodNetworking selects it) of a kind this node does not serve (trunk
+// members are served by allocate): a clear error instead of a shared
+// address its PodNetworking says it must not have.
 func addDedicated(want podnetwork.Request, facts store.NodeInfo) error {
 	return types.NewError(types.ErrInvalidNetworkConfig,
 		fmt.Sprintf("PodNetworking %s asks for a dedicated ENI (eniType %s) and this node serves only shared ENIs", want.Networking, want.Kind),
-		fmt.Sprintf("instance %s: neither trunk member ENIs nor exclusive ENIs are available; remove the pod from the PodNetworking's selectors or schedule it on a node that serves them", facts.InstanceID))
+		fmt.Sprintf("instance %s: exclusive ENIs need a node labelled k8s.aliyun.com/exclusive-mode-eni-type=eniOnly (exclusive_eni_type: eniOnly), and trunk members need enable_eni_trunking on an instance type with trunking; remove the pod from the PodNetworking's selectors or schedule it on a node that serves them", facts.InstanceID))
 }
 
 // addPolicyKernel returns the enforcer an ADD installs plan with, nil when
@@ -446,6 +460,13 @@ func addPolicyKernel(plan podpolicy.Plan, cfg config.Config, instanceID string) 
 
 // allocationError turns ipam's answers into CNI errors that say what to do.
 func allocationError(err error) error {
+	var cniErr *types.Error
+	if errors.As(err, &cniErr) {
+		return err
+	}
+	if merr := memberAllocationError(err); merr != nil {
+		return merr
+	}
 	switch {
 	case errors.Is(err, ipam.ErrTryAgainLater), errors.Is(err, ipam.ErrPoolEmpty),
 		errors.Is(err, ipam.ErrBackoff), errors.Is(err, context.DeadlineExceeded):
@@ -603,6 +624,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	var (
 		alloc  store.Allocation
 		eniRec store.ENI
+		member store.ENI      // a trunk member's own ENI (then eniRec is its trunk)
 		facts  store.NodeInfo // zero when none were cached: no ADD got that far
 	)
 	err = env.Store.View(func(tx *store.ReadTx) error {
@@ -612,6 +634,12 @@ func cmdCheck(args *skel.CmdArgs) error {
 		}
 		if eniRec, err = tx.ENI(alloc.ENIID); err != nil {
 			return err
+		}
+		if eniRec.Kind == store.ENIMember {
+			member = eniRec
+			if eniRec, err = tx.ENI(member.TrunkID); err != nil {
+				return err
+			}
 		}
 		facts, _ = tx.Node()
 		return nil
@@ -651,6 +679,11 @@ func cmdCheck(args *skel.CmdArgs) error {
 		MTU:            conf.MTU,
 	}); err != nil {
 		return err
+	}
+	if member.ID != "" {
+		if err := datapath.CheckMember(facts.InstanceID, alloc.IP, member.VLANID); err != nil {
+			return err
+		}
 	}
 	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
 }

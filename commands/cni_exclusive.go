@@ -184,16 +184,3 @@ func sharedAllocations(enis []store.ENI, allocs []store.Allocation) []store.Allo
 	return out
 }
 
-// eniKind says what an ENI is for in "veni ipam list": shared, or an
-// exclusive ENI with its pod ("warm" while none holds it).
-func eniKind(e store.ENI) string {
-	switch {
-	case e.Kind == store.ENIShared:
-		return "shared"
-	case e.Pod != "":
-		return string(e.Kind) + " " + e.Pod
-	case e.Kind == store.ENIExclusive:
-		return "exclusive (warm)"
-	}
-	return string(e.Kind)
-}

@@ -157,13 +157,22 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.IP, a.State, a.ENIID, podName(a), shortKey(a.Key), age(now, since))
 	}
 	fmt.Fprintln(tw)
-	free := 0
+	// The pool is the shared ENIs' addresses; a member's is its pod's.
+	dedicated := map[string]bool{}
+	for _, e := range l.ENIs {
+		dedicated[e.ID] = e.Dedicated()
+	}
+	free, pooled := 0, 0
 	for _, ip := range l.IPs {
+		if dedicated[ip.ENIID] {
+			continue
+		}
+		pooled++
 		if ip.State == store.IPFree {
 			free++
 		}
 	}
-	fmt.Fprintf(tw, "pool: %d free, %d held, targets min %d max %d\n", free, len(l.IPs)-free, l.Pool.MinIdle, l.Pool.MaxIdle)
+	fmt.Fprintf(tw, "pool: %d free, %d held, targets min %d max %d\n", free, pooled-free, l.Pool.MinIdle, l.Pool.MaxIdle)
 	for _, b := range l.Pool.ActiveBackoffs(now) {
 		fmt.Fprintf(tw, "backoff: %s until %s: %s\n", b.Scope, b.Until.Format(time.RFC3339), b.Reason)
 	}
@@ -453,6 +462,9 @@ func sweepLeakedENIs(ctx context.Context, w io.Writer, env *node.Env) error {
 	}
 	n := node.IPAMNode(facts)
 	n.Holder = "veni ipam gc"
+	// A trunk member unknown to the store is deleted only when no pod on
+	// this host uses its address.
+	n.HostPods = hostPods
 	deleted, err := ipam.SweepLeakedENIs(ctx, env.Store, env.Cloud(), n, env.Config, time.Now())
 	if errors.Is(err, store.ErrLeaseHeld) {
 		fmt.Fprintf(w, "leaked ENIs not swept: %v (the holder sweeps on its own)\n", err)
@@ -498,4 +510,23 @@ func newIPAMEventsCommand(o *ipamOptions) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&limit, "limit", 50, "newest events to print (0: all)")
 	return cmd
+}
+
+// eniKind says what an ENI is for in "veni ipam list": shared, the trunk,
+// a member (its trunk, VLAN ID and pod) or an exclusive ENI (its pod);
+// "idle" while no pod holds a dedicated ENI.
+func eniKind(e store.ENI) string {
+	pod := e.Pod
+	if pod == "" {
+		pod = "idle"
+	}
+	switch e.Kind {
+	case store.ENIShared:
+		return "shared"
+	case store.ENIMember:
+		return fmt.Sprintf("member of %s vlan %d (%s)", e.TrunkID, e.VLANID, pod)
+	case store.ENIExclusive:
+		return fmt.Sprintf("exclusive (%s)", pod)
+	}
+	return string(e.Kind)
 }

@@ -72,6 +72,7 @@ type statusReport struct {
 	Node     *store.NodeInfo `json:"node,omitempty"`
 	Datapath statusDatapath  `json:"datapath"`
 	Pool     statusPool      `json:"pool"`
+	Trunk    *statusTrunk    `json:"trunk,omitempty"`
 	Policy   statusPolicy    `json:"policy"`
 	Daemon   statusDaemon    `json:"daemon"`
 	Problems []string        `json:"problems,omitempty"` // what an operator should look at first
@@ -202,6 +203,7 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		problem("read pool: %v", err)
 	}
 	rep.Pool = summarizePool(listing, now)
+	rep.Trunk = gatherTrunk(listing, env.Config, info, problem)
 	for _, b := range rep.Pool.Backoffs {
 		problem("pool growth backed off for %s until %s: %s", b.Scope, b.Until.Format(time.RFC3339), b.Reason)
 	}
@@ -283,6 +285,9 @@ func neighbourProblem(maxPods, enis int) string {
 func summarizePool(l ipamListing, now time.Time) statusPool {
 	p := statusPool{MinIdle: l.Pool.MinIdle, MaxIdle: l.Pool.MaxIdle, UpdatedAt: l.Pool.UpdatedAt, Lease: l.Lease, LeaseLive: l.LeaseHeld}
 	for _, e := range l.ENIs {
+		if e.Dedicated() {
+			continue // a pod's own ENI (gatherTrunk shows members), not the pool's
+		}
 		se := statusENI{ID: e.ID, MAC: e.MAC, State: string(e.State), PrimaryIP: e.PrimaryIP, Owned: e.Owned, Table: e.Table, Prefixes: e.Prefixes}
 		if e.Missing() {
 			se.MissingSince = e.MissingSince
@@ -536,6 +541,7 @@ func printStatus(w io.Writer, rep statusReport) error {
 	if pool.LeaseLive && pool.Lease != nil {
 		p.printf("  lease   allocator held by %s (pid %d in its PID namespace) since %s, its cloud work bounded by %s\n", pool.Lease.Holder, pool.Lease.HolderPID, pool.Lease.Acquired.Format(time.RFC3339), pool.Lease.Expires.Format(time.RFC3339))
 	}
+	printTrunk(p, rep.Trunk)
 	p.printf("daemon    %s", rep.Daemon.Verdict)
 	if len(rep.Daemon.PIDs) > 0 {
 		p.printf(" (pid %v)", rep.Daemon.PIDs)

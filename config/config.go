@@ -87,6 +87,12 @@ type Config struct {
 	// delegated at least, free or not (a floor like ip_warm_up_size, in
 	// prefixes); 0 means as many as min_pool_size and the pods need.
 	IPv4PrefixCount int `json:"ipv4_prefix_count,omitempty"`
+	// EnableENITrunking gives the node a trunk ENI (on instance types
+	// with EniTrunkSupported) that serves shared pods like any ENI and
+	// carries member ENIs, one per pod that asks for its own network
+	// (PodNetworking), tagged with their VLAN IDs. Ignored, as by Terway,
+	// where the type has no member ENIs.
+	EnableENITrunking BoolStr `json:"enable_eni_trunking,omitempty"`
 
 	// ExclusiveENIType "eniOnly" is exclusive ENI mode: every pod gets an
 	// ENI of its own (Terway's node label
@@ -172,7 +178,6 @@ var ignoredTerwayFields = map[string]string{
 	"ip_pool_sync_period":            "veni checks instance metadata on every pass and describes ENIs every cloud_sync_interval",
 	"eni_cap_ratio":                  "",
 	"eni_cap_shift":                  "",
-	"enable_eni_trunking":            "trunk ENIs are not implemented",
 	"enable_erdma":                   "",
 	"ipam_type":                      "veni's IPAM is per node",
 	"custom_stateful_workload_kinds": "",
@@ -332,6 +337,10 @@ func (c Config) Validate() error {
 		return bad("scheme", "%q is not http or https", c.Scheme)
 	case !slices.Contains([]string{DatapathAuto, DatapathEBPF, DatapathPlain, datapathVeth, ""}, c.Datapath):
 		return bad("datapath", "%q is not auto, ebpf or plain", c.Datapath)
+	case c.Trunking() && c.DualStack():
+		// A member ENI would need its pod's IPv6 too, and the tagger and
+		// the pod's routes would carry it: not built yet.
+		return bad("enable_eni_trunking", "trunk members with ip_stack dual are not supported yet; use ip_stack ipv4 on trunk nodes")
 	case time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
 		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
 	}
@@ -398,6 +407,9 @@ const (
 
 // DualStack reports whether every pod gets an IPv6 next to its IPv4.
 func (c Config) DualStack() bool { return c.IPStack == IPStackDual }
+
+// Trunking reports whether enable_eni_trunking is on.
+func (c Config) Trunking() bool { return bool(c.EnableENITrunking) }
 
 // Pool modes, as Config.PoolMode returns them and the store records them.
 const (

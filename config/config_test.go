@@ -45,6 +45,7 @@ func TestParse_Terway(t *testing.T) {
 		{"reclaim", time.Duration(cfg.IdleReclaimAfter) == 10*time.Minute && time.Duration(cfg.IdleReclaimEvery) == 5*time.Minute && cfg.IdleReclaimBatch == 3},
 		{"policy", cfg.VSwitchPolicy == VSwitchOrdered && cfg.ENIPolicy == ENIMostIPs},
 		{"defaults kept", time.Duration(cfg.AllocWait) == DefaultAllocWait && cfg.DatapathMode() == DatapathAuto},
+		{"trunking off", !cfg.Trunking()},
 		{"credentials", cfg.CredentialPath == "/var/addon/token-config" && cfg.ResourceGroupID == "rg-acfm3mkrure4xxx"},
 	}
 	for _, c := range checks {
@@ -54,12 +55,12 @@ func TestParse_Terway(t *testing.T) {
 			}
 		})
 	}
-	for _, field := range []string{"ip_pool_sync_period", "enable_eni_trunking", "kube_client_qps", "kube_client_burst", "enable_patch_pod_ips"} {
+	for _, field := range []string{"ip_pool_sync_period", "kube_client_qps", "kube_client_burst", "enable_patch_pod_ips"} {
 		if !slices.ContainsFunc(notes, func(n string) bool { return strings.Contains(n, `"`+field+`" accepted but ignored`) }) {
 			t.Errorf("no note for %s in %q", field, notes)
 		}
 	}
-	if len(notes) != 5 {
+	if len(notes) != 4 {
 		t.Errorf("notes = %q", notes)
 	}
 }
@@ -169,4 +170,18 @@ func TestParse_NetworkPolicySwitch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Ensure enable_eni_trunking is read (as Terway writes it, boolean or
+// string) and refused with dual stack, which members do not carry yet.
+func TestParse_Trunking(t *testing.T) {
+	for _, raw := range []string{`{"enable_eni_trunking": true}`, `{"enable_eni_trunking": "true"}`} {
+		cfg, notes, err := Parse([]byte(raw))
+		wantErr(t, err, nil)
+		if !cfg.Trunking() || len(notes) != 0 {
+			t.Errorf("%s: trunking %v, notes %q", raw, cfg.Trunking(), notes)
+		}
+	}
+	_, _, err := Parse([]byte(`{"enable_eni_trunking": true, "ip_stack": "dual"}`))
+	wantErr(t, err, ErrInvalid)
 }

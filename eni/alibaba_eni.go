@@ -33,6 +33,9 @@ func (c *AlibabaClient) CreateENI(ctx context.Context, opts CreateENIOptions) (E
 	sgs := slices.Clone(opts.SecurityGroupIDs)
 	req.SecurityGroupIds = &sgs
 	req.InstanceType = TypeSecondary
+	if opts.Trunk {
+		req.InstanceType = TypeTrunk
+	}
 	req.Description = opts.Description
 	req.ResourceGroupId = opts.ResourceGroupID
 	req.ClientToken = opts.ClientToken
@@ -69,7 +72,7 @@ func (c *AlibabaClient) CreateENI(ctx context.Context, opts CreateENIOptions) (E
 		Tags:             tagMap(resp.Tags.Tag),
 	}
 	if e.Type == "" {
-		e.Type = TypeSecondary
+		e.Type = req.InstanceType
 	}
 	var err error
 	if e.MAC, err = parseMAC(resp.MacAddress); err != nil {
@@ -283,6 +286,7 @@ func eniFromSet(s ecs.NetworkInterfaceSet) (ENI, error) {
 	if e.InstanceID == "" {
 		e.InstanceID = s.Attachment.InstanceId
 	}
+	e.TrunkID, e.DeviceIndex = s.Attachment.TrunkNetworkInterfaceId, s.Attachment.DeviceIndex
 	var err error
 	if e.MAC, err = parseMAC(s.MacAddress); err != nil {
 		return e, fmt.Errorf("eni %s: %w", e.ID, err)

@@ -12,6 +12,7 @@ const (
 	TypePrimary   = "Primary"
 	TypeSecondary = "Secondary"
 	TypeTrunk     = "Trunk"
+	TypeMember    = "Member" // what Describe calls a Secondary ENI attached through a trunk
 )
 
 // ENI states as the ECS API names them. An ENI moves
@@ -120,7 +121,7 @@ type VSwitch struct {
 // ENI is an elastic network interface as the cloud describes it.
 type ENI struct {
 	ID               string
-	Type             string // TypePrimary, TypeSecondary or TypeTrunk
+	Type             string // TypePrimary, TypeSecondary, TypeTrunk or TypeMember
 	Status           string // one of the Status* constants
 	MAC              net.HardwareAddr
 	InstanceID       string // empty unless attached or attaching
@@ -135,6 +136,12 @@ type ENI struct {
 	Tags             map[string]string
 	Description      string
 	CreationTime     time.Time
+
+	// TrunkID is the trunk a member is attached through
+	// (Attachment.TrunkNetworkInterfaceId), and DeviceIndex its
+	// Attachment.DeviceIndex: for a member, its VLAN ID on the trunk.
+	TrunkID     string
+	DeviceIndex int
 }
 
 // CreateENIOptions describe a new secondary ENI.
@@ -148,6 +155,7 @@ type CreateENIOptions struct {
 	Prefixes         int    // IPv4 /28 prefixes delegated at creation (1–10; not with SecondaryIPs)
 	IPv6s            int    // IPv6 addresses assigned at creation
 	ClientToken      string // idempotency key; empty disables idempotency
+	Trunk            bool   // create a trunk ENI (InstanceType=Trunk) instead of a Secondary one
 }
 
 // ENIFilter selects ENIs. Empty fields do not filter; Tags must all match.

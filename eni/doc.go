@@ -12,6 +12,11 @@
 // wrong state, throttled, bad credentials) are sentinels in errors.go,
 // matched with errors.Is; an *APIError keeps the code and request id.
 //
+// Trunking: CreateENIOptions.Trunk creates a trunk ENI (InstanceType
+// Trunk); the optional interface Trunking attaches and detaches members
+// through it (TrunkNetworkInstanceId), and a described member has Type
+// TypeMember, its TrunkID and its DeviceIndex, which is its VLAN ID.
+//
 // Metadata reads 100.100.100.200 (token flow when offered, short timeouts,
 // a few retries), including the instance RAM role's STS credentials.
 //

@@ -295,6 +295,22 @@ func usable(e store.ENI) bool { return ready(e) && !e.Dedicated() }
 // gone from the cloud.
 func ready(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() }
 
+// releaseDedicated makes a pod's own ENI (exclusive or trunk member) idle
+// once the allocation that held it is dropped, in the same transaction: it
+// names no pod any more, and its pool may give it to the next pod of its
+// groups. Any other ENI is left alone.
+func releaseDedicated(tx *store.WriteTx, eniID string) error {
+	e, err := tx.ENI(eniID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (!e.Dedicated() || e.Pod == "")) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.Pod = ""
+	return tx.PutENI(e)
+}
+
 // readyENIs returns the usable ENIs by id.
 func readyENIs(tx *store.ReadTx) (map[string]store.ENI, error) {
 	enis, err := tx.ENIs()
@@ -432,8 +448,9 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 			return false, err
 		}
 	}
-	// A pod's own ENI goes back to the warm pool with its address.
-	return true, releaseExclusive(tx, a)
+	// A pod's own ENI (exclusive or member) goes back to its warm pool
+	// with its address.
+	return true, releaseDedicated(tx, a.ENIID)
 }
 
 // coldBatch is how many addresses one cold-path refill asks for: as many as

@@ -42,11 +42,22 @@
 // the pod's security groups or creates one under the allocator lease,
 // recording the pod as owner before the attach; a release makes the ENI
 // warm again (no cloud call) and Reconcile keeps min_pool_size to
-// max_pool_size warm ENIs (exclusive_pool.go). The shared pool never hands
-// out an address of a dedicated ENI (usable), nor reclaims or syncs one.
-// The store keeps the node's ENI mode (ErrModeMismatch).
+// max_pool_size warm ENIs (exclusive_pool.go). The store keeps the node's
+// ENI mode (ErrModeMismatch).
+//
+// Trunking (enable_eni_trunking, trunk.go): the node's first ENI is its
+// trunk, a shared ENI like the others; AllocateMember gives a pod a member
+// ENI of its own on the trunk (warm: an idle member; cold: created and
+// attached through the trunk under the allocator lease).
+//
+// Exclusive ENIs and members belong to one pod each (store.ENI.Dedicated):
+// the shared pool never hands out, counts, reclaims, syncs or deletes one
+// (usable, snapshot, countFree and readyENIs leave them out), and one
+// function, releaseDedicated, makes either idle again when its pod's
+// allocation goes.
 //
 // Not implemented: IPv6-only nodes (ip_stack ipv6 is refused by config
-// validation), IPv6 prefixes, trunk ENIs, and creating ENIs just to reach
-// min_eni (min_eni only keeps ENIs from being deleted).
+// validation), IPv6 prefixes, Fixed allocations of dedicated ENIs, and
+// creating ENIs just to reach min_eni (min_eni only keeps ENIs from being
+// deleted).
 package ipam

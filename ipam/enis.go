@@ -24,6 +24,10 @@ const (
 	TagCreator      = "creator"
 	TagCreatorValue = "veni"
 	TagInstance     = "veni.io/instance" // the instance the ENI was created for
+	// TagPod names, on an ENI veni created for one pod (exclusive or trunk
+	// member), the pod it was created for ("namespace/name"); for humans:
+	// an idle one may serve another pod later.
+	TagPod = "veni.io/pod"
 )
 
 // maxSecondaryENIs is how many secondary ENIs the node may have: the
@@ -99,6 +103,11 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		// token, so a lost answer does not create a second ENI.
 		ClientToken: "veni-" + node.InstanceID + "-" + strconv.FormatInt(now.UnixNano(), 36),
 	}
+	trunk := wantTrunk(node, cfg, p)
+	if trunk {
+		// The node's first ENI carries its members too (trunking).
+		opts.Trunk, opts.Description = true, "veni trunk and pod addresses for "+node.InstanceID
+	}
 	if cfg.PrefixMode() {
 		// The cloud takes either addresses or prefixes in one create.
 		opts.SecondaryIPs, opts.Prefixes = 0, prefixesFor(want, perENI(node))
@@ -124,6 +133,9 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: vsw.ZoneID,
 		VSwitchID: vsw.ID, VSwitchCIDR: vsw.CIDR, Gateway: gatewayOf(vsw.CIDR), PrimaryIP: created.PrimaryIP,
 		SecurityGroupIDs: sgs, Owned: true, State: store.ENIAttaching, CreatedAt: now,
+	}
+	if trunk {
+		rec.Kind = store.ENITrunk
 	}
 	if cfg.DualStack() {
 		rec.IPv6CIDR, rec.Gateway6 = vsw.IPv6CIDR.Masked(), gateway6Of(vsw.IPv6CIDR)

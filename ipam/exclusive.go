@@ -30,11 +30,6 @@ import (
 // the warm pool in the transaction that frees its address; it never calls
 // the cloud. The daemon detaches and deletes warm ENIs above max_pool_size.
 
-// TagPod names, on an exclusive ENI veni creates for a pod, the pod it was
-// created for ("namespace/name"); for humans: a warm ENI may serve another
-// pod later.
-const TagPod = "veni.io/pod"
-
 // ExclusiveRequest is what a pod's own ENI must be.
 type ExclusiveRequest struct {
 	// Pod is "namespace/name": the ENI's owner in the store.
@@ -283,21 +278,6 @@ func holdExclusive(tx *store.WriteTx, owner Owner, e store.ENI, now time.Time) e
 		IP: e.PrimaryIP, ENIID: e.ID, State: store.IPReserved, ReservedBy: pid, ReservedAt: now,
 		StickFor: owner.StickFor,
 	})
-}
-
-// releaseExclusive gives an exclusive ENI back to the warm pool when the
-// allocation a, just dropped in tx, held it: the ENI names no pod any more.
-// Its address was freed with the allocation.
-func releaseExclusive(tx *store.WriteTx, a store.Allocation) error {
-	e, err := tx.ENI(a.ENIID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (e.Kind != store.ENIExclusive || e.Pod == "")) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	e.Pod = ""
-	return tx.PutENI(e)
 }
 
 // exclusiveCapacity returns an error wrapping ErrPoolExhausted when the node

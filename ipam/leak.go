@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/veni-cni/veni/config"
@@ -68,7 +69,32 @@ func sweepLeaked(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 		errs    []error
 	)
 	for _, c := range tagged {
-		if known[c.ID] || c.Status != eni.StatusAvailable || now.Sub(c.CreationTime) < time.Duration(cfg.LeaseTTL) {
+		if known[c.ID] || now.Sub(c.CreationTime) < time.Duration(cfg.LeaseTTL) {
+			continue
+		}
+		if c.Type == eni.TypeMember && c.InstanceID == node.InstanceID {
+			// An ADD died between attaching a member and recording it:
+			// only its own trunk could still carry it. Unless a pod on
+			// the host has its address: then the store lost it (a
+			// damaged store replaced), and deleting it would cut the pod
+			// off.
+			if used, err := memberOnHost(ctx, node, c); used || err != nil {
+				if err == nil {
+					err = fmt.Errorf("a pod on this node has its address %s, the store does not know it (veni ipam verify; the pod keeps it until it is deleted)", c.PrimaryIP)
+				}
+				errs = append(errs, fmt.Errorf("member eni %s left alone: %w", c.ID, err))
+				continue
+			}
+			if err := deleteMemberInCloud(ctx, cloud, node, cfg, c.ID, c.TrunkID); err != nil {
+				errs = append(errs, fmt.Errorf("delete leaked member eni %s: %w", c.ID, err))
+				continue
+			}
+			deleted = append(deleted, c.ID)
+			appendEvent(db, slog.LevelWarn, "ENILeakDeleted", "eni/"+c.ID,
+				fmt.Sprintf("deleted member eni %s (vlan %d on trunk %s): created by veni for %s at %s, attached but never recorded (its creator died)", c.ID, c.DeviceIndex, c.TrunkID, node.InstanceID, c.CreationTime.Format(time.RFC3339)))
+			continue
+		}
+		if c.Status != eni.StatusAvailable {
 			continue
 		}
 		if err := cloud.DeleteENI(ctx, c.ID); err != nil && !errors.Is(err, eni.ErrNotFound) {
@@ -80,4 +106,24 @@ func sweepLeaked(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 			fmt.Sprintf("deleted eni %s: created by veni for %s at %s, never attached nor recorded (its creator died)", c.ID, node.InstanceID, c.CreationTime.Format(time.RFC3339)))
 	}
 	return deleted, errors.Join(errs...)
+}
+
+// memberOnHost reports whether a pod veni plumbed on the host has member
+// c's address. Without Node.HostPods it cannot tell, and says so.
+func memberOnHost(ctx context.Context, node Node, c eni.ENI) (bool, error) {
+	if node.HostPods == nil {
+		return false, fmt.Errorf("cannot list the host's pods to tell whether one uses it (Node.HostPods unset)")
+	}
+	pods, err := node.HostPods(ctx)
+	if err != nil {
+		return false, fmt.Errorf("list the host's pods: %w", err)
+	}
+	for _, p := range pods {
+		for _, ip := range p.IPs {
+			if slices.Contains(c.PrivateIPs, ip) || ip == c.PrimaryIP {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

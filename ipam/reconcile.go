@@ -163,6 +163,7 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		rep.ReclaimSkipped = true
 	}
 	rep.Errors = appendErr(rep.Errors, deleteEmptyENIs(lease.ctx, db, cloud, node, cfg, p, now, &rep))
+	rep.Errors = appendErr(rep.Errors, reclaimMembers(lease.ctx, db, cloud, node, cfg, now, &rep))
 	swept := false
 	if leakSweepDue(p.state, cfg, synced, now) {
 		leaked, err := sweepLeaked(lease.ctx, db, cloud, node, cfg, now)
@@ -385,7 +386,9 @@ func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		}
 	}
 	for _, c := range attached {
-		if known[c.ID] || c.ID == node.PrimaryENIID || c.Type == eni.TypePrimary || c.Status != eni.StatusInUse {
+		// Members are not the pool's: recorded by the ADD that made them,
+		// swept as leaks when it died first (sweepLeaked).
+		if known[c.ID] || c.ID == node.PrimaryENIID || c.Type == eni.TypePrimary || c.Type == eni.TypeMember || c.Status != eni.StatusInUse {
 			continue
 		}
 		ours := c.Tags[TagCreator] == TagCreatorValue && c.Tags[TagInstance] == node.InstanceID
@@ -396,6 +399,9 @@ func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 			ID: c.ID, MAC: c.MAC.String(), InstanceID: node.InstanceID, ZoneID: c.ZoneID, VSwitchID: c.VSwitchID,
 			PrimaryIP: c.PrimaryIP, SecurityGroupIDs: c.SecurityGroupIDs, Owned: ours, State: store.ENIAttaching,
 			CreatedAt: c.CreationTime,
+		}
+		if c.Type == eni.TypeTrunk {
+			rec.Kind = store.ENITrunk
 		}
 		if vs, err := cloud.VSwitches(ctx, c.VSwitchID); err == nil && len(vs) == 1 {
 			rec.VSwitchCIDR, rec.Gateway = vs[0].CIDR, gatewayOf(vs[0].CIDR)

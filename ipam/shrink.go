@@ -129,8 +129,13 @@ func deleteEmptyENIs(ctx context.Context, db Store, cloud eni.Client, node Node,
 	}
 	var errs []error
 	for _, e := range p.enis {
-		if !e.Owned || e.ID == node.PrimaryENIID || e.Dedicated() {
-			continue // a pod's own ENI is the exclusive pool's (reconcileExclusive)
+		switch {
+		case !e.Owned || e.ID == node.PrimaryENIID:
+			continue
+		case e.Dedicated():
+			continue // a pod's own ENI is its pool's (reconcileExclusive, reclaimMembers)
+		case e.Kind == store.ENITrunk && TrunkEnabled(node, cfg):
+			continue // the trunk stays while the node uses trunking: its members ride it
 		}
 		free, held := p.ipsOn(e.ID)
 		if held > 0 {

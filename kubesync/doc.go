@@ -16,7 +16,8 @@
 //   - reports back: the pod annotation k8s.aliyun.com/pod-ips, events with
 //     Terway's reasons (AllocIPSucceed "took N ms", AllocIPFailed, ENI and
 //     vSwitch events, ConfigError), the node conditions SufficientIP and
-//     VeniConfig, and an annotation with the instance's limits;
+//     VeniConfig, an annotation with the instance's limits, and on a trunk
+//     node Terway's k8s.aliyun.com/trunk-on and max-member-eni-ip;
 //   - on the one daemon elected through a coordination.k8s.io Lease (only
 //     a few daemons stand), sweeps ENIs veni created that sat Available.
 //

@@ -198,6 +198,7 @@ func (s *Sync) syncNode(ctx context.Context) {
 		}
 	}
 	s.syncInstanceAnnotation(ctx, n)
+	s.syncTrunkAnnotations(ctx, n)
 }
 
 func findCondition(cs []kube.NodeCondition, typ string) *kube.NodeCondition {

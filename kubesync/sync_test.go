@@ -618,3 +618,24 @@ func TestSync_MissingVerbNamed(t *testing.T) {
 		return strings.Contains(l, `verb \"patch\" on resource \"nodes`) || strings.Contains(l, `verb "patch" on resource "nodes`)
 	})
 }
+
+// Ensure a trunk node is annotated as Terway annotates one: its trunk ENI
+// (k8s.aliyun.com/trunk-on) and its member limit.
+func TestSync_TrunkAnnotations(t *testing.T) {
+	h := startHarness(t, `{"enable_eni_trunking": true}`, nil, func(s *Sync) {
+		s.opts.Facts = func() (store.NodeInfo, bool) {
+			return store.NodeInfo{InstanceID: "i-a", InstanceType: "ecs.g7.large", ENIs: 3, IPv4PerENI: 6, TrunkSupported: true, MemberENIs: 6}, true
+		}
+	})
+	err := h.db.Update(func(tx *store.WriteTx) error {
+		return tx.PutENI(store.ENI{ID: "eni-trunk", State: store.ENIReady, Kind: store.ENITrunk})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the trunk annotations", 15*time.Second, func() bool {
+		h.sync.Notify()
+		n, err := kube.Get(context.Background(), h.client, kube.Nodes, "", testNode)
+		return err == nil && n.Annotations[AnnotationTrunkOn] == "eni-trunk" && n.Annotations[AnnotationMaxMemberENI] == "6"
+	})
+}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/veni-cni/veni/eni"
@@ -114,4 +115,32 @@ func (l lazyClient) UnassignIPv6s(ctx context.Context, eniID string, ips []netip
 		return err
 	}
 	return c.UnassignIPv6s(ctx, eniID, ips)
+}
+
+func (l lazyClient) AttachMember(ctx context.Context, eniID, instanceID, trunkID string) error {
+	t, err := l.trunking(ctx)
+	if err != nil {
+		return err
+	}
+	return t.AttachMember(ctx, eniID, instanceID, trunkID)
+}
+
+func (l lazyClient) DetachMember(ctx context.Context, eniID, instanceID, trunkID string) error {
+	t, err := l.trunking(ctx)
+	if err != nil {
+		return err
+	}
+	return t.DetachMember(ctx, eniID, instanceID, trunkID)
+}
+
+func (l lazyClient) trunking(ctx context.Context) (eni.Trunking, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := c.(eni.Trunking)
+	if !ok {
+		return nil, fmt.Errorf("cloud client %T cannot attach trunk members: %w", c, eni.ErrInvalidParameter)
+	}
+	return t, nil
 }

@@ -10,7 +10,7 @@
 // the CNI GC verb, the daemon's GC, "veni ipam gc" and "veni ipam release".
 // Under the attachment's claim it tears the pod down first (veth, routes,
 // rules, its fast-path endpoint matched by address and host interface,
-// its NetworkPolicy endpoint) and
+// its NetworkPolicy endpoint, a trunk member's VLAN tag) and
 // only then frees the address, and only if the store still holds the very
 // allocation it tore down. A pod on its own ENI (exclusive ENI mode) is
 // torn down by moving the ENI back to the node (netplumb.TeardownExclusive),

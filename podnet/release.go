@@ -94,9 +94,10 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	}()
 
 	var (
-		a     store.Allocation
-		found bool
-		own   *store.ENI // the pod's own ENI (exclusive mode), if it has one
+		a      store.Allocation
+		found  bool
+		own    *store.ENI // the pod's own ENI (exclusive mode), if it has one
+		member bool       // a trunk member's: its VLAN tag goes with it
 	)
 	err = n.Store.View(func(tx *store.ReadTx) error {
 		if n.InstanceID == "" {
@@ -113,8 +114,11 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		if err != nil {
 			return err
 		}
-		if e, err := tx.ENI(a.ENIID); err == nil && e.Kind == store.ENIExclusive {
-			own = &e
+		if e, err := tx.ENI(a.ENIID); err == nil {
+			if e.Kind == store.ENIExclusive {
+				own = &e
+			}
+			member = e.Kind == store.ENIMember
 		}
 		return nil
 	})
@@ -149,6 +153,13 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	// that veth (or on one that no longer exists).
 	if err := datapath.DetachPod(n.InstanceID, a.IP, a.HostIfindex); err != nil {
 		return nil, fmt.Errorf("release %s: detach fast path: %w", key, err)
+	}
+	if member {
+		// Before the address is free: the member may go to another pod
+		// (tagged again by its ADD) or back to the cloud.
+		if err := datapath.UntagMember(n.InstanceID, a.IP); err != nil {
+			return nil, fmt.Errorf("release %s: %w", key, err)
+		}
 	}
 	// Its policy goes with its veth: a later pod on this address and a
 	// new veth is a new endpoint.

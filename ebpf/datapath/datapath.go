@@ -75,7 +75,9 @@ func PinDirUnder(root, instanceID string) (string, error) {
 
 // HostStack lists what pods must reach through the host stack: the
 // Service CIDRs (kube-proxy's NAT lives there), host_stack_cidrs, and the
-// node's own addresses, its primary IP and every ENI's primary IP.
+// node's own addresses, its primary IP and every ENI's primary IP. A
+// member's or an exclusive ENI's primary IP is its pod's address, not the
+// node's, and is left out.
 func HostStack(cfg config.Config, node store.NodeInfo, enis []store.ENI) fastpath.HostStack {
 	hs := fastpath.HostStack{
 		ServiceCIDRs: cfg.ServicePrefixes(),

@@ -11,6 +11,10 @@
 //	release: netplumb.TeardownPod → DetachPod (matched by the host veth)
 //	CHECK:   netplumb.CheckPod → CheckPod
 //
+// A trunk member pod's VLAN tag (trunk.go, package ebpf/vlan) is no
+// shortcut but what its traffic needs: TagMember fails a member's ADD
+// when eBPF is missing, on any datapath setting.
+//
 // All of them decide through Decide, so they never disagree about a node.
 // The rule they share: eBPF that is missing never fails a pod; the plain
 // datapath carries it, and status or the plugin's stderr says why.
