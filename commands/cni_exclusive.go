@@ -183,4 +183,3 @@ func sharedAllocations(enis []store.ENI, allocs []store.Allocation) []store.Allo
 	}
 	return out
 }
-
