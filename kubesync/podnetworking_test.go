@@ -1,12 +1,15 @@
 package kubesync
 
 import (
+	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/veni-cni/veni/kube"
 	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/store"
 )
@@ -85,5 +88,61 @@ spec:
 	})
 	if logs := h.logs.String(); strings.Contains(logs, "level=WARN") && strings.Contains(logs, "PodNetworking") {
 		t.Errorf("warnings about PodNetworkings:\n%s", logs)
+	}
+}
+
+// Ensure a pod with an ENI of its own is annotated as Terway's webhook and
+// controller annotate one: k8s.aliyun.com/pod-eni "true" and
+// k8s.aliyun.com/pod-networking naming the PodNetworking that selects it,
+// beside pod-ips; a shared pod gets pod-ips only.
+func TestSync_DedicatedPodAnnotations(t *testing.T) {
+	h := startHarness(t, `{}`, &fakeCloud{}, nil)
+	h.mustCreate(testPod("default", "web", testNode))
+	h.mustCreate(testPod("default", "plain", testNode))
+	pn := `{"apiVersion":"network.alibabacloud.com/v1beta1","kind":"PodNetworking","metadata":{"name":"web-own"},` +
+		`"spec":{"selector":{"podSelector":{"matchLabels":{"app":"web"}}},"eniOptions":{"eniType":"ENI"}}}`
+	own, shared := netip.MustParseAddr("172.30.1.30"), netip.MustParseAddr("172.30.1.31")
+	err := h.db.Update(func(tx *store.WriteTx) error {
+		if err := tx.PutPolicySource(store.PolicySource{Name: "manifests", PodNetworkings: []store.PodNetworking{{Name: "web-own", Raw: []byte(pn)}}}); err != nil {
+			return err
+		}
+		if err := tx.PutENI(store.ENI{ID: "eni-own", State: store.ENIReady, Kind: store.ENIExclusive, Pod: "default/web"}); err != nil {
+			return err
+		}
+		if err := tx.PutENI(store.ENI{ID: "eni-shared", State: store.ENIReady}); err != nil {
+			return err
+		}
+		for _, p := range []struct {
+			cid, pod, eni string
+			ip            netip.Addr
+		}{{"c1", "web", "eni-own", own}, {"c2", "plain", "eni-shared", shared}} {
+			key := store.NewOwnerKey(p.cid, "eth0")
+			if err := tx.PutIP(store.IP{Addr: p.ip, ENIID: p.eni, State: store.IPBound, Owner: key}); err != nil {
+				return err
+			}
+			if err := tx.PutAllocation(store.Allocation{Key: key, ContainerID: p.cid, IfName: "eth0", PodNamespace: "default", PodName: p.pod, IP: p.ip, ENIID: p.eni, State: store.IPBound}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotations := func(name string) map[string]string {
+		h.sync.Notify()
+		p, err := kube.Get(context.Background(), h.client, kube.Pods, "default", name)
+		if err != nil {
+			return nil
+		}
+		return p.Annotations
+	}
+	eventually(t, "web's annotations", 20*time.Second, func() bool {
+		a := annotations("web")
+		return a[AnnotationPodIPs] == own.String() && a[podnetwork.AnnotationPodENI] == "true" && a[podnetwork.AnnotationPodNetworking] == "web-own"
+	})
+	eventually(t, "plain's pod-ips", 20*time.Second, func() bool { return annotations("plain")[AnnotationPodIPs] == shared.String() })
+	if a := annotations("plain"); a[podnetwork.AnnotationPodENI] != "" || a[podnetwork.AnnotationPodNetworking] != "" {
+		t.Errorf("a shared pod annotated as having its own ENI: %v", a)
 	}
 }

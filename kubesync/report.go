@@ -14,6 +14,7 @@ import (
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/kube"
 	"github.com/veni-cni/veni/node"
+	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -92,48 +93,82 @@ func (s *Sync) refOf(e store.Event) (kube.ObjectReference, bool) {
 }
 
 // syncPodIPs writes k8s.aliyun.com/pod-ips on every pod of this node the
-// store holds an address for, where the pod says otherwise. The plugin
-// never talks to the API server; a pod bound while the daemon was down
-// gets its annotation on the next pass.
+// store holds an address for, where the pod says otherwise; on a pod with
+// an ENI of its own (exclusive or trunk member) also Terway's
+// k8s.aliyun.com/pod-eni "true" and, when a PodNetworking selects it,
+// k8s.aliyun.com/pod-networking. The plugin never talks to the API server;
+// a pod bound while the daemon was down gets its annotations on the next
+// pass.
 func (s *Sync) syncPodIPs(ctx context.Context) {
 	if !s.pods.HasSynced() {
-		return
-	}
-	var allocs []store.Allocation
-	err := s.opts.Store.View(func(tx *store.ReadTx) error {
-		var err error
-		allocs, err = tx.Allocations()
-		return err
-	})
-	if err != nil {
-		s.log.Warn("read allocations", "err", err)
 		return
 	}
 	// A pod deleted while its ADD ran, and one of the same name created
 	// since (a StatefulSet's), must not get the old pod's address: an
 	// allocation that names a UID only annotates the pod with that UID.
-	want := make(map[string][]string)
-	for _, a := range allocs {
-		if a.State != store.IPBound || a.PodName == "" {
-			continue
+	want := make(map[string]map[string]string)
+	err := s.opts.Store.View(func(tx *store.ReadTx) error {
+		allocs, err := tx.Allocations()
+		if err != nil {
+			return err
 		}
-		key := store.PodKey(a.PodNamespace, a.PodName)
-		if a.PodUID != "" {
-			if p, ok := s.pods.Get(a.PodNamespace, a.PodName); ok && p.UID != a.PodUID {
+		enis, err := tx.ENIs()
+		if err != nil {
+			return err
+		}
+		dedicated := make(map[string]bool)
+		for _, e := range enis {
+			dedicated[e.ID] = e.Dedicated()
+		}
+		ips := make(map[string][]string)
+		for _, a := range allocs {
+			if a.State != store.IPBound || a.PodName == "" {
 				continue
 			}
+			key := store.PodKey(a.PodNamespace, a.PodName)
+			if a.PodUID != "" {
+				if p, ok := s.pods.Get(a.PodNamespace, a.PodName); ok && p.UID != a.PodUID {
+					continue
+				}
+			}
+			if want[key] == nil {
+				want[key] = make(map[string]string)
+			}
+			ips[key] = append(ips[key], a.IP.String())
+			if !dedicated[a.ENIID] {
+				continue
+			}
+			want[key][podnetwork.AnnotationPodENI] = "true"
+			if r, err := podnetwork.Resolve(tx, a.PodNamespace, a.PodName); err == nil && r.Networking != "" {
+				want[key][podnetwork.AnnotationPodNetworking] = r.Networking
+			}
 		}
-		want[key] = append(want[key], a.IP.String())
+		for key, list := range ips {
+			slices.Sort(list)
+			want[key][AnnotationPodIPs] = strings.Join(list, ",")
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("read allocations", "err", err)
+		return
 	}
 	for _, key := range slices.Sorted(maps.Keys(want)) {
-		ips := want[key]
-		slices.Sort(ips)
-		value := strings.Join(ips, ",")
 		ns, name, _ := strings.Cut(key, "/")
 		p, ok := s.pods.Get(ns, name)
-		if !ok || p.Annotations[AnnotationPodIPs] == value {
+		if !ok {
 			continue
 		}
+		diff := make(map[string]string)
+		for k, v := range want[key] {
+			if p.Annotations[k] != v {
+				diff[k] = v
+			}
+		}
+		if len(diff) == 0 {
+			continue
+		}
+		value := fmt.Sprint(diff)
 		s.mu.Lock()
 		sent := s.podIPs[key] == value+"@"+p.UID
 		s.mu.Unlock()
@@ -142,7 +177,7 @@ func (s *Sync) syncPodIPs(ctx context.Context) {
 		}
 		// The UID makes the patch conditional: the API server refuses it
 		// (409) if the pod was replaced after the cache saw it.
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "annotations": map[string]string{AnnotationPodIPs: value}}})
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": p.UID, "annotations": diff}})
 		if _, err := kube.Patch(ctx, s.opts.Client, kube.Pods, ns, name, kube.MergePatch, patch, kube.WriteOptions{}); err != nil {
 			if !kube.IsNotFound(err) && !kube.IsConflict(err) {
 				s.log.Warn("annotate pod", "pod", key, "err", err)

@@ -71,7 +71,7 @@ type Sync struct {
 	mu          sync.Mutex
 	conditions  map[string]kube.NodeCondition // as last written by us
 	annotations map[string]string             // node annotations as last written by us
-	podIPs      map[string]string             // pod key → pod-ips annotation as last written
+	podIPs      map[string]string             // pod key → the annotations it was last patched with (pod-ips, pod-eni, pod-networking)
 	layer       []byte                        // the cluster layer as last written
 	configErr   string                        // why the last cluster config was refused, "" if none
 
