@@ -8,7 +8,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/veni-cni/veni/ipam"
-	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/store"
@@ -62,22 +61,4 @@ func memberAllocationError(err error) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, "the pod asks for a trunk member ENI and this node has no trunk", err.Error()+" (set enable_eni_trunking on nodes of an instance type with EniTrunkSupported, or change the PodNetworking)")
 	}
 	return nil
-}
-
-// hostPods lists the pods veni plumbed on this host (ipam.Node.HostPods),
-// from their links, as the daemon does.
-func hostPods(ctx context.Context) ([]ipam.HostPod, error) {
-	pods, err := netplumb.HostPods(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ipam.HostPod, 0, len(pods))
-	for _, p := range pods {
-		hp := ipam.HostPod{HostVeth: p.Host.Name, HostIfindex: p.Host.Index, IPs: p.IPs}
-		if p.Owned {
-			hp.ContainerID, hp.IfName, hp.NetNS = p.ContainerID, p.IfName, p.NetNS
-		}
-		out = append(out, hp)
-	}
-	return out, nil
 }

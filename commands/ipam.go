@@ -464,7 +464,7 @@ func sweepLeakedENIs(ctx context.Context, w io.Writer, env *node.Env) error {
 	n.Holder = "veni ipam gc"
 	// A trunk member unknown to the store is deleted only when no pod on
 	// this host uses its address.
-	n.HostPods = hostPods
+	n.HostPods = podnet.HostPods
 	deleted, err := ipam.SweepLeakedENIs(ctx, env.Store, env.Cloud(), n, env.Config, time.Now())
 	if errors.Is(err, store.ErrLeaseHeld) {
 		fmt.Fprintf(w, "leaked ENIs not swept: %v (the holder sweeps on its own)\n", err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/netplumb"
+	"github.com/veni-cni/veni/podnet"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -48,18 +49,5 @@ func (nodeHost) NeighbourLimits() (netplumb.NeighbourLimits, error) {
 }
 
 func (nodeHost) HostPods(ctx context.Context) ([]ipam.HostPod, error) {
-	pods, err := netplumb.HostPods(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ipam.HostPod, 0, len(pods))
-	for _, p := range pods {
-		hp := ipam.HostPod{HostVeth: p.Host.Name, HostIfindex: p.Host.Index, IPs: p.IPs}
-		if p.Owned {
-			// Only a readable owner record says whose pod this is.
-			hp.ContainerID, hp.IfName, hp.NetNS = p.ContainerID, p.IfName, p.NetNS
-		}
-		out = append(out, hp)
-	}
-	return out, nil
+	return podnet.HostPods(ctx)
 }
