@@ -99,26 +99,12 @@ func SetupExclusive(ctx context.Context, cfg ExclusiveConfig) (_ PodResult, err 
 	wrap := func(err error) error {
 		return fmt.Errorf("setup exclusive eni %s for %s/%s (%s): %w", cfg.MAC, cfg.ContainerID, cfg.IfName, cfg.IP, err)
 	}
-	hostH, err := openHandle(cfg.NetNS)
+	hs, err := openSetupHandles(cfg.NetNS, cfg.ContainerNetNS, cfg.IfName)
 	if err != nil {
 		return PodResult{}, wrap(err)
 	}
-	defer hostH.Close()
-	podNS, err := openNSHandle(cfg.ContainerNetNS)
-	if err != nil {
-		return PodResult{}, wrap(err)
-	}
-	defer podNS.Close()
-	podH, err := netlink.NewHandleAt(podNS)
-	if err != nil {
-		return PodResult{}, wrap(fmt.Errorf("netlink handle in %s: %w", cfg.ContainerNetNS, err))
-	}
-	defer podH.Close()
-	if _, err := linkByName(podH, cfg.IfName); err == nil {
-		return PodResult{}, wrap(fmt.Errorf("%s in %s: %w", cfg.IfName, cfg.ContainerNetNS, ErrPodInterfaceExists))
-	} else if !errors.Is(err, ErrLinkNotFound) {
-		return PodResult{}, wrap(err)
-	}
+	defer hs.Close()
+	hostH, podNS, podH := hs.host, hs.podNS, hs.pod
 	eni, err := findLinkNow(hostH, cfg.MAC)
 	if err != nil {
 		return PodResult{}, wrap(err)

@@ -124,3 +124,50 @@ func setSysctls(kv ...[2]string) error {
 	}
 	return nil
 }
+
+// setupHandles is what an ADD's plumbing holds: a handle in the node
+// namespace (hostNS, "" for the caller's), the pod's namespace and a
+// handle in it. open checks that the pod has no link ifName yet (else an
+// error wrapping ErrPodInterfaceExists: the runtime sent ADD twice).
+type setupHandles struct {
+	host  *netlink.Handle
+	podNS netns.NsHandle
+	pod   *netlink.Handle
+}
+
+func openSetupHandles(hostNS, podNetNS, ifName string) (h setupHandles, err error) {
+	h.podNS = netns.None() // not fd 0: Close must not close stdin
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	if h.host, err = openHandle(hostNS); err != nil {
+		return h, err
+	}
+	if h.podNS, err = openNSHandle(podNetNS); err != nil {
+		return h, err
+	}
+	if h.pod, err = netlink.NewHandleAt(h.podNS); err != nil {
+		return h, fmt.Errorf("netlink handle in %s: %w", podNetNS, err)
+	}
+	if _, err := linkByName(h.pod, ifName); err == nil {
+		return h, fmt.Errorf("%s in %s: %w", ifName, podNetNS, ErrPodInterfaceExists)
+	} else if !errors.Is(err, ErrLinkNotFound) {
+		return h, err
+	}
+	return h, nil
+}
+
+// Close closes what open opened.
+func (h setupHandles) Close() {
+	if h.pod != nil {
+		h.pod.Close()
+	}
+	if h.podNS.IsOpen() {
+		h.podNS.Close()
+	}
+	if h.host != nil {
+		h.host.Close()
+	}
+}

@@ -67,27 +67,12 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		return fmt.Errorf("setup pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.IP, err)
 	}
 
-	hostH, err := openHandle(cfg.ENI.NetNS)
+	hs, err := openSetupHandles(cfg.ENI.NetNS, cfg.ContainerNetNS, cfg.IfName)
 	if err != nil {
 		return PodResult{}, wrap(err)
 	}
-	defer hostH.Close()
-	podNS, err := openNSHandle(cfg.ContainerNetNS)
-	if err != nil {
-		return PodResult{}, wrap(err)
-	}
-	defer podNS.Close()
-	podH, err := netlink.NewHandleAt(podNS)
-	if err != nil {
-		return PodResult{}, wrap(fmt.Errorf("netlink handle in %s: %w", cfg.ContainerNetNS, err))
-	}
-	defer podH.Close()
-
-	if _, err := linkByName(podH, cfg.IfName); err == nil {
-		return PodResult{}, wrap(fmt.Errorf("%s in %s: %w", cfg.IfName, cfg.ContainerNetNS, ErrPodInterfaceExists))
-	} else if !errors.Is(err, ErrLinkNotFound) {
-		return PodResult{}, wrap(err)
-	}
+	defer hs.Close()
+	hostH, podNS, podH := hs.host, hs.podNS, hs.pod
 	if err := removeStaleHostVeth(hostH, hostName); err != nil {
 		return PodResult{}, wrap(err)
 	}
