@@ -52,7 +52,8 @@
 //
 // Exclusive ENIs and members belong to one pod each (store.ENI.Dedicated):
 // the shared pool never hands out, counts, reclaims, syncs or deletes one
-// (usable, snapshot, countFree and readyENIs leave them out), and one
+// (usable and readyENIs skip both; snapshot and countFree leave members
+// out, which ride the trunk outside the ENI slots), and one
 // function, releaseDedicated, makes either idle again when its pod's
 // allocation goes.
 //

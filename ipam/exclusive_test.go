@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/veni-cni/veni/config"
+	"github.com/veni-cni/veni/eni"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -267,12 +268,26 @@ func TestReconcile_SharedSkipsDedicated(t *testing.T) {
 	long := time.Now().Add(-time.Hour)
 	mustENI(t, db, cloud, "eni-s", true, 2, long)
 	dedicated := mustENI(t, db, cloud, "eni-m", true, 3, long)
+	cloud.mu.Lock()
+	cloud.enis["eni-m"].Type, cloud.enis["eni-m"].TrunkID, cloud.enis["eni-m"].DeviceIndex = eni.TypeMember, "eni-s", 5
+	cloud.enis["eni-s"].Type = eni.TypeTrunk
+	cloud.mu.Unlock()
 	mustUpdate(t, db, func(tx *store.WriteTx) error {
 		e, err := tx.ENI("eni-m")
 		if err != nil {
 			return err
 		}
-		e.Kind, e.TrunkID, e.VLANID = store.ENIMember, "eni-s", 5
+		// A member a pod holds (the daemon reclaims only idle ones), on
+		// eni-s as the node's trunk, and so in the cloud too.
+		e.Kind, e.TrunkID, e.VLANID, e.Pod = store.ENIMember, "eni-s", 5, "default/db"
+		s, err := tx.ENI("eni-s")
+		if err != nil {
+			return err
+		}
+		s.Kind = store.ENITrunk
+		if err := tx.PutENI(s); err != nil {
+			return err
+		}
 		return tx.PutENI(e)
 	})
 	var keys []store.OwnerKey

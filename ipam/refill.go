@@ -171,14 +171,14 @@ func countFree(tx *store.ReadTx) (int, error) {
 		return 0, err
 	}
 	ps, err := tx.PoolState()
-	enis, ips = shared(enis, ips)
+	enis, ips = withoutMembers(enis, ips)
 	free, _ := countPool(pool{enis: enis, ips: ips, state: ps, now: time.Now()})
 	return free, err
 }
 
-// pool is a snapshot of the store for planning cloud calls: the shared
-// pool's ENIs and addresses (the trunk's included), never the ENIs that
-// belong to one pod (trunk members, exclusive ENIs) nor their addresses.
+// pool is a snapshot of the store for planning cloud calls: the node's
+// ENIs in its ENI slots and their addresses (the trunk and exclusive ENIs
+// included), never trunk members nor their addresses (withoutMembers).
 type pool struct {
 	enis  []store.ENI
 	ips   []store.IP
@@ -210,7 +210,7 @@ func snapshot(db Store) (pool, error) {
 			return err
 		}
 		p.state, err = tx.PoolState()
-		p.enis, p.ips = shared(p.enis, p.ips)
+		p.enis, p.ips = withoutMembers(p.enis, p.ips)
 		return err
 	})
 	return p, err

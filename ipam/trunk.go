@@ -71,18 +71,19 @@ func wantTrunk(node Node, cfg config.Config, p *pool) bool {
 	return !slices.ContainsFunc(p.enis, func(e store.ENI) bool { return e.Kind == store.ENITrunk })
 }
 
-// shared leaves the ENIs that belong to one pod, and their addresses, out
-// of a view of the store: the pool's code sees only what it may hand out.
-func shared(enis []store.ENI, ips []store.IP) ([]store.ENI, []store.IP) {
-	dedicated := make(map[string]bool)
+// withoutMembers leaves trunk members, and their addresses, out of a view
+// of the store: they ride the trunk outside the instance's ENI slots and
+// belong to their pods, so the pool's code (slots, counts, growth,
+// reclaim) never sees them. Exclusive ENIs stay: they take ENI slots, and
+// the exclusive pool's code works on this view; the shared code skips them
+// by ENI.Dedicated.
+func withoutMembers(enis []store.ENI, ips []store.IP) ([]store.ENI, []store.IP) {
+	member := make(map[string]bool)
 	enis = slices.DeleteFunc(enis, func(e store.ENI) bool {
-		dedicated[e.ID] = e.Dedicated()
-		return e.Dedicated()
+		member[e.ID] = e.Kind == store.ENIMember
+		return member[e.ID]
 	})
-	if len(dedicated) == 0 {
-		return enis, ips
-	}
-	ips = slices.DeleteFunc(ips, func(ip store.IP) bool { return dedicated[ip.ENIID] })
+	ips = slices.DeleteFunc(ips, func(ip store.IP) bool { return member[ip.ENIID] })
 	return enis, ips
 }
 
