@@ -175,7 +175,7 @@ func (i *Informer[T]) Run(ctx context.Context) error {
 				i.count(func(st *InformerStats) { st.WatchErrors++ })
 				d := bo.next()
 				i.log.Warn("kube list failed, retrying", "err", err, "in", d)
-				sleep(ctx, d)
+				Sleep(ctx, d)
 				continue
 			}
 			needList = false
@@ -200,7 +200,7 @@ func (i *Informer[T]) Run(ctx context.Context) error {
 			i.count(func(st *InformerStats) { st.WatchErrors++ })
 			d := bo.next()
 			i.log.Warn("kube watch failed, reconnecting", "err", err, "in", d)
-			sleep(ctx, d)
+			Sleep(ctx, d)
 		}
 	}
 	return ctx.Err()
@@ -395,8 +395,9 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
+// Sleep waits d or until ctx ends: the pause between retries of a watch,
+// a lease or a probe, for every loop that talks to the API server.
+func Sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -144,7 +144,7 @@ func (le *LeaderElector) acquire(ctx context.Context) bool {
 			return true
 		}
 		d := le.opts.RetryPeriod + time.Duration(rand.Float64()*1.2*float64(le.opts.RetryPeriod))
-		sleep(ctx, d)
+		Sleep(ctx, d)
 		if ctx.Err() != nil {
 			return false
 		}
@@ -161,7 +161,7 @@ func (le *LeaderElector) renew(ctx context.Context) {
 			if ok = le.tryAcquireOrRenew(dctx); ok {
 				break
 			}
-			sleep(dctx, le.opts.RetryPeriod)
+			Sleep(dctx, le.opts.RetryPeriod)
 		}
 		cancel()
 		le.maybeReportTransition()
@@ -171,7 +171,7 @@ func (le *LeaderElector) renew(ctx context.Context) {
 			}
 			break
 		}
-		sleep(ctx, le.opts.RetryPeriod)
+		Sleep(ctx, le.opts.RetryPeriod)
 	}
 	if le.opts.ReleaseOnCancel {
 		le.release()

@@ -28,7 +28,7 @@ func (s *Sync) runPodNetworkings(ctx context.Context) error {
 				// Those deleted while the daemon was down go once the
 				// informer holds the server's list.
 				for !s.pns.HasSynced() {
-					if sleep(ctx, 100*time.Millisecond); ctx.Err() != nil {
+					if kube.Sleep(ctx, 100*time.Millisecond); ctx.Err() != nil {
 						return
 					}
 				}
@@ -42,10 +42,10 @@ func (s *Sync) runPodNetworkings(ctx context.Context) error {
 				s.log.Warn("empty the PodNetworking mirror", "err", err)
 			}
 			s.log.Debug("PodNetworking CRD not served; pods get shared ENIs unless their node is exclusive", "recheck", crdRecheck)
-			sleep(ctx, crdRecheck)
+			kube.Sleep(ctx, crdRecheck)
 		default:
 			s.log.Warn("list PodNetworkings", "err", err)
-			sleep(ctx, 10*time.Second)
+			kube.Sleep(ctx, 10*time.Second)
 		}
 	}
 	return nil
@@ -102,14 +102,4 @@ func replacePodNetworkings(db store.File, pns []*kube.PodNetworking) error {
 		}
 		return nil
 	})
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

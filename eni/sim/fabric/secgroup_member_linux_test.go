@@ -96,10 +96,17 @@ func (s *sgCloud) mustENI(t *testing.T, n Node, instanceID, vswID string, groups
 			t.Fatalf("eni %s never InUse", id)
 		}
 	}
+	// InUse comes before the NIC shows up in the node, as on the real
+	// cloud: wait for the link as veni does.
 	h := mustHandle(t, n.NetNS)
-	link, err := h.LinkByName(dev)
-	if err != nil {
-		t.Fatal(err)
+	var link netlink.Link
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if link, err = h.LinkByName(dev); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("eni %s InUse but its NIC %s never appeared in the node: %v", id, dev, err)
+		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		t.Fatal(err)
