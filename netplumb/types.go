@@ -197,8 +197,11 @@ func (c PodConfig) validateSetup() error {
 	if c.ContainerNetNS == "" {
 		return fmt.Errorf("pod %s: netns path is empty: %w", c.ContainerID, ErrInvalidConfig)
 	}
-	if !c.IP.Is4() {
-		return fmt.Errorf("pod %s: ip %q is not ipv4: %w", c.ContainerID, c.IP, ErrInvalidConfig)
+	if c.IP.IsValid() && !c.IP.Is4() {
+		return fmt.Errorf("pod %s: ip %q is not ipv4 (an IPv6-only pod's address is IP6): %w", c.ContainerID, c.IP, ErrInvalidConfig)
+	}
+	if !c.IP.IsValid() && !c.IP6.IsValid() {
+		return fmt.Errorf("pod %s: neither ip nor ip6 is set: %w", c.ContainerID, ErrInvalidConfig)
 	}
 	if c.ENI.Index <= 0 || c.ENI.Table <= 0 || !c.ENI.VSwitchCIDR.IsValid() || !c.ENI.Gateway.IsValid() {
 		return fmt.Errorf("pod %s: eni has no ifindex, table, vswitch cidr or gateway (pass what EnsureENI or LookupENI returned): %w", c.ContainerID, ErrInvalidConfig)
@@ -216,6 +219,15 @@ func (c PodConfig) validateSetup() error {
 		return fmt.Errorf("pod %s: ifname %q longer than 15 characters: %w", c.ContainerID, c.IfName, ErrInvalidConfig)
 	}
 	return nil
+}
+
+// addr is the pod's address that names it in messages: its IPv4, or an
+// IPv6-only pod's IPv6.
+func (c PodConfig) addr() netip.Addr {
+	if c.IP.IsValid() {
+		return c.IP
+	}
+	return c.IP6
 }
 
 func (c PodConfig) mtu() int {

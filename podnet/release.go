@@ -137,7 +137,7 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		// With the address still held, rules and routes for it are this
 		// pod's; without an allocation, TeardownPod only removes what the
 		// attachment's own veth carries.
-		pod.IP, pod.IP6 = a.IP, a.IP6
+		pod.IP, pod.IP6 = a.Families()
 	}
 	if own != nil {
 		if err := releaseExclusive(ctx, n, pod, *own); err != nil {
