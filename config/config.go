@@ -429,7 +429,7 @@ func (c Config) validatePrefix(bad func(field, format string, args ...any) error
 	case c.IPv4PrefixCount > 0 && !c.PrefixMode():
 		return bad("ipv4_prefix_count", "%d is set but enable_ip_prefix is not true (prefixes are delegated only in prefix mode)", c.IPv4PrefixCount)
 	case c.PrefixMode() && c.IPStack != "ipv4":
-		return bad("enable_ip_prefix", "prefix mode delegates IPv4 /28s only; ip_stack %q needs IPv6 prefixes, which veni does not implement", c.IPStack)
+		return bad("enable_ip_prefix", "prefix mode delegates IPv4 /28s only; ip_stack %q would need IPv6 /80s from the pool, which veni does not do yet (use ip_stack ipv4 with prefixes, or IP mode)", c.IPStack)
 	}
 	return nil
 }

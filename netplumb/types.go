@@ -96,12 +96,13 @@ type PodConfig struct {
 	// ContainerNetNS is the pod's netns path (CNI_NETNS). TeardownPod
 	// accepts "" or a path that no longer exists.
 	ContainerNetNS string
-	// IP is the pod's address, assigned to ENI in the cloud. TeardownPod
-	// accepts the zero Addr and then finds the address from the host route.
+	// IP is the pod's IPv4, assigned to ENI in the cloud; the zero Addr
+	// for an IPv6-only pod (then IP6 is required). TeardownPod accepts
+	// both zero and then finds the addresses from the host routes.
 	IP netip.Addr
-	// IP6 is the pod's IPv6 on the same ENI (dual stack), the zero Addr
-	// for an IPv4-only pod. The ENI must have IPv6 (ENILink.Gateway6).
-	// TeardownPod finds it from the host route when IP is zero.
+	// IP6 is the pod's IPv6 on the same ENI (dual stack, or the only
+	// address of an IPv6-only pod), the zero Addr for an IPv4-only pod.
+	// The ENI must have IPv6 (ENILink.Gateway6).
 	IP6 netip.Addr
 	// ENI the address belongs to.
 	ENI ENILink
