@@ -257,7 +257,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	var policyEP *podpolicy.Endpoint
 	if kernel != nil {
 		podCfg.BeforeUp = func(host netplumb.Interface) error {
-			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: res.IP}
+			// The enforcer records a pod by its IPv4 (zero for an
+			// IPv6-only pod: it keys by the veth).
+			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: ip4}
 			if err := plan.Install(kernel, ep); err != nil {
 				return err
 			}
