@@ -188,12 +188,18 @@ func (r *Runtime) GC(ctx context.Context, valid []Pod) error {
 	return r.inNode(func() error { return r.cni.GCNetworkList(ctx, r.list, args) })
 }
 
-// PodIP returns the first IPv4 address of an ADD result.
+// PodIP returns the pod's address in an ADD result: its first IPv4, or
+// for a pod with no IPv4 (an IPv6-only node) its first IPv6.
 func PodIP(res *types100.Result) (string, error) {
 	for _, ip := range res.IPs {
 		if ip.Address.IP.To4() != nil {
 			return ip.Address.IP.String(), nil
 		}
 	}
-	return "", errors.New("result has no IPv4 address")
+	for _, ip := range res.IPs {
+		if ip.Address.IP.To16() != nil {
+			return ip.Address.IP.String(), nil
+		}
+	}
+	return "", errors.New("result has no address")
 }
