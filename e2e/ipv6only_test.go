@@ -19,13 +19,17 @@ import (
 // IPv4: through libcni at spec 0.4.0 (one IP, version "6"), 1.0.0 and the
 // conflist's newest (1.1.0) the result lists only the /128 with fe80::1 and
 // the ::/0 route; the pods reach each other and a dual-stack node's pods
-// over IPv6 across the simulated VPC (TCP matrix); the store holds the
+// over IPv6 across the simulated VPC (TCP matrix), on the default
+// datapath; the store holds the
 // stack and only IPv6; DEL gives every address back.
 func TestSim_IPv6OnlyNode(t *testing.T) {
 	// The sim writes one veni.json for every node: node-1 becomes dual
 	// stack before any address is taken (min_pool_size 0: its daemon asks
 	// the cloud for nothing) and its daemon restarts with it.
-	c := mustCluster(t, "--nodes", "2", "--vswitches", dualVSwitches, "--datapath", "plain",
+	// The default datapath (eBPF where the kernel has it): an IPv6-only
+	// pod is not attached to the IPv4 fast path, and NetworkPolicy
+	// records it with no IPv4.
+	c := mustCluster(t, "--nodes", "2", "--vswitches", dualVSwitches,
 		"--node-config", "ip_stack=ipv6", "--min-pool-size", "0", "--max-pool-size", "6")
 	c.setNodeConfig(t, "node-1", map[string]any{"ip_stack": "dual"})
 	c.restartDaemon(t, "node-1")
