@@ -21,7 +21,7 @@ import (
 // the ::/0 route; the pods reach each other and a dual-stack node's pods
 // over IPv6 across the simulated VPC (TCP matrix), on the default
 // datapath; the store holds the
-// stack and only IPv6; DEL gives every address back.
+// stack and only IPv6; CHECK passes; DEL gives every address back.
 func TestSim_IPv6OnlyNode(t *testing.T) {
 	// The sim writes one veni.json for every node: node-1 becomes dual
 	// stack before any address is taken (min_pool_size 0: its daemon asks
@@ -70,6 +70,11 @@ func TestSim_IPv6OnlyNode(t *testing.T) {
 		}
 	}
 	for _, p := range six {
+		// CHECK through libcni: the cached result (one IPv6) against the
+		// pod's links, routes and rules.
+		if err := c.nodes[p.node].rt.Check(ctx, p.pod); err != nil {
+			t.Fatalf("check %s: %v", p.pod.Name, err)
+		}
 		out, err := exec.Command("nsenter", "--net="+p.pod.NetNS, "ip", "-4", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "" {
 			t.Fatalf("%s: ipv4 on eth0: %q (%v), want none", p.pod.Name, out, err)
