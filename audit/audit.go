@@ -185,7 +185,8 @@ func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI
 		if !ok {
 			continue // reported as an ENI problem
 		}
-		err := netplumb.CheckPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: a.IP, IP6: a.IP6, ENI: l})
+		ip4, ip6 := a.Families()
+		err := netplumb.CheckPod(ctx, netplumb.PodConfig{ContainerID: a.ContainerID, IfName: a.IfName, ContainerNetNS: a.NetNS, IP: ip4, IP6: ip6, ENI: l})
 		if err != nil {
 			r.add(KindPlumbing, "allocation/"+string(a.Key), err.Error())
 		}

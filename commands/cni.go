@@ -239,12 +239,15 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 			}
 		}()
 	}
+	// An IPv6-only pod's one address is res.IP; the datapath takes it by
+	// family.
+	ip4, ip6 := store.Families(res.IP, res.IP6)
 	podCfg := netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
 		IfName:         args.IfName,
 		ContainerNetNS: args.Netns,
-		IP:             res.IP,
-		IP6:            res.IP6,
+		IP:             ip4,
+		IP6:            ip6,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
 	}
@@ -254,7 +257,9 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	var policyEP *podpolicy.Endpoint
 	if kernel != nil {
 		podCfg.BeforeUp = func(host netplumb.Interface) error {
-			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: res.IP}
+			// The enforcer records a pod by its IPv4 (zero for an
+			// IPv6-only pod: it keys by the veth).
+			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: ip4}
 			if err := plan.Install(kernel, ep); err != nil {
 				return err
 			}
@@ -296,7 +301,12 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
+	// The fast path takes IPv4 only: an IPv6-only pod stays on the plain
+	// datapath (as a dual-stack pod's IPv6 does).
+	var fast datapath.Attach
+	if ip4.IsValid() {
+		fast, err = datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
+	}
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}
@@ -320,7 +330,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err = ipam.Commit(env.Store, res.Key, ipam.HostSide{Veth: pod.Host.Name, Ifindex: pod.Host.Index}, note); err != nil {
 		return storeError(err, "record the pod's address")
 	}
-	return types.PrintResult(addResult(pod, res.IP, res.IP6, args.Netns, conf.DNS), conf.CNIVersion)
+	return types.PrintResult(addResult(pod, ip4, ip6, args.Netns, conf.DNS), conf.CNIVersion)
 }
 
 // podObject names the pod in an event: "pod/ns/name", or the attachment
@@ -548,11 +558,14 @@ func addResult(pod netplumb.PodResult, ip, ip6 netip.Addr, netns string, dns typ
 		}
 		routes = append(routes, &types.Route{Dst: net.IPNet{IP: r.Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())}, GW: via})
 	}
-	ips := []*types100.IPConfig{{
-		Interface: &podIndex,
-		Address:   net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
-		Gateway:   gw,
-	}}
+	var ips []*types100.IPConfig
+	if ip.IsValid() { // zero for an IPv6-only pod
+		ips = append(ips, &types100.IPConfig{
+			Interface: &podIndex,
+			Address:   net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)},
+			Gateway:   gw,
+		})
+	}
 	if ip6.IsValid() {
 		ips = append(ips, &types100.IPConfig{
 			Interface: &podIndex,
@@ -669,12 +682,13 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return fmt.Errorf("eni %s: %w", eniRec.ID, err)
 	}
+	ip4, ip6 := alloc.Families()
 	if err := netplumb.CheckPod(ctx, netplumb.PodConfig{
 		ContainerID:    args.ContainerID,
 		IfName:         args.IfName,
 		ContainerNetNS: args.Netns,
-		IP:             alloc.IP,
-		IP6:            alloc.IP6,
+		IP:             ip4,
+		IP6:            ip6,
 		ENI:            eniLink,
 		MTU:            conf.MTU,
 	}); err != nil {
@@ -684,6 +698,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if err := datapath.CheckMember(facts.InstanceID, alloc.IP, member.VLANID); err != nil {
 			return err
 		}
+	}
+	if !ip4.IsValid() {
+		return nil // an IPv6-only pod is on the plain datapath (AttachPod is IPv4 only)
 	}
 	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
 }

@@ -86,7 +86,7 @@ type statusReport struct {
 	// ENI per pod, MaxPods = the ENIs besides the primary).
 	ENIMode string `json:"eniMode"`
 
-	// Stack is eni_conf's ip_stack ("ipv4" or "dual"); StackNotes say
+	// Stack is eni_conf's ip_stack ("ipv4", "dual" or "ipv6"); StackNotes say
 	// what dual stack does not do on this node (an instance type with
 	// fewer IPv6 than IPv4 per ENI, IPv6 beside the eBPF fast path).
 	Stack      string   `json:"stack"`
@@ -242,7 +242,7 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 	if m := listing.Pool.Stack; m != "" && m != rep.Stack {
 		problem("the store holds %s addresses but eni_conf ip_stack is %s: ADDs that need the pool and the daemon refuse to run (a node keeps its stack; drain it and reset its store to switch)", m, rep.Stack)
 	}
-	if env.Config.DualStack() {
+	if env.Config.WantsIPv6() {
 		if rep.Node != nil {
 			if msg := ipam.StackWarning(node.IPAMNode(info), env.Config); msg != "" {
 				rep.StackNotes = append(rep.StackNotes, msg)
@@ -251,6 +251,9 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 		}
 		if rep.Datapath.EBPF() {
 			rep.StackNotes = append(rep.StackNotes, "pods' IPv6 stays on the plain datapath (the eBPF fast path takes IPv4 only); a pod isolated by NetworkPolicy drops IPv6 (policy has no IPv6 rules yet)")
+		}
+		if env.Config.IPv6Only() && env.Config.ServiceCIDR != "" && !hasIPv6Prefix(env.Config.ServiceCIDR) {
+			rep.StackNotes = append(rep.StackNotes, "ip_stack ipv6 with an IPv4-only service_cidr: IPv6-only pods cannot reach those Services (list the cluster's IPv6 Service CIDR)")
 		}
 	}
 	rep.Policy = gatherPolicy(env, info.InstanceID, problem)
@@ -638,4 +641,15 @@ func (e *errWriter) printf(format string, args ...any) {
 	if e.err == nil {
 		_, e.err = fmt.Fprintf(e.w, format, args...)
 	}
+}
+
+// hasIPv6Prefix reports whether a comma-separated CIDR list (service_cidr)
+// names an IPv6 prefix.
+func hasIPv6Prefix(list string) bool {
+	for _, p := range strings.Split(list, ",") {
+		if pfx, err := netip.ParsePrefix(strings.TrimSpace(p)); err == nil && pfx.Addr().Is6() {
+			return true
+		}
+	}
+	return false
 }

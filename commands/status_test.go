@@ -151,3 +151,22 @@ func TestGatherStatus_PlainNode(t *testing.T) {
 		t.Errorf("json datapath = %v", back["datapath"])
 	}
 }
+
+// Ensure the IPv6-only Service note looks for an IPv6 prefix in a
+// service_cidr list, as dual-stack clusters write it.
+func TestHasIPv6Prefix(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want bool
+	}{
+		{"10.96.0.0/12", false},
+		{"10.96.0.0/12,fd00:10:96::/108", true},
+		{" fd00:10:96::/108 ", true},
+		{"not-a-cidr,10.0.0.0/8", false},
+		{"", false},
+	} {
+		if got := hasIPv6Prefix(tc.list); got != tc.want {
+			t.Errorf("hasIPv6Prefix(%q) = %v, want %v", tc.list, got, tc.want)
+		}
+	}
+}

@@ -327,20 +327,16 @@ func (c Config) Validate() error {
 		return bad("eni_selection_policy", "%q is not most_ips or least_ips", c.ENIPolicy)
 	case c.IPStack != IPStackV4 && c.IPStack != IPStackDual && c.IPStack != IPStackV6:
 		return bad("ip_stack", "%q is not ipv4, dual or ipv6", c.IPStack)
-	case c.IPStack == IPStackV6:
-		// Terway's ipv6 stack gives pods no IPv4 at all; veni's datapath,
-		// Service handling and policy still assume an IPv4 per pod.
-		return bad("ip_stack", "%q (IPv6 only) is not supported yet; use \"dual\" for IPv6 next to IPv4", c.IPStack)
 	case len(c.SecurityGroups) > 10:
 		return bad("security_groups", "%d groups, at most 10", len(c.SecurityGroups))
 	case c.Scheme != "http" && c.Scheme != "https":
 		return bad("scheme", "%q is not http or https", c.Scheme)
 	case !slices.Contains([]string{DatapathAuto, DatapathEBPF, DatapathPlain, datapathVeth, ""}, c.Datapath):
 		return bad("datapath", "%q is not auto, ebpf or plain", c.Datapath)
-	case c.Trunking() && c.DualStack():
+	case c.Trunking() && c.IPStack != IPStackV4:
 		// A member ENI would need its pod's IPv6 too, and the tagger and
 		// the pod's routes would carry it: not built yet.
-		return bad("enable_eni_trunking", "trunk members with ip_stack dual are not supported yet; use ip_stack ipv4 on trunk nodes")
+		return bad("enable_eni_trunking", "trunk members with ip_stack %s are not supported yet; use ip_stack ipv4 on trunk nodes", c.IPStack)
 	case time.Duration(c.LeaseTTL) <= time.Duration(c.AttachTimeout):
 		return bad("lease_ttl", "%s must outlast attach_timeout %s", time.Duration(c.LeaseTTL), time.Duration(c.AttachTimeout))
 	}
@@ -402,11 +398,18 @@ func (c Config) PoolMode() string {
 const (
 	IPStackV4   = "ipv4"
 	IPStackDual = "dual" // one IPv4 and one IPv6 per pod, from the same ENI
-	IPStackV6   = "ipv6" // refused: not supported yet
+	IPStackV6   = "ipv6" // one IPv6 per pod and no IPv4; the node and its ENIs keep their primary IPv4
 )
 
 // DualStack reports whether every pod gets an IPv6 next to its IPv4.
 func (c Config) DualStack() bool { return c.IPStack == IPStackDual }
+
+// IPv6Only reports whether pods get an IPv6 and no IPv4 (ip_stack ipv6).
+func (c Config) IPv6Only() bool { return c.IPStack == IPStackV6 }
+
+// WantsIPv6 reports whether pods get an IPv6 (ip_stack dual or ipv6): the
+// node's ENIs must be on vSwitches with IPv6.
+func (c Config) WantsIPv6() bool { return c.IPStack != IPStackV4 }
 
 // Trunking reports whether enable_eni_trunking is on.
 func (c Config) Trunking() bool { return bool(c.EnableENITrunking) }
@@ -426,7 +429,7 @@ func (c Config) validatePrefix(bad func(field, format string, args ...any) error
 	case c.IPv4PrefixCount > 0 && !c.PrefixMode():
 		return bad("ipv4_prefix_count", "%d is set but enable_ip_prefix is not true (prefixes are delegated only in prefix mode)", c.IPv4PrefixCount)
 	case c.PrefixMode() && c.IPStack != "ipv4":
-		return bad("enable_ip_prefix", "prefix mode delegates IPv4 /28s only; ip_stack %q needs IPv6 prefixes, which veni does not implement", c.IPStack)
+		return bad("enable_ip_prefix", "prefix mode delegates IPv4 /28s only; ip_stack %q would need IPv6 /80s from the pool, which veni does not do yet (use ip_stack ipv4 with prefixes, or IP mode)", c.IPStack)
 	}
 	return nil
 }

@@ -182,6 +182,14 @@ func TestParse_Trunking(t *testing.T) {
 			t.Errorf("%s: trunking %v, notes %q", raw, cfg.Trunking(), notes)
 		}
 	}
-	_, _, err := Parse([]byte(`{"enable_eni_trunking": true, "ip_stack": "dual"}`))
-	wantErr(t, err, ErrInvalid)
+	for _, stack := range []string{"dual", "ipv6"} {
+		_, _, err := Parse([]byte(`{"enable_eni_trunking": true, "ip_stack": "` + stack + `"}`))
+		wantErr(t, err, ErrInvalid)
+	}
+	// IPv6 only alone is a valid stack.
+	cfg, _, err := Parse([]byte(`{"ip_stack": "ipv6"}`))
+	wantErr(t, err, nil)
+	if !cfg.IPv6Only() || !cfg.WantsIPv6() || cfg.DualStack() {
+		t.Errorf("ip_stack ipv6: IPv6Only %v WantsIPv6 %v DualStack %v", cfg.IPv6Only(), cfg.WantsIPv6(), cfg.DualStack())
+	}
 }

@@ -29,7 +29,7 @@ func (c Config) validateExclusive(bad func(field, format string, args ...any) er
 		return bad("exclusive_eni_type", "%q: want %q or nothing", c.ExclusiveENIType, ExclusiveENIOnly)
 	case c.ExclusiveENI() && c.PrefixMode():
 		return bad("exclusive_eni_type", "an exclusive ENI carries one pod address; enable_ip_prefix cannot be set with it")
-	case c.ExclusiveENI() && c.DualStack():
+	case c.ExclusiveENI() && c.IPStack != IPStackV4:
 		return bad("exclusive_eni_type", "exclusive ENIs are IPv4 only in veni; ip_stack %q cannot be set with it", c.IPStack)
 	}
 	return nil

@@ -20,6 +20,7 @@ func TestParse_ExclusiveENIType(t *testing.T) {
 		{conf: `{"exclusive_eni_type": "eni"}`, wantErr: `exclusive_eni_type: "eni": want "eniOnly"`},
 		{conf: `{"exclusive_eni_type": "eniOnly", "enable_ip_prefix": true}`, wantErr: "enable_ip_prefix cannot be set with it"},
 		{conf: `{"exclusive_eni_type": "eniOnly", "ip_stack": "dual"}`, wantErr: `ip_stack "dual" cannot be set with it`},
+		{conf: `{"exclusive_eni_type": "eniOnly", "ip_stack": "ipv6"}`, wantErr: `ip_stack "ipv6" cannot be set with it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.conf, func(t *testing.T) {

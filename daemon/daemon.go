@@ -112,7 +112,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if msg := ipam.StackWarning(d.node, d.env.Config); msg != "" {
 		// Terway falls back to IPv4 here without a word; veni caps the
 		// pool and says so: in the log, the event log and veni status.
-		d.log.Warn("dual stack capped by the instance type's IPv6", "detail", msg)
+		d.log.Warn("pool capped by the instance type's IPv6", "stack", d.env.Config.IPStack, "detail", msg)
 		err := d.env.Store.Update(func(tx *store.WriteTx) error {
 			_, err := tx.AppendEvent(store.Event{Time: time.Now(), Level: slog.LevelWarn, Reason: "IPv6Capped", Message: msg})
 			return err

@@ -37,6 +37,13 @@ func TestCNI_DualStack_CrashSafety(t *testing.T) {
 	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=dual")
 }
 
+// Ensure the same on IPv6-only nodes: every pod's one address is an IPv6
+// of its ENI, none is bound twice or leaked through the kills, and every
+// held one is assigned to its ENI in the cloud (verify).
+func TestCNI_IPv6Only_CrashSafety(t *testing.T) {
+	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=ipv6")
+}
+
 func crashSafety(t *testing.T, extra ...string) {
 	const pods, minKills = 100, 50
 	c := mustCluster(t, append([]string{"--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5",

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,13 +58,12 @@ func (c *cluster) addDual(tb testing.TB, ctx context.Context, node, name string)
 // Ensure dual-stack pods on two nodes (plain datapath) get an IPv4 and an
 // IPv6 of one ENI each, reach every other pod over TCP on both families,
 // and give both back on DEL; the result carries both addresses at the
-// spec versions libcni users still speak (0.3.1, 0.4.0, 1.0.0), and
-// ip_stack ipv6 is refused with a CNI error that says so.
+// spec versions libcni users still speak (0.3.1, 0.4.0, 1.0.0).
+// (IPv6-only nodes: TestSim_IPv6OnlyNode.)
 func TestDualStack_TwoNodesTCPMatrix(t *testing.T) {
 	c, ctx, all := dualMatrix(t, "plain")
 
 	t.Run("older spec versions", func(t *testing.T) { dualOlderVersions(t, c) })
-	t.Run("ipv6 only is refused", func(t *testing.T) { dualIPv6Refused(t, c) })
 	dualDelAll(t, c, ctx, all)
 }
 
@@ -190,36 +188,6 @@ func dualOlderVersions(t *testing.T, c *cluster) {
 			if res, code := c.pluginRun(t, "node-1", env, conf); code != 0 {
 				t.Fatalf("%s: DEL failed: %v", v, res)
 			}
-		}
-	}
-}
-
-// dualIPv6Refused checks ip_stack ipv6 gets CNI error 7 saying it is not
-// supported yet.
-func dualIPv6Refused(t *testing.T, c *cluster) {
-	{
-		raw, err := os.ReadFile(c.nodes["node-1"].config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := map[string]any{}
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		cfg["ip_stack"] = "ipv6"
-		raw, _ = json.Marshal(cfg)
-		path := filepath.Join(t.TempDir(), "veni.json")
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		pod := c.newPod(t, "node-1", "v6only")
-		env := map[string]string{
-			"CNI_COMMAND": "ADD", "CNI_CONTAINERID": pod.ContainerID, "CNI_NETNS": pod.NetNS, "CNI_IFNAME": "eth0",
-			"CNI_PATH": filepath.Join(c.dir, "cni-bin"), "CNI_ARGS": "K8S_POD_NAMESPACE=e2e;K8S_POD_NAME=v6only",
-		}
-		res, code := c.pluginRun(t, "node-1", env, []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"veni","type":"veni","config":%q}`, path)))
-		if code == 0 || res["code"] != float64(types.ErrInvalidNetworkConfig) || !strings.Contains(fmt.Sprint(res["details"]), "not supported yet") {
-			t.Fatalf("ADD with ip_stack ipv6: exit %d %v, want CNI error 7 saying it is not supported yet", code, res)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 // callsRow is one line of the cloud-calls figure.
 type callsRow struct {
+	Stack    string         `json:"stack"` // ip_stack: ipv4, dual, ipv6
 	Mode     string         `json:"mode"`
 	MaxPool  int            `json:"maxPoolSize"`
 	Pods     int            `json:"pods"`
@@ -28,21 +29,34 @@ type callsRow struct {
 // daemon, one pod to attach the ENI, then 100 pods added ten at a time,
 // counting every OpenAPI call the sim served meanwhile. max_pool_size 5 is
 // Terway's default; 64 is a pool sized for bursts. VENI_BENCH_CALLS_REPORT
-// names a file for the rows as JSON (make bench).
+// names a file for the rows as JSON (make bench). VENI_BENCH_CALLS_IPV6=1
+// (make bench, not CI: four more sims) adds the rows of IP mode with
+// ip_stack dual and ipv6, whose IPv6 are single addresses (veni delegates
+// no IPv6 prefixes yet).
 func TestCNI_Prefix_CloudCallsPer100Pods(t *testing.T) {
 	const pods = 100
 	var rows []callsRow
-	for _, tc := range []struct {
+	cases := []struct {
+		stack   string
 		prefix  bool
 		maxPool int
-	}{{false, 5}, {true, 5}, {false, 64}, {true, 64}} {
+	}{{"ipv4", false, 5}, {"ipv4", true, 5}, {"ipv4", false, 64}, {"ipv4", true, 64}}
+	if os.Getenv("VENI_BENCH_CALLS_IPV6") == "1" {
+		cases = append(cases, []struct {
+			stack   string
+			prefix  bool
+			maxPool int
+		}{{"dual", false, 5}, {"dual", false, 64}, {"ipv6", false, 5}, {"ipv6", false, 64}}...)
+	}
+	for _, tc := range cases {
 		mode := map[bool]string{false: "ip", true: "prefix"}[tc.prefix]
-		t.Run(fmt.Sprintf("%s/max_pool_size=%d", mode, tc.maxPool), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/max_pool_size=%d", tc.stack, mode, tc.maxPool), func(t *testing.T) {
 			c := mustCluster(t, "--nodes", "1", "--instance-type", "ecs.g7.4xlarge",
-				"--vswitches", "vsw-sim-a=172.30.16.0/20",
+				"--vswitches", "vsw-sim-a=172.30.16.0/20+fd00:ac1e:10::/64",
 				"--min-pool-size", "0", "--max-pool-size", fmt.Sprint(tc.maxPool),
 				"--daemon-sync-interval", "1s",
-				"--node-config", fmt.Sprintf("enable_ip_prefix=%t", tc.prefix))
+				"--node-config", fmt.Sprintf("enable_ip_prefix=%t", tc.prefix),
+				"--node-config", "ip_stack="+tc.stack)
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			c.addPods(t, ctx, "node-1", "first", 1) // attaches the ENI
@@ -70,7 +84,7 @@ func TestCNI_Prefix_CloudCallsPer100Pods(t *testing.T) {
 				t.Fatalf("%d ADDs failed:\n%s", len(errs), summarize(errs, 5))
 			}
 			after := c.cloudCalls(t)
-			row := callsRow{Mode: mode, MaxPool: tc.maxPool, Pods: pods, ByAction: make(map[string]int)}
+			row := callsRow{Stack: tc.stack, Mode: mode, MaxPool: tc.maxPool, Pods: pods, ByAction: make(map[string]int)}
 			for action, n := range after {
 				if d := n - before[action]; d > 0 {
 					row.ByAction[action] = d
@@ -84,14 +98,14 @@ func TestCNI_Prefix_CloudCallsPer100Pods(t *testing.T) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "cloud calls per 100 pods once an ENI is attached (1 node, ecs.g7.4xlarge, daemon on):\n")
-	fmt.Fprintf(&b, "%-7s %-14s %6s  %s\n", "mode", "max_pool_size", "calls", "by action")
+	fmt.Fprintf(&b, "%-6s %-7s %-14s %6s  %s\n", "stack", "mode", "max_pool_size", "calls", "by action")
 	for _, r := range rows {
 		var acts []string
 		for a, n := range r.ByAction {
 			acts = append(acts, fmt.Sprintf("%s=%d", a, n))
 		}
 		sort.Strings(acts)
-		fmt.Fprintf(&b, "%-7s %-14d %6.0f  %s\n", r.Mode, r.MaxPool, r.Per100, strings.Join(acts, " "))
+		fmt.Fprintf(&b, "%-6s %-7s %-14d %6.0f  %s\n", r.Stack, r.Mode, r.MaxPool, r.Per100, strings.Join(acts, " "))
 	}
 	t.Log("\n" + b.String())
 	if path := os.Getenv("VENI_BENCH_CALLS_REPORT"); path != "" {

@@ -76,6 +76,32 @@ func (c *cluster) setNodeConfig(tb testing.TB, node string, fields map[string]an
 	}
 }
 
+// restartDaemon kills node's daemon (SIGKILL) and waits for the sim's
+// supervisor to start it again, reading the node's veni.json anew.
+func (c *cluster) restartDaemon(tb testing.TB, node string) {
+	tb.Helper()
+	daemonOf := func() []int {
+		return findProcs(func(cmdline, _ []byte) bool {
+			return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.nodes[node].config))
+		})
+	}
+	old := daemonOf()
+	if len(old) != 1 {
+		tb.Fatalf("want one daemon of %s, found %v", node, old)
+	}
+	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
+		tb.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if now := daemonOf(); len(now) == 1 && now[0] != old[0] {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s's daemon not restarted (had %v, now %v)", node, old, daemonOf())
+		}
+	}
+}
+
 // addPods adds n pods named prefix0… on node in parallel and fails the test
 // on any error.
 func (c *cluster) addPods(tb testing.TB, ctx context.Context, node, prefix string, n int) []testPod {
@@ -207,26 +233,7 @@ func TestCNI_Prefix_MixedNodes(t *testing.T) {
 	c := mustCluster(t, "--nodes", "2", "--min-pool-size", "0", "--max-pool-size", "5",
 		"--daemon-sync-interval", "1s", "--node-config", "enable_ip_prefix=true")
 	c.setNodeConfig(t, "node-2", map[string]any{"enable_ip_prefix": false})
-	daemonOf := func() []int {
-		return findProcs(func(cmdline, _ []byte) bool {
-			return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.nodes["node-2"].config))
-		})
-	}
-	old := daemonOf()
-	if len(old) != 1 {
-		t.Fatalf("want one daemon of node-2, found %v", old)
-	}
-	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if now := daemonOf(); len(now) == 1 && now[0] != old[0] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node-2's daemon not restarted (had %v, now %v)", old, daemonOf())
-		}
-	}
+	c.restartDaemon(t, "node-2")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	all := c.addPods(t, ctx, "node-1", "p", 3)

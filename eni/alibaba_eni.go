@@ -49,6 +49,9 @@ func (c *AlibabaClient) CreateENI(ctx context.Context, opts CreateENIOptions) (E
 	if opts.IPv6s > 0 {
 		req.Ipv6AddressCount = requests.NewInteger(opts.IPv6s)
 	}
+	if opts.IPv6Prefixes > 0 {
+		req.Ipv6PrefixCount = requests.NewInteger(opts.IPv6Prefixes)
+	}
 	if len(opts.Tags) > 0 {
 		tags := make([]ecs.CreateNetworkInterfaceTag, 0, len(opts.Tags))
 		for _, k := range slices.Sorted(maps.Keys(opts.Tags)) {
@@ -85,6 +88,9 @@ func (c *AlibabaClient) CreateENI(ctx context.Context, opts CreateENIOptions) (E
 		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
 	}
 	if e.IPv6s, err = ipv6sOf(resp.Ipv6Sets.Ipv6Set); err != nil {
+		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
+	}
+	if e.IPv6Prefixes, err = prefixes6Of(resp.Ipv6PrefixSets.Ipv6PrefixSet); err != nil {
 		return e, fmt.Errorf("create eni %s: %w", e.ID, err)
 	}
 	return e, nil
@@ -298,6 +304,9 @@ func eniFromSet(s ecs.NetworkInterfaceSet) (ENI, error) {
 		return e, fmt.Errorf("eni %s: %w", e.ID, err)
 	}
 	if e.IPv6s, err = ipv6sOf(s.Ipv6Sets.Ipv6Set); err != nil {
+		return e, fmt.Errorf("eni %s: %w", e.ID, err)
+	}
+	if e.IPv6Prefixes, err = prefixes6Of(s.Ipv6PrefixSets.Ipv6PrefixSet); err != nil {
 		return e, fmt.Errorf("eni %s: %w", e.ID, err)
 	}
 	if s.CreationTime != "" {

@@ -110,6 +110,73 @@ func (c *AlibabaClient) UnassignIPv6s(ctx context.Context, eniID string, ips []n
 	return nil
 }
 
+// AssignIPv6Prefixes delegates count IPv6 /80s to an ENI
+// (AssignIpv6Addresses with Ipv6PrefixCount) in calls of at most
+// MaxPrefixesPerAssign, each with its own ClientToken. On error it returns
+// the prefixes delegated before the failure together with the error. The
+// pool does not use it yet (veni hands out single IPv6 addresses); it is
+// here for "veni eni" and for the pool's next step.
+//
+// May return an error wrapping ErrIPv6Unsupported, ErrVSwitchExhausted or
+// ErrQuotaExceeded (each /80 takes one of the ENI's IPv6 slots).
+func (c *AlibabaClient) AssignIPv6Prefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error) {
+	if count <= 0 {
+		return nil, fmt.Errorf("assign %d ipv6 prefixes to %s: %w", count, eniID, ErrInvalidParameter)
+	}
+	var out []netip.Prefix
+	for left := count; left > 0; {
+		n := min(left, MaxPrefixesPerAssign)
+		req := ecs.CreateAssignIpv6AddressesRequest()
+		req.NetworkInterfaceId = eniID
+		req.Ipv6PrefixCount = requests.NewInteger(n)
+		req.ClientToken = newClientToken()
+		resp := ecs.CreateAssignIpv6AddressesResponse()
+		if err := c.do(ctx, req, resp); err != nil {
+			return out, fmt.Errorf("assign %d ipv6 prefixes to %s: %w", n, eniID, err)
+		}
+		for _, s := range resp.Ipv6PrefixSets.Ipv6Prefix {
+			p, err := parsePrefix(s)
+			if err != nil {
+				return out, fmt.Errorf("assign ipv6 prefixes to %s: %w", eniID, err)
+			}
+			out = append(out, p)
+		}
+		left -= n
+	}
+	return out, nil
+}
+
+// UnassignIPv6Prefixes removes delegated /80s (UnassignIpv6Addresses with
+// Ipv6Prefix.N) in calls of at most MaxPrefixesPerAssign. Prefixes and
+// addresses go in separate calls (Terway's commit 3e1fd704).
+func (c *AlibabaClient) UnassignIPv6Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
+	for chunk := range slices.Chunk(prefixes, MaxPrefixesPerAssign) {
+		strs := make([]string, len(chunk))
+		for i, p := range chunk {
+			strs[i] = p.String()
+		}
+		req := ecs.CreateUnassignIpv6AddressesRequest()
+		req.NetworkInterfaceId = eniID
+		req.Ipv6Prefix = &strs
+		if err := c.do(ctx, req, ecs.CreateUnassignIpv6AddressesResponse()); err != nil {
+			return fmt.Errorf("unassign ipv6 prefixes %v from %s: %w", strs, eniID, err)
+		}
+	}
+	return nil
+}
+
+func prefixes6Of(sets []ecs.Ipv6PrefixSet) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range sets {
+		p, err := parsePrefix(s.Ipv6Prefix)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 func parsePrefix(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {

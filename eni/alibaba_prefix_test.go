@@ -148,3 +148,46 @@ func TestAlibabaClient_Sim_IPv6(t *testing.T) {
 		t.Fatalf("vswitch without ipv6: %v, want ErrIPv6Unsupported", err)
 	}
 }
+
+// Ensure IPv6 /80 prefixes go through the SDK to the sim and back:
+// delegated at create (Ipv6PrefixCount) and by AssignIpv6Addresses in
+// batches of 10, described on the ENI (Ipv6PrefixSets), released with
+// UnassignIpv6Addresses Ipv6Prefix.N; a vSwitch without IPv6 is
+// ErrIPv6Unsupported.
+func TestAlibabaClient_Sim_IPv6Prefixes(t *testing.T) {
+	env := mustSim(t, nil)
+	c := mustClient(t, env.fastOptions())
+	ctx := context.Background()
+	e := mustCreateENI(t, c, eni.CreateENIOptions{VSwitchID: "vsw-sim-a", IPv6Prefixes: 1})
+	if len(e.IPv6Prefixes) != 1 || e.IPv6Prefixes[0].Bits() != eni.Prefix6Bits || !netip.MustParsePrefix("fd00:ac1e:1::/64").Contains(e.IPv6Prefixes[0].Addr()) {
+		t.Fatalf("created with ipv6 prefixes %v", e.IPv6Prefixes)
+	}
+	before := env.cloud.Snapshot().Calls[eni.ActionAssignIPv6Addresses].Calls
+	ps, err := c.AssignIPv6Prefixes(ctx, e.ID, 12)
+	if err != nil || len(ps) != 12 {
+		t.Fatalf("assign 12 = %v, %v", ps, err)
+	}
+	if n := env.cloud.Snapshot().Calls[eni.ActionAssignIPv6Addresses].Calls - before; n != 2 {
+		t.Fatalf("AssignIpv6Addresses called %d times, want 2 (10+2)", n)
+	}
+	got := waitStatus(t, c, e.ID, eni.StatusAvailable)
+	if len(got.IPv6Prefixes) != 13 || !slices.Contains(got.IPv6Prefixes, ps[11]) || len(got.IPv6s) != 0 {
+		t.Fatalf("described ipv6 prefixes %v, ipv6s %v", got.IPv6Prefixes, got.IPv6s)
+	}
+	if err := c.UnassignIPv6Prefixes(ctx, e.ID, ps); err != nil {
+		t.Fatal(err)
+	}
+	if got = waitStatus(t, c, e.ID, eni.StatusAvailable); !slices.Equal(got.IPv6Prefixes, e.IPv6Prefixes) {
+		t.Fatalf("after unassign: %v", got.IPv6Prefixes)
+	}
+	if err := c.UnassignIPv6Prefixes(ctx, e.ID, ps[:1]); err == nil {
+		t.Fatal("unassigning an ipv6 prefix twice succeeded")
+	}
+	noV6 := mustCreateENI(t, c, eni.CreateENIOptions{VSwitchID: "vsw-sim-b"})
+	if _, err := c.AssignIPv6Prefixes(ctx, noV6.ID, 1); !errors.Is(err, eni.ErrIPv6Unsupported) {
+		t.Fatalf("ipv6 prefix on a vswitch without ipv6: %v, want ErrIPv6Unsupported", err)
+	}
+	if _, err := c.AssignIPv6Prefixes(ctx, e.ID, 0); !errors.Is(err, eni.ErrInvalidParameter) {
+		t.Fatalf("assign 0 ipv6 prefixes: %v", err)
+	}
+}

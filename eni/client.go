@@ -91,12 +91,17 @@ type Client interface {
 const MaxIPsPerAssign = 10
 
 // MaxPrefixesPerAssign is the most prefixes one AssignPrivateIpAddresses
-// call delegates (Ipv4PrefixCount 1–10).
+// (Ipv4PrefixCount) or AssignIpv6Addresses (Ipv6PrefixCount) call
+// delegates: 1–10.
 const MaxPrefixesPerAssign = 10
 
 // PrefixBits is the length of a delegated IPv4 prefix: a /28 of 16
 // addresses.
 const PrefixBits = 28
+
+// Prefix6Bits is the length of a delegated IPv6 prefix: a /80 of the
+// vSwitch's /64.
+const Prefix6Bits = 80
 
 // InstanceLimits are the network quotas of one ECS instance type.
 type InstanceLimits struct {
@@ -133,6 +138,7 @@ type ENI struct {
 	PrivateIPs       []netip.Addr   // every private IPv4, primary first
 	Prefixes         []netip.Prefix // delegated IPv4 /28s (Ipv4PrefixSets)
 	IPv6s            []netip.Addr   // IPv6 addresses (Ipv6Sets)
+	IPv6Prefixes     []netip.Prefix // delegated IPv6 /80s (Ipv6PrefixSets)
 	Tags             map[string]string
 	Description      string
 	CreationTime     time.Time
@@ -154,6 +160,7 @@ type CreateENIOptions struct {
 	SecondaryIPs     int    // extra private IPv4s assigned at creation
 	Prefixes         int    // IPv4 /28 prefixes delegated at creation (1–10; not with SecondaryIPs)
 	IPv6s            int    // IPv6 addresses assigned at creation
+	IPv6Prefixes     int    // IPv6 /80 prefixes delegated at creation (Ipv6PrefixCount; not with IPv6s)
 	ClientToken      string // idempotency key; empty disables idempotency
 	Trunk            bool   // create a trunk ENI (InstanceType=Trunk) instead of a Secondary one
 }

@@ -21,7 +21,8 @@
 #             NetworkPolicies in its caches vs an empty cluster (real
 #             kube-apiserver, go test -bench)
 #   calls     cloud calls per 100 pods once an ENI is attached, IP mode vs
-#             prefix mode (enable_ip_prefix), with Terway's default pool
+#             prefix mode (enable_ip_prefix), and IP mode with ip_stack dual
+#             and ipv6 (IPv6 addresses), with Terway's default pool
 #             (max_pool_size 5) and a burst-sized one (64); goal: prefix
 #             mode <= 2 (e2e TestCNI_Prefix_CloudCallsPer100Pods; rows in
 #             bin/bench-calls.json)
@@ -109,7 +110,7 @@ bench_daemon() {
 # node, in each pool mode. The e2e test downs its sims itself.
 bench_calls() {
 	[ -x "$VENI" ] || die "$VENI missing (make build)"
-	VENI_BIN=$VENI VENI_BENCH_CALLS_REPORT="$ROOT/bin/bench-calls.json" \
+	VENI_BIN=$VENI VENI_BENCH_CALLS_REPORT="$ROOT/bin/bench-calls.json" VENI_BENCH_CALLS_IPV6=1 \
 		"$GO" test -count=1 -timeout 30m -run '^TestCNI_Prefix_CloudCallsPer100Pods$' -v ./e2e/ "$@"
 }
 

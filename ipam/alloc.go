@@ -150,19 +150,19 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 	}
 	var res Reservation
 	err := db.Update(func(tx *store.WriteTx) error {
-		var dual bool
+		var stack string
 		if cfg != nil {
 			if err := checkForLife(&tx.ReadTx, *cfg); err != nil {
 				return err
 			}
-			dual = cfg.DualStack()
+			stack = cfg.IPStack
 		} else {
-			stack, err := stackOf(&tx.ReadTx)
-			if err != nil {
+			var err error
+			if stack, err = stackOf(&tx.ReadTx); err != nil {
 				return err
 			}
-			dual = stack == config.IPStackDual
 		}
+		dual, v6only := stack == config.IPStackDual, stack == config.IPStackV6
 		if a, err := tx.Allocation(key); err == nil {
 			e, err := tx.ENI(a.ENIID)
 			res = Reservation{Key: key, IP: a.IP, IP6: a.IP6, State: a.State, ENI: e}
@@ -171,7 +171,7 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 			return err
 		}
 		now := time.Now()
-		ip, ip6, e, ok, err := pickStuck(&tx.ReadTx, owner.podKey(), dual, now)
+		ip, ip6, e, ok, err := pickStuck(&tx.ReadTx, owner.podKey(), stack, now)
 		switch {
 		case err != nil:
 			return err
@@ -179,7 +179,8 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 		case dual:
 			ip, ip6, e, err = pickFreePair(&tx.ReadTx)
 		default:
-			ip, e, err = pickFree(&tx.ReadTx)
+			// An IPv6-only pod's one address is its IP.
+			ip, e, err = pickFree(&tx.ReadTx, v6only)
 		}
 		if err != nil {
 			return err
@@ -218,9 +219,9 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 	return res, nil
 }
 
-// pickFree returns the free IP on a ready ENI that has been free the
-// longest, or an error wrapping ErrPoolEmpty.
-func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
+// pickFree returns the free IPv4 (with six, IPv6) on a ready ENI that has
+// been free the longest, or an error wrapping ErrPoolEmpty.
+func pickFree(tx *store.ReadTx, six bool) (store.IP, store.ENI, error) {
 	enis, err := readyENIs(tx)
 	if err != nil {
 		return store.IP{}, store.ENI{}, err
@@ -232,7 +233,7 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 	now := time.Now()
 	var best *store.IP
 	for i, ip := range ips {
-		if _, ok := enis[ip.ENIID]; !ok || !ip.Open(now) || !ip.Addr.Is4() {
+		if _, ok := enis[ip.ENIID]; !ok || !ip.Open(now) || ip.Addr.Is6() != six {
 			continue
 		}
 		if best == nil || ip.FreeSince.Before(best.FreeSince) {
@@ -247,10 +248,12 @@ func pickFree(tx *store.ReadTx) (store.IP, store.ENI, error) {
 
 // pickStuck returns the addresses kept for pod (IP.StickTo) on a usable
 // ENI, when there are: an IPv4, and on a dual-stack node the IPv6 kept
-// with it on the same ENI. ok is false when pod is "" or nothing usable
+// with it on the same ENI; on an IPv6-only node (stack "ipv6") an IPv6 as
+// v4, the allocation's IP. ok is false when pod is "" or nothing usable
 // is kept for it (then its addresses wait out their time or were taken
 // back with their ENI).
-func pickStuck(tx *store.ReadTx, pod string, dual bool, now time.Time) (v4, v6 store.IP, e store.ENI, ok bool, err error) {
+func pickStuck(tx *store.ReadTx, pod string, stack string, now time.Time) (v4, v6 store.IP, e store.ENI, ok bool, err error) {
+	dual := stack == config.IPStackDual
 	if pod == "" {
 		return v4, v6, e, false, nil
 	}
@@ -272,6 +275,9 @@ func pickStuck(tx *store.ReadTx, pod string, dual bool, now time.Time) (v4, v6 s
 		} else {
 			six = append(six, ip)
 		}
+	}
+	if stack == config.IPStackV6 {
+		four, six = six, nil
 	}
 	for _, a := range four {
 		if !dual {

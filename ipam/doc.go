@@ -35,6 +35,12 @@
 // IPv6 of one ENI, taken, bound and freed in the same transactions; the
 // pool counts pairs. The store keeps the node's stack (ErrStackMismatch).
 //
+// IPv6 only (ip_stack ipv6): an allocation's IP is its one IPv6 (IP6 is
+// zero; store.Allocation.Families splits them for the datapath); the pool
+// is the IPv4 one run on IPv6 addresses (AssignIpv6Addresses, a new ENI
+// with Ipv6AddressCount and no secondary IPv4, EniIpv6AddressQuantity per
+// ENI), so reservation, release, GC, reclaim and recovery are the same.
+//
 // Exclusive ENI mode (exclusive_eni_type eniOnly, exclusive.go): every pod
 // gets an ENI of its own (store.ENIExclusive, Pod naming it) whose primary
 // address is an ordinary IP record, so reservation, Commit, release, GC and
@@ -57,8 +63,8 @@
 // function, releaseDedicated, makes either idle again when its pod's
 // allocation goes.
 //
-// Not implemented: IPv6-only nodes (ip_stack ipv6 is refused by config
-// validation), IPv6 prefixes, Fixed allocations of dedicated ENIs, and
+// Not implemented: IPv6 prefixes in the pool (prefix mode with ip_stack
+// dual or ipv6 is refused by config validation), Fixed allocations of dedicated ENIs, and
 // creating ENIs just to reach min_eni (min_eni only keeps ENIs from being
 // deleted).
 package ipam

@@ -36,10 +36,15 @@ var ErrStackMismatch = errors.New("a node's ip stack cannot change")
 // of its secondary IPv4 and its IPv6 quota.
 func perENIDual(node Node) int { return min(perENI(node), node.Limits.IPv6PerENI) }
 
-// podsPerENI is how many pods one ENI carries with cfg's stack.
+// podsPerENI is how many pods one ENI carries with cfg's stack: its
+// secondary IPv4 slots, its IPv6 quota on an IPv6-only node, the smaller
+// of both in dual stack.
 func podsPerENI(node Node, cfg config.Config) int {
-	if cfg.DualStack() {
+	switch {
+	case cfg.DualStack():
 		return perENIDual(node)
+	case cfg.IPv6Only():
+		return node.Limits.IPv6PerENI
 	}
 	return perENI(node)
 }
@@ -48,6 +53,10 @@ func podsPerENI(node Node, cfg config.Config) int {
 // instance type's IPv4 allows: dual stack on an instance type with fewer
 // IPv6 than IPv4 per ENI. "" when nothing is capped.
 func StackWarning(node Node, cfg config.Config) string {
+	if cfg.IPv6Only() && node.Limits.IPv6PerENI == 0 {
+		return fmt.Sprintf("ip_stack ipv6: instance type %s gives no IPv6 per ENI: no pod can be added (use ip_stack ipv4 or an instance type with IPv6)",
+			node.Limits.InstanceType)
+	}
 	if !cfg.DualStack() || node.Limits.IPv6PerENI >= perENI(node) {
 		return ""
 	}
@@ -78,7 +87,8 @@ func gateway6Of(cidr netip.Prefix) netip.Addr {
 }
 
 // stackOf returns the store's ip stack: the recorded one, else what its
-// addresses are (any IPv6: dual), else "" for a store that never held any.
+// addresses are (both families: dual; IPv6 only: ipv6), else "" for a
+// store that never held any.
 func stackOf(tx *store.ReadTx) (string, error) {
 	ps, err := tx.PoolState()
 	if err != nil || ps.Stack != "" {
@@ -88,10 +98,15 @@ func stackOf(tx *store.ReadTx) (string, error) {
 	if err != nil || len(ips) == 0 {
 		return "", err
 	}
+	var has4, has6 bool
 	for _, ip := range ips {
-		if ip.Addr.Is6() {
-			return config.IPStackDual, nil
-		}
+		has4, has6 = has4 || ip.Addr.Is4(), has6 || ip.Addr.Is6()
+	}
+	switch {
+	case has4 && has6:
+		return config.IPStackDual, nil
+	case has6:
+		return config.IPStackV6, nil
 	}
 	return config.IPStackV4, nil
 }

@@ -34,6 +34,28 @@ func TestDual_KillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
+	killNineRounds(t, "TestDual_KillNine", config.IPStackDual, func(a store.Allocation) bool { return a.IP.Is4() && a.IP6.Is6() })
+}
+
+// Ensure the same on an IPv6-only store (ip_stack ipv6): every allocation
+// holds one IPv6 as its IP and nothing else, and no address is held by
+// two owners or by an owner without an allocation.
+func TestIPv6Only_KillNine(t *testing.T) {
+	if path := os.Getenv(dualCrashChildEnv); path != "" {
+		dualCrashChild(path)
+		return
+	}
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	killNineRounds(t, "TestIPv6Only_KillNine", config.IPStackV6, func(a store.Allocation) bool { return a.IP.Is6() && !a.IP6.IsValid() })
+}
+
+// killNineRounds seeds a store of stack with one ENI of 8 pods' addresses
+// (IPv4 for ipv4 and dual, IPv6 for dual and ipv6), then six times runs
+// test (re-executed as the child) for a random while, kills it with
+// SIGKILL, and checks store.Check and whole(a) for every allocation.
+func killNineRounds(t *testing.T, test, stack string, whole func(store.Allocation) bool) {
 	path := filepath.Join(t.TempDir(), "veni.db")
 	db := store.File{Path: path}
 	mustUpdate(t, db, func(tx *store.WriteTx) error {
@@ -47,15 +69,18 @@ func TestDual_KillNine(t *testing.T) {
 		}
 		for i := range 8 {
 			for _, a := range []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}), netip.MustParseAddr(fmt.Sprintf("fd00:1::%x", 0x10+i))} {
+				if (a.Is4() && stack == config.IPStackV6) || (a.Is6() && stack == config.IPStackV4) {
+					continue
+				}
 				if err := tx.PutIP(store.IP{Addr: a, ENIID: "eni-1", State: store.IPFree}); err != nil {
 					return err
 				}
 			}
 		}
-		return tx.PutPoolState(store.PoolState{Mode: config.PoolModeIP, Stack: config.IPStackDual})
+		return tx.PutPoolState(store.PoolState{Mode: config.PoolModeIP, Stack: stack})
 	})
 	for round := range 6 {
-		ops := runDualChild(t, path, time.Duration(30+rand.IntN(300))*time.Millisecond)
+		ops := runDualChild(t, test, path, time.Duration(30+rand.IntN(300))*time.Millisecond)
 		var allocs []store.Allocation
 		err := db.View(func(tx *store.ReadTx) (err error) {
 			for _, v := range tx.Check() {
@@ -68,8 +93,8 @@ func TestDual_KillNine(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range allocs {
-			if !a.IP6.IsValid() {
-				t.Errorf("round %d: %s holds %s without an IPv6", round, a.Key, a.IP)
+			if !whole(a) {
+				t.Errorf("round %d: %s holds %s / %s, not a whole %s pod", round, a.Key, a.IP, a.IP6, stack)
 			}
 		}
 		t.Logf("round %d: child acknowledged %d ops, %d allocations", round, ops, len(allocs))
@@ -78,9 +103,9 @@ func TestDual_KillNine(t *testing.T) {
 
 // runDualChild runs the child for about d after its first op, kills it
 // with SIGKILL and returns how many ops it reported done.
-func runDualChild(tb testing.TB, path string, d time.Duration) int {
+func runDualChild(tb testing.TB, test, path string, d time.Duration) int {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDual_KillNine$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), dualCrashChildEnv+"="+path)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

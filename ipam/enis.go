@@ -46,7 +46,8 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 //
 // In prefix mode every slot is a /28 of 16 pods: Terway's
 // (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs.
-// In dual stack each ENI carries min(its IPv4 slots, its IPv6 quota).
+// In dual stack each ENI carries min(its IPv4 slots, its IPv6 quota), on
+// an IPv6-only node its IPv6 quota.
 func MaxPods(node Node, cfg config.Config) int {
 	if cfg.ExclusiveENI() {
 		return MaxExclusivePods(node, cfg)
@@ -118,6 +119,11 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		opts.SecondaryIPs = min(want, perENIDual(node), eni.MaxIPsPerAssign)
 		opts.IPv6s = opts.SecondaryIPs
 	}
+	if cfg.IPv6Only() {
+		// The ENI keeps its primary IPv4 (every ENI has one); pods get
+		// IPv6 only.
+		opts.SecondaryIPs, opts.IPv6s = 0, min(want, node.Limits.IPv6PerENI, eni.MaxIPsPerAssign)
+	}
 	mark, err := markCreating(db, now)
 	if err != nil {
 		return 0, err
@@ -137,7 +143,7 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if trunk {
 		rec.Kind = store.ENITrunk
 	}
-	if cfg.DualStack() {
+	if cfg.WantsIPv6() {
 		rec.IPv6CIDR, rec.Gateway6 = vsw.IPv6CIDR.Masked(), gateway6Of(vsw.IPv6CIDR)
 	}
 	// Recorded before attaching, so a crash from here on leaves a trace
@@ -343,7 +349,7 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	if len(open) == 0 {
 		return eni.VSwitch{}, blocked
 	}
-	if len(open) == 1 && open[0] == node.VSwitchID && node.VSwitchCIDR.IsValid() && !cfg.DualStack() {
+	if len(open) == 1 && open[0] == node.VSwitchID && node.VSwitchCIDR.IsValid() && !cfg.WantsIPv6() {
 		// Nothing to choose, and metadata gave its CIDR: no call. If it
 		// has run out, CreateNetworkInterface says so and backs it off.
 		return eni.VSwitch{ID: node.VSwitchID, ZoneID: node.ZoneID, CIDR: node.VSwitchCIDR}, nil
@@ -359,7 +365,7 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	}
 	var noIPv6 []string
 	for _, v := range vs {
-		if cfg.DualStack() && !v.IPv6CIDR.IsValid() {
+		if cfg.WantsIPv6() && !v.IPv6CIDR.IsValid() {
 			noIPv6 = append(noIPv6, v.ID)
 			continue
 		}
@@ -371,7 +377,7 @@ func pickVSwitch(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 			fmt.Sprintf("vswitch %s has no free address", v.ID), time.Duration(cfg.VSwitchBackoff))
 	}
 	if blocked == nil && len(noIPv6) > 0 {
-		return eni.VSwitch{}, fmt.Errorf("pick vswitch: ip_stack dual needs vswitches with IPv6 turned on, and %v have none: %w", noIPv6, eni.ErrIPv6Unsupported)
+		return eni.VSwitch{}, fmt.Errorf("pick vswitch: ip_stack %s needs vswitches with IPv6 turned on, and %v have none: %w", cfg.IPStack, noIPv6, eni.ErrIPv6Unsupported)
 	}
 	if blocked == nil {
 		blocked = fmt.Errorf("pick vswitch: cloud described none of %v: %w", open, eni.ErrNotFound)

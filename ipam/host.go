@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/veni-cni/veni/config"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -93,6 +94,10 @@ func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.A
 		if err := notePrefixes(tx, eniID, prefixes); err != nil {
 			return err
 		}
+		stack, err := stackOf(&tx.ReadTx)
+		if err != nil {
+			return err
+		}
 		for _, a := range addrs {
 			if _, err := tx.IP(a); err == nil {
 				continue
@@ -107,7 +112,9 @@ func recordCloudIPs(ctx context.Context, db Store, eniID string, addrs []netip.A
 				out.freeAddrs = append(out.freeAddrs, a)
 				continue
 			}
-			if a.Is6() {
+			if a.Is6() && stack != config.IPStackV6 {
+				// An IPv6-only pod's address is its allocation's IP
+				// (below); a dual-stack pod's rejoins its IPv4.
 				ok, err := recoverIPv6(tx, p, a, eniID, now, pfx)
 				if err != nil {
 					return err

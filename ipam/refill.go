@@ -270,22 +270,36 @@ func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config
 func perENI(node Node) int { return max(node.Limits.IPv4PerENI-1, 0) }
 
 // assignOnENIs assigns IPs to owned ready ENIs with room, in
-// eni_selection_policy order.
+// eni_selection_policy order: secondary IPv4, or on an IPv6-only node
+// (ip_stack ipv6) IPv6 addresses, on ENIs whose vSwitch has IPv6, up to
+// the instance type's IPv6 per ENI.
 func assignOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
+	six := cfg.IPv6Only()
+	assign, what := cloud.AssignPrivateIPs, "ips"
+	if six {
+		assign, what = cloud.AssignIPv6s, "ipv6s"
+	}
 	cands, blocked := growCandidates(p, node, cfg, func(e store.ENI) int {
-		_, all4, _, _ := p.ipsByFamily(e.ID)
+		_, all4, _, all6 := p.ipsByFamily(e.ID)
+		if six {
+			return all6
+		}
 		return all4
 	}, time.Now())
+	limit := podsPerENI(node, cfg)
 	for _, c := range cands {
-		for added < need && c.used < perENI(node) {
-			n := min(need-added, perENI(node)-c.used, eni.MaxIPsPerAssign)
-			got, err := cloud.AssignPrivateIPs(ctx, c.e.ID, n)
+		if six && !c.e.IPv6CIDR.IsValid() {
+			continue // its vSwitch has no IPv6 (an ENI veni did not create for this stack)
+		}
+		for added < need && c.used < limit {
+			n := min(need-added, limit-c.used, eni.MaxIPsPerAssign)
+			got, err := assign(ctx, c.e.ID, n)
 			if err != nil {
 				if berr := backoffFor(db, cfg, p, err, c.e.ID, c.e.VSwitchID); berr != nil {
 					blocked = berr
 					break
 				}
-				return added, blocked, fmt.Errorf("assign %d ips to eni %s: %w", n, c.e.ID, err)
+				return added, blocked, fmt.Errorf("assign %d %s to eni %s: %w", n, what, c.e.ID, err)
 			}
 			if err := addFreeIPs(db, c.e.ID, got, time.Now()); err != nil {
 				return added, blocked, err
@@ -316,7 +330,7 @@ func growCandidates(p *pool, node Node, cfg config.Config, used func(store.ENI) 
 			continue
 		}
 		u := used(e)
-		if u >= perENI(node) {
+		if u >= podsPerENI(node, cfg) {
 			continue
 		}
 		if b, ok := p.state.ActiveBackoff(store.ENIScope(e.ID), now); ok {

@@ -31,7 +31,7 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	}
 	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
 	wrap := func(err error) error {
-		return fmt.Errorf("check pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.IP, err)
+		return fmt.Errorf("check pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.addr(), err)
 	}
 	hostH, err := openHandle(cfg.ENI.NetNS)
 	if err != nil {
@@ -51,8 +51,10 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err != nil {
 		return wrap(err)
 	}
-	if err := checkPodSide(podH, cfg, host.Attrs().HardwareAddr); err != nil {
-		return wrap(err)
+	if cfg.IP.IsValid() {
+		if err := checkPodSide(podH, cfg, host.Attrs().HardwareAddr); err != nil {
+			return wrap(err)
+		}
 	}
 	if cfg.IP6.IsValid() {
 		if err := checkPodSide6(podH, cfg, host.Attrs().HardwareAddr); err != nil {
@@ -62,8 +64,10 @@ func CheckPod(ctx context.Context, cfg PodConfig) error {
 	if err := ctx.Err(); err != nil {
 		return wrap(err)
 	}
-	if err := checkHostSide(hostH, host, cfg.IP, cfg.ENI.Table); err != nil {
-		return wrap(err)
+	if cfg.IP.IsValid() {
+		if err := checkHostSide(hostH, host, cfg.IP, cfg.ENI.Table); err != nil {
+			return wrap(err)
+		}
 	}
 	if cfg.IP6.IsValid() {
 		if err := checkHostSide6(hostH, host, cfg.IP6, cfg.ENI.Table); err != nil {
@@ -281,8 +285,14 @@ func checkPodRules(h *netlink.Handle, ip netip.Addr, table int) error {
 func checkPodSide6(h *netlink.Handle, cfg PodConfig, hostMAC []byte) error {
 	ifName := cfg.IfName
 	pod, err := linkByName(h, ifName)
+	if errors.Is(err, ErrLinkNotFound) {
+		return fmt.Errorf("%s: %w", ifName, ErrPodInterfaceMissing)
+	}
 	if err != nil {
 		return err
+	}
+	if pod.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("%s is down: %w", ifName, ErrPodInterfaceMissing)
 	}
 	index := pod.Attrs().Index
 	addrs, err := addrListFamily(h, pod, netlink.FAMILY_V6)

@@ -27,6 +27,10 @@ import (
 //	ip -6 rule add to $IP6/128 lookup main prio 512
 //	ip -6 rule add from $IP6/128 lookup $ENI.Table prio 2048
 //
+// An IPv6-only pod (ip_stack ipv6: PodConfig.IP zero, IP6 set) gets only
+// the IPv6 part: no IPv4 address, route, neighbour or rule, on either side
+// (its ENI keeps its IPv4 table: every ENI has a primary IPv4).
+//
 // fe80::1 is never configured: like 169.254.1.1 it only names the host
 // veth's MAC through the permanent neighbour entry. The pod's address is
 // usable at once (nodad), and the pod ignores router advertisements: its

@@ -67,10 +67,13 @@ func (t *topology) mustAssign6(tb testing.TB, ip netip.Addr) {
 	}
 }
 
-// mustDualPod plumbs a dual-stack pod; it is torn down at cleanup.
+// mustDualPod plumbs a dual-stack pod (an IPv6-only one when ip is the
+// zero Addr); it is torn down at cleanup.
 func (t *topology) mustDualPod(tb testing.TB, eni ENILink, id string, ip, ip6 netip.Addr) (PodConfig, PodResult) {
 	tb.Helper()
-	t.mustAssign(tb, ip)
+	if ip.IsValid() {
+		t.mustAssign(tb, ip)
+	}
 	t.mustAssign6(tb, ip6)
 	cfg := PodConfig{ContainerID: id, IfName: "eth0", ContainerNetNS: mustNetNS(tb), IP: ip, IP6: ip6, ENI: eni}
 	res, err := SetupPod(tb.Context(), cfg)
@@ -286,6 +289,85 @@ func podRuleStrings6(tb testing.TB, h *netlink.Handle) []string {
 			out = append(out, fmt.Sprintf("%d to %s lookup %d", r.Priority, r.Dst, r.Table))
 		case r.Priority == PrioFromPod && r.Src != nil:
 			out = append(out, fmt.Sprintf("%d from %s lookup %d", r.Priority, r.Src, r.Table))
+		}
+	}
+	return out
+}
+
+// Ensure an IPv6-only pod (ip_stack ipv6: IP6 alone) gets its /128, the
+// fe80::1 default route and no IPv4 at all (no address, no route, no rule
+// on the node), passes CheckPod, reaches another IPv6-only pod and the VPC
+// with its source kept, and leaves nothing behind at teardown.
+func TestSetupPod_IPv6Only(t *testing.T) {
+	topo := mustTopology(t)
+	topo.mustENI(t)
+	topo.mustVPCSide6(t)
+	cfg := topo.eniConfig()
+	cfg.IPv6CIDR, cfg.Gateway6 = eniCIDR6, eniGW6
+	eni, err := EnsureENI(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("EnsureENI: %v", err)
+	}
+	rules4Before := podRuleStrings4(t, topo.nodeH)
+	cfgA, resA := topo.mustDualPod(t, eni, "v6aa", netip.Addr{}, podA6)
+	cfgB, _ := topo.mustDualPod(t, eni, "v6bb", netip.Addr{}, podB6)
+	for _, s := range []struct {
+		ns   string
+		addr netip.Addr
+	}{{cfgA.ContainerNetNS, podA6}, {cfgB.ContainerNetNS, podB6}, {topo.vpc, behindVPC6}} {
+		mustEchoServer(t, s.ns, s.addr)
+	}
+	if want := []netip.Prefix{netip.MustParsePrefix("::/0")}; fmt.Sprint(resA.Routes) != fmt.Sprint(want) {
+		t.Fatalf("routes %v, want %v", resA.Routes, want)
+	}
+	podH := mustHandle(t, cfgA.ContainerNetNS)
+	link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: resA.Pod.Index}}
+	if addrs, err := podH.AddrList(link, netlink.FAMILY_V4); err != nil || len(addrs) != 0 {
+		t.Fatalf("pod ipv4 addresses %v (%v), want none", addrs, err)
+	}
+	if routes, err := routeListFamily(podH, netlink.FAMILY_V4, &netlink.Route{LinkIndex: resA.Pod.Index}, netlink.RT_FILTER_OIF); err != nil || len(routes) != 0 {
+		t.Fatalf("pod ipv4 routes %+v (%v), want none", routes, err)
+	}
+	if got := podRuleStrings4(t, topo.nodeH); fmt.Sprint(got) != fmt.Sprint(rules4Before) {
+		t.Fatalf("node ipv4 rules %q, want unchanged %q", got, rules4Before)
+	}
+	if v := readSysctl(t, cfgA.ContainerNetNS, "net/ipv6/conf/eth0/accept_ra"); v != "0" {
+		t.Fatalf("pod accept_ra = %s, want 0", v)
+	}
+	if err := CheckPod(t.Context(), cfgA); err != nil {
+		t.Fatalf("CheckPod of an IPv6-only pod: %v", err)
+	}
+	mustRoundTrip(t, cfgB.ContainerNetNS, podB6, podA6)
+	mustRoundTrip(t, cfgA.ContainerNetNS, podA6, behindVPC6)
+
+	if err := podH.RouteDel(&netlink.Route{LinkIndex: resA.Pod.Index, Dst: prefixToIPNet(netip.MustParsePrefix("::/0")), Gw: PodGateway6.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPod(t.Context(), cfgA); !errors.Is(err, ErrPodRouteMissing) {
+		t.Fatalf("CheckPod without the IPv6 default route: %v, want %v", err, ErrPodRouteMissing)
+	}
+	if err := TeardownPod(t.Context(), cfgA); err != nil {
+		t.Fatal(err)
+	}
+	if err := TeardownPod(t.Context(), PodConfig{ContainerID: cfgB.ContainerID, IfName: "eth0", ContainerNetNS: cfgB.ContainerNetNS, ENI: eni}); err != nil {
+		t.Fatal(err)
+	}
+	if rules := podRuleStrings6(t, topo.nodeH); len(rules) != 0 {
+		t.Fatalf("ipv6 rules left: %q", rules)
+	}
+}
+
+// podRuleStrings4 is podRuleStrings6 for IPv4.
+func podRuleStrings4(tb testing.TB, h *netlink.Handle) []string {
+	tb.Helper()
+	rules, err := h.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []string
+	for _, r := range rules {
+		if r.Priority == PrioToPod || r.Priority == PrioFromPod {
+			out = append(out, fmt.Sprintf("%d %v %v lookup %d", r.Priority, r.Src, r.Dst, r.Table))
 		}
 	}
 	return out

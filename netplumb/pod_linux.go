@@ -64,7 +64,7 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	}
 	hostName := HostVethName(cfg.ContainerID, cfg.IfName)
 	wrap := func(err error) error {
-		return fmt.Errorf("setup pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.IP, err)
+		return fmt.Errorf("setup pod %s/%s (%s): %w", cfg.ContainerID, cfg.IfName, cfg.addr(), err)
 	}
 
 	hs, err := openSetupHandles(cfg.ENI.NetNS, cfg.ContainerNetNS, cfg.IfName)
@@ -140,7 +140,10 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 	if err := configureHostSide(hostH, host, cfg.IP); err != nil {
 		return PodResult{}, wrap(err)
 	}
-	want := podRules(cfg.IP, cfg.ENI.Table)
+	var want []*netlink.Rule
+	if cfg.IP.IsValid() {
+		want = podRules(cfg.IP, cfg.ENI.Table)
+	}
 	if cfg.IP6.IsValid() {
 		if err := hostH.RouteReplace(hostRoute(host.Attrs().Index, cfg.IP6)); err != nil {
 			return PodResult{}, wrap(fmt.Errorf("route %s/128 dev %s: %w", cfg.IP6, hostName, err))
@@ -176,7 +179,13 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 			return PodResult{}, wrap(err)
 		}
 	}
-	routes, err := configurePodSide(podH, pod, cfg, host.Attrs().HardwareAddr)
+	var routes []netip.Prefix
+	if cfg.IP.IsValid() {
+		routes, err = configurePodSide(podH, pod, cfg, host.Attrs().HardwareAddr)
+	} else if err = podH.LinkSetUp(pod); err != nil {
+		// An IPv6-only pod: configurePodSide6 alone, on a link up.
+		err = fmt.Errorf("set %s up: %w", cfg.IfName, err)
+	}
 	if err != nil {
 		return PodResult{}, wrap(err)
 	}
@@ -191,8 +200,8 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		// Deleting the veth takes the pod's routes along, not its rule.
 		defer func() {
 			if err != nil {
-				if derr := deletePodSourceRule(podH, cfg.IP); derr != nil {
-					slog.Warn("undo pod rule after failed setup", "ip", cfg.IP, "err", derr)
+				if derr := deletePodSourceRule(podH, cfg.addr()); derr != nil {
+					slog.Warn("undo pod rule after failed setup", "ip", cfg.addr(), "err", derr)
 				}
 			}
 		}()
@@ -201,7 +210,7 @@ func SetupPod(ctx context.Context, cfg PodConfig) (_ PodResult, err error) {
 		return PodResult{}, wrap(err)
 	}
 
-	slog.Debug("pod plumbed", "container", cfg.ContainerID, "ifname", cfg.IfName, "ip", cfg.IP, "host", hostName, "eni", cfg.ENI.Name)
+	slog.Debug("pod plumbed", "container", cfg.ContainerID, "ifname", cfg.IfName, "ip", cfg.addr(), "host", hostName, "eni", cfg.ENI.Name)
 	return PodResult{
 		Host:   Interface{Name: hostName, Index: host.Attrs().Index, MAC: host.Attrs().HardwareAddr},
 		Pod:    Interface{Name: cfg.IfName, Index: pod.Attrs().Index, MAC: pod.Attrs().HardwareAddr},
@@ -238,6 +247,9 @@ func configureHostSide(h *netlink.Handle, host netlink.Link, ip netip.Addr) erro
 	name := host.Attrs().Name
 	if err := h.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	if !ip.IsValid() {
+		return nil // an IPv6-only pod: its /128 is SetupPod's
 	}
 	if err := h.RouteReplace(hostRoute(host.Attrs().Index, ip)); err != nil {
 		return fmt.Errorf("route %s/32 dev %s: %w", ip, name, err)
@@ -302,7 +314,7 @@ func TeardownPod(ctx context.Context, cfg PodConfig) error {
 	case err != nil:
 		return wrap(err)
 	default:
-		if !cfg.IP.IsValid() {
+		if !cfg.IP.IsValid() && !cfg.IP6.IsValid() {
 			// What the host routes to the veth is what SetupPod put
 			// there: both families. (With IP given, the caller's
 			// allocation names IP6 too; no dump on every DEL.)

@@ -96,12 +96,13 @@ type PodConfig struct {
 	// ContainerNetNS is the pod's netns path (CNI_NETNS). TeardownPod
 	// accepts "" or a path that no longer exists.
 	ContainerNetNS string
-	// IP is the pod's address, assigned to ENI in the cloud. TeardownPod
-	// accepts the zero Addr and then finds the address from the host route.
+	// IP is the pod's IPv4, assigned to ENI in the cloud; the zero Addr
+	// for an IPv6-only pod (then IP6 is required). TeardownPod accepts
+	// both zero and then finds the addresses from the host routes.
 	IP netip.Addr
-	// IP6 is the pod's IPv6 on the same ENI (dual stack), the zero Addr
-	// for an IPv4-only pod. The ENI must have IPv6 (ENILink.Gateway6).
-	// TeardownPod finds it from the host route when IP is zero.
+	// IP6 is the pod's IPv6 on the same ENI (dual stack, or the only
+	// address of an IPv6-only pod), the zero Addr for an IPv4-only pod.
+	// The ENI must have IPv6 (ENILink.Gateway6).
 	IP6 netip.Addr
 	// ENI the address belongs to.
 	ENI ENILink
@@ -197,8 +198,11 @@ func (c PodConfig) validateSetup() error {
 	if c.ContainerNetNS == "" {
 		return fmt.Errorf("pod %s: netns path is empty: %w", c.ContainerID, ErrInvalidConfig)
 	}
-	if !c.IP.Is4() {
-		return fmt.Errorf("pod %s: ip %q is not ipv4: %w", c.ContainerID, c.IP, ErrInvalidConfig)
+	if c.IP.IsValid() && !c.IP.Is4() {
+		return fmt.Errorf("pod %s: ip %q is not ipv4 (an IPv6-only pod's address is IP6): %w", c.ContainerID, c.IP, ErrInvalidConfig)
+	}
+	if !c.IP.IsValid() && !c.IP6.IsValid() {
+		return fmt.Errorf("pod %s: neither ip nor ip6 is set: %w", c.ContainerID, ErrInvalidConfig)
 	}
 	if c.ENI.Index <= 0 || c.ENI.Table <= 0 || !c.ENI.VSwitchCIDR.IsValid() || !c.ENI.Gateway.IsValid() {
 		return fmt.Errorf("pod %s: eni has no ifindex, table, vswitch cidr or gateway (pass what EnsureENI or LookupENI returned): %w", c.ContainerID, ErrInvalidConfig)
@@ -216,6 +220,15 @@ func (c PodConfig) validateSetup() error {
 		return fmt.Errorf("pod %s: ifname %q longer than 15 characters: %w", c.ContainerID, c.IfName, ErrInvalidConfig)
 	}
 	return nil
+}
+
+// addr is the pod's address that names it in messages: its IPv4, or an
+// IPv6-only pod's IPv6.
+func (c PodConfig) addr() netip.Addr {
+	if c.IP.IsValid() {
+		return c.IP
+	}
+	return c.IP6
 }
 
 func (c PodConfig) mtu() int {

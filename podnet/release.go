@@ -137,7 +137,7 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 		// With the address still held, rules and routes for it are this
 		// pod's; without an allocation, TeardownPod only removes what the
 		// attachment's own veth carries.
-		pod.IP, pod.IP6 = a.IP, a.IP6
+		pod.IP, pod.IP6 = a.Families()
 	}
 	if own != nil {
 		if err := releaseExclusive(ctx, n, pod, *own); err != nil {
@@ -163,7 +163,8 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	}
 	// Its policy goes with its veth: a later pod on this address and a
 	// new veth is a new endpoint.
-	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: a.IP}); err != nil {
+	ip4, _ := a.Families() // the enforcer records a pod by its IPv4, zero for an IPv6-only pod
+	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: ip4}); err != nil {
 		return nil, fmt.Errorf("release %s: %w", key, err)
 	}
 	if testHookTornDown != nil {

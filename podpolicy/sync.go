@@ -540,7 +540,8 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknow
 		if a.State != store.IPBound || a.HostIfindex <= 0 || a.PodName == "" || !a.IP.IsValid() {
 			continue
 		}
-		ep := Endpoint{Ifindex: a.HostIfindex, IP: a.IP}
+		ip4, _ := a.Families() // the enforcer records a pod by its IPv4, zero for an IPv6-only pod
+		ep := Endpoint{Ifindex: a.HostIfindex, IP: ip4}
 		live[ep] = true
 		seen++
 		var rs *policy.Ruleset

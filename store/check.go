@@ -118,9 +118,9 @@ func (t *ReadTx) Check() []Violation {
 		return nil
 	})
 
-	var dual bool
+	var dual, v6only bool
 	if ps, err := t.PoolState(); err == nil {
-		dual = ps.Stack == "dual"
+		dual, v6only = ps.Stack == "dual", ps.Stack == "ipv6"
 	}
 	byIP := make(map[netip.Addr]OwnerKey)
 	owners := make(map[OwnerKey]Allocation)
@@ -147,6 +147,9 @@ func (t *ReadTx) Check() []Violation {
 			add(ViolationAllocationWithoutIP, obj, "ip %s does not exist", a.IP)
 		case ip.Owner != a.Key || ip.State != a.State || ip.ENIID != a.ENIID:
 			add(ViolationAllocationIPMismatch, obj, "%s on %s, but ip %s is %s by %q on %s", a.State, a.ENIID, a.IP, ip.State, ip.Owner, ip.ENIID)
+		}
+		if v6only && a.IP.Is4() {
+			add(ViolationHalfStack, obj, "%s %s on an IPv6-only node is an IPv4", a.State, a.IP)
 		}
 		if !a.IP6.IsValid() {
 			if dual {
@@ -231,7 +234,7 @@ func (t *ReadTx) Check() []Violation {
 		case ip.Owner == "":
 		case !ok:
 			add(ViolationOwnerWithoutAllocation, "ip/"+addr.String(), "%s by %s, which has no allocation", ip.State, ip.Owner)
-		case addr.Is6() && a.IP6 != addr:
+		case addr.Is6() && a.IP6 != addr && a.IP != addr:
 			add(ViolationHalfStack, "ip/"+addr.String(), "%s by %s, whose allocation holds ip6 %s", ip.State, ip.Owner, a.IP6)
 		}
 	}

@@ -46,9 +46,55 @@ func TestWriteTx_PutAllocation_IP6MustBeHeld(t *testing.T) {
 	})
 	wantErr(t, err, ErrInvariant)
 	err = db.Update(func(tx *WriteTx) error {
-		return tx.PutAllocation(Allocation{ContainerID: "c1", IfName: "eth0", IP: mustAddr(t, "fd00::10"), ENIID: "eni-a", State: IPReserved})
+		return tx.PutAllocation(Allocation{ContainerID: "c1", IfName: "eth0", IP: mustAddr(t, "fd00::10"), IP6: mustAddr(t, "fd00::11"), ENIID: "eni-a", State: IPReserved})
 	})
-	wantErr(t, err, ErrInvalid) // an allocation's IP is its IPv4
+	wantErr(t, err, ErrInvalid) // an IPv6 IP is an IPv6-only pod's: no second IPv6
+}
+
+// Ensure an IPv6-only node's allocation holds its IPv6 as IP and passes
+// the check, and that an IPv4 allocation on such a node is reported.
+func TestCheck_IPv6Only(t *testing.T) {
+	db := mustCreateDB(t)
+	mustSeed(t, db, "10.0.0.10", "fd00::10")
+	mustUpdate(t, db, func(tx *WriteTx) error {
+		if err := tx.PutPoolState(PoolState{Stack: "ipv6"}); err != nil {
+			return err
+		}
+		for _, c := range []struct{ addr, owner string }{{"fd00::10", "c1"}, {"10.0.0.10", "c2"}} {
+			ip, _ := tx.IP(mustAddr(t, c.addr))
+			ip.State, ip.Owner = IPReserved, NewOwnerKey(c.owner, "eth0")
+			if err := tx.PutIP(ip); err != nil {
+				return err
+			}
+			if err := tx.PutAllocation(Allocation{ContainerID: c.owner, IfName: "eth0", IP: ip.Addr, ENIID: "eni-a", State: IPReserved, ReservedAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	_ = db.View(func(tx *ReadTx) error {
+		var got []string
+		for _, v := range tx.Check() {
+			got = append(got, string(v.Kind)+" "+v.Object)
+		}
+		if len(got) != 1 || got[0] != "half-stack allocation/c2/eth0" {
+			t.Errorf("violations %q, want only the IPv4 allocation c2", got)
+		}
+		a, _ := tx.Allocation("c1/eth0")
+		if v4, v6 := a.Families(); v4.IsValid() || v6 != mustAddr(t, "fd00::10") {
+			t.Errorf("families of c1: %s / %s", v4, v6)
+		}
+		return nil
+	})
+	// Leave a consistent store for the cleanup check.
+	mustUpdate(t, db, func(tx *WriteTx) error {
+		ip, _ := tx.IP(mustAddr(t, "10.0.0.10"))
+		ip.State, ip.Owner = IPFree, ""
+		if err := tx.DeleteAllocation("c2/eth0"); err != nil {
+			return err
+		}
+		return tx.PutIP(ip)
+	})
 }
 
 // Ensure an IPv6 is never bound to two owners.

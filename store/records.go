@@ -220,19 +220,23 @@ func (ip IP) validate() error {
 
 // Allocation is one pod attachment's hold on an IP.
 type Allocation struct {
-	Key          OwnerKey   `json:"key"` // NewOwnerKey(ContainerID, IfName)
-	ContainerID  string     `json:"containerID"`
-	IfName       string     `json:"ifName"`
-	Network      string     `json:"network,omitempty"` // the CNI network name: GC of one network leaves another's alone
-	PodNamespace string     `json:"podNamespace,omitempty"`
-	PodName      string     `json:"podName,omitempty"`
-	PodUID       string     `json:"podUID,omitempty"`
-	IP           netip.Addr `json:"ip"`
-	ENIID        string     `json:"eniID"`
+	Key          OwnerKey `json:"key"` // NewOwnerKey(ContainerID, IfName)
+	ContainerID  string   `json:"containerID"`
+	IfName       string   `json:"ifName"`
+	Network      string   `json:"network,omitempty"` // the CNI network name: GC of one network leaves another's alone
+	PodNamespace string   `json:"podNamespace,omitempty"`
+	PodName      string   `json:"podName,omitempty"`
+	PodUID       string   `json:"podUID,omitempty"`
+	// IP is the pod's address: its IPv4, or on an IPv6-only node
+	// (ip_stack ipv6) its IPv6, with IP6 zero. Either way it is the
+	// address the allocation is known by (Families splits them for the
+	// datapath).
+	IP    netip.Addr `json:"ip"`
+	ENIID string     `json:"eniID"`
 	// IP6 is the pod's IPv6 on the same ENI (dual stack), held with IP in
 	// the same state and taken and given back in the same transactions;
-	// the zero Addr for an IPv4-only pod (and in records written before
-	// dual stack).
+	// the zero Addr for an IPv4-only or IPv6-only pod (and in records
+	// written before dual stack).
 	IP6        netip.Addr `json:"ip6,omitzero"`
 	State      IPState    `json:"state"`      // IPReserved or IPBound
 	ReservedBy int        `json:"reservedBy"` // pid of the reserving process in its own PID namespace; for humans only
@@ -261,6 +265,19 @@ type Allocation struct {
 	StickFor time.Duration `json:"stickFor,omitempty"`
 }
 
+// Families returns the pod's IPv4 and IPv6, either zero when the pod has
+// none of that family: an IPv6-only pod's IPv6 is its IP.
+func (a Allocation) Families() (v4, v6 netip.Addr) { return Families(a.IP, a.IP6) }
+
+// Families splits an allocation's (IP, IP6) into (IPv4, IPv6): on an
+// IPv6-only node IP is the IPv6 and IP6 is zero.
+func Families(ip, ip6 netip.Addr) (v4, v6 netip.Addr) {
+	if ip.Is6() {
+		return netip.Addr{}, ip
+	}
+	return ip, ip6
+}
+
 // NetNSID identifies a network namespace: the nsfs device and inode its
 // path resolved to, and the PID namespace of the process that resolved it
 // (a /proc/<pid>/ns/net path means something only in that PID namespace).
@@ -284,8 +301,10 @@ func (a Allocation) validate() error {
 		return fmt.Errorf("allocation %s: state %q: %w", a.Key, a.State, ErrInvalid)
 	case !a.IP.IsValid() || a.ENIID == "":
 		return fmt.Errorf("allocation %s: no ip or eni: %w", a.Key, ErrInvalid)
-	case !a.IP.Is4():
-		return fmt.Errorf("allocation %s: ip %s is not ipv4: %w", a.Key, a.IP, ErrInvalid)
+	case a.IP.Is6() && a.IP6.IsValid():
+		return fmt.Errorf("allocation %s: ip %s is ipv6 (an IPv6-only pod) but ip6 %s is set too: %w", a.Key, a.IP, a.IP6, ErrInvalid)
+	case a.IP.Is6() && a.IP.Is4In6():
+		return fmt.Errorf("allocation %s: ip %s is an IPv4-mapped address: %w", a.Key, a.IP, ErrInvalid)
 	case a.IP6.IsValid() && (!a.IP6.Is6() || a.IP6.Is4In6()):
 		return fmt.Errorf("allocation %s: ip6 %s is not ipv6: %w", a.Key, a.IP6, ErrInvalid)
 	}
@@ -339,7 +358,8 @@ type PoolState struct {
 	// Empty in a store that predates prefix mode: its addresses, if any,
 	// are secondary IPs.
 	Mode string `json:"mode,omitempty"`
-	// Stack is the node's IP stack, "ipv4" or "dual" (config ip_stack),
+	// Stack is the node's IP stack, "ipv4", "dual" or "ipv6" (config
+	// ip_stack; on an "ipv6" node an allocation's IP is its IPv6),
 	// set with Mode. Like the mode it cannot change while the store holds
 	// addresses: a dual pod's IPv6 would lose its pool, an IPv4 pod would
 	// have no IPv6 (ErrStackMismatch in ipam). Empty in a store that

@@ -33,6 +33,9 @@ type options struct {
 	// dual adds row veni/dual: the plain datapath with ip_stack dual (an
 	// IPv4 and an IPv6 per pod), to compare with veni/plain.
 	dual bool
+	// ipv6 adds row veni/ipv6: the plain datapath with ip_stack ipv6 (one
+	// IPv6 and no IPv4 per pod), to compare with veni/plain.
+	ipv6 bool
 	// exclusiveRounds of exclusive ENI mode (7 pods each, cold and warm
 	// ENIs); 0 skips that section.
 	exclusiveRounds int
@@ -57,6 +60,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.extraDatapaths, "extra-datapaths", "plain", "comma-separated datapaths measured as extra veni rows (veni/<datapath>), \"\" for none")
 	fs.BoolVar(&o.skipStart, "skip-start", false, "skip the process start (inittrace) section")
 	fs.BoolVar(&o.dual, "dual", true, "add row veni/dual: the plain datapath with ip_stack dual (one IPv4 and one IPv6 per pod); compare with veni/plain")
+	fs.BoolVar(&o.ipv6, "ipv6", true, "add row veni/ipv6: the plain datapath with ip_stack ipv6 (one IPv6 and no IPv4 per pod); compare with veni/plain")
 	fs.IntVar(&o.exclusiveRounds, "exclusive-rounds", 3, "rounds of 7 pods measured in exclusive ENI mode, cold and warm ENIs (0: skip)")
 	fs.BoolVar(&o.policy, "policy", true, "add row veni/policy: every pod selected by 100 NetworkPolicies of 1,000 rules, compiled before its ADD")
 }

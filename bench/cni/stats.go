@@ -106,6 +106,12 @@ func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 			fmt.Fprintln(w, "  "+t)
 		}
 	}
+	if t := ipv6Targets(rows); len(t) > 0 {
+		fmt.Fprintln(w, "\ntargets for veni/ipv6 (ip_stack ipv6, plain datapath) against veni/plain:")
+		for _, t := range t {
+			fmt.Fprintln(w, "  "+t)
+		}
+	}
 	if t := policyTargets(rows); len(t) > 0 {
 		fmt.Fprintln(w, "\ntargets for "+policyRow+" (100 policies, 1,000 rules select every pod) against veni:")
 		for _, t := range t {
@@ -118,6 +124,13 @@ func writeLatencyReport(w io.Writer, o options, phases []phaseResult) {
 // most 1.15x an IPv4-only pod's, p50, same datapath, at every parallelism.
 func dualTargets(rows map[int]map[string]row) []string {
 	return addRatioTargets(rows, "veni/dual", "veni/plain", 1.15)
+}
+
+// ipv6Targets checks an IPv6-only pod's ADD against an IPv4-only pod's,
+// p50, same datapath, at every parallelism, with dual stack's goal (an
+// IPv6-only pod's plumbing is no more than a dual-stack pod's).
+func ipv6Targets(rows map[int]map[string]row) []string {
+	return addRatioTargets(rows, "veni/ipv6", "veni/plain", 1.15)
 }
 
 // policyTargets checks NetworkPolicy's ADD goal: the ADD of a pod 1,000

@@ -48,14 +48,17 @@ type veniSim struct {
 	// policy: every pod the run adds is selected by the policy world
 	// (writePolicyWorld) and compiled before its ADD.
 	policy bool
-	// dual: the node is dual stack (ip_stack dual on the sim's default
-	// vSwitch, which has IPv6).
-	dual bool
+	// stack is the node's ip_stack, "" for veni's default (ipv4): "dual"
+	// or "ipv6" on the sim's default vSwitch, which has IPv6.
+	stack string
 }
 
-// dualRow is the row of veni with ip_stack dual on the plain datapath,
-// compared with row veni/plain.
-const dualRow = "veni/dual"
+// dualRow and ipv6Row are the rows of veni with ip_stack dual and ipv6 on
+// the plain datapath, compared with row veni/plain.
+const (
+	dualRow = "veni/dual"
+	ipv6Row = "veni/ipv6"
+)
 
 // policyRow is the row of veni with policy, compared with row veni.
 const policyRow = "veni/policy"
@@ -73,7 +76,10 @@ func veniSims(o options) []veniSim {
 		out = append(out, veniSim{system: "veni/" + dp, simName: o.name + "-" + dp, dir: filepath.Join(o.workDir, "sim-"+dp), datapath: dp})
 	}
 	if o.dual {
-		out = append(out, veniSim{system: dualRow, simName: o.name + "-dual", dir: filepath.Join(o.workDir, "sim-dual"), datapath: config.DatapathPlain, dual: true})
+		out = append(out, veniSim{system: dualRow, simName: o.name + "-dual", dir: filepath.Join(o.workDir, "sim-dual"), datapath: config.DatapathPlain, stack: config.IPStackDual})
+	}
+	if o.ipv6 {
+		out = append(out, veniSim{system: ipv6Row, simName: o.name + "-ipv6", dir: filepath.Join(o.workDir, "sim-ipv6"), datapath: config.DatapathPlain, stack: config.IPStackV6})
 	}
 	if o.policy {
 		out = append(out, veniSim{system: policyRow, simName: o.name + "-pol", dir: filepath.Join(o.workDir, "sim-policy"), datapath: o.datapath, policy: true})
@@ -92,14 +98,14 @@ func startVeni(ctx context.Context, o options, v veniSim) (*system, error) {
 	if v.datapath != "" {
 		args = append(args, "--datapath", v.datapath)
 	}
-	if v.dual {
-		args = append(args, "--node-config", "ip_stack=dual")
+	if v.stack != "" {
+		args = append(args, "--node-config", "ip_stack="+v.stack)
 	}
 	s, storePath, err := startVeniWith(ctx, o, v, args...)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitPool(ctx, storePath, o.batch, o.poolWait); err != nil {
+	if err := waitPool(ctx, storePath, v.stack == config.IPStackV6, o.batch, o.poolWait); err != nil {
 		return nil, errors.Join(err, s.close())
 	}
 	if v.policy {
@@ -189,12 +195,13 @@ func simEnv(ctx context.Context, o options, v veniSim) (map[string]string, error
 	return env, nil
 }
 
-// waitPool waits until the store holds at least want free addresses on
-// ready ENIs: the daemon fills the pool after "sim up" returns.
-func waitPool(ctx context.Context, storePath string, want int, timeout time.Duration) error {
+// waitPool waits until the store holds at least want free addresses
+// (IPv4, or with six IPv6) on ready ENIs: the daemon fills the pool after
+// "sim up" returns.
+func waitPool(ctx context.Context, storePath string, six bool, want int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		free, err := freeIPs(storePath)
+		free, err := freeIPs(storePath, six)
 		if err == nil && free >= want {
 			return nil
 		}
@@ -209,7 +216,7 @@ func waitPool(ctx context.Context, storePath string, want int, timeout time.Dura
 	}
 }
 
-func freeIPs(storePath string) (free int, err error) {
+func freeIPs(storePath string, six bool) (free int, err error) {
 	err = store.View(storePath, func(tx *store.ReadTx) error {
 		enis, err := tx.ENIs()
 		if err != nil {
@@ -221,9 +228,10 @@ func freeIPs(storePath string) (free int, err error) {
 		}
 		ips, err := tx.IPs()
 		for _, ip := range ips {
-			// IPv4 only: on a dual-stack node each pod also takes an
-			// IPv6, which the daemon keeps as many of.
-			if ip.State == store.IPFree && ready[ip.ENIID] && ip.Addr.Is4() {
+			// One family: on a dual-stack node each pod also takes an
+			// IPv6, which the daemon keeps as many of; an IPv6-only
+			// node's pods take IPv6 alone.
+			if ip.State == store.IPFree && ready[ip.ENIID] && ip.Addr.Is6() == six {
 				free++
 			}
 		}

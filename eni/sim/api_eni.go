@@ -35,6 +35,10 @@ type ipv4PrefixJSON struct {
 	Ipv4Prefix string `json:"Ipv4Prefix"`
 }
 
+type ipv6PrefixJSON struct {
+	Ipv6Prefix string `json:"Ipv6Prefix"`
+}
+
 type ipv6SetJSON struct {
 	Ipv6Address string `json:"Ipv6Address"`
 }
@@ -69,6 +73,9 @@ type eniJSON struct {
 	Ipv6Sets struct {
 		Ipv6Set []ipv6SetJSON `json:"Ipv6Set"`
 	} `json:"Ipv6Sets"`
+	Ipv6PrefixSets struct {
+		Ipv6PrefixSet []ipv6PrefixJSON `json:"Ipv6PrefixSet"`
+	} `json:"Ipv6PrefixSets"`
 	Attachment *attachmentJSON `json:"Attachment,omitempty"`
 }
 
@@ -104,6 +111,10 @@ func (c *Cloud) eniJSON(e *eni) eniJSON {
 	j.Ipv6Sets.Ipv6Set = []ipv6SetJSON{}
 	for _, ip := range e.ipv6s {
 		j.Ipv6Sets.Ipv6Set = append(j.Ipv6Sets.Ipv6Set, ipv6SetJSON{Ipv6Address: ip.String()})
+	}
+	j.Ipv6PrefixSets.Ipv6PrefixSet = []ipv6PrefixJSON{}
+	for _, p := range e.prefixes6 {
+		j.Ipv6PrefixSets.Ipv6PrefixSet = append(j.Ipv6PrefixSets.Ipv6PrefixSet, ipv6PrefixJSON{Ipv6Prefix: p.String()})
 	}
 	j.Tags.Tag = []tagJSON{}
 	for _, t := range e.tags {
@@ -165,6 +176,12 @@ func (c *Cloud) apiCreateNetworkInterface(q *request) (response, *apiError) {
 	}
 	if r.ipv6s, aerr = q.integer("Ipv6AddressCount", 0, 1, maxIPsPerENI); aerr != nil {
 		return nil, aerr
+	}
+	if r.prefixes6, aerr = q.integer("Ipv6PrefixCount", 0, 1, maxAssignPerCall); aerr != nil {
+		return nil, aerr
+	}
+	if r.prefixes6 > 0 && r.ipv6s > 0 {
+		return nil, errInvalid("Ipv6PrefixCount", "given together with Ipv6AddressCount")
 	}
 	if s := q.get("PrimaryIpAddress"); s != "" {
 		ip, err := netip.ParseAddr(s)

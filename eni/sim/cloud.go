@@ -43,22 +43,24 @@ type Cloud struct {
 	// prefixTokens and ipv6Tokens do the same for prefix and IPv6 assigns.
 	prefixTokens map[string][]netip.Prefix
 	ipv6Tokens   map[string][]netip.Addr
-	nonces       nonceBook
-	sts          map[string]*stsCredential // by AccessKeyId, until long expired
-	stsCurrent   map[string]*stsCredential // by instance: what metadata hands out now
-	stsIssued    int
-	authFailures map[string]int // by error code
-	mdTokens     map[string]mdToken
-	faults       map[string]Fault
-	attachFault  AttachFault
-	describeLag  time.Duration
-	injected     map[string]int // by fault kind
-	stats        map[string]*ActionStats
-	quotas       *quotaBook
-	quotasNow    func() time.Time // the clock of the quota windows; tests move it
-	fabricErrors int
-	lastFabric   string
-	pending      []*fabricOp
+	// prefix6Tokens: the same for IPv6 prefix assigns.
+	prefix6Tokens map[string][]netip.Prefix
+	nonces        nonceBook
+	sts           map[string]*stsCredential // by AccessKeyId, until long expired
+	stsCurrent    map[string]*stsCredential // by instance: what metadata hands out now
+	stsIssued     int
+	authFailures  map[string]int // by error code
+	mdTokens      map[string]mdToken
+	faults        map[string]Fault
+	attachFault   AttachFault
+	describeLag   time.Duration
+	injected      map[string]int // by fault kind
+	stats         map[string]*ActionStats
+	quotas        *quotaBook
+	quotasNow     func() time.Time // the clock of the quota windows; tests move it
+	fabricErrors  int
+	lastFabric    string
+	pending       []*fabricOp
 
 	fabricMu sync.Mutex // serialises Fabric calls; never held with mu waiting on it
 }
@@ -105,27 +107,28 @@ func New(cfg Config) (*Cloud, error) {
 			sgTypeNormal:     defaultNormalGroupCapacity,
 			sgTypeEnterprise: defaultEnterpriseGroupCapacity,
 		},
-		log:          slog.Default().With("component", "sim-cloud"),
-		now:          time.Now,
-		sts:          map[string]*stsCredential{},
-		stsCurrent:   map[string]*stsCredential{},
-		authFailures: map[string]int{},
-		vsws:         map[string]*vswitch{},
-		instances:    map[string]*instance{},
-		enis:         map[string]*eni{},
-		macs:         map[string]bool{},
-		hist:         newHistory(cfg.DescribeLag),
-		createTokens: map[string]*eni{},
-		assignTokens: map[string][]netip.Addr{},
-		prefixTokens: map[string][]netip.Prefix{},
-		ipv6Tokens:   map[string][]netip.Addr{},
-		mdTokens:     map[string]mdToken{},
-		faults:       map[string]Fault{},
-		describeLag:  cfg.DescribeLag,
-		injected:     map[string]int{},
-		stats:        map[string]*ActionStats{},
-		quotas:       newQuotaBook(cloneQuotas(cfg.Quotas)),
-		quotasNow:    time.Now,
+		log:           slog.Default().With("component", "sim-cloud"),
+		now:           time.Now,
+		sts:           map[string]*stsCredential{},
+		stsCurrent:    map[string]*stsCredential{},
+		authFailures:  map[string]int{},
+		vsws:          map[string]*vswitch{},
+		instances:     map[string]*instance{},
+		enis:          map[string]*eni{},
+		macs:          map[string]bool{},
+		hist:          newHistory(cfg.DescribeLag),
+		createTokens:  map[string]*eni{},
+		assignTokens:  map[string][]netip.Addr{},
+		prefixTokens:  map[string][]netip.Prefix{},
+		ipv6Tokens:    map[string][]netip.Addr{},
+		prefix6Tokens: map[string][]netip.Prefix{},
+		mdTokens:      map[string]mdToken{},
+		faults:        map[string]Fault{},
+		describeLag:   cfg.DescribeLag,
+		injected:      map[string]int{},
+		stats:         map[string]*ActionStats{},
+		quotas:        newQuotaBook(cloneQuotas(cfg.Quotas)),
+		quotasNow:     time.Now,
 	}
 	for _, t := range cfg.InstanceTypes {
 		c.types[t.ID] = t

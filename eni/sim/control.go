@@ -227,6 +227,7 @@ type ENISnapshot struct {
 	IPs              []netip.Addr      `json:"ips"`
 	Prefixes         []netip.Prefix    `json:"prefixes,omitempty"` // delegated IPv4 /28s
 	IPv6s            []netip.Addr      `json:"ipv6s,omitempty"`
+	IPv6Prefixes     []netip.Prefix    `json:"ipv6Prefixes,omitempty"` // delegated IPv6 /80s
 	Tags             map[string]string `json:"tags,omitempty"`
 	CreationTime     time.Time         `json:"creationTime"`
 }
@@ -260,7 +261,7 @@ func (c *Cloud) Snapshot() Snapshot {
 		es := ENISnapshot{
 			ID: e.id, Type: e.apiType(), Status: e.status, InstanceID: e.instanceID, DeviceIndex: e.deviceIndex,
 			MAC: e.mac.String(), VSwitchID: e.vswID, SecurityGroupIDs: slices.Clone(e.sgs),
-			IPs: slices.Clone(e.ips), Prefixes: slices.Clone(e.prefixes), IPv6s: slices.Clone(e.ipv6s),
+			IPs: slices.Clone(e.ips), Prefixes: slices.Clone(e.prefixes), IPv6s: slices.Clone(e.ipv6s), IPv6Prefixes: slices.Clone(e.prefixes6),
 			CreationTime: e.created,
 		}
 		if len(e.tags) > 0 {

@@ -30,6 +30,13 @@
 //     ipv6-gateway and vswitch-ipv6-cidr-block; the Fabric is given an
 //     ENI's IPv6 addresses after its IPv4 ones (and the vSwitch's IPv6
 //     gateway at attach), so the VPC routes and accepts them too;
+//   - IPv6 prefix delegation (ops_ipv6.go): /80s of the vSwitch's /64
+//     (AssignIpv6Addresses Ipv6PrefixCount or Ipv6Prefix.N, 1–10, never
+//     with addresses in one call; CreateNetworkInterface Ipv6PrefixCount;
+//     UnassignIpv6Addresses Ipv6Prefix.N), carved from the top of the /64
+//     while single addresses come from its bottom, each taking one IPv6
+//     slot (an inference), shown in Ipv6PrefixSets; the Fabric is not
+//     given them yet: the VPC does not route a /80's addresses;
 //   - trunking (ops_trunk.go): one trunk ENI per instance of a type with
 //     EniTrunkSupported, member ENIs attached through it with
 //     TrunkNetworkInstanceId up to EniTotalQuantity − EniQuantity, each

@@ -35,6 +35,7 @@ type eni struct {
 	ips             []netip.Addr   // primary first
 	prefixes        []netip.Prefix // delegated /28s, each one address slot
 	ipv6s           []netip.Addr   // assigned IPv6 addresses
+	prefixes6       []netip.Prefix // delegated IPv6 /80s, each one IPv6 slot
 	tags            []tag
 	sourceDestCheck bool
 	deviceIndex     int    // valid while InUse or Detaching; a member's is its VLAN ID on the trunk
@@ -54,6 +55,7 @@ func (e *eni) clone() *eni {
 	c.ips = slices.Clone(e.ips)
 	c.prefixes = slices.Clone(e.prefixes)
 	c.ipv6s = slices.Clone(e.ipv6s)
+	c.prefixes6 = slices.Clone(e.prefixes6)
 	c.tags = slices.Clone(e.tags)
 	c.timer = nil
 	return &c
@@ -71,6 +73,10 @@ func (e *eni) apiType() string {
 // slots is how many of the ENI's private IPv4 quota it uses: one per
 // address, one per delegated prefix.
 func (e *eni) slots() int { return len(e.ips) + len(e.prefixes) }
+
+// slots6 is how many of the ENI's IPv6 quota (EniIpv6AddressQuantity) it
+// uses: an address or a delegated /80 takes one each.
+func (e *eni) slots6() int { return len(e.ipv6s) + len(e.prefixes6) }
 
 // routed returns every IPv4 the VPC delivers to the ENI and accepts from
 // it: its private IPs and every address of each delegated prefix.

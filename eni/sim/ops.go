@@ -25,6 +25,7 @@ type createRequest struct {
 	primaryIP       netip.Addr // PrimaryIpAddress, optional
 	prefixes        int        // Ipv4PrefixCount
 	ipv6s           int        // Ipv6AddressCount
+	prefixes6       int        // Ipv6PrefixCount
 	sourceDestCheck bool
 }
 
@@ -44,7 +45,7 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 	if aerr := c.checkENIGroupsLocked("", r.sgs); aerr != nil {
 		return nil, aerr
 	}
-	if r.ipv6s > 0 && !vsw.ipv6On() {
+	if (r.ipv6s > 0 || r.prefixes6 > 0) && !vsw.ipv6On() {
 		return nil, errIPv6Off(vsw.ID)
 	}
 	if vsw.free() < 1+r.secondary+r.prefixes*prefixSize {
@@ -67,6 +68,13 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 			"The specified VSwitch %s has not enough IpAddress: %d addresses are free but fewer than %d aligned /%d prefixes.",
 			vsw.ID, vsw.free(), r.prefixes, PrefixBits)
 	}
+	prefixes6, ok := vsw.allocatePrefixes6(r.prefixes6)
+	if !ok {
+		vsw.release(ips...)
+		vsw.releasePrefixes(prefixes...)
+		return nil, newAPIError(http.StatusForbidden, CodeVSwitchIPNotEnough,
+			"The specified VSwitch %s has not enough IPv6 space: fewer than %d free /%d prefixes.", vsw.ID, r.prefixes6, Prefix6Bits)
+	}
 	ipv6s := vsw.allocate6(r.ipv6s)
 
 	now := time.Now()
@@ -74,7 +82,7 @@ func (c *Cloud) createENI(r createRequest) (*eni, *apiError) {
 	e.name, e.description, e.resourceGroupID = r.name, r.description, r.resourceGroupID
 	e.tags = r.tags
 	e.sourceDestCheck = r.sourceDestCheck
-	e.prefixes, e.ipv6s = prefixes, ipv6s
+	e.prefixes, e.ipv6s, e.prefixes6 = prefixes, ipv6s, prefixes6
 	c.hist.recordENI(now, e.id, e)
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	if r.clientToken != "" {
@@ -133,13 +141,13 @@ func (c *Cloud) attachENI(eniID, instanceID, trunkID string) *apiError {
 		return newAPIError(http.StatusForbidden, CodePrivateIPQuotaExceeded,
 			"ENI %s has %d private IPs and prefixes but instance type %s allows %d per ENI.", e.id, e.slots(), inst.typ.ID, inst.typ.IPv4PerENI)
 	}
-	if len(e.ipv6s) > 0 && inst.typ.IPv6PerENI == 0 {
+	if e.slots6() > 0 && inst.typ.IPv6PerENI == 0 {
 		return newAPIError(http.StatusForbidden, CodeIPv6NotSupported,
 			"ENI %s has IPv6 addresses but instance type %s does not support IPv6.", e.id, inst.typ.ID)
 	}
-	if len(e.ipv6s) > inst.typ.IPv6PerENI {
+	if e.slots6() > inst.typ.IPv6PerENI {
 		return newAPIError(http.StatusForbidden, CodeIPv6CountExceeded,
-			"ENI %s has %d IPv6 addresses but instance type %s allows %d per ENI.", e.id, len(e.ipv6s), inst.typ.ID, inst.typ.IPv6PerENI)
+			"ENI %s has %d IPv6 addresses and prefixes but instance type %s allows %d per ENI.", e.id, e.slots6(), inst.typ.ID, inst.typ.IPv6PerENI)
 	}
 	e.status = statusAttaching
 	e.instanceID = inst.ID
@@ -293,6 +301,7 @@ func (c *Cloud) forgetENILocked(e *eni, now time.Time) {
 	vsw := c.vsws[e.vswID]
 	vsw.release(e.routed()...)
 	vsw.release6(e.ipv6s...)
+	vsw.releasePrefixes6(e.prefixes6...)
 	delete(c.enis, e.id)
 	delete(c.macs, e.mac.String())
 	c.hist.recordENI(now, e.id, nil)

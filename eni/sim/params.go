@@ -146,3 +146,17 @@ func (q *request) addrs6(name string) ([]netip.Addr, *apiError) {
 	}
 	return out, nil
 }
+
+// prefixes6 parses a list of delegated IPv6 prefixes ("name.N"): aligned
+// /80s.
+func (q *request) prefixes6(name string) ([]netip.Prefix, *apiError) {
+	var out []netip.Prefix
+	for _, s := range q.list(name) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() != Prefix6Bits || p != p.Masked() {
+			return nil, errInvalid(name+".N", s+" (an aligned IPv6 /80)")
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -32,7 +32,7 @@ var actionParams = map[string][]string{
 		"NetworkInterfaceName", "Description", "ResourceGroupId", "ClientToken",
 		"SourceDestCheck", "Tag.N.Key", "Tag.N.Value",
 		"PrimaryIpAddress", "SecondaryPrivateIpAddressCount", "Ipv4PrefixCount",
-		"Ipv6AddressCount",
+		"Ipv6AddressCount", "Ipv6PrefixCount",
 	},
 	"AttachNetworkInterface": {"NetworkInterfaceId", "InstanceId", "TrunkNetworkInstanceId"},
 	"DetachNetworkInterface": {"NetworkInterfaceId", "InstanceId", "TrunkNetworkInstanceId"},
@@ -50,8 +50,9 @@ var actionParams = map[string][]string{
 	"UnassignPrivateIpAddresses": {"NetworkInterfaceId", "PrivateIpAddress.N", "Ipv4Prefix.N"},
 	"AssignIpv6Addresses": {
 		"NetworkInterfaceId", "ClientToken", "Ipv6AddressCount", "Ipv6Address.N",
+		"Ipv6PrefixCount", "Ipv6Prefix.N",
 	},
-	"UnassignIpv6Addresses": {"NetworkInterfaceId", "Ipv6Address.N"},
+	"UnassignIpv6Addresses": {"NetworkInterfaceId", "Ipv6Address.N", "Ipv6Prefix.N"},
 	"DescribeInstanceTypes": {"InstanceTypes.N"},
 	"DescribeVSwitches":     {"VSwitchId", "VpcId", "ZoneId", "PageNumber", "PageSize"},
 

@@ -65,17 +65,18 @@ func TestCloud_API_UnmodeledSDKFieldRefused(t *testing.T) {
 			_, err := client.DeleteNetworkInterface(req)
 			return err
 		}},
-		{"assign ipv6 prefix", "Ipv6PrefixCount", func() error {
+		{"assign ipv6 by owner", "OwnerId", func() error {
 			req := ecs.CreateAssignIpv6AddressesRequest()
 			req.NetworkInterfaceId = id
 			req.Ipv6PrefixCount = requests.NewInteger(1)
+			req.OwnerId = requests.NewInteger(42)
 			_, err := client.AssignIpv6Addresses(req)
 			return err
 		}},
-		{"create with ipv6 prefix", "Ipv6PrefixCount", func() error {
+		{"create with named ipv6 prefixes", "Ipv6Prefix.1", func() error {
 			req := ecs.CreateCreateNetworkInterfaceRequest()
 			req.VSwitchId, req.SecurityGroupId = "vsw-sim-a", DefaultSecurityGroupID
-			req.Ipv6PrefixCount = requests.NewInteger(1)
+			req.Ipv6Prefix = &[]string{"fd00:ac1e:1:0:60::/80"}
 			_, err := client.CreateNetworkInterface(req)
 			return err
 		}},

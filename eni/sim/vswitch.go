@@ -9,17 +9,18 @@ import (
 // lowest first, which keeps tests and demos readable.
 type vswitch struct {
 	VSwitchSpec
-	first, last netip.Addr          // usable range, inclusive
-	gateway     netip.Addr          // CIDR's last address minus 2
-	used        map[netip.Addr]bool // allocated usable addresses
-	used6       map[netip.Addr]bool // allocated IPv6 addresses
+	first, last netip.Addr            // usable range, inclusive
+	gateway     netip.Addr            // CIDR's last address minus 2
+	used        map[netip.Addr]bool   // allocated usable addresses
+	used6       map[netip.Addr]bool   // allocated IPv6 addresses
+	prefixes6   map[netip.Prefix]bool // delegated IPv6 /80s
 	total       int
 	limit       int // with a VSwitchFault: len(used) may not exceed it; -1 without
 	maxMore     int // the VSwitchFault as set, for FaultState
 }
 
 func newVSwitch(spec VSwitchSpec) *vswitch {
-	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}, used6: map[netip.Addr]bool{}, limit: -1}
+	v := &vswitch{VSwitchSpec: spec, used: map[netip.Addr]bool{}, used6: map[netip.Addr]bool{}, prefixes6: map[netip.Prefix]bool{}, limit: -1}
 	// Alibaba reserves the network address and the last three addresses of
 	// every vSwitch; the gateway sits at the last address minus 2.
 	broadcast := lastAddr(spec.CIDR)
@@ -171,11 +172,76 @@ func (v *vswitch) usable6(ip netip.Addr) bool {
 		ip != v.IPv6CIDR.Masked().Addr() && ip.Compare(v.gateway6()) < 0
 }
 
+// Prefix6Bits is the length of a delegated IPv6 prefix (Ipv6PrefixCount):
+// a /80 of the vSwitch's /64.
+const Prefix6Bits = 80
+
+// inPrefix6 reports whether ip is inside a delegated /80.
+func (v *vswitch) inPrefix6(ip netip.Addr) bool {
+	p, err := ip.Prefix(Prefix6Bits)
+	return err == nil && v.prefixes6[p]
+}
+
+// prefix6Free reports whether p, an aligned /80 of the vSwitch's /64, is
+// not delegated and holds no assigned address. The /80s holding the
+// subnet-router anycast address and the gateway are never delegated.
+func (v *vswitch) prefix6Free(p netip.Prefix) bool {
+	if !v.ipv6On() || !v.IPv6CIDR.Contains(p.Addr()) || v.prefixes6[p] ||
+		p.Contains(v.IPv6CIDR.Masked().Addr()) || p.Contains(v.gateway6()) {
+		return false
+	}
+	for ip := range v.used6 {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// allocatePrefixes6 carves n free /80s, highest first: single addresses
+// are handed out lowest first, so the two rarely meet. None when fewer
+// than n are free.
+func (v *vswitch) allocatePrefixes6(n int) ([]netip.Prefix, bool) {
+	var out []netip.Prefix
+	top, _ := v.gateway6().Prefix(Prefix6Bits)
+	for p := top; len(out) < n && v.IPv6CIDR.Contains(p.Addr()); p = prevPrefix6(p) {
+		if v.prefix6Free(p) {
+			out = append(out, p)
+		}
+		if p.Addr() == v.IPv6CIDR.Masked().Addr() {
+			break
+		}
+	}
+	if len(out) < n {
+		return nil, false
+	}
+	for _, p := range out {
+		v.prefixes6[p] = true
+	}
+	return out, true
+}
+
+func (v *vswitch) releasePrefixes6(ps ...netip.Prefix) {
+	for _, p := range ps {
+		delete(v.prefixes6, p)
+	}
+}
+
+// prevPrefix6 returns the /80 right below p.
+func prevPrefix6(p netip.Prefix) netip.Prefix {
+	b := p.Addr().As16()
+	// Bits 64..79 are bytes 8 and 9.
+	n := uint16(b[8])<<8 | uint16(b[9])
+	n--
+	b[8], b[9] = byte(n>>8), byte(n)
+	return netip.PrefixFrom(netip.AddrFrom16(b), Prefix6Bits)
+}
+
 // allocate6 takes n free IPv6 addresses, lowest first.
 func (v *vswitch) allocate6(n int) []netip.Addr {
 	out := make([]netip.Addr, 0, n)
 	for ip := v.IPv6CIDR.Masked().Addr().Next(); len(out) < n && v.usable6(ip); ip = ip.Next() {
-		if !v.used6[ip] {
+		if !v.used6[ip] && !v.inPrefix6(ip) {
 			v.used6[ip] = true
 			out = append(out, ip)
 		}

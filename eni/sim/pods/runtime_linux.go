@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -94,9 +95,32 @@ func (r *Runtime) inNode(fn func() error) error {
 	return ns.WithNetNSPath(r.node.NetNS, func(ns.NetNS) error { return fn() })
 }
 
-// Add runs CNI ADD for the pod and returns the result and how long the
-// plugin chain took.
-func (r *Runtime) Add(ctx context.Context, p Pod) (*types100.Result, time.Duration, error) {
+// AtVersion returns a runtime on the same node whose network list is
+// declared at spec version v alone (its cniVersions dropped), as a runtime
+// whose libcni knows no newer spec sends it: the plugins answer at v.
+func (r *Runtime) AtVersion(v string) (*Runtime, error) {
+	conf := make(map[string]any)
+	if err := json.Unmarshal(r.list.Bytes, &conf); err != nil {
+		return nil, fmt.Errorf("node %s: network list: %w", r.node.Name, err)
+	}
+	conf["cniVersion"] = v
+	delete(conf, "cniVersions")
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: network list at %s: %w", r.node.Name, v, err)
+	}
+	out := *r
+	out.list = list
+	return &out, nil
+}
+
+// AddRaw runs CNI ADD for the pod and returns the result as libcni
+// parsed it, at the list's spec version (a *types040.Result at 0.4.0).
+func (r *Runtime) AddRaw(ctx context.Context, p Pod) (types.Result, time.Duration, error) {
 	var (
 		res  types.Result
 		took time.Duration
@@ -108,6 +132,13 @@ func (r *Runtime) Add(ctx context.Context, p Pod) (*types100.Result, time.Durati
 		took = time.Since(start)
 		return err
 	})
+	return res, took, err
+}
+
+// Add runs CNI ADD for the pod and returns the result and how long the
+// plugin chain took.
+func (r *Runtime) Add(ctx context.Context, p Pod) (*types100.Result, time.Duration, error) {
+	res, took, err := r.AddRaw(ctx, p)
 	if err != nil {
 		// The code says what a kubelet would do (11: retry later).
 		var cniErr *types.Error
@@ -157,12 +188,18 @@ func (r *Runtime) GC(ctx context.Context, valid []Pod) error {
 	return r.inNode(func() error { return r.cni.GCNetworkList(ctx, r.list, args) })
 }
 
-// PodIP returns the first IPv4 address of an ADD result.
+// PodIP returns the pod's address in an ADD result: its first IPv4, or
+// for a pod with no IPv4 (an IPv6-only node) its first IPv6.
 func PodIP(res *types100.Result) (string, error) {
 	for _, ip := range res.IPs {
 		if ip.Address.IP.To4() != nil {
 			return ip.Address.IP.String(), nil
 		}
 	}
-	return "", errors.New("result has no IPv4 address")
+	for _, ip := range res.IPs {
+		if ip.Address.IP.To16() != nil {
+			return ip.Address.IP.String(), nil
+		}
+	}
+	return "", errors.New("result has no address")
 }
