@@ -520,4 +520,23 @@ pass:
 	return POL_PASS;
 }
 
+/* veni_policy_check6 is veni_policy_check for a packet the caller knows
+ * is IPv6 (the fast path's IPv6 copy): it goes straight to the IPv6
+ * check, without the IPv4 check's locals on the stack. */
+static __always_inline enum pol_verdict veni_policy_check6(struct __sk_buff *skb, __u32 ifindex,
+							    enum pol_dir dir, int from_host)
+{
+	const struct pol_ep *ep = pol_lookup(&veni_pol_eps, &ifindex);
+	struct {
+		__u32 gen;
+		__u32 flags;
+	} cur;
+
+	if (!ep)
+		return POL_PASS;
+	/* One 8-byte load, as pol_check_ep. */
+	__builtin_memcpy(&cur, ep, sizeof(cur));
+	return pol_check6(skb, cur.gen, cur.flags, ifindex, (dir & 1) | (from_host ? 2 : 0));
+}
+
 #endif /* VENI_POLICY6_H */
