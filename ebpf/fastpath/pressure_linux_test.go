@@ -18,7 +18,7 @@ import (
 func mustPodFlows(tb testing.TB, d *Datapath, ip netip.Addr) *ebpf.Map {
 	tb.Helper()
 	var m *ebpf.Map
-	if err := d.objs.VeniPodFlows.Lookup(ip.As4(), &m); err != nil {
+	if err := d.family(ip).flows.Lookup(addrKey(ip), &m); err != nil {
 		tb.Fatalf("flow map of %s: %v", ip, err)
 	}
 	tb.Cleanup(func() { m.Close() })
