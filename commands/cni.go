@@ -296,7 +296,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
+	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: res.IP, IP6: res.IP6, Links: pod, ENI: eniLink})
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}
@@ -685,7 +685,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 			return err
 		}
 	}
-	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
+	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, IP6: alloc.IP6, ENI: eniLink})
 }
 
 // checkPrevResult compares what the runtime says ADD returned with what

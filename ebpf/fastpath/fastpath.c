@@ -567,8 +567,8 @@ static __always_inline int from_pod_af(struct __sk_buff *skb, int v6)
 	/* A pod sending with another local pod's address is spoofing: drop
 	 * it here, whatever the host's rp_filter says (conf/all=2 would make
 	 * the veth's strict setting loose). Other foreign sources go to the
-	 * host, whose strict rp_filter on the veth drops them (IPv6: the
-	 * veth's /128 route and the pod's "from" rule). */
+	 * host, whose strict rp_filter on the veth drops IPv4 ones (IPv6 has
+	 * no rp_filter: the VPC drops what the ENI does not hold). */
 	src = endpoint_of(v6, p.saddr);
 	if (!src)
 		return count(v6, hook, CNT_PASS_UNKNOWN_SRC);
