@@ -507,7 +507,13 @@ func printStatus(w io.Writer, rep statusReport) error {
 	case !dp.Pinned:
 		p.printf("  pins    %s: none\n", dp.PinDir)
 	default:
-		p.printf("  pins    %s: %d endpoints for %d bound pods, eni programs on ifindex %v\n", dp.PinDir, len(dp.Endpoints), dp.BoundPods, dp.ENIIfindexes)
+		six := 0
+		for _, ep := range dp.Endpoints {
+			if ep.IP.Is6() {
+				six++
+			}
+		}
+		p.printf("  pins    %s: %d endpoints (%d IPv6) for %d bound pods, eni programs on ifindex %v\n", dp.PinDir, len(dp.Endpoints), six, dp.BoundPods, dp.ENIIfindexes)
 	}
 	if len(dp.HostStack) > 0 {
 		var hs []string
