@@ -301,11 +301,11 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	// The fast path takes IPv4 only: an IPv6-only pod stays on the plain
-	// datapath (as a dual-stack pod's IPv6 does).
+	// The fast path keys a pod by its IPv4 (a dual-stack pod's IPv6 rides
+	// beside it): an IPv6-only pod stays on the plain datapath.
 	var fast datapath.Attach
 	if ip4.IsValid() {
-		fast, err = datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: res.IP, Links: pod, ENI: eniLink})
+		fast, err = datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: ip4, IP6: ip6, Links: pod, ENI: eniLink})
 	}
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
@@ -700,9 +700,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 		}
 	}
 	if !ip4.IsValid() {
-		return nil // an IPv6-only pod is on the plain datapath (AttachPod is IPv4 only)
+		return nil // an IPv6-only pod is on the plain datapath (the fast path keys pods by IPv4)
 	}
-	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: alloc.IP, ENI: eniLink})
+	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: ip4, IP6: ip6, ENI: eniLink})
 }
 
 // checkPrevResult compares what the runtime says ADD returned with what

@@ -88,7 +88,7 @@ type statusReport struct {
 
 	// Stack is eni_conf's ip_stack ("ipv4", "dual" or "ipv6"); StackNotes say
 	// what dual stack does not do on this node (an instance type with
-	// fewer IPv6 than IPv4 per ENI, IPv6 beside the eBPF fast path).
+	// fewer IPv6 than IPv4 per ENI).
 	Stack      string   `json:"stack"`
 	StackNotes []string `json:"stackNotes,omitempty"`
 
@@ -249,8 +249,8 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 				problem("%s", msg)
 			}
 		}
-		if rep.Datapath.EBPF() {
-			rep.StackNotes = append(rep.StackNotes, "pods' IPv6 stays on the plain datapath (the eBPF fast path takes IPv4 only); a pod isolated by NetworkPolicy drops IPv6 (policy has no IPv6 rules yet)")
+		if env.Config.IPv6Only() && rep.Datapath.EBPF() {
+			rep.StackNotes = append(rep.StackNotes, "IPv6-only pods stay on the plain datapath (the eBPF fast path keys a pod by its IPv4)")
 		}
 		if env.Config.IPv6Only() && env.Config.ServiceCIDR != "" && !hasIPv6Prefix(env.Config.ServiceCIDR) {
 			rep.StackNotes = append(rep.StackNotes, "ip_stack ipv6 with an IPv4-only service_cidr: IPv6-only pods cannot reach those Services (list the cluster's IPv6 Service CIDR)")
@@ -380,16 +380,23 @@ func gatherDatapath(env *node.Env, instanceID string, allocs []store.Allocation,
 	byIP := make(map[netip.Addr]store.Allocation, len(allocs))
 	for _, a := range allocs {
 		byIP[a.IP] = a
+		if a.IP6.IsValid() {
+			byIP[a.IP6] = a
+		}
 	}
+	fastPods := 0 // a dual-stack pod has an endpoint for each address
 	for _, ep := range eps {
+		if ep.IP.Is4() {
+			fastPods++
+		}
 		a, ok := byIP[ep.IP]
 		if !ok {
 			problem("endpoint %s has no allocation in the store (the daemon's GC removes it)", ep.IP)
 		}
 		dp.Endpoints = append(dp.Endpoints, statusEndpoint{IP: ep.IP, Pod: podName(a), HostIfindex: ep.HostIfindex, ENIIfindex: ep.ENIIfindex, ENITable: ep.ENITable})
 	}
-	if dp.EBPF() && len(dp.Endpoints) < dp.BoundPods {
-		problem("%d of %d bound pods have no fast path endpoint", dp.BoundPods-len(dp.Endpoints), dp.BoundPods)
+	if dp.EBPF() && fastPods < dp.BoundPods {
+		problem("%d of %d bound pods have no fast path endpoint", dp.BoundPods-fastPods, dp.BoundPods)
 	}
 	return dp
 }
@@ -506,7 +513,13 @@ func printStatus(w io.Writer, rep statusReport) error {
 	case !dp.Pinned:
 		p.printf("  pins    %s: none\n", dp.PinDir)
 	default:
-		p.printf("  pins    %s: %d endpoints for %d bound pods, eni programs on ifindex %v\n", dp.PinDir, len(dp.Endpoints), dp.BoundPods, dp.ENIIfindexes)
+		six := 0
+		for _, ep := range dp.Endpoints {
+			if ep.IP.Is6() {
+				six++
+			}
+		}
+		p.printf("  pins    %s: %d endpoints (%d IPv6) for %d bound pods, eni programs on ifindex %v\n", dp.PinDir, len(dp.Endpoints), six, dp.BoundPods, dp.ENIIfindexes)
 	}
 	if len(dp.HostStack) > 0 {
 		var hs []string
@@ -520,7 +533,11 @@ func printStatus(w io.Writer, rep statusReport) error {
 		for _, h := range []struct {
 			name string
 			hc   fastpath.HookCounters
-		}{{"from_pod", c.FromPod}, {"to_pod", c.ToPod}, {"from_eni", c.FromENI}} {
+		}{{"from_pod", c.FromPod}, {"to_pod", c.ToPod}, {"from_eni", c.FromENI},
+			{"from_pod6", c.IPv6.FromPod}, {"to_pod6", c.IPv6.ToPod}, {"from_eni6", c.IPv6.FromENI}} {
+			if strings.HasSuffix(h.name, "6") && h.hc.Packets == 0 {
+				continue // no IPv6 seen: an IPv4-only node
+			}
 			p.printf("  %-9s %s\n", h.name, nonZeroCounters(h.hc))
 		}
 	}
@@ -615,7 +632,7 @@ func nonZeroCounters(hc fastpath.HookCounters) string {
 		name string
 		v    uint64
 	}{
-		{"pass_not_ipv4", hc.PassNotIPv4}, {"pass_malformed", hc.PassMalformed}, {"pass_fragment", hc.PassFragment},
+		{"pass_not_ip", hc.PassNotIP}, {"pass_malformed", hc.PassMalformed}, {"pass_fragment", hc.PassFragment},
 		{"pass_proto", hc.PassProto}, {"pass_special", hc.PassSpecial}, {"pass_service", hc.PassService},
 		{"pass_host_cidr", hc.PassHostCIDR}, {"pass_node_addr", hc.PassNodeAddr}, {"pass_host_flow", hc.PassHostFlow},
 		{"pass_unknown_src", hc.PassUnknownSrc}, {"pass_not_local", hc.PassNotLocal}, {"pass_ttl", hc.PassTTL},

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/veni-cni/veni/ebpf/fastpath"
 )
 
 // dualVSwitches are two vSwitches with IPv6 /64s: one per node, so the
@@ -67,28 +69,77 @@ func TestDualStack_TwoNodesTCPMatrix(t *testing.T) {
 	dualDelAll(t, c, ctx, all)
 }
 
-// Ensure a dual-stack node on the eBPF datapath is never a broken pod: the
-// fast path takes the pods' IPv4, their IPv6 stays on the plain datapath,
-// both TCP matrices pass, and veni status says so.
-func TestDualStack_EBPFDatapath_IPv6StaysPlain(t *testing.T) {
+// Ensure dual-stack pods on two nodes on the eBPF datapath reach each
+// other over both families and that their IPv6 takes the fast path: a
+// second IPv6 TCP matrix moves each node's IPv6 counters by at least its
+// probes (local pairs redirected into the peer, remote ones out of the ENI
+// and, on arrival, into the pod), and veni status no longer says IPv6
+// stays on the plain datapath.
+func TestDualStack_EBPFDatapath_IPv6FastPath(t *testing.T) {
 	c, ctx, all := dualMatrix(t, "ebpf")
-	for _, node := range []string{"node-1", "node-2"} {
+	nodes := []string{"node-1", "node-2"}
+	status := func(node string) (dpStatus, []string) {
 		out := c.mustRun("sim", "exec", node, "--", c.bin, "status", "-o", "json", "--config", c.nodes[node].config)
-		var st struct {
-			Datapath struct {
-				Active string `json:"active"`
-			} `json:"datapath"`
+		var st dpStatus
+		var notes struct {
 			StackNotes []string `json:"stackNotes"`
 		}
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
+		if err := errors.Join(json.Unmarshal([]byte(out), &st), json.Unmarshal([]byte(out), &notes)); err != nil {
 			t.Fatal(err)
 		}
+		return st, notes.StackNotes
+	}
+	before := make(map[string]*fastpath.Counters)
+	for _, node := range nodes {
+		st, notes := status(node)
 		if st.Datapath.Active != "ebpf" {
 			t.Skipf("%s: datapath %q: this kernel has no eBPF fast path (the plain case is TestDualStack_TwoNodesTCPMatrix)", node, st.Datapath.Active)
 		}
-		if !strings.Contains(strings.Join(st.StackNotes, " "), "IPv6 stays on the plain datapath") {
-			t.Fatalf("%s: status stack notes %q do not say where IPv6 goes", node, st.StackNotes)
+		if n := strings.Join(notes, " "); strings.Contains(n, "plain datapath") {
+			t.Errorf("%s: status stack notes %q still send IPv6 to the plain datapath", node, n)
 		}
+		var six int
+		for _, ep := range st.Datapath.Endpoints {
+			if ep.IP.Is6() {
+				six++
+			}
+		}
+		if six != 3 {
+			t.Errorf("%s: %d IPv6 fast path endpoints, want one per pod (3): %+v", node, six, st.Datapath.Endpoints)
+		}
+		before[node] = st.Datapath.Counters
+	}
+
+	v6 := make([]testPod, 0, len(all))
+	for _, p := range all {
+		six := p.testPod
+		six.ip = p.ip6
+		v6 = append(v6, six)
+	}
+	if fails := probeAll(ctx, v6); len(fails) > 0 {
+		t.Fatalf("second ipv6 tcp matrix: %d failures:\n%s", len(fails), summarize(fails, 10))
+	}
+	// Each node has 3 pods: 6 probes between its own pods, 9 from its
+	// pods to the other node's and 9 the other way.
+	for _, node := range nodes {
+		st, _ := status(node)
+		b, a := before[node], st.Datapath.Counters
+		if b == nil || a == nil {
+			t.Fatalf("%s: no fast path counters in status", node)
+		}
+		for _, c := range []struct {
+			name          string
+			b, a, atLeast uint64
+		}{
+			{"ipv6 from_pod redirect_peer", b.IPv6.FromPod.RedirectPeer, a.IPv6.FromPod.RedirectPeer, 6},
+			{"ipv6 from_pod redirect_neigh", b.IPv6.FromPod.RedirectNeigh, a.IPv6.FromPod.RedirectNeigh, 9},
+			{"ipv6 from_eni redirect_peer", b.IPv6.FromENI.RedirectPeer, a.IPv6.FromENI.RedirectPeer, 9},
+		} {
+			if c.a-c.b < c.atLeast {
+				t.Errorf("%s: %s grew by %d over the ipv6 matrix, want >= %d (ipv6 %+v)", node, c.name, c.a-c.b, c.atLeast, a.IPv6)
+			}
+		}
+		t.Logf("%s: ipv6 from_pod %+v", node, a.IPv6.FromPod)
 	}
 	dualDelAll(t, c, ctx, all)
 }

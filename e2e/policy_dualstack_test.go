@@ -70,8 +70,8 @@ func mustDSPod(t *testing.T, dir, node, ns, name string) dsPod {
 // IPv6 as over IPv4 for every pod pair, across nodes too, and the
 // hand-written verdicts of the case on both: pod and namespace selectors,
 // named ports, ipBlocks of both families with excepts, egress isolation.
-// On the eBPF datapath the pods' IPv4 takes the fast path (and its
-// ingress check) while their IPv6 stays on the plain datapath.
+// On the eBPF datapath both families take the fast path, which runs the
+// destination's ingress check before it redirects into a pod.
 func TestSim_PolicyDualStackParity(t *testing.T) {
 	for _, datapath := range []string{"plain", "ebpf"} {
 		t.Run(datapath, func(t *testing.T) { policyDualStackParity(t, datapath) })

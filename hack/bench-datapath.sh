@@ -6,6 +6,12 @@
 #   1h hop        one routed hop, client -> router namespace -> server
 #   2  plain      veni's plain datapath on the sim, same node and cross node
 #   3  ebpf       veni's eBPF datapath on the sim, same node and cross node
+#   2/3 plain6, ebpf6  the same two over IPv6: dual-stack sims (ip_stack
+#                 dual), the server's IPv6; after the table, each family's
+#                 eBPF / plain ratios side by side. sockperf 3.7 takes no
+#                 IPv6: these rows' RR figures come from "bench-datapath
+#                 pingpong" (one connection, 64-byte ping-pong, full round
+#                 trip), so compare them with each other, not with sockperf's
 #   4  bridge     Debian's bridge plugin (+ host-local), same node
 #   3p ebpf-policy  veni's eBPF datapath with and without NetworkPolicy
 #                 (BENCH_POLICIES policies of BENCH_POLICY_RULES rules, all
@@ -19,8 +25,8 @@
 # (sockperf TCP ping-pong, full round trip p50/p99) and new connections per
 # second (bench/datapath connrate), in two scenarios: (a) a clean node and
 # (b) a node carrying a large cluster's host firewall: 10,000 nat
-# PREROUTING + 1,000 filter FORWARD rules with conntrack, loaded in the
-# namespaces that forward (the router, the sim nodes, the bridge node;
+# PREROUTING + 1,000 filter FORWARD rules with conntrack (iptables, IPv4:
+# the IPv6 rows do not cross them), loaded in the namespaces that forward (the router, the sim nodes, the bridge node;
 # never the root namespace, never pods, never the sim's VPC). A bare pair
 # has no node, so its (b) row is the same pair measured again.
 #
@@ -30,8 +36,8 @@
 #
 # Usage: hack/bench-datapath.sh   (root; make build first, or VENI=path)
 # Env:   BENCH_DURATION (4s per figure), BENCH_REPS (3),
-#        BENCH_SCENARIOS ("a b"), BENCH_ROWS ("bare hop plain ebpf bridge";
-#        also ebpf-policy), BENCH_POLICIES (100), BENCH_POLICY_RULES (10),
+#        BENCH_SCENARIOS ("a b"), BENCH_ROWS ("bare hop plain ebpf plain6
+#        ebpf6 bridge"; also ebpf-policy), BENCH_POLICIES (100), BENCH_POLICY_RULES (10),
 #        BENCH_RR_CPU (last CPU; -1 = unbound),
 #        BENCH_OUT (directory kept with results.jsonl and table.txt)
 #
@@ -47,7 +53,7 @@ BENCH=$ROOT/bin/bench-datapath
 DURATION=${BENCH_DURATION:-4s}
 REPS=${BENCH_REPS:-3}
 SCENARIOS=${BENCH_SCENARIOS:-a b} # (b) after (a): its firewall stays loaded
-ROWS=${BENCH_ROWS:-bare hop plain ebpf bridge}
+ROWS=${BENCH_ROWS:-bare hop plain ebpf plain6 ebpf6 bridge}
 NAT_RULES=${BENCH_NAT_RULES:-10000}
 FORWARD_RULES=${BENCH_FORWARD_RULES:-1000}
 POLICIES=${BENCH_POLICIES:-100}
@@ -196,25 +202,40 @@ sim_pod() {
 	sed -E 's/^.*: ([0-9.]+) \(netns ([^,]+),.*$/\2 \1/' <<<"$out"
 }
 
-# setup_sim DATAPATH builds a two-node sim whose nodes run DATAPATH, with
-# two pods on node-1 and one on node-2.
+# pod_ip6 prints the global IPv6 of the pod whose namespace is at path.
+pod_ip6() {
+	ip -n "${1#/run/netns/}" -6 -o addr show dev eth0 scope global | awk '{ split($4, a, "/"); print a[1]; exit }'
+}
+
+# setup_sim ROW builds a two-node sim whose nodes run datapath ROW (plain,
+# ebpf; plain6 and ebpf6 are those datapaths on dual-stack nodes, measured
+# over IPv6), with two pods on node-1 and one on node-2.
 setup_sim() {
-	local dp=$1 sim=$PFX-$1 n1 n2 p1 p2 p3 ip2 ip3 num
+	local row=$1 dp=${1%6} sim=$PFX-$1 n1 n2 p1 p2 p3 ip2 ip3 num fam="" dual=()
+	if [[ $row == *6 ]]; then
+		fam=" IPv6,"
+		dual=(--vswitches "vsw-sim-a=172.30.1.0/24+fd00:ac1e:1::/64,vsw-sim-b=172.30.2.0/24+fd00:ac1e:2::/64" --node-config ip_stack=dual)
+	fi
 	SIMS+=("$sim")
-	"$VENI" sim --dir "$WORK/$sim" --name "$sim" up --nodes 2 --datapath "$dp" >/dev/null
+	"$VENI" sim --dir "$WORK/$sim" --name "$sim" up --nodes 2 --datapath "$dp" "${dual[@]}" >/dev/null
 	n1=$(nsp "$sim-node-1")
 	n2=$(nsp "$sim-node-2")
 	read -r p1 _ <<<"$(sim_pod "$sim" node-1 p1)"
 	read -r p2 ip2 <<<"$(sim_pod "$sim" node-1 p2)"
 	read -r p3 ip3 <<<"$(sim_pod "$sim" node-2 p3)"
+	if [[ -n $fam ]]; then
+		ip2=$(pod_ip6 "$p2")
+		ip3=$(pod_ip6 "$p3")
+		[[ -n $ip2 && -n $ip3 ]] || die "row $row: the dual-stack pods have no IPv6"
+	fi
 	num=2
 	[[ $dp == ebpf ]] && num=3
-	ROW[$dp-same]="$p1 $p2 $ip2 $n1"
-	ROW[$dp-cross]="$p1 $p3 $ip3 $n1,$n2"
-	FWD[$dp-same]="$sim-node-1"
-	FWD[$dp-cross]="$sim-node-1 $sim-node-2"
-	LABEL[$dp-same]="$num  veni $dp, same node"
-	LABEL[$dp-cross]="$num  veni $dp, cross node"
+	ROW[$row-same]="$p1 $p2 $ip2 $n1"
+	ROW[$row-cross]="$p1 $p3 $ip3 $n1,$n2"
+	FWD[$row-same]="$sim-node-1"
+	FWD[$row-cross]="$sim-node-1 $sim-node-2"
+	LABEL[$row-same]="$num  veni $dp,$fam same node"
+	LABEL[$row-cross]="$num  veni $dp,$fam cross node"
 	if [[ $dp == ebpf ]]; then
 		# The plugin pins each node's fast path under its instance id;
 		# measure reads its counters to show which packets it carried.
@@ -222,9 +243,9 @@ setup_sim() {
 		pin1=/sys/fs/bpf/veni/$(jq -r '.nodes[] | select(.name == "node-1") | .instanceId' "$WORK/$sim/state.json")
 		pin2=/sys/fs/bpf/veni/$(jq -r '.nodes[] | select(.name == "node-2") | .instanceId' "$WORK/$sim/state.json")
 		if [[ -d $pin1 && -d $pin2 ]]; then
-			PIN[$dp-same]=$pin1
-			PIN[$dp-cross]=$pin1,$pin2
-			POLICY_NODES=(--node "$pin1=$n1" --node "$pin2=$n2")
+			PIN[$row-same]=$pin1
+			PIN[$row-cross]=$pin1,$pin2
+			[[ -n $fam ]] || POLICY_NODES=(--node "$pin1=$n1" --node "$pin2=$n2")
 		else
 			log "WARNING: the ebpf sim pinned no fast path ($pin1): its pods run the plain datapath"
 		fi
@@ -280,7 +301,7 @@ for r in $ROWS; do
 		"setup_$r"
 		KEYS+=("$r")
 		;;
-	plain | ebpf)
+	plain | ebpf | plain6 | ebpf6)
 		[[ -n ${ROW[$r-same]:-} ]] || setup_sim "$r"
 		KEYS+=("$r-same" "$r-cross")
 		;;
@@ -298,7 +319,7 @@ for r in $ROWS; do
 			KEYS+=("$k+policy")
 		done
 		;;
-	*) die "unknown row $r (known: bare hop plain ebpf ebpf-policy bridge)" ;;
+	*) die "unknown row $r (known: bare hop plain ebpf plain6 ebpf6 ebpf-policy bridge)" ;;
 	esac
 done
 

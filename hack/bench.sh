@@ -6,8 +6,10 @@
 #
 #   cni       veni vs Debian's ptp/bridge + host-local: CNI ADD/DEL latency
 #             and pods/s through libcni, and plugin process start (bench/cni)
-#   datapath  pod-to-pod throughput, latency and connection rate
-#             (hack/bench-datapath.sh, tuned by its BENCH_* variables)
+#   datapath  pod-to-pod throughput, latency and connection rate, IPv4
+#             and IPv6 (dual-stack sims) side by side, eBPF / plain ratios
+#             per family (hack/bench-datapath.sh, tuned by its BENCH_*
+#             variables)
 #   policy    NetworkPolicy on the eBPF datapath: TCP_RR p50 and new
 #             connections/s with 100 policies / 1,000 rules selecting the
 #             pods vs none, same node and cross node, as ratios in one run

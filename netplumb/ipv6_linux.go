@@ -41,7 +41,8 @@ import (
 //
 // IPv6 has no rp_filter: the host does not drop a pod's spoofed IPv6
 // source itself; the VPC does (it forwards only sources assigned to the
-// ENI), and the eBPF fast path does not take IPv6 (see ebpf/fastpath).
+// ENI), and the eBPF fast path drops a source that is another local pod's
+// (see ebpf/fastpath).
 
 // hostSysctls6 are the node-side sysctls of a dual-stack pod's host veth.
 // Setting conf.all.forwarding also makes the kernel ignore router

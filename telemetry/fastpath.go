@@ -41,6 +41,8 @@ func (e *Exporter) SetFastPath(s FastPath) {
 		c    *fastpath.HookCounters
 	}{
 		{"from_pod", &s.Counters.FromPod}, {"to_pod", &s.Counters.ToPod}, {"from_eni", &s.Counters.FromENI},
+		// IPv6, as veni status names its hooks.
+		{"from_pod6", &s.Counters.IPv6.FromPod}, {"to_pod6", &s.Counters.IPv6.ToPod}, {"from_eni6", &s.Counters.IPv6.FromENI},
 	} {
 		forEachCounter(h.c, func(name string, v uint64) {
 			if name == "packets" {

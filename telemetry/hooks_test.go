@@ -150,6 +150,7 @@ func TestExporter_SetFastPath(t *testing.T) {
 	var c fastpath.Counters
 	c.FromPod.Packets, c.FromPod.RedirectNeigh, c.FromPod.PassService = 100, 90, 10
 	c.FromENI.Packets, c.FromENI.RedirectPeer = 50, 49
+	c.IPv6.FromENI.Packets, c.IPv6.FromENI.RedirectPeer = 20, 19
 	e.SetFastPath(FastPath{Active: "ebpf", Configured: "auto", Running: true, Counters: c, Endpoints: 7})
 	fams := scrape(t, e)
 	for _, x := range []struct {
@@ -163,6 +164,8 @@ func TestExporter_SetFastPath(t *testing.T) {
 		{"veni_fastpath_decisions_total", "hook=from_pod,decision=pass_service", 10},
 		{"veni_fastpath_decisions_total", "hook=from_eni,decision=redirect_peer", 49},
 		{"veni_fastpath_decisions_total", "hook=to_pod,decision=drop_spoofed", 0},
+		{"veni_fastpath_packets_total", "hook=from_eni6", 20},
+		{"veni_fastpath_decisions_total", "hook=from_eni6,decision=redirect_peer", 19},
 		{"veni_fastpath_endpoints", "", 7},
 		{"veni_fastpath_sample_timestamp_seconds", "", float64(t0().Unix())},
 	} {
@@ -172,8 +175,8 @@ func TestExporter_SetFastPath(t *testing.T) {
 	}
 	var fields int
 	forEachCounter(&c.ToPod, func(string, uint64) { fields++ })
-	if n := len(fams["veni_fastpath_decisions_total"].GetMetric()); n != 3*(fields-1) {
-		t.Errorf("%d decision series, want %d (3 hooks × %d counters besides packets)", n, 3*(fields-1), fields-1)
+	if n := len(fams["veni_fastpath_decisions_total"].GetMetric()); n != 6*(fields-1) {
+		t.Errorf("%d decision series, want %d (6 hooks, 3 per family, × %d counters besides packets)", n, 6*(fields-1), fields-1)
 	}
 
 	c.FromPod.Packets = 5 // the maps were recreated

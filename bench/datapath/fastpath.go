@@ -35,16 +35,20 @@ func fastpathCounters(pinDirs []string) (map[string]uint64, error) {
 	return out, nil
 }
 
-// addCounters adds every uint64 field of c's hooks to m.
+// addCounters adds every uint64 field of c's hooks to m: IPv4 ones as
+// "FromPod.RedirectPeer", IPv6 ones as "IPv6.FromPod.RedirectPeer".
 func addCounters(m map[string]uint64, c fastpath.Counters) {
-	cv := reflect.ValueOf(c)
-	for i := range cv.NumField() {
-		hook := cv.Type().Field(i).Name
-		hv := cv.Field(i)
-		for j := range hv.NumField() {
-			if f := hv.Field(j); f.Kind() == reflect.Uint64 {
-				m[hook+"."+hv.Type().Field(j).Name] += f.Uint()
-			}
+	addFields(m, "", reflect.ValueOf(c))
+}
+
+func addFields(m map[string]uint64, prefix string, v reflect.Value) {
+	for i := range v.NumField() {
+		name := prefix + v.Type().Field(i).Name
+		switch f := v.Field(i); f.Kind() {
+		case reflect.Uint64:
+			m[name] += f.Uint()
+		case reflect.Struct:
+			addFields(m, name+".", f)
 		}
 	}
 }
@@ -61,13 +65,17 @@ func counterDelta(before, after map[string]uint64) map[string]uint64 {
 }
 
 // fastShare is the share of the packets the fast path's ingress programs
-// saw (leaving pods, arriving on ENIs) that they redirected, skipping the
-// node's IP stack. ok is false when they saw nothing.
+// saw (leaving pods, arriving on ENIs; both families) that they
+// redirected, skipping the node's IP stack. ok is false when they saw
+// nothing.
 func fastShare(d map[string]uint64) (share float64, ok bool) {
-	seen := d["FromPod.Packets"] + d["FromENI.Packets"]
+	var seen, redirected uint64
+	for _, fam := range []string{"", "IPv6."} {
+		seen += d[fam+"FromPod.Packets"] + d[fam+"FromENI.Packets"]
+		redirected += d[fam+"FromPod.RedirectPeer"] + d[fam+"FromPod.RedirectNeigh"] + d[fam+"FromENI.RedirectPeer"] + d[fam+"FromENI.RedirectNeigh"]
+	}
 	if seen == 0 {
 		return 0, false
 	}
-	redirected := d["FromPod.RedirectPeer"] + d["FromPod.RedirectNeigh"] + d["FromENI.RedirectPeer"] + d["FromENI.RedirectNeigh"]
 	return float64(redirected) / float64(seen), true
 }

@@ -12,10 +12,12 @@ func TestAddCounters(t *testing.T) {
 	c := fastpath.Counters{
 		FromPod: fastpath.HookCounters{Packets: 10, RedirectNeigh: 7, PassNotLocal: 3},
 		FromENI: fastpath.HookCounters{Packets: 5, RedirectPeer: 5},
+		IPv6:    fastpath.FamilyCounters{FromPod: fastpath.HookCounters{Packets: 4, RedirectPeer: 3}},
 	}
 	addCounters(m, c)
 	addCounters(m, c) // a second node adds up
-	for k, want := range map[string]uint64{"FromPod.Packets": 20, "FromPod.RedirectNeigh": 14, "FromPod.PassNotLocal": 6, "FromENI.RedirectPeer": 10, "ToPod.Packets": 0} {
+	for k, want := range map[string]uint64{"FromPod.Packets": 20, "FromPod.RedirectNeigh": 14, "FromPod.PassNotLocal": 6, "FromENI.RedirectPeer": 10, "ToPod.Packets": 0,
+		"IPv6.FromPod.Packets": 8, "IPv6.FromPod.RedirectPeer": 6} {
 		if m[k] != want {
 			t.Errorf("%s = %d, want %d", k, m[k], want)
 		}
@@ -42,6 +44,12 @@ func TestCounterDelta_FastShare(t *testing.T) {
 			after: map[string]uint64{"FromPod.Packets": 300, "FromPod.RedirectNeigh": 190, "FromPod.PassNotLocal": 100, "FromENI.Packets": 5},
 			share: 0.5, ok: true,
 			delta: map[string]uint64{"FromPod.Packets": 200, "FromPod.RedirectNeigh": 100, "FromPod.PassNotLocal": 100},
+		},
+		{
+			name:  "ipv6 counts too",
+			after: map[string]uint64{"FromPod.Packets": 100, "FromPod.RedirectNeigh": 90, "FromENI.Packets": 5, "IPv6.FromPod.Packets": 10, "IPv6.FromPod.RedirectPeer": 5},
+			share: 0.5, ok: true,
+			delta: map[string]uint64{"IPv6.FromPod.Packets": 10, "IPv6.FromPod.RedirectPeer": 5},
 		},
 		{name: "nothing seen", after: before, delta: map[string]uint64{}},
 	}

@@ -30,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		Short:        "Measure pod-to-pod datapaths: throughput, latency and connection rate (see hack/bench-datapath.sh)",
 		SilenceUsage: true,
 	}
-	root.AddCommand(newConnrateCommand(), newFirewallCommand(), newMeasureCommand(), newPolicyCommand(), newTableCommand())
+	root.AddCommand(newConnrateCommand(), newPingpongCommand(), newFirewallCommand(), newMeasureCommand(), newPolicyCommand(), newTableCommand())
 	return root
 }
 
@@ -71,6 +71,48 @@ func newConnrateCommand() *cobra.Command {
 	run.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "how long to open connections")
 	run.Flags().IntVar(&o.Concurrency, "concurrency", 1, "connections in flight at once")
 	run.Flags().DurationVar(&o.Timeout, "timeout", 3*time.Second, "per connection")
+	cmd.AddCommand(serve, run)
+	return cmd
+}
+
+func newPingpongCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pingpong",
+		Short: "TCP request/response round trips on one connection (the IPv6 rows' sockperf)",
+	}
+	var listen string
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Echo 64-byte messages until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := listenPingpong(listen)
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			return s.Close()
+		},
+	}
+	serve.Flags().StringVar(&listen, "listen", "127.0.0.1:7001", "address to listen on, ip:port")
+	var (
+		to string
+		d  time.Duration
+	)
+	run := &cobra.Command{
+		Use:   "run",
+		Short: "Exchange messages for a while and print the round trips' p50 and p99 (µs) as JSON",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lat, err := runPingpong(cmd.Context(), to, d)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(lat)
+		},
+	}
+	run.Flags().StringVar(&to, "to", "127.0.0.1:7001", "server address, ip:port")
+	run.Flags().DurationVar(&d, "duration", 5*time.Second, "how long to exchange")
 	cmd.AddCommand(serve, run)
 	return cmd
 }
@@ -175,6 +217,9 @@ func runTable(w io.Writer, r io.Reader) error {
 	}
 	stats := aggregate(samples)
 	if err := printTables(w, stats); err != nil {
+		return err
+	}
+	if err := printFamilyRatios(w, stats); err != nil {
 		return err
 	}
 	if err := printScenarioRatios(w, stats); err != nil {

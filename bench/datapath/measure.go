@@ -50,8 +50,8 @@ func (o measureOptions) validate() error {
 		return fmt.Errorf("%w: --scenario and --row are required", errUsage)
 	case o.ClientNetNS == "" || o.ServerNetNS == "":
 		return fmt.Errorf("%w: --client-netns and --server-netns are required", errUsage)
-	case !o.ServerIP.Is4():
-		return fmt.Errorf("%w: --server-ip %v is not an ipv4 address", errUsage, o.ServerIP)
+	case !o.ServerIP.IsValid():
+		return fmt.Errorf("%w: --server-ip is required", errUsage)
 	case o.RRCPU >= runtime.NumCPU():
 		return fmt.Errorf("%w: --rr-cpu %d: this machine has %d CPUs", errUsage, o.RRCPU, runtime.NumCPU())
 	case o.Duration < time.Second:
@@ -71,6 +71,7 @@ type sample struct {
 	TCP4       float64   `json:"tcp4Gbps"`   // iperf3, four streams
 	P50        float64   `json:"rrP50us"`    // sockperf TCP ping-pong round trip, median
 	P99        float64   `json:"rrP99us"`    // and 99th percentile
+	RRTool     string    `json:"rrTool"`     // "sockperf" (IPv4) or "pingpong" (IPv6: sockperf 3.7 takes no IPv6)
 	ConnPerSec float64   `json:"connPerSec"` // connrate, one connection at a time
 	ConnErrors int64     `json:"connErrors"` // connections that failed (counted, not fatal)
 	Forwarded  uint64    `json:"forwarded"`  // packets the node namespaces' IP stacks forwarded meanwhile
@@ -103,11 +104,15 @@ func measure(ctx context.Context, o measureOptions) (sample, error) {
 	if s.TCP1, s.TCP4, err = measureIperf3(ctx, o); err != nil {
 		return s, err
 	}
-	lat, err := measureSockperf(ctx, o)
+	lat, err := measureRR(ctx, o)
 	if err != nil {
 		return s, err
 	}
 	s.P50, s.P99 = lat.P50, lat.P99
+	s.RRTool = "sockperf"
+	if !o.ServerIP.Is4() {
+		s.RRTool = "pingpong"
+	}
 	cr, err := measureConnrate(ctx, o)
 	if err != nil {
 		return s, err
@@ -218,6 +223,34 @@ func measureIperf3(ctx context.Context, o measureOptions) (one, four float64, er
 		gbps[i] = bps / 1e9
 	}
 	return gbps[0], gbps[1], nil
+}
+
+// measureRR measures TCP request/response latency: sockperf for an IPv4
+// server, pingpong (sockperf 3.7 takes no IPv6) for an IPv6 one.
+func measureRR(ctx context.Context, o measureOptions) (latency, error) {
+	if o.ServerIP.Is4() {
+		return measureSockperf(ctx, o)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return latency{}, fmt.Errorf("find own binary: %w", err)
+	}
+	addr := netip.AddrPortFrom(o.ServerIP, uint16(o.Ports.Sockperf)).String()
+	srv, err := startServer(ctx, o.ServerNetNS, o.RRCPU, o.Ports.Sockperf, self, "pingpong", "serve", "--listen", addr)
+	if err != nil {
+		return latency{}, err
+	}
+	defer srv.stop()
+	out, err := runClient(ctx, o.ClientNetNS, o.RRCPU, o.Duration+30*time.Second,
+		self, "pingpong", "run", "--to", addr, "--duration", o.Duration.String())
+	if err != nil {
+		return latency{}, err
+	}
+	var lat latency
+	if err := json.Unmarshal(out, &lat); err != nil {
+		return latency{}, fmt.Errorf("pingpong output: %w", err)
+	}
+	return lat, nil
 }
 
 func measureSockperf(ctx context.Context, o measureOptions) (latency, error) {

@@ -69,8 +69,8 @@ func readIn(nsPath, name string) ([]byte, error) {
 	return b, nil
 }
 
-// forwarded returns the packets the IP stack of the namespace at nsPath
-// has forwarded since it was created.
+// forwarded returns the packets (IPv4 and IPv6) the IP stack of the
+// namespace at nsPath has forwarded since it was created.
 func forwarded(nsPath string) (uint64, error) {
 	b, err := readIn(nsPath, "net/snmp")
 	if err != nil {
@@ -80,7 +80,15 @@ func forwarded(nsPath string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", nsPath, err)
 	}
-	return n, nil
+	b6, err := readIn(nsPath, "net/snmp6")
+	if err != nil {
+		return 0, err
+	}
+	n6, err := parseSnmp6Forwarded(b6)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", nsPath, err)
+	}
+	return n + n6, nil
 }
 
 // waitListening waits until a TCP socket listens on port in the namespace
@@ -95,7 +103,11 @@ func waitListening(ctx context.Context, nsPath string, port int, exited <-chan s
 		if err != nil {
 			return err
 		}
-		if listensOn(b, port) {
+		b6, err := readIn(nsPath, "net/tcp6")
+		if err != nil {
+			return err
+		}
+		if listensOn(b, port) || listensOn(b6, port) {
 			return nil
 		}
 		select {
@@ -108,8 +120,8 @@ func waitListening(ctx context.Context, nsPath string, port int, exited <-chan s
 	}
 }
 
-// listensOn reports whether a /proc/net/tcp table has a socket in LISTEN
-// (state 0A) on port.
+// listensOn reports whether a /proc/net/tcp or tcp6 table has a socket in
+// LISTEN (state 0A) on port.
 func listensOn(table []byte, port int) bool {
 	want := fmt.Sprintf(":%04X", port)
 	sc := bufio.NewScanner(bytes.NewReader(table))
@@ -118,8 +130,9 @@ func listensOn(table []byte, port int) bool {
 		if len(f) < 4 || f[3] != "0A" {
 			continue
 		}
-		// IPv4 only: "0100007F:1F90", address then port, in hex.
-		if len(f[1]) == 13 && strings.HasSuffix(f[1], want) {
+		// "0100007F:1F90" (tcp) or 32 hex digits then the port (tcp6),
+		// address then port, in hex.
+		if (len(f[1]) == 13 || len(f[1]) == 37) && strings.HasSuffix(f[1], want) {
 			return true
 		}
 	}

@@ -73,6 +73,18 @@ func parseSockperf(out []byte) (latency, error) {
 	return l, nil
 }
 
+// parseSnmp6Forwarded returns Ip6OutForwDatagrams from /proc/net/snmp6
+// (one "name value" pair a line): the IPv6 packets a namespace forwarded.
+func parseSnmp6Forwarded(snmp6 []byte) (uint64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(snmp6))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "Ip6OutForwDatagrams" {
+			return strconv.ParseUint(f[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("snmp6: %w (no Ip6OutForwDatagrams)", errNoResult)
+}
+
 // parseSnmpForwarded returns Ip ForwDatagrams from /proc/net/snmp: the
 // packets a namespace's IP stack forwarded. Two "Ip:" lines hold the
 // field names and their values.

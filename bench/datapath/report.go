@@ -250,6 +250,50 @@ func printScenarioRatios(w io.Writer, stats []scenarioStats) error {
 	return tw.Flush()
 }
 
+// printFamilyRatios writes, per scenario, the eBPF datapath's figures as
+// a ratio to the plain one's, for IPv4 (rows ebpf-X / plain-X) and IPv6
+// (ebpf6-X / plain6-X) side by side, same node and cross node: what the
+// fast path buys each family. Rows not measured are left out.
+func printFamilyRatios(w io.Writer, stats []scenarioStats) error {
+	for _, sc := range stats {
+		type line struct{ label, ebpf, plain string }
+		var lines []line
+		for _, where := range []struct{ key, text string }{{"same", "same node"}, {"cross", "cross node"}} {
+			for _, fam := range []struct{ sfx, text string }{{"", "IPv4"}, {"6", "IPv6"}} {
+				e, p := "ebpf"+fam.sfx+"-"+where.key, "plain"+fam.sfx+"-"+where.key
+				_, okE := sc.row(e)
+				_, okP := sc.row(p)
+				if okE && okP {
+					lines = append(lines, line{fam.text + " " + where.text, e, p})
+				}
+			}
+		}
+		if !slices.ContainsFunc(lines, func(l line) bool { return strings.HasPrefix(l.label, "IPv6") }) {
+			continue
+		}
+		fmt.Fprintf(w, "\nScenario %s: eBPF / plain datapath, per family (medians; RR: sockperf for IPv4, pingpong for IPv6)\n", scenarioTitle(sc.Scenario))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "ROWS\t")
+		for _, f := range figures {
+			fmt.Fprintf(tw, "%s\t", f.Name)
+		}
+		fmt.Fprint(tw, "\n")
+		for _, l := range lines {
+			e, _ := sc.row(l.ebpf)
+			p, _ := sc.row(l.plain)
+			fmt.Fprintf(tw, "%s\t", l.label)
+			for i := range figures {
+				fmt.Fprintf(tw, "%s\t", formatRatio(e.Figures[i].Median, p.Figures[i].Median))
+			}
+			fmt.Fprint(tw, "\n")
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func formatRatio(x, y float64) string {
 	if y == 0 {
 		return "-"
@@ -288,7 +332,7 @@ func hostStackCounters(m map[string]uint64) string {
 	}
 	var l []kv
 	for k, v := range m {
-		_, name, _ := strings.Cut(k, ".")
+		name := k[strings.LastIndex(k, ".")+1:] // "FromPod.PassProto", "IPv6.FromPod.PassProto"
 		if v > 0 && (strings.HasPrefix(name, "Pass") || strings.HasPrefix(name, "FIB")) {
 			l = append(l, kv{k, v})
 		}

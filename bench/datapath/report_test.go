@@ -174,3 +174,31 @@ func TestReadSamples_Bad(t *testing.T) {
 		t.Fatalf("err = %v, want one naming line 2", err)
 	}
 }
+
+func TestPrintFamilyRatios(t *testing.T) {
+	var samples []sample
+	for _, r := range []struct {
+		row  string
+		tcp1 float64
+		p50  float64
+	}{{"plain-same", 10, 40}, {"ebpf-same", 20, 20}, {"plain6-same", 8, 50}, {"ebpf6-same", 16, 40}} {
+		samples = append(samples, sample{Scenario: "a", Row: r.row, Label: r.row, TCP1: r.tcp1, TCP4: r.tcp1, P50: r.p50, P99: r.p50, ConnPerSec: 1000})
+	}
+	var b strings.Builder
+	if err := printFamilyRatios(&b, aggregate(samples)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"IPv4 same node  2.00  2.00  0.50", "IPv6 same node  2.00  2.00  0.80"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), "  "), strings.Join(strings.Fields(want), "  ")) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "cross node") {
+		t.Errorf("cross node rows were not measured:\n%s", out)
+	}
+	b.Reset()
+	if err := printFamilyRatios(&b, aggregate(samples[:2])); err != nil || b.Len() != 0 {
+		t.Errorf("without IPv6 rows: %q, %v; want nothing", b.String(), err)
+	}
+}

@@ -77,7 +77,9 @@ func PinDirUnder(root, instanceID string) (string, error) {
 // Service CIDRs (kube-proxy's NAT lives there), host_stack_cidrs, and the
 // node's own addresses, its primary IP and every ENI's primary IP. A
 // member's or an exclusive ENI's primary IP is its pod's address, not the
-// node's, and is left out.
+// node's, and is left out. Both families: an IPv6 Service CIDR or
+// host-stack CIDR goes to the fast path's IPv6 map; the node's own IPv6
+// addresses are not in the store (withNodeAddrs6 adds them).
 func HostStack(cfg config.Config, node store.NodeInfo, enis []store.ENI) fastpath.HostStack {
 	hs := fastpath.HostStack{
 		ServiceCIDRs: cfg.ServicePrefixes(),
@@ -115,7 +117,26 @@ func LoadHostStack(db store.File, cfg config.Config) (fastpath.HostStack, error)
 	if err != nil {
 		return fastpath.HostStack{}, fmt.Errorf("read node addresses: %w", err)
 	}
-	return HostStack(cfg, node, enis), nil
+	return withNodeAddrs6(cfg, HostStack(cfg, node, enis))
+}
+
+// withNodeAddrs6 adds to hs, on a dual-stack node, the node's own global
+// IPv6 addresses (read from the links of the calling thread's network
+// namespace: call it in the node's). The store does not know them: veni
+// gives the node no IPv6, but the cloud or an operator may have. Without
+// them a pod's packets for the node's IPv6 would leave by the ENI.
+func withNodeAddrs6(cfg config.Config, hs fastpath.HostStack) (fastpath.HostStack, error) {
+	if !cfg.DualStack() {
+		return hs, nil
+	}
+	addrs, err := nodeAddrs6()
+	if err != nil {
+		return hs, fmt.Errorf("read the node's ipv6 addresses: %w", err)
+	}
+	hs.NodeAddrs = append(hs.NodeAddrs, addrs...)
+	slices.SortFunc(hs.NodeAddrs, netip.Addr.Compare)
+	hs.NodeAddrs = slices.Compact(hs.NodeAddrs)
+	return hs, nil
 }
 
 // SameHostStack reports whether a and b list the same destinations, so

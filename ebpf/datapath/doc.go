@@ -23,8 +23,14 @@
 // the address alone: by the time an old pod is released, its address may
 // belong to a new pod, whose records must stay.
 //
-// This package reads the store and never writes it; it touches no links,
-// routes or rules (netplumb owns them). Its pod functions load and attach
+// A dual-stack pod's IPv6 takes the fast path beside its IPv4: one
+// endpoint per address, one hook on the veth; the node's own IPv6
+// addresses, which the store does not hold, are read from the node's links
+// for the host-stack destinations.
+//
+// This package reads the store and never writes it; it reads the node's
+// IPv6 addresses and touches no links, routes or rules (netplumb owns
+// them). Its pod functions load and attach
 // programs through fastpath and resolve ifindexes in the calling thread's
 // network namespace: call them in the node's.
 package datapath

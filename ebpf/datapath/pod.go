@@ -18,6 +18,7 @@ import (
 // Pod is a pod netplumb.SetupPod plumbed, as the fast path sees it.
 type Pod struct {
 	IP    netip.Addr
+	IP6   netip.Addr         // a dual-stack pod's IPv6 (zero: IPv4 only)
 	Links netplumb.PodResult // the veth's two ends; Links.Host names the host veth
 	ENI   netplumb.ENILink   // the ENI the address belongs to
 }
@@ -80,7 +81,10 @@ func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, nodeMa
 	if !DecideCNI(cfg, pinDir).EBPF() {
 		return Attach{}, nil
 	}
-	hs := HostStack(cfg, facts, enis)
+	hs, err := withNodeAddrs6(cfg, HostStack(cfg, facts, enis))
+	if err != nil {
+		return Attach{}, err
+	}
 	// Every ADD writes the host-stack destinations: without a daemon the
 	// first pod would otherwise reach the Service CIDR untranslated.
 	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir, HostStack: &hs, PodHook: cfg.EBPFPodHook, MaxPods: fastpath.MapPods(nodeMaxPods)})
@@ -96,6 +100,7 @@ func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, nodeMa
 	}
 	err = dp.AttachPod(fastpath.Endpoint{
 		IP:          pod.IP,
+		IP6:         pod.IP6,
 		HostIfindex: pod.Links.Host.Index,
 		HostMAC:     pod.Links.Host.MAC,
 		PodMAC:      pod.Links.Pod.MAC,
@@ -104,8 +109,13 @@ func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, nodeMa
 	})
 	if errors.Is(err, fastpath.ErrMapFull) {
 		reason := err.Error()
-		if perr := dp.PlainPod(pod.IP, pod.Links.Host.Index); perr != nil {
-			reason += fmt.Sprintf("; other pods of the node may not reach it directly: %v", perr)
+		for _, ip := range []netip.Addr{pod.IP, pod.IP6} {
+			if !ip.IsValid() {
+				continue
+			}
+			if perr := dp.PlainPod(ip, pod.Links.Host.Index); perr != nil {
+				reason += fmt.Sprintf("; other pods of the node may not reach %s directly: %v", ip, perr)
+			}
 		}
 		return Attach{Fallback: true, Reason: reason}, nil
 	}
@@ -126,7 +136,8 @@ func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, nodeMa
 // It looks at the pins, not at the configured datapath, which may have
 // changed since the pod's ADD; no pin directory means there is nothing to
 // remove, and nothing is created to find that out. Call it in the node's
-// network namespace. "Already gone" is success.
+// network namespace. "Already gone" is success. A dual-stack pod's IPv6
+// records go with its IPv4 address's (they name the same veth).
 func DetachPod(instanceID string, ip netip.Addr, hostIfindex int) error {
 	if instanceID == "" || !ip.IsValid() {
 		return nil
@@ -151,7 +162,7 @@ func DetachPod(instanceID string, ip netip.Addr, hostIfindex int) error {
 }
 
 // CheckPod verifies, on a node that runs the fast path, that the pod has
-// its endpoint, on its own host veth (when pod.Links.Host.Index is known)
+// its endpoint (a dual-stack pod: one for each address), on its own host veth (when pod.Links.Host.Index is known)
 // and pointing at the ENI its address belongs to, or that it was recorded
 // as a plain pod when the maps were full. Errors say what differs and how
 // to repair it.
@@ -175,8 +186,20 @@ func CheckPod(cfg config.Config, instanceID string, pod Pod) error {
 		return err
 	}
 	defer dp.Close()
+	for _, ip := range []netip.Addr{pod.IP, pod.IP6} {
+		if ip.IsValid() {
+			if err := checkAddr(dp, pinDir, ip, pod); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkAddr is CheckPod for one of the pod's addresses.
+func checkAddr(dp *fastpath.Datapath, pinDir string, ip netip.Addr, pod Pod) error {
 	host := pod.Links.Host.Index
-	ep, ok, err := dp.Endpoint(pod.IP)
+	ep, ok, err := dp.Endpoint(ip)
 	if err != nil {
 		return err
 	}
@@ -186,17 +209,17 @@ func CheckPod(cfg config.Config, instanceID string, pod Pod) error {
 			return err
 		}
 		for _, p := range plain {
-			if p.IP == pod.IP && (host == 0 || p.HostIfindex == host) {
+			if p.IP == ip && (host == 0 || p.HostIfindex == host) {
 				return nil // ADD found the maps full: the plain datapath carries it
 			}
 		}
-		return fmt.Errorf("fast path of pod %s: no endpoint in %s (DEL and ADD the pod again)", pod.IP, pinDir)
+		return fmt.Errorf("fast path of pod %s: no endpoint in %s (DEL and ADD the pod again)", ip, pinDir)
 	}
 	if host > 0 && ep.HostIfindex != host {
-		return fmt.Errorf("fast path of pod %s: endpoint is on host ifindex %d, the pod's veth is %d (DEL and ADD the pod again)", pod.IP, ep.HostIfindex, host)
+		return fmt.Errorf("fast path of pod %s: endpoint is on host ifindex %d, the pod's veth is %d (DEL and ADD the pod again)", ip, ep.HostIfindex, host)
 	}
 	if ep.ENIIfindex != pod.ENI.Index || ep.ENITable != pod.ENI.Table {
-		return fmt.Errorf("fast path of pod %s: endpoint uses eni ifindex %d table %d, the eni is ifindex %d table %d (DEL and ADD the pod again)", pod.IP, ep.ENIIfindex, ep.ENITable, pod.ENI.Index, pod.ENI.Table)
+		return fmt.Errorf("fast path of pod %s: endpoint uses eni ifindex %d table %d, the eni is ifindex %d table %d (DEL and ADD the pod again)", ip, ep.ENIIfindex, ep.ENITable, pod.ENI.Index, pod.ENI.Table)
 	}
 	return nil
 }

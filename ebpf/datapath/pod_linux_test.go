@@ -246,3 +246,54 @@ func TestAttachPod_SizesMapsForTheNode(t *testing.T) {
 		}
 	}
 }
+
+// A dual-stack pod gets an endpoint for each address on its one veth,
+// checks fine, and its release by the IPv4 address (what the release
+// knows) removes both; a pod whose maps are full is a plain pod at both
+// addresses.
+func TestAttachPod_DualStack(t *testing.T) {
+	n := mustPodNode(t)
+	n.cfg.IPStack = config.IPStackDual
+	pinDir, _ := PinDir(n.facts.InstanceID)
+	tiny, err := fastpath.Open(fastpath.Options{PinDir: pinDir, MaxPods: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiny.Close()
+	first := Pod{IP: netip.MustParseAddr("10.77.0.31"), IP6: netip.MustParseAddr("fd00:77::31"), Links: n.mustVeth(t, "vhds1"), ENI: n.eni}
+	second := Pod{IP: netip.MustParseAddr("10.77.0.32"), IP6: netip.MustParseAddr("fd00:77::32"), Links: n.mustVeth(t, "vhds2"), ENI: n.eni}
+	if a := n.attach(t, first); !a.Fast {
+		t.Fatalf("AttachPod = %+v, want the fast path", a)
+	}
+	for _, ip := range []netip.Addr{first.IP, first.IP6} {
+		if ep, ok := n.endpoint(t, ip); !ok || ep.HostIfindex != first.Links.Host.Index {
+			t.Fatalf("endpoint of %s = %+v (present %v), want it on the pod's veth", ip, ep, ok)
+		}
+	}
+	if err := CheckPod(n.cfg, n.facts.InstanceID, first); err != nil {
+		t.Errorf("CheckPod: %v", err)
+	}
+	if a := n.attach(t, second); a.Fast || !a.Fallback {
+		t.Fatalf("AttachPod into full maps = %+v, want a fallback", a)
+	}
+	dp, err := fastpath.Open(fastpath.Options{PinDir: pinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	if pp, err := dp.PlainPods(); err != nil || len(pp) != 2 || pp[0].IP != second.IP || pp[1].IP != second.IP6 {
+		t.Fatalf("plain pods = %+v, %v; want both of %s's addresses", pp, err, second.IP)
+	}
+	if err := CheckPod(n.cfg, n.facts.InstanceID, second); err != nil {
+		t.Errorf("CheckPod of the plain pod: %v", err)
+	}
+	for _, p := range []Pod{first, second} {
+		n.do(t, func() error { return DetachPod(n.facts.InstanceID, p.IP, p.Links.Host.Index) })
+	}
+	if eps, err := dp.Endpoints(); err != nil || len(eps) != 0 {
+		t.Errorf("endpoints after release = %+v, %v; want none", eps, err)
+	}
+	if pp, err := dp.PlainPods(); err != nil || len(pp) != 0 {
+		t.Errorf("plain pods after release = %+v, %v; want none", pp, err)
+	}
+}

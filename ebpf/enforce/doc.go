@@ -14,9 +14,9 @@
 //   - the maps declared in ebpf/headers/veni_policy.h (veni_pol_*), pinned
 //     by name in the node's pin directory, which the fast path's object
 //     declares too: fastpath.c calls the same check before bpf_redirect_peer,
-//     which skips pol_to_pod; and veni_pol_ct6, the IPv6 connection
-//     table, declared in ebpf/headers/veni_policy6.h for the policy
-//     programs alone (the fast path never checks IPv6);
+//     which skips pol_to_pod, for both families; veni_pol_ct6, the IPv6
+//     connection table, is declared in ebpf/headers/veni_policy6.h, which
+//     both objects include;
 //   - translating a policy.Ruleset into table entries (table.go).
 //
 // How a packet is decided: an endpoint no policy selects has no entry in
@@ -61,8 +61,8 @@
 // endpoint is found), later IP fragments of a deferred datagram, and
 // host_stack_cidrs (served by the host, not DNATed to a pod).
 //
-// IPv6 (a dual-stack pod's second address; the fast path is IPv4, so its
-// IPv6 always crosses these hooks) is decided the same way from the same
+// IPv6 (a dual-stack pod's second address, which the fast path redirects
+// like its IPv4 after the same ingress check) is decided the same way from the same
 // tables (IN6/OUT6 prefixes), by veni_policy6.h, which only the policy
 // programs compile in: extension headers are skipped (up to six; a longer
 // or truncated chain is malformed, dropped where isolated), fragments

@@ -113,7 +113,7 @@ const (
 	ReasonChanged   Reason = 2 // an established flow a policy change no longer allows
 	ReasonRelated   Reason = 3 // an ICMP error about a flow the endpoint does not have
 	ReasonFragment  Reason = 4 // a later fragment whose first fragment was not allowed
-	ReasonIPv6      Reason = 5 // IPv6 in an isolated direction, by a build without the IPv6 check (the fast path's, which never sees IPv6)
+	ReasonIPv6      Reason = 5 // IPv6 in an isolated direction, by a build without the IPv6 check (none today: both objects compile it in)
 	ReasonMalformed Reason = 6 // truncated IPv4 headers in an isolated direction
 )
 

@@ -1,11 +1,21 @@
 package fastpath
 
 // Counters are the programs' packet counts since their maps were created,
-// summed over CPUs. They prove which path traffic took.
+// summed over CPUs. They prove which path traffic took. The hooks count
+// IPv4 and whatever is not IP (ARP); IPv6 counts the IPv6 packets.
 type Counters struct {
 	FromPod HookCounters `json:"from_pod"` // tcx ingress of the pods' host veths
 	ToPod   HookCounters `json:"to_pod"`   // tcx egress of the pods' host veths (host stack to pod)
 	FromENI HookCounters `json:"from_eni"` // tcx ingress of the ENIs
+
+	IPv6 FamilyCounters `json:"ipv6"`
+}
+
+// FamilyCounters are one address family's counts, by hook (as Counters').
+type FamilyCounters struct {
+	FromPod HookCounters `json:"from_pod"`
+	ToPod   HookCounters `json:"to_pod"`
+	FromENI HookCounters `json:"from_eni"`
 }
 
 // HookCounters count the outcomes of one program. Pass* and FIB* packets
@@ -15,10 +25,10 @@ type HookCounters struct {
 	RedirectPeer  uint64 `json:"redirect_peer"`  // sent straight into a pod of this node
 	RedirectNeigh uint64 `json:"redirect_neigh"` // sent straight out of the pod's ENI
 
-	PassNotIPv4    uint64 `json:"pass_not_ipv4"`    // ARP, IPv6, ...
+	PassNotIP      uint64 `json:"pass_not_ip"`      // ARP and anything else that is not IP
 	PassMalformed  uint64 `json:"pass_malformed"`   // truncated or odd headers
 	PassFragment   uint64 `json:"pass_fragment"`    // IP fragments
-	PassProto      uint64 `json:"pass_proto"`       // not TCP, UDP or ICMP echo
+	PassProto      uint64 `json:"pass_proto"`       // not TCP, UDP or ICMP echo (IPv6: or an extension header first)
 	PassSpecial    uint64 `json:"pass_special"`     // link-local, loopback, multicast, broadcast
 	PassService    uint64 `json:"pass_service"`     // Service CIDR
 	PassHostCIDR   uint64 `json:"pass_host_cidr"`   // configured host-stack CIDR
@@ -26,7 +36,7 @@ type HookCounters struct {
 	PassHostFlow   uint64 `json:"pass_host_flow"`   // reply of a flow the host stack carried (NAT)
 	PassUnknownSrc uint64 `json:"pass_unknown_src"` // source is not the endpoint of this veth
 	PassNotLocal   uint64 `json:"pass_not_local"`   // destination is not a pod of this node
-	PassTTL        uint64 `json:"pass_ttl"`         // TTL would expire
+	PassTTL        uint64 `json:"pass_ttl"`         // TTL (IPv6: hop limit) would expire
 
 	FIBNotForwarded       uint64 `json:"fib_not_forwarded"`       // no route in the ENI table, or a local address
 	FIBDrop               uint64 `json:"fib_drop"`                // blackhole, unreachable or prohibit route

@@ -2,6 +2,8 @@ package fastpath
 
 import (
 	"fmt"
+
+	"github.com/cilium/ebpf"
 )
 
 // field returns the field of hc that counter c feeds, or nil for a counter
@@ -14,8 +16,8 @@ func (hc *HookCounters) field(c fastpathCounter) *uint64 {
 		return &hc.RedirectPeer
 	case fastpathCounterCNT_REDIRECT_NEIGH:
 		return &hc.RedirectNeigh
-	case fastpathCounterCNT_PASS_NOT_IPV4:
-		return &hc.PassNotIPv4
+	case fastpathCounterCNT_PASS_NOT_IP:
+		return &hc.PassNotIP
 	case fastpathCounterCNT_PASS_MALFORMED:
 		return &hc.PassMalformed
 	case fastpathCounterCNT_PASS_FRAGMENT:
@@ -64,7 +66,7 @@ func (hc *HookCounters) field(c fastpathCounter) *uint64 {
 	return nil
 }
 
-func (c *Counters) hook(h fastpathHook) *HookCounters {
+func (c *FamilyCounters) hook(h fastpathHook) *HookCounters {
 	switch h {
 	case fastpathHookHOOK_FROM_POD:
 		return &c.FromPod
@@ -76,16 +78,28 @@ func (c *Counters) hook(h fastpathHook) *HookCounters {
 	return nil
 }
 
-// Counters reads the per-CPU counters and sums them.
+// Counters reads the per-CPU counters of both families and sums them.
 func (d *Datapath) Counters() (Counters, error) {
-	var out Counters
+	var v4 FamilyCounters
+	if err := readCounters(d.objs.VeniCounters, &v4); err != nil {
+		return Counters{}, err
+	}
+	out := Counters{FromPod: v4.FromPod, ToPod: v4.ToPod, FromENI: v4.FromENI}
+	if err := readCounters(d.objs.VeniCounters6, &out.IPv6); err != nil {
+		return Counters{}, fmt.Errorf("ipv6: %w", err)
+	}
+	return out, nil
+}
+
+// readCounters sums the per-CPU counters of one family's map into out.
+func readCounters(m *ebpf.Map, out *FamilyCounters) error {
 	var perCPU []uint64
 	for h := fastpathHook(0); h < fastpathHookHOOK_MAX; h++ {
 		hc := out.hook(h)
 		for c := fastpathCounter(0); c < fastpathCounterCNT_MAX; c++ {
 			key := uint32(h)*uint32(fastpathCounterCNT_MAX) + uint32(c)
-			if err := d.objs.VeniCounters.Lookup(key, &perCPU); err != nil {
-				return Counters{}, fmt.Errorf("read counter %d: %w", key, err)
+			if err := m.Lookup(key, &perCPU); err != nil {
+				return fmt.Errorf("read counter %d: %w", key, err)
 			}
 			var sum uint64
 			for _, v := range perCPU {
@@ -96,5 +110,5 @@ func (d *Datapath) Counters() (Counters, error) {
 			}
 		}
 	}
-	return out, nil
+	return nil
 }

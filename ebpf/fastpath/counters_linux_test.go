@@ -18,7 +18,7 @@ func TestHookCounters_Field_CoversEveryCounter(t *testing.T) {
 		}
 		seen[f] = c
 	}
-	var all Counters
+	var all FamilyCounters
 	for h := fastpathHook(0); h < fastpathHookHOOK_MAX; h++ {
 		if all.hook(h) == nil {
 			t.Errorf("hook %d has no Counters field", h)

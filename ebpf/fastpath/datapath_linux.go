@@ -73,8 +73,9 @@ func Open(opts Options) (_ *Datapath, err error) {
 	if maxPods <= 0 {
 		maxPods = DefaultMaxPods
 	}
-	spec.Maps["veni_endpoints"].MaxEntries = uint32(maxPods)
-	spec.Maps["veni_pod_flows"].MaxEntries = uint32(maxPods)
+	for _, m := range []string{"veni_endpoints", "veni_pod_flows", "veni_endpoints6", "veni_pod_flows6"} {
+		spec.Maps[m].MaxEntries = uint32(maxPods)
+	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: pinDir},
 	})

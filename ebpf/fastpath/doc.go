@@ -28,19 +28,32 @@
 // (PruneFlows), so they cost at most the pool's addresses, not its history. A packet a
 // pod sends with another local pod's address is dropped by the program;
 // other foreign sources go to the host stack, where the host veth's strict
-// rp_filter (netplumb) drops them.
+// rp_filter (netplumb) drops IPv4 ones (IPv6 has none: the VPC drops
+// sources the ENI does not hold).
 //
 // When the maps have no room for another pod (ErrMapFull), the pod runs on
 // the plain datapath: PlainPod records its address so that the programs
 // send other pods' packets for it through the host stack rather than out
 // of the ENI, and HostStackPrefixes lists it as "plain-pod".
 //
+// IPv4 and IPv6 take the same paths. A dual-stack pod's IPv6 is an
+// endpoint of its own (Endpoint.IP6, same veth, ENI and table) in maps of
+// its own (veni_endpoints6, veni_pod_flows6, veni_hoststack6,
+// veni_counters6: the IPv4 maps keep their layout, so an upgrade keeps
+// IPv4 pins); its egress is looked up with bpf_fib_lookup AF_INET6 in the
+// ENI's table, and Counters.IPv6 counts its packets. Releasing the pod's
+// IPv4 (DetachPodOn, DetachPod) removes its IPv6 records too.
+//
 // Everything else goes to the host stack untouched (the programs return
-// TCX_NEXT): non-IPv4, ARP, fragments, protocols other than TCP, UDP and
-// ICMP echo, Service CIDRs, configured host-stack CIDRs (node-local DNS), the
-// node's own addresses, link-local and multicast, and whatever the ENI table
-// cannot route. The plain datapath built by netplumb must therefore work on
-// its own; this package only shortens it.
+// TCX_NEXT): ARP and anything not IP, IPv4 fragments, IPv6 with an
+// extension header (fragments among them), protocols other than TCP, UDP
+// and ICMP or ICMPv6 echo (neighbour discovery, ICMPv6 errors such as
+// packet too big), Service CIDRs, configured host-stack CIDRs (node-local
+// DNS), the node's own addresses, link-local and multicast (IPv6: also
+// addresses whose top 64 bits are zero), and whatever the ENI table cannot
+// route or is larger than its MTU (the host answers with ICMP or ICMPv6
+// packet too big). The plain datapath built by netplumb must therefore
+// work on its own; this package only shortens it.
 //
 // Lifetimes: maps, programs and TCX links are pinned under a per-node
 // directory on bpffs (Options.PinDir, e.g. /sys/fs/bpf/veni/<node>), so they

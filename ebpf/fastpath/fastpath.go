@@ -69,9 +69,8 @@ const (
 // HostStack lists destinations that pods reach through the host stack
 // rather than the fast path. Until it is set, traffic to the Service CIDR
 // leaves through the ENI untranslated, so the daemon (or the first ADD) must
-// set it before pods start.
-//
-// IPv6 entries are ignored: the programs pass all IPv6 to the host anyway.
+// set it before pods start. Entries of either family go to that family's
+// map (an IPv6 Service CIDR, the node's IPv6).
 type HostStack struct {
 	// ServiceCIDRs are Kubernetes Service ranges; kube-proxy NATs them in
 	// the host.
@@ -85,7 +84,11 @@ type HostStack struct {
 
 // Endpoint is what the programs need to know about one pod.
 type Endpoint struct {
-	IP          netip.Addr       // the pod's IPv4 address
+	IP netip.Addr // the pod's IPv4 address (listings: an IPv6 record's address)
+	// IP6 is a dual-stack pod's IPv6 address, recorded beside IP with the
+	// same veth, ENI and table (zero: IPv4 only). Listings (Endpoints,
+	// Endpoint) return each address as its own Endpoint and leave it zero.
+	IP6         netip.Addr
 	HostIfindex int              // the pod's host-side veth
 	HostMAC     net.HardwareAddr // MAC of the host-side veth (the pod's gateway)
 	PodMAC      net.HardwareAddr // MAC of the pod's eth0
@@ -97,6 +100,8 @@ func (ep Endpoint) validate() error {
 	switch {
 	case !ep.IP.Is4():
 		return fmt.Errorf("%w: ip %v is not ipv4", ErrInvalidEndpoint, ep.IP)
+	case ep.IP6.IsValid() && !is6(ep.IP6):
+		return fmt.Errorf("%w: ip6 %v is not ipv6", ErrInvalidEndpoint, ep.IP6)
 	case ep.HostIfindex <= 0:
 		return fmt.Errorf("%w: no host veth ifindex", ErrInvalidEndpoint)
 	case ep.ENIIfindex <= 0:
@@ -142,13 +147,18 @@ func reasonName(r uint32) string {
 	return "unknown"
 }
 
-// prefixes returns the IPv4 prefixes of hs, masked, with their reason. A
-// prefix listed twice keeps the most specific reason: node address, then
-// host CIDR, then Service.
+// is6 reports whether a is an IPv6 address the programs treat as IPv6
+// (IPv4-mapped addresses are IPv4).
+func is6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
+
+// prefixes returns the prefixes of hs, masked, with their reason; IPv4
+// ones as IPv4 (IPv4-mapped node addresses unmapped), IPv6 ones as IPv6.
+// A prefix listed twice keeps the most specific reason: node address,
+// then host CIDR, then Service.
 func (hs HostStack) prefixes() map[netip.Prefix]uint32 {
 	out := make(map[netip.Prefix]uint32)
 	add := func(p netip.Prefix, reason uint32) {
-		if !p.IsValid() || !p.Addr().Is4() {
+		if !p.IsValid() || p.Addr().Is4In6() {
 			return
 		}
 		out[p.Masked()] = reason
@@ -160,7 +170,10 @@ func (hs HostStack) prefixes() map[netip.Prefix]uint32 {
 		add(p, reasonCIDR)
 	}
 	for _, a := range hs.NodeAddrs {
-		add(netip.PrefixFrom(a.Unmap(), 32), reasonNodeAddr)
+		if a.IsValid() {
+			a = a.Unmap()
+			add(netip.PrefixFrom(a, a.BitLen()), reasonNodeAddr)
+		}
 	}
 	return out
 }

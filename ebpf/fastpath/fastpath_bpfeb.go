@@ -19,7 +19,7 @@ const (
 	fastpathCounterCNT_PACKETS          fastpathCounter = 0
 	fastpathCounterCNT_REDIRECT_PEER    fastpathCounter = 1
 	fastpathCounterCNT_REDIRECT_NEIGH   fastpathCounter = 2
-	fastpathCounterCNT_PASS_NOT_IPV4    fastpathCounter = 3
+	fastpathCounterCNT_PASS_NOT_IP      fastpathCounter = 3
 	fastpathCounterCNT_PASS_MALFORMED   fastpathCounter = 4
 	fastpathCounterCNT_PASS_FRAGMENT    fastpathCounter = 5
 	fastpathCounterCNT_PASS_PROTO       fastpathCounter = 6
@@ -54,6 +54,14 @@ type fastpathEndpoint struct {
 	PodMac      [6]uint8
 }
 
+type fastpathFlow6Key struct {
+	_     structs.HostLayout
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Pad   uint8
+}
+
 type fastpathFlowKey struct {
 	_     structs.HostLayout
 	Addr  [4]uint8
@@ -85,6 +93,17 @@ const (
 	fastpathHostReasonHOST_NODE_ADDR fastpathHostReason = 3
 	fastpathHostReasonHOST_PLAIN_POD fastpathHostReason = 4
 )
+
+type fastpathIn6Key struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
+type fastpathLpm6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
 
 type fastpathLpmKey struct {
 	_         structs.HostLayout
@@ -132,11 +151,16 @@ type fastpathPolValue struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fastpathMapVeniCounters     = "veni_counters"
+	fastpathMapVeniCounters6    = "veni_counters6"
 	fastpathMapVeniEndpoints    = "veni_endpoints"
+	fastpathMapVeniEndpoints6   = "veni_endpoints6"
 	fastpathMapVeniHoststack    = "veni_hoststack"
+	fastpathMapVeniHoststack6   = "veni_hoststack6"
 	fastpathMapVeniPodFlows     = "veni_pod_flows"
+	fastpathMapVeniPodFlows6    = "veni_pod_flows6"
 	fastpathMapVeniPolCounters  = "veni_pol_counters"
 	fastpathMapVeniPolCt        = "veni_pol_ct"
+	fastpathMapVeniPolCt6       = "veni_pol_ct6"
 	fastpathMapVeniPolDrops     = "veni_pol_drops"
 	fastpathMapVeniPolEps       = "veni_pol_eps"
 	fastpathMapVeniPolIps       = "veni_pol_ips"
@@ -147,8 +171,10 @@ const (
 	fastpathProgFromPod         = "from_pod"
 	fastpathProgToPod           = "to_pod"
 	fastpathVarUnusedCounter    = "unused_counter"
+	fastpathVarUnusedCt6Key     = "unused_ct6_key"
 	fastpathVarUnusedCtKey      = "unused_ct_key"
 	fastpathVarUnusedCtValue    = "unused_ct_value"
+	fastpathVarUnusedFlow6Key   = "unused_flow6_key"
 	fastpathVarUnusedFlowKey    = "unused_flow_key"
 	fastpathVarUnusedHook       = "unused_hook"
 	fastpathVarUnusedHostEntry  = "unused_host_entry"
@@ -156,6 +182,7 @@ const (
 	fastpathVarUnusedPolCounter = "unused_pol_counter"
 	fastpathVarUnusedPolDir     = "unused_pol_dir"
 	fastpathVarUnusedPolDrop    = "unused_pol_drop"
+	fastpathVarUnusedPolDrop6   = "unused_pol_drop6"
 	fastpathVarUnusedPolFlag    = "unused_pol_flag"
 	fastpathVarUnusedPolKind    = "unused_pol_kind"
 	fastpathVarUnusedPolReason  = "unused_pol_reason"
@@ -214,11 +241,16 @@ type fastpathProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathMapSpecs struct {
 	VeniCounters    *ebpf.MapSpec `ebpf:"veni_counters"`
+	VeniCounters6   *ebpf.MapSpec `ebpf:"veni_counters6"`
 	VeniEndpoints   *ebpf.MapSpec `ebpf:"veni_endpoints"`
+	VeniEndpoints6  *ebpf.MapSpec `ebpf:"veni_endpoints6"`
 	VeniHoststack   *ebpf.MapSpec `ebpf:"veni_hoststack"`
+	VeniHoststack6  *ebpf.MapSpec `ebpf:"veni_hoststack6"`
 	VeniPodFlows    *ebpf.MapSpec `ebpf:"veni_pod_flows"`
+	VeniPodFlows6   *ebpf.MapSpec `ebpf:"veni_pod_flows6"`
 	VeniPolCounters *ebpf.MapSpec `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
+	VeniPolCt6      *ebpf.MapSpec `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
@@ -232,8 +264,10 @@ type fastpathMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathVariableSpecs struct {
 	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedCt6Key     *ebpf.VariableSpec `ebpf:"unused_ct6_key"`
 	UnusedCtKey      *ebpf.VariableSpec `ebpf:"unused_ct_key"`
 	UnusedCtValue    *ebpf.VariableSpec `ebpf:"unused_ct_value"`
+	UnusedFlow6Key   *ebpf.VariableSpec `ebpf:"unused_flow6_key"`
 	UnusedFlowKey    *ebpf.VariableSpec `ebpf:"unused_flow_key"`
 	UnusedHook       *ebpf.VariableSpec `ebpf:"unused_hook"`
 	UnusedHostEntry  *ebpf.VariableSpec `ebpf:"unused_host_entry"`
@@ -241,6 +275,7 @@ type fastpathVariableSpecs struct {
 	UnusedPolCounter *ebpf.VariableSpec `ebpf:"unused_pol_counter"`
 	UnusedPolDir     *ebpf.VariableSpec `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.VariableSpec `ebpf:"unused_pol_drop"`
+	UnusedPolDrop6   *ebpf.VariableSpec `ebpf:"unused_pol_drop6"`
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
@@ -268,11 +303,16 @@ func (o *fastpathObjects) Close() error {
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathMaps struct {
 	VeniCounters    *ebpf.Map `ebpf:"veni_counters"`
+	VeniCounters6   *ebpf.Map `ebpf:"veni_counters6"`
 	VeniEndpoints   *ebpf.Map `ebpf:"veni_endpoints"`
+	VeniEndpoints6  *ebpf.Map `ebpf:"veni_endpoints6"`
 	VeniHoststack   *ebpf.Map `ebpf:"veni_hoststack"`
+	VeniHoststack6  *ebpf.Map `ebpf:"veni_hoststack6"`
 	VeniPodFlows    *ebpf.Map `ebpf:"veni_pod_flows"`
+	VeniPodFlows6   *ebpf.Map `ebpf:"veni_pod_flows6"`
 	VeniPolCounters *ebpf.Map `ebpf:"veni_pol_counters"`
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
+	VeniPolCt6      *ebpf.Map `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
@@ -284,11 +324,16 @@ type fastpathMaps struct {
 func (m *fastpathMaps) Close() error {
 	return _FastpathClose(
 		m.VeniCounters,
+		m.VeniCounters6,
 		m.VeniEndpoints,
+		m.VeniEndpoints6,
 		m.VeniHoststack,
+		m.VeniHoststack6,
 		m.VeniPodFlows,
+		m.VeniPodFlows6,
 		m.VeniPolCounters,
 		m.VeniPolCt,
+		m.VeniPolCt6,
 		m.VeniPolDrops,
 		m.VeniPolEps,
 		m.VeniPolIps,
@@ -303,8 +348,10 @@ func (m *fastpathMaps) Close() error {
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathVariables struct {
 	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedCt6Key     *ebpf.Variable `ebpf:"unused_ct6_key"`
 	UnusedCtKey      *ebpf.Variable `ebpf:"unused_ct_key"`
 	UnusedCtValue    *ebpf.Variable `ebpf:"unused_ct_value"`
+	UnusedFlow6Key   *ebpf.Variable `ebpf:"unused_flow6_key"`
 	UnusedFlowKey    *ebpf.Variable `ebpf:"unused_flow_key"`
 	UnusedHook       *ebpf.Variable `ebpf:"unused_hook"`
 	UnusedHostEntry  *ebpf.Variable `ebpf:"unused_host_entry"`
@@ -312,6 +359,7 @@ type fastpathVariables struct {
 	UnusedPolCounter *ebpf.Variable `ebpf:"unused_pol_counter"`
 	UnusedPolDir     *ebpf.Variable `ebpf:"unused_pol_dir"`
 	UnusedPolDrop    *ebpf.Variable `ebpf:"unused_pol_drop"`
+	UnusedPolDrop6   *ebpf.Variable `ebpf:"unused_pol_drop6"`
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`

@@ -20,6 +20,9 @@ func TestEndpoint_Validate(t *testing.T) {
 	}{
 		{"complete", func(*Endpoint) {}, false},
 		{"ipv6", func(ep *Endpoint) { ep.IP = netip.MustParseAddr("fd00::5") }, true},
+		{"dual stack", func(ep *Endpoint) { ep.IP6 = netip.MustParseAddr("fd00::5") }, false},
+		{"ip6 that is ipv4", func(ep *Endpoint) { ep.IP6 = netip.MustParseAddr("10.0.0.6") }, true},
+		{"ip6 that is ipv4-mapped", func(ep *Endpoint) { ep.IP6 = netip.MustParseAddr("::ffff:10.0.0.6") }, true},
 		{"no ip", func(ep *Endpoint) { ep.IP = netip.Addr{} }, true},
 		{"no host ifindex", func(ep *Endpoint) { ep.HostIfindex = 0 }, true},
 		{"no eni ifindex", func(ep *Endpoint) { ep.ENIIfindex = 0 }, true},
@@ -65,12 +68,17 @@ func TestHostStack_Prefixes(t *testing.T) {
 			},
 		},
 		{
-			"ipv6 and invalid ignored",
+			"ipv6 kept, invalid ignored",
 			HostStack{
-				ServiceCIDRs: []netip.Prefix{p("fd00::/108"), {}},
-				NodeAddrs:    []netip.Addr{a("fd00::10"), {}},
+				ServiceCIDRs: []netip.Prefix{p("fd00::1/108"), {}},
+				CIDRs:        []netip.Prefix{p("fd00:53::/64"), p("::ffff:10.0.0.0/104")},
+				NodeAddrs:    []netip.Addr{a("fd00:ac1e:1::10"), {}},
 			},
-			map[netip.Prefix]uint32{},
+			map[netip.Prefix]uint32{
+				p("fd00::/108"):          reasonService,
+				p("fd00:53::/64"):        reasonCIDR,
+				p("fd00:ac1e:1::10/128"): reasonNodeAddr,
+			},
 		},
 		{
 			"node address wins over a cidr naming it",

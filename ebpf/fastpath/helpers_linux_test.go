@@ -102,6 +102,14 @@ func mustInNetNS(tb testing.TB, ns netns.NsHandle, fn func() error) {
 	}
 }
 
+// network is proto ("udp", "tcp") for a's family: "udp4", "udp6".
+func network(proto string, a netip.Addr) string {
+	if a.Is4() {
+		return proto + "4"
+	}
+	return proto + "6"
+}
+
 // mustSysctl writes a sysctl of ns ("net/ipv4/ip_forward").
 func mustSysctl(tb testing.TB, ns netns.NsHandle, key, value string) {
 	tb.Helper()
@@ -115,7 +123,7 @@ func mustServeUDPEcho(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort) {
 	tb.Helper()
 	var pc net.PacketConn
 	mustInNetNS(tb, ns, func() (err error) {
-		pc, err = net.ListenPacket("udp4", addr.String())
+		pc, err = net.ListenPacket(network("udp", addr.Addr()), addr.String())
 		return err
 	})
 	tb.Cleanup(func() { pc.Close() })
@@ -153,7 +161,7 @@ func mustServeTCP(tb testing.TB, ns netns.NsHandle, addr netip.AddrPort, serve f
 	tb.Helper()
 	var ln net.Listener
 	mustInNetNS(tb, ns, func() (err error) {
-		ln, err = net.Listen("tcp4", addr.String())
+		ln, err = net.Listen(network("tcp", addr.Addr()), addr.String())
 		return err
 	})
 	tb.Cleanup(func() { ln.Close() })
@@ -251,7 +259,7 @@ func mustSend(tb testing.TB, ns netns.NsHandle, dst netip.AddrPort, localPort, n
 		if localPort != 0 {
 			d.LocalAddr = &net.TCPAddr{Port: localPort}
 		}
-		c, err = d.Dial("tcp4", dst.String())
+		c, err = d.Dial(network("tcp", dst.Addr()), dst.String())
 		return err
 	})
 	defer c.Close()

@@ -14,40 +14,42 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// Endpoints returns every recorded endpoint, sorted by IP. The daemon
-// compares them with the store to remove pods whose DEL never came.
+// Endpoints returns every recorded endpoint, sorted by IP (IPv4 first): a
+// dual-stack pod's IPv6 is an Endpoint of its own, with the same veth. The
+// daemon compares them with the store to remove pods whose DEL never came.
 func (d *Datapath) Endpoints() ([]Endpoint, error) {
-	var (
-		key [4]byte
-		val fastpathEndpoint
-		out []Endpoint
-	)
-	iter := d.objs.VeniEndpoints.Iterate()
-	for iter.Next(&key, &val) {
-		out = append(out, endpointFrom(netip.AddrFrom4(key), val))
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("list endpoints: %w", err)
+	var out []Endpoint
+	for _, f := range d.families() {
+		var val fastpathEndpoint
+		key := make([]byte, f.endpoints.KeySize())
+		iter := f.endpoints.Iterate()
+		for iter.Next(&key, &val) {
+			out = append(out, endpointFrom(addrFrom(key), val))
+		}
+		if err := iter.Err(); err != nil {
+			return nil, fmt.Errorf("list endpoints: %w", err)
+		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
 	return out, nil
 }
 
-// FlowMaps returns the addresses that have a flow map, sorted: those of
-// the pods and those a released pod left for the address's next pod.
+// FlowMaps returns the addresses (both families) that have a flow map,
+// sorted: those of the pods and those a released pod left for the
+// address's next pod.
 func (d *Datapath) FlowMaps() ([]netip.Addr, error) {
-	var (
-		key   [4]byte
-		inner *ebpf.Map
-		out   []netip.Addr
-	)
-	iter := d.objs.VeniPodFlows.Iterate()
-	for iter.Next(&key, &inner) {
-		inner.Close()
-		out = append(out, netip.AddrFrom4(key))
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("list flow maps: %w", err)
+	var out []netip.Addr
+	for _, f := range d.families() {
+		var inner *ebpf.Map
+		key := make([]byte, f.flows.KeySize())
+		iter := f.flows.Iterate()
+		for iter.Next(&key, &inner) {
+			inner.Close()
+			out = append(out, addrFrom(key))
+		}
+		if err := iter.Err(); err != nil {
+			return nil, fmt.Errorf("list flow maps: %w", err)
+		}
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out, nil

@@ -44,6 +44,11 @@ func (d *Datapath) pinnedMaps() map[string]**ebpf.Map {
 		"veni_endpoints": &d.objs.VeniEndpoints,
 		"veni_pod_flows": &d.objs.VeniPodFlows,
 		"veni_hoststack": &d.objs.VeniHoststack,
+
+		"veni_counters6":  &d.objs.VeniCounters6,
+		"veni_endpoints6": &d.objs.VeniEndpoints6,
+		"veni_pod_flows6": &d.objs.VeniPodFlows6,
+		"veni_hoststack6": &d.objs.VeniHoststack6,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -19,6 +20,15 @@ var podFlowsSpec = ebpf.MapSpec{
 	Name:       "veni_pod_flow",
 	Type:       ebpf.LRUHash,
 	KeySize:    8, // struct flow_key
+	ValueSize:  4,
+	MaxEntries: flowsPerPod,
+}
+
+// podFlows6Spec is the inner map template of veni_pod_flows6.
+var podFlows6Spec = ebpf.MapSpec{
+	Name:       "veni_pod_flow6",
+	Type:       ebpf.LRUHash,
+	KeySize:    20, // struct flow6_key
 	ValueSize:  4,
 	MaxEntries: flowsPerPod,
 }
@@ -37,11 +47,12 @@ func mapFull(what string, ip netip.Addr, err error) error {
 }
 
 // AttachPod records ep, gives the pod its own flow map and attaches the
-// programs to its host veth. Calling it again for the same IP (a retried
-// ADD, a new pod with a reused address) replaces all three, so flows the
-// address's earlier owner left are forgotten. A PlainPod record of the
-// address is removed. ep.HostIfindex is resolved in the calling thread's
-// network namespace.
+// programs to its host veth. A dual-stack pod (ep.IP6) gets an endpoint
+// and a flow map for each address, and its veth one hook. Calling it again
+// for the same IP (a retried ADD, a new pod with a reused address)
+// replaces them all, so flows the address's earlier owner left are
+// forgotten. PlainPod records of the addresses are removed.
+// ep.HostIfindex is resolved in the calling thread's network namespace.
 //
 // May return an error wrapping ErrInvalidEndpoint, or ErrMapFull when the
 // maps have no room for another pod (nothing of the pod is left behind;
@@ -58,7 +69,6 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 	}
 	defer unlock()
 
-	key := ep.IP.As4()
 	val := fastpathEndpoint{
 		HostIfindex: uint32(ep.HostIfindex),
 		EniIfindex:  uint32(ep.ENIIfindex),
@@ -70,18 +80,26 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 	defer func() {
 		if err != nil {
 			_ = d.detachLocked(ep.IP, false)
+			if ep.IP6.IsValid() {
+				_ = d.detachAddr(ep.IP6, false)
+			}
 		}
 	}()
-	// The flow map first: an endpoint without one could not remember the
-	// NATed flows whose replies must go through the host.
-	if err := d.ensureFlows(ep.IP); err != nil {
-		return err
-	}
-	if err := d.objs.VeniEndpoints.Put(key, val); err != nil {
-		return mapFull("write endpoint", ep.IP, err)
-	}
-	if err := d.deletePlain(ep.IP); err != nil {
-		return err
+	for _, ip := range []netip.Addr{ep.IP, ep.IP6} {
+		if !ip.IsValid() {
+			continue
+		}
+		// The flow map first: an endpoint without one could not remember
+		// the NATed flows whose replies must go through the host.
+		if err := d.ensureFlows(ip); err != nil {
+			return err
+		}
+		if err := d.family(ip).endpoints.Put(addrKey(ip), val); err != nil {
+			return mapFull("write endpoint", ip, err)
+		}
+		if err := d.deletePlain(ip); err != nil {
+			return err
+		}
 	}
 	if d.podHook == PodHookTC {
 		return attachPodTC(ep.HostIfindex, d.objs.FromPod, d.objs.ToPod)
@@ -101,9 +119,10 @@ func (d *Datapath) AttachPod(ep Endpoint) (err error) {
 // lookup per flow it still remembers. So only an address's first pod on
 // the node pays for the write.
 func (d *Datapath) ensureFlows(ip netip.Addr) error {
-	key := ip.As4()
+	f := d.family(ip)
+	key := addrKey(ip)
 	var old *ebpf.Map
-	if err := d.objs.VeniPodFlows.Lookup(key, &old); err == nil {
+	if err := f.flows.Lookup(key, &old); err == nil {
 		defer old.Close()
 		if err := emptyFlows(old); err == nil {
 			return nil
@@ -112,12 +131,12 @@ func (d *Datapath) ensureFlows(ip netip.Addr) error {
 	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("read flow map of %s: %w", ip, err)
 	}
-	flows, err := ebpf.NewMap(&podFlowsSpec)
+	flows, err := ebpf.NewMap(f.flowSpec)
 	if err != nil {
 		return mapFull("create flow map of", ip, err)
 	}
 	defer flows.Close() // the outer map holds it from here
-	if err := d.objs.VeniPodFlows.Put(key, flows); err != nil {
+	if err := f.flows.Put(key, flows); err != nil {
 		return mapFull("write flow map of", ip, err)
 	}
 	return nil
@@ -128,13 +147,13 @@ func (d *Datapath) ensureFlows(ip netip.Addr) error {
 // the pod's endpoint exists, so none can be.
 func emptyFlows(m *ebpf.Map) error {
 	var (
-		k    [8]byte // struct flow_key
-		keys [][8]byte
+		k    = make([]byte, m.KeySize()) // struct flow_key or flow6_key
+		keys [][]byte
 	)
 	iter := m.Iterate()
 	var v uint32
 	for iter.Next(&k, &v) {
-		keys = append(keys, k)
+		keys = append(keys, slices.Clone(k))
 	}
 	if err := iter.Err(); err != nil {
 		return err
@@ -169,7 +188,7 @@ func (d *Datapath) PruneFlows(keep func(netip.Addr) bool) (int, error) {
 		if _, ok, err := d.Endpoint(ip); err != nil || ok {
 			continue // a pod has it now
 		}
-		if err := d.objs.VeniPodFlows.Delete(ip.As4()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := d.family(ip).flows.Delete(addrKey(ip)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return n, fmt.Errorf("delete flow map of %s: %w", ip, err)
 		}
 		n++
@@ -185,8 +204,11 @@ func (d *Datapath) PruneFlows(keep func(netip.Addr) bool) (int, error) {
 // It is for an operator who knows the address is nobody's. Releasing a pod
 // must use DetachPodOn: by then the address may already belong to a new pod,
 // whose endpoint an IP-only detach would strip.
+//
+// An IPv4 address takes the IPv6 records on the same veth along; an IPv6
+// address only its own records (the veth's hook stays with its IPv4).
 func (d *Datapath) DetachPod(ip netip.Addr) error {
-	if !ip.Is4() {
+	if !ip.IsValid() {
 		return nil
 	}
 	unlock, err := lockPath(d.pinDir)
@@ -209,8 +231,11 @@ func (d *Datapath) DetachPod(ip netip.Addr) error {
 // that does not know the veth (hostIfindex 0: it was never recorded) still
 // cleans up a gone pod and still leaves a live one alone. Links are looked
 // up in the calling thread's network namespace: call it in the node's.
+//
+// A dual-stack pod's IPv4 takes its IPv6 records along (those on the same
+// veth); an IPv6 address alone removes only its own records.
 func (d *Datapath) DetachPodOn(ip netip.Addr, hostIfindex int, hostMAC net.HardwareAddr) (bool, error) {
-	if !ip.Is4() {
+	if !ip.IsValid() {
 		return false, nil
 	}
 	unlock, err := lockPath(d.pinDir)
@@ -255,38 +280,94 @@ func vethAlive(ifindex int, mac net.HardwareAddr) bool {
 // detachLocked is DetachPod with the pin dir's lock held. keepFlows
 // leaves the address's flow map for its next pod (ensureFlows empties it
 // then; PruneFlows removes it once the node no longer has the address).
+// An IPv4 address's pod loses its hook and its IPv6 records too; an IPv6
+// address only its records (detachAddr).
 func (d *Datapath) detachLocked(ip netip.Addr, keepFlows bool) error {
-	var errs []error
-	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
-		errs = append(errs, detachPodTC(ep.HostIfindex, ep.HostMAC))
+	ip = ip.Unmap()
+	if is6(ip) {
+		return d.detachAddr(ip, keepFlows)
 	}
-	key := ip.As4()
-	if err := d.objs.VeniEndpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	var errs []error
+	veth, mac := 0, net.HardwareAddr(nil)
+	if ep, ok, err := d.Endpoint(ip); err == nil && ok {
+		veth, mac = ep.HostIfindex, ep.HostMAC
+		errs = append(errs, detachPodTC(ep.HostIfindex, ep.HostMAC))
+	} else if pp, ok, err := d.plain(ip); err == nil && ok {
+		veth = pp.HostIfindex
+	}
+	errs = append(errs, d.detachAddr(ip, keepFlows))
+	from, to := podLinkNames(ip)
+	errs = append(errs, unpinLink(d.linkPath(from)), unpinLink(d.linkPath(to)))
+	if veth > 0 {
+		errs = append(errs, d.detachIPv6On(veth, mac, keepFlows))
+	}
+	return errors.Join(errs...)
+}
+
+// detachAddr removes ip's endpoint, flow map (unless keepFlows) and
+// PlainPod record, of either family; hooks are left alone.
+func (d *Datapath) detachAddr(ip netip.Addr, keepFlows bool) error {
+	var errs []error
+	f, key := d.family(ip), addrKey(ip)
+	if err := f.endpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		errs = append(errs, fmt.Errorf("delete endpoint %s: %w", ip, err))
 	}
 	// A kept map is unused until the address's next pod: the programs
 	// look a pod's flows up only for an address with an endpoint.
 	if !keepFlows {
-		if err := d.objs.VeniPodFlows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := f.flows.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("delete flow map of %s: %w", ip, err))
 		}
 	}
 	errs = append(errs, d.deletePlain(ip))
-	from, to := podLinkNames(ip)
-	errs = append(errs, unpinLink(d.linkPath(from)), unpinLink(d.linkPath(to)))
+	return errors.Join(errs...)
+}
+
+// detachIPv6On removes the IPv6 records (endpoints with the same MAC when
+// both are known, PlainPod records) of host veth ifindex: a dual-stack
+// pod's second address, found by the veth its IPv4 record names.
+func (d *Datapath) detachIPv6On(ifindex int, mac net.HardwareAddr, keepFlows bool) error {
+	var (
+		ips []netip.Addr
+		key [16]byte
+		val fastpathEndpoint
+	)
+	iter := d.objs.VeniEndpoints6.Iterate()
+	for iter.Next(&key, &val) {
+		if int(val.HostIfindex) == ifindex && (len(mac) == 0 || bytes.Equal(mac, val.HostMac[:])) {
+			ips = append(ips, netip.AddrFrom16(key))
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("list ipv6 endpoints: %w", err)
+	}
+	err := d.family(netip.IPv6Unspecified()).iterateLPM(func(p netip.Prefix, v fastpathHostEntry) {
+		if v.Reason == reasonPlainPod && p.IsSingleIP() && int(v.HostIfindex) == ifindex {
+			ips = append(ips, p.Addr())
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("list ipv6 plain pods: %w", err)
+	}
+	var errs []error
+	for _, ip := range ips {
+		errs = append(errs, d.detachAddr(ip, keepFlows))
+	}
 	return errors.Join(errs...)
 }
 
 // MaxPods is how many pods the endpoint map holds (set when it was made).
 func (d *Datapath) MaxPods() int { return int(d.objs.VeniEndpoints.MaxEntries()) }
 
-// Endpoint returns the recorded endpoint of ip, and whether there is one.
+// Endpoint returns the recorded endpoint of ip (either family), and
+// whether there is one.
 func (d *Datapath) Endpoint(ip netip.Addr) (Endpoint, bool, error) {
-	if !ip.Is4() {
+	if !ip.IsValid() {
 		return Endpoint{}, false, nil
 	}
+	ip = ip.Unmap()
 	var val fastpathEndpoint
-	err := d.objs.VeniEndpoints.Lookup(ip.As4(), &val)
+	err := d.family(ip).endpoints.Lookup(addrKey(ip), &val)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return Endpoint{}, false, nil
 	}
@@ -308,7 +389,8 @@ func endpointFrom(ip netip.Addr, val fastpathEndpoint) Endpoint {
 	}
 }
 
-// PlainPod records that the pod at ip, behind host veth hostIfindex, runs
+// PlainPod records that the pod at ip (either family: a dual-stack pod
+// needs a call for each address), behind host veth hostIfindex, runs
 // on the plain datapath (AttachPod found no room for it): the programs then
 // send other pods' packets for it through the host stack, which routes them
 // to its veth. Without the record they would look it up in the ENI's table
@@ -318,7 +400,7 @@ func endpointFrom(ip netip.Addr, val fastpathEndpoint) Endpoint {
 // other pods' packets for this one then leave through the ENI and come back
 // only where the VPC hairpins them).
 func (d *Datapath) PlainPod(ip netip.Addr, hostIfindex int) error {
-	if !ip.Is4() || hostIfindex <= 0 {
+	if !ip.IsValid() || ip.Is4In6() || hostIfindex <= 0 {
 		return fmt.Errorf("%w: plain pod %v on ifindex %d", ErrInvalidEndpoint, ip, hostIfindex)
 	}
 	unlock, err := lockPath(d.pinDir)
@@ -329,9 +411,9 @@ func (d *Datapath) PlainPod(ip netip.Addr, hostIfindex int) error {
 	if err := d.detachLocked(ip, false); err != nil {
 		return err
 	}
-	k := fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()}
+	k := lpmKey(netip.PrefixFrom(ip, ip.BitLen()))
 	v := fastpathHostEntry{Reason: reasonPlainPod, HostIfindex: uint32(hostIfindex)}
-	if err := d.objs.VeniHoststack.Put(k, v); err != nil {
+	if err := d.family(ip).hoststack.Put(k, v); err != nil {
 		return mapFull("record plain pod", ip, err)
 	}
 	return nil
@@ -339,8 +421,12 @@ func (d *Datapath) PlainPod(ip netip.Addr, hostIfindex int) error {
 
 // plain returns the PlainPod record of ip.
 func (d *Datapath) plain(ip netip.Addr) (PlainPod, bool, error) {
+	if !ip.IsValid() {
+		return PlainPod{}, false, nil
+	}
+	ip = ip.Unmap()
 	var v fastpathHostEntry
-	err := d.objs.VeniHoststack.Lookup(fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()}, &v)
+	err := d.family(ip).hoststack.Lookup(lpmKey(netip.PrefixFrom(ip, ip.BitLen())), &v)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return PlainPod{}, false, nil
 	}
@@ -360,7 +446,8 @@ func (d *Datapath) deletePlain(ip netip.Addr) error {
 	if _, ok, err := d.plain(ip); err != nil || !ok {
 		return err
 	}
-	err := d.objs.VeniHoststack.Delete(fastpathLpmKey{Prefixlen: 32, Addr: ip.As4()})
+	ip = ip.Unmap()
+	err := d.family(ip).hoststack.Delete(lpmKey(netip.PrefixFrom(ip, ip.BitLen())))
 	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete plain pod %s: %w", ip, err)
 	}

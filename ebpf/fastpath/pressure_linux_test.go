@@ -18,7 +18,7 @@ import (
 func mustPodFlows(tb testing.TB, d *Datapath, ip netip.Addr) *ebpf.Map {
 	tb.Helper()
 	var m *ebpf.Map
-	if err := d.objs.VeniPodFlows.Lookup(ip.As4(), &m); err != nil {
+	if err := d.family(ip).flows.Lookup(addrKey(ip), &m); err != nil {
 		tb.Fatalf("flow map of %s: %v", ip, err)
 	}
 	tb.Cleanup(func() { m.Close() })
@@ -342,13 +342,15 @@ func TestPodFlowsSpec_MatchesC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner := spec.Maps["veni_pod_flows"].InnerMap
-	if inner == nil {
-		t.Fatal("veni_pod_flows has no inner map")
-	}
-	if inner.Type != podFlowsSpec.Type || inner.KeySize != podFlowsSpec.KeySize || inner.ValueSize != podFlowsSpec.ValueSize ||
-		inner.MaxEntries != podFlowsSpec.MaxEntries || inner.Flags != podFlowsSpec.Flags {
-		t.Fatalf("inner map %+v, Go template %+v", inner, podFlowsSpec)
+	for outer, tmpl := range map[string]*ebpf.MapSpec{"veni_pod_flows": &podFlowsSpec, "veni_pod_flows6": &podFlows6Spec} {
+		inner := spec.Maps[outer].InnerMap
+		if inner == nil {
+			t.Fatalf("%s has no inner map", outer)
+		}
+		if inner.Type != tmpl.Type || inner.KeySize != tmpl.KeySize || inner.ValueSize != tmpl.ValueSize ||
+			inner.MaxEntries != tmpl.MaxEntries || inner.Flags != tmpl.Flags {
+			t.Fatalf("%s: inner map %+v, Go template %+v", outer, inner, tmpl)
+		}
 	}
 }
 

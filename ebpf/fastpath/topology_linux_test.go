@@ -44,6 +44,7 @@ type testNode struct {
 type testPod struct {
 	ns     netns.NsHandle
 	ip     netip.Addr
+	ip6    netip.Addr   // dual stack (mustPod6)
 	host   netlink.Link // host-side veth in the node
 	podMAC net.HardwareAddr
 }
@@ -192,6 +193,7 @@ func (n *testNode) mustPod(tb testing.TB, hostName string, ip netip.Addr) *testP
 func (n *testNode) endpoint(p *testPod) Endpoint {
 	return Endpoint{
 		IP:          p.ip,
+		IP6:         p.ip6,
 		HostIfindex: p.host.Attrs().Index,
 		HostMAC:     p.host.Attrs().HardwareAddr,
 		PodMAC:      p.podMAC,

@@ -8,8 +8,8 @@
  * redirects. Both objects declare the same maps, pinned by name in the
  * node's pin directory: whichever loads first creates them, the other
  * reuses them. Change a map here and both objects change (make generate).
- * The IPv6 check (veni_policy6.h) and its connection table are the policy
- * programs' alone: the fast path never sees IPv6.
+ * The IPv6 check (veni_policy6.h) and its connection table are declared
+ * there; both objects include it (the fast path redirects IPv6 too).
  *
  * An endpoint is a pod, keyed by the ifindex of its host veth. An endpoint
  * a policy selects has an entry in veni_pol_eps (its table's generation,
@@ -30,9 +30,8 @@
  *           the trie from it, without reading anybody else's entries
  *   IN4     ingress peers: prefix -> port set (value.id, 0: none)
  *   OUT4    egress peers, the same
- *   IN6/OUT6 the same for IPv6: only the policy programs look them up
- *           (veni_policy6.h, compiled in with VENI_POL_IP6); the fast
- *           path is IPv4 and never asks about IPv6
+ *   IN6/OUT6 the same for IPv6, looked up by veni_policy6.h (compiled
+ *           in with VENI_POL_IP6, by both objects)
  *   PORTS   port sets: {set id, protocol, port} with ports as prefixes;
  *           a set allowing every protocol is the prefix {set id}
  * A new flow costs two trie lookups: the peer's longest prefix gives a port

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * veni's NetworkPolicy check for IPv6, the twin of veni_policy.h's IPv4
- * check (read that file's comment first). Only the policy programs
- * (ebpf/enforce, policy.c) include it, after veni_policy.h and with
- * VENI_POL_IP6 defined: a dual-stack pod's IPv6 takes the plain datapath
- * (the fast path is IPv4), so the hooks on the pod's host veth see all of
- * it. The fast path's object keeps veni_policy.h's IPv4-only check and
- * declares none of the maps here.
+ * check (read that file's comment first). Both objects include it, after
+ * veni_policy.h and with VENI_POL_IP6 defined: the policy programs
+ * (ebpf/enforce, policy.c) on a pod's host veth, and the fast path
+ * (fastpath.c), which redirects a dual-stack pod's IPv6 into a pod with
+ * bpf_redirect_peer and so asks the destination's ingress itself
+ * (veni_policy_check6). Both declare veni_pol_ct6, pinned by name.
  *
  * The same tables decide: the peer's longest prefix under IN6/OUT6 gives
  * a port set, looked up as for IPv4. What differs:
@@ -518,6 +518,25 @@ pass:
 		bpf_map_update_elem(cts, &ck, &nv, BPF_ANY);
 	}
 	return POL_PASS;
+}
+
+/* veni_policy_check6 is veni_policy_check for a packet the caller knows
+ * is IPv6 (the fast path's IPv6 copy): it goes straight to the IPv6
+ * check, without the IPv4 check's locals on the stack. */
+static __always_inline enum pol_verdict veni_policy_check6(struct __sk_buff *skb, __u32 ifindex,
+							    enum pol_dir dir, int from_host)
+{
+	const struct pol_ep *ep = pol_lookup(&veni_pol_eps, &ifindex);
+	struct {
+		__u32 gen;
+		__u32 flags;
+	} cur;
+
+	if (!ep)
+		return POL_PASS;
+	/* One 8-byte load, as pol_check_ep. */
+	__builtin_memcpy(&cur, ep, sizeof(cur));
+	return pol_check6(skb, cur.gen, cur.flags, ifindex, (dir & 1) | (from_host ? 2 : 0));
 }
 
 #endif /* VENI_POLICY6_H */
