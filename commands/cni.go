@@ -254,7 +254,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	var policyEP *podpolicy.Endpoint
 	if kernel != nil {
 		podCfg.BeforeUp = func(host netplumb.Interface) error {
-			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: res.IP}
+			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: res.IP, IP6: res.IP6}
 			if err := plan.Install(kernel, ep); err != nil {
 				return err
 			}

@@ -163,7 +163,7 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	}
 	// Its policy goes with its veth: a later pod on this address and a
 	// new veth is a new endpoint.
-	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: a.IP}); err != nil {
+	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: a.IP, IP6: a.IP6}); err != nil {
 		return nil, fmt.Errorf("release %s: %w", key, err)
 	}
 	if testHookTornDown != nil {

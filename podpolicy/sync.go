@@ -540,7 +540,7 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknow
 		if a.State != store.IPBound || a.HostIfindex <= 0 || a.PodName == "" || !a.IP.IsValid() {
 			continue
 		}
-		ep := Endpoint{Ifindex: a.HostIfindex, IP: a.IP}
+		ep := Endpoint{Ifindex: a.HostIfindex, IP: a.IP, IP6: a.IP6}
 		live[ep] = true
 		seen++
 		var rs *policy.Ruleset

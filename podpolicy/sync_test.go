@@ -469,3 +469,24 @@ func TestSyncer_AppliesEachRulesetsTable(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a dual-stack pod's endpoint reaches the kernel with its IPv6
+// beside its IPv4: the kernel finds the sender of IPv6 Service traffic,
+// decided after DNAT, by that address.
+func TestSyncer_DualStackEndpoint(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "deny.yaml", denyAll)
+	key := reserve(t, db, "shop", "web", "10.0.0.10")
+	reserve6(t, db, key, "fd00::10")
+	ep := bind(t, db, key, 5)
+	if ep.IP6 != netip.MustParseAddr("fd00::10") {
+		t.Fatalf("bound endpoint %+v has no ipv6", ep)
+	}
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a"})
+	mustPass(t, s)
+	got, ok := k.get(ep)
+	if !ok || got.digest == "" {
+		t.Fatalf("kernel endpoints %v: want %s installed with its ipv6", k.eps, ep)
+	}
+}
