@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veni-cni/veni/ebpf/fastpath"
+	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
 	"github.com/veni-cni/veni/eni/sim/fabric"
 	"github.com/veni-cni/veni/eni/sim/pods"
 	"github.com/veni-cni/veni/internal/testutil"
@@ -141,6 +143,14 @@ spec:
 `, pods.ProbePort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	var node6 netip.Addr
+	if v6 {
+		// The node's own IPv6 on its primary NIC (the sim's primary ENIs
+		// have none of their own): the daemon's policy pass reads it.
+		node6 = netip.MustParseAddr("fd00:ac1e:1::fff0")
+		s.mustExec(t, "node-1", "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0")
+		s.mustExec(t, "node-1", "ip", "-6", "addr", "add", node6.String()+"/128", "dev", "eth0", "nodad")
+	}
 	s.mustRun("sim", "policy", "apply", policy)
 	// Enforced: a direct dial to a pod the policy does not allow fails.
 	deadline := time.Now().Add(15 * time.Second)
@@ -155,6 +165,18 @@ spec:
 	}
 	// The daemon hooks the ENIs on its next full pass (1s).
 	time.Sleep(2 * time.Second)
+	if v6 {
+		// veni policy trace knows the node by its IPv6 too.
+		out := s.mustExec(t, "node-1", s.bin, "policy", "trace", "--config", simcluster.Paths(s.dir, "node-1").Config,
+			"--from", node6.String(), "--to", "default/dns-near", "--port", strconv.Itoa(pods.ProbePort)+"/TCP", "-o", "json")
+		var tr struct {
+			From    struct{ Kind string }
+			Allowed bool
+		}
+		if err := json.Unmarshal([]byte(out), &tr); err != nil || tr.From.Kind != "node" || !tr.Allowed {
+			t.Errorf("policy trace from the node's ipv6 %s: %v\n%s", node6, err, out)
+		}
+	}
 
 	for _, tc := range []struct {
 		name string

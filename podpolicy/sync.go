@@ -55,9 +55,13 @@ type SyncOptions struct {
 	// as peers of the local pods' selectors.
 	Peers func() ([]policy.Pod, bool)
 	// Node is the node's name (pods' spec.nodeName), NodeIPs its
-	// addresses.
-	Node    string
-	NodeIPs []netip.Addr
+	// addresses. NodeAddrs, when set, is asked on every pass for more of
+	// them that may change while the loop runs (the node's IPv6, which
+	// router advertisements or the cloud may give its NIC after the
+	// daemon started); an error leaves them out of that pass.
+	Node      string
+	NodeIPs   []netip.Addr
+	NodeAddrs func() ([]netip.Addr, error)
 	Logger  *slog.Logger
 	// Settle, MaxWait, Resync tune Run; zero takes the defaults.
 	Settle, MaxWait, Resync time.Duration
@@ -225,7 +229,8 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	// This loop names the node; compile the folder as just read and
 	// write it when it changed.
 	prev, hadState := st.State, st.HasState
-	st.State.Node, st.State.NodeIPs = s.opts.Node, s.opts.NodeIPs
+	nodeIPs := s.nodeIPs()
+	st.State.Node, st.State.NodeIPs = s.opts.Node, nodeIPs
 	srcs := st.sources
 	if src != nil {
 		for _, o := range st.sources {
@@ -249,7 +254,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 		st.addPeers(peers)
 	}
 	next := store.PolicyState{
-		Enabled: s.opts.Enabled, Node: s.opts.Node, NodeIPs: s.opts.NodeIPs,
+		Enabled: s.opts.Enabled, Node: s.opts.Node, NodeIPs: nodeIPs,
 		Synced: (!s.opts.Kube || s.opts.KubeSynced != nil && s.opts.KubeSynced()) && srcErr == nil && peersSynced,
 	}
 	if s.opts.Kube {
@@ -651,6 +656,21 @@ func dirSignature(dir string) string {
 		return ""
 	}
 	return b.String()
+}
+
+// nodeIPs is NodeIPs and what NodeAddrs adds, sorted, each once.
+func (s *Syncer) nodeIPs() []netip.Addr {
+	if s.opts.NodeAddrs == nil {
+		return s.opts.NodeIPs
+	}
+	more, err := s.opts.NodeAddrs()
+	if err != nil {
+		s.log.Warn("policy: node addresses", "err", err)
+		return s.opts.NodeIPs
+	}
+	ips := append(slices.Clone(s.opts.NodeIPs), more...)
+	slices.SortFunc(ips, netip.Addr.Compare)
+	return slices.Compact(ips)
 }
 
 // withSources returns st with srcs instead of the stored sources.
