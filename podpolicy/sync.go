@@ -62,7 +62,7 @@ type SyncOptions struct {
 	Node      string
 	NodeIPs   []netip.Addr
 	NodeAddrs func() ([]netip.Addr, error)
-	Logger  *slog.Logger
+	Logger    *slog.Logger
 	// Settle, MaxWait, Resync tune Run; zero takes the defaults.
 	Settle, MaxWait, Resync time.Duration
 }
