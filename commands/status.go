@@ -250,7 +250,7 @@ func gatherStatus(env *node.Env, now time.Time) statusReport {
 			}
 		}
 		if rep.Datapath.EBPF() {
-			rep.StackNotes = append(rep.StackNotes, "pods' IPv6 stays on the plain datapath (the eBPF fast path takes IPv4 only); a pod isolated by NetworkPolicy drops IPv6 (policy has no IPv6 rules yet)")
+			rep.StackNotes = append(rep.StackNotes, "pods' IPv6 stays on the plain datapath (the eBPF fast path takes IPv4 only)")
 		}
 	}
 	rep.Policy = gatherPolicy(env, info.InstanceID, problem)
