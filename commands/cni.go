@@ -257,9 +257,8 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	var policyEP *podpolicy.Endpoint
 	if kernel != nil {
 		podCfg.BeforeUp = func(host netplumb.Interface) error {
-			// The enforcer records a pod by its IPv4 (zero for an
-			// IPv6-only pod: it keys by the veth).
-			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: ip4}
+			// IP is zero for an IPv6-only pod: the enforcer keys by the veth.
+			ep := podpolicy.Endpoint{Ifindex: host.Index, IP: ip4, IP6: ip6}
 			if err := plan.Install(kernel, ep); err != nil {
 				return err
 			}

@@ -64,9 +64,9 @@ func (o *simSGRuleOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.rule.Egress, "egress", false, "an egress rule (the peer is the destination); default ingress")
 	fs.StringVar(&o.rule.Policy, "policy", "accept", "accept or drop")
 	fs.IntVar(&o.rule.Priority, "priority", 1, "1 (first) to 100")
-	fs.StringVar(&o.rule.Protocol, "proto", "tcp", "tcp, udp, icmp or all")
+	fs.StringVar(&o.rule.Protocol, "proto", "tcp", "tcp, udp, icmp, icmpv6 or all")
 	fs.StringVar(&o.rule.PortRange, "port", "", "port range FROM/TO, e.g. 8080/8080 (tcp and udp)")
-	fs.StringVar(&o.rule.CIDR, "cidr", "", "peer CIDR")
+	fs.StringVar(&o.rule.CIDR, "cidr", "", "peer CIDR, IPv4 or IPv6 (sent as SourceCidrIp/DestCidrIp or Ipv6SourceCidrIp/Ipv6DestCidrIp)")
 	fs.StringVar(&o.rule.Group, "group", "", "peer security group id (its members' addresses)")
 }
 

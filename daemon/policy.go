@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -39,7 +40,7 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 	opts := podpolicy.SyncOptions{
 		DB: d.env.Store, Enabled: cfg.PolicyEnabled(), Kernel: d.opts.PolicyKernel,
 		ManifestDir: cfg.PolicyManifestDir, Kube: d.kube.sync != nil,
-		Node: name, NodeIPs: ips, Logger: d.log,
+		Node: name, NodeIPs: ips, NodeAddrs: nodeIPv6(facts), Logger: d.log,
 	}
 	if s := d.kube.sync; s != nil {
 		opts.KubeSynced = s.MirrorSynced
@@ -98,6 +99,26 @@ func (d *Daemon) startPolicy(ctx context.Context, facts store.NodeInfo) *podpoli
 	}()
 	d.log.Info("network policy on", "kubernetes", opts.Kube, "manifests", opts.ManifestDir, "node", name)
 	return syncer
+}
+
+// nodeIPv6 returns what asks the kernel for the node's IPv6 addresses:
+// those of its primary NIC (the cloud's metadata names its MAC). The node
+// sends from them (kubelet's probes to a dual-stack pod's IPv6), so
+// NetworkPolicy must know them as the node's: the compiled rules allow
+// them in, veni policy trace names them the node. Asked on every policy
+// pass: a NIC may get its IPv6 after the daemon starts.
+func nodeIPv6(facts store.NodeInfo) func() ([]netip.Addr, error) {
+	mac, err := net.ParseMAC(facts.PrimaryMAC)
+	if err != nil {
+		return nil
+	}
+	return func() ([]netip.Addr, error) {
+		ips, err := netplumb.LinkIPv6(mac)
+		if errors.Is(err, netplumb.ErrLinkNotFound) {
+			return nil, nil // a node without its NIC here (a test's): no IPv6 to add
+		}
+		return ips, err
+	}
 }
 
 // policyENIs is the daemon's hold on the enforcer for hooking ENIs: set

@@ -195,7 +195,7 @@ func dialVia(fromNetNS string, addr netip.Addr) (string, error) {
 	err := ns.WithNetNSPath(fromNetNS, func(ns.NetNS) error {
 		d := net.Dialer{Timeout: 3 * time.Second}
 		var err error
-		conn, err = d.DialContext(context.Background(), "tcp4", net.JoinHostPort(addr.String(), strconv.Itoa(pods.ProbePort)))
+		conn, err = d.DialContext(context.Background(), "tcp", net.JoinHostPort(addr.String(), strconv.Itoa(pods.ProbePort)))
 		return err
 	})
 	if err != nil {

@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	simcluster "github.com/veni-cni/veni/eni/sim/cluster"
+	"github.com/veni-cni/veni/eni/sim/pods"
 )
 
 // Ensure the simulated VPC enforces security groups on pods, through the
@@ -188,4 +192,72 @@ func TestSim_SecurityGroups_NodeConfig(t *testing.T) {
 	expect("sg-sim-app admits the nodes on 7777", map[[2]string]bool{
 		{"node-2", "a"}: true, {"node-1", "b"}: true, {"a", "b"}: true,
 	})
+}
+
+// Ensure the simulated VPC's security groups filter IPv6 as well, on
+// dual-stack nodes: in the default group the client reaches the server's
+// IPv6 on every port; once the server's ENI is in a group that admits
+// tcp/8080 from the client's vSwitch IPv6 /64 (Ipv6SourceCidrIp), the
+// client connects over IPv6 on 8080 and not on 8081, and that IPv6 rule
+// does not open 8080 over IPv4.
+func TestSim_SecurityGroups_IPv6(t *testing.T) {
+	s := mustSim(t)
+	s.mustRun("sim", "up", "--nodes", "2", "--vswitches", dualVSwitches, "--node-config", "ip_stack=dual")
+	s.mustRun("sim", "pod", "add", "node-1", "client")
+	s.mustRun("sim", "pod", "add", "node-2", "server")
+	client := mustDSPod(t, s.dir, "node-1", "default", "client")
+	server := mustDSPod(t, s.dir, "node-2", "default", "server")
+	type target struct {
+		ip   netip.Addr
+		port int
+	}
+	targets := []target{{server.ip6, 8080}, {server.ip6, 8081}, {server.ip4, 8080}}
+	for _, tg := range targets {
+		srv, err := pods.ServeOn(server.netns, tg.ip, pods.TCP, tg.port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+	}
+	expect := func(what string, want ...bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var got []bool
+			for _, tg := range targets {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				got = append(got, pods.DialOn(ctx, client.netns, tg.ip, pods.TCP, tg.port, 700*time.Millisecond) == nil)
+				cancel()
+			}
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: client -> %v reached %v, want %v", what, targets, got, want)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	expect("default group", true, true, true)
+
+	var st simcluster.StatusReport
+	if err := json.Unmarshal([]byte(s.mustRun("sim", "status", "-o", "json")), &st); err != nil {
+		t.Fatalf("sim status -o json: %v", err)
+	}
+	eniID := ""
+	for _, e := range st.Live.Cloud.ENIs {
+		if slices.Contains(e.IPs, server.ip4) {
+			eniID = e.ID
+		}
+	}
+	if eniID == "" {
+		t.Fatalf("no ENI holds the server's address %s", server.ip4)
+	}
+	web := strings.TrimSpace(s.mustRun("sim", "sg", "create", "--name", "web6"))
+	s.mustRun("sim", "sg", "authorize", web, "--port", "8080/8080", "--cidr", "fd00:ac1e:1::/64")
+	s.mustRun("sim", "sg", "set-eni", eniID, web)
+	if list := s.mustRun("sim", "sg", "list"); !strings.Contains(list, "from fd00:ac1e:1::/64") {
+		t.Errorf("sg list lacks the ipv6 rule:\n%s", list)
+	}
+	expect("8080 from the client's ipv6 /64", true, false, false)
 }

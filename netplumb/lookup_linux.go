@@ -3,6 +3,11 @@ package netplumb
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
 )
 
 // LookupENI finds the link of an ENI that EnsureENI configured with cfg,
@@ -29,4 +34,38 @@ func LookupENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 		return ENILink{}, fmt.Errorf("lookup eni: %w", err)
 	}
 	return eniLinkOf(link, cfg), nil
+}
+
+// LinkIPv6 returns the global IPv6 addresses of the link with MAC mac in
+// the node's namespace, sorted, without waiting for the link: for the
+// daemon, the node's own IPv6 on its primary NIC (what the cloud or router
+// advertisements gave it), so that NetworkPolicy knows the node by both
+// families. Tentative addresses count (they become the node's once DAD
+// ends). May return an error wrapping ErrLinkNotFound.
+//
+// Equivalent to: ip -6 addr show dev $link scope global
+func LinkIPv6(mac net.HardwareAddr) ([]netip.Addr, error) {
+	h, err := openHandle("")
+	if err != nil {
+		return nil, fmt.Errorf("ipv6 of link %s: %w", mac, err)
+	}
+	defer h.Close()
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // look once
+	link, err := FindLinkByMAC(done, h, mac)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := addrListFamily(h, link, netlink.FAMILY_V6)
+	if err != nil {
+		return nil, fmt.Errorf("ipv6 of link %s: %w", link.Attrs().Name, err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
 }

@@ -163,8 +163,8 @@ func Release(ctx context.Context, n Node, att Attachment, opts ReleaseOptions) (
 	}
 	// Its policy goes with its veth: a later pod on this address and a
 	// new veth is a new endpoint.
-	ip4, _ := a.Families() // the enforcer records a pod by its IPv4, zero for an IPv6-only pod
-	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: ip4}); err != nil {
+	ip4, ip6 := a.Families() // IPv4 zero for an IPv6-only pod
+	if err := n.removePolicy(podpolicy.Endpoint{Ifindex: a.HostIfindex, IP: ip4, IP6: ip6}); err != nil {
 		return nil, fmt.Errorf("release %s: %w", key, err)
 	}
 	if testHookTornDown != nil {

@@ -174,11 +174,38 @@ func bind(tb testing.TB, db store.File, key store.OwnerKey, ifindex int) Endpoin
 		if err := tx.PutIP(rec); err != nil {
 			return err
 		}
+		if a.IP6.IsValid() {
+			rec6, err := tx.IP(a.IP6)
+			if err != nil {
+				return err
+			}
+			rec6.State = store.IPBound
+			if err := tx.PutIP(rec6); err != nil {
+				return err
+			}
+		}
 		a.State, a.HostIfindex, a.HostVeth, a.BoundAt = store.IPBound, ifindex, "veni-x", time.Now()
-		ep = Endpoint{Ifindex: ifindex, IP: a.IP}
+		ep = Endpoint{Ifindex: ifindex, IP: a.IP, IP6: a.IP6}
 		return tx.PutAllocation(a)
 	})
 	return ep
+}
+
+// reserve6 adds IPv6 ip to the reservation key: a dual-stack pod's.
+func reserve6(tb testing.TB, db store.File, key store.OwnerKey, ip string) {
+	tb.Helper()
+	addr := netip.MustParseAddr(ip)
+	mustUpdate(tb, db, func(tx *store.WriteTx) error {
+		a, err := tx.Allocation(key)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutIP(store.IP{Addr: addr, ENIID: a.ENIID, State: store.IPReserved, Owner: key, AddedAt: time.Now()}); err != nil {
+			return err
+		}
+		a.IP6 = addr
+		return tx.PutAllocation(a)
+	})
 }
 
 func writeFile(tb testing.TB, dir, name, body string) {

@@ -9,10 +9,12 @@ import (
 )
 
 // Endpoint names a pod to the kernel: its host-side veth (ifindex in the
-// node's namespace) and its address.
+// node's namespace) and its addresses (IP6 on a dual-stack node: the
+// kernel finds the source of Service traffic by address).
 type Endpoint struct {
 	Ifindex int        `json:"ifindex"`
 	IP      netip.Addr `json:"ip"`
+	IP6     netip.Addr `json:"ip6,omitzero"`
 }
 
 func (e Endpoint) String() string { return fmt.Sprintf("%s@%d", e.IP, e.Ifindex) }

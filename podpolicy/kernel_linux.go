@@ -59,7 +59,9 @@ func OpenNodeKernelIfUsed(cfg config.Config, instanceID string) (NodeKernel, err
 
 type enforcerKernel struct{ e *enforce.Enforcer }
 
-func key(ep Endpoint) enforce.EndpointKey { return enforce.EndpointKey{Ifindex: ep.Ifindex, IP: ep.IP} }
+func key(ep Endpoint) enforce.EndpointKey {
+	return enforce.EndpointKey{Ifindex: ep.Ifindex, IP: ep.IP, IP6: ep.IP6}
+}
 
 func (k enforcerKernel) SetEndpoint(ep Endpoint, rs *policy.Ruleset) error {
 	return k.e.SetEndpoint(key(ep), rs)

@@ -55,10 +55,14 @@ type SyncOptions struct {
 	// as peers of the local pods' selectors.
 	Peers func() ([]policy.Pod, bool)
 	// Node is the node's name (pods' spec.nodeName), NodeIPs its
-	// addresses.
-	Node    string
-	NodeIPs []netip.Addr
-	Logger  *slog.Logger
+	// addresses. NodeAddrs, when set, is asked on every pass for more of
+	// them that may change while the loop runs (the node's IPv6, which
+	// router advertisements or the cloud may give its NIC after the
+	// daemon started); an error leaves them out of that pass.
+	Node      string
+	NodeIPs   []netip.Addr
+	NodeAddrs func() ([]netip.Addr, error)
+	Logger    *slog.Logger
 	// Settle, MaxWait, Resync tune Run; zero takes the defaults.
 	Settle, MaxWait, Resync time.Duration
 }
@@ -225,7 +229,8 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 	// This loop names the node; compile the folder as just read and
 	// write it when it changed.
 	prev, hadState := st.State, st.HasState
-	st.State.Node, st.State.NodeIPs = s.opts.Node, s.opts.NodeIPs
+	nodeIPs := s.nodeIPs()
+	st.State.Node, st.State.NodeIPs = s.opts.Node, nodeIPs
 	srcs := st.sources
 	if src != nil {
 		for _, o := range st.sources {
@@ -249,7 +254,7 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 		st.addPeers(peers)
 	}
 	next := store.PolicyState{
-		Enabled: s.opts.Enabled, Node: s.opts.Node, NodeIPs: s.opts.NodeIPs,
+		Enabled: s.opts.Enabled, Node: s.opts.Node, NodeIPs: nodeIPs,
 		Synced: (!s.opts.Kube || s.opts.KubeSynced != nil && s.opts.KubeSynced()) && srcErr == nil && peersSynced,
 	}
 	if s.opts.Kube {
@@ -540,8 +545,8 @@ func (s *Syncer) apply(allocs []store.Allocation, want map[string]wanted, unknow
 		if a.State != store.IPBound || a.HostIfindex <= 0 || a.PodName == "" || !a.IP.IsValid() {
 			continue
 		}
-		ip4, _ := a.Families() // the enforcer records a pod by its IPv4, zero for an IPv6-only pod
-		ep := Endpoint{Ifindex: a.HostIfindex, IP: ip4}
+		ip4, ip6 := a.Families() // IPv4 zero for an IPv6-only pod
+		ep := Endpoint{Ifindex: a.HostIfindex, IP: ip4, IP6: ip6}
 		live[ep] = true
 		seen++
 		var rs *policy.Ruleset
@@ -652,6 +657,21 @@ func dirSignature(dir string) string {
 		return ""
 	}
 	return b.String()
+}
+
+// nodeIPs is NodeIPs and what NodeAddrs adds, sorted, each once.
+func (s *Syncer) nodeIPs() []netip.Addr {
+	if s.opts.NodeAddrs == nil {
+		return s.opts.NodeIPs
+	}
+	more, err := s.opts.NodeAddrs()
+	if err != nil {
+		s.log.Warn("policy: node addresses", "err", err)
+		return s.opts.NodeIPs
+	}
+	ips := append(slices.Clone(s.opts.NodeIPs), more...)
+	slices.SortFunc(ips, netip.Addr.Compare)
+	return slices.Compact(ips)
 }
 
 // withSources returns st with srcs instead of the stored sources.

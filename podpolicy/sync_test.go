@@ -469,3 +469,64 @@ func TestSyncer_AppliesEachRulesetsTable(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a dual-stack pod's endpoint reaches the kernel with its IPv6
+// beside its IPv4: the kernel finds the sender of IPv6 Service traffic,
+// decided after DNAT, by that address.
+func TestSyncer_DualStackEndpoint(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "deny.yaml", denyAll)
+	key := reserve(t, db, "shop", "web", "10.0.0.10")
+	reserve6(t, db, key, "fd00::10")
+	ep := bind(t, db, key, 5)
+	if ep.IP6 != netip.MustParseAddr("fd00::10") {
+		t.Fatalf("bound endpoint %+v has no ipv6", ep)
+	}
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a"})
+	mustPass(t, s)
+	got, ok := k.get(ep)
+	if !ok || got.digest == "" {
+		t.Fatalf("kernel endpoints %v: want %s installed with its ipv6", k.eps, ep)
+	}
+}
+
+// Ensure the node's addresses from NodeAddrs (its IPv6, which may come
+// after the daemon started) are the node's on the pass that reads them:
+// veni policy trace names the node's IPv6 the node and allows it into an
+// isolated pod, as the kernel does; once gone, the address is external.
+func TestSyncer_NodeAddrs(t *testing.T) {
+	db, k, dir := testStore(t), newFakeKernel(), t.TempDir()
+	writeFile(t, dir, "pods.yaml", podsYAML)
+	writeFile(t, dir, "deny.yaml", denyAll)
+	key := reserve(t, db, "shop", "web", "10.0.0.10")
+	reserve6(t, db, key, "fd00::10")
+	bind(t, db, key, 5)
+	node6 := netip.MustParseAddr("fd00::1")
+	var addrs []netip.Addr
+	s := NewSyncer(SyncOptions{DB: db, Enabled: true, Kernel: k, ManifestDir: dir, Node: "node-a",
+		NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, NodeAddrs: func() ([]netip.Addr, error) { return addrs, nil }})
+	web := policy.PodEndpoint("shop", "web")
+	trace := func() *policy.Trace {
+		t.Helper()
+		tr, err := Trace(db, policy.IPEndpoint(node6), web, policy.ProtoTCP, 8080)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	mustPass(t, s)
+	if tr := trace(); tr.From.Kind != policy.KindExternal || tr.Allowed {
+		t.Fatalf("before the node has %s: trace %+v, want an external peer denied", node6, tr)
+	}
+	addrs = []netip.Addr{node6}
+	mustPass(t, s)
+	if tr := trace(); tr.From.Kind != policy.KindNode || !tr.Allowed {
+		t.Fatalf("node ipv6 %s: trace from %+v allowed %v, want the node, allowed", node6, tr.From, tr.Allowed)
+	}
+	addrs = nil
+	mustPass(t, s)
+	if tr := trace(); tr.From.Kind != policy.KindExternal {
+		t.Fatalf("after the node lost %s: trace from %+v, want external", node6, tr.From)
+	}
+}

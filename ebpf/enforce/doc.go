@@ -70,9 +70,16 @@
 // them) are decided as the flow they quote, and neighbour discovery that
 // cannot leave the link (hop limit 255, a link-local address or link-scope
 // multicast) always passes. IPv6 flows have their own connection LRU
-// (veni_pol_ct6, Options.Flows6) and drop events their own size. Not
-// done for IPv6: Service deferral (an egress-isolated pod's flow to an
-// IPv6 ClusterIP is decided against the ClusterIP).
+// (veni_pol_ct6, Options.Flows6) and drop events their own size. Service
+// traffic over IPv6 (a dual-stack cluster's IPv6 ClusterIPs) is deferred
+// past DNAT as for IPv4, with the policy programs' own maps: the IPv6
+// Service CIDRs (veni_pol_svc6, from SetServiceCIDRs), the endpoints'
+// IPv6 addresses (veni_pol_ips6, from EndpointKey.IP6) and their reverse
+// (veni_pol_ep_ip6, ifindex to address, which only Go reads to forget an
+// address: struct pol_ep, shared with the fast path, holds the IPv4).
+// The IPv6 check's calls nest to the verifier's 512-byte stack limit
+// exactly (pol_to_pod, pol_check6, pol_parse6, the extension walk): a new
+// local in pol_check6 must take the place of another.
 //
 // It must not touch what other packages own: the fast path's programs,
 // maps and filters (ebpf/fastpath; it only uses its pin directory, lock

@@ -37,13 +37,19 @@ const DefaultFlows = 65536
 // EndpointKey names an endpoint: a pod by its host veth. The kernel side
 // keys everything by Ifindex; IP is recorded to list endpoints and, when
 // removing, to leave alone what a new pod on a reused ifindex installed.
+// Both addresses are recorded for Service deferral, which finds the
+// source endpoint of a packet by its address.
 type EndpointKey struct {
 	Ifindex int        // the pod's host-side veth, in the node's namespace
-	IP      netip.Addr // the pod's IPv4 address (its IPv6 is not recorded: only Service deferral, IPv4, needs the address)
+	IP      netip.Addr // the pod's IPv4 address
+	IP6     netip.Addr // its IPv6 address on a dual-stack node (zero: none)
 }
 
 func (k EndpointKey) String() string {
-	if k.IP.IsValid() {
+	switch {
+	case k.IP.IsValid() && k.IP6.IsValid():
+		return fmt.Sprintf("%s %s (ifindex %d)", k.IP, k.IP6, k.Ifindex)
+	case k.IP.IsValid():
 		return fmt.Sprintf("%s (ifindex %d)", k.IP, k.Ifindex)
 	}
 	return fmt.Sprintf("ifindex %d", k.Ifindex)

@@ -150,6 +150,9 @@ func (e *Enforcer) pinnedMaps() map[string]**ebpf.Map {
 		"veni_pol_gen":      &e.objs.VeniPolGen,
 		"veni_pol_svc":      &e.objs.VeniPolSvc,
 		"veni_pol_ips":      &e.objs.VeniPolIps,
+		"veni_pol_svc6":     &e.objs.VeniPolSvc6,
+		"veni_pol_ips6":     &e.objs.VeniPolIps6,
+		"veni_pol_ep_ip6":   &e.objs.VeniPolEpIp6,
 	}
 }
 
@@ -200,6 +203,9 @@ func (k EndpointKey) validate() error {
 	}
 	if k.IP.IsValid() && !k.IP.Unmap().Is4() {
 		return fmt.Errorf("%w: %v is not ipv4 (an endpoint is recorded by its ipv4)", ErrInvalidEndpoint, k.IP)
+	}
+	if k.IP6.IsValid() && (!k.IP6.Is6() || k.IP6.Is4In6()) {
+		return fmt.Errorf("%w: %v is not ipv6", ErrInvalidEndpoint, k.IP6)
 	}
 	return nil
 }
@@ -310,7 +316,11 @@ func (e *Enforcer) install(ep EndpointKey, t *table) (err error) {
 	if err != nil {
 		return err
 	}
-	if ok && cur.flags == t.flags && cur.digest == t.digest && cur.ip == ip {
+	cur6, err := e.ip6(ep.Ifindex)
+	if err != nil {
+		return err
+	}
+	if ok && cur.flags == t.flags && cur.digest == t.digest && cur.ip == ip && cur6 == ep.IP6 {
 		return nil
 	}
 	if err := e.ensureFlows(); err != nil {
@@ -321,6 +331,11 @@ func (e *Enforcer) install(ep EndpointKey, t *table) (err error) {
 	}
 	if ok && cur.ip.IsValid() && cur.ip != ip {
 		if err := e.deleteIP(cur.ip, ep.Ifindex); err != nil {
+			return err
+		}
+	}
+	if cur6.IsValid() && cur6 != ep.IP6 {
+		if err := e.deleteIP6(ep.Ifindex); err != nil {
 			return err
 		}
 	}
@@ -371,6 +386,9 @@ func (e *Enforcer) deleteTable(ifindex int, wait bool) error {
 		return fmt.Errorf("delete table of ifindex %d: %w", ifindex, err)
 	}
 	if err := e.deleteIP(cur.ip, ifindex); err != nil {
+		return err
+	}
+	if err := e.deleteIP6(ifindex); err != nil {
 		return err
 	}
 	if wait {
@@ -607,6 +625,11 @@ func (e *Enforcer) Endpoints() ([]Endpoint, error) {
 	}
 	out := make([]Endpoint, 0, len(byIf))
 	for _, ep := range byIf {
+		ip6, err := e.ip6(ep.Ifindex)
+		if err != nil {
+			return nil, err
+		}
+		ep.IP6 = ip6
 		out = append(out, *ep)
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int { return a.Ifindex - b.Ifindex })

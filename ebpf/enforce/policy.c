@@ -85,7 +85,7 @@ int pol_to_pod(struct __sk_buff *skb)
 #endif
 
 	/* The sender's egress first, when it was deferred past DNAT. */
-	if (pol_check_deferred(skb) == POL_DROP)
+	if (pol_check_deferred_any(skb) == POL_DROP)
 		return TC_ACT_SHOT;
 	if (veni_policy_check(skb, skb->ifindex, POL_INGRESS, from_host) == POL_DROP)
 		return TC_ACT_SHOT;
@@ -97,7 +97,7 @@ int pol_to_eni(struct __sk_buff *skb)
 {
 	if (!(skb->mark & VENI_MARK_SVC_DEFER))
 		return TCX_NEXT;
-	if (pol_check_deferred(skb) == POL_DROP)
+	if (pol_check_deferred_any(skb) == POL_DROP)
 		return TC_ACT_SHOT;
 	return TCX_NEXT;
 }

@@ -110,6 +110,11 @@ type policyPolHook struct {
 	Pad uint16
 }
 
+type policyPolIn6 struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type policyPolKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -149,6 +154,12 @@ type policyPolStats struct {
 	Denied  [2]uint64
 }
 
+type policyPolSvc6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
 type policyPolSvcKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -168,13 +179,16 @@ const (
 	policyMapVeniPolCt        = "veni_pol_ct"
 	policyMapVeniPolCt6       = "veni_pol_ct6"
 	policyMapVeniPolDrops     = "veni_pol_drops"
+	policyMapVeniPolEpIp6     = "veni_pol_ep_ip6"
 	policyMapVeniPolEps       = "veni_pol_eps"
 	policyMapVeniPolGen       = "veni_pol_gen"
 	policyMapVeniPolHooks     = "veni_pol_hooks"
 	policyMapVeniPolIps       = "veni_pol_ips"
+	policyMapVeniPolIps6      = "veni_pol_ips6"
 	policyMapVeniPolRules     = "veni_pol_rules"
 	policyMapVeniPolStats     = "veni_pol_stats"
 	policyMapVeniPolSvc       = "veni_pol_svc"
+	policyMapVeniPolSvc6      = "veni_pol_svc6"
 	policyProgPolFromPod      = "pol_from_pod"
 	policyProgPolToEni        = "pol_to_eni"
 	policyProgPolToPod        = "pol_to_pod"
@@ -188,6 +202,7 @@ const (
 	policyVarUnusedPolFlag    = "unused_pol_flag"
 	policyVarUnusedPolKind    = "unused_pol_kind"
 	policyVarUnusedPolReason  = "unused_pol_reason"
+	policyVarUnusedPolSvc6Key = "unused_pol_svc6_key"
 	policyVarUnusedPolSvcKey  = "unused_pol_svc_key"
 )
 
@@ -246,13 +261,16 @@ type policyMapSpecs struct {
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolCt6      *ebpf.MapSpec `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolEpIp6    *ebpf.MapSpec `ebpf:"veni_pol_ep_ip6"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.MapSpec `ebpf:"veni_pol_hooks"`
 	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
+	VeniPolIps6     *ebpf.MapSpec `ebpf:"veni_pol_ips6"`
 	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
 	VeniPolSvc      *ebpf.MapSpec `ebpf:"veni_pol_svc"`
+	VeniPolSvc6     *ebpf.MapSpec `ebpf:"veni_pol_svc6"`
 }
 
 // policyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -269,6 +287,7 @@ type policyVariableSpecs struct {
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolSvc6Key *ebpf.VariableSpec `ebpf:"unused_pol_svc6_key"`
 	UnusedPolSvcKey  *ebpf.VariableSpec `ebpf:"unused_pol_svc_key"`
 }
 
@@ -296,13 +315,16 @@ type policyMaps struct {
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolCt6      *ebpf.Map `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolEpIp6    *ebpf.Map `ebpf:"veni_pol_ep_ip6"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.Map `ebpf:"veni_pol_hooks"`
 	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
+	VeniPolIps6     *ebpf.Map `ebpf:"veni_pol_ips6"`
 	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
 	VeniPolSvc      *ebpf.Map `ebpf:"veni_pol_svc"`
+	VeniPolSvc6     *ebpf.Map `ebpf:"veni_pol_svc6"`
 }
 
 func (m *policyMaps) Close() error {
@@ -311,13 +333,16 @@ func (m *policyMaps) Close() error {
 		m.VeniPolCt,
 		m.VeniPolCt6,
 		m.VeniPolDrops,
+		m.VeniPolEpIp6,
 		m.VeniPolEps,
 		m.VeniPolGen,
 		m.VeniPolHooks,
 		m.VeniPolIps,
+		m.VeniPolIps6,
 		m.VeniPolRules,
 		m.VeniPolStats,
 		m.VeniPolSvc,
+		m.VeniPolSvc6,
 	)
 }
 
@@ -335,6 +360,7 @@ type policyVariables struct {
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolSvc6Key *ebpf.Variable `ebpf:"unused_pol_svc6_key"`
 	UnusedPolSvcKey  *ebpf.Variable `ebpf:"unused_pol_svc_key"`
 }
 

@@ -29,6 +29,11 @@ type policyTestPolHook struct {
 	Pad uint16
 }
 
+type policyTestPolIn6 struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type policyTestPolKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -42,6 +47,12 @@ type policyTestPolStats struct {
 	_       structs.HostLayout
 	Allowed [2]uint64
 	Denied  [2]uint64
+}
+
+type policyTestPolSvc6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
 }
 
 type policyTestPolSvcKey struct {
@@ -63,14 +74,17 @@ const (
 	policyTestMapVeniPolCt        = "veni_pol_ct"
 	policyTestMapVeniPolCt6       = "veni_pol_ct6"
 	policyTestMapVeniPolDrops     = "veni_pol_drops"
+	policyTestMapVeniPolEpIp6     = "veni_pol_ep_ip6"
 	policyTestMapVeniPolEps       = "veni_pol_eps"
 	policyTestMapVeniPolGen       = "veni_pol_gen"
 	policyTestMapVeniPolHooks     = "veni_pol_hooks"
 	policyTestMapVeniPolIps       = "veni_pol_ips"
+	policyTestMapVeniPolIps6      = "veni_pol_ips6"
 	policyTestMapVeniPolProbe     = "veni_pol_probe"
 	policyTestMapVeniPolRules     = "veni_pol_rules"
 	policyTestMapVeniPolStats     = "veni_pol_stats"
 	policyTestMapVeniPolSvc       = "veni_pol_svc"
+	policyTestMapVeniPolSvc6      = "veni_pol_svc6"
 	policyTestProgPolFromPod      = "pol_from_pod"
 	policyTestProgPolToEni        = "pol_to_eni"
 	policyTestProgPolToPod        = "pol_to_pod"
@@ -84,6 +98,7 @@ const (
 	policyTestVarUnusedPolFlag    = "unused_pol_flag"
 	policyTestVarUnusedPolKind    = "unused_pol_kind"
 	policyTestVarUnusedPolReason  = "unused_pol_reason"
+	policyTestVarUnusedPolSvc6Key = "unused_pol_svc6_key"
 	policyTestVarUnusedPolSvcKey  = "unused_pol_svc_key"
 )
 
@@ -142,14 +157,17 @@ type policyTestMapSpecs struct {
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolCt6      *ebpf.MapSpec `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolEpIp6    *ebpf.MapSpec `ebpf:"veni_pol_ep_ip6"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.MapSpec `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.MapSpec `ebpf:"veni_pol_hooks"`
 	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
+	VeniPolIps6     *ebpf.MapSpec `ebpf:"veni_pol_ips6"`
 	VeniPolProbe    *ebpf.MapSpec `ebpf:"veni_pol_probe"`
 	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
 	VeniPolSvc      *ebpf.MapSpec `ebpf:"veni_pol_svc"`
+	VeniPolSvc6     *ebpf.MapSpec `ebpf:"veni_pol_svc6"`
 }
 
 // policyTestVariableSpecs contains global variables before they are loaded into the kernel.
@@ -166,6 +184,7 @@ type policyTestVariableSpecs struct {
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolSvc6Key *ebpf.VariableSpec `ebpf:"unused_pol_svc6_key"`
 	UnusedPolSvcKey  *ebpf.VariableSpec `ebpf:"unused_pol_svc_key"`
 }
 
@@ -193,14 +212,17 @@ type policyTestMaps struct {
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolCt6      *ebpf.Map `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolEpIp6    *ebpf.Map `ebpf:"veni_pol_ep_ip6"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolGen      *ebpf.Map `ebpf:"veni_pol_gen"`
 	VeniPolHooks    *ebpf.Map `ebpf:"veni_pol_hooks"`
 	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
+	VeniPolIps6     *ebpf.Map `ebpf:"veni_pol_ips6"`
 	VeniPolProbe    *ebpf.Map `ebpf:"veni_pol_probe"`
 	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
 	VeniPolSvc      *ebpf.Map `ebpf:"veni_pol_svc"`
+	VeniPolSvc6     *ebpf.Map `ebpf:"veni_pol_svc6"`
 }
 
 func (m *policyTestMaps) Close() error {
@@ -209,14 +231,17 @@ func (m *policyTestMaps) Close() error {
 		m.VeniPolCt,
 		m.VeniPolCt6,
 		m.VeniPolDrops,
+		m.VeniPolEpIp6,
 		m.VeniPolEps,
 		m.VeniPolGen,
 		m.VeniPolHooks,
 		m.VeniPolIps,
+		m.VeniPolIps6,
 		m.VeniPolProbe,
 		m.VeniPolRules,
 		m.VeniPolStats,
 		m.VeniPolSvc,
+		m.VeniPolSvc6,
 	)
 }
 
@@ -234,6 +259,7 @@ type policyTestVariables struct {
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolSvc6Key *ebpf.Variable `ebpf:"unused_pol_svc6_key"`
 	UnusedPolSvcKey  *ebpf.Variable `ebpf:"unused_pol_svc_key"`
 }
 

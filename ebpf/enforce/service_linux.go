@@ -20,25 +20,39 @@ import (
 // path hooks only the ENI's ingress.
 const tcENIPrio = 1
 
-// SetServiceCIDRs makes prefixes the node's Service CIDRs: the egress of
-// flows to them is decided after DNAT. IPv6 prefixes are skipped (the
-// datapath is IPv4). It writes only what changed, so a caller may set
+// SetServiceCIDRs makes prefixes the node's Service CIDRs, of either
+// family (a dual-stack cluster has both): the egress of flows to them is
+// decided after DNAT. It writes only what changed, so a caller may set
 // them on every open.
 //
-// May return an error wrapping ErrInvalidOptions (more than the map holds).
+// May return an error wrapping ErrInvalidOptions (more of a family than
+// its map holds).
 func (e *Enforcer) SetServiceCIDRs(prefixes []netip.Prefix) error {
-	want := make(map[policySvcKey]bool)
+	want4 := make(map[policySvcKey]bool)
+	want6 := make(map[policySvc6Key]bool)
 	for _, p := range prefixes {
-		if !p.IsValid() || !p.Addr().Unmap().Is4() {
+		if !p.IsValid() {
 			continue
 		}
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked()
-		want[svcKey(p)] = true
+		if a := p.Addr().Unmap(); a.Is4() {
+			want4[svcKey(netip.PrefixFrom(a, min(p.Bits(), 32)).Masked())] = true
+		} else {
+			want6[svc6Key(p.Masked())] = true
+		}
 	}
-	if len(want) > int(e.objs.VeniPolSvc.MaxEntries()) {
-		return fmt.Errorf("%w: %d service cidrs, at most %d", ErrInvalidOptions, len(want), e.objs.VeniPolSvc.MaxEntries())
+	return errors.Join(syncKeys(e, e.objs.VeniPolSvc, want4), syncKeys(e, e.objs.VeniPolSvc6, want6))
+}
+
+// syncKeys makes want the keys of m (values 1), writing only when they
+// differ, under the pin directory's lock.
+func syncKeys[K interface {
+	comparable
+	String() string
+}](e *Enforcer, m *ebpf.Map, want map[K]bool) error {
+	if len(want) > int(m.MaxEntries()) {
+		return fmt.Errorf("%w: %d service cidrs of a family, at most %d", ErrInvalidOptions, len(want), m.MaxEntries())
 	}
-	have, err := e.svcKeys()
+	have, err := mapKeys[K](m)
 	if err != nil {
 		return err
 	}
@@ -57,7 +71,7 @@ func (e *Enforcer) SetServiceCIDRs(prefixes []netip.Prefix) error {
 	}
 	defer unlock()
 	for k := range want {
-		if err := e.objs.VeniPolSvc.Put(k, uint32(1)); err != nil {
+		if err := m.Put(k, uint32(1)); err != nil {
 			return fmt.Errorf("write service cidr %s: %w", k, err)
 		}
 	}
@@ -65,33 +79,42 @@ func (e *Enforcer) SetServiceCIDRs(prefixes []netip.Prefix) error {
 		if want[k] {
 			continue
 		}
-		if err := e.objs.VeniPolSvc.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete service cidr %s: %w", k, err)
 		}
 	}
 	return nil
 }
 
-// ServiceCIDRs returns the node's Service CIDRs as the programs see them.
+// ServiceCIDRs returns the node's Service CIDRs as the programs see them,
+// IPv4 first.
 func (e *Enforcer) ServiceCIDRs() ([]netip.Prefix, error) {
-	keys, err := e.svcKeys()
+	keys, err := mapKeys[policySvcKey](e.objs.VeniPolSvc)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]netip.Prefix, 0, len(keys))
+	keys6, err := mapKeys[policySvc6Key](e.objs.VeniPolSvc6)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(keys)+len(keys6))
 	for _, k := range keys {
+		out = append(out, k.prefix())
+	}
+	for _, k := range keys6 {
 		out = append(out, k.prefix())
 	}
 	return out, nil
 }
 
-func (e *Enforcer) svcKeys() ([]policySvcKey, error) {
+// mapKeys lists the keys of a Service CIDR map.
+func mapKeys[K any](m *ebpf.Map) ([]K, error) {
 	var (
-		k    policySvcKey
+		k    K
 		v    uint32
-		keys []policySvcKey
+		keys []K
 	)
-	iter := e.objs.VeniPolSvc.Iterate()
+	iter := m.Iterate()
 	for iter.Next(&k, &v) {
 		keys = append(keys, k)
 	}
@@ -101,7 +124,10 @@ func (e *Enforcer) svcKeys() ([]policySvcKey, error) {
 	return keys, nil
 }
 
-type policySvcKey = policyPolSvcKey
+type (
+	policySvcKey  = policyPolSvcKey
+	policySvc6Key = policyPolSvc6Key
+)
 
 func svcKey(p netip.Prefix) policySvcKey {
 	return policySvcKey{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As4()}
@@ -112,6 +138,16 @@ func (k policySvcKey) prefix() netip.Prefix {
 }
 
 func (k policySvcKey) String() string { return k.prefix().String() }
+
+func svc6Key(p netip.Prefix) policySvc6Key {
+	return policySvc6Key{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}
+}
+
+func (k policySvc6Key) prefix() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16(k.Addr), int(k.Prefixlen))
+}
+
+func (k policySvc6Key) String() string { return k.prefix().String() }
 
 // AttachENI hooks pol_to_eni to the egress of the ENI link ifindex (in the
 // calling thread's namespace), where the deferred egress of Service traffic
@@ -133,15 +169,23 @@ func (e *Enforcer) DetachENI(ifindex int) error {
 	return tc.Detach(ifindex, nil, tcFilterPrefix+"to_eni")
 }
 
-// putIP records the endpoint's address for the deferred checks, which see
-// its packets away from its veth. Call with the pin dir locked.
+// putIP records the endpoint's addresses for the deferred checks, which
+// see its packets away from its veth. Call with the pin dir locked.
 func (e *Enforcer) putIP(ep EndpointKey) error {
-	ip := ep.IP.Unmap()
-	if !ip.Is4() {
+	if ip := ep.IP.Unmap(); ip.Is4() {
+		if err := e.objs.VeniPolIps.Put(beIP(ip), uint32(ep.Ifindex)); err != nil {
+			return tooMany("record address of", ep, err)
+		}
+	}
+	if !ep.IP6.IsValid() {
 		return nil
 	}
-	if err := e.objs.VeniPolIps.Put(beIP(ip), uint32(ep.Ifindex)); err != nil {
-		return tooMany("record address of", ep, err)
+	a := policyPolIn6{Addr: ep.IP6.As16()}
+	if err := e.objs.VeniPolIps6.Put(a, uint32(ep.Ifindex)); err != nil {
+		return tooMany("record ipv6 address of", ep, err)
+	}
+	if err := e.objs.VeniPolEpIp6.Put(uint32(ep.Ifindex), a); err != nil {
+		return tooMany("record ipv6 address of", ep, err)
 	}
 	return nil
 }
@@ -159,6 +203,41 @@ func (e *Enforcer) deleteIP(ip netip.Addr, ifindex int) error {
 	}
 	if err := e.objs.VeniPolIps.Delete(beIP(ip)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("forget address %s: %w", ip, err)
+	}
+	return nil
+}
+
+// ip6 returns the IPv6 address recorded for the endpoint on ifindex
+// (zero: none).
+func (e *Enforcer) ip6(ifindex int) (netip.Addr, error) {
+	var a policyPolIn6
+	err := e.objs.VeniPolEpIp6.Lookup(uint32(ifindex), &a)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return netip.Addr{}, nil
+	}
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("read ipv6 address of ifindex %d: %w", ifindex, err)
+	}
+	return netip.AddrFrom16(a.Addr), nil
+}
+
+// deleteIP6 forgets the IPv6 address recorded for the endpoint on
+// ifindex, leaving the address's record alone when it is by now another
+// ifindex's. Call with the pin dir locked.
+func (e *Enforcer) deleteIP6(ifindex int) error {
+	ip6, err := e.ip6(ifindex)
+	if err != nil || !ip6.IsValid() {
+		return err
+	}
+	a := policyPolIn6{Addr: ip6.As16()}
+	var cur uint32
+	if err := e.objs.VeniPolIps6.Lookup(a, &cur); err == nil && int(cur) == ifindex {
+		if err := e.objs.VeniPolIps6.Delete(a); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forget address %s: %w", ip6, err)
+		}
+	}
+	if err := e.objs.VeniPolEpIp6.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("forget ipv6 address of ifindex %d: %w", ifindex, err)
 	}
 	return nil
 }

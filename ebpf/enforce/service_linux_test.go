@@ -3,6 +3,7 @@ package enforce
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -35,40 +36,69 @@ func runOut(tb testing.TB, prog *ebpf.Program, p testPacket, mark uint32) (bool,
 	return false, out
 }
 
-// dnsOnly isolates the endpoint both ways: egress only to the DNS pod
-// 10.5.0.10 on port 53 (UDP and TCP), ingress only from itself (the
-// tests' hairpin: a test packet's destination veth is the source's).
+// svcFamily is one address family of the Service tests: the endpoint,
+// a ClusterIP range and address in it, the DNS pod the policy allows and
+// another pod it does not.
+type svcFamily struct {
+	name                 string
+	cidr                 netip.Prefix
+	ep, clusterIP        string
+	dns, other, external string
+}
+
+var svcFamilies = []svcFamily{
+	{"ipv4", testServiceCIDR, "10.0.0.1", "100.100.0.10", "10.5.0.10", "10.5.0.11", "8.8.8.8"},
+	{"ipv6", netip.MustParsePrefix("fd00:100::/108"), "fd00::1", "fd00:100::a", "fd00:5::10", "fd00:5::11", "2001:db8::8"},
+}
+
+// dnsOnly isolates the endpoint (10.0.0.1 and fd00::1) both ways: egress
+// only to the DNS pod (10.5.0.10, fd00:5::10) on port 53 (UDP and TCP),
+// ingress only from itself (the tests' hairpin: a test packet's
+// destination veth is the source's).
 func dnsOnly() *policy.Ruleset {
+	dns := []policy.PortRule{port(policy.ProtoUDP, 53, 53), port(policy.ProtoTCP, 53, 53)}
 	return &policy.Ruleset{
 		Pod: policy.PodRef{Namespace: "t", Name: "client"},
-		IPs: []netip.Addr{epIP},
+		IPs: []netip.Addr{epIP, epIP6},
 		Ingress: policy.Direction{Isolated: true, Policies: []string{"t/p"}, CIDRs: []policy.CIDREntry{
 			entry("10.0.0.1/32", anyPort()),
+			entry("fd00::1/128", anyPort()),
 		}},
 		Egress: policy.Direction{Isolated: true, Policies: []string{"t/p"}, CIDRs: []policy.CIDREntry{
-			entry("10.5.0.10/32", port(policy.ProtoUDP, 53, 53), port(policy.ProtoTCP, 53, 53)),
+			entry("10.5.0.10/32", dns...),
+			entry("fd00:5::10/128", dns...),
 		}},
 	}
 }
+
+// dualKey is the test endpoint with both addresses.
+var dualKey = EndpointKey{Ifindex: loIfindex, IP: epIP, IP6: epIP6}
 
 // TestPrograms_ServiceDeferred: a flow to a Service CIDR leaves
 // pol_from_pod marked, undecided; pol_to_pod (local backend) and
 // pol_to_eni (remote backend) decide it against the backend the host
 // DNATed it to, and replies from the ClusterIP pass the client's ingress.
+// The same over IPv6, with an IPv6 Service CIDR (a dual-stack cluster's).
 func TestPrograms_ServiceDeferred(t *testing.T) {
+	for _, f := range svcFamilies {
+		t.Run(f.name, func(t *testing.T) { serviceDeferred(t, f) })
+	}
+}
+
+func serviceDeferred(t *testing.T, f svcFamily) {
 	e := newTestEnforcer(t)
-	mustSet(t, e.Enforcer, loKey, dnsOnly())
-	const ep, clusterIP, dns, other = "10.0.0.1", "100.100.0.10", "10.5.0.10", "10.5.0.11"
+	mustSet(t, e.Enforcer, dualKey, dnsOnly())
+	ep, clusterIP, dns, other := f.ep, f.clusterIP, f.dns, f.other
 
 	// Without Service CIDRs the ClusterIP is judged as sent: denied.
 	if out(t, e, udp(ep, clusterIP, 3000, 53)) {
 		t.Fatal("flow to a ClusterIP passed with no Service CIDR known")
 	}
-	if err := e.SetServiceCIDRs([]netip.Prefix{testServiceCIDR}); err != nil {
+	if err := e.SetServiceCIDRs([]netip.Prefix{f.cidr}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := e.ServiceCIDRs(); err != nil || len(got) != 1 || got[0] != testServiceCIDR {
-		t.Fatalf("ServiceCIDRs() = %v, %v; want [%s]", got, err, testServiceCIDR)
+	if got, err := e.ServiceCIDRs(); err != nil || len(got) != 1 || got[0] != f.cidr {
+		t.Fatalf("ServiceCIDRs() = %v, %v; want [%s]", got, err, f.cidr)
 	}
 
 	for _, tc := range []struct {
@@ -86,7 +116,7 @@ func TestPrograms_ServiceDeferred(t *testing.T) {
 		{"remote dns backend, tcp", e.test.PolToEni, tcpSyn(ep, clusterIP, 3005, 53), tcpSyn(ep, dns, 3005, 53), true, true},
 		{"remote dns backend, wrong port", e.test.PolToEni, tcpSyn(ep, clusterIP, 3006, 80), tcpSyn(ep, dns, 3006, 80), false, true},
 		// A packet pol_from_pod did not mark is not decided at the ENI.
-		{"remote, unmarked", e.test.PolToEni, udp(ep, "8.8.8.8", 3007, 53), udp(ep, other, 3007, 53), true, false},
+		{"remote, unmarked", e.test.PolToEni, udp(ep, f.external, 3007, 53), udp(ep, other, 3007, 53), true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pass, mark := runOut(t, e.objs.PolFromPod, tc.pre, 0)
@@ -140,6 +170,47 @@ func TestPrograms_ServiceDeferred(t *testing.T) {
 	}
 }
 
+// TestPrograms_ServiceDeferred6_Forgotten: once the endpoint's IPv6 is no
+// longer recorded (its table installed without it, then removed), a
+// deferred IPv6 packet finds no source endpoint and is no longer decided
+// by the old endpoint's policy; its IPv4 twin record is untouched.
+func TestPrograms_ServiceDeferred6_Forgotten(t *testing.T) {
+	e := newTestEnforcer(t)
+	f := svcFamilies[1]
+	if err := e.SetServiceCIDRs([]netip.Prefix{testServiceCIDR, f.cidr}); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, e.Enforcer, dualKey, dnsOnly())
+	eps, err := e.Endpoints()
+	if err != nil || len(eps) != 1 || eps[0].IP6 != epIP6 {
+		t.Fatalf("Endpoints() = %+v, %v; want one with ipv6 %s", eps, err, epIP6)
+	}
+	_, mark := runOut(t, e.objs.PolFromPod, udp(f.ep, f.clusterIP, 3100, 53), 0)
+	if pass, _ := runOut(t, e.test.PolToEni, udp(f.ep, f.other, 3100, 53), mark); pass {
+		t.Fatal("deferred ipv6 flow to a pod the policy does not allow passed")
+	}
+	// The same table without the IPv6: its record goes.
+	mustSet(t, e.Enforcer, loKey, dnsOnly())
+	if pass, _ := runOut(t, e.test.PolToEni, udp(f.ep, f.other, 3101, 53), svcDeferMark); !pass {
+		t.Error("deferred ipv6 packet still decided by an endpoint that no longer has the address")
+	}
+	if pass, _ := runOut(t, e.test.PolToEni, udp("10.0.0.1", "10.5.0.11", 3102, 53), svcDeferMark); pass {
+		t.Error("deferred ipv4 packet of the endpoint passed: its ipv4 record went with the ipv6")
+	}
+	if err := e.RemoveEndpoint(loKey); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var k policyPolIn6
+	var v uint32
+	for it := e.objs.VeniPolIps6.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	if n != 0 {
+		t.Errorf("%d ipv6 records left after RemoveEndpoint", n)
+	}
+}
+
 // TestPrograms_ServiceDeferred_ENICost: pol_to_eni does no map lookup for
 // a packet without the deferral mark.
 func TestPrograms_ServiceDeferred_ENICost(t *testing.T) {
@@ -155,11 +226,12 @@ func TestPrograms_ServiceDeferred_ENICost(t *testing.T) {
 }
 
 // TestEnforcer_ServiceCIDRs: setting the same CIDRs again changes
-// nothing; a new set replaces the old; IPv6 is skipped.
+// nothing; a new set replaces the old, in either family.
 func TestEnforcer_ServiceCIDRs(t *testing.T) {
 	e := newTestEnforcer(t)
 	a, b := netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("100.100.0.0/16")
-	for _, set := range [][]netip.Prefix{{a}, {a}, {b, netip.MustParsePrefix("fd00::/108")}, {}} {
+	c, d := netip.MustParsePrefix("fd00::/108"), netip.MustParsePrefix("fd00:1::/112")
+	for _, set := range [][]netip.Prefix{{a}, {a}, {b, c}, {b, c}, {d}, {}} {
 		if err := e.SetServiceCIDRs(set); err != nil {
 			t.Fatal(err)
 		}
@@ -167,13 +239,7 @@ func TestEnforcer_ServiceCIDRs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := 0
-		for _, p := range set {
-			if p.Addr().Is4() {
-				want++
-			}
-		}
-		if len(got) != want {
+		if !slices.Equal(got, set) {
 			t.Errorf("after %v: %v", set, got)
 		}
 	}

@@ -72,7 +72,8 @@ func Teardown(pinDir string) error {
 		return fmt.Errorf("teardown policy in %s: %w", pinDir, err)
 	}
 	progs, _ := filepath.Glob(filepath.Join(pinDir, "policy-progs-*"))
-	pins := append(progs, filepath.Join(pinDir, "veni_pol_hooks"), filepath.Join(pinDir, "veni_pol_gen"), filepath.Join(pinDir, "veni_pol_ct6"))
+	pins := append(progs, filepath.Join(pinDir, "veni_pol_hooks"), filepath.Join(pinDir, "veni_pol_gen"), filepath.Join(pinDir, "veni_pol_ct6"),
+		filepath.Join(pinDir, "veni_pol_svc6"), filepath.Join(pinDir, "veni_pol_ips6"), filepath.Join(pinDir, "veni_pol_ep_ip6"))
 	if !fastPathPinned(pinDir) {
 		for _, m := range sharedMapNames {
 			pins = append(pins, filepath.Join(pinDir, m))

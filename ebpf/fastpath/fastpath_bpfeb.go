@@ -120,6 +120,11 @@ type fastpathPolEp struct {
 	Entries uint32
 }
 
+type fastpathPolIn6 struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type fastpathPolKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -133,6 +138,12 @@ type fastpathPolStats struct {
 	_       structs.HostLayout
 	Allowed [2]uint64
 	Denied  [2]uint64
+}
+
+type fastpathPolSvc6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
 }
 
 type fastpathPolSvcKey struct {
@@ -162,11 +173,14 @@ const (
 	fastpathMapVeniPolCt        = "veni_pol_ct"
 	fastpathMapVeniPolCt6       = "veni_pol_ct6"
 	fastpathMapVeniPolDrops     = "veni_pol_drops"
+	fastpathMapVeniPolEpIp6     = "veni_pol_ep_ip6"
 	fastpathMapVeniPolEps       = "veni_pol_eps"
 	fastpathMapVeniPolIps       = "veni_pol_ips"
+	fastpathMapVeniPolIps6      = "veni_pol_ips6"
 	fastpathMapVeniPolRules     = "veni_pol_rules"
 	fastpathMapVeniPolStats     = "veni_pol_stats"
 	fastpathMapVeniPolSvc       = "veni_pol_svc"
+	fastpathMapVeniPolSvc6      = "veni_pol_svc6"
 	fastpathProgFromEni         = "from_eni"
 	fastpathProgFromPod         = "from_pod"
 	fastpathProgToPod           = "to_pod"
@@ -186,6 +200,7 @@ const (
 	fastpathVarUnusedPolFlag    = "unused_pol_flag"
 	fastpathVarUnusedPolKind    = "unused_pol_kind"
 	fastpathVarUnusedPolReason  = "unused_pol_reason"
+	fastpathVarUnusedPolSvc6Key = "unused_pol_svc6_key"
 	fastpathVarUnusedPolSvcKey  = "unused_pol_svc_key"
 )
 
@@ -252,11 +267,14 @@ type fastpathMapSpecs struct {
 	VeniPolCt       *ebpf.MapSpec `ebpf:"veni_pol_ct"`
 	VeniPolCt6      *ebpf.MapSpec `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.MapSpec `ebpf:"veni_pol_drops"`
+	VeniPolEpIp6    *ebpf.MapSpec `ebpf:"veni_pol_ep_ip6"`
 	VeniPolEps      *ebpf.MapSpec `ebpf:"veni_pol_eps"`
 	VeniPolIps      *ebpf.MapSpec `ebpf:"veni_pol_ips"`
+	VeniPolIps6     *ebpf.MapSpec `ebpf:"veni_pol_ips6"`
 	VeniPolRules    *ebpf.MapSpec `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.MapSpec `ebpf:"veni_pol_stats"`
 	VeniPolSvc      *ebpf.MapSpec `ebpf:"veni_pol_svc"`
+	VeniPolSvc6     *ebpf.MapSpec `ebpf:"veni_pol_svc6"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
@@ -279,6 +297,7 @@ type fastpathVariableSpecs struct {
 	UnusedPolFlag    *ebpf.VariableSpec `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.VariableSpec `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.VariableSpec `ebpf:"unused_pol_reason"`
+	UnusedPolSvc6Key *ebpf.VariableSpec `ebpf:"unused_pol_svc6_key"`
 	UnusedPolSvcKey  *ebpf.VariableSpec `ebpf:"unused_pol_svc_key"`
 }
 
@@ -314,11 +333,14 @@ type fastpathMaps struct {
 	VeniPolCt       *ebpf.Map `ebpf:"veni_pol_ct"`
 	VeniPolCt6      *ebpf.Map `ebpf:"veni_pol_ct6"`
 	VeniPolDrops    *ebpf.Map `ebpf:"veni_pol_drops"`
+	VeniPolEpIp6    *ebpf.Map `ebpf:"veni_pol_ep_ip6"`
 	VeniPolEps      *ebpf.Map `ebpf:"veni_pol_eps"`
 	VeniPolIps      *ebpf.Map `ebpf:"veni_pol_ips"`
+	VeniPolIps6     *ebpf.Map `ebpf:"veni_pol_ips6"`
 	VeniPolRules    *ebpf.Map `ebpf:"veni_pol_rules"`
 	VeniPolStats    *ebpf.Map `ebpf:"veni_pol_stats"`
 	VeniPolSvc      *ebpf.Map `ebpf:"veni_pol_svc"`
+	VeniPolSvc6     *ebpf.Map `ebpf:"veni_pol_svc6"`
 }
 
 func (m *fastpathMaps) Close() error {
@@ -335,11 +357,14 @@ func (m *fastpathMaps) Close() error {
 		m.VeniPolCt,
 		m.VeniPolCt6,
 		m.VeniPolDrops,
+		m.VeniPolEpIp6,
 		m.VeniPolEps,
 		m.VeniPolIps,
+		m.VeniPolIps6,
 		m.VeniPolRules,
 		m.VeniPolStats,
 		m.VeniPolSvc,
+		m.VeniPolSvc6,
 	)
 }
 
@@ -363,6 +388,7 @@ type fastpathVariables struct {
 	UnusedPolFlag    *ebpf.Variable `ebpf:"unused_pol_flag"`
 	UnusedPolKind    *ebpf.Variable `ebpf:"unused_pol_kind"`
 	UnusedPolReason  *ebpf.Variable `ebpf:"unused_pol_reason"`
+	UnusedPolSvc6Key *ebpf.Variable `ebpf:"unused_pol_svc6_key"`
 	UnusedPolSvcKey  *ebpf.Variable `ebpf:"unused_pol_svc_key"`
 }
 

@@ -40,9 +40,11 @@
  *   drops    events are struct pol_drop6: pol_drop with zero IPv4
  *            addresses, then both IPv6 addresses; Go tells them by size.
  *
- * Not done for IPv6: Service traffic is not deferred past DNAT (there is
- * no IPv6 Service CIDR table), so an egress-isolated pod's flow to an
- * IPv6 ClusterIP is decided against the ClusterIP itself.
+ *   Services an egress-isolated endpoint's new flow to an IPv6 Service
+ *            CIDR (veni_pol_svc6) is deferred past DNAT as for IPv4
+ *            (VENI_MARK_SVC_DEFER, veni_policy.h): pol_check_deferred6
+ *            finds the source endpoint by its IPv6 (veni_pol_ips6) and
+ *            decides the flow against the backend.
  */
 #ifndef VENI_POLICY6_H
 #define VENI_POLICY6_H
@@ -110,7 +112,51 @@ struct {
 	});
 } veni_pol_ct6 SEC(".maps");
 
+/* The IPv6 Service CIDRs (Go writes them; value unused). */
+struct pol_svc6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct pol_svc6_key);
+	__type(value, __u32);
+	__uint(max_entries, VENI_POL_MAX_SVC);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_pol_svc6 SEC(".maps");
+
+/* An IPv6 address, as a map key or value. */
+struct pol_in6 {
+	__u8 addr[16];
+};
+
+/* A selected endpoint's IPv6 address -> its host veth ifindex: veni_pol_ips
+ * for IPv6, read by the checks deferred past DNAT. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct pol_in6);
+	__type(value, __u32);
+	__uint(max_entries, VENI_POL_MAX_ENDPOINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_pol_ips6 SEC(".maps");
+
+/* Its reverse, host veth ifindex -> the endpoint's IPv6 address: only Go
+ * reads it, to find what to forget when the endpoint goes or changes
+ * (struct pol_ep records the IPv4 alone, and the fast path shares it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct pol_in6);
+	__uint(max_entries, VENI_POL_MAX_ENDPOINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veni_pol_ep_ip6 SEC(".maps");
+
 const struct ct6_key *unused_ct6_key __attribute__((unused));
+const struct pol_svc6_key *unused_pol_svc6_key __attribute__((unused));
 const struct pol_drop6 *unused_pol_drop6 __attribute__((unused));
 
 struct pol_pkt6 {
@@ -423,9 +469,29 @@ static __always_inline void pol_frag6_key(struct ct6_key *k, __u32 ifindex, enum
 	k->kind = CT_FRAG;
 }
 
-/* pol_check6 is pol_check_table for an IPv6 packet (no Service
- * deferral: see the top): POL_PASS or POL_DROP. how is the direction (bit
- * 0) and from_host (bit 1). A subprogram rather than inlined, and its
+/* pol_is_svc6 reports whether addr is in an IPv6 Service CIDR. A
+ * subprogram: its key does not weigh on pol_check6's stack, whose calls
+ * nest at the verifier's limit of 512 bytes. */
+static __attribute__((noinline)) int pol_is_svc6(const __u8 *addr)
+{
+	struct pol_svc6_key k = { .prefixlen = 128 };
+
+	__builtin_memcpy(k.addr, addr, 16);
+	return pol_lookup(&veni_pol_svc6, &k) != 0;
+}
+
+/* How pol_check6 is asked (its argument how). */
+enum pol_how6 {
+	POL_HOW6_EGRESS = 1,   /* the direction, enum pol_dir: bit 0 */
+	POL_HOW6_HOST = 2,     /* from_host */
+	POL_HOW6_DEFERRED = 4, /* the check of an egress deferred past DNAT */
+};
+
+/* pol_check6 is pol_check_table for an IPv6 packet: POL_PASS or POL_DROP.
+ * how is the direction (bit 0), from_host (bit 1) and POL_HOW6_DEFERRED.
+ * An egress is pol_from_pod's (its flows to a Service are deferred: the
+ * fast path asks about IPv6 ingress only) unless POL_HOW6_DEFERRED says it is
+ * pol_check_deferred6's, which decides them. A subprogram rather than inlined, and its
  * parse a global function, so that the verifier walks the IPv6 check
  * once per call rather than once per caller state and parse outcome:
  * loading the programs (a node's first policy, an upgrade) takes ~45 ms
@@ -435,7 +501,7 @@ static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen
 {
 	enum pol_dir dir = how & 1;
 	int from_host = how & 2;
-	struct ct_value nv = {};
+	struct ct_value nv = {}; /* nv.flags: CT_F_DEFERRED marks the packet */
 	struct pol_pkt6 p = {};
 	struct ct_value *ct;
 	struct ct6_key ck;
@@ -466,6 +532,7 @@ static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen
 	pol_ct6_key(&ck, ifindex, tdir, &p);
 	ct = cts ? pol_lookup(cts, &ck) : 0;
 	if (ct && !(p.syn && ct->origin != dir)) {
+		nv.flags = ct->flags & CT_F_DEFERRED;
 		if (ct->gen == gen && !(ct->flags & CT_F_DENIED))
 			goto pass;
 		if (ct->gen == gen) {
@@ -476,7 +543,7 @@ static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen
 		odir = ct->origin & 1;
 		ok = 1;
 		if ((flags & (odir == POL_INGRESS ? POL_F_ISOLATED_IN : POL_F_ISOLATED_OUT)) &&
-		    !(ct->flags & CT_F_HOST)) {
+		    !(ct->flags & (CT_F_HOST | CT_F_DEFERRED))) {
 			port = odir == POL_INGRESS ? ck.port : ck.peer_port;
 			ok = pol_allows6(gen, odir, ck.peer, ck.proto, port);
 		}
@@ -497,6 +564,9 @@ static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen
 	if (from_host && dir == POL_INGRESS) {
 		nv.flags = CT_F_HOST;
 		pol_count(POL_C_ALLOW_HOST);
+	} else if (!(how & POL_HOW6_DEFERRED) && iso && dir == POL_EGRESS && pol_is_svc6(p.daddr)) {
+		/* Decided after DNAT, against the backend. */
+		nv.flags = CT_F_DEFERRED;
 	} else if (iso && !pol_allows6(gen, dir, ck.peer, p.proto, p.dport)) {
 		return pol_drop6(ifindex, gen, dir, POL_R_POLICY, &p);
 	}
@@ -506,10 +576,16 @@ static __attribute__((noinline)) int pol_check6(struct __sk_buff *skb, __u32 gen
 		pol_count(POL_C_NO_CT);
 	else if (bpf_map_update_elem(cts, &ck, &nv, BPF_ANY))
 		pol_count(POL_C_CT_FULL);
-	pol_count(POL_C_ALLOW_NEW);
-	pol_stat(ifindex, dir, 1);
+	if (nv.flags & CT_F_DEFERRED) {
+		pol_count(POL_C_DEFERRED);
+	} else {
+		pol_count(POL_C_ALLOW_NEW);
+		pol_stat(ifindex, dir, 1);
+	}
 
 pass:
+	if ((nv.flags & CT_F_DEFERRED) && !(how & POL_HOW6_DEFERRED) && dir == POL_EGRESS)
+		skb->mark |= VENI_MARK_SVC_DEFER;
 	if (p.frag == POL_FRAG_FIRST && iso && cts) {
 		pol_frag6_key(&ck, ifindex, dir, &p);
 		__builtin_memset(&nv, 0, sizeof(nv));
@@ -537,6 +613,51 @@ static __always_inline enum pol_verdict veni_policy_check6(struct __sk_buff *skb
 	/* One 8-byte load, as pol_check_ep. */
 	__builtin_memcpy(&cur, ep, sizeof(cur));
 	return pol_check6(skb, cur.gen, cur.flags, ifindex, (dir & 1) | (from_host ? 2 : 0));
+}
+
+/* pol_check_deferred6 is pol_check_deferred's IPv6 twin (the caller
+ * cleared the mark): the source endpoint, found by the packet's source
+ * address, decides its deferred egress against the translated
+ * destination; a source no longer selected passes. */
+static __always_inline enum pol_verdict pol_check_deferred6(struct __sk_buff *skb)
+{
+	struct pol_in6 src;
+	const struct pol_ep *ep;
+	const __u32 *ifindex;
+	struct {
+		__u32 gen;
+		__u32 flags;
+	} cur;
+	__u32 idx;
+
+	/* Only the source address: the stack is pol_check6's. */
+	if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + __builtin_offsetof(struct pol_ip6hdr, saddr),
+			       src.addr, sizeof(src.addr)))
+		return POL_PASS;
+	ifindex = pol_lookup(&veni_pol_ips6, &src);
+	if (!ifindex)
+		return POL_PASS;
+	idx = *ifindex;
+	ep = pol_lookup(&veni_pol_eps, &idx);
+	if (!ep)
+		return POL_PASS;
+	__builtin_memcpy(&cur, ep, sizeof(cur)); /* as pol_check_ep */
+	return pol_check6(skb, cur.gen, cur.flags, idx, POL_EGRESS | POL_HOW6_DEFERRED);
+}
+
+/* pol_check_deferred_any is pol_check_deferred (veni_policy.h, IPv4) for
+ * either family: the hooks after DNAT call it. */
+static __always_inline enum pol_verdict pol_check_deferred_any(struct __sk_buff *skb)
+{
+	__be16 proto;
+
+	if (!(skb->mark & VENI_MARK_SVC_DEFER))
+		return POL_PASS;
+	if (bpf_skb_load_bytes(skb, __builtin_offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) ||
+	    proto != bpf_htons(ETH_P_IPV6))
+		return pol_check_deferred(skb);
+	skb->mark &= ~VENI_MARK_SVC_DEFER;
+	return pol_check_deferred6(skb);
 }
 
 #endif /* VENI_POLICY6_H */

@@ -87,10 +87,10 @@ type sgRule struct {
 	direction   string // sgIngress or sgEgress
 	policy      string // sgAccept or sgDrop
 	priority    int    // 1..100, 1 first
-	protocol    string // tcp, udp, icmp or all
+	protocol    string // tcp, udp, icmp, icmpv6 or all
 	portFrom    int    // -1 for icmp and all
 	portTo      int
-	peerCIDR    netip.Prefix // zero when peerGroup is set
+	peerCIDR    netip.Prefix // IPv4 or IPv6 (Ipv6SourceCidrIp, Ipv6DestCidrIp); zero when peerGroup is set
 	peerGroup   string
 	description string
 	created     time.Time
@@ -403,7 +403,7 @@ func (c *Cloud) securityPolicyLocked() SecurityPolicy {
 	}
 	slices.SortFunc(enis, func(a, b *eni) int { return cmp.Compare(a.seq, b.seq) })
 	for _, e := range enis {
-		addrs := e.routed()
+		addrs := e.fabricAddrs() // IPv6 too: a group's rules about its members cover both families
 		for _, id := range e.sgs {
 			members[id] = append(members[id], addrs...)
 		}
@@ -464,7 +464,7 @@ func parseRule(direction string, get func(string) string, prefix string) (sgRule
 			return r, errInvalid(prefix+"PortRange", ports)
 		}
 		r.portFrom, r.portTo = from, to
-	case "icmp", "all":
+	case "icmp", "icmpv6", "all":
 		if ports != "" && ports != "-1/-1" {
 			return r, errInvalid(prefix+"PortRange", ports+" (must be -1/-1 for "+r.protocol+")")
 		}
@@ -472,32 +472,47 @@ func parseRule(direction string, get func(string) string, prefix string) (sgRule
 	default:
 		return r, errInvalid(prefix+"IpProtocol", get("IpProtocol"))
 	}
-	cidrName, groupName := "SourceCidrIp", "SourceGroupId"
+	// The peer: an IPv4 CIDR, an IPv6 CIDR or a group, exactly one.
+	cidrName, cidr6Name, groupName := "SourceCidrIp", "Ipv6SourceCidrIp", "SourceGroupId"
 	if direction == sgEgress {
-		cidrName, groupName = "DestCidrIp", "DestGroupId"
+		cidrName, cidr6Name, groupName = "DestCidrIp", "Ipv6DestCidrIp", "DestGroupId"
 	}
-	cidr, group := get(cidrName), get(groupName)
+	var given []string
+	for _, f := range []string{cidrName, cidr6Name, groupName} {
+		if get(f) != "" {
+			given = append(given, f)
+		}
+	}
 	switch {
-	case cidr != "" && group != "":
-		return r, errInvalid(prefix+groupName, "given together with "+cidrName)
-	case cidr == "" && group == "":
+	case len(given) > 1:
+		return r, errInvalid(prefix+given[1], "given together with "+given[0])
+	case len(given) == 0:
 		return r, errMissing(prefix + cidrName)
-	case cidr != "":
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			a, aerr := netip.ParseAddr(cidr)
-			if aerr != nil {
-				return r, errInvalid(prefix+cidrName, cidr)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if !p.Addr().Is4() {
-			return r, errInvalid(prefix+cidrName, cidr+" (IPv4 only; the sim has no Ipv6 rules)")
-		}
-		r.peerCIDR = p.Masked()
-	default:
-		r.peerGroup = group
+	case given[0] == groupName:
+		r.peerGroup = get(groupName)
+		return r, nil
 	}
+	name := given[0]
+	cidr := get(name)
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		a, aerr := netip.ParseAddr(cidr)
+		if aerr != nil {
+			return r, errInvalid(prefix+name, cidr)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	switch {
+	case name == cidrName && !p.Addr().Is4():
+		return r, errInvalid(prefix+name, cidr+" (an IPv6 CIDR goes in "+cidr6Name+")")
+	case name == cidr6Name && (!p.Addr().Is6() || p.Addr().Is4In6()):
+		return r, errInvalid(prefix+name, cidr+" (an IPv4 CIDR goes in "+cidrName+")")
+	case r.protocol == "icmp" && name == cidr6Name:
+		return r, errInvalid(prefix+"IpProtocol", get("IpProtocol")+" (IPv6 peers take ICMPv6)")
+	case r.protocol == "icmpv6" && name == cidrName:
+		return r, errInvalid(prefix+"IpProtocol", get("IpProtocol")+" (IPv4 peers take ICMP)")
+	}
+	r.peerCIDR = p.Masked()
 	return r, nil
 }
 

@@ -34,8 +34,8 @@ func (c *Cloud) apiCreateSecurityGroup(q *request) (response, *apiError) {
 
 // ruleParams are a rule's fields, in the flat form and as Permissions.N.*.
 var ruleParams = map[string][]string{
-	sgIngress: {"Policy", "Priority", "IpProtocol", "PortRange", "SourceCidrIp", "SourceGroupId", "NicType", "Description"},
-	sgEgress:  {"Policy", "Priority", "IpProtocol", "PortRange", "DestCidrIp", "DestGroupId", "NicType", "Description"},
+	sgIngress: {"Policy", "Priority", "IpProtocol", "PortRange", "SourceCidrIp", "Ipv6SourceCidrIp", "SourceGroupId", "NicType", "Description"},
+	sgEgress:  {"Policy", "Priority", "IpProtocol", "PortRange", "DestCidrIp", "Ipv6DestCidrIp", "DestGroupId", "NicType", "Description"},
 }
 
 // rulesOf reads the rules of an Authorize or Revoke call: the flat fields
@@ -210,6 +210,8 @@ type permissionJSON struct {
 	SourceCidrIp        string `json:"SourceCidrIp"`
 	SourceGroupId       string `json:"SourceGroupId"`
 	DestCidrIp          string `json:"DestCidrIp"`
+	Ipv6SourceCidrIp    string `json:"Ipv6SourceCidrIp"`
+	Ipv6DestCidrIp      string `json:"Ipv6DestCidrIp"`
 	DestGroupId         string `json:"DestGroupId"`
 	NicType             string `json:"NicType"`
 	Description         string `json:"Description"`
@@ -261,14 +263,17 @@ func (c *Cloud) apiDescribeSecurityGroupAttribute(q *request) (response, *apiErr
 			Priority: strconv.Itoa(r.priority), IpProtocol: strings.ToUpper(r.protocol), PortRange: r.portRange(),
 			NicType: "intranet", Description: r.description, CreateTime: r.created.Format(time.RFC3339),
 		}
-		peerCIDR := ""
-		if r.peerCIDR.IsValid() {
+		peerCIDR, peerCIDR6 := "", ""
+		switch {
+		case r.peerCIDR.IsValid() && r.peerCIDR.Addr().Is4():
 			peerCIDR = r.peerCIDR.String()
+		case r.peerCIDR.IsValid():
+			peerCIDR6 = r.peerCIDR.String()
 		}
 		if r.direction == sgIngress {
-			p.SourceCidrIp, p.SourceGroupId = peerCIDR, r.peerGroup
+			p.SourceCidrIp, p.Ipv6SourceCidrIp, p.SourceGroupId = peerCIDR, peerCIDR6, r.peerGroup
 		} else {
-			p.DestCidrIp, p.DestGroupId = peerCIDR, r.peerGroup
+			p.DestCidrIp, p.Ipv6DestCidrIp, p.DestGroupId = peerCIDR, peerCIDR6, r.peerGroup
 		}
 		resp.Permissions.Permission = append(resp.Permissions.Permission, p)
 	}

@@ -199,6 +199,13 @@ func TestCloud_AuthorizeSecurityGroup_Errors(t *testing.T) {
 		{"unknown peer group", func(r *ecs.AuthorizeSecurityGroupRequest) { r.SourceCidrIp, r.SourceGroupId = "", "sg-nope" }, CodeSecurityGroupNotFound, 404},
 		{"peer group of another vpc", func(r *ecs.AuthorizeSecurityGroupRequest) { r.SourceCidrIp, r.SourceGroupId = "", other }, CodeVPCMismatch, 403},
 		{"not modelled", func(r *ecs.AuthorizeSecurityGroupRequest) { r.SourcePortRange = "1/2" }, CodeInvalidParameter, 400},
+		{"ipv6 cidr in SourceCidrIp", func(r *ecs.AuthorizeSecurityGroupRequest) { r.SourceCidrIp = "fd00::/64" }, CodeInvalidParameter, 400},
+		{"ipv4 cidr in Ipv6SourceCidrIp", func(r *ecs.AuthorizeSecurityGroupRequest) { r.SourceCidrIp, r.Ipv6SourceCidrIp = "", "10.0.0.0/8" }, CodeInvalidParameter, 400},
+		{"both families", func(r *ecs.AuthorizeSecurityGroupRequest) { r.Ipv6SourceCidrIp = "fd00::/64" }, CodeInvalidParameter, 400},
+		{"icmp to an ipv6 peer", func(r *ecs.AuthorizeSecurityGroupRequest) {
+			r.IpProtocol, r.PortRange, r.SourceCidrIp, r.Ipv6SourceCidrIp = "icmp", "-1/-1", "", "fd00::/64"
+		}, CodeInvalidParameter, 400},
+		{"icmpv6 to an ipv4 peer", func(r *ecs.AuthorizeSecurityGroupRequest) { r.IpProtocol, r.PortRange = "icmpv6", "-1/-1" }, CodeInvalidParameter, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -465,5 +472,48 @@ func TestCloud_SecurityPolicy_RetriedAfterFailure(t *testing.T) {
 			t.Fatalf("after two failed SetSecurityPolicy calls, %d applied since and %s not a member", n, ip)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Ensure IPv6 rules go in by their own fields, ingress and egress, come
+// back in them from Describe, reach the fabric as IPv6 prefixes, and are
+// revoked by the same fields.
+func TestCloud_SecurityGroup_IPv6Rules(t *testing.T) {
+	_, fab, _, client := newSGTestAPI(t)
+	sg := mustCreateSG(t, client, "normal", "vpc-sim-main")
+	in := ecs.CreateAuthorizeSecurityGroupRequest()
+	in.SecurityGroupId, in.IpProtocol, in.PortRange, in.Ipv6SourceCidrIp = sg, "tcp", "443/443", "fd00:1::/64"
+	if _, err := client.AuthorizeSecurityGroup(in); err != nil {
+		t.Fatal(err)
+	}
+	out := ecs.CreateAuthorizeSecurityGroupEgressRequest()
+	out.SecurityGroupId, out.IpProtocol, out.PortRange, out.Ipv6DestCidrIp = sg, "icmpv6", "-1/-1", "::/0"
+	if _, err := client.AuthorizeSecurityGroupEgress(out); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range sgRules(t, client, sg) {
+		got = append(got, p.Direction+" "+p.IpProtocol+" "+p.SourceCidrIp+"|"+p.Ipv6SourceCidrIp+"|"+p.DestCidrIp+"|"+p.Ipv6DestCidrIp)
+	}
+	if want := []string{"ingress TCP |fd00:1::/64||", "egress ICMPV6 |||::/0"}; !slices.Equal(got, want) {
+		t.Errorf("described rules %q, want %q", got, want)
+	}
+	var rules []SecurityRule
+	for _, g := range fab.last(t).Groups {
+		if g.ID == sg {
+			rules = g.Rules
+		}
+	}
+	if len(rules) != 2 || rules[0].PeerCIDR != netip.MustParsePrefix("fd00:1::/64") || !rules[1].Egress ||
+		rules[1].Protocol != "icmpv6" || rules[1].PeerCIDR != netip.MustParsePrefix("::/0") {
+		t.Errorf("fabric rules %+v", rules)
+	}
+	rv := ecs.CreateRevokeSecurityGroupRequest()
+	rv.SecurityGroupId, rv.IpProtocol, rv.PortRange, rv.Ipv6SourceCidrIp = sg, "tcp", "443/443", "fd00:1::/64"
+	if _, err := client.RevokeSecurityGroup(rv); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sgRules(t, client, sg)); n != 1 {
+		t.Errorf("%d rules after revoking the ipv6 ingress rule, want 1", n)
 	}
 }

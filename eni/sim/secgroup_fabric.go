@@ -38,8 +38,8 @@ type ENISecurity struct {
 }
 
 // SecurityGroup is one group: its kind, its rules and its members'
-// addresses (every address routed to an ENI in the group: private IPs and
-// every address of a delegated prefix).
+// addresses (every address routed to an ENI in the group: private IPs,
+// every address of a delegated prefix, and IPv6 addresses).
 type SecurityGroup struct {
 	ID         string
 	Enterprise bool // members are not allowed to each other, nor egress, by default
@@ -53,9 +53,9 @@ type SecurityRule struct {
 	Egress    bool
 	Drop      bool   // drop, else accept
 	Priority  int    // 1..100, 1 first; a drop wins a tie
-	Protocol  string // tcp, udp, icmp or all
+	Protocol  string // tcp, udp, icmp, icmpv6 or all
 	PortFrom  int    // -1 for icmp and all
 	PortTo    int
-	PeerCIDR  netip.Prefix // zero when PeerGroup is set
+	PeerCIDR  netip.Prefix // IPv4 or IPv6; zero when PeerGroup is set
 	PeerGroup string
 }

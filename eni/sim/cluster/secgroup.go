@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,9 +19,9 @@ type SGRule struct {
 	Egress    bool   // AuthorizeSecurityGroupEgress / RevokeSecurityGroupEgress
 	Policy    string // accept (default) or drop
 	Priority  int    // 1..100; 0 leaves the cloud's default (1)
-	Protocol  string // tcp, udp, icmp or all
+	Protocol  string // tcp, udp, icmp, icmpv6 or all
 	PortRange string // "8080/8080"; "" means -1/-1 (icmp, all)
-	CIDR      string // peer CIDR: source of ingress, destination of egress
+	CIDR      string // peer CIDR (IPv4 or IPv6): source of ingress, destination of egress
 	Group     string // peer group instead of a CIDR
 }
 
@@ -41,6 +42,9 @@ func (r SGRule) params(groupID string) map[string]string {
 	cidr, group := "SourceCidrIp", "SourceGroupId"
 	if r.Egress {
 		cidr, group = "DestCidrIp", "DestGroupId"
+	}
+	if p, err := netip.ParsePrefix(r.CIDR); err == nil && !p.Addr().Is4() {
+		cidr = "Ipv6" + cidr // an IPv6 peer has its own field, as in the console
 	}
 	if r.CIDR != "" {
 		p[cidr] = r.CIDR
@@ -159,6 +163,7 @@ func SGList(ctx context.Context, w io.Writer, dir string) error {
 				Permission []struct {
 					Direction, Policy, Priority, IpProtocol, PortRange   string
 					SourceCidrIp, SourceGroupId, DestCidrIp, DestGroupId string
+					Ipv6SourceCidrIp, Ipv6DestCidrIp                     string
 				}
 			}
 		}
@@ -169,9 +174,9 @@ func SGList(ctx context.Context, w io.Writer, dir string) error {
 			fmt.Fprintln(tw, "  (no rules)")
 		}
 		for _, r := range attr.Permissions.Permission {
-			peer := r.SourceCidrIp + r.SourceGroupId
+			peer := r.SourceCidrIp + r.Ipv6SourceCidrIp + r.SourceGroupId
 			if r.Direction == "egress" {
-				peer = "to " + r.DestCidrIp + r.DestGroupId
+				peer = "to " + r.DestCidrIp + r.Ipv6DestCidrIp + r.DestGroupId
 			} else {
 				peer = "from " + peer
 			}

@@ -68,9 +68,11 @@
 // Security groups (secgroup.go) are the one firewall: a Fabric is a
 // sim.SecurityGroupFabric, and each sim.SecurityPolicy the cloud hands it
 // (after every change of rules, groups or addresses, derived whole from the
-// model) replaces one nftables table in the VPC namespace, stateful
+// model) replaces one nftables table in the VPC namespace (family inet:
+// IPv4 and IPv6 alike, each rule in its peer's family), stateful
 // (conntrack: a rule change applies to new connections), with per-ENI
-// chains keyed by the VPC-side link and one address set per group. A
+// chains keyed by the VPC-side link and one address set per group and
+// family. A
 // member's chains are keyed by its mark on its trunk's link (what it
 // sends) and by its addresses (what it receives), ahead of the trunk
 // link's own, so a member is judged by its groups and the trunk by its. The

@@ -29,10 +29,19 @@ var testGW6 = netip.MustParseAddr("fd00:ac1e:1:0:ffff:ffff:ffff:fffd")
 // unchanged SDK client talking to it over loopback.
 func mustSimOn(t *testing.T, f *Fabric) (*sim.Cloud, *ecs.Client) {
 	t.Helper()
+	return mustSimWith(t, f, nil)
+}
+
+// mustSimWith is mustSimOn with the cloud's config changed by edit first.
+func mustSimWith(t *testing.T, f *Fabric, edit func(*sim.Config)) (*sim.Cloud, *ecs.Client) {
+	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.AttachDelay, cfg.DetachDelay = 10*time.Millisecond, 10*time.Millisecond
 	cfg.Credentials = map[string]string{"LTAIipv6": "ipv6-secret"}
 	cfg.Fabric = f
+	if edit != nil {
+		edit(&cfg)
+	}
 	cloud, err := sim.New(cfg)
 	if err != nil {
 		t.Fatal(err)

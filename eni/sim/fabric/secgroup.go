@@ -11,8 +11,8 @@ import (
 )
 
 // Security groups are enforced in the VPC namespace by one nftables table,
-// "ip veni_sg", rebuilt whole (in one nft transaction) from each
-// sim.SecurityPolicy:
+// "inet veni_sg" (both families), rebuilt whole (in one nft transaction)
+// from each sim.SecurityPolicy:
 //
 //	chain forward: hook forward
 //	    ct state established,related accept   (groups are stateful)
@@ -22,16 +22,22 @@ import (
 //	    iifname . meta mark vmap { ve-T . MARK : goto e2_out, ... }   (members)
 //	    iifname vmap { ve-A : goto e0_out, ... }
 //	chain to_eni:
-//	    ip daddr vmap { MEMBER-IP : goto e2_in, ... }   (members)
+//	    ip daddr vmap { MEMBER-IP : goto e2_in, ... }   (members; ip6 too)
 //	    oifname vmap { ve-B : goto e1_in, ... }
 //	chain eN_out: the ENI's egress rules, best priority first, drop before
 //	    accept on a tie; accept is "return" (on to the receiver's ingress),
 //	    drop is drop; no match returns (egress is open by default) but
 //	    for an ENI in enterprise groups, which drops
 //	chain eN_in: the ENI's ingress rules the same way (accept accepts);
-//	    then "ip saddr @gK accept" for each normal group K of the ENI (its
-//	    members reach each other); then drop
-//	set gK: the addresses of group K's members
+//	    then "ip saddr @gK accept" and "ip6 saddr @gK_6 accept" for each
+//	    normal group K of the ENI (its members reach each other); then drop
+//	set gK, gK_6: the IPv4 and IPv6 addresses of group K's members
+//
+// A rule's peer is of one family: an IPv4 CIDR (SourceCidrIp, DestCidrIp)
+// matches IPv4 only, an IPv6 CIDR (Ipv6SourceCidrIp, Ipv6DestCidrIp) IPv6
+// only, each /0 included ("meta nfproto"); a group peer matches its
+// members at either family, in a line per family (ICMP is IPv4's, ICMPv6
+// IPv6's). So an IPv4 rule never opens IPv6 and the reverse, as on ECS.
 //
 // A trunk member has no link of its own: its traffic rides its trunk's
 // link. The trunk programs (trunk_linux.go) pop a member's tag and mark
@@ -44,11 +50,10 @@ import (
 // Rules of all the ENI's groups are merged before sorting (secgroup.go in
 // package sim says why). Only forwarded traffic is filtered: what a node
 // sends to the VPC itself (OpenAPI, metadata, gateways) is not, as on the
-// cloud. The table is of family ip: IPv6 is not filtered (the sim's groups
-// have no IPv6 rules yet). Replacing the table keeps conntrack, so a rule
-// change applies to new connections only.
+// cloud. Replacing the table keeps conntrack, so a rule change applies to
+// new connections only.
 
-// sgTable is the nftables table of the security groups, family ip.
+// sgTable is the nftables table of the security groups, family inet.
 const sgTable = "veni_sg"
 
 // memberMarkBase is the high bits of every member mark; the low 12 bits
@@ -65,28 +70,26 @@ func memberMark(vlan int) uint32 { return memberMarkBase | uint32(vlan)&0xfff }
 func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) string {
 	var b strings.Builder
 	// Declaring the table first makes the delete valid when it is absent.
-	fmt.Fprintf(&b, "table ip %s\ndelete table ip %s\ntable ip %s {\n", sgTable, sgTable, sgTable)
+	fmt.Fprintf(&b, "table inet %s\ndelete table inet %s\ntable inet %s {\n", sgTable, sgTable, sgTable)
 	setOf := map[string]string{}
 	groups := map[string]sim.SecurityGroup{}
 	for i, g := range p.Groups {
 		name := fmt.Sprintf("g%d", i)
 		setOf[g.ID] = name
 		groups[g.ID] = g
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tcomment %q\n", name, g.ID)
-		if len(g.Members) > 0 {
-			elems := make([]string, 0, len(g.Members))
-			seen := map[netip.Addr]bool{}
-			for _, a := range g.Members {
-				if a = a.Unmap(); a.Is4() && !seen[a] {
-					seen[a] = true
-					elems = append(elems, a.String())
-				}
+		for _, v4 := range []bool{true, false} {
+			set, typ := name, "ipv4_addr"
+			if !v4 {
+				set, typ = name+"_6", "ipv6_addr"
 			}
-			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+			fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tcomment %q\n", set, typ, g.ID)
+			if elems := addrsOf(g.Members, v4); len(elems) > 0 {
+				fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+			}
+			b.WriteString("\t}\n")
 		}
-		b.WriteString("\t}\n")
 	}
-	var outMap, inMap, memberOut, memberIn []string
+	var outMap, inMap, memberOut, memberIn, memberIn6 []string
 	memberAddr := map[netip.Addr]bool{}
 	var chains strings.Builder
 	for i, e := range p.ENIs {
@@ -97,9 +100,13 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 		if e.Trunk != "" {
 			memberOut = append(memberOut, fmt.Sprintf("%q . 0x%08x : goto %s", linkName(e.Trunk), memberMark(e.VLAN), out))
 			for _, a := range e.Addrs {
-				if a = a.Unmap(); a.Is4() && !memberAddr[a] {
+				if a = a.Unmap(); !memberAddr[a] {
 					memberAddr[a] = true
-					memberIn = append(memberIn, fmt.Sprintf("%s : goto %s", a, in))
+					if a.Is4() {
+						memberIn = append(memberIn, fmt.Sprintf("%s : goto %s", a, in))
+					} else {
+						memberIn6 = append(memberIn6, fmt.Sprintf("%s : goto %s", a, in))
+					}
 				}
 			}
 		} else {
@@ -119,11 +126,11 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 		}
 		fmt.Fprintf(&chains, "\tchain %s {\n\t\tcomment %q\n", out, e.ENIID+" egress")
 		for _, r := range sortRules(egress) {
-			if line, ok := ruleLine(r, setOf); ok {
-				verdict := "return"
-				if r.Drop {
-					verdict = "drop"
-				}
+			verdict := "return"
+			if r.Drop {
+				verdict = "drop"
+			}
+			for _, line := range ruleLines(r, setOf) {
 				fmt.Fprintf(&chains, "\t\t%s%s\n", line, verdict)
 			}
 		}
@@ -133,17 +140,18 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 		}
 		fmt.Fprintf(&chains, "\t}\n\tchain %s {\n\t\tcomment %q\n", in, e.ENIID+" ingress")
 		for _, r := range sortRules(ingress) {
-			if line, ok := ruleLine(r, setOf); ok {
-				verdict := "accept"
-				if r.Drop {
-					verdict = "drop"
-				}
+			verdict := "accept"
+			if r.Drop {
+				verdict = "drop"
+			}
+			for _, line := range ruleLines(r, setOf) {
 				fmt.Fprintf(&chains, "\t\t%s%s\n", line, verdict)
 			}
 		}
 		for _, id := range e.Groups {
 			if g, ok := groups[id]; ok && !g.Enterprise {
 				fmt.Fprintf(&chains, "\t\tip saddr @%s accept comment %q\n", setOf[id], "same group "+id)
+				fmt.Fprintf(&chains, "\t\tip6 saddr @%s_6 accept comment %q\n", setOf[id], "same group "+id)
 			}
 		}
 		chains.WriteString("\t\tdrop\n\t}\n")
@@ -161,6 +169,9 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 	b.WriteString("\t}\n\tchain to_eni {\n")
 	if len(memberIn) > 0 {
 		fmt.Fprintf(&b, "\t\tip daddr vmap { %s }\n", strings.Join(memberIn, ", "))
+	}
+	if len(memberIn6) > 0 {
+		fmt.Fprintf(&b, "\t\tip6 daddr vmap { %s }\n", strings.Join(memberIn6, ", "))
 	}
 	if len(inMap) > 0 {
 		fmt.Fprintf(&b, "\t\toifname vmap { %s }\n", strings.Join(inMap, ", "))
@@ -202,34 +213,78 @@ func sortRules(rs []sim.SecurityRule) []sim.SecurityRule {
 	return rs
 }
 
-// ruleLine renders r's match (without verdict, ending in a space). A rule
-// whose peer group is not in the policy (another VPC's) matches nothing:
-// ok is false.
-func ruleLine(r sim.SecurityRule, setOf map[string]string) (string, bool) {
-	var b strings.Builder
+// addrsOf returns the addresses of one family among addrs, once each, as
+// nft set elements.
+func addrsOf(addrs []netip.Addr, v4 bool) []string {
+	var out []string
+	seen := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		if a = a.Unmap(); a.Is4() == v4 && !seen[a] {
+			seen[a] = true
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+// ruleLines renders r's match (without verdict, each ending in a space),
+// one line per family it covers: a CIDR's family, or both for a group
+// peer (its members' addresses of each family), ICMP only IPv4 and
+// ICMPv6 only IPv6. A rule whose peer group is not in the policy
+// (another VPC's) matches nothing: no line.
+func ruleLines(r sim.SecurityRule, setOf map[string]string) []string {
 	dir := "saddr"
 	if r.Egress {
 		dir = "daddr"
 	}
-	switch {
-	case r.PeerGroup != "":
-		set, ok := setOf[r.PeerGroup]
-		if !ok {
-			return "", false
-		}
-		fmt.Fprintf(&b, "ip %s @%s ", dir, set)
-	case r.PeerCIDR.IsValid() && r.PeerCIDR.Bits() > 0:
-		fmt.Fprintf(&b, "ip %s %s ", dir, r.PeerCIDR.Masked())
-	}
+	var proto string
 	switch r.Protocol {
 	case "tcp", "udp":
 		if r.PortFrom == r.PortTo {
-			fmt.Fprintf(&b, "%s dport %d ", r.Protocol, r.PortFrom)
+			proto = fmt.Sprintf("%s dport %d ", r.Protocol, r.PortFrom)
 		} else {
-			fmt.Fprintf(&b, "%s dport %d-%d ", r.Protocol, r.PortFrom, r.PortTo)
+			proto = fmt.Sprintf("%s dport %d-%d ", r.Protocol, r.PortFrom, r.PortTo)
 		}
-	case "icmp":
-		b.WriteString("ip protocol icmp ")
+	case "icmp", "icmpv6":
+		proto = "meta l4proto " + r.Protocol + " "
 	}
-	return b.String(), true
+	families := []bool{true, false} // IPv4, IPv6
+	switch {
+	case r.Protocol == "icmp":
+		families = []bool{true}
+	case r.Protocol == "icmpv6":
+		families = []bool{false}
+	}
+	var out []string
+	for _, v4 := range families {
+		ip, set, nfproto := "ip", "", "ipv4"
+		if !v4 {
+			ip, nfproto = "ip6", "ipv6"
+		}
+		var peer string
+		switch {
+		case r.PeerGroup != "":
+			name, ok := setOf[r.PeerGroup]
+			if !ok {
+				return nil
+			}
+			if set = name; !v4 {
+				set += "_6"
+			}
+			peer = fmt.Sprintf("%s %s @%s ", ip, dir, set)
+		case r.PeerCIDR.IsValid():
+			if r.PeerCIDR.Addr().Unmap().Is4() != v4 {
+				continue
+			}
+			if r.PeerCIDR.Bits() > 0 {
+				peer = fmt.Sprintf("%s %s %s ", ip, dir, r.PeerCIDR.Masked())
+			} else {
+				peer = "meta nfproto " + nfproto + " "
+			}
+		default:
+			peer = "meta nfproto " + nfproto + " "
+		}
+		out = append(out, peer+proto)
+	}
+	return out
 }

@@ -11,9 +11,11 @@ import (
 func TestRenderSecurityPolicy(t *testing.T) {
 	p := sim.SecurityPolicy{
 		Groups: []sim.SecurityGroup{
-			{ID: "sg-node", Members: []netip.Addr{netip.MustParseAddr("172.30.1.10"), netip.MustParseAddr("172.30.1.11")}},
+			{ID: "sg-node", Members: []netip.Addr{netip.MustParseAddr("172.30.1.10"), netip.MustParseAddr("fd00:1::10"), netip.MustParseAddr("172.30.1.11")}},
 			{ID: "sg-ent", Enterprise: true, Members: []netip.Addr{netip.MustParseAddr("172.30.1.20")}, Rules: []sim.SecurityRule{
 				{Priority: 5, Protocol: "tcp", PortFrom: 80, PortTo: 80, PeerCIDR: netip.MustParsePrefix("0.0.0.0/0")},
+				{Priority: 6, Protocol: "tcp", PortFrom: 443, PortTo: 443, PeerCIDR: netip.MustParsePrefix("::/0")},
+				{Priority: 2, Protocol: "icmpv6", PortFrom: -1, PortTo: -1, PeerCIDR: netip.MustParsePrefix("fd00:1::/64")},
 				{Priority: 5, Drop: true, Protocol: "tcp", PortFrom: 1, PortTo: 65535, PeerGroup: "sg-node"},
 				{Priority: 1, Protocol: "icmp", PortFrom: -1, PortTo: -1, PeerCIDR: netip.MustParsePrefix("10.0.0.0/8")},
 				{Egress: true, Drop: true, Priority: 1, Protocol: "udp", PortFrom: 53, PortTo: 54, PeerCIDR: netip.MustParsePrefix("172.30.0.0/16")},
@@ -28,17 +30,24 @@ func TestRenderSecurityPolicy(t *testing.T) {
 	}
 	got := renderSecurityPolicy(p, func(id string) string { return "ve-" + id })
 	for _, want := range []string{
-		"table ip veni_sg\ndelete table ip veni_sg\ntable ip veni_sg {",
-		"elements = { 172.30.1.10, 172.30.1.11 }",
+		"table inet veni_sg\ndelete table inet veni_sg\ntable inet veni_sg {",
+		"set g0 {\n\t\ttype ipv4_addr\n\t\tcomment \"sg-node\"\n\t\telements = { 172.30.1.10, 172.30.1.11 }",
+		"set g0_6 {\n\t\ttype ipv6_addr\n\t\tcomment \"sg-node\"\n\t\telements = { fd00:1::10 }",
 		"ct state established,related accept",
 		"jump from_eni\n\t\tjump to_eni",
 		`chain from_eni {` + "\n\t\t" + `iifname vmap { "ve-eni-a" : goto e0_out, "ve-eni-b" : goto e1_out }` + "\n\t}",
 		`chain to_eni {` + "\n\t\t" + `oifname vmap { "ve-eni-a" : goto e0_in, "ve-eni-b" : goto e1_in }` + "\n\t}",
-		// eni-a: normal group, no rules: members in, others dropped.
-		"chain e0_in {\n\t\tcomment \"eni-a ingress\"\n\t\tip saddr @g0 accept comment \"same group sg-node\"\n\t\tdrop\n\t}",
+		// eni-a: normal group, no rules: members in (both families), others dropped.
+		"chain e0_in {\n\t\tcomment \"eni-a ingress\"\n\t\tip saddr @g0 accept comment \"same group sg-node\"\n" +
+			"\t\tip6 saddr @g0_6 accept comment \"same group sg-node\"\n\t\tdrop\n\t}",
 		// eni-b: priority 1 first; on priority 5 the drop before the accept;
-		// no same-group accept (enterprise); the other VPC's group matches nothing.
-		"chain e1_in {\n\t\tcomment \"eni-b ingress\"\n\t\tip saddr 10.0.0.0/8 ip protocol icmp accept\n\t\tip saddr @g0 tcp dport 1-65535 drop\n\t\ttcp dport 80 accept\n\t\tdrop\n\t}",
+		// no same-group accept (enterprise); the other VPC's group matches
+		// nothing. A CIDR rule covers its family alone (/0 too), a group
+		// peer both; ICMPv6 is IPv6's.
+		"chain e1_in {\n\t\tcomment \"eni-b ingress\"\n\t\tip saddr 10.0.0.0/8 meta l4proto icmp accept\n" +
+			"\t\tip6 saddr fd00:1::/64 meta l4proto icmpv6 accept\n" +
+			"\t\tip saddr @g0 tcp dport 1-65535 drop\n\t\tip6 saddr @g0_6 tcp dport 1-65535 drop\n" +
+			"\t\tmeta nfproto ipv4 tcp dport 80 accept\n\t\tmeta nfproto ipv6 tcp dport 443 accept\n\t\tdrop\n\t}",
 		// An enterprise ENI's egress is closed by default.
 		"chain e1_out {\n\t\tcomment \"eni-b egress\"\n\t\tip daddr 172.30.0.0/16 udp dport 53-54 drop\n\t\tdrop\n\t}",
 		// A normal one's is open.
@@ -86,18 +95,19 @@ func TestRenderSecurityPolicy_Members(t *testing.T) {
 			"\t\tiifname vmap { \"ve-eni-trunk\" : goto e0_out }\n\t}",
 		"chain to_eni {\n" +
 			"\t\tip daddr vmap { 172.30.3.5 : goto e1_in, 172.30.3.6 : goto e2_in }\n" +
+			"\t\tip6 daddr vmap { fd00::5 : goto e1_in }\n" +
 			"\t\toifname vmap { \"ve-eni-trunk\" : goto e0_in }\n\t}",
 		"elements = { 172.30.3.5, 172.30.3.6 }",
-		"chain e1_in {\n\t\tcomment \"eni-m5 ingress\"\n\t\ttcp dport 8080 accept\n\t\tdrop\n\t}",
+		"chain e1_in {\n\t\tcomment \"eni-m5 ingress\"\n\t\tmeta nfproto ipv4 tcp dport 8080 accept\n\t\tdrop\n\t}",
 		"chain e1_out {\n\t\tcomment \"eni-m5 egress\"\n\t\tdrop\n\t}",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rendered policy lacks\n%s\n--- got:\n%s", want, got)
 		}
 	}
-	for _, bad := range []string{"ve-eni-m5", "ve-eni-m6", "fd00::5"} {
+	for _, bad := range []string{"ve-eni-m5", "ve-eni-m6"} {
 		if strings.Contains(got, bad) {
-			t.Errorf("rendered policy has %q (a member has no link; the table is IPv4):\n%s", bad, got)
+			t.Errorf("rendered policy has %q (a member has no link):\n%s", bad, got)
 		}
 	}
 }

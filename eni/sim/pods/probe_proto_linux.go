@@ -50,7 +50,7 @@ func ServeOn(podNetNS string, addr netip.Addr, proto string, port int) (io.Close
 	err := ns.WithNetNSPath(podNetNS, func(ns.NetNS) error {
 		switch proto {
 		case TCP:
-			ln, err := net.Listen("tcp4", hostport)
+			ln, err := net.Listen(tcpNet(addr), hostport)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ func dialTCP(ctx context.Context, fromNetNS string, to netip.Addr, port int, tim
 	err := ns.WithNetNSPath(fromNetNS, func(ns.NetNS) error {
 		d := net.Dialer{Timeout: timeout}
 		var err error
-		conn, err = d.DialContext(ctx, "tcp4", net.JoinHostPort(to.String(), strconv.Itoa(port)))
+		conn, err = d.DialContext(ctx, tcpNet(to), net.JoinHostPort(to.String(), strconv.Itoa(port)))
 		return err
 	})
 	if err != nil {
