@@ -568,6 +568,12 @@ func fixedExclusive(ctx context.Context, db Store, cloud eni.Client, node Node, 
 	c, act := pickFixed(cands, node.InstanceID)
 	switch act {
 	case fixedCreate:
+		// A warm ENI that fits becomes the pod's fixed one (one
+		// TagResources instead of a create and an attach; and on a node
+		// whose slots are all taken, the only way).
+		if res, ok, err := fixWarm(ctx, db, cloud, owner, cfg, req, sgs); ok || err != nil {
+			return res, err
+		}
 		e, err := createExclusive(ctx, db, cloud, node, exclusiveConfig(node, cfg, req), sgs, &owner, pod, req.Fixed)
 		if err != nil {
 			return Reservation{}, err
@@ -606,6 +612,42 @@ func fixedExclusive(ctx context.Context, db Store, cloud eni.Client, node Node, 
 	}
 	c.Status, c.InstanceID = attached.Status, node.InstanceID
 	return recordFixedExclusive(ctx, db, cloud, node, owner, req.Fixed, pod, c, "attached")
+}
+
+// fixWarm makes a warm exclusive ENI that fits req the pod's fixed ENI:
+// reserved for owner as any warm ENI, tagged for the pod in the cloud, then
+// marked fixed in the store. A tag that fails gives it back to the warm
+// pool. ok is false when no warm ENI fits.
+func fixWarm(ctx context.Context, db Store, cloud eni.Client, owner Owner, cfg config.Config, req ExclusiveRequest, sgs []string) (Reservation, bool, error) {
+	res, err := reserveExclusive(db, owner, cfg, req.Pod, sgs, req.VSwitchIDs, nil)
+	if errors.Is(err, ErrPoolEmpty) {
+		return Reservation{}, false, nil
+	}
+	if err != nil {
+		return Reservation{}, false, err
+	}
+	tagger, ok := cloud.(eni.Tagging)
+	if !ok {
+		return Reservation{}, true, errors.Join(fmt.Errorf("cloud client %T cannot tag enis", cloud), Release(db, res.Key))
+	}
+	if err := tagger.TagENI(ctx, res.ENI.ID, map[string]string{TagPod: PodTag(req.Pod), TagFixed: TagFixedValue}); err != nil {
+		return Reservation{}, true, errors.Join(fmt.Errorf("tag warm eni %s for fixed pod %s: %w", res.ENI.ID, req.Pod, err), Release(db, res.Key))
+	}
+	err = db.Update(func(tx *store.WriteTx) error {
+		e, err := tx.ENI(res.ENI.ID)
+		if err != nil {
+			return err
+		}
+		e.Fixed = fixedCopy(req.Fixed)
+		res.ENI = e
+		if err := tx.PutENI(e); err != nil {
+			return err
+		}
+		_, err = tx.AppendEvent(store.Event{Level: slog.LevelInfo, Reason: "FixedENIAttached", Object: "eni/" + e.ID,
+			Message: fmt.Sprintf("warm eni %s (%s) is now the fixed eni of pod %s", e.ID, e.PrimaryIP, req.Pod)})
+		return err
+	})
+	return res, true, err
 }
 
 // recordFixedExclusive waits for the link of the pod's fixed ENI c,

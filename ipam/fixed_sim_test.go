@@ -528,3 +528,38 @@ func TestFixed_Sim_StalePark(t *testing.T) {
 		t.Fatalf("back on a: %s (%s), want %s (%s)", e3.ID, res3.IP, e.ID, res.IP)
 	}
 }
+
+// Ensure a fixed pod on an exclusive node whose slots hold warm ENIs takes
+// a warm one that fits as its fixed ENI (tagged for it in the cloud, one
+// call) rather than being refused for want of a slot.
+func TestFixed_Sim_WarmBecomesFixed(t *testing.T) {
+	w := mustFixedWorld(t, true)
+	a := w.nodes["a"]
+	a.cfg.MaxENI = 1
+	res, e := w.mustAdd(t, a, podOwner("x"), nil)
+	if err := Release(a.db, res.Key); err != nil {
+		t.Fatal(err)
+	}
+	before := w.cloud.Snapshot().Calls
+	res2, e2 := w.mustAdd(t, a, podOwner("db-0"), ttlHour)
+	if e2.ID != e.ID || e2.Fixed == nil || e2.Pod != "default/db-0" || res2.IP != res.IP {
+		t.Fatalf("fixed pod got %s (%+v) for %s", e2.ID, e2.Fixed, e2.Pod)
+	}
+	c, _ := w.cloudENI(t, e.ID)
+	if c.Tags[TagFixed] != TagFixedValue || c.Tags[TagPod] != "default/db-0" {
+		t.Fatalf("tags %v", c.Tags)
+	}
+	after := w.cloud.Snapshot().Calls
+	for action, want := range map[string]int{"TagResources": 1, "CreateNetworkInterface": 0, "AttachNetworkInterface": 0} {
+		if n := after[action].Calls - before[action].Calls; n != want {
+			t.Errorf("%s: %d calls, want %d", action, n, want)
+		}
+	}
+	// And it is fixed: kept for the pod, not warm for another.
+	if err := Release(a.db, res2.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.add(a, podOwner("y"), nil); !errors.Is(err, ErrPoolExhausted) {
+		t.Fatalf("another pod while the fixed eni is kept: %v, want ErrPoolExhausted", err)
+	}
+}
