@@ -301,8 +301,10 @@ func TestFixed_Sim_TTL(t *testing.T) {
 	mustReconcile(t, w, a, time.Now())
 	time.Sleep(1100 * time.Millisecond) // the tag has a second's precision
 
-	// Past the release time, not yet deleted: b does not take it.
-	res2, e2 := w.mustAdd(t, b, podOwner("db-0"), short)
+	// Past the release time, not yet deleted: b does not take it. (Its
+	// new ENI's own time is an hour, so that the race below cannot find
+	// it expired on a slow machine.)
+	res2, e2 := w.mustAdd(t, b, podOwner("db-0"), ttlHour)
 	if e2.ID == e.ID || res2.IP == res.IP {
 		t.Fatalf("an expired fixed eni was taken: %s (%s)", e2.ID, res2.IP)
 	}
