@@ -59,6 +59,55 @@ type Report struct {
 	IPs         int       `json:"ips"`
 	Allocations int       `json:"allocations"`
 	Problems    []Problem `json:"problems"`
+	// Fixed are the fixed ENIs the node holds or moves (store/fixed.go),
+	// for the operator: not problems.
+	Fixed []FixedENI `json:"fixed,omitempty"`
+}
+
+// FixedENI is one fixed ENI as verify shows it.
+type FixedENI struct {
+	ID  string `json:"id"`
+	Pod string `json:"pod"`
+	IP  string `json:"ip"`
+	// State is "attached" (its pod holds it), "kept" (its pod went, it
+	// waits on the node for fixed_eni_hold), "detaching", "attaching"
+	// or "parked" (detached by this node; deleted at Until).
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+func (f FixedENI) String() string {
+	s := fmt.Sprintf("fixed %s (%s) of %s: %s", f.ID, f.IP, f.Pod, f.State)
+	if !f.Since.IsZero() {
+		s += " since " + f.Since.Format(time.RFC3339)
+	}
+	if !f.Until.IsZero() {
+		s += ", released at " + f.Until.Format(time.RFC3339)
+	}
+	return s
+}
+
+// fixedOf lists the node's fixed ENIs for the report.
+func fixedOf(enis []store.ENI, recs []store.FixedENI) []FixedENI {
+	var out []FixedENI
+	for _, e := range enis {
+		if e.Fixed == nil {
+			continue
+		}
+		f := FixedENI{ID: e.ID, Pod: e.Pod, IP: e.PrimaryIP.String(), State: "attached"}
+		switch {
+		case e.Fixed.Detaching:
+			f.State, f.Since = "detaching", e.Fixed.PodGoneAt
+		case e.Kept():
+			f.State, f.Since = "kept", e.Fixed.PodGoneAt
+		}
+		out = append(out, f)
+	}
+	for _, r := range recs {
+		out = append(out, FixedENI{ID: r.ID, Pod: r.Pod, IP: r.IP.String(), State: string(r.State), Since: r.Since, Until: r.ReleaseAt})
+	}
+	return out
 }
 
 // OK reports whether no invariant is broken.
@@ -76,6 +125,7 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 		ips    []store.IP
 		allocs []store.Allocation
 		facts  store.NodeInfo
+		fixed  []store.FixedENI
 	)
 	err := db.View(func(tx *store.ReadTx) error {
 		for _, v := range tx.Check() {
@@ -89,12 +139,16 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 			return err
 		}
 		facts, _ = tx.Node()
+		if fixed, err = tx.FixedENIs(); err != nil {
+			return err
+		}
 		allocs, err = tx.Allocations()
 		return err
 	})
 	if err != nil {
 		return rep, fmt.Errorf("read store: %w", err)
 	}
+	rep.Fixed = fixedOf(enis, fixed)
 	rep.checkMembers(enis, ips, allocs)
 	rep.ENIs, rep.IPs, rep.Allocations = len(enis), len(ips), len(allocs)
 
@@ -108,7 +162,7 @@ func Run(ctx context.Context, db ipam.Store, opts Options) (Report, error) {
 	}
 	var born map[string]time.Time
 	if opts.Cloud != nil {
-		born = rep.checkCloud(ctx, opts.Cloud, opts.Node, enis, ips)
+		born = rep.checkCloud(ctx, opts.Cloud, opts.Node, enis, ips, fixed)
 	}
 	// The links and the cloud were looked at after the store was read, and
 	// the daemon or a CNI call may have moved on meanwhile (an ENI drained
@@ -151,7 +205,10 @@ func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI
 		if e.State != store.ENIReady || e.Kind == store.ENIMember {
 			continue // a member has no link: its pod is on the trunk's
 		}
-		if e.Kind == store.ENIExclusive && e.Pod != "" {
+		if e.Fixed != nil && e.Fixed.Detaching {
+			continue // the daemon is detaching it: its link may be gone
+		}
+		if e.Kind == store.ENIExclusive && e.Pod != "" && !e.Kept() {
 			own[e.ID] = e
 			continue
 		}
@@ -195,7 +252,7 @@ func (r *Report) checkLinks(ctx context.Context, db ipam.Store, enis []store.ENI
 
 // checkCloud compares the store with the cloud and returns the creation
 // time of every ENI it reports as leaked.
-func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.NodeInfo, enis []store.ENI, ips []store.IP) map[string]time.Time {
+func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.NodeInfo, enis []store.ENI, ips []store.IP, fixed []store.FixedENI) map[string]time.Time {
 	inCloud, err := cloud.ENIs(ctx, eni.ENIFilter{InstanceID: node.InstanceID})
 	if err != nil {
 		r.add(KindCloudError, "instance/"+node.InstanceID, err.Error())
@@ -213,10 +270,15 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 		cloudENIs[e.ID] = e
 	}
 	known := make(map[string]bool)
+	for _, f := range fixed {
+		known[f.ID] = true // attaching here, or parked by this node: not leaked
+	}
 	for _, e := range enis {
 		known[e.ID] = true
 		c, ok := cloudENIs[e.ID]
 		switch {
+		case e.Fixed != nil && e.Fixed.Detaching:
+			// The daemon is parking it: the cloud may have moved on.
 		case !ok:
 			r.add(KindCloudENI, "eni/"+e.ID, "in the store but not in the cloud")
 		case e.State == store.ENIReady && (c.Status != eni.StatusInUse || c.InstanceID != node.InstanceID):
@@ -240,6 +302,11 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 	born := make(map[string]time.Time)
 	for id, c := range cloudENIs {
 		if known[id] || id == node.PrimaryENIID || c.Tags[ipam.TagCreator] != ipam.TagCreatorValue {
+			continue
+		}
+		if c.Tags[ipam.TagFixedReleaseAt] != "" && c.InstanceID != node.InstanceID {
+			// A fixed ENI this node created, parked for its pod (by
+			// this node or another) or attached elsewhere since.
 			continue
 		}
 		born[id] = c.CreationTime

@@ -15,7 +15,8 @@ const KindMember = "member"
 // checkMembers checks what the store says about trunk members: each
 // rides a trunk of the store with a VLAN ID no other member of that trunk
 // has, holds its primary address and nothing else, and is held for a pod
-// exactly while an allocation holds that address.
+// exactly while an allocation holds that address (or, a fixed member,
+// kept for its pod once the pod went).
 func (r *Report) checkMembers(enis []store.ENI, ips []store.IP, allocs []store.Allocation) {
 	byID := make(map[string]store.ENI, len(enis))
 	for _, e := range enis {
@@ -53,7 +54,8 @@ func (r *Report) checkMembers(enis []store.ENI, ips []store.IP, allocs []store.A
 		}
 	}
 	for _, m := range enis {
-		if _, ok := held[m.ID]; m.Kind == store.ENIMember && m.Pod != "" && !ok {
+		// A fixed member whose pod went is kept for it without an allocation.
+		if _, ok := held[m.ID]; m.Kind == store.ENIMember && m.Pod != "" && !m.Kept() && !ok {
 			r.add(KindMember, "eni/"+m.ID, fmt.Sprintf("held for %s, but no allocation holds %s", m.Pod, m.PrimaryIP))
 		}
 	}

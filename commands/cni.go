@@ -186,19 +186,22 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	if env.Config.ExclusiveENI() {
-		// Every pod of an exclusive node has an ENI of its own.
-		return cmdAddExclusive(ctx, args, conf, env, owner, facts, want, start)
-	}
-	owner.StickFor = want.StickFor
 	nodeSpec := env.IPAMNode(facts)
 	nodeSpec.WaitLink = netplumb.WaitLink
-	if want.Dedicated() && !wantsMember(nodeSpec, env, want) {
-		return addDedicated(want, facts)
+	// Decided once, here: where the pod's network comes from, and
+	// whether its ENI is fixed.
+	pn, err := decideNetwork(env, nodeSpec, facts, owner, want)
+	if err != nil {
+		return err
 	}
+	if pn.route == routeExclusive {
+		// Every pod of an exclusive node has an ENI of its own.
+		return cmdAddExclusive(ctx, args, conf, env, owner, nodeSpec, facts, pn, start)
+	}
+	owner.StickFor = want.StickFor
 
 	// A trunk member's reservation is on the trunk (member: its own ENI).
-	res, member, err := allocate(ctx, env, nodeSpec, owner, want)
+	res, member, err := allocate(ctx, env, nodeSpec, owner, pn)
 	if err != nil {
 		return allocationError(err)
 	}
@@ -441,6 +444,46 @@ func addPreflight(ctx context.Context, env *node.Env, owner ipam.Owner) (store.N
 	return facts, enis, plan, want, nil
 }
 
+// podRoute is where a pod's network comes from on this node.
+type podRoute int
+
+const (
+	routeShared    podRoute = iota // an address of the node's shared ENIs
+	routeMember                    // a trunk member ENI of its own
+	routeExclusive                 // an exclusive ENI moved into the pod
+)
+
+// podNet is what an ADD decided, once, from what the pod asks for
+// (podnetwork.Resolve) and what the node serves: the route, and the fixed
+// policy of a pod whose ENI outlives it (nil for the others).
+type podNet struct {
+	want  podnetwork.Request
+	route podRoute
+	fixed *store.Fixed
+}
+
+// decideNetwork decides the pod's route and fixed policy, or refuses a
+// pod that asks for what this node does not serve (CNI error 7).
+func decideNetwork(env *node.Env, spec ipam.Node, facts store.NodeInfo, owner ipam.Owner, want podnetwork.Request) (podNet, error) {
+	pn := podNet{want: want, fixed: want.FixedPolicy()}
+	switch {
+	case env.Config.ExclusiveENI():
+		if want.Kind == podnetwork.Member {
+			return pn, types.NewError(types.ErrInvalidNetworkConfig,
+				fmt.Sprintf("pod %s/%s asks for a trunk member ENI (PodNetworking %s, eniType Trunk) but this node is in exclusive ENI mode", owner.PodNamespace, owner.PodName, want.Networking),
+				"schedule the pod on a trunk node, or change the PodNetworking's eniType to ENI or Default")
+		}
+		pn.route = routeExclusive
+	case want.Kind == podnetwork.Member:
+		pn.route = routeMember // on a node without a trunk, AllocateMember says why not
+	case want.Kind == podnetwork.NodeDefault && ipam.TrunkEnabled(spec, env.Config):
+		pn.route = routeMember
+	case want.Dedicated():
+		return pn, addDedicated(want, facts)
+	}
+	return pn, nil
+}
+
 // addDedicated answers a pod that asks for an ENI of its own (a
 // PodNetworking selects it) of a kind this node does not serve (trunk
 // members are served by allocate): a clear error instead of a shared
@@ -475,6 +518,9 @@ func allocationError(err error) error {
 	}
 	if merr := memberAllocationError(err); merr != nil {
 		return merr
+	}
+	if ferr := fixedAllocationError(err); ferr != nil {
+		return ferr
 	}
 	switch {
 	case errors.Is(err, ipam.ErrTryAgainLater), errors.Is(err, ipam.ErrPoolEmpty),

@@ -19,7 +19,6 @@ import (
 	"github.com/veni-cni/veni/netplumb"
 	"github.com/veni-cni/veni/node"
 	"github.com/veni-cni/veni/podnet"
-	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/store"
 )
 
@@ -38,14 +37,15 @@ func crashPoint(name string) {
 }
 
 // cmdAddExclusive is cmdAdd on a node in exclusive ENI mode, under the
-// attachment's claim: with what the pod asks for (req: its PodNetworking's
-// security groups and vSwitches, else the node's), its own ENI reserved in the store
+// attachment's claim: with what the pod asks for (pn: its PodNetworking's
+// security groups and vSwitches, else the node's; a fixed ENI, kept here
+// or from the cloud, when it asks for one), its own ENI reserved in the store
 // with the pod as owner (tx1, ipam.AllocateExclusive: a warm ENI, or a new
 // one created and attached), the ENI moved into the pod with a veth to the
 // node (netplumb.SetupExclusive), then bound (tx2). Any failure undoes what
 // came before; the release of an added pod is podnet.Release's, which
 // gives the ENI back to the node.
-func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env *node.Env, owner ipam.Owner, facts store.NodeInfo, req podnetwork.Request, start time.Time) (err error) {
+func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env *node.Env, owner ipam.Owner, nodeSpec ipam.Node, facts store.NodeInfo, pn podNet, start time.Time) (err error) {
 	if args.IfName != netplumb.PrimaryIfName {
 		// The ENI brings the pod's default route: a second network's
 		// interface would take it from the first.
@@ -53,26 +53,15 @@ func cmdAddExclusive(ctx context.Context, args *skel.CmdArgs, conf *NetConf, env
 			fmt.Sprintf("interface %s: an exclusive ENI is the pod's primary interface (%s) only", args.IfName, netplumb.PrimaryIfName),
 			"attach veni as the pod's first network on an exclusive node")
 	}
-	if req.Kind == podnetwork.Member {
-		return types.NewError(types.ErrInvalidNetworkConfig,
-			fmt.Sprintf("pod %s/%s asks for a trunk member ENI (PodNetworking %s, eniType Trunk) but this node is in exclusive ENI mode", owner.PodNamespace, owner.PodName, req.Networking),
-			"schedule the pod on a trunk node, or change the PodNetworking's eniType to ENI or Default")
-	}
-	if req.Fixed {
-		return types.NewError(types.ErrInvalidNetworkConfig,
-			fmt.Sprintf("pod %s/%s asks for a fixed IP (PodNetworking %s, allocationType Fixed), which veni does not keep for exclusive ENIs", owner.PodNamespace, owner.PodName, req.Networking),
-			"use allocationType Elastic, or schedule the pod on a node that keeps fixed IPs")
-	}
 	pod := owner.PodNamespace + "/" + owner.PodName
 	if owner.PodName == "" {
 		pod = string(owner.Key())
 	}
+	req := pn.want
 	// IP stick: the pod's ENI waits for it as its address would.
 	owner.StickFor = req.StickFor
-	nodeSpec := env.IPAMNode(facts)
-	nodeSpec.WaitLink = netplumb.WaitLink
 	res, err := ipam.AllocateExclusive(ctx, env.Store, env.Cloud(), nodeSpec, env.Config, owner, ipam.ExclusiveRequest{
-		Pod: pod, SecurityGroupIDs: req.SecurityGroupIDs, VSwitchIDs: req.VSwitchIDs,
+		Pod: pod, SecurityGroupIDs: req.SecurityGroupIDs, VSwitchIDs: req.VSwitchIDs, Fixed: pn.fixed,
 	})
 	if err != nil {
 		return allocationError(err)

@@ -9,45 +9,28 @@ import (
 
 	"github.com/veni-cni/veni/ipam"
 	"github.com/veni-cni/veni/node"
-	"github.com/veni-cni/veni/podnetwork"
 	"github.com/veni-cni/veni/store"
 )
 
 // allocate is the ADD's reservation (tx1, and the cold path's cloud calls
-// when needed): a trunk member ENI for a pod that asks for a network of
-// its own on a trunk node (a PodNetworking of eniType Trunk, or Default
-// where the node has a trunk), else an address of the node's shared pool.
-// For a member, the reservation's ENI is the trunk (what the pod is
-// plumbed on) and member is the pod's own ENI; it is nil otherwise.
-func allocate(ctx context.Context, env *node.Env, spec ipam.Node, owner ipam.Owner, want podnetwork.Request) (res ipam.Reservation, member *store.ENI, err error) {
-	if !wantsMember(spec, env, want) {
+// when needed), on the route decideNetwork chose: a trunk member ENI
+// (routeMember), else an address of the node's shared pool. For a member,
+// the reservation's ENI is the trunk (what the pod is plumbed on) and
+// member is the pod's own ENI; it is nil otherwise.
+func allocate(ctx context.Context, env *node.Env, spec ipam.Node, owner ipam.Owner, pn podNet) (res ipam.Reservation, member *store.ENI, err error) {
+	if pn.route != routeMember {
 		res, err = ipam.Allocate(ctx, env.Store, env.Cloud(), spec, env.Config, owner)
 		return res, nil, err
 	}
-	if want.Fixed {
-		return res, nil, types.NewError(types.ErrInvalidNetworkConfig,
-			fmt.Sprintf("PodNetworking %q asks for a fixed address (allocationType Fixed)", want.Networking),
-			"fixed addresses are not implemented for trunk members; use allocationType Elastic")
-	}
 	m, err := ipam.AllocateMember(ctx, env.Store, env.Cloud(), spec, env.Config, owner, ipam.MemberRequest{
-		SecurityGroupIDs: want.SecurityGroupIDs,
-		VSwitchIDs:       want.VSwitchIDs,
+		SecurityGroupIDs: pn.want.SecurityGroupIDs,
+		VSwitchIDs:       pn.want.VSwitchIDs,
+		Fixed:            pn.fixed,
 	})
 	if err != nil {
 		return res, nil, err
 	}
 	return m.Reservation, &m.Member, nil
-}
-
-// wantsMember reports whether the pod gets a trunk member.
-func wantsMember(spec ipam.Node, env *node.Env, want podnetwork.Request) bool {
-	switch want.Kind {
-	case podnetwork.Member:
-		return true // on a node without a trunk, AllocateMember says why not
-	case podnetwork.NodeDefault:
-		return ipam.TrunkEnabled(spec, env.Config)
-	}
-	return false
 }
 
 // memberAllocationError is allocationError's answer for member ENIs, or
@@ -61,4 +44,26 @@ func memberAllocationError(err error) error {
 		return types.NewError(types.ErrInvalidNetworkConfig, "the pod asks for a trunk member ENI and this node has no trunk", err.Error()+" (set enable_eni_trunking on nodes of an instance type with EniTrunkSupported, or change the PodNetworking)")
 	}
 	return nil
+}
+
+// fixedAllocationError is allocationError's answer for fixed ENIs, or nil
+// when err is none of theirs.
+func fixedAllocationError(err error) error {
+	var fe *ipam.FixedError
+	if !errors.As(err, &fe) {
+		return nil
+	}
+	switch {
+	case errors.Is(fe, ipam.ErrFixedZone):
+		// Retrying here cannot help: the pod must go to the ENI's zone,
+		// or give its address up.
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("fixed ENI %s (%s) of pod %s is in zone %s and this node is in zone %s: an ENI cannot leave its zone", fe.ENI, fe.IP, fe.Pod, fe.Zone, fe.NodeZone),
+			fmt.Sprintf("schedule the pod on a node of zone %s (node affinity topology.kubernetes.io/zone=%s), or give its fixed IP up with \"veni ipam fixed release %s\" and the pod gets a new one here; %v", fe.Zone, fe.Zone, fe.Pod, fe.Cause))
+	case errors.Is(fe, ipam.ErrFixedElsewhere):
+		return types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("fixed ENI %s (%s) of pod %s is still attached to instance %s; retry", fe.ENI, fe.IP, fe.Pod, fe.Instance),
+			fmt.Sprintf("the cloud has it %s there; the pod's old node detaches it fixed_eni_hold (default 10s) after the pod went, and a retry attaches it here", fe.Status))
+	}
+	return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("fixed ENI %s of pod %s cannot be attached now; retry", fe.ENI, fe.Pod), err.Error())
 }

@@ -62,6 +62,7 @@ func newIPAMCommand() *cobra.Command {
 		newIPAMReleaseCommand(o),
 		newIPAMGCCommand(o),
 		newIPAMEventsCommand(o),
+		newIPAMFixedCommand(o),
 	)
 	return cmd
 }
@@ -74,6 +75,9 @@ type ipamListing struct {
 	Pool        store.PoolState    `json:"pool"`
 	Lease       *store.Lease       `json:"allocatorLease,omitempty"`
 	LeaseHeld   bool               `json:"allocatorLeaseHeld"` // a live process holds the allocator claim
+	// Fixed are the fixed ENIs this node attaches or parked in the cloud
+	// (the ones attached here are among ENIs, with their Fixed).
+	Fixed []store.FixedENI `json:"fixed,omitempty"`
 }
 
 func readListing(db store.File) (ipamListing, error) {
@@ -90,6 +94,9 @@ func readListing(db store.File) (ipamListing, error) {
 			return err
 		}
 		if l.Pool, err = tx.PoolState(); err != nil {
+			return err
+		}
+		if l.Fixed, err = tx.FixedENIs(); err != nil {
 			return err
 		}
 		lease, err := tx.Lease(store.LeaseAllocator)
@@ -171,6 +178,17 @@ func runIPAMList(w io.Writer, db store.File, output string, now time.Time) error
 		if ip.State == store.IPFree {
 			free++
 		}
+	}
+	if len(l.Fixed) > 0 {
+		fmt.Fprintln(tw, "FIXED ENI\tSTATE\tIP\tPOD\tSINCE\tRELEASE")
+		for _, f := range l.Fixed {
+			release := "-"
+			if !f.ReleaseAt.IsZero() {
+				release = f.ReleaseAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.State, f.IP, f.Pod, age(now, f.Since), release)
+		}
+		fmt.Fprintln(tw)
 	}
 	fmt.Fprintf(tw, "pool: %d free, %d held, targets min %d max %d\n", free, pooled-free, l.Pool.MinIdle, l.Pool.MaxIdle)
 	for _, b := range l.Pool.ActiveBackoffs(now) {
@@ -354,6 +372,9 @@ func runIPAMVerify(ctx context.Context, w io.Writer, env *node.Env, offline bool
 			scope = "store and links"
 		}
 		fmt.Fprintf(w, "checked %s: %d ENIs, %d addresses, %d allocations\n", scope, rep.ENIs, rep.IPs, rep.Allocations)
+		for _, f := range rep.Fixed {
+			fmt.Fprintln(w, f)
+		}
 		for _, p := range rep.Problems {
 			fmt.Fprintln(w, p)
 		}
@@ -517,8 +538,15 @@ func newIPAMEventsCommand(o *ipamOptions) *cobra.Command {
 // "idle" while no pod holds a dedicated ENI.
 func eniKind(e store.ENI) string {
 	pod := e.Pod
-	if pod == "" {
+	switch {
+	case pod == "":
 		pod = "idle"
+	case e.Fixed != nil && e.Fixed.Detaching:
+		pod = "fixed, " + pod + " gone, detaching"
+	case e.Kept():
+		pod = "fixed, kept for " + pod + " since " + e.Fixed.PodGoneAt.Format(time.RFC3339)
+	case e.Fixed != nil:
+		pod = pod + ", fixed"
 	}
 	switch e.Kind {
 	case store.ENIShared:

@@ -38,7 +38,7 @@ func (o *simTopologyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.spec.DaemonSyncInterval, "daemon-sync-interval", d.DaemonSyncInterval, "the node daemons' --sync-interval")
 	fs.IntVar(&o.spec.StartConcurrency, "start-concurrency", cluster.DefaultStartConcurrency, "how many nodes are set up at once")
 	fs.BoolVar(&o.quotasOn, "api-quotas", true, "throttle the OpenAPI as Alibaba does: a budget per action per minute for the whole account, Throttling.User until the next minute once spent (false: never throttle)")
-	fs.StringArrayVar(&o.quotas, "api-quota", nil, "budget of one action as ACTION=N calls per window, over the defaults (DescribeNetworkInterfaces 800, Create/Attach/DeleteNetworkInterface 500, DetachNetworkInterface and Assign/UnassignPrivateIpAddresses 400, DescribeVSwitches and DescribeInstanceTypes 300); N=0 lifts it; repeatable")
+	fs.StringArrayVar(&o.quotas, "api-quota", nil, "budget of one action as ACTION=N calls per window, over the defaults (DescribeNetworkInterfaces 800, Create/Attach/DeleteNetworkInterface 500, DetachNetworkInterface and Assign/UnassignPrivateIpAddresses 400, DescribeVSwitches, DescribeInstanceTypes and TagResources 300); N=0 lifts it; repeatable")
 	fs.IntVar(&o.spec.Quotas.Account, "api-quota-account", 0, "budget of every action together per window (0: none beyond the actions' own)")
 	fs.DurationVar(&o.spec.Quotas.Window, "api-quota-window", sim.DefaultQuotaWindow, "length of a throttling window (Alibaba's is a minute)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "a Kubernetes API server the nodes' daemons join (server, CA and bearer token of its current context), reached from inside the VPC through a relay; each node is the Node named after it")

@@ -24,6 +24,8 @@ type statusMember struct {
 	IP     netip.Addr `json:"ip"`
 	Pod    string     `json:"pod"`    // "" while idle
 	Tagged bool       `json:"tagged"` // the tagger carries IP with VLANID
+	Fixed  bool       `json:"fixed,omitempty"`
+	Kept   bool       `json:"kept,omitempty"` // fixed, its pod gone: kept for it (untagged) until the daemon parks it
 }
 
 // gatherTrunk reads the trunk from the listing and the tagger's pins, and
@@ -52,8 +54,8 @@ func gatherTrunk(l ipamListing, cfg config.Config, info store.NodeInfo, problem 
 		if e.Kind != store.ENIMember {
 			continue
 		}
-		m := statusMember{ID: e.ID, VLANID: e.VLANID, IP: e.PrimaryIP, Pod: e.Pod, Tagged: tagged[e.PrimaryIP] == e.VLANID}
-		if m.Pod != "" && !m.Tagged {
+		m := statusMember{ID: e.ID, VLANID: e.VLANID, IP: e.PrimaryIP, Pod: e.Pod, Tagged: tagged[e.PrimaryIP] == e.VLANID, Fixed: e.Fixed != nil, Kept: e.Kept()}
+		if m.Pod != "" && !m.Kept && !m.Tagged {
 			problem("member %s of pod %s (%s) is not tagged with vlan %d on the trunk: its traffic is dropped by the VPC (DEL and ADD the pod again)", e.ID, e.Pod, e.PrimaryIP, e.VLANID)
 		}
 		t.Members = append(t.Members, m)
@@ -73,6 +75,12 @@ func printTrunk(p *errWriter, t *statusTrunk) {
 		}
 		if !m.Tagged {
 			tag = "not tagged"
+		}
+		switch {
+		case m.Kept:
+			pod, tag = "kept for "+pod, "fixed, pod gone"
+		case m.Fixed:
+			tag += ", fixed"
 		}
 		p.printf("  member  %s vlan %d %s %s (%s)\n", m.ID, m.VLANID, m.IP, pod, tag)
 	}

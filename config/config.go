@@ -117,6 +117,12 @@ type Config struct {
 	VSwitchBackoff Duration `json:"vswitch_backoff,omitempty"`   // after "vSwitch out of addresses"
 	QuotaBackoff   Duration `json:"eni_quota_backoff,omitempty"` // after "quota exceeded"
 	GCGrace        Duration `json:"gc_grace,omitempty"`          // a reservation younger than this is never collected
+	// FixedENIHold is how long the ENI of a pod whose PodNetworking asks
+	// for a fixed IP (allocationType Fixed) stays attached to its node
+	// once the pod is gone, for the pod recreated on the same node to
+	// take it back with no cloud call; then the daemon detaches it, and
+	// any node of the zone can attach it for the pod.
+	FixedENIHold Duration `json:"fixed_eni_hold,omitempty"`
 	// CloudSyncInterval is how often the daemon describes its ENIs through
 	// the OpenAPI even when instance metadata agrees with the store (a
 	// safety net; Terway's controller uses 12-24 h). Between, it reads
@@ -204,6 +210,7 @@ const (
 	DefaultVSwitchBackoff   = 10 * time.Minute
 	DefaultQuotaBackoff     = time.Minute
 	DefaultGCGrace          = time.Minute
+	DefaultFixedENIHold     = 10 * time.Second
 	DefaultCloudSyncEvery   = 6 * time.Hour
 )
 
@@ -226,6 +233,7 @@ func DefaultConfig() Config {
 		VSwitchBackoff:    Duration(DefaultVSwitchBackoff),
 		QuotaBackoff:      Duration(DefaultQuotaBackoff),
 		GCGrace:           Duration(DefaultGCGrace),
+		FixedENIHold:      Duration(DefaultFixedENIHold),
 		CloudSyncInterval: Duration(DefaultCloudSyncEvery),
 	}
 }
@@ -310,6 +318,7 @@ func (c Config) Validate() error {
 		{"vswitch_backoff", c.VSwitchBackoff, time.Second, 24 * time.Hour},
 		{"eni_quota_backoff", c.QuotaBackoff, time.Second, 24 * time.Hour},
 		{"gc_grace", c.GCGrace, 0, time.Hour},
+		{"fixed_eni_hold", c.FixedENIHold, 0, time.Hour},
 		{"cloud_sync_interval", c.CloudSyncInterval, time.Second, 7 * 24 * time.Hour},
 	} {
 		if d := time.Duration(f.v); d < f.min || d > f.max {

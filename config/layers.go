@@ -73,7 +73,7 @@ var liveFields = []string{
 	"security_group", "security_groups", "resource_group_id", "eni_tags", "eni_tag_filter",
 	"min_eni", "max_eni", "service_cidr", "host_stack_cidrs",
 	"alloc_wait", "attach_timeout", "poll_interval", "vswitch_backoff", "eni_quota_backoff", "gc_grace",
-	"cloud_sync_interval",
+	"cloud_sync_interval", "fixed_eni_hold",
 }
 
 // LiveField reports whether a running daemon applies a change of the

@@ -62,6 +62,8 @@ type Daemon struct {
 
 	node        ipam.Node
 	lastBlocked error             // why the pool could not grow on the last pass
+	fixedRetry  time.Duration     // back-off of a fixed-ENI deadline the passes keep missing (armFixed)
+	fixedAt     time.Time         // when the fixed-ENI timer fires; zero while it is not set
 	fast        fastPath          // the eBPF fast path (fastpath.go)
 	kube        kubeSide          // the Kubernetes side (kube.go)
 	policy      *podpolicy.Syncer // the NetworkPolicy loop (policy.go)
@@ -146,6 +148,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(d.opts.SyncInterval)
 	defer ticker.Stop()
+	// Fixed ENIs have deadlines of their own (a kept ENI to park once
+	// fixed_eni_hold passed, a parked one to delete at its release time):
+	// a timer wakes the pass that meets the next one.
+	fixed := time.NewTimer(time.Hour)
+	defer fixed.Stop()
+	stopTimer(fixed)
+	d.armFixed(fixed, false)
 	var lastWake time.Time
 	for {
 		select {
@@ -154,9 +163,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			d.fullPass(ctx)
+			d.armFixed(fixed, false)
+		case <-fixed.C:
+			d.fixedAt = time.Time{}
+			d.reconcile(ctx)
+			d.armFixed(fixed, true)
 		case c := <-d.kube.configs:
 			d.applyConfig(c)
 			d.fullPass(ctx)
+			d.armFixed(fixed, false)
 		case <-writes:
 			// Coalesce the burst of events one transaction makes.
 			if gap := time.Since(lastWake); gap < d.opts.MinWakeGap {
@@ -170,6 +185,53 @@ func (d *Daemon) Run(ctx context.Context) error {
 			lastWake = time.Now()
 			d.localPass(ctx)
 			d.notifyKube()
+			d.armFixed(fixed, false)
+		}
+	}
+}
+
+// armFixed keeps t set for the next fixed-ENI deadline (a kept ENI to
+// park once fixed_eni_hold passed, a parked one to delete at its release
+// time). Between passes (fired false) it only ever brings the timer
+// forward: store writes come every second while pods churn, and pushing a
+// due deadline back on each would starve it. After the timer's own pass
+// (fired true), a deadline still due was missed (the cloud failed, or
+// another process held the allocator lease) and is retried after
+// fixedRetry, which doubles up to the sync interval while that goes on.
+func (d *Daemon) armFixed(t *time.Timer, fired bool) {
+	next, err := ipam.NextFixedDue(d.env.Store, d.env.Config)
+	if err != nil {
+		d.log.Warn("read fixed enis", "err", err)
+		next = time.Now().Add(d.opts.SyncInterval)
+	}
+	now := time.Now()
+	switch {
+	case next.IsZero():
+		d.fixedRetry = 0
+		if !d.fixedAt.IsZero() {
+			stopTimer(t)
+			d.fixedAt = time.Time{}
+		}
+		return
+	case fired && !next.After(now):
+		d.fixedRetry = min(max(2*d.fixedRetry, time.Second), d.opts.SyncInterval)
+		next = now.Add(d.fixedRetry)
+	case fired:
+		d.fixedRetry = 0
+	case !d.fixedAt.IsZero() && !next.Before(d.fixedAt):
+		return // armed for this deadline or an earlier one
+	}
+	stopTimer(t)
+	d.fixedAt = next
+	t.Reset(max(time.Until(next), 0))
+}
+
+// stopTimer stops t and drops a fire it has not delivered.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
 		}
 	}
 }

@@ -58,10 +58,11 @@ func (h *fakeHost) setPods(p ...ipam.HostPod) {
 }
 
 type loopNode struct {
-	env   *node.Env
-	host  *fakeHost
-	cloud *sim.Cloud
-	stop  func()
+	env     *node.Env
+	host    *fakeHost
+	cloud   *sim.Cloud
+	stop    func()
+	wakeGap time.Duration // Options.MinWakeGap; zero: 10 ms
 }
 
 // startLoopNode runs the sim's API and metadata on loopback, writes a node
@@ -114,7 +115,11 @@ func newLoopNode(t *testing.T, extra string) *loopNode {
 func (n *loopNode) start(t *testing.T) (ready chan struct{}) {
 	t.Helper()
 	ready = make(chan struct{})
-	d := New(n.env, Options{SyncInterval: time.Hour, MinWakeGap: 10 * time.Millisecond, Host: n.host,
+	gap := n.wakeGap
+	if gap == 0 {
+		gap = 10 * time.Millisecond
+	}
+	d := New(n.env, Options{SyncInterval: time.Hour, MinWakeGap: gap, Host: n.host,
 		Logger: slog.New(slog.NewTextHandler(testWriter(t), nil)), OnReady: func() { close(ready) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

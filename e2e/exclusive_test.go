@@ -266,7 +266,7 @@ func TestSim_Exclusive_CrashMidAdd(t *testing.T) {
 // Ensure a node out of ENIs fails the ADD at once with CNI error 11 and a
 // message that says why (one pod per ENI, the limit, what to change),
 // instead of hanging until the runtime's timeout; a DEL makes room again.
-// A PodNetworking asking for a fixed IP is refused with CNI error 7.
+// A fixed pod on the full node takes a warm ENI as its own.
 func TestSim_Exclusive_Limit(t *testing.T) {
 	s := exclusiveSim(t, "--nodes", "1", "--min-pool-size", "0", "--node-config", "max_eni=2")
 	s.mustRun("sim", "pod", "add", "node-1", "a")
@@ -292,7 +292,8 @@ func TestSim_Exclusive_Limit(t *testing.T) {
 	s.mustRun("sim", "pod", "add", "node-1", "c")
 	s.mustVerify(t, "node-1")
 
-	// A fixed IP is not kept for exclusive ENIs: refused, not ignored.
+	// A fixed pod on the full node takes the warm ENI b left as its own
+	// (TestSim_FixedIP_Exclusive moves one between nodes).
 	pn := filepath.Join(t.TempDir(), "sts.yaml")
 	if err := os.WriteFile(pn, []byte(`apiVersion: network.alibabacloud.com/v1beta1
 kind: PodNetworking
@@ -306,10 +307,12 @@ spec:
 		t.Fatal(err)
 	}
 	s.mustRun("sim", "policy", "apply", pn)
-	out, err = s.run("sim", "pod", "add", "node-1", "sts-0", "--labels", "app=sts")
-	if err == nil || !strings.Contains(out, "allocationType Fixed") || !strings.Contains(out, "CNI error code 7") {
-		t.Errorf("a Fixed pod on an exclusive node: %v\n%s", err, out)
+	s.mustRun("sim", "pod", "del", "node-1", "b")
+	s.mustRun("sim", "pod", "add", "node-1", "sts-0", "--labels", "app=sts")
+	if id, _ := s.cloudENI(t, podIP(t, s, "sts-0")); id == "" {
+		t.Fatal("sts-0 has no ENI")
 	}
+	s.mustVerify(t, "node-1")
 }
 
 // Ensure CHECK, STATUS and GC work for exclusive pods through libcni: CHECK

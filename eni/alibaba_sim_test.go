@@ -294,6 +294,8 @@ func TestAlibabaClient_Sim_TypedErrors(t *testing.T) {
 	env := mustSim(t, func(cfg *sim.Config) {
 		cfg.VSwitches = append(cfg.VSwitches, sim.VSwitchSpec{
 			ID: "vsw-sim-tiny", ZoneID: "cn-hangzhou-h", CIDR: netip.MustParsePrefix("172.30.9.0/29"),
+		}, sim.VSwitchSpec{
+			ID: "vsw-sim-far", ZoneID: "cn-hangzhou-k", CIDR: netip.MustParsePrefix("172.30.10.0/24"),
 		})
 	})
 	c := mustClient(t, env.fastOptions())
@@ -346,6 +348,13 @@ func TestAlibabaClient_Sim_TypedErrors(t *testing.T) {
 		{"invalid state", func() error {
 			return c.DeleteENI(ctx, env.inst.PrimaryENIID)
 		}, eni.ErrInvalidState, ""},
+		{"zone mismatch", func() error {
+			e := mustCreateENI(t, c, eni.CreateENIOptions{VSwitchID: "vsw-sim-far"})
+			return c.AttachENI(ctx, e.ID, env.inst.ID)
+		}, eni.ErrZoneMismatch, sim.CodeZoneMismatch},
+		{"tag unknown eni", func() error {
+			return c.TagENI(ctx, "eni-doesnotexist", map[string]string{"k": "v"})
+		}, eni.ErrNotFound, sim.CodeResourceNotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,6 +372,25 @@ func TestAlibabaClient_Sim_TypedErrors(t *testing.T) {
 	st := env.cloud.Snapshot().Calls[eni.ActionDeleteNetworkInterface]
 	if st.Calls != 2 || st.Errors != 2 {
 		t.Fatalf("DeleteNetworkInterface stats = %+v, want 2 calls, 2 errors (no retries)", st)
+	}
+}
+
+// Ensure TagENI adds and replaces an ENI's tags through TagResources, and
+// a Describe by tag finds it then.
+func TestAlibabaClient_Sim_TagENI(t *testing.T) {
+	env := mustSim(t, nil)
+	c := mustClient(t, env.fastOptions())
+	ctx := context.Background()
+	e := mustCreateENI(t, c, eni.CreateENIOptions{Tags: map[string]string{"creator": "veni", "veni.io/pod": "ns/db-0"}})
+	if err := c.TagENI(ctx, e.ID, map[string]string{"veni.io/fixed": "true", "veni.io/pod": "ns/db-1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ENIs(ctx, eni.ENIFilter{Tags: map[string]string{"creator": "veni", "veni.io/fixed": "true", "veni.io/pod": "ns/db-1"}})
+	if err != nil || len(got) != 1 || got[0].ID != e.ID || len(got[0].Tags) != 3 {
+		t.Fatalf("by tag: %+v, %v", got, err)
+	}
+	if got, err := c.ENIs(ctx, eni.ENIFilter{Tags: map[string]string{"veni.io/pod": "ns/db-0"}}); err != nil || len(got) != 0 {
+		t.Fatalf("old value still found: %+v, %v", got, err)
 	}
 }
 

@@ -46,6 +46,8 @@ func kindOf(code string, status int) error {
 		return nil
 	case code == "InvalidVSwitchId.IpNotEnough", code == "QuotaExceeded.VSwitchIp":
 		return ErrVSwitchExhausted
+	case code == "InvalidOperation.AvailabilityZoneMismatch":
+		return ErrZoneMismatch
 	case code == "InvalidVSwitch.Ipv6NotTurnOn", code == "InvalidOperation.Ipv6NotSupport":
 		return ErrIPv6Unsupported
 	case strings.HasPrefix(code, "Throttling"), code == "ServiceUnavailable":

@@ -35,6 +35,7 @@ func TestKindOf(t *testing.T) {
 		{"Throttling.User", 400, ErrThrottled},
 		{"ServiceUnavailable", 503, ErrThrottled},
 		{"InvalidOperation.InvalidEniState", 403, ErrInvalidState},
+		{"InvalidOperation.AvailabilityZoneMismatch", 403, ErrZoneMismatch},
 		{"IncorrectInstanceStatus", 403, ErrInvalidState},
 		{"IncorrectEniStatus", 403, ErrInvalidState},
 		{"InvalidAccessKeyId.NotFound", 404, ErrAuth},

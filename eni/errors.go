@@ -40,6 +40,11 @@ var (
 	// ErrAuth means the credentials were rejected.
 	ErrAuth = errors.New("authentication failed")
 
+	// ErrZoneMismatch means an ENI and the instance it is to be attached
+	// to are in different zones (InvalidOperation.AvailabilityZoneMismatch):
+	// an ENI never leaves its zone.
+	ErrZoneMismatch = errors.New("eni and instance in different zones")
+
 	// ErrUnreachable means the request never got an answer from the cloud
 	// API: connection refused or reset, DNS failure, TLS failure or a
 	// timeout. A later try may succeed.

@@ -19,6 +19,7 @@ const (
 	ActionUnassignIPv6Addresses      = "UnassignIpv6Addresses"
 	ActionDescribeInstanceTypes      = "DescribeInstanceTypes"
 	ActionDescribeVSwitches          = "DescribeVSwitches"
+	ActionTagResources               = "TagResources"
 )
 
 // RateLimit is a token bucket for one action.
@@ -54,6 +55,7 @@ func DefaultRateLimits() map[string]RateLimit {
 		ActionUnassignIPv6Addresses:      {PerSecond: rate.Limit(60.0 / 60), Burst: 10},
 		ActionDescribeInstanceTypes:      {PerSecond: rate.Limit(6.0 / 60), Burst: 2},
 		ActionDescribeVSwitches:          {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
+		ActionTagResources:               {PerSecond: rate.Limit(20.0 / 60), Burst: 4},
 	}
 }
 

@@ -305,13 +305,19 @@ func ready(e store.ENI) bool { return e.State == store.ENIReady && !e.Gone() }
 // once the allocation that held it is dropped, in the same transaction: it
 // names no pod any more, and its pool may give it to the next pod of its
 // groups. Any other ENI is left alone.
-func releaseDedicated(tx *store.WriteTx, eniID string) error {
+func releaseDedicated(tx *store.WriteTx, eniID string, now time.Time) error {
 	e, err := tx.ENI(eniID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!e.Dedicated() || e.Pod == "")) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if e.Fixed != nil {
+		// A fixed ENI stays its pod's: kept here for fixed_eni_hold,
+		// then parked in the cloud by the daemon (tendFixed).
+		e.Fixed.PodGoneAt = now
+		return tx.PutENI(e)
 	}
 	e.Pod = ""
 	return tx.PutENI(e)
@@ -455,8 +461,8 @@ func release(tx *store.WriteTx, key store.OwnerKey, now time.Time) (found bool, 
 		}
 	}
 	// A pod's own ENI (exclusive or member) goes back to its warm pool
-	// with its address.
-	return true, releaseDedicated(tx, a.ENIID)
+	// with its address, or, a fixed one, stays kept for the pod.
+	return true, releaseDedicated(tx, a.ENIID, now)
 }
 
 // coldBatch is how many addresses one cold-path refill asks for: as many as

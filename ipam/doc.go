@@ -63,8 +63,15 @@
 // function, releaseDedicated, makes either idle again when its pod's
 // allocation goes.
 //
+// Fixed IPs (a PodNetworking's allocationType Fixed, fixed.go): a
+// dedicated ENI marked store.ENI.Fixed stays its pod's when the pod goes
+// (releaseDedicated keeps it, Reconcile parks it in the cloud after
+// fixed_eni_hold: tagged with its release time, detached), and the pod's
+// next ADD on any node of the zone takes it back (AllocateMember and
+// AllocateExclusive look it up by tag and attach it); its parker deletes
+// it at its release time.
+//
 // Not implemented: IPv6 prefixes in the pool (prefix mode with ip_stack
-// dual or ipv6 is refused by config validation), Fixed allocations of dedicated ENIs, and
-// creating ENIs just to reach min_eni (min_eni only keeps ENIs from being
-// deleted).
+// dual or ipv6 is refused by config validation), and creating ENIs just to
+// reach min_eni (min_eni only keeps ENIs from being deleted).
 package ipam

@@ -38,6 +38,10 @@ type ExclusiveRequest struct {
 	// empty means the node's (eni_conf, else the primary ENI's).
 	SecurityGroupIDs []string
 	VSwitchIDs       []string
+	// Fixed, when set, keeps the ENI for the pod across its deletion
+	// (fixed.go): the pod takes its own fixed ENI (kept here, or from the
+	// cloud) and never a warm one.
+	Fixed *store.Fixed
 }
 
 // MaxExclusivePods is how many exclusive-ENI pods fit on the node: one per
@@ -150,7 +154,7 @@ func AllocateExclusive(ctx context.Context, db Store, cloud eni.Client, node Nod
 		return Reservation{}, fmt.Errorf("exclusive eni for %s: no security group (set security_group or security_groups in eni_conf): %w", req.Pod, config.ErrInvalid)
 	}
 	for {
-		res, err := reserveExclusive(db, owner, cfg, req.Pod, sgs, req.VSwitchIDs)
+		res, err := reserveExclusive(db, owner, cfg, req.Pod, sgs, req.VSwitchIDs, req.Fixed)
 		if !errors.Is(err, ErrPoolEmpty) {
 			return res, err
 		}
@@ -169,11 +173,19 @@ func AllocateExclusive(ctx context.Context, db Store, cloud eni.Client, node Nod
 		case err != nil:
 			return Reservation{}, err
 		}
+		if req.Fixed != nil {
+			res, err = fixedExclusive(l.ctx, db, cloud, node, cfg, owner, req, sgs)
+			l.release()
+			if err != nil {
+				return Reservation{}, fmt.Errorf("exclusive eni for %s: %w", req.Pod, err)
+			}
+			return res, nil
+		}
 		// Warm ENIs may have come while the lease was taken.
-		res, err = reserveExclusive(db, owner, cfg, req.Pod, sgs, req.VSwitchIDs)
+		res, err = reserveExclusive(db, owner, cfg, req.Pod, sgs, req.VSwitchIDs, nil)
 		if errors.Is(err, ErrPoolEmpty) {
 			var e store.ENI
-			e, err = createExclusive(l.ctx, db, cloud, node, exclusiveConfig(node, cfg, req), sgs, &owner, req.Pod)
+			e, err = createExclusive(l.ctx, db, cloud, node, exclusiveConfig(node, cfg, req), sgs, &owner, req.Pod, nil)
 			if err == nil {
 				res = Reservation{Key: owner.Key(), IP: e.PrimaryIP, State: store.IPReserved, ENI: e}
 			}
@@ -190,9 +202,10 @@ func AllocateExclusive(ctx context.Context, db Store, cloud eni.Client, node Nod
 // kept for the pod (IP stick: the ENI, and so the address, it had), else
 // the one free the longest that is kept for no other pod: the ENI names the pod, its primary
 // address is reserved for owner. A reservation that exists for the
-// attachment is returned as it is. It returns an error wrapping
+// attachment is returned as it is. A fixed pod (fixed set) takes only its
+// own fixed ENI kept on this node. It returns an error wrapping
 // ErrPoolEmpty when no warm ENI fits.
-func reserveExclusive(db Store, owner Owner, cfg config.Config, pod string, sgs, vsws []string) (Reservation, error) {
+func reserveExclusive(db Store, owner Owner, cfg config.Config, pod string, sgs, vsws []string, fixed *store.Fixed) (Reservation, error) {
 	key := owner.Key()
 	if owner.ContainerID == "" || owner.IfName == "" {
 		return Reservation{}, fmt.Errorf("reserve eni: empty container id or ifname")
@@ -208,6 +221,17 @@ func reserveExclusive(db Store, owner Owner, cfg config.Config, pod string, sgs,
 			return err
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
+		}
+		if fixed != nil {
+			e, ok, err := takeKept(tx, owner, store.ENIExclusive, fixed, "")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ErrPoolEmpty
+			}
+			res = Reservation{Key: key, IP: e.PrimaryIP, State: store.IPReserved, ENI: e}
+			return nil
 		}
 		enis, err := tx.ENIs()
 		if err != nil {
@@ -310,7 +334,7 @@ func exclusiveCapacity(node Node, cfg config.Config, p pool, pod string) error {
 // reconcileExclusive finishes or removes it.
 //
 // May return an error wrapping ErrBackoff or ErrPoolExhausted.
-func createExclusive(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, sgs []string, owner *Owner, pod string) (store.ENI, error) {
+func createExclusive(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, sgs []string, owner *Owner, pod string, fixed *store.Fixed) (store.ENI, error) {
 	if err := EnsureMode(db, cfg); err != nil {
 		return store.ENI{}, err
 	}
@@ -329,14 +353,9 @@ func createExclusive(ctx context.Context, db Store, cloud eni.Client, node Node,
 	if err != nil {
 		return store.ENI{}, err
 	}
-	tags := maps.Clone(cfg.ENITags)
-	if tags == nil {
-		tags = make(map[string]string)
-	}
-	tags[TagCreator], tags[TagInstance] = TagCreatorValue, node.InstanceID
+	tags := creationTags(cfg, node, pod, fixed)
 	desc := "veni exclusive eni (warm) for " + node.InstanceID
 	if pod != "" {
-		tags[TagPod] = pod
 		desc = "veni exclusive eni of pod " + pod + " on " + node.InstanceID
 	}
 	mark, err := markCreating(db, now)
@@ -361,7 +380,7 @@ func createExclusive(ctx context.Context, db Store, cloud eni.Client, node Node,
 		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: vsw.ZoneID,
 		VSwitchID: vsw.ID, VSwitchCIDR: vsw.CIDR, Gateway: gatewayOf(vsw.CIDR), PrimaryIP: created.PrimaryIP,
 		SecurityGroupIDs: sgs, Owned: true, State: store.ENIAttaching, CreatedAt: now,
-		Kind: store.ENIExclusive, Pod: pod,
+		Kind: store.ENIExclusive, Pod: pod, Fixed: fixedCopy(fixed),
 	}
 	// Recorded, with its owner, before attaching: from here on a crash
 	// leaves an ENI the store knows and an allocation GC releases.

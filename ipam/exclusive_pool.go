@@ -43,7 +43,7 @@ func reconcileExclusive(lease *allocator, db Store, cloud eni.Client, node Node,
 	}
 	if short := cfg.MinPoolSize - len(warm); short > 0 {
 		for range short {
-			e, err := createExclusive(lease.ctx, db, cloud, node, cfg, nodeGroups, nil, "")
+			e, err := createExclusive(lease.ctx, db, cloud, node, cfg, nodeGroups, nil, "", nil)
 			if errors.Is(err, ErrBackoff) || errors.Is(err, ErrPoolExhausted) {
 				rep.Blocked = err
 				break

@@ -59,6 +59,14 @@ func sweepLeaked(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 		for _, e := range enis {
 			known[e.ID] = true
 		}
+		if err != nil {
+			return err
+		}
+		// A fixed ENI this node attaches or parked is tendFixed's.
+		recs, err := tx.FixedENIs()
+		for _, f := range recs {
+			known[f.ID] = true
+		}
 		return err
 	})
 	if err != nil {
@@ -70,6 +78,12 @@ func sweepLeaked(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	)
 	for _, c := range tagged {
 		if known[c.ID] || now.Sub(c.CreationTime) < time.Duration(cfg.LeaseTTL) {
+			continue
+		}
+		if c.Tags[TagFixedReleaseAt] != "" {
+			// A fixed ENI parked at least once (this instance created
+			// it; another node may hold it now): the node that parked
+			// it last deletes it when its time comes.
 			continue
 		}
 		if c.Type == eni.TypeMember && c.InstanceID == node.InstanceID {

@@ -77,6 +77,9 @@ func Reconcile(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 	if err := checkAndNoteMode(db, cfg); err != nil {
 		return rep, err
 	}
+	// Fixed ENIs first: a kept one parked now is free for its pod's next
+	// node sooner.
+	tendFixed(lease, db, cloud, node, cfg, now, &rep)
 	if cfg.ExclusiveENI() {
 		err := reconcileExclusive(lease, db, cloud, node, cfg, now, &rep)
 		rep.Took = time.Since(start)

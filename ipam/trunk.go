@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -92,6 +91,10 @@ func withoutMembers(enis []store.ENI, ips []store.IP) ([]store.ENI, []store.IP) 
 type MemberRequest struct {
 	SecurityGroupIDs []string
 	VSwitchIDs       []string
+	// Fixed, when set, keeps the member for the pod across its deletion
+	// (fixed.go): the pod takes its own fixed ENI (kept here, or from the
+	// cloud) and never an idle member of another pod.
+	Fixed *store.Fixed
 }
 
 // MemberReservation is a member ENI held for a pod: Reservation.ENI is
@@ -152,7 +155,11 @@ func AllocateMember(ctx context.Context, db Store, cloud eni.Client, node Node, 
 		case needTrunk:
 			created, err = ensureTrunk(lease.ctx, db, cloud, node, cfg)
 		case needMember:
-			res, err = createMember(lease.ctx, db, cloud, node, cfg, owner, req)
+			if req.Fixed != nil {
+				res, err = fixedMember(lease.ctx, db, cloud, node, cfg, owner, req)
+			} else {
+				res, err = createMember(lease.ctx, db, cloud, node, cfg, owner, req)
+			}
 		}
 		lease.release()
 		if err != nil || need == needMember {
@@ -227,6 +234,20 @@ func reserveMember(db Store, owner Owner, req MemberRequest, node Node) (res Mem
 			return nil
 		}
 		trunk := enis[i]
+		if req.Fixed != nil {
+			// A fixed pod takes its own ENI back, or goes to the cloud
+			// for it (fixedMember); never another pod's idle member.
+			m, ok, err := takeKept(tx, owner, store.ENIMember, req.Fixed, trunk.ID)
+			if err != nil {
+				return err
+			}
+			if ok {
+				res = MemberReservation{Reservation: Reservation{Key: key, IP: m.PrimaryIP, State: store.IPReserved, ENI: trunk}, Member: m}
+			} else {
+				need = needMember
+			}
+			return nil
+		}
 		ips, err := tx.IPs()
 		if err != nil {
 			return err
@@ -350,12 +371,8 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 	if len(req.SecurityGroupIDs) == 0 {
 		return MemberReservation{}, fmt.Errorf("member eni: no security group (set security_group in eni_conf or securityGroupIDs in the PodNetworking): %w", config.ErrInvalid)
 	}
-	tags := maps.Clone(cfg.ENITags)
-	if tags == nil {
-		tags = make(map[string]string)
-	}
 	pod := owner.PodNamespace + "/" + owner.PodName
-	tags[TagCreator], tags[TagInstance], tags[TagPod] = TagCreatorValue, node.InstanceID, pod
+	tags := creationTags(cfg, node, pod, req.Fixed)
 	now := time.Now()
 	mark, err := markCreating(db, now)
 	if err != nil {
@@ -394,7 +411,7 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 		ID: created.ID, MAC: created.MAC.String(), InstanceID: node.InstanceID, ZoneID: attached.ZoneID,
 		VSwitchID: vsw.ID, PrimaryIP: created.PrimaryIP, SecurityGroupIDs: req.SecurityGroupIDs, Owned: true,
 		State: store.ENIReady, CreatedAt: now, ReadyAt: time.Now(),
-		Kind: store.ENIMember, TrunkID: trunk.ID, VLANID: attached.DeviceIndex,
+		Kind: store.ENIMember, TrunkID: trunk.ID, VLANID: attached.DeviceIndex, Fixed: fixedCopy(req.Fixed),
 	}
 	if vsw.ID == trunk.VSwitchID {
 		m.VSwitchCIDR, m.Gateway = trunk.VSwitchCIDR, trunk.Gateway
@@ -403,7 +420,7 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 	}
 	var res MemberReservation
 	err = db.Update(func(tx *store.WriteTx) error {
-		ip := store.IP{Addr: m.PrimaryIP, ENIID: m.ID, State: store.IPFree, FreeSince: now}
+		ip := store.IP{Addr: m.PrimaryIP, ENIID: m.ID, State: store.IPFree, AddedAt: now, FreeSince: now}
 		if err := holdMember(tx, owner, &m, ip, now); err != nil {
 			return err
 		}
@@ -417,8 +434,12 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 				return err
 			}
 		}
+		what := "member eni"
+		if m.Fixed != nil {
+			what = "fixed member eni"
+		}
 		_, err = tx.AppendEvent(store.Event{Level: slog.LevelInfo, Reason: "MemberENICreated", Object: "eni/" + m.ID,
-			Message: fmt.Sprintf("created member eni %s (%s, vlan %d on trunk %s, %s) for pod %s", m.ID, m.PrimaryIP, m.VLANID, trunk.ID, vsw.ID, pod)})
+			Message: fmt.Sprintf("created %s %s (%s, vlan %d on trunk %s, %s) for pod %s", what, m.ID, m.PrimaryIP, m.VLANID, trunk.ID, vsw.ID, pod)})
 		return err
 	})
 	if err != nil {

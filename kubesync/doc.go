@@ -19,7 +19,9 @@
 //     VeniConfig, an annotation with the instance's limits, and on a trunk
 //     node Terway's k8s.aliyun.com/trunk-on and max-member-eni-ip;
 //   - on the one daemon elected through a coordination.k8s.io Lease (only
-//     a few daemons stand), sweeps ENIs veni created that sat Available.
+//     a few daemons stand), sweeps ENIs veni created that sat Available
+//     (a fixed-IP ENI parked for its pod only once its release time is
+//     past by the sweep's grace).
 //
 // It talks to the API server through package kube, to the rest of veni
 // only through the store and the callbacks the daemon gives it. It never

@@ -101,7 +101,7 @@ func (s *Sync) sweep(ctx context.Context) {
 		now := time.Now()
 		available := make(map[string]bool)
 		for _, e := range enis {
-			if e.Status != eni.StatusAvailable {
+			if e.Status != eni.StatusAvailable || keptFixed(e, now, s.sweepAfter) {
 				continue
 			}
 			available[e.ID] = true
@@ -134,4 +134,21 @@ func (s *Sync) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// keptFixed reports whether an Available ENI is a fixed ENI parked for its
+// pod (ipam.TagFixedReleaseAt) whose release time is not past by
+// sweepAfter: the node that parked it deletes it then, and this sweep only
+// takes over once that node has had its chance (it may be gone). Never
+// means never. A fixed ENI never parked is swept as any other.
+func keptFixed(e eni.ENI, now time.Time, sweepAfter time.Duration) bool {
+	v, ok := e.Tags[ipam.TagFixedReleaseAt]
+	switch {
+	case !ok:
+		return false
+	case v == ipam.FixedReleaseNever:
+		return true
+	}
+	at, err := time.Parse(time.RFC3339, v)
+	return err != nil || now.Before(at.Add(sweepAfter))
 }

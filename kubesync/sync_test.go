@@ -484,12 +484,19 @@ func (f *fakeCloud) DeleteENI(_ context.Context, id string) error {
 }
 
 // Ensure the elected sweeper deletes ENIs veni created that stay Available
-// past the grace, and leaves attached ones and other owners' alone.
+// past the grace, and leaves attached ones and other owners' alone, and
+// fixed ENIs parked for their pods (until their release time and the
+// grace, for ever with Never).
 func TestSync_Sweeper(t *testing.T) {
+	fixed := func(releaseAt string) map[string]string {
+		return map[string]string{"creator": "veni", "veni.io/fixed": "true", "veni.io/pod": "ns/db-0", "veni.io/fixed-release-at": releaseAt}
+	}
 	cloud := &fakeCloud{enis: []eni.ENI{
 		{ID: "eni-orphan", Status: eni.StatusAvailable, Tags: map[string]string{"creator": "veni", "veni.io/instance": "i-gone"}},
 		{ID: "eni-used", Status: eni.StatusInUse, Tags: map[string]string{"creator": "veni"}},
 		{ID: "eni-theirs", Status: eni.StatusAvailable, Tags: map[string]string{"creator": "terway"}},
+		{ID: "eni-parked", Status: eni.StatusAvailable, Tags: fixed(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))},
+		{ID: "eni-never", Status: eni.StatusAvailable, Tags: fixed("never")},
 	}}
 	h := startHarness(t, `{}`, cloud, func(s *Sync) { s.sweepAfter, s.sweepEvery = 500*time.Millisecond, 200*time.Millisecond })
 	eventually(t, "the orphan ENI swept", 30*time.Second, func() bool {
@@ -504,6 +511,30 @@ func TestSync_Sweeper(t *testing.T) {
 	time.Sleep(time.Second)
 	if fmt.Sprint(cloud.deleted) != "[eni-orphan]" {
 		t.Fatalf("deleted %v", cloud.deleted)
+	}
+}
+
+// Ensure a parked fixed ENI is the sweeper's once its release time is
+// past by the grace: its parker had its chance.
+func TestKeptFixed(t *testing.T) {
+	now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+	tagged := func(v string) eni.ENI {
+		return eni.ENI{Status: eni.StatusAvailable, Tags: map[string]string{"veni.io/fixed": "true", "veni.io/fixed-release-at": v}}
+	}
+	for _, tc := range []struct {
+		e    eni.ENI
+		kept bool
+	}{
+		{eni.ENI{Status: eni.StatusAvailable, Tags: map[string]string{"veni.io/fixed": "true"}}, false}, // never parked: a leak like any
+		{tagged("never"), true},
+		{tagged("2026-07-01T12:10:00Z"), true},
+		{tagged("2026-07-01T11:58:00Z"), true},  // past, within the grace
+		{tagged("2026-07-01T11:50:00Z"), false}, // past the grace
+		{tagged("garbage"), true},
+	} {
+		if got := keptFixed(tc.e, now, 5*time.Minute); got != tc.kept {
+			t.Errorf("%v: kept %t, want %t", tc.e.Tags, got, tc.kept)
+		}
 	}
 }
 

@@ -133,6 +133,18 @@ func (l lazyClient) DetachMember(ctx context.Context, eniID, instanceID, trunkID
 	return t.DetachMember(ctx, eniID, instanceID, trunkID)
 }
 
+func (l lazyClient) TagENI(ctx context.Context, eniID string, tags map[string]string) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	t, ok := c.(eni.Tagging)
+	if !ok {
+		return fmt.Errorf("cloud client %T cannot tag enis: %w", c, eni.ErrInvalidParameter)
+	}
+	return t.TagENI(ctx, eniID, tags)
+}
+
 func (l lazyClient) trunking(ctx context.Context) (eni.Trunking, error) {
 	c, err := l.env.buildCloud(ctx)
 	if err != nil {

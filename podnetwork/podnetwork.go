@@ -76,6 +76,16 @@ type Request struct {
 // Dedicated reports whether the pod asks for an ENI of its own.
 func (r Request) Dedicated() bool { return r.Kind != Shared }
 
+// FixedPolicy is what the store keeps with a fixed pod's ENI (its release
+// strategy and PodNetworking), nil when the pod does not ask for a fixed
+// IP.
+func (r Request) FixedPolicy() *store.Fixed {
+	if !r.Fixed {
+		return nil
+	}
+	return &store.Fixed{Networking: r.Networking, Never: r.ReleaseNever, ReleaseAfter: r.ReleaseAfter}
+}
+
 // Errors of Resolve.
 var (
 	// ErrPodUnknown: PodNetworkings exist but the pod's labels are not

@@ -103,6 +103,13 @@ func TestRequestOf_Fixed(t *testing.T) {
 		if r.Fixed != tc.fixed || r.ReleaseNever != tc.never || r.ReleaseAfter != tc.after {
 			t.Errorf("%+v: got fixed %t never %t after %s", tc.a, r.Fixed, r.ReleaseNever, r.ReleaseAfter)
 		}
+		// What the store keeps of it: the same decision, made once.
+		switch f := r.FixedPolicy(); {
+		case !tc.fixed && f != nil:
+			t.Errorf("%+v: policy %+v for an elastic pod", tc.a, f)
+		case tc.fixed && (f == nil || f.Never != tc.never || f.ReleaseAfter != tc.after || f.Networking != "x"):
+			t.Errorf("%+v: policy %+v", tc.a, f)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 )
@@ -45,6 +46,10 @@ const (
 	// pod, whose ruleset is not JSON or whose digest is not its ruleset's
 	// (an ADD would install what the daemon did not compile).
 	ViolationPolicyRecord ViolationKind = "policy-record"
+	// ViolationFixed: a fixed ENI record (attaching or parked) for an ENI
+	// the node also holds as an ENI: one of the two is stale, and the ENI
+	// could be parked away under its pod or deleted under it.
+	ViolationFixed ViolationKind = "fixed-eni"
 )
 
 // Violation is one breach of a store invariant.
@@ -166,6 +171,24 @@ func (t *ReadTx) Check() []Violation {
 			add(ViolationHalfStack, obj, "ip6 %s does not exist", a.IP6)
 		case ip6.Owner != a.Key || ip6.State != a.State || ip6.ENIID != a.ENIID:
 			add(ViolationAllocationIPMismatch, obj, "%s on %s, but ip6 %s is %s by %q on %s", a.State, a.ENIID, a.IP6, ip6.State, ip6.Owner, ip6.ENIID)
+		}
+		return nil
+	})
+
+	_ = t.tx.Bucket(bucketFixed).ForEach(func(k, v []byte) error {
+		obj := "fixed/" + string(k)
+		f, err := decode[FixedENI](k, v)
+		if err != nil {
+			add(ViolationCorrupt, obj, "%v", err)
+			return nil
+		}
+		if err := f.validate(); err != nil {
+			add(ViolationBadRecord, obj, "%v", err)
+		} else if f.ID != string(k) {
+			add(ViolationBadRecord, obj, "record has id %q", f.ID)
+		}
+		if e, ok := enis[f.ID]; ok {
+			add(ViolationFixed, obj, "%s for %s, and the node holds it as a %s eni of %q", f.State, f.Pod, cmp.Or(string(e.Kind), "shared"), e.Pod)
 		}
 		return nil
 	})

@@ -1,7 +1,8 @@
 // Package store is the node's meeting point: one bbolt file per node
 // (default /var/lib/veni/veni.db) that holds the ENIs veni knows, their IPs,
-// the allocations of pods, leases, pool targets and back-offs, and an
-// append-only event log. veni's roles (CNI plugin, daemon, operator tool)
+// the allocations of pods, leases, pool targets and back-offs, the fixed-IP
+// ENIs the node is attaching or has parked (fixed.go), and an append-only
+// event log. veni's roles (CNI plugin, daemon, operator tool)
 // never talk to each other over RPC; they share state only through this
 // file.
 //

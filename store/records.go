@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -91,6 +92,12 @@ type ENI struct {
 	Pod     string  `json:"pod,omitempty"`
 	TrunkID string  `json:"trunkID,omitempty"`
 	VLANID  int     `json:"vlanID,omitempty"`
+
+	// Fixed is set on a dedicated ENI kept for its pod across the pod's
+	// deletion (a PodNetworking of allocationType Fixed; see fixed.go):
+	// Pod stays set when the pod goes, and Fixed.PodGoneAt says since
+	// when.
+	Fixed *Fixed `json:"fixed,omitempty"`
 }
 
 // ENIKind is what an ENI is for (ENI.Kind).
@@ -115,6 +122,10 @@ func (e ENI) HasPrefix(p netip.Prefix) bool { return slices.Contains(e.Prefixes,
 // even once.
 func (e ENI) Missing() bool { return !e.MissingSince.IsZero() }
 
+// Kept reports whether the ENI is a fixed ENI whose pod is gone, kept on
+// the node for the pod's return.
+func (e ENI) Kept() bool { return e.Fixed.Kept() }
+
 // Gone reports whether veni decided the ENI is no longer attached: no pod
 // gets an address on it.
 func (e ENI) Gone() bool { return !e.MissingConfirmed.IsZero() }
@@ -136,6 +147,9 @@ func (e ENI) validate() error {
 		}
 	default:
 		return fmt.Errorf("eni %s: kind %q: %w", e.ID, e.Kind, ErrInvalid)
+	}
+	if e.Fixed != nil && (!e.Dedicated() || e.Pod == "") {
+		return fmt.Errorf("eni %s: fixed, but %s eni of pod %q: %w", e.ID, cmp.Or(string(e.Kind), "shared"), e.Pod, ErrInvalid)
 	}
 	for _, p := range e.Prefixes {
 		if !p.IsValid() || p != p.Masked() || !p.Addr().Is4() {

@@ -30,6 +30,8 @@ var (
 
 	bucketPodNetworkings = []byte("podnetworkings") // PodNetworking objects mirrored from Kubernetes by the daemon
 	bucketSourceIndex    = []byte("source_index")   // what an ADD looks up in the policy sources, by key (sourceindex.go)
+
+	bucketFixed = []byte("fixed_enis") // fixed ENIs this node attaches or parked, by id (fixed.go)
 )
 
 // Keys in bucketMeta and bucketPool.
@@ -135,6 +137,16 @@ var migrations = []func(tx *bolt.Tx) error{
 			}
 		}
 		return indexAllSources(tx)
+	},
+	// 7 → 8: fixed IPs (PodNetworking allocationType Fixed): the fixed
+	// ENIs this node is attaching or has parked in the cloud for their
+	// pods' next node. ENI records gain an optional Fixed, which older
+	// records simply lack.
+	func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketFixed); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketFixed, err)
+		}
+		return nil
 	},
 }
 

@@ -47,6 +47,7 @@ var actions = map[string]action{
 	"DescribeSecurityGroupAttribute":  {[]string{versionECS}, (*Cloud).apiDescribeSecurityGroupAttribute},
 	"DeleteSecurityGroup":             {[]string{versionECS}, (*Cloud).apiDeleteSecurityGroup},
 	"ModifyNetworkInterfaceAttribute": {[]string{versionECS}, (*Cloud).apiModifyNetworkInterfaceAttribute},
+	"TagResources":                    {[]string{versionECS}, (*Cloud).apiTagResources},
 }
 
 // response is a success body; every one carries the request id.

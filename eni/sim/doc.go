@@ -54,7 +54,8 @@
 //     classic, other-VPC, mixed-type and too many groups and for full
 //     groups; a Fabric that implements SecurityGroupFabric is handed the
 //     whole policy after every change and enforces it on real packets;
-//   - ClientToken idempotency, tags and paging;
+//   - ClientToken idempotency, tags (at create, and TagResources on ENIs,
+//     with ECS's limits: 20 tags, 128 characters) and paging;
 //   - eventual consistency: with Config.DescribeLag (or SetDescribeLag at
 //     run time), Describe* answer from the state as it was that long ago;
 //   - the account's API quotas, as Alibaba throttles (quotas.go): a budget

@@ -77,7 +77,11 @@ func (q *request) tags() ([]tag, *apiError) {
 			return nil, errInvalid("Tag."+strconv.Itoa(n)+".Key", k+" (duplicate key)")
 		}
 		seen[k] = true
-		out = append(out, tag{Key: k, Value: values[n]})
+		t := tag{Key: k, Value: values[n]}
+		if aerr := checkTag(t); aerr != nil {
+			return nil, aerr
+		}
+		out = append(out, t)
 	}
 	if len(out) > 20 {
 		return nil, errInvalid("Tag.N", "more than 20 tags")

@@ -83,8 +83,8 @@ type Quotas struct {
 // DefaultQuotas returns budgets near what Terway's client assumes for an
 // account (its pkg/aliyun/client/ratelimit.go, calls per minute), since
 // Alibaba publishes no per-API numbers for ECS: Describe 800,
-// Create/Attach/Delete 500, Detach and Assign/Unassign 400, DescribeVSwitches
-// and DescribeInstanceTypes 300.
+// Create/Attach/Delete 500, Detach and Assign/Unassign 400, DescribeVSwitches,
+// DescribeInstanceTypes and TagResources (ENI tags) 300.
 func DefaultQuotas() Quotas {
 	return Quotas{PerAPI: map[string]int{
 		"DescribeNetworkInterfaces":  800,
@@ -98,6 +98,7 @@ func DefaultQuotas() Quotas {
 		"UnassignIpv6Addresses":      400,
 		"DescribeVSwitches":          300,
 		"DescribeInstanceTypes":      300,
+		"TagResources":               300,
 	}}
 }
 

@@ -71,6 +71,7 @@ var actionParams = map[string][]string{
 	"DescribeSecurityGroupAttribute":  {"SecurityGroupId", "Direction", "NicType"},
 	"DeleteSecurityGroup":             {"SecurityGroupId"},
 	"ModifyNetworkInterfaceAttribute": {"NetworkInterfaceId", "SecurityGroupId.N"},
+	"TagResources":                    {"ResourceType", "ResourceId.N", "Tag.N.Key", "Tag.N.Value"},
 }
 
 // ruleParamNames are the parameters of one security group rule of
