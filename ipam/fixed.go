@@ -475,26 +475,6 @@ func fixedMember(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	return recordFixedMember(ctx, db, cloud, node, owner, req, trunk, attached, "attached")
 }
 
-// trunkOf returns the node's usable trunk and how many members it has.
-func trunkOf(db Store) (trunk store.ENI, members int, err error) {
-	err = db.View(func(tx *store.ReadTx) error {
-		enis, err := tx.ENIs()
-		for _, e := range enis {
-			switch {
-			case e.Kind == store.ENITrunk && usable(e):
-				trunk = e
-			case e.Kind == store.ENIMember:
-				members++
-			}
-		}
-		return err
-	})
-	if err == nil && trunk.ID == "" {
-		err = fmt.Errorf("member eni: %w (the trunk went away)", ErrTryAgainLater)
-	}
-	return trunk, members, err
-}
-
 // strayFixed answers an ADD that finds its pod's fixed ENI attached to
 // this instance in a way it cannot use (not a member of this node's
 // trunk, a member on an exclusive node): it is recorded "attaching" as if

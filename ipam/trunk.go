@@ -334,15 +334,9 @@ func ensureTrunk(ctx context.Context, db Store, cloud eni.Client, node Node, cfg
 	return true, nil
 }
 
-// createMember creates a member ENI for owner, attaches it through the
-// trunk, and records it reserved for owner in the transaction that learns
-// its VLAN ID. The caller holds the allocator lease.
-func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, owner Owner, req MemberRequest) (MemberReservation, error) {
-	var (
-		trunk   store.ENI
-		members int
-	)
-	err := db.View(func(tx *store.ReadTx) error {
+// trunkOf returns the node's usable trunk and how many members it has.
+func trunkOf(db Store) (trunk store.ENI, members int, err error) {
+	err = db.View(func(tx *store.ReadTx) error {
 		enis, err := tx.ENIs()
 		for _, e := range enis {
 			switch {
@@ -354,11 +348,19 @@ func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cf
 		}
 		return err
 	})
+	if err == nil && trunk.ID == "" {
+		err = fmt.Errorf("member eni: %w (the trunk went away)", ErrTryAgainLater)
+	}
+	return trunk, members, err
+}
+
+// createMember creates a member ENI for owner, attaches it through the
+// trunk, and records it reserved for owner in the transaction that learns
+// its VLAN ID. The caller holds the allocator lease.
+func createMember(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, owner Owner, req MemberRequest) (MemberReservation, error) {
+	trunk, members, err := trunkOf(db)
 	if err != nil {
 		return MemberReservation{}, err
-	}
-	if trunk.ID == "" {
-		return MemberReservation{}, fmt.Errorf("member eni: %w (the trunk went away)", ErrTryAgainLater)
 	}
 	if members >= node.Limits.MemberENIs {
 		return MemberReservation{}, fmt.Errorf("member eni for %s/%s: trunk %s carries %d members, instance type %s allows %d: %w",
