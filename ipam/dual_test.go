@@ -224,7 +224,9 @@ func TestReconcile_Dual_StoreLostRecoversBothFamilies(t *testing.T) {
 	if a.IP != r.IP || a.IP6 != r.IP6 || a.State != store.IPBound || !a.Recovered {
 		t.Fatalf("recovered %+v, want %s and %s bound", a, r.IP, r.IP6)
 	}
-	// Neither half may be handed to another pod.
+	// Neither half may be handed to another pod, and the adopted ENI
+	// still serves new dual-stack pods (it knows its vSwitch's /64).
+	served := 0
 	for i := range 20 {
 		n, err := Reserve(db, owner("n"+string(rune('a'+i))))
 		if errors.Is(err, ErrPoolEmpty) {
@@ -234,6 +236,13 @@ func TestReconcile_Dual_StoreLostRecoversBothFamilies(t *testing.T) {
 		if n.IP == r.IP || n.IP6 == r.IP6 {
 			t.Fatalf("handed out %s / %s, which the running pod holds", n.IP, n.IP6)
 		}
+		if !n.IP.IsValid() || !n.IP6.IsValid() {
+			t.Fatalf("handed out half a stack: %s / %s", n.IP, n.IP6)
+		}
+		served++
+	}
+	if served == 0 {
+		t.Fatal("the adopted ENI serves no new dual-stack pod")
 	}
 }
 

@@ -408,6 +408,11 @@ func syncCloud(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		}
 		if vs, err := cloud.VSwitches(ctx, c.VSwitchID); err == nil && len(vs) == 1 {
 			rec.VSwitchCIDR, rec.Gateway = vs[0].CIDR, gatewayOf(vs[0].CIDR)
+			if cfg.WantsIPv6() {
+				// As createENI records it: without the /64 an adopted
+				// ENI would hand out no IPv6, so no dual-stack pod.
+				rec.IPv6CIDR, rec.Gateway6 = vs[0].IPv6CIDR.Masked(), gateway6Of(vs[0].IPv6CIDR)
+			}
 		} else {
 			rep.Errors = append(rep.Errors, fmt.Errorf("adopt eni %s: describe vswitch %s: %v", c.ID, c.VSwitchID, err))
 			continue
