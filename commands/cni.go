@@ -68,6 +68,7 @@ func runCNI() error {
 	// A plugin run is one short, mostly sequential task: more Ps only buy
 	// idle threads and scheduler work.
 	runtime.GOMAXPROCS(1)
+	defer profileCNI()()
 	about := fmt.Sprintf("veni CNI plugin %s", version)
 	if err := skel.PluginMainFuncsWithError(skel.CNIFuncs{
 		Add:    cmdAdd,
