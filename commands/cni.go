@@ -304,12 +304,7 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	// The fast path only shortens the datapath SetupPod built, so it comes
 	// after it; a node without eBPF keeps the plain datapath, and a failed
 	// attach undoes itself.
-	// The fast path keys a pod by its IPv4 (a dual-stack pod's IPv6 rides
-	// beside it): an IPv6-only pod stays on the plain datapath.
-	var fast datapath.Attach
-	if ip4.IsValid() {
-		fast, err = datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: ip4, IP6: ip6, Links: pod, ENI: eniLink})
-	}
+	fast, err := datapath.AttachPod(env.Config, facts, append(enis, res.ENI), ipam.MaxPods(nodeSpec, env.Config), datapath.Pod{IP: ip4, IP6: ip6, Links: pod, ENI: eniLink})
 	if err != nil {
 		return fmt.Errorf("attach ebpf fast path: %w", err)
 	}
@@ -744,9 +739,6 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if err := datapath.CheckMember(facts.InstanceID, alloc.IP, member.VLANID); err != nil {
 			return err
 		}
-	}
-	if !ip4.IsValid() {
-		return nil // an IPv6-only pod is on the plain datapath (the fast path keys pods by IPv4)
 	}
 	return datapath.CheckPod(env.Config, facts.InstanceID, datapath.Pod{IP: ip4, IP6: ip6, ENI: eniLink})
 }

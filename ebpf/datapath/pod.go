@@ -74,6 +74,9 @@ func unusable(err error) bool {
 // nodeMaxPods is what the node can hold (ipam.MaxPods): the fast path's
 // maps, when this ADD makes them, are sized for it.
 func AttachPod(cfg config.Config, facts store.NodeInfo, enis []store.ENI, nodeMaxPods int, pod Pod) (Attach, error) {
+	if !pod.IP.IsValid() {
+		return Attach{}, nil // the fast path keys a pod by its IPv4: an IPv6-only pod stays plain
+	}
 	pinDir, err := PinDir(facts.InstanceID)
 	if err != nil {
 		return Attach{}, err
@@ -167,6 +170,9 @@ func DetachPod(instanceID string, ip netip.Addr, hostIfindex int) error {
 // as a plain pod when the maps were full. Errors say what differs and how
 // to repair it.
 func CheckPod(cfg config.Config, instanceID string, pod Pod) error {
+	if !pod.IP.IsValid() {
+		return nil // an IPv6-only pod is on the plain datapath (AttachPod)
+	}
 	pinDir, pinErr := PinDir(instanceID) // "" when there is none
 	decision := DecideCNI(cfg, pinDir)
 	if !decision.EBPF() {
