@@ -386,7 +386,7 @@ func startKiller(c *cluster) *killer {
 			case <-time.After(time.Duration(150+rand.IntN(300)) * time.Millisecond):
 			}
 			daemon := rand.IntN(8) == 0
-			pids := findProcs(func(cmdline, environ []byte) bool {
+			pids := findProcs(func(_ int, cmdline, environ []byte) bool {
 				if daemon {
 					return bytes.Contains(cmdline, daemonArgs)
 				}

@@ -59,6 +59,13 @@ func crashSafety(t *testing.T, extra ...string) {
 	go func() {
 		defer close(killerDone)
 		cniPath := "CNI_PATH=" + filepath.Join(c.dir, "cni-bin")
+		// Crashes are random, not a siege: a sandbox's plugin runs are
+		// killed at most maxKillsPerSandbox times. Without the cap the last
+		// DEL still running is the killer's only target and dies on every
+		// retry, which says nothing about veni (kubelet's DEL retries
+		// forever; a node does not crash every 30 ms).
+		const maxKillsPerSandbox = 6
+		killed := map[string]int{}
 		for {
 			select {
 			case <-stop:
@@ -66,19 +73,28 @@ func crashSafety(t *testing.T, extra ...string) {
 			case <-time.After(time.Duration(10+rand.IntN(30)) * time.Millisecond):
 			}
 			daemon := rand.IntN(8) == 0
-			pids := findProcs(func(cmdline, environ []byte) bool {
+			sandbox := map[int]string{}
+			pids := findProcs(func(pid int, cmdline, environ []byte) bool {
 				if daemon {
 					return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.dir))
 				}
-				return bytes.Contains(environ, []byte(cniPath)) && bytes.Contains(environ, []byte("CNI_COMMAND="))
+				if !bytes.Contains(environ, []byte(cniPath)) || !bytes.Contains(environ, []byte("CNI_COMMAND=")) {
+					return false
+				}
+				id := envValue(environ, "CNI_CONTAINERID")
+				sandbox[pid] = id
+				return killed[id] < maxKillsPerSandbox
 			})
 			if len(pids) == 0 {
 				continue
 			}
-			if syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) == nil {
+			pid := pids[rand.IntN(len(pids))]
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
 				kills.Add(1)
 				if daemon {
 					daemonKills.Add(1)
+				} else {
+					killed[sandbox[pid]]++
 				}
 			}
 		}
@@ -170,8 +186,18 @@ func crashSafety(t *testing.T, extra ...string) {
 	}
 }
 
+// envValue returns the value of key in a /proc environ (NUL-separated).
+func envValue(environ []byte, key string) string {
+	for kv := range bytes.SplitSeq(environ, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(key+"=")); ok {
+			return string(v)
+		}
+	}
+	return ""
+}
+
 // findProcs returns the pids whose /proc cmdline and environ match.
-func findProcs(match func(cmdline, environ []byte) bool) []int {
+func findProcs(match func(pid int, cmdline, environ []byte) bool) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -188,7 +214,7 @@ func findProcs(match func(cmdline, environ []byte) bool) []int {
 			continue
 		}
 		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if match(cmdline, environ) {
+		if match(pid, cmdline, environ) {
 			pids = append(pids, pid)
 		}
 	}

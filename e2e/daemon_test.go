@@ -57,7 +57,7 @@ func TestDaemon_RestartRestoresNode(t *testing.T) {
 	if fails := probeAll(ctx, all); len(fails) == 0 {
 		t.Fatal("cross-node traffic still flows without the ENI table: the test proves nothing")
 	}
-	pids := findProcs(func(cmdline, _ []byte) bool {
+	pids := findProcs(func(_ int, cmdline, _ []byte) bool {
 		return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.nodes["node-1"].config))
 	})
 	if len(pids) != 1 {

@@ -117,7 +117,7 @@ func rssOf(pid int) (int64, error) {
 func (k *kubeCluster) daemonPID(tb testing.TB, node string) int {
 	tb.Helper()
 	want := []byte("daemon\x00--config\x00" + k.nodes[node].config)
-	pids := findProcs(func(cmdline, _ []byte) bool { return bytes.Contains(cmdline, want) })
+	pids := findProcs(func(_ int, cmdline, _ []byte) bool { return bytes.Contains(cmdline, want) })
 	if len(pids) != 1 {
 		tb.Fatalf("daemon of %s: %d processes", node, len(pids))
 	}

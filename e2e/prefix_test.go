@@ -81,7 +81,7 @@ func (c *cluster) setNodeConfig(tb testing.TB, node string, fields map[string]an
 func (c *cluster) restartDaemon(tb testing.TB, node string) {
 	tb.Helper()
 	daemonOf := func() []int {
-		return findProcs(func(cmdline, _ []byte) bool {
+		return findProcs(func(_ int, cmdline, _ []byte) bool {
 			return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.nodes[node].config))
 		})
 	}

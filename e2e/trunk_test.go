@@ -311,7 +311,7 @@ func TestSim_TrunkMembers_CrashSafety(t *testing.T) {
 		// A cold member ADD takes about a second (create, attach, wait):
 		// kill at a different point each time.
 		time.Sleep(time.Duration(150+i*150) * time.Millisecond)
-		for _, pid := range findProcs(func(_, environ []byte) bool {
+		for _, pid := range findProcs(func(_ int, _, environ []byte) bool {
 			return bytes.Contains(environ, cniPath) && bytes.Contains(environ, []byte("CNI_COMMAND=ADD"))
 		}) {
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
@@ -427,7 +427,7 @@ func TestSim_TrunkMembers_DaemonRestart(t *testing.T) {
 	c.mustRun("sim", "pod", "add", "node-1", "m", "--labels", "net=trunk")
 	c.mustVerify(t, "node-1")
 	daemonOf := func() []int {
-		return findProcs(func(cmdline, _ []byte) bool {
+		return findProcs(func(_ int, cmdline, _ []byte) bool {
 			return bytes.Contains(cmdline, []byte("daemon\x00--config\x00"+c.nodes["node-1"].config))
 		})
 	}
