@@ -285,7 +285,24 @@ func (le *LeaderElector) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), le.opts.RenewDeadline)
 	defer cancel()
-	if err := le.updateLocked(ctx, rec); err != nil {
+	err := le.updateLocked(ctx, rec)
+	if IsConflict(err) {
+		// The lease changed since we last wrote it: most often our own
+		// renewal, cancelled by the same cancel that brought us here
+		// after the server had applied it. Release what the server
+		// holds if it still names us; leave anyone else's alone.
+		var lease *Lease
+		if lease, err = Get(ctx, le.c, Leases, le.opts.Namespace, le.opts.Name); err == nil {
+			if deref(lease.Spec.HolderIdentity) != le.opts.Identity {
+				le.log.Info("leader lease already taken over, nothing to release", "holder", deref(lease.Spec.HolderIdentity))
+				return
+			}
+			le.lease = lease
+			rec.LeaseTransitions = lease.Spec.LeaseTransitions
+			err = le.updateLocked(ctx, rec)
+		}
+	}
+	if err != nil {
 		le.log.Warn("release leader lease", "err", err)
 		return
 	}

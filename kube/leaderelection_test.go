@@ -140,6 +140,31 @@ func TestLeaderElector_RealServer(t *testing.T) {
 		b.mu.Unlock()
 	})
 
+	t.Run("ReleaseAfterRenewalLandedUnseen", func(t *testing.T) {
+		// The window: a renewal the server applied but whose answer the
+		// leader never read (its context was cancelled in flight) leaves
+		// the leader's copy one resourceVersion behind. A rewrite of the
+		// lease by another client, same holder, puts the leader in exactly
+		// that state; its release must still clear the holder.
+		ns := newNamespace(t, c, "unseen")
+		a := startCandidate(t, c, ns, "node-a", true)
+		waitUntil(t, "a leads", 10*time.Second, a.isLeading)
+		l, err := kube.Get(t.Context(), c, kube.Leases, ns, "veni-sweeper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := kube.NewMicroTime(time.Now()) // a change: the server skips no-op updates
+		l.Spec.RenewTime = &now
+		if _, err := kube.Update(t.Context(), c, kube.Leases, l, kube.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		a.cancel()
+		<-a.done
+		if sp := lease(t, c, ns); deref(sp.HolderIdentity) != "" {
+			t.Errorf("release left holder %q", deref(sp.HolderIdentity))
+		}
+	})
+
 	t.Run("TakeOverFromDeadHolder", func(t *testing.T) {
 		ns := newNamespace(t, c, "dead")
 		a := startCandidate(t, c, ns, "node-a", false)
