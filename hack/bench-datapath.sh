@@ -268,9 +268,10 @@ firewall_on() {
 
 # --- policy ratios -----------------------------------------------------------
 
-# policy_ratios prints, per scenario and row, the median TCP_RR p50 and
-# new connections/s with policy as a ratio to the same row without, from
-# the samples of this run (p50 > 1: slower; conn/s < 1: fewer).
+# policy_ratios prints, per scenario and row, the median TCP throughput
+# (1 and 4 streams), TCP_RR p50 and new connections/s with policy as a
+# ratio to the same row without, from the samples of this run (p50 > 1:
+# slower; Gbit/s and conn/s < 1: less).
 policy_ratios() {
 	echo
 	echo "NetworkPolicy on the eBPF datapath: $POLICIES policies / $((POLICIES * POLICY_RULES)) rules selecting the pods, vs none (medians, this run)"
@@ -283,7 +284,9 @@ policy_ratios() {
 		| ($sc | map(select(.row == $base + "+policy"))) as $on
 		| ($off | map(.rrP50us) | median) as $p0 | ($on | map(.rrP50us) | median) as $p1
 		| ($off | map(.connPerSec) | median) as $c0 | ($on | map(.connPerSec) | median) as $c1
-		| "scenario \($sc[0].scenario)  \($base):  TCP_RR p50 \($p0 | fmt) -> \($p1 | fmt) us [x\(if $p0 and $p1 then $p1 / $p0 else null end | fmt)]   conn/s \($c0 | fmt) -> \($c1 | fmt) [x\(if $c0 and $c1 then $c1 / $c0 else null end | fmt)]   (\($off | length)+\($on | length) runs)"
+		| ($off | map(.tcp1Gbps) | median) as $t0 | ($on | map(.tcp1Gbps) | median) as $t1
+		| ($off | map(.tcp4Gbps) | median) as $f0 | ($on | map(.tcp4Gbps) | median) as $f1
+		| "scenario \($sc[0].scenario)  \($base):  TCP x1 \($t0 | fmt) -> \($t1 | fmt) Gbit/s [x\(if $t0 and $t1 then $t1 / $t0 else null end | fmt)]   TCP x4 \($f0 | fmt) -> \($f1 | fmt) [x\(if $f0 and $f1 then $f1 / $f0 else null end | fmt)]   TCP_RR p50 \($p0 | fmt) -> \($p1 | fmt) us [x\(if $p0 and $p1 then $p1 / $p0 else null end | fmt)]   conn/s \($c0 | fmt) -> \($c1 | fmt) [x\(if $c0 and $c1 then $c1 / $c0 else null end | fmt)]   (\($off | length)+\($on | length) runs)"
 	' "$RESULTS"
 }
 

@@ -10,8 +10,8 @@
 #             and IPv6 (dual-stack sims) side by side, eBPF / plain ratios
 #             per family (hack/bench-datapath.sh, tuned by its BENCH_*
 #             variables)
-#   policy    NetworkPolicy on the eBPF datapath: TCP_RR p50 and new
-#             connections/s with 100 policies / 1,000 rules selecting the
+#   policy    NetworkPolicy on the eBPF datapath: TCP throughput, TCP_RR
+#             p50 and new connections/s with 100 policies / 1,000 rules selecting the
 #             pods vs none, same node and cross node, as ratios in one run
 #             (hack/bench-datapath.sh row ebpf-policy; BENCH_POLICIES,
 #             BENCH_POLICY_RULES, BENCH_POLICY_SCENARIOS="a"); then the
