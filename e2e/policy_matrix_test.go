@@ -774,6 +774,34 @@ spec:
 		t.Fatal(err)
 	}
 	s.mustRun("sim", "policy", "apply", file)
+	// "sim policy apply" writes the manifest folder; node-2's daemon
+	// enforces it on its next pass. Wait until the kernel isolates srv's
+	// ingress (status reads the enforcer's maps) before probing, or the
+	// probe races the pass.
+	cfg2 := filepath.Join(s.dir, "nodes", "node-2", "veni.json")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, _ := s.run("sim", "exec", "node-2", "--", s.bin, "status", "-o", "json", "--config", cfg2)
+		var st struct {
+			Policy struct {
+				Endpoints []struct {
+					Pod             string `json:"pod"`
+					IngressIsolated bool   `json:"ingressIsolated"`
+				} `json:"endpoints"`
+			} `json:"policy"`
+		}
+		_ = json.Unmarshal([]byte(out), &st)
+		isolated := false
+		for _, e := range st.Policy.Endpoints {
+			isolated = isolated || e.Pod == "lag/srv" && e.IngressIsolated
+		}
+		if isolated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-2's kernel does not isolate lag/srv 10s after the apply:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// The policy in force on node-2: a pod of another label stays out.
 	out = s.mustRun("sim", "pod", "add", "node-1", "other", "-n", "lag", "--labels", "app=other")
 	if lag, err := firstEcho(podNetNS(t, out), netip.AddrPortFrom(srvIP, 9300), 3*time.Second); err == nil {
