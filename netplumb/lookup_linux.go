@@ -36,6 +36,42 @@ func LookupENI(ctx context.Context, cfg ENIConfig) (ENILink, error) {
 	return eniLinkOf(link, cfg), nil
 }
 
+// NodeIPv6 returns the global IPv6 addresses of every link in the calling
+// thread's network namespace, sorted: for the fast path, which must hand a
+// pod's packets for any of the node's addresses to the host stack. Unlike
+// LinkIPv6 it does not ask which link is the node's primary NIC. The dump
+// is retried when the kernel reports it interrupted (an ADD in parallel
+// adding addresses), so the list is never partial.
+//
+// Equivalent to: ip -6 addr show scope global
+func NodeIPv6() ([]netip.Addr, error) {
+	h, err := openHandle("")
+	if err != nil {
+		return nil, fmt.Errorf("the node's ipv6: %w", err)
+	}
+	defer h.Close()
+	addrs, err := retryDump("list the node's ipv6 addresses", func() ([]netlink.Addr, error) {
+		return h.AddrList(nil, netlink.FAMILY_V6)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return globalIPv6(addrs), nil
+}
+
+// globalIPv6 returns the global unicast IPv6 of addrs, sorted, without
+// duplicates.
+func globalIPv6(addrs []netlink.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
 // LinkIPv6 returns the global IPv6 addresses of the link with MAC mac in
 // the node's namespace, sorted, without waiting for the link: for the
 // daemon, the node's own IPv6 on its primary NIC (what the cloud or router
@@ -60,12 +96,5 @@ func LinkIPv6(mac net.HardwareAddr) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipv6 of link %s: %w", link.Attrs().Name, err)
 	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
-			out = append(out, ip)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out, nil
+	return globalIPv6(addrs), nil
 }
