@@ -323,3 +323,46 @@ func TestRelease_DualPrefix_ReservedPairFreedWhole(t *testing.T) {
 		t.Fatalf("allocation %+v after release (%v)", a, err)
 	}
 }
+
+// Ensure dual-stack prefix mode works against the simulated region
+// through the unchanged SDK: the sim accepts an ENI created with /28s and
+// a /80 together, every pod's IPv4 and IPv6 lie in the /28s and the one
+// /80 of one ENI as the cloud lists them, a cloud sync keeps every record,
+// and the store stays whole.
+func TestAllocate_Sim_DualPrefix(t *testing.T) {
+	env := mustTrunkEnv(t)
+	env.cfg.EnableENITrunking = false
+	env.cfg.IPStack, env.cfg.EnableIPPrefix = config.IPStackDual, true
+	t.Cleanup(func() { mustCheckDual(t, env.db) })
+	var got []Reservation
+	for i := range 20 {
+		r, err := Allocate(bg, env.db, env.client, env.node, env.cfg, owner(fmt.Sprint("c", i)))
+		wantErr(t, err, nil)
+		wantErr(t, Commit(env.db, r.Key, HostSide{Veth: fmt.Sprint("veni", i), Ifindex: 10 + i}, nil), nil)
+		got = append(got, r)
+	}
+	byID := make(map[string][2][]netip.Prefix)
+	for _, e := range env.cloud.Snapshot().ENIs {
+		byID[e.ID] = [2][]netip.Prefix{e.Prefixes, e.IPv6Prefixes}
+	}
+	seen := make(map[netip.Addr]bool)
+	for _, r := range got {
+		p := byID[r.ENI.ID]
+		if len(p[1]) != 1 || !inPrefixes(p[0], r.IP) || !inPrefixes(p[1], r.IP6) {
+			t.Fatalf("%s: %s / %s on %s, whose /28s are %v and /80s %v in the sim", r.Key, r.IP, r.IP6, r.ENI.ID, p[0], p[1])
+		}
+		if seen[r.IP] || seen[r.IP6] {
+			t.Fatalf("%s: %s / %s given twice", r.Key, r.IP, r.IP6)
+		}
+		seen[r.IP], seen[r.IP6] = true, true
+	}
+	env.cfg.CloudSyncInterval = 0
+	rep, err := Reconcile(bg, env.db, env.client, env.node, env.cfg, time.Now().Add(time.Hour))
+	wantErr(t, err, nil)
+	if len(rep.Errors) != 0 || len(rep.LostIPs) != 0 {
+		t.Fatalf("sync against the sim: %+v", rep)
+	}
+	for _, r := range got {
+		mustStates(t, env.db, r, store.IPBound)
+	}
+}
