@@ -62,6 +62,10 @@
 //     match a prefix), one more moving part for no behaviour the gateway
 //     route does not give.
 //
+// Security groups count a /80 as members of its ENI's groups (one
+// interval element of the group's IPv6 set), so "same group" and
+// group-peer rules cover every address of it.
+//
 // Single IPv6 addresses of the same /64 keep their proxy entries, so a
 // node that puts an address/64 on its NIC still reaches them on-link.
 //
