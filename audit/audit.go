@@ -292,8 +292,8 @@ func (r *Report) checkCloud(ctx context.Context, cloud eni.Client, node store.No
 			continue
 		}
 		c, ok := cloudENIs[ip.ENIID]
-		// An address of a delegated /28 is assigned while its prefix is.
-		inPrefix := ip.Prefix.IsValid() && slices.Contains(c.Prefixes, ip.Prefix)
+		// An address of a delegated /28 or /80 is assigned while its prefix is.
+		inPrefix := ip.Prefix.IsValid() && (slices.Contains(c.Prefixes, ip.Prefix) || slices.Contains(c.IPv6Prefixes, ip.Prefix))
 		assigned := slices.Contains(c.PrivateIPs, ip.Addr) || slices.Contains(c.IPv6s, ip.Addr)
 		if !ok || (!inPrefix && !assigned) {
 			r.add(KindCloudIP, "ip/"+ip.Addr.String(), fmt.Sprintf("%s by %s but not assigned to %s in the cloud", ip.State, ip.Owner, ip.ENIID))

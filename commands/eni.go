@@ -548,13 +548,18 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 	n := ipam.Node{Limits: l}
 	ipMode, prefixMode := config.DefaultConfig(), config.DefaultConfig()
 	prefixMode.EnableIPPrefix = true
+	dualIP, dualPrefix := ipMode, prefixMode
+	dualIP.IPStack, dualPrefix.IPStack = config.IPStackDual, config.IPStackDual
 	maxIP, maxPrefix := ipam.MaxPods(n, ipMode), ipam.MaxPods(n, prefixMode)
+	maxDualIP, maxDualPrefix := ipam.MaxPods(n, dualIP), ipam.MaxPods(n, dualPrefix)
 	if output == "json" {
 		return writeJSON(w, struct {
 			eni.InstanceLimits
-			MaxPodsIPMode     int `json:"maxPodsIPMode"`
-			MaxPodsPrefixMode int `json:"maxPodsPrefixMode"`
-		}{l, maxIP, maxPrefix})
+			MaxPodsIPMode         int `json:"maxPodsIPMode"`
+			MaxPodsPrefixMode     int `json:"maxPodsPrefixMode"`
+			MaxPodsDualIPMode     int `json:"maxPodsDualIPMode"`
+			MaxPodsDualPrefixMode int `json:"maxPodsDualPrefixMode"`
+		}{l, maxIP, maxPrefix, maxDualIP, maxDualPrefix})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "instance type\t%s\n", l.InstanceType)
@@ -565,6 +570,8 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 	fmt.Fprintf(tw, "member enis\t%d\n", l.MemberENIs)
 	fmt.Fprintf(tw, "max pods, ip mode\t%d\n", maxIP)
 	fmt.Fprintf(tw, "max pods, prefix mode\t%d\n", maxPrefix)
+	fmt.Fprintf(tw, "max pods, dual stack, ip mode\t%d\n", maxDualIP)
+	fmt.Fprintf(tw, "max pods, dual stack, prefix mode\t%d\n", maxDualPrefix)
 	return tw.Flush()
 }
 

@@ -141,9 +141,18 @@ func TestENICommand_Workflow(t *testing.T) {
 		// 2 secondary ENIs x 5 addresses; x 16 per /28 in prefix mode.
 		t.Fatalf("limits of this instance lack max pods (10, 160):\n%s", out)
 	}
-	var l eni.InstanceLimits
+	var l struct {
+		eni.InstanceLimits
+		MaxPodsDualIPMode     int `json:"maxPodsDualIPMode"`
+		MaxPodsDualPrefixMode int `json:"maxPodsDualPrefixMode"`
+	}
 	if err := json.Unmarshal([]byte(mustRunVeni(t, eniArgs(flags, "limits", "ecs.g6.large", "-o", "json")...)), &l); err != nil || l.ENIs != 2 {
 		t.Fatalf("limits ecs.g6.large = %+v, %v", l, err)
+	}
+	// One secondary ENI: one IPv6 per ENI caps dual-stack IP mode at 1
+	// pod; in prefix mode that one slot holds the /80 for all 5 x 16.
+	if l.MaxPodsDualIPMode != 1 || l.MaxPodsDualPrefixMode != 80 {
+		t.Fatalf("limits ecs.g6.large dual stack: ip mode %d, prefix mode %d, want 1 and 80", l.MaxPodsDualIPMode, l.MaxPodsDualPrefixMode)
 	}
 
 	mustRunVeni(t, eniArgs(flags, "detach", id)...)

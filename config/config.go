@@ -193,7 +193,7 @@ var ignoredTerwayFields = map[string]string{
 	"kube_client_qps":                "",
 	"kube_client_burst":              "",
 	"enable_patch_pod_ips":           "",
-	"ipv6_prefix_count":              "IPv6 prefixes are not implemented",
+	"ipv6_prefix_count":              "it counts /80s for IPv6-only prefix mode, which is not implemented; dual stack with enable_ip_prefix takes one /80 per ENI without it",
 	"prefix":                         "",
 }
 
@@ -437,8 +437,8 @@ func (c Config) validatePrefix(bad func(field, format string, args ...any) error
 		return bad("ipv4_prefix_count", "%d is above %d, more /28s than any instance type holds", c.IPv4PrefixCount, MaxIPv4PrefixCount)
 	case c.IPv4PrefixCount > 0 && !c.PrefixMode():
 		return bad("ipv4_prefix_count", "%d is set but enable_ip_prefix is not true (prefixes are delegated only in prefix mode)", c.IPv4PrefixCount)
-	case c.PrefixMode() && c.IPStack != "ipv4":
-		return bad("enable_ip_prefix", "prefix mode delegates IPv4 /28s only; ip_stack %q would need IPv6 /80s from the pool, which veni does not do yet (use ip_stack ipv4 with prefixes, or IP mode)", c.IPStack)
+	case c.PrefixMode() && c.IPv6Only():
+		return bad("enable_ip_prefix", "prefix mode with ip_stack %q would give IPv6-only pods addresses of /80s, which veni does not do yet (use ip_stack dual with prefixes: each ENI gets one /80, or IP mode)", c.IPStack)
 	}
 	return nil
 }

@@ -18,8 +18,8 @@ func TestParse_PrefixMode(t *testing.T) {
 		{"count without mode", `{"ipv4_prefix_count": 3}`, false, 0, "enable_ip_prefix is not true"},
 		{"negative count", `{"enable_ip_prefix": true, "ipv4_prefix_count": -1}`, false, 0, "ipv4_prefix_count: -1 is negative"},
 		{"absurd count", `{"enable_ip_prefix": true, "ipv4_prefix_count": 100000}`, false, 0, "ipv4_prefix_count: 100000 is above"},
-		{"dual stack", `{"enable_ip_prefix": true, "ip_stack": "dual"}`, false, 0, "IPv6 /80s from the pool, which veni does not do yet"},
-		{"ipv6 only", `{"enable_ip_prefix": true, "ip_stack": "ipv6"}`, false, 0, "IPv6 /80s from the pool, which veni does not do yet"},
+		{"dual stack", `{"enable_ip_prefix": true, "ip_stack": "dual", "ipv4_prefix_count": 1}`, true, 1, ""},
+		{"ipv6 only", `{"enable_ip_prefix": true, "ip_stack": "ipv6"}`, false, 0, "IPv6-only pods addresses of /80s, which veni does not do yet"},
 		{"not a bool", `{"enable_ip_prefix": "yes"}`, false, 0, "enable_ip_prefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

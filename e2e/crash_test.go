@@ -37,6 +37,14 @@ func TestCNI_DualStack_CrashSafety(t *testing.T) {
 	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=dual")
 }
 
+// Ensure the same on dual-stack nodes in prefix mode: each pod's IPv6
+// record is made in the transaction that reserves its IPv4, so through the
+// kills no pod is left with half its stack, no half is leaked, and every
+// held address lies in a /28 or /80 its ENI holds in the cloud (verify).
+func TestCNI_DualStackPrefix_CrashSafety(t *testing.T) {
+	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=dual", "--node-config", "enable_ip_prefix=true")
+}
+
 // Ensure the same on IPv6-only nodes: every pod's one address is an IPv6
 // of its ENI, none is bound twice or leaked through the kills, and every
 // held one is assigned to its ENI in the cloud (verify).

@@ -30,9 +30,10 @@ type callsRow struct {
 // counting every OpenAPI call the sim served meanwhile. max_pool_size 5 is
 // Terway's default; 64 is a pool sized for bursts. VENI_BENCH_CALLS_REPORT
 // names a file for the rows as JSON (make bench). VENI_BENCH_CALLS_IPV6=1
-// (make bench, not CI: four more sims) adds the rows of IP mode with
-// ip_stack dual and ipv6, whose IPv6 are single addresses (veni delegates
-// no IPv6 prefixes yet).
+// (make bench, not CI: six more sims) adds the rows of IP mode with
+// ip_stack dual and ipv6, whose IPv6 are single addresses, and of prefix
+// mode with ip_stack dual (one /80 per ENI, delegated with the ENI).
+// IPv6-only prefix mode has no row: veni does not implement it.
 func TestCNI_Prefix_CloudCallsPer100Pods(t *testing.T) {
 	const pods = 100
 	var rows []callsRow
@@ -46,7 +47,7 @@ func TestCNI_Prefix_CloudCallsPer100Pods(t *testing.T) {
 			stack   string
 			prefix  bool
 			maxPool int
-		}{{"dual", false, 5}, {"dual", false, 64}, {"ipv6", false, 5}, {"ipv6", false, 64}}...)
+		}{{"dual", false, 5}, {"dual", false, 64}, {"ipv6", false, 5}, {"ipv6", false, 64}, {"dual", true, 5}, {"dual", true, 64}}...)
 	}
 	for _, tc := range cases {
 		mode := map[bool]string{false: "ip", true: "prefix"}[tc.prefix]

@@ -114,8 +114,7 @@ func (c *AlibabaClient) UnassignIPv6s(ctx context.Context, eniID string, ips []n
 // (AssignIpv6Addresses with Ipv6PrefixCount) in calls of at most
 // MaxPrefixesPerAssign, each with its own ClientToken. On error it returns
 // the prefixes delegated before the failure together with the error. The
-// pool does not use it yet (veni hands out single IPv6 addresses); it is
-// here for "veni eni" and for the pool's next step.
+// pool uses it in prefix mode on a dual-stack node (one /80 per ENI).
 //
 // May return an error wrapping ErrIPv6Unsupported, ErrVSwitchExhausted or
 // ErrQuotaExceeded (each /80 takes one of the ENI's IPv6 slots).

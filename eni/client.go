@@ -84,6 +84,15 @@ type Client interface {
 	// UnassignIPv6s removes IPv6 addresses from an ENI
 	// (UnassignIpv6Addresses).
 	UnassignIPv6s(ctx context.Context, eniID string, ips []netip.Addr) error
+
+	// AssignIPv6Prefixes delegates count new IPv6 /80s to an ENI
+	// (AssignIpv6Addresses with Ipv6PrefixCount; at most 10 per call) and
+	// returns them. Each /80 takes one of the ENI's IPv6 slots.
+	AssignIPv6Prefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error)
+
+	// UnassignIPv6Prefixes removes delegated /80s from an ENI
+	// (UnassignIpv6Addresses with Ipv6Prefix.N).
+	UnassignIPv6Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error
 }
 
 // MaxIPsPerAssign is the most addresses AssignPrivateIpAddresses accepts in

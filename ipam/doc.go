@@ -35,6 +35,18 @@
 // IPv6 of one ENI, taken, bound and freed in the same transactions; the
 // pool counts pairs. The store keeps the node's stack (ErrStackMismatch).
 //
+// Dual stack in prefix mode (prefix6.go): each ENI also gets one IPv6 /80
+// (with its create, or one AssignIpv6Addresses call; it takes one IPv6
+// slot). A /80 cannot be recorded address by address: a pod's IPv6 is the
+// lowest free address of its IPv4's ENI's /80, and its IP record is made
+// in the Reserve transaction that takes the pod's IPv4, then kept (free
+// after release) for the next pod. Pairs, release, GC, stickiness and the
+// store's half-stack check are the ones above; an ENI offers as many pods
+// as free IPv4; the /80 goes back to the cloud only with its ENI. A cloud
+// sync keeps a /80's records (the cloud lists the /80, not its
+// addresses), and after a lost store the host's pods' /80 addresses are
+// recovered with their IPv4.
+//
 // IPv6 only (ip_stack ipv6): an allocation's IP is its one IPv6 (IP6 is
 // zero; store.Allocation.Families splits them for the datapath); the pool
 // is the IPv4 one run on IPv6 addresses (AssignIpv6Addresses, a new ENI
@@ -71,7 +83,9 @@
 // AllocateExclusive look it up by tag and attach it); its parker deletes
 // it at its release time.
 //
-// Not implemented: IPv6 prefixes in the pool (prefix mode with ip_stack
-// dual or ipv6 is refused by config validation), and creating ENIs just to
-// reach min_eni (min_eni only keeps ENIs from being deleted).
+// Not implemented: IPv6 prefixes for IPv6-only pods (prefix mode with
+// ip_stack ipv6 is refused by config validation; Terway's
+// ipv6_prefix_count is noted and ignored), giving an idle /80 back to the
+// cloud while its ENI stays, and creating ENIs just to reach min_eni
+// (min_eni only keeps ENIs from being deleted).
 package ipam

@@ -36,11 +36,16 @@ var ErrStackMismatch = errors.New("a node's ip stack cannot change")
 // of its secondary IPv4 and its IPv6 quota.
 func perENIDual(node Node) int { return min(perENI(node), node.Limits.IPv6PerENI) }
 
-// podsPerENI is how many pods one ENI carries with cfg's stack: its
-// secondary IPv4 slots, its IPv6 quota on an IPv6-only node, the smaller
-// of both in dual stack.
+// podsPerENI is how many pods (in prefix mode: address slots) one ENI
+// carries with cfg's stack: its secondary IPv4 slots, its IPv6 quota on an
+// IPv6-only node, the smaller of both in dual stack, its IPv4 slots in
+// dual-stack prefix mode when its IPv6 quota has room for the /80.
 func podsPerENI(node Node, cfg config.Config) int {
 	switch {
+	case dualPrefix(cfg) && node.Limits.IPv6PerENI < prefix6sPerENI:
+		return 0 // no room for the /80 every pod's IPv6 comes from
+	case dualPrefix(cfg):
+		return perENI(node) // IPv4 slots, /28s; the one /80 serves them all
 	case cfg.DualStack():
 		return perENIDual(node)
 	case cfg.IPv6Only():
@@ -51,13 +56,14 @@ func podsPerENI(node Node, cfg config.Config) int {
 
 // StackWarning says, in one sentence, why the pool is smaller than the
 // instance type's IPv4 allows: dual stack on an instance type with fewer
-// IPv6 than IPv4 per ENI. "" when nothing is capped.
+// IPv6 than IPv4 per ENI (not in prefix mode: one /80 serves every pod of
+// an ENI). "" when nothing is capped.
 func StackWarning(node Node, cfg config.Config) string {
 	if cfg.IPv6Only() && node.Limits.IPv6PerENI == 0 {
 		return fmt.Sprintf("ip_stack ipv6: instance type %s gives no IPv6 per ENI: no pod can be added (use ip_stack ipv4 or an instance type with IPv6)",
 			node.Limits.InstanceType)
 	}
-	if !cfg.DualStack() || node.Limits.IPv6PerENI >= perENI(node) {
+	if !cfg.DualStack() || node.Limits.IPv6PerENI >= perENI(node) || (dualPrefix(cfg) && node.Limits.IPv6PerENI > 0) {
 		return ""
 	}
 	if node.Limits.IPv6PerENI == 0 {
@@ -131,8 +137,10 @@ func checkStack(tx *store.ReadTx, cfg config.Config) error {
 }
 
 // pickFreePair returns, on a usable ENI with IPv6, the free IPv4 that has
-// been free the longest among ENIs that also have a free IPv6, and that
-// ENI's longest-free IPv6; or an error wrapping ErrPoolEmpty.
+// been free the longest among ENIs that also have a free IPv6 or a /80,
+// and that ENI's longest-free IPv6, or with a /80 its lowest free address
+// (lowest6: possibly a record not in the store yet); or an error wrapping
+// ErrPoolEmpty.
 func pickFreePair(tx *store.ReadTx) (v4, v6 store.IP, e store.ENI, err error) {
 	enis, err := readyENIs(tx)
 	if err != nil {
@@ -160,14 +168,20 @@ func pickFreePair(tx *store.ReadTx) (v4, v6 store.IP, e store.ENI, err error) {
 	}
 	var pick *store.IP
 	for id, b := range best4 {
-		if best6[id] != nil && (pick == nil || b.FreeSince.Before(pick.FreeSince)) {
+		if (best6[id] != nil || len(enis[id].IPv6Prefixes) > 0) && (pick == nil || b.FreeSince.Before(pick.FreeSince)) {
 			pick = b
 		}
 	}
 	if pick == nil {
 		return v4, v6, e, emptyError(tx, now)
 	}
-	return *pick, *best6[pick.ENIID], enis[pick.ENIID], nil
+	e = enis[pick.ENIID]
+	if six, ok := lowest6(ips, e, now); ok {
+		// The ENI's IPv6 come from its /80 (prefix6.go): the record is
+		// made here when new, in the caller's transaction.
+		return *pick, six, e, nil
+	}
+	return *pick, *best6[pick.ENIID], e, nil
 }
 
 // ipsByFamily counts an ENI's IPv4 and IPv6 records, free and all.
@@ -269,6 +283,18 @@ func appendFree(ips []store.IP, eniID string, addrs []netip.Addr) []store.IP {
 		ips = append(ips, store.IP{Addr: a, ENIID: eniID, State: store.IPFree})
 	}
 	return ips
+}
+
+// splitFamilies counts the IPv4 and IPv6 of addrs.
+func splitFamilies(addrs []netip.Addr) (four, six int) {
+	for _, a := range addrs {
+		if a.Is6() {
+			six++
+		} else {
+			four++
+		}
+	}
+	return four, six
 }
 
 // pairsOf counts the pods a set of an ENI's new addresses makes room for.

@@ -45,7 +45,8 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 // Exclusive ENI mode: one pod per secondary ENI (MaxExclusivePods).
 //
 // In prefix mode every slot is a /28 of 16 pods: Terway's
-// (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs.
+// (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs;
+// in dual stack too, each ENI's one /80 giving its pods their IPv6.
 // In dual stack each ENI carries min(its IPv4 slots, its IPv6 quota), on
 // an IPv6-only node its IPv6 quota.
 func MaxPods(node Node, cfg config.Config) int {
@@ -53,6 +54,9 @@ func MaxPods(node Node, cfg config.Config) int {
 		return MaxExclusivePods(node, cfg)
 	}
 	if cfg.PrefixMode() {
+		if cfg.DualStack() && node.Limits.IPv6PerENI < prefix6sPerENI {
+			return 0 // no /80: no pod gets its IPv6
+		}
 		return maxSecondaryENIs(node, cfg) * perENI(node) * PrefixSize
 	}
 	return maxSecondaryENIs(node, cfg) * podsPerENI(node, cfg)
@@ -119,6 +123,11 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		opts.SecondaryIPs = min(want, perENIDual(node), eni.MaxIPsPerAssign)
 		opts.IPv6s = opts.SecondaryIPs
 	}
+	if dualPrefix(cfg) {
+		// IPv4 prefixes and the ENI's one /80 (prefix6.go) in the create.
+		opts.SecondaryIPs, opts.IPv6s = 0, 0
+		opts.Prefixes, opts.IPv6Prefixes = prefixesFor(want, perENI(node)), prefix6sPerENI
+	}
 	if cfg.IPv6Only() {
 		// The ENI keeps its primary IPv4 (every ENI has one); pods get
 		// IPv6 only.
@@ -178,6 +187,13 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		return 0, err
 	}
 	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips (%d prefixes)", rec.ID, vsw.ID, n.free, len(attached.Prefixes)))
+	if dualPrefix(cfg) {
+		if len(attached.IPv6Prefixes) == 0 {
+			return 0, fmt.Errorf("eni %s came with no ipv6 prefix: %w", rec.ID, eni.ErrIPv6Unsupported)
+		}
+		four, _ := splitFamilies(n.freeAddrs)
+		return four, nil
+	}
 	if cfg.DualStack() {
 		pairs := pairsOf(n.freeAddrs)
 		if pairs == 0 && n.free > 0 {
@@ -220,13 +236,14 @@ func makeReady(ctx context.Context, db Store, node Node, rec store.ENI, c eni.EN
 	if len(c.MAC) > 0 {
 		rec.MAC = c.MAC.String()
 	}
-	addrs := cloudAddrs(c, rec.PrimaryIP)
+	addrs, prefixes := knownAddrs(ctx, c, rec.PrimaryIP, host)
 	now := time.Now()
-	n, err := recordCloudIPs(ctx, db, rec.ID, addrs, c.Prefixes, now, host)
+	n, err := recordCloudIPs(ctx, db, rec.ID, addrs, prefixes, now, host)
 	if err != nil {
 		return n, err
 	}
 	rec.Prefixes = mergePrefixes(rec.Prefixes, c.Prefixes)
+	rec.IPv6Prefixes = mergePrefixes(rec.IPv6Prefixes, c.IPv6Prefixes)
 	rec.State, rec.ReadyAt = store.ENIReady, now
 	return n, db.Update(func(tx *store.WriteTx) error { return tx.PutENI(rec) })
 }

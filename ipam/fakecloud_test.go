@@ -38,6 +38,7 @@ type fakeVSwitch struct {
 	next6         netip.Addr
 	nextPrefix    netip.Prefix
 	freedPrefixes []netip.Prefix
+	next80        int // /80s handed out, from the top of the /64 down
 }
 
 func newFakeCloud() *fakeCloud {
@@ -189,10 +190,21 @@ func (f *fakeCloud) CreateENI(_ context.Context, opts eni.CreateENIOptions) (eni
 		}
 		e.IPv6s = got
 	}
+	if opts.IPv6Prefixes > 0 && opts.IPv6s > 0 {
+		return eni.ENI{}, fmt.Errorf("create eni with ipv6s and ipv6 prefixes: %w", eni.ErrInvalidParameter)
+	}
+	if opts.IPv6Prefixes > 0 {
+		got, err := f.takePrefixes6(e, opts.IPv6Prefixes)
+		if err != nil {
+			return eni.ENI{}, err
+		}
+		e.IPv6Prefixes = got
+	}
 	f.enis[e.ID] = e
 	c := *e
 	c.Prefixes = slices.Clone(e.Prefixes)
 	c.IPv6s = slices.Clone(e.IPv6s)
+	c.IPv6Prefixes = slices.Clone(e.IPv6Prefixes)
 	return c, nil
 }
 
@@ -277,6 +289,7 @@ func (f *fakeCloud) ENIs(_ context.Context, filter eni.ENIFilter) ([]eni.ENI, er
 		c.PrivateIPs = slices.Clone(e.PrivateIPs)
 		c.Prefixes = slices.Clone(e.Prefixes)
 		c.IPv6s = slices.Clone(e.IPv6s)
+		c.IPv6Prefixes = slices.Clone(e.IPv6Prefixes)
 		out = append(out, c)
 	}
 	return out, nil
@@ -460,7 +473,7 @@ func (f *fakeCloud) takeIPv6s(e *eni.ENI, n int) ([]netip.Addr, error) {
 	if v == nil || !v.IPv6CIDR.IsValid() {
 		return nil, &eni.APIError{Action: "AssignIpv6Addresses", Code: "InvalidVSwitch.Ipv6NotTurnOn", Kind: eni.ErrIPv6Unsupported}
 	}
-	if f.maxIPv6 > 0 && len(e.IPv6s)+n > f.maxIPv6 {
+	if f.maxIPv6 > 0 && len(e.IPv6s)+len(e.IPv6Prefixes)+n > f.maxIPv6 {
 		return nil, &eni.APIError{Action: "AssignIpv6Addresses", Code: "InvalidOperation.Ipv6CountExceeded", Kind: eni.ErrQuotaExceeded}
 	}
 	var out []netip.Addr
@@ -517,6 +530,78 @@ func (f *fakeCloud) ipv6sOf(id string) []netip.Addr {
 	defer f.mu.Unlock()
 	if e := f.enis[id]; e != nil {
 		return slices.Clone(e.IPv6s)
+	}
+	return nil
+}
+
+// takePrefixes6 delegates n /80s of e's vSwitch /64, from its top down (the
+// single IPv6 grow from the bottom), each taking one IPv6 slot as in the
+// cloud.
+func (f *fakeCloud) takePrefixes6(e *eni.ENI, n int) ([]netip.Prefix, error) {
+	v := f.vsw[e.VSwitchID]
+	if v == nil || !v.IPv6CIDR.IsValid() {
+		return nil, &eni.APIError{Action: "AssignIpv6Addresses", Code: "InvalidVSwitch.Ipv6NotTurnOn", Kind: eni.ErrIPv6Unsupported}
+	}
+	if f.maxIPv6 > 0 && len(e.IPv6s)+len(e.IPv6Prefixes)+n > f.maxIPv6 {
+		return nil, &eni.APIError{Action: "AssignIpv6Addresses", Code: "InvalidOperation.Ipv6CountExceeded", Kind: eni.ErrQuotaExceeded}
+	}
+	var out []netip.Prefix
+	for range n {
+		v.next80++
+		b := v.IPv6CIDR.Masked().Addr().As16()
+		idx := 0xffff - v.next80 + 1 // bits 64..79 of the address
+		b[8], b[9] = byte(idx>>8), byte(idx)
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(b), eni.Prefix6Bits))
+	}
+	return out, nil
+}
+
+func (f *fakeCloud) AssignIPv6Prefixes(_ context.Context, id string, n int) ([]netip.Prefix, error) {
+	if err := f.enter("AssignIPv6Prefixes"); err != nil {
+		return nil, err
+	}
+	if n < 1 || n > eni.MaxPrefixesPerAssign {
+		return nil, fmt.Errorf("assign %d ipv6 prefixes: %w", n, eni.ErrInvalidParameter)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return nil, eni.ErrNotFound
+	}
+	got, err := f.takePrefixes6(e, n)
+	if err != nil {
+		return nil, err
+	}
+	e.IPv6Prefixes = append(e.IPv6Prefixes, got...)
+	return got, nil
+}
+
+func (f *fakeCloud) UnassignIPv6Prefixes(_ context.Context, id string, prefixes []netip.Prefix) error {
+	if err := f.enter("UnassignIPv6Prefixes"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.enis[id]
+	if e == nil {
+		return eni.ErrNotFound
+	}
+	for _, p := range prefixes {
+		if !slices.Contains(e.IPv6Prefixes, p) {
+			return fmt.Errorf("unassign %s from %s: not delegated: %w", p, id, eni.ErrInvalidParameter)
+		}
+	}
+	e.IPv6Prefixes = slices.DeleteFunc(e.IPv6Prefixes, func(p netip.Prefix) bool { return slices.Contains(prefixes, p) })
+	return nil
+}
+
+// prefixes6Of returns the /80s the cloud has on an ENI.
+func (f *fakeCloud) prefixes6Of(id string) []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.enis[id]; e != nil {
+		return slices.Clone(e.IPv6Prefixes)
 	}
 	return nil
 }

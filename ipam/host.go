@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/veni-cni/veni/config"
@@ -39,6 +40,35 @@ func (h *hostView) owner(ctx context.Context, addr netip.Addr) (HostPod, bool, e
 	if h == nil {
 		return HostPod{}, false, nil
 	}
+	if err := h.load(ctx); err != nil {
+		return HostPod{}, false, err
+	}
+	p, ok := h.byIP[addr]
+	return p, ok, nil
+}
+
+// usedIn returns the addresses pods on the host use inside prefixes (an
+// ENI's /80s, whose addresses cannot be listed from the cloud), sorted;
+// none when h is nil or prefixes empty.
+func (h *hostView) usedIn(ctx context.Context, prefixes []netip.Prefix) ([]netip.Addr, error) {
+	if h == nil || len(prefixes) == 0 {
+		return nil, nil
+	}
+	if err := h.load(ctx); err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for a := range h.byIP {
+		if inPrefixes(prefixes, a) {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
+// load reads the host's pods once.
+func (h *hostView) load(ctx context.Context) error {
 	if !h.loaded {
 		h.loaded = true
 		if h.node.HostPods == nil {
@@ -55,10 +85,9 @@ func (h *hostView) owner(ctx context.Context, addr netip.Addr) (HostPod, bool, e
 		}
 	}
 	if h.err != nil {
-		return HostPod{}, false, fmt.Errorf("list the host's pods: %w", h.err)
+		return fmt.Errorf("list the host's pods: %w", h.err)
 	}
-	p, ok := h.byIP[addr]
-	return p, ok, nil
+	return nil
 }
 
 // recorded is what recordCloudIPs wrote.

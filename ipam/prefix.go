@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +71,17 @@ func cloudAddrs(c eni.ENI, primary netip.Addr) []netip.Addr {
 	return append(out, c.IPv6s...)
 }
 
+// knownAddrs is what the pool may record of an ENI: cloudAddrs, and the
+// addresses of its /80s that pods on the host use (a /80's others are
+// recorded only as they are handed out), with every prefix they are tagged
+// with.
+func knownAddrs(ctx context.Context, c eni.ENI, primary netip.Addr, host *hostView) ([]netip.Addr, []netip.Prefix) {
+	// A host that cannot be read only delays recovering these: none of
+	// them is recorded free meanwhile (recordCloudIPs says why for the rest).
+	used, _ := host.usedIn(ctx, c.IPv6Prefixes)
+	return append(cloudAddrs(c, primary), used...), append(slices.Clone(c.Prefixes), c.IPv6Prefixes...)
+}
+
 func mergePrefixes(have, add []netip.Prefix) []netip.Prefix {
 	out := slices.Clone(have)
 	for _, p := range add {
@@ -81,8 +93,14 @@ func mergePrefixes(have, add []netip.Prefix) []netip.Prefix {
 }
 
 // notePrefixes records prefixes on the ENI eniID in tx (a no-op for an ENI
-// the store does not have yet: makeReady writes them with it).
+// the store does not have yet: makeReady writes them with it): IPv4 /28s
+// in Prefixes, IPv6 /80s in IPv6Prefixes.
 func notePrefixes(tx *store.WriteTx, eniID string, prefixes []netip.Prefix) error {
+	six := slices.DeleteFunc(slices.Clone(prefixes), func(p netip.Prefix) bool { return p.Addr().Is4() })
+	if err := notePrefixes6(tx, eniID, six); err != nil {
+		return err
+	}
+	prefixes = slices.DeleteFunc(slices.Clone(prefixes), func(p netip.Prefix) bool { return p.Addr().Is6() })
 	if len(prefixes) == 0 {
 		return nil
 	}
@@ -232,9 +250,22 @@ func EnsureMode(db Store, cfg config.Config) error {
 
 // assignPrefixesOnENIs delegates prefixes to owned ready ENIs with free
 // slots, in eni_selection_policy order, until need addresses are added.
+//
+// On a dual-stack node (prefix6.go) every such ENI first gets its /80, and
+// an ENI left without one adds no pod: its IPv4 prefixes are not asked for.
 func assignPrefixesOnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
-	cands, blocked := growCandidates(p, node, cfg, p.slotsUsed, time.Now())
+	dual := dualPrefix(cfg)
+	if dual {
+		if added, blocked, err = ensurePrefixes6(ctx, db, cloud, node, cfg, p); err != nil || added >= need {
+			return added, blocked, err
+		}
+	}
+	cands, blocked6 := growCandidates(p, node, cfg, p.slotsUsed, time.Now())
+	blocked = cmp.Or(blocked, blocked6)
 	for _, c := range cands {
+		if dual && !p.has6(c.e.ID) {
+			continue // no /80 (its vSwitch has no IPv6, or the call failed): IPv4 alone is no pod
+		}
 		for added < need && c.used < perENI(node) {
 			n := prefixesFor(need-added, perENI(node)-c.used)
 			if err := markDelegating(db, time.Now()); err != nil {

@@ -106,17 +106,34 @@ func configurePodSide6(h *netlink.Handle, pod netlink.Link, cfg PodConfig, hostM
 
 // ensureENI6 is EnsureENI's IPv6 part, after eniSysctls6 and the link up:
 //
-//	ip -6 route replace $IPv6CIDR dev $eni table $Table
-//	ip -6 route replace default via $Gateway6 dev $eni table $Table
+//	ip -6 route replace $IPv6CIDR via $Gateway6 dev $eni onlink table $Table
+//	ip -6 route replace default via $Gateway6 dev $eni onlink table $Table
+//
+// Unlike IPv4, the vSwitch's /64 goes through its gateway, not on-link: a
+// peer's address may be one of the 2^48 of a delegated /80 (prefix mode),
+// which the VPC routes but no one answers neighbour solicitations for, as
+// Linux proxy NDP (and the cloud's, as far as anyone documents) is per
+// address. The gateway routes every address the VPC knows, singles and
+// /80s alike, so one route serves both modes.
 //
 // The ENI gets no global IPv6 of its own: its link-local address is what
-// its neighbour solicitations come from, and the VPC answers for the
-// gateway (and, in the sim, proxies its same-/64 peers). That address must
-// not be tentative: the kernel sends no solicitation while it is, and the
-// first pod packets through a fresh ENI would wait a second or two.
+// its neighbour solicitations (for the gateway) come from, and the VPC
+// answers for the gateway. That address must not be tentative: the kernel
+// sends no solicitation while it is, and the first pod packets through a
+// fresh ENI would wait a second or two.
 func ensureENI6(h *netlink.Handle, eni ENILink) error {
-	if err := replaceENIRoutes(h, eni.Index, eni.Table, eni.IPv6CIDR, eni.Gateway6); err != nil {
-		return fmt.Errorf("ipv6 table %d: %w", eni.Table, err)
+	for _, dst := range []netip.Prefix{eni.IPv6CIDR.Masked(), netip.PrefixFrom(netip.IPv6Unspecified(), 0)} {
+		r := &netlink.Route{
+			LinkIndex: eni.Index,
+			Dst:       prefixToIPNet(dst),
+			Gw:        eni.Gateway6.AsSlice(),
+			Flags:     int(netlink.FLAG_ONLINK),
+			Table:     eni.Table,
+			Protocol:  unix.RTPROT_STATIC,
+		}
+		if err := h.RouteReplace(r); err != nil {
+			return fmt.Errorf("ipv6 table %d: route %s via %s: %w", eni.Table, dst, eni.Gateway6, err)
+		}
 	}
 	return nil
 }

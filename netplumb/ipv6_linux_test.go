@@ -222,12 +222,15 @@ func TestSetupPod_DualStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var def bool
+		var def, subnet bool
 		for _, r := range routes {
 			def = def || (r.Dst == nil || r.Dst.String() == "::/0") && r.Gw.Equal(eniGW6.AsSlice())
+			// Via the gateway, not on-link: a peer in a delegated /80
+			// answers no neighbour solicitation.
+			subnet = subnet || r.Dst != nil && r.Dst.String() == eniCIDR6.String() && r.Gw.Equal(eniGW6.AsSlice())
 		}
-		if !def {
-			t.Fatalf("eni table %d ipv6 routes %+v lack default via %s", eni.Table, routes, eniGW6)
+		if !def || !subnet {
+			t.Fatalf("eni table %d ipv6 routes %+v lack default and %s via %s", eni.Table, routes, eniCIDR6, eniGW6)
 		}
 	})
 

@@ -117,6 +117,22 @@ func (l lazyClient) UnassignIPv6s(ctx context.Context, eniID string, ips []netip
 	return c.UnassignIPv6s(ctx, eniID, ips)
 }
 
+func (l lazyClient) AssignIPv6Prefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error) {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.AssignIPv6Prefixes(ctx, eniID, count)
+}
+
+func (l lazyClient) UnassignIPv6Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
+	c, err := l.env.buildCloud(ctx)
+	if err != nil {
+		return err
+	}
+	return c.UnassignIPv6Prefixes(ctx, eniID, prefixes)
+}
+
 func (l lazyClient) AttachMember(ctx context.Context, eniID, instanceID, trunkID string) error {
 	t, err := l.trunking(ctx)
 	if err != nil {

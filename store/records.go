@@ -77,6 +77,13 @@ type ENI struct {
 	// forgotten with them.
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
 
+	// IPv6Prefixes are the IPv6 /80s delegated to the ENI (prefix mode on
+	// a dual-stack node). A /80 cannot be listed address by address: an
+	// IP record tagged with it exists only for an address the pool handed
+	// out (made in the transaction that reserved it), and the /80 is
+	// recorded here before any of them.
+	IPv6Prefixes []netip.Prefix `json:"ipv6Prefixes,omitempty"`
+
 	// IPv6CIDR and Gateway6 are the vSwitch's IPv6 /64 and gateway (dual
 	// stack); both zero when the vSwitch has no IPv6 or the node's stack
 	// is IPv4 only. Records written before dual stack have neither.
@@ -115,8 +122,11 @@ const (
 // exclusive ENI): the shared pool never hands out its addresses.
 func (e ENI) Dedicated() bool { return e.Kind == ENIMember || e.Kind == ENIExclusive }
 
-// HasPrefix reports whether p is delegated to the ENI.
-func (e ENI) HasPrefix(p netip.Prefix) bool { return slices.Contains(e.Prefixes, p) }
+// HasPrefix reports whether p (an IPv4 /28 or an IPv6 /80) is delegated
+// to the ENI.
+func (e ENI) HasPrefix(p netip.Prefix) bool {
+	return slices.Contains(e.Prefixes, p) || slices.Contains(e.IPv6Prefixes, p)
+}
 
 // Missing reports whether the cloud stopped listing the ENI as attached,
 // even once.
@@ -156,6 +166,11 @@ func (e ENI) validate() error {
 			return fmt.Errorf("eni %s: prefix %s is not an aligned IPv4 prefix: %w", e.ID, p, ErrInvalid)
 		}
 	}
+	for _, p := range e.IPv6Prefixes {
+		if !p.IsValid() || p != p.Masked() || !p.Addr().Is6() || (e.IPv6CIDR.IsValid() && !e.IPv6CIDR.Contains(p.Addr())) {
+			return fmt.Errorf("eni %s: ipv6 prefix %s is not an aligned IPv6 prefix of %s: %w", e.ID, p, e.IPv6CIDR, ErrInvalid)
+		}
+	}
 	if e.IPv6CIDR.IsValid() && (!e.IPv6CIDR.Addr().Is6() || !e.IPv6CIDR.Contains(e.Gateway6)) {
 		return fmt.Errorf("eni %s: ipv6 cidr %s with gateway %s: %w", e.ID, e.IPv6CIDR, e.Gateway6, ErrInvalid)
 	}
@@ -189,9 +204,9 @@ type IP struct {
 	AddedAt   time.Time  `json:"addedAt"`
 	FreeSince time.Time  `json:"freeSince,omitzero"` // when it last became free: idle-reclaim cool-down and least-recently-used reuse
 
-	// Prefix is the delegated /28 the address belongs to (prefix mode),
-	// the zero Prefix for a secondary IP. Such an address goes back to the
-	// cloud only with its whole prefix.
+	// Prefix is the delegated /28 or /80 the address belongs to (prefix
+	// mode), the zero Prefix for a secondary IP. Such an address goes back
+	// to the cloud only with its whole prefix.
 	Prefix netip.Prefix `json:"prefix,omitzero"`
 
 	// StickTo is the pod ("namespace/name") a free address is kept for

@@ -35,8 +35,9 @@
 //     with addresses in one call; CreateNetworkInterface Ipv6PrefixCount;
 //     UnassignIpv6Addresses Ipv6Prefix.N), carved from the top of the /64
 //     while single addresses come from its bottom, each taking one IPv6
-//     slot (an inference), shown in Ipv6PrefixSets; the Fabric is not
-//     given them yet: the VPC does not route a /80's addresses;
+//     slot (an inference), shown in Ipv6PrefixSets; a Fabric that
+//     implements Prefix6Fabric is given an ENI's /80s with its addresses,
+//     so the VPC routes and accepts every address of them;
 //   - trunking (ops_trunk.go): one trunk ENI per instance of a type with
 //     EniTrunkSupported, member ENIs attached through it with
 //     TrunkNetworkInstanceId up to EniTotalQuantity − EniQuantity, each

@@ -59,6 +59,21 @@ type ENILink struct {
 	// metadata's ipv6-gateway); both invalid when the vSwitch has no IPv6.
 	IPv6CIDR netip.Prefix
 	Gateway6 netip.Addr
+	// IPv6Prefixes are the /80s delegated to the ENI when the attach
+	// completes, for a Prefix6Fabric.
+	IPv6Prefixes []netip.Prefix
+}
+
+// Prefix6Fabric is a Fabric that routes delegated IPv6 /80s. A /80 cannot
+// be handed over address by address as SetENIAddresses takes them: the
+// Cloud gives it the ENI's whole /80 set after every SetENIAddresses of a
+// shared ENI (and with AttachENI, in ENILink.IPv6Prefixes). A Fabric
+// without it leaves /80 addresses unrouted.
+type Prefix6Fabric interface {
+	Fabric
+	// SetENIIPv6Prefixes replaces the /80s the VPC routes to the ENI and
+	// accepts from it as sources.
+	SetENIIPv6Prefixes(instanceID, eniID string, prefixes []netip.Prefix) error
 }
 
 // MemberLink is what the fabric needs to carry one trunk member. A member

@@ -80,15 +80,16 @@ func (c *Cloud) flush(ops ...*fabricOp) error {
 func (c *Cloud) attachCall(e *eni, inst *instance) func(Fabric) error {
 	vsw := c.vsws[e.vswID]
 	link := ENILink{
-		InstanceID:  inst.ID,
-		ENIID:       e.id,
-		MAC:         append(net.HardwareAddr(nil), e.mac...),
-		Primary:     e.typ == eniTypePrimary,
-		Trunk:       e.typ == eniTypeTrunk,
-		DeviceIndex: e.deviceIndex,
-		VSwitchCIDR: vsw.CIDR,
-		Gateway:     vsw.gateway,
-		IPs:         e.fabricAddrs(),
+		InstanceID:   inst.ID,
+		ENIID:        e.id,
+		MAC:          append(net.HardwareAddr(nil), e.mac...),
+		Primary:      e.typ == eniTypePrimary,
+		Trunk:        e.typ == eniTypeTrunk,
+		DeviceIndex:  e.deviceIndex,
+		VSwitchCIDR:  vsw.CIDR,
+		Gateway:      vsw.gateway,
+		IPs:          e.fabricAddrs(),
+		IPv6Prefixes: slices.Clone(e.prefixes6),
 	}
 	if vsw.ipv6On() {
 		link.IPv6CIDR, link.Gateway6 = vsw.IPv6CIDR, vsw.gateway6()
@@ -100,9 +101,18 @@ func detachCall(instanceID, eniID string) func(Fabric) error {
 	return func(f Fabric) error { return f.DetachENI(instanceID, eniID) }
 }
 
-func addressesCall(instanceID, eniID string, ips []netip.Addr) func(Fabric) error {
-	ips = slices.Clone(ips)
-	return func(f Fabric) error { return f.SetENIAddresses(instanceID, eniID, ips) }
+// addressesCall sets an ENI's addresses, then (a Prefix6Fabric) its /80s.
+func addressesCall(instanceID, eniID string, ips []netip.Addr, prefixes6 []netip.Prefix) func(Fabric) error {
+	ips, prefixes6 = slices.Clone(ips), slices.Clone(prefixes6)
+	return func(f Fabric) error {
+		if err := f.SetENIAddresses(instanceID, eniID, ips); err != nil {
+			return err
+		}
+		if pf, ok := f.(Prefix6Fabric); ok {
+			return pf.SetENIIPv6Prefixes(instanceID, eniID, prefixes6)
+		}
+		return nil
+	}
 }
 
 // attachMemberCall captures what Fabric.AttachMember needs now, while c.mu

@@ -402,7 +402,7 @@ func (c *Cloud) addressesChangedUnlock(e *eni, vsw *vswitch) {
 	c.hist.recordFree(now, vsw.ID, vsw.free())
 	var op *fabricOp
 	if e.status == statusInUse { // a member's go to its trunk's link
-		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.fabricAddrs()))
+		op = c.enqueueLocked("set addresses of eni "+e.id, addressesCall(e.instanceID, e.id, e.fabricAddrs(), e.prefixes6))
 	}
 	c.mu.Unlock()
 	_ = c.flush(op)

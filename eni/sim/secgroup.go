@@ -397,6 +397,7 @@ func (c *Cloud) retrySecurityLocked() {
 func (c *Cloud) securityPolicyLocked() SecurityPolicy {
 	var p SecurityPolicy
 	members := map[string][]netip.Addr{}
+	prefixes := map[string][]netip.Prefix{}
 	enis := make([]*eni, 0, len(c.enis))
 	for _, e := range c.enis {
 		enis = append(enis, e)
@@ -406,6 +407,7 @@ func (c *Cloud) securityPolicyLocked() SecurityPolicy {
 		addrs := e.fabricAddrs() // IPv6 too: a group's rules about its members cover both families
 		for _, id := range e.sgs {
 			members[id] = append(members[id], addrs...)
+			prefixes[id] = append(prefixes[id], e.prefixes6...)
 		}
 		es := ENISecurity{ENIID: e.id, Groups: slices.Clone(e.sgs)}
 		if e.trunkID != "" {
@@ -421,7 +423,7 @@ func (c *Cloud) securityPolicyLocked() SecurityPolicy {
 	}
 	slices.SortFunc(groups, func(a, b *secGroup) int { return cmp.Compare(a.seq, b.seq) })
 	for _, g := range groups {
-		sg := SecurityGroup{ID: g.id, Enterprise: g.typ == sgTypeEnterprise, Members: members[g.id]}
+		sg := SecurityGroup{ID: g.id, Enterprise: g.typ == sgTypeEnterprise, Members: members[g.id], MemberPrefixes: prefixes[g.id]}
 		for _, r := range g.rules {
 			sg.Rules = append(sg.Rules, SecurityRule{
 				Egress: r.direction == sgEgress, Drop: r.policy == sgDrop, Priority: r.priority,

@@ -45,6 +45,9 @@ type SecurityGroup struct {
 	Enterprise bool // members are not allowed to each other, nor egress, by default
 	Rules      []SecurityRule
 	Members    []netip.Addr
+	// MemberPrefixes are the IPv6 /80s delegated to its ENIs: every
+	// address of them is a member's, and none of them is in Members.
+	MemberPrefixes []netip.Prefix
 }
 
 // SecurityRule is one rule. The peer is the source of an ingress rule and

@@ -42,6 +42,33 @@
 // Link-local, ND and router solicitations reach the VPC through the
 // kernel's local table, which is looked up before those rules.
 //
+// Delegated IPv6 /80s (prefix6_linux.go; the sim hands them over through
+// sim.Prefix6Fabric) cannot follow that model: a /80 holds 2^48 addresses,
+// so there is no per-address route, neighbour entry, source rule or proxy
+// entry to make, and Linux proxy NDP answers only for listed addresses.
+// The design keeps the VPC from ever soliciting or being solicited for a
+// /80 address:
+//
+//   - VPC side, one route per /80, "PREFIX/80 via fe80::EUI64(MAC) dev
+//     ve-XXXX", whose nexthop (the ENI's link-local address) has a
+//     permanent neighbour entry for the ENI's MAC, as the cloud's SDN
+//     delivers to the MAC of the ENI holding a prefix; and one
+//     anti-spoofing rule per /80, "from PREFIX/80 iif ve-XXXX lookup main".
+//   - Node side, a node reaches the vSwitch's /64 through its IPv6 gateway
+//     (package netplumb routes it so in every ENI's table), so it never
+//     solicits a peer's address on-link; the VPC answers for the gateway
+//     as before. Answering solicitations for /80 addresses instead would
+//     need a neighbour-discovery daemon in the VPC (proxy NDP cannot
+//     match a prefix), one more moving part for no behaviour the gateway
+//     route does not give.
+//
+// Security groups count a /80 as members of its ENI's groups (one
+// interval element of the group's IPv6 set), so "same group" and
+// group-peer rules cover every address of it.
+//
+// Single IPv6 addresses of the same /64 keep their proxy entries, so a
+// node that puts an address/64 on its NIC still reaches them on-link.
+//
 // Trunks (trunk_linux.go). A trunk ENI's link also carries its members,
 // which have no link of their own, exactly as the cloud's VPC does: each
 // member address is a /32 (/128) route via the trunk's VPC-side link with

@@ -94,8 +94,12 @@ func (f *Fabric) AttachENI(l sim.ENILink) (err error) {
 		f.enis6[l.ENIID] = st
 	}
 	st.cidr, st.gw = l.IPv6CIDR.Masked(), l.Gateway6
+	st.prefixes = slices.Clone(l.IPv6Prefixes)
 	f.own[l.ENIID] = slices.Clone(l.IPs)
 	if err := f.setAddresses(l.ENIID, link, l.MAC, f.linkAddrs(l.ENIID)); err != nil {
+		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
+	}
+	if err := f.setPrefixes6(l.ENIID, link); err != nil {
 		return fmt.Errorf("attach eni %s: %w", l.ENIID, err)
 	}
 	// The new link answers for its gateway and its peers even when it
@@ -312,7 +316,8 @@ func (f *Fabric) pruneNeighbours(link netlink.Link, ips []netip.Addr) error {
 	}
 	for _, n := range have {
 		a, ok := netip.AddrFromSlice(n.IP)
-		if !ok || n.State&netlink.NUD_PERMANENT == 0 || slices.ContainsFunc(ips, func(ip netip.Addr) bool { return ip.Unmap() == a.Unmap() }) {
+		// A link-local entry is a /80's nexthop (setPrefixes6's).
+		if !ok || n.State&netlink.NUD_PERMANENT == 0 || a.IsLinkLocalUnicast() || slices.ContainsFunc(ips, func(ip netip.Addr) bool { return ip.Unmap() == a.Unmap() }) {
 			continue
 		}
 		if err := f.vpc.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -334,6 +339,9 @@ func (f *Fabric) setRoutes(link netlink.Link, ips []netip.Addr) error {
 		return fmt.Errorf("list routes of %s: %w", link.Attrs().Name, err)
 	}
 	for _, r := range have {
+		if p, ok := routePrefix(r); ok && p.Bits() != p.Addr().BitLen() {
+			continue // a /80's route: setPrefixes6's
+		}
 		a, ok := netip.AddrFromSlice(r.Dst.IP)
 		if ok && want[a.Unmap()] {
 			delete(want, a.Unmap())

@@ -50,9 +50,10 @@ const (
 
 // eni6 is the fabric's IPv6 view of an attached ENI.
 type eni6 struct {
-	cidr  netip.Prefix // the vSwitch's IPv6 /64; invalid without IPv6
-	gw    netip.Addr   // the vSwitch's IPv6 gateway
-	addrs []netip.Addr // assigned IPv6 addresses
+	cidr     netip.Prefix   // the vSwitch's IPv6 /64; invalid without IPv6
+	gw       netip.Addr     // the vSwitch's IPv6 gateway
+	addrs    []netip.Addr   // assigned IPv6 addresses
+	prefixes []netip.Prefix // delegated /80s (prefix6_linux.go)
 }
 
 // hostBits is the prefix length of a single address of a's family.
@@ -92,13 +93,14 @@ func dropRule() *netlink.Rule {
 	return r
 }
 
-// sourceRule lets the VPC forward packets from src arriving on link.
-func sourceRule(linkName string, src netip.Addr) *netlink.Rule {
+// sourceRule lets the VPC forward packets from src (an address, or a /80)
+// arriving on link.
+func sourceRule(linkName string, src netip.Prefix) *netlink.Rule {
 	r := netlink.NewRule()
 	r.Family = netlink.FAMILY_V6
 	r.Priority = ruleSrcPriority
 	r.IifName = linkName
-	r.Src = hostNet(src)
+	r.Src = prefixNet(src)
 	r.Table = unix.RT_TABLE_MAIN
 	return r
 }
@@ -157,13 +159,13 @@ func (f *Fabric) enableLinkIPv6(name string) error {
 // neighbours: its source rules, then the proxy entries of every IPv6 link
 // of its /64 when the set changed (others answer for its new addresses).
 func (f *Fabric) setIPv6(eniID string, link netlink.Link, v6 []netip.Addr) error {
-	if err := f.setSourceRules(link.Attrs().Name, v6); err != nil {
-		return err
-	}
 	st := f.enis6[eniID]
 	if st == nil {
 		st = &eni6{}
 		f.enis6[eniID] = st
+	}
+	if err := f.setSourceRules(link.Attrs().Name, v6, st.prefixes); err != nil {
+		return err
 	}
 	if slices.Equal(st.addrs, v6) {
 		return nil
@@ -175,7 +177,7 @@ func (f *Fabric) setIPv6(eniID string, link netlink.Link, v6 []netip.Addr) error
 // forgetIPv6 drops a detached ENI's source rules (rules name their iif
 // and outlive the link) and its addresses from its peers' proxy entries.
 func (f *Fabric) forgetIPv6(eniID string) error {
-	err := f.setSourceRules(LinkName(eniID), nil)
+	err := f.setSourceRules(LinkName(eniID), nil, nil)
 	st := f.enis6[eniID]
 	delete(f.enis6, eniID)
 	if st != nil {
@@ -184,25 +186,30 @@ func (f *Fabric) forgetIPv6(eniID string) error {
 	return err
 }
 
-// setSourceRules makes link's source rules exactly one per address of v6.
+// setSourceRules makes link's source rules exactly one per address of v6
+// and one per /80 of prefixes.
 //
 // Equivalent to: ip -n <sim>-vpc -6 rule add from ADDR iif ve-XXXX lookup main priority 31000
-func (f *Fabric) setSourceRules(linkName string, v6 []netip.Addr) error {
+func (f *Fabric) setSourceRules(linkName string, v6 []netip.Addr, prefixes []netip.Prefix) error {
 	rules, err := listRules6(f.vpc)
 	if err != nil {
 		return err
 	}
-	want := map[netip.Addr]bool{}
+	want := map[netip.Prefix]bool{}
 	for _, a := range v6 {
-		want[a] = true
+		want[netip.PrefixFrom(a, 128)] = true
+	}
+	for _, p := range prefixes {
+		want[p.Masked()] = true
 	}
 	for _, r := range rules {
 		if r.Priority != ruleSrcPriority || r.IifName != linkName || r.Src == nil {
 			continue
 		}
 		a, ok := netip.AddrFromSlice(r.Src.IP)
-		if ones, _ := r.Src.Mask.Size(); ok && ones == 128 && want[a] {
-			delete(want, a)
+		ones, _ := r.Src.Mask.Size()
+		if p := netip.PrefixFrom(a, ones); ok && want[p] {
+			delete(want, p)
 			continue
 		}
 		if err := f.vpc.RuleDel(&r); err != nil && !errors.Is(err, unix.ENOENT) {

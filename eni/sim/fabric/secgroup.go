@@ -83,7 +83,17 @@ func renderSecurityPolicy(p sim.SecurityPolicy, linkName func(string) string) st
 				set, typ = name+"_6", "ipv6_addr"
 			}
 			fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tcomment %q\n", set, typ, g.ID)
-			if elems := addrsOf(g.Members, v4); len(elems) > 0 {
+			elems := addrsOf(g.Members, v4)
+			if !v4 && len(g.MemberPrefixes) > 0 {
+				// A delegated /80 is one interval element; the cloud never
+				// carves one holding a member's address, and auto-merge
+				// takes a /80 two of the group's ENIs list.
+				b.WriteString("\t\tflags interval\n\t\tauto-merge\n")
+				for _, p := range g.MemberPrefixes {
+					elems = append(elems, p.Masked().String())
+				}
+			}
+			if len(elems) > 0 {
 				fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
 			}
 			b.WriteString("\t}\n")

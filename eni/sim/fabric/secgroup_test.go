@@ -119,3 +119,26 @@ func TestMemberMark(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a group's delegated /80s are members too: its IPv6 set becomes an
+// interval set holding each /80 next to the single addresses, so "same
+// group" and group-peer rules cover every address of them.
+func TestRenderSecurityPolicy_MemberPrefixes(t *testing.T) {
+	p := sim.SecurityPolicy{
+		Groups: []sim.SecurityGroup{{
+			ID:             "sg-node",
+			Members:        []netip.Addr{netip.MustParseAddr("172.30.1.10"), netip.MustParseAddr("fd00:1::10")},
+			MemberPrefixes: []netip.Prefix{netip.MustParsePrefix("fd00:1:0:0:fffe::/80")},
+		}},
+		ENIs: []sim.ENISecurity{{ENIID: "eni-a", Groups: []string{"sg-node"}}},
+	}
+	got := renderSecurityPolicy(p, func(id string) string { return "ve-" + id })
+	for _, want := range []string{
+		"set g0 {\n\t\ttype ipv4_addr\n\t\tcomment \"sg-node\"\n\t\telements = { 172.30.1.10 }",
+		"set g0_6 {\n\t\ttype ipv6_addr\n\t\tcomment \"sg-node\"\n\t\tflags interval\n\t\tauto-merge\n\t\telements = { fd00:1::10, fd00:1:0:0:fffe::/80 }",
+	} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("policy lacks\n%s\nin\n%s", want, got)
+		}
+	}
+}
