@@ -81,8 +81,14 @@ func addFreeIPs(tb testing.TB, db store.File, n int) {
 // and DEL on bench-cni's policy world (the bench/cni row veni/policy:
 // every local pod selected by 100 policies of 1,000 rules), with 300 of
 // its 632 pods bound: a pod's reservation (ADD's tx1), its bind (tx2) and
-// its release each wake a pass.
+// its release each wake a pass. full is the pass that reads, decodes and
+// merges the whole store every time (Syncer.noCache); cached the daemon's.
 func BenchmarkPass_PodAdd(b *testing.B) {
+	b.Run("full", func(b *testing.B) { benchPassPodAdd(b, true) })
+	b.Run("cached", func(b *testing.B) { benchPassPodAdd(b, false) })
+}
+
+func benchPassPodAdd(b *testing.B, full bool) {
 	db, dir := testStore(b), b.TempDir()
 	const pods, bound = 632, 300
 	addFreeIPs(b, db, bound+1)
@@ -90,6 +96,7 @@ func BenchmarkPass_PodAdd(b *testing.B) {
 	k := &countKernel{}
 	s := NewSyncer(SyncOptions{DB: db, Enabled: true, ManifestDir: dir, Node: "local", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")},
 		OpenKernel: func(bool) (Kernel, error) { return k, nil }})
+	s.noCache = full
 	ipOf := func(i int) string { return netip.AddrFrom4([4]byte{10, 0, byte(1 + i/256), byte(i % 256)}).String() }
 	for i := range bound {
 		bind(b, db, reserve(b, db, "bench", fmt.Sprintf("pod-%d", i), ipOf(i)), 1000+i)

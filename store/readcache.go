@@ -80,6 +80,9 @@ func listCached[T any](t *ReadTx, c *ReadCache, bucket []byte) ([]T, Changes, er
 		}
 	}
 	bc.keys = keys
+	if len(out) == 0 {
+		out = nil // as list returns it
+	}
 	if ch.All {
 		ch.Keys = nil
 	}
