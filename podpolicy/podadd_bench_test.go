@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,8 +82,14 @@ func addFreeIPs(tb testing.TB, db store.File, n int) {
 // and DEL on bench-cni's policy world (the bench/cni row veni/policy:
 // every local pod selected by 100 policies of 1,000 rules), with 300 of
 // its 632 pods bound: a pod's reservation (ADD's tx1), its bind (tx2) and
-// its release each wake a pass.
+// its release each wake a pass. full is the pass that reads, decodes and
+// merges the whole store every time (Syncer.noCache); cached the daemon's.
 func BenchmarkPass_PodAdd(b *testing.B) {
+	b.Run("full", func(b *testing.B) { benchPassPodAdd(b, true) })
+	b.Run("cached", func(b *testing.B) { benchPassPodAdd(b, false) })
+}
+
+func benchPassPodAdd(b *testing.B, full bool) {
 	db, dir := testStore(b), b.TempDir()
 	const pods, bound = 632, 300
 	addFreeIPs(b, db, bound+1)
@@ -90,6 +97,7 @@ func BenchmarkPass_PodAdd(b *testing.B) {
 	k := &countKernel{}
 	s := NewSyncer(SyncOptions{DB: db, Enabled: true, ManifestDir: dir, Node: "local", NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")},
 		OpenKernel: func(bool) (Kernel, error) { return k, nil }})
+	s.noCache = full
 	ipOf := func(i int) string { return netip.AddrFrom4([4]byte{10, 0, byte(1 + i/256), byte(i % 256)}).String() }
 	for i := range bound {
 		bind(b, db, reserve(b, db, "bench", fmt.Sprintf("pod-%d", i), ipOf(i)), 1000+i)
@@ -97,13 +105,20 @@ func BenchmarkPass_PodAdd(b *testing.B) {
 	mustPass(b, s)
 	written, applied := 0, 0
 	var took [3]time.Duration
+	var cpu time.Duration // the process's user+sys time in the passes
+	pass := func() PassReport {
+		t0 := cpuTime(b)
+		r := mustPass(b, s)
+		cpu += cpuTime(b) - t0
+		return r
+	}
 	for b.Loop() {
 		key := reserve(b, db, "bench", fmt.Sprintf("pod-%d", bound), ipOf(bound))
-		r1 := mustPass(b, s)
+		r1 := pass()
 		bind(b, db, key, 1000+bound)
-		r2 := mustPass(b, s)
+		r2 := pass()
 		release(b, db, key)
-		r3 := mustPass(b, s)
+		r3 := pass()
 		for i, r := range []PassReport{r1, r2, r3} {
 			written += r.Written
 			applied += r.Applied
@@ -115,6 +130,16 @@ func BenchmarkPass_PodAdd(b *testing.B) {
 	for i, name := range []string{"reserve", "bind", "release"} {
 		b.ReportMetric(float64(took[i].Microseconds())/1e3/float64(b.N), name+"-ms/op")
 	}
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(3*b.N), "cpu-ms/pass")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // countKernel counts the endpoints set: the daemon's own work is

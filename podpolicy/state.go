@@ -32,6 +32,33 @@ type Stored struct {
 	policies map[string]int
 	sources  []store.PolicySource
 	kube     kubeMirror
+	// foreign are the source pods of other nodes, which merge makes
+	// local when they hold an address here (the one way it depends on
+	// the allocations), and held those of them that do.
+	foreign []string
+	held    map[string]bool
+	// base is the digest of the merged mirror (its allocations and the
+	// peers addPeers adds left out) and Local; "" until compileInputs
+	// computes it. peersFrom is where addPeers' pods start in
+	// Mirror.Remote.
+	base      string
+	peersFrom int
+}
+
+// storedCache is what the daemon's passes keep of their reads, so that
+// the read after one ADD's store write decodes and merges only what that
+// write changed (the pod's allocation): store.ReadCache for the records,
+// and the last merge with what it was merged from.
+type storedCache struct {
+	rc   store.ReadCache
+	srcs store.SourceCache
+	// records is the last read's index by pod key, rebuilt only when the
+	// index changed.
+	records map[string]store.PolicyRecordInfo
+	// last is the last merge with what it merged, reused while those
+	// inputs (the mirror, the sources, the node, which foreign pods hold
+	// an address here) are the same.
+	last *mergeMemo
 }
 
 // kubeMirror is the Kubernetes mirror as stored.
@@ -43,6 +70,122 @@ type kubeMirror struct {
 
 // ReadStored reads everything the policy side keeps, in tx.
 func ReadStored(tx *store.ReadTx) (*Stored, error) { return readStored(tx, nil) }
+
+// mergeMemo is one merge's inputs and result (Stored.merge), read-only.
+type mergeMemo struct {
+	node, instance string
+	nodeIPs        []netip.Addr
+	sources        []store.PolicySource
+	mirror         policy.Mirror // without its allocations
+	local          []policy.PodRef
+	policies       map[string]int
+	foreign        []string
+	held           map[string]bool
+	base           string
+}
+
+// readStoredCached is ReadStored through c: records whose bytes did not
+// change are not decoded again, and the last merge is reused when none of
+// its inputs changed (only allocations did, and none of the source pods
+// of other nodes took or left an address here). What it returns shares
+// memory with c: read-only.
+func readStoredCached(tx *store.ReadTx, c *storedCache) (*Stored, error) {
+	s := &Stored{}
+	var err error
+	s.State, err = tx.PolicyState()
+	switch {
+	case err == nil:
+		s.HasState = true
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	if s.Facts, err = tx.Node(); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	pods, podsCh, err := tx.MirrorPodsCached(&c.rc)
+	if err != nil {
+		return nil, err
+	}
+	nss, nssCh, err := tx.MirrorNamespacesCached(&c.rc)
+	if err != nil {
+		return nil, err
+	}
+	pols, polsCh, err := tx.MirrorPoliciesCached(&c.rc)
+	if err != nil {
+		return nil, err
+	}
+	var allocCh store.Changes
+	if s.Allocations, allocCh, err = tx.AllocationsCached(&c.rc); err != nil {
+		return nil, err
+	}
+	srcs, err := tx.PolicySourcesCached(&c.srcs)
+	if err != nil {
+		return nil, err
+	}
+	recs, recsCh, err := tx.PolicyRecordInfosCached(&c.rc)
+	if err != nil {
+		return nil, err
+	}
+	if recsCh.Any() || c.records == nil {
+		c.records = make(map[string]store.PolicyRecordInfo, len(recs))
+		for _, r := range recs {
+			c.records[store.PodKey(r.Namespace, r.Name)] = r
+		}
+	}
+	s.Records = c.records
+	s.kube = kubeMirror{pods, nss, pols}
+	s.sources = srcs
+	last := c.last
+	if last != nil && !podsCh.Any() && !nssCh.Any() && !polsCh.Any() && sameSources(last.sources, srcs) &&
+		last.node == s.nodeName() && last.instance == s.Facts.InstanceID && slices.Equal(last.nodeIPs, s.nodeIPs()) &&
+		(!allocCh.Any() || !heldChanged(last, s.Allocations)) {
+		// Only allocations changed, and not which foreign pods are
+		// local: the merge is the same but for them.
+		s.Mirror, s.Local, s.policies = last.mirror, last.local, last.policies
+		s.Mirror.Allocations = s.Allocations
+		s.foreign, s.held, s.base, s.peersFrom = last.foreign, last.held, last.base, len(last.mirror.Remote)
+		return s, nil
+	}
+	s.policies = make(map[string]int)
+	s.merge(pods, nss, pols, srcs)
+	s.base = s.baseDigest()
+	m := s.Mirror
+	m.Allocations = nil
+	c.last = &mergeMemo{node: s.nodeName(), instance: s.Facts.InstanceID, nodeIPs: s.nodeIPs(), sources: srcs,
+		mirror: m, local: s.Local, policies: s.policies, foreign: s.foreign, held: s.held, base: s.base}
+	return s, nil
+}
+
+// sameSources reports whether a and b are the same sources, by digest.
+func sameSources(a, b []store.PolicySource) bool {
+	return slices.EqualFunc(a, b, func(x, y store.PolicySource) bool { return x.Name == y.Name && x.Digest == y.Digest })
+}
+
+// heldChanged reports whether allocs make a different set of the foreign
+// pods hold an address here than st's merge saw.
+func heldChanged(st *mergeMemo, allocs []store.Allocation) bool {
+	if len(st.foreign) == 0 {
+		return false
+	}
+	foreign := make(map[string]bool, len(st.foreign))
+	for _, k := range st.foreign {
+		foreign[k] = true
+	}
+	n := 0
+	for _, a := range allocs {
+		if a.PodName == "" {
+			continue
+		}
+		if key := store.PodKey(a.PodNamespace, a.PodName); foreign[key] {
+			if !st.held[key] {
+				return true
+			}
+			foreign[key] = false // counted once
+			n++
+		}
+	}
+	return n != len(st.held)
+}
 
 // readStored is ReadStored, taking the sources whose bytes did not change
 // from c (nil: decode them all).
@@ -116,7 +259,10 @@ func (s *Stored) merge(pods []store.Pod, nss []store.Namespace, pols []store.Pol
 	if name == "" {
 		name = s.Facts.InstanceID
 	}
-	m := policy.Mirror{Node: policy.Node{Name: name, IPs: s.nodeIPs()}, Pods: pods, Namespaces: nss, Policies: pols, Allocations: s.Allocations}
+	// Clipped: what merge appends must not land in the callers' arrays
+	// (a cached read's, shared with the next merge).
+	m := policy.Mirror{Node: policy.Node{Name: name, IPs: s.nodeIPs()}, Pods: slices.Clip(pods), Namespaces: slices.Clip(nss),
+		Policies: slices.Clip(pols), Allocations: s.Allocations}
 	known := make(map[string]bool, len(pods))
 	local := make(map[policy.PodRef]bool, len(pods))
 	for _, p := range pods {
@@ -144,6 +290,15 @@ func (s *Stored) merge(pods []store.Pod, nss []store.Namespace, pols []store.Pol
 				continue
 			}
 			known[key] = true
+			if sp.Node != "" && sp.Node != m.Node.Name {
+				s.foreign = append(s.foreign, key)
+				if holds[key] {
+					if s.held == nil {
+						s.held = make(map[string]bool)
+					}
+					s.held[key] = true
+				}
+			}
 			if sp.Node == "" || sp.Node == m.Node.Name || holds[key] {
 				p := sp.Pod
 				if len(sp.IPs) > 0 {
@@ -177,11 +332,21 @@ func (s *Stored) merge(pods []store.Pod, nss []store.Namespace, pols []store.Pol
 			local[policy.PodRef{Namespace: ns, Name: n}] = true
 		}
 	}
-	for ref := range local {
-		s.Local = append(s.Local, ref)
+	type keyed struct {
+		key string
+		ref policy.PodRef
 	}
-	slices.SortFunc(s.Local, func(a, b policy.PodRef) int { return strings.Compare(a.String(), b.String()) })
+	sorted := make([]keyed, 0, len(local))
+	for ref := range local {
+		sorted = append(sorted, keyed{ref.String(), ref})
+	}
+	slices.SortFunc(sorted, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	s.Local = make([]policy.PodRef, len(sorted))
+	for i, k := range sorted {
+		s.Local[i] = k.ref
+	}
 	s.Mirror = m
+	s.peersFrom = len(m.Remote)
 }
 
 func remotePod(sp store.SourcePod) policy.Pod {
@@ -224,6 +389,7 @@ func (s *Stored) addPeers(peers []policy.Pod) {
 		add = append(add, p)
 	}
 	slices.SortFunc(add, func(a, b policy.Pod) int { return strings.Compare(a.Ref().String(), b.Ref().String()) })
+	s.peersFrom = len(s.Mirror.Remote)
 	s.Mirror.Remote = append(slices.Clone(s.Mirror.Remote), add...)
 }
 
@@ -252,16 +418,33 @@ func (s *Stored) compileInputs() compileInputs {
 	for _, ips := range in.addrs {
 		slices.SortFunc(ips, netip.Addr.Compare)
 	}
+	if s.base == "" {
+		if s.base = s.baseDigest(); s.base == "" {
+			return in
+		}
+	}
+	if b, err := marshal([]any{s.base, s.Mirror.Remote[s.peersFrom:]}); err == nil {
+		in.world = store.PolicyDigest(b)
+	}
+	return in
+}
+
+// baseDigest is the digest of what merge made: the mirror without its
+// allocations and the peers addPeers adds, and Local; "" if it cannot be
+// computed.
+func (s *Stored) baseDigest() string {
 	m := s.Mirror
 	m.Allocations = nil
+	m.Remote = m.Remote[:s.peersFrom]
 	m.Pods = slices.Clone(m.Pods)
 	for i := range m.Pods {
 		m.Pods[i].Mirrored = time.Time{} // rewritten on every mirror flush
 	}
-	if b, err := marshal([]any{m, s.Local}); err == nil {
-		in.world = store.PolicyDigest(b)
+	b, err := marshal([]any{m, s.Local})
+	if err != nil {
+		return ""
 	}
-	return in
+	return store.PolicyDigest(b)
 }
 
 // moved returns the pods whose addresses differ between in and old.

@@ -78,7 +78,14 @@ type Syncer struct {
 	noKern string              // why OpenKernel found no enforcer, logged once
 	dirSig string              // the manifest folder's files, sizes and times at its last read
 	dirSrc *store.PolicySource // what that read gave
-	// srcCache keeps the stored sources as the last pass decoded them.
+	// cache keeps what the passes read and merged, so that a pass after
+	// one ADD's write decodes and merges only what it changed; nil
+	// starts over (every Resync: the safety net). noCache reads the
+	// whole store every pass (the old path, for tests and benchmarks).
+	cache   *storedCache
+	noCache bool
+	// srcCache keeps the stored sources as the last pass decoded them
+	// (noCache).
 	srcCache store.SourceCache
 	// lastWorld and lastAddrs are the inputs of the last good compile
 	// (compileInputs), lastWant its result (read-only once built), and
@@ -146,6 +153,7 @@ func (s *Syncer) Run(ctx context.Context, wake <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-resync.C:
+			s.dropCache()
 			continue
 		case <-wake:
 		}
@@ -169,6 +177,14 @@ func (s *Syncer) Run(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
+// dropCache makes the next pass read and merge the whole store, as the
+// first one did: whatever the caches missed, a Resync corrects.
+func (s *Syncer) dropCache() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cache = nil
+}
+
 // Last returns the last pass's report.
 func (s *Syncer) Last() PassReport {
 	s.mu.Lock()
@@ -187,6 +203,7 @@ func (s *Syncer) Pass(ctx context.Context) (PassReport, error) {
 	rep.Took = time.Since(start)
 	if err != nil {
 		rep.Err = err.Error()
+		s.cache = nil
 	}
 	s.last = rep
 	return rep, err
@@ -218,9 +235,16 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 		}
 	}
 	var st *Stored
+	if s.cache == nil && !s.noCache {
+		s.cache = &storedCache{}
+	}
 	err := s.opts.DB.View(func(tx *store.ReadTx) error {
 		var err error
-		st, err = readStored(tx, &s.srcCache)
+		if s.noCache {
+			st, err = readStored(tx, &s.srcCache)
+		} else {
+			st, err = readStoredCached(tx, s.cache)
+		}
 		return err
 	})
 	if err != nil {
@@ -243,10 +267,12 @@ func (s *Syncer) pass(ctx context.Context) (PassReport, error) {
 			srcs = append(slices.DeleteFunc(slices.Clone(st.sources), func(o store.PolicySource) bool { return o.Name == src.Name }), *src)
 		}
 	}
-	if !s.opts.Enabled {
-		srcs = nil
+	switch {
+	case !s.opts.Enabled:
+		st = st.withSources(nil)
+	case src != nil || s.noCache:
+		st = st.withSources(srcs)
 	}
-	st = st.withSources(srcs)
 	peersSynced := true
 	if s.opts.Peers != nil && s.opts.Enabled {
 		var peers []policy.Pod
