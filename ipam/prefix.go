@@ -96,11 +96,6 @@ func mergePrefixes(have, add []netip.Prefix) []netip.Prefix {
 // the store does not have yet: makeReady writes them with it): IPv4 /28s
 // in Prefixes, IPv6 /80s in IPv6Prefixes.
 func notePrefixes(tx *store.WriteTx, eniID string, prefixes []netip.Prefix) error {
-	six := slices.DeleteFunc(slices.Clone(prefixes), func(p netip.Prefix) bool { return p.Addr().Is4() })
-	if err := notePrefixes6(tx, eniID, six); err != nil {
-		return err
-	}
-	prefixes = slices.DeleteFunc(slices.Clone(prefixes), func(p netip.Prefix) bool { return p.Addr().Is6() })
 	if len(prefixes) == 0 {
 		return nil
 	}
@@ -111,11 +106,19 @@ func notePrefixes(tx *store.WriteTx, eniID string, prefixes []netip.Prefix) erro
 	if err != nil {
 		return err
 	}
-	merged := mergePrefixes(e.Prefixes, prefixes)
-	if len(merged) == len(e.Prefixes) {
+	var v4, v6 []netip.Prefix
+	for _, p := range prefixes {
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			v6 = append(v6, p)
+		}
+	}
+	m4, m6 := mergePrefixes(e.Prefixes, v4), mergePrefixes(e.IPv6Prefixes, v6)
+	if len(m4) == len(e.Prefixes) && len(m6) == len(e.IPv6Prefixes) {
 		return nil
 	}
-	e.Prefixes = merged
+	e.Prefixes, e.IPv6Prefixes = m4, m6
 	return tx.PutENI(e)
 }
 

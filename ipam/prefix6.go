@@ -70,27 +70,6 @@ func lowest6(ips []store.IP, e store.ENI, now time.Time) (ip store.IP, ok bool) 
 	return store.IP{}, false
 }
 
-// notePrefixes6 records IPv6 /80s on the ENI eniID in tx (a no-op for an
-// ENI the store does not have yet: makeReady writes them with it).
-func notePrefixes6(tx *store.WriteTx, eniID string, prefixes []netip.Prefix) error {
-	if len(prefixes) == 0 {
-		return nil
-	}
-	e, err := tx.ENI(eniID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	merged := mergePrefixes(e.IPv6Prefixes, prefixes)
-	if len(merged) == len(e.IPv6Prefixes) {
-		return nil
-	}
-	e.IPv6Prefixes = merged
-	return tx.PutENI(e)
-}
-
 // forgetPrefixes6 drops from the ENI's record, in tx, the /80s the cloud no
 // longer lists (inCloud) that no record is tagged with any more.
 func forgetPrefixes6(tx *store.WriteTx, eniID string, inCloud []netip.Prefix) error {
@@ -139,7 +118,7 @@ func ensurePrefix6(ctx context.Context, db Store, cloud eni.Client, cfg config.C
 		}
 		return 0, fmt.Errorf("assign ipv6 prefix to eni %s: %w", e.ID, err)
 	}
-	if err := db.Update(func(tx *store.WriteTx) error { return notePrefixes6(tx, e.ID, got) }); err != nil {
+	if err := db.Update(func(tx *store.WriteTx) error { return notePrefixes(tx, e.ID, got) }); err != nil {
 		return 0, err
 	}
 	for i := range p.enis {

@@ -128,7 +128,7 @@ func TestReserve_DualPrefix_NoHalfStack(t *testing.T) {
 	if idle, _ := poolCounts(t, db); idle != 0 {
 		t.Fatalf("idle %d on an ENI without a /80, want 0", idle)
 	}
-	mustUpdate(t, db, func(tx *store.WriteTx) error { return notePrefixes6(tx, "eni-1", []netip.Prefix{pfx6}) })
+	mustUpdate(t, db, func(tx *store.WriteTx) error { return notePrefixes(tx, "eni-1", []netip.Prefix{pfx6}) })
 	if idle, _ := poolCounts(t, db); idle != 2 {
 		t.Fatalf("idle %d with 2 free IPv4 and a /80, want 2", idle)
 	}

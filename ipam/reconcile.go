@@ -563,7 +563,7 @@ func syncIPs(ctx context.Context, db Store, e store.ENI, c eni.ENI, now time.Tim
 		// A /80's addresses have records only once handed out
 		// (prefix6.go): they are in the cloud while the /80 is, and a /80
 		// the store missed (a crash right after its call) is recorded.
-		if err := notePrefixes6(tx, e.ID, c.IPv6Prefixes); err != nil {
+		if err := notePrefixes(tx, e.ID, c.IPv6Prefixes); err != nil {
 			return err
 		}
 		for _, a := range slices.SortedFunc(maps.Keys(inStore), netip.Addr.Compare) {
