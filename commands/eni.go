@@ -552,6 +552,9 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 	dualIP.IPStack, dualPrefix.IPStack = config.IPStackDual, config.IPStackDual
 	maxIP, maxPrefix := ipam.MaxPods(n, ipMode), ipam.MaxPods(n, prefixMode)
 	maxDualIP, maxDualPrefix := ipam.MaxPods(n, dualIP), ipam.MaxPods(n, dualPrefix)
+	v6IP, v6Prefix := ipMode, prefixMode
+	v6IP.IPStack, v6Prefix.IPStack = config.IPStackV6, config.IPStackV6
+	maxV6IP, maxV6Prefix := ipam.MaxPods(n, v6IP), ipam.MaxPods(n, v6Prefix)
 	if output == "json" {
 		return writeJSON(w, struct {
 			eni.InstanceLimits
@@ -559,7 +562,9 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 			MaxPodsPrefixMode     int `json:"maxPodsPrefixMode"`
 			MaxPodsDualIPMode     int `json:"maxPodsDualIPMode"`
 			MaxPodsDualPrefixMode int `json:"maxPodsDualPrefixMode"`
-		}{l, maxIP, maxPrefix, maxDualIP, maxDualPrefix})
+			MaxPodsIPv6IPMode     int `json:"maxPodsIPv6IPMode"`
+			MaxPodsIPv6PrefixMode int `json:"maxPodsIPv6PrefixMode"`
+		}{l, maxIP, maxPrefix, maxDualIP, maxDualPrefix, maxV6IP, maxV6Prefix})
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "instance type\t%s\n", l.InstanceType)
@@ -572,6 +577,9 @@ func runENILimits(ctx context.Context, w io.Writer, s *eniSession, typ, output s
 	fmt.Fprintf(tw, "max pods, prefix mode\t%d\n", maxPrefix)
 	fmt.Fprintf(tw, "max pods, dual stack, ip mode\t%d\n", maxDualIP)
 	fmt.Fprintf(tw, "max pods, dual stack, prefix mode\t%d\n", maxDualPrefix)
+	fmt.Fprintf(tw, "max pods, ipv6 only, ip mode\t%d\n", maxV6IP)
+	// An ENI's /80 never runs short: its IPv6 quota bounds its pods.
+	fmt.Fprintf(tw, "max pods, ipv6 only, prefix mode\t%d\n", maxV6Prefix)
 	return tw.Flush()
 }
 

@@ -145,6 +145,7 @@ func TestENICommand_Workflow(t *testing.T) {
 		eni.InstanceLimits
 		MaxPodsDualIPMode     int `json:"maxPodsDualIPMode"`
 		MaxPodsDualPrefixMode int `json:"maxPodsDualPrefixMode"`
+		MaxPodsIPv6PrefixMode int `json:"maxPodsIPv6PrefixMode"`
 	}
 	if err := json.Unmarshal([]byte(mustRunVeni(t, eniArgs(flags, "limits", "ecs.g6.large", "-o", "json")...)), &l); err != nil || l.ENIs != 2 {
 		t.Fatalf("limits ecs.g6.large = %+v, %v", l, err)
@@ -153,6 +154,11 @@ func TestENICommand_Workflow(t *testing.T) {
 	// pod; in prefix mode that one slot holds the /80 for all 5 x 16.
 	if l.MaxPodsDualIPMode != 1 || l.MaxPodsDualPrefixMode != 80 {
 		t.Fatalf("limits ecs.g6.large dual stack: ip mode %d, prefix mode %d, want 1 and 80", l.MaxPodsDualIPMode, l.MaxPodsDualPrefixMode)
+	}
+	// IPv6 only in prefix mode: the one secondary ENI carries its IPv6
+	// quota of pods, whatever its /80 holds.
+	if l.MaxPodsIPv6PrefixMode != l.IPv6PerENI || l.IPv6PerENI == 0 {
+		t.Fatalf("limits ecs.g6.large ipv6 only, prefix mode: %d, want its ipv6 per eni %d", l.MaxPodsIPv6PrefixMode, l.IPv6PerENI)
 	}
 
 	mustRunVeni(t, eniArgs(flags, "detach", id)...)

@@ -87,6 +87,12 @@ type Config struct {
 	// delegated at least, free or not (a floor like ip_warm_up_size, in
 	// prefixes); 0 means as many as min_pool_size and the pods need.
 	IPv4PrefixCount int `json:"ipv4_prefix_count,omitempty"`
+	// IPv6PrefixCount is Terway's /80s per ENI for an IPv6-only node in
+	// prefix mode, 0 or 1. In prefix mode every ENI of a node whose pods
+	// get an IPv6 has exactly one /80 (Terway's cap; dual stack gets it
+	// without the key), so 1 says what 0 does: an IPv6-only pod has no
+	// other address to get. Set on any other node it is refused.
+	IPv6PrefixCount int `json:"ipv6_prefix_count,omitempty"`
 	// EnableENITrunking gives the node a trunk ENI (on instance types
 	// with EniTrunkSupported) that serves shared pods like any ENI and
 	// carries member ENIs, one per pod that asks for its own network
@@ -193,7 +199,6 @@ var ignoredTerwayFields = map[string]string{
 	"kube_client_qps":                "",
 	"kube_client_burst":              "",
 	"enable_patch_pod_ips":           "",
-	"ipv6_prefix_count":              "it counts /80s for IPv6-only prefix mode, which is not implemented; dual stack with enable_ip_prefix takes one /80 per ENI without it",
 	"prefix":                         "",
 }
 
@@ -437,8 +442,12 @@ func (c Config) validatePrefix(bad func(field, format string, args ...any) error
 		return bad("ipv4_prefix_count", "%d is above %d, more /28s than any instance type holds", c.IPv4PrefixCount, MaxIPv4PrefixCount)
 	case c.IPv4PrefixCount > 0 && !c.PrefixMode():
 		return bad("ipv4_prefix_count", "%d is set but enable_ip_prefix is not true (prefixes are delegated only in prefix mode)", c.IPv4PrefixCount)
-	case c.PrefixMode() && c.IPv6Only():
-		return bad("enable_ip_prefix", "prefix mode with ip_stack %q would give IPv6-only pods addresses of /80s, which veni does not do yet (use ip_stack dual with prefixes: each ENI gets one /80, or IP mode)", c.IPStack)
+	case c.IPv4PrefixCount > 0 && c.IPv6Only():
+		return bad("ipv4_prefix_count", "%d is set but ip_stack is ipv6: IPv6-only pods take no /28 (each ENI gets one /80)", c.IPv4PrefixCount)
+	case c.IPv6PrefixCount < 0 || c.IPv6PrefixCount > 1:
+		return bad("ipv6_prefix_count", "%d is not 0 or 1: an ENI gets at most one /80", c.IPv6PrefixCount)
+	case c.IPv6PrefixCount > 0 && !(c.PrefixMode() && c.IPv6Only()):
+		return bad("ipv6_prefix_count", "%d is set but the node is not IPv6-only in prefix mode (ip_stack ipv6 with enable_ip_prefix true; dual stack gets its /80 without it)", c.IPv6PrefixCount)
 	}
 	return nil
 }

@@ -52,6 +52,14 @@ func TestCNI_IPv6Only_CrashSafety(t *testing.T) {
 	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=ipv6")
 }
 
+// Ensure the same on IPv6-only nodes in prefix mode: every pod's one
+// address is a record of its ENI's /80, none is bound twice or leaked
+// through the kills, and every held one lies in a /80 its ENI holds in the
+// cloud (verify).
+func TestCNI_IPv6OnlyPrefix_CrashSafety(t *testing.T) {
+	crashSafety(t, "--vswitches", dualVSwitches, "--node-config", "ip_stack=ipv6", "--node-config", "enable_ip_prefix=true")
+}
+
 func crashSafety(t *testing.T, extra ...string) {
 	const pods, minKills = 100, 50
 	c := mustCluster(t, append([]string{"--nodes", "2", "--min-pool-size", "2", "--max-pool-size", "5",

@@ -25,7 +25,7 @@
 #   calls     cloud calls per 100 pods once an ENI is attached, IP mode vs
 #             prefix mode (enable_ip_prefix), IP mode with ip_stack dual
 #             and ipv6 (IPv6 addresses), and prefix mode with ip_stack dual
-#             (one IPv6 /80 per ENI), with Terway's default pool
+#             and ipv6 (one IPv6 /80 per ENI), with Terway's default pool
 #             (max_pool_size 5) and a burst-sized one (64); goal: prefix
 #             mode <= 2 (e2e TestCNI_Prefix_CloudCallsPer100Pods; rows in
 #             bin/bench-calls.json)

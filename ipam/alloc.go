@@ -220,7 +220,9 @@ func reserve(db Store, owner Owner, cfg *config.Config) (Reservation, error) {
 }
 
 // pickFree returns the free IPv4 (with six, IPv6) on a ready ENI that has
-// been free the longest, or an error wrapping ErrPoolEmpty.
+// been free the longest, or an error wrapping ErrPoolEmpty. Of an ENI's
+// /80 records (IPv6 only in prefix mode) it returns that ENI's lowest free
+// one.
 func pickFree(tx *store.ReadTx, six bool) (store.IP, store.ENI, error) {
 	enis, err := readyENIs(tx)
 	if err != nil {
@@ -243,7 +245,17 @@ func pickFree(tx *store.ReadTx, six bool) (store.IP, store.ENI, error) {
 	if best == nil {
 		return store.IP{}, store.ENI{}, emptyError(tx, now)
 	}
-	return *best, enis[best.ENIID], nil
+	e := enis[best.ENIID]
+	if six && best.Prefix.IsValid() {
+		// An IPv6-only prefix pool (prefix6.go): the lowest free address
+		// of the ENI's /80s.
+		for i, ip := range ips {
+			if ip.ENIID == e.ID && ip.Open(now) && ip.Addr.Is6() && ip.Prefix.IsValid() && ip.Addr.Less(best.Addr) {
+				best = &ips[i]
+			}
+		}
+	}
+	return *best, e, nil
 }
 
 // pickStuck returns the addresses kept for pod (IP.StickTo) on a usable

@@ -52,6 +52,10 @@
 // is the IPv4 one run on IPv6 addresses (AssignIpv6Addresses, a new ENI
 // with Ipv6AddressCount and no secondary IPv4, EniIpv6AddressQuantity per
 // ENI), so reservation, release, GC, reclaim and recovery are the same.
+// In prefix mode (prefix6.go) an ENI is created with one /80 and nothing
+// else; it still carries EniIpv6AddressQuantity pods, whose addresses are
+// records of the /80 made ahead by grow (no cloud call), and a pod gets
+// its ENI's lowest free one; a full pool grows by a new ENI with its /80.
 //
 // Exclusive ENI mode (exclusive_eni_type eniOnly, exclusive.go): every pod
 // gets an ENI of its own (store.ENIExclusive, Pod naming it) whose primary
@@ -83,9 +87,7 @@
 // AllocateExclusive look it up by tag and attach it); its parker deletes
 // it at its release time.
 //
-// Not implemented: IPv6 prefixes for IPv6-only pods (prefix mode with
-// ip_stack ipv6 is refused by config validation; Terway's
-// ipv6_prefix_count is noted and ignored), giving an idle /80 back to the
-// cloud while its ENI stays, and creating ENIs just to reach min_eni
-// (min_eni only keeps ENIs from being deleted).
+// Not implemented: giving an idle /80 back to the cloud while its ENI
+// stays, and creating ENIs just to reach min_eni (min_eni only keeps ENIs
+// from being deleted).
 package ipam

@@ -38,14 +38,19 @@ func perENIDual(node Node) int { return min(perENI(node), node.Limits.IPv6PerENI
 
 // podsPerENI is how many pods (in prefix mode: address slots) one ENI
 // carries with cfg's stack: its secondary IPv4 slots, its IPv6 quota on an
-// IPv6-only node, the smaller of both in dual stack, its IPv4 slots in
-// dual-stack prefix mode when its IPv6 quota has room for the /80.
+// IPv6-only node (in prefix mode too), the smaller of both in dual stack,
+// its IPv4 slots in dual-stack prefix mode when its IPv6 quota has room
+// for the /80.
 func podsPerENI(node Node, cfg config.Config) int {
 	switch {
 	case dualPrefix(cfg) && node.Limits.IPv6PerENI < prefix6sPerENI:
 		return 0 // no room for the /80 every pod's IPv6 comes from
 	case dualPrefix(cfg):
 		return perENI(node) // IPv4 slots, /28s; the one /80 serves them all
+	case v6Prefix(cfg) && node.Limits.IPv6PerENI < prefix6sPerENI:
+		return 0
+	case v6Prefix(cfg):
+		return node.Limits.IPv6PerENI // as in IPv6-only IP mode (prefix6.go says why)
 	case cfg.DualStack():
 		return perENIDual(node)
 	case cfg.IPv6Only():

@@ -48,10 +48,13 @@ func maxSecondaryENIs(node Node, cfg config.Config) int {
 // (IPv4PerAdapter−1)×16×(TotalAdapters−1), with max_eni capping the ENIs;
 // in dual stack too, each ENI's one /80 giving its pods their IPv6.
 // In dual stack each ENI carries min(its IPv4 slots, its IPv6 quota), on
-// an IPv6-only node its IPv6 quota.
+// an IPv6-only node its IPv6 quota, in prefix mode too (prefix6.go).
 func MaxPods(node Node, cfg config.Config) int {
 	if cfg.ExclusiveENI() {
 		return MaxExclusivePods(node, cfg)
+	}
+	if v6Prefix(cfg) {
+		return maxSecondaryENIs(node, cfg) * podsPerENI(node, cfg)
 	}
 	if cfg.PrefixMode() {
 		if cfg.DualStack() && node.Limits.IPv6PerENI < prefix6sPerENI {
@@ -133,6 +136,10 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		// IPv6 only.
 		opts.SecondaryIPs, opts.IPv6s = 0, min(want, node.Limits.IPv6PerENI, eni.MaxIPsPerAssign)
 	}
+	if v6Prefix(cfg) {
+		// Its /80 and nothing else: the pods' addresses are the /80's.
+		opts.SecondaryIPs, opts.Prefixes, opts.IPv6s, opts.IPv6Prefixes = 0, 0, 0, prefix6sPerENI
+	}
 	mark, err := markCreating(db, now)
 	if err != nil {
 		return 0, err
@@ -187,6 +194,13 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		return 0, err
 	}
 	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips (%d prefixes)", rec.ID, vsw.ID, n.free, len(attached.Prefixes)))
+	if v6Prefix(cfg) {
+		if len(attached.IPv6Prefixes) == 0 {
+			return 0, fmt.Errorf("eni %s came with no ipv6 prefix: %w", rec.ID, eni.ErrIPv6Unsupported)
+		}
+		made, err := newSlots6(db, p, rec.ID, min(want, podsPerENI(node, cfg)), time.Now())
+		return n.free + made, err
+	}
 	if dualPrefix(cfg) {
 		if len(attached.IPv6Prefixes) == 0 {
 			return 0, fmt.Errorf("eni %s came with no ipv6 prefix: %w", rec.ID, eni.ErrIPv6Unsupported)

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,12 +36,36 @@ import (
 // (Reconcile deletes empty ENIs veni created): an ENI that carries dual-stack
 // pods needs its /80 for as long as it carries any.
 
+//
+// IPv6 only in prefix mode (ip_stack ipv6 with enable_ip_prefix): an ENI is
+// created with its /80 and nothing else (no secondary IPv4, no IPv6
+// address), and a pod's one address is an address of a /80, kept in
+// Allocation.IP as on any IPv6-only node. With no IPv4 to count, the /80
+// alone would let one ENI carry any number of pods; Terway documents no
+// bound for this mode, so an ENI carries what it would in IPv6-only IP
+// mode, its IPv6 quota (EniIpv6AddressQuantity). That bound needs the
+// instance type, which only the grower (under the allocator lease) has:
+// so here the pool's slots are the /80's records made ahead, free, by
+// grow (slots6OnENIs: the lowest addresses with no record, at most the
+// quota per ENI, no cloud call), and Reserve takes the lowest free one of
+// its ENI (pickFree). Release, GC, stickiness, verify and recovery are
+// those of any record; an ENI full of held records grows the pool by a
+// new ENI with its /80.
+
 // prefix6sPerENI is how many /80s the pool delegates to an ENI.
 const prefix6sPerENI = 1
 
 // dualPrefix reports whether cfg delegates IPv6 /80s: prefix mode on a
 // dual-stack node.
 func dualPrefix(cfg config.Config) bool { return cfg.PrefixMode() && cfg.DualStack() }
+
+// v6Prefix reports whether cfg gives IPv6-only pods addresses of /80s:
+// prefix mode on an IPv6-only node.
+func v6Prefix(cfg config.Config) bool { return cfg.PrefixMode() && cfg.IPv6Only() }
+
+// prefix6Mode reports whether each ENI of the pool gets a /80: prefix mode
+// on a node whose pods get an IPv6.
+func prefix6Mode(cfg config.Config) bool { return dualPrefix(cfg) || v6Prefix(cfg) }
 
 // lowest6 returns the lowest address of e's /80s any pod may be given: a
 // free record tagged with the /80, or the first address with no record (a
@@ -126,6 +151,9 @@ func ensurePrefix6(ctx context.Context, db Store, cloud eni.Client, cfg config.C
 			p.enis[i].IPv6Prefixes = mergePrefixes(p.enis[i].IPv6Prefixes, got)
 		}
 	}
+	if v6Prefix(cfg) {
+		return 0, nil // its slots are recorded by slots6OnENIs
+	}
 	free4, _, _, _ := p.ipsByFamily(e.ID)
 	return free4, nil
 }
@@ -152,6 +180,91 @@ func ensurePrefixes6(ctx context.Context, db Store, cloud eni.Client, node Node,
 		added += n
 	}
 	return added, blocked, nil
+}
+
+// slots6OnENIs grows an IPv6-only prefix pool (v6Prefix): it gives every
+// owned ready ENI with an IPv6 /64 its /80 (ensurePrefixes6), then records
+// free addresses of the ENIs' /80s (newSlots6), in eni_selection_policy
+// order, until need are added, at most podsPerENI records per ENI. Only
+// the /80 is a cloud call.
+func slots6OnENIs(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config.Config, p *pool, need int) (added int, blocked, err error) {
+	if _, blocked, err = ensurePrefixes6(ctx, db, cloud, node, cfg, p); err != nil {
+		return 0, blocked, err
+	}
+	cands, blocked6 := growCandidates(p, node, cfg, p.slots6Used, time.Now())
+	blocked = cmp.Or(blocked, blocked6)
+	for _, c := range cands {
+		if added >= need {
+			break
+		}
+		n, err := newSlots6(db, p, c.e.ID, min(need-added, podsPerENI(node, cfg)-c.used), time.Now())
+		if err != nil {
+			return added, blocked, err
+		}
+		added += n
+	}
+	return added, blocked, nil
+}
+
+// slots6Used is how many records of its /80s the ENI has: the pods it
+// can carry at once in an IPv6-only prefix pool.
+func (p pool) slots6Used(e store.ENI) int {
+	n := 0
+	for _, ip := range p.ips {
+		if ip.ENIID == e.ID && ip.Prefix.IsValid() && inPrefixes(e.IPv6Prefixes, ip.Addr) {
+			n++
+		}
+	}
+	return n
+}
+
+// newSlots6 records, in one transaction, up to n new free records of the
+// lowest addresses of the ENI's /80s that have none (lowest6), and adds
+// them to p. It returns how many it recorded: 0 when the ENI has no /80
+// or is gone from the store.
+func newSlots6(db Store, p *pool, eniID string, n int, now time.Time) (int, error) {
+	var made []store.IP
+	err := db.Update(func(tx *store.WriteTx) error {
+		made = nil
+		e, err := tx.ENI(eniID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ips, err := tx.IPs()
+		if err != nil {
+			return err
+		}
+		// lowest6 returns a free record before a new one: hide the free
+		// ones from it so it walks to the addresses with no record.
+		scratch := slices.DeleteFunc(slices.Clone(ips), func(ip store.IP) bool { return ip.ENIID != eniID })
+		for i := range scratch {
+			scratch[i].ENIID = ""
+		}
+		for len(made) < n {
+			ip, ok := lowest6(scratch, e, now)
+			if !ok {
+				return nil
+			}
+			if ip.ENIID == "" {
+				return fmt.Errorf("eni %s: lowest6 gave %s, which has a record", eniID, ip.Addr)
+			}
+			if err := tx.PutIP(ip); err != nil {
+				return err
+			}
+			made = append(made, ip)
+			ip.ENIID = ""
+			scratch = append(scratch, ip)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record addresses of eni %s's /80: %w", eniID, err)
+	}
+	p.ips = append(p.ips, made...)
+	return len(made), nil
 }
 
 // backedOff reports whether growing on e waits out a back-off of the ENI

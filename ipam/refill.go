@@ -234,6 +234,8 @@ func grow(ctx context.Context, db Store, cloud eni.Client, node Node, cfg config
 	}
 	assign := assignOnENIs
 	switch {
+	case v6Prefix(cfg):
+		assign = slots6OnENIs
 	case cfg.PrefixMode():
 		assign = assignPrefixesOnENIs
 	case cfg.DualStack():
