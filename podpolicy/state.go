@@ -91,15 +91,7 @@ type mergeMemo struct {
 // memory with c: read-only.
 func readStoredCached(tx *store.ReadTx, c *storedCache) (*Stored, error) {
 	s := &Stored{}
-	var err error
-	s.State, err = tx.PolicyState()
-	switch {
-	case err == nil:
-		s.HasState = true
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, err
-	}
-	if s.Facts, err = tx.Node(); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.readHead(tx); err != nil {
 		return nil, err
 	}
 	pods, podsCh, err := tx.MirrorPodsCached(&c.rc)
@@ -156,6 +148,23 @@ func readStoredCached(tx *store.ReadTx, c *storedCache) (*Stored, error) {
 	return s, nil
 }
 
+// readHead reads the policy loop's state and the node's facts into s,
+// either of which may not be stored yet.
+func (s *Stored) readHead(tx *store.ReadTx) error {
+	var err error
+	s.State, err = tx.PolicyState()
+	switch {
+	case err == nil:
+		s.HasState = true
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	if s.Facts, err = tx.Node(); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // sameSources reports whether a and b are the same sources, by digest.
 func sameSources(a, b []store.PolicySource) bool {
 	return slices.EqualFunc(a, b, func(x, y store.PolicySource) bool { return x.Name == y.Name && x.Digest == y.Digest })
@@ -191,15 +200,7 @@ func heldChanged(st *mergeMemo, allocs []store.Allocation) bool {
 // from c (nil: decode them all).
 func readStored(tx *store.ReadTx, c *store.SourceCache) (*Stored, error) {
 	s := &Stored{Records: make(map[string]store.PolicyRecordInfo), policies: make(map[string]int)}
-	var err error
-	s.State, err = tx.PolicyState()
-	switch {
-	case err == nil:
-		s.HasState = true
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, err
-	}
-	if s.Facts, err = tx.Node(); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.readHead(tx); err != nil {
 		return nil, err
 	}
 	pods, err := tx.MirrorPods()
