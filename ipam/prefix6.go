@@ -95,6 +95,27 @@ func lowest6(ips []store.IP, e store.ENI, now time.Time) (ip store.IP, ok bool) 
 	return store.IP{}, false
 }
 
+// unrecorded6 returns new free records of the n lowest addresses of e's
+// /80s that no record in ips holds (the /80's first address skipped, as in
+// lowest6), fewer when the /80s run out.
+func unrecorded6(ips []store.IP, e store.ENI, n int, now time.Time) []store.IP {
+	var out []store.IP
+	for _, pfx := range e.IPv6Prefixes {
+		known := make(map[netip.Addr]bool)
+		for _, r := range ips {
+			if r.Prefix == pfx {
+				known[r.Addr] = true
+			}
+		}
+		for a := pfx.Masked().Addr().Next(); pfx.Contains(a) && len(out) < n; a = a.Next() {
+			if !known[a] {
+				out = append(out, store.IP{Addr: a, ENIID: e.ID, State: store.IPFree, AddedAt: now, Prefix: pfx})
+			}
+		}
+	}
+	return out
+}
+
 // forgetPrefixes6 drops from the ENI's record, in tx, the /80s the cloud no
 // longer lists (inCloud) that no record is tagged with any more.
 func forgetPrefixes6(tx *store.WriteTx, eniID string, inCloud []netip.Prefix) error {
@@ -219,15 +240,15 @@ func (p pool) slots6Used(e store.ENI) int {
 }
 
 // newSlots6 records, in one transaction, up to n new free records of the
-// lowest addresses of the ENI's /80s that have none (lowest6), and adds
+// lowest addresses of the ENI's /80s that have none (unrecorded6), and adds
 // them to p. It returns how many it recorded: 0 when the ENI has no /80
 // or is gone from the store.
 func newSlots6(db Store, p *pool, eniID string, n int, now time.Time) (int, error) {
 	var made []store.IP
 	err := db.Update(func(tx *store.WriteTx) error {
-		made = nil
 		e, err := tx.ENI(eniID)
 		if errors.Is(err, store.ErrNotFound) {
+			made = nil
 			return nil
 		}
 		if err != nil {
@@ -237,26 +258,11 @@ func newSlots6(db Store, p *pool, eniID string, n int, now time.Time) (int, erro
 		if err != nil {
 			return err
 		}
-		// lowest6 returns a free record before a new one: hide the free
-		// ones from it so it walks to the addresses with no record.
-		scratch := slices.DeleteFunc(slices.Clone(ips), func(ip store.IP) bool { return ip.ENIID != eniID })
-		for i := range scratch {
-			scratch[i].ENIID = ""
-		}
-		for len(made) < n {
-			ip, ok := lowest6(scratch, e, now)
-			if !ok {
-				return nil
-			}
-			if ip.ENIID == "" {
-				return fmt.Errorf("eni %s: lowest6 gave %s, which has a record", eniID, ip.Addr)
-			}
+		made = unrecorded6(ips, e, n, now)
+		for _, ip := range made {
 			if err := tx.PutIP(ip); err != nil {
 				return err
 			}
-			made = append(made, ip)
-			ip.ENIID = ""
-			scratch = append(scratch, ip)
 		}
 		return nil
 	})
