@@ -43,12 +43,10 @@ func perENIDual(node Node) int { return min(perENI(node), node.Limits.IPv6PerENI
 // for the /80.
 func podsPerENI(node Node, cfg config.Config) int {
 	switch {
-	case dualPrefix(cfg) && node.Limits.IPv6PerENI < prefix6sPerENI:
+	case prefix6Mode(cfg) && node.Limits.IPv6PerENI < prefix6sPerENI:
 		return 0 // no room for the /80 every pod's IPv6 comes from
 	case dualPrefix(cfg):
 		return perENI(node) // IPv4 slots, /28s; the one /80 serves them all
-	case v6Prefix(cfg) && node.Limits.IPv6PerENI < prefix6sPerENI:
-		return 0
 	case v6Prefix(cfg):
 		return node.Limits.IPv6PerENI // as in IPv6-only IP mode (prefix6.go says why)
 	case cfg.DualStack():
@@ -303,17 +301,7 @@ func splitFamilies(addrs []netip.Addr) (four, six int) {
 }
 
 // pairsOf counts the pods a set of an ENI's new addresses makes room for.
-func pairsOf(addrs []netip.Addr) int {
-	var n4, n6 int
-	for _, a := range addrs {
-		if a.Is6() {
-			n6++
-		} else {
-			n4++
-		}
-	}
-	return min(n4, n6)
-}
+func pairsOf(addrs []netip.Addr) int { return min(splitFamilies(addrs)) }
 
 // repairHalves mends what store.Check reports as a half stack or an owner
 // without allocation, which no ADD, DEL or GC leaves (they write both

@@ -194,17 +194,14 @@ func createENI(ctx context.Context, db Store, cloud eni.Client, node Node, cfg c
 		return 0, err
 	}
 	appendEvent(db, slog.LevelInfo, "ENICreated", "eni/"+rec.ID, fmt.Sprintf("created eni %s on %s with %d ips (%d prefixes)", rec.ID, vsw.ID, n.free, len(attached.Prefixes)))
+	if prefix6Mode(cfg) && len(attached.IPv6Prefixes) == 0 {
+		return 0, fmt.Errorf("eni %s came with no ipv6 prefix: %w", rec.ID, eni.ErrIPv6Unsupported)
+	}
 	if v6Prefix(cfg) {
-		if len(attached.IPv6Prefixes) == 0 {
-			return 0, fmt.Errorf("eni %s came with no ipv6 prefix: %w", rec.ID, eni.ErrIPv6Unsupported)
-		}
 		made, err := newSlots6(db, p, rec.ID, min(want, podsPerENI(node, cfg)), time.Now())
 		return n.free + made, err
 	}
 	if dualPrefix(cfg) {
-		if len(attached.IPv6Prefixes) == 0 {
-			return 0, fmt.Errorf("eni %s came with no ipv6 prefix: %w", rec.ID, eni.ErrIPv6Unsupported)
-		}
 		four, _ := splitFamilies(n.freeAddrs)
 		return four, nil
 	}
