@@ -16,9 +16,8 @@ type ReadCache struct {
 }
 
 type bucketCache struct {
-	raw  map[string][]byte
-	val  map[string]any
-	keys []string // last read's keys, in order
+	raw map[string][]byte
+	val map[string]any
 }
 
 // Changes is what a cached read found different from the read before:
@@ -45,27 +44,20 @@ func listCached[T any](t *ReadTx, c *ReadCache, bucket []byte) ([]T, Changes, er
 		c.buckets[string(bucket)] = bc
 	}
 	ch := Changes{All: !ok}
-	out := make([]T, 0, len(bc.keys))
-	keys := make([]string, 0, len(bc.keys))
-	seen := make(map[string]bool, len(bc.keys))
+	out := make([]T, 0, len(bc.raw))
+	seen := make(map[string]bool, len(bc.raw))
 	err := t.tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-		if old, ok := bc.raw[string(k)]; ok && bytes.Equal(old, v) {
-			key := string(k)
-			seen[key] = true
-			keys = append(keys, key)
-			out = append(out, bc.val[key].(T))
-			return nil
-		}
-		rec, err := decode[T](k, v)
-		if err != nil {
-			return err
-		}
 		key := string(k)
 		seen[key] = true
-		keys = append(keys, key)
-		bc.raw[key], bc.val[key] = bytes.Clone(v), rec
-		ch.Keys = append(ch.Keys, key)
-		out = append(out, rec)
+		if old, ok := bc.raw[key]; !ok || !bytes.Equal(old, v) {
+			rec, err := decode[T](k, v)
+			if err != nil {
+				return err
+			}
+			bc.raw[key], bc.val[key] = bytes.Clone(v), rec
+			ch.Keys = append(ch.Keys, key)
+		}
+		out = append(out, bc.val[key].(T))
 		return nil
 	})
 	if err != nil {
@@ -79,7 +71,6 @@ func listCached[T any](t *ReadTx, c *ReadCache, bucket []byte) ([]T, Changes, er
 			ch.Keys = append(ch.Keys, key)
 		}
 	}
-	bc.keys = keys
 	if len(out) == 0 {
 		out = nil // as list returns it
 	}
