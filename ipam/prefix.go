@@ -484,33 +484,34 @@ func (p pool) prefixes() int {
 	return n
 }
 
-// forgetPrefixes drops from the ENI's record, in tx, the prefixes the cloud
-// no longer lists (inCloud) that no recorded address belongs to any more.
+// forgetPrefixes drops from the ENI's record, in tx, the prefixes of
+// either family (/28s, /80s) the cloud no longer lists (inCloud) that no
+// IP record is tagged with any more.
 func forgetPrefixes(tx *store.WriteTx, eniID string, inCloud []netip.Prefix) error {
 	e, err := tx.ENI(eniID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	if err != nil || len(e.Prefixes) == 0 {
+	if err != nil || len(e.Prefixes)+len(e.IPv6Prefixes) == 0 {
 		return err
 	}
-	keep := e.Prefixes[:0:0]
-	for _, pfx := range e.Prefixes {
-		if slices.Contains(inCloud, pfx) {
-			keep = append(keep, pfx)
-			continue
-		}
-		for _, a := range prefixAddrs(pfx) {
-			if ip, err := tx.IP(a); err == nil && ip.Prefix == pfx {
-				keep = append(keep, pfx)
-				break
-			}
+	ips, err := tx.IPs()
+	if err != nil {
+		return err
+	}
+	tagged := make(map[netip.Prefix]bool)
+	for _, ip := range ips {
+		if ip.Prefix.IsValid() {
+			tagged[ip.Prefix] = true
 		}
 	}
-	if len(keep) == len(e.Prefixes) {
+	gone := func(p netip.Prefix) bool { return !slices.Contains(inCloud, p) && !tagged[p] }
+	keep4 := slices.DeleteFunc(slices.Clone(e.Prefixes), gone)
+	keep6 := slices.DeleteFunc(slices.Clone(e.IPv6Prefixes), gone)
+	if len(keep4) == len(e.Prefixes) && len(keep6) == len(e.IPv6Prefixes) {
 		return nil
 	}
-	e.Prefixes = keep
+	e.Prefixes, e.IPv6Prefixes = keep4, keep6
 	return tx.PutENI(e)
 }
 

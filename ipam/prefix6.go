@@ -116,33 +116,6 @@ func unrecorded6(ips []store.IP, e store.ENI, n int, now time.Time) []store.IP {
 	return out
 }
 
-// forgetPrefixes6 drops from the ENI's record, in tx, the /80s the cloud no
-// longer lists (inCloud) that no record is tagged with any more.
-func forgetPrefixes6(tx *store.WriteTx, eniID string, inCloud []netip.Prefix) error {
-	e, err := tx.ENI(eniID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil || len(e.IPv6Prefixes) == 0 {
-		return err
-	}
-	ips, err := tx.IPs()
-	if err != nil {
-		return err
-	}
-	keep := e.IPv6Prefixes[:0:0]
-	for _, pfx := range e.IPv6Prefixes {
-		if slices.Contains(inCloud, pfx) || slices.ContainsFunc(ips, func(ip store.IP) bool { return ip.Prefix == pfx }) {
-			keep = append(keep, pfx)
-		}
-	}
-	if len(keep) == len(e.IPv6Prefixes) {
-		return nil
-	}
-	e.IPv6Prefixes = keep
-	return tx.PutENI(e)
-}
-
 // inPrefixes reports whether a is in one of prefixes.
 func inPrefixes(prefixes []netip.Prefix, a netip.Addr) bool {
 	return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Contains(a) })

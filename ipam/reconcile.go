@@ -587,10 +587,7 @@ func syncIPs(ctx context.Context, db Store, e store.ENI, c eni.ENI, now time.Tim
 				rep.DroppedIPs = append(rep.DroppedIPs, a)
 			}
 		}
-		if err := forgetPrefixes6(tx, e.ID, c.IPv6Prefixes); err != nil {
-			return err
-		}
-		return forgetPrefixes(tx, e.ID, c.Prefixes)
+		return forgetPrefixes(tx, e.ID, slices.Concat(c.Prefixes, c.IPv6Prefixes))
 	})
 }
 
