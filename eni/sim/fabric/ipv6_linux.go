@@ -62,7 +62,7 @@ func hostBits(a netip.Addr) int { return a.BitLen() }
 // hostNet is a as a one-address net.IPNet (/32 or /128).
 func hostNet(a netip.Addr) *net.IPNet {
 	a = a.Unmap()
-	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(hostBits(a), hostBits(a))}
+	return prefixNet(netip.PrefixFrom(a, hostBits(a)))
 }
 
 func family(a netip.Addr) int {

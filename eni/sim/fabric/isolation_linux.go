@@ -3,7 +3,6 @@ package fabric
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,7 +15,7 @@ import (
 // blackholeRoute is sim name's root-namespace blackhole for p.
 func blackholeRoute(name string, p netip.Prefix) *netlink.Route {
 	return &netlink.Route{
-		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Dst:      prefixNet(p),
 		Type:     unix.RTN_BLACKHOLE,
 		Protocol: RouteProtocol,
 		Priority: blackholeMetric(name),
