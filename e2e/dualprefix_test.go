@@ -78,21 +78,7 @@ func TestDualStackPrefix_TwoNodesTCPMatrix(t *testing.T) {
 			}
 		}
 	}
-	v4 := make([]testPod, 0, len(all))
-	v6 := make([]testPod, 0, len(all))
-	for _, p := range all {
-		v4 = append(v4, p.testPod)
-		six := p.testPod
-		six.ip = p.ip6
-		v6 = append(v6, six)
-		t.Logf("%s on %s: %s %s (ADD %s)", p.pod.Name, p.node, p.ip, p.ip6, p.took.Round(time.Millisecond))
-	}
-	if fails := probeAll(ctx, v4); len(fails) > 0 {
-		t.Fatalf("ipv4 tcp matrix: %d failures:\n%s", len(fails), summarize(fails, 10))
-	}
-	if fails := probeAll(ctx, v6); len(fails) > 0 {
-		t.Fatalf("ipv6 tcp matrix (within and across nodes): %d failures:\n%s", len(fails), summarize(fails, 10))
-	}
+	probeDual(t, ctx, all)
 	for _, node := range []string{"node-1", "node-2"} {
 		c.mustVerify(t, node)
 	}

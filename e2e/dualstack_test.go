@@ -159,21 +159,7 @@ func dualMatrix(t *testing.T, datapath string) (*cluster, context.Context, []dua
 			all = append(all, c.addDual(t, ctx, node, fmt.Sprintf("ds-%s-%d", node[len(node)-1:], i)))
 		}
 	}
-	v4 := make([]testPod, 0, len(all))
-	v6 := make([]testPod, 0, len(all))
-	for _, p := range all {
-		v4 = append(v4, p.testPod)
-		six := p.testPod
-		six.ip = p.ip6
-		v6 = append(v6, six)
-		t.Logf("%s on %s: %s %s (ADD %s)", p.pod.Name, p.node, p.ip, p.ip6, p.took.Round(time.Millisecond))
-	}
-	if fails := probeAll(ctx, v4); len(fails) > 0 {
-		t.Fatalf("ipv4 tcp matrix: %d failures:\n%s", len(fails), summarize(fails, 10))
-	}
-	if fails := probeAll(ctx, v6); len(fails) > 0 {
-		t.Fatalf("ipv6 tcp matrix: %d failures:\n%s", len(fails), summarize(fails, 10))
-	}
+	probeDual(t, ctx, all)
 
 	// The store holds each pod's pair on one ENI, and the stack.
 	for _, node := range []string{"node-1", "node-2"} {
@@ -299,4 +285,25 @@ func (c *cluster) dualList(tb testing.TB, node string) dualList {
 		tb.Fatalf("ipam list on %s: %v\n%s", node, err, out)
 	}
 	return l
+}
+
+// probeDual logs each dual-stack pod and runs the IPv4 and the IPv6 TCP
+// matrix between all of them, within and across nodes.
+func probeDual(t *testing.T, ctx context.Context, all []dualPod) {
+	t.Helper()
+	v4 := make([]testPod, 0, len(all))
+	v6 := make([]testPod, 0, len(all))
+	for _, p := range all {
+		v4 = append(v4, p.testPod)
+		six := p.testPod
+		six.ip = p.ip6
+		v6 = append(v6, six)
+		t.Logf("%s on %s: %s %s (ADD %s)", p.pod.Name, p.node, p.ip, p.ip6, p.took.Round(time.Millisecond))
+	}
+	if fails := probeAll(ctx, v4); len(fails) > 0 {
+		t.Fatalf("ipv4 tcp matrix: %d failures:\n%s", len(fails), summarize(fails, 10))
+	}
+	if fails := probeAll(ctx, v6); len(fails) > 0 {
+		t.Fatalf("ipv6 tcp matrix: %d failures:\n%s", len(fails), summarize(fails, 10))
+	}
 }
